@@ -1,0 +1,617 @@
+//! Engine settings: the `idsync.toml` file at the root of the configuration.
+//!
+//! Every table and key is optional, so an empty `idsync.toml` is valid:
+//!
+//! ```toml
+//! [target]
+//! database_url = "sqlite://idsync.db"   # or { env = "NAME" } or { file = "path" }
+//! [scim]
+//! listen = "0.0.0.0:5501"
+//! [admin]
+//! listen = "127.0.0.1:5502"
+//! [paths]
+//! connectors = "connectors"
+//! mappings = "mappings"
+//! [log]
+//! level = "info"
+//! format = "text"
+//! [safety]
+//! max_deletes = 500
+//! max_delete_percent = 20.0
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::problems::{Problems, Source, defaulted};
+use super::secret::{SecretString, StringOrSecret};
+
+/// Engine settings from `idsync.toml`, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where idsync keeps its state, resolved from `[target] database_url`:
+    /// a relative sqlite path is made absolute. May hold a password, hence
+    /// secret.
+    pub database_url: SecretString,
+    /// Address the SCIM server listens on (`[scim] listen`).
+    pub scim_listen: SocketAddr,
+    /// Address the admin server listens on (`[admin] listen`).
+    pub admin_listen: SocketAddr,
+    /// Directory of connector files (`[paths] connectors`), absolute.
+    pub connectors_dir: PathBuf,
+    /// Directory of mapping files (`[paths] mappings`), absolute.
+    pub mappings_dir: PathBuf,
+    /// Log filter, an `EnvFilter` directive string (`[log] level`).
+    pub log_level: String,
+    /// Log output format (`[log] format`).
+    pub log_format: LogFormat,
+    /// Default most users one run may delete, for mappings that do not set
+    /// their own (`[safety] max_deletes`).
+    pub max_deletes: u64,
+    /// Default most users one run may delete, as a percentage of the users
+    /// in the target, for mappings that do not set their own
+    /// (`[safety] max_delete_percent`).
+    pub max_delete_percent: f64,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in the configuration: `text` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `idsync.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    /// `[target]`: where idsync keeps its state.
+    #[serde(default)]
+    target: RawTarget,
+    /// `[scim]`: the SCIM server.
+    #[serde(default)]
+    scim: RawScim,
+    /// `[admin]`: the admin server.
+    #[serde(default)]
+    admin: RawAdmin,
+    /// `[paths]`: where the other configuration files are.
+    #[serde(default)]
+    paths: RawPaths,
+    /// `[log]`: logging.
+    #[serde(default)]
+    log: RawLog,
+    /// `[safety]`: limits on deletions, defaults for every mapping.
+    #[serde(default)]
+    safety: RawSafety,
+}
+
+/// `[target]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    /// The state database. `sqlite://path` (a relative path resolves against
+    /// the directory of `idsync.toml`), `sqlite::memory:`, or
+    /// `postgres://user@host/db`. Give it as `{ env = "NAME" }` or
+    /// `{ file = "path" }` when it carries a password.
+    /// Default: `sqlite://idsync.db`.
+    #[serde(default = "default_database_url")]
+    database_url: Spanned<StringOrSecret>,
+}
+
+/// `[scim]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScim {
+    /// `IP:PORT` the SCIM server listens on. Default: `0.0.0.0:5501`.
+    #[serde(default = "default_scim_listen")]
+    listen: Spanned<String>,
+}
+
+/// `[admin]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    /// `IP:PORT` the admin server listens on. Default: `127.0.0.1:5502`.
+    #[serde(default = "default_admin_listen")]
+    listen: Spanned<String>,
+}
+
+/// `[paths]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaths {
+    /// Directory holding one `<id>.toml` per connector, relative to the
+    /// directory of `idsync.toml`. Default: `connectors`.
+    #[serde(default = "default_connectors_dir")]
+    connectors: PathBuf,
+    /// Directory holding one `<name>.toml` per mapping, relative to the
+    /// directory of `idsync.toml`. Default: `mappings`.
+    #[serde(default = "default_mappings_dir")]
+    mappings: PathBuf,
+}
+
+/// `[log]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    /// What to log, as a tracing `EnvFilter` directive string such as
+    /// `info` or `idsync=debug,info`. Default: `info`.
+    #[serde(default = "default_log_level")]
+    level: Spanned<String>,
+    /// `text` (human-readable lines) or `json` (one object per line).
+    /// Default: `text`.
+    #[serde(default = "default_log_format")]
+    format: LogFormat,
+}
+
+/// `[safety]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    /// The most users one run of a mapping may delete (or disable) in the
+    /// target before it stops; mappings may set their own. Default: 500.
+    #[serde(default = "default_max_deletes")]
+    max_deletes: u64,
+    /// The most users one run of a mapping may delete (or disable), as a
+    /// percentage (0 to 100) of the users in the target; mappings may set
+    /// their own. Default: 20.0.
+    #[serde(default = "default_max_delete_percent")]
+    max_delete_percent: Spanned<f64>,
+}
+
+fn default_database_url() -> Spanned<StringOrSecret> {
+    defaulted(StringOrSecret::Plain("sqlite://idsync.db".to_owned()))
+}
+
+fn default_scim_listen() -> Spanned<String> {
+    defaulted("0.0.0.0:5501".to_owned())
+}
+
+fn default_admin_listen() -> Spanned<String> {
+    defaulted("127.0.0.1:5502".to_owned())
+}
+
+fn default_connectors_dir() -> PathBuf {
+    PathBuf::from("connectors")
+}
+
+fn default_mappings_dir() -> PathBuf {
+    PathBuf::from("mappings")
+}
+
+fn default_log_level() -> Spanned<String> {
+    defaulted("info".to_owned())
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+
+fn default_max_deletes() -> u64 {
+    500
+}
+
+fn default_max_delete_percent() -> Spanned<f64> {
+    defaulted(20.0)
+}
+
+impl Default for RawTarget {
+    fn default() -> Self {
+        RawTarget {
+            database_url: default_database_url(),
+        }
+    }
+}
+
+impl Default for RawScim {
+    fn default() -> Self {
+        RawScim {
+            listen: default_scim_listen(),
+        }
+    }
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+impl Default for RawPaths {
+    fn default() -> Self {
+        RawPaths {
+            connectors: default_connectors_dir(),
+            mappings: default_mappings_dir(),
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+impl Default for RawSafety {
+    fn default() -> Self {
+        RawSafety {
+            max_deletes: default_max_deletes(),
+            max_delete_percent: default_max_delete_percent(),
+        }
+    }
+}
+
+/// Reads and checks `idsync.toml`, recording problems.
+///
+/// Always returns settings, so the rest of the tree can still be checked:
+/// where the file or a value is bad, defaults stand in (the load fails anyway
+/// because of the recorded problem). When the file does not deserialise, the
+/// `[paths]` are still taken from it if they can be read.
+pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems) -> EngineConfig {
+    let raw = match source.parse::<RawEngine>(problems) {
+        Some(raw) => raw,
+        None => RawEngine {
+            paths: salvage_paths(source.text),
+            ..RawEngine::default()
+        },
+    };
+    let database_url = match raw.target.database_url.get_ref().resolve(base_dir) {
+        Ok(url) => match normalize_database_url(url.expose(), base_dir) {
+            Ok(url) => SecretString::new(url),
+            Err(message) => {
+                source.report(
+                    problems,
+                    &raw.target.database_url,
+                    "target.database_url",
+                    message,
+                );
+                url
+            }
+        },
+        Err(err) => {
+            source.report(
+                problems,
+                &raw.target.database_url,
+                "target.database_url",
+                err.to_string(),
+            );
+            SecretString::default()
+        }
+    };
+    let scim_listen = listen_address(source, problems, &raw.scim.listen, "scim.listen");
+    let admin_listen = listen_address(source, problems, &raw.admin.listen, "admin.listen");
+    if raw.log.level.get_ref().trim().is_empty() {
+        source.report(
+            problems,
+            &raw.log.level,
+            "log.level",
+            "must not be empty; use a directive such as \"info\"",
+        );
+    }
+    let max_delete_percent = *raw.safety.max_delete_percent.get_ref();
+    if let Err(message) = check_percent(max_delete_percent) {
+        source.report(
+            problems,
+            &raw.safety.max_delete_percent,
+            "safety.max_delete_percent",
+            message,
+        );
+    }
+    EngineConfig {
+        database_url,
+        scim_listen,
+        admin_listen,
+        connectors_dir: super::resolve(base_dir, &raw.paths.connectors),
+        mappings_dir: super::resolve(base_dir, &raw.paths.mappings),
+        log_level: raw.log.level.into_inner(),
+        log_format: raw.log.format,
+        max_deletes: raw.safety.max_deletes,
+        max_delete_percent,
+    }
+}
+
+/// The `[paths]` of an `idsync.toml` that did not deserialise, as far as
+/// they can be read, so the right directories are still checked.
+fn salvage_paths(text: &str) -> RawPaths {
+    let mut paths = RawPaths::default();
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return paths;
+    };
+    let dir = |key: &str| {
+        table
+            .get("paths")
+            .and_then(|paths| paths.get(key))
+            .and_then(|dir| dir.as_str())
+            .map(PathBuf::from)
+    };
+    if let Some(connectors) = dir("connectors") {
+        paths.connectors = connectors;
+    }
+    if let Some(mappings) = dir("mappings") {
+        paths.mappings = mappings;
+    }
+    paths
+}
+
+/// Parses a listen address, recording a problem (and standing in
+/// `0.0.0.0:0`) when it is not `IP:PORT`.
+fn listen_address(
+    source: &Source<'_>,
+    problems: &mut Problems,
+    listen: &Spanned<String>,
+    key: &str,
+) -> SocketAddr {
+    match listen.get_ref().parse() {
+        Ok(address) => address,
+        Err(_) => {
+            source.report(
+                problems,
+                listen,
+                key,
+                format!(
+                    "`{}` is not a valid listen address; expected IP:PORT, e.g. 0.0.0.0:5501 or [::]:5501",
+                    listen.get_ref()
+                ),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        }
+    }
+}
+
+/// Checks a `max_delete_percent`: a number from 0 to 100.
+pub(crate) fn check_percent(percent: f64) -> Result<(), String> {
+    if (0.0..=100.0).contains(&percent) {
+        Ok(())
+    } else {
+        Err(format!("must be between 0 and 100, got {percent}"))
+    }
+}
+
+/// Makes a relative sqlite path absolute against `base_dir`
+/// (`sqlite://state.db` or `sqlite:state.db` become
+/// `sqlite:///etc/idsync/state.db`), keeping any `?query`. Leaves
+/// `sqlite::memory:`, absolute sqlite paths and `postgres://` /
+/// `postgresql://` URLs as they are. Errors never quote the URL, which may
+/// hold a password.
+fn normalize_database_url(url: &str, base_dir: &Path) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_owned());
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err("database_url must start with sqlite: or postgres://".to_owned());
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (database, query) = match rest.split_once('?') {
+        Some((database, query)) => (database, Some(query)),
+        None => (rest, None),
+    };
+    if database == ":memory:" || database.starts_with('/') {
+        return Ok(url.to_owned());
+    }
+    if database.is_empty() {
+        return Err("database_url names no sqlite database file".to_owned());
+    }
+    let Some(decoded) = percent_decode(database) else {
+        return Err("database_url has a malformed %-escape in its sqlite path".to_owned());
+    };
+    let absolute = super::resolve(base_dir, Path::new(&decoded));
+    let Some(absolute) = absolute.to_str() else {
+        return Err("the sqlite database path is not valid UTF-8".to_owned());
+    };
+    let mut normalized = format!("sqlite://{}", percent_encode(absolute));
+    if let Some(query) = query {
+        normalized.push('?');
+        normalized.push_str(query);
+    }
+    Ok(normalized)
+}
+
+/// Decodes `%XX` escapes (as sqlx does for sqlite paths); `None` when an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escapes the characters that would end or garble the path part of a
+/// sqlite URL: `%`, `?` and `#`.
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> (EngineConfig, Vec<String>) {
+        let base = Path::new("/etc/idsync");
+        let mut problems = Problems::new(base);
+        let source = Source {
+            file: &base.join("idsync.toml"),
+            text,
+        };
+        let engine = load(&source, base, &mut problems);
+        let problems = problems
+            .into_vec()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (engine, problems)
+    }
+
+    #[test]
+    fn database_urls_are_normalised() {
+        let base = Path::new("/etc/idsync");
+        let cases = [
+            ("sqlite://idsync.db", "sqlite:///etc/idsync/idsync.db"),
+            ("sqlite:idsync.db", "sqlite:///etc/idsync/idsync.db"),
+            (
+                "sqlite://./state/x.db?mode=rwc",
+                "sqlite:///etc/idsync/state/x.db?mode=rwc",
+            ),
+            ("sqlite://../x.db", "sqlite:///etc/x.db"),
+            ("sqlite://my%20db.db", "sqlite:///etc/idsync/my db.db"),
+            ("sqlite://100%25.db", "sqlite:///etc/idsync/100%25.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("sqlite://:memory:", "sqlite://:memory:"),
+            ("sqlite:///var/lib/idsync.db", "sqlite:///var/lib/idsync.db"),
+            ("sqlite:/var/lib/idsync.db", "sqlite:/var/lib/idsync.db"),
+            ("postgres://u:p@h/db", "postgres://u:p@h/db"),
+            ("postgresql://u:p@h/db", "postgresql://u:p@h/db"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(
+                normalize_database_url(given, base),
+                Ok(expected.to_owned()),
+                "{given}"
+            );
+        }
+        assert_eq!(
+            normalize_database_url("sqlite://x.db", Path::new("/srv/a?b#c%d")),
+            Ok("sqlite:///srv/a%3Fb%23c%25d/x.db".to_owned())
+        );
+        let bad = "database_url must start with sqlite: or postgres://";
+        for given in ["mysql://u:p@h/db", "", "idsync.db", "SQLITE://x.db"] {
+            assert_eq!(
+                normalize_database_url(given, base),
+                Err(bad.to_owned()),
+                "{given}"
+            );
+        }
+        assert_eq!(
+            normalize_database_url("sqlite://", base),
+            Err("database_url names no sqlite database file".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bad_database_url_is_reported_without_its_value() {
+        let (_, problems) = load_text("[target]\ndatabase_url = \"mysql://root:hunter2@db\"\n");
+        assert_eq!(
+            problems,
+            [
+                "idsync.toml:2: target.database_url: database_url must start with sqlite: or postgres://"
+            ]
+        );
+    }
+
+    #[test]
+    fn listen_addresses_must_be_ip_and_port() {
+        let (engine, problems) = load_text("[admin]\nlisten = \"[::1]:80\"\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(engine.admin_listen.to_string(), "[::1]:80");
+        let (_, problems) =
+            load_text("[scim]\n\nlisten = \"0.0.0.0\"\n[admin]\nlisten = \"localhost:5502\"\n");
+        assert_eq!(
+            problems,
+            [
+                "idsync.toml:3: scim.listen: `0.0.0.0` is not a valid listen address; expected IP:PORT, e.g. 0.0.0.0:5501 or [::]:5501",
+                "idsync.toml:5: admin.listen: `localhost:5502` is not a valid listen address; expected IP:PORT, e.g. 0.0.0.0:5501 or [::]:5501",
+            ]
+        );
+    }
+
+    #[test]
+    fn log_settings() {
+        let (engine, problems) = load_text("[log]\nlevel = \"warn\"\nformat = \"json\"\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(engine.log_level, "warn");
+        assert_eq!(engine.log_format, LogFormat::Json);
+        assert_eq!(engine.log_format.as_str(), "json");
+        let (_, problems) = load_text("[log]\nformat = \"xml\"\n");
+        assert_eq!(
+            problems,
+            ["idsync.toml:2: log.format: unknown variant `xml`, expected `text` or `json`"]
+        );
+        let (_, problems) = load_text("[log]\nlevel = \" \"\n");
+        assert_eq!(
+            problems,
+            ["idsync.toml:2: log.level: must not be empty; use a directive such as \"info\""]
+        );
+    }
+
+    #[test]
+    fn safety_limits() {
+        let (engine, problems) = load_text("[safety]\nmax_deletes = 0\nmax_delete_percent = 100\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(engine.max_deletes, 0);
+        assert_eq!(engine.max_delete_percent, 100.0);
+        let (_, problems) = load_text("[safety]\nmax_deletes = -1\n");
+        assert_eq!(
+            problems,
+            ["idsync.toml:2: safety.max_deletes: invalid value: integer `-1`, expected u64"]
+        );
+        let (_, problems) = load_text("[safety]\nmax_delete_percent = 100.5\n");
+        assert_eq!(
+            problems,
+            ["idsync.toml:2: safety.max_delete_percent: must be between 0 and 100, got 100.5"]
+        );
+        let (_, problems) = load_text("[safety]\nmax_delete_percent = nan\n");
+        assert_eq!(
+            problems,
+            ["idsync.toml:2: safety.max_delete_percent: must be between 0 and 100, got NaN"]
+        );
+    }
+
+    #[test]
+    fn unknown_tables_are_rejected() {
+        let (_, problems) = load_text("[targte]\ndatabase_url = \"sqlite::memory:\"\n");
+        assert_eq!(
+            problems,
+            [
+                "idsync.toml:1: targte: unknown field `targte`, expected one of `target`, `scim`, `admin`, `paths`, `log`, `safety`"
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_survive_a_broken_file() {
+        let (engine, problems) =
+            load_text("[paths]\nconnectors = \"c\"\nmappings = \"/m\"\n[log]\nlevel = 1\n");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(engine.connectors_dir, Path::new("/etc/idsync/c"));
+        assert_eq!(engine.mappings_dir, Path::new("/m"));
+    }
+}

@@ -1,0 +1,836 @@
+//! Loading and validating idsync's configuration tree.
+//!
+//! The configuration is a directory tree:
+//!
+//! ```text
+//! idsync.toml            engine settings (see [`EngineConfig`])
+//! connectors/<id>.toml   one per connector; its id is the file stem (see [`ConnectorConfig`])
+//! mappings/<name>.toml   one per mapping; its name is the file stem (see [`MappingConfig`])
+//! ```
+//!
+//! [`Config::load`] reads the whole tree and checks it. It never stops at the
+//! first mistake: every problem in every file is collected, each with its file,
+//! line and key, and returned together as [`ConfigErrors`], so an administrator
+//! can fix them all in one go.
+//!
+//! Only `*.toml` files are read from the `connectors/` and `mappings/`
+//! directories (hidden files, whose name starts with `.`, are skipped), in name
+//! order. A missing directory counts as empty.
+
+mod connector;
+mod engine;
+mod mapping;
+mod problems;
+mod secret;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+pub use connector::{
+    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, Schedule, ScheduleError,
+};
+pub use engine::{EngineConfig, LogFormat};
+pub use mapping::{MappingConfig, OnRemove};
+pub use secret::{SecretError, SecretRef, SecretString, StringOrSecret};
+
+use problems::{Problems, Source};
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `idsync.toml` that was loaded (absolute).
+    pub path: PathBuf,
+    /// The directory holding `idsync.toml` (absolute); relative paths in the
+    /// configuration resolve against it.
+    pub base_dir: PathBuf,
+    /// Engine settings from `idsync.toml`.
+    pub engine: EngineConfig,
+    /// Connectors by id (the stem of their file in the connectors directory).
+    pub connectors: BTreeMap<String, ConnectorConfig>,
+    /// Mappings by name (the stem of their file in the mappings directory).
+    pub mappings: BTreeMap<String, MappingConfig>,
+}
+
+impl Config {
+    /// Loads and validates the whole tree, reporting every problem at once.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let path = match std::path::absolute(path) {
+            Ok(absolute) => normalize(&absolute),
+            Err(err) => {
+                return Err(ConfigErrors(vec![Problem::in_file(
+                    path,
+                    format!("cannot use this path: {err}"),
+                )]));
+            }
+        };
+        let base_dir = match path.parent() {
+            Some(parent) => parent.to_path_buf(),
+            None => {
+                return Err(ConfigErrors(vec![Problem::in_file(
+                    &path,
+                    "is a directory root, not a configuration file",
+                )]));
+            }
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(ConfigErrors(vec![Problem::in_file(
+                    &path,
+                    "configuration file not found",
+                )]));
+            }
+            Err(err) => {
+                return Err(ConfigErrors(vec![Problem::in_file(
+                    &path,
+                    format!("cannot read configuration file: {err}"),
+                )]));
+            }
+        };
+
+        let mut problems = Problems::new(&base_dir);
+        let engine = engine::load(
+            &Source {
+                file: &path,
+                text: &text,
+            },
+            &base_dir,
+            &mut problems,
+        );
+
+        let mut mappings = BTreeMap::new();
+        let mapping_files = list_toml_files(&engine.mappings_dir, &mut problems);
+        for (name, file) in &mapping_files {
+            let Some(text) = read_file(file, &mut problems) else {
+                continue;
+            };
+            let source = Source { file, text: &text };
+            if let Some(mapping) = mapping::load(name, &source, &engine, &mut problems) {
+                mappings.insert(name.clone(), mapping);
+            }
+        }
+
+        // A mapping "exists" when its file does, even if the file has
+        // problems of its own: those are reported once, at the mapping.
+        let known_mappings: BTreeSet<String> =
+            mapping_files.iter().map(|(name, _)| name.clone()).collect();
+        let context = connector::Context {
+            base_dir: &base_dir,
+            known_mappings: &known_mappings,
+            mappings_dir: problems.display_path(&engine.mappings_dir),
+        };
+        let mut connectors = BTreeMap::new();
+        for (id, file) in list_toml_files(&engine.connectors_dir, &mut problems) {
+            let Some(text) = read_file(&file, &mut problems) else {
+                continue;
+            };
+            let source = Source {
+                file: &file,
+                text: &text,
+            };
+            if let Some(connector) = connector::load(&id, &source, &context, &mut problems) {
+                connectors.insert(id, connector);
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems.into_vec()));
+        }
+        Ok(Config {
+            path,
+            base_dir,
+            engine,
+            connectors,
+            mappings,
+        })
+    }
+
+    /// The connector with this id, if there is one.
+    pub fn connector(&self, id: &str) -> Option<&ConnectorConfig> {
+        self.connectors.get(id)
+    }
+
+    /// The mapping a connector uses.
+    ///
+    /// # Panics
+    ///
+    /// If `connector` does not come from this `Config`: [`Config::load`]
+    /// checks that every connector's mapping exists.
+    pub fn mapping_for(&self, connector: &ConnectorConfig) -> &MappingConfig {
+        match self.mappings.get(&connector.mapping) {
+            Some(mapping) => mapping,
+            None => panic!(
+                "connector `{}` names mapping `{}`, which this Config does not have",
+                connector.id, connector.mapping
+            ),
+        }
+    }
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file the problem is in, relative to the configuration's base
+    /// directory when it lies under it (as it is shown to people), else as
+    /// found.
+    pub file: PathBuf,
+    /// The 1-based line in `file`, when the problem has one.
+    pub line: Option<usize>,
+    /// The dotted key the problem is about (`schedule`, `file.path`,
+    /// `target.database_url`), when known.
+    pub key: Option<String>,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with a whole file: no line, no key.
+    fn in_file(file: &Path, message: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `<file>:<line>: <key>: <message>`, leaving out the parts that are absent.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Everything wrong with a configuration tree, in the order found: the
+/// engine file, then mappings, then connectors, each directory in name order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(.0))]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+/// One problem per line, without a trailing newline.
+fn render_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Removes `.` components and resolves `..` components lexically (without
+/// looking at the file system), so `/etc/idsync/../data/x.json` becomes
+/// `/etc/data/x.json`.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // `..` at the root stays at the root.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` made absolute against `base_dir` (when relative) and normalised.
+pub(crate) fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
+    normalize(&base_dir.join(path))
+}
+
+/// The `*.toml` files directly in `dir`, as `(stem, path)` in name order.
+/// A missing directory is empty; hidden files are skipped.
+fn list_toml_files(dir: &Path, problems: &mut Problems) -> Vec<(String, PathBuf)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(err) => {
+            problems.push(dir, None, None, format!("cannot read directory: {err}"));
+            return Vec::new();
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                problems.push(dir, None, None, format!("cannot read directory: {err}"));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".")
+            || path.extension().is_none_or(|ext| ext != "toml")
+            || !path.is_file()
+        {
+            continue;
+        }
+        match path.file_stem().and_then(|stem| stem.to_str()) {
+            Some(stem) => files.push((stem.to_owned(), path)),
+            None => problems.push(&path, None, None, "file name is not valid UTF-8"),
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The text of a configuration file, or a problem saying why not.
+fn read_file(path: &Path, problems: &mut Problems) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            problems.push(path, None, None, format!("cannot read file: {err}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use tempfile::TempDir;
+
+    /// Writes `files` (path relative to the tree root, contents) into a new
+    /// temporary directory.
+    fn tree(files: &[(&str, &str)]) -> TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, contents) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, contents).expect("write");
+        }
+        dir
+    }
+
+    fn load(dir: &TempDir) -> Result<Config, ConfigErrors> {
+        Config::load(&dir.path().join("idsync.toml"))
+    }
+
+    /// The displayed problems of a tree that must fail to load.
+    fn problems(dir: &TempDir) -> Vec<String> {
+        problems_of(&dir.path().join("idsync.toml"))
+    }
+
+    /// The displayed problems of the tree of this `idsync.toml`.
+    fn problems_of(path: &Path) -> Vec<String> {
+        match Config::load(path) {
+            Ok(config) => panic!("expected problems, got {config:#?}"),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn ok(dir: &TempDir) -> Config {
+        match load(dir) {
+            Ok(config) => config,
+            Err(errors) => panic!("expected a valid config, got:\n{errors}"),
+        }
+    }
+
+    /// The tempdir's path as the loader sees it (absolute, normalised).
+    fn root(dir: &TempDir) -> PathBuf {
+        normalize(&std::path::absolute(dir.path()).expect("absolute"))
+    }
+
+    const DEFAULT_MAPPING: (&str, &str) = ("mappings/default.toml", "");
+
+    #[test]
+    fn empty_idsync_toml_loads_with_all_defaults() {
+        let dir = tree(&[("idsync.toml", "")]);
+        let config = ok(&dir);
+        let root = root(&dir);
+        assert_eq!(config.path, root.join("idsync.toml"));
+        assert_eq!(config.base_dir, root);
+        let engine = &config.engine;
+        assert_eq!(
+            engine.database_url.expose(),
+            format!("sqlite://{}/idsync.db", root.display())
+        );
+        assert_eq!(engine.scim_listen.to_string(), "0.0.0.0:5501");
+        assert_eq!(engine.admin_listen.to_string(), "127.0.0.1:5502");
+        assert_eq!(engine.connectors_dir, root.join("connectors"));
+        assert_eq!(engine.mappings_dir, root.join("mappings"));
+        assert_eq!(engine.log_level, "info");
+        assert_eq!(engine.log_format, LogFormat::Text);
+        assert_eq!(engine.max_deletes, 500);
+        assert_eq!(engine.max_delete_percent, 20.0);
+        assert!(config.connectors.is_empty());
+        assert!(config.mappings.is_empty());
+    }
+
+    #[test]
+    fn full_valid_tree() {
+        let dir = tree(&[
+            (
+                "idsync.toml",
+                r#"
+[target]
+database_url = "postgres://idsync@db/idsync"
+[scim]
+listen = "127.0.0.1:6501"
+[admin]
+listen = "[::1]:6502"
+[paths]
+connectors = "conf/connectors"
+mappings = "conf/mappings"
+[log]
+level = "idsync=debug,info"
+format = "json"
+[safety]
+max_deletes = 50
+max_delete_percent = 5
+"#,
+            ),
+            (
+                "conf/connectors/hr.toml",
+                r#"
+kind = "file"
+mapping = "staff"
+schedule = "*/15 * * * *"
+[file]
+path = "data/hr.csv"
+"#,
+            ),
+            (
+                "conf/connectors/contractors.toml",
+                r#"
+kind = "file"
+enabled = false
+mapping = "default"
+[file]
+path = "data/contractors.dump"
+format = "json"
+"#,
+            ),
+            (
+                "conf/mappings/staff.toml",
+                "on_remove = \"delete\"\nmax_deletes = 10\nmax_delete_percent = 2.5\n",
+            ),
+            ("conf/mappings/default.toml", "# all defaults\n"),
+            ("conf/mappings/README.md", "not a mapping"),
+            ("data/hr.csv", "id\n"),
+            ("data/contractors.dump", "[]"),
+        ]);
+        let config = ok(&dir);
+        let root = root(&dir);
+        let engine = &config.engine;
+        assert_eq!(engine.database_url.expose(), "postgres://idsync@db/idsync");
+        assert_eq!(engine.scim_listen.to_string(), "127.0.0.1:6501");
+        assert_eq!(engine.admin_listen.to_string(), "[::1]:6502");
+        assert_eq!(engine.connectors_dir, root.join("conf/connectors"));
+        assert_eq!(engine.mappings_dir, root.join("conf/mappings"));
+        assert_eq!(engine.log_level, "idsync=debug,info");
+        assert_eq!(engine.log_format, LogFormat::Json);
+        assert_eq!(engine.max_deletes, 50);
+        assert_eq!(engine.max_delete_percent, 5.0);
+
+        assert_eq!(
+            config.mappings.keys().collect::<Vec<_>>(),
+            ["default", "staff"]
+        );
+        let staff = &config.mappings["staff"];
+        assert_eq!(staff.name, "staff");
+        assert_eq!(staff.file, root.join("conf/mappings/staff.toml"));
+        assert_eq!(staff.on_remove, OnRemove::Delete);
+        assert_eq!(staff.max_deletes, 10);
+        assert_eq!(staff.max_delete_percent, 2.5);
+        let default = &config.mappings["default"];
+        assert_eq!(default.on_remove, OnRemove::Disable);
+        assert_eq!(default.max_deletes, 50);
+        assert_eq!(default.max_delete_percent, 5.0);
+
+        assert_eq!(
+            config.connectors.keys().collect::<Vec<_>>(),
+            ["contractors", "hr"]
+        );
+        let hr = config.connector("hr").expect("hr");
+        assert_eq!(hr.id, "hr");
+        assert_eq!(hr.file, root.join("conf/connectors/hr.toml"));
+        assert!(hr.enabled);
+        assert_eq!(hr.mapping, "staff");
+        assert_eq!(
+            hr.schedule.as_ref().map(|s| s.text.as_str()),
+            Some("*/15 * * * *")
+        );
+        let ConnectorSettings::File(file) = &hr.settings;
+        assert_eq!(file.path, root.join("data/hr.csv"));
+        assert_eq!(file.format, FileFormat::Csv);
+        assert_eq!(config.mapping_for(hr).name, "staff");
+
+        let contractors = config.connector("contractors").expect("contractors");
+        assert!(!contractors.enabled);
+        assert!(contractors.schedule.is_none());
+        let ConnectorSettings::File(file) = &contractors.settings;
+        assert_eq!(file.format, FileFormat::Json);
+        assert_eq!(config.mapping_for(contractors).name, "default");
+        assert!(config.connector("nope").is_none());
+    }
+
+    #[test]
+    fn missing_idsync_toml_is_one_problem_naming_the_path() {
+        let dir = tree(&[("connectors/x.toml", "bogus")]);
+        let errors = load(&dir).expect_err("missing file");
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "{}: configuration file not found",
+                root(&dir).join("idsync.toml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_connector_gives_line_and_message() {
+        let dir = tree(&[
+            ("idsync.toml", ""),
+            DEFAULT_MAPPING,
+            ("data.json", "[]"),
+            (
+                "connectors/hr.toml",
+                "kind = \"file\"\nmapping = \"default\"\nshcedule = \"@daily\"\n[file]\npath = \"data.json\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "connectors/hr.toml:3: shcedule: unknown field `shcedule`, expected one of \
+                 `kind`, `enabled`, `mapping`, `schedule`, `file`, `azure`, `okta`, `google`, \
+                 `keycloak`, `ldap`, `scim`"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_nested_table_has_a_dotted_key() {
+        let dir = tree(&[
+            ("idsync.toml", ""),
+            DEFAULT_MAPPING,
+            (
+                "connectors/hr.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"data.json\"\nformatt = \"csv\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "connectors/hr.toml:5: file.formatt: unknown field `formatt`, expected `path` or `format`"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_required_key_and_wrong_type() {
+        let dir = tree(&[
+            ("idsync.toml", "[scim]\nlisten = 5501\n"),
+            DEFAULT_MAPPING,
+            ("connectors/a.toml", "# no kind\nmapping = \"default\"\n"),
+            (
+                "connectors/b.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\nformat = \"csv\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "idsync.toml:2: scim.listen: invalid type: integer `5501`, expected a string",
+                "connectors/a.toml: kind: missing field `kind`",
+                "connectors/b.toml:3: file.path: missing field `path`",
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error() {
+        let dir = tree(&[
+            ("idsync.toml", "[log]\nlevel = verbose\n"),
+            (
+                "mappings/m.toml",
+                "on_remove = \"disable\"\non_remove = \"delete\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "idsync.toml:2: string values must be quoted, expected literal string",
+                "mappings/m.toml:2: on_remove: duplicate key",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connector_naming_a_missing_mapping() {
+        let dir = tree(&[
+            ("idsync.toml", ""),
+            ("mappings/default.toml", ""),
+            ("mappings/staff.toml", "on_remove = \"delete\"\n"),
+            ("data.json", "[]"),
+            (
+                "connectors/hr.toml",
+                "kind = \"file\"\nmapping = \"foo\"\n[file]\npath = \"data.json\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            ["connectors/hr.toml:2: mapping: mapping `foo` does not exist (known: default, staff)"]
+        );
+    }
+
+    #[test]
+    fn a_connector_naming_a_mapping_when_there_are_none() {
+        let dir = tree(&[
+            ("idsync.toml", ""),
+            ("data.json", "[]"),
+            (
+                "connectors/hr.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"data.json\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "connectors/hr.toml:2: mapping: mapping `default` does not exist (no mappings in mappings)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mapping_with_problems_still_exists_for_connectors() {
+        let dir = tree(&[
+            ("idsync.toml", ""),
+            ("mappings/default.toml", "on_remove = \"explode\"\n"),
+            ("data.json", "[]"),
+            (
+                "connectors/hr.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"data.json\"\n",
+            ),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "mappings/default.toml:1: on_remove: unknown variant `explode`, expected `disable` or `delete`"
+            ]
+        );
+    }
+
+    #[test]
+    fn several_problems_in_several_files_are_reported_together() {
+        let dir = tree(&[
+            (
+                "idsync.toml",
+                "[target]\ndatabase_url = \"mysql://x\"\n[scim]\nlisten = \"localhost\"\n\
+                 [safety]\nmax_delete_percent = 120\n",
+            ),
+            ("mappings/default.toml", "max_delete_percent = -1.0\n"),
+            ("mappings/broken.toml", "on_remove = \n"),
+            (
+                "connectors/a.toml",
+                "kind = \"okta\"\nmapping = \"nope\"\nschedule = \"* * *\"\n",
+            ),
+            (
+                "connectors/b.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"missing.txt\"\n",
+            ),
+            ("connectors/Bad Name.toml", "kind = \"file\"\n"),
+            ("connectors/notes.txt", "ignored"),
+        ]);
+        let root = root(&dir);
+        let found = problems(&dir);
+        let expected = [
+            "idsync.toml:2: target.database_url: database_url must start with sqlite: or postgres://".to_owned(),
+            "idsync.toml:4: scim.listen: `localhost` is not a valid listen address; expected IP:PORT, e.g. 0.0.0.0:5501 or [::]:5501".to_owned(),
+            "idsync.toml:6: safety.max_delete_percent: must be between 0 and 100, got 120".to_owned(),
+            "mappings/broken.toml:1: string values must be quoted, expected literal string".to_owned(),
+            "mappings/default.toml:1: max_delete_percent: must be between 0 and 100, got -1".to_owned(),
+            "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
+             lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
+            "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: file)".to_owned(),
+            "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
+            "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
+             expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \
+             seconds first (second minute hour day-of-month month day-of-week [year])".to_owned(),
+            "connectors/b.toml:4: file.path: file not found: ".to_owned()
+                + &root.join("missing.txt").display().to_string(),
+            "connectors/b.toml:4: file.format: cannot tell the format of `missing.txt` from its \
+             extension; set format = \"json\" or \"csv\" in [file]".to_owned(),
+        ];
+        assert_eq!(found, expected);
+        assert_eq!(found.len(), 12);
+        let joined = load(&dir).expect_err("problems").to_string();
+        assert_eq!(joined.lines().count(), 12);
+    }
+
+    #[test]
+    fn unset_env_var_for_database_url_names_the_variable() {
+        let dir = tree(&[(
+            "idsync.toml",
+            "[target]\ndatabase_url = { env = \"IDSYNC_TEST_SURELY_UNSET_7F3A\" }\n",
+        )]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "idsync.toml:2: target.database_url: environment variable `IDSYNC_TEST_SURELY_UNSET_7F3A` is not set"
+            ]
+        );
+    }
+
+    #[test]
+    fn database_url_from_a_secret_file() {
+        let dir = tree(&[
+            (
+                "idsync.toml",
+                "[target]\ndatabase_url = { file = \"secrets/db_url\" }\n",
+            ),
+            ("secrets/db_url", "postgresql://idsync:hunter2@db/idsync\n"),
+        ]);
+        let config = ok(&dir);
+        assert_eq!(
+            config.engine.database_url.expose(),
+            "postgresql://idsync:hunter2@db/idsync"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn relative_sqlite_urls_are_normalised_against_the_config_dir() {
+        let cases = [
+            (
+                "sqlite://state/idsync.db",
+                "sqlite://{root}/state/idsync.db",
+            ),
+            ("sqlite:idsync.db", "sqlite://{root}/idsync.db"),
+            (
+                "sqlite://../idsync.db?mode=rwc",
+                "sqlite://{parent}/idsync.db?mode=rwc",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("sqlite:///var/lib/idsync.db", "sqlite:///var/lib/idsync.db"),
+            ("sqlite:/var/lib/idsync.db", "sqlite:/var/lib/idsync.db"),
+        ];
+        for (given, expected) in cases {
+            let dir = tree(&[(
+                "idsync.toml",
+                &format!("[target]\ndatabase_url = \"{given}\"\n"),
+            )]);
+            let root = root(&dir);
+            let parent = root.parent().expect("parent");
+            let expected = expected
+                .replace("{root}", &root.display().to_string())
+                .replace("{parent}", &parent.display().to_string());
+            assert_eq!(ok(&dir).engine.database_url.expose(), expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn paths_resolve_against_the_directory_of_idsync_toml() {
+        let dir = tree(&[
+            ("etc/idsync.toml", "[paths]\nconnectors = \"../conf/c\"\n"),
+            ("etc/mappings/default.toml", ""),
+            ("etc/data/x.json", "[]"),
+            (
+                "conf/c/x.toml",
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"data/x.json\"\n",
+            ),
+        ]);
+        let root = root(&dir);
+        // Load through a relative-looking path with `.` and `..` in it.
+        let config = Config::load(&dir.path().join("etc/./../etc/idsync.toml"))
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(config.base_dir, root.join("etc"));
+        assert_eq!(config.engine.connectors_dir, root.join("conf/c"));
+        assert_eq!(config.engine.mappings_dir, root.join("etc/mappings"));
+        let ConnectorSettings::File(file) = &config.connectors["x"].settings;
+        // Relative to idsync.toml's directory, not the connectors directory.
+        assert_eq!(file.path, root.join("etc/data/x.json"));
+        assert_eq!(config.connectors["x"].file, root.join("conf/c/x.toml"));
+    }
+
+    #[test]
+    fn problems_outside_the_base_dir_keep_their_full_path() {
+        let dir = tree(&[
+            ("etc/idsync.toml", "[paths]\nmappings = \"../m\"\n"),
+            ("m/default.toml", "bogus = 1\n"),
+        ]);
+        let path = root(&dir).join("m/default.toml");
+        assert_eq!(
+            problems_of(&dir.path().join("etc/idsync.toml")),
+            [format!(
+                "{}:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+                path.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_in_idsync_toml_still_checks_the_rest() {
+        // Unreadable as TOML: the default directories are checked.
+        let dir = tree(&[
+            ("idsync.toml", "[paths]\nmappings = \"m\"\n[log\n"),
+            ("mappings/default.toml", "bogus = 1\n"),
+            ("m/default.toml", "bogus = 1\n"),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "idsync.toml:3: unclosed table, expected `]`",
+                "mappings/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+            ]
+        );
+        // Valid TOML with a bad value: [paths] is still followed.
+        let dir = tree(&[
+            (
+                "idsync.toml",
+                "[paths]\nmappings = \"m\"\n[log]\nlevel = 3\n",
+            ),
+            ("m/default.toml", "bogus = 1\n"),
+        ]);
+        assert_eq!(
+            problems(&dir),
+            [
+                "idsync.toml:4: log.level: invalid type: integer `3`, expected a string",
+                "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+            ]
+        );
+    }
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), Path::new("/a/c"));
+        assert_eq!(normalize(Path::new("/../a")), Path::new("/a"));
+        assert_eq!(normalize(Path::new("a/../../b")), Path::new("../b"));
+    }
+
+    #[test]
+    fn problem_display_leaves_out_absent_parts() {
+        let mut problem = Problem {
+            file: PathBuf::from("connectors/okta.toml"),
+            line: Some(3),
+            key: Some("schedule".into()),
+            message: "bad".into(),
+        };
+        assert_eq!(problem.to_string(), "connectors/okta.toml:3: schedule: bad");
+        problem.line = None;
+        assert_eq!(problem.to_string(), "connectors/okta.toml: schedule: bad");
+        problem.key = None;
+        assert_eq!(problem.to_string(), "connectors/okta.toml: bad");
+        problem.line = Some(1);
+        assert_eq!(problem.to_string(), "connectors/okta.toml:1: bad");
+    }
+}

@@ -1,0 +1,290 @@
+//! Collecting configuration problems with their file, line and key.
+//!
+//! [`Problems`] gathers every [`Problem`] found while loading; [`Source`] is one
+//! configuration file's text, which turns byte spans (from TOML errors and from
+//! [`toml::Spanned`] values) into 1-based lines.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use super::Problem;
+
+/// The problems found so far, with file paths shown relative to the
+/// configuration's base directory where they lie under it.
+pub(crate) struct Problems {
+    /// The directory of `idsync.toml`; problem files are shown relative to it.
+    base_dir: PathBuf,
+    /// The problems, in the order found.
+    list: Vec<Problem>,
+}
+
+impl Problems {
+    pub(crate) fn new(base_dir: &Path) -> Problems {
+        Problems {
+            base_dir: base_dir.to_path_buf(),
+            list: Vec::new(),
+        }
+    }
+
+    /// `path` as shown to people: relative to the base directory when under
+    /// it, else unchanged.
+    pub(crate) fn display_path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.base_dir) {
+            Ok(relative) if !relative.as_os_str().is_empty() => relative.to_path_buf(),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        file: &Path,
+        line: Option<usize>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.list.push(Problem {
+            file: self.display_path(file),
+            line,
+            key: key.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    /// How many problems there are so far.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Problem> {
+        self.list
+    }
+}
+
+/// One configuration file and its text.
+pub(crate) struct Source<'a> {
+    /// The file's path (absolute).
+    pub(crate) file: &'a Path,
+    /// The file's contents.
+    pub(crate) text: &'a str,
+}
+
+impl Source<'_> {
+    /// The 1-based line holding byte `offset` (offsets past the end count as
+    /// the last line).
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let end = offset.min(bytes.len());
+        bytes[..end].iter().filter(|&&byte| byte == b'\n').count() + 1
+    }
+
+    /// The line of a value's span; `None` for the empty span that
+    /// [`defaulted`] values carry, since they were not written anywhere.
+    pub(crate) fn span_line(&self, span: &Range<usize>) -> Option<usize> {
+        if span.is_empty() {
+            None
+        } else {
+            Some(self.line(span.start))
+        }
+    }
+
+    /// Records a problem with the value `spanned`, found under `key`.
+    pub(crate) fn report<T>(
+        &self,
+        problems: &mut Problems,
+        spanned: &Spanned<T>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
+        problems.push(
+            self.file,
+            self.span_line(&spanned.span()),
+            Some(key),
+            message,
+        );
+    }
+
+    /// Deserialises the whole file, or records why it cannot be.
+    pub(crate) fn parse<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
+        match toml::from_str(self.text) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.report_toml(problems, &err);
+                None
+            }
+        }
+    }
+
+    /// Records a TOML syntax or deserialisation error as a problem.
+    pub(crate) fn report_toml(&self, problems: &mut Problems, err: &toml::de::Error) {
+        let message = err.message().trim().replace('\n', "; ");
+        let mut key = error_key_path(err);
+        let mut line = err.span().map(|span| self.line(span.start));
+        if let Some(field) = backticked_after(&message, "missing field `") {
+            key.push(field.to_owned());
+            // A field missing from the top-level table has no line of its own.
+            if err.span().is_some_and(|span| span == (0..0)) {
+                line = None;
+            }
+        } else if let Some(field) = backticked_after(&message, "unknown field `") {
+            key.push(field.to_owned());
+        } else if message == "duplicate key"
+            && let Some(text) = err.span().and_then(|span| self.text.get(span))
+        {
+            key.push(text.trim().trim_matches(['"', '\'']).to_owned());
+        }
+        let key = (!key.is_empty()).then(|| key.join("."));
+        problems.push(self.file, line, key.as_deref(), message);
+    }
+}
+
+/// The text between `prefix` (which ends in a backtick) and the next
+/// backtick, when `message` starts with `prefix`.
+fn backticked_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split_once('`').map(|(inside, _)| inside)
+}
+
+/// The keys leading to the value a TOML error is about (`["file", "path"]`).
+///
+/// `toml::de::Error` keeps them private, but its `Display` shows them as a
+/// final "in `a.b`" line when it has no input to quote, so read them there.
+fn error_key_path(err: &toml::de::Error) -> Vec<String> {
+    let mut bare = err.clone();
+    bare.set_input(None);
+    let shown = bare.to_string();
+    shown
+        .strip_prefix(err.message())
+        .map(|rest| rest.trim())
+        .and_then(|rest| rest.strip_prefix("in `"))
+        .and_then(|rest| rest.strip_suffix('`'))
+        .filter(|keys| !keys.is_empty())
+        .map(|keys| keys.split('.').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A default value, marked by an empty span: it appears on no line.
+pub(crate) fn defaulted<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    fn problems_of(text: &str) -> Vec<Problem> {
+        let mut problems = Problems::new(Path::new("/etc/idsync"));
+        let source = Source {
+            file: Path::new("/etc/idsync/doc.toml"),
+            text,
+        };
+        assert!(source.parse::<Doc>(&mut problems).is_none());
+        problems.into_vec()
+    }
+
+    fn problem(line: Option<usize>, key: Option<&str>, message: &str) -> Problem {
+        Problem {
+            file: PathBuf::from("doc.toml"),
+            line,
+            key: key.map(str::to_owned),
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn lines_are_one_based_and_clamped() {
+        let source = Source {
+            file: Path::new("x.toml"),
+            text: "a\nb\n",
+        };
+        assert_eq!(source.line(0), 1);
+        assert_eq!(source.line(2), 2);
+        assert_eq!(source.line(4), 3);
+        assert_eq!(source.line(400), 3);
+        assert_eq!(source.span_line(&(0..0)), None);
+        assert_eq!(source.span_line(&(2..3)), Some(2));
+    }
+
+    #[test]
+    fn toml_errors_keep_line_and_key() {
+        assert_eq!(
+            problems_of("name = \"x\"\n[inner]\ncount = \"three\"\n"),
+            [problem(
+                Some(3),
+                Some("inner.count"),
+                "invalid type: string \"three\", expected u32"
+            )]
+        );
+        assert_eq!(
+            problems_of("name = \"x\"\n[inner]\ncuont = 3\n"),
+            [problem(
+                Some(3),
+                Some("inner.cuont"),
+                "unknown field `cuont`, expected `count`"
+            )]
+        );
+        assert_eq!(
+            problems_of("# nothing\n"),
+            [problem(None, Some("name"), "missing field `name`")]
+        );
+        assert_eq!(
+            problems_of("name = \"x\"\n\n[inner]\n"),
+            [problem(
+                Some(3),
+                Some("inner.count"),
+                "missing field `count`"
+            )]
+        );
+        assert_eq!(
+            problems_of("name = \"x\"\nname = \"y\"\n"),
+            [problem(Some(2), Some("name"), "duplicate key")]
+        );
+        assert_eq!(
+            problems_of("name = \"x"),
+            [problem(
+                Some(1),
+                None,
+                "invalid basic string, expected `\"`"
+            )]
+        );
+    }
+
+    #[test]
+    fn paths_outside_the_base_dir_are_kept_whole() {
+        let problems = Problems::new(Path::new("/etc/idsync"));
+        assert_eq!(
+            problems.display_path(Path::new("/etc/idsync/connectors/a.toml")),
+            Path::new("connectors/a.toml")
+        );
+        assert_eq!(
+            problems.display_path(Path::new("/srv/a.toml")),
+            Path::new("/srv/a.toml")
+        );
+        assert_eq!(
+            problems.display_path(Path::new("/etc/idsync")),
+            Path::new("/etc/idsync")
+        );
+    }
+}

@@ -1,0 +1,480 @@
+//! Secrets in the configuration: references to them, and the resolved values.
+//!
+//! Secrets are never written into configuration files. A setting that takes a
+//! secret takes a reference instead, as a TOML table with exactly one key:
+//!
+//! ```toml
+//! client_secret = { env = "OKTA_CLIENT_SECRET" }     # from an environment variable
+//! client_secret = { file = "/run/secrets/okta" }     # from a file (trailing newlines trimmed)
+//! ```
+//!
+//! A relative `file` resolves against the directory of `idsync.toml`.
+//! Resolved values are held in a [`SecretString`], which never prints itself.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+/// The message for a secret written inline as a plain string.
+const INLINE_SECRET: &str =
+    "secrets are given by reference, never inline: use { env = \"NAME\" } or { file = \"path\" }";
+
+/// Where to find a secret: `{ env = "NAME" }` or `{ file = "path" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `{ env = "NAME" }`: the value of environment variable `NAME`, which
+    /// must be set and not empty.
+    Env(String),
+    /// `{ file = "path" }`: the contents of a file, without trailing newlines;
+    /// relative to the directory of `idsync.toml`.
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Looks the secret up. `base_dir` is where a relative `file` resolves
+    /// (the directory of `idsync.toml`).
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, SecretError> {
+        match self {
+            SecretRef::Env(name) => match std::env::var(name) {
+                Ok(value) if value.is_empty() => Err(SecretError::EnvEmpty { name: name.clone() }),
+                Ok(value) => Ok(SecretString::new(value)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(SecretError::EnvNotSet { name: name.clone() })
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(SecretError::EnvNotUnicode { name: name.clone() })
+                }
+            },
+            SecretRef::File(path) => {
+                let path = super::resolve(base_dir, path);
+                let text = std::fs::read_to_string(&path).map_err(|source| {
+                    SecretError::FileUnreadable {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                let value = text.trim_end_matches(['\n', '\r']);
+                if value.is_empty() {
+                    return Err(SecretError::FileEmpty { path });
+                }
+                Ok(SecretString::new(value))
+            }
+        }
+    }
+}
+
+/// `env `NAME`` or `file `path``: says where the secret comes from, not what
+/// it is.
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env `{name}`"),
+            SecretRef::File(path) => write!(f, "file `{}`", path.display()),
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretRefVisitor;
+
+        impl<'de> Visitor<'de> for SecretRefVisitor {
+            type Value = SecretRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret reference { env = \"NAME\" } or { file = \"path\" }")
+            }
+
+            fn visit_str<E: de::Error>(self, _value: &str) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+                secret_from_map(map)
+            }
+        }
+
+        deserializer.deserialize_any(SecretRefVisitor)
+    }
+}
+
+/// Reads the table of a secret reference: exactly one of `env` or `file`.
+fn secret_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<SecretRef, A::Error> {
+    let mut found: Option<SecretRef> = None;
+    while let Some(key) = map.next_key::<String>()? {
+        let secret = match key.as_str() {
+            "env" => {
+                let name = map.next_value::<EnvName>()?.0;
+                SecretRef::Env(name)
+            }
+            "file" => {
+                let path = map.next_value::<FilePath>()?.0;
+                SecretRef::File(path)
+            }
+            other => {
+                return Err(de::Error::custom(format!(
+                    "unknown secret source `{other}`: use {{ env = \"NAME\" }} or {{ file = \"path\" }}"
+                )));
+            }
+        };
+        if found.is_some() {
+            return Err(de::Error::custom(
+                "a secret reference takes exactly one of `env` or `file`",
+            ));
+        }
+        found = Some(secret);
+    }
+    found.ok_or_else(|| {
+        de::Error::custom("empty secret reference: use { env = \"NAME\" } or { file = \"path\" }")
+    })
+}
+
+/// The non-empty name in `{ env = "NAME" }`.
+struct EnvName(String);
+
+impl<'de> de::Deserialize<'de> for EnvName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvNameVisitor;
+
+        impl Visitor<'_> for EnvNameVisitor {
+            type Value = EnvName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of an environment variable")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<EnvName, E> {
+                if value.is_empty() || value.contains(['=', '\0']) {
+                    Err(E::custom(format!(
+                        "`{value}` is not a usable environment variable name"
+                    )))
+                } else {
+                    Ok(EnvName(value.to_owned()))
+                }
+            }
+        }
+
+        deserializer.deserialize_str(EnvNameVisitor)
+    }
+}
+
+/// The non-empty path in `{ file = "path" }`.
+struct FilePath(PathBuf);
+
+impl<'de> de::Deserialize<'de> for FilePath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FilePathVisitor;
+
+        impl Visitor<'_> for FilePathVisitor {
+            type Value = FilePath;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the path of a file")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<FilePath, E> {
+                if value.is_empty() {
+                    Err(E::custom("the secret file path must not be empty"))
+                } else {
+                    Ok(FilePath(PathBuf::from(value)))
+                }
+            }
+        }
+
+        deserializer.deserialize_str(FilePathVisitor)
+    }
+}
+
+/// A setting that may be written inline or, when it carries a password, as a
+/// secret reference: `"sqlite://idsync.db"`, `{ env = "NAME" }` or
+/// `{ file = "path" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StringOrSecret {
+    /// Written inline.
+    Plain(String),
+    /// Looked up through a secret reference.
+    Secret(SecretRef),
+}
+
+impl StringOrSecret {
+    /// The value: the inline string, or the resolved secret.
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, SecretError> {
+        match self {
+            StringOrSecret::Plain(value) => Ok(SecretString::new(value.as_str())),
+            StringOrSecret::Secret(secret) => secret.resolve(base_dir),
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for StringOrSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringOrSecretVisitor;
+
+        impl<'de> Visitor<'de> for StringOrSecretVisitor {
+            type Value = StringOrSecret;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, { env = \"NAME\" } or { file = \"path\" }")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringOrSecret, E> {
+                Ok(StringOrSecret::Plain(value.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StringOrSecret, A::Error> {
+                secret_from_map(map).map(StringOrSecret::Secret)
+            }
+        }
+
+        deserializer.deserialize_any(StringOrSecretVisitor)
+    }
+}
+
+/// A resolved secret. It prints as `********` (in both `Debug` and
+/// `Display`); [`SecretString::expose`] gives the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> SecretString {
+        SecretString(value.into())
+    }
+
+    /// The secret value itself. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> SecretString {
+        SecretString(value)
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// Why a secret reference could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error("environment variable `{name}` is not set")]
+    EnvNotSet {
+        /// The variable's name.
+        name: String,
+    },
+    /// The environment variable is set but empty.
+    #[error("environment variable `{name}` is empty")]
+    EnvEmpty {
+        /// The variable's name.
+        name: String,
+    },
+    /// The environment variable's value is not valid UTF-8.
+    #[error("environment variable `{name}` is not valid UTF-8")]
+    EnvNotUnicode {
+        /// The variable's name.
+        name: String,
+    },
+    /// The secret file cannot be read (or is not UTF-8).
+    #[error("cannot read secret file `{}`: {source}", path.display())]
+    FileUnreadable {
+        /// The file, resolved.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: io::Error,
+    },
+    /// The secret file holds nothing but newlines.
+    #[error("secret file `{}` is empty", path.display())]
+    FileEmpty {
+        /// The file, resolved.
+        path: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Holder {
+        secret: SecretRef,
+    }
+
+    fn parse(text: &str) -> Result<SecretRef, String> {
+        toml::from_str::<Holder>(text)
+            .map(|holder| holder.secret)
+            .map_err(|err| err.message().to_owned())
+    }
+
+    #[test]
+    fn secret_refs_are_tables_with_one_key() {
+        assert_eq!(
+            parse("secret = { env = \"TOKEN\" }"),
+            Ok(SecretRef::Env("TOKEN".into()))
+        );
+        assert_eq!(
+            parse("[secret]\nfile = \"/run/secrets/token\"\n"),
+            Ok(SecretRef::File("/run/secrets/token".into()))
+        );
+    }
+
+    #[test]
+    fn a_plain_string_is_rejected_with_the_reference_message() {
+        assert_eq!(
+            parse("secret = \"hunter2\""),
+            Err("secrets are given by reference, never inline: use { env = \"NAME\" } or { file = \"path\" }".into())
+        );
+    }
+
+    #[test]
+    fn a_plain_string_is_reported_at_its_line_and_key() {
+        use crate::config::problems::{Problems, Source};
+        let mut problems = Problems::new(Path::new("/c"));
+        let source = Source {
+            file: Path::new("/c/connectors/okta.toml"),
+            text: "# okta\nsecret = \"hunter2\"\n",
+        };
+        assert!(source.parse::<Holder>(&mut problems).is_none());
+        let shown: Vec<String> = problems
+            .into_vec()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "connectors/okta.toml:2: secret: secrets are given by reference, never inline: use { env = \"NAME\" } or { file = \"path\" }"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_rejected() {
+        assert_eq!(
+            parse("secret = {}"),
+            Err("empty secret reference: use { env = \"NAME\" } or { file = \"path\" }".into())
+        );
+        assert_eq!(
+            parse("secret = { env = \"A\", file = \"b\" }"),
+            Err("a secret reference takes exactly one of `env` or `file`".into())
+        );
+        assert_eq!(
+            parse("secret = { vault = \"x\" }"),
+            Err(
+                "unknown secret source `vault`: use { env = \"NAME\" } or { file = \"path\" }"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse("secret = { env = \"\" }"),
+            Err("`` is not a usable environment variable name".into())
+        );
+        assert_eq!(
+            parse("secret = { file = \"\" }"),
+            Err("the secret file path must not be empty".into())
+        );
+        assert_eq!(
+            parse("secret = 3"),
+            Err("invalid type: integer `3`, expected a secret reference { env = \"NAME\" } or { file = \"path\" }".into())
+        );
+    }
+
+    #[test]
+    fn string_or_secret_takes_either() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Url {
+            url: StringOrSecret,
+        }
+        let url = |text: &str| toml::from_str::<Url>(text).map(|u| u.url);
+        assert_eq!(
+            url("url = \"sqlite://x.db\"").ok(),
+            Some(StringOrSecret::Plain("sqlite://x.db".into()))
+        );
+        assert_eq!(
+            url("url = { env = \"DB\" }").ok(),
+            Some(StringOrSecret::Secret(SecretRef::Env("DB".into())))
+        );
+        assert_eq!(
+            url("url = 3").map_err(|e| e.message().to_owned()).err(),
+            Some(
+                "invalid type: integer `3`, expected a string, { env = \"NAME\" } or { file = \"path\" }"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn env_secrets_resolve_from_the_environment() {
+        // PATH is set in any test environment; reading it needs no mutation.
+        let expected = std::env::var("PATH").expect("PATH is set");
+        let secret = SecretRef::Env("PATH".into())
+            .resolve(Path::new("/"))
+            .expect("PATH resolves");
+        assert_eq!(secret.expose(), expected);
+
+        let err = SecretRef::Env("IDSYNC_TEST_SURELY_UNSET_7F3A".into())
+            .resolve(Path::new("/"))
+            .expect_err("unset");
+        assert_eq!(
+            err.to_string(),
+            "environment variable `IDSYNC_TEST_SURELY_UNSET_7F3A` is not set"
+        );
+    }
+
+    #[test]
+    fn file_secrets_resolve_relative_to_base_dir_and_lose_trailing_newlines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("token"), "s3cret \n\r\n").expect("write");
+        std::fs::write(dir.path().join("blank"), "\n").expect("write");
+        let secret = SecretRef::File("token".into())
+            .resolve(dir.path())
+            .expect("resolves");
+        assert_eq!(secret.expose(), "s3cret ");
+
+        let err = SecretRef::File("blank".into())
+            .resolve(dir.path())
+            .expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "secret file `{}` is empty",
+                dir.path().join("blank").display()
+            )
+        );
+
+        let err = SecretRef::File("missing".into())
+            .resolve(dir.path())
+            .expect_err("missing");
+        let missing = dir.path().join("missing");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read secret file `{}`: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secret_strings_are_masked() {
+        let secret = SecretString::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "********");
+        assert_eq!(format!("{secret}"), "********");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some(********)");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,390 @@
+//! The database handle shared by the mirror and the target: one sqlx `Any` pool over
+//! SQLite (embedded default, WAL) or PostgreSQL, the migrations of each backend, write
+//! transactions, and the small helpers that let one SQL text serve both backends.
+//!
+//! Rules that keep the SQL portable: `$N` placeholders (SQLite accepts them too), only
+//! TEXT / BIGINT / booleans as column types, timestamps as RFC 3339 UTC text, JSON as text.
+//! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database error with what was being done when it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database ({backend}): {source}")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database URL must start with sqlite: or postgres:// (got `{0}`)")]
+    UnsupportedUrl(String),
+    #[error("database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error while {context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored data is corrupt ({context}): {message}")]
+    Corrupt {
+        context: &'static str,
+        message: String,
+    },
+}
+
+/// Attaches what was being done to a sqlx error.
+pub trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T, DbError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, context: &'static str) -> Result<T, DbError> {
+        self.map_err(|source| DbError::Query { context, source })
+    }
+}
+
+/// The shared handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has one writer at a time; writers inside this process queue here instead of
+    /// failing with SQLITE_BUSY when a deferred transaction upgrades to a write.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction. On SQLite it also holds the process-wide write lock.
+pub struct WriteTx {
+    pub tx: Transaction<'static, sqlx::Any>,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await.context("committing")
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        self.tx.rollback().await.context("rolling back")
+    }
+}
+
+impl Db {
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(DbError::UnsupportedUrl(redact_url(url)));
+        };
+        let options: AnyConnectOptions = url.parse().map_err(|source| DbError::Connect {
+            backend: backend.name(),
+            source,
+        })?;
+        let in_memory = url.contains(":memory:");
+        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        pool = match backend {
+            // An in-memory SQLite database exists per connection: keep exactly one.
+            Backend::Sqlite if in_memory => pool.max_connections(1).min_connections(1),
+            Backend::Sqlite => pool.max_connections(4),
+            Backend::Postgres => pool.max_connections(10),
+        };
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 30000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::Connect {
+                backend: backend.name(),
+                source,
+            })?;
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a write transaction (queued behind other writers of this process on SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTx, DbError> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await.context("starting a transaction")?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Makes SQLite create the file when it does not exist yet.
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Hides a password in a database URL before it goes into a message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:****{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Reads a boolean column: BOOLEAN on PostgreSQL, INTEGER on SQLite.
+pub fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
+/// The current time as stored: RFC 3339, UTC, milliseconds.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One bound value of a bulk statement.
+#[derive(Debug, Clone)]
+pub enum Val {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+fn bind_val<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    val: Val,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    match val {
+        Val::Text(v) => query.bind(v),
+        Val::OptText(v) => query.bind(v),
+        Val::Int(v) => query.bind(v),
+        Val::Bool(v) => query.bind(v),
+    }
+}
+
+/// Bound variables per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
+const MAX_BINDS: usize = 30_000;
+const MAX_ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Inserts rows with multi-row `INSERT` statements. `head` is `table (col, col, ...)`,
+/// `tail` is appended to each statement (e.g. `ON CONFLICT DO NOTHING`), `values` holds
+/// the rows one after another, `columns` values each.
+pub async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    columns: usize,
+    values: Vec<Val>,
+    context: &'static str,
+) -> Result<u64, DbError> {
+    debug_assert!(columns > 0 && values.len() % columns == 0);
+    let rows_per_statement = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
+    let total_rows = values.len() / columns;
+    let mut affected = 0;
+    let mut values = values.into_iter();
+    let mut done = 0;
+    while done < total_rows {
+        let rows = rows_per_statement.min(total_rows - done);
+        let sql = insert_sql(head, tail, columns, rows);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for val in values.by_ref().take(rows * columns) {
+            query = bind_val(query, val);
+        }
+        affected += query
+            .execute(&mut *conn)
+            .await
+            .context(context)?
+            .rows_affected();
+        done += rows;
+    }
+    Ok(affected)
+}
+
+fn insert_sql(head: &str, tail: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * columns * 6 + 32);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 1;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    if !tail.is_empty() {
+        sql.push(' ');
+        sql.push_str(tail);
+    }
+    sql
+}
+
+/// Runs `DELETE FROM <table> WHERE <filter> AND <key_column> IN (...)` over `keys` in
+/// chunks. `filter_binds` are bound first as `$1..`; the keys follow.
+pub async fn delete_in(
+    conn: &mut AnyConnection,
+    table: &str,
+    filter: &str,
+    filter_binds: &[&str],
+    key_column: &str,
+    keys: &[String],
+    context: &'static str,
+) -> Result<u64, DbError> {
+    let mut affected = 0;
+    for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut sql = format!("DELETE FROM {table} WHERE ");
+        if !filter.is_empty() {
+            sql.push_str(filter);
+            sql.push_str(" AND ");
+        }
+        sql.push_str(key_column);
+        sql.push_str(" IN (");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(filter_binds.len() + i + 1).to_string());
+        }
+        sql.push(')');
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for bind in filter_binds {
+            query = query.bind(bind.to_string());
+        }
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        affected += query
+            .execute(&mut *conn)
+            .await
+            .context(context)?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_numbers_placeholders_across_rows() {
+        assert_eq!(
+            insert_sql("t (a, b)", "ON CONFLICT DO NOTHING", 2, 2),
+            "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) ON CONFLICT DO NOTHING"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://idsync:s3cret@db:5432/idsync"),
+            "postgres://idsync:****@db:5432/idsync"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_create_missing_files() {
+        assert_eq!(sqlite_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,28 @@
+//! idsync keeps an application's user directory in step with the identity providers an
+//! organisation manages people in. Every source first lands unchanged in its **mirror**;
+//! the mapping pipeline then projects the mirror into the desired slice of the **target
+//! directory**, and the diff of the two is the plan that is applied in one transaction.
+//!
+//! # Layout
+//!
+//! - [`config`]: `idsync.toml`, `connectors/*.toml`, `mappings/*.toml`: parsing, secrets
+//!   by reference, and validation that reports every problem with file, line and key.
+//! - [`model`]: the common model every source is normalised to (users, groups, members).
+//! - [`connectors`]: the [`connectors::PullConnector`] seam and its implementations
+//!   (`file` today).
+//! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers.
+//! - [`mirror`]: the stored last-known state of each source and its delta checkpoint.
+//! - [`pipeline`]: projection of a mirror through its mapping, effective membership over
+//!   nested groups with cycles, and the plan (diff against the target).
+//! - [`target`]: the target directory tables: applying plans, run records, read queries.
+//! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
+//! - `main.rs` (the `idsync` binary): the command line over all of the above.
+
+pub mod config;
+pub mod connectors;
+pub mod db;
+pub mod mirror;
+pub mod model;
+pub mod pipeline;
+pub mod sync;
+pub mod target;

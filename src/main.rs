@@ -1,0 +1,364 @@
+//! The `idsync` command line. Exit codes: 0 ok, 1 failed run, 2 bad configuration or
+//! usage, 3 run held by a safety limit.
+
+mod cli_output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use idsync::config::Config;
+use idsync::connectors;
+use idsync::db::Db;
+use idsync::sync::{self, RunOptions, RunReport};
+use idsync::target::{query, runs};
+
+use cli_output::{Format, ProgressDisplay};
+
+#[derive(Parser)]
+#[command(
+    name = "idsync",
+    version,
+    about = "Directory sync: identity providers into your application's directory"
+)]
+struct Cli {
+    /// Path of idsync.toml.
+    #[arg(
+        long,
+        global = true,
+        env = "IDSYNC_CONFIG",
+        default_value = "idsync.toml"
+    )]
+    config: PathBuf,
+    /// Log filter (e.g. `info`, `idsync=debug`); defaults to `warn` on a terminal, else the
+    /// configured level.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the whole configuration and print every problem.
+    Check,
+    /// Read one connector's source and apply what changed to the target.
+    Sync {
+        /// The connector id (file stem in connectors/).
+        connector: String,
+        #[command(flatten)]
+        run: RunFlags,
+    },
+    /// Re-project stored mirrors through the current mappings, fetching nothing.
+    Reconcile {
+        /// Only this connector (default: every enabled connector).
+        #[arg(long)]
+        connector: Option<String>,
+        #[command(flatten)]
+        run: RunFlags,
+    },
+    /// Users in the target directory.
+    Users {
+        #[command(subcommand)]
+        command: ListShow,
+    },
+    /// Groups in the target directory.
+    Groups {
+        #[command(subcommand)]
+        command: ListShow,
+    },
+    /// Recent sync runs.
+    Runs {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Args, Clone, Copy)]
+struct RunFlags {
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply even when more would be removed than the mapping's limits allow.
+    #[arg(long)]
+    allow_mass_delete: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Subcommand)]
+enum ListShow {
+    /// List them.
+    List {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show one, by id or name.
+    Show {
+        key: String,
+        /// For groups: list effective members (nesting resolved) instead of direct ones.
+        #[arg(long)]
+        effective: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// An error that carries its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = error.downcast_ref::<Exit>().map_or(1, |e| e.code);
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config> {
+    Config::load(path).map_err(|errors| {
+        anyhow::Error::new(Exit {
+            code: 2,
+            message: format!(
+                "the configuration has {} problem(s):\n{errors}",
+                errors.0.len()
+            ),
+        })
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open_db(config: &Config) -> Result<Db> {
+    Db::open(config.engine.database_url.expose())
+        .await
+        .context("opening the target database")
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let config = load_config(&cli.config)?;
+    let interactive = std::io::stderr().is_terminal();
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        if interactive {
+            "warn".to_string()
+        } else {
+            config.engine.log_level.clone()
+        }
+    });
+    init_logging(&level);
+
+    match cli.command {
+        Command::Check => {
+            println!(
+                "configuration ok: {} connector(s), {} mapping(s), target {}",
+                config.connectors.len(),
+                config.mappings.len(),
+                idsync::db::redact_url(config.engine.database_url.expose())
+            );
+            Ok(0)
+        }
+        Command::Sync { connector, run } => {
+            let connector_config = config.connector(&connector).ok_or_else(|| Exit {
+                code: 2,
+                message: format!(
+                    "no connector `{connector}` in {} (known: {})",
+                    config.engine.connectors_dir.display(),
+                    config
+                        .connectors
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+            let mapping = config.mapping_for(connector_config);
+            let pull = connectors::build(connector_config)
+                .with_context(|| format!("starting connector `{connector}`"))?;
+            let db = open_db(&config).await?;
+            let progress = ProgressDisplay::new(interactive, &connector);
+            let options = RunOptions {
+                dry_run: run.dry_run,
+                allow_mass_delete: run.allow_mass_delete,
+            };
+            let result =
+                sync::sync(&db, &connector, mapping, pull.as_ref(), options, &progress).await;
+            progress.finish();
+            db.close().await;
+            report_run(result, run.format)
+        }
+        Command::Reconcile { connector, run } => {
+            let ids: Vec<String> = match connector {
+                Some(id) => {
+                    if config.connector(&id).is_none() {
+                        return Err(Exit {
+                            code: 2,
+                            message: format!("no connector `{id}`"),
+                        }
+                        .into());
+                    }
+                    vec![id]
+                }
+                None => config
+                    .connectors
+                    .values()
+                    .filter(|c| c.enabled)
+                    .map(|c| c.id.clone())
+                    .collect(),
+            };
+            let db = open_db(&config).await?;
+            let mut worst = 0;
+            for id in ids {
+                let Some(connector_config) = config.connector(&id) else {
+                    continue;
+                };
+                let mapping = config.mapping_for(connector_config);
+                let progress = ProgressDisplay::new(interactive, &id);
+                let options = RunOptions {
+                    dry_run: run.dry_run,
+                    allow_mass_delete: run.allow_mass_delete,
+                };
+                let result = sync::reconcile(&db, &id, mapping, options, &progress).await;
+                progress.finish();
+                let code = match report_run(result, run.format) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        1
+                    }
+                };
+                worst = worst.max(code);
+            }
+            db.close().await;
+            Ok(worst)
+        }
+        Command::Users { command } => {
+            let db = open_db(&config).await?;
+            let code = users_command(&db, command).await?;
+            db.close().await;
+            Ok(code)
+        }
+        Command::Groups { command } => {
+            let db = open_db(&config).await?;
+            let code = groups_command(&db, command).await?;
+            db.close().await;
+            Ok(code)
+        }
+        Command::Runs {
+            connector,
+            limit,
+            format,
+        } => {
+            let db = open_db(&config).await?;
+            let records = runs::recent_runs(db.pool(), connector.as_deref(), limit).await?;
+            db.close().await;
+            cli_output::print_runs(&records, format)?;
+            Ok(0)
+        }
+    }
+}
+
+fn report_run(result: Result<RunReport, sync::SyncError>, format: Format) -> Result<u8> {
+    let report = result?;
+    cli_output::print_report(&report, format)?;
+    Ok(match report.outcome {
+        runs::Outcome::Held => 3,
+        runs::Outcome::Failed => 1,
+        _ => 0,
+    })
+}
+
+async fn users_command(db: &Db, command: ListShow) -> Result<u8> {
+    match command {
+        ListShow::List {
+            connector,
+            limit,
+            offset,
+            format,
+        } => {
+            let users = query::list_users(db.pool(), connector.as_deref(), limit, offset).await?;
+            cli_output::print_users(&users, format)?;
+            Ok(0)
+        }
+        ListShow::Show { key, format, .. } => {
+            let user = query::find_user(db.pool(), &key)
+                .await?
+                .ok_or_else(|| Exit {
+                    code: 1,
+                    message: format!("no user with id or user name `{key}`"),
+                })?;
+            let (direct, effective) = query::user_groups(db.pool(), &user.id).await?;
+            cli_output::print_user(&user, &direct, &effective, format)?;
+            Ok(0)
+        }
+    }
+}
+
+async fn groups_command(db: &Db, command: ListShow) -> Result<u8> {
+    match command {
+        ListShow::List {
+            connector,
+            limit,
+            offset,
+            format,
+        } => {
+            let groups = query::list_groups(db.pool(), connector.as_deref(), limit, offset).await?;
+            cli_output::print_groups(&groups, format)?;
+            Ok(0)
+        }
+        ListShow::Show {
+            key,
+            effective,
+            format,
+        } => {
+            let group = query::find_group(db.pool(), &key)
+                .await?
+                .ok_or_else(|| Exit {
+                    code: 1,
+                    message: format!("no group with id or name `{key}`"),
+                })?;
+            let members = if effective {
+                query::effective_members(db.pool(), &group.id).await?
+            } else {
+                query::direct_members(db.pool(), &group.id).await?
+            };
+            cli_output::print_group(&group, &members, effective, format)?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The mirror: the stored last-known state of each connector's source (normalised, nothing
+//! filtered), plus the connector's delta checkpoint and the generation counters that say
+//! whether the target has caught up with it.
+//!
+//! A pull run collects what the connector read in a [`ReadBuffer`], then [`merge`]s it
+//! into the mirror inside the run's transaction: changed records (by content hash) are
+//! upserted, and only a complete full read removes what it did not see.
+
+mod buffer;
+mod store;
+
+pub use buffer::ReadBuffer;
+pub use store::{
+    MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
+    save_state, upsert_groups, upsert_users, user_hashes,
+};
+
+use std::collections::HashSet;
+
+use sqlx::AnyConnection;
+
+use crate::connectors::{ReadMode, ReadSummary};
+use crate::db::DbError;
+use crate::model::content_hash;
+
+/// What a merge changed in the mirror.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MergeOutcome {
+    pub users_upserted: u64,
+    pub users_removed: u64,
+    pub groups_upserted: u64,
+    pub groups_removed: u64,
+}
+
+impl MergeOutcome {
+    pub fn changed(&self) -> bool {
+        self.users_upserted + self.users_removed + self.groups_upserted + self.groups_removed > 0
+    }
+}
+
+/// Merges a finished read into the mirror of `connector` and stores the next checkpoint.
+/// Bumps the mirror generation when anything changed.
+pub async fn merge(
+    conn: &mut AnyConnection,
+    connector: &str,
+    buffer: ReadBuffer,
+    summary: &ReadSummary,
+) -> Result<MergeOutcome, DbError> {
+    let mut state = load_state(conn, connector).await?;
+    let mut outcome = MergeOutcome::default();
+    let ReadBuffer {
+        users,
+        groups,
+        removed_users,
+        removed_groups,
+        member_changes,
+        ..
+    } = buffer;
+
+    let known_users = user_hashes(conn, connector).await?;
+    let mut changed_users = Vec::new();
+    let mut seen_users = HashSet::with_capacity(users.len());
+    for user in users {
+        let hash = content_hash(&user);
+        seen_users.insert(user.external_id.clone());
+        if known_users.get(&user.external_id) != Some(&hash) {
+            changed_users.push((user, hash));
+        }
+    }
+    outcome.users_upserted = changed_users.len() as u64;
+    upsert_users(conn, connector, changed_users).await?;
+
+    let known_groups = group_hashes(conn, connector).await?;
+    let mut seen_groups = HashSet::with_capacity(groups.len());
+    let mut changed_groups = Vec::new();
+    for group in groups {
+        let hash = content_hash(&group);
+        seen_groups.insert(group.external_id.clone());
+        if known_groups.get(&group.external_id) != Some(&hash) {
+            changed_groups.push((group, hash));
+        }
+    }
+
+    // Graph-style member deltas apply to groups already in the mirror (or just read).
+    if !member_changes.is_empty() {
+        let mut stored = load_groups(conn, connector).await?;
+        for (group_id, added, removed) in member_changes {
+            let pending = changed_groups
+                .iter_mut()
+                .find(|(g, _)| g.external_id == group_id);
+            let group = match pending {
+                Some((group, _)) => group,
+                None => match stored.iter().position(|g| g.external_id == group_id) {
+                    Some(index) => {
+                        let group = stored.swap_remove(index);
+                        let hash = content_hash(&group);
+                        changed_groups.push((group, hash));
+                        &mut changed_groups.last_mut().expect("just pushed").0
+                    }
+                    // A member change for a group we never saw: the next full read fixes it.
+                    None => continue,
+                },
+            };
+            let removed: HashSet<_> = removed.into_iter().collect();
+            group.members.retain(|m| !removed.contains(m));
+            for member in added {
+                if !group.members.contains(&member) {
+                    group.members.push(member);
+                }
+            }
+        }
+        for (group, hash) in changed_groups.iter_mut() {
+            *hash = content_hash(group);
+        }
+        changed_groups.retain(|(g, h)| known_groups.get(&g.external_id) != Some(h));
+    }
+    outcome.groups_upserted = changed_groups.len() as u64;
+    upsert_groups(conn, connector, changed_groups).await?;
+
+    let complete_full = summary.complete && summary.mode == ReadMode::Full;
+    let mut gone_users: Vec<String> = removed_users;
+    let mut gone_groups: Vec<String> = removed_groups;
+    if complete_full {
+        gone_users.extend(
+            known_users
+                .keys()
+                .filter(|id| !seen_users.contains(*id))
+                .cloned(),
+        );
+        gone_groups.extend(
+            known_groups
+                .keys()
+                .filter(|id| !seen_groups.contains(*id))
+                .cloned(),
+        );
+    }
+    if summary.complete {
+        outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
+        outcome.groups_removed = delete_groups(conn, connector, &gone_groups).await?;
+    }
+
+    if outcome.changed() {
+        state.generation += 1;
+    }
+    if summary.complete {
+        state.checkpoint = summary.next_checkpoint.clone();
+    }
+    save_state(conn, connector, &state).await?;
+    Ok(outcome)
+}

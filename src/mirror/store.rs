@@ -1,0 +1,258 @@
+//! SQL for the mirror tables: records stored as JSON with their content hash, and the
+//! per-connector state row.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text};
+use crate::model::{SourceGroup, SourceUser};
+
+/// Per-connector bookkeeping stored beside the mirror.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorState {
+    /// The delta cursor to resume from.
+    pub checkpoint: Option<String>,
+    /// Bumped whenever the mirror changes.
+    pub generation: i64,
+    /// The generation the target was last projected from.
+    pub applied_generation: i64,
+    /// The fingerprint of the mapping the target was last projected through.
+    pub applied_mapping_hash: Option<String>,
+}
+
+pub async fn load_state(conn: &mut AnyConnection, connector: &str) -> Result<MirrorState, DbError> {
+    let row = sqlx::query(
+        "SELECT checkpoint, generation, applied_generation, applied_mapping_hash \
+         FROM mirror_state WHERE connector = $1",
+    )
+    .bind(connector.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .context("reading the mirror state")?;
+    let Some(row) = row else {
+        return Ok(MirrorState::default());
+    };
+    Ok(MirrorState {
+        checkpoint: row
+            .try_get("checkpoint")
+            .context("reading the mirror state")?,
+        generation: row
+            .try_get("generation")
+            .context("reading the mirror state")?,
+        applied_generation: row
+            .try_get("applied_generation")
+            .context("reading the mirror state")?,
+        applied_mapping_hash: row
+            .try_get("applied_mapping_hash")
+            .context("reading the mirror state")?,
+    })
+}
+
+pub async fn save_state(
+    conn: &mut AnyConnection,
+    connector: &str,
+    state: &MirrorState,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO mirror_state \
+           (connector, checkpoint, generation, applied_generation, applied_mapping_hash, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (connector) DO UPDATE SET checkpoint = excluded.checkpoint, \
+           generation = excluded.generation, applied_generation = excluded.applied_generation, \
+           applied_mapping_hash = excluded.applied_mapping_hash, updated_at = excluded.updated_at",
+    )
+    .bind(connector.to_string())
+    .bind(state.checkpoint.clone())
+    .bind(state.generation)
+    .bind(state.applied_generation)
+    .bind(state.applied_mapping_hash.clone())
+    .bind(now_text())
+    .execute(&mut *conn)
+    .await
+    .context("saving the mirror state")?;
+    Ok(())
+}
+
+async fn hashes(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    connector: &str,
+) -> Result<HashMap<String, String>, DbError> {
+    let rows = sqlx::query(sql)
+        .bind(connector.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading mirror hashes")?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>(0)
+                    .context("reading mirror hashes")?,
+                row.try_get::<String, _>(1)
+                    .context("reading mirror hashes")?,
+            ))
+        })
+        .collect()
+}
+
+/// external id -> content hash of every mirrored user of the connector.
+pub async fn user_hashes(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<HashMap<String, String>, DbError> {
+    hashes(
+        conn,
+        "SELECT external_id, content_hash FROM mirror_users WHERE connector = $1",
+        connector,
+    )
+    .await
+}
+
+/// external id -> content hash of every mirrored group of the connector.
+pub async fn group_hashes(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<HashMap<String, String>, DbError> {
+    hashes(
+        conn,
+        "SELECT external_id, content_hash FROM mirror_groups WHERE connector = $1",
+        connector,
+    )
+    .await
+}
+
+async fn upsert<T: Serialize>(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    connector: &str,
+    records: Vec<(T, String)>,
+    id_of: fn(&T) -> &str,
+) -> Result<(), DbError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let now = now_text();
+    let mut values = Vec::with_capacity(records.len() * 5);
+    for (record, hash) in records {
+        let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
+            context: "encoding a mirror record",
+            message: e.to_string(),
+        })?;
+        values.push(Val::Text(connector.to_string()));
+        values.push(Val::Text(id_of(&record).to_string()));
+        values.push(Val::Text(data));
+        values.push(Val::Text(hash));
+        values.push(Val::Text(now.clone()));
+    }
+    insert_rows(
+        conn,
+        &format!("{table} (connector, external_id, data, content_hash, updated_at)"),
+        "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
+         content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+        5,
+        values,
+        "writing the mirror",
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn upsert_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    users: Vec<(SourceUser, String)>,
+) -> Result<(), DbError> {
+    upsert(conn, "mirror_users", connector, users, |u| &u.external_id).await
+}
+
+pub async fn upsert_groups(
+    conn: &mut AnyConnection,
+    connector: &str,
+    groups: Vec<(SourceGroup, String)>,
+) -> Result<(), DbError> {
+    upsert(conn, "mirror_groups", connector, groups, |g| &g.external_id).await
+}
+
+pub async fn delete_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    ids: &[String],
+) -> Result<u64, DbError> {
+    delete_in(
+        conn,
+        "mirror_users",
+        "connector = $1",
+        &[connector],
+        "external_id",
+        ids,
+        "removing users from the mirror",
+    )
+    .await
+}
+
+pub async fn delete_groups(
+    conn: &mut AnyConnection,
+    connector: &str,
+    ids: &[String],
+) -> Result<u64, DbError> {
+    delete_in(
+        conn,
+        "mirror_groups",
+        "connector = $1",
+        &[connector],
+        "external_id",
+        ids,
+        "removing groups from the mirror",
+    )
+    .await
+}
+
+async fn load<T: DeserializeOwned>(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    connector: &str,
+) -> Result<Vec<T>, DbError> {
+    let rows = sqlx::query(sql)
+        .bind(connector.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading the mirror")?;
+    rows.iter()
+        .map(|row| {
+            let data: String = row.try_get(0).context("reading the mirror")?;
+            serde_json::from_str(&data).map_err(|e| DbError::Corrupt {
+                context: "decoding a mirror record",
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Every mirrored user of the connector, in external id order.
+pub async fn load_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<Vec<SourceUser>, DbError> {
+    load(
+        conn,
+        "SELECT data FROM mirror_users WHERE connector = $1 ORDER BY external_id",
+        connector,
+    )
+    .await
+}
+
+/// Every mirrored group of the connector, in external id order.
+pub async fn load_groups(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<Vec<SourceGroup>, DbError> {
+    load(
+        conn,
+        "SELECT data FROM mirror_groups WHERE connector = $1 ORDER BY external_id",
+        connector,
+    )
+    .await
+}

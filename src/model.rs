@@ -1,0 +1,168 @@
+//! The common model: users and groups as every source (pulled or pushed) is normalised to
+//! before they land in the mirror. Nothing is filtered here; the raw source attributes ride
+//! along untouched in `attributes` so that mappings can read them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One email address of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub value: String,
+    /// `work`, `home`, ... as the source labels it.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// A user as one source knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceUser {
+    /// Stable id in the source (Graph object id, Okta id, LDAP entryUUID, SCIM id, ...).
+    pub external_id: String,
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<Email>,
+    pub active: bool,
+    /// The untouched source attributes.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+}
+
+impl SourceUser {
+    /// The primary email, else the first one.
+    pub fn primary_email(&self) -> Option<&str> {
+        self.emails
+            .iter()
+            .find(|e| e.primary)
+            .or_else(|| self.emails.first())
+            .map(|e| e.value.as_str())
+    }
+}
+
+/// Whether a group member is a user or a (nested) group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "user",
+            MemberKind::Group => "group",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberKind> {
+        match text {
+            "user" => Some(MemberKind::User),
+            "group" => Some(MemberKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// A reference from a group to one of its members, by the member's external id in the
+/// same source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberRef {
+    #[serde(rename = "type")]
+    pub kind: MemberKind,
+    pub id: String,
+}
+
+impl MemberRef {
+    pub fn user(id: impl Into<String>) -> Self {
+        MemberRef {
+            kind: MemberKind::User,
+            id: id.into(),
+        }
+    }
+
+    pub fn group(id: impl Into<String>) -> Self {
+        MemberRef {
+            kind: MemberKind::Group,
+            id: id.into(),
+        }
+    }
+}
+
+/// A group as one source knows it, with its direct members (users and groups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceGroup {
+    pub external_id: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberRef>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+}
+
+/// A stable 128-bit content hash, hex encoded, of anything serialisable. serde_json's map
+/// is ordered (no `preserve_order`), so equal values hash equal.
+pub fn content_hash<T: Serialize>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+}
+
+/// Case-folded key used for uniqueness of user and group names in the target.
+pub fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primary_email_prefers_flagged_one() {
+        let user = SourceUser {
+            external_id: "1".into(),
+            user_name: "a".into(),
+            given_name: None,
+            family_name: None,
+            display_name: None,
+            emails: vec![
+                Email {
+                    value: "home@example.com".into(),
+                    kind: Some("home".into()),
+                    primary: false,
+                },
+                Email {
+                    value: "work@example.com".into(),
+                    kind: Some("work".into()),
+                    primary: true,
+                },
+            ],
+            active: true,
+            attributes: Map::new(),
+        };
+        assert_eq!(user.primary_email(), Some("work@example.com"));
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let a = MemberRef::user("u1");
+        let b = MemberRef::user("u2");
+        assert_eq!(content_hash(&a), content_hash(&a.clone()));
+        assert_ne!(content_hash(&a), content_hash(&b));
+        assert_eq!(content_hash(&a).len(), 32);
+    }
+
+    #[test]
+    fn name_key_folds_case_and_space() {
+        assert_eq!(name_key("  Alice@Example.COM "), "alice@example.com");
+    }
+}

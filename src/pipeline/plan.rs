@@ -1,0 +1,448 @@
+//! The plan: what must change in the target so that one connector's slice matches the
+//! desired one. Pure: it compares the projection with the current state (loaded by the
+//! target module) and decides creates, updates, removals, membership changes and name
+//! conflicts. Nothing here touches the database.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::config::OnRemove;
+use crate::model::{MemberKind, content_hash, name_key};
+use crate::pipeline::flatten::{Graph, effective_users};
+use crate::pipeline::{Desired, TargetGroup, TargetUser};
+
+/// A user the connector already owns in the target.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: String,
+    pub user_name: String,
+    pub user_name_key: String,
+    pub content_hash: String,
+    /// Already disabled because it left the source.
+    pub removed: bool,
+}
+
+/// A group the connector already owns in the target.
+#[derive(Debug, Clone)]
+pub struct CurrentGroup {
+    pub id: String,
+    pub name: String,
+    pub name_key: String,
+    pub content_hash: String,
+}
+
+/// What the target holds for one connector, keyed by external id.
+#[derive(Debug, Default)]
+pub struct Current {
+    pub users: HashMap<String, CurrentUser>,
+    pub groups: HashMap<String, CurrentGroup>,
+    /// (group id, member id) of the direct memberships this connector granted.
+    pub memberships: HashSet<(String, String)>,
+}
+
+/// name key -> who holds it outside this connector (for conflict messages).
+pub type ForeignNames = HashMap<String, String>;
+
+/// A name two records claim. The record that already holds it keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub name: String,
+    pub external_id: String,
+    pub held_by: String,
+}
+
+/// A record to write, with its target id and content hash.
+#[derive(Debug, Clone)]
+pub struct Write<T> {
+    pub id: String,
+    pub record: T,
+    pub hash: String,
+}
+
+/// A record that leaves the target (or is disabled).
+#[derive(Debug, Clone, Serialize)]
+pub struct Removal {
+    pub id: String,
+    pub external_id: String,
+    pub name: String,
+}
+
+/// A direct membership in target ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Membership {
+    pub group_id: String,
+    pub member_id: String,
+    pub kind: MemberKind,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub on_remove: Option<OnRemove>,
+    pub user_creates: Vec<Write<TargetUser>>,
+    pub user_updates: Vec<Write<TargetUser>>,
+    pub user_removals: Vec<Removal>,
+    pub group_creates: Vec<Write<TargetGroup>>,
+    pub group_updates: Vec<Write<TargetGroup>>,
+    pub group_deletes: Vec<Removal>,
+    pub membership_adds: Vec<Membership>,
+    pub membership_removes: Vec<(String, String)>,
+    /// Every direct membership the connector grants after the plan, for effective
+    /// membership.
+    pub final_memberships: Vec<Membership>,
+    pub conflicts: Vec<Conflict>,
+    pub warnings: Vec<String>,
+    /// Users the connector owns and has not removed, before the plan.
+    pub live_users_before: u64,
+    pub groups_before: u64,
+}
+
+/// Counts of a plan, as recorded on the run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlanCounts {
+    pub users_created: u64,
+    pub users_updated: u64,
+    pub users_disabled: u64,
+    pub users_deleted: u64,
+    pub groups_created: u64,
+    pub groups_updated: u64,
+    pub groups_deleted: u64,
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
+    pub conflicts: u64,
+    pub warnings: u64,
+}
+
+impl Plan {
+    pub fn counts(&self) -> PlanCounts {
+        let removals = self.user_removals.len() as u64;
+        let (disabled, deleted) = match self.on_remove {
+            Some(OnRemove::Delete) => (0, removals),
+            _ => (removals, 0),
+        };
+        PlanCounts {
+            users_created: self.user_creates.len() as u64,
+            users_updated: self.user_updates.len() as u64,
+            users_disabled: disabled,
+            users_deleted: deleted,
+            groups_created: self.group_creates.len() as u64,
+            groups_updated: self.group_updates.len() as u64,
+            groups_deleted: self.group_deletes.len() as u64,
+            memberships_added: self.membership_adds.len() as u64,
+            memberships_removed: self.membership_removes.len() as u64,
+            conflicts: self.conflicts.len() as u64,
+            warnings: self.warnings.len() as u64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user_creates.is_empty()
+            && self.user_updates.is_empty()
+            && self.user_removals.is_empty()
+            && self.group_creates.is_empty()
+            && self.group_updates.is_empty()
+            && self.group_deletes.is_empty()
+            && self.membership_adds.is_empty()
+            && self.membership_removes.is_empty()
+    }
+}
+
+/// Compares the desired slice with the current one.
+pub fn build(
+    desired: Desired,
+    current: &Current,
+    foreign_users: &ForeignNames,
+    foreign_groups: &ForeignNames,
+    on_remove: OnRemove,
+) -> Plan {
+    let mut plan = Plan {
+        on_remove: Some(on_remove),
+        warnings: desired.skipped,
+        live_users_before: current.users.values().filter(|u| !u.removed).count() as u64,
+        groups_before: current.groups.len() as u64,
+        ..Plan::default()
+    };
+
+    // Users.
+    let desired_user_ids: HashSet<String> = desired
+        .users
+        .iter()
+        .map(|u| u.external_id.clone())
+        .collect();
+    let mut taken: HashMap<String, String> = HashMap::new();
+    // Users that leave keep their name when they are only disabled.
+    if on_remove == OnRemove::Disable {
+        for (ext, user) in &current.users {
+            if !desired_user_ids.contains(ext) {
+                taken.insert(user.user_name_key.clone(), ext.clone());
+            }
+        }
+    }
+    let keyed: Vec<(String, TargetUser)> = desired
+        .users
+        .into_iter()
+        .map(|u| (name_key(&u.user_name), u))
+        .collect();
+    let (keep_name, mut change_name): (Vec<_>, Vec<_>) = keyed.into_iter().partition(|(key, u)| {
+        current
+            .users
+            .get(&u.external_id)
+            .is_some_and(|c| &c.user_name_key == key)
+    });
+    for (key, user) in &keep_name {
+        taken.insert(key.clone(), user.external_id.clone());
+    }
+    // A user being renamed keeps its old name until the rename is known to succeed.
+    for (_, user) in &change_name {
+        if let Some(c) = current.users.get(&user.external_id) {
+            taken.insert(c.user_name_key.clone(), user.external_id.clone());
+        }
+    }
+    change_name.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
+    let mut user_ids: HashMap<String, String> = HashMap::new();
+    for (key, user) in keep_name.into_iter().chain(change_name) {
+        let existing = current.users.get(&user.external_id);
+        let renamed = existing.is_some_and(|c| c.user_name_key != key);
+        if existing.is_none() || renamed {
+            let holder = foreign_users
+                .get(&key)
+                .cloned()
+                .or_else(|| match taken.get(&key) {
+                    Some(ext) if ext != &user.external_id => {
+                        Some(format!("user with external id {ext:?} of this connector"))
+                    }
+                    _ => None,
+                });
+            if let Some(held_by) = holder {
+                plan.conflicts.push(Conflict {
+                    kind: "user",
+                    name: user.user_name.clone(),
+                    external_id: user.external_id.clone(),
+                    held_by,
+                });
+                if let Some(c) = existing {
+                    user_ids.insert(user.external_id.clone(), c.id.clone());
+                }
+                continue;
+            }
+            taken.insert(key, user.external_id.clone());
+        }
+        let hash = content_hash(&user);
+        match existing {
+            Some(c) => {
+                user_ids.insert(user.external_id.clone(), c.id.clone());
+                if c.content_hash != hash || c.removed {
+                    plan.user_updates.push(Write {
+                        id: c.id.clone(),
+                        record: user,
+                        hash,
+                    });
+                }
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                user_ids.insert(user.external_id.clone(), id.clone());
+                plan.user_creates.push(Write {
+                    id,
+                    record: user,
+                    hash,
+                });
+            }
+        }
+    }
+    let mut removals: Vec<Removal> = current
+        .users
+        .iter()
+        .filter(|(ext, u)| !desired_user_ids.contains(*ext) && !u.removed)
+        .map(|(ext, u)| Removal {
+            id: u.id.clone(),
+            external_id: ext.clone(),
+            name: u.user_name.clone(),
+        })
+        .collect();
+    removals.sort_by(|a, b| a.name.cmp(&b.name));
+    plan.user_removals = removals;
+
+    // Groups.
+    let desired_group_ids: HashSet<String> = desired
+        .groups
+        .iter()
+        .map(|g| g.external_id.clone())
+        .collect();
+    let mut group_taken: HashMap<String, String> = HashMap::new();
+    let mut groups = desired.groups;
+    groups.sort_by(|a, b| {
+        let holds = |g: &TargetGroup| {
+            current
+                .groups
+                .get(&g.external_id)
+                .is_some_and(|c| c.name_key == name_key(&g.name))
+        };
+        holds(b)
+            .cmp(&holds(a))
+            .then_with(|| a.external_id.cmp(&b.external_id))
+    });
+    for group in &groups {
+        if let Some(c) = current.groups.get(&group.external_id) {
+            group_taken
+                .entry(c.name_key.clone())
+                .or_insert_with(|| group.external_id.clone());
+        }
+    }
+    let mut group_ids: HashMap<String, String> = HashMap::new();
+    for group in groups {
+        let key = name_key(&group.name);
+        let existing = current.groups.get(&group.external_id);
+        if existing.is_none_or(|c| c.name_key != key) {
+            let holder =
+                foreign_groups
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| match group_taken.get(&key) {
+                        Some(ext) if ext != &group.external_id => {
+                            Some(format!("group with external id {ext:?} of this connector"))
+                        }
+                        _ => None,
+                    });
+            if let Some(held_by) = holder {
+                plan.conflicts.push(Conflict {
+                    kind: "group",
+                    name: group.name.clone(),
+                    external_id: group.external_id.clone(),
+                    held_by,
+                });
+                if let Some(c) = existing {
+                    group_ids.insert(group.external_id.clone(), c.id.clone());
+                }
+                continue;
+            }
+            group_taken.insert(key, group.external_id.clone());
+        }
+        let hash = content_hash(&group);
+        match existing {
+            Some(c) => {
+                group_ids.insert(group.external_id.clone(), c.id.clone());
+                if c.content_hash != hash {
+                    plan.group_updates.push(Write {
+                        id: c.id.clone(),
+                        record: group,
+                        hash,
+                    });
+                }
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                group_ids.insert(group.external_id.clone(), id.clone());
+                plan.group_creates.push(Write {
+                    id,
+                    record: group,
+                    hash,
+                });
+            }
+        }
+    }
+    let mut deletes: Vec<Removal> = current
+        .groups
+        .iter()
+        .filter(|(ext, _)| !desired_group_ids.contains(*ext))
+        .map(|(ext, g)| Removal {
+            id: g.id.clone(),
+            external_id: ext.clone(),
+            name: g.name.clone(),
+        })
+        .collect();
+    deletes.sort_by(|a, b| a.name.cmp(&b.name));
+    plan.group_deletes = deletes;
+
+    // Direct memberships.
+    let mut wanted: Vec<Membership> = desired
+        .memberships
+        .into_iter()
+        .filter_map(|m| {
+            let group_id = group_ids.get(&m.group)?.clone();
+            let member_id = match m.kind {
+                MemberKind::User => user_ids.get(&m.member)?,
+                MemberKind::Group => group_ids.get(&m.member)?,
+            }
+            .clone();
+            Some(Membership {
+                group_id,
+                member_id,
+                kind: m.kind,
+            })
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let wanted_pairs: HashSet<(&str, &str)> = wanted
+        .iter()
+        .map(|m| (m.group_id.as_str(), m.member_id.as_str()))
+        .collect();
+    plan.membership_adds = wanted
+        .iter()
+        .filter(|m| {
+            !current
+                .memberships
+                .contains(&(m.group_id.clone(), m.member_id.clone()))
+        })
+        .cloned()
+        .collect();
+    let mut removes: Vec<(String, String)> = current
+        .memberships
+        .iter()
+        .filter(|(g, m)| !wanted_pairs.contains(&(g.as_str(), m.as_str())))
+        .cloned()
+        .collect();
+    removes.sort();
+    plan.membership_removes = removes;
+    plan.final_memberships = wanted;
+    plan
+}
+
+/// The effective (group id, user id) pairs implied by a set of direct memberships.
+pub fn effective_pairs(memberships: &[Membership]) -> HashSet<(String, String)> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for m in memberships {
+        for id in [m.group_id.as_str()]
+            .into_iter()
+            .chain((m.kind == MemberKind::Group).then_some(m.member_id.as_str()))
+        {
+            if !index.contains_key(id) {
+                index.insert(id, names.len() as u32);
+                names.push(id);
+            }
+        }
+    }
+    let n = names.len();
+    let mut users: HashMap<&str, u32> = HashMap::new();
+    let mut user_names: Vec<&str> = Vec::new();
+    let mut child_groups = vec![Vec::new(); n];
+    let mut direct_users = vec![Vec::new(); n];
+    for m in memberships {
+        let g = index[m.group_id.as_str()] as usize;
+        match m.kind {
+            MemberKind::Group => child_groups[g].push(index[m.member_id.as_str()]),
+            MemberKind::User => {
+                let next = user_names.len() as u32;
+                let u = *users.entry(m.member_id.as_str()).or_insert_with(|| {
+                    user_names.push(m.member_id.as_str());
+                    next
+                });
+                direct_users[g].push(u);
+            }
+        }
+    }
+    let effective = effective_users(&Graph {
+        child_groups: &child_groups,
+        direct_users: &direct_users,
+    });
+    let mut pairs = HashSet::new();
+    for (g, members) in effective.iter().enumerate() {
+        for &u in members {
+            pairs.insert((names[g].to_string(), user_names[u as usize].to_string()));
+        }
+    }
+    pairs
+}

@@ -1,0 +1,535 @@
+//! One connector run, end to end: read the source into a buffer (no transaction is open
+//! while the network or disk is read), then in ONE transaction merge the buffer into the
+//! mirror, project the mirror through the mapping, diff against the target, check the
+//! safety limits and apply. A failure anywhere, a held run or a dry run rolls the whole
+//! transaction back, so the target is always as before the run or fully after it.
+//!
+//! `reconcile` is the same without the read: it re-projects the stored mirror.
+
+use serde::Serialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::MappingConfig;
+use crate::connectors::{ConnectorError, PullConnector, ReadMode, ReadSummary};
+use crate::db::{Db, DbError};
+use crate::mirror::{self, ReadBuffer};
+use crate::model::name_key;
+use crate::pipeline::plan::{self, Conflict, Plan, PlanCounts};
+use crate::pipeline::{mapping_fingerprint, project};
+use crate::target::runs::{self, Outcome, RunEnd};
+use crate::target::{apply, state};
+
+/// How a run is to behave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Compute and report the plan, write nothing.
+    pub dry_run: bool,
+    /// Apply even when the plan exceeds the mapping's deletion limits.
+    pub allow_mass_delete: bool,
+}
+
+/// Receives progress of a run (the CLI draws a progress bar from it).
+pub trait Progress: Send + Sync {
+    fn records_read(&self, _count: u64) {}
+    fn phase(&self, _name: &str) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Entries shown per kind in a plan preview.
+const PREVIEW_PER_KIND: usize = 10;
+/// Conflicts and warnings kept in a run record.
+const DETAILS_CAP: usize = 100;
+
+/// What a run did (or, for a dry run or held run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    pub connector: String,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub read_mode: Option<&'static str>,
+    pub records_read: u64,
+    pub counts: PlanCounts,
+    /// The first entries of each kind of change, in words.
+    pub preview: Vec<String>,
+    pub conflicts: Vec<Conflict>,
+    pub warnings: Vec<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("reading the source of connector `{connector}` failed: {source}")]
+    Read {
+        connector: String,
+        #[source]
+        source: ConnectorError,
+    },
+    #[error(
+        "connector `{0}` reported an incomplete read; nothing was changed (removals need a complete read)"
+    )]
+    Incomplete(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Reads `connector` and applies what changed.
+pub async fn sync(
+    db: &Db,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    connector: &dyn PullConnector,
+    options: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, SyncError> {
+    let span = info_span!(
+        "sync_run",
+        connector = connector_id,
+        kind = connector.kind(),
+        dry_run = options.dry_run
+    );
+    async move {
+        let run_id = match options.dry_run {
+            true => None,
+            false => Some(runs::start_run(db, connector_id, "sync").await?),
+        };
+        let result = read_and_apply(
+            db,
+            connector_id,
+            mapping,
+            connector,
+            options,
+            progress,
+            run_id,
+        )
+        .await;
+        finish(db, run_id, connector_id, options, result).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Re-projects the stored mirror of `connector_id` through its mapping, fetching nothing.
+pub async fn reconcile(
+    db: &Db,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    options: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, SyncError> {
+    let span = info_span!(
+        "reconcile_run",
+        connector = connector_id,
+        dry_run = options.dry_run
+    );
+    async move {
+        let run_id = match options.dry_run {
+            true => None,
+            false => Some(runs::start_run(db, connector_id, "reconcile").await?),
+        };
+        let result = async {
+            let mut tx = db.begin_write().await?;
+            let report = project_and_apply(
+                &mut tx,
+                connector_id,
+                mapping,
+                options,
+                progress,
+                Staged::reconcile(run_id),
+            )
+            .await?;
+            close_tx(tx, &report).await?;
+            Ok(report)
+        }
+        .await;
+        finish(db, run_id, connector_id, options, result).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// What the read phase hands to the projection.
+struct Staged {
+    run_id: Option<i64>,
+    read_mode: Option<ReadMode>,
+    records_read: u64,
+    empty_full_read: bool,
+    force: bool,
+    warnings: Vec<String>,
+}
+
+impl Staged {
+    fn reconcile(run_id: Option<i64>) -> Staged {
+        Staged {
+            run_id,
+            read_mode: None,
+            records_read: 0,
+            empty_full_read: false,
+            force: true,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+async fn read_and_apply(
+    db: &Db,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    connector: &dyn PullConnector,
+    options: RunOptions,
+    progress: &dyn Progress,
+    run_id: Option<i64>,
+) -> Result<RunReport, SyncError> {
+    let checkpoint = {
+        let mut conn = db.pool().acquire().await.map_err(|source| DbError::Query {
+            context: "reading the mirror state",
+            source,
+        })?;
+        mirror::load_state(&mut conn, connector_id)
+            .await?
+            .checkpoint
+    };
+    progress.phase("reading");
+    let mut buffer = ReadBuffer::new();
+    let summary: ReadSummary = {
+        let mut counting = CountingSink {
+            inner: &mut buffer,
+            progress,
+        };
+        connector
+            .read(checkpoint.as_deref(), &mut counting)
+            .await
+            .map_err(|source| SyncError::Read {
+                connector: connector_id.to_string(),
+                source,
+            })?
+    };
+    if !summary.complete {
+        return Err(SyncError::Incomplete(connector_id.to_string()));
+    }
+    buffer.finish(summary.mode);
+    let staged = Staged {
+        run_id,
+        read_mode: Some(summary.mode),
+        records_read: buffer.records_read,
+        empty_full_read: summary.mode == ReadMode::Full
+            && buffer.users.is_empty()
+            && buffer.groups.is_empty(),
+        force: false,
+        warnings: std::mem::take(&mut buffer.warnings),
+    };
+    info!(
+        records = staged.records_read,
+        mode = summary.mode.as_str(),
+        "source read"
+    );
+
+    progress.phase("merging");
+    let mut tx = db.begin_write().await?;
+    let merged = mirror::merge(tx.conn(), connector_id, buffer, &summary).await?;
+    info!(?merged, "mirror merged");
+    let report =
+        project_and_apply(&mut tx, connector_id, mapping, options, progress, staged).await?;
+    close_tx(tx, &report).await?;
+    Ok(report)
+}
+
+/// Commits, unless the run was a dry run or was held.
+async fn close_tx(tx: crate::db::WriteTx, report: &RunReport) -> Result<(), DbError> {
+    if report.dry_run || report.outcome == Outcome::Held {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    }
+}
+
+async fn project_and_apply(
+    tx: &mut crate::db::WriteTx,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    options: RunOptions,
+    progress: &dyn Progress,
+    staged: Staged,
+) -> Result<RunReport, SyncError> {
+    let conn = tx.conn();
+    let fingerprint = mapping_fingerprint(mapping);
+    let mut mirror_state = mirror::load_state(conn, connector_id).await?;
+    let mut report = RunReport {
+        run_id: staged.run_id,
+        connector: connector_id.to_string(),
+        outcome: Outcome::Unchanged,
+        dry_run: options.dry_run,
+        read_mode: staged.read_mode.map(ReadMode::as_str),
+        records_read: staged.records_read,
+        counts: PlanCounts::default(),
+        preview: Vec::new(),
+        conflicts: Vec::new(),
+        warnings: staged.warnings,
+        message: None,
+    };
+    let up_to_date = mirror_state.generation == mirror_state.applied_generation
+        && mirror_state.applied_mapping_hash.as_deref() == Some(fingerprint.as_str());
+    if up_to_date && !staged.force && !staged.empty_full_read {
+        report.counts.warnings = report.warnings.len() as u64;
+        report.message = Some("the target already matches the source".into());
+        return Ok(report);
+    }
+
+    progress.phase("projecting");
+    let desired = {
+        let users = mirror::load_users(conn, connector_id).await?;
+        let groups = mirror::load_groups(conn, connector_id).await?;
+        project(mapping, &users, &groups)
+    };
+    let current = state::load_current(conn, connector_id).await?;
+    let user_keys: Vec<String> = desired
+        .users
+        .iter()
+        .filter(|u| {
+            current
+                .users
+                .get(&u.external_id)
+                .is_none_or(|c| c.user_name_key != name_key(&u.user_name))
+        })
+        .map(|u| name_key(&u.user_name))
+        .collect();
+    let group_keys: Vec<String> = desired
+        .groups
+        .iter()
+        .filter(|g| {
+            current
+                .groups
+                .get(&g.external_id)
+                .is_none_or(|c| c.name_key != name_key(&g.name))
+        })
+        .map(|g| name_key(&g.name))
+        .collect();
+    let foreign_users = state::foreign_user_names(conn, connector_id, &user_keys).await?;
+    let foreign_groups = state::foreign_group_names(conn, connector_id, &group_keys).await?;
+    let plan = plan::build(
+        desired,
+        &current,
+        &foreign_users,
+        &foreign_groups,
+        mapping.on_remove,
+    );
+    drop(current);
+
+    report.counts = plan.counts();
+    report.preview = preview(&plan);
+    report.conflicts = plan.conflicts.clone();
+    report.warnings.extend(plan.warnings.iter().cloned());
+    report.counts.warnings = report.warnings.len() as u64;
+    for conflict in &plan.conflicts {
+        warn!(kind = conflict.kind, name = %conflict.name, held_by = %conflict.held_by, "name conflict");
+    }
+
+    if let Some(reason) = safety_hold(&plan, mapping, staged.empty_full_read)
+        && !options.allow_mass_delete
+    {
+        warn!(%reason, "run held by a safety limit");
+        report.outcome = Outcome::Held;
+        report.message = Some(format!(
+            "{reason}; nothing was changed. If this is expected, run again with --allow-mass-delete"
+        ));
+        return Ok(report);
+    }
+
+    progress.phase("applying");
+    apply::apply_plan(conn, connector_id, &plan).await?;
+    let membership_changed = !plan.membership_adds.is_empty()
+        || !plan.membership_removes.is_empty()
+        || !plan.group_deletes.is_empty()
+        || !plan.user_removals.is_empty();
+    if membership_changed {
+        let wanted = plan::effective_pairs(&plan.final_memberships);
+        let existing = state::load_effective(conn, connector_id).await?;
+        apply::apply_effective(conn, &wanted, &existing).await?;
+    }
+    mirror_state.applied_generation = mirror_state.generation;
+    mirror_state.applied_mapping_hash = Some(fingerprint);
+    mirror::save_state(conn, connector_id, &mirror_state).await?;
+
+    report.outcome = if plan.is_empty() {
+        Outcome::Unchanged
+    } else {
+        Outcome::Succeeded
+    };
+    Ok(report)
+}
+
+/// Why the plan must not be applied without confirmation, if it must not.
+fn safety_hold(plan: &Plan, mapping: &MappingConfig, empty_full_read: bool) -> Option<String> {
+    if empty_full_read && (plan.live_users_before > 0 || plan.groups_before > 0) {
+        return Some(format!(
+            "the source returned no users and no groups, but the target holds {} users and {} \
+             groups from it (an expired permission looks exactly like this)",
+            plan.live_users_before, plan.groups_before
+        ));
+    }
+    let check = |what: &str, removing: usize, before: u64| -> Option<String> {
+        let removing = removing as u64;
+        let percent = if before == 0 {
+            0.0
+        } else {
+            removing as f64 * 100.0 / before as f64
+        };
+        let verb = match (what, mapping.on_remove) {
+            ("users", crate::config::OnRemove::Disable) => "disable",
+            _ => "delete",
+        };
+        (removing > mapping.max_deletes || percent > mapping.max_delete_percent).then(|| {
+            format!(
+                "the plan would {verb} {removing} of {before} {what} ({percent:.1}%), above the \
+                 limits of mapping `{}` (max_deletes = {}, max_delete_percent = {})",
+                mapping.name, mapping.max_deletes, mapping.max_delete_percent
+            )
+        })
+    };
+    check("users", plan.user_removals.len(), plan.live_users_before)
+        .or_else(|| check("groups", plan.group_deletes.len(), plan.groups_before))
+}
+
+fn preview(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    let removal_verb = match plan.on_remove {
+        Some(crate::config::OnRemove::Delete) => "delete",
+        _ => "disable",
+    };
+    let add = |lines: &mut Vec<String>, items: Vec<String>| {
+        let total = items.len();
+        lines.extend(items.into_iter().take(PREVIEW_PER_KIND));
+        if total > PREVIEW_PER_KIND {
+            lines.push(format!("  ... and {} more", total - PREVIEW_PER_KIND));
+        }
+    };
+    add(
+        &mut lines,
+        plan.user_creates
+            .iter()
+            .map(|w| format!("create user {}", w.record.user_name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.user_updates
+            .iter()
+            .map(|w| format!("update user {}", w.record.user_name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.user_removals
+            .iter()
+            .map(|r| format!("{removal_verb} user {} (left the source)", r.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_creates
+            .iter()
+            .map(|w| format!("create group {}", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_updates
+            .iter()
+            .map(|w| format!("update group {}", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_deletes
+            .iter()
+            .map(|r| format!("delete group {} (left the source)", r.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.membership_adds
+            .iter()
+            .map(|m| {
+                format!(
+                    "add {} {} to group {}",
+                    m.kind.as_str(),
+                    m.member_id,
+                    m.group_id
+                )
+            })
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.membership_removes
+            .iter()
+            .map(|(g, m)| format!("remove member {m} from group {g}"))
+            .collect(),
+    );
+    lines
+}
+
+/// Records how the run ended and turns failures into the error the caller sees.
+async fn finish(
+    db: &Db,
+    run_id: Option<i64>,
+    connector_id: &str,
+    options: RunOptions,
+    result: Result<RunReport, SyncError>,
+) -> Result<RunReport, SyncError> {
+    let Some(run_id) = run_id else {
+        return result;
+    };
+    match &result {
+        Ok(report) => {
+            let mut details = serde_json::Map::new();
+            if !report.conflicts.is_empty() {
+                let capped: Vec<_> = report.conflicts.iter().take(DETAILS_CAP).collect();
+                details.insert("conflicts".into(), serde_json::json!(capped));
+            }
+            if !report.warnings.is_empty() {
+                let capped: Vec<_> = report.warnings.iter().take(DETAILS_CAP).collect();
+                details.insert("warnings".into(), serde_json::json!(capped));
+            }
+            let end = RunEnd {
+                read_mode: report.read_mode,
+                records_read: report.records_read,
+                counts: report.counts,
+                message: report.message.clone(),
+                details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
+            };
+            runs::finish_run(db, run_id, report.outcome, &end).await?;
+            info!(run_id, outcome = report.outcome.as_str(), counts = ?report.counts, "run finished");
+        }
+        Err(error) => {
+            warn!(run_id, %error, connector = connector_id, dry_run = options.dry_run, "run failed");
+            let end = RunEnd {
+                message: Some(error.to_string()),
+                ..RunEnd::default()
+            };
+            runs::finish_run(db, run_id, Outcome::Failed, &end).await?;
+        }
+    }
+    result
+}
+
+/// Forwards batches to the buffer and reports the running count.
+struct CountingSink<'a> {
+    inner: &'a mut ReadBuffer,
+    progress: &'a dyn Progress,
+}
+
+#[async_trait::async_trait]
+impl crate::connectors::BatchSink for CountingSink<'_> {
+    async fn accept(
+        &mut self,
+        batch: crate::connectors::SourceBatch,
+    ) -> Result<(), crate::connectors::SinkError> {
+        self.inner.accept(batch).await?;
+        self.progress.records_read(self.inner.records_read);
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! Writes a plan into the target, inside the caller's transaction: removals first (so that
+//! freed names can be taken), then updates, creates and membership changes, in bulk
+//! statements.
+
+use std::collections::HashSet;
+
+use sqlx::AnyConnection;
+
+use crate::config::OnRemove;
+use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text};
+use crate::model::name_key;
+use crate::pipeline::plan::Plan;
+
+fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::Value::Object(value.clone()).to_string()
+}
+
+/// Applies the direct part of a plan (users, groups, direct memberships).
+pub async fn apply_plan(
+    conn: &mut AnyConnection,
+    connector: &str,
+    plan: &Plan,
+) -> Result<(), DbError> {
+    let now = now_text();
+    let removed_ids: Vec<String> = plan.user_removals.iter().map(|r| r.id.clone()).collect();
+    match plan.on_remove.unwrap_or(OnRemove::Disable) {
+        OnRemove::Delete => {
+            delete_in(
+                conn,
+                "memberships",
+                "",
+                &[],
+                "member_id",
+                &removed_ids,
+                "removing memberships of deleted users",
+            )
+            .await?;
+            delete_in(
+                conn,
+                "effective_memberships",
+                "",
+                &[],
+                "user_id",
+                &removed_ids,
+                "removing memberships of deleted users",
+            )
+            .await?;
+            delete_in(conn, "users", "", &[], "id", &removed_ids, "deleting users").await?;
+        }
+        OnRemove::Disable => {
+            for chunk in removed_ids.chunks(500) {
+                let placeholders: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "UPDATE users SET active = $1, removed_at = $2, updated_at = $2 WHERE id IN ({})",
+                    placeholders.join(",")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(false)
+                    .bind(now.clone());
+                for id in chunk {
+                    query = query.bind(id.clone());
+                }
+                query.execute(&mut *conn).await.context("disabling users")?;
+            }
+        }
+    }
+
+    let deleted_groups: Vec<String> = plan.group_deletes.iter().map(|r| r.id.clone()).collect();
+    delete_in(
+        conn,
+        "memberships",
+        "",
+        &[],
+        "group_id",
+        &deleted_groups,
+        "removing memberships of deleted groups",
+    )
+    .await?;
+    delete_in(
+        conn,
+        "memberships",
+        "",
+        &[],
+        "member_id",
+        &deleted_groups,
+        "removing memberships of deleted groups",
+    )
+    .await?;
+    delete_in(
+        conn,
+        "effective_memberships",
+        "",
+        &[],
+        "group_id",
+        &deleted_groups,
+        "removing memberships of deleted groups",
+    )
+    .await?;
+    delete_in(
+        conn,
+        "groups",
+        "",
+        &[],
+        "id",
+        &deleted_groups,
+        "deleting groups",
+    )
+    .await?;
+
+    for write in &plan.user_updates {
+        let u = &write.record;
+        sqlx::query(
+            "UPDATE users SET user_name = $1, user_name_key = $2, display_name = $3, \
+             given_name = $4, family_name = $5, email = $6, active = $7, attributes = $8, \
+             content_hash = $9, updated_at = $10, removed_at = NULL WHERE id = $11",
+        )
+        .bind(u.user_name.clone())
+        .bind(name_key(&u.user_name))
+        .bind(u.display_name.clone())
+        .bind(u.given_name.clone())
+        .bind(u.family_name.clone())
+        .bind(u.email.clone())
+        .bind(u.active)
+        .bind(json(&u.attributes))
+        .bind(write.hash.clone())
+        .bind(now.clone())
+        .bind(write.id.clone())
+        .execute(&mut *conn)
+        .await
+        .context("updating a user")?;
+    }
+    for write in &plan.group_updates {
+        let g = &write.record;
+        sqlx::query(
+            "UPDATE groups SET name = $1, name_key = $2, description = $3, attributes = $4, \
+             content_hash = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(g.name.clone())
+        .bind(name_key(&g.name))
+        .bind(g.description.clone())
+        .bind(json(&g.attributes))
+        .bind(write.hash.clone())
+        .bind(now.clone())
+        .bind(write.id.clone())
+        .execute(&mut *conn)
+        .await
+        .context("updating a group")?;
+    }
+
+    let mut values = Vec::with_capacity(plan.user_creates.len() * 15);
+    for write in &plan.user_creates {
+        let u = &write.record;
+        values.extend([
+            Val::Text(write.id.clone()),
+            Val::Text(connector.to_string()),
+            Val::Text(u.external_id.clone()),
+            Val::Text(u.user_name.clone()),
+            Val::Text(name_key(&u.user_name)),
+            Val::OptText(u.display_name.clone()),
+            Val::OptText(u.given_name.clone()),
+            Val::OptText(u.family_name.clone()),
+            Val::OptText(u.email.clone()),
+            Val::Bool(u.active),
+            Val::Text(json(&u.attributes)),
+            Val::Text(write.hash.clone()),
+            Val::Text(now.clone()),
+            Val::Text(now.clone()),
+        ]);
+    }
+    insert_rows(
+        conn,
+        "users (id, connector, external_id, user_name, user_name_key, display_name, given_name, \
+         family_name, email, active, attributes, content_hash, created_at, updated_at)",
+        "",
+        14,
+        values,
+        "creating users",
+    )
+    .await?;
+
+    let mut values = Vec::with_capacity(plan.group_creates.len() * 10);
+    for write in &plan.group_creates {
+        let g = &write.record;
+        values.extend([
+            Val::Text(write.id.clone()),
+            Val::Text(connector.to_string()),
+            Val::Text(g.external_id.clone()),
+            Val::Text(g.name.clone()),
+            Val::Text(name_key(&g.name)),
+            Val::OptText(g.description.clone()),
+            Val::Text(json(&g.attributes)),
+            Val::Text(write.hash.clone()),
+            Val::Text(now.clone()),
+            Val::Text(now.clone()),
+        ]);
+    }
+    insert_rows(
+        conn,
+        "groups (id, connector, external_id, name, name_key, description, attributes, \
+         content_hash, created_at, updated_at)",
+        "",
+        10,
+        values,
+        "creating groups",
+    )
+    .await?;
+
+    for (group_id, member_id) in &plan.membership_removes {
+        sqlx::query(
+            "DELETE FROM memberships WHERE group_id = $1 AND member_id = $2 AND connector = $3",
+        )
+        .bind(group_id.clone())
+        .bind(member_id.clone())
+        .bind(connector.to_string())
+        .execute(&mut *conn)
+        .await
+        .context("removing a membership")?;
+    }
+    let mut values = Vec::with_capacity(plan.membership_adds.len() * 4);
+    for m in &plan.membership_adds {
+        values.extend([
+            Val::Text(m.group_id.clone()),
+            Val::Text(m.member_id.clone()),
+            Val::Text(m.kind.as_str().to_string()),
+            Val::Text(connector.to_string()),
+        ]);
+    }
+    insert_rows(
+        conn,
+        "memberships (group_id, member_id, member_kind, connector)",
+        "",
+        4,
+        values,
+        "adding memberships",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Brings the effective memberships of the connector's groups to `wanted`, given what
+/// the target holds now (`existing`). Returns (added, removed).
+pub async fn apply_effective(
+    conn: &mut AnyConnection,
+    wanted: &HashSet<(String, String)>,
+    existing: &HashSet<(String, String)>,
+) -> Result<(u64, u64), DbError> {
+    let mut removed = 0;
+    for (group_id, user_id) in existing.difference(wanted) {
+        removed +=
+            sqlx::query("DELETE FROM effective_memberships WHERE group_id = $1 AND user_id = $2")
+                .bind(group_id.clone())
+                .bind(user_id.clone())
+                .execute(&mut *conn)
+                .await
+                .context("removing an effective membership")?
+                .rows_affected();
+    }
+    let mut adds: Vec<&(String, String)> = wanted.difference(existing).collect();
+    adds.sort();
+    let mut values = Vec::with_capacity(adds.len() * 2);
+    for (group_id, user_id) in adds {
+        values.push(Val::Text(group_id.clone()));
+        values.push(Val::Text(user_id.clone()));
+    }
+    let added = insert_rows(
+        conn,
+        "effective_memberships (group_id, user_id)",
+        "",
+        2,
+        values,
+        "adding effective memberships",
+    )
+    .await?;
+    Ok((added, removed))
+}

@@ -1,0 +1,192 @@
+//! Sync run records: one row per run with what it read, what it changed and how it ended.
+
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+
+use crate::db::{Context, Db, DbError, get_bool, now_text};
+use crate::pipeline::plan::PlanCounts;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    /// Nothing to do: the target already matched.
+    Unchanged,
+    Failed,
+    /// Stopped before applying by a safety limit.
+    Held,
+    /// The process died while the run was in progress (found by the next run).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+            Outcome::Held => "held",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> Outcome {
+        match text {
+            "running" => Outcome::Running,
+            "succeeded" => Outcome::Succeeded,
+            "unchanged" => Outcome::Unchanged,
+            "held" => Outcome::Held,
+            "interrupted" => Outcome::Interrupted,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// A run as stored (the JSON shape of `idsync runs --format json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub connector: String,
+    pub operation: String,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Outcome,
+    pub read_mode: Option<String>,
+    pub records_read: i64,
+    pub counts: PlanCounts,
+    pub message: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+/// What a finished run records.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd {
+    pub read_mode: Option<&'static str>,
+    pub records_read: u64,
+    pub counts: PlanCounts,
+    pub message: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+/// Records the start of a run; earlier runs of the connector still marked running were
+/// cut off by a crash and are marked interrupted.
+pub async fn start_run(db: &Db, connector: &str, operation: &str) -> Result<i64, DbError> {
+    let mut tx = db.begin_write().await?;
+    let now = now_text();
+    sqlx::query(
+        "UPDATE sync_runs SET outcome = 'interrupted', finished_at = $1 \
+         WHERE connector = $2 AND outcome = 'running'",
+    )
+    .bind(now.clone())
+    .bind(connector.to_string())
+    .execute(tx.conn())
+    .await
+    .context("recording a run")?;
+    let row = sqlx::query(
+        "INSERT INTO sync_runs (connector, operation, dry_run, started_at, outcome) \
+         VALUES ($1, $2, $3, $4, 'running') RETURNING id",
+    )
+    .bind(connector.to_string())
+    .bind(operation.to_string())
+    .bind(false)
+    .bind(now)
+    .fetch_one(tx.conn())
+    .await
+    .context("recording a run")?;
+    let id: i64 = row.try_get(0).context("recording a run")?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn finish_run(db: &Db, id: i64, outcome: Outcome, end: &RunEnd) -> Result<(), DbError> {
+    let c = &end.counts;
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE sync_runs SET finished_at = $1, outcome = $2, read_mode = $3, records_read = $4, \
+         users_created = $5, users_updated = $6, users_disabled = $7, users_deleted = $8, \
+         groups_created = $9, groups_updated = $10, groups_deleted = $11, \
+         memberships_added = $12, memberships_removed = $13, conflicts = $14, warnings = $15, \
+         message = $16, details = $17 WHERE id = $18",
+    )
+    .bind(now_text())
+    .bind(outcome.as_str())
+    .bind(end.read_mode)
+    .bind(end.records_read as i64)
+    .bind(c.users_created as i64)
+    .bind(c.users_updated as i64)
+    .bind(c.users_disabled as i64)
+    .bind(c.users_deleted as i64)
+    .bind(c.groups_created as i64)
+    .bind(c.groups_updated as i64)
+    .bind(c.groups_deleted as i64)
+    .bind(c.memberships_added as i64)
+    .bind(c.memberships_removed as i64)
+    .bind(c.conflicts as i64)
+    .bind(c.warnings as i64)
+    .bind(end.message.clone())
+    .bind(end.details.as_ref().map(|d| d.to_string()))
+    .bind(id)
+    .execute(tx.conn())
+    .await
+    .context("recording the end of a run")?;
+    tx.commit().await
+}
+
+/// The most recent runs, newest first.
+pub async fn recent_runs(
+    pool: &AnyPool,
+    connector: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, DbError> {
+    const CTX: &str = "reading sync runs";
+    let rows = sqlx::query(
+        "SELECT id, connector, operation, dry_run, started_at, finished_at, outcome, read_mode, \
+         records_read, users_created, users_updated, users_disabled, users_deleted, \
+         groups_created, groups_updated, groups_deleted, memberships_added, \
+         memberships_removed, conflicts, warnings, message, details \
+         FROM sync_runs WHERE ($1 IS NULL OR connector = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(connector.map(str::to_string))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|row| {
+            let n = |col: &str| -> Result<u64, DbError> {
+                Ok(row.try_get::<i64, _>(col).context(CTX)? as u64)
+            };
+            let details: Option<String> = row.try_get("details").context(CTX)?;
+            Ok(RunRecord {
+                id: row.try_get("id").context(CTX)?,
+                connector: row.try_get("connector").context(CTX)?,
+                operation: row.try_get("operation").context(CTX)?,
+                dry_run: get_bool(row, "dry_run").context(CTX)?,
+                started_at: row.try_get("started_at").context(CTX)?,
+                finished_at: row.try_get("finished_at").context(CTX)?,
+                outcome: Outcome::parse(&row.try_get::<String, _>("outcome").context(CTX)?),
+                read_mode: row.try_get("read_mode").context(CTX)?,
+                records_read: row.try_get("records_read").context(CTX)?,
+                counts: PlanCounts {
+                    users_created: n("users_created")?,
+                    users_updated: n("users_updated")?,
+                    users_disabled: n("users_disabled")?,
+                    users_deleted: n("users_deleted")?,
+                    groups_created: n("groups_created")?,
+                    groups_updated: n("groups_updated")?,
+                    groups_deleted: n("groups_deleted")?,
+                    memberships_added: n("memberships_added")?,
+                    memberships_removed: n("memberships_removed")?,
+                    conflicts: n("conflicts")?,
+                    warnings: n("warnings")?,
+                },
+                message: row.try_get("message").context(CTX)?,
+                details: details.and_then(|d| serde_json::from_str(&d).ok()),
+            })
+        })
+        .collect()
+}

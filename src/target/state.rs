@@ -1,0 +1,144 @@
+//! Loads what the target holds for one connector, as the plan needs it, and finds which
+//! names are held by records outside the connector.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::db::{Context, DbError};
+use crate::pipeline::plan::{Current, CurrentGroup, CurrentUser, ForeignNames};
+
+pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<Current, DbError> {
+    const CTX: &str = "reading the target";
+    let mut current = Current::default();
+    let rows = sqlx::query(
+        "SELECT id, external_id, user_name, user_name_key, content_hash, removed_at \
+         FROM users WHERE connector = $1",
+    )
+    .bind(connector.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context(CTX)?;
+    for row in rows {
+        let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+        current.users.insert(
+            row.try_get("external_id").context(CTX)?,
+            CurrentUser {
+                id: row.try_get("id").context(CTX)?,
+                user_name: row.try_get("user_name").context(CTX)?,
+                user_name_key: row.try_get("user_name_key").context(CTX)?,
+                content_hash: row.try_get("content_hash").context(CTX)?,
+                removed: removed.is_some(),
+            },
+        );
+    }
+    let rows = sqlx::query(
+        "SELECT id, external_id, name, name_key, content_hash FROM groups WHERE connector = $1",
+    )
+    .bind(connector.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context(CTX)?;
+    for row in rows {
+        current.groups.insert(
+            row.try_get("external_id").context(CTX)?,
+            CurrentGroup {
+                id: row.try_get("id").context(CTX)?,
+                name: row.try_get("name").context(CTX)?,
+                name_key: row.try_get("name_key").context(CTX)?,
+                content_hash: row.try_get("content_hash").context(CTX)?,
+            },
+        );
+    }
+    let rows = sqlx::query("SELECT group_id, member_id FROM memberships WHERE connector = $1")
+        .bind(connector.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .context(CTX)?;
+    current.memberships = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>(0).context(CTX)?,
+                row.try_get::<String, _>(1).context(CTX)?,
+            ))
+        })
+        .collect::<Result<HashSet<_>, DbError>>()?;
+    Ok(current)
+}
+
+/// Of `keys`, the user names held by users of other connectors.
+pub async fn foreign_user_names(
+    conn: &mut AnyConnection,
+    connector: &str,
+    keys: &[String],
+) -> Result<ForeignNames, DbError> {
+    foreign_names(conn, "users", "user_name_key", connector, keys).await
+}
+
+/// Of `keys`, the group names held by groups of other connectors.
+pub async fn foreign_group_names(
+    conn: &mut AnyConnection,
+    connector: &str,
+    keys: &[String],
+) -> Result<ForeignNames, DbError> {
+    foreign_names(conn, "groups", "name_key", connector, keys).await
+}
+
+async fn foreign_names(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    key_column: &'static str,
+    connector: &str,
+    keys: &[String],
+) -> Result<ForeignNames, DbError> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {key_column}, connector, external_id FROM {table} \
+             WHERE connector <> $1 AND {key_column} IN ({})",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .context("checking names against other connectors")?
+        {
+            let key: String = row.try_get(0).context("reading a name owner")?;
+            let owner: String = row.try_get(1).context("reading a name owner")?;
+            let ext: String = row.try_get(2).context("reading a name owner")?;
+            found.insert(key, format!("connector {owner:?} (external id {ext:?})"));
+        }
+    }
+    Ok(found)
+}
+
+/// The effective (group id, user id) pairs of the connector's groups.
+pub async fn load_effective(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<HashSet<(String, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT e.group_id, e.user_id FROM effective_memberships e \
+         JOIN groups g ON g.id = e.group_id WHERE g.connector = $1",
+    )
+    .bind(connector.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading effective memberships")?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>(0)
+                    .context("reading effective memberships")?,
+                row.try_get::<String, _>(1)
+                    .context("reading effective memberships")?,
+            ))
+        })
+        .collect()
+}

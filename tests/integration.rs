@@ -1,0 +1,5 @@
+//! The integration tests, compiled as one binary (every file in tests/ would otherwise be
+//! its own binary and slow the build).
+
+mod support;
+mod sync_flow;

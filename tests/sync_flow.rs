@@ -1,0 +1,467 @@
+//! Runs of the sync engine against a real database (SQLite always, PostgreSQL when
+//! configured): creates, updates, removals, conflicts, safety limits, atomicity.
+
+use idsync::config::{MappingConfig, OnRemove};
+use idsync::connectors::{ReadMode, SourceBatch};
+use idsync::db::Db;
+use idsync::model::MemberRef;
+use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
+use idsync::target::query;
+use idsync::target::runs::{self, Outcome};
+
+use crate::on_both_backends;
+use crate::support::scripted::{Scripted, group, user, users};
+use crate::support::{TestDb, inject_failure_on_effective_insert, remove_injected_failure};
+
+fn mapping(on_remove: OnRemove) -> MappingConfig {
+    MappingConfig {
+        name: "default".into(),
+        file: "mappings/default.toml".into(),
+        on_remove,
+        max_deletes: 500,
+        max_delete_percent: 20.0,
+    }
+}
+
+async fn run(db: &Db, connector: &str, source: &Scripted, mapping: &MappingConfig) -> RunReport {
+    run_with(db, connector, source, mapping, RunOptions::default())
+        .await
+        .expect("run succeeds")
+}
+
+async fn run_with(
+    db: &Db,
+    connector: &str,
+    source: &Scripted,
+    mapping: &MappingConfig,
+    options: RunOptions,
+) -> Result<RunReport, SyncError> {
+    sync::sync(db, connector, mapping, source, options, &NoProgress).await
+}
+
+async fn counts(db: &Db) -> (i64, i64, i64, i64) {
+    query::table_counts(db.pool()).await.expect("counts")
+}
+
+async fn user_names(db: &Db) -> Vec<(String, bool)> {
+    query::list_users(db.pool(), None, 1000, 0)
+        .await
+        .expect("list users")
+        .into_iter()
+        .map(|u| (u.user_name, u.active))
+        .collect()
+}
+
+async fn effective(db: &Db, group_name: &str) -> Vec<String> {
+    let group = query::find_group(db.pool(), group_name)
+        .await
+        .expect("find group")
+        .expect("group exists");
+    query::effective_members(db.pool(), &group.id)
+        .await
+        .expect("effective members")
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
+}
+
+/// A small directory: Engineering contains Platform (nested), Platform contains u2.
+fn directory() -> Scripted {
+    Scripted::full(
+        users(4),
+        vec![
+            group(
+                "g-eng",
+                "Engineering",
+                vec![MemberRef::user("u0"), MemberRef::group("g-plat")],
+            ),
+            group("g-plat", "Platform", vec![MemberRef::user("u2")]),
+            group(
+                "g-all",
+                "Everyone",
+                (0..4).map(|i| MemberRef::user(format!("u{i}"))).collect(),
+            ),
+        ],
+    )
+}
+
+async fn initial_sync_then_unchanged_resync_writes_nothing(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    let report = run(&db, "hr", &directory(), &m).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.counts.users_created, 4);
+    assert_eq!(report.counts.groups_created, 3);
+    assert_eq!(report.counts.memberships_added, 7);
+    assert_eq!(report.records_read, 7);
+    // 7 direct memberships; effective: Engineering {u0,u2}, Platform {u2}, Everyone {4}.
+    assert_eq!(counts(&db).await, (4, 3, 7, 7));
+    assert_eq!(
+        effective(&db, "engineering").await,
+        vec!["user0@example.com", "user2@example.com"]
+    );
+    let before = query::list_users(db.pool(), None, 100, 0).await.unwrap();
+
+    let again = run(&db, "hr", &directory(), &m).await;
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(again.counts, Default::default());
+    let after = query::list_users(db.pool(), None, 100, 0).await.unwrap();
+    let stamps = |rows: &[query::UserRow]| -> Vec<String> {
+        rows.iter().map(|u| u.updated_at.clone()).collect()
+    };
+    assert_eq!(stamps(&before), stamps(&after), "no user row was rewritten");
+
+    let recorded = runs::recent_runs(db.pool(), Some("hr"), 10).await.unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].outcome, Outcome::Unchanged);
+    assert_eq!(recorded[1].outcome, Outcome::Succeeded);
+    assert_eq!(recorded[1].counts.users_created, 4);
+}
+on_both_backends!(initial_sync_then_unchanged_resync_writes_nothing);
+
+async fn changes_updates_and_removals_apply(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(&db, "hr", &directory(), &m).await;
+
+    let mut changed_users = users(4);
+    changed_users[1].display_name = Some("Renamed Person".into());
+    changed_users.remove(3); // u3 left
+    let source = Scripted::full(
+        changed_users,
+        vec![
+            group("g-eng", "Engineering", vec![MemberRef::user("u0")]), // Platform no longer nested
+            group("g-plat", "Platform", vec![MemberRef::user("u2")]),
+            group(
+                "g-all",
+                "Everyone",
+                (0..3).map(|i| MemberRef::user(format!("u{i}"))).collect(),
+            ),
+        ],
+    );
+    let mut lenient = m.clone();
+    lenient.max_delete_percent = 50.0;
+    let report = run(&db, "hr", &source, &lenient).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.counts.users_updated, 1);
+    assert_eq!(report.counts.users_disabled, 1);
+    assert_eq!(report.counts.memberships_removed, 2);
+    assert_eq!(
+        user_names(&db).await,
+        vec![
+            ("user0@example.com".to_string(), true),
+            ("user1@example.com".to_string(), true),
+            ("user2@example.com".to_string(), true),
+            ("user3@example.com".to_string(), false),
+        ]
+    );
+    let renamed = query::find_user(db.pool(), "user1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renamed.display_name.as_deref(), Some("Renamed Person"));
+    let gone = query::find_user(db.pool(), "user3@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gone.removed_at.is_some());
+    assert_eq!(
+        effective(&db, "Engineering").await,
+        vec!["user0@example.com"]
+    );
+    assert_eq!(effective(&db, "Everyone").await.len(), 3);
+
+    // The user comes back: re-enabled, not duplicated.
+    let report = run(&db, "hr", &directory(), &lenient).await;
+    assert_eq!(report.counts.users_updated, 2);
+    assert_eq!(report.counts.users_created, 0);
+    assert!(user_names(&db).await.iter().all(|(_, active)| *active));
+}
+on_both_backends!(changes_updates_and_removals_apply);
+
+async fn delete_mode_removes_rows(db: TestDb) {
+    let mut m = mapping(OnRemove::Delete);
+    m.max_delete_percent = 100.0;
+    run(&db, "hr", &directory(), &m).await;
+    let source = Scripted::full(
+        users(2),
+        vec![group("g-all", "Everyone", vec![MemberRef::user("u0")])],
+    );
+    let report = run(&db, "hr", &source, &m).await;
+    assert_eq!(report.counts.users_deleted, 2);
+    assert_eq!(report.counts.groups_deleted, 2);
+    assert_eq!(counts(&db).await, (2, 1, 1, 1));
+}
+on_both_backends!(delete_mode_removes_rows);
+
+async fn mass_removal_is_held_until_allowed(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(&db, "hr", &Scripted::full(users(10), vec![]), &m).await;
+    // 3 of 10 users leave: 30% > 20%.
+    let shrunk = Scripted::full(users(7), vec![]);
+    let report = run(&db, "hr", &shrunk, &m).await;
+    assert_eq!(report.outcome, Outcome::Held);
+    assert_eq!(report.counts.users_disabled, 3);
+    let message = report.message.unwrap();
+    assert!(
+        message.contains("the plan would disable 3 of 10 users (30.0%)"),
+        "{message}"
+    );
+    assert!(message.contains("--allow-mass-delete"), "{message}");
+    assert!(
+        user_names(&db).await.iter().all(|(_, active)| *active),
+        "nothing applied"
+    );
+    let recorded = runs::recent_runs(db.pool(), Some("hr"), 1).await.unwrap();
+    assert_eq!(recorded[0].outcome, Outcome::Held);
+
+    let options = RunOptions {
+        allow_mass_delete: true,
+        ..RunOptions::default()
+    };
+    let report = run_with(&db, "hr", &shrunk, &m, options).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let inactive = user_names(&db).await.iter().filter(|(_, a)| !a).count();
+    assert_eq!(inactive, 3);
+}
+on_both_backends!(mass_removal_is_held_until_allowed);
+
+async fn absolute_limit_holds_too(db: TestDb) {
+    let mut m = mapping(OnRemove::Disable);
+    m.max_deletes = 2;
+    m.max_delete_percent = 100.0;
+    run(&db, "hr", &Scripted::full(users(10), vec![]), &m).await;
+    let report = run(&db, "hr", &Scripted::full(users(7), vec![]), &m).await;
+    assert_eq!(report.outcome, Outcome::Held);
+}
+on_both_backends!(absolute_limit_holds_too);
+
+async fn empty_snapshot_is_always_held(db: TestDb) {
+    let mut m = mapping(OnRemove::Disable);
+    m.max_delete_percent = 100.0;
+    m.max_deletes = 1_000_000;
+    run(&db, "hr", &directory(), &m).await;
+    let report = run(&db, "hr", &Scripted::full(vec![], vec![]), &m).await;
+    assert_eq!(report.outcome, Outcome::Held);
+    assert!(
+        report
+            .message
+            .unwrap()
+            .contains("the source returned no users and no groups")
+    );
+    assert_eq!(counts(&db).await, (4, 3, 7, 7));
+    assert!(user_names(&db).await.iter().all(|(_, active)| *active));
+}
+on_both_backends!(empty_snapshot_is_always_held);
+
+async fn a_name_claimed_by_two_connectors_is_a_conflict(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(
+        &db,
+        "hr",
+        &Scripted::full(vec![user("a1", "Alice@Example.com")], vec![]),
+        &m,
+    )
+    .await;
+    let other = Scripted::full(
+        vec![
+            user("x9", "alice@example.com"),
+            user("x10", "bob@example.com"),
+        ],
+        vec![],
+    );
+    let report = run(&db, "okta", &other, &m).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.counts.users_created, 1);
+    assert_eq!(report.conflicts.len(), 1);
+    assert_eq!(report.conflicts[0].external_id, "x9");
+    assert!(report.conflicts[0].held_by.contains("connector \"hr\""));
+    let alice = query::find_user(db.pool(), "alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.connector, "hr", "never overwritten");
+    let recorded = runs::recent_runs(db.pool(), Some("okta"), 1).await.unwrap();
+    assert_eq!(recorded[0].counts.conflicts, 1);
+    let details = recorded[0].details.clone().unwrap();
+    assert_eq!(details["conflicts"][0]["external_id"], "x9");
+}
+on_both_backends!(a_name_claimed_by_two_connectors_is_a_conflict);
+
+async fn a_failure_midway_leaves_the_target_as_before(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(&db, "hr", &Scripted::full(users(2), vec![]), &m).await;
+    let before = counts(&db).await;
+    inject_failure_on_effective_insert(&db).await;
+    // Users, groups and memberships are written before effective memberships fail.
+    let error = run_with(&db, "hr", &directory(), &m, RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    assert_eq!(counts(&db).await, before);
+    let recorded = runs::recent_runs(db.pool(), Some("hr"), 1).await.unwrap();
+    assert_eq!(recorded[0].outcome, Outcome::Failed);
+    assert!(
+        recorded[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("injected failure")
+    );
+
+    // The mirror was rolled back with the target: the next run applies everything.
+    remove_injected_failure(&db).await;
+    let report = run(&db, "hr", &directory(), &m).await;
+    assert_eq!(report.counts.users_created, 2);
+    assert_eq!(counts(&db).await, (4, 3, 7, 7));
+}
+on_both_backends!(a_failure_midway_leaves_the_target_as_before);
+
+async fn a_snapshot_failing_on_its_last_page_changes_nothing(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(&db, "hr", &directory(), &m).await;
+    let mut changed = users(4);
+    changed[0].active = false;
+    let source = Scripted::full(changed, vec![]).failing_on_last_page();
+    let error = run_with(&db, "hr", &source, &m, RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("page 3 of 3 answered 503"),
+        "{error}"
+    );
+    assert!(user_names(&db).await.iter().all(|(_, active)| *active));
+    assert_eq!(counts(&db).await, (4, 3, 7, 7));
+}
+on_both_backends!(a_snapshot_failing_on_its_last_page_changes_nothing);
+
+async fn duplicate_ids_fail_the_run(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    let source = Scripted::full(vec![user("u1", "a@x"), user("u1", "b@x")], vec![]);
+    let error = run_with(&db, "hr", &source, &m, RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("duplicate user id \"u1\""),
+        "{error}"
+    );
+    assert_eq!(counts(&db).await, (0, 0, 0, 0));
+}
+on_both_backends!(duplicate_ids_fail_the_run);
+
+async fn dry_run_writes_nothing(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    let options = RunOptions {
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    let report = run_with(&db, "hr", &directory(), &m, options)
+        .await
+        .unwrap();
+    assert_eq!(report.counts.users_created, 4);
+    assert!(report.run_id.is_none());
+    assert!(
+        report
+            .preview
+            .contains(&"create user user0@example.com".to_string())
+    );
+    assert_eq!(counts(&db).await, (0, 0, 0, 0));
+    assert!(
+        runs::recent_runs(db.pool(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Nothing was stored in the mirror either: a real run still creates everything.
+    let report = run(&db, "hr", &directory(), &m).await;
+    assert_eq!(report.counts.users_created, 4);
+}
+on_both_backends!(dry_run_writes_nothing);
+
+async fn nested_groups_with_a_cycle_resolve(db: TestDb) {
+    // A -> B -> C -> A, C contains u0; D contains A.
+    let m = mapping(OnRemove::Disable);
+    let source = Scripted::full(
+        users(2),
+        vec![
+            group("a", "A", vec![MemberRef::group("b")]),
+            group("b", "B", vec![MemberRef::group("c"), MemberRef::user("u1")]),
+            group("c", "C", vec![MemberRef::group("a"), MemberRef::user("u0")]),
+            group("d", "D", vec![MemberRef::group("a"), MemberRef::group("d")]),
+        ],
+    );
+    let report = run(&db, "hr", &source, &m).await;
+    assert_eq!(report.warnings.len(), 1, "self-membership of D is reported");
+    for name in ["A", "B", "C", "D"] {
+        assert_eq!(
+            effective(&db, name).await,
+            vec!["user0@example.com", "user1@example.com"],
+            "{name}"
+        );
+    }
+}
+on_both_backends!(nested_groups_with_a_cycle_resolve);
+
+async fn delta_reads_apply_changes_and_keep_the_checkpoint(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    let mut first = directory();
+    first.next_checkpoint = Some("cursor-1".into());
+    run(&db, "graph", &first, &m).await;
+
+    let delta = Scripted::delta(
+        vec![
+            SourceBatch::Users(vec![user("u9", "new@example.com")]),
+            SourceBatch::Removed {
+                users: vec!["u3".into()],
+                groups: vec![],
+            },
+            SourceBatch::MemberChanges {
+                group: "g-plat".into(),
+                added: vec![MemberRef::user("u9")],
+                removed: vec![MemberRef::user("u2")],
+            },
+        ],
+        "cursor-2",
+    );
+    let mut lenient = m.clone();
+    lenient.max_delete_percent = 50.0;
+    let report = run(&db, "graph", &delta, &lenient).await;
+    assert_eq!(report.read_mode, Some(ReadMode::Delta.as_str()));
+    assert_eq!(
+        delta.seen_checkpoints.lock().unwrap().as_slice(),
+        &[Some("cursor-1".to_string())]
+    );
+    assert_eq!(report.counts.users_created, 1);
+    assert_eq!(report.counts.users_disabled, 1);
+    assert_eq!(effective(&db, "Platform").await, vec!["new@example.com"]);
+    assert_eq!(
+        effective(&db, "Engineering").await,
+        vec!["new@example.com", "user0@example.com"]
+    );
+    let again = Scripted::delta(vec![], "cursor-3");
+    let report = run(&db, "graph", &again, &lenient).await;
+    assert_eq!(report.outcome, Outcome::Unchanged);
+    assert_eq!(
+        again.seen_checkpoints.lock().unwrap().as_slice(),
+        &[Some("cursor-2".to_string())]
+    );
+}
+on_both_backends!(delta_reads_apply_changes_and_keep_the_checkpoint);
+
+async fn reconcile_reprojects_without_reading(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(&db, "hr", &directory(), &m).await;
+    let report = sync::reconcile(&db, "hr", &m, RunOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Unchanged);
+    assert_eq!(report.counts, Default::default());
+    // Switching the mapping to delete mode changes the fingerprint: a full re-projection.
+    let mut deleting = mapping(OnRemove::Delete);
+    deleting.max_delete_percent = 100.0;
+    let report = sync::reconcile(&db, "hr", &deleting, RunOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Unchanged);
+    let recorded = runs::recent_runs(db.pool(), Some("hr"), 5).await.unwrap();
+    assert_eq!(recorded[0].operation, "reconcile");
+}
+on_both_backends!(reconcile_reprojects_without_reading);
