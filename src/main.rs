@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use idsync::config::Config;
+use idsync::config::{Config, LogFormat};
 use idsync::connectors;
 use idsync::db::Db;
 use idsync::sync::{self, RunOptions, RunReport};
@@ -155,14 +155,17 @@ fn load_config(path: &std::path::Path) -> Result<Config> {
     })
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat, ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+    };
 }
 
 async fn open_db(config: &Config) -> Result<Db> {
@@ -181,7 +184,7 @@ async fn run(cli: Cli) -> Result<u8> {
             config.engine.log_level.clone()
         }
     });
-    init_logging(&level);
+    init_logging(&level, config.engine.log_format, interactive);
 
     match cli.command {
         Command::Check => {

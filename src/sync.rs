@@ -233,6 +233,7 @@ async fn read_and_apply(
     info!(?merged, "mirror merged");
     let report =
         project_and_apply(&mut tx, connector_id, mapping, options, progress, staged).await?;
+    progress.phase("committing");
     close_tx(tx, &report).await?;
     Ok(report)
 }
@@ -282,7 +283,7 @@ async fn project_and_apply(
     let desired = {
         let users = mirror::load_users(conn, connector_id).await?;
         let groups = mirror::load_groups(conn, connector_id).await?;
-        project(mapping, &users, &groups)
+        project(mapping, users, groups)
     };
     let current = state::load_current(conn, connector_id).await?;
     let user_keys: Vec<String> = desired
@@ -345,9 +346,10 @@ async fn project_and_apply(
         || !plan.group_deletes.is_empty()
         || !plan.user_removals.is_empty();
     if membership_changed {
-        let wanted = plan::effective_pairs(&plan.final_memberships);
-        let existing = state::load_effective(conn, connector_id).await?;
-        apply::apply_effective(conn, &wanted, &existing).await?;
+        progress.phase("effective memberships");
+        let wanted =
+            plan::effective_pairs(plan.membership_adds.iter().chain(&plan.membership_kept));
+        apply::sync_effective(conn, connector_id, &wanted).await?;
     }
     mirror_state.applied_generation = mirror_state.generation;
     mirror_state.applied_mapping_hash = Some(fingerprint);

@@ -1,5 +1,6 @@
 //! The integration tests, compiled as one binary (every file in tests/ would otherwise be
 //! its own binary and slow the build).
 
+mod cli;
 mod support;
 mod sync_flow;

@@ -1,5 +1,6 @@
 -- idsync schema for SQLite. Keep in step with migrations/postgres/0001_init.sql: the same
--- tables and columns; only the types differ (booleans are INTEGER 0/1 here).
+-- tables and columns; only the types differ (booleans are INTEGER 0/1 here), and the link
+-- tables are WITHOUT ROWID (their primary key is the whole row).
 
 -- The mirror: the last-known state of each connector's source, unfiltered.
 CREATE TABLE mirror_users (
@@ -72,7 +73,7 @@ CREATE TABLE memberships (
     member_kind TEXT NOT NULL CHECK (member_kind IN ('user', 'group')),
     connector   TEXT NOT NULL,
     PRIMARY KEY (group_id, member_id, connector)
-);
+) WITHOUT ROWID;
 CREATE INDEX memberships_by_member ON memberships (member_id);
 CREATE INDEX memberships_by_connector ON memberships (connector);
 
@@ -81,7 +82,7 @@ CREATE TABLE effective_memberships (
     group_id TEXT NOT NULL,
     user_id  TEXT NOT NULL,
     PRIMARY KEY (group_id, user_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX effective_by_user ON effective_memberships (user_id);
 
 CREATE TABLE sync_runs (

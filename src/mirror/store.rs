@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{AnyConnection, Row};
@@ -81,21 +82,19 @@ async fn hashes(
     sql: &'static str,
     connector: &str,
 ) -> Result<HashMap<String, String>, DbError> {
-    let rows = sqlx::query(sql)
+    let mut rows = sqlx::query(sql)
         .bind(connector.to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading mirror hashes")?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String, _>(0)
-                    .context("reading mirror hashes")?,
-                row.try_get::<String, _>(1)
-                    .context("reading mirror hashes")?,
-            ))
-        })
-        .collect()
+        .fetch(&mut *conn);
+    let mut hashes = HashMap::new();
+    while let Some(row) = rows.try_next().await.context("reading mirror hashes")? {
+        hashes.insert(
+            row.try_get::<String, _>(0)
+                .context("reading mirror hashes")?,
+            row.try_get::<String, _>(1)
+                .context("reading mirror hashes")?,
+        );
+    }
+    Ok(hashes)
 }
 
 /// external id -> content hash of every mirrored user of the connector.
@@ -184,8 +183,7 @@ pub async fn delete_users(
     delete_in(
         conn,
         "mirror_users",
-        "connector = $1",
-        &[connector],
+        Some(("connector", connector)),
         "external_id",
         ids,
         "removing users from the mirror",
@@ -201,8 +199,7 @@ pub async fn delete_groups(
     delete_in(
         conn,
         "mirror_groups",
-        "connector = $1",
-        &[connector],
+        Some(("connector", connector)),
         "external_id",
         ids,
         "removing groups from the mirror",
@@ -215,20 +212,19 @@ async fn load<T: DeserializeOwned>(
     sql: &'static str,
     connector: &str,
 ) -> Result<Vec<T>, DbError> {
-    let rows = sqlx::query(sql)
+    // Streamed: only one row's text is held at a time besides the decoded records.
+    let mut rows = sqlx::query(sql)
         .bind(connector.to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading the mirror")?;
-    rows.iter()
-        .map(|row| {
-            let data: String = row.try_get(0).context("reading the mirror")?;
-            serde_json::from_str(&data).map_err(|e| DbError::Corrupt {
-                context: "decoding a mirror record",
-                message: e.to_string(),
-            })
-        })
-        .collect()
+        .fetch(&mut *conn);
+    let mut records = Vec::new();
+    while let Some(row) = rows.try_next().await.context("reading the mirror")? {
+        let data: &str = row.try_get(0).context("reading the mirror")?;
+        records.push(serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+            context: "decoding a mirror record",
+            message: e.to_string(),
+        })?);
+    }
+    Ok(records)
 }
 
 /// Every mirrored user of the connector, in external id order.

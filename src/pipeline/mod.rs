@@ -65,39 +65,39 @@ pub fn mapping_fingerprint(mapping: &MappingConfig) -> String {
     content_hash(&(PROJECTION_VERSION, mapping.on_remove.as_str()))
 }
 
-/// Projects a connector's mirrored source through its mapping.
-pub fn project(_mapping: &MappingConfig, users: &[SourceUser], groups: &[SourceGroup]) -> Desired {
+/// Projects a connector's mirrored source through its mapping. Takes the records by value
+/// so that their attributes move into the target records instead of being copied.
+pub fn project(
+    _mapping: &MappingConfig,
+    users: Vec<SourceUser>,
+    groups: Vec<SourceGroup>,
+) -> Desired {
     let mut desired = Desired::default();
     let mut user_ids = HashSet::with_capacity(users.len());
     for user in users {
         match project_user(user) {
             Ok(target) => {
-                user_ids.insert(target.external_id.as_str().to_owned());
+                user_ids.insert(target.external_id.clone());
                 desired.users.push(target);
             }
-            Err(reason) => desired
+            Err((id, reason)) => desired
                 .skipped
-                .push(format!("user {:?} skipped: {reason}", user.external_id)),
+                .push(format!("user {id:?} skipped: {reason}")),
         }
     }
-    let mut group_ids = HashSet::with_capacity(groups.len());
+    let group_ids: HashSet<String> = groups
+        .iter()
+        .filter(|g| !g.display_name.trim().is_empty())
+        .map(|g| g.external_id.clone())
+        .collect();
     for group in groups {
-        if group.display_name.trim().is_empty() {
+        if !group_ids.contains(&group.external_id) {
             desired.skipped.push(format!(
                 "group {:?} skipped: its name is empty",
                 group.external_id
             ));
             continue;
         }
-        group_ids.insert(group.external_id.clone());
-        desired.groups.push(TargetGroup {
-            external_id: group.external_id.clone(),
-            name: group.display_name.trim().to_string(),
-            description: group.description.clone(),
-            attributes: group.attributes.clone(),
-        });
-    }
-    for group in groups.iter().filter(|g| group_ids.contains(&g.external_id)) {
         for member in &group.members {
             let present = match member.kind {
                 MemberKind::User => user_ids.contains(&member.id),
@@ -111,30 +111,38 @@ pub fn project(_mapping: &MappingConfig, users: &[SourceUser], groups: &[SourceG
                 });
             }
         }
+        desired.groups.push(TargetGroup {
+            name: group.display_name.trim().to_string(),
+            external_id: group.external_id,
+            description: group.description,
+            attributes: group.attributes,
+        });
     }
     desired
 }
 
-fn project_user(user: &SourceUser) -> Result<TargetUser, &'static str> {
+fn project_user(user: SourceUser) -> Result<TargetUser, (String, &'static str)> {
     let user_name = user.user_name.trim();
     if user_name.is_empty() {
-        return Err("its user name is empty");
+        return Err((user.external_id, "its user name is empty"));
     }
-    Ok(TargetUser {
-        external_id: user.external_id.clone(),
-        user_name: user_name.to_string(),
-        display_name: user.display_name.clone().or_else(|| {
-            match (&user.given_name, &user.family_name) {
+    let display_name =
+        user.display_name
+            .clone()
+            .or_else(|| match (&user.given_name, &user.family_name) {
                 (Some(g), Some(f)) => Some(format!("{g} {f}")),
                 (Some(n), None) | (None, Some(n)) => Some(n.clone()),
                 (None, None) => None,
-            }
-        }),
-        given_name: user.given_name.clone(),
-        family_name: user.family_name.clone(),
+            });
+    Ok(TargetUser {
+        user_name: user_name.to_string(),
         email: user.primary_email().map(str::to_string),
+        display_name,
+        external_id: user.external_id,
+        given_name: user.given_name,
+        family_name: user.family_name,
         active: user.active,
-        attributes: user.attributes.clone(),
+        attributes: user.attributes,
     })
 }
 
@@ -177,7 +185,7 @@ mod tests {
             members: vec![MemberRef::user("u1"), MemberRef::user("u2")],
             attributes: Map::new(),
         }];
-        let desired = project(&mapping(), &users, &groups);
+        let desired = project(&mapping(), users, groups);
         assert_eq!(desired.users.len(), 1);
         assert_eq!(
             desired.users[0].display_name.as_deref(),

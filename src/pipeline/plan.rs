@@ -87,10 +87,10 @@ pub struct Plan {
     pub group_updates: Vec<Write<TargetGroup>>,
     pub group_deletes: Vec<Removal>,
     pub membership_adds: Vec<Membership>,
+    /// Direct memberships the target already has and keeps (with the adds, every direct
+    /// membership the connector grants after the plan).
+    pub membership_kept: Vec<Membership>,
     pub membership_removes: Vec<(String, String)>,
-    /// Every direct membership the connector grants after the plan, for effective
-    /// membership.
-    pub final_memberships: Vec<Membership>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
     /// Users the connector owns and has not removed, before the plan.
@@ -375,60 +375,68 @@ pub fn build(
         .collect();
     wanted.sort();
     wanted.dedup();
-    let wanted_pairs: HashSet<(&str, &str)> = wanted
-        .iter()
-        .map(|m| (m.group_id.as_str(), m.member_id.as_str()))
-        .collect();
-    plan.membership_adds = wanted
-        .iter()
-        .filter(|m| {
-            !current
-                .memberships
-                .contains(&(m.group_id.clone(), m.member_id.clone()))
-        })
-        .cloned()
-        .collect();
-    let mut removes: Vec<(String, String)> = current
-        .memberships
-        .iter()
-        .filter(|(g, m)| !wanted_pairs.contains(&(g.as_str(), m.as_str())))
-        .cloned()
-        .collect();
+    let mut removes: Vec<(String, String)> = {
+        let wanted_pairs: HashSet<(&str, &str)> = wanted
+            .iter()
+            .map(|m| (m.group_id.as_str(), m.member_id.as_str()))
+            .collect();
+        current
+            .memberships
+            .iter()
+            .filter(|(g, m)| !wanted_pairs.contains(&(g.as_str(), m.as_str())))
+            .cloned()
+            .collect()
+    };
     removes.sort();
+    let (kept, adds): (Vec<Membership>, Vec<Membership>) = wanted.into_iter().partition(|m| {
+        current
+            .memberships
+            .contains(&(m.group_id.clone(), m.member_id.clone()))
+    });
     plan.membership_removes = removes;
-    plan.final_memberships = wanted;
+    plan.membership_adds = adds;
+    plan.membership_kept = kept;
     plan
 }
 
-/// The effective (group id, user id) pairs implied by a set of direct memberships.
-pub fn effective_pairs(memberships: &[Membership]) -> HashSet<(String, String)> {
-    let mut index: HashMap<&str, u32> = HashMap::new();
-    let mut names: Vec<&str> = Vec::new();
-    for m in memberships {
-        for id in [m.group_id.as_str()]
-            .into_iter()
+/// Effective membership as dense indices over borrowed ids: `pairs` holds
+/// (index into `groups`, index into `users`).
+pub struct Effective<'a> {
+    pub groups: Vec<&'a str>,
+    pub users: Vec<&'a str>,
+    pub group_index: HashMap<&'a str, u32>,
+    pub user_index: HashMap<&'a str, u32>,
+    pub pairs: HashSet<(u32, u32)>,
+}
+
+/// The effective (group, user) pairs implied by a set of direct memberships.
+pub fn effective_pairs<'a>(
+    memberships: impl Iterator<Item = &'a Membership> + Clone,
+) -> Effective<'a> {
+    let mut group_index: HashMap<&str, u32> = HashMap::new();
+    let mut groups: Vec<&str> = Vec::new();
+    for m in memberships.clone() {
+        for id in std::iter::once(m.group_id.as_str())
             .chain((m.kind == MemberKind::Group).then_some(m.member_id.as_str()))
         {
-            if !index.contains_key(id) {
-                index.insert(id, names.len() as u32);
-                names.push(id);
-            }
+            group_index.entry(id).or_insert_with(|| {
+                groups.push(id);
+                groups.len() as u32 - 1
+            });
         }
     }
-    let n = names.len();
-    let mut users: HashMap<&str, u32> = HashMap::new();
-    let mut user_names: Vec<&str> = Vec::new();
-    let mut child_groups = vec![Vec::new(); n];
-    let mut direct_users = vec![Vec::new(); n];
+    let mut user_index: HashMap<&str, u32> = HashMap::new();
+    let mut users: Vec<&str> = Vec::new();
+    let mut child_groups = vec![Vec::new(); groups.len()];
+    let mut direct_users = vec![Vec::new(); groups.len()];
     for m in memberships {
-        let g = index[m.group_id.as_str()] as usize;
+        let g = group_index[m.group_id.as_str()] as usize;
         match m.kind {
-            MemberKind::Group => child_groups[g].push(index[m.member_id.as_str()]),
+            MemberKind::Group => child_groups[g].push(group_index[m.member_id.as_str()]),
             MemberKind::User => {
-                let next = user_names.len() as u32;
-                let u = *users.entry(m.member_id.as_str()).or_insert_with(|| {
-                    user_names.push(m.member_id.as_str());
-                    next
+                let u = *user_index.entry(m.member_id.as_str()).or_insert_with(|| {
+                    users.push(m.member_id.as_str());
+                    users.len() as u32 - 1
                 });
                 direct_users[g].push(u);
             }
@@ -441,8 +449,14 @@ pub fn effective_pairs(memberships: &[Membership]) -> HashSet<(String, String)> 
     let mut pairs = HashSet::new();
     for (g, members) in effective.iter().enumerate() {
         for &u in members {
-            pairs.insert((names[g].to_string(), user_names[u as usize].to_string()));
+            pairs.insert((g as u32, u));
         }
     }
-    pairs
+    Effective {
+        groups,
+        users,
+        group_index,
+        user_index,
+        pairs,
+    }
 }

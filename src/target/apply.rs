@@ -4,12 +4,13 @@
 
 use std::collections::HashSet;
 
-use sqlx::AnyConnection;
+use futures_util::TryStreamExt;
+use sqlx::{AnyConnection, Row};
 
 use crate::config::OnRemove;
-use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text};
+use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders};
 use crate::model::name_key;
-use crate::pipeline::plan::Plan;
+use crate::pipeline::plan::{Effective, Plan};
 
 fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(value.clone()).to_string()
@@ -28,8 +29,7 @@ pub async fn apply_plan(
             delete_in(
                 conn,
                 "memberships",
-                "",
-                &[],
+                None,
                 "member_id",
                 &removed_ids,
                 "removing memberships of deleted users",
@@ -38,25 +38,26 @@ pub async fn apply_plan(
             delete_in(
                 conn,
                 "effective_memberships",
-                "",
-                &[],
+                None,
                 "user_id",
                 &removed_ids,
                 "removing memberships of deleted users",
             )
             .await?;
-            delete_in(conn, "users", "", &[], "id", &removed_ids, "deleting users").await?;
+            delete_in(conn, "users", None, "id", &removed_ids, "deleting users").await?;
         }
         OnRemove::Disable => {
             for chunk in removed_ids.chunks(500) {
-                let placeholders: Vec<String> =
-                    (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
                 let sql = format!(
-                    "UPDATE users SET active = $1, removed_at = $2, updated_at = $2 WHERE id IN ({})",
-                    placeholders.join(",")
+                    "UPDATE users SET active = {}, removed_at = {}, updated_at = {} WHERE id IN ({})",
+                    param(conn, 1),
+                    param(conn, 2),
+                    param(conn, 3),
+                    placeholders(conn, 4, chunk.len())
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(false)
+                    .bind(now.clone())
                     .bind(now.clone());
                 for id in chunk {
                     query = query.bind(id.clone());
@@ -70,8 +71,7 @@ pub async fn apply_plan(
     delete_in(
         conn,
         "memberships",
-        "",
-        &[],
+        None,
         "group_id",
         &deleted_groups,
         "removing memberships of deleted groups",
@@ -80,8 +80,7 @@ pub async fn apply_plan(
     delete_in(
         conn,
         "memberships",
-        "",
-        &[],
+        None,
         "member_id",
         &deleted_groups,
         "removing memberships of deleted groups",
@@ -90,8 +89,7 @@ pub async fn apply_plan(
     delete_in(
         conn,
         "effective_memberships",
-        "",
-        &[],
+        None,
         "group_id",
         &deleted_groups,
         "removing memberships of deleted groups",
@@ -100,8 +98,7 @@ pub async fn apply_plan(
     delete_in(
         conn,
         "groups",
-        "",
-        &[],
+        None,
         "id",
         &deleted_groups,
         "deleting groups",
@@ -238,30 +235,56 @@ pub async fn apply_plan(
     Ok(())
 }
 
-/// Brings the effective memberships of the connector's groups to `wanted`, given what
-/// the target holds now (`existing`). Returns (added, removed).
-pub async fn apply_effective(
+/// Brings the effective memberships of the connector's groups to `wanted`, streaming what
+/// the target holds now. Returns (added, removed).
+pub async fn sync_effective(
     conn: &mut AnyConnection,
-    wanted: &HashSet<(String, String)>,
-    existing: &HashSet<(String, String)>,
+    connector: &str,
+    wanted: &Effective<'_>,
 ) -> Result<(u64, u64), DbError> {
+    const CTX: &str = "reading effective memberships";
+    let mut present: HashSet<(u32, u32)> = HashSet::new();
+    let mut stale: Vec<(String, String)> = Vec::new();
+    {
+        let mut rows = sqlx::query(
+            "SELECT e.group_id, e.user_id FROM effective_memberships e \
+             JOIN groups g ON g.id = e.group_id WHERE g.connector = $1",
+        )
+        .bind(connector.to_string())
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.context(CTX)? {
+            let group_id: &str = row.try_get(0).context(CTX)?;
+            let user_id: &str = row.try_get(1).context(CTX)?;
+            let pair = wanted
+                .group_index
+                .get(group_id)
+                .zip(wanted.user_index.get(user_id))
+                .map(|(g, u)| (*g, *u));
+            match pair {
+                Some(pair) if wanted.pairs.contains(&pair) => {
+                    present.insert(pair);
+                }
+                _ => stale.push((group_id.to_string(), user_id.to_string())),
+            }
+        }
+    }
     let mut removed = 0;
-    for (group_id, user_id) in existing.difference(wanted) {
+    for (group_id, user_id) in stale {
         removed +=
             sqlx::query("DELETE FROM effective_memberships WHERE group_id = $1 AND user_id = $2")
-                .bind(group_id.clone())
-                .bind(user_id.clone())
+                .bind(group_id)
+                .bind(user_id)
                 .execute(&mut *conn)
                 .await
                 .context("removing an effective membership")?
                 .rows_affected();
     }
-    let mut adds: Vec<&(String, String)> = wanted.difference(existing).collect();
-    adds.sort();
+    let mut adds: Vec<(u32, u32)> = wanted.pairs.difference(&present).copied().collect();
+    adds.sort_unstable();
     let mut values = Vec::with_capacity(adds.len() * 2);
-    for (group_id, user_id) in adds {
-        values.push(Val::Text(group_id.clone()));
-        values.push(Val::Text(user_id.clone()));
+    for (g, u) in adds {
+        values.push(Val::Text(wanted.groups[g as usize].to_string()));
+        values.push(Val::Text(wanted.users[u as usize].to_string()));
     }
     let added = insert_rows(
         conn,

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Context, DbError};
+use crate::db::{Context, DbError, param, placeholders};
 use crate::pipeline::plan::{Current, CurrentGroup, CurrentUser, ForeignNames};
 
 pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<Current, DbError> {
@@ -94,11 +94,11 @@ async fn foreign_names(
 ) -> Result<ForeignNames, DbError> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "SELECT {key_column}, connector, external_id FROM {table} \
-             WHERE connector <> $1 AND {key_column} IN ({})",
-            placeholders.join(",")
+             WHERE connector <> {} AND {key_column} IN ({})",
+            param(conn, 1),
+            placeholders(conn, 2, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
         for key in chunk {
@@ -116,29 +116,4 @@ async fn foreign_names(
         }
     }
     Ok(found)
-}
-
-/// The effective (group id, user id) pairs of the connector's groups.
-pub async fn load_effective(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<HashSet<(String, String)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT e.group_id, e.user_id FROM effective_memberships e \
-         JOIN groups g ON g.id = e.group_id WHERE g.connector = $1",
-    )
-    .bind(connector.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .context("reading effective memberships")?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String, _>(0)
-                    .context("reading effective memberships")?,
-                row.try_get::<String, _>(1)
-                    .context("reading effective memberships")?,
-            ))
-        })
-        .collect()
 }

@@ -1,0 +1,299 @@
+//! Scale benchmark of the foundation (prints figures; not a test):
+//! a file snapshot of USERS users, GROUPS groups and MEMBERSHIPS memberships is synced into
+//! an empty SQLite target, then again unchanged, then with 1% of users changed. In the same
+//! run it times the floor: a plain bulk insert of the same rows into an empty SQLite
+//! database through sqlx. Peak memory is the process's VmHWM, reset before each phase.
+//!
+//! `cargo bench --bench sync_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use idsync::config::{FileFormat, MappingConfig, OnRemove};
+use idsync::connectors::file::FileConnector;
+use idsync::db::{Db, Val, insert_rows};
+use idsync::sync::{self, Progress, RunOptions, RunReport};
+
+fn size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Deterministic pseudo-random numbers (no dependency, same data every run).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % bound
+    }
+}
+
+/// The memberships of the generated directory: (group index, user index), plus one
+/// nested group per 10 groups.
+fn memberships(users: usize, groups: usize, count: usize) -> Vec<Vec<usize>> {
+    let mut rng = Lcg(42);
+    let mut members = vec![Vec::new(); groups];
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    while seen.len() < count {
+        let (g, u) = (rng.next(groups), rng.next(users));
+        if seen.insert((g, u)) {
+            members[g].push(u);
+        }
+    }
+    members
+}
+
+fn write_snapshot(path: &Path, users: usize, members: &[Vec<usize>], changed_every: Option<usize>) {
+    let file = std::fs::File::create(path).expect("create snapshot");
+    let mut out = BufWriter::new(file);
+    write!(out, "{{\"users\":[").unwrap();
+    for u in 0..users {
+        if u > 0 {
+            write!(out, ",").unwrap();
+        }
+        let title = match changed_every {
+            Some(every) if u % every == 0 => "Principal Engineer",
+            _ => "Engineer",
+        };
+        let record = serde_json::json!({
+            "id": format!("u{u:07}"),
+            "userName": format!("user{u}@example.com"),
+            "givenName": format!("Given{u}"),
+            "familyName": format!("Family{u}"),
+            "emails": [{"value": format!("user{u}@example.com"), "type": "work", "primary": true}],
+            "active": u % 50 != 0,
+            "department": format!("Dept {}", u % 40),
+            "title": title,
+        });
+        serde_json::to_writer(&mut out, &record).unwrap();
+    }
+    write!(out, "],\"groups\":[").unwrap();
+    for (g, users_in) in members.iter().enumerate() {
+        if g > 0 {
+            write!(out, ",").unwrap();
+        }
+        let mut list: Vec<serde_json::Value> = users_in
+            .iter()
+            .map(|u| serde_json::json!({"type": "user", "id": format!("u{u:07}")}))
+            .collect();
+        if g % 10 == 0 && g + 1 < members.len() {
+            list.push(serde_json::json!({"type": "group", "id": format!("g{:06}", g + 1)}));
+        }
+        let record = serde_json::json!({
+            "id": format!("g{g:06}"),
+            "displayName": format!("Group {g}"),
+            "description": "generated",
+            "members": list,
+        });
+        serde_json::to_writer(&mut out, &record).unwrap();
+    }
+    write!(out, "]}}").unwrap();
+    out.flush().unwrap();
+}
+
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_memory_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn fresh_db(dir: &Path, name: &str) -> Db {
+    let url = format!("sqlite://{}/{name}.db", dir.display());
+    Db::open(&url).await.expect("open sqlite")
+}
+
+/// The floor: the same users, groups and memberships bulk-inserted, nothing else.
+async fn floor(db: &Db, users: usize, members: &[Vec<usize>]) -> f64 {
+    let start = Instant::now();
+    let mut tx = db.begin_write().await.unwrap();
+    let now = idsync::db::now_text();
+    let mut values = Vec::with_capacity(users * 14);
+    for u in 0..users {
+        values.extend([
+            Val::Text(format!("id-u{u}")),
+            Val::Text("floor".into()),
+            Val::Text(format!("u{u:07}")),
+            Val::Text(format!("user{u}@example.com")),
+            Val::Text(format!("user{u}@example.com")),
+            Val::OptText(Some(format!("Given{u} Family{u}"))),
+            Val::OptText(Some(format!("Given{u}"))),
+            Val::OptText(Some(format!("Family{u}"))),
+            Val::OptText(Some(format!("user{u}@example.com"))),
+            Val::Bool(true),
+            Val::Text("{}".into()),
+            Val::Text("hash".into()),
+            Val::Text(now.clone()),
+            Val::Text(now.clone()),
+        ]);
+    }
+    insert_rows(
+        tx.conn(),
+        "users (id, connector, external_id, user_name, user_name_key, display_name, given_name, \
+         family_name, email, active, attributes, content_hash, created_at, updated_at)",
+        "",
+        14,
+        values,
+        "floor users",
+    )
+    .await
+    .unwrap();
+    let mut values = Vec::new();
+    for g in 0..members.len() {
+        values.extend([
+            Val::Text(format!("id-g{g}")),
+            Val::Text("floor".into()),
+            Val::Text(format!("g{g:06}")),
+            Val::Text(format!("Group {g}")),
+            Val::Text(format!("group {g}")),
+            Val::OptText(None),
+            Val::Text("{}".into()),
+            Val::Text("hash".into()),
+            Val::Text(now.clone()),
+            Val::Text(now.clone()),
+        ]);
+    }
+    insert_rows(
+        tx.conn(),
+        "groups (id, connector, external_id, name, name_key, description, attributes, \
+         content_hash, created_at, updated_at)",
+        "",
+        10,
+        values,
+        "floor groups",
+    )
+    .await
+    .unwrap();
+    let mut values = Vec::new();
+    for (g, users_in) in members.iter().enumerate() {
+        for u in users_in {
+            values.extend([
+                Val::Text(format!("id-g{g}")),
+                Val::Text(format!("id-u{u}")),
+                Val::Text("user".into()),
+                Val::Text("floor".into()),
+            ]);
+        }
+    }
+    insert_rows(
+        tx.conn(),
+        "memberships (group_id, member_id, member_kind, connector)",
+        "",
+        4,
+        values,
+        "floor memberships",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+/// Records when each phase of a run starts, to print where the time goes.
+struct PhaseTimer(std::sync::Mutex<Vec<(String, Instant)>>);
+
+impl Progress for PhaseTimer {
+    fn phase(&self, name: &str) {
+        if let Ok(mut phases) = self.0.lock() {
+            phases.push((name.to_string(), Instant::now()));
+        }
+    }
+}
+
+impl PhaseTimer {
+    fn summary(&self, end: Instant) -> String {
+        let phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut parts = Vec::new();
+        for (i, (name, start)) in phases.iter().enumerate() {
+            let stop = phases.get(i + 1).map_or(end, |next| next.1);
+            parts.push(format!("{name} {:.2}s", (stop - *start).as_secs_f64()));
+        }
+        parts.join(", ")
+    }
+}
+
+async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64, RunReport) {
+    reset_peak_memory();
+    let connector = FileConnector::new(path.to_path_buf(), FileFormat::Json);
+    let start = Instant::now();
+    let options = RunOptions {
+        allow_mass_delete: true,
+        ..RunOptions::default()
+    };
+    let timer = PhaseTimer(std::sync::Mutex::new(Vec::new()));
+    let report = sync::sync(db, "bench", mapping, &connector, options, &timer)
+        .await
+        .expect("sync");
+    println!("    phases: {}", timer.summary(Instant::now()));
+    (start.elapsed().as_secs_f64(), peak_memory_mib(), report)
+}
+
+fn main() {
+    let users = size("IDSYNC_BENCH_USERS", 100_000);
+    let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
+    let memberships_count = size("IDSYNC_BENCH_MEMBERSHIPS", 500_000);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let members = memberships(users, groups, memberships_count);
+    let snapshot = dir.path().join("snapshot.json");
+    let changed = dir.path().join("changed.json");
+    write_snapshot(&snapshot, users, &members, None);
+    write_snapshot(&changed, users, &members, Some(100));
+    let mapping = MappingConfig {
+        name: "bench".into(),
+        file: "bench.toml".into(),
+        on_remove: OnRemove::Disable,
+        max_deletes: 500,
+        max_delete_percent: 20.0,
+    };
+    println!(
+        "sync_scale: {users} users, {groups} groups, {memberships_count} memberships \
+         (snapshot {:.1} MiB)",
+        std::fs::metadata(&snapshot).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+    );
+    rt.block_on(async {
+        let floor_db = fresh_db(dir.path(), "floor").await;
+        reset_peak_memory();
+        let floor_secs = floor(&floor_db, users, &members).await;
+        let floor_mem = peak_memory_mib();
+        floor_db.close().await;
+        println!("floor (bulk insert of the same rows): {floor_secs:>7.2} s  peak {floor_mem:>6.0} MiB");
+
+        let db = fresh_db(dir.path(), "target").await;
+        let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
+        println!(
+            "initial sync:                         {secs:>7.2} s  peak {mem:>6.0} MiB  ({:.2}x floor; {} users, {} groups, {} memberships created)",
+            secs / floor_secs,
+            report.counts.users_created,
+            report.counts.groups_created,
+            report.counts.memberships_added
+        );
+        let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
+        let c = report.counts;
+        let rows_written = c.users_created + c.users_updated + c.users_disabled + c.groups_created
+            + c.groups_updated + c.memberships_added + c.memberships_removed;
+        println!(
+            "unchanged re-sync:                    {secs:>7.2} s  peak {mem:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
+            report.outcome.as_str()
+        );
+        let (secs, mem, report) = timed_sync(&db, &changed, &mapping).await;
+        println!(
+            "re-sync, 1% of users changed:         {secs:>7.2} s  peak {mem:>6.0} MiB  ({} users updated)",
+            report.counts.users_updated
+        );
+        db.close().await;
+    });
+}

@@ -1,0 +1,260 @@
+//! The `idsync` binary end to end on a temporary configuration tree with an SQLite target:
+//! outputs, JSON shapes and exit codes (0 ok, 1 failed run, 2 bad config, 3 held).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    /// idsync.toml + one file connector `hr` reading `snapshot.json` through mapping `default`.
+    fn new() -> Tree {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tree = Tree { dir };
+        tree.write(
+            "idsync.toml",
+            "[target]\ndatabase_url = \"sqlite://target.db\"\n",
+        );
+        tree.write(
+            "connectors/hr.toml",
+            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"snapshot.json\"\n",
+        );
+        tree.write(
+            "mappings/default.toml",
+            "on_remove = \"disable\"\nmax_deletes = 500\nmax_delete_percent = 20.0\n",
+        );
+        tree.snapshot(5);
+        tree
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    /// `n` users; group `Staff` holds them all, group `Leads` holds u0 and nests `Staff`.
+    fn snapshot(&self, n: usize) {
+        let users: Vec<Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({"id": format!("u{i}"), "userName": format!("user{i}@example.com"),
+                    "givenName": "Given", "familyName": format!("F{i}")})
+            })
+            .collect();
+        let members: Vec<Value> = (0..n)
+            .map(|i| serde_json::json!({"type": "user", "id": format!("u{i}")}))
+            .collect();
+        let snapshot = serde_json::json!({
+            "users": users,
+            "groups": [
+                {"id": "g1", "displayName": "Staff", "members": members},
+                {"id": "g2", "displayName": "Leads", "members": [
+                    {"type": "user", "id": "u0"}, {"type": "group", "id": "g1"}]},
+            ]
+        });
+        self.write("snapshot.json", &snapshot.to_string());
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_idsync"))
+            .arg("--config")
+            .arg(self.path("idsync.toml"))
+            .args(args)
+            .env_remove("IDSYNC_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run idsync");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let (code, stdout, stderr) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    }
+}
+
+#[test]
+fn the_repository_configuration_checks_clean() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = idsync::config::Config::load(&repo.join("idsync.toml"))
+        .unwrap_or_else(|e| panic!("the bundled configuration must be valid:\n{e}"));
+    assert!(config.connectors.contains_key("example-hr"));
+    assert!(config.connectors.contains_key("example-csv"));
+    assert!(config.mappings.contains_key("default"));
+}
+
+#[test]
+fn sync_then_list_and_show_as_json() {
+    let tree = Tree::new();
+    let (code, stdout, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("hr: succeeded (run 1, read 7 records (full))"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("users:       5 created"), "{stdout}");
+
+    let users = tree.json(&["users", "list", "--format", "json"]);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 5);
+    assert_eq!(names[0], "user0@example.com");
+    assert_eq!(users[0]["display_name"], "Given F0");
+    assert_eq!(users[0]["active"], true);
+    assert_eq!(users[0]["connector"], "hr");
+
+    let user = tree.json(&["users", "show", "USER0@example.com", "--format", "json"]);
+    assert_eq!(user["groups"], serde_json::json!(["Leads", "Staff"]));
+    assert_eq!(
+        user["effective_groups"],
+        serde_json::json!(["Leads", "Staff"])
+    );
+
+    let leads = tree.json(&["groups", "show", "leads", "--effective", "--format", "json"]);
+    assert_eq!(leads["name"], "Leads");
+    assert_eq!(leads["effective"], true);
+    assert_eq!(leads["members"].as_array().unwrap().len(), 5);
+    let direct = tree.json(&["groups", "show", "Leads", "--format", "json"]);
+    let kinds: Vec<&str> = direct["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["user", "group"]);
+
+    let (code, stdout, _) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("hr: unchanged"), "{stdout}");
+    let runs = tree.json(&["runs", "--format", "json"]);
+    assert_eq!(runs[0]["outcome"], "unchanged");
+    assert_eq!(runs[1]["outcome"], "succeeded");
+    assert_eq!(runs[1]["counts"]["users_created"], 5);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let tree = Tree::new();
+    let (code, stdout, stderr) = tree.run(&["sync", "hr", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("dry run, nothing written"), "{stdout}");
+    assert!(stdout.contains("create user user0@example.com"), "{stdout}");
+    assert_eq!(
+        tree.json(&["users", "list", "--format", "json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        tree.json(&["runs", "--format", "json"]),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_held_run_exits_3_and_allow_mass_delete_applies_it() {
+    let tree = Tree::new();
+    assert_eq!(tree.run(&["sync", "hr"]).0, 0);
+    tree.snapshot(2);
+    let (code, stdout, _) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(stdout.contains("hr: held"), "{stdout}");
+    assert!(stdout.contains("--allow-mass-delete"), "{stdout}");
+    let users = tree.json(&["users", "list", "--format", "json"]);
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["active"] == true)
+    );
+
+    let (code, stdout, _) = tree.run(&["sync", "hr", "--allow-mass-delete"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("3 disabled"), "{stdout}");
+}
+
+#[test]
+fn a_malformed_snapshot_fails_with_file_and_line_and_exit_1() {
+    let tree = Tree::new();
+    tree.write(
+        "snapshot.json",
+        "{\n  \"users\": [\n    {\"id\": \"u1\",, }\n  ]\n}\n",
+    );
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("snapshot.json:3:"), "{stderr}");
+    let runs = tree.json(&["runs", "--format", "json"]);
+    assert_eq!(runs[0]["outcome"], "failed");
+    assert_eq!(
+        tree.json(&["users", "list", "--format", "json"]),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn csv_users_sync() {
+    let tree = Tree::new();
+    tree.write(
+        "connectors/csv.toml",
+        "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"users.csv\"\n",
+    );
+    tree.write(
+        "users.csv",
+        "id,userName,givenName,familyName,email,active,department\n\
+         c1,ann@example.com,Ann,Lee,ann@example.com,true,Sales\n\
+         c2,bo@example.com,Bo,Kim,bo@example.com,no,Ops\n",
+    );
+    let (code, _, stderr) = tree.run(&["sync", "csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let bo = tree.json(&["users", "show", "bo@example.com", "--format", "json"]);
+    assert_eq!(bo["active"], false);
+    assert_eq!(bo["attributes"]["department"], "Ops");
+    assert_eq!(bo["email"], "bo@example.com");
+}
+
+#[test]
+fn bad_configuration_exits_2_listing_every_problem() {
+    let tree = Tree::new();
+    tree.write(
+        "connectors/broken.toml",
+        "kind = \"file\"\nmapping = \"nope\"\nschedule = \"61 * * * *\"\ncolour = \"blue\"\n[file]\npath = \"snapshot.json\"\n",
+    );
+    tree.write(
+        "connectors/secretive.toml",
+        "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"missing.json\"\n",
+    );
+    let (code, _, stderr) = tree.run(&["check"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("connectors/broken.toml:4"), "{stderr}");
+    assert!(stderr.contains("colour"), "{stderr}");
+    assert!(stderr.contains("connectors/secretive.toml:4"), "{stderr}");
+    assert!(stderr.contains("missing.json"), "{stderr}");
+    // sync refuses to run with a broken configuration too.
+    let (code, _, _) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn unknown_connector_is_a_usage_error() {
+    let tree = Tree::new();
+    let (code, _, stderr) = tree.run(&["sync", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no connector `nope`"), "{stderr}");
+    assert!(stderr.contains("known: hr"), "{stderr}");
+}
