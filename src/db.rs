@@ -127,9 +127,9 @@ impl Db {
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 30000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // 64 MiB of page cache per connection: bulk writes into indexes larger
+                    // 32 MiB of page cache per connection: bulk writes into indexes larger
                     // than SQLite's 2 MiB default otherwise go to the OS for every page.
-                    conn.execute("PRAGMA cache_size = -65536").await?;
+                    conn.execute("PRAGMA cache_size = -32768").await?;
                     Ok(())
                 })
             });
@@ -172,7 +172,14 @@ impl Db {
             Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await.context("starting a transaction")?;
+        // IMMEDIATE takes SQLite's write lock up front (waiting up to busy_timeout): a
+        // deferred transaction that reads first fails at once with SQLITE_BUSY when another
+        // process committed in between.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .context("starting a transaction")?;
         Ok(WriteTx { tx, _guard: guard })
     }
 
@@ -260,6 +267,12 @@ fn bind_val<'q>(
 /// built this way must bind in the order the placeholders appear.
 pub fn anonymous_params(conn: &AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// Whether `conn` talks to PostgreSQL.
+pub fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+        || conn.backend_name().eq_ignore_ascii_case("postgres")
 }
 
 /// The placeholder for parameter `n` (1-based) of a statement built for `conn`.

@@ -210,8 +210,11 @@ async fn read_and_apply(
     if !summary.complete {
         return Err(SyncError::Incomplete(connector_id.to_string()));
     }
-    buffer.finish(summary.mode);
-    let staged = Staged {
+    buffer.finish(summary.mode).map_err(|e| SyncError::Read {
+        connector: connector_id.to_string(),
+        source: ConnectorError::Sink(e),
+    })?;
+    let mut staged = Staged {
         run_id,
         read_mode: Some(summary.mode),
         records_read: buffer.records_read,
@@ -229,8 +232,9 @@ async fn read_and_apply(
 
     progress.phase("merging");
     let mut tx = db.begin_write().await?;
-    let merged = mirror::merge(tx.conn(), connector_id, buffer, &summary).await?;
+    let mut merged = mirror::merge(tx.conn(), connector_id, buffer, &summary).await?;
     info!(?merged, "mirror merged");
+    staged.warnings.append(&mut merged.warnings);
     let report =
         project_and_apply(&mut tx, connector_id, mapping, options, progress, staged).await?;
     progress.phase("committing");
@@ -256,6 +260,17 @@ async fn project_and_apply(
     staged: Staged,
 ) -> Result<RunReport, SyncError> {
     let conn = tx.conn();
+    if crate::db::is_postgres(conn) {
+        // PostgreSQL: writers of the target take turns, so that two nodes or connectors
+        // claiming one new name see each other's claim instead of failing on the unique key.
+        sqlx::query("SELECT pg_advisory_xact_lock(7342001)")
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| DbError::Query {
+                context: "waiting for the target write lock",
+                source,
+            })?;
+    }
     let fingerprint = mapping_fingerprint(mapping);
     let mut mirror_state = mirror::load_state(conn, connector_id).await?;
     let mut report = RunReport {
@@ -351,7 +366,12 @@ async fn project_and_apply(
             plan::effective_pairs(plan.membership_adds.iter().chain(&plan.membership_kept));
         apply::sync_effective(conn, connector_id, &wanted).await?;
     }
-    mirror_state.applied_generation = mirror_state.generation;
+    // With conflicts left, the target has not fully caught up: the next run projects
+    // again, so a name freed meanwhile (by another connector, or by a rename of this run)
+    // is taken then.
+    if plan.conflicts.is_empty() {
+        mirror_state.applied_generation = mirror_state.generation;
+    }
     mirror_state.applied_mapping_hash = Some(fingerprint);
     mirror::save_state(conn, connector_id, &mirror_state).await?;
 
@@ -391,7 +411,12 @@ fn safety_hold(plan: &Plan, mapping: &MappingConfig, empty_full_read: bool) -> O
             )
         })
     };
-    check("users", plan.user_removals.len(), plan.live_users_before)
+    let live_removals = plan
+        .user_removals
+        .iter()
+        .filter(|r| !r.already_disabled)
+        .count();
+    check("users", live_removals, plan.live_users_before)
         .or_else(|| check("groups", plan.group_deletes.len(), plan.groups_before))
 }
 

@@ -340,7 +340,9 @@ async fn duplicate_ids_fail_the_run(db: TestDb) {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("duplicate user id \"u1\""),
+        error
+            .to_string()
+            .contains("duplicate id \"u1\" in one snapshot"),
         "{error}"
     );
     assert_eq!(counts(&db).await, (0, 0, 0, 0));
@@ -465,3 +467,81 @@ async fn reconcile_reprojects_without_reading(db: TestDb) {
     assert_eq!(recorded[0].operation, "reconcile");
 }
 on_both_backends!(reconcile_reprojects_without_reading);
+
+async fn switching_to_delete_removes_users_disabled_earlier(db: TestDb) {
+    let mut m = mapping(OnRemove::Disable);
+    m.max_delete_percent = 100.0;
+    run(&db, "hr", &Scripted::full(users(3), vec![]), &m).await;
+    run(&db, "hr", &Scripted::full(users(2), vec![]), &m).await; // user2 disabled
+    // The admin switches to delete, and a new person takes the freed name.
+    let mut deleting = mapping(OnRemove::Delete);
+    deleting.max_delete_percent = 100.0;
+    let mut next = users(2);
+    next.push(user("new", "user2@example.com"));
+    let report = run(&db, "hr", &Scripted::full(next, vec![]), &deleting).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.counts.users_deleted, 1);
+    assert_eq!(report.counts.users_created, 1);
+    let user2 = query::find_user(db.pool(), "user2@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user2.external_id, "new");
+    assert!(user2.active);
+}
+on_both_backends!(switching_to_delete_removes_users_disabled_earlier);
+
+async fn a_rename_conflict_still_applies_other_changes_and_is_retried(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    run(
+        &db,
+        "okta",
+        &Scripted::full(vec![user("o1", "taken@example.com")], vec![]),
+        &m,
+    )
+    .await;
+    run(
+        &db,
+        "hr",
+        &Scripted::full(vec![user("h1", "old@example.com")], vec![]),
+        &m,
+    )
+    .await;
+    // The source renames h1 onto a name okta holds, and deactivates it.
+    let mut renamed = user("h1", "taken@example.com");
+    renamed.active = false;
+    let source = Scripted::full(vec![renamed.clone()], vec![]);
+    let report = run(&db, "hr", &source, &m).await;
+    assert_eq!(report.conflicts.len(), 1);
+    let h1 = query::find_user(db.pool(), "old@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !h1.active,
+        "the deactivation went through under the old name"
+    );
+    // okta lets the name go; the next run of hr (same source) takes it.
+    let mut lenient = m.clone();
+    lenient.max_delete_percent = 100.0;
+    run(
+        &db,
+        "okta",
+        &Scripted::full(vec![user("o2", "other@example.com")], vec![]),
+        &{
+            let mut d = lenient.clone();
+            d.on_remove = OnRemove::Delete;
+            d
+        },
+    )
+    .await;
+    let report = run(&db, "hr", &source, &m).await;
+    assert!(report.conflicts.is_empty(), "{:?}", report.conflicts);
+    assert_eq!(report.counts.users_updated, 1);
+    let h1 = query::find_user(db.pool(), "taken@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h1.external_id, "h1");
+}
+on_both_backends!(a_rename_conflict_still_applies_other_changes_and_is_retried);

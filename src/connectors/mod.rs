@@ -73,8 +73,8 @@ impl ReadMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadSummary {
     pub mode: ReadMode,
-    /// True only when every page of users, groups and members was read. An incomplete
-    /// read updates what it saw but never removes anything.
+    /// True only when every page of users, groups and members was read. A run refuses an
+    /// incomplete read whole (nothing changes), since removals need a complete one.
     pub complete: bool,
     /// The cursor to resume from next time (a Graph delta link, an Okta timestamp...).
     /// `None` keeps no checkpoint: the next read is a full one.

@@ -1,8 +1,10 @@
 //! Collects what a connector read during one run, checking the batches as they arrive:
-//! duplicate external ids in one snapshot are an error; a group listing itself, and
-//! members that reference records the read never produced, are warnings.
+//! duplicate external ids in one full snapshot are an error (in a delta, where an API may
+//! send an object twice, the last occurrence wins, and a removal after an update removes);
+//! a group listing itself, and members that reference records the read never produced, are
+//! warnings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -17,8 +19,11 @@ pub struct ReadBuffer {
     pub removed_users: Vec<String>,
     pub removed_groups: Vec<String>,
     pub member_changes: Vec<(String, Vec<MemberRef>, Vec<MemberRef>)>,
-    user_ids: HashSet<String>,
-    group_ids: HashSet<String>,
+    /// external id -> position in `users` / `groups`.
+    user_ids: HashMap<String, usize>,
+    group_ids: HashMap<String, usize>,
+    /// The first id sent twice, if any.
+    duplicate: Option<String>,
     pub records_read: u64,
     pub warnings: Vec<String>,
 }
@@ -28,10 +33,23 @@ impl ReadBuffer {
         Self::default()
     }
 
-    /// Checks references once the whole read is in. For a full read every member must be
-    /// a record of this read; for a delta, references are checked later against the mirror.
-    /// Dangling members and self-membership are dropped with a warning.
-    pub fn finish(&mut self, mode: ReadMode) {
+    /// Checks the read once it is complete. For a full read, an id sent twice fails the
+    /// read and every member must be a record of this read; for a delta, references are
+    /// checked against the mirror when it is merged. Dangling members and self-membership
+    /// are dropped with a warning.
+    pub fn finish(&mut self, mode: ReadMode) -> Result<(), SinkError> {
+        if mode == ReadMode::Full
+            && let Some(id) = &self.duplicate
+        {
+            return Err(SinkError(format!("duplicate id {id:?} in one snapshot")));
+        }
+        // Records removed later in a delta than they were sent are not upserted.
+        let removed_users: HashSet<&String> = self.removed_users.iter().collect();
+        self.users
+            .retain(|u| !removed_users.contains(&u.external_id));
+        let removed_groups: HashSet<&String> = self.removed_groups.iter().collect();
+        self.groups
+            .retain(|g| !removed_groups.contains(&g.external_id));
         let mut warnings = Vec::new();
         for group in &mut self.groups {
             let group_id = group.external_id.clone();
@@ -48,8 +66,8 @@ impl ReadBuffer {
                     return true;
                 }
                 let known = match member.kind {
-                    MemberKind::User => user_ids.contains(&member.id),
-                    MemberKind::Group => group_ids.contains(&member.id),
+                    MemberKind::User => user_ids.contains_key(&member.id),
+                    MemberKind::Group => group_ids.contains_key(&member.id),
                 };
                 if !known {
                     warnings.push(format!(
@@ -64,6 +82,7 @@ impl ReadBuffer {
             group.members.retain(|m| seen.insert(m.clone()));
         }
         self.warnings.extend(warnings);
+        Ok(())
     }
 }
 
@@ -80,13 +99,21 @@ impl BatchSink for ReadBuffer {
                             user.user_name
                         )));
                     }
-                    if !self.user_ids.insert(user.external_id.clone()) {
-                        return Err(SinkError(format!(
-                            "duplicate user id {:?} in one snapshot",
-                            user.external_id
-                        )));
+                    if !self.removed_users.is_empty() {
+                        self.removed_users.retain(|id| id != &user.external_id);
                     }
-                    self.users.push(user);
+                    match self.user_ids.get(&user.external_id) {
+                        Some(&pos) => {
+                            self.duplicate
+                                .get_or_insert_with(|| user.external_id.clone());
+                            self.users[pos] = user;
+                        }
+                        None => {
+                            self.user_ids
+                                .insert(user.external_id.clone(), self.users.len());
+                            self.users.push(user);
+                        }
+                    }
                 }
             }
             SourceBatch::Groups(groups) => {
@@ -97,13 +124,21 @@ impl BatchSink for ReadBuffer {
                             group.display_name
                         )));
                     }
-                    if !self.group_ids.insert(group.external_id.clone()) {
-                        return Err(SinkError(format!(
-                            "duplicate group id {:?} in one snapshot",
-                            group.external_id
-                        )));
+                    if !self.removed_groups.is_empty() {
+                        self.removed_groups.retain(|id| id != &group.external_id);
                     }
-                    self.groups.push(group);
+                    match self.group_ids.get(&group.external_id) {
+                        Some(&pos) => {
+                            self.duplicate
+                                .get_or_insert_with(|| group.external_id.clone());
+                            self.groups[pos] = group;
+                        }
+                        None => {
+                            self.group_ids
+                                .insert(group.external_id.clone(), self.groups.len());
+                            self.groups.push(group);
+                        }
+                    }
                 }
             }
             SourceBatch::Removed { users, groups } => {
@@ -150,17 +185,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn duplicate_ids_across_batches_are_refused() {
+    async fn duplicate_ids_across_batches_fail_a_full_read() {
         let mut buffer = ReadBuffer::new();
-        buffer
-            .accept(SourceBatch::Users(vec![user("u1")]))
-            .await
-            .unwrap();
-        let err = buffer
-            .accept(SourceBatch::Users(vec![user("u1")]))
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "duplicate user id \"u1\" in one snapshot");
+        for _ in 0..2 {
+            buffer
+                .accept(SourceBatch::Users(vec![user("u1")]))
+                .await
+                .unwrap();
+        }
+        let err = buffer.finish(ReadMode::Full).unwrap_err();
+        assert_eq!(err.to_string(), "duplicate id \"u1\" in one snapshot");
+    }
+
+    #[tokio::test]
+    async fn in_a_delta_the_last_event_wins() {
+        let mut buffer = ReadBuffer::new();
+        let mut renamed = user("u1");
+        renamed.user_name = "second@example.com".into();
+        let batches = vec![
+            SourceBatch::Users(vec![user("u1"), user("u2")]),
+            SourceBatch::Users(vec![renamed]),
+            SourceBatch::Removed {
+                users: vec!["u2".into(), "u3".into()],
+                groups: vec![],
+            },
+            SourceBatch::Users(vec![user("u3")]),
+        ];
+        for batch in batches {
+            buffer.accept(batch).await.unwrap();
+        }
+        buffer.finish(ReadMode::Delta).unwrap();
+        let names: Vec<&str> = buffer.users.iter().map(|u| u.user_name.as_str()).collect();
+        assert_eq!(names, vec!["second@example.com", "u3@example.com"]);
+        assert_eq!(buffer.removed_users, vec!["u2".to_string()]);
     }
 
     #[tokio::test]
@@ -182,7 +239,7 @@ mod tests {
             )]))
             .await
             .unwrap();
-        buffer.finish(ReadMode::Full);
+        buffer.finish(ReadMode::Full).unwrap();
         assert_eq!(buffer.groups[0].members, vec![MemberRef::user("u1")]);
         assert_eq!(
             buffer.warnings,

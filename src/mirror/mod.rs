@@ -15,17 +15,19 @@ pub use store::{
     save_state, upsert_groups, upsert_users, user_hashes,
 };
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
 use crate::connectors::{ReadMode, ReadSummary};
 use crate::db::DbError;
-use crate::model::content_hash;
+use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 
 /// What a merge changed in the mirror.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MergeOutcome {
+    /// What was dropped while merging a delta (unknown groups, self-membership).
+    pub warnings: Vec<String>,
     pub users_upserted: u64,
     pub users_removed: u64,
     pub groups_upserted: u64,
@@ -83,28 +85,44 @@ pub async fn merge(
 
     // Graph-style member deltas apply to groups already in the mirror (or just read).
     if !member_changes.is_empty() {
-        let mut stored = load_groups(conn, connector).await?;
+        let mut stored: HashMap<String, SourceGroup> = load_groups(conn, connector)
+            .await?
+            .into_iter()
+            .map(|g| (g.external_id.clone(), g))
+            .collect();
+        let mut position: HashMap<String, usize> = changed_groups
+            .iter()
+            .enumerate()
+            .map(|(i, (g, _))| (g.external_id.clone(), i))
+            .collect();
         for (group_id, added, removed) in member_changes {
-            let pending = changed_groups
-                .iter_mut()
-                .find(|(g, _)| g.external_id == group_id);
-            let group = match pending {
-                Some((group, _)) => group,
-                None => match stored.iter().position(|g| g.external_id == group_id) {
-                    Some(index) => {
-                        let group = stored.swap_remove(index);
-                        let hash = content_hash(&group);
-                        changed_groups.push((group, hash));
-                        &mut changed_groups.last_mut().expect("just pushed").0
+            let index = match position.get(&group_id) {
+                Some(&index) => index,
+                None => match stored.remove(&group_id) {
+                    Some(group) => {
+                        position.insert(group_id.clone(), changed_groups.len());
+                        changed_groups.push((group, String::new()));
+                        changed_groups.len() - 1
                     }
-                    // A member change for a group we never saw: the next full read fixes it.
-                    None => continue,
+                    // A member change for a group never seen: the next full read fixes it.
+                    None => {
+                        outcome.warnings.push(format!(
+                            "member changes for unknown group {group_id:?} were ignored"
+                        ));
+                        continue;
+                    }
                 },
             };
+            let group = &mut changed_groups[index].0;
             let removed: HashSet<_> = removed.into_iter().collect();
             group.members.retain(|m| !removed.contains(m));
+            let mut present: HashSet<MemberRef> = group.members.iter().cloned().collect();
             for member in added {
-                if !group.members.contains(&member) {
+                if member.kind == MemberKind::Group && member.id == group_id {
+                    outcome.warnings.push(format!(
+                        "group {group_id:?} lists itself as a member; the self-membership is ignored"
+                    ));
+                } else if present.insert(member.clone()) {
                     group.members.push(member);
                 }
             }

@@ -64,6 +64,8 @@ pub struct Write<T> {
 /// A record that leaves the target (or is disabled).
 #[derive(Debug, Clone, Serialize)]
 pub struct Removal {
+    /// Already disabled by an earlier run (counted apart by the safety limits).
+    pub already_disabled: bool,
     pub id: String,
     pub external_id: String,
     pub name: String,
@@ -201,7 +203,7 @@ pub fn build(
     }
     change_name.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
     let mut user_ids: HashMap<String, String> = HashMap::new();
-    for (key, user) in keep_name.into_iter().chain(change_name) {
+    for (key, mut user) in keep_name.into_iter().chain(change_name) {
         let existing = current.users.get(&user.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
         if existing.is_none() || renamed {
@@ -221,12 +223,13 @@ pub fn build(
                     external_id: user.external_id.clone(),
                     held_by,
                 });
-                if let Some(c) = existing {
-                    user_ids.insert(user.external_id.clone(), c.id.clone());
-                }
-                continue;
+                let Some(c) = existing else { continue };
+                // The rename waits, every other change (a deactivation above all) goes
+                // through under the name the user already has.
+                user.user_name = c.user_name.clone();
+            } else {
+                taken.insert(key, user.external_id.clone());
             }
-            taken.insert(key, user.external_id.clone());
         }
         let hash = content_hash(&user);
         match existing {
@@ -251,11 +254,16 @@ pub fn build(
             }
         }
     }
+    // Under delete, users disabled by earlier runs (under disable) are deleted too; they
+    // do not count against the safety limits, which guard the users still active.
     let mut removals: Vec<Removal> = current
         .users
         .iter()
-        .filter(|(ext, u)| !desired_user_ids.contains(*ext) && !u.removed)
+        .filter(|(ext, u)| {
+            !desired_user_ids.contains(*ext) && (!u.removed || on_remove == OnRemove::Delete)
+        })
         .map(|(ext, u)| Removal {
+            already_disabled: u.removed,
             id: u.id.clone(),
             external_id: ext.clone(),
             name: u.user_name.clone(),
@@ -291,7 +299,7 @@ pub fn build(
         }
     }
     let mut group_ids: HashMap<String, String> = HashMap::new();
-    for group in groups {
+    for mut group in groups {
         let key = name_key(&group.name);
         let existing = current.groups.get(&group.external_id);
         if existing.is_none_or(|c| c.name_key != key) {
@@ -312,12 +320,11 @@ pub fn build(
                     external_id: group.external_id.clone(),
                     held_by,
                 });
-                if let Some(c) = existing {
-                    group_ids.insert(group.external_id.clone(), c.id.clone());
-                }
-                continue;
+                let Some(c) = existing else { continue };
+                group.name = c.name.clone();
+            } else {
+                group_taken.insert(key, group.external_id.clone());
             }
-            group_taken.insert(key, group.external_id.clone());
         }
         let hash = content_hash(&group);
         match existing {
@@ -347,6 +354,7 @@ pub fn build(
         .iter()
         .filter(|(ext, _)| !desired_group_ids.contains(*ext))
         .map(|(ext, g)| Removal {
+            already_disabled: false,
             id: g.id.clone(),
             external_id: ext.clone(),
             name: g.name.clone(),
