@@ -150,6 +150,12 @@ impl Plan {
     }
 }
 
+/// A new target id. Version 7 UUIDs grow with time, so a bulk create appends to the
+/// primary-key index instead of inserting at random places in it.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// Compares the desired slice with the current one.
 pub fn build(
     desired: Desired,
@@ -244,7 +250,7 @@ pub fn build(
                 }
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = new_id();
                 user_ids.insert(user.external_id.clone(), id.clone());
                 plan.user_creates.push(Write {
                     id,
@@ -339,7 +345,7 @@ pub fn build(
                 }
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = new_id();
                 group_ids.insert(group.external_id.clone(), id.clone());
                 plan.group_creates.push(Write {
                     id,
@@ -402,6 +408,7 @@ pub fn build(
             .contains(&(m.group_id.clone(), m.member_id.clone()))
     });
     plan.membership_removes = removes;
+    // `wanted` is sorted, so the adds are in primary-key order for the inserts.
     plan.membership_adds = adds;
     plan.membership_kept = kept;
     plan

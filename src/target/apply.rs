@@ -279,12 +279,17 @@ pub async fn sync_effective(
                 .context("removing an effective membership")?
                 .rows_affected();
     }
-    let mut adds: Vec<(u32, u32)> = wanted.pairs.difference(&present).copied().collect();
+    // In key order, so that the inserts walk the primary key instead of jumping around it.
+    let mut adds: Vec<(&str, &str)> = wanted
+        .pairs
+        .difference(&present)
+        .map(|&(g, u)| (wanted.groups[g as usize], wanted.users[u as usize]))
+        .collect();
     adds.sort_unstable();
     let mut values = Vec::with_capacity(adds.len() * 2);
-    for (g, u) in adds {
-        values.push(Val::Text(wanted.groups[g as usize].to_string()));
-        values.push(Val::Text(wanted.users[u as usize].to_string()));
+    for (group_id, user_id) in adds {
+        values.push(Val::Text(group_id.to_string()));
+        values.push(Val::Text(user_id.to_string()));
     }
     let added = insert_rows(
         conn,
