@@ -258,13 +258,7 @@ fn main() {
     let changed = dir.path().join("changed.json");
     write_snapshot(&snapshot, users, &members, None);
     write_snapshot(&changed, users, &members, Some(100));
-    let mapping = MappingConfig {
-        name: "bench".into(),
-        file: "bench.toml".into(),
-        on_remove: OnRemove::Disable,
-        max_deletes: 500,
-        max_delete_percent: 20.0,
-    };
+    let mapping = MappingConfig::pass_through("bench", OnRemove::Disable, 500, 20.0);
     println!(
         "sync_scale: {users} users, {groups} groups, {memberships_count} memberships \
          (snapshot {:.1} MiB)",

@@ -10,10 +10,13 @@
 //! - [`model`]: the common model every source is normalised to (users, groups, members).
 //! - [`connectors`]: the [`connectors::PullConnector`] seam and its implementations
 //!   (`file` today).
+//! - [`filter`]: the SCIM filter language (RFC 7644 3.4.2.2): one parser and AST, used by
+//!   mapping filters now and the SCIM receiver later.
 //! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers.
 //! - [`mirror`]: the stored last-known state of each source and its delta checkpoint.
-//! - [`pipeline`]: projection of a mirror through its mapping, effective membership over
-//!   nested groups with cycles, and the plan (diff against the target).
+//! - [`pipeline`]: projection of a mirror through its mapping (filters, attribute
+//!   expressions, default and application groups, nesting kept or flattened), effective
+//!   membership over nested groups with cycles, and the plan (diff against the target).
 //! - [`target`]: the target directory tables: applying plans, run records, read queries.
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
@@ -21,6 +24,7 @@
 pub mod config;
 pub mod connectors;
 pub mod db;
+pub mod filter;
 pub mod mirror;
 pub mod model;
 pub mod pipeline;

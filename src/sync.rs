@@ -325,12 +325,25 @@ async fn project_and_apply(
         .collect();
     let foreign_users = state::foreign_user_names(conn, connector_id, &user_keys).await?;
     let foreign_groups = state::foreign_group_names(conn, connector_id, &group_keys).await?;
+    let managed_names: Vec<String> = desired
+        .managed
+        .iter()
+        .map(|g| name_key(&g.group))
+        .chain(desired.default_on_create.iter().map(|g| name_key(g)))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let named_groups = state::groups_by_name(conn, &managed_names).await?;
     let plan = plan::build(
         desired,
         &current,
-        &foreign_users,
-        &foreign_groups,
-        mapping.on_remove,
+        &plan::Context {
+            mapping_name: &mapping.name,
+            on_remove: mapping.on_remove,
+            foreign_users: &foreign_users,
+            foreign_groups: &foreign_groups,
+            named_groups: &named_groups,
+        },
     );
     drop(current);
 
@@ -362,9 +375,14 @@ async fn project_and_apply(
         || !plan.user_removals.is_empty();
     if membership_changed {
         progress.phase("effective memberships");
-        let wanted =
-            plan::effective_pairs(plan.membership_adds.iter().chain(&plan.membership_kept));
+        let own_groups = plan
+            .membership_adds
+            .iter()
+            .chain(&plan.membership_kept)
+            .filter(|m| !plan.managed_group_ids.contains(&m.group_id));
+        let wanted = plan::effective_pairs(own_groups);
         apply::sync_effective(conn, connector_id, &wanted).await?;
+        apply::sync_managed_effective(conn, &plan.managed_group_ids).await?;
     }
     // With conflicts left, the target has not fully caught up: the next run projects
     // again, so a name freed meanwhile (by another connector, or by a rename of this run)

@@ -14,13 +14,7 @@ use crate::support::scripted::{Scripted, group, user, users};
 use crate::support::{TestDb, inject_failure_on_effective_insert, remove_injected_failure};
 
 fn mapping(on_remove: OnRemove) -> MappingConfig {
-    MappingConfig {
-        name: "default".into(),
-        file: "mappings/default.toml".into(),
-        on_remove,
-        max_deletes: 500,
-        max_delete_percent: 20.0,
-    }
+    MappingConfig::pass_through("default", on_remove, 500, 20.0)
 }
 
 async fn run(db: &Db, connector: &str, source: &Scripted, mapping: &MappingConfig) -> RunReport {

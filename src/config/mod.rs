@@ -32,7 +32,9 @@ pub use connector::{
     ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, Schedule, ScheduleError,
 };
 pub use engine::{EngineConfig, LogFormat};
-pub use mapping::{MappingConfig, OnRemove};
+pub use mapping::{
+    Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
+};
 pub use secret::{SecretError, SecretRef, SecretString, StringOrSecret};
 
 use problems::{Problems, Source};
@@ -772,7 +774,7 @@ format = "json"
         assert_eq!(
             problems_of(&dir.path().join("etc/idsync.toml")),
             [format!(
-                "{}:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+                "{}:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
                 path.display()
             )]
         );
@@ -790,7 +792,7 @@ format = "json"
             problems(&dir),
             [
                 "idsync.toml:3: unclosed table, expected `]`",
-                "mappings/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+                "mappings/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
             ]
         );
         // Valid TOML with a bad value: [paths] is still followed.
@@ -805,7 +807,7 @@ format = "json"
             problems(&dir),
             [
                 "idsync.toml:4: log.level: invalid type: integer `3`, expected a string",
-                "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`",
+                "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
             ]
         );
     }

@@ -1,20 +1,23 @@
 //! The mapping pipeline: `project(mirror, mapping) -> desired slice of the target`, then a
 //! diff of that slice against what the target holds gives the [`plan::Plan`].
 //!
-//! In this version the projection is a pass-through of the common model (the filters,
-//! attribute mapping and group rules of `mappings/*.toml` plug in here, in
-//! [`project`], without touching the mirror, plan or apply code around it).
+//! The projection applies a mapping's filters, attribute expressions, group names,
+//! default and application groups and nesting mode (see `project.rs`); the plan turns
+//! the difference into writes (see `plan.rs`).
 
+pub mod context;
+pub mod expr;
 pub mod flatten;
 pub mod plan;
+mod project;
 
-use std::collections::HashSet;
+pub use project::project;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::MappingConfig;
-use crate::model::{MemberKind, SourceGroup, SourceUser, content_hash};
+use crate::model::{MemberKind, content_hash};
 
 /// Bump when the projection's logic changes, so that every connector re-projects once.
 const PROJECTION_VERSION: u32 = 1;
@@ -49,123 +52,77 @@ pub struct DesiredMembership {
     pub member: String,
 }
 
+/// Why a membership exists; stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// The source's own group membership.
+    Source,
+    /// An application group, or a default group applied on every run.
+    Mapping,
+    /// A default group given when the user was created; never removed by a run (an
+    /// admin who removes it in the target is not overridden).
+    Default,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Source => "source",
+            Origin::Mapping => "mapping",
+            Origin::Default => "default",
+        }
+    }
+}
+
+/// A user's membership in a group the mapping manages (default or application group),
+/// by target group name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ManagedGrant {
+    pub group: String,
+    pub user: String,
+}
+
 /// The slice of the target that one connector should own.
 #[derive(Debug, Default)]
 pub struct Desired {
     pub users: Vec<TargetUser>,
     pub groups: Vec<TargetGroup>,
     pub memberships: Vec<DesiredMembership>,
+    /// Memberships in mapping-managed groups, granted on every run.
+    pub managed: Vec<ManagedGrant>,
+    /// Default groups given to users this run creates.
+    pub default_on_create: Vec<String>,
     /// Records left out, each with the reason.
     pub skipped: Vec<String>,
+    /// Records a filter kept out.
+    pub excluded_users: u64,
+    pub excluded_groups: u64,
 }
 
 /// A fingerprint of everything in the mapping that changes the projection: when it
 /// differs from the one the target was built with, the whole mirror is re-projected.
 pub fn mapping_fingerprint(mapping: &MappingConfig) -> String {
-    content_hash(&(PROJECTION_VERSION, mapping.on_remove.as_str()))
-}
-
-/// Projects a connector's mirrored source through its mapping. Takes the records by value
-/// so that their attributes move into the target records instead of being copied.
-pub fn project(
-    _mapping: &MappingConfig,
-    users: Vec<SourceUser>,
-    groups: Vec<SourceGroup>,
-) -> Desired {
-    let mut desired = Desired::default();
-    let mut user_ids = HashSet::with_capacity(users.len());
-    for user in users {
-        match project_user(user) {
-            Ok(target) => {
-                user_ids.insert(target.external_id.clone());
-                desired.users.push(target);
-            }
-            Err((id, reason)) => desired
-                .skipped
-                .push(format!("user {id:?} skipped: {reason}")),
-        }
-    }
-    let group_ids: HashSet<String> = groups
-        .iter()
-        .filter(|g| !g.display_name.trim().is_empty())
-        .map(|g| g.external_id.clone())
-        .collect();
-    for group in groups {
-        if !group_ids.contains(&group.external_id) {
-            desired.skipped.push(format!(
-                "group {:?} skipped: its name is empty",
-                group.external_id
-            ));
-            continue;
-        }
-        for member in &group.members {
-            let present = match member.kind {
-                MemberKind::User => user_ids.contains(&member.id),
-                MemberKind::Group => group_ids.contains(&member.id),
-            };
-            if present {
-                desired.memberships.push(DesiredMembership {
-                    group: group.external_id.clone(),
-                    kind: member.kind,
-                    member: member.id.clone(),
-                });
-            }
-        }
-        desired.groups.push(TargetGroup {
-            name: group.display_name.trim().to_string(),
-            external_id: group.external_id,
-            description: group.description,
-            attributes: group.attributes,
-        });
-    }
-    desired
-}
-
-fn project_user(user: SourceUser) -> Result<TargetUser, (String, &'static str)> {
-    let user_name = user.user_name.trim();
-    if user_name.is_empty() {
-        return Err((user.external_id, "its user name is empty"));
-    }
-    let display_name =
-        user.display_name
-            .clone()
-            .or_else(|| match (&user.given_name, &user.family_name) {
-                (Some(g), Some(f)) => Some(format!("{g} {f}")),
-                (Some(n), None) | (None, Some(n)) => Some(n.clone()),
-                (None, None) => None,
-            });
-    Ok(TargetUser {
-        user_name: user_name.to_string(),
-        email: user.primary_email().map(str::to_string),
-        display_name,
-        external_id: user.external_id,
-        given_name: user.given_name,
-        family_name: user.family_name,
-        active: user.active,
-        attributes: user.attributes,
-    })
+    content_hash(&(
+        PROJECTION_VERSION,
+        mapping.on_remove.as_str(),
+        &mapping.fingerprint,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::OnRemove;
-    use crate::model::MemberRef;
+    use crate::model::{MemberRef, SourceGroup, SourceUser};
 
     fn mapping() -> MappingConfig {
-        MappingConfig {
-            name: "m".into(),
-            file: "m.toml".into(),
-            on_remove: OnRemove::Disable,
-            max_deletes: 500,
-            max_delete_percent: 20.0,
-        }
+        MappingConfig::pass_through("m", OnRemove::Disable, 500, 20.0)
     }
 
     fn user(id: &str, name: &str) -> SourceUser {
         SourceUser {
             external_id: id.into(),
-            user_name: name.into(),
+            user_name: format!("{name}@example.com"),
             given_name: Some("Ada".into()),
             family_name: Some("Lovelace".into()),
             display_name: None,
@@ -177,7 +134,9 @@ mod tests {
 
     #[test]
     fn pass_through_keeps_members_that_were_projected() {
-        let users = vec![user("u1", "ada"), user("u2", "  ")];
+        let mut blank = user("u2", "");
+        blank.user_name = "  ".into();
+        let users = vec![user("u1", "ada"), blank];
         let groups = vec![SourceGroup {
             external_id: "g1".into(),
             display_name: "Eng".into(),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::OnRemove;
 use crate::model::{MemberKind, content_hash, name_key};
 use crate::pipeline::flatten::{Graph, effective_users};
-use crate::pipeline::{Desired, TargetGroup, TargetUser};
+use crate::pipeline::{Desired, Origin, TargetGroup, TargetUser};
 
 /// A user the connector already owns in the target.
 #[derive(Debug, Clone)]
@@ -37,8 +37,11 @@ pub struct CurrentGroup {
 pub struct Current {
     pub users: HashMap<String, CurrentUser>,
     pub groups: HashMap<String, CurrentGroup>,
-    /// (group id, member id) of the direct memberships this connector granted.
+    /// (group id, member id) of the direct memberships this connector granted, except
+    /// the sticky ones.
     pub memberships: HashSet<(String, String)>,
+    /// Default-group memberships given at creation: never removed, never re-added.
+    pub sticky: HashSet<(String, String)>,
 }
 
 /// name key -> who holds it outside this connector (for conflict messages).
@@ -77,6 +80,7 @@ pub struct Membership {
     pub group_id: String,
     pub member_id: String,
     pub kind: MemberKind,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +99,11 @@ pub struct Plan {
     pub membership_removes: Vec<(String, String)>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
+    /// Mapping-managed groups (default and application groups) to create, and their owner.
+    pub managed_creates: Vec<Write<TargetGroup>>,
+    pub managed_owner: String,
+    /// Ids of the managed groups the plan grants memberships in.
+    pub managed_group_ids: HashSet<String>,
     /// Users the connector owns and has not removed, before the plan.
     pub live_users_before: u64,
     pub groups_before: u64,
@@ -156,15 +165,33 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A group name outside the connector, as the plan needs it for managed groups.
+#[derive(Debug, Clone)]
+pub struct NamedGroup {
+    pub id: String,
+    /// The owner: a connector id, or `mapping:<name>` for managed groups.
+    pub owner: String,
+}
+
+/// What the plan is built from besides the desired and current slices.
+pub struct Context<'a> {
+    pub mapping_name: &'a str,
+    pub on_remove: OnRemove,
+    /// Names (keys) held by users of other connectors.
+    pub foreign_users: &'a ForeignNames,
+    /// Names (keys) held by groups of other connectors.
+    pub foreign_groups: &'a ForeignNames,
+    /// Existing groups by name key, for the mapping's managed group names.
+    pub named_groups: &'a HashMap<String, NamedGroup>,
+}
+
 /// Compares the desired slice with the current one.
-pub fn build(
-    desired: Desired,
-    current: &Current,
-    foreign_users: &ForeignNames,
-    foreign_groups: &ForeignNames,
-    on_remove: OnRemove,
-) -> Plan {
+pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
+    let foreign_users = ctx.foreign_users;
+    let foreign_groups = ctx.foreign_groups;
+    let on_remove = ctx.on_remove;
     let mut plan = Plan {
+        managed_owner: format!("mapping:{}", ctx.mapping_name),
         on_remove: Some(on_remove),
         warnings: desired.skipped,
         live_users_before: current.users.values().filter(|u| !u.removed).count() as u64,
@@ -369,7 +396,7 @@ pub fn build(
     deletes.sort_by(|a, b| a.name.cmp(&b.name));
     plan.group_deletes = deletes;
 
-    // Direct memberships.
+    // Direct memberships from the source.
     let mut wanted: Vec<Membership> = desired
         .memberships
         .into_iter()
@@ -384,11 +411,86 @@ pub fn build(
                 group_id,
                 member_id,
                 kind: m.kind,
+                origin: Origin::Source,
             })
         })
         .collect();
-    wanted.sort();
-    wanted.dedup();
+
+    // Mapping-managed groups: resolved by name to a managed group, or created. A name held
+    // by a connector's group is a conflict: the mapping never writes into such a group.
+    let created: HashSet<&str> = plan
+        .user_creates
+        .iter()
+        .map(|w| w.record.external_id.as_str())
+        .collect();
+    let mut grants: Vec<(String, &str, Origin)> = desired
+        .managed
+        .iter()
+        .map(|g| (g.group.clone(), g.user.as_str(), Origin::Mapping))
+        .collect();
+    for user in &created {
+        for group in &desired.default_on_create {
+            grants.push((group.clone(), user, Origin::Default));
+        }
+    }
+    let mut managed_ids: HashMap<String, Option<String>> = HashMap::new();
+    for (group, user, origin) in grants {
+        let key = name_key(&group);
+        let id = managed_ids
+            .entry(key.clone())
+            .or_insert_with(|| match ctx.named_groups.get(&key) {
+                Some(named)
+                    if named.owner == plan.managed_owner || named.owner.starts_with("mapping:") =>
+                {
+                    Some(named.id.clone())
+                }
+                Some(named) => {
+                    plan.conflicts.push(Conflict {
+                        kind: "managed group",
+                        name: group.clone(),
+                        external_id: key.clone(),
+                        held_by: format!("a group of connector {:?}", named.owner),
+                    });
+                    None
+                }
+                None => {
+                    let id = new_id();
+                    plan.managed_creates.push(Write {
+                        id: id.clone(),
+                        hash: content_hash(&group),
+                        record: TargetGroup {
+                            external_id: key.clone(),
+                            name: group.clone(),
+                            description: Some(format!(
+                                "managed by idsync mapping `{}`",
+                                ctx.mapping_name
+                            )),
+                            attributes: serde_json::Map::new(),
+                        },
+                    });
+                    Some(id)
+                }
+            })
+            .clone();
+        let (Some(group_id), Some(member_id)) = (id, user_ids.get(user)) else {
+            continue;
+        };
+        plan.managed_group_ids.insert(group_id.clone());
+        wanted.push(Membership {
+            group_id,
+            member_id: member_id.clone(),
+            kind: MemberKind::User,
+            origin,
+        });
+    }
+    // Sticky default memberships stay as they are.
+    wanted.retain(|m| {
+        !current
+            .sticky
+            .contains(&(m.group_id.clone(), m.member_id.clone()))
+    });
+    wanted.sort_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
+    wanted.dedup_by(|a, b| a.group_id == b.group_id && a.member_id == b.member_id);
     let mut removes: Vec<(String, String)> = {
         let wanted_pairs: HashSet<(&str, &str)> = wanted
             .iter()
@@ -402,6 +504,13 @@ pub fn build(
             .collect()
     };
     removes.sort();
+    // Removals from groups the connector does not own are removals from managed groups.
+    let own_group_ids: HashSet<&str> = current.groups.values().map(|g| g.id.as_str()).collect();
+    for (group_id, _) in &removes {
+        if !own_group_ids.contains(group_id.as_str()) {
+            plan.managed_group_ids.insert(group_id.clone());
+        }
+    }
     let (kept, adds): (Vec<Membership>, Vec<Membership>) = wanted.into_iter().partition(|m| {
         current
             .memberships

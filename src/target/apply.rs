@@ -176,12 +176,18 @@ pub async fn apply_plan(
     )
     .await?;
 
-    let mut values = Vec::with_capacity(plan.group_creates.len() * 10);
-    for write in &plan.group_creates {
+    let mut values =
+        Vec::with_capacity((plan.group_creates.len() + plan.managed_creates.len()) * 10);
+    let owned = plan.group_creates.iter().map(|w| (w, connector));
+    let managed = plan
+        .managed_creates
+        .iter()
+        .map(|w| (w, plan.managed_owner.as_str()));
+    for (write, owner) in owned.chain(managed) {
         let g = &write.record;
         values.extend([
             Val::Text(write.id.clone()),
-            Val::Text(connector.to_string()),
+            Val::Text(owner.to_string()),
             Val::Text(g.external_id.clone()),
             Val::Text(g.name.clone()),
             Val::Text(name_key(&g.name)),
@@ -214,20 +220,21 @@ pub async fn apply_plan(
         .await
         .context("removing a membership")?;
     }
-    let mut values = Vec::with_capacity(plan.membership_adds.len() * 4);
+    let mut values = Vec::with_capacity(plan.membership_adds.len() * 5);
     for m in &plan.membership_adds {
         values.extend([
             Val::Text(m.group_id.clone()),
             Val::Text(m.member_id.clone()),
             Val::Text(m.kind.as_str().to_string()),
             Val::Text(connector.to_string()),
+            Val::Text(m.origin.as_str().to_string()),
         ]);
     }
     insert_rows(
         conn,
-        "memberships (group_id, member_id, member_kind, connector)",
+        "memberships (group_id, member_id, member_kind, connector, origin)",
         "",
-        4,
+        5,
         values,
         "adding memberships",
     )
@@ -301,4 +308,33 @@ pub async fn sync_effective(
     )
     .await?;
     Ok((added, removed))
+}
+
+/// Recomputes the effective members of mapping-managed groups: they hold users only
+/// (from any connector), so their effective members are their direct users.
+pub async fn sync_managed_effective(
+    conn: &mut AnyConnection,
+    group_ids: &HashSet<String>,
+) -> Result<(), DbError> {
+    for group_id in group_ids {
+        sqlx::query(
+            "DELETE FROM effective_memberships WHERE group_id = $1 AND user_id NOT IN \
+             (SELECT member_id FROM memberships WHERE group_id = $1 AND member_kind = 'user')",
+        )
+        .bind(group_id.clone())
+        .execute(&mut *conn)
+        .await
+        .context("updating effective members of a managed group")?;
+        sqlx::query(
+            "INSERT INTO effective_memberships (group_id, user_id) \
+             SELECT DISTINCT m.group_id, m.member_id FROM memberships m \
+             WHERE m.group_id = $1 AND m.member_kind = 'user' AND NOT EXISTS \
+             (SELECT 1 FROM effective_memberships e WHERE e.group_id = m.group_id AND e.user_id = m.member_id)",
+        )
+        .bind(group_id.clone())
+        .execute(&mut *conn)
+        .await
+        .context("updating effective members of a managed group")?;
+    }
+    Ok(())
 }

@@ -1,12 +1,15 @@
 //! Loads what the target holds for one connector, as the plan needs it, and finds which
 //! names are held by records outside the connector.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Context, DbError, param, placeholders};
-use crate::pipeline::plan::{Current, CurrentGroup, CurrentUser, ForeignNames};
+use crate::pipeline::Origin;
+use crate::pipeline::plan::{Current, CurrentGroup, CurrentUser, ForeignNames, NamedGroup};
 
 pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<Current, DbError> {
     const CTX: &str = "reading the target";
@@ -50,20 +53,22 @@ pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<C
             },
         );
     }
-    let rows = sqlx::query("SELECT group_id, member_id FROM memberships WHERE connector = $1")
-        .bind(connector.to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .context(CTX)?;
-    current.memberships = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String, _>(0).context(CTX)?,
-                row.try_get::<String, _>(1).context(CTX)?,
-            ))
-        })
-        .collect::<Result<HashSet<_>, DbError>>()?;
+    let mut rows =
+        sqlx::query("SELECT group_id, member_id, origin FROM memberships WHERE connector = $1")
+            .bind(connector.to_string())
+            .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.context(CTX)? {
+        let pair = (
+            row.try_get::<String, _>(0).context(CTX)?,
+            row.try_get::<String, _>(1).context(CTX)?,
+        );
+        let origin: &str = row.try_get(2).context(CTX)?;
+        if origin == Origin::Default.as_str() {
+            current.sticky.insert(pair);
+        } else {
+            current.memberships.insert(pair);
+        }
+    }
     Ok(current)
 }
 
@@ -113,6 +118,38 @@ async fn foreign_names(
             let owner: String = row.try_get(1).context("reading a name owner")?;
             let ext: String = row.try_get(2).context("reading a name owner")?;
             found.insert(key, format!("connector {owner:?} (external id {ext:?})"));
+        }
+    }
+    Ok(found)
+}
+
+/// Existing groups (of any owner) by name key, for the given keys.
+pub async fn groups_by_name(
+    conn: &mut AnyConnection,
+    keys: &[String],
+) -> Result<HashMap<String, NamedGroup>, DbError> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT name_key, id, connector FROM groups WHERE name_key IN ({})",
+            placeholders(conn, 1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .context("looking up groups by name")?
+        {
+            found.insert(
+                row.try_get(0).context("reading a group")?,
+                NamedGroup {
+                    id: row.try_get(1).context("reading a group")?,
+                    owner: row.try_get(2).context("reading a group")?,
+                },
+            );
         }
     }
     Ok(found)

@@ -1,0 +1,350 @@
+//! Projection of one connector's mirror through its mapping: filters choose the users and
+//! groups, expressions compute the target fields, group names are renamed or prefixed,
+//! default and application groups are granted, and nesting is kept or flattened.
+//!
+//! Membership is always decided on the whole source graph, and filters only choose what
+//! appears: a group excluded in the middle of a chain (A ⊃ B ⊃ C, B excluded) does not
+//! change who is effectively in A. With `nesting = "keep"` A gets B's included members as
+//! its own (the chain is bridged); with `"flatten"` A gets every included user it holds
+//! through any path. Effective membership is therefore the same in both modes.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::config::{DefaultApply, MappingConfig, Nesting};
+use crate::model::{MemberKind, SourceGroup, SourceUser};
+use crate::pipeline::context::{group_context, user_context};
+use crate::pipeline::flatten::{Graph, effective_users};
+use crate::pipeline::{Desired, DesiredMembership, ManagedGrant, TargetGroup, TargetUser};
+
+/// The source's membership graph over dense indices.
+struct SourceGraph {
+    child_groups: Vec<Vec<u32>>,
+    direct_users: Vec<Vec<u32>>,
+}
+
+impl SourceGraph {
+    fn new(users: &[SourceUser], groups: &[SourceGroup]) -> SourceGraph {
+        let user_index: HashMap<&str, u32> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.external_id.as_str(), i as u32))
+            .collect();
+        let group_index: HashMap<&str, u32> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.external_id.as_str(), i as u32))
+            .collect();
+        let mut child_groups = vec![Vec::new(); groups.len()];
+        let mut direct_users = vec![Vec::new(); groups.len()];
+        for (g, group) in groups.iter().enumerate() {
+            for member in &group.members {
+                // References to records not in the mirror were reported when read.
+                match member.kind {
+                    MemberKind::User => {
+                        if let Some(&u) = user_index.get(member.id.as_str()) {
+                            direct_users[g].push(u);
+                        }
+                    }
+                    MemberKind::Group => {
+                        if let Some(&c) = group_index.get(member.id.as_str())
+                            && c as usize != g
+                        {
+                            child_groups[g].push(c);
+                        }
+                    }
+                }
+            }
+        }
+        SourceGraph {
+            child_groups,
+            direct_users,
+        }
+    }
+
+    fn effective(&self) -> Vec<Vec<u32>> {
+        effective_users(&Graph {
+            child_groups: &self.child_groups,
+            direct_users: &self.direct_users,
+        })
+    }
+}
+
+fn needs_user_groups(mapping: &MappingConfig) -> bool {
+    mapping.filter.include_users.is_some()
+        || mapping.filter.exclude_users.is_some()
+        || mapping.groups.applications.iter().any(|a| a.when.is_some())
+}
+
+fn needs_user_context(mapping: &MappingConfig) -> bool {
+    let a = &mapping.attributes;
+    needs_user_groups(mapping)
+        || a.user_name.is_some()
+        || a.email.is_some()
+        || a.display_name.is_some()
+        || a.given_name.is_some()
+        || a.family_name.is_some()
+        || !a.custom.is_empty()
+}
+
+/// The target name of a source group.
+fn group_name(mapping: &MappingConfig, source_name: &str) -> String {
+    let name = source_name.trim();
+    match mapping.groups.rename.get(&name.to_lowercase()) {
+        Some(renamed) => renamed.clone(),
+        None => match &mapping.groups.prefix {
+            Some(prefix) => format!("{prefix}{name}"),
+            None => name.to_string(),
+        },
+    }
+}
+
+/// Projects a connector's mirrored source through its mapping. Takes the records by value
+/// so that their attributes move into the target records instead of being copied.
+pub fn project(
+    mapping: &MappingConfig,
+    users: Vec<SourceUser>,
+    groups: Vec<SourceGroup>,
+) -> Desired {
+    let mut desired = Desired::default();
+    let graph = SourceGraph::new(&users, &groups);
+    let effective = (needs_user_groups(mapping) || mapping.nesting == Nesting::Flatten)
+        .then(|| graph.effective());
+    let mut user_groups: Vec<Vec<u32>> = Vec::new();
+    if needs_user_groups(mapping)
+        && let Some(effective) = &effective
+    {
+        user_groups = vec![Vec::new(); users.len()];
+        for (g, members) in effective.iter().enumerate() {
+            for &u in members {
+                user_groups[u as usize].push(g as u32);
+            }
+        }
+    }
+
+    // Users.
+    let with_context = needs_user_context(mapping);
+    let mut included_user = vec![false; users.len()];
+    let mut user_ids: Vec<String> = Vec::with_capacity(users.len());
+    for (u, user) in users.into_iter().enumerate() {
+        user_ids.push(user.external_id.clone());
+        let context = with_context.then(|| {
+            let names: Vec<&str> = user_groups
+                .get(u)
+                .map(|gs| {
+                    gs.iter()
+                        .map(|&g| groups[g as usize].display_name.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            user_context(&user, &names)
+        });
+        if let Some(context) = &context {
+            let included = mapping
+                .filter
+                .include_users
+                .as_ref()
+                .is_none_or(|f| f.matches(context))
+                && !mapping
+                    .filter
+                    .exclude_users
+                    .as_ref()
+                    .is_some_and(|f| f.matches(context));
+            if !included {
+                desired.excluded_users += 1;
+                continue;
+            }
+        }
+        match map_user(mapping, user, context.as_ref()) {
+            Ok(target) => {
+                for app in &mapping.groups.applications {
+                    let granted = match (&app.when, &context) {
+                        (None, _) => true,
+                        (Some(when), Some(context)) => when.matches(context),
+                        (Some(_), None) => false,
+                    };
+                    if granted {
+                        for group in &app.groups {
+                            desired.managed.push(ManagedGrant {
+                                group: group.clone(),
+                                user: target.external_id.clone(),
+                            });
+                        }
+                    }
+                }
+                if mapping.groups.default_apply == DefaultApply::Always {
+                    for group in &mapping.groups.default {
+                        desired.managed.push(ManagedGrant {
+                            group: group.clone(),
+                            user: target.external_id.clone(),
+                        });
+                    }
+                }
+                included_user[u] = true;
+                desired.users.push(target);
+            }
+            Err(reason) => desired
+                .skipped
+                .push(format!("user {:?} skipped: {reason}", user_ids[u])),
+        }
+    }
+    if mapping.groups.default_apply == DefaultApply::OnCreate {
+        desired.default_on_create = mapping.groups.default.clone();
+    }
+
+    // Groups.
+    let group_filters =
+        mapping.filter.include_groups.is_some() || mapping.filter.exclude_groups.is_some();
+    let mut included_group = vec![false; groups.len()];
+    for (g, group) in groups.iter().enumerate() {
+        if group.display_name.trim().is_empty() {
+            desired.skipped.push(format!(
+                "group {:?} skipped: its name is empty",
+                group.external_id
+            ));
+            continue;
+        }
+        if group_filters {
+            let context = group_context(group);
+            let included = mapping
+                .filter
+                .include_groups
+                .as_ref()
+                .is_none_or(|f| f.matches(&context))
+                && !mapping
+                    .filter
+                    .exclude_groups
+                    .as_ref()
+                    .is_some_and(|f| f.matches(&context));
+            if !included {
+                desired.excluded_groups += 1;
+                continue;
+            }
+        }
+        included_group[g] = true;
+    }
+
+    // Memberships.
+    for (g, group) in groups.iter().enumerate() {
+        if !included_group[g] {
+            continue;
+        }
+        let mut add = |kind: MemberKind, member: &str| {
+            desired.memberships.push(DesiredMembership {
+                group: group.external_id.clone(),
+                kind,
+                member: member.to_string(),
+            });
+        };
+        match (&mapping.nesting, &effective) {
+            (Nesting::Flatten, Some(effective)) => {
+                for &u in &effective[g] {
+                    if included_user[u as usize] {
+                        add(MemberKind::User, &user_ids[u as usize]);
+                    }
+                }
+            }
+            _ => {
+                // Direct members, bridging through excluded groups.
+                let mut visited = vec![g as u32];
+                let mut pending = vec![g as u32];
+                while let Some(current) = pending.pop() {
+                    for &u in &graph.direct_users[current as usize] {
+                        if included_user[u as usize] {
+                            add(MemberKind::User, &user_ids[u as usize]);
+                        }
+                    }
+                    for &c in &graph.child_groups[current as usize] {
+                        if included_group[c as usize] {
+                            add(MemberKind::Group, &groups[c as usize].external_id);
+                        } else if !visited.contains(&c) {
+                            visited.push(c);
+                            pending.push(c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (g, group) in groups.into_iter().enumerate() {
+        if included_group[g] {
+            desired.groups.push(TargetGroup {
+                name: group_name(mapping, &group.display_name),
+                external_id: group.external_id,
+                description: group.description,
+                attributes: group.attributes,
+            });
+        }
+    }
+    desired
+}
+
+/// Computes the target fields of a user; a required field that ends up empty skips it.
+fn map_user(
+    mapping: &MappingConfig,
+    user: SourceUser,
+    context: Option<&Value>,
+) -> Result<TargetUser, String> {
+    let a = &mapping.attributes;
+    let field = |expr: &Option<crate::pipeline::expr::Expr>, fallback: Option<String>| match (
+        expr, context,
+    ) {
+        (Some(expr), Some(context)) => expr.eval(context),
+        _ => fallback.filter(|v| !v.trim().is_empty()),
+    };
+    let default_display =
+        user.display_name
+            .clone()
+            .or_else(|| match (&user.given_name, &user.family_name) {
+                (Some(g), Some(f)) => Some(format!("{g} {f}")),
+                (Some(n), None) | (None, Some(n)) => Some(n.clone()),
+                (None, None) => Some(user.user_name.clone()),
+            });
+    let user_name = field(&a.user_name, Some(user.user_name.trim().to_string()));
+    // Without an email, a user name that is an address (a UPN, an Okta login) serves.
+    let fallback_email = user.primary_email().map(str::to_string).or_else(|| {
+        user.user_name
+            .contains('@')
+            .then(|| user.user_name.trim().to_string())
+    });
+    let email = field(&a.email, fallback_email);
+    let display_name = field(&a.display_name, default_display);
+    let given_name = field(&a.given_name, user.given_name.clone());
+    let family_name = field(&a.family_name, user.family_name.clone());
+    let Some(user_name) = user_name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+    else {
+        return Err("its user name is empty".into());
+    };
+    let Some(email) = email else {
+        return Err(format!("user {user_name:?} has no email"));
+    };
+    let Some(display_name) = display_name else {
+        return Err(format!("user {user_name:?} has no display name"));
+    };
+    let attributes = if a.custom.is_empty() {
+        user.attributes
+    } else {
+        let mut custom = Map::new();
+        if let Some(context) = context {
+            for (name, expr) in &a.custom {
+                if let Some(value) = expr.eval(context) {
+                    custom.insert(name.clone(), Value::String(value));
+                }
+            }
+        }
+        custom
+    };
+    Ok(TargetUser {
+        external_id: user.external_id,
+        user_name,
+        display_name: Some(display_name),
+        given_name,
+        family_name,
+        email: Some(email),
+        active: user.active,
+        attributes,
+    })
+}
