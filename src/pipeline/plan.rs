@@ -524,13 +524,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
 }
 
 /// Effective membership as dense indices over borrowed ids: `pairs` holds
-/// (index into `groups`, index into `users`).
+/// (index into `groups`, index into `users`), sorted, without duplicates.
 pub struct Effective<'a> {
     pub groups: Vec<&'a str>,
     pub users: Vec<&'a str>,
     pub group_index: HashMap<&'a str, u32>,
     pub user_index: HashMap<&'a str, u32>,
-    pub pairs: HashSet<(u32, u32)>,
+    pub pairs: Vec<(u32, u32)>,
 }
 
 /// The effective (group, user) pairs implied by a set of direct memberships.
@@ -570,11 +570,10 @@ pub fn effective_pairs<'a>(
         child_groups: &child_groups,
         direct_users: &direct_users,
     });
-    let mut pairs = HashSet::new();
+    // Groups in index order and each group's users sorted: the pairs come out sorted.
+    let mut pairs = Vec::with_capacity(effective.iter().map(Vec::len).sum());
     for (g, members) in effective.iter().enumerate() {
-        for &u in members {
-            pairs.insert((g as u32, u));
-        }
+        pairs.extend(members.iter().map(|&u| (g as u32, u)));
     }
     Effective {
         groups,

@@ -250,7 +250,7 @@ pub async fn sync_effective(
     wanted: &Effective<'_>,
 ) -> Result<(u64, u64), DbError> {
     const CTX: &str = "reading effective memberships";
-    let mut present: HashSet<(u32, u32)> = HashSet::new();
+    let mut present = vec![false; wanted.pairs.len()];
     let mut stale: Vec<(String, String)> = Vec::new();
     {
         let mut rows = sqlx::query(
@@ -267,11 +267,9 @@ pub async fn sync_effective(
                 .get(group_id)
                 .zip(wanted.user_index.get(user_id))
                 .map(|(g, u)| (*g, *u));
-            match pair {
-                Some(pair) if wanted.pairs.contains(&pair) => {
-                    present.insert(pair);
-                }
-                _ => stale.push((group_id.to_string(), user_id.to_string())),
+            match pair.and_then(|pair| wanted.pairs.binary_search(&pair).ok()) {
+                Some(i) => present[i] = true,
+                None => stale.push((group_id.to_string(), user_id.to_string())),
             }
         }
     }
@@ -289,8 +287,10 @@ pub async fn sync_effective(
     // In key order, so that the inserts walk the primary key instead of jumping around it.
     let mut adds: Vec<(&str, &str)> = wanted
         .pairs
-        .difference(&present)
-        .map(|&(g, u)| (wanted.groups[g as usize], wanted.users[u as usize]))
+        .iter()
+        .zip(&present)
+        .filter(|(_, present)| !**present)
+        .map(|(&(g, u), _)| (wanted.groups[g as usize], wanted.users[u as usize]))
         .collect();
     adds.sort_unstable();
     let mut values = Vec::with_capacity(adds.len() * 2);
