@@ -124,6 +124,12 @@ pub fn print_report(report: &RunReport, format: Format) -> Result<()> {
         "  memberships: {} added, {} removed",
         c.memberships_added, c.memberships_removed
     );
+    if report.excluded_users + report.excluded_groups > 0 {
+        println!(
+            "  filtered:    {} users and {} groups kept out by the mapping's filters",
+            report.excluded_users, report.excluded_groups
+        );
+    }
     if !report.conflicts.is_empty() {
         println!("  conflicts:   {}", report.conflicts.len());
         for conflict in report.conflicts.iter().take(20) {

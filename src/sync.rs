@@ -57,6 +57,9 @@ pub struct RunReport {
     pub preview: Vec<String>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
+    /// Users and groups the mapping's filters kept out of the target.
+    pub excluded_users: u64,
+    pub excluded_groups: u64,
     pub message: Option<String>,
 }
 
@@ -284,6 +287,8 @@ async fn project_and_apply(
         preview: Vec::new(),
         conflicts: Vec::new(),
         warnings: staged.warnings,
+        excluded_users: 0,
+        excluded_groups: 0,
         message: None,
     };
     let up_to_date = mirror_state.generation == mirror_state.applied_generation
@@ -300,6 +305,8 @@ async fn project_and_apply(
         let groups = mirror::load_groups(conn, connector_id).await?;
         project(mapping, users, groups)
     };
+    report.excluded_users = desired.excluded_users;
+    report.excluded_groups = desired.excluded_groups;
     let current = state::load_current(conn, connector_id).await?;
     let user_keys: Vec<String> = desired
         .users
