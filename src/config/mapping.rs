@@ -520,4 +520,108 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_full_mapping_loads() {
+        let (mapping, problems) = check(
+            r#"
+nesting = "flatten"
+[filter]
+include_users = 'emails.value ew "@example.com" and active eq true'
+exclude_groups = 'displayName eq "Everyone"'
+[attributes]
+user_name = "userPrincipalName | lower"
+email = "mail ?? userPrincipalName"
+[attributes.custom]
+department = 'department ?? "Unassigned"'
+[groups]
+default = ["all-staff"]
+default_apply = "always"
+prefix = "idp-"
+rename = { "Engineering" = "eng" }
+[[applications]]
+name = "jira"
+groups = ["jira-users"]
+when = 'groups eq "Engineering"'
+"#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let mapping = mapping.expect("valid");
+        assert_eq!(mapping.nesting, Nesting::Flatten);
+        assert!(mapping.filter.include_users.is_some());
+        assert!(mapping.filter.exclude_users.is_none());
+        assert!(mapping.attributes.user_name.is_some());
+        assert_eq!(mapping.attributes.custom.len(), 1);
+        assert_eq!(mapping.groups.default, vec!["all-staff"]);
+        assert_eq!(mapping.groups.default_apply, DefaultApply::Always);
+        assert_eq!(
+            mapping.groups.rename.get("engineering").map(String::as_str),
+            Some("eng")
+        );
+        assert_eq!(mapping.groups.applications[0].groups, vec!["jira-users"]);
+        assert!(!mapping.fingerprint.is_empty());
+    }
+
+    #[test]
+    fn every_mapping_fault_is_reported_with_line_and_key() {
+        let (mapping, problems) = check(
+            r#"[filter]
+include_users = 'userName eq'
+[attributes]
+email = "mail ??"
+usr_name = "x"
+[groups]
+default = [" padded "]
+[[applications]]
+name = "jira"
+groups = []
+"#,
+        );
+        assert!(mapping.is_none());
+        assert_eq!(
+            problems,
+            [
+                "mappings/staff.toml:5: attributes.usr_name: unknown field `usr_name`, expected one of `user_name`, `email`, `display_name`, `given_name`, `family_name`, `custom`"
+            ]
+        );
+        let (_, problems) = check(
+            r#"[filter]
+include_users = 'userName eq'
+[attributes]
+email = "mail ??"
+[groups]
+default = [" padded ", ""]
+[[applications]]
+name = "jira"
+groups = []
+"#,
+        );
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(
+                "mappings/staff.toml:2: filter.include_users: invalid filter: column 12:"
+            ),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].starts_with(
+                "mappings/staff.toml:4: attributes.email: invalid expression: column 8:"
+            ),
+            "{}",
+            problems[1]
+        );
+        assert_eq!(
+            problems[2],
+            "mappings/staff.toml:6: groups.default: group name \" padded \" has leading or trailing spaces"
+        );
+        assert_eq!(
+            problems[3],
+            "mappings/staff.toml:6: groups.default: a group name must not be empty"
+        );
+        assert_eq!(
+            problems[4],
+            "mappings/staff.toml:9: applications.jira.groups: application \"jira\" grants no groups: list at least one in `groups`"
+        );
+    }
 }
