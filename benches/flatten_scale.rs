@@ -9,6 +9,10 @@
 
 use std::time::Instant;
 
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{peak_memory_mib, reset_peak_memory};
+
 use idsync::model::MemberKind;
 use idsync::pipeline::Origin;
 use idsync::pipeline::flatten::{Graph, effective_users};
@@ -70,24 +74,6 @@ fn generate(groups: usize, memberships: usize) -> Directory {
         direct_users,
         memberships,
     }
-}
-
-fn reset_peak_memory() {
-    // SAFETY: malloc_trim only releases free memory held by glibc's allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_memory_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// (seconds on indices, pairs, peak MiB; seconds on strings, peak MiB)

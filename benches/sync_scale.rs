@@ -10,6 +10,10 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{peak_memory_mib, reset_peak_memory};
+
 use idsync::config::{FileFormat, MappingConfig, OnRemove};
 use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
@@ -95,26 +99,6 @@ fn write_snapshot(path: &Path, users: usize, members: &[Vec<usize>], changed_eve
     }
     write!(out, "]}}").unwrap();
     out.flush().unwrap();
-}
-
-/// Returns freed heap to the OS, then resets the peak, so that each phase's peak is its own
-/// and not what the allocator kept from the phase before.
-fn reset_peak_memory() {
-    // SAFETY: malloc_trim only releases free memory held by glibc's allocator.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_memory_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn fresh_db(dir: &Path, name: &str) -> Db {
@@ -247,6 +231,20 @@ async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64,
     (start.elapsed().as_secs_f64(), peak_memory_mib(), report)
 }
 
+/// Target rows a run wrote (created, updated or removed users, groups and memberships).
+fn target_rows_written(report: &RunReport) -> u64 {
+    let c = report.counts;
+    c.users_created
+        + c.users_updated
+        + c.users_disabled
+        + c.users_deleted
+        + c.groups_created
+        + c.groups_updated
+        + c.groups_deleted
+        + c.memberships_added
+        + c.memberships_removed
+}
+
 fn main() {
     let users = size("IDSYNC_BENCH_USERS", 100_000);
     let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
@@ -282,9 +280,7 @@ fn main() {
             report.counts.memberships_added
         );
         let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
-        let c = report.counts;
-        let rows_written = c.users_created + c.users_updated + c.users_disabled + c.groups_created
-            + c.groups_updated + c.memberships_added + c.memberships_removed;
+        let rows_written = target_rows_written(&report);
         println!(
             "unchanged re-sync:                    {secs:>7.2} s  peak {mem:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             report.outcome.as_str()
@@ -299,9 +295,7 @@ fn main() {
         let report = sync::reconcile(&db, "bench", &mapping, RunOptions::default(), &sync::NoProgress)
             .await
             .expect("reconcile");
-        let c = report.counts;
-        let rows_written = c.users_created + c.users_updated + c.users_disabled + c.groups_created
-            + c.groups_updated + c.memberships_added + c.memberships_removed;
+        let rows_written = target_rows_written(&report);
         println!(
             "reconcile, mapping unchanged:         {:>7.2} s  peak {:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             start.elapsed().as_secs_f64(),

@@ -1,0 +1,23 @@
+//! Peak-memory measurement shared by the benchmarks: the process's VmHWM, reset after
+//! returning freed heap to the OS, so that each phase's peak is its own.
+
+/// Returns freed heap to the OS, then resets the peak, so that each phase's peak is its own
+/// and not what the allocator kept from the phase before.
+pub fn reset_peak_memory() {
+    // SAFETY: malloc_trim only releases free memory held by glibc's allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident memory since the last reset, in MiB.
+pub fn peak_memory_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
