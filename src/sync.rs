@@ -352,10 +352,9 @@ async fn project_and_apply(
             named_groups: &named_groups,
         },
     );
-    drop(current);
-
     report.counts = plan.counts();
-    report.preview = preview(&plan);
+    report.preview = preview(&plan, &current);
+    drop(current);
     report.conflicts = plan.conflicts.clone();
     report.warnings.extend(plan.warnings.iter().cloned());
     report.counts.warnings = report.warnings.len() as u64;
@@ -445,12 +444,32 @@ fn safety_hold(plan: &Plan, mapping: &MappingConfig, empty_full_read: bool) -> O
         .or_else(|| check("groups", plan.group_deletes.len(), plan.groups_before))
 }
 
-fn preview(plan: &Plan) -> Vec<String> {
+fn preview(plan: &Plan, current: &plan::Current) -> Vec<String> {
     let mut lines = Vec::new();
     let removal_verb = match plan.on_remove {
         Some(crate::config::OnRemove::Delete) => "delete",
         _ => "disable",
     };
+    // Target ids to names, for the membership lines.
+    let mut names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for user in current.users.values() {
+        names.insert(&user.id, &user.user_name);
+    }
+    for group in current.groups.values() {
+        names.insert(&group.id, &group.name);
+    }
+    for write in plan.user_creates.iter().chain(&plan.user_updates) {
+        names.insert(&write.id, &write.record.user_name);
+    }
+    for write in plan
+        .group_creates
+        .iter()
+        .chain(&plan.group_updates)
+        .chain(&plan.managed_creates)
+    {
+        names.insert(&write.id, &write.record.name);
+    }
+    let name = |id: &str| -> String { names.get(id).map_or(id, |n| *n).to_string() };
     let add = |lines: &mut Vec<String>, items: Vec<String>| {
         let total = items.len();
         lines.extend(items.into_iter().take(PREVIEW_PER_KIND));
@@ -476,7 +495,12 @@ fn preview(plan: &Plan) -> Vec<String> {
         &mut lines,
         plan.user_removals
             .iter()
-            .map(|r| format!("{removal_verb} user {} (left the source)", r.name))
+            .map(|r| {
+                format!(
+                    "{removal_verb} user {} (left the source or its filter)",
+                    r.name
+                )
+            })
             .collect(),
     );
     add(
@@ -484,6 +508,13 @@ fn preview(plan: &Plan) -> Vec<String> {
         plan.group_creates
             .iter()
             .map(|w| format!("create group {}", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.managed_creates
+            .iter()
+            .map(|w| format!("create group {} (managed by the mapping)", w.record.name))
             .collect(),
     );
     add(
@@ -497,7 +528,7 @@ fn preview(plan: &Plan) -> Vec<String> {
         &mut lines,
         plan.group_deletes
             .iter()
-            .map(|r| format!("delete group {} (left the source)", r.name))
+            .map(|r| format!("delete group {} (left the source or its filter)", r.name))
             .collect(),
     );
     add(
@@ -508,8 +539,8 @@ fn preview(plan: &Plan) -> Vec<String> {
                 format!(
                     "add {} {} to group {}",
                     m.kind.as_str(),
-                    m.member_id,
-                    m.group_id
+                    name(&m.member_id),
+                    name(&m.group_id)
                 )
             })
             .collect(),
@@ -518,7 +549,7 @@ fn preview(plan: &Plan) -> Vec<String> {
         &mut lines,
         plan.membership_removes
             .iter()
-            .map(|(g, m)| format!("remove member {m} from group {g}"))
+            .map(|(g, m)| format!("remove {} from group {}", name(m), name(g)))
             .collect(),
     );
     lines

@@ -2,5 +2,7 @@
 //! its own binary and slow the build).
 
 mod cli;
+mod golden;
+mod mapping_flow;
 mod support;
 mod sync_flow;

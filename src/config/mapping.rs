@@ -128,7 +128,8 @@ pub struct Application {
 pub struct GroupRules {
     pub default: Vec<String>,
     pub default_apply: DefaultApply,
-    /// Put before every source group's name in the target (after `rename`).
+    /// Put before every source group's name in the target; groups matched by `rename` take
+    /// their new name as is.
     pub prefix: Option<String>,
     /// Source group name -> target group name, exact (case-insensitive) match.
     pub rename: BTreeMap<String, String>,

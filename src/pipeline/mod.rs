@@ -13,6 +13,8 @@ mod project;
 
 pub use project::project;
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -94,6 +96,9 @@ pub struct Desired {
     pub default_on_create: Vec<String>,
     /// Records left out, each with the reason.
     pub skipped: Vec<String>,
+    /// External ids of users skipped for a field that ended up empty: an existing one is
+    /// left as the target has it (not removed), a new one is not created.
+    pub held_back: HashSet<String>,
     /// Records a filter kept out.
     pub excluded_users: u64,
     pub excluded_groups: u64,
@@ -133,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn pass_through_keeps_members_that_were_projected() {
+    fn pass_through_projects_users_and_holds_back_the_skipped_ones() {
         let mut blank = user("u2", "");
         blank.user_name = "  ".into();
         let users = vec![user("u1", "ada"), blank];
@@ -154,13 +159,20 @@ mod tests {
             desired.skipped,
             vec!["user \"u2\" skipped: its user name is empty"]
         );
-        assert_eq!(
-            desired.memberships,
-            vec![DesiredMembership {
-                group: "g1".into(),
-                kind: MemberKind::User,
-                member: "u1".into()
-            }]
+        // A skipped user is held back: its memberships stay desired, and the plan keeps
+        // them only if the target already has the user.
+        assert!(desired.held_back.contains("u2"));
+        let members: Vec<&str> = desired
+            .memberships
+            .iter()
+            .map(|m| m.member.as_str())
+            .collect();
+        assert_eq!(members, vec!["u1", "u2"]);
+        assert!(
+            desired
+                .memberships
+                .iter()
+                .all(|m| m.kind == MemberKind::User)
         );
     }
 

@@ -137,7 +137,7 @@ impl Plan {
             users_updated: self.user_updates.len() as u64,
             users_disabled: disabled,
             users_deleted: deleted,
-            groups_created: self.group_creates.len() as u64,
+            groups_created: (self.group_creates.len() + self.managed_creates.len()) as u64,
             groups_updated: self.group_updates.len() as u64,
             groups_deleted: self.group_deletes.len() as u64,
             memberships_added: self.membership_adds.len() as u64,
@@ -149,6 +149,7 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.user_creates.is_empty()
+            && self.managed_creates.is_empty()
             && self.user_updates.is_empty()
             && self.user_removals.is_empty()
             && self.group_creates.is_empty()
@@ -207,6 +208,11 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         .collect();
     let mut taken: HashMap<String, String> = HashMap::new();
     // Users that leave keep their name when they are only disabled.
+    for (ext, user) in &current.users {
+        if desired.held_back.contains(ext) {
+            taken.insert(user.user_name_key.clone(), ext.clone());
+        }
+    }
     if on_remove == OnRemove::Disable {
         for (ext, user) in &current.users {
             if !desired_user_ids.contains(ext) {
@@ -289,11 +295,18 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     }
     // Under delete, users disabled by earlier runs (under disable) are deleted too; they
     // do not count against the safety limits, which guard the users still active.
+    for ext in &desired.held_back {
+        if let Some(c) = current.users.get(ext) {
+            user_ids.insert(ext.clone(), c.id.clone());
+        }
+    }
     let mut removals: Vec<Removal> = current
         .users
         .iter()
         .filter(|(ext, u)| {
-            !desired_user_ids.contains(*ext) && (!u.removed || on_remove == OnRemove::Delete)
+            !desired_user_ids.contains(*ext)
+                && !desired.held_back.contains(*ext)
+                && (!u.removed || on_remove == OnRemove::Delete)
         })
         .map(|(ext, u)| Removal {
             already_disabled: u.removed,
@@ -439,6 +452,15 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         let id = managed_ids
             .entry(key.clone())
             .or_insert_with(|| match ctx.named_groups.get(&key) {
+                _ if group_taken.contains_key(&key) => {
+                    plan.conflicts.push(Conflict {
+                        kind: "managed group",
+                        name: group.clone(),
+                        external_id: key.clone(),
+                        held_by: "a group of this connector".to_string(),
+                    });
+                    None
+                }
                 Some(named)
                     if named.owner == plan.managed_owner || named.owner.starts_with("mapping:") =>
                 {
@@ -504,6 +526,20 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             .collect()
     };
     removes.sort();
+    // With default groups given on creation only, memberships in them are never taken
+    // away, even those granted while they were applied on every run.
+    let default_group_ids: HashSet<&str> = desired
+        .default_on_create
+        .iter()
+        .filter_map(|name| {
+            let key = name_key(name);
+            match managed_ids.get(&key) {
+                Some(id) => id.as_deref(),
+                None => ctx.named_groups.get(&key).map(|g| g.id.as_str()),
+            }
+        })
+        .collect();
+    removes.retain(|(group_id, _)| !default_group_ids.contains(group_id.as_str()));
     // Removals from groups the connector does not own are removals from managed groups.
     let own_group_ids: HashSet<&str> = current.groups.values().map(|g| g.id.as_str()).collect();
     for (group_id, _) in &removes {

@@ -184,9 +184,15 @@ pub fn project(
                 included_user[u] = true;
                 desired.users.push(target);
             }
-            Err(reason) => desired
-                .skipped
-                .push(format!("user {:?} skipped: {reason}", user_ids[u])),
+            Err(reason) => {
+                // The record stays as the target has it (if it has it): a field that
+                // went empty is a data problem to report, not a reason to deprovision.
+                desired
+                    .skipped
+                    .push(format!("user {:?} skipped: {reason}", user_ids[u]));
+                desired.held_back.insert(user_ids[u].clone());
+                included_user[u] = true;
+            }
         }
     }
     if mapping.groups.default_apply == DefaultApply::OnCreate {
@@ -256,6 +262,10 @@ pub fn project(
                         }
                     }
                     for &c in &graph.child_groups[current as usize] {
+                        if c as usize == g {
+                            // A cycle through excluded groups back to this group.
+                            continue;
+                        }
                         if included_group[c as usize] {
                             add(MemberKind::Group, &groups[c as usize].external_id);
                         } else if !visited.contains(&c) {
@@ -293,14 +303,15 @@ fn map_user(
         (Some(expr), Some(context)) => expr.eval(context),
         _ => fallback.filter(|v| !v.trim().is_empty()),
     };
-    let default_display =
-        user.display_name
-            .clone()
-            .or_else(|| match (&user.given_name, &user.family_name) {
-                (Some(g), Some(f)) => Some(format!("{g} {f}")),
-                (Some(n), None) | (None, Some(n)) => Some(n.clone()),
-                (None, None) => Some(user.user_name.clone()),
-            });
+    let default_display = user
+        .display_name
+        .clone()
+        .filter(|d| !d.trim().is_empty())
+        .or_else(|| match (&user.given_name, &user.family_name) {
+            (Some(g), Some(f)) => Some(format!("{g} {f}")),
+            (Some(n), None) | (None, Some(n)) => Some(n.clone()),
+            (None, None) => Some(user.user_name.clone()),
+        });
     let user_name = field(&a.user_name, Some(user.user_name.trim().to_string()));
     // Without an email, a user name that is an address (a UPN, an Okta login) serves.
     let fallback_email = user.primary_email().map(str::to_string).or_else(|| {
