@@ -18,6 +18,7 @@
 //!   expressions, default and application groups, nesting kept or flattened), effective
 //!   membership over nested groups with cycles, and the plan (diff against the target).
 //! - [`target`]: the target directory tables: applying plans, run records, read queries.
+//! - [`scim`]: pieces of the inbound SCIM receiver (tenant tokens so far).
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
@@ -28,5 +29,6 @@ pub mod filter;
 pub mod mirror;
 pub mod model;
 pub mod pipeline;
+pub mod scim;
 pub mod sync;
 pub mod target;

@@ -4,5 +4,6 @@
 mod cli;
 mod golden;
 mod mapping_flow;
+mod scim_tokens;
 mod support;
 mod sync_flow;
