@@ -40,6 +40,8 @@ impl Progress for NoProgress {}
 
 /// Entries shown per kind in a plan preview.
 const PREVIEW_PER_KIND: usize = 10;
+/// Runs that changed at most this many users (and nothing else) plan just those users.
+const INCREMENTAL_MAX_USERS: usize = 20_000;
 /// Conflicts and warnings kept in a run record.
 const DETAILS_CAP: usize = 100;
 
@@ -57,6 +59,8 @@ pub struct RunReport {
     pub preview: Vec<String>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
+    /// `full` (the whole mirror re-projected) or `changed users` (only they were planned).
+    pub projection: Option<&'static str>,
     /// Users and groups the mapping's filters kept out of the target.
     pub excluded_users: u64,
     pub excluded_groups: u64,
@@ -157,6 +161,9 @@ pub async fn reconcile(
 /// What the read phase hands to the projection.
 struct Staged {
     run_id: Option<i64>,
+    /// When only some users changed (and nothing else), their external ids: the plan then
+    /// covers just them.
+    scope: Option<Vec<String>>,
     read_mode: Option<ReadMode>,
     records_read: u64,
     empty_full_read: bool,
@@ -168,6 +175,7 @@ impl Staged {
     fn reconcile(run_id: Option<i64>) -> Staged {
         Staged {
             run_id,
+            scope: None,
             read_mode: None,
             records_read: 0,
             empty_full_read: false,
@@ -219,6 +227,7 @@ async fn read_and_apply(
     })?;
     let mut staged = Staged {
         run_id,
+        scope: None,
         read_mode: Some(summary.mode),
         records_read: buffer.records_read,
         empty_full_read: summary.mode == ReadMode::Full
@@ -235,9 +244,34 @@ async fn read_and_apply(
 
     progress.phase("merging");
     let mut tx = db.begin_write().await?;
+    let before = mirror::load_state(tx.conn(), connector_id).await?;
     let mut merged = mirror::merge(tx.conn(), connector_id, buffer, &summary).await?;
-    info!(?merged, "mirror merged");
+    info!(
+        users_upserted = merged.users_upserted,
+        users_removed = merged.users_removed,
+        groups_upserted = merged.groups_upserted,
+        groups_removed = merged.groups_removed,
+        "mirror merged"
+    );
     staged.warnings.append(&mut merged.warnings);
+    // Only users changed, the target had caught up before, and the mapping is the same:
+    // plan just those users instead of re-projecting the whole mirror.
+    let caught_up = before.generation == before.applied_generation
+        && before.applied_mapping_hash.as_deref() == Some(mapping_fingerprint(mapping).as_str());
+    // Default groups applied "always" promise a grant on every run to every user, so such
+    // mappings always re-project (which also repairs memberships removed by hand).
+    let always_defaults = mapping.groups.default_apply == crate::config::DefaultApply::Always
+        && !mapping.groups.default.is_empty();
+    if caught_up
+        && !always_defaults
+        && merged.groups_upserted == 0
+        && merged.groups_removed == 0
+        && !merged.changed_user_ids.is_empty()
+        && merged.changed_user_ids.len() <= INCREMENTAL_MAX_USERS
+        && !staged.empty_full_read
+    {
+        staged.scope = Some(std::mem::take(&mut merged.changed_user_ids));
+    }
     let report =
         project_and_apply(&mut tx, connector_id, mapping, options, progress, staged).await?;
     progress.phase("committing");
@@ -287,6 +321,7 @@ async fn project_and_apply(
         preview: Vec::new(),
         conflicts: Vec::new(),
         warnings: staged.warnings,
+        projection: None,
         excluded_users: 0,
         excluded_groups: 0,
         message: None,
@@ -300,14 +335,33 @@ async fn project_and_apply(
     }
 
     progress.phase("projecting");
+    report.projection = Some(if staged.scope.is_some() {
+        "changed users"
+    } else {
+        "full"
+    });
     let desired = {
-        let users = mirror::load_users(conn, connector_id).await?;
+        let users = match &staged.scope {
+            Some(ids) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
+            None => mirror::load_users(conn, connector_id).await?,
+        };
         let groups = mirror::load_groups(conn, connector_id).await?;
-        project(mapping, users, groups)
+        let mut desired = project(mapping, users, groups);
+        if staged.scope.is_some() {
+            // Groups did not change, so neither did the groups nested in them; the plan
+            // covers the changed users' memberships only.
+            desired
+                .memberships
+                .retain(|m| m.kind == crate::model::MemberKind::User);
+        }
+        desired
     };
     report.excluded_users = desired.excluded_users;
     report.excluded_groups = desired.excluded_groups;
-    let current = state::load_current(conn, connector_id).await?;
+    let current = match &staged.scope {
+        Some(ids) => state::load_current_for_users(conn, connector_id, ids).await?,
+        None => state::load_current(conn, connector_id).await?,
+    };
     let user_keys: Vec<String> = desired
         .users
         .iter()
@@ -330,7 +384,13 @@ async fn project_and_apply(
         })
         .map(|g| name_key(&g.name))
         .collect();
-    let foreign_users = state::foreign_user_names(conn, connector_id, &user_keys).await?;
+    let foreign_users = match &staged.scope {
+        Some(ids) => {
+            let scope: std::collections::HashSet<String> = ids.iter().cloned().collect();
+            state::user_names_held_outside(conn, connector_id, &scope, &user_keys).await?
+        }
+        None => state::foreign_user_names(conn, connector_id, &user_keys).await?,
+    };
     let foreign_groups = state::foreign_group_names(conn, connector_id, &group_keys).await?;
     let managed_names: Vec<String> = desired
         .managed
@@ -354,6 +414,17 @@ async fn project_and_apply(
     );
     report.counts = plan.counts();
     report.preview = preview(&plan, &current);
+    let own_group_ids: std::collections::HashSet<String> =
+        current.groups.values().map(|g| g.id.clone()).collect();
+    let scoped_user_ids: Vec<String> = match &staged.scope {
+        Some(_) => current
+            .users
+            .values()
+            .map(|u| u.id.clone())
+            .chain(plan.user_creates.iter().map(|w| w.id.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
     drop(current);
     report.conflicts = plan.conflicts.clone();
     report.warnings.extend(plan.warnings.iter().cloned());
@@ -379,7 +450,29 @@ async fn project_and_apply(
         || !plan.membership_removes.is_empty()
         || !plan.group_deletes.is_empty()
         || !plan.user_removals.is_empty();
-    if membership_changed {
+    if membership_changed && staged.scope.is_some() {
+        progress.phase("effective memberships");
+        let deleted: std::collections::HashSet<&str> = match plan.on_remove {
+            Some(crate::config::OnRemove::Delete) => {
+                plan.user_removals.iter().map(|r| r.id.as_str()).collect()
+            }
+            _ => Default::default(),
+        };
+        let mut direct: std::collections::HashMap<String, Vec<String>> = scoped_user_ids
+            .iter()
+            .filter(|id| !deleted.contains(id.as_str()))
+            .map(|id| (id.clone(), Vec::new()))
+            .collect();
+        for m in plan.membership_adds.iter().chain(&plan.membership_kept) {
+            if own_group_ids.contains(&m.group_id)
+                && let Some(groups) = direct.get_mut(&m.member_id)
+            {
+                groups.push(m.group_id.clone());
+            }
+        }
+        apply::sync_effective_for_users(conn, connector_id, &direct).await?;
+        apply::sync_managed_effective(conn, &plan.managed_group_ids).await?;
+    } else if membership_changed {
         progress.phase("effective memberships");
         let own_groups = plan
             .membership_adds

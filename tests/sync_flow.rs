@@ -539,3 +539,117 @@ async fn a_rename_conflict_still_applies_other_changes_and_is_retried(db: TestDb
     assert_eq!(h1.external_id, "h1");
 }
 on_both_backends!(a_rename_conflict_still_applies_other_changes_and_is_retried);
+
+/// The users of a scenario, changed step by step.
+type People = Vec<idsync::model::SourceUser>;
+
+/// Runs that change only users plan just those users; after each, a full re-projection
+/// (reconcile) must find nothing to change, which proves both paths agree.
+async fn changed_users_only_planning_agrees_with_a_full_projection(db: TestDb) {
+    let toml = "max_delete_percent = 100.0\n\
+        [filter]\nexclude_users = 'title eq \"Contractor\"'\n\
+        [groups]\ndefault = [\"all-staff\"]\n\
+        [[applications]]\nname = \"jira\"\ngroups = [\"jira-users\"]\nwhen = 'groups eq \"Platform\"'\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("idsync.toml"), "").unwrap();
+    std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
+    std::fs::write(dir.path().join("mappings/staff.toml"), toml).unwrap();
+    let config = idsync::config::Config::load(&dir.path().join("idsync.toml")).unwrap();
+    let m = config.mappings["staff"].clone();
+
+    let mut people = users(6);
+    for (i, u) in people.iter_mut().enumerate() {
+        u.attributes.insert(
+            "title".into(),
+            serde_json::json!(if i == 5 { "Contractor" } else { "Engineer" }),
+        );
+    }
+    let groups = || {
+        vec![
+            group(
+                "g-eng",
+                "Engineering",
+                vec![MemberRef::user("u0"), MemberRef::group("g-plat")],
+            ),
+            group(
+                "g-plat",
+                "Platform",
+                vec![MemberRef::user("u1"), MemberRef::user("u2")],
+            ),
+            group(
+                "g-all",
+                "Everyone",
+                (0..6).map(|i| MemberRef::user(format!("u{i}"))).collect(),
+            ),
+        ]
+    };
+    run(&db, "hr", &Scripted::full(people.clone(), groups()), &m).await;
+
+    let steps: Vec<Box<dyn Fn(&mut People)>> = vec![
+        // Rename and deactivate.
+        Box::new(|p| {
+            p[0].user_name = "renamed0@example.com".into();
+            p[3].active = false;
+        }),
+        // A user becomes a contractor (filtered out), another stops being one.
+        Box::new(|p| {
+            p[1].attributes
+                .insert("title".into(), serde_json::json!("Contractor"));
+            p[5].attributes
+                .insert("title".into(), serde_json::json!("Engineer"));
+        }),
+        // A user leaves, a new one (in no group yet) arrives.
+        Box::new(|p| {
+            p.retain(|u| u.external_id != "u4");
+            p.push(user("u9", "new9@example.com"));
+        }),
+        // A rename onto a name another user of the connector holds: a conflict.
+        Box::new(|p| {
+            p[0].user_name = "user2@example.com".into();
+        }),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        step(&mut people);
+        let report = run(&db, "hr", &Scripted::full(people.clone(), groups()), &m).await;
+        // Step 2 removes a user that groups listed: their member lists changed too, so
+        // that run re-projects everything.
+        let expected = if i == 2 { "full" } else { "changed users" };
+        assert_eq!(report.projection, Some(expected), "step {i}");
+        let check = sync::reconcile(&db, "hr", &m, RunOptions::default(), &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(
+            check.counts.users_created + check.counts.users_updated,
+            0,
+            "step {i}: {:?}",
+            check.preview
+        );
+        assert_eq!(
+            check.counts.users_disabled + check.counts.users_deleted,
+            0,
+            "step {i}: {:?}",
+            check.preview
+        );
+        assert_eq!(
+            check.counts.memberships_added + check.counts.memberships_removed,
+            0,
+            "step {i}: {:?}",
+            check.preview
+        );
+        assert_eq!(
+            check.counts.groups_created, 0,
+            "step {i}: {:?}",
+            check.preview
+        );
+    }
+    // Effective membership followed the users: u1 (contractor) left Platform and jira.
+    assert_eq!(
+        effective(&db, "jira-users").await,
+        vec!["user2@example.com"]
+    );
+    assert_eq!(
+        effective(&db, "Engineering").await,
+        vec!["renamed0@example.com", "user2@example.com"]
+    );
+}
+on_both_backends!(changed_users_only_planning_agrees_with_a_full_projection);

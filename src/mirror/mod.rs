@@ -12,7 +12,7 @@ mod store;
 pub use buffer::ReadBuffer;
 pub use store::{
     MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
-    save_state, upsert_groups, upsert_users, user_hashes,
+    load_users_by_ids, save_state, upsert_groups, upsert_users, user_hashes,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +28,8 @@ use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 pub struct MergeOutcome {
     /// What was dropped while merging a delta (unknown groups, self-membership).
     pub warnings: Vec<String>,
+    /// External ids of the users upserted or removed.
+    pub changed_user_ids: Vec<String>,
     pub users_upserted: u64,
     pub users_removed: u64,
     pub groups_upserted: u64,
@@ -70,6 +72,10 @@ pub async fn merge(
         }
     }
     outcome.users_upserted = changed_users.len() as u64;
+    outcome.changed_user_ids = changed_users
+        .iter()
+        .map(|(u, _)| u.external_id.clone())
+        .collect();
     upsert_users(conn, connector, changed_users).await?;
 
     let known_groups = group_hashes(conn, connector).await?;
@@ -154,6 +160,7 @@ pub async fn merge(
     }
     if summary.complete {
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
+        outcome.changed_user_ids.extend(gone_users);
         outcome.groups_removed = delete_groups(conn, connector, &gone_groups).await?;
     }
 

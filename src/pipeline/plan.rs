@@ -42,6 +42,9 @@ pub struct Current {
     pub memberships: HashSet<(String, String)>,
     /// Default-group memberships given at creation: never removed, never re-added.
     pub sticky: HashSet<(String, String)>,
+    /// The connector's live users in the whole target, when `users` holds only some of
+    /// them (a plan over changed users only); the safety limits count against it.
+    pub live_users_total: Option<u64>,
 }
 
 /// name key -> who holds it outside this connector (for conflict messages).
@@ -195,7 +198,9 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         managed_owner: format!("mapping:{}", ctx.mapping_name),
         on_remove: Some(on_remove),
         warnings: desired.skipped,
-        live_users_before: current.users.values().filter(|u| !u.removed).count() as u64,
+        live_users_before: current
+            .live_users_total
+            .unwrap_or_else(|| current.users.values().filter(|u| !u.removed).count() as u64),
         groups_before: current.groups.len() as u64,
         ..Plan::default()
     };

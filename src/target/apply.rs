@@ -2,7 +2,7 @@
 //! freed names can be taken), then updates, creates and membership changes, in bulk
 //! statements.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
@@ -335,6 +335,81 @@ pub async fn sync_managed_effective(
         .execute(&mut *conn)
         .await
         .context("updating effective members of a managed group")?;
+    }
+    Ok(())
+}
+
+/// Brings the effective memberships of some users in the connector's groups to what their
+/// final direct memberships imply (`direct`: user id -> the connector's groups it is
+/// directly in), walking up the connector's nested groups. Used by plans over changed
+/// users only; gives the same rows as a full recomputation for those users.
+pub async fn sync_effective_for_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    direct: &HashMap<String, Vec<String>>,
+) -> Result<(), DbError> {
+    const CTX: &str = "updating effective memberships";
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    let rows = sqlx::query(
+        "SELECT group_id, member_id FROM memberships WHERE connector = $1 AND member_kind = 'group'",
+    )
+    .bind(connector.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context(CTX)?;
+    for row in rows {
+        let parent: String = row.try_get(0).context(CTX)?;
+        let child: String = row.try_get(1).context(CTX)?;
+        parents.entry(child).or_default().push(parent);
+    }
+    for (user_id, groups) in direct {
+        let mut wanted: HashSet<&str> = HashSet::new();
+        let mut pending: Vec<&str> = groups.iter().map(String::as_str).collect();
+        while let Some(group) = pending.pop() {
+            if wanted.insert(group) {
+                for parent in parents.get(group).into_iter().flatten() {
+                    pending.push(parent);
+                }
+            }
+        }
+        let existing: Vec<String> = sqlx::query(
+            "SELECT e.group_id FROM effective_memberships e JOIN groups g ON g.id = e.group_id \
+             WHERE e.user_id = $1 AND g.connector = $2",
+        )
+        .bind(user_id.clone())
+        .bind(connector.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .context(CTX)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .context(CTX)?;
+        for group_id in existing.iter().filter(|g| !wanted.contains(g.as_str())) {
+            sqlx::query("DELETE FROM effective_memberships WHERE group_id = $1 AND user_id = $2")
+                .bind(group_id.clone())
+                .bind(user_id.clone())
+                .execute(&mut *conn)
+                .await
+                .context(CTX)?;
+        }
+        let existing: HashSet<&str> = existing.iter().map(String::as_str).collect();
+        let mut adds: Vec<&str> = wanted.difference(&existing).copied().collect();
+        adds.sort_unstable();
+        let mut values = Vec::with_capacity(adds.len() * 2);
+        for group_id in adds {
+            values.push(Val::Text(group_id.to_string()));
+            values.push(Val::Text(user_id.clone()));
+        }
+        insert_rows(
+            conn,
+            "effective_memberships (group_id, user_id)",
+            "",
+            2,
+            values,
+            CTX,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Loads what the target holds for one connector, as the plan needs it, and finds which
 //! names are held by records outside the connector.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 
@@ -150,6 +150,132 @@ pub async fn groups_by_name(
                     owner: row.try_get(2).context("reading a group")?,
                 },
             );
+        }
+    }
+    Ok(found)
+}
+
+/// What the target holds for some users of a connector (`user_ext_ids`), all its groups,
+/// and only the memberships of those users: what a plan over just those users needs.
+/// `live_users_total` is set to the connector's whole count, for the safety limits.
+pub async fn load_current_for_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    user_ext_ids: &[String],
+) -> Result<Current, DbError> {
+    const CTX: &str = "reading the target";
+    let mut current = Current::default();
+    for chunk in user_ext_ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, external_id, user_name, user_name_key, content_hash, removed_at \
+             FROM users WHERE connector = {} AND external_id IN ({})",
+            param(conn, 1),
+            placeholders(conn, 2, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await.context(CTX)? {
+            let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+            current.users.insert(
+                row.try_get("external_id").context(CTX)?,
+                CurrentUser {
+                    id: row.try_get("id").context(CTX)?,
+                    user_name: row.try_get("user_name").context(CTX)?,
+                    user_name_key: row.try_get("user_name_key").context(CTX)?,
+                    content_hash: row.try_get("content_hash").context(CTX)?,
+                    removed: removed.is_some(),
+                },
+            );
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT id, external_id, name, name_key, content_hash FROM groups WHERE connector = $1",
+    )
+    .bind(connector.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context(CTX)?;
+    for row in rows {
+        current.groups.insert(
+            row.try_get("external_id").context(CTX)?,
+            CurrentGroup {
+                id: row.try_get("id").context(CTX)?,
+                name: row.try_get("name").context(CTX)?,
+                name_key: row.try_get("name_key").context(CTX)?,
+                content_hash: row.try_get("content_hash").context(CTX)?,
+            },
+        );
+    }
+    let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
+    for chunk in user_ids.chunks(500) {
+        let sql = format!(
+            "SELECT group_id, member_id, origin FROM memberships WHERE connector = {} \
+             AND member_id IN ({})",
+            param(conn, 1),
+            placeholders(conn, 2, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await.context(CTX)? {
+            let pair = (
+                row.try_get::<String, _>(0).context(CTX)?,
+                row.try_get::<String, _>(1).context(CTX)?,
+            );
+            let origin: String = row.try_get(2).context(CTX)?;
+            if origin == Origin::Default.as_str() {
+                current.sticky.insert(pair);
+            } else {
+                current.memberships.insert(pair);
+            }
+        }
+    }
+    let row = sqlx::query("SELECT COUNT(*) FROM users WHERE connector = $1 AND removed_at IS NULL")
+        .bind(connector.to_string())
+        .fetch_one(&mut *conn)
+        .await
+        .context(CTX)?;
+    current.live_users_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
+    Ok(current)
+}
+
+/// Of `keys`, the user names held by any user except the connector's users in `scope`.
+pub async fn user_names_held_outside(
+    conn: &mut AnyConnection,
+    connector: &str,
+    scope: &HashSet<String>,
+    keys: &[String],
+) -> Result<ForeignNames, DbError> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT user_name_key, connector, external_id FROM users WHERE user_name_key IN ({})",
+            placeholders(conn, 1, chunk.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .context("checking names against other users")?
+        {
+            let key: String = row.try_get(0).context("reading a name owner")?;
+            let owner: String = row.try_get(1).context("reading a name owner")?;
+            let ext: String = row.try_get(2).context("reading a name owner")?;
+            if owner == connector && scope.contains(&ext) {
+                continue;
+            }
+            let holder = if owner == connector {
+                format!("user with external id {ext:?} of this connector")
+            } else {
+                format!("connector {owner:?} (external id {ext:?})")
+            };
+            found.insert(key, holder);
         }
     }
     Ok(found)
