@@ -542,6 +542,8 @@ on_both_backends!(a_rename_conflict_still_applies_other_changes_and_is_retried);
 
 /// The users of a scenario, changed step by step.
 type People = Vec<idsync::model::SourceUser>;
+/// One change to the users of a scenario.
+type Step = Box<dyn Fn(&mut People)>;
 
 /// Runs that change only users plan just those users; after each, a full re-projection
 /// (reconcile) must find nothing to change, which proves both paths agree.
@@ -585,7 +587,7 @@ async fn changed_users_only_planning_agrees_with_a_full_projection(db: TestDb) {
     };
     run(&db, "hr", &Scripted::full(people.clone(), groups()), &m).await;
 
-    let steps: Vec<Box<dyn Fn(&mut People)>> = vec![
+    let steps: Vec<Step> = vec![
         // Rename and deactivate.
         Box::new(|p| {
             p[0].user_name = "renamed0@example.com".into();
