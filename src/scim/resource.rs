@@ -10,12 +10,9 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{Email, MemberKind, SourceGroup, SourceUser};
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str =
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-/// SCIM 1.1 names one core schema for users and groups.
-pub const CORE_SCHEMA_V1: &str = "urn:scim:schemas:core:1.0";
+pub use crate::scim::discovery::{
+    ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, V1_CORE_SCHEMA as CORE_SCHEMA_V1,
+};
 
 /// A resource the server cannot accept, with the RFC 7644 `scimType` it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
