@@ -7,6 +7,7 @@
 //! upserted, and only a complete full read removes what it did not see.
 
 mod buffer;
+pub mod query;
 mod store;
 
 pub use buffer::ReadBuffer;

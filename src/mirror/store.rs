@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders};
-use crate::model::{SourceGroup, SourceUser};
+use crate::model::{SourceGroup, SourceUser, name_key};
 
 /// Per-connector bookkeeping stored beside the mirror.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,35 +123,50 @@ pub async fn group_hashes(
     .await
 }
 
+/// The columns filters are answered from: (name key, client externalId).
+type FilterColumns = (String, Option<String>);
+
 async fn upsert<T: Serialize>(
     conn: &mut AnyConnection,
     table: &'static str,
+    name_column: &'static str,
     connector: &str,
     records: Vec<(T, String)>,
     id_of: fn(&T) -> &str,
+    filter_columns: fn(&T) -> FilterColumns,
 ) -> Result<(), DbError> {
     if records.is_empty() {
         return Ok(());
     }
     let now = now_text();
-    let mut values = Vec::with_capacity(records.len() * 5);
+    let mut values = Vec::with_capacity(records.len() * 7);
     for (record, hash) in records {
         let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
             context: "encoding a mirror record",
             message: e.to_string(),
         })?;
+        let (name_key, client_external_id) = filter_columns(&record);
         values.push(Val::Text(connector.to_string()));
         values.push(Val::Text(id_of(&record).to_string()));
         values.push(Val::Text(data));
         values.push(Val::Text(hash));
         values.push(Val::Text(now.clone()));
+        values.push(Val::Text(name_key));
+        values.push(Val::OptText(client_external_id));
     }
     insert_rows(
         conn,
-        &format!("{table} (connector, external_id, data, content_hash, updated_at)"),
-        "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
-         content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-        5,
+        &format!(
+            "{table} (connector, external_id, data, content_hash, updated_at, {name_column}, \
+             client_external_id)"
+        ),
+        &format!(
+            "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
+             content_hash = excluded.content_hash, updated_at = excluded.updated_at, \
+             {name_column} = excluded.{name_column}, \
+             client_external_id = excluded.client_external_id"
+        ),
+        7,
         values,
         "writing the mirror",
     )
@@ -159,12 +174,28 @@ async fn upsert<T: Serialize>(
     Ok(())
 }
 
+/// The client's `externalId` among a record's source attributes (SCIM pushes it).
+fn client_external_id(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    crate::scim::resource::get_ci(attributes, "externalId")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
 pub async fn upsert_users(
     conn: &mut AnyConnection,
     connector: &str,
     users: Vec<(SourceUser, String)>,
 ) -> Result<(), DbError> {
-    upsert(conn, "mirror_users", connector, users, |u| &u.external_id).await
+    upsert(
+        conn,
+        "mirror_users",
+        "user_name_key",
+        connector,
+        users,
+        |u| &u.external_id,
+        |u| (name_key(&u.user_name), client_external_id(&u.attributes)),
+    )
+    .await
 }
 
 pub async fn upsert_groups(
@@ -172,7 +203,16 @@ pub async fn upsert_groups(
     connector: &str,
     groups: Vec<(SourceGroup, String)>,
 ) -> Result<(), DbError> {
-    upsert(conn, "mirror_groups", connector, groups, |g| &g.external_id).await
+    upsert(
+        conn,
+        "mirror_groups",
+        "name_key",
+        connector,
+        groups,
+        |g| &g.external_id,
+        |g| (name_key(&g.display_name), client_external_id(&g.attributes)),
+    )
+    .await
 }
 
 pub async fn delete_users(
