@@ -26,11 +26,11 @@ pub struct ResourceSchema {
 }
 
 /// The enterprise User extension (RFC 7643 §4.3).
-pub const ENTERPRISE_USER_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub use crate::scim::discovery::ENTERPRISE_USER_SCHEMA as ENTERPRISE_USER_URN;
 
 /// The core User (RFC 7643 §4.1) with the enterprise extension.
 pub const USER_SCHEMA: ResourceSchema = ResourceSchema {
-    core_urn: "urn:ietf:params:scim:schemas:core:2.0:User",
+    core_urn: crate::scim::discovery::USER_SCHEMA,
     extension_urns: &[ENTERPRISE_USER_URN],
     multi_valued: &[
         "emails",
@@ -48,7 +48,7 @@ pub const USER_SCHEMA: ResourceSchema = ResourceSchema {
 
 /// The core Group (RFC 7643 §4.2).
 pub const GROUP_SCHEMA: ResourceSchema = ResourceSchema {
-    core_urn: "urn:ietf:params:scim:schemas:core:2.0:Group",
+    core_urn: crate::scim::discovery::GROUP_SCHEMA,
     extension_urns: &[],
     multi_valued: &["members"],
     read_only: &["id", "meta"],
