@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Context, DbError, param, placeholders};
@@ -23,18 +24,42 @@ pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<C
     .await
     .context(CTX)?;
     for row in rows {
-        let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-        current.users.insert(
-            row.try_get("external_id").context(CTX)?,
-            CurrentUser {
-                id: row.try_get("id").context(CTX)?,
-                user_name: row.try_get("user_name").context(CTX)?,
-                user_name_key: row.try_get("user_name_key").context(CTX)?,
-                content_hash: row.try_get("content_hash").context(CTX)?,
-                removed: removed.is_some(),
-            },
-        );
+        let (ext, user) = current_user(&row)?;
+        current.users.insert(ext, user);
     }
+    load_groups_into(conn, connector, &mut current).await?;
+    let mut rows =
+        sqlx::query("SELECT group_id, member_id, origin FROM memberships WHERE connector = $1")
+            .bind(connector.to_string())
+            .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.context(CTX)? {
+        file_membership(&mut current, &row)?;
+    }
+    Ok(current)
+}
+
+fn current_user(row: &AnyRow) -> Result<(String, CurrentUser), DbError> {
+    const CTX: &str = "reading the target";
+    let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+    Ok((
+        row.try_get("external_id").context(CTX)?,
+        CurrentUser {
+            id: row.try_get("id").context(CTX)?,
+            user_name: row.try_get("user_name").context(CTX)?,
+            user_name_key: row.try_get("user_name_key").context(CTX)?,
+            content_hash: row.try_get("content_hash").context(CTX)?,
+            removed: removed.is_some(),
+        },
+    ))
+}
+
+/// Every group the connector owns, by external id.
+async fn load_groups_into(
+    conn: &mut AnyConnection,
+    connector: &str,
+    current: &mut Current,
+) -> Result<(), DbError> {
+    const CTX: &str = "reading the target";
     let rows = sqlx::query(
         "SELECT id, external_id, name, name_key, content_hash FROM groups WHERE connector = $1",
     )
@@ -53,23 +78,23 @@ pub async fn load_current(conn: &mut AnyConnection, connector: &str) -> Result<C
             },
         );
     }
-    let mut rows =
-        sqlx::query("SELECT group_id, member_id, origin FROM memberships WHERE connector = $1")
-            .bind(connector.to_string())
-            .fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await.context(CTX)? {
-        let pair = (
-            row.try_get::<String, _>(0).context(CTX)?,
-            row.try_get::<String, _>(1).context(CTX)?,
-        );
-        let origin: &str = row.try_get(2).context(CTX)?;
-        if origin == Origin::Default.as_str() {
-            current.sticky.insert(pair);
-        } else {
-            current.memberships.insert(pair);
-        }
+    Ok(())
+}
+
+/// Files a membership row (group id, member id, origin) under current or sticky.
+fn file_membership(current: &mut Current, row: &AnyRow) -> Result<(), DbError> {
+    const CTX: &str = "reading the target";
+    let pair = (
+        row.try_get::<String, _>(0).context(CTX)?,
+        row.try_get::<String, _>(1).context(CTX)?,
+    );
+    let origin: &str = row.try_get(2).context(CTX)?;
+    if origin == Origin::Default.as_str() {
+        current.sticky.insert(pair);
+    } else {
+        current.memberships.insert(pair);
     }
-    Ok(current)
+    Ok(())
 }
 
 /// Of `keys`, the user names held by users of other connectors.
@@ -177,37 +202,11 @@ pub async fn load_current_for_users(
             query = query.bind(id.clone());
         }
         for row in query.fetch_all(&mut *conn).await.context(CTX)? {
-            let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-            current.users.insert(
-                row.try_get("external_id").context(CTX)?,
-                CurrentUser {
-                    id: row.try_get("id").context(CTX)?,
-                    user_name: row.try_get("user_name").context(CTX)?,
-                    user_name_key: row.try_get("user_name_key").context(CTX)?,
-                    content_hash: row.try_get("content_hash").context(CTX)?,
-                    removed: removed.is_some(),
-                },
-            );
+            let (ext, user) = current_user(&row)?;
+            current.users.insert(ext, user);
         }
     }
-    let rows = sqlx::query(
-        "SELECT id, external_id, name, name_key, content_hash FROM groups WHERE connector = $1",
-    )
-    .bind(connector.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .context(CTX)?;
-    for row in rows {
-        current.groups.insert(
-            row.try_get("external_id").context(CTX)?,
-            CurrentGroup {
-                id: row.try_get("id").context(CTX)?,
-                name: row.try_get("name").context(CTX)?,
-                name_key: row.try_get("name_key").context(CTX)?,
-                content_hash: row.try_get("content_hash").context(CTX)?,
-            },
-        );
-    }
+    load_groups_into(conn, connector, &mut current).await?;
     let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
     for chunk in user_ids.chunks(500) {
         let sql = format!(
@@ -221,16 +220,7 @@ pub async fn load_current_for_users(
             query = query.bind(id.clone());
         }
         for row in query.fetch_all(&mut *conn).await.context(CTX)? {
-            let pair = (
-                row.try_get::<String, _>(0).context(CTX)?,
-                row.try_get::<String, _>(1).context(CTX)?,
-            );
-            let origin: String = row.try_get(2).context(CTX)?;
-            if origin == Origin::Default.as_str() {
-                current.sticky.insert(pair);
-            } else {
-                current.memberships.insert(pair);
-            }
+            file_membership(&mut current, &row)?;
         }
     }
     let row = sqlx::query("SELECT COUNT(*) FROM users WHERE connector = $1 AND removed_at IS NULL")
