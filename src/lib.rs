@@ -13,12 +13,14 @@
 //! - [`filter`]: the SCIM filter language (RFC 7644 3.4.2.2): one parser and AST, used by
 //!   mapping filters now and the SCIM receiver later.
 //! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers.
-//! - [`mirror`]: the stored last-known state of each source and its delta checkpoint.
+//! - [`mirror`]: the stored last-known state of each source and its delta checkpoint, and
+//!   SCIM filters answered from its indexed columns.
 //! - [`pipeline`]: projection of a mirror through its mapping (filters, attribute
 //!   expressions, default and application groups, nesting kept or flattened), effective
 //!   membership over nested groups with cycles, and the plan (diff against the target).
 //! - [`target`]: the target directory tables: applying plans, run records, read queries.
-//! - [`scim`]: pieces of the inbound SCIM receiver (tenant tokens so far).
+//! - [`scim`]: pieces of the inbound SCIM receiver, not yet served: tenant tokens, pushed
+//!   resources to and from the common model, PATCH, discovery documents, error bodies.
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
