@@ -21,6 +21,8 @@
 //! - [`target`]: the target directory tables: applying plans, run records, read queries.
 //! - [`scim`]: pieces of the inbound SCIM receiver, not yet served: tenant tokens, pushed
 //!   resources to and from the common model, PATCH, discovery documents, error bodies.
+//! - [`scheduler`]: cron schedules of pull connectors for the daemon (no overlapping runs,
+//!   a limit on concurrent runs, run-now), not yet started by a command.
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
@@ -31,6 +33,7 @@ pub mod filter;
 pub mod mirror;
 pub mod model;
 pub mod pipeline;
+pub mod scheduler;
 pub mod scim;
 pub mod sync;
 pub mod target;
