@@ -366,6 +366,46 @@ fn insert_sql(anonymous: bool, head: &str, tail: &str, columns: usize, rows: usi
     sql
 }
 
+/// Keys per `IN (...)` list of a chunked select.
+const KEYS_PER_SELECT: usize = 500;
+
+/// Runs `<select> WHERE [<leading> <param> AND] <key_column> IN (...)` over `keys` in
+/// chunks and returns every row. `leading` is a condition ending in an operator, such as
+/// `("connector = ", id)`, bound first.
+pub async fn select_in(
+    conn: &mut AnyConnection,
+    select: &str,
+    leading: Option<(&str, &str)>,
+    key_column: &str,
+    keys: &[String],
+    context: &'static str,
+) -> Result<Vec<AnyRow>, DbError> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_SELECT) {
+        let mut sql = format!("{select} WHERE ");
+        let first_key = match leading {
+            Some((condition, _)) => {
+                sql.push_str(&format!("{condition}{} AND ", param(conn, 1)));
+                2
+            }
+            None => 1,
+        };
+        sql.push_str(&format!(
+            "{key_column} IN ({})",
+            placeholders(conn, first_key, chunk.len())
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some((_, value)) = leading {
+            query = query.bind(value.to_string());
+        }
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        rows.extend(query.fetch_all(&mut *conn).await.context(context)?);
+    }
+    Ok(rows)
+}
+
 /// Runs `DELETE FROM <table> WHERE <filter_column> = <bind> AND <key_column> IN (...)` over
 /// `keys` in chunks; without a filter, just the `IN`.
 pub async fn delete_in(

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 
-use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders};
+use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, select_in};
 use crate::model::{SourceGroup, SourceUser, name_key};
 
 /// Per-connector bookkeeping stored beside the mirror.
@@ -299,29 +299,22 @@ pub async fn load_users_by_ids(
     connector: &str,
     ids: &[String],
 ) -> Result<Vec<SourceUser>, DbError> {
-    let mut users = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT data FROM mirror_users WHERE connector = {} AND external_id IN ({}) \
-             ORDER BY external_id",
-            param(conn, 1),
-            placeholders(conn, 2, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .context("reading the mirror")?
-        {
-            let data: &str = row.try_get(0).context("reading the mirror")?;
-            users.push(serde_json::from_str(data).map_err(|e| DbError::Corrupt {
-                context: "decoding a mirror record",
-                message: e.to_string(),
-            })?);
-        }
+    let rows = select_in(
+        conn,
+        "SELECT data FROM mirror_users",
+        Some(("connector = ", connector)),
+        "external_id",
+        ids,
+        "reading the mirror",
+    )
+    .await?;
+    let mut users = Vec::with_capacity(rows.len());
+    for row in rows {
+        let data: &str = row.try_get(0).context("reading the mirror")?;
+        users.push(serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+            context: "decoding a mirror record",
+            message: e.to_string(),
+        })?);
     }
     Ok(users)
 }

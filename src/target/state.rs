@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use futures_util::TryStreamExt;
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 
-use crate::db::{Context, DbError, param, placeholders};
+use crate::db::{Context, DbError, select_in};
 use crate::pipeline::Origin;
 use crate::pipeline::plan::{Current, CurrentGroup, CurrentUser, ForeignNames, NamedGroup};
 
@@ -123,27 +123,20 @@ async fn foreign_names(
     keys: &[String],
 ) -> Result<ForeignNames, DbError> {
     let mut found = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT {key_column}, connector, external_id FROM {table} \
-             WHERE connector <> {} AND {key_column} IN ({})",
-            param(conn, 1),
-            placeholders(conn, 2, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .context("checking names against other connectors")?
-        {
-            let key: String = row.try_get(0).context("reading a name owner")?;
-            let owner: String = row.try_get(1).context("reading a name owner")?;
-            let ext: String = row.try_get(2).context("reading a name owner")?;
-            found.insert(key, format!("connector {owner:?} (external id {ext:?})"));
-        }
+    let rows = select_in(
+        conn,
+        &format!("SELECT {key_column}, connector, external_id FROM {table}"),
+        Some(("connector <> ", connector)),
+        key_column,
+        keys,
+        "checking names against other connectors",
+    )
+    .await?;
+    for row in rows {
+        let key: String = row.try_get(0).context("reading a name owner")?;
+        let owner: String = row.try_get(1).context("reading a name owner")?;
+        let ext: String = row.try_get(2).context("reading a name owner")?;
+        found.insert(key, format!("connector {owner:?} (external id {ext:?})"));
     }
     Ok(found)
 }
@@ -154,28 +147,23 @@ pub async fn groups_by_name(
     keys: &[String],
 ) -> Result<HashMap<String, NamedGroup>, DbError> {
     let mut found = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT name_key, id, connector FROM groups WHERE name_key IN ({})",
-            placeholders(conn, 1, chunk.len())
+    let rows = select_in(
+        conn,
+        "SELECT name_key, id, connector FROM groups",
+        None,
+        "name_key",
+        keys,
+        "looking up groups by name",
+    )
+    .await?;
+    for row in rows {
+        found.insert(
+            row.try_get(0).context("reading a group")?,
+            NamedGroup {
+                id: row.try_get(1).context("reading a group")?,
+                owner: row.try_get(2).context("reading a group")?,
+            },
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .context("looking up groups by name")?
-        {
-            found.insert(
-                row.try_get(0).context("reading a group")?,
-                NamedGroup {
-                    id: row.try_get(1).context("reading a group")?,
-                    owner: row.try_get(2).context("reading a group")?,
-                },
-            );
-        }
     }
     Ok(found)
 }
@@ -190,38 +178,32 @@ pub async fn load_current_for_users(
 ) -> Result<Current, DbError> {
     const CTX: &str = "reading the target";
     let mut current = Current::default();
-    for chunk in user_ext_ids.chunks(500) {
-        let sql = format!(
-            "SELECT id, external_id, user_name, user_name_key, content_hash, removed_at \
-             FROM users WHERE connector = {} AND external_id IN ({})",
-            param(conn, 1),
-            placeholders(conn, 2, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        for row in query.fetch_all(&mut *conn).await.context(CTX)? {
-            let (ext, user) = current_user(&row)?;
-            current.users.insert(ext, user);
-        }
+    let rows = select_in(
+        conn,
+        "SELECT id, external_id, user_name, user_name_key, content_hash, removed_at FROM users",
+        Some(("connector = ", connector)),
+        "external_id",
+        user_ext_ids,
+        CTX,
+    )
+    .await?;
+    for row in rows {
+        let (ext, user) = current_user(&row)?;
+        current.users.insert(ext, user);
     }
     load_groups_into(conn, connector, &mut current).await?;
     let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
-    for chunk in user_ids.chunks(500) {
-        let sql = format!(
-            "SELECT group_id, member_id, origin FROM memberships WHERE connector = {} \
-             AND member_id IN ({})",
-            param(conn, 1),
-            placeholders(conn, 2, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(connector.to_string());
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        for row in query.fetch_all(&mut *conn).await.context(CTX)? {
-            file_membership(&mut current, &row)?;
-        }
+    let rows = select_in(
+        conn,
+        "SELECT group_id, member_id, origin FROM memberships",
+        Some(("connector = ", connector)),
+        "member_id",
+        &user_ids,
+        CTX,
+    )
+    .await?;
+    for row in rows {
+        file_membership(&mut current, &row)?;
     }
     let row = sqlx::query("SELECT COUNT(*) FROM users WHERE connector = $1 AND removed_at IS NULL")
         .bind(connector.to_string())
@@ -240,33 +222,28 @@ pub async fn user_names_held_outside(
     keys: &[String],
 ) -> Result<ForeignNames, DbError> {
     let mut found = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT user_name_key, connector, external_id FROM users WHERE user_name_key IN ({})",
-            placeholders(conn, 1, chunk.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for key in chunk {
-            query = query.bind(key.clone());
+    let rows = select_in(
+        conn,
+        "SELECT user_name_key, connector, external_id FROM users",
+        None,
+        "user_name_key",
+        keys,
+        "checking names against other users",
+    )
+    .await?;
+    for row in rows {
+        let key: String = row.try_get(0).context("reading a name owner")?;
+        let owner: String = row.try_get(1).context("reading a name owner")?;
+        let ext: String = row.try_get(2).context("reading a name owner")?;
+        if owner == connector && scope.contains(&ext) {
+            continue;
         }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .context("checking names against other users")?
-        {
-            let key: String = row.try_get(0).context("reading a name owner")?;
-            let owner: String = row.try_get(1).context("reading a name owner")?;
-            let ext: String = row.try_get(2).context("reading a name owner")?;
-            if owner == connector && scope.contains(&ext) {
-                continue;
-            }
-            let holder = if owner == connector {
-                format!("user with external id {ext:?} of this connector")
-            } else {
-                format!("connector {owner:?} (external id {ext:?})")
-            };
-            found.insert(key, holder);
-        }
+        let holder = if owner == connector {
+            format!("user with external id {ext:?} of this connector")
+        } else {
+            format!("connector {owner:?} (external id {ext:?})")
+        };
+        found.insert(key, holder);
     }
     Ok(found)
 }

@@ -1,0 +1,268 @@
+//! [`HttpClient`]: authenticated, rate-limited, retrying JSON GETs.
+//!
+//! Each request waits for the client-side rate limiter, adds the
+//! `Authorization` header from the [`TokenSource`], and is retried on 429,
+//! 5xx and connection errors until `max_retry_time` would be exceeded. A 401
+//! triggers one forced token refresh and one retry. Waits use
+//! `tokio::time::sleep`, so tests can run with paused time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use tokio::time::Instant;
+
+use super::retry::{is_retryable, server_delay, small_jitter};
+use super::token::transport_error;
+use super::{HttpError, HttpOptions, TokenSource, excerpt, redact_url};
+
+/// Scheme word put before the token in the `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>` (OAuth).
+    Bearer,
+    /// `Authorization: SSWS <token>` (Okta API token).
+    Ssws,
+}
+
+impl AuthScheme {
+    fn word(self) -> &'static str {
+        match self {
+            AuthScheme::Bearer => "Bearer",
+            AuthScheme::Ssws => "SSWS",
+        }
+    }
+}
+
+/// Shared HTTP client of one connector. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    options: HttpOptions,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    auth: Option<(Arc<dyn TokenSource>, AuthScheme)>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("options", &self.options)
+            .field("auth", &self.auth.as_ref().map(|(_, scheme)| scheme))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of one attempt, before deciding whether to retry.
+enum Attempt {
+    Done(serde_json::Value, HeaderMap),
+    Answer(StatusCode, HeaderMap, String),
+    Transport(HttpError),
+}
+
+impl HttpClient {
+    /// Builds the client (rustls, timeouts, user agent, rate limiter).
+    pub fn new(options: HttpOptions) -> Result<HttpClient, HttpError> {
+        let mut builder = reqwest::Client::builder().user_agent(options.user_agent.clone());
+        if let Some(t) = options.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = options.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        let inner = builder.build().map_err(|e| HttpError::Build {
+            reason: e.to_string(),
+        })?;
+        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(
+            options.requests_per_second,
+        )));
+        Ok(HttpClient {
+            inner,
+            options,
+            limiter,
+            auth: None,
+        })
+    }
+
+    /// The same client with an `Authorization` header from `source`.
+    pub fn with_auth(mut self, source: Arc<dyn TokenSource>, scheme: AuthScheme) -> HttpClient {
+        self.auth = Some((source, scheme));
+        self
+    }
+
+    /// The underlying reqwest client (for token endpoints sharing TLS/timeouts).
+    pub fn reqwest_client(&self) -> reqwest::Client {
+        self.inner.clone()
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
+    /// GETs `url` with `query` appended and decodes the JSON body. Returns the
+    /// body and the response headers (for `Link` paging).
+    pub async fn get_json(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(serde_json::Value, HeaderMap), HttpError> {
+        let url = url::Url::parse(url).map_err(|e| HttpError::InvalidUrl {
+            what: "API request".to_string(),
+            reason: e.to_string(),
+        })?;
+        let shown = redact_url(&url);
+        let started = Instant::now();
+        let mut attempts: u32 = 0;
+        let mut refreshed = false;
+        let mut force_refresh = false;
+        loop {
+            attempts += 1;
+            self.wait_for_rate_limit().await;
+            let outcome = self
+                .attempt(&url, query, &shown, attempts, force_refresh)
+                .await?;
+            force_refresh = false;
+            let (delay, last_status, transport) = match outcome {
+                Attempt::Done(value, headers) => return Ok((value, headers)),
+                Attempt::Answer(status, _, _)
+                    if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.is_some() =>
+                {
+                    tracing::info!(url = %shown, attempt = attempts, "HTTP 401: refreshing the token once");
+                    refreshed = true;
+                    force_refresh = true;
+                    continue;
+                }
+                Attempt::Answer(status, headers, body) => {
+                    if !is_retryable(status) {
+                        return Err(HttpError::Status {
+                            status: status.as_u16(),
+                            url_path: shown,
+                            body_excerpt: excerpt(&body),
+                        });
+                    }
+                    let delay = match server_delay(&headers, SystemTime::now()) {
+                        Some(d) => d + small_jitter(),
+                        None => self.options.retry.backoff(attempts),
+                    };
+                    (delay, Some(status.as_u16()), None)
+                }
+                Attempt::Transport(err) => (self.options.retry.backoff(attempts), None, Some(err)),
+            };
+            if started.elapsed() + delay > self.options.max_retry_time {
+                return Err(give_up(shown, attempts, last_status, transport));
+            }
+            tracing::warn!(
+                url = %shown,
+                attempt = attempts,
+                status = last_status,
+                delay_ms = delay.as_millis() as u64,
+                "transient failure; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One request; `Err` only for failures that must not be retried.
+    async fn attempt(
+        &self,
+        url: &url::Url,
+        query: &[(&str, &str)],
+        shown: &str,
+        attempt: u32,
+        force_refresh: bool,
+    ) -> Result<Attempt, HttpError> {
+        let mut request = self
+            .inner
+            .get(url.clone())
+            .query(query)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some((source, scheme)) = &self.auth {
+            let token = source.token(force_refresh).await?;
+            let mut value = HeaderValue::from_str(&format!("{} {}", scheme.word(), token.expose()))
+                .map_err(|_| HttpError::Auth {
+                    token_url: shown.to_string(),
+                    status: 0,
+                    code: "invalid_token_characters".to_string(),
+                    description: "the token cannot be sent in an HTTP header".to_string(),
+                })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        let query_keys: Vec<&str> = query.iter().map(|(k, _)| *k).collect();
+        let sent = Instant::now();
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(method = "GET", url = %shown, ?query_keys, attempt, error = "transport", "http request");
+                return Ok(Attempt::Transport(transport_error(shown, &e)));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await;
+        tracing::debug!(
+            method = "GET",
+            url = %shown,
+            ?query_keys,
+            status = status.as_u16(),
+            duration_ms = sent.elapsed().as_millis() as u64,
+            attempt,
+            "http request"
+        );
+        let body = match body {
+            Ok(b) => b,
+            Err(e) if status.is_success() => {
+                return Ok(Attempt::Transport(transport_error(shown, &e)));
+            }
+            Err(_) => String::new(),
+        };
+        if !status.is_success() {
+            return Ok(Attempt::Answer(status, headers, body));
+        }
+        let value = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
+            url_path: shown.to_string(),
+            reason: format!("body is not JSON ({e}): {}", excerpt(&body)),
+        })?;
+        Ok(Attempt::Done(value, headers))
+    }
+
+    /// Waits (on the tokio clock) until the rate limiter admits one request.
+    async fn wait_for_rate_limit(&self) {
+        let clock = DefaultClock::default();
+        while let Err(not_until) = self.limiter.check() {
+            let wait = not_until.wait_time_from(clock.now());
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+}
+
+/// The error returned when retrying must stop.
+fn give_up(
+    url: String,
+    attempts: u32,
+    last_status: Option<u16>,
+    transport: Option<HttpError>,
+) -> HttpError {
+    match (last_status, transport) {
+        (Some(last_status), _) => HttpError::Throttled {
+            url_path: url,
+            attempts,
+            last_status,
+        },
+        (None, Some(HttpError::Connect { reason, .. })) => HttpError::Connect {
+            url,
+            attempts,
+            reason,
+        },
+        (None, Some(HttpError::Timeout { .. })) => HttpError::Timeout { url, attempts },
+        (None, Some(other)) => other,
+        (None, None) => HttpError::Connect {
+            url,
+            attempts,
+            reason: "no answer".to_string(),
+        },
+    }
+}

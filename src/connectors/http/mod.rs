@@ -1,0 +1,181 @@
+//! Shared HTTP plumbing for the pull connectors (Graph, Okta, Google, Keycloak).
+//!
+//! * [`HttpClient`]: reqwest over rustls, a client-side rate limit (governor),
+//!   retries with exponential backoff and jitter on 429/5xx/connection errors
+//!   (honouring `Retry-After` and Okta's `X-Rate-Limit-*` headers), bearer or
+//!   `SSWS` authorization, and one token refresh on a 401.
+//! * [`TokenSource`]: [`OAuthClientCredentials`] (cached client-credentials
+//!   token) and [`StaticToken`] (Okta API token).
+//! * Paging helpers: RFC 8288 `Link` headers (Okta), `@odata.nextLink`
+//!   (Graph), `nextPageToken` (Google) and `first`/`max` offsets (Keycloak).
+//!
+//! Logging never includes headers, tokens or query-string values.
+
+mod client;
+mod paging;
+mod retry;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+pub use client::{AuthScheme, HttpClient};
+pub use paging::{
+    google_next_page_token, keycloak_next_first, next_link_from_header, odata_next_link,
+};
+pub use retry::{RetryPolicy, parse_retry_after};
+pub use token::{ClientAuth, OAuthClientCredentials, StaticToken, TokenSource};
+
+/// Most characters of a response body kept in [`HttpError::Status`].
+pub const BODY_EXCERPT_CHARS: usize = 500;
+
+/// Settings for one [`HttpClient`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Time allowed to open a TCP/TLS connection; `None` = no limit.
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed between two reads of a response; `None` = no limit.
+    pub read_timeout: Option<Duration>,
+    /// Cap on the total time spent retrying one request.
+    pub max_retry_time: Duration,
+    /// Client-side request rate (each connector sets its own default).
+    pub requests_per_second: NonZeroU32,
+    /// `User-Agent` header value.
+    pub user_agent: String,
+    /// Backoff shape used between retries.
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            max_retry_time: Duration::from_secs(300),
+            requests_per_second: NonZeroU32::MIN.saturating_add(9),
+            user_agent: concat!("idsync/", env!("CARGO_PKG_VERSION")).to_string(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Everything that can go wrong talking to an identity provider over HTTP.
+///
+/// `url` fields hold only scheme, host and path: query values may be secret.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {reason}; check the TLS and user-agent settings")]
+    Build {
+        /// What reqwest reported.
+        reason: String,
+    },
+    /// A URL could not be parsed.
+    #[error("invalid URL for {what}: {reason}; check the configured base URL")]
+    InvalidUrl {
+        /// Which URL (never its query).
+        what: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// No connection could be made (after retrying).
+    #[error(
+        "cannot connect to {url} after {attempts} attempt(s): {reason}; check the host name, \
+         DNS, proxy and firewall"
+    )]
+    Connect {
+        /// Host and path.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What the transport reported (without URL).
+        reason: String,
+    },
+    /// The request timed out (after retrying).
+    #[error(
+        "request to {url} timed out after {attempts} attempt(s); check network reachability \
+         or raise connect_timeout/read_timeout"
+    )]
+    Timeout {
+        /// Host and path.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The server answered with a status that is not retried.
+    #[error(
+        "{url_path} answered HTTP {status}: {body_excerpt}; check the credentials' \
+         permissions/scopes and the request"
+    )]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Host and path.
+        url_path: String,
+        /// First characters of the body (≤ [`BODY_EXCERPT_CHARS`]).
+        body_excerpt: String,
+    },
+    /// Retrying went on until `max_retry_time` would be exceeded.
+    #[error(
+        "{url_path} still throttled or failing after {attempts} attempt(s) (last HTTP \
+         {last_status}); lower requests_per_second, raise max_retry_time, or check the \
+         provider's status page"
+    )]
+    Throttled {
+        /// Host and path.
+        url_path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Status of the last answer.
+        last_status: u16,
+    },
+    /// The token endpoint refused to issue a token.
+    #[error(
+        "token endpoint {token_url} refused the client (HTTP {status}, error `{code}`: \
+         {description}); check client_id, the secret or key, tenant and scopes"
+    )]
+    Auth {
+        /// Host and path of the token endpoint.
+        token_url: String,
+        /// HTTP status code.
+        status: u16,
+        /// OAuth error code such as `invalid_client` (or `unknown`).
+        code: String,
+        /// `error_description`, truncated.
+        description: String,
+    },
+    /// A body could not be read or decoded as the expected JSON.
+    #[error(
+        "cannot decode the response of {url_path}: {reason}; check that the URL points at the provider's API"
+    )]
+    Decode {
+        /// Host and path.
+        url_path: String,
+        /// The decoding error.
+        reason: String,
+    },
+}
+
+/// `scheme://host[:port]/path` of a URL: what may be logged or shown.
+pub(crate) fn redact_url(url: &url::Url) -> String {
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(url.path());
+    out
+}
+
+/// The first [`BODY_EXCERPT_CHARS`] characters of `body`, with an ellipsis if cut.
+pub(crate) fn excerpt(body: &str) -> String {
+    let mut chars = body.chars();
+    let head: String = chars.by_ref().take(BODY_EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}

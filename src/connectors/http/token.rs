@@ -1,0 +1,254 @@
+//! Where API credentials come from: [`TokenSource`] and its implementations.
+//!
+//! * [`OAuthClientCredentials`]: OAuth 2.0 client-credentials grant (Graph,
+//!   Okta service apps, Keycloak). The token is cached until 60 s before its
+//!   `expires_in` and fetched again when the caller forces a refresh (after a
+//!   401 from the API).
+//! * [`StaticToken`]: a long-lived token such as Okta's `SSWS` API token.
+//!
+//! Tokens and secrets stay in [`SecretString`] and are never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{HttpError, excerpt, redact_url};
+use crate::config::SecretString;
+
+/// Safety margin: a cached token is replaced this long before it expires.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// `client_assertion_type` for a JWT client assertion.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Something that hands out access tokens for the `Authorization` header.
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    /// A valid token; `force_refresh` asks for a new one (the API said 401).
+    async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError>;
+}
+
+/// A fixed token (Okta `SSWS` API token, or a pre-issued bearer token).
+#[derive(Debug, Clone)]
+pub struct StaticToken(SecretString);
+
+impl StaticToken {
+    /// Wraps the token.
+    pub fn new(token: SecretString) -> StaticToken {
+        StaticToken(token)
+    }
+}
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self, _force_refresh: bool) -> Result<SecretString, HttpError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Produces a fresh signed client assertion (JWT) for each token request.
+pub type AssertionFn = dyn Fn() -> Result<SecretString, HttpError> + Send + Sync;
+
+/// How the client proves its identity to the token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// `client_secret` form field.
+    Secret(SecretString),
+    /// `client_assertion` (JWT) made by the given function, sent with
+    /// `client_assertion_type` = [`JWT_BEARER_ASSERTION`].
+    Assertion(Arc<AssertionFn>),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => f.write_str("Secret(********)"),
+            ClientAuth::Assertion(_) => f.write_str("Assertion(<fn>)"),
+        }
+    }
+}
+
+/// OAuth 2.0 client-credentials token source with caching.
+pub struct OAuthClientCredentials {
+    http: reqwest::Client,
+    token_url: url::Url,
+    client_id: String,
+    auth: ClientAuth,
+    scope: Option<String>,
+    cached: Mutex<Option<(SecretString, Instant)>>,
+}
+
+impl std::fmt::Debug for OAuthClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClientCredentials")
+            .field("token_url", &redact_url(&self.token_url))
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl OAuthClientCredentials {
+    /// A token source posting to `token_url`; `http` is usually
+    /// [`super::HttpClient::reqwest_client`] so timeouts and TLS are shared.
+    pub fn new(
+        http: reqwest::Client,
+        token_url: &str,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+        scope: Option<String>,
+    ) -> Result<OAuthClientCredentials, HttpError> {
+        let token_url = url::Url::parse(token_url).map_err(|e| HttpError::InvalidUrl {
+            what: "OAuth token endpoint".to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(OAuthClientCredentials {
+            http,
+            token_url,
+            client_id: client_id.into(),
+            auth,
+            scope,
+            cached: Mutex::new(None),
+        })
+    }
+
+    async fn fetch(&self) -> Result<(SecretString, Instant), HttpError> {
+        let where_ = redact_url(&self.token_url);
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", self.client_id.clone()),
+        ];
+        match &self.auth {
+            ClientAuth::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+            ClientAuth::Assertion(make) => {
+                form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_string()));
+                form.push(("client_assertion", make()?.expose().to_string()));
+            }
+        }
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        let started = Instant::now();
+        let resp = self
+            .http
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| transport_error(&where_, &e))?;
+        let status = resp.status();
+        tracing::debug!(
+            method = "POST",
+            url = %where_,
+            status = status.as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "token request"
+        );
+        let body = resp.text().await.map_err(|e| HttpError::Decode {
+            url_path: where_.clone(),
+            reason: e.without_url().to_string(),
+        })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<TokenErrorBody>(&body) {
+                Ok(err) => HttpError::Auth {
+                    token_url: where_,
+                    status: status.as_u16(),
+                    code: err.error,
+                    description: excerpt(err.error_description.as_deref().unwrap_or("")),
+                },
+                Err(_) if status.is_client_error() => HttpError::Auth {
+                    token_url: where_,
+                    status: status.as_u16(),
+                    code: "unknown".to_string(),
+                    description: excerpt(&body),
+                },
+                Err(_) => HttpError::Status {
+                    status: status.as_u16(),
+                    url_path: where_,
+                    body_excerpt: excerpt(&body),
+                },
+            });
+        }
+        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
+            url_path: where_,
+            reason: format!("token response is not the expected JSON: {e}"),
+        })?;
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
+        let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
+        Ok((SecretString::new(parsed.access_token), valid_until))
+    }
+}
+
+#[async_trait]
+impl TokenSource for OAuthClientCredentials {
+    async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError> {
+        // Holding the lock while fetching makes concurrent callers share one refresh.
+        let mut cached = self.cached.lock().await;
+        if !force_refresh
+            && let Some((token, valid_until)) = cached.as_ref()
+            && Instant::now() < *valid_until
+        {
+            return Ok(token.clone());
+        }
+        let (token, valid_until) = self.fetch().await?;
+        *cached = Some((token.clone(), valid_until));
+        Ok(token)
+    }
+}
+
+/// Maps a reqwest transport error (never its URL: it may carry secrets).
+pub(crate) fn transport_error(url: &str, e: &reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::Timeout {
+            url: url.to_string(),
+            attempts: 1,
+        }
+    } else {
+        HttpError::Connect {
+            url: url.to_string(),
+            attempts: 1,
+            reason: error_chain(e),
+        }
+    }
+}
+
+/// The error and its sources, joined, without the URL.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = match e.url() {
+        Some(_) => {
+            let mut msg = e.to_string();
+            if let Some(idx) = msg.find(" for url (") {
+                msg.truncate(idx);
+            }
+            msg
+        }
+        None => e.to_string(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
