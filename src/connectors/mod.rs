@@ -1,5 +1,6 @@
 //! Pull connectors: the seam every scheduled source (file now; Graph, Okta, Google,
-//! Keycloak and LDAP next) plugs into.
+//! Keycloak and LDAP next) plugs into, and `http`, the client, OAuth tokens, rate limit,
+//! retries and paging those API connectors share.
 //!
 //! A connector never builds its whole source in one vector: it pushes [`SourceBatch`]es
 //! into a [`BatchSink`] as pages arrive, starting from the checkpoint the last complete
@@ -8,6 +9,7 @@
 //! only ever derived from a complete read.
 
 pub mod file;
+pub mod http;
 
 use async_trait::async_trait;
 
