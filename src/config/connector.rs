@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source; only "file" in this version
+//! kind = "file"                  # which kind of source: "file" or "keycloak" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
+use super::{SecretRef, SecretString};
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -31,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 1] = ["file"];
+const AVAILABLE_KINDS: [&str; 2] = ["keycloak", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -60,6 +62,8 @@ pub struct ConnectorConfig {
 pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
+    /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
+    Keycloak(KeycloakSettings),
 }
 
 impl ConnectorSettings {
@@ -67,6 +71,7 @@ impl ConnectorSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorSettings::File(_) => "file",
+            ConnectorSettings::Keycloak(_) => "keycloak",
         }
     }
 }
@@ -80,6 +85,32 @@ pub struct FileSettings {
     /// How the snapshot file is written.
     pub format: FileFormat,
 }
+
+/// The settings of a `kind = "keycloak"` connector (its `[keycloak]` table).
+#[derive(Debug, Clone)]
+pub struct KeycloakSettings {
+    /// The server's base URL, without a trailing `/` (and without `/realms`).
+    pub base_url: String,
+    /// The realm that is read (and whose token endpoint is used by default).
+    pub realm: String,
+    /// The confidential client's `clientId`.
+    pub client_id: String,
+    /// The client's secret, resolved.
+    pub client_secret: SecretString,
+    /// The token endpoint.
+    pub token_url: String,
+    /// `max` of every paged request (1-1000).
+    pub page_size: u32,
+    /// Client-side request rate.
+    pub requests_per_second: NonZeroU32,
+}
+
+/// Default `page_size` of a Keycloak connector.
+pub const KEYCLOAK_DEFAULT_PAGE_SIZE: u32 = 100;
+/// Largest `page_size` of a Keycloak connector.
+pub const KEYCLOAK_MAX_PAGE_SIZE: u32 = 1000;
+/// Default `requests_per_second` of a Keycloak connector.
+pub const KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
 
 /// How a snapshot file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -341,7 +372,7 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file` is
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file` and `keycloak` are
     /// available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
@@ -370,9 +401,9 @@ struct RawConnector {
     /// Settings for `kind = "google"` (not available in this version).
     #[serde(default)]
     google: Option<Spanned<toml::Table>>,
-    /// Settings for `kind = "keycloak"` (not available in this version).
+    /// Settings for `kind = "keycloak"`.
     #[serde(default)]
-    keycloak: Option<Spanned<toml::Table>>,
+    keycloak: Option<Spanned<RawKeycloakSettings>>,
     /// Settings for `kind = "ldap"` (not available in this version).
     #[serde(default)]
     ldap: Option<Spanned<toml::Table>>,
@@ -393,6 +424,33 @@ struct RawFileSettings {
     /// `.csv`); any other extension needs `format`.
     #[serde(default)]
     format: Option<FileFormat>,
+}
+
+/// The `[keycloak]` table of a `kind = "keycloak"` connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeycloakSettings {
+    /// The server's base URL, such as `https://sso.example.com` (add `/auth`
+    /// for old or relocated servers), without `/realms`. Required.
+    base_url: Spanned<String>,
+    /// The realm to read. Required.
+    realm: Spanned<String>,
+    /// The confidential client (with a service account) to authenticate as.
+    /// Required.
+    client_id: Spanned<String>,
+    /// The client's secret: `{ env = "NAME" }` or `{ file = "path" }`.
+    /// Required.
+    client_secret: Spanned<SecretRef>,
+    /// The token endpoint. Default:
+    /// `{base_url}/realms/{realm}/protocol/openid-connect/token`.
+    #[serde(default)]
+    token_url: Option<Spanned<String>>,
+    /// Users, groups or members per request, 1-1000. Default: 100.
+    #[serde(default)]
+    page_size: Option<Spanned<i64>>,
+    /// Requests per second, at least 1. Default: 10.
+    #[serde(default)]
+    requests_per_second: Option<Spanned<i64>>,
 }
 
 fn default_enabled() -> bool {
@@ -436,11 +494,10 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 6] = [
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 5] = [
         ("azure", raw.azure.as_ref()),
         ("okta", raw.okta.as_ref()),
         ("google", raw.google.as_ref()),
-        ("keycloak", raw.keycloak.as_ref()),
         ("ldap", raw.ldap.as_ref()),
         ("scim", raw.scim.as_ref()),
     ];
@@ -452,6 +509,16 @@ pub(crate) fn load(
             table,
             "file",
             format!("[file] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "keycloak"
+        && let Some(table) = &raw.keycloak
+    {
+        source.report(
+            problems,
+            table,
+            "keycloak",
+            format!("[keycloak] does not apply to kind = \"{kind}\""),
         );
     }
     for (name, table) in kind_tables {
@@ -476,6 +543,17 @@ pub(crate) fn load(
                 &raw.kind,
                 "kind",
                 "kind = \"file\" needs a [file] table with `path`",
+            ),
+        }
+    } else if kind == "keycloak" {
+        match &raw.keycloak {
+            Some(table) => settings = keycloak_settings(source, context, table.get_ref(), problems),
+            None => source.report(
+                problems,
+                &raw.kind,
+                "kind",
+                "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
+                 `client_id` and `client_secret`",
             ),
         }
     } else if KINDS.contains(&kind) {
@@ -601,6 +679,153 @@ fn file_settings(
         (true, Some(format)) => Some(ConnectorSettings::File(FileSettings { path, format })),
         _ => None,
     }
+}
+
+/// Checks a `[keycloak]` table and resolves its secret.
+fn keycloak_settings(
+    source: &Source<'_>,
+    context: &Context<'_>,
+    raw: &RawKeycloakSettings,
+    problems: &mut Problems,
+) -> Option<ConnectorSettings> {
+    let mut ok = true;
+    let mut check_url = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
+        let text = spanned.get_ref().trim();
+        match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                if url.query().is_some() || url.fragment().is_some() {
+                    source.report(
+                        problems,
+                        spanned,
+                        key,
+                        format!("`{text}` must not have a query or fragment"),
+                    );
+                    ok = false;
+                }
+            }
+            Ok(_) => {
+                source.report(
+                    problems,
+                    spanned,
+                    key,
+                    format!("`{text}` must be an http:// or https:// URL"),
+                );
+                ok = false;
+            }
+            Err(err) => {
+                source.report(
+                    problems,
+                    spanned,
+                    key,
+                    format!("`{text}` is not a URL: {err}"),
+                );
+                ok = false;
+            }
+        }
+    };
+    check_url(&raw.base_url, "keycloak.base_url", problems);
+    if let Some(token_url) = &raw.token_url {
+        check_url(token_url, "keycloak.token_url", problems);
+    }
+    let base_url = raw
+        .base_url
+        .get_ref()
+        .trim()
+        .trim_end_matches('/')
+        .to_owned();
+    if base_url.ends_with("/realms") || base_url.contains("/realms/") {
+        source.report(
+            problems,
+            &raw.base_url,
+            "keycloak.base_url",
+            "give the server's base URL without `/realms/...` (the realm goes in `realm`)",
+        );
+        ok = false;
+    }
+    for (spanned, key) in [
+        (&raw.realm, "keycloak.realm"),
+        (&raw.client_id, "keycloak.client_id"),
+    ] {
+        if spanned.get_ref().trim().is_empty() {
+            source.report(problems, spanned, key, "must not be empty");
+            ok = false;
+        }
+    }
+    let realm = raw.realm.get_ref().trim().to_owned();
+    if realm.contains(['/', '?', '#']) {
+        source.report(
+            problems,
+            &raw.realm,
+            "keycloak.realm",
+            "a realm name cannot contain `/`, `?` or `#`",
+        );
+        ok = false;
+    }
+    let page_size = match &raw.page_size {
+        None => KEYCLOAK_DEFAULT_PAGE_SIZE,
+        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
+            Ok(n) if (1..=KEYCLOAK_MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                source.report(
+                    problems,
+                    spanned,
+                    "keycloak.page_size",
+                    format!(
+                        "{} is out of range (1-{KEYCLOAK_MAX_PAGE_SIZE})",
+                        spanned.get_ref()
+                    ),
+                );
+                ok = false;
+                KEYCLOAK_DEFAULT_PAGE_SIZE
+            }
+        },
+    };
+    let requests_per_second = match &raw.requests_per_second {
+        None => NonZeroU32::new(KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND),
+        Some(spanned) => {
+            let value = u32::try_from(*spanned.get_ref())
+                .ok()
+                .and_then(NonZeroU32::new);
+            if value.is_none() {
+                source.report(
+                    problems,
+                    spanned,
+                    "keycloak.requests_per_second",
+                    format!("{} is out of range (at least 1)", spanned.get_ref()),
+                );
+                ok = false;
+            }
+            value
+        }
+    };
+    let client_secret = match raw.client_secret.get_ref().resolve(context.base_dir) {
+        Ok(secret) => Some(secret),
+        Err(err) => {
+            source.report(
+                problems,
+                &raw.client_secret,
+                "keycloak.client_secret",
+                err.to_string(),
+            );
+            None
+        }
+    };
+    let token_url = match &raw.token_url {
+        Some(url) => url.get_ref().trim().to_owned(),
+        None => format!("{base_url}/realms/{realm}/protocol/openid-connect/token"),
+    };
+    if !ok {
+        return None;
+    }
+    Some(ConnectorSettings::Keycloak(KeycloakSettings {
+        base_url,
+        realm,
+        client_id: raw.client_id.get_ref().trim().to_owned(),
+        client_secret: client_secret?,
+        token_url,
+        page_size,
+        requests_per_second: requests_per_second?,
+    }))
 }
 
 #[cfg(test)]
@@ -788,7 +1013,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: file)"
+                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);
@@ -831,7 +1056,9 @@ mod tests {
             connector.schedule.map(|s| s.to_string()).as_deref(),
             Some("0 0 6 * * *")
         );
-        let ConnectorSettings::File(file) = connector.settings;
+        let ConnectorSettings::File(file) = connector.settings else {
+            panic!("a file connector");
+        };
         assert_eq!(file.format, FileFormat::Csv);
         assert!(file.path.is_absolute());
         assert!(file.path.ends_with("users.data"));
@@ -851,5 +1078,113 @@ mod tests {
                 && problems[0].ends_with(" is a directory, not a file"),
             "{problems:?}"
         );
+    }
+    const KEYCLOAK: &str = "kind = \"keycloak\"\nmapping = \"default\"\n[keycloak]\n";
+
+    #[test]
+    fn a_valid_keycloak_connector() {
+        // PATH is set wherever the tests run; a real config names its own variable.
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com/\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\n"
+            ),
+            &[],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let connector = connector.expect("valid");
+        assert_eq!(connector.settings.kind(), "keycloak");
+        let ConnectorSettings::Keycloak(k) = connector.settings else {
+            panic!("a keycloak connector");
+        };
+        assert_eq!(k.base_url, "https://sso.example.com");
+        assert_eq!(k.realm, "acme");
+        assert_eq!(k.client_id, "idsync");
+        assert_eq!(
+            k.token_url,
+            "https://sso.example.com/realms/acme/protocol/openid-connect/token"
+        );
+        assert_eq!(k.page_size, 100);
+        assert_eq!(k.requests_per_second.get(), 10);
+        assert!(!k.client_secret.expose().is_empty());
+
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"http://localhost:8080/auth\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\ntoken_url = \"http://localhost:8080/auth/realms/master/protocol/openid-connect/token\"\npage_size = 1000\nrequests_per_second = 2\n"
+            ),
+            &[],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let ConnectorSettings::Keycloak(k) = connector.expect("valid").settings else {
+            panic!("a keycloak connector");
+        };
+        assert_eq!(
+            k.token_url,
+            "http://localhost:8080/auth/realms/master/protocol/openid-connect/token"
+        );
+        assert_eq!(k.page_size, 1000);
+        assert_eq!(k.requests_per_second.get(), 2);
+    }
+
+    #[test]
+    fn keycloak_problems() {
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_secret = {{ env = \"PATH\" }}\n"
+            ),
+            &[],
+        );
+        assert!(connector.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("client_id"), "{problems:?}");
+
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\nscope = \"x\"\n"
+            ),
+            &[],
+        );
+        assert!(connector.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("unknown field `scope`"),
+            "{problems:?}"
+        );
+
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com/realms/acme\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"IDSYNC_TEST_UNSET_KEYCLOAK_SECRET_7F3A\" }}\npage_size = 1001\nrequests_per_second = 0\n"
+            ),
+            &[],
+        );
+        assert!(connector.is_none());
+        assert_eq!(
+            problems,
+            [
+                "connectors/sso.toml:4: keycloak.base_url: give the server's base URL without `/realms/...` (the realm goes in `realm`)".to_owned(),
+                "connectors/sso.toml:8: keycloak.page_size: 1001 is out of range (1-1000)".to_owned(),
+                "connectors/sso.toml:9: keycloak.requests_per_second: 0 is out of range (at least 1)".to_owned(),
+                format!("connectors/sso.toml:7: keycloak.client_secret: {}", SecretRef::Env("IDSYNC_TEST_UNSET_KEYCLOAK_SECRET_7F3A".to_owned()).resolve(Path::new(".")).expect_err("unset")),
+            ]
+        );
+
+        let (_, problems) = check("sso", "kind = \"keycloak\"\nmapping = \"default\"\n", &[]);
+        assert_eq!(
+            problems,
+            [
+                "connectors/sso.toml:1: kind: kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, `client_id` and `client_secret`"
+            ]
+        );
+        let (_, problems) = check(
+            "a",
+            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[keycloak]\nrealm = \"x\"\n",
+            &["x.json"],
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("keycloak"), "{problems:?}");
     }
 }

@@ -29,7 +29,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, Schedule, ScheduleError,
+    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, KeycloakSettings, Schedule,
+    ScheduleError,
 };
 pub use engine::{EngineConfig, LogFormat};
 pub use mapping::{
@@ -470,7 +471,9 @@ format = "json"
             hr.schedule.as_ref().map(|s| s.text.as_str()),
             Some("*/15 * * * *")
         );
-        let ConnectorSettings::File(file) = &hr.settings;
+        let ConnectorSettings::File(file) = &hr.settings else {
+            panic!("a file connector");
+        };
         assert_eq!(file.path, root.join("data/hr.csv"));
         assert_eq!(file.format, FileFormat::Csv);
         assert_eq!(config.mapping_for(hr).name, "staff");
@@ -478,7 +481,9 @@ format = "json"
         let contractors = config.connector("contractors").expect("contractors");
         assert!(!contractors.enabled);
         assert!(contractors.schedule.is_none());
-        let ConnectorSettings::File(file) = &contractors.settings;
+        let ConnectorSettings::File(file) = &contractors.settings else {
+            panic!("a file connector");
+        };
         assert_eq!(file.format, FileFormat::Json);
         assert_eq!(config.mapping_for(contractors).name, "default");
         assert!(config.connector("nope").is_none());
@@ -663,7 +668,7 @@ format = "json"
             "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
              lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
             "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: file)".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, file)".to_owned(),
             "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
             "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
              expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \
@@ -758,7 +763,9 @@ format = "json"
         assert_eq!(config.base_dir, root.join("etc"));
         assert_eq!(config.engine.connectors_dir, root.join("conf/c"));
         assert_eq!(config.engine.mappings_dir, root.join("etc/mappings"));
-        let ConnectorSettings::File(file) = &config.connectors["x"].settings;
+        let ConnectorSettings::File(file) = &config.connectors["x"].settings else {
+            panic!("a file connector");
+        };
         // Relative to idsync.toml's directory, not the connectors directory.
         assert_eq!(file.path, root.join("etc/data/x.json"));
         assert_eq!(config.connectors["x"].file, root.join("conf/c/x.toml"));

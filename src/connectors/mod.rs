@@ -10,6 +10,7 @@
 
 pub mod file;
 pub mod http;
+pub mod keycloak;
 
 use async_trait::async_trait;
 
@@ -129,6 +130,16 @@ pub enum ConnectorError {
     Sink(#[from] SinkError),
     #[error("connector kind `{0}` cannot be pulled")]
     NotPullable(String),
+    /// An API call failed; nothing of the read is kept.
+    #[error("{kind} connector: {what} failed: {source}")]
+    Http {
+        /// The connector kind (`keycloak`, ...).
+        kind: &'static str,
+        /// What the connector was doing.
+        what: String,
+        #[source]
+        source: http::HttpError,
+    },
 }
 
 /// Turns a connector's configuration into the running connector.
@@ -138,6 +149,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
             settings.path.clone(),
             settings.format,
         ))),
+        ConnectorSettings::Keycloak(settings) => {
+            Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
+        }
     }
 }
 
