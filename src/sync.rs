@@ -139,6 +139,7 @@ pub async fn reconcile(
         };
         let result = async {
             let mut tx = db.begin_write().await?;
+            lock_connector(&mut tx, connector_id).await?;
             let report = project_and_apply(
                 &mut tx,
                 connector_id,
@@ -244,6 +245,7 @@ async fn read_and_apply(
 
     progress.phase("merging");
     let mut tx = db.begin_write().await?;
+    lock_connector(&mut tx, connector_id).await?;
     let before = mirror::load_state(tx.conn(), connector_id).await?;
     let mut merged = mirror::merge(tx.conn(), connector_id, buffer, &summary).await?;
     info!(
@@ -277,6 +279,27 @@ async fn read_and_apply(
     progress.phase("committing");
     close_tx(tx, &report).await?;
     Ok(report)
+}
+
+/// On PostgreSQL, runs of one connector on several nodes take turns from the mirror merge
+/// on (a transaction-scoped advisory lock keyed by the connector), so their generation
+/// counters and checkpoints never interleave. SQLite writers already queue in-process.
+async fn lock_connector(tx: &mut crate::db::WriteTx, connector_id: &str) -> Result<(), DbError> {
+    let conn = tx.conn();
+    if !crate::db::is_postgres(conn) {
+        return Ok(());
+    }
+    let key = i64::from_str_radix(&crate::model::content_hash(&connector_id)[..15], 16)
+        .unwrap_or_default();
+    sqlx::query("SELECT pg_advisory_xact_lock(7342002, $1)")
+        .bind(key as i32)
+        .execute(&mut *conn)
+        .await
+        .map_err(|source| DbError::Query {
+            context: "waiting for the connector's run lock",
+            source,
+        })?;
+    Ok(())
 }
 
 /// Commits, unless the run was a dry run or was held.

@@ -655,3 +655,19 @@ async fn changed_users_only_planning_agrees_with_a_full_projection(db: TestDb) {
     );
 }
 on_both_backends!(changed_users_only_planning_agrees_with_a_full_projection);
+
+/// Two runs of one connector at once (two nodes, or a schedule and a manual run) take
+/// turns: one applies, the other finds nothing left to do, and nothing is applied twice.
+async fn concurrent_runs_of_one_connector_take_turns(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    let (a, b) = (directory(), directory());
+    let (first, second) = tokio::join!(
+        run_with(&db, "hr", &a, &m, RunOptions::default()),
+        run_with(&db, "hr", &b, &m, RunOptions::default()),
+    );
+    let mut outcomes = vec![first.unwrap().outcome, second.unwrap().outcome];
+    outcomes.sort_by_key(|o| o.as_str());
+    assert_eq!(outcomes, vec![Outcome::Succeeded, Outcome::Unchanged]);
+    assert_eq!(counts(&db).await, (4, 3, 7, 7));
+}
+on_both_backends!(concurrent_runs_of_one_connector_take_turns);
