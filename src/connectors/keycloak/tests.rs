@@ -32,6 +32,21 @@ struct Fake {
     forbid_groups: bool,
     token_calls: AtomicUsize,
     unauthorized_calls: AtomicUsize,
+    /// When set, a token stops working after this many API calls (it "expires").
+    token_lifetime_calls: Option<usize>,
+    /// API calls answered with the current token.
+    calls_with_token: AtomicUsize,
+    /// When set, `/users` answers 429 (Retry-After: 0) to this many first requests.
+    throttle_users: AtomicUsize,
+}
+
+/// The token the fake issued last: `fake-access-token` + the issue count when tokens
+/// expire, so an old one is recognisably stale.
+fn current_token(fake: &Fake) -> String {
+    match fake.token_lifetime_calls {
+        Some(_) => format!("{TOKEN}-{}", fake.token_calls.load(Ordering::SeqCst)),
+        None => TOKEN.to_string(),
+    }
 }
 
 type Shared = Arc<Fake>;
@@ -47,10 +62,13 @@ fn page(items: &[Value], query: &HashMap<String, String>, default_max: usize) ->
 
 /// The 401 answer when the request lacks the fake's bearer token.
 fn unauthorized(headers: &HeaderMap, fake: &Fake) -> Option<Response> {
-    let ok = headers
+    let mut ok = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+        .is_some_and(|v| v == format!("Bearer {}", current_token(fake)));
+    if ok && let Some(lifetime) = fake.token_lifetime_calls {
+        ok = fake.calls_with_token.fetch_add(1, Ordering::SeqCst) < lifetime;
+    }
     if ok {
         None
     } else {
@@ -78,8 +96,9 @@ async fn token(State(fake): State<Shared>, body: String) -> Response {
         )
             .into_response();
     }
+    fake.calls_with_token.store(0, Ordering::SeqCst);
     axum::Json(
-        json!({"access_token": TOKEN, "expires_in": 300, "refresh_expires_in": 0,
+        json!({"access_token": current_token(&fake), "expires_in": 300, "refresh_expires_in": 0,
         "token_type": "Bearer", "not-before-policy": 0}),
     )
     .into_response()
@@ -92,6 +111,18 @@ async fn users(
 ) -> Response {
     if let Some(r) = unauthorized(&headers, &fake) {
         return r;
+    }
+    let throttled = fake
+        .throttle_users
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if throttled {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "0")],
+            axum::Json(json!({"error": "too many requests"})),
+        )
+            .into_response();
     }
     axum::Json(page(&fake.users, &query, 100)).into_response()
 }
@@ -440,4 +471,43 @@ async fn syncs_into_sqlite() {
         .collect();
     effective.sort();
     assert_eq!(effective, ["u0", "u1", "u2"]);
+}
+
+/// The shared conformance cases: the token expires mid-run (every token works for 3 API
+/// calls) and `/users` is throttled twice; the read still completes with every record,
+/// fetching a new token each time the old one is refused.
+#[tokio::test]
+async fn survives_token_expiry_and_throttling_mid_run() {
+    let fake = Arc::new(Fake {
+        token_lifetime_calls: Some(3),
+        throttle_users: AtomicUsize::new(2),
+        ..small_fake()
+    });
+    let base = serve(fake.clone()).await;
+    let connector = KeycloakConnector::new(&settings(&base, 2)).expect("connector");
+    let mut sink = CollectingSink::default();
+    connector
+        .read(None, &mut sink)
+        .await
+        .expect("read completes");
+    let ids: Vec<String> = sink.users().into_iter().map(|u| u.external_id).collect();
+    assert_eq!(ids, ["u0", "u1", "u2", "u3", "u4"]);
+    let groups = sink.groups();
+    assert_eq!(groups.len(), 4);
+    assert_eq!(
+        group(&groups, "g-backend").members,
+        vec![MemberRef::user("u1"), MemberRef::user("u2")]
+    );
+    assert_eq!(
+        fake.throttle_users.load(Ordering::SeqCst),
+        0,
+        "both 429s were met"
+    );
+    let refused = fake.unauthorized_calls.load(Ordering::SeqCst);
+    assert!(
+        refused >= 2,
+        "the token expired mid-run ({refused} refusals)"
+    );
+    // One token to start, one more after each refusal.
+    assert_eq!(fake.token_calls.load(Ordering::SeqCst), 1 + refused);
 }
