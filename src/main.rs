@@ -43,7 +43,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate the whole configuration and print every problem.
-    Check,
+    Check {
+        /// Also connect to every enabled connector's source and check its credentials and
+        /// read permissions.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Read one connector's source and apply what changed to the target.
     Sync {
         /// The connector id (file stem in connectors/).
@@ -187,14 +192,35 @@ async fn run(cli: Cli) -> Result<u8> {
     init_logging(&level, config.engine.log_format, interactive);
 
     match cli.command {
-        Command::Check => {
+        Command::Check { connect } => {
             println!(
                 "configuration ok: {} connector(s), {} mapping(s), target {}",
                 config.connectors.len(),
                 config.mappings.len(),
                 idsync::db::redact_url(config.engine.database_url.expose())
             );
-            Ok(0)
+            if !connect {
+                return Ok(0);
+            }
+            let mut failed = false;
+            for connector in config.connectors.values().filter(|c| c.enabled) {
+                let kind = connector.settings.kind();
+                let checks = match connectors::build(connector) {
+                    Ok(pull) => pull.diagnose().await,
+                    Err(e) => vec![connectors::Diagnosis::failed("start", e.to_string())],
+                };
+                for check in checks {
+                    failed |= !check.ok;
+                    println!(
+                        "{} ({kind}): {}: {} — {}",
+                        connector.id,
+                        check.check,
+                        if check.ok { "ok" } else { "FAILED" },
+                        check.detail
+                    );
+                }
+            }
+            Ok(if failed { 1 } else { 0 })
         }
         Command::Sync { connector, run } => {
             let connector_config = config.connector(&connector).ok_or_else(|| Exit {

@@ -258,3 +258,18 @@ fn unknown_connector_is_a_usage_error() {
     assert!(stderr.contains("no connector `nope`"), "{stderr}");
     assert!(stderr.contains("known: hr"), "{stderr}");
 }
+
+#[test]
+fn check_connect_tries_each_enabled_connector() {
+    let tree = Tree::new();
+    let (code, stdout, stderr) = tree.run(&["check", "--connect"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("configuration ok: 1 connector(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hr (file): open the file: ok —"),
+        "{stdout}"
+    );
+}

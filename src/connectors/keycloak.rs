@@ -271,6 +271,68 @@ impl PullConnector for KeycloakConnector {
         KIND
     }
 
+    /// Token, then one item of each listing a run needs; a 403 names the role to grant.
+    async fn diagnose(&self) -> Vec<super::Diagnosis> {
+        use super::Diagnosis;
+        let mut checks = Vec::new();
+        let steps: [(&'static str, String, &'static str); 2] = [
+            ("list users", format!("{}/users", self.admin), "view-users"),
+            (
+                "list groups",
+                format!("{}/groups", self.admin),
+                "query-groups (or view-users)",
+            ),
+        ];
+        let mut first_group = None;
+        for (check, url, role) in steps {
+            match self
+                .http
+                .get_json(&url, &[("first", "0"), ("max", "1")])
+                .await
+            {
+                Ok((body, _)) => {
+                    if check == "list groups" {
+                        first_group = body
+                            .get(0)
+                            .and_then(|g| g.get("id"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                    }
+                    checks.push(Diagnosis::ok(check, "permitted"));
+                }
+                Err(error) => {
+                    let (check, detail) = match &error {
+                        HttpError::Auth { .. } | HttpError::Status { status: 401, .. } => {
+                            ("authenticate", error.to_string())
+                        }
+                        HttpError::Status { status: 403, .. } => (
+                            check,
+                            format!(
+                                "forbidden: give the client's service account the \
+                                 realm-management role {role}"
+                            ),
+                        ),
+                        _ => (check, error.to_string()),
+                    };
+                    checks.push(Diagnosis::failed(check, detail));
+                    return checks;
+                }
+            }
+        }
+        if let Some(id) = first_group {
+            let url = format!("{}/groups/{id}/members", self.admin);
+            match self.http.get_json(&url, &[("first", "0"), ("max", "1")]).await {
+                Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
+                Err(HttpError::Status { status: 403, .. }) => checks.push(Diagnosis::failed(
+                    "list group members",
+                    "forbidden: give the client's service account the realm-management role view-users",
+                )),
+                Err(e) => checks.push(Diagnosis::failed("list group members", e.to_string())),
+            }
+        }
+        checks
+    }
+
     /// A full read of the realm; the checkpoint is ignored.
     async fn read(
         &self,

@@ -108,6 +108,39 @@ pub trait PullConnector: Send + Sync {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError>;
+
+    /// Checks, cheaply, that the source is reachable, the credentials work and every read
+    /// a run needs is permitted (`idsync check --connect`). Stops at the first failure.
+    async fn diagnose(&self) -> Vec<Diagnosis> {
+        vec![Diagnosis::ok("connect", "nothing to check for this kind")]
+    }
+}
+
+/// One step of `idsync check --connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub check: &'static str,
+    pub ok: bool,
+    /// What was seen; for a failure, what to fix.
+    pub detail: String,
+}
+
+impl Diagnosis {
+    pub fn ok(check: &'static str, detail: impl Into<String>) -> Diagnosis {
+        Diagnosis {
+            check,
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn failed(check: &'static str, detail: impl Into<String>) -> Diagnosis {
+        Diagnosis {
+            check,
+            ok: false,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Why a read failed. Each variant says what the operator should look at.

@@ -74,6 +74,19 @@ impl PullConnector for FileConnector {
         "file"
     }
 
+    async fn diagnose(&self) -> Vec<super::Diagnosis> {
+        match File::open(&self.path) {
+            Ok(_) => vec![super::Diagnosis::ok(
+                "open the file",
+                format!("{} is readable", self.path.display()),
+            )],
+            Err(e) => vec![super::Diagnosis::failed(
+                "open the file",
+                format!("cannot read {}: {e}", self.path.display()),
+            )],
+        }
+    }
+
     /// Reads the whole file. The checkpoint is ignored: a file has no deltas.
     async fn read(
         &self,

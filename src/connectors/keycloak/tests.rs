@@ -511,3 +511,54 @@ async fn survives_token_expiry_and_throttling_mid_run() {
     // One token to start, one more after each refusal.
     assert_eq!(fake.token_calls.load(Ordering::SeqCst), 1 + refused);
 }
+
+#[tokio::test]
+async fn diagnose_names_what_fails() {
+    let fake = Arc::new(small_fake());
+    let base = serve(fake.clone()).await;
+    let connector = KeycloakConnector::new(&settings(&base, 10)).expect("connector");
+    let checks = connector.diagnose().await;
+    let names: Vec<(&str, bool)> = checks.iter().map(|c| (c.check, c.ok)).collect();
+    assert_eq!(
+        names,
+        [
+            ("list users", true),
+            ("list groups", true),
+            ("list group members", true)
+        ]
+    );
+
+    let forbidden = Arc::new(Fake {
+        forbid_groups: true,
+        ..small_fake()
+    });
+    let base = serve(forbidden).await;
+    let connector = KeycloakConnector::new(&settings(&base, 10)).expect("connector");
+    let checks = connector.diagnose().await;
+    assert_eq!(checks.len(), 2);
+    assert!(checks[0].ok);
+    assert_eq!(checks[1].check, "list groups");
+    assert!(!checks[1].ok);
+    assert_eq!(
+        checks[1].detail,
+        "forbidden: give the client's service account the realm-management role query-groups (or view-users)"
+    );
+
+    let base = serve(Arc::new(small_fake())).await;
+    let mut wrong = settings(&base, 10);
+    wrong.client_secret = SecretString::new("wrong".to_string());
+    let connector = KeycloakConnector::new(&wrong).expect("connector");
+    let checks = connector.diagnose().await;
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].check, "authenticate");
+    assert!(!checks[0].ok);
+    assert!(
+        checks[0].detail.contains("invalid") || checks[0].detail.contains("unauthorized_client"),
+        "{}",
+        checks[0].detail
+    );
+    assert!(
+        !checks[0].detail.contains("wrong"),
+        "the secret is never shown"
+    );
+}
