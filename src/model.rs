@@ -117,6 +117,18 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
 }
 
+/// "a string", "an array", … : the JSON type of a value, for error messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Case-folded key used for uniqueness of user and group names in the target.
 pub fn name_key(name: &str) -> String {
     name.trim().to_lowercase()

@@ -25,7 +25,7 @@ use super::http::{
 };
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
 use crate::config::KeycloakSettings;
-use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+use crate::model::{Email, MemberRef, SourceGroup, SourceUser, json_kind};
 
 #[cfg(test)]
 mod tests;
@@ -77,8 +77,37 @@ impl KeycloakConnector {
         })
     }
 
-    /// GETs every page of `path` (relative to the admin root), `first`/`max` paged.
-    /// `on_page` receives each page's items.
+    /// GETs one page of `path` (relative to the admin root) at offset `first`, with an
+    /// explicit `max`; the body must be a JSON array.
+    async fn fetch_page(
+        &self,
+        path: &str,
+        first: u32,
+        extra: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Vec<Value>, ConnectorError> {
+        let url = format!("{}{path}", self.admin);
+        let first_text = first.to_string();
+        let max_text = self.page_size.to_string();
+        let mut query: Vec<(&str, &str)> =
+            vec![("first", first_text.as_str()), ("max", max_text.as_str())];
+        query.extend_from_slice(extra);
+        let fail = |source: HttpError| ConnectorError::Http {
+            kind: KIND,
+            what: what.to_string(),
+            source,
+        };
+        let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
+        match body {
+            Value::Array(items) => Ok(items),
+            other => Err(fail(HttpError::Decode {
+                url_path: path.to_string(),
+                reason: format!("expected a JSON array, got {}", json_kind(&other)),
+            })),
+        }
+    }
+
+    /// GETs every page of `path`, `first`/`max` paged; `on_page` receives each page.
     async fn for_each_page(
         &self,
         path: &str,
@@ -86,33 +115,12 @@ impl KeycloakConnector {
         what: &str,
         mut on_page: impl FnMut(Vec<Value>),
     ) -> Result<(), ConnectorError> {
-        let url = format!("{}{path}", self.admin);
-        let max = self.page_size;
-        let max_text = max.to_string();
         let mut first: u32 = 0;
         loop {
-            let first_text = first.to_string();
-            let mut query: Vec<(&str, &str)> =
-                vec![("first", first_text.as_str()), ("max", max_text.as_str())];
-            query.extend_from_slice(extra);
-            let fail = |source: HttpError| ConnectorError::Http {
-                kind: KIND,
-                what: what.to_string(),
-                source,
-            };
-            let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
-            let page = match body {
-                Value::Array(items) => items,
-                other => {
-                    return Err(fail(HttpError::Decode {
-                        url_path: path.to_string(),
-                        reason: format!("expected a JSON array, got {}", json_type_name(&other)),
-                    }));
-                }
-            };
+            let page = self.fetch_page(path, first, extra, what).await?;
             let len = page.len();
             on_page(page);
-            match keycloak_next_first(first, max, len) {
+            match keycloak_next_first(first, self.page_size, len) {
                 Some(next) if len > 0 => first = next,
                 _ => return Ok(()),
             }
@@ -123,29 +131,16 @@ impl KeycloakConnector {
         let mut seen = HashSet::new();
         let mut batch: Vec<SourceUser> = Vec::new();
         let mut first: u32 = 0;
-        let max = self.page_size;
-        // Paged by hand (not for_each_page) so batches reach the sink as pages arrive.
-        let url = format!("{}/users", self.admin);
-        let max_text = max.to_string();
+        // Not for_each_page: batches reach the (async) sink as pages arrive.
         loop {
-            let first_text = first.to_string();
-            let query = [
-                ("first", first_text.as_str()),
-                ("max", max_text.as_str()),
-                ("briefRepresentation", "false"),
-            ];
-            let fail = |source: HttpError| ConnectorError::Http {
-                kind: KIND,
-                what: "listing users".to_string(),
-                source,
-            };
-            let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
-            let Value::Array(page) = body else {
-                return Err(fail(HttpError::Decode {
-                    url_path: "/users".to_string(),
-                    reason: format!("expected a JSON array, got {}", json_type_name(&body)),
-                }));
-            };
+            let page = self
+                .fetch_page(
+                    "/users",
+                    first,
+                    &[("briefRepresentation", "false")],
+                    "listing users",
+                )
+                .await?;
             let len = page.len();
             for item in page {
                 let Some(user) = to_user(item) else { continue };
@@ -157,7 +152,7 @@ impl KeycloakConnector {
                         .await?;
                 }
             }
-            match keycloak_next_first(first, max, len) {
+            match keycloak_next_first(first, self.page_size, len) {
                 Some(next) if len > 0 => first = next,
                 _ => break,
             }
@@ -346,17 +341,6 @@ impl PullConnector for KeycloakConnector {
             complete: true,
             next_checkpoint: None,
         })
-    }
-}
-
-fn json_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

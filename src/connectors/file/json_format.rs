@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::{Map, Value};
 
 use super::*;
-use crate::model::{Email, MemberKind, MemberRef, SourceGroup, SourceUser};
+use crate::model::{Email, MemberKind, MemberRef, SourceGroup, SourceUser, json_kind};
 /// A 1-based line and the 1-based column (in bytes) of the last byte read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pos {
@@ -477,7 +477,10 @@ fn required_string(record: &Map<String, Value>, field: &str) -> Result<String, S
         None | Some(Value::Null) => Err(format!("missing {field}")),
         Some(Value::String(text)) if text.trim().is_empty() => Err(format!("empty {field}")),
         Some(Value::String(text)) => Ok(text.clone()),
-        Some(other) => Err(format!("{field} must be a string, not {}", kind_of(other))),
+        Some(other) => Err(format!(
+            "{field} must be a string, not {}",
+            json_kind(other)
+        )),
     }
 }
 
@@ -487,7 +490,10 @@ fn optional_string(record: &Map<String, Value>, field: &str) -> Result<Option<St
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(format!("{field} must be a string, not {}", kind_of(other))),
+        Some(other) => Err(format!(
+            "{field} must be a string, not {}",
+            json_kind(other)
+        )),
     }
 }
 
@@ -504,7 +510,7 @@ fn user_from_json(attributes: Map<String, Value>) -> Result<SourceUser, String> 
         Some(other) => {
             return Err(format!(
                 "active must be true or false, not {}",
-                kind_of(other)
+                json_kind(other)
             ));
         }
     };
@@ -531,7 +537,7 @@ fn emails_from_json(record: &Map<String, Value>) -> Result<Vec<Email>, String> {
             .map(|(index, item)| email_from_json(item).map_err(|e| format!("emails[{index}]: {e}")))
             .collect::<Result<Vec<_>, _>>()?,
         Some(other) => {
-            return Err(format!("emails must be an array, not {}", kind_of(other)));
+            return Err(format!("emails must be an array, not {}", json_kind(other)));
         }
     };
     if let Some(primary) = optional_string(record, "email")? {
@@ -569,7 +575,7 @@ fn email_from_json(item: &Value) -> Result<Email, String> {
                 Some(other) => {
                     return Err(format!(
                         "primary must be true or false, not {}",
-                        kind_of(other)
+                        json_kind(other)
                     ));
                 }
             };
@@ -581,7 +587,7 @@ fn email_from_json(item: &Value) -> Result<Email, String> {
         }
         other => Err(format!(
             "expected an address or a {{\"value\": ...}} object, not {}",
-            kind_of(other)
+            json_kind(other)
         )),
     }
 }
@@ -618,7 +624,7 @@ fn member_from_json(value: Value) -> Result<MemberRef, String> {
     let Value::Object(fields) = value else {
         return Err(format!(
             "expected a {{\"type\", \"id\"}} object, not {}",
-            kind_of(&value)
+            json_kind(&value)
         ));
     };
     let kind = match fields.get("type") {
@@ -628,7 +634,7 @@ fn member_from_json(value: Value) -> Result<MemberRef, String> {
                 format!("unknown member type {text:?} (expected \"user\" or \"group\")")
             })?
         }
-        Some(other) => return Err(format!("type must be a string, not {}", kind_of(other))),
+        Some(other) => return Err(format!("type must be a string, not {}", json_kind(other))),
     };
     let id = required_string(&fields, "id")?;
     Ok(MemberRef { kind, id })

@@ -21,7 +21,6 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
@@ -194,16 +193,4 @@ fn skip_bom<R: BufRead>(reader: &mut R) -> io::Result<()> {
         reader.consume(UTF8_BOM.len());
     }
     Ok(())
-}
-
-/// The JSON type of a value, for messages.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::connectors::SinkError;

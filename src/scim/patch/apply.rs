@@ -3,6 +3,7 @@
 //! operations, on a working copy that replaces the resource only when every operation
 //! succeeded. Path-less `add`/`replace` values are split into one write per key.
 
+use crate::model::json_kind;
 use serde_json::{Map, Value};
 
 use super::members::{MemberIndex, diff, member_op};
@@ -11,7 +12,7 @@ use super::paths::{
     ENTERPRISE_USER_URN, Resolved, ResourceSchema, SCHEMAS, Scope, Target, resolve,
 };
 use super::request::{OpKind, PatchOp, PatchRequest, check_count};
-use super::values::{VALUE, describe, find_key, get_ci, unwrap_single_object};
+use super::values::{VALUE, find_key, get_ci, unwrap_single_object};
 use super::{PatchError, PatchOutcome};
 
 /// Applies `request` to `resource` (a SCIM resource as a JSON object) as RFC 7644
@@ -27,7 +28,7 @@ pub fn apply(
     let Value::Object(original) = resource else {
         return Err(PatchError::InvalidValue(format!(
             "the resource must be a JSON object, found {}",
-            describe(resource)
+            json_kind(resource)
         )));
     };
     let mut run = Run {
@@ -97,7 +98,7 @@ impl Run<'_> {
                 return Err(PatchError::InvalidValue(format!(
                     "{} without a path needs an object of attributes as its value, found {}",
                     op.op,
-                    describe(&other)
+                    json_kind(&other)
                 )));
             }
             None => return Err(missing_value(op.op)),
@@ -145,7 +146,7 @@ impl Run<'_> {
                     "path {:?} names the extension object, so the value must be an object \
                      of its attributes, found {}",
                     target.text,
-                    describe(other)
+                    json_kind(other)
                 )));
             }
         }
@@ -251,7 +252,7 @@ impl Run<'_> {
             Value::Object(object) => Ok(Some(object)),
             other => Err(PatchError::InvalidValue(format!(
                 "the resource's {urn:?} holds {}, not an object of extension attributes",
-                describe(other)
+                json_kind(other)
             ))),
         }
     }

@@ -5,6 +5,7 @@
 //! O(1) each, and the array is compacted once, when another kind of operation touches
 //! `members` or the request ends. [`diff`] reports the member ids added and removed.
 
+use crate::model::json_kind;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -14,7 +15,7 @@ use crate::filter::{AttrPath, CompValue, CompareOp, Filter};
 use super::PatchError;
 use super::paths::{MEMBERS, Target};
 use super::request::OpKind;
-use super::values::{VALUE, describe, find_key, get_ci, member_id, normalize_element};
+use super::values::{VALUE, find_key, get_ci, member_id, normalize_element};
 
 /// A member operation the index can run.
 #[derive(Debug)]
@@ -125,7 +126,7 @@ impl MemberIndex {
                     let Some(id) = member_id(item) else {
                         return Err(PatchError::InvalidValue(format!(
                             "members to remove must be objects with a string \"value\", found {}",
-                            describe(item)
+                            json_kind(item)
                         )));
                     };
                     self.remove(id);

@@ -3,6 +3,7 @@
 //! attributes and for elements selected by a filter) and [`remove`]. The object is the
 //! working copy; errors leave it half-changed, and the caller throws it away.
 
+use crate::model::json_kind;
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
@@ -12,8 +13,8 @@ use crate::filter::Filter;
 use super::PatchError;
 use super::paths::Target;
 use super::values::{
-    coerce_boolean, describe, element_from_equalities, element_key, enforce_single_primary,
-    filter_matches, find_key, member_id, normalize_element, unwrap_single, unwrap_single_object,
+    coerce_boolean, element_from_equalities, element_key, enforce_single_primary, filter_matches,
+    find_key, member_id, normalize_element, unwrap_single, unwrap_single_object,
 };
 
 /// `add` or `replace`.
@@ -54,7 +55,7 @@ fn not_multi_valued(target: &Target, found: &Value) -> PatchError {
         "path {:?} filters {:?}, which holds {} rather than multiple values",
         target.text,
         target.attr,
-        describe(found)
+        json_kind(found)
     ))
 }
 
@@ -63,7 +64,7 @@ fn not_complex(target: &Target, found: &Value) -> PatchError {
         "path {:?}: {:?} holds {}, which has no sub-attributes",
         target.text,
         target.attr,
-        describe(found)
+        json_kind(found)
     ))
 }
 
@@ -123,7 +124,7 @@ fn write_attr(
         }
         (Some(Value::Object(_)), value) => Err(PatchError::InvalidValue(format!(
             "{name:?} is complex, so its value must be an object of sub-attributes, found {}",
-            describe(&value)
+            json_kind(&value)
         ))),
         (_, value) => {
             container.insert(key, value);
@@ -267,7 +268,7 @@ fn write_matching(
             return Err(PatchError::InvalidValue(format!(
                 "path {:?} selects elements, so the value must be an object, found {}",
                 target.text,
-                describe(&other)
+                json_kind(&other)
             )));
         }
     };
@@ -430,7 +431,7 @@ fn remove_listed(
         if is_members && member_id(item).is_none() {
             return Err(PatchError::InvalidValue(format!(
                 "members to remove must be objects with a string \"value\", found {}",
-                describe(item)
+                json_kind(item)
             )));
         }
         let item = normalize_element(item.clone(), false)?;

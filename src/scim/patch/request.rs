@@ -2,10 +2,11 @@
 //! its operations. Keys and op names match in any case, as identity providers send
 //! `"Operations"`, `"op": "Replace"` and the like.
 
+use crate::model::json_kind;
 use serde_json::{Map, Value};
 
 use super::PatchError;
-use super::values::{describe, get_ci};
+use super::values::get_ci;
 
 /// The message schema a PATCH body must list in `schemas`.
 pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -69,7 +70,7 @@ pub fn parse_request(body: &Value) -> Result<PatchRequest, PatchError> {
     let Value::Object(body) = body else {
         return Err(PatchError::InvalidSyntax(format!(
             "the request body must be a JSON object, found {}",
-            describe(body)
+            json_kind(body)
         )));
     };
     check_schemas(body)?;
@@ -83,7 +84,7 @@ pub fn parse_request(body: &Value) -> Result<PatchRequest, PatchError> {
         Some(other) => {
             return Err(PatchError::InvalidSyntax(format!(
                 "\"Operations\" must be an array, found {}",
-                describe(other)
+                json_kind(other)
             )));
         }
     };
@@ -137,7 +138,7 @@ fn parse_op(op: &Value) -> Result<PatchOp, PatchError> {
     let Value::Object(op) = op else {
         return Err(PatchError::InvalidSyntax(format!(
             "an operation must be a JSON object, found {}",
-            describe(op)
+            json_kind(op)
         )));
     };
     let kind = match get_ci(op, "op") {
@@ -150,7 +151,7 @@ fn parse_op(op: &Value) -> Result<PatchOp, PatchError> {
         Some(other) => {
             return Err(PatchError::InvalidSyntax(format!(
                 "\"op\" must be a string, found {}",
-                describe(other)
+                json_kind(other)
             )));
         }
     };
@@ -166,7 +167,7 @@ fn parse_op(op: &Value) -> Result<PatchOp, PatchError> {
         Some(other) => {
             return Err(PatchError::InvalidSyntax(format!(
                 "\"path\" must be a string, found {}",
-                describe(other)
+                json_kind(other)
             )));
         }
     };

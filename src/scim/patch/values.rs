@@ -3,6 +3,7 @@
 //! detection, the single-`primary` rule, and turning an `eq` filter into the element it
 //! describes.
 
+use crate::model::json_kind;
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
@@ -41,18 +42,6 @@ pub(super) fn find_key(object: &Map<String, Value>, name: &str) -> Option<String
         .cloned()
 }
 
-/// "a string", "an array", … for messages.
-pub(super) fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// `value` as a boolean when `name` is a known boolean attribute: `"true"`/`"false"` in
 /// any case become booleans, and any other non-boolean is an error.
 pub(super) fn coerce_boolean(name: &str, value: Value) -> Result<Value, PatchError> {
@@ -65,7 +54,7 @@ pub(super) fn coerce_boolean(name: &str, value: Value) -> Result<Value, PatchErr
         Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
         other => Err(PatchError::InvalidValue(format!(
             "{name:?} must be a boolean, found {}",
-            describe(&other)
+            json_kind(&other)
         ))),
     }
 }
@@ -112,7 +101,7 @@ pub(super) fn normalize_element(value: Value, is_members: bool) -> Result<Value,
     if is_members && member_id(&value).is_none() {
         return Err(PatchError::InvalidValue(format!(
             "a member must be an object with a string \"value\" (the member's id), found {}",
-            describe(&value)
+            json_kind(&value)
         )));
     }
     Ok(value)
