@@ -278,13 +278,7 @@ fn write_matching(
         None | Some(Value::Null) => return Err(no_target(target)),
         Some(other) => return Err(not_multi_valued(target, other)),
     };
-    let matched: Vec<usize> = (0..elements.len())
-        .filter(|&i| {
-            elements
-                .get(i)
-                .is_some_and(|e| filter_matches(filter, e, attr.is_members))
-        })
-        .collect();
+    let matched = matching_indexes(elements, filter, attr.is_members);
     if matched.is_empty() {
         return Err(no_target(target));
     }
@@ -328,13 +322,7 @@ fn write_matching_sub(
     let Value::Array(elements) = slot else {
         return Err(no_target(target));
     };
-    let matched: Vec<usize> = (0..elements.len())
-        .filter(|&i| {
-            elements
-                .get(i)
-                .is_some_and(|e| filter_matches(filter, e, attr.is_members))
-        })
-        .collect();
+    let matched = matching_indexes(elements, filter, attr.is_members);
     if matched.is_empty() {
         let Some(mut element) = element_from_equalities(filter) else {
             return Err(no_target(target));
@@ -439,4 +427,14 @@ fn remove_listed(
     }
     elements.retain(|e| !keys.contains(&element_key(e, is_members)));
     Ok(())
+}
+
+/// Indexes of the elements `filter` matches.
+fn matching_indexes(elements: &[Value], filter: &Filter, is_members: bool) -> Vec<usize> {
+    elements
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| filter_matches(filter, e, is_members))
+        .map(|(i, _)| i)
+        .collect()
 }
