@@ -246,10 +246,12 @@ pub enum Val {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    Float(f64),
     Bool(bool),
 }
 
-fn bind_val<'q>(
+/// Binds one value to a query.
+pub fn bind_val<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     val: Val,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
@@ -257,6 +259,7 @@ fn bind_val<'q>(
         Val::Text(v) => query.bind(v),
         Val::OptText(v) => query.bind(v),
         Val::Int(v) => query.bind(v),
+        Val::Float(v) => query.bind(v),
         Val::Bool(v) => query.bind(v),
     }
 }

@@ -2,6 +2,7 @@
 //! usage, 3 run held by a safety limit.
 
 mod cli_output;
+mod cli_scim;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -74,6 +75,33 @@ enum Command {
         #[command(subcommand)]
         command: ListShow,
     },
+    /// Run the SCIM server (every enabled connector of kind "scim" is a tenant) until
+    /// SIGINT or SIGTERM.
+    Serve {
+        /// Listen here instead of `[scim] listen` of idsync.toml.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Bearer tokens of SCIM tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: cli_scim::TenantCommand,
+    },
+    /// The SCIM request log, newest first.
+    Events {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A status (404) or a class (4xx, 5xx).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only events since: an RFC 3339 time or a duration back (30m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[arg(long, value_enum, default_value_t = cli_scim::EventFormat::Table)]
+        format: cli_scim::EventFormat,
+    },
     /// Recent sync runs.
     Runs {
         #[arg(long)]
@@ -124,7 +152,7 @@ enum ListShow {
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-struct Exit {
+pub(crate) struct Exit {
     code: u8,
     message: String,
 }
@@ -205,6 +233,13 @@ async fn run(cli: Cli) -> Result<u8> {
             let mut failed = false;
             for connector in config.connectors.values().filter(|c| c.enabled) {
                 let kind = connector.settings.kind();
+                if kind == "scim" {
+                    println!(
+                        "{} (scim): pushed to by the identity provider; nothing to connect to",
+                        connector.id
+                    );
+                    continue;
+                }
                 let checks = match connectors::build(connector) {
                     Ok(pull) => pull.diagnose().await,
                     Err(e) => vec![connectors::Diagnosis::failed("start", e.to_string())],
@@ -244,6 +279,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let options = RunOptions {
                 dry_run: run.dry_run,
                 allow_mass_delete: run.allow_mass_delete,
+                inactive_is_removal: false,
             };
             let result =
                 sync::sync(&db, &connector, mapping, pull.as_ref(), options, &progress).await;
@@ -281,6 +317,10 @@ async fn run(cli: Cli) -> Result<u8> {
                 let options = RunOptions {
                     dry_run: run.dry_run,
                     allow_mass_delete: run.allow_mass_delete,
+                    inactive_is_removal: matches!(
+                        connector_config.settings,
+                        idsync::config::ConnectorSettings::Scim(_)
+                    ),
                 };
                 let result = sync::reconcile(&db, &id, mapping, options, &progress).await;
                 progress.finish();
@@ -305,6 +345,28 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Groups { command } => {
             let db = open_db(&config).await?;
             let code = groups_command(&db, command).await?;
+            db.close().await;
+            Ok(code)
+        }
+        Command::Serve { listen } => {
+            let db = open_db(&config).await?;
+            cli_scim::serve_command(&config, db, listen).await
+        }
+        Command::Tenant { command } => {
+            let db = open_db(&config).await?;
+            let code = cli_scim::tenant(&config, &db, command).await?;
+            db.close().await;
+            Ok(code)
+        }
+        Command::Events {
+            tenant,
+            status,
+            since,
+            limit,
+            format,
+        } => {
+            let db = open_db(&config).await?;
+            let code = cli_scim::events(&db, tenant, status, since, limit, format).await?;
             db.close().await;
             Ok(code)
         }

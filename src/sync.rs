@@ -26,6 +26,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Apply even when the plan exceeds the mapping's deletion limits.
     pub allow_mass_delete: bool,
+    /// Treat users marked inactive in the source as removed (the mapping's `on_remove`
+    /// applies): how SCIM tenants see `active: false`.
+    pub inactive_is_removal: bool,
 }
 
 /// Receives progress of a run (the CLI draws a progress bar from it).
@@ -64,6 +67,8 @@ pub struct RunReport {
     /// Users and groups the mapping's filters kept out of the target.
     pub excluded_users: u64,
     pub excluded_groups: u64,
+    /// Live users disabled or deleted plus groups deleted: what deletion limits count.
+    pub removals: u64,
     pub message: Option<String>,
 }
 
@@ -149,6 +154,18 @@ pub async fn reconcile(
                 Staged::reconcile(run_id),
             )
             .await?;
+            if !report.dry_run && report.outcome != Outcome::Held {
+                // A SCIM tenant held by a burst of removals is released once its mirror
+                // has been applied.
+                sqlx::query("DELETE FROM scim_holds WHERE tenant = $1")
+                    .bind(connector_id.to_string())
+                    .execute(tx.conn())
+                    .await
+                    .map_err(|source| DbError::Query {
+                        context: "releasing the tenant's hold",
+                        source,
+                    })?;
+            }
             close_tx(tx, &report).await?;
             Ok(report)
         }
@@ -170,6 +187,9 @@ struct Staged {
     empty_full_read: bool,
     force: bool,
     warnings: Vec<String>,
+    /// For pushed changes: how many more removals the tenant's window allows; the plan is
+    /// held when it would remove more. None: the mapping's per-run limits apply.
+    removal_allowance: Option<u64>,
 }
 
 impl Staged {
@@ -182,6 +202,7 @@ impl Staged {
             empty_full_read: false,
             force: true,
             warnings: Vec::new(),
+            removal_allowance: None,
         }
     }
 }
@@ -236,6 +257,7 @@ async fn read_and_apply(
             && buffer.groups.is_empty(),
         force: false,
         warnings: std::mem::take(&mut buffer.warnings),
+        removal_allowance: None,
     };
     info!(
         records = staged.records_read,
@@ -281,10 +303,65 @@ async fn read_and_apply(
     Ok(report)
 }
 
+/// What one SCIM request changed in a tenant's mirror, for [`apply_pushed`].
+#[derive(Debug, Clone)]
+pub struct PushedChange {
+    /// The tenant's mirror state before the request wrote to it.
+    pub before: mirror::MirrorState,
+    /// Users whose record changed, or who joined or left a group.
+    pub user_ids: Vec<String>,
+    /// A group was created, renamed, deleted or had groups join or leave it: the tenant is
+    /// re-projected whole.
+    pub groups_changed: bool,
+    /// How many more removals the tenant's burst window allows.
+    pub removal_allowance: u64,
+}
+
+/// Projects what one SCIM request wrote to a tenant's mirror into the target, inside the
+/// request's transaction (which already holds the tenant's lock). Only the changed users
+/// are planned when nothing else is pending; otherwise the whole tenant. A plan removing
+/// more than the allowance is not applied: the report says `Held` and the caller commits
+/// the mirror write alone, leaving the target behind until an admin reconciles.
+pub async fn apply_pushed(
+    tx: &mut crate::db::WriteTx,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    change: PushedChange,
+) -> Result<RunReport, SyncError> {
+    let caught_up = change.before.generation == change.before.applied_generation
+        && change.before.applied_mapping_hash.as_deref()
+            == Some(mapping_fingerprint(mapping).as_str());
+    let always_defaults = mapping.groups.default_apply == crate::config::DefaultApply::Always
+        && !mapping.groups.default.is_empty();
+    let scope = (caught_up
+        && !always_defaults
+        && !change.groups_changed
+        && change.user_ids.len() <= INCREMENTAL_MAX_USERS)
+        .then_some(change.user_ids);
+    let staged = Staged {
+        run_id: None,
+        scope,
+        read_mode: None,
+        records_read: 1,
+        empty_full_read: false,
+        force: false,
+        warnings: Vec::new(),
+        removal_allowance: Some(change.removal_allowance),
+    };
+    let options = RunOptions {
+        inactive_is_removal: true,
+        ..RunOptions::default()
+    };
+    project_and_apply(tx, connector_id, mapping, options, &NoProgress, staged).await
+}
+
 /// On PostgreSQL, runs of one connector on several nodes take turns from the mirror merge
 /// on (a transaction-scoped advisory lock keyed by the connector), so their generation
 /// counters and checkpoints never interleave. SQLite writers already queue in-process.
-async fn lock_connector(tx: &mut crate::db::WriteTx, connector_id: &str) -> Result<(), DbError> {
+pub async fn lock_connector(
+    tx: &mut crate::db::WriteTx,
+    connector_id: &str,
+) -> Result<(), DbError> {
     let conn = tx.conn();
     if !crate::db::is_postgres(conn) {
         return Ok(());
@@ -347,6 +424,7 @@ async fn project_and_apply(
         projection: None,
         excluded_users: 0,
         excluded_groups: 0,
+        removals: 0,
         message: None,
     };
     let up_to_date = mirror_state.generation == mirror_state.applied_generation
@@ -367,6 +445,10 @@ async fn project_and_apply(
         let users = match &staged.scope {
             Some(ids) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
             None => mirror::load_users(conn, connector_id).await?,
+        };
+        let users = match options.inactive_is_removal {
+            true => users.into_iter().filter(|u| u.active).collect(),
+            false => users,
         };
         let groups = mirror::load_groups(conn, connector_id).await?;
         let mut desired = project(mapping, users, groups);
@@ -456,7 +538,23 @@ async fn project_and_apply(
         warn!(kind = conflict.kind, name = %conflict.name, held_by = %conflict.held_by, "name conflict");
     }
 
-    if let Some(reason) = safety_hold(&plan, mapping, staged.empty_full_read)
+    report.removals = plan
+        .user_removals
+        .iter()
+        .filter(|r| !r.already_disabled)
+        .count() as u64
+        + plan.group_deletes.len() as u64;
+    let hold = match staged.removal_allowance {
+        Some(allowance) => (report.removals > allowance).then(|| {
+            format!(
+                "the request would remove {} users or groups, beyond the {allowance} more \
+                 removals the tenant's window allows",
+                report.removals
+            )
+        }),
+        None => safety_hold(&plan, mapping, staged.empty_full_read),
+    };
+    if let Some(reason) = hold
         && !options.allow_mass_delete
     {
         warn!(%reason, "run held by a safety limit");

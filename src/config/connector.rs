@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file" or "keycloak" in this version
+//! kind = "file"                  # which kind of source: "file", "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 2] = ["keycloak", "file"];
+const AVAILABLE_KINDS: [&str; 3] = ["keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -64,6 +64,8 @@ pub enum ConnectorSettings {
     File(FileSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
+    /// `kind = "scim"`: a SCIM tenant that identity providers push to.
+    Scim(super::scim_tenant::ScimTenantSettings),
 }
 
 impl ConnectorSettings {
@@ -72,6 +74,7 @@ impl ConnectorSettings {
         match self {
             ConnectorSettings::File(_) => "file",
             ConnectorSettings::Keycloak(_) => "keycloak",
+            ConnectorSettings::Scim(_) => "scim",
         }
     }
 }
@@ -372,7 +375,7 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file` and `keycloak` are
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `keycloak` and `scim` are
     /// available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
@@ -407,9 +410,9 @@ struct RawConnector {
     /// Settings for `kind = "ldap"` (not available in this version).
     #[serde(default)]
     ldap: Option<Spanned<toml::Table>>,
-    /// Settings for `kind = "scim"` (not available in this version).
+    /// Settings for `kind = "scim"` (all optional).
     #[serde(default)]
-    scim: Option<Spanned<toml::Table>>,
+    scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
 }
 
 /// The `[file]` table of a `kind = "file"` connector.
@@ -494,13 +497,22 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 5] = [
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 4] = [
         ("azure", raw.azure.as_ref()),
         ("okta", raw.okta.as_ref()),
         ("google", raw.google.as_ref()),
         ("ldap", raw.ldap.as_ref()),
-        ("scim", raw.scim.as_ref()),
     ];
+    if kind != "scim"
+        && let Some(table) = &raw.scim
+    {
+        source.report(
+            problems,
+            table,
+            "scim",
+            format!("[scim] does not apply to kind = \"{kind}\""),
+        );
+    }
     if kind != "file"
         && let Some(table) = &raw.file
     {
@@ -556,6 +568,11 @@ pub(crate) fn load(
                  `client_id` and `client_secret`",
             ),
         }
+    } else if kind == "scim" {
+        let defaults = super::scim_tenant::RawScimSettings::default();
+        let table = raw.scim.as_ref().map_or(&defaults, |t| t.get_ref());
+        settings = super::scim_tenant::scim_settings(source, context.base_dir, table, problems)
+            .map(ConnectorSettings::Scim);
     } else if KINDS.contains(&kind) {
         source.report(
             problems,
@@ -1013,7 +1030,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, file)"
+                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);

@@ -161,7 +161,10 @@ pub enum ConnectorError {
     },
     #[error("{0}")]
     Sink(#[from] SinkError),
-    #[error("connector kind `{0}` cannot be pulled")]
+    #[error(
+        "connector `{0}` is a SCIM tenant: identity providers push to it (`idsync serve`); \
+         it cannot be pulled. `idsync reconcile {0}` re-applies its mirror"
+    )]
     NotPullable(String),
     /// An API call failed; nothing of the read is kept.
     #[error("{kind} connector: {what} failed: {source}")]
@@ -185,6 +188,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
         ConnectorSettings::Keycloak(settings) => {
             Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
         }
+        ConnectorSettings::Scim(_) => Err(ConnectorError::NotPullable(config.id.clone())),
     }
 }
 

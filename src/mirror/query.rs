@@ -26,7 +26,7 @@ pub enum Resource {
 }
 
 impl Resource {
-    fn table(self) -> &'static str {
+    pub fn table(self) -> &'static str {
         match self {
             Resource::User => "mirror_users",
             Resource::Group => "mirror_groups",
@@ -46,6 +46,9 @@ pub enum QueryError {
     /// The filter uses an attribute or operator that is not answered from an index.
     #[error("{0}")]
     NotFilterable(String),
+    /// `sortBy` names an attribute that is not answered from an index.
+    #[error("{0}")]
+    NotSortable(String),
     /// A value that cannot be compared with the attribute (e.g. a malformed date-time).
     #[error("{0}")]
     InvalidValue(String),
@@ -195,25 +198,82 @@ fn compile(
     })
 }
 
-/// One page of records matching `filter` (all when None), in id order, and the total.
-/// `start_index` is SCIM's 1-based index; `count` the page size.
-async fn find(
+/// A stored record as SQL returns it, with what SCIM's `meta` is made of.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub data: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub content_hash: String,
+}
+
+/// The columns a stored record is selected with (see [`StoredRow::from_row`]).
+pub const STORED_COLUMNS: &str = "data, COALESCE(created_at, updated_at), updated_at, content_hash";
+
+impl StoredRow {
+    pub fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredRow, sqlx::Error> {
+        Ok(StoredRow {
+            data: row.try_get(0)?,
+            created_at: row.try_get(1)?,
+            updated_at: row.try_get(2)?,
+            content_hash: row.try_get(3)?,
+        })
+    }
+
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, DbError> {
+        serde_json::from_str(&self.data).map_err(|e| DbError::Corrupt {
+            context: "decoding a mirror record",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// What a list request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    pub filter: Option<&'a Filter>,
+    /// SCIM's 1-based index.
+    pub start_index: u64,
+    /// The page size; 0 asks for the total only.
+    pub count: u64,
+    /// `sortBy`, answered from the same indexed columns as filters.
+    pub sort_by: Option<&'a AttrPath>,
+    pub descending: bool,
+}
+
+/// One page of records matching the request's filter (all when None), sorted by the
+/// requested attribute (then by id; by id alone when none), and the total.
+pub async fn find_page(
     conn: &mut AnyConnection,
     resource: Resource,
     connector: &str,
-    filter: Option<&Filter>,
-    start_index: u64,
-    count: u64,
-) -> Result<(u64, Vec<String>), QueryError> {
+    request: PageRequest<'_>,
+) -> Result<(u64, Vec<StoredRow>), QueryError> {
     const CTX: &str = "answering a filter";
     let mut compiled = Compiled { binds: Vec::new() };
     let connector_param = param(conn, 1);
-    let clause = match filter {
+    let clause = match request.filter {
         Some(filter) => format!(
             " AND {}",
             compile(filter, resource, conn, 2, &mut compiled)?
         ),
         None => String::new(),
+    };
+    let direction = if request.descending { "DESC" } else { "ASC" };
+    let order = match request.sort_by {
+        None => format!("external_id {direction}"),
+        Some(path) => {
+            let (col, _) = column(resource, path).ok_or_else(|| {
+                QueryError::NotSortable(format!(
+                    "sorting by `{path}` is not supported; sortable: {}",
+                    match resource {
+                        Resource::User => "userName, externalId, id, meta.lastModified",
+                        Resource::Group => "displayName, externalId, id, meta.lastModified",
+                    }
+                ))
+            })?;
+            format!("{col} {direction}, external_id {direction}")
+        }
     };
     let table = resource.table();
     let count_sql =
@@ -228,35 +288,42 @@ async fn find(
         .context(CTX)?
         .try_get(0)
         .context(CTX)?;
-    let offset = start_index.saturating_sub(1);
+    if request.count == 0 {
+        return Ok((total as u64, Vec::new()));
+    }
+    let offset = request.start_index.max(1) - 1;
     let page_sql = format!(
-        "SELECT data FROM {table} WHERE connector = {connector_param}{clause} \
-         ORDER BY external_id LIMIT {count} OFFSET {offset}"
+        "SELECT {STORED_COLUMNS} FROM {table} WHERE connector = {connector_param}{clause} \
+         ORDER BY {order} LIMIT {} OFFSET {offset}",
+        request.count
     );
     let mut query = sqlx::query(AssertSqlSafe(page_sql)).bind(connector.to_string());
     for value in &compiled.binds {
         query = query.bind(value.clone());
     }
     let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
-    let data = rows
+    let rows = rows
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(StoredRow::from_row)
         .collect::<Result<Vec<_>, _>>()
         .context(CTX)?;
-    Ok((total as u64, data))
+    Ok((total as u64, rows))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(data: Vec<String>) -> Result<Vec<T>, QueryError> {
-    data.iter()
-        .map(|d| {
-            serde_json::from_str(d).map_err(|e| {
-                QueryError::Db(DbError::Corrupt {
-                    context: "decoding a mirror record",
-                    message: e.to_string(),
-                })
-            })
-        })
+fn decode<T: serde::de::DeserializeOwned>(rows: Vec<StoredRow>) -> Result<Vec<T>, QueryError> {
+    rows.iter()
+        .map(|row| row.decode().map_err(QueryError::Db))
         .collect()
+}
+
+fn plain(filter: Option<&Filter>, start_index: u64, count: u64) -> PageRequest<'_> {
+    PageRequest {
+        filter,
+        start_index,
+        count,
+        sort_by: None,
+        descending: false,
+    }
 }
 
 /// Users of `connector`'s mirror matching `filter`: (total, one page).
@@ -267,8 +334,14 @@ pub async fn find_users(
     start_index: u64,
     count: u64,
 ) -> Result<(u64, Vec<SourceUser>), QueryError> {
-    let (total, data) = find(conn, Resource::User, connector, filter, start_index, count).await?;
-    Ok((total, decode(data)?))
+    let (total, rows) = find_page(
+        conn,
+        Resource::User,
+        connector,
+        plain(filter, start_index, count),
+    )
+    .await?;
+    Ok((total, decode(rows)?))
 }
 
 /// Groups of `connector`'s mirror matching `filter`: (total, one page).
@@ -279,8 +352,14 @@ pub async fn find_groups(
     start_index: u64,
     count: u64,
 ) -> Result<(u64, Vec<SourceGroup>), QueryError> {
-    let (total, data) = find(conn, Resource::Group, connector, filter, start_index, count).await?;
-    Ok((total, decode(data)?))
+    let (total, rows) = find_page(
+        conn,
+        Resource::Group,
+        connector,
+        plain(filter, start_index, count),
+    )
+    .await?;
+    Ok((total, decode(rows)?))
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ async fn upsert<T: Serialize>(
         return Ok(());
     }
     let now = now_text();
-    let mut values = Vec::with_capacity(records.len() * 7);
+    let mut values = Vec::with_capacity(records.len() * 8);
     for (record, hash) in records {
         let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
             context: "encoding a mirror record",
@@ -153,12 +153,13 @@ async fn upsert<T: Serialize>(
         values.push(Val::Text(now.clone()));
         values.push(Val::Text(name_key));
         values.push(Val::OptText(client_external_id));
+        values.push(Val::Text(now.clone()));
     }
     insert_rows(
         conn,
         &format!(
             "{table} (connector, external_id, data, content_hash, updated_at, {name_column}, \
-             client_external_id)"
+             client_external_id, created_at)"
         ),
         &format!(
             "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
@@ -166,7 +167,7 @@ async fn upsert<T: Serialize>(
              {name_column} = excluded.{name_column}, \
              client_external_id = excluded.client_external_id"
         ),
-        7,
+        8,
         values,
         "writing the mirror",
     )

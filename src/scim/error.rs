@@ -202,8 +202,10 @@ impl ScimError {
     }
 
     /// Whether the detail is withheld from the client (5xx other than 501).
+    /// A fault of the server, whose detail is for the log only (501 and 503 say what the
+    /// client can do about them, so their detail is shown).
     pub fn is_server_error(&self) -> bool {
-        self.status >= 500 && self.status != 501
+        self.status >= 500 && self.status != 501 && self.status != 503
     }
 
     /// The detail as the client sees it.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod scim;
 pub mod scripted;
 
 use idsync::db::{Backend, Db};

@@ -1,0 +1,401 @@
+//! The SCIM commands: `serve` (the SCIM server), `tenant` (bearer tokens of SCIM tenants)
+//! and `events` (the SCIM request log).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use idsync::config::{Config, ConnectorSettings, TenantAuth};
+use idsync::db::Db;
+use idsync::scim::events::{self, EventLog, EventQuery, StatusMatch};
+use idsync::scim::server::{ScimServer, ServerOptions, serve};
+use idsync::scim::{holds, tokens};
+use serde::Serialize;
+
+use crate::Exit;
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Issue the first (or another) bearer token of a SCIM tenant and print its URL.
+    Create {
+        /// The tenant: a connector with kind = "scim".
+        name: String,
+        /// The token stops working after this many days (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+        /// The public base URL clients reach idsync at (default: the listen address).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Issue a new token; the tenant's other tokens keep working for the grace period.
+    Rotate {
+        name: String,
+        /// Hours the old tokens keep working (0: stop at once).
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u64,
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
+    /// Revoke one token (by id) or all tokens of a tenant.
+    Revoke {
+        name: String,
+        /// The token's id (from `tenant list`); default: all of the tenant's tokens.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// SCIM tenants, their tokens (never the tokens themselves) and holds.
+    List {
+        #[arg(long, value_enum, default_value_t = crate::cli_output::Format::Table)]
+        format: crate::cli_output::Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+fn days(n: Option<u64>) -> Option<Duration> {
+    n.map(|d| Duration::from_secs(d.saturating_mul(86_400)))
+}
+
+fn scim_tenant<'a>(config: &'a Config, name: &str) -> Result<&'a idsync::config::ConnectorConfig> {
+    match config.connector(name) {
+        Some(c) if matches!(c.settings, ConnectorSettings::Scim(_)) => Ok(c),
+        Some(c) => Err(Exit {
+            code: 2,
+            message: format!(
+                "connector `{name}` is of kind `{}`, not a SCIM tenant",
+                c.settings.kind()
+            ),
+        }
+        .into()),
+        None => Err(Exit {
+            code: 2,
+            message: format!(
+                "no SCIM tenant `{name}`: add {}/{name}.toml with kind = \"scim\"",
+                config.engine.connectors_dir.display()
+            ),
+        }
+        .into()),
+    }
+}
+
+fn tenant_url(config: &Config, base_url: Option<&str>, name: &str) -> String {
+    let base = match base_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let addr = config.engine.scim_listen;
+            let host = if addr.ip().is_unspecified() {
+                "<this host>".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    };
+    format!("{base}/scim/{name}/v2")
+}
+
+pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<u8> {
+    match command {
+        TenantCommand::Create {
+            name,
+            expires_in_days,
+            base_url,
+        } => {
+            let connector = scim_tenant(config, &name)?;
+            if let ConnectorSettings::Scim(settings) = &connector.settings
+                && matches!(settings.auth, TenantAuth::Basic { .. })
+            {
+                eprintln!(
+                    "note: tenant `{name}` is configured with auth = \"basic\"; bearer tokens \
+                     only work once it is set to auth = \"bearer\""
+                );
+            }
+            let issued = tokens::issue(db, &name, days(expires_in_days)).await?;
+            println!("tenant:     {name}");
+            println!(
+                "SCIM URL:   {}",
+                tenant_url(config, base_url.as_deref(), &name)
+            );
+            println!(
+                "SCIM 1.1:   {}",
+                tenant_url(config, base_url.as_deref(), &name).replace("/v2", "/v1")
+            );
+            println!("token id:   {}", issued.id);
+            if let Some(expiry) = &issued.expires_at {
+                println!("expires:    {expiry}");
+            }
+            println!("token:      {}", issued.token.expose());
+            eprintln!("The token is shown this once; idsync keeps only its hash.");
+            Ok(0)
+        }
+        TenantCommand::Rotate {
+            name,
+            grace_hours,
+            expires_in_days,
+        } => {
+            scim_tenant(config, &name)?;
+            let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
+            let issued = tokens::rotate(db, &name, days(expires_in_days), grace).await?;
+            println!("token id:   {}", issued.id);
+            println!("token:      {}", issued.token.expose());
+            eprintln!(
+                "The token is shown this once. The tenant's older tokens stop working in {grace_hours} hour(s)."
+            );
+            Ok(0)
+        }
+        TenantCommand::Revoke { name, token } => {
+            scim_tenant(config, &name)?;
+            let revoked = tokens::revoke(db, &name, token.as_deref()).await?;
+            if revoked == 0 {
+                return Err(Exit {
+                    code: 1,
+                    message: match token {
+                        Some(id) => format!("tenant `{name}` has no active token `{id}`"),
+                        None => format!("tenant `{name}` has no active tokens"),
+                    },
+                }
+                .into());
+            }
+            println!("revoked {revoked} token(s) of tenant `{name}`");
+            Ok(0)
+        }
+        TenantCommand::List { format } => {
+            #[derive(Serialize)]
+            struct TenantInfo {
+                tenant: String,
+                enabled: bool,
+                auth: &'static str,
+                tokens: Vec<tokens::TokenInfo>,
+                held: Option<holds::Hold>,
+            }
+            let all_tokens = tokens::list(db, None).await?;
+            let all_holds = holds::list(db).await?;
+            let tenants: Vec<TenantInfo> = config
+                .connectors
+                .values()
+                .filter_map(|c| match &c.settings {
+                    ConnectorSettings::Scim(s) => Some(TenantInfo {
+                        tenant: c.id.clone(),
+                        enabled: c.enabled,
+                        auth: match s.auth {
+                            TenantAuth::Bearer => "bearer",
+                            TenantAuth::Basic { .. } => "basic",
+                        },
+                        tokens: all_tokens
+                            .iter()
+                            .filter(|t| t.tenant == c.id)
+                            .cloned()
+                            .collect(),
+                        held: all_holds.iter().find(|h| h.tenant == c.id).cloned(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            match format {
+                crate::cli_output::Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&tenants)?)
+                }
+                crate::cli_output::Format::Table => {
+                    let now = idsync::db::now_text();
+                    println!(
+                        "{:<20} {:<8} {:<7} {:<14} {:<24} {:<24} HELD",
+                        "TENANT", "ENABLED", "AUTH", "TOKEN", "EXPIRES", "LAST USED"
+                    );
+                    for t in &tenants {
+                        let held = t.held.as_ref().map_or("-", |_| "yes");
+                        let active: Vec<_> =
+                            t.tokens.iter().filter(|k| k.active_at(&now)).collect();
+                        if active.is_empty() {
+                            println!(
+                                "{:<20} {:<8} {:<7} {:<14} {:<24} {:<24} {held}",
+                                t.tenant, t.enabled, t.auth, "(none)", "-", "-"
+                            );
+                        }
+                        for k in active {
+                            println!(
+                                "{:<20} {:<8} {:<7} {:<14} {:<24} {:<24} {held}",
+                                t.tenant,
+                                t.enabled,
+                                t.auth,
+                                k.id,
+                                k.expires_at.as_deref().unwrap_or("never"),
+                                k.last_used_at.as_deref().unwrap_or("never")
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// A `--since` value: RFC 3339, or a duration back from now such as `15m`, `2h`, `7d`.
+fn parse_since(text: &str) -> Result<String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+    let n: i64 = number.parse().map_err(|_| Exit {
+        code: 2,
+        message: format!(
+            "--since {text:?}: give an RFC 3339 time or a duration such as 30m, 2h, 7d"
+        ),
+    })?;
+    let delta = match unit {
+        "s" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => {
+            return Err(Exit {
+                code: 2,
+                message: format!("--since {text:?}: the unit must be s, m, h or d"),
+            }
+            .into());
+        }
+    };
+    Ok((chrono::Utc::now() - delta).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+pub async fn events(
+    db: &Db,
+    tenant: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    limit: u64,
+    format: EventFormat,
+) -> Result<u8> {
+    let status = status
+        .map(|s| s.parse::<StatusMatch>())
+        .transpose()
+        .map_err(|message| Exit { code: 2, message })?;
+    let since = since.map(|s| parse_since(&s)).transpose()?;
+    let found = events::query(
+        db,
+        &EventQuery {
+            tenant,
+            status,
+            since,
+            limit,
+        },
+    )
+    .await?;
+    match format {
+        EventFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),
+        EventFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(std::io::stdout());
+            for event in &found {
+                writer.serialize(event)?;
+            }
+            writer.flush()?;
+        }
+        EventFormat::Table => {
+            println!(
+                "{:<24} {:<14} {:<6} {:<40} {:>6} {:>9}  OPERATION",
+                "AT", "TENANT", "METHOD", "PATH", "STATUS", "MS"
+            );
+            for e in &found {
+                let path: String = e.path.chars().take(40).collect();
+                println!(
+                    "{:<24} {:<14} {:<6} {:<40} {:>6} {:>9.1}  {}",
+                    e.at, e.tenant, e.method, path, e.status, e.duration_ms, e.operation
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+pub async fn serve_command(
+    config: &Config,
+    db: Db,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<u8> {
+    let tenants = ScimServer::tenants_of(config);
+    if tenants.is_empty() {
+        eprintln!(
+            "note: no enabled SCIM tenants (connectors with kind = \"scim\"); the SCIM server \
+             answers 404 to everything"
+        );
+    }
+    let retention = ScimServer::retention_of(&tenants);
+    let (event_log, writer) = EventLog::start(
+        db.clone(),
+        retention,
+        idsync::config::ScimTenantSettings::default().event_retention,
+    );
+    let server = Arc::new(ScimServer::new(
+        db.clone(),
+        tenants,
+        ServerOptions::default(),
+        event_log.clone(),
+    ));
+    let addr = listen.unwrap_or(config.engine.scim_listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Exit {
+            code: 1,
+            message: format!(
+                "cannot listen for SCIM on {addr}: {e}{}",
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        " (port {} is taken by another process; set [scim] listen in idsync.toml)",
+                        addr.port()
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        })?;
+    let bound = listener
+        .local_addr()
+        .context("reading the SCIM listen address")?;
+    tracing::info!(%bound, tenants = ?server.tenant_ids(), "SCIM server listening");
+    eprintln!(
+        "SCIM server listening on http://{bound} (tenants: {}; URLs /scim/<tenant>/v2). \
+         Plain HTTP: put it behind a TLS-terminating gateway.",
+        server.tenant_ids().join(", ")
+    );
+    serve(listener, server, shutdown_signal())
+        .await
+        .context("serving SCIM")?;
+    tracing::info!("SCIM server stopped; writing the last events");
+    event_log.flush().await;
+    drop(event_log);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    db.close().await;
+    Ok(0)
+}

@@ -1,0 +1,309 @@
+//! Settings of a SCIM tenant: a connector of `kind = "scim"` that identity providers push
+//! to, at `/scim/{id}/v2` (and `/scim/{id}/v1` for SCIM 1.1).
+//!
+//! ```toml
+//! kind = "scim"
+//! mapping = "default"
+//! [scim]
+//! auth = "bearer"                     # "bearer" (tokens from `idsync tenant create`) or "basic"
+//! # basic_username = "okta"           # with auth = "basic"
+//! # basic_password = { env = "OKTA_SCIM_PASSWORD" }
+//! allow_from = ["203.0.113.0/24"]     # optional: clients allowed, as CIDR; default any
+//! trusted_proxies = ["10.0.0.5/32"]   # X-Forwarded-For is believed only from these
+//! requests_per_second = 50            # per tenant; more get 429 with Retry-After
+//! burst = 100
+//! max_removals = 100                  # deletes/deactivations per window before holding
+//! removal_window_minutes = 60
+//! event_retention = 10000             # requests kept in the event log
+//! ```
+
+use std::num::NonZeroU32;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::problems::{Problems, Source};
+use super::{SecretRef, SecretString};
+
+/// Default per-tenant request rate.
+pub const SCIM_DEFAULT_REQUESTS_PER_SECOND: u32 = 50;
+/// Default length of the window deletions are counted in.
+pub const SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES: u64 = 60;
+/// Default number of requests kept in a tenant's event log.
+pub const SCIM_DEFAULT_EVENT_RETENTION: u64 = 10_000;
+
+/// How clients of a tenant authenticate.
+#[derive(Debug, Clone)]
+pub enum TenantAuth {
+    /// `Authorization: Bearer <token>`, tokens issued by `idsync tenant create|rotate`.
+    Bearer,
+    /// `Authorization: Basic`, one configured user name and password (some IdPs and
+    /// Okta's on-premises agent offer only this).
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+}
+
+/// The settings of a `kind = "scim"` connector (its `[scim]` table, all optional).
+#[derive(Debug, Clone)]
+pub struct ScimTenantSettings {
+    pub auth: TenantAuth,
+    /// Clients allowed to call; empty means any.
+    pub allow_from: Vec<IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub requests_per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+    /// Deletions and deactivations applied within the window before further ones are held;
+    /// None: the mapping's `max_deletes`.
+    pub max_removals: Option<u64>,
+    pub removal_window_minutes: u64,
+    pub event_retention: u64,
+}
+
+impl Default for ScimTenantSettings {
+    fn default() -> Self {
+        ScimTenantSettings {
+            auth: TenantAuth::Bearer,
+            allow_from: Vec::new(),
+            trusted_proxies: Vec::new(),
+            requests_per_second: NonZeroU32::new(SCIM_DEFAULT_REQUESTS_PER_SECOND)
+                .expect("non-zero"),
+            burst: NonZeroU32::new(SCIM_DEFAULT_REQUESTS_PER_SECOND * 2).expect("non-zero"),
+            max_removals: None,
+            removal_window_minutes: SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES,
+            event_retention: SCIM_DEFAULT_EVENT_RETENTION,
+        }
+    }
+}
+
+/// The `[scim]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScimSettings {
+    /// `bearer` (default) or `basic`.
+    #[serde(default)]
+    auth: Option<Spanned<String>>,
+    /// With `auth = "basic"`: the user name clients send.
+    #[serde(default)]
+    basic_username: Option<Spanned<String>>,
+    /// With `auth = "basic"`: the password, `{ env = "NAME" }` or `{ file = "path" }`.
+    #[serde(default)]
+    basic_password: Option<Spanned<SecretRef>>,
+    /// CIDR blocks (or single addresses) allowed to call. Default: any.
+    #[serde(default)]
+    allow_from: Vec<Spanned<String>>,
+    /// Proxies (CIDR) whose `X-Forwarded-For` header names the real client.
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+    /// Requests per second per tenant. Default 50.
+    #[serde(default)]
+    requests_per_second: Option<Spanned<i64>>,
+    /// Requests allowed at once above the rate. Default: twice the rate.
+    #[serde(default)]
+    burst: Option<Spanned<i64>>,
+    /// Deletions/deactivations within the window before further ones are held.
+    /// Default: the mapping's `max_deletes`.
+    #[serde(default)]
+    max_removals: Option<Spanned<i64>>,
+    /// The window deletions are counted in, in minutes. Default 60.
+    #[serde(default)]
+    removal_window_minutes: Option<Spanned<i64>>,
+    /// Requests kept in the tenant's event log. Default 10000.
+    #[serde(default)]
+    event_retention: Option<Spanned<i64>>,
+}
+
+fn parse_nets(
+    source: &Source<'_>,
+    key: &str,
+    items: &[Spanned<String>],
+    problems: &mut Problems,
+) -> Option<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let text = item.get_ref().trim();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => {
+                source.report(
+                    problems,
+                    item,
+                    key,
+                    format!("`{text}` is not an IP address or CIDR block such as 10.0.0.0/8"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(nets)
+}
+
+fn positive(
+    source: &Source<'_>,
+    key: &str,
+    value: Option<&Spanned<i64>>,
+    default: u64,
+    problems: &mut Problems,
+) -> Option<u64> {
+    match value {
+        None => Some(default),
+        Some(spanned) if *spanned.get_ref() >= 1 => Some(*spanned.get_ref() as u64),
+        Some(spanned) => {
+            source.report(
+                problems,
+                spanned,
+                key,
+                format!("{} is out of range (at least 1)", spanned.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn non_zero(value: u64) -> NonZeroU32 {
+    NonZeroU32::new(u32::try_from(value).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+/// Checks a `[scim]` table (absent means all defaults).
+pub(crate) fn scim_settings(
+    source: &Source<'_>,
+    base_dir: &std::path::Path,
+    raw: &RawScimSettings,
+    problems: &mut Problems,
+) -> Option<ScimTenantSettings> {
+    let before = problems.len();
+    let auth = match raw.auth.as_ref().map(|a| a.get_ref().as_str()) {
+        None | Some("bearer") => {
+            if let Some(user) = &raw.basic_username {
+                source.report(
+                    problems,
+                    user,
+                    "scim.basic_username",
+                    "applies only with auth = \"basic\"",
+                );
+            }
+            if let Some(password) = &raw.basic_password {
+                source.report(
+                    problems,
+                    password,
+                    "scim.basic_password",
+                    "applies only with auth = \"basic\"",
+                );
+            }
+            Some(TenantAuth::Bearer)
+        }
+        Some("basic") => {
+            let username = raw
+                .basic_username
+                .as_ref()
+                .map(|u| u.get_ref().trim().to_owned())
+                .filter(|u| !u.is_empty() && !u.contains(':'));
+            let password = raw.basic_password.as_ref().and_then(|p| {
+                p.get_ref()
+                    .resolve(base_dir)
+                    .map_err(|err| {
+                        source.report(problems, p, "scim.basic_password", err.to_string())
+                    })
+                    .ok()
+            });
+            let auth_span = raw.auth.as_ref().expect("auth is set");
+            if username.is_none() {
+                source.report(
+                    problems,
+                    auth_span,
+                    "scim.basic_username",
+                    "auth = \"basic\" needs `basic_username` (non-empty, without `:`)",
+                );
+            }
+            if raw.basic_password.is_none() {
+                source.report(
+                    problems,
+                    auth_span,
+                    "scim.basic_password",
+                    "auth = \"basic\" needs `basic_password` as { env = \"NAME\" } or { file = \"path\" }",
+                );
+            }
+            match (username, password) {
+                (Some(username), Some(password)) => Some(TenantAuth::Basic { username, password }),
+                _ => None,
+            }
+        }
+        Some(other) => {
+            source.report(
+                problems,
+                raw.auth.as_ref().expect("auth is set"),
+                "scim.auth",
+                format!("unknown auth `{other}` (valid: bearer, basic)"),
+            );
+            None
+        }
+    };
+    let allow_from = parse_nets(source, "scim.allow_from", &raw.allow_from, problems);
+    let trusted_proxies = parse_nets(
+        source,
+        "scim.trusted_proxies",
+        &raw.trusted_proxies,
+        problems,
+    );
+    let rps = positive(
+        source,
+        "scim.requests_per_second",
+        raw.requests_per_second.as_ref(),
+        SCIM_DEFAULT_REQUESTS_PER_SECOND as u64,
+        problems,
+    );
+    let burst = positive(
+        source,
+        "scim.burst",
+        raw.burst.as_ref(),
+        rps.unwrap_or(1) * 2,
+        problems,
+    );
+    let max_removals = match &raw.max_removals {
+        None => None,
+        Some(spanned) if *spanned.get_ref() >= 0 => Some(*spanned.get_ref() as u64),
+        Some(spanned) => {
+            source.report(
+                problems,
+                spanned,
+                "scim.max_removals",
+                format!("{} is out of range (0 or more)", spanned.get_ref()),
+            );
+            None
+        }
+    };
+    let window = positive(
+        source,
+        "scim.removal_window_minutes",
+        raw.removal_window_minutes.as_ref(),
+        SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES,
+        problems,
+    );
+    let retention = positive(
+        source,
+        "scim.event_retention",
+        raw.event_retention.as_ref(),
+        SCIM_DEFAULT_EVENT_RETENTION,
+        problems,
+    );
+    if problems.len() != before {
+        return None;
+    }
+    Some(ScimTenantSettings {
+        auth: auth?,
+        allow_from: allow_from?,
+        trusted_proxies: trusted_proxies?,
+        requests_per_second: non_zero(rps?),
+        burst: non_zero(burst?),
+        max_removals,
+        removal_window_minutes: window?,
+        event_retention: retention?,
+    })
+}

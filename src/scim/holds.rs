@@ -1,0 +1,145 @@
+//! The SCIM side of the deletion limits: removals (deletions and deactivations of users,
+//! deletions of groups) applied to the target are counted per tenant in a sliding window;
+//! a request that would go beyond the tenant's limit is not applied to the target, and the
+//! tenant is held. While held, pushes still land in the tenant's mirror (the IdP sees a
+//! normal SCIM server) but the target waits for an admin: `idsync reconcile <tenant>`
+//! applies the mirror (with `--allow-mass-delete` when the removals are intended) and
+//! releases the hold.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::db::{Context, Db, DbError, now_text, param};
+
+/// A held tenant.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Hold {
+    pub tenant: String,
+    pub held_at: String,
+    pub reason: String,
+    pub run_id: Option<i64>,
+}
+
+/// The tenant's hold, if it is held.
+pub async fn hold_of(conn: &mut AnyConnection, tenant: &str) -> Result<Option<Hold>, DbError> {
+    let sql = format!(
+        "SELECT tenant, held_at, reason, run_id FROM scim_holds WHERE tenant = {}",
+        param(conn, 1)
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading the tenant's hold")?;
+    row.map(|r| decode(&r))
+        .transpose()
+        .context("reading the tenant's hold")
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
+    Ok(Hold {
+        tenant: row.try_get(0)?,
+        held_at: row.try_get(1)?,
+        reason: row.try_get(2)?,
+        run_id: row.try_get(3)?,
+    })
+}
+
+/// Every held tenant.
+pub async fn list(db: &Db) -> Result<Vec<Hold>, DbError> {
+    let rows =
+        sqlx::query("SELECT tenant, held_at, reason, run_id FROM scim_holds ORDER BY tenant")
+            .fetch_all(db.pool())
+            .await
+            .context("reading held tenants")?;
+    rows.iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .context("reading held tenants")
+}
+
+/// Holds the tenant (keeping an earlier hold's time and reason).
+pub async fn hold(conn: &mut AnyConnection, tenant: &str, reason: &str) -> Result<(), DbError> {
+    let sql = format!(
+        "INSERT INTO scim_holds (tenant, held_at, reason) VALUES ({}, {}, {}) \
+         ON CONFLICT (tenant) DO NOTHING",
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3)
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(now_text())
+        .bind(reason.to_string())
+        .execute(&mut *conn)
+        .await
+        .context("holding the tenant")?;
+    Ok(())
+}
+
+/// Links the hold to the run record that reports it.
+pub async fn set_run(db: &Db, tenant: &str, run_id: i64) -> Result<(), DbError> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE scim_holds SET run_id = $1 WHERE tenant = $2 AND run_id IS NULL")
+        .bind(run_id)
+        .bind(tenant.to_string())
+        .execute(tx.conn())
+        .await
+        .context("recording the held run")?;
+    tx.commit().await
+}
+
+fn window_start(window_minutes: u64) -> String {
+    let minutes = i64::try_from(window_minutes).unwrap_or(i64::MAX / 120_000);
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Removals applied to the tenant's target within the last `window_minutes`.
+pub async fn recent_removals(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    window_minutes: u64,
+) -> Result<u64, DbError> {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals WHERE tenant = {} AND at >= {}",
+        param(conn, 1),
+        param(conn, 2)
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(window_start(window_minutes))
+        .fetch_one(&mut *conn)
+        .await
+        .context("counting recent removals")?;
+    let total: i64 = row.try_get(0).context("counting recent removals")?;
+    Ok(total.max(0) as u64)
+}
+
+/// Counts `count` removals applied now, and forgets those older than the window.
+pub async fn record_removals(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    count: u64,
+    window_minutes: u64,
+) -> Result<(), DbError> {
+    let (p1, p2, p3) = (param(conn, 1), param(conn, 2), param(conn, 3));
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO scim_removals (tenant, at, count) VALUES ({p1}, {p2}, {p3})"
+    )))
+    .bind(tenant.to_string())
+    .bind(now_text())
+    .bind(i64::try_from(count).unwrap_or(i64::MAX))
+    .execute(&mut *conn)
+    .await
+    .context("counting removals")?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM scim_removals WHERE tenant = {p1} AND at < {p2}"
+    )))
+    .bind(tenant.to_string())
+    .bind(window_start(window_minutes))
+    .execute(&mut *conn)
+    .await
+    .context("counting removals")?;
+    Ok(())
+}

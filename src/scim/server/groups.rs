@@ -1,0 +1,394 @@
+//! `/Groups`: create, read, list, replace, patch and delete pushed groups. Members are
+//! users or groups of the same tenant (nesting is kept in the mirror; the mapping decides
+//! whether the target keeps or flattens it). A change of user members is planned for just
+//! those users; a change in nesting re-projects the tenant.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::{StatusCode, header};
+use serde_json::Value;
+
+use super::params::{ListParams, Shape, shape};
+use super::users::patch_error;
+use super::write::{self, Change, db_error};
+use super::{Call, Reply, v1};
+use crate::mirror::query::Resource;
+use crate::model::{MemberKind, MemberRef, SourceGroup};
+use crate::scim::discovery;
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::patch;
+use crate::scim::resource::{Meta, PushedMember, group_from_scim, group_to_scim};
+use crate::scim::store::{self, Stored};
+
+/// Missing member ids named in an error message at most.
+const MISSING_SHOWN: usize = 5;
+
+pub(super) fn meta(call: &Call<'_>, stored: &Stored<SourceGroup>) -> Meta {
+    Meta {
+        resource_type: "Group",
+        created: stored.created.clone(),
+        last_modified: stored.modified.clone(),
+        location: format!("{}/Groups/{}", call.base, stored.record.external_id),
+        version: stored.version.clone(),
+    }
+}
+
+pub(super) fn render(call: &Call<'_>, stored: &Stored<SourceGroup>) -> Value {
+    v1::outgoing(
+        call.version,
+        group_to_scim(&stored.record, &meta(call, stored), &call.base),
+    )
+}
+
+fn sanitize(body: &mut Value) -> Result<(), ScimError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidSyntax,
+            "the body must be a JSON object",
+        ));
+    };
+    object.retain(|k, _| !k.eq_ignore_ascii_case("meta") && !k.eq_ignore_ascii_case("id"));
+    for key in object.keys() {
+        if key.starts_with("urn:") || key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if discovery::attribute(discovery::GROUP_SCHEMA, key).is_none() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                format!("`{key}` is not an attribute of a Group"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no group with id {id:?} in this tenant"))
+}
+
+fn parse(
+    call: &Call<'_>,
+    id: &str,
+    mut body: Value,
+) -> Result<(SourceGroup, Vec<PushedMember>), ScimError> {
+    let body = v1::incoming(call.version, &mut body, discovery::GROUP_SCHEMA);
+    sanitize(body)?;
+    group_from_scim(id, body).map_err(|e| {
+        let scim_type = match e {
+            crate::scim::resource::ResourceError::InvalidSyntax(_) => ScimType::InvalidSyntax,
+            crate::scim::resource::ResourceError::InvalidValue(_) => ScimType::InvalidValue,
+        };
+        ScimError::bad_request(scim_type, e.to_string())
+    })
+}
+
+/// Pushed members as member references: each must be a user or group of the tenant (its
+/// kind looked up unless already known), never the group itself; duplicates collapse.
+async fn resolve_members(
+    tx: &mut crate::db::WriteTx,
+    call: &Call<'_>,
+    group_id: &str,
+    pushed: Vec<PushedMember>,
+    known: &HashMap<String, MemberKind>,
+) -> Result<Vec<MemberRef>, ScimError> {
+    if pushed.iter().any(|m| m.id == group_id) {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidValue,
+            "a group cannot be a member of itself",
+        ));
+    }
+    let unknown: Vec<String> = pushed
+        .iter()
+        .filter(|m| !known.contains_key(&m.id))
+        .map(|m| m.id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let found = store::member_kinds(tx.conn(), &call.tenant.id, &unknown)
+        .await
+        .map_err(db_error)?;
+    let missing: Vec<&String> = unknown
+        .iter()
+        .filter(|id| !found.contains_key(*id))
+        .collect();
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing
+            .iter()
+            .take(MISSING_SHOWN)
+            .map(|id| format!("{id:?}"))
+            .collect();
+        return Err(ScimError::bad_request(
+            ScimType::InvalidValue,
+            format!(
+                "{} member(s) are not users or groups of this tenant: {}{}",
+                missing.len(),
+                shown.join(", "),
+                if missing.len() > MISSING_SHOWN {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let mut seen = HashSet::with_capacity(pushed.len());
+    let mut members = Vec::with_capacity(pushed.len());
+    for member in pushed {
+        let kind = known
+            .get(&member.id)
+            .or_else(|| found.get(&member.id))
+            .copied()
+            .unwrap_or(MemberKind::User);
+        let reference = MemberRef {
+            kind,
+            id: member.id,
+        };
+        if seen.insert(reference.clone()) {
+            members.push(reference);
+        }
+    }
+    Ok(members)
+}
+
+/// What moving from `before` to `after` members changes for the projection.
+fn member_change(before: &[MemberRef], after: &[MemberRef]) -> Change {
+    let old: HashSet<&MemberRef> = before.iter().collect();
+    let new: HashSet<&MemberRef> = after.iter().collect();
+    let mut change = Change::default();
+    for member in old.symmetric_difference(&new) {
+        match member.kind {
+            MemberKind::User => change.user_ids.push(member.id.clone()),
+            MemberKind::Group => change.groups_changed = true,
+        }
+    }
+    change
+}
+
+async fn check_unique(
+    tx: &mut crate::db::WriteTx,
+    call: &Call<'_>,
+    group: &SourceGroup,
+) -> Result<(), ScimError> {
+    let holder = store::name_holder(
+        tx.conn(),
+        Resource::Group,
+        &call.tenant.id,
+        &group.display_name,
+        &group.external_id,
+    )
+    .await
+    .map_err(db_error)?;
+    match holder {
+        Some(other) => Err(ScimError::conflict_uniqueness(format!(
+            "displayName {:?} is already taken by group {other:?} of this tenant",
+            group.display_name
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn written(
+    call: &Call<'_>,
+    status: StatusCode,
+    stored: &Stored<SourceGroup>,
+    operation: String,
+) -> Reply {
+    let body = shape(render(call, stored), &Shape::from_query(call.query));
+    let mut reply = Reply::json(status, body, operation);
+    reply.etag = Some(stored.version.clone());
+    if status == StatusCode::CREATED {
+        reply.location = Some(meta(call, stored).location);
+    }
+    reply
+}
+
+async fn reread(
+    tx: &mut crate::db::WriteTx,
+    call: &Call<'_>,
+    id: &str,
+) -> Result<Stored<SourceGroup>, ScimError> {
+    store::get_group(tx.conn(), &call.tenant.id, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| not_found(id))
+}
+
+fn kinds_of(members: &[MemberRef]) -> HashMap<String, MemberKind> {
+    members.iter().map(|m| (m.id.clone(), m.kind)).collect()
+}
+
+fn counts(change: &Change, before: &[MemberRef], after: &[MemberRef]) -> String {
+    let old: HashSet<&MemberRef> = before.iter().collect();
+    let new: HashSet<&MemberRef> = after.iter().collect();
+    let added = new.difference(&old).count();
+    let removed = old.difference(&new).count();
+    let _ = change;
+    match (added, removed) {
+        (0, 0) => String::new(),
+        (a, 0) => format!(", {a} member(s) added"),
+        (0, r) => format!(", {r} member(s) removed"),
+        (a, r) => format!(", {a} member(s) added, {r} removed"),
+    }
+}
+
+pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let (mut group, pushed) = parse(call, &id, call.json_body()?)?;
+    let mut tx = write::begin(call).await?;
+    check_unique(&mut tx, call, &group).await?;
+    group.members = resolve_members(&mut tx, call, &id, pushed, &HashMap::new()).await?;
+    let change = member_change(&[], &group.members);
+    let words = format!(
+        "create group {}{}",
+        group.display_name,
+        counts(&change, &[], &group.members)
+    );
+    store::put_group(tx.conn(), &call.tenant.id, group)
+        .await
+        .map_err(db_error)?;
+    let stored = reread(&mut tx, call, &id).await?;
+    let applied = write::finish(call, tx, change).await?;
+    Ok(written(
+        call,
+        StatusCode::CREATED,
+        &stored,
+        format!("{words}{}", applied.note()),
+    ))
+}
+
+pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
+    let stored = store::get_group(&mut conn, &call.tenant.id, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| not_found(id))?;
+    if let Some(tags) = call.entity_tags(header::IF_NONE_MATCH)
+        && tags.iter().any(|t| t == "*" || *t == stored.version)
+    {
+        let mut reply = Reply::empty(StatusCode::NOT_MODIFIED, "read group (not modified)");
+        reply.etag = Some(stored.version.clone());
+        return Ok(reply);
+    }
+    let operation = format!("read group {}", stored.record.display_name);
+    Ok(written(call, StatusCode::OK, &stored, operation))
+}
+
+pub(super) async fn list(call: &Call<'_>) -> Result<Reply, ScimError> {
+    let params = ListParams::from_query(call.query)?;
+    super::listing::list(call, Resource::Group, params).await
+}
+
+pub(super) async fn search(call: &Call<'_>) -> Result<Reply, ScimError> {
+    let params = ListParams::from_search(&call.json_body()?)?;
+    super::listing::list(call, Resource::Group, params).await
+}
+
+/// Stores `group` (which replaces `existing`) and projects the change.
+async fn store_change(
+    call: &Call<'_>,
+    mut tx: crate::db::WriteTx,
+    existing: Stored<SourceGroup>,
+    group: SourceGroup,
+    verb: &str,
+) -> Result<Reply, ScimError> {
+    let change = member_change(&existing.record.members, &group.members);
+    let words = format!(
+        "{verb} group {}{}{}",
+        group.display_name,
+        if group.display_name != existing.record.display_name {
+            format!(" (renamed from {})", existing.record.display_name)
+        } else {
+            String::new()
+        },
+        counts(&change, &existing.record.members, &group.members)
+    );
+    let id = group.external_id.clone();
+    let version = store::put_group(tx.conn(), &call.tenant.id, group)
+        .await
+        .map_err(db_error)?;
+    if version == existing.version {
+        drop(tx);
+        return Ok(written(
+            call,
+            StatusCode::OK,
+            &existing,
+            format!("{words} (unchanged)"),
+        ));
+    }
+    let stored = reread(&mut tx, call, &id).await?;
+    let applied = write::finish(call, tx, change).await?;
+    Ok(written(
+        call,
+        StatusCode::OK,
+        &stored,
+        format!("{words}{}", applied.note()),
+    ))
+}
+
+pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    let (mut group, pushed) = parse(call, id, call.json_body()?)?;
+    let mut tx = write::begin(call).await?;
+    let existing = reread(&mut tx, call, id).await?;
+    call.check_if_match(&existing.version)?;
+    check_unique(&mut tx, call, &group).await?;
+    let known = kinds_of(&existing.record.members);
+    group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
+    store_change(call, tx, existing, group, "replace").await
+}
+
+pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    let body = call.json_body()?;
+    let request = v1::patch_request(call.version, &body, discovery::GROUP_SCHEMA)?;
+    let mut tx = write::begin(call).await?;
+    let existing = reread(&mut tx, call, id).await?;
+    call.check_if_match(&existing.version)?;
+    let mut resource = group_to_scim(&existing.record, &meta(call, &existing), &call.base);
+    let outcome =
+        patch::apply(&mut resource, &request, &patch::GROUP_SCHEMA).map_err(patch_error)?;
+    if !outcome.changed {
+        drop(tx);
+        return Ok(written(
+            call,
+            StatusCode::OK,
+            &existing,
+            format!("patch group {} (unchanged)", existing.record.display_name),
+        ));
+    }
+    sanitize(&mut resource)?;
+    let (mut group, pushed) = group_from_scim(id, &resource)
+        .map_err(|e| ScimError::bad_request(ScimType::InvalidValue, e.to_string()))?;
+    check_unique(&mut tx, call, &group).await?;
+    let known = kinds_of(&existing.record.members);
+    group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
+    store_change(call, tx, existing, group, "patch").await
+}
+
+pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    let mut tx = write::begin(call).await?;
+    let existing = reread(&mut tx, call, id).await?;
+    call.check_if_match(&existing.version)?;
+    let mut change = member_change(&existing.record.members, &[]);
+    // Groups that list this one lose it as a member: nesting changes.
+    let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id)
+        .await
+        .map_err(db_error)?;
+    for mut parent in parents {
+        parent.members.retain(|m| m.id != id);
+        change.groups_changed = true;
+        store::put_group(tx.conn(), &call.tenant.id, parent)
+            .await
+            .map_err(db_error)?;
+    }
+    crate::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()])
+        .await
+        .map_err(db_error)?;
+    let applied = write::finish(call, tx, change).await?;
+    Ok(Reply::empty(
+        StatusCode::NO_CONTENT,
+        format!(
+            "delete group {}{}",
+            existing.record.display_name,
+            applied.note()
+        ),
+    ))
+}

@@ -1,0 +1,534 @@
+//! The SCIM server: one axum listener for every tenant (`/scim/{tenant}/v2/...`, and
+//! `/scim/{tenant}/v1/...` for SCIM 1.1), separate from the admin listener.
+//!
+//! Every request goes through the same steps (`handle`): find the tenant, check the
+//! client's address against its allowlist, its rate limit, its credentials, read the body
+//! within the size limit, then dispatch by path and method within the request timeout.
+//! Writes change the tenant's mirror and project the change into the target in one
+//! transaction (`write`), so an IdP's request either lands whole or not at all. Each
+//! request ends up in the event log (`crate::scim::events`).
+
+mod access;
+mod groups;
+mod listing;
+mod params;
+mod users;
+mod v1;
+mod write;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tracing::{Instrument, info_span, warn};
+
+use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings};
+use crate::db::Db;
+use crate::scim::discovery::{self, ProviderOptions};
+use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
+use crate::scim::events::{Event, EventLog, loggable_body};
+
+/// Limits of the server as a whole.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// A request taking longer is answered 503 and its transaction rolled back.
+    pub request_timeout: Duration,
+    /// Most resources one list request returns.
+    pub max_results: u32,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: 4 << 20,
+            request_timeout: Duration::from_secs(60),
+            max_results: 1000,
+        }
+    }
+}
+
+/// One tenant as the server runs it.
+pub struct Tenant {
+    pub id: String,
+    pub settings: ScimTenantSettings,
+    pub mapping: MappingConfig,
+    limiter: governor::DefaultDirectRateLimiter,
+    /// Removals within the window before the tenant is held.
+    pub max_removals: u64,
+}
+
+impl Tenant {
+    pub fn new(id: &str, settings: ScimTenantSettings, mapping: MappingConfig) -> Tenant {
+        let quota =
+            governor::Quota::per_second(settings.requests_per_second).allow_burst(settings.burst);
+        Tenant {
+            id: id.to_string(),
+            max_removals: settings.max_removals.unwrap_or(mapping.max_deletes),
+            limiter: governor::RateLimiter::direct(quota),
+            settings,
+            mapping,
+        }
+    }
+}
+
+/// The server's shared state.
+pub struct ScimServer {
+    db: Db,
+    tenants: HashMap<String, Arc<Tenant>>,
+    options: ServerOptions,
+    events: EventLog,
+    access: access::TokenTouches,
+}
+
+impl ScimServer {
+    pub fn new(
+        db: Db,
+        tenants: Vec<Tenant>,
+        options: ServerOptions,
+        events: EventLog,
+    ) -> ScimServer {
+        ScimServer {
+            db,
+            tenants: tenants
+                .into_iter()
+                .map(|t| (t.id.clone(), Arc::new(t)))
+                .collect(),
+            options,
+            events,
+            access: access::TokenTouches::default(),
+        }
+    }
+
+    /// The tenants of a configuration: its enabled `kind = "scim"` connectors.
+    pub fn tenants_of(config: &Config) -> Vec<Tenant> {
+        config
+            .connectors
+            .values()
+            .filter(|c| c.enabled)
+            .filter_map(|c| match &c.settings {
+                ConnectorSettings::Scim(settings) => Some(Tenant::new(
+                    &c.id,
+                    settings.clone(),
+                    config.mapping_for(c).clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each tenant's event retention, for [`EventLog::start`].
+    pub fn retention_of(tenants: &[Tenant]) -> HashMap<String, u64> {
+        tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.settings.event_retention))
+            .collect()
+    }
+
+    pub fn tenant_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.tenants.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The router: everything under `/scim/{tenant}/{version}/`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/scim/{tenant}/{version}", axum::routing::any(handle_root))
+            .route(
+                "/scim/{tenant}/{version}/{*rest}",
+                axum::routing::any(handle),
+            )
+            .fallback(not_found)
+            .with_state(self)
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: Arc<ScimServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        server
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn not_found() -> Response {
+    ScimError::not_found("no such endpoint; SCIM tenants are at /scim/{tenant}/v2").into_response()
+}
+
+async fn handle_root(
+    state: State<Arc<ScimServer>>,
+    peer: ConnectInfo<SocketAddr>,
+    Path((tenant, version)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(
+        state,
+        peer,
+        Path((tenant, version, String::new())),
+        method,
+        uri,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// What a handler answers: status, body and headers, and the operation in words.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+    pub operation: String,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: Value, operation: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+            etag: None,
+            location: None,
+            operation: operation.into(),
+        }
+    }
+
+    pub fn empty(status: StatusCode, operation: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: None,
+            etag: None,
+            location: None,
+            operation: operation.into(),
+        }
+    }
+}
+
+/// One request, as the handlers see it.
+pub(crate) struct Call<'a> {
+    pub server: &'a ScimServer,
+    pub tenant: &'a Tenant,
+    pub version: ScimVersion,
+    /// The tenant's base URL as the client addressed it (`http://host/scim/t/v2`).
+    pub base: String,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call<'_> {
+    pub fn db(&self) -> &Db {
+        &self.server.db
+    }
+
+    pub fn max_results(&self) -> u32 {
+        self.server.options.max_results
+    }
+
+    /// The body as a JSON object, checked for a JSON media type.
+    pub fn json_body(&self) -> Result<Value, ScimError> {
+        if let Some(content_type) = self.headers.get(header::CONTENT_TYPE) {
+            let text = content_type
+                .to_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let essence = text.split(';').next().unwrap_or_default().trim();
+            if essence != "application/scim+json" && essence != "application/json" {
+                return Err(ScimError::unsupported_media_type(format!(
+                    "Content-Type `{text}` is not accepted; send application/scim+json or \
+                     application/json"
+                )));
+            }
+        }
+        if self.body.is_empty() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                "the request needs a JSON body",
+            ));
+        }
+        let value: Value = serde_json::from_slice(&self.body).map_err(|e| {
+            ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                "the body must be a JSON object",
+            ));
+        }
+        Ok(value)
+    }
+
+    /// The entity tags of an `If-Match` / `If-None-Match` header (`*` as itself).
+    pub fn entity_tags(&self, name: header::HeaderName) -> Option<Vec<String>> {
+        let text = self.headers.get(name)?.to_str().ok()?;
+        Some(
+            text.split(',')
+                .map(|t| {
+                    t.trim()
+                        .trim_start_matches("W/")
+                        .trim_matches('"')
+                        .to_string()
+                })
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Fails with 412 when `If-Match` is given and names another version.
+    pub fn check_if_match(&self, version: &str) -> Result<(), ScimError> {
+        match self.entity_tags(header::IF_MATCH) {
+            Some(tags) if !tags.iter().any(|t| t == "*" || t == version) => {
+                Err(ScimError::precondition_failed(format!(
+                    "If-Match does not match the current version W/\"{version}\""
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    State(server): State<Arc<ScimServer>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((tenant_id, version_text, rest)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let version = match version_text.as_str() {
+        "v2" => ScimVersion::V2,
+        "v1" => ScimVersion::V1,
+        _ => {
+            return ScimError::not_found(format!(
+                "unknown SCIM version `{version_text}`: use /scim/{tenant_id}/v2 (or v1 for SCIM 1.1)"
+            ))
+            .into_response();
+        }
+    };
+    let Some(tenant) = server.tenants.get(&tenant_id).cloned() else {
+        return ScimError::not_found(format!("no SCIM tenant `{tenant_id}`")).to_response(version);
+    };
+    let path = format!("/{rest}");
+    let span = info_span!("scim_request", tenant = %tenant.id, %method, path = %path);
+    async move {
+        let client = access::client_address(peer, &headers, &tenant.settings.trusted_proxies);
+        let mut request_body = Bytes::new();
+        let result = async {
+            access::check_allowed(&tenant.settings, client)?;
+            access::check_rate(&tenant.limiter)?;
+            access::authenticate(&server, &tenant, &headers).await?;
+            request_body = access::read_body(body, server.options.max_body_bytes).await?;
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let call = Call {
+                server: &server,
+                tenant: &tenant,
+                version,
+                base: format!("http://{host}/scim/{}/{version_text}", tenant.id),
+                query: uri.query(),
+                headers: &headers,
+                body: request_body.clone(),
+            };
+            match tokio::time::timeout(
+                server.options.request_timeout,
+                dispatch(&call, &method, &rest),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(ScimError::new(
+                    503,
+                    None,
+                    "the request took too long and was abandoned; nothing was changed",
+                )),
+            }
+        }
+        .await;
+        let operation_fallback = || format!("{method} {path}");
+        let (response, status, operation, response_body) = match result {
+            Ok(reply) => {
+                let status = reply.status;
+                let text = reply.body.as_ref().map(|b| b.to_string());
+                let response = render(
+                    reply.status,
+                    text.clone(),
+                    version,
+                    reply.etag,
+                    reply.location,
+                );
+                (response, status.as_u16(), reply.operation, text)
+            }
+            Err(error) => {
+                if error.is_server_error() {
+                    warn!(%error, "SCIM request failed");
+                }
+                let text = error.body(version).to_string();
+                (
+                    error.to_response(version),
+                    error.status,
+                    format!(
+                        "{} (failed: {})",
+                        operation_fallback(),
+                        error.client_detail()
+                    ),
+                    Some(text),
+                )
+            }
+        };
+        let duration = started.elapsed();
+        tracing::info!(
+            status,
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            "SCIM request"
+        );
+        server.events.record(Event {
+            id: None,
+            tenant: tenant.id.clone(),
+            at: crate::db::now_text(),
+            method: method.to_string(),
+            path: match uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.clone(),
+            },
+            status,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            operation,
+            client: Some(client.to_string()),
+            request_body: loggable_body(&request_body),
+            response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
+        });
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+fn render(
+    status: StatusCode,
+    body: Option<String>,
+    version: ScimVersion,
+    etag: Option<String>,
+    location: Option<String>,
+) -> Response {
+    let mut response = match body {
+        Some(text) => (status, text).into_response(),
+        None => status.into_response(),
+    };
+    let headers = response.headers_mut();
+    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        let content_type = match version {
+            ScimVersion::V2 => SCIM_CONTENT_TYPE,
+            ScimVersion::V1 => V1_CONTENT_TYPE,
+        };
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(&format!("W/\"{t}\"")).ok()) {
+        headers.insert(header::ETAG, tag);
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn dispatch(call: &Call<'_>, method: &Method, rest: &str) -> Result<Reply, ScimError> {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let not_allowed = || {
+        Err(ScimError::method_not_allowed(format!(
+            "{method} is not allowed on /{rest}"
+        )))
+    };
+    let base = call.base.as_str();
+    let provider = ProviderOptions {
+        max_results: call.max_results(),
+        max_payload_size: call.server.options.max_body_bytes as u64,
+        basic_auth: matches!(
+            call.tenant.settings.auth,
+            crate::config::TenantAuth::Basic { .. }
+        ),
+        documentation_uri: None,
+    };
+    let discovery_reply = |body: Option<Value>, what: &str| match body {
+        Some(body) => Ok(Reply::json(StatusCode::OK, body, format!("read {what}"))),
+        None => Err(ScimError::not_found(format!("no {what}"))),
+    };
+    match (segments.as_slice(), method) {
+        (["Users"], &Method::GET) => users::list(call).await,
+        (["Users"], &Method::POST) => users::create(call).await,
+        (["Users", ".search"], &Method::POST) => users::search(call).await,
+        (["Users", id], &Method::GET) => users::get(call, id).await,
+        (["Users", id], &Method::PUT) => users::replace(call, id).await,
+        (["Users", id], &Method::PATCH) => users::patch(call, id).await,
+        (["Users", id], &Method::DELETE) => users::delete(call, id).await,
+        (["Users"] | ["Users", _], _) => not_allowed(),
+        (["Groups"], &Method::GET) => groups::list(call).await,
+        (["Groups"], &Method::POST) => groups::create(call).await,
+        (["Groups", ".search"], &Method::POST) => groups::search(call).await,
+        (["Groups", id], &Method::GET) => groups::get(call, id).await,
+        (["Groups", id], &Method::PUT) => groups::replace(call, id).await,
+        (["Groups", id], &Method::PATCH) => groups::patch(call, id).await,
+        (["Groups", id], &Method::DELETE) => groups::delete(call, id).await,
+        (["Groups"] | ["Groups", _], _) => not_allowed(),
+        (["ServiceProviderConfig" | "ServiceProviderConfigs"], &Method::GET) => {
+            let body = match call.version {
+                ScimVersion::V2 => discovery::service_provider_config(base, &provider),
+                ScimVersion::V1 => discovery::service_provider_config_v1(base, &provider),
+            };
+            discovery_reply(Some(body), "service provider configuration")
+        }
+        (["ResourceTypes"], &Method::GET) => {
+            discovery_reply(Some(discovery::resource_types(base)), "resource types")
+        }
+        (["ResourceTypes", name], &Method::GET) => {
+            discovery_reply(discovery::resource_type(base, name), "resource type")
+        }
+        (["Schemas"], &Method::GET) => discovery_reply(Some(discovery::schemas(base)), "schemas"),
+        (["Schemas", id], &Method::GET) => discovery_reply(discovery::schema(base, id), "schema"),
+        (
+            ["ServiceProviderConfig" | "ServiceProviderConfigs" | "ResourceTypes" | "Schemas"]
+            | ["ResourceTypes" | "Schemas", _],
+            _,
+        ) => not_allowed(),
+        (["Bulk"], _) => Err(ScimError::not_implemented(
+            "bulk operations are not supported (see /ServiceProviderConfig)",
+        )),
+        (["Me"], _) => Err(ScimError::not_implemented(
+            "/Me is not supported: tenants authenticate as the identity provider, not as a user",
+        )),
+        _ => Err(ScimError::not_found(format!("no endpoint /{rest}"))),
+    }
+}

@@ -1,0 +1,217 @@
+//! SCIM 1.1 on `/scim/{tenant}/v1` (Okta's on-premises provisioning agent), sharing
+//! everything with 2.0: resources are stored with the 2.0 schema names whichever version
+//! pushed them, and translated at the edge. 1.1 names its core schema
+//! `urn:scim:schemas:core:1.0` for users and groups alike, and its enterprise extension
+//! `urn:scim:schemas:extension:enterprise:1.0`; its PATCH is a partial resource
+//! (`meta.attributes` lists attributes to remove, multi-valued elements marked
+//! `"operation": "delete"` are removed, the rest added or replaced), turned here into the
+//! equivalent 2.0 operations.
+
+use serde_json::{Map, Value, json};
+
+use crate::scim::discovery;
+use crate::scim::error::{ScimError, ScimType, ScimVersion};
+use crate::scim::patch::{self, PatchRequest};
+
+/// The SCIM 1.1 core schema.
+pub(crate) const CORE_SCHEMA: &str = "urn:scim:schemas:core:1.0";
+/// The SCIM 1.1 enterprise user extension.
+const ENTERPRISE_V1: &str = "urn:scim:schemas:extension:enterprise:1.0";
+
+fn rename_key(object: &mut Map<String, Value>, from: &str, to: &str) {
+    if let Some(key) = object
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(from))
+        .cloned()
+        && let Some(value) = object.remove(&key)
+    {
+        object.insert(to.to_string(), value);
+    }
+}
+
+fn rewrite_schemas(object: &mut Map<String, Value>, map: &dyn Fn(&str) -> Option<&'static str>) {
+    if let Some(Value::Array(schemas)) = object.get_mut("schemas") {
+        for schema in schemas.iter_mut() {
+            if let Some(text) = schema.as_str()
+                && let Some(new) = map(text)
+            {
+                *schema = Value::String(new.to_string());
+            }
+        }
+        let mut seen = Vec::new();
+        schemas.retain(|s| {
+            let keep = !seen.contains(s);
+            seen.push(s.clone());
+            keep
+        });
+    }
+}
+
+/// A pushed body with 1.1 schema names turned into 2.0 ones (any version may send them;
+/// Okta's agent only ever does on /v1).
+pub(crate) fn incoming<'a>(
+    _version: ScimVersion,
+    body: &'a mut Value,
+    core_schema: &'static str,
+) -> &'a mut Value {
+    if let Value::Object(object) = body {
+        rewrite_schemas(object, &|s| {
+            if s.eq_ignore_ascii_case(CORE_SCHEMA) {
+                Some(core_schema)
+            } else if s.eq_ignore_ascii_case(ENTERPRISE_V1) {
+                Some(discovery::ENTERPRISE_USER_SCHEMA)
+            } else {
+                None
+            }
+        });
+        rename_key(object, ENTERPRISE_V1, discovery::ENTERPRISE_USER_SCHEMA);
+    }
+    body
+}
+
+/// A stored resource as the client's protocol version shows it.
+pub(crate) fn outgoing(version: ScimVersion, mut resource: Value) -> Value {
+    if version == ScimVersion::V2 {
+        return resource;
+    }
+    if let Value::Object(object) = &mut resource {
+        rewrite_schemas(object, &|s| {
+            if s.eq_ignore_ascii_case(discovery::USER_SCHEMA)
+                || s.eq_ignore_ascii_case(discovery::GROUP_SCHEMA)
+            {
+                Some(CORE_SCHEMA)
+            } else if s.eq_ignore_ascii_case(discovery::ENTERPRISE_USER_SCHEMA) {
+                Some(ENTERPRISE_V1)
+            } else {
+                None
+            }
+        });
+        rename_key(object, discovery::ENTERPRISE_USER_SCHEMA, ENTERPRISE_V1);
+    }
+    resource
+}
+
+/// The PATCH request of either version, as 2.0 operations.
+pub(crate) fn patch_request(
+    version: ScimVersion,
+    body: &Value,
+    core_schema: &'static str,
+) -> Result<PatchRequest, ScimError> {
+    let v2 = match version {
+        ScimVersion::V2 => body.clone(),
+        ScimVersion::V1 => v1_patch_as_v2(body, core_schema)?,
+    };
+    patch::parse_request(&v2).map_err(super::users::patch_error)
+}
+
+fn v1_patch_as_v2(body: &Value, core_schema: &'static str) -> Result<Value, ScimError> {
+    let mut body = body.clone();
+    incoming(ScimVersion::V1, &mut body, core_schema);
+    let Value::Object(object) = body else {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidSyntax,
+            "a SCIM 1.1 PATCH body must be a JSON object",
+        ));
+    };
+    let mut operations = Vec::new();
+    if let Some(Value::Object(meta)) = object.get("meta")
+        && let Some(Value::Array(removed)) = meta.get("attributes")
+    {
+        for attribute in removed {
+            let Some(path) = attribute.as_str() else {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    "meta.attributes must list attribute names",
+                ));
+            };
+            operations.push(json!({"op": "remove", "path": path}));
+        }
+    }
+    for (key, value) in &object {
+        if ["schemas", "meta", "id"]
+            .iter()
+            .any(|k| key.eq_ignore_ascii_case(k))
+        {
+            continue;
+        }
+        match value {
+            Value::Array(items) => {
+                let mut added = Vec::new();
+                for item in items {
+                    let deleting = item
+                        .get("operation")
+                        .and_then(Value::as_str)
+                        .is_some_and(|op| op.eq_ignore_ascii_case("delete"));
+                    let mut item = item.clone();
+                    if let Value::Object(element) = &mut item {
+                        element.remove("operation");
+                    }
+                    if deleting {
+                        let Some(value) = item.get("value") else {
+                            return Err(ScimError::bad_request(
+                                ScimType::InvalidValue,
+                                format!(
+                                    "an element of `{key}` marked for deletion needs a `value`"
+                                ),
+                            ));
+                        };
+                        let literal = serde_json::to_string(value).unwrap_or_default();
+                        operations.push(
+                            json!({"op": "remove", "path": format!("{key}[value eq {literal}]")}),
+                        );
+                    } else {
+                        added.push(item);
+                    }
+                }
+                if !added.is_empty() {
+                    operations.push(json!({"op": "add", "path": key, "value": added}));
+                }
+            }
+            other => operations.push(json!({"op": "replace", "path": key, "value": other})),
+        }
+    }
+    Ok(json!({"schemas": [patch::PATCH_OP_URN], "Operations": operations}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_patch_becomes_v2_operations() {
+        let body = json!({
+            "schemas": [CORE_SCHEMA],
+            "displayName": "Ops",
+            "members": [{"value": "u1"}, {"value": "u2", "operation": "delete"}],
+            "meta": {"attributes": ["description"]}
+        });
+        let v2 = v1_patch_as_v2(&body, discovery::GROUP_SCHEMA).unwrap();
+        let ops = v2["Operations"].as_array().unwrap();
+        assert!(ops.contains(&json!({"op": "remove", "path": "description"})));
+        assert!(ops.contains(&json!({"op": "replace", "path": "displayName", "value": "Ops"})));
+        assert!(ops.contains(&json!({"op": "remove", "path": "members[value eq \"u2\"]"})));
+        assert!(ops.contains(&json!({"op": "add", "path": "members", "value": [{"value": "u1"}]})));
+        assert!(patch::parse_request(&v2).is_ok());
+    }
+
+    #[test]
+    fn schemas_translate_both_ways() {
+        let mut pushed = json!({
+            "schemas": [CORE_SCHEMA, ENTERPRISE_V1],
+            "userName": "ada",
+            ENTERPRISE_V1: {"department": "R&D"}
+        });
+        incoming(ScimVersion::V1, &mut pushed, discovery::USER_SCHEMA);
+        assert_eq!(
+            pushed["schemas"],
+            json!([discovery::USER_SCHEMA, discovery::ENTERPRISE_USER_SCHEMA])
+        );
+        assert_eq!(
+            pushed[discovery::ENTERPRISE_USER_SCHEMA]["department"],
+            "R&D"
+        );
+        let shown = outgoing(ScimVersion::V1, pushed.clone());
+        assert_eq!(shown["schemas"], json!([CORE_SCHEMA, ENTERPRISE_V1]));
+        assert_eq!(outgoing(ScimVersion::V2, pushed.clone()), pushed);
+    }
+}

@@ -1,0 +1,136 @@
+//! The write path every changing request shares: one transaction that takes the tenant's
+//! lock, lets the handler change the mirror, then projects the change into the target
+//! (only the users it touched when nothing else is pending), or holds the tenant when the
+//! change would remove more than its burst window allows. A failure anywhere rolls it all
+//! back: the IdP sees an error and nothing is stored.
+
+use tracing::warn;
+
+use super::Call;
+use crate::db::WriteTx;
+use crate::scim::error::ScimError;
+use crate::scim::{holds, store};
+use crate::sync::{self, PushedChange};
+use crate::target::runs::{self, Outcome, RunEnd};
+
+/// What a request changed in the mirror.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    /// Users whose record changed, or who joined or left a group.
+    pub user_ids: Vec<String>,
+    /// Groups themselves changed in a way that needs the whole tenant re-projected
+    /// (nesting changed).
+    pub groups_changed: bool,
+}
+
+/// How the target took the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    Applied,
+    /// The tenant is held; the change waits in the mirror.
+    Held(String),
+}
+
+impl Applied {
+    /// Words for the event log.
+    pub fn note(&self) -> &'static str {
+        match self {
+            Applied::Applied => "",
+            Applied::Held(_) => " (tenant held: target not changed)",
+        }
+    }
+}
+
+pub(crate) fn db_error(error: impl std::fmt::Display) -> ScimError {
+    ScimError::internal(error.to_string())
+}
+
+/// Starts the request's transaction, holding the tenant's lock.
+pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
+    let mut tx = call.db().begin_write().await.map_err(db_error)?;
+    sync::lock_connector(&mut tx, &call.tenant.id)
+        .await
+        .map_err(db_error)?;
+    Ok(tx)
+}
+
+/// Projects the change and commits.
+pub(crate) async fn finish(
+    call: &Call<'_>,
+    mut tx: WriteTx,
+    change: Change,
+) -> Result<Applied, ScimError> {
+    let tenant = call.tenant;
+    let before = store::bump_generation(tx.conn(), &tenant.id)
+        .await
+        .map_err(db_error)?;
+    if let Some(hold) = holds::hold_of(tx.conn(), &tenant.id)
+        .await
+        .map_err(db_error)?
+    {
+        tx.commit().await.map_err(db_error)?;
+        return Ok(Applied::Held(hold.reason));
+    }
+    let window = tenant.settings.removal_window_minutes;
+    let recent = holds::recent_removals(tx.conn(), &tenant.id, window)
+        .await
+        .map_err(db_error)?;
+    let report = sync::apply_pushed(
+        &mut tx,
+        &tenant.id,
+        &tenant.mapping,
+        PushedChange {
+            before,
+            user_ids: change.user_ids,
+            groups_changed: change.groups_changed,
+            removal_allowance: tenant.max_removals.saturating_sub(recent),
+        },
+    )
+    .await
+    .map_err(db_error)?;
+    if report.outcome == Outcome::Held {
+        let reason = format!(
+            "{}; {recent} removals were applied in the last {window} minutes (limit {}). \
+             Pushes keep landing in the mirror; `idsync reconcile {}` applies them \
+             (with --allow-mass-delete if the removals are intended)",
+            report.message.as_deref().unwrap_or("too many removals"),
+            tenant.max_removals,
+            tenant.id
+        );
+        holds::hold(tx.conn(), &tenant.id, &reason)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        warn!(tenant = %tenant.id, %reason, "SCIM tenant held by its removal limit");
+        record_held_run(call, &reason, &report).await;
+        return Ok(Applied::Held(reason));
+    }
+    if report.removals > 0 {
+        holds::record_removals(tx.conn(), &tenant.id, report.removals, window)
+            .await
+            .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(Applied::Applied)
+}
+
+/// Reports the hold as a run, so that `idsync runs` and the metrics show it.
+async fn record_held_run(call: &Call<'_>, reason: &str, report: &sync::RunReport) {
+    let db = call.db();
+    let result = async {
+        let id = runs::start_run(db, &call.tenant.id, "scim").await?;
+        let end = RunEnd {
+            read_mode: None,
+            records_read: report.records_read,
+            counts: report.counts,
+            message: Some(reason.to_string()),
+            details: None,
+        };
+        runs::finish_run(db, id, Outcome::Held, &end).await?;
+        holds::set_run(db, &call.tenant.id, id).await
+    }
+    .await;
+    if let Err(error) = result {
+        warn!(%error, "could not record the held run");
+    }
+}

@@ -1,0 +1,219 @@
+//! A SCIM tenant's resources in its mirror: read one with what its `meta` is made of,
+//! check uniqueness, find member kinds, write and remove, all inside the caller's
+//! transaction. The mirror tables are the pull connectors' (see `crate::mirror`); a pushed
+//! resource's server-assigned `id` is its `external_id` there.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::db::{Context, DbError, param, select_in};
+use crate::mirror::query::{Resource, STORED_COLUMNS, StoredRow};
+use crate::model::{MemberKind, SourceGroup, SourceUser, content_hash, name_key};
+
+/// A resource as stored, with its timestamps and version.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub record: T,
+    pub created: String,
+    pub modified: String,
+    /// The content hash: the resource's version (weak ETag).
+    pub version: String,
+}
+
+impl<T: serde::de::DeserializeOwned> Stored<T> {
+    pub fn from_row(row: &StoredRow) -> Result<Stored<T>, DbError> {
+        Ok(Stored {
+            record: row.decode()?,
+            created: row.created_at.clone(),
+            modified: row.updated_at.clone(),
+            version: row.content_hash.clone(),
+        })
+    }
+}
+
+async fn get<T: serde::de::DeserializeOwned>(
+    conn: &mut AnyConnection,
+    resource: Resource,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Stored<T>>, DbError> {
+    let sql = format!(
+        "SELECT {STORED_COLUMNS} FROM {} WHERE connector = {} AND external_id = {}",
+        resource.table(),
+        param(conn, 1),
+        param(conn, 2)
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a resource")?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let stored = StoredRow::from_row(&row).context("reading a resource")?;
+            Stored::from_row(&stored).map(Some)
+        }
+    }
+}
+
+pub async fn get_user(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Stored<SourceUser>>, DbError> {
+    get(conn, Resource::User, tenant, id).await
+}
+
+pub async fn get_group(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Stored<SourceGroup>>, DbError> {
+    get(conn, Resource::Group, tenant, id).await
+}
+
+/// The id of another resource of the tenant holding `name` (case-insensitively), if any.
+pub async fn name_holder(
+    conn: &mut AnyConnection,
+    resource: Resource,
+    tenant: &str,
+    name: &str,
+    except_id: &str,
+) -> Result<Option<String>, DbError> {
+    let column = match resource {
+        Resource::User => "user_name_key",
+        Resource::Group => "name_key",
+    };
+    let sql = format!(
+        "SELECT external_id FROM {} WHERE connector = {} AND {column} = {} AND external_id <> {} \
+         LIMIT 1",
+        resource.table(),
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3)
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(name_key(name))
+        .bind(except_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("checking uniqueness")?;
+    row.map(|r| r.try_get::<String, _>(0))
+        .transpose()
+        .context("checking uniqueness")
+}
+
+/// Which of `ids` are users and which groups of the tenant (ids that are neither are
+/// missing from the map).
+pub async fn member_kinds(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ids: &[String],
+) -> Result<HashMap<String, MemberKind>, DbError> {
+    let mut kinds = HashMap::with_capacity(ids.len());
+    for (table, kind) in [
+        ("mirror_users", MemberKind::User),
+        ("mirror_groups", MemberKind::Group),
+    ] {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !kinds.contains_key(*id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        let rows = select_in(
+            conn,
+            &format!("SELECT external_id FROM {table}"),
+            Some(("connector = ", tenant)),
+            "external_id",
+            &missing,
+            "looking up members",
+        )
+        .await?;
+        for row in rows {
+            let id: String = row.try_get(0).context("looking up members")?;
+            kinds.insert(id, kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// Writes a user; returns its new version.
+pub async fn put_user(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: SourceUser,
+) -> Result<String, DbError> {
+    let hash = content_hash(&user);
+    crate::mirror::upsert_users(conn, tenant, vec![(user, hash.clone())]).await?;
+    Ok(hash)
+}
+
+/// Writes a group; returns its new version.
+pub async fn put_group(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group: SourceGroup,
+) -> Result<String, DbError> {
+    let hash = content_hash(&group);
+    crate::mirror::upsert_groups(conn, tenant, vec![(group, hash.clone())]).await?;
+    Ok(hash)
+}
+
+/// Groups of the tenant that list `member_id` as a member. The SQL narrows the rows by
+/// the id's text; each candidate is then checked exactly.
+pub async fn groups_with_member(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    member_id: &str,
+) -> Result<Vec<SourceGroup>, DbError> {
+    let needle = serde_json::to_string(member_id).unwrap_or_default();
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "SELECT data FROM mirror_groups WHERE connector = {} AND data LIKE {} ESCAPE '\\'",
+        param(conn, 1),
+        param(conn, 2)
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(pattern)
+        .fetch_all(&mut *conn)
+        .await
+        .context("finding a member's groups")?;
+    let mut groups = Vec::new();
+    for row in rows {
+        let data: &str = row.try_get(0).context("finding a member's groups")?;
+        let group: SourceGroup = serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+            context: "decoding a mirror record",
+            message: e.to_string(),
+        })?;
+        if group.members.iter().any(|m| m.id == member_id) {
+            groups.push(group);
+        }
+    }
+    Ok(groups)
+}
+
+/// Bumps the tenant's mirror generation; returns the state from before.
+pub async fn bump_generation(
+    conn: &mut AnyConnection,
+    tenant: &str,
+) -> Result<crate::mirror::MirrorState, DbError> {
+    let before = crate::mirror::load_state(conn, tenant).await?;
+    let mut after = before.clone();
+    after.generation += 1;
+    crate::mirror::save_state(conn, tenant, &after).await?;
+    Ok(before)
+}
