@@ -5,6 +5,7 @@ mod cli;
 mod golden;
 mod mapping_flow;
 mod mirror_query;
+mod scim_replay;
 mod scim_server;
 mod scim_tokens;
 mod support;

@@ -506,7 +506,9 @@ async fn dispatch(call: &Call<'_>, method: &Method, rest: &str) -> Result<Reply,
         (["ServiceProviderConfig" | "ServiceProviderConfigs"], &Method::GET) => {
             let body = match call.version {
                 ScimVersion::V2 => discovery::service_provider_config(base, &provider),
-                ScimVersion::V1 => discovery::service_provider_config_v1(base, &provider),
+                ScimVersion::V1 => v1::with_okta_capabilities(
+                    discovery::service_provider_config_v1(base, &provider),
+                ),
             };
             discovery_reply(Some(body), "service provider configuration")
         }

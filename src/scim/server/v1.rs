@@ -47,6 +47,34 @@ fn rewrite_schemas(object: &mut Map<String, Value>, map: &dyn Fn(&str) -> Option
     }
 }
 
+/// Okta's extension of the 1.1 service provider configuration.
+const OKTA_PROVIDER_CONFIG: &str = "urn:okta:schemas:scim:providerconfig:1.0";
+
+/// The 1.1 service provider configuration with Okta's capability list, from which Okta's
+/// on-premises agent decides which provisioning features to turn on. Password pushes are
+/// not offered: idsync never stores passwords.
+pub(crate) fn with_okta_capabilities(mut config: Value) -> Value {
+    if let Value::Object(object) = &mut config {
+        if let Some(Value::Array(schemas)) = object.get_mut("schemas") {
+            schemas.push(json!(OKTA_PROVIDER_CONFIG));
+        }
+        object.insert(
+            OKTA_PROVIDER_CONFIG.to_string(),
+            json!({"userManagementCapabilities": [
+                "GROUP_PUSH",
+                "IMPORT_NEW_USERS",
+                "IMPORT_PROFILE_UPDATES",
+                "PUSH_NEW_USERS",
+                "PUSH_PENDING_USERS",
+                "PUSH_PROFILE_UPDATES",
+                "PUSH_USER_DEACTIVATION",
+                "REACTIVATE_USERS"
+            ]}),
+        );
+    }
+    config
+}
+
 /// A pushed body with 1.1 schema names turned into 2.0 ones (any version may send them;
 /// Okta's agent only ever does on /v1).
 pub(crate) fn incoming<'a>(
