@@ -93,6 +93,10 @@ fn the_repository_configuration_checks_clean() {
         .unwrap_or_else(|e| panic!("the bundled configuration must be valid:\n{e}"));
     assert!(config.connectors.contains_key("example-hr"));
     assert!(config.connectors.contains_key("example-csv"));
+    assert!(matches!(
+        config.connectors["example-okta-scim"].settings,
+        idsync::config::ConnectorSettings::Scim(_)
+    ));
     assert!(config.mappings.contains_key("default"));
 }
 
@@ -272,4 +276,160 @@ fn check_connect_tries_each_enabled_connector() {
         stdout.contains("hr (file): open the file: ok —"),
         "{stdout}"
     );
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `idsync serve` as a child process, stopped with SIGTERM (killed if a test fails first).
+struct Served {
+    child: Option<std::process::Child>,
+}
+
+impl Served {
+    fn start(tree: &Tree, port: u16) -> Served {
+        let child = Command::new(env!("CARGO_BIN_EXE_idsync"))
+            .arg("--config")
+            .arg(tree.path("idsync.toml"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("IDSYNC_CONFIG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start idsync serve");
+        let served = Served { child: Some(child) };
+        // Wait (in short steps) until it accepts connections.
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return served;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("idsync serve did not start listening on {port}");
+    }
+
+    /// SIGTERM, then the exit code and what it printed.
+    fn stop(mut self) -> (i32, String) {
+        let child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_takes_pushes_for_a_tenant_and_logs_them() {
+    let tree = Tree::new();
+    tree.write(
+        "connectors/okta.toml",
+        "kind = \"scim\"\nmapping = \"default\"\n",
+    );
+    let (code, stdout, stderr) = tree.run(&[
+        "tenant",
+        "create",
+        "okta",
+        "--base-url",
+        "https://idsync.example.com",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("https://idsync.example.com/scim/okta/v2"),
+        "{stdout}"
+    );
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .map(|t| t.trim().to_string())
+        .expect("the token is printed");
+    let (code, _, stderr) = tree.run(&["tenant", "create", "hr"]);
+    assert_eq!(code, 2, "a pull connector is not a tenant: {stderr}");
+
+    let port = free_port();
+    let served = Served::start(&tree, port);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/scim/okta/v2/Users");
+    let created = client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "pushed@example.com",
+                "emails": [{"value": "pushed@example.com", "primary": true}],
+                "password": "s3cret-never-logged"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    let unauthorised = client.get(&url).send().await.expect("GET");
+    assert_eq!(unauthorised.status(), 401);
+
+    let users = tree.json(&["users", "list", "--connector", "okta", "--format", "json"]);
+    assert_eq!(users[0]["user_name"], "pushed@example.com");
+    let tenants = tree.json(&["tenant", "list", "--format", "json"]);
+    assert_eq!(tenants[0]["tenant"], "okta");
+    assert_eq!(tenants[0]["tokens"].as_array().map(Vec::len), Some(1));
+
+    let (code, _, stderr) = tree.run(&["tenant", "revoke", "okta"]);
+    assert_eq!(code, 0, "{stderr}");
+    let revoked = client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(revoked.status(), 401);
+
+    let (code, stderr) = served.stop();
+    assert_eq!(code, 0, "SIGTERM stops serve cleanly: {stderr}");
+    let events = tree.json(&["events", "--tenant", "okta", "--format", "json"]);
+    let events = events.as_array().expect("events");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[2]["operation"], "create user pushed@example.com");
+    assert!(
+        !events[2]["request_body"]
+            .as_str()
+            .unwrap()
+            .contains("s3cret")
+    );
+    let failures = tree.json(&[
+        "events", "--status", "4xx", "--since", "1h", "--format", "json",
+    ]);
+    assert_eq!(failures.as_array().map(Vec::len), Some(2));
+    let (code, csv, _) = tree.run(&["events", "--format", "csv"]);
+    assert_eq!(code, 0);
+    assert!(csv.starts_with("id,tenant,at,method,path,status"), "{csv}");
+}
+
+#[test]
+fn serve_names_a_port_in_use() {
+    let tree = Tree::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let (code, _, stderr) = tree.run(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&format!("port {port}")), "{stderr}");
 }

@@ -1185,3 +1185,30 @@ async fn discovery_documents_are_served() {
     );
     scim.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_abandoned_and_stores_nothing() {
+    let db = crate::support::sqlite().await;
+    let scim = ScimHarness::start_with(
+        &db,
+        vec![tenant("acme", OnRemove::Disable)],
+        ServerOptions {
+            request_timeout: std::time::Duration::ZERO,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let answer = scim
+        .call("acme", "POST", "/Users", Some(user_body("slow")))
+        .await;
+    assert_error(&answer, 503, None);
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed")
+    );
+    assert_eq!(mirror_count(&db, "mirror_users").await, 0);
+    assert!(target_user(&db, "slow").await.is_none());
+    scim.stop().await;
+}
