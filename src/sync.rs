@@ -464,7 +464,10 @@ async fn project_and_apply(
     report.excluded_users = desired.excluded_users;
     report.excluded_groups = desired.excluded_groups;
     let current = match &staged.scope {
-        Some(ids) => state::load_current_for_users(conn, connector_id, ids).await?,
+        Some(ids) => {
+            let count_live = staged.removal_allowance.is_none();
+            state::load_current_for_users(conn, connector_id, ids, count_live).await?
+        }
         None => state::load_current(conn, connector_id).await?,
     };
     let user_keys: Vec<String> = desired

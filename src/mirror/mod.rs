@@ -13,7 +13,8 @@ mod store;
 pub use buffer::ReadBuffer;
 pub use store::{
     MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
-    load_users_by_ids, save_state, upsert_groups, upsert_users, user_hashes,
+    load_users_by_ids, save_state, upsert_groups, upsert_groups_at, upsert_users, upsert_users_at,
+    user_hashes,
 };
 
 use std::collections::{HashMap, HashSet};

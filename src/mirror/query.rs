@@ -260,8 +260,15 @@ pub async fn find_page(
         None => String::new(),
     };
     let direction = if request.descending { "DESC" } else { "ASC" };
+    // With a filter, order by an expression: SQLite (without statistics) would otherwise
+    // walk the primary key to avoid a sort and test every row, instead of looking the
+    // filter up in its index and sorting the few rows it finds.
+    let id_order = match request.filter {
+        Some(_) => "(external_id || '')",
+        None => "external_id",
+    };
     let order = match request.sort_by {
-        None => format!("external_id {direction}"),
+        None => format!("{id_order} {direction}"),
         Some(path) => {
             let (col, _) = column(resource, path).ok_or_else(|| {
                 QueryError::NotSortable(format!(
@@ -272,7 +279,7 @@ pub async fn find_page(
                     }
                 ))
             })?;
-            format!("{col} {direction}, external_id {direction}")
+            format!("{col} {direction}, {id_order} {direction}")
         }
     };
     let table = resource.table();

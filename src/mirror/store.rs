@@ -126,8 +126,10 @@ pub async fn group_hashes(
 /// The columns filters are answered from: (name key, client externalId).
 type FilterColumns = (String, Option<String>);
 
+#[allow(clippy::too_many_arguments)]
 async fn upsert<T: Serialize>(
     conn: &mut AnyConnection,
+    now: &str,
     table: &'static str,
     name_column: &'static str,
     connector: &str,
@@ -138,7 +140,7 @@ async fn upsert<T: Serialize>(
     if records.is_empty() {
         return Ok(());
     }
-    let now = now_text();
+    let now = now.to_string();
     let mut values = Vec::with_capacity(records.len() * 8);
     for (record, hash) in records {
         let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
@@ -187,8 +189,19 @@ pub async fn upsert_users(
     connector: &str,
     users: Vec<(SourceUser, String)>,
 ) -> Result<(), DbError> {
+    upsert_users_at(conn, connector, users, &now_text()).await
+}
+
+/// [`upsert_users`] stamping the rows with `now` (which the caller then knows).
+pub async fn upsert_users_at(
+    conn: &mut AnyConnection,
+    connector: &str,
+    users: Vec<(SourceUser, String)>,
+    now: &str,
+) -> Result<(), DbError> {
     upsert(
         conn,
+        now,
         "mirror_users",
         "user_name_key",
         connector,
@@ -204,8 +217,19 @@ pub async fn upsert_groups(
     connector: &str,
     groups: Vec<(SourceGroup, String)>,
 ) -> Result<(), DbError> {
+    upsert_groups_at(conn, connector, groups, &now_text()).await
+}
+
+/// [`upsert_groups`] stamping the rows with `now`.
+pub async fn upsert_groups_at(
+    conn: &mut AnyConnection,
+    connector: &str,
+    groups: Vec<(SourceGroup, String)>,
+    now: &str,
+) -> Result<(), DbError> {
     upsert(
         conn,
+        now,
         "mirror_groups",
         "name_key",
         connector,

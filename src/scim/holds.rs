@@ -20,22 +20,6 @@ pub struct Hold {
     pub run_id: Option<i64>,
 }
 
-/// The tenant's hold, if it is held.
-pub async fn hold_of(conn: &mut AnyConnection, tenant: &str) -> Result<Option<Hold>, DbError> {
-    let sql = format!(
-        "SELECT tenant, held_at, reason, run_id FROM scim_holds WHERE tenant = {}",
-        param(conn, 1)
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(tenant.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .context("reading the tenant's hold")?;
-    row.map(|r| decode(&r))
-        .transpose()
-        .context("reading the tenant's hold")
-}
-
 fn decode(row: &sqlx::any::AnyRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
         tenant: row.try_get(0)?,
@@ -95,33 +79,41 @@ fn window_start(window_minutes: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Removals applied to the tenant's target within the last `window_minutes`.
-pub async fn recent_removals(
+/// The tenant's hold reason (if held) and the removals applied to its target within the
+/// last `window_minutes`, in one query.
+pub async fn state(
     conn: &mut AnyConnection,
     tenant: &str,
     window_minutes: u64,
-) -> Result<u64, DbError> {
+) -> Result<(Option<String>, u64), DbError> {
+    const CTX: &str = "reading the tenant's removal window";
     let sql = format!(
-        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals WHERE tenant = {} AND at >= {}",
-        param(conn, 1),
-        param(conn, 2)
+        "SELECT (SELECT reason FROM scim_holds WHERE tenant = {p1}), \
+         (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals \
+          WHERE tenant = {p2} AND at >= {p3})",
+        p1 = param(conn, 1),
+        p2 = param(conn, 2),
+        p3 = param(conn, 3)
     );
     let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
         .bind(tenant.to_string())
         .bind(window_start(window_minutes))
         .fetch_one(&mut *conn)
         .await
-        .context("counting recent removals")?;
-    let total: i64 = row.try_get(0).context("counting recent removals")?;
-    Ok(total.max(0) as u64)
+        .context(CTX)?;
+    let reason: Option<String> = row.try_get(0).context(CTX)?;
+    let total: i64 = row.try_get(1).context(CTX)?;
+    Ok((reason, total.max(0) as u64))
 }
 
-/// Counts `count` removals applied now, and forgets those older than the window.
+/// Counts `count` removals applied now; with `prune`, forgets those older than the window.
 pub async fn record_removals(
     conn: &mut AnyConnection,
     tenant: &str,
     count: u64,
     window_minutes: u64,
+    prune: bool,
 ) -> Result<(), DbError> {
     let (p1, p2, p3) = (param(conn, 1), param(conn, 2), param(conn, 3));
     sqlx::query(AssertSqlSafe(format!(
@@ -133,6 +125,9 @@ pub async fn record_removals(
     .execute(&mut *conn)
     .await
     .context("counting removals")?;
+    if !prune {
+        return Ok(());
+    }
     sqlx::query(AssertSqlSafe(format!(
         "DELETE FROM scim_removals WHERE tenant = {p1} AND at < {p2}"
     )))

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Context, DbError, param, select_in};
+use crate::db::{Context, DbError, now_text, param, select_in};
 use crate::mirror::query::{Resource, STORED_COLUMNS, StoredRow};
 use crate::model::{MemberKind, SourceGroup, SourceUser, content_hash, name_key};
 
@@ -144,26 +144,42 @@ pub async fn member_kinds(
     Ok(kinds)
 }
 
-/// Writes a user; returns its new version.
+/// Writes a user, created at `created` (now when new); returns it as stored.
 pub async fn put_user(
     conn: &mut AnyConnection,
     tenant: &str,
     user: SourceUser,
-) -> Result<String, DbError> {
-    let hash = content_hash(&user);
-    crate::mirror::upsert_users(conn, tenant, vec![(user, hash.clone())]).await?;
-    Ok(hash)
+    created: Option<&str>,
+) -> Result<Stored<SourceUser>, DbError> {
+    let now = now_text();
+    let version = content_hash(&user);
+    crate::mirror::upsert_users_at(conn, tenant, vec![(user.clone(), version.clone())], &now)
+        .await?;
+    Ok(Stored {
+        record: user,
+        created: created.map_or_else(|| now.clone(), str::to_string),
+        modified: now,
+        version,
+    })
 }
 
-/// Writes a group; returns its new version.
+/// Writes a group, created at `created` (now when new); returns it as stored.
 pub async fn put_group(
     conn: &mut AnyConnection,
     tenant: &str,
     group: SourceGroup,
-) -> Result<String, DbError> {
-    let hash = content_hash(&group);
-    crate::mirror::upsert_groups(conn, tenant, vec![(group, hash.clone())]).await?;
-    Ok(hash)
+    created: Option<&str>,
+) -> Result<Stored<SourceGroup>, DbError> {
+    let now = now_text();
+    let version = content_hash(&group);
+    crate::mirror::upsert_groups_at(conn, tenant, vec![(group.clone(), version.clone())], &now)
+        .await?;
+    Ok(Stored {
+        record: group,
+        created: created.map_or_else(|| now.clone(), str::to_string),
+        modified: now,
+        version,
+    })
 }
 
 /// Groups of the tenant that list `member_id` as a member. The SQL narrows the rows by
@@ -206,14 +222,30 @@ pub async fn groups_with_member(
     Ok(groups)
 }
 
-/// Bumps the tenant's mirror generation; returns the state from before.
+/// Bumps the tenant's mirror generation in one statement; returns the state from before.
 pub async fn bump_generation(
     conn: &mut AnyConnection,
     tenant: &str,
 ) -> Result<crate::mirror::MirrorState, DbError> {
-    let before = crate::mirror::load_state(conn, tenant).await?;
-    let mut after = before.clone();
-    after.generation += 1;
-    crate::mirror::save_state(conn, tenant, &after).await?;
-    Ok(before)
+    const CTX: &str = "bumping the mirror generation";
+    let sql = format!(
+        "INSERT INTO mirror_state (connector, generation, applied_generation, updated_at) \
+         VALUES ({p1}, 1, 0, {p2}) ON CONFLICT (connector) DO UPDATE SET \
+         generation = mirror_state.generation + 1, updated_at = excluded.updated_at \
+         RETURNING checkpoint, generation, applied_generation, applied_mapping_hash",
+        p1 = param(conn, 1),
+        p2 = param(conn, 2)
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .bind(now_text())
+        .fetch_one(&mut *conn)
+        .await
+        .context(CTX)?;
+    Ok(crate::mirror::MirrorState {
+        checkpoint: row.try_get(0).context(CTX)?,
+        generation: row.try_get::<i64, _>(1).context(CTX)? - 1,
+        applied_generation: row.try_get(2).context(CTX)?,
+        applied_mapping_hash: row.try_get(3).context(CTX)?,
+    })
 }

@@ -2,13 +2,15 @@
 //! freed names can be taken), then updates, creates and membership changes, in bulk
 //! statements.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
 
 use crate::config::OnRemove;
-use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders};
+use crate::db::{
+    Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
+};
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Plan};
 
@@ -362,6 +364,27 @@ pub async fn sync_effective_for_users(
         let child: String = row.try_get(1).context(CTX)?;
         parents.entry(child).or_default().push(parent);
     }
+    // What the users have now in the connector's groups, in chunks rather than a query
+    // per user (a PATCH may add thousands of members at once).
+    let user_ids: Vec<String> = direct.keys().cloned().collect();
+    let rows = select_in(
+        conn,
+        "SELECT e.group_id, e.user_id FROM effective_memberships e \
+         JOIN groups g ON g.id = e.group_id",
+        Some(("g.connector = ", connector)),
+        "e.user_id",
+        &user_ids,
+        CTX,
+    )
+    .await?;
+    let mut existing: HashMap<String, HashSet<String>> = HashMap::new();
+    for row in rows {
+        let group: String = row.try_get(0).context(CTX)?;
+        let user: String = row.try_get(1).context(CTX)?;
+        existing.entry(user).or_default().insert(group);
+    }
+    let mut removals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut values = Vec::new();
     for (user_id, groups) in direct {
         let mut wanted: HashSet<&str> = HashSet::new();
         let mut pending: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -372,44 +395,39 @@ pub async fn sync_effective_for_users(
                 }
             }
         }
-        let existing: Vec<String> = sqlx::query(
-            "SELECT e.group_id FROM effective_memberships e JOIN groups g ON g.id = e.group_id \
-             WHERE e.user_id = $1 AND g.connector = $2",
-        )
-        .bind(user_id.clone())
-        .bind(connector.to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .context(CTX)?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
-        .context(CTX)?;
-        for group_id in existing.iter().filter(|g| !wanted.contains(g.as_str())) {
-            sqlx::query("DELETE FROM effective_memberships WHERE group_id = $1 AND user_id = $2")
-                .bind(group_id.clone())
-                .bind(user_id.clone())
-                .execute(&mut *conn)
-                .await
-                .context(CTX)?;
+        let had = existing.remove(user_id).unwrap_or_default();
+        for group_id in had.iter().filter(|g| !wanted.contains(g.as_str())) {
+            removals
+                .entry(group_id.clone())
+                .or_default()
+                .push(user_id.clone());
         }
-        let existing: HashSet<&str> = existing.iter().map(String::as_str).collect();
-        let mut adds: Vec<&str> = wanted.difference(&existing).copied().collect();
+        let mut adds: Vec<&str> = wanted.into_iter().filter(|g| !had.contains(*g)).collect();
         adds.sort_unstable();
-        let mut values = Vec::with_capacity(adds.len() * 2);
         for group_id in adds {
             values.push(Val::Text(group_id.to_string()));
             values.push(Val::Text(user_id.clone()));
         }
-        insert_rows(
+    }
+    for (group_id, users) in removals {
+        delete_in(
             conn,
-            "effective_memberships (group_id, user_id)",
-            "",
-            2,
-            values,
+            "effective_memberships",
+            Some(("group_id", &group_id)),
+            "user_id",
+            &users,
             CTX,
         )
         .await?;
     }
+    insert_rows(
+        conn,
+        "effective_memberships (group_id, user_id)",
+        "",
+        2,
+        values,
+        CTX,
+    )
+    .await?;
     Ok(())
 }

@@ -170,11 +170,14 @@ pub async fn groups_by_name(
 
 /// What the target holds for some users of a connector (`user_ext_ids`), all its groups,
 /// and only the memberships of those users: what a plan over just those users needs.
-/// `live_users_total` is set to the connector's whole count, for the safety limits.
+/// With `count_live`, `live_users_total` is set to the connector's whole count, for the
+/// percentage safety limit (a count that costs a walk over the connector's users, which a
+/// SCIM request, guarded by its removal window instead, skips).
 pub async fn load_current_for_users(
     conn: &mut AnyConnection,
     connector: &str,
     user_ext_ids: &[String],
+    count_live: bool,
 ) -> Result<Current, DbError> {
     const CTX: &str = "reading the target";
     let mut current = Current::default();
@@ -193,24 +196,33 @@ pub async fn load_current_for_users(
     }
     load_groups_into(conn, connector, &mut current).await?;
     let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
+    // By member only, so that the member index is used (SQLite, without statistics, would
+    // otherwise walk every membership of the connector); other connectors' grants are
+    // dropped here.
     let rows = select_in(
         conn,
-        "SELECT group_id, member_id, origin FROM memberships",
-        Some(("connector = ", connector)),
+        "SELECT group_id, member_id, origin, connector FROM memberships",
+        None,
         "member_id",
         &user_ids,
         CTX,
     )
     .await?;
     for row in rows {
-        file_membership(&mut current, &row)?;
+        let granted_by: String = row.try_get(3).context(CTX)?;
+        if granted_by == connector {
+            file_membership(&mut current, &row)?;
+        }
     }
-    let row = sqlx::query("SELECT COUNT(*) FROM users WHERE connector = $1 AND removed_at IS NULL")
-        .bind(connector.to_string())
-        .fetch_one(&mut *conn)
-        .await
-        .context(CTX)?;
-    current.live_users_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
+    if count_live {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM users WHERE connector = $1 AND removed_at IS NULL")
+                .bind(connector.to_string())
+                .fetch_one(&mut *conn)
+                .await
+                .context(CTX)?;
+        current.live_users_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
+    }
     Ok(current)
 }
 

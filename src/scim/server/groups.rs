@@ -13,7 +13,7 @@ use super::users::patch_error;
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
 use crate::mirror::query::Resource;
-use crate::model::{MemberKind, MemberRef, SourceGroup};
+use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
@@ -243,10 +243,9 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         group.display_name,
         counts(&change, &[], &group.members)
     );
-    store::put_group(tx.conn(), &call.tenant.id, group)
+    let stored = store::put_group(tx.conn(), &call.tenant.id, group, None)
         .await
         .map_err(db_error)?;
-    let stored = reread(&mut tx, call, &id).await?;
     let applied = write::finish(call, tx, change).await?;
     Ok(written(
         call,
@@ -302,11 +301,7 @@ async fn store_change(
         },
         counts(&change, &existing.record.members, &group.members)
     );
-    let id = group.external_id.clone();
-    let version = store::put_group(tx.conn(), &call.tenant.id, group)
-        .await
-        .map_err(db_error)?;
-    if version == existing.version {
+    if content_hash(&group) == existing.version {
         drop(tx);
         return Ok(written(
             call,
@@ -315,7 +310,9 @@ async fn store_change(
             format!("{words} (unchanged)"),
         ));
     }
-    let stored = reread(&mut tx, call, &id).await?;
+    let stored = store::put_group(tx.conn(), &call.tenant.id, group, Some(&existing.created))
+        .await
+        .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;
     Ok(written(
         call,
@@ -375,7 +372,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     for mut parent in parents {
         parent.members.retain(|m| m.id != id);
         change.groups_changed = true;
-        store::put_group(tx.conn(), &call.tenant.id, parent)
+        store::put_group(tx.conn(), &call.tenant.id, parent, None)
             .await
             .map_err(db_error)?;
     }

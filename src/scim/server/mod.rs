@@ -65,6 +65,8 @@ pub struct Tenant {
     limiter: governor::DefaultDirectRateLimiter,
     /// Removals within the window before the tenant is held.
     pub max_removals: u64,
+    /// Requests that recorded removals (to prune old records now and then).
+    removal_writes: std::sync::atomic::AtomicU64,
 }
 
 impl Tenant {
@@ -75,6 +77,7 @@ impl Tenant {
             id: id.to_string(),
             max_removals: settings.max_removals.unwrap_or(mapping.max_deletes),
             limiter: governor::RateLimiter::direct(quota),
+            removal_writes: std::sync::atomic::AtomicU64::new(0),
             settings,
             mapping,
         }

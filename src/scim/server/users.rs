@@ -9,7 +9,7 @@ use super::params::{ListParams, Shape, shape};
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
 use crate::mirror::query::Resource;
-use crate::model::SourceUser;
+use crate::model::{SourceUser, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
@@ -153,10 +153,9 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
     check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
-    store::put_user(tx.conn(), &call.tenant.id, user)
+    let stored = store::put_user(tx.conn(), &call.tenant.id, user, None)
         .await
         .map_err(db_error)?;
-    let stored = reread(&mut tx, call, &id).await?;
     let applied = write::finish(
         call,
         tx,
@@ -208,10 +207,7 @@ pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimErro
     call.check_if_match(&existing.version)?;
     check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
-    let version = store::put_user(tx.conn(), &call.tenant.id, user)
-        .await
-        .map_err(db_error)?;
-    if version == existing.version {
+    if content_hash(&user) == existing.version {
         // Nothing changed (Okta re-sends whole users): no write, same version.
         drop(tx);
         return Ok(written(
@@ -221,7 +217,9 @@ pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimErro
             format!("replace user {name} (unchanged)"),
         ));
     }
-    let stored = reread(&mut tx, call, id).await?;
+    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Some(&existing.created))
+        .await
+        .map_err(db_error)?;
     let applied = write::finish(
         call,
         tx,
@@ -261,14 +259,13 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     let user = user_from_scim(id, &resource).map_err(resource_error)?;
     check_unique(&mut tx, call, &user).await?;
     let words = describe_patch(&existing.record, &user);
-    let version = store::put_user(tx.conn(), &call.tenant.id, user)
-        .await
-        .map_err(db_error)?;
-    if version == existing.version {
+    if content_hash(&user) == existing.version {
         drop(tx);
         return Ok(written(call, StatusCode::OK, &existing, words));
     }
-    let stored = reread(&mut tx, call, id).await?;
+    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Some(&existing.created))
+        .await
+        .map_err(db_error)?;
     let applied = write::finish(
         call,
         tx,
@@ -304,7 +301,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
         .map_err(db_error)?;
     for mut group in groups {
         group.members.retain(|m| m.id != id);
-        store::put_group(tx.conn(), &call.tenant.id, group)
+        store::put_group(tx.conn(), &call.tenant.id, group, None)
             .await
             .map_err(db_error)?;
     }

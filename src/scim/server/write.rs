@@ -4,6 +4,8 @@
 //! change would remove more than its burst window allows. A failure anywhere rolls it all
 //! back: the IdP sees an error and nothing is stored.
 
+use std::sync::atomic::Ordering;
+
 use tracing::warn;
 
 use super::Call;
@@ -12,6 +14,9 @@ use crate::scim::error::ScimError;
 use crate::scim::{holds, store};
 use crate::sync::{self, PushedChange};
 use crate::target::runs::{self, Outcome, RunEnd};
+
+/// Removal records are pruned on one write in this many.
+const PRUNE_EVERY: u64 = 64;
 
 /// What a request changed in the mirror.
 #[derive(Debug, Default)]
@@ -64,17 +69,14 @@ pub(crate) async fn finish(
     let before = store::bump_generation(tx.conn(), &tenant.id)
         .await
         .map_err(db_error)?;
-    if let Some(hold) = holds::hold_of(tx.conn(), &tenant.id)
-        .await
-        .map_err(db_error)?
-    {
-        tx.commit().await.map_err(db_error)?;
-        return Ok(Applied::Held(hold.reason));
-    }
     let window = tenant.settings.removal_window_minutes;
-    let recent = holds::recent_removals(tx.conn(), &tenant.id, window)
+    let (held, recent) = holds::state(tx.conn(), &tenant.id, window)
         .await
         .map_err(db_error)?;
+    if let Some(reason) = held {
+        tx.commit().await.map_err(db_error)?;
+        return Ok(Applied::Held(reason));
+    }
     let report = sync::apply_pushed(
         &mut tx,
         &tenant.id,
@@ -106,7 +108,10 @@ pub(crate) async fn finish(
         return Ok(Applied::Held(reason));
     }
     if report.removals > 0 {
-        holds::record_removals(tx.conn(), &tenant.id, report.removals, window)
+        // Old rows only cost space (the count looks at the window alone): forget them now
+        // and then rather than on every removal.
+        let prune = tenant.removal_writes.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        holds::record_removals(tx.conn(), &tenant.id, report.removals, window, prune)
             .await
             .map_err(db_error)?;
     }
