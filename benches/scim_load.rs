@@ -7,7 +7,8 @@
 //! the server's CPU time per request, read from /proc/<pid>/stat, which stays comparable
 //! on a noisy shared box where wall times do not.
 //!
-//! `cargo bench --bench scim_load` (sizes: IDSYNC_BENCH_SCIM_USERS, _GROUPS, _CONCURRENCY).
+//! `cargo bench --bench scim_load` (sizes: IDSYNC_BENCH_SCIM_USERS, _GROUPS, _CONCURRENCY;
+//! IDSYNC_BENCH_SCIM_BACKENDS=sqlite or postgres runs one only).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -442,9 +443,15 @@ async fn made_group(server: &Server, client: &reqwest::Client) -> String {
 
 #[tokio::main]
 async fn main() {
+    let backends = std::env::var("IDSYNC_BENCH_SCIM_BACKENDS").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
-    run("SQLite", &sqlite).await;
+    if backends.is_empty() || backends.contains("sqlite") {
+        let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
+        run("SQLite", &sqlite).await;
+    }
+    if !backends.is_empty() && !backends.contains("postgres") {
+        return;
+    }
     if let Ok(admin_url) = std::env::var("IDSYNC_TEST_POSTGRES_URL") {
         let name = format!("idsync_scim_bench_{}", std::process::id());
         let admin = idsync::db::Db::connect(&admin_url).await.expect("connect");

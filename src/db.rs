@@ -369,8 +369,11 @@ fn insert_sql(anonymous: bool, head: &str, tail: &str, columns: usize, rows: usi
     sql
 }
 
-/// Keys per `IN (...)` list of a chunked select.
-const KEYS_PER_SELECT: usize = 500;
+/// Keys per `IN (...)` list of a chunked select. Large, because each statement costs a
+/// round trip, and on PostgreSQL over TCP one that spans several segments can wait out a
+/// delayed ACK (sqlx 0.9 does not set TCP_NODELAY): a 10,000-member PATCH went from 3.2 s
+/// to 2.1 s going from 500 to 5,000 keys, and SQLite did not mind.
+const KEYS_PER_SELECT: usize = 5_000;
 
 /// Runs `<select> WHERE [<leading> <param> AND] <key_column> IN (...)` over `keys` in
 /// chunks and returns every row. `leading` is a condition ending in an operator, such as

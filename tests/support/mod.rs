@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod scim;
 pub mod scripted;
 

@@ -110,7 +110,10 @@ pub(crate) async fn finish(
     if report.removals > 0 {
         // Old rows only cost space (the count looks at the window alone): forget them now
         // and then rather than on every removal.
-        let prune = tenant.removal_writes.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let prune = tenant
+            .removal_writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         holds::record_removals(tx.conn(), &tenant.id, report.removals, window, prune)
             .await
             .map_err(db_error)?;

@@ -1,0 +1,176 @@
+//! What every fake identity provider (tests/support/fake_<kind>.rs) offers the shared
+//! connector conformance suite (tests/conformance.rs): a directory to serve, knobs for the
+//! misbehaviours to emulate, request statistics, and a connector pointed at it.
+//!
+//! A fake serves the directory in its provider's real JSON shapes, paging, auth flow and
+//! error bodies (see ../shared/IDP_APIS.md section 6). The knobs are provider-neutral; each
+//! fake maps them onto its provider's own form (Okta's 429 carries X-Rate-Limit-Reset,
+//! Google's permission error is a 403 `forbidden` envelope, and so on).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use idsync::connectors::PullConnector;
+
+/// A user as the directory holds it, before any provider's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    /// The provider's immutable id.
+    pub id: String,
+    /// Login / userPrincipalName / primaryEmail / username.
+    pub user_name: String,
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub status: UserStatus,
+}
+
+/// What state a user is in, as each provider can express it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    /// Suspended / disabled / accountEnabled false: synced as an inactive user.
+    Suspended,
+    /// Deprovisioned or deleted in the provider: must not reach the target as active.
+    Deleted,
+    /// A guest (Graph `userType = Guest`): synced unless the connector excludes guests.
+    Guest,
+    /// A service account / technical user the connector skips.
+    Service,
+}
+
+/// A group; members are users or groups of the same directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeGroup {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<FakeMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeMember {
+    User(String),
+    Group(String),
+}
+
+/// The whole directory a fake serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    pub users: Vec<FakeUser>,
+    pub groups: Vec<FakeGroup>,
+}
+
+impl Directory {
+    /// `users` users (every 10th suspended, every 25th a guest, one service account, one
+    /// deleted), `groups` groups each with `members_per_group` users (wrapping), group 1
+    /// nested in group 0, group 2 in group 1, and group 0 in group 2 (a cycle).
+    pub fn generated(users: usize, groups: usize, members_per_group: usize) -> Directory {
+        let mut dir = Directory::default();
+        for i in 0..users {
+            let status = if i == 3 {
+                UserStatus::Service
+            } else if i == 5 {
+                UserStatus::Deleted
+            } else if i % 25 == 24 {
+                UserStatus::Guest
+            } else if i % 10 == 9 {
+                UserStatus::Suspended
+            } else {
+                UserStatus::Active
+            };
+            dir.users.push(FakeUser {
+                id: format!("00u{i:06}"),
+                user_name: format!("user{i:06}@example.com"),
+                email: format!("user{i:06}@example.com"),
+                given_name: format!("Given{i}"),
+                family_name: format!("Family{i}"),
+                status,
+            });
+        }
+        for g in 0..groups {
+            let members = (0..members_per_group)
+                .map(|k| FakeMember::User(format!("00u{:06}", (g * members_per_group + k) % users.max(1))))
+                .collect();
+            dir.groups.push(FakeGroup {
+                id: format!("00g{g:05}"),
+                name: format!("Group {g}"),
+                members,
+            });
+        }
+        if groups >= 3 {
+            dir.groups[0].members.push(FakeMember::Group(dir.groups[1].id.clone()));
+            dir.groups[1].members.push(FakeMember::Group(dir.groups[2].id.clone()));
+            dir.groups[2].members.push(FakeMember::Group(dir.groups[0].id.clone()));
+        }
+        dir
+    }
+
+    pub fn user(&self, id: &str) -> Option<&FakeUser> {
+        self.users.iter().find(|u| u.id == id)
+    }
+}
+
+/// Which listing a knob applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Users,
+    Groups,
+    /// Any group's member listing.
+    Members,
+}
+
+/// Misbehaviours to emulate. The default is a well-behaved server.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    /// The most items the server returns per page, whatever the client asks (0: the
+    /// provider's own maximum).
+    pub page_size: usize,
+    /// Every n-th API request (not token requests) is answered 429 in the provider's form,
+    /// asking to retry after 0 or 1 second.
+    pub throttle_every: Option<usize>,
+    /// An access token stops working after this many API requests (401 in the provider's
+    /// form); the next token request issues a new one.
+    pub token_lifetime_requests: Option<usize>,
+    /// The last page of this listing always fails with a 500 (for members: the last page
+    /// of the last group).
+    pub fail_last_page: Option<Listing>,
+    /// This listing answers 403 in the provider's form, naming the missing permission.
+    pub deny: Option<Listing>,
+}
+
+/// What the fake saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// API requests (token requests not counted), throttled ones included.
+    pub requests: usize,
+    /// Requests answered 429.
+    pub throttled: usize,
+    /// Access tokens issued.
+    pub tokens_issued: usize,
+}
+
+/// A fake identity provider serving on 127.0.0.1.
+#[async_trait]
+pub trait FakeProvider: Send + Sync {
+    /// The connector kind (`azure`, `okta`, `google`, `keycloak`).
+    fn kind(&self) -> &'static str;
+    /// A connector configured against this fake (the same settings an admin would write,
+    /// with the base and token URLs overridden).
+    fn connector(&self) -> Box<dyn PullConnector>;
+    fn stats(&self) -> Stats;
+    /// Replaces what the fake serves (for incremental and delta reads).
+    fn set_directory(&self, directory: Directory);
+    /// Text the error of a [`Knobs::deny`] read must contain: the permission, scope or role
+    /// the admin has to grant.
+    fn missing_permission_hint(&self) -> &'static str;
+    /// Whether the connector reports suspended users as inactive (true) or leaves them out.
+    fn suspended_are_listed(&self) -> bool {
+        true
+    }
+}
+
+/// Starts a fake of one provider.
+pub type StartFake =
+    fn(Directory, Knobs) -> futures_util::future::BoxFuture<'static, Arc<dyn FakeProvider>>;
