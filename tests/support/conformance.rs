@@ -91,7 +91,12 @@ impl Directory {
         }
         for g in 0..groups {
             let members = (0..members_per_group)
-                .map(|k| FakeMember::User(format!("00u{:06}", (g * members_per_group + k) % users.max(1))))
+                .map(|k| {
+                    FakeMember::User(format!(
+                        "00u{:06}",
+                        (g * members_per_group + k) % users.max(1)
+                    ))
+                })
                 .collect();
             dir.groups.push(FakeGroup {
                 id: format!("00g{g:05}"),
@@ -100,9 +105,16 @@ impl Directory {
             });
         }
         if groups >= 3 {
-            dir.groups[0].members.push(FakeMember::Group(dir.groups[1].id.clone()));
-            dir.groups[1].members.push(FakeMember::Group(dir.groups[2].id.clone()));
-            dir.groups[2].members.push(FakeMember::Group(dir.groups[0].id.clone()));
+            let ids: Vec<String> = dir.groups[..3].iter().map(|g| g.id.clone()).collect();
+            dir.groups[0]
+                .members
+                .push(FakeMember::Group(ids[1].clone()));
+            dir.groups[1]
+                .members
+                .push(FakeMember::Group(ids[2].clone()));
+            dir.groups[2]
+                .members
+                .push(FakeMember::Group(ids[0].clone()));
         }
         dir
     }
