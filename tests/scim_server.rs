@@ -688,6 +688,16 @@ async fn bad_requests_answer_scim_errors_and_store_nothing(db: TestDb) {
         400,
         Some("noTarget"),
     );
+    let many: Vec<Value> = (0..=idsync::scim::patch::MAX_OPERATIONS)
+        .map(|_| json!({"op": "replace", "path": "displayName", "value": "x"}))
+        .collect();
+    assert_error(
+        &scim
+            .call("acme", "PATCH", &user_url, Some(patch(Value::Array(many))))
+            .await,
+        400,
+        Some("tooMany"),
+    );
     // All or nothing: a good first operation is not kept when the second fails.
     let half = patch(json!([
         {"op": "replace", "path": "displayName", "value": "Changed"},
@@ -1218,4 +1228,139 @@ async fn a_request_over_the_timeout_is_abandoned_and_stores_nothing() {
     assert_eq!(mirror_count(&db, "mirror_users").await, 0);
     assert!(target_user(&db, "slow").await.is_none());
     scim.stop().await;
+}
+
+/// Deterministic pseudo-random JSON (no two runs differ) with SCIM-looking keys and values.
+struct Soup(u64);
+
+impl Soup {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % bound.max(1)
+    }
+
+    fn word(&mut self) -> String {
+        const WORDS: [&str; 24] = [
+            "schemas",
+            "userName",
+            "members",
+            "value",
+            "op",
+            "path",
+            "Operations",
+            "emails",
+            "active",
+            "displayName",
+            "name.givenName",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:api:messages:2.0:PatchOp",
+            "add",
+            "Replace",
+            "remove",
+            "members[value eq \"x\"]",
+            "emails[type eq \"work\"].value",
+            "True",
+            "",
+            "[",
+            "\"",
+            "id",
+            "meta",
+        ];
+        WORDS[self.next(WORDS.len())].to_string()
+    }
+
+    fn json(&mut self, depth: usize) -> Value {
+        match self.next(if depth == 0 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => json!(self.next(2) == 0),
+            2 => json!(self.next(1000) as i64 - 500),
+            3 | 4 => json!(self.word()),
+            5 => {
+                let n = self.next(4);
+                Value::Array((0..n).map(|_| self.json(depth - 1)).collect())
+            }
+            _ => {
+                let n = self.next(5);
+                Value::Object(
+                    (0..n)
+                        .map(|_| (self.word(), self.json(depth - 1)))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Hundreds of malformed or odd requests: none is a server error, every error is a SCIM
+/// error body, and the server still answers normally afterwards.
+#[tokio::test]
+async fn request_soup_never_breaks_the_server() {
+    let db = crate::support::sqlite().await;
+    let unlimited = Tenant::new(
+        "acme",
+        ScimTenantSettings {
+            requests_per_second: std::num::NonZeroU32::new(100_000).unwrap(),
+            burst: std::num::NonZeroU32::new(100_000).unwrap(),
+            ..ScimTenantSettings::default()
+        },
+        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
+    );
+    let scim = ScimHarness::start(&db, vec![unlimited]).await;
+    let user = scim
+        .call("acme", "POST", "/Users", Some(user_body("anchor")))
+        .await;
+    let uid = user.body["id"].as_str().unwrap().to_string();
+    let group = scim
+        .call(
+            "acme",
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "G"})),
+        )
+        .await;
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    let mut soup = Soup(7);
+    let targets = [
+        ("POST", "/Users".to_string()),
+        ("POST", "/Groups".to_string()),
+        ("PUT", format!("/Users/{uid}")),
+        ("PATCH", format!("/Users/{uid}")),
+        ("PATCH", format!("/Groups/{gid}")),
+        ("POST", "/Users/.search".to_string()),
+    ];
+    for round in 0..400 {
+        let (method, path) = &targets[round % targets.len()];
+        let mut body = soup.json(4);
+        if round % 3 == 0 {
+            // Often almost valid: a PatchOp or resource envelope around the soup.
+            body = json!({"schemas": [if method == &"PATCH" { PATCH } else { USER }],
+                "Operations": [body.clone()], "userName": body});
+        }
+        let answer = scim.call("acme", method, path, Some(body.clone())).await;
+        assert!(
+            answer.status < 500,
+            "{method} {path} with {body}: {} {}",
+            answer.status,
+            answer.body
+        );
+        if answer.status >= 400 {
+            assert_eq!(answer.body["schemas"], json!([ERROR]), "{}", answer.body);
+        }
+        let filter = format!("{} {} {}", soup.word(), soup.word(), soup.word());
+        let url = format!("/Users?filter={}", url_escape(&filter));
+        let listed = scim.call("acme", "GET", &url, None).await;
+        assert!(listed.status < 500, "filter {filter:?}: {}", listed.body);
+    }
+    let fine = scim
+        .call("acme", "GET", &format!("/Users/{uid}"), None)
+        .await;
+    assert_eq!(fine.status, 200);
+    scim.stop().await;
+}
+
+fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
