@@ -151,7 +151,9 @@ impl HttpClient {
                 }
                 Attempt::Transport(err) => (self.options.retry.backoff(attempts), None, Some(err)),
             };
-            if started.elapsed() + delay > self.options.max_retry_time {
+            if started.elapsed() + delay > self.options.max_retry_time
+                || attempts >= self.options.max_attempts
+            {
                 return Err(give_up(shown, attempts, last_status, transport));
             }
             tracing::warn!(
