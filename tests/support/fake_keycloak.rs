@@ -117,7 +117,7 @@ impl Inner {
         if self
             .knobs
             .throttle_every
-            .is_some_and(|every| n % every == 0)
+            .is_some_and(|every| n.is_multiple_of(every))
         {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
