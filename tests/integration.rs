@@ -3,6 +3,7 @@
 
 mod cli;
 mod conformance;
+mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;

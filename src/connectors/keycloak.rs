@@ -57,6 +57,7 @@ impl KeycloakConnector {
         };
         let options = HttpOptions {
             requests_per_second: settings.requests_per_second,
+            metrics_label: KIND,
             ..HttpOptions::default()
         };
         let http = HttpClient::new(options).map_err(fail)?;

@@ -150,6 +150,8 @@ pub struct Knobs {
     pub fail_last_page: Option<Listing>,
     /// This listing answers 403 in the provider's form, naming the missing permission.
     pub deny: Option<Listing>,
+    /// Every API request is answered this much later (slow runs, for the daemon tests).
+    pub request_delay: std::time::Duration,
 }
 
 /// What the fake saw.

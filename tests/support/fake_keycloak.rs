@@ -41,6 +41,13 @@ pub struct FakeKeycloak {
     base: String,
 }
 
+impl FakeKeycloak {
+    /// The base URL (for connector files written by tests).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+}
+
 type Shared = Arc<Inner>;
 
 fn error(status: StatusCode, text: &str) -> Response {
@@ -186,6 +193,7 @@ async fn users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(inner.knobs.request_delay).await;
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
@@ -205,6 +213,7 @@ async fn groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(inner.knobs.request_delay).await;
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
@@ -226,6 +235,7 @@ async fn children(
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(inner.knobs.request_delay).await;
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
@@ -247,6 +257,7 @@ async fn members(
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(inner.knobs.request_delay).await;
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
@@ -274,6 +285,11 @@ async fn members(
 
 impl FakeKeycloak {
     pub async fn start(directory: Directory, knobs: Knobs) -> Arc<dyn FakeProvider> {
+        Self::start_concrete(directory, knobs).await
+    }
+
+    /// Starts a fake and keeps its concrete type (for tests that write connector files).
+    pub async fn start_concrete(directory: Directory, knobs: Knobs) -> Arc<FakeKeycloak> {
         let inner = Arc::new(Inner {
             directory: Mutex::new(directory),
             knobs,

@@ -18,6 +18,14 @@ pub struct TestDb {
     postgres: Option<(String, String)>,
 }
 
+impl TestDb {
+    /// The database's URL, for a configuration file (PostgreSQL only).
+    pub fn postgres_url(&self) -> Option<String> {
+        let (admin, name) = self.postgres.as_ref()?;
+        Some(replace_database(admin, name))
+    }
+}
+
 impl std::ops::Deref for TestDb {
     type Target = Db;
     fn deref(&self) -> &Db {

@@ -50,6 +50,8 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// Backoff shape used between retries.
     pub retry: RetryPolicy,
+    /// The `kind` label of this client's requests in the metrics (`keycloak`, `okta`, ...).
+    pub metrics_label: &'static str,
 }
 
 impl Default for HttpOptions {
@@ -62,6 +64,7 @@ impl Default for HttpOptions {
             requests_per_second: NonZeroU32::MIN.saturating_add(9),
             user_agent: concat!("idsync/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
+            metrics_label: "http",
         }
     }
 }

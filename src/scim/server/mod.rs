@@ -418,6 +418,12 @@ async fn handle(
             duration_ms = duration.as_secs_f64() * 1000.0,
             "SCIM request"
         );
+        crate::metrics::SCIM_REQUESTS
+            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
+            .inc();
+        crate::metrics::SCIM_SECONDS
+            .with_label_values(&[tenant.id.as_str()])
+            .observe(duration.as_secs_f64());
         server.events.record(Event {
             id: None,
             tenant: tenant.id.clone(),
