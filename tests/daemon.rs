@@ -150,10 +150,12 @@ impl Drop for Node {
     }
 }
 
-/// Polls `probe` every 50 ms until it gives a value, for at most `limit`.
-async fn eventually<T>(
+/// Polls `probe` every 50 ms until it gives a value, for at most `limit`; on a timeout the
+/// panic shows the logs of `nodes`.
+async fn eventually_with<T>(
     limit: Duration,
     what: &str,
+    nodes: &[&Node],
     mut probe: impl AsyncFnMut() -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + limit;
@@ -161,9 +163,19 @@ async fn eventually<T>(
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = nodes.iter().map(|n| n.log()).collect();
+            panic!(
+                "timed out waiting for {what}; logs:\n{}",
+                logs.join("\n----\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn eventually<T>(limit: Duration, what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    eventually_with(limit, what, &[], probe).await
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
@@ -395,6 +407,18 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
 
     // Wait until one node is in a run (its run record says so), and kill that node.
     let pool = db.pool().clone();
+    // A node is in a run when it logged more starts than ends.
+    let in_run = |node: &Node| {
+        let log = node.log();
+        // The lock line of the launcher, and the end of the run as `sync` logs it.
+        let started = log.matches("holds the connector's run lock").count();
+        let ended = log
+            .lines()
+            .filter(|l| l.contains("\"target\":\"idsync::sync\""))
+            .filter(|l| l.contains("\"run finished\"") || l.contains("\"run failed\""))
+            .count();
+        started > ended
+    };
     let runner = eventually(Duration::from_secs(30), "a run in progress", async || {
         let runs = idsync::target::runs::recent_runs(&pool, Some("kc"), 1)
             .await
@@ -402,10 +426,8 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
         if runs.first()?.outcome != idsync::target::runs::Outcome::Running {
             return None;
         }
-        let a_runs = a.log().contains("run started");
-        let b_runs = b.log().contains("run started");
-        match (a_runs, b_runs) {
-            (true, _) => Some("a"),
+        match (in_run(&a), in_run(&b)) {
+            (true, false) => Some("a"),
             (false, true) => Some("b"),
             _ => None,
         }
@@ -417,9 +439,10 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
 
     // The survivor takes over on a later tick and completes a run.
     let client = reqwest::Client::new();
-    eventually(
+    eventually_with(
         Duration::from_secs(40),
         "a run on the surviving node",
+        &[&survivor],
         async || {
             let list = get_json(&client, &format!("{}/api/connectors", survivor.admin)).await?;
             let kc = list.as_array()?.iter().find(|c| c["id"] == "kc")?.clone();
@@ -462,4 +485,146 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
         .count();
     assert_eq!(users.len(), expected);
     assert_eq!(survivor.stop(libc::SIGTERM), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_whose_idp_is_down_fails_and_the_others_go_on() {
+    let up = FakeKeycloak::start_concrete(Directory::generated(20, 2, 5), Knobs::default()).await;
+    // "Down": every users page answers 500 (asking for an immediate retry) until the
+    // client's attempt cap gives up.
+    let down = FakeKeycloak::start_concrete(
+        Directory::generated(5, 1, 2),
+        Knobs {
+            fail_last_page: Some(crate::support::conformance::Listing::Users),
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, up.base_url(), "* * * * * *");
+    tree.write(
+        "connectors/broken.toml",
+        &format!(
+            "kind = \"keycloak\"\nmapping = \"default\"\nschedule = \"* * * * * *\"\n\
+             [keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\n\
+             client_secret = {{ env = \"KC_SECRET\" }}\n",
+            down.base_url()
+        ),
+    );
+    let node = Node::start(&tree, "down");
+    let client = reqwest::Client::new();
+    // Both run every second; the broken one's runs fail, the other's succeed.
+    let ran = async |id: &str, outcome: &str| -> Option<Value> {
+        let runs = get_json(&client, &format!("{}/api/runs?connector={id}", node.admin)).await?;
+        runs.as_array()?
+            .iter()
+            .find(|r| r["outcome"] == outcome)
+            .cloned()
+    };
+    let failed = eventually_with(
+        Duration::from_secs(30),
+        "a failed run of the broken connector and a good one of the other",
+        &[&node],
+        async || {
+            let failed = ran("broken", "failed").await?;
+            ran("kc", "succeeded").await?;
+            Some(failed)
+        },
+    )
+    .await;
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("500"),
+        "{failed}"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("idsync_sync_runs_total{connector=\"broken\",outcome=\"failed\"}"));
+    assert!(metrics.contains("idsync_sync_runs_total{connector=\"kc\",outcome=\"succeeded\"}"));
+    assert_eq!(node.stop(libc::SIGTERM), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_a_clear_error() {
+    let tree = Tree::new(
+        "postgres://idsync@127.0.0.1:1/idsync",
+        "http://127.0.0.1:9",
+        "0 0 1 1 *",
+    );
+    let started = Instant::now();
+    let (code, _, stderr) = tree.run(&[
+        "serve",
+        "--scim-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("database is not reachable"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "names where: {stderr}");
+    assert!(
+        stderr.contains("--wait-for-db"),
+        "says how to wait: {stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_run_can_be_discarded() {
+    let dir = Directory::generated(30, 2, 5);
+    let fake = FakeKeycloak::start_concrete(dir.clone(), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
+    );
+    let (code, _, stderr) = tree.run(&["sync", "kc"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut shrunk = dir.clone();
+    shrunk.users.truncate(5);
+    use crate::support::conformance::FakeProvider;
+    fake.set_directory(shrunk);
+    let (code, _, _) = tree.run(&["sync", "kc"]);
+    assert_eq!(code, 3, "held");
+    let node = Node::start(&tree, "discard");
+    let client = reqwest::Client::new();
+    let held = eventually(Duration::from_secs(20), "/api/held", async || {
+        get_json(&client, &format!("{}/api/held", node.admin)).await
+    })
+    .await;
+    assert_eq!(held["runs"][0]["connector"], "kc");
+    let discarded = client
+        .post(format!("{}/api/held/kc/discard", node.admin))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(discarded.status(), 200);
+    let held = get_json(&client, &format!("{}/api/held", node.admin))
+        .await
+        .expect("held");
+    assert_eq!(held["runs"], json!([]));
+    let again = client
+        .post(format!("{}/api/held/kc/discard", node.admin))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(again.status(), 409);
+    let tenant = client
+        .post(format!("{}/api/held/okta/discard", node.admin))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(tenant.status(), 409, "a SCIM hold cannot be discarded");
+    assert_eq!(node.stop(libc::SIGTERM), Some(0));
 }

@@ -70,7 +70,42 @@ pub async fn open_database(url: &str, wait: Duration) -> Result<Db, ServeError> 
     let deadline = tokio::time::Instant::now() + wait;
     let mut delay = Duration::from_millis(200);
     loop {
-        match Db::open(url).await {
+        // PostgreSQL: one direct connection first; the pool would keep retrying a refused
+        // connection for its whole acquire timeout before saying so. (SQLite creates its
+        // file when opened through the pool.)
+        sqlx::any::install_default_drivers();
+        let probe = if !url.starts_with("postgres") {
+            Ok(())
+        } else {
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+            )
+            .await
+            {
+                Ok(Ok(conn)) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                    Ok(())
+                }
+                Ok(Err(source)) => Err(DbError::Connect {
+                    backend: if url.starts_with("postgres") {
+                        "postgres"
+                    } else {
+                        "sqlite"
+                    },
+                    source,
+                }),
+                Err(_) => Err(DbError::Corrupt {
+                    context: "connecting to the database",
+                    message: "no answer within 10 s".into(),
+                }),
+            }
+        };
+        let opened = match probe {
+            Ok(()) => Db::open(url).await,
+            Err(error) => Err(error),
+        };
+        match opened {
             Ok(db) => return Ok(db),
             Err(source) if tokio::time::Instant::now() + delay > deadline => {
                 return Err(ServeError::Database {
