@@ -26,8 +26,63 @@ use super::conformance::{Directory, FakeMember, FakeProvider, Knobs, Listing, St
 
 const REALM: &str = "acme";
 
+/// The directory with what the handlers look up, computed once per directory.
+struct Indexed {
+    dir: Directory,
+    users: HashMap<String, usize>,
+    groups: HashMap<String, usize>,
+    parents: HashMap<String, String>,
+    children: HashMap<String, Vec<String>>,
+}
+
+impl Indexed {
+    fn new(dir: Directory) -> Indexed {
+        let users = dir
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect();
+        let groups = dir
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
+        let parents = tree(&dir);
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        // In the directory's group order, so pages are stable.
+        for group in &dir.groups {
+            if let Some(parent) = parents.get(&group.id) {
+                children
+                    .entry(parent.clone())
+                    .or_default()
+                    .push(group.id.clone());
+            }
+        }
+        Indexed {
+            dir,
+            users,
+            groups,
+            parents,
+            children,
+        }
+    }
+
+    fn user(&self, id: &str) -> Option<&super::conformance::FakeUser> {
+        self.users.get(id).map(|&i| &self.dir.users[i])
+    }
+
+    fn group_json(&self, id: &str) -> Value {
+        let group = &self.dir.groups[self.groups[id]];
+        let children = self.children.get(id).map_or(0, Vec::len);
+        json!({"id": group.id, "name": group.name, "path": format!("/{}", group.name),
+            "subGroupCount": children, "subGroups": [], "attributes": {}})
+    }
+}
+
 struct Inner {
-    directory: Mutex<Directory>,
+    directory: Mutex<Arc<Indexed>>,
     knobs: Knobs,
     requests: AtomicUsize,
     throttled: AtomicUsize,
@@ -39,6 +94,7 @@ struct Inner {
 pub struct FakeKeycloak {
     inner: Arc<Inner>,
     base: String,
+    served: super::conformance::ServedLog,
 }
 
 impl FakeKeycloak {
@@ -82,13 +138,6 @@ fn tree(directory: &Directory) -> HashMap<String, String> {
         }
     }
     parent
-}
-
-fn group_json(directory: &Directory, id: &str, parents: &HashMap<String, String>) -> Value {
-    let group = directory.groups.iter().find(|g| g.id == id).expect("group");
-    let children = parents.values().filter(|p| *p == id).count();
-    json!({"id": group.id, "name": group.name, "path": format!("/{}", group.name),
-        "subGroupCount": children, "subGroups": [], "attributes": {}})
 }
 
 fn user_json(user: &super::conformance::FakeUser) -> Value {
@@ -136,11 +185,13 @@ impl Inner {
         None
     }
 
-    /// One page of `items`, or the knobs' failure for `listing`.
+    /// One page of a listing of `total` items (`item(i)` renders the i-th), or the knobs'
+    /// failure for `listing`.
     fn page(
         &self,
         listing: Listing,
-        items: Vec<Value>,
+        total: usize,
+        item: impl Fn(usize) -> Value,
         query: &HashMap<String, String>,
         last_group: bool,
     ) -> Response {
@@ -153,7 +204,7 @@ impl Inner {
             0 => asked,
             cap => asked.min(cap),
         };
-        let is_last = first + max >= items.len();
+        let is_last = first + max >= total;
         if self.knobs.fail_last_page == Some(listing)
             && is_last
             && (listing != Listing::Members || last_group)
@@ -165,7 +216,9 @@ impl Inner {
                 .insert("retry-after", "0".parse().expect("header"));
             return response;
         }
-        let page: Vec<Value> = items.into_iter().skip(first).take(max).collect();
+        let page: Vec<Value> = (first..total.min(first.saturating_add(max)))
+            .map(item)
+            .collect();
         axum::Json(Value::Array(page)).into_response()
     }
 }
@@ -197,15 +250,20 @@ async fn users(
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
-    let items: Vec<Value> = {
-        let dir = inner.directory.lock().expect("lock");
-        dir.users
-            .iter()
-            .filter(|u| u.status != UserStatus::Deleted)
-            .map(user_json)
-            .collect()
-    };
-    inner.page(Listing::Users, items, &query, false)
+    let index = inner.directory.lock().expect("lock").clone();
+    let listed: Vec<&super::conformance::FakeUser> = index
+        .dir
+        .users
+        .iter()
+        .filter(|u| u.status != UserStatus::Deleted)
+        .collect();
+    inner.page(
+        Listing::Users,
+        listed.len(),
+        |i| user_json(listed[i]),
+        &query,
+        false,
+    )
 }
 
 async fn groups(
@@ -217,16 +275,21 @@ async fn groups(
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
-    let items: Vec<Value> = {
-        let dir = inner.directory.lock().expect("lock");
-        let parents = tree(&dir);
-        dir.groups
-            .iter()
-            .filter(|g| !parents.contains_key(&g.id))
-            .map(|g| group_json(&dir, &g.id, &parents))
-            .collect()
-    };
-    inner.page(Listing::Groups, items, &query, false)
+    let index = inner.directory.lock().expect("lock").clone();
+    let top: Vec<&str> = index
+        .dir
+        .groups
+        .iter()
+        .filter(|g| !index.parents.contains_key(&g.id))
+        .map(|g| g.id.as_str())
+        .collect();
+    inner.page(
+        Listing::Groups,
+        top.len(),
+        |i| index.group_json(top[i]),
+        &query,
+        false,
+    )
 }
 
 async fn children(
@@ -239,16 +302,15 @@ async fn children(
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
-    let items: Vec<Value> = {
-        let dir = inner.directory.lock().expect("lock");
-        let parents = tree(&dir);
-        dir.groups
-            .iter()
-            .filter(|g| parents.get(&g.id) == Some(&id))
-            .map(|g| group_json(&dir, &g.id, &parents))
-            .collect()
-    };
-    inner.page(Listing::Groups, items, &query, false)
+    let index = inner.directory.lock().expect("lock").clone();
+    let kids: Vec<String> = index.children.get(&id).cloned().unwrap_or_default();
+    inner.page(
+        Listing::Groups,
+        kids.len(),
+        |i| index.group_json(&kids[i]),
+        &query,
+        false,
+    )
 }
 
 async fn members(
@@ -261,26 +323,32 @@ async fn members(
     if let Some(r) = inner.gate(&headers) {
         return r;
     }
-    let (items, last_group) = {
-        let dir = inner.directory.lock().expect("lock");
-        let Some(group) = dir.groups.iter().find(|g| g.id == id) else {
-            return error(StatusCode::NOT_FOUND, "Could not find group by id");
-        };
-        let seen: HashSet<&str> = HashSet::new();
-        let mut seen = seen;
-        let items: Vec<Value> = group
-            .members
-            .iter()
-            .filter_map(|m| match m {
-                FakeMember::User(uid) => dir.user(uid),
-                FakeMember::Group(_) => None,
-            })
-            .filter(|u| u.status != UserStatus::Deleted && seen.insert(u.id.as_str()))
-            .map(|u| json!({"id": u.id, "username": u.user_name, "enabled": u.status != UserStatus::Suspended}))
-            .collect();
-        (items, dir.groups.last().is_some_and(|g| g.id == id))
+    let index = inner.directory.lock().expect("lock").clone();
+    let Some(&position) = index.groups.get(&id) else {
+        return error(StatusCode::NOT_FOUND, "Could not find group by id");
     };
-    inner.page(Listing::Members, items, &query, last_group)
+    let group = &index.dir.groups[position];
+    let mut seen = HashSet::new();
+    let listed: Vec<&super::conformance::FakeUser> = group
+        .members
+        .iter()
+        .filter_map(|m| match m {
+            FakeMember::User(uid) => index.user(uid),
+            FakeMember::Group(_) => None,
+        })
+        .filter(|u| u.status != UserStatus::Deleted && seen.insert(u.id.as_str()))
+        .collect();
+    let last_group = position + 1 == index.dir.groups.len();
+    inner.page(
+        Listing::Members,
+        listed.len(),
+        |i| {
+            let u = listed[i];
+            json!({"id": u.id, "username": u.user_name, "enabled": u.status != UserStatus::Suspended})
+        },
+        &query,
+        last_group,
+    )
 }
 
 impl FakeKeycloak {
@@ -291,7 +359,7 @@ impl FakeKeycloak {
     /// Starts a fake and keeps its concrete type (for tests that write connector files).
     pub async fn start_concrete(directory: Directory, knobs: Knobs) -> Arc<FakeKeycloak> {
         let inner = Arc::new(Inner {
-            directory: Mutex::new(directory),
+            directory: Mutex::new(Arc::new(Indexed::new(directory))),
             knobs,
             requests: AtomicUsize::new(0),
             throttled: AtomicUsize::new(0),
@@ -309,12 +377,16 @@ impl FakeKeycloak {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let served = super::conformance::ServedLog::default();
+        let app = super::conformance::recording(app, base.clone(), served.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Arc::new(FakeKeycloak {
             inner,
-            base: format!("http://{addr}"),
+            base,
+            served,
         })
     }
 }
@@ -351,11 +423,15 @@ impl FakeProvider for FakeKeycloak {
     }
 
     fn set_directory(&self, directory: Directory) {
-        *self.inner.directory.lock().expect("lock") = directory;
+        *self.inner.directory.lock().expect("lock") = Arc::new(Indexed::new(directory));
     }
 
     fn missing_permission_hint(&self) -> &'static str {
         "view-users"
+    }
+
+    fn served(&self) -> Vec<(String, String)> {
+        self.served.lock().expect("log").clone()
     }
 }
 
