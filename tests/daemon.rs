@@ -628,3 +628,47 @@ async fn a_held_run_can_be_discarded() {
     assert_eq!(tenant.status(), 409, "a SCIM hold cannot be discarded");
     assert_eq!(node.stop(libc::SIGTERM), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_run_exits_in_bounded_time_with_nothing_half_applied() {
+    // Slow pages: the first run takes far longer than the grace period.
+    let fake = FakeKeycloak::start_concrete(
+        Directory::generated(100, 5, 10),
+        Knobs {
+            page_size: 5,
+            request_delay: Duration::from_millis(150),
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "* * * * * *");
+    tree.write(
+        "idsync.toml",
+        &format!("[target]\ndatabase_url = \"{url}\"\n[scheduler]\nshutdown_grace_seconds = 1\n"),
+    );
+    let node = Node::start(&tree, "term");
+    eventually_with(
+        Duration::from_secs(20),
+        "a run in progress",
+        &[&node],
+        async || {
+            node.log()
+                .contains("holds the connector's run lock")
+                .then_some(())
+        },
+    )
+    .await;
+    let stopping = Instant::now();
+    assert_eq!(node.stop(libc::SIGTERM), Some(0), "exit 0");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "bounded: {:?}",
+        stopping.elapsed()
+    );
+    // The abandoned run's transaction was rolled back: nothing of it in the target.
+    let (code, stdout, stderr) = tree.run(&["users", "list", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "[]", "nothing half-applied");
+}

@@ -237,17 +237,20 @@ pub async fn serve(
         stopped(stop_rx.clone()),
     ));
     let scheduler_rx = stop_rx.clone();
-    let scheduler_task = tokio::spawn(scheduler.run(stopped(scheduler_rx)));
+    let mut scheduler_task = tokio::spawn(scheduler.run(stopped(scheduler_rx)));
 
     shutdown.await;
     info!("shutting down: no new requests or runs");
     let _ = stop_tx.send(true);
     let grace = config.engine.shutdown_grace;
-    if tokio::time::timeout(grace, scheduler_task).await.is_err() {
+    if tokio::time::timeout(grace, &mut scheduler_task).await.is_err() {
         warn!(
             grace_seconds = grace.as_secs(),
             "runs still in progress after the grace period are abandoned (rolled back)"
         );
+        // Dropping a run drops its transaction uncommitted.
+        scheduler_task.abort();
+        let _ = scheduler_task.await;
     }
     let _ = tokio::time::timeout(grace, scim_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
