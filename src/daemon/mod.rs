@@ -243,7 +243,10 @@ pub async fn serve(
     info!("shutting down: no new requests or runs");
     let _ = stop_tx.send(true);
     let grace = config.engine.shutdown_grace;
-    if tokio::time::timeout(grace, &mut scheduler_task).await.is_err() {
+    if tokio::time::timeout(grace, &mut scheduler_task)
+        .await
+        .is_err()
+    {
         warn!(
             grace_seconds = grace.as_secs(),
             "runs still in progress after the grace period are abandoned (rolled back)"

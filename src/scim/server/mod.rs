@@ -12,6 +12,7 @@ mod access;
 mod groups;
 mod listing;
 mod params;
+mod resources;
 mod users;
 mod v1;
 mod write;
