@@ -178,6 +178,17 @@ async fn eventually<T>(limit: Duration, what: &str, probe: impl AsyncFnMut() -> 
     eventually_with(limit, what, &[], probe).await
 }
 
+async fn metrics_of(client: &reqwest::Client, node: &Node) -> String {
+    client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     let response = client.get(url).send().await.ok()?;
     if !response.status().is_success() {
@@ -277,14 +288,7 @@ async fn a_node_schedules_serves_scim_and_reports_metrics() {
     let (code, _, stderr) = tree.run(&["sync", "kc", "--via", &node.admin]);
     assert!(code == 0 || stderr.contains("already running"), "{stderr}");
 
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&client, &node).await;
     assert!(
         metrics.contains("idsync_sync_runs_total{connector=\"kc\",outcome=\"succeeded\"}"),
         "{metrics}"
@@ -347,14 +351,7 @@ async fn a_held_run_is_reported_until_confirmed() {
     })
     .await;
     assert_eq!(held["runs"][0]["connector"], "kc");
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&client, &node).await;
     assert!(
         metrics.contains("idsync_held_runs{connector=\"kc\"} 1"),
         "{metrics}"
@@ -540,14 +537,7 @@ async fn a_connector_whose_idp_is_down_fails_and_the_others_go_on() {
             .contains("500"),
         "{failed}"
     );
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&client, &node).await;
     assert!(metrics.contains("idsync_sync_runs_total{connector=\"broken\",outcome=\"failed\"}"));
     assert!(metrics.contains("idsync_sync_runs_total{connector=\"kc\",outcome=\"succeeded\"}"));
     assert_eq!(node.stop(libc::SIGTERM), Some(0));

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::mapping_flow::load_mapping;
 use crate::on_both_backends;
 use crate::support::TestDb;
-use crate::support::scim::{ScimHarness, tenant};
+use crate::support::scim::{ScimHarness, tenant, tenant_with};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -740,7 +740,7 @@ on_both_backends!(bad_requests_answer_scim_errors_and_store_nothing);
 #[tokio::test]
 async fn credentials_are_per_tenant() {
     let db = crate::support::sqlite().await;
-    let basic = Tenant::new(
+    let basic = tenant_with(
         "okta",
         ScimTenantSettings {
             auth: TenantAuth::Basic {
@@ -749,7 +749,6 @@ async fn credentials_are_per_tenant() {
             },
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(
         &db,
@@ -834,23 +833,21 @@ async fn credentials_are_per_tenant() {
 #[tokio::test]
 async fn allowlist_rate_limit_and_forwarded_for() {
     let db = crate::support::sqlite().await;
-    let fenced = Tenant::new(
+    let fenced = tenant_with(
         "fenced",
         ScimTenantSettings {
             allow_from: vec!["10.0.0.0/8".parse().unwrap()],
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
-    let slow = Tenant::new(
+    let slow = tenant_with(
         "slow",
         ScimTenantSettings {
             requests_per_second: std::num::NonZeroU32::new(1).unwrap(),
             burst: std::num::NonZeroU32::new(2).unwrap(),
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(&db, vec![fenced, slow]).await;
     let url = scim.url("fenced", "/Users");
@@ -1093,16 +1090,28 @@ async fn scim_1_1_for_the_okta_agent() {
     scim.stop().await;
 }
 
+async fn tenant_events(db: &Db) -> Vec<idsync::scim::events::Event> {
+    events::query(
+        db,
+        &EventQuery {
+            tenant: Some("acme".into()),
+            limit: 10,
+            ..EventQuery::default()
+        },
+    )
+    .await
+    .expect("events")
+}
+
 #[tokio::test]
 async fn events_are_logged_with_secrets_redacted() {
     let db = crate::support::sqlite().await;
-    let retained = Tenant::new(
+    let retained = tenant_with(
         "acme",
         ScimTenantSettings {
             event_retention: 3,
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(&db, vec![retained]).await;
     let mut body = user_body("ada");
@@ -1117,16 +1126,7 @@ async fn events_are_logged_with_secrets_redacted() {
     .await;
     scim.call("acme", "GET", "/Users/missing", None).await;
     scim.events.flush().await;
-    let all = events::query(
-        &db,
-        &EventQuery {
-            tenant: Some("acme".into()),
-            limit: 10,
-            ..EventQuery::default()
-        },
-    )
-    .await
-    .unwrap();
+    let all = tenant_events(&db).await;
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].status, 404);
     assert!(all[0].operation.contains("failed"), "{}", all[0].operation);
@@ -1151,16 +1151,7 @@ async fn events_are_logged_with_secrets_redacted() {
     scim.call("acme", "GET", "/ServiceProviderConfig", None)
         .await;
     scim.events.flush().await;
-    let kept = events::query(
-        &db,
-        &EventQuery {
-            tenant: Some("acme".into()),
-            limit: 10,
-            ..EventQuery::default()
-        },
-    )
-    .await
-    .unwrap();
+    let kept = tenant_events(&db).await;
     assert_eq!(kept.len(), 3);
     assert_eq!(kept[0].path, "/ServiceProviderConfig");
     let failures = events::query(
@@ -1299,14 +1290,13 @@ impl Soup {
 #[tokio::test]
 async fn request_soup_never_breaks_the_server() {
     let db = crate::support::sqlite().await;
-    let unlimited = Tenant::new(
+    let unlimited = tenant_with(
         "acme",
         ScimTenantSettings {
             requests_per_second: std::num::NonZeroU32::new(100_000).unwrap(),
             burst: std::num::NonZeroU32::new(100_000).unwrap(),
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(&db, vec![unlimited]).await;
     let user = scim
