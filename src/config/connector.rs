@@ -592,12 +592,7 @@ pub(crate) fn load(
                 )
                 .map(ConnectorSettings::Google)
             }
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                super::google::GOOGLE_NEEDS,
-            ),
+            None => source.report(problems, &raw.kind, "kind", super::google::GOOGLE_NEEDS),
         }
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();

@@ -40,7 +40,8 @@ pub const GOOGLE_DEFAULT_API_BASE_URL: &str = "https://admin.googleapis.com";
 /// The customer alias meaning "the account the admin belongs to".
 pub const GOOGLE_DEFAULT_CUSTOMER: &str = "my_customer";
 /// `admin.directory.user.readonly`: enough for `users.list`.
-pub const GOOGLE_SCOPE_USERS: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
+pub const GOOGLE_SCOPE_USERS: &str =
+    "https://www.googleapis.com/auth/admin.directory.user.readonly";
 /// `admin.directory.group.readonly`: enough for `groups.list` and `members.list`.
 pub const GOOGLE_SCOPE_GROUPS: &str =
     "https://www.googleapis.com/auth/admin.directory.group.readonly";
@@ -180,9 +181,7 @@ pub fn parse_service_account_key(json: &str) -> Result<ServiceAccountKey, String
         )
     })?;
     let Value::Object(map) = value else {
-        return Err(
-            "is not a Google service-account key file: expected a JSON object".to_owned(),
-        );
+        return Err("is not a Google service-account key file: expected a JSON object".to_owned());
     };
     let text = |key: &str| {
         map.get(key)
@@ -323,7 +322,9 @@ pub(crate) fn google_settings(
         }
         (None, Some(domain)) => {
             let text = domain.get_ref().trim().to_ascii_lowercase();
-            if text.is_empty() || !text.contains('.') || text.contains(['/', '?', '#', '&', ' ', '@'])
+            if text.is_empty()
+                || !text.contains('.')
+                || text.contains(['/', '?', '#', '&', ' ', '@'])
             {
                 source.report(
                     problems,
@@ -342,7 +343,10 @@ pub(crate) fn google_settings(
     };
 
     let scopes = match &raw.scopes {
-        None => vec![GOOGLE_SCOPE_USERS.to_owned(), GOOGLE_SCOPE_GROUPS.to_owned()],
+        None => vec![
+            GOOGLE_SCOPE_USERS.to_owned(),
+            GOOGLE_SCOPE_GROUPS.to_owned(),
+        ],
         Some(list) => {
             let mut scopes: Vec<String> = Vec::new();
             for scope in list.get_ref() {
@@ -352,9 +356,7 @@ pub(crate) fn google_settings(
                         problems,
                         scope,
                         "google.scopes",
-                        format!(
-                            "`{text}` is not an OAuth scope such as {GOOGLE_SCOPE_USERS}"
-                        ),
+                        format!("`{text}` is not an OAuth scope such as {GOOGLE_SCOPE_USERS}"),
                     );
                 } else if !scopes.iter().any(|s| s == text) {
                     scopes.push(text.to_owned());
@@ -545,8 +547,7 @@ mod tests {
         (settings, problems)
     }
 
-    const OAUTH_CLIENT: &str =
-        "{\"installed\": {\"client_id\": \"1.apps.googleusercontent.com\", \"client_secret\": \"x\"}}";
+    const OAUTH_CLIENT: &str = "{\"installed\": {\"client_id\": \"1.apps.googleusercontent.com\", \"client_secret\": \"x\"}}";
     const KEY: &str = "service_account_key = { file = \"key.json\" }\n";
 
     #[test]
@@ -590,7 +591,10 @@ mod tests {
         ));
         assert!(problems.is_empty(), "{problems:?}");
         let g = settings.expect("valid");
-        assert_eq!(g.directory, GoogleDirectoryScope::Domain("example.com".into()));
+        assert_eq!(
+            g.directory,
+            GoogleDirectoryScope::Domain("example.com".into())
+        );
         assert_eq!(g.directory.query(), ("domain", "example.com"));
         assert_eq!(g.scopes.len(), 3);
         assert_eq!(g.token_url, "http://127.0.0.1:9/token");
@@ -655,10 +659,8 @@ mod tests {
             "is not a Google service-account key file: expected a JSON object"
         );
         assert_eq!(
-            parse_service_account_key(
-                "{\"type\": \"service_account\", \"private_key\": \"x\"}"
-            )
-            .expect_err("no email"),
+            parse_service_account_key("{\"type\": \"service_account\", \"private_key\": \"x\"}")
+                .expect_err("no email"),
             "is a service-account key without `client_email`: download the key again"
         );
         let broken = "{\"type\": \"service_account\", \"client_email\": \"a@b.c\", \
@@ -736,6 +738,9 @@ mod tests {
             &[("key.json", KEY_FILE)],
         );
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("unknown field `admin`"), "{problems:?}");
+        assert!(
+            problems[0].contains("unknown field `admin`"),
+            "{problems:?}"
+        );
     }
 }

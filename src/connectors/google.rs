@@ -27,8 +27,8 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::http::{
-    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerClaims, JwtBearerGrant,
-    TokenSource, google_next_page_token,
+    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerClaims, JwtBearerGrant, TokenSource,
+    google_next_page_token,
 };
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
@@ -43,7 +43,11 @@ pub const USER_BATCH_SIZE: usize = 1000;
 pub const GROUP_BATCH_SIZE: usize = 100;
 
 /// `errors[].reason` values of the quota errors worth retrying (IDP_APIS.md section 3.5).
-const RATE_LIMIT_REASONS: [&str; 3] = ["userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"];
+const RATE_LIMIT_REASONS: [&str; 3] = [
+    "userRateLimitExceeded",
+    "rateLimitExceeded",
+    "quotaExceeded",
+];
 
 const KIND: &str = "google";
 
@@ -273,9 +277,13 @@ impl GoogleConnector {
 
     /// The error for a failed request, with what to fix when the answer says it.
     fn fail(&self, listing: Listing<'_>, source: HttpError) -> ConnectorError {
+        let action = match &source {
+            HttpError::Auth { .. } => format!("getting an access token for {}", listing.action()),
+            _ => listing.action(),
+        };
         let what = match self.hint(listing, &source) {
-            Some(hint) => format!("{} ({hint})", listing.action()),
-            None => listing.action(),
+            Some(hint) => format!("{action} ({hint})"),
+            None => action,
         };
         ConnectorError::Http {
             kind: KIND,
@@ -296,20 +304,20 @@ impl GoogleConnector {
             )),
             HttpError::Auth {
                 code, description, ..
-            } if code == "invalid_grant" => Some(if description.contains("Invalid email")
-                || description.contains("User ID")
-            {
-                format!(
-                    "`subject` {} is not a user of the Workspace account: give an admin's \
+            } if code == "invalid_grant" => Some(
+                if description.contains("Invalid email") || description.contains("User ID") {
+                    format!(
+                        "`subject` {} is not a user of the Workspace account: give an admin's \
                      primary email",
-                    self.subject
-                )
-            } else {
-                "the token endpoint refused the assertion: check this machine's clock (it must \
+                        self.subject
+                    )
+                } else {
+                    "the token endpoint refused the assertion: check this machine's clock (it must \
                  be within minutes of Google's), that the key is not deleted or disabled, and \
                  `subject`"
-                    .to_string()
-            }),
+                        .to_string()
+                },
+            ),
             HttpError::Status {
                 status: 403,
                 body_excerpt,
@@ -335,7 +343,9 @@ impl GoogleConnector {
                             self.subject,
                             listing.privilege(),
                             listing.scope(),
-                            self.project_id.as_deref().unwrap_or("of the service account")
+                            self.project_id
+                                .as_deref()
+                                .unwrap_or("of the service account")
                         )
                     },
                 )
@@ -394,7 +404,10 @@ impl GoogleConnector {
     }
 
     /// Sends every user (as batches) and returns the ids sent.
-    async fn read_users(&self, sink: &mut dyn BatchSink) -> Result<HashSet<String>, ConnectorError> {
+    async fn read_users(
+        &self,
+        sink: &mut dyn BatchSink,
+    ) -> Result<HashSet<String>, ConnectorError> {
         let url = self.endpoint(&["users"]);
         let (scope_key, scope_value) = self.directory.query();
         let max = self.users_page_size.to_string();
@@ -590,10 +603,7 @@ impl PullConnector for GoogleConnector {
                     Err(detail) => checks.push(Diagnosis::failed("list group members", detail)),
                 }
             }
-            None => checks.push(Diagnosis::ok(
-                "list group members",
-                "no group to try it on",
-            )),
+            None => checks.push(Diagnosis::ok("list group members", "no group to try it on")),
         }
         checks
     }
@@ -623,9 +633,11 @@ impl PageTokens {
         if self.0.insert(token.to_string()) {
             Ok(())
         } else {
-            Err("the server handed out the same nextPageToken twice; the listing would \
+            Err(
+                "the server handed out the same nextPageToken twice; the listing would \
                  never end"
-                .to_string())
+                    .to_string(),
+            )
         }
     }
 }
@@ -723,8 +735,7 @@ fn to_user(
     let name = value.get("name").cloned().unwrap_or(Value::Null);
     let given_name = str_field(&name, "givenName");
     let family_name = str_field(&name, "familyName");
-    let display_name = str_field(&name, "fullName").or_else(|| match (&given_name, &family_name)
-    {
+    let display_name = str_field(&name, "fullName").or_else(|| match (&given_name, &family_name) {
         (Some(g), Some(f)) => Some(format!("{g} {f}")),
         _ => None,
     });
@@ -864,7 +875,12 @@ mod tests {
         assert!(!user.active);
         assert_eq!(user.display_name, None);
         assert!(to_user(suspended, false, true).unwrap().is_none());
-        assert!(!to_user(archived.clone(), true, true).unwrap().unwrap().active);
+        assert!(
+            !to_user(archived.clone(), true, true)
+                .unwrap()
+                .unwrap()
+                .active
+        );
         assert!(to_user(archived, true, false).unwrap().is_none());
         let deleted = json!({"id": "4", "primaryEmail": "d@example.com",
             "deletionTime": "2024-05-01T12:00:00.000Z"});

@@ -186,7 +186,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
             settings.path.clone(),
             settings.format,
         ))),
-        ConnectorSettings::Google(settings) => Ok(Box::new(google::GoogleConnector::new(settings)?)),
+        ConnectorSettings::Google(settings) => {
+            Ok(Box::new(google::GoogleConnector::new(settings)?))
+        }
         ConnectorSettings::Keycloak(settings) => {
             Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
         }

@@ -118,7 +118,10 @@ impl JwtBearerGrant {
             reason: e.to_string(),
         })?;
         let key = EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes()).map_err(|e| {
-            key_error(&token_url, format!("the private key is not an RSA PEM key: {e}"))
+            key_error(
+                &token_url,
+                format!("the private key is not an RSA PEM key: {e}"),
+            )
         })?;
         let grant = JwtBearerGrant {
             http,
