@@ -217,13 +217,13 @@ impl GoogleConnector {
                 },
             )
         };
+        let next = google_next_page_token(&body);
         let Value::Object(mut map) = body else {
             return Err(decode(format!(
                 "expected a JSON object, got {}",
                 json_kind(&body)
             )));
         };
-        let next = google_next_page_token(&Value::Object(map.clone()));
         let items = match map.remove(listing.items_key()) {
             // An empty page omits the array (IDP_APIS.md section 3.3).
             None | Some(Value::Null) => Vec::new(),
