@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "keycloak" or "scim" in this version
+//! kind = "file"                  # which kind of source: "file", "google", "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 3] = ["keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 4] = ["google", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -66,6 +66,9 @@ pub struct ConnectorConfig {
 pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
+    /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
+    /// Directory API, service account with domain-wide delegation).
+    Google(super::google::GoogleSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
@@ -77,6 +80,7 @@ impl ConnectorSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorSettings::File(_) => "file",
+            ConnectorSettings::Google(_) => "google",
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Scim(_) => "scim",
         }
@@ -379,8 +383,8 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `keycloak` and `scim` are
-    /// available in this version. The kind's own settings go in a table
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `google`, `keycloak` and
+    /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
     /// Whether the connector runs; a disabled connector is still checked.
@@ -413,9 +417,9 @@ struct RawConnector {
     /// Settings for `kind = "okta"` (not available in this version).
     #[serde(default)]
     okta: Option<Spanned<toml::Table>>,
-    /// Settings for `kind = "google"` (not available in this version).
+    /// Settings for `kind = "google"`.
     #[serde(default)]
-    google: Option<Spanned<toml::Table>>,
+    google: Option<Spanned<super::google::RawGoogleSettings>>,
     /// Settings for `kind = "keycloak"`.
     #[serde(default)]
     keycloak: Option<Spanned<RawKeycloakSettings>>,
@@ -509,10 +513,9 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 4] = [
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 3] = [
         ("azure", raw.azure.as_ref()),
         ("okta", raw.okta.as_ref()),
-        ("google", raw.google.as_ref()),
         ("ldap", raw.ldap.as_ref()),
     ];
     if kind != "scim"
@@ -533,6 +536,16 @@ pub(crate) fn load(
             table,
             "file",
             format!("[file] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "google"
+        && let Some(table) = &raw.google
+    {
+        source.report(
+            problems,
+            table,
+            "google",
+            format!("[google] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "keycloak"
@@ -579,6 +592,19 @@ pub(crate) fn load(
                 "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
                  `client_id` and `client_secret`",
             ),
+        }
+    } else if kind == "google" {
+        match &raw.google {
+            Some(table) => {
+                settings = super::google::google_settings(
+                    source,
+                    context.base_dir,
+                    table.get_ref(),
+                    problems,
+                )
+                .map(ConnectorSettings::Google)
+            }
+            None => source.report(problems, &raw.kind, "kind", super::google::GOOGLE_NEEDS),
         }
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();
@@ -1115,7 +1141,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: google, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);
