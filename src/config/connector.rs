@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "keycloak" or "scim" in this version
+//! kind = "file"                  # which kind of source: "file", "azure", "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 3] = ["keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 4] = ["azure", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -62,6 +62,8 @@ pub struct ConnectorConfig {
 pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
+    /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
+    Azure(super::azure::AzureSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
@@ -73,6 +75,7 @@ impl ConnectorSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorSettings::File(_) => "file",
+            ConnectorSettings::Azure(_) => "azure",
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Scim(_) => "scim",
         }
@@ -375,8 +378,8 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `keycloak` and `scim` are
-    /// available in this version. The kind's own settings go in a table
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `azure`, `keycloak` and
+    /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
     /// Whether the connector runs; a disabled connector is still checked.
@@ -395,9 +398,9 @@ struct RawConnector {
     /// Settings for `kind = "file"`.
     #[serde(default)]
     file: Option<Spanned<RawFileSettings>>,
-    /// Settings for `kind = "azure"` (not available in this version).
+    /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
-    azure: Option<Spanned<toml::Table>>,
+    azure: Option<Spanned<super::azure::RawAzureSettings>>,
     /// Settings for `kind = "okta"` (not available in this version).
     #[serde(default)]
     okta: Option<Spanned<toml::Table>>,
@@ -497,8 +500,7 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 4] = [
-        ("azure", raw.azure.as_ref()),
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 3] = [
         ("okta", raw.okta.as_ref()),
         ("google", raw.google.as_ref()),
         ("ldap", raw.ldap.as_ref()),
@@ -521,6 +523,16 @@ pub(crate) fn load(
             table,
             "file",
             format!("[file] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "azure"
+        && let Some(table) = &raw.azure
+    {
+        source.report(
+            problems,
+            table,
+            "azure",
+            format!("[azure] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "keycloak"
@@ -566,6 +578,26 @@ pub(crate) fn load(
                 "kind",
                 "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
                  `client_id` and `client_secret`",
+            ),
+        }
+    } else if kind == "azure" {
+        match &raw.azure {
+            Some(table) => {
+                settings = super::azure::azure_settings(
+                    source,
+                    context.base_dir,
+                    table.get_ref(),
+                    raw.enabled,
+                    problems,
+                )
+                .map(ConnectorSettings::Azure)
+            }
+            None => source.report(
+                problems,
+                &raw.kind,
+                "kind",
+                "kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and \
+                 `client_secret` (or `certificate` and `private_key`)",
             ),
         }
     } else if kind == "scim" {
@@ -1030,7 +1062,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: azure, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);
