@@ -159,7 +159,14 @@ fn listing(fake: &FakeAzure) -> AzureSettings {
 async fn a_full_read_pages_through_users_groups_and_nested_members() {
     let dir = Directory::generated(60, 6, 12);
     for delta in [true, false] {
-        let fake = fake(dir.clone(), Knobs { page_size: 7, ..Knobs::default() }).await;
+        let fake = fake(
+            dir.clone(),
+            Knobs {
+                page_size: 7,
+                ..Knobs::default()
+            },
+        )
+        .await;
         let mut settings = fake.settings();
         settings.delta = delta;
         let connector = fake.connector_with(&settings);
@@ -168,50 +175,107 @@ async fn a_full_read_pages_through_users_groups_and_nested_members() {
         assert_eq!(report.outcome, Outcome::Succeeded);
         assert_eq!(report.read_mode, Some("full"));
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-        assert_eq!(report.counts.users_created, 58, "60 minus a deleted user and a service principal");
+        assert_eq!(
+            report.counts.users_created, 58,
+            "60 minus a deleted user and a service principal"
+        );
         assert_eq!(report.counts.groups_created, 6);
-        assert_eq!(sorted(target(&db).await), expected(&dir, true), "delta = {delta}");
+        assert_eq!(
+            sorted(target(&db).await),
+            expected(&dir, true),
+            "delta = {delta}"
+        );
 
         // Nesting: group 0 holds 1, 1 holds 2, 2 holds 0 (a cycle): all three reach the
         // same users.
-        let g0 = query::find_group(db.pool(), "Group 0").await.unwrap().unwrap();
-        let g2 = query::find_group(db.pool(), "Group 2").await.unwrap().unwrap();
+        let g0 = query::find_group(db.pool(), "Group 0")
+            .await
+            .unwrap()
+            .unwrap();
+        let g2 = query::find_group(db.pool(), "Group 2")
+            .await
+            .unwrap()
+            .unwrap();
         let e0 = query::effective_members(db.pool(), &g0.id).await.unwrap();
         let e2 = query::effective_members(db.pool(), &g2.id).await.unwrap();
         assert_eq!(e0.len(), e2.len());
         assert!(e0.len() > 30, "{}", e0.len());
 
         // Suspended users are inactive, guests are in.
-        let suspended = query::find_user(db.pool(), "user000009@example.com").await.unwrap().unwrap();
+        let suspended = query::find_user(db.pool(), "user000009@example.com")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!suspended.active);
-        assert!(query::find_user(db.pool(), "user000024@example.com").await.unwrap().is_some());
-        let user = query::find_user(db.pool(), "user000000@example.com").await.unwrap().unwrap();
+        assert!(
+            query::find_user(db.pool(), "user000024@example.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let user = query::find_user(db.pool(), "user000000@example.com")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(user.attributes["userType"], "Member");
         assert_eq!(user.attributes["createdDateTime"], "2024-01-15T09:00:00Z");
-        assert!(user.attributes.get("jobTitle").is_none(), "nulls are not kept");
+        assert!(
+            user.attributes.get("jobTitle").is_none(),
+            "nulls are not kept"
+        );
 
         let requests = fake.requests();
         if delta {
-            let users_pages = requests.iter().filter(|r| r.path == "/v1.0/users/delta").count();
+            let users_pages = requests
+                .iter()
+                .filter(|r| r.path == "/v1.0/users/delta")
+                .count();
             assert_eq!(users_pages, 9, "58 users, 7 per page");
-            let first = requests.iter().find(|r| r.path == "/v1.0/users/delta").unwrap();
+            let first = requests
+                .iter()
+                .find(|r| r.path == "/v1.0/users/delta")
+                .unwrap();
             let select = first.param("$select").unwrap();
             assert!(select.contains("accountEnabled") && select.contains("userType"));
-            let groups = requests.iter().find(|r| r.path == "/v1.0/groups/delta").unwrap();
+            let groups = requests
+                .iter()
+                .find(|r| r.path == "/v1.0/groups/delta")
+                .unwrap();
             assert!(groups.param("$select").unwrap().ends_with(",members"));
-            assert!(requests.iter().all(|r| !r.path.ends_with("/members")), "members come from members@delta");
-            let cp = AzureCheckpoint::parse(&checkpoint(&db).await.expect("checkpoint")).expect("json");
-            assert!(cp.users.starts_with(&format!("{}/v1.0/users/delta?$deltatoken=", fake.base_url())));
+            assert!(
+                requests.iter().all(|r| !r.path.ends_with("/members")),
+                "members come from members@delta"
+            );
+            let cp =
+                AzureCheckpoint::parse(&checkpoint(&db).await.expect("checkpoint")).expect("json");
+            assert!(cp.users.starts_with(&format!(
+                "{}/v1.0/users/delta?$deltatoken=",
+                fake.base_url()
+            )));
             assert!(cp.groups.contains("/v1.0/groups/delta?$deltatoken="));
         } else {
             let first = requests.iter().find(|r| r.path == "/v1.0/users").unwrap();
             assert_eq!(first.param("$top"), Some("999"));
             // Every later page is the nextLink, followed verbatim: only the skiptoken.
-            let later: Vec<_> = requests.iter().filter(|r| r.path == "/v1.0/users").skip(1).collect();
+            let later: Vec<_> = requests
+                .iter()
+                .filter(|r| r.path == "/v1.0/users")
+                .skip(1)
+                .collect();
             assert_eq!(later.len(), 8);
-            assert!(later.iter().all(|r| r.query.len() == 1 && r.param("$skiptoken").is_some()));
-            let member_pages = requests.iter().filter(|r| r.path.ends_with("/members")).count();
-            assert!(member_pages >= 12, "{member_pages}: every group's members, paged by 7");
+            assert!(
+                later
+                    .iter()
+                    .all(|r| r.query.len() == 1 && r.param("$skiptoken").is_some())
+            );
+            let member_pages = requests
+                .iter()
+                .filter(|r| r.path.ends_with("/members"))
+                .count();
+            assert!(
+                member_pages >= 12,
+                "{member_pages}: every group's members, paged by 7"
+            );
             assert_eq!(checkpoint(&db).await, None);
         }
     }
@@ -227,14 +291,31 @@ async fn guests_are_read_or_left_out() {
         settings.include_guests = false;
         let db = sqlite().await;
         let report = run(&db, &fake.connector_with(&settings)).await;
-        assert!(report.warnings.is_empty(), "guest members are dropped quietly: {:?}", report.warnings);
+        assert!(
+            report.warnings.is_empty(),
+            "guest members are dropped quietly: {:?}",
+            report.warnings
+        );
         assert_eq!(report.counts.users_created, 98 - 4, "4 guests out");
-        assert_eq!(sorted(target(&db).await), expected(&dir, false), "delta = {delta}");
-        assert!(query::find_user(db.pool(), "user000024@example.com").await.unwrap().is_none());
+        assert_eq!(
+            sorted(target(&db).await),
+            expected(&dir, false),
+            "delta = {delta}"
+        );
+        assert!(
+            query::find_user(db.pool(), "user000024@example.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         settings.include_guests = true;
         let report = run(&db, &fake.connector_with(&settings)).await;
-        assert_eq!(report.read_mode, Some("full"), "a changed query needs a full read");
+        assert_eq!(
+            report.read_mode,
+            Some("full"),
+            "a changed query needs a full read"
+        );
         assert_eq!(report.counts.users_created, 4);
         assert_eq!(sorted(target(&db).await), expected(&dir, true));
     }
@@ -260,7 +341,10 @@ async fn throttling_and_token_expiry_are_ridden_out() {
         assert_eq!(sorted(target(&db).await), expected(&dir, true));
         let stats = fake.stats();
         assert!(stats.throttled >= 3, "{stats:?}");
-        assert!(stats.tokens_issued >= 3, "a new token after each expiry: {stats:?}");
+        assert!(
+            stats.tokens_issued >= 3,
+            "a new token after each expiry: {stats:?}"
+        );
     }
 }
 
@@ -281,15 +365,22 @@ async fn a_certificate_signs_the_client_assertion() {
         .await
         .expect_err("refused");
     let text = err.to_string();
-    assert!(text.contains("invalid_client") && text.contains("AADSTS700027"), "{text}");
+    assert!(
+        text.contains("invalid_client") && text.contains("AADSTS700027"),
+        "{text}"
+    );
     let checks = fake.connector_with(&settings).diagnose().await;
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].check, "authenticate");
-    assert!(!checks[0].ok && checks[0].detail.contains("invalid_client"), "{checks:?}");
+    assert!(
+        !checks[0].ok && checks[0].detail.contains("invalid_client"),
+        "{checks:?}"
+    );
 
     // A wrong secret, likewise.
     let mut settings = fake.settings();
-    settings.credential = idsync::config::AzureCredential::Secret(idsync::config::SecretString::new("nope"));
+    settings.credential =
+        idsync::config::AzureCredential::Secret(idsync::config::SecretString::new("nope"));
     let text = try_run(&db, &fake.connector_with(&settings), OnRemove::Disable)
         .await
         .expect_err("refused")
@@ -307,7 +398,14 @@ async fn a_failing_last_page_changes_nothing() {
         (false, Listing::Groups),
         (false, Listing::Members),
     ] {
-        let fake = fake(dir.clone(), Knobs { page_size: 4, ..Knobs::default() }).await;
+        let fake = fake(
+            dir.clone(),
+            Knobs {
+                page_size: 4,
+                ..Knobs::default()
+            },
+        )
+        .await;
         let mut settings = fake.settings();
         settings.delta = delta;
         settings.max_retry_time = Duration::from_secs(1);
@@ -330,8 +428,15 @@ async fn a_failing_last_page_changes_nothing() {
             .await
             .expect_err("the read fails");
         let text = err.to_string();
-        assert!(text.contains("HTTP 500") && text.contains("still throttled or failing"), "{text}");
-        assert_eq!(target(&db).await, before, "delta = {delta}, {listing_knob:?}");
+        assert!(
+            text.contains("HTTP 500") && text.contains("still throttled or failing"),
+            "{text}"
+        );
+        assert_eq!(
+            target(&db).await,
+            before,
+            "delta = {delta}, {listing_knob:?}"
+        );
         assert_eq!(checkpoint(&db).await, cp, "the checkpoint stays");
     }
 }
@@ -345,7 +450,14 @@ async fn a_403_names_the_missing_permission() {
         (Listing::Members, "GroupMember.Read.All"),
     ] {
         for delta in [true, false] {
-            let fake = fake(dir.clone(), Knobs { deny: Some(deny), ..Knobs::default() }).await;
+            let fake = fake(
+                dir.clone(),
+                Knobs {
+                    deny: Some(deny),
+                    ..Knobs::default()
+                },
+            )
+            .await;
             assert_eq!(fake.missing_permission_hint(), permission);
             let mut settings = fake.settings();
             settings.delta = delta;
@@ -355,7 +467,10 @@ async fn a_403_names_the_missing_permission() {
                 .await
                 .expect_err("forbidden")
                 .to_string();
-            assert!(text.contains(permission) && text.contains("HTTP 403"), "{text}");
+            assert!(
+                text.contains(permission) && text.contains("HTTP 403"),
+                "{text}"
+            );
             assert!(text.contains("Authorization_RequestDenied"), "{text}");
             assert_eq!(target(&db).await, Default::default());
 
@@ -374,12 +489,29 @@ async fn diagnose_checks_token_listings_members_and_delta() {
     let names: Vec<&str> = checks.iter().map(|c| c.check).collect();
     assert_eq!(
         names,
-        ["authenticate", "list users", "list groups", "list group members", "users delta", "groups delta"]
+        [
+            "authenticate",
+            "list users",
+            "list groups",
+            "list group members",
+            "users delta",
+            "groups delta"
+        ]
     );
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     let requests = fake.requests();
-    assert!(requests.iter().filter(|r| !r.path.ends_with("/delta")).all(|r| r.param("$top") == Some("1")));
-    assert!(requests.iter().filter(|r| r.path.ends_with("/delta")).all(|r| r.param("$deltatoken") == Some("latest")));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| !r.path.ends_with("/delta"))
+            .all(|r| r.param("$top") == Some("1"))
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.path.ends_with("/delta"))
+            .all(|r| r.param("$deltatoken") == Some("latest"))
+    );
 }
 
 #[tokio::test]
@@ -395,7 +527,10 @@ async fn a_delta_run_after_100_changes_touches_only_those_users() {
     let mut changed = dir.clone();
     let mut touched = Vec::new();
     for user in changed.users.iter_mut().skip(100) {
-        if matches!(user.status, UserStatus::Active | UserStatus::Suspended | UserStatus::Guest) {
+        if matches!(
+            user.status,
+            UserStatus::Active | UserStatus::Suspended | UserStatus::Guest
+        ) {
             user.given_name = format!("Renamed{}", user.id);
             touched.push(user.user_name.clone());
         }
@@ -409,8 +544,16 @@ async fn a_delta_run_after_100_changes_touches_only_those_users() {
     assert_eq!(report.read_mode, Some(ReadMode::Delta.as_str()));
     assert_eq!(report.records_read, 100);
     assert_eq!(report.counts.users_updated, 100);
-    assert_eq!(report.counts.users_created + report.counts.users_disabled, 0);
-    assert_eq!(report.counts.groups_updated + report.counts.memberships_added + report.counts.memberships_removed, 0);
+    assert_eq!(
+        report.counts.users_created + report.counts.users_disabled,
+        0
+    );
+    assert_eq!(
+        report.counts.groups_updated
+            + report.counts.memberships_added
+            + report.counts.memberships_removed,
+        0
+    );
     assert_eq!(report.projection, Some("changed users"), "{report:?}");
     let after = target(&db).await;
     let differing: Vec<&String> = before
@@ -427,8 +570,16 @@ async fn a_delta_run_after_100_changes_touches_only_those_users() {
 
     let requests = fake.requests();
     let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(paths, ["/v1.0/users/delta", "/v1.0/groups/delta"], "one page each");
-    assert!(requests.iter().all(|r| r.param("$deltatoken").is_some() || r.param("$skiptoken").is_some()));
+    assert_eq!(
+        paths,
+        ["/v1.0/users/delta", "/v1.0/groups/delta"],
+        "one page each"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.param("$deltatoken").is_some() || r.param("$skiptoken").is_some())
+    );
     assert_eq!(requests[1].prefer.as_deref(), Some("return=minimal"));
     assert_eq!(requests[0].prefer, None, "user changes come whole");
 
@@ -442,17 +593,28 @@ async fn a_delta_run_after_100_changes_touches_only_those_users() {
 #[tokio::test]
 async fn removals_and_membership_changes_by_delta_match_a_full_read() {
     let dir = Directory::generated(200, 12, 25);
-    let fake = fake(dir.clone(), Knobs { page_size: 9, ..Knobs::default() }).await;
+    let fake = fake(
+        dir.clone(),
+        Knobs {
+            page_size: 9,
+            ..Knobs::default()
+        },
+    )
+    .await;
     let connector = fake.connector();
     let db = sqlite().await;
-    try_run(&db, connector.as_ref(), OnRemove::Delete).await.expect("first run");
+    try_run(&db, connector.as_ref(), OnRemove::Delete)
+        .await
+        .expect("first run");
 
     let mut changed = dir.clone();
     // Users: two deleted (soft), two gone for good, one suspended, one guest turned member,
     // one new.
     changed.users[10].status = UserStatus::Deleted;
     changed.users[11].status = UserStatus::Deleted;
-    changed.users.retain(|u| u.id != "00u000012" && u.id != "00u000013");
+    changed
+        .users
+        .retain(|u| u.id != "00u000012" && u.id != "00u000013");
     changed.users[20].status = UserStatus::Suspended;
     changed.users[48].status = UserStatus::Active;
     let mut new_user = changed.users[0].clone();
@@ -462,13 +624,19 @@ async fn removals_and_membership_changes_by_delta_match_a_full_read() {
     changed.users.push(new_user);
     // Groups: members added and removed (more than a delta page), a nested group added,
     // one renamed (read again whole), one deleted.
-    changed.groups[3].members.extend((150..180).map(|i| FakeMember::User(format!("00u{i:06}"))));
-    changed.groups[3].members.push(FakeMember::User("00u999999".into()));
+    changed.groups[3]
+        .members
+        .extend((150..180).map(|i| FakeMember::User(format!("00u{i:06}"))));
+    changed.groups[3]
+        .members
+        .push(FakeMember::User("00u999999".into()));
     changed.groups[4].members.truncate(3);
     let g6 = changed.groups[6].id.clone();
     changed.groups[5].members.push(FakeMember::Group(g6));
     changed.groups[7].name = "Group Seven".into();
-    changed.groups[7].members.push(FakeMember::User("00u000199".into()));
+    changed.groups[7]
+        .members
+        .push(FakeMember::User("00u000199".into()));
     let gone = changed.groups.remove(8).id;
     for g in changed.groups.iter_mut() {
         g.members.retain(|m| m != &FakeMember::Group(gone.clone()));
@@ -476,7 +644,9 @@ async fn removals_and_membership_changes_by_delta_match_a_full_read() {
     fake.set_directory(changed.clone());
     fake.clear_requests();
 
-    let report = try_run(&db, connector.as_ref(), OnRemove::Delete).await.expect("delta run");
+    let report = try_run(&db, connector.as_ref(), OnRemove::Delete)
+        .await
+        .expect("delta run");
     assert_eq!(report.read_mode, Some("delta"));
     assert_eq!(report.counts.users_deleted, 4);
     assert_eq!(report.counts.users_created, 1);
@@ -486,7 +656,9 @@ async fn removals_and_membership_changes_by_delta_match_a_full_read() {
     // The same final directory read whole gives the same target.
     let full_db = sqlite().await;
     let full_fake = fake_azure::start(changed.clone(), Knobs::default()).await;
-    try_run(&full_db, full_fake.connector().as_ref(), OnRemove::Delete).await.expect("full run");
+    try_run(&full_db, full_fake.connector().as_ref(), OnRemove::Delete)
+        .await
+        .expect("full run");
     assert_eq!(target(&db).await, target(&full_db).await);
     assert_eq!(sorted(target(&db).await), expected(&changed, true));
 
@@ -499,7 +671,13 @@ async fn removals_and_membership_changes_by_delta_match_a_full_read() {
         .collect();
     reread.dedup();
     let g7 = &changed.groups[7].id;
-    assert_eq!(reread, [format!("/v1.0/groups/{g7}"), format!("/v1.0/groups/{g7}/members")]);
+    assert_eq!(
+        reread,
+        [
+            format!("/v1.0/groups/{g7}"),
+            format!("/v1.0/groups/{g7}/members")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -509,7 +687,9 @@ async fn an_expired_delta_token_falls_back_to_a_full_read() {
         let fake = fake(dir.clone(), Knobs::default()).await;
         let connector = fake.connector();
         let db = sqlite().await;
-        try_run(&db, connector.as_ref(), OnRemove::Delete).await.expect("first");
+        try_run(&db, connector.as_ref(), OnRemove::Delete)
+            .await
+            .expect("first");
         let old = checkpoint(&db).await;
 
         let mut changed = dir.clone();
@@ -518,13 +698,23 @@ async fn an_expired_delta_token_falls_back_to_a_full_read() {
         fake.set_directory(changed.clone());
         fake.expire_delta_tokens_with(status);
         fake.clear_requests();
-        let report = try_run(&db, connector.as_ref(), OnRemove::Delete).await.expect("fallback");
+        let report = try_run(&db, connector.as_ref(), OnRemove::Delete)
+            .await
+            .expect("fallback");
         assert_eq!(report.read_mode, Some("full"), "{status}");
         assert_eq!(report.outcome, Outcome::Succeeded);
         assert_eq!(sorted(target(&db).await), expected(&changed, true));
         let requests = fake.requests();
-        assert!(requests[0].param("$deltatoken").is_some(), "the stored link was tried first");
-        assert!(requests.iter().any(|r| r.path == "/v1.0/users/delta" && r.param("$select").is_some()), "then an initial round");
+        assert!(
+            requests[0].param("$deltatoken").is_some(),
+            "the stored link was tried first"
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.path == "/v1.0/users/delta" && r.param("$select").is_some()),
+            "then an initial round"
+        );
         assert_ne!(checkpoint(&db).await, old);
 
         // The new links work.
@@ -572,7 +762,10 @@ async fn extra_attributes_and_filters() {
     let connector = fake.connector_with(&settings);
     let db = sqlite().await;
     run(&db, &connector).await;
-    let user = query::find_user(db.pool(), "user000000@example.com").await.unwrap().unwrap();
+    let user = query::find_user(db.pool(), "user000000@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.attributes["costCenter"], "CC-1000");
     assert_eq!(user.attributes["department"], "Sales");
 
@@ -584,7 +777,10 @@ async fn extra_attributes_and_filters() {
     let report = run(&db, &connector).await;
     assert_eq!(report.read_mode, Some("delta"));
     assert_eq!(report.records_read, 1);
-    let user = query::find_user(db.pool(), "user000000@example.com").await.unwrap().unwrap();
+    let user = query::find_user(db.pool(), "user000000@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.attributes["costCenter"], "CC-2000");
 
     // Filters go to the plain listings.
@@ -593,11 +789,19 @@ async fn extra_attributes_and_filters() {
     settings.group_filter = Some("displayName eq 'Group 1'".into());
     let db = sqlite().await;
     let report = run(&db, &fake.connector_with(&settings)).await;
-    assert_eq!(report.counts.users_created, 28 - 3, "three suspended users filtered out");
+    assert_eq!(
+        report.counts.users_created,
+        28 - 3,
+        "three suspended users filtered out"
+    );
     assert_eq!(report.counts.groups_created, 1);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let requests = fake.requests();
-    let users = requests.iter().rev().find(|r| r.path == "/v1.0/users" && r.param("$filter").is_some()).unwrap();
+    let users = requests
+        .iter()
+        .rev()
+        .find(|r| r.path == "/v1.0/users" && r.param("$filter").is_some())
+        .unwrap();
     assert_eq!(users.param("$filter"), Some("accountEnabled eq true"));
 }
 
@@ -605,7 +809,10 @@ async fn extra_attributes_and_filters() {
 async fn the_fake_serves_through_the_conformance_seam() {
     let provider = fake_azure::start_provider(
         Directory::generated(25, 3, 4),
-        Knobs { page_size: 3, ..Knobs::default() },
+        Knobs {
+            page_size: 3,
+            ..Knobs::default()
+        },
     )
     .await;
     assert_eq!(provider.kind(), "azure");

@@ -192,7 +192,10 @@ impl AzureSettings {
                 .unwrap_or(NonZeroU32::MIN),
             delta: true,
             full_sync_every: AZURE_DEFAULT_FULL_SYNC_EVERY,
-            user_properties: AZURE_USER_PROPERTIES.iter().map(|s| s.to_string()).collect(),
+            user_properties: AZURE_USER_PROPERTIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             group_properties: AZURE_GROUP_PROPERTIES
                 .iter()
                 .map(|s| s.to_string())
@@ -315,9 +318,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Whether `name` can be a Graph property name in `$select` (letters, digits, `_`; this
 /// covers directory extensions `extension_<appid>_<name>`).
 fn is_property_name(name: &str) -> bool {
-    name.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -337,10 +338,7 @@ pub(crate) fn pem_block(text: &str, labels: &[&str]) -> Option<(String, Vec<u8>)
             let der = base64::engine::general_purpose::STANDARD
                 .decode(body)
                 .ok()?;
-            return Some((
-                format!("{begin}\n{}\n{end}\n", rest[..stop].trim()),
-                der,
-            ));
+            return Some((format!("{begin}\n{}\n{end}\n", rest[..stop].trim()), der));
         }
     }
     None
@@ -358,7 +356,12 @@ pub(crate) fn azure_settings(
     let before = problems.len();
     let tenant_id = raw.tenant_id.get_ref().trim().to_owned();
     if tenant_id.is_empty() {
-        source.report(problems, &raw.tenant_id, "azure.tenant_id", "must not be empty");
+        source.report(
+            problems,
+            &raw.tenant_id,
+            "azure.tenant_id",
+            "must not be empty",
+        );
     } else if ["common", "organizations", "consumers"]
         .iter()
         .any(|t| tenant_id.eq_ignore_ascii_case(t))
@@ -385,7 +388,12 @@ pub(crate) fn azure_settings(
     }
     let client_id = raw.client_id.get_ref().trim().to_owned();
     if client_id.is_empty() {
-        source.report(problems, &raw.client_id, "azure.client_id", "must not be empty");
+        source.report(
+            problems,
+            &raw.client_id,
+            "azure.client_id",
+            "must not be empty",
+        );
     }
 
     let mut check_url = |spanned: &Spanned<String>, key: &str, host_only: bool| -> String {
@@ -480,8 +488,7 @@ pub(crate) fn azure_settings(
             value
         }
     };
-    let mut duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| match value
-    {
+    let mut duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| match value {
         None => default,
         Some(spanned) => match parse_duration(spanned.get_ref()) {
             Ok(d) if d.is_zero() => {
@@ -529,29 +536,28 @@ pub(crate) fn azure_settings(
     let user_filter = filter(&raw.user_filter, "azure.user_filter");
     let group_filter = filter(&raw.group_filter, "azure.group_filter");
 
-    let mut properties =
-        |builtin: &[&str], extra: &[Spanned<String>], key: &str| -> Vec<String> {
-            let mut list: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
-            for name in extra {
-                let text = name.get_ref().trim();
-                if !is_property_name(text) {
-                    source.report(
-                        problems,
-                        name,
-                        key,
-                        format!(
-                            "`{text}` is not a Graph property name (letters, digits and `_`, \
+    let mut properties = |builtin: &[&str], extra: &[Spanned<String>], key: &str| -> Vec<String> {
+        let mut list: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+        for name in extra {
+            let text = name.get_ref().trim();
+            if !is_property_name(text) {
+                source.report(
+                    problems,
+                    name,
+                    key,
+                    format!(
+                        "`{text}` is not a Graph property name (letters, digits and `_`, \
                              such as jobTitle or extension_<appid>_costCenter)"
-                        ),
-                    );
-                } else if text == "members" {
-                    source.report(problems, name, key, "`members` is always read");
-                } else if !list.iter().any(|p| p == text) {
-                    list.push(text.to_owned());
-                }
+                    ),
+                );
+            } else if text == "members" {
+                source.report(problems, name, key, "`members` is always read");
+            } else if !list.iter().any(|p| p == text) {
+                list.push(text.to_owned());
             }
-            list
-        };
+        }
+        list
+    };
     let user_properties = properties(
         &AZURE_USER_PROPERTIES,
         &raw.extra_user_attributes,
@@ -595,8 +601,11 @@ fn credential(
 ) -> Option<AzureCredential> {
     // A reference that cannot be looked up: a problem when enabled, deferred otherwise.
     let mut unavailable: Option<(String, String)> = None;
-    let mut resolve = |spanned: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
-        match spanned.get_ref().resolve(base_dir) {
+    let mut resolve =
+        |spanned: &Spanned<SecretRef>, key: &str, problems: &mut Problems| match spanned
+            .get_ref()
+            .resolve(base_dir)
+        {
             Ok(secret) => Some(secret),
             Err(err) if !enabled => {
                 unavailable.get_or_insert_with(|| (key.to_owned(), err.to_string()));
@@ -606,8 +615,7 @@ fn credential(
                 source.report(problems, spanned, key, err.to_string());
                 None
             }
-        }
-    };
+        };
     match (&raw.client_secret, &raw.certificate, &raw.private_key) {
         (Some(secret), None, None) => {
             let resolved = resolve(secret, "azure.client_secret", problems);
@@ -704,10 +712,12 @@ fn credential(
 /// The RSA private key block of a PEM file (which may also hold certificates), checked.
 fn private_key_block(text: &str) -> Result<SecretString, String> {
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err("the private key is encrypted; store it unencrypted (for example \
+        return Err(
+            "the private key is encrypted; store it unencrypted (for example \
                     `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key-plain.pem`) and \
                     protect the file instead"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let Some((pem, _)) = pem_block(text, &["PRIVATE KEY", "RSA PRIVATE KEY"]) else {
         return Err("no PEM private key (-----BEGIN PRIVATE KEY----- or \
@@ -731,8 +741,16 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_duration("7").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("d").unwrap_err().contains("a number goes before"));
-        assert!(parse_duration("7 days").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("d")
+                .unwrap_err()
+                .contains("a number goes before")
+        );
+        assert!(
+            parse_duration("7 days")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999w").is_err());
     }
@@ -754,7 +772,13 @@ mod tests {
         assert_eq!(der, vec![0, 1, 2, 3]);
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
         assert!(pem_block(text, &["PRIVATE KEY"]).is_none());
-        assert!(pem_block("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----", &["CERTIFICATE"]).is_none());
+        assert!(
+            pem_block(
+                "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+                &["CERTIFICATE"]
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -889,7 +913,11 @@ mod tests {
             panic!("certificate credential: {:?}", s.credential);
         };
         assert!(certificate_der.len() > 500);
-        assert!(private_key_pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(
+            private_key_pem
+                .expose()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
         assert!(!s.include_guests && !s.delta);
         assert_eq!(s.user_filter.as_deref(), Some("accountEnabled eq true"));
         assert_eq!(s.group_filter.as_deref(), Some("securityEnabled eq true"));
@@ -901,7 +929,10 @@ mod tests {
             &s.user_properties[AZURE_USER_PROPERTIES.len()..],
             ["costCenter", "extension_abc_badge"]
         );
-        assert_eq!(s.group_properties.last().map(String::as_str), Some("visibility"));
+        assert_eq!(
+            s.group_properties.last().map(String::as_str),
+            Some("visibility")
+        );
 
         // One PEM file holding both the key and the certificate works for both settings.
         let both = format!("{key}{cert}");
@@ -912,19 +943,20 @@ mod tests {
             &[("both.pem", &both)],
         );
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(settings.expect("valid").token_url, "http://127.0.0.1:9/t/token");
+        assert_eq!(
+            settings.expect("valid").token_url,
+            "http://127.0.0.1:9/t/token"
+        );
     }
 
     #[test]
     fn mistakes_have_file_line_and_key() {
         let (settings, problems) = check(
-            &format!(
-                "kind = \"azure\"\nmapping = \"default\"\n[azure]\ntenant_id = \"common\"\nclient_id = \" \"\n\
-                 client_secret = {{ env = \"PATH\" }}\ngraph_url = \"https://graph.microsoft.com/v1.0\"\n\
+            "kind = \"azure\"\nmapping = \"default\"\n[azure]\ntenant_id = \"common\"\nclient_id = \" \"\n\
+                 client_secret = { env = \"PATH\" }\ngraph_url = \"https://graph.microsoft.com/v1.0\"\n\
                  authority = \"ftp://login\"\npage_size = 1000\nrequests_per_second = 0\n\
                  full_sync_every = \"7 days\"\nmax_retry_time = \"0s\"\nuser_filter = \"userType eq 'Member'\"\n\
-                 extra_user_attributes = [\"job title\", \"members\"]\n"
-            ),
+                 extra_user_attributes = [\"job title\", \"members\"]\n",
             &[],
         );
         assert!(settings.is_none());
@@ -949,28 +981,59 @@ mod tests {
     #[test]
     fn credential_mistakes() {
         let (cert, key) = cert_and_key();
-        let files = [("cert.pem", cert.as_str()), ("key.pem", key.as_str()), ("junk.pem", "hello\n")];
+        let files = [
+            ("cert.pem", cert.as_str()),
+            ("key.pem", key.as_str()),
+            ("junk.pem", "hello\n"),
+        ];
         let cases: [(&str, &str); 7] = [
-            ("", "connectors/graph.toml:5: azure.client_secret: [azure] needs client_secret = { env = \"NAME\" } (or { file = \"path\" }), or certificate and private_key"),
-            ("client_secret = { env = \"PATH\" }\ncertificate = { file = \"cert.pem\" }\nprivate_key = { file = \"key.pem\" }\n", "connectors/graph.toml:6: azure.client_secret: give either client_secret or certificate + private_key, not both"),
-            ("certificate = { file = \"cert.pem\" }\n", "connectors/graph.toml:6: azure.private_key: certificate needs private_key = { file = \"...\" } (the key of that certificate)"),
-            ("private_key = { file = \"key.pem\" }\n", "connectors/graph.toml:6: azure.certificate: private_key needs certificate = { file = \"...\" } (the certificate registered on the app)"),
-            ("certificate = { file = \"junk.pem\" }\nprivate_key = { file = \"key.pem\" }\n", "connectors/graph.toml:6: azure.certificate: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"),
-            ("certificate = { file = \"cert.pem\" }\nprivate_key = { file = \"cert.pem\" }\n", "connectors/graph.toml:7: azure.private_key: no PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----) in it"),
-            ("client_secret = \"inline\"\n", "connectors/graph.toml:6: azure.client_secret: secrets are given by reference, never inline: use { env = \"NAME\" } or { file = \"path\" }"),
+            (
+                "",
+                "connectors/graph.toml:5: azure.client_secret: [azure] needs client_secret = { env = \"NAME\" } (or { file = \"path\" }), or certificate and private_key",
+            ),
+            (
+                "client_secret = { env = \"PATH\" }\ncertificate = { file = \"cert.pem\" }\nprivate_key = { file = \"key.pem\" }\n",
+                "connectors/graph.toml:6: azure.client_secret: give either client_secret or certificate + private_key, not both",
+            ),
+            (
+                "certificate = { file = \"cert.pem\" }\n",
+                "connectors/graph.toml:6: azure.private_key: certificate needs private_key = { file = \"...\" } (the key of that certificate)",
+            ),
+            (
+                "private_key = { file = \"key.pem\" }\n",
+                "connectors/graph.toml:6: azure.certificate: private_key needs certificate = { file = \"...\" } (the certificate registered on the app)",
+            ),
+            (
+                "certificate = { file = \"junk.pem\" }\nprivate_key = { file = \"key.pem\" }\n",
+                "connectors/graph.toml:6: azure.certificate: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            ),
+            (
+                "certificate = { file = \"cert.pem\" }\nprivate_key = { file = \"cert.pem\" }\n",
+                "connectors/graph.toml:7: azure.private_key: no PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----) in it",
+            ),
+            (
+                "client_secret = \"inline\"\n",
+                "connectors/graph.toml:6: azure.client_secret: secrets are given by reference, never inline: use { env = \"NAME\" } or { file = \"path\" }",
+            ),
         ];
         for (tail, expected) in cases {
             let (settings, problems) = check(&format!("{HEAD}{tail}"), &files);
             assert!(settings.is_none(), "{tail}");
             assert_eq!(problems, [expected], "{tail}");
         }
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let (_, problems) = check(
-            &format!("{HEAD}certificate = {{ file = \"cert.pem\" }}\nprivate_key = {{ file = \"enc.pem\" }}\n"),
+            &format!(
+                "{HEAD}certificate = {{ file = \"cert.pem\" }}\nprivate_key = {{ file = \"enc.pem\" }}\n"
+            ),
             &[("cert.pem", &cert), ("enc.pem", encrypted)],
         );
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("azure.private_key: the private key is encrypted"), "{problems:?}");
+        assert!(
+            problems[0].contains("azure.private_key: the private key is encrypted"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -986,9 +1049,14 @@ mod tests {
         assert!(settings.is_none());
         assert_eq!(
             problems,
-            [format!("connectors/graph.toml:6: azure.client_secret: {unset}")]
+            [format!(
+                "connectors/graph.toml:6: azure.client_secret: {unset}"
+            )]
         );
-        let disabled = HEAD.replace("mapping = \"default\"\n", "mapping = \"default\"\nenabled = false\n");
+        let disabled = HEAD.replace(
+            "mapping = \"default\"\n",
+            "mapping = \"default\"\nenabled = false\n",
+        );
         let (settings, problems) = check(
             &format!("{disabled}client_secret = {{ env = \"{UNSET}\" }}\n"),
             &[],
@@ -1015,7 +1083,9 @@ mod tests {
         let (_, problems) = check("kind = \"azure\"\nmapping = \"default\"\n", &[]);
         assert_eq!(
             problems,
-            ["connectors/graph.toml:1: kind: kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and `client_secret` (or `certificate` and `private_key`)"]
+            [
+                "connectors/graph.toml:1: kind: kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and `client_secret` (or `certificate` and `private_key`)"
+            ]
         );
         let (_, problems) = check(
             "kind = \"scim\"\nmapping = \"default\"\n[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n",
@@ -1025,8 +1095,14 @@ mod tests {
             problems,
             ["connectors/graph.toml:3: azure: [azure] does not apply to kind = \"scim\""]
         );
-        let (_, problems) = check(&format!("{HEAD}client_secret = {{ env = \"PATH\" }}\nscope = \"x\"\n"), &[]);
+        let (_, problems) = check(
+            &format!("{HEAD}client_secret = {{ env = \"PATH\" }}\nscope = \"x\"\n"),
+            &[],
+        );
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("unknown field `scope`"), "{problems:?}");
+        assert!(
+            problems[0].contains("unknown field `scope`"),
+            "{problems:?}"
+        );
     }
 }

@@ -290,7 +290,10 @@ impl Pager<'_> {
             self.conn.fail(
                 &self.what,
                 self.permission,
-                decode_error(&self.conn.api, "the delta round ended without @odata.deltaLink".to_string()),
+                decode_error(
+                    &self.conn.api,
+                    "the delta round ended without @odata.deltaLink".to_string(),
+                ),
             )
         })
     }
@@ -734,8 +737,7 @@ impl AzureConnector {
         while let Some(items) = pager.next_page().await? {
             for item in items {
                 if let Some(member) = member_ref(&item) {
-                    if member.kind == MemberKind::User && !self.include_guests && is_guest(&item)
-                    {
+                    if member.kind == MemberKind::User && !self.include_guests && is_guest(&item) {
                         continue;
                     }
                     members.set(member, ());
@@ -939,7 +941,13 @@ impl AzureConnector {
     }
 
     /// One `$top=1` GET for `idsync check --connect`.
-    async fn probe(&self, check: &'static str, url: &str, query: &[(&str, &str)], permission: &str) -> Result<Value, Diagnosis> {
+    async fn probe(
+        &self,
+        check: &'static str,
+        url: &str,
+        query: &[(&str, &str)],
+        permission: &str,
+    ) -> Result<Value, Diagnosis> {
         match self.get(url, query, false, check, permission).await {
             Ok(body) => Ok(body),
             Err(ConnectorError::Http { source, .. }) => Err(match &source {
@@ -1003,17 +1011,20 @@ impl PullConnector for AzureConnector {
         }
         let top = [("$top", "1"), ("$select", "id")];
         let users = format!("{}/users", self.api);
-        if let Err(d) = self.probe("list users", &users, &top, USERS_PERMISSION).await {
+        if let Err(d) = self
+            .probe("list users", &users, &top, USERS_PERMISSION)
+            .await
+        {
             checks.push(d);
             return checks;
         }
         checks.push(Diagnosis::ok("list users", "permitted"));
         let groups = format!("{}/groups", self.api);
-        let first_group = match self.probe("list groups", &groups, &top, GROUPS_PERMISSION).await {
-            Ok(body) => body
-                .get("value")
-                .and_then(|v| v.get(0))
-                .and_then(id_of),
+        let first_group = match self
+            .probe("list groups", &groups, &top, GROUPS_PERMISSION)
+            .await
+        {
+            Ok(body) => body.get("value").and_then(|v| v.get(0)).and_then(id_of),
             Err(d) => {
                 checks.push(d);
                 return checks;

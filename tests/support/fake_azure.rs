@@ -35,6 +35,8 @@
 //! `$batch`, 410 with `Location`, throttling scopes and resource units.
 
 #![allow(dead_code)]
+// Handlers return axum responses as errors; their size does not matter in a test fake.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -483,7 +485,13 @@ fn decode_token<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
 
 /// Common gate of every API request: log, throttle, authenticate, deny. `listings` are
 /// the knob listings this request belongs to.
-fn gate(app: &Inner, headers: &HeaderMap, path: &str, query: &[(String, String)], listings: &[Listing]) -> Result<(), Response> {
+fn gate(
+    app: &Inner,
+    headers: &HeaderMap,
+    path: &str,
+    query: &[(String, String)],
+    listings: &[Listing],
+) -> Result<(), Response> {
     let mut state = app.state.lock().unwrap();
     state.stats.requests += 1;
     state.log.push(Logged {
@@ -496,7 +504,7 @@ fn gate(app: &Inner, headers: &HeaderMap, path: &str, query: &[(String, String)]
     });
     if let Some(n) = state.knobs.throttle_every
         && n > 0
-        && state.stats.requests % n == 0
+        && state.stats.requests.is_multiple_of(n)
     {
         state.stats.throttled += 1;
         let wait = match state.stats.throttled % 3 {
@@ -643,7 +651,11 @@ fn user_json(user: &FakeUser, snapshot: &Snapshot) -> Map<String, Value> {
     m.insert("businessPhones".into(), json!([]));
     m.insert(
         "externalUserState".into(),
-        if guest { json!("Accepted") } else { Value::Null },
+        if guest {
+            json!("Accepted")
+        } else {
+            Value::Null
+        },
     );
     m.insert(
         "creationType".into(),
@@ -709,7 +721,11 @@ fn selection(query: &[(String, String)]) -> Option<Vec<String>> {
 }
 
 /// The selected properties of an object (`id` always).
-fn select(object: &Map<String, Value>, select: Option<&[String]>, defaults: &[&str]) -> Map<String, Value> {
+fn select(
+    object: &Map<String, Value>,
+    select: Option<&[String]>,
+    defaults: &[&str],
+) -> Map<String, Value> {
     object
         .iter()
         .filter(|(k, _)| {
@@ -724,7 +740,12 @@ fn select(object: &Map<String, Value>, select: Option<&[String]>, defaults: &[&s
 }
 
 /// A 400 when a selected property is not one of the type's.
-fn check_selection(select: Option<&[String]>, known: &[&str], snapshot: &Snapshot, type_name: &str) -> Result<(), Response> {
+fn check_selection(
+    select: Option<&[String]>,
+    known: &[&str],
+    snapshot: &Snapshot,
+    type_name: &str,
+) -> Result<(), Response> {
     for name in select.unwrap_or(&[]) {
         let extra = snapshot.extra.values().any(|m| m.contains_key(name));
         if !known.contains(&name.as_str())
@@ -891,20 +912,28 @@ async fn users(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQue
         return r;
     }
     let (_, snapshot) = current(&app);
-    list_page(&app, path, &query, "users", &[Listing::Users], true, |sel, filter| {
-        check_selection(sel, &USER_PROPERTIES, &snapshot, "user")?;
-        let mut out = Vec::new();
-        for user in snapshot.directory.users.iter().filter(|u| listed(u)) {
-            let full = user_json(user, &snapshot);
-            if let Some(f) = filter
-                && !filter_matches(f, &full)?
-            {
-                continue;
+    list_page(
+        &app,
+        path,
+        &query,
+        "users",
+        &[Listing::Users],
+        true,
+        |sel, filter| {
+            check_selection(sel, &USER_PROPERTIES, &snapshot, "user")?;
+            let mut out = Vec::new();
+            for user in snapshot.directory.users.iter().filter(|u| listed(u)) {
+                let full = user_json(user, &snapshot);
+                if let Some(f) = filter
+                    && !filter_matches(f, &full)?
+                {
+                    continue;
+                }
+                out.push(Value::Object(select(&full, sel, &USER_DEFAULT_SELECT)));
             }
-            out.push(Value::Object(select(&full, sel, &USER_DEFAULT_SELECT)));
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
 }
 
 async fn groups(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -914,20 +943,28 @@ async fn groups(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQu
         return r;
     }
     let (_, snapshot) = current(&app);
-    list_page(&app, path, &query, "groups", &[Listing::Groups], true, |sel, filter| {
-        check_selection(sel, &GROUP_PROPERTIES, &snapshot, "group")?;
-        let mut out = Vec::new();
-        for group in &snapshot.directory.groups {
-            let full = group_json(group);
-            if let Some(f) = filter
-                && !filter_matches(f, &full)?
-            {
-                continue;
+    list_page(
+        &app,
+        path,
+        &query,
+        "groups",
+        &[Listing::Groups],
+        true,
+        |sel, filter| {
+            check_selection(sel, &GROUP_PROPERTIES, &snapshot, "group")?;
+            let mut out = Vec::new();
+            for group in &snapshot.directory.groups {
+                let full = group_json(group);
+                if let Some(f) = filter
+                    && !filter_matches(f, &full)?
+                {
+                    continue;
+                }
+                out.push(Value::Object(select(&full, sel, &GROUP_PROPERTIES)));
             }
-            out.push(Value::Object(select(&full, sel, &GROUP_PROPERTIES)));
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
 }
 
 async fn group(
@@ -977,18 +1014,22 @@ async fn members(
         return r;
     }
     let (_, snapshot) = current(&app);
-    let Some(group) = snapshot.directory.groups.iter().find(|g| g.id == id).cloned() else {
+    let Some(group) = snapshot
+        .directory
+        .groups
+        .iter()
+        .find(|g| g.id == id)
+        .cloned()
+    else {
         return graph_error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+            &format!(
+                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+            ),
         );
     };
-    let is_last_group = snapshot
-        .directory
-        .groups
-        .last()
-        .is_some_and(|g| g.id == id);
+    let is_last_group = snapshot.directory.groups.last().is_some_and(|g| g.id == id);
     list_page(
         &app,
         &path,
@@ -1065,7 +1106,12 @@ fn changed(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Va
     out
 }
 
-fn user_delta_items(from: Option<&Snapshot>, to: &Snapshot, sel: Option<&[String]>, minimal: bool) -> Vec<Value> {
+fn user_delta_items(
+    from: Option<&Snapshot>,
+    to: &Snapshot,
+    sel: Option<&[String]>,
+    minimal: bool,
+) -> Vec<Value> {
     let render = |snap: &Snapshot, u: &FakeUser| {
         without_nulls(select(&user_json(u, snap), sel, &USER_DEFAULT_SELECT))
     };
@@ -1190,11 +1236,19 @@ fn group_delta_items(
     out
 }
 
-async fn users_delta(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn users_delta(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     delta(&app, &headers, raw, "users").await
 }
 
-async fn groups_delta(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn groups_delta(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     delta(&app, &headers, raw, "groups").await
 }
 
@@ -1445,15 +1499,22 @@ async fn token(State(app): State<App>, Path(tenant): Path<String>, body: String)
 /// Verifies a client assertion against the registered test certificate; returns its `jti`.
 fn verify_assertion(assertion: &str, token_url: &str) -> Result<String, String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-    let header = decode_header(assertion).map_err(|e| format!("Client assertion is not a JWT: {e}."))?;
+    let header =
+        decode_header(assertion).map_err(|e| format!("Client assertion is not a JWT: {e}."))?;
     if !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256) {
-        return Err(format!("Client assertion algorithm {:?} is not supported.", header.alg));
+        return Err(format!(
+            "Client assertion algorithm {:?} is not supported.",
+            header.alg
+        ));
     }
     let der = certificate_der();
     let by_sha256 = header.x5t_s256.as_deref() == Some(thumbprint_sha256(&der).as_str());
     let by_sha1 = header.x5t.as_deref() == Some(thumbprint_sha1(&der).as_str());
     if !(by_sha256 || by_sha1) {
-        return Err("Client assertion contains an invalid signature. [Reason - The key was not found.]".to_string());
+        return Err(
+            "Client assertion contains an invalid signature. [Reason - The key was not found.]"
+                .to_string(),
+        );
     }
     let key = DecodingKey::from_rsa_pem(certificate_pem().as_bytes()).map_err(|e| e.to_string())?;
     let mut validation = Validation::new(header.alg);

@@ -89,7 +89,11 @@ pub fn to_user(value: Value) -> Option<SourceUser> {
 }
 
 /// A Graph group with its direct members.
-pub fn to_group(id: String, properties: Map<String, Value>, members: Vec<MemberRef>) -> SourceGroup {
+pub fn to_group(
+    id: String,
+    properties: Map<String, Value>,
+    members: Vec<MemberRef>,
+) -> SourceGroup {
     let properties = attributes(Value::Object(properties));
     let display_name = properties
         .get("displayName")

@@ -16,7 +16,9 @@ fn cert_der() -> Vec<u8> {
     let pem = std::fs::read_to_string(keys().join("graph-test-cert.pem")).unwrap();
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
 }
 
 fn connector(configure: impl FnOnce(&mut AzureSettings)) -> AzureConnector {
@@ -52,17 +54,28 @@ fn users_from_graph_json() {
     assert_eq!(user.primary_email(), Some("alice@contoso.com"));
     assert!(!user.active);
     assert!(!user.attributes.contains_key("jobTitle"), "nulls dropped");
-    assert!(!user.attributes.contains_key("@odata.type"), "annotations dropped");
+    assert!(
+        !user.attributes.contains_key("@odata.type"),
+        "annotations dropped"
+    );
     assert_eq!(user.attributes["userType"], "Member");
 
     // A guest without mail or names; a user without accountEnabled is active.
     let guest = to_user(json!({"id": "g1", "userPrincipalName": "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com", "userType": "Guest", "givenName": null})).unwrap();
-    assert_eq!(guest.user_name, "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com");
+    assert_eq!(
+        guest.user_name,
+        "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+    );
     assert!(guest.active && guest.emails.is_empty() && guest.given_name.is_none());
     assert!(convert::is_guest(&json!({"userType": "guest"})));
     assert!(!convert::is_guest(&json!({"userType": null})));
     // Without a UPN: mail, then the id.
-    assert_eq!(to_user(json!({"id": "x", "mail": "m@x"})).unwrap().user_name, "m@x");
+    assert_eq!(
+        to_user(json!({"id": "x", "mail": "m@x"}))
+            .unwrap()
+            .user_name,
+        "m@x"
+    );
     assert_eq!(to_user(json!({"id": "x"})).unwrap().user_name, "x");
     assert!(to_user(json!({"displayName": "no id"})).is_none());
 }
@@ -74,14 +87,22 @@ fn members_by_odata_type() {
         Some(MemberRef::user("u"))
     );
     assert_eq!(
-        member_ref(&json!({"@odata.type": "#microsoft.graph.group", "id": "g", "@removed": {"reason": "deleted"}})),
+        member_ref(
+            &json!({"@odata.type": "#microsoft.graph.group", "id": "g", "@removed": {"reason": "deleted"}})
+        ),
         Some(MemberRef::group("g"))
     );
-    for other in ["#microsoft.graph.device", "#microsoft.graph.servicePrincipal", "#microsoft.graph.orgContact"] {
+    for other in [
+        "#microsoft.graph.device",
+        "#microsoft.graph.servicePrincipal",
+        "#microsoft.graph.orgContact",
+    ] {
         assert_eq!(member_ref(&json!({"@odata.type": other, "id": "x"})), None);
     }
     assert_eq!(member_ref(&json!({"id": "untyped"})), None);
-    assert!(is_removed(&json!({"id": "x", "@removed": {"reason": "changed"}})));
+    assert!(is_removed(
+        &json!({"id": "x", "@removed": {"reason": "changed"}})
+    ));
     assert!(!is_removed(&json!({"id": "x"})));
 }
 
@@ -89,7 +110,10 @@ fn members_by_odata_type() {
 fn delta_group_objects() {
     assert!(!has_properties(&json!({"id": "g", "members@delta": []})));
     assert!(has_properties(&json!({"id": "g", "displayName": "x"})));
-    assert!(has_properties(&json!({"id": "g", "description": null})), "set to null is a change");
+    assert!(
+        has_properties(&json!({"id": "g", "description": null})),
+        "set to null is a change"
+    );
     let mut item = json!({"id": "g", "displayName": "Eng", "description": "All", "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": "u"}]});
     assert_eq!(take_members_delta(&mut item).len(), 1);
     let group = to_group("g".into(), attributes(item), vec![MemberRef::user("u")]);
@@ -117,16 +141,28 @@ fn expired_delta_tokens_are_recognised() {
     let sync_state = r#"{"error":{"code":"syncStateNotFound","message":"The sync state generation is not found."}}"#;
     assert!(is_expired_token(&status_error(410, "")));
     assert!(is_expired_token(&status_error(400, sync_state)));
-    assert!(is_expired_token(&status_error(400, &sync_state.replace("syncState", "SyncState"))));
-    assert!(is_expired_token(&status_error(404, r#"{"error":{"code":"resyncRequired"}}"#)));
-    assert!(!is_expired_token(&status_error(400, r#"{"error":{"code":"Request_BadRequest"}}"#)));
+    assert!(is_expired_token(&status_error(
+        400,
+        &sync_state.replace("syncState", "SyncState")
+    )));
+    assert!(is_expired_token(&status_error(
+        404,
+        r#"{"error":{"code":"resyncRequired"}}"#
+    )));
+    assert!(!is_expired_token(&status_error(
+        400,
+        r#"{"error":{"code":"Request_BadRequest"}}"#
+    )));
     assert!(!is_expired_token(&status_error(403, sync_state)));
     assert!(!is_expired_token(&status_error(500, "")));
 }
 
 #[test]
 fn path_segments_are_encoded() {
-    assert_eq!(segment("02bd9fd6-8f93-4758-87c3-1fb73740a315"), "02bd9fd6-8f93-4758-87c3-1fb73740a315");
+    assert_eq!(
+        segment("02bd9fd6-8f93-4758-87c3-1fb73740a315"),
+        "02bd9fd6-8f93-4758-87c3-1fb73740a315"
+    );
     assert_eq!(segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
 }
 
@@ -142,7 +178,10 @@ fn the_read_plan() {
         query: c.fingerprint.clone(),
     };
     assert_eq!(AzureCheckpoint::parse(&cp.to_json()), Some(cp.clone()));
-    assert_eq!(c.plan(Some(&cp.to_json()), now), ReadPlan::Delta(cp.clone()));
+    assert_eq!(
+        c.plan(Some(&cp.to_json()), now),
+        ReadPlan::Delta(cp.clone())
+    );
     let full = |plan: ReadPlan| match plan {
         ReadPlan::Full(why) => why,
         other => panic!("expected a full read: {other:?}"),
@@ -163,13 +202,19 @@ fn the_read_plan() {
     let no_guests = connector(|s| s.include_guests = false);
     assert!(full(no_guests.plan(Some(&cp.to_json()), now)).contains("changed"));
     let listing = connector(|s| s.delta = false);
-    assert_eq!(full(listing.plan(Some(&cp.to_json()), now)), "delta = false");
+    assert_eq!(
+        full(listing.plan(Some(&cp.to_json()), now)),
+        "delta = false"
+    );
 }
 
 #[test]
 fn paging_links_must_stay_on_the_graph_host() {
     let c = connector(|_| {});
-    assert!(c.check_link("https://graph.microsoft.com/v1.0/users?$skiptoken=x").is_ok());
+    assert!(
+        c.check_link("https://graph.microsoft.com/v1.0/users?$skiptoken=x")
+            .is_ok()
+    );
     for bad in [
         "https://graph.microsoft.com.evil.example/v1.0/users",
         "http://graph.microsoft.com/v1.0/users",
@@ -185,7 +230,10 @@ fn certificate_thumbprints() {
     // Computed with `openssl x509 -outform DER | openssl dgst -sha256|-sha1 -binary`,
     // base64url without padding.
     let der = cert_der();
-    assert_eq!(thumbprint_sha256(&der), "CnOcMRSKzGWlJnrYeTlXkz8UvWfBwellRL94sk1AX0M");
+    assert_eq!(
+        thumbprint_sha256(&der),
+        "CnOcMRSKzGWlJnrYeTlXkz8UvWfBwellRL94sk1AX0M"
+    );
     assert_eq!(thumbprint_sha1(&der), "DlX4_ad6yYsvoOuSWDJdPaKXKGE");
 }
 
@@ -194,13 +242,17 @@ fn the_client_assertion() {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
     let key = std::fs::read_to_string(keys().join("graph-test-key.pem")).unwrap();
     let token_url = "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token";
-    let signer = AssertionSigner::new("app-id", token_url, &cert_der(), &SecretString::new(key)).unwrap();
+    let signer =
+        AssertionSigner::new("app-id", token_url, &cert_der(), &SecretString::new(key)).unwrap();
     let now = chrono::Utc::now().timestamp();
     let jwt = signer.sign_at(now).unwrap();
     let header = decode_header(jwt.expose()).unwrap();
     assert_eq!(header.alg, Algorithm::PS256);
     assert_eq!(header.typ.as_deref(), Some("JWT"));
-    assert_eq!(header.x5t_s256.as_deref(), Some("CnOcMRSKzGWlJnrYeTlXkz8UvWfBwellRL94sk1AX0M"));
+    assert_eq!(
+        header.x5t_s256.as_deref(),
+        Some("CnOcMRSKzGWlJnrYeTlXkz8UvWfBwellRL94sk1AX0M")
+    );
     assert_eq!(header.x5t.as_deref(), Some("DlX4_ad6yYsvoOuSWDJdPaKXKGE"));
     let cert = std::fs::read_to_string(keys().join("graph-test-cert.pem")).unwrap();
     let mut validation = Validation::new(Algorithm::PS256);
@@ -238,5 +290,8 @@ fn a_disabled_connector_without_credentials_does_not_start() {
         },
     );
     let err = AzureConnector::new(&settings).unwrap_err();
-    assert_eq!(err.to_string(), "cannot read azure.certificate: cannot read /x: not found");
+    assert_eq!(
+        err.to_string(),
+        "cannot read azure.certificate: cannot read /x: not found"
+    );
 }
