@@ -442,6 +442,36 @@ async fn a_failing_last_page_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_truncated_delta_round_fails_the_read() {
+    let dir = Directory::generated(20, 3, 4);
+    let fake = fake(dir.clone(), Knobs::default()).await;
+    let connector = fake.connector();
+    let db = sqlite().await;
+    fake.truncate_delta_rounds(true);
+    let text = try_run(&db, connector.as_ref(), OnRemove::Delete)
+        .await
+        .expect_err("truncated")
+        .to_string();
+    assert!(
+        text.contains("neither @odata.nextLink nor @odata.deltaLink"),
+        "{text}"
+    );
+    assert_eq!(target(&db).await, Default::default());
+
+    fake.truncate_delta_rounds(false);
+    run(&db, connector.as_ref()).await;
+    let before = target(&db).await;
+    let mut changed = dir.clone();
+    changed.users.truncate(5);
+    fake.set_directory(changed);
+    fake.truncate_delta_rounds(true);
+    try_run(&db, connector.as_ref(), OnRemove::Delete)
+        .await
+        .expect_err("truncated delta");
+    assert_eq!(target(&db).await, before, "nothing removed");
+}
+
+#[tokio::test]
 async fn a_403_names_the_missing_permission() {
     let dir = Directory::generated(10, 2, 3);
     for (deny, permission) in [

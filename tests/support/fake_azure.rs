@@ -193,6 +193,8 @@ struct FakeState {
     grants: Vec<TokenGrant>,
     /// Assertion JWT ids seen (a replayed `jti` is refused).
     jtis: HashSet<String>,
+    /// The last page of a delta round carries no deltaLink (a truncated round).
+    truncate_delta_rounds: bool,
 }
 
 struct Inner {
@@ -235,6 +237,7 @@ pub async fn start(directory: Directory, knobs: Knobs) -> Arc<FakeAzure> {
             log: Vec::new(),
             grants: Vec::new(),
             jtis: HashSet::new(),
+            truncate_delta_rounds: false,
         }),
     });
     let app = Router::new()
@@ -360,6 +363,11 @@ impl FakeAzure {
         state.versions.push(current);
         state.expired_before = state.versions.len() - 1;
         state.expired_status = status;
+    }
+
+    /// Delta rounds end without `@odata.deltaLink` (a truncated answer) while `on`.
+    pub fn truncate_delta_rounds(&self, on: bool) {
+        self.inner.state.lock().unwrap().truncate_delta_rounds = on;
     }
 
     /// The API requests answered so far (token requests not included).
@@ -1363,7 +1371,10 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
         "@odata.context".into(),
         json!(context(&app.base, kind, None)),
     );
-    if last {
+    let truncated = app.state.lock().unwrap().truncate_delta_rounds;
+    if last && truncated {
+        // Neither link: the client cannot know whether the round is complete.
+    } else if last {
         let link = DeltaToken {
             o: 0,
             from: None,
