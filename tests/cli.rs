@@ -97,6 +97,13 @@ fn the_repository_configuration_checks_clean() {
         config.connectors["example-okta-scim"].settings,
         idsync::config::ConnectorSettings::Scim(_)
     ));
+    // Disabled, so its unset AZURE_CLIENT_SECRET is looked up only when it is started.
+    let azure = &config.connectors["example-azure"];
+    assert!(!azure.enabled);
+    assert!(matches!(
+        azure.settings,
+        idsync::config::ConnectorSettings::Azure(_)
+    ));
     assert!(config.mappings.contains_key("default"));
     // The Google example is disabled but still checked: its key file is a bundled
     // throwaway key (examples/google-service-account.example.json).

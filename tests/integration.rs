@@ -3,6 +3,7 @@
 
 mod cli;
 mod conformance;
+mod connector_azure;
 mod connector_google;
 mod daemon;
 mod golden;

@@ -1,7 +1,8 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "google", "keycloak" or "scim" in this version
+//! kind = "file"                  # which kind of source: "file", "azure", "google", "keycloak" or "scim"
+//!                                # in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +34,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 4] = ["google", "keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 5] = ["azure", "google", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -66,6 +67,8 @@ pub struct ConnectorConfig {
 pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
+    /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
+    Azure(super::azure::AzureSettings),
     /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
     /// Directory API, service account with domain-wide delegation).
     Google(super::google::GoogleSettings),
@@ -80,6 +83,7 @@ impl ConnectorSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorSettings::File(_) => "file",
+            ConnectorSettings::Azure(_) => "azure",
             ConnectorSettings::Google(_) => "google",
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Scim(_) => "scim",
@@ -383,7 +387,7 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `google`, `keycloak` and
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `azure`, `google`, `keycloak` and
     /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
@@ -411,9 +415,9 @@ struct RawConnector {
     /// Settings for `kind = "file"`.
     #[serde(default)]
     file: Option<Spanned<RawFileSettings>>,
-    /// Settings for `kind = "azure"` (not available in this version).
+    /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
-    azure: Option<Spanned<toml::Table>>,
+    azure: Option<Spanned<super::azure::RawAzureSettings>>,
     /// Settings for `kind = "okta"` (not available in this version).
     #[serde(default)]
     okta: Option<Spanned<toml::Table>>,
@@ -513,11 +517,8 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 3] = [
-        ("azure", raw.azure.as_ref()),
-        ("okta", raw.okta.as_ref()),
-        ("ldap", raw.ldap.as_ref()),
-    ];
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 2] =
+        [("okta", raw.okta.as_ref()), ("ldap", raw.ldap.as_ref())];
     if kind != "scim"
         && let Some(table) = &raw.scim
     {
@@ -536,6 +537,16 @@ pub(crate) fn load(
             table,
             "file",
             format!("[file] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "azure"
+        && let Some(table) = &raw.azure
+    {
+        source.report(
+            problems,
+            table,
+            "azure",
+            format!("[azure] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "google"
@@ -591,6 +602,26 @@ pub(crate) fn load(
                 "kind",
                 "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
                  `client_id` and `client_secret`",
+            ),
+        }
+    } else if kind == "azure" {
+        match &raw.azure {
+            Some(table) => {
+                settings = super::azure::azure_settings(
+                    source,
+                    context.base_dir,
+                    table.get_ref(),
+                    raw.enabled,
+                    problems,
+                )
+                .map(ConnectorSettings::Azure)
+            }
+            None => source.report(
+                problems,
+                &raw.kind,
+                "kind",
+                "kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and \
+                 `client_secret` (or `certificate` and `private_key`)",
             ),
         }
     } else if kind == "google" {
@@ -1141,7 +1172,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: google, keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: azure, google, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);

@@ -680,7 +680,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "idsync.toml:1: targte: unknown field `targte`, expected one of `target`, `scim`, `admin`, `paths`, `log`, `safety`"
+                "idsync.toml:1: targte: unknown field `targte`, expected one of `target`, `scim`, `admin`, `paths`, `log`, `safety`, `scheduler`"
             ]
         );
     }

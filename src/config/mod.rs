@@ -17,6 +17,7 @@
 //! directories (hidden files, whose name starts with `.`, are skipped), in name
 //! order. A missing directory counts as empty.
 
+mod azure;
 mod connector;
 mod engine;
 mod google;
@@ -30,6 +31,7 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+pub use azure::{AzureCredential, AzureSettings, parse_duration};
 pub use connector::{
     ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, KeycloakSettings, Schedule,
     ScheduleError,
@@ -525,7 +527,8 @@ format = "json"
             problems(&dir),
             [
                 "connectors/hr.toml:3: shcedule: unknown field `shcedule`, expected one of \
-                 `kind`, `enabled`, `mapping`, `schedule`, `file`, `azure`, `okta`, `google`, \
+                 `kind`, `enabled`, `mapping`, `schedule`, `timezone`, `jitter_seconds`, `file`, \
+                 `azure`, `okta`, `google`, \
                  `keycloak`, `ldap`, `scim`"
             ]
         );
@@ -675,7 +678,7 @@ format = "json"
             "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
              lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
             "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: google, keycloak, scim, file)".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: azure, google, keycloak, scim, file)".to_owned(),
             "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
             "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
              expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \

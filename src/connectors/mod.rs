@@ -8,6 +8,7 @@
 //! or a delta, whether it was complete, and which checkpoint to store next. Removals are
 //! only ever derived from a complete read.
 
+pub mod azure;
 pub mod file;
 pub mod google;
 pub mod http;
@@ -186,6 +187,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
             settings.path.clone(),
             settings.format,
         ))),
+        ConnectorSettings::Azure(settings) => Ok(Box::new(azure::AzureConnector::new(settings)?)),
         ConnectorSettings::Google(settings) => {
             Ok(Box::new(google::GoogleConnector::new(settings)?))
         }

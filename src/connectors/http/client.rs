@@ -109,6 +109,17 @@ impl HttpClient {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<(serde_json::Value, HeaderMap), HttpError> {
+        self.get_json_with_headers(url, query, &[]).await
+    }
+
+    /// [`HttpClient::get_json`] with extra request headers (such as Graph's
+    /// `Prefer: return=minimal`). Header values are never logged.
+    pub async fn get_json_with_headers(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        headers: &[(&'static str, &str)],
+    ) -> Result<(serde_json::Value, HeaderMap), HttpError> {
         let url = url::Url::parse(url).map_err(|e| HttpError::InvalidUrl {
             what: "API request".to_string(),
             reason: e.to_string(),
@@ -122,7 +133,7 @@ impl HttpClient {
             attempts += 1;
             self.wait_for_rate_limit().await;
             let outcome = self
-                .attempt(&url, query, &shown, attempts, force_refresh)
+                .attempt(&url, query, headers, &shown, attempts, force_refresh)
                 .await?;
             force_refresh = false;
             let counted = match &outcome {
@@ -183,6 +194,7 @@ impl HttpClient {
         &self,
         url: &url::Url,
         query: &[(&str, &str)],
+        headers: &[(&'static str, &str)],
         shown: &str,
         attempt: u32,
         force_refresh: bool,
@@ -192,6 +204,9 @@ impl HttpClient {
             .get(url.clone())
             .query(query)
             .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some((source, scheme)) = &self.auth {
             let token = source.token(force_refresh).await?;
             let mut value = HeaderValue::from_str(&format!("{} {}", scheme.word(), token.expose()))
