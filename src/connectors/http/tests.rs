@@ -287,6 +287,47 @@ async fn token_cached_then_refreshed_on_401() {
     assert_eq!(state.api_hits.load(Ordering::SeqCst), 4);
 }
 
+#[tokio::test(start_paused = true)]
+async fn token_endpoint_failures_are_retried() {
+    let hits = Hits::default();
+    let counter = hits.clone();
+    let app = Router::new()
+        .route(
+            "/token",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    // Two failures (throttled, then down) before a token.
+                    match counter.fetch_add(1, Ordering::SeqCst) {
+                        0 => (
+                            AxStatus::TOO_MANY_REQUESTS,
+                            axum::Json(json!({"error": "slow_down"})),
+                        )
+                            .into_response(),
+                        1 => AxStatus::SERVICE_UNAVAILABLE.into_response(),
+                        _ => axum::Json(json!({"access_token": "tok", "expires_in": 3600}))
+                            .into_response(),
+                    }
+                }
+            }),
+        )
+        .route("/api", get(|| async { axum::Json(json!({"ok": true})) }));
+    let base = serve(app).await;
+    let http = client();
+    let source = OAuthClientCredentials::new(
+        http.reqwest_client(),
+        &format!("{base}/token"),
+        "app-1",
+        ClientAuth::Secret(SecretString::new("s")),
+        None,
+    )
+    .unwrap();
+    let http = http.with_auth(Arc::new(source), AuthScheme::Bearer);
+    let (body, _) = http.get_json(&format!("{base}/api"), &[]).await.unwrap();
+    assert_eq!(body["ok"], true);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
 #[tokio::test]
 async fn token_endpoint_refusal_is_auth_error() {
     let (http, state, base) = oauth_setup("wrong").await;

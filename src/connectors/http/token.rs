@@ -210,9 +210,47 @@ impl TokenSource for OAuthClientCredentials {
         {
             return Ok(token.clone());
         }
-        let (token, valid_until) = self.fetch().await?;
+        let (token, valid_until) = fetch_with_retries(|| self.fetch()).await?;
         *cached = Some((token.clone(), valid_until));
         Ok(token)
+    }
+}
+
+/// Attempts at a token request when the endpoint fails transiently.
+const TOKEN_ATTEMPTS: u32 = 5;
+
+/// Whether a failed token request is worth repeating: the endpoint was unreachable, timed
+/// out, throttled (429) or failed on its side (5xx). A refusal of the credentials is not.
+pub(crate) fn transient(error: &HttpError) -> bool {
+    match error {
+        HttpError::Connect { .. } | HttpError::Timeout { .. } => true,
+        HttpError::Status { status, .. } | HttpError::Auth { status, .. } => {
+            *status == 429 || *status >= 500
+        }
+        _ => false,
+    }
+}
+
+/// Runs a token request, repeating it with backoff while it fails transiently (token
+/// endpoints throttle and fail like any API).
+pub(crate) async fn fetch_with_retries<T, F, Fut>(mut fetch: F) -> Result<T, HttpError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, HttpError>>,
+{
+    let policy = super::RetryPolicy::default();
+    let mut attempt = 1;
+    loop {
+        match fetch().await {
+            Ok(value) => return Ok(value),
+            Err(error) if attempt < TOKEN_ATTEMPTS && transient(&error) => {
+                let delay = policy.backoff(attempt);
+                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, %error, "token request failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
