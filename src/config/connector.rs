@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "keycloak" or "scim" in this version
+//! kind = "file"                  # which kind of source: "file", "okta", "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 3] = ["keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 4] = ["okta", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -64,6 +64,8 @@ pub enum ConnectorSettings {
     File(FileSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
+    /// `kind = "okta"`: users and groups of an Okta org (Management API).
+    Okta(super::okta::OktaSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
     Scim(super::scim_tenant::ScimTenantSettings),
 }
@@ -74,6 +76,7 @@ impl ConnectorSettings {
         match self {
             ConnectorSettings::File(_) => "file",
             ConnectorSettings::Keycloak(_) => "keycloak",
+            ConnectorSettings::Okta(_) => "okta",
             ConnectorSettings::Scim(_) => "scim",
         }
     }
@@ -375,8 +378,8 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `keycloak` and `scim` are
-    /// available in this version. The kind's own settings go in a table
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `okta`, `keycloak` and
+    /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
     /// Whether the connector runs; a disabled connector is still checked.
@@ -398,9 +401,9 @@ struct RawConnector {
     /// Settings for `kind = "azure"` (not available in this version).
     #[serde(default)]
     azure: Option<Spanned<toml::Table>>,
-    /// Settings for `kind = "okta"` (not available in this version).
+    /// Settings for `kind = "okta"`.
     #[serde(default)]
-    okta: Option<Spanned<toml::Table>>,
+    okta: Option<Spanned<super::okta::RawOktaSettings>>,
     /// Settings for `kind = "google"` (not available in this version).
     #[serde(default)]
     google: Option<Spanned<toml::Table>>,
@@ -497,9 +500,8 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 4] = [
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 3] = [
         ("azure", raw.azure.as_ref()),
-        ("okta", raw.okta.as_ref()),
         ("google", raw.google.as_ref()),
         ("ldap", raw.ldap.as_ref()),
     ];
@@ -521,6 +523,16 @@ pub(crate) fn load(
             table,
             "file",
             format!("[file] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "okta"
+        && let Some(table) = &raw.okta
+    {
+        source.report(
+            problems,
+            table,
+            "okta",
+            format!("[okta] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "keycloak"
@@ -566,6 +578,26 @@ pub(crate) fn load(
                 "kind",
                 "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
                  `client_id` and `client_secret`",
+            ),
+        }
+    } else if kind == "okta" {
+        match &raw.okta {
+            Some(table) => {
+                settings = super::okta::okta_settings(
+                    source,
+                    context.base_dir,
+                    table,
+                    table.get_ref(),
+                    problems,
+                )
+                .map(ConnectorSettings::Okta);
+            }
+            None => source.report(
+                problems,
+                &raw.kind,
+                "kind",
+                "kind = \"okta\" needs an [okta] table with `domain` and credentials \
+                 (`client_id` with `private_key`, or `api_token`)",
             ),
         }
     } else if kind == "scim" {
@@ -1024,13 +1056,13 @@ mod tests {
     fn kinds() {
         let (_, problems) = check(
             "a",
-            "kind = \"okta\"\nmapping = \"default\"\n[okta]\ndomain = \"x\"\n",
+            "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"ldap://x\"\n",
             &[],
         );
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);

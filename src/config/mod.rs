@@ -20,6 +20,7 @@
 mod connector;
 mod engine;
 mod mapping;
+mod okta;
 mod problems;
 mod scim_tenant;
 mod secret;
@@ -37,6 +38,7 @@ pub use engine::{EngineConfig, LogFormat};
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
+pub use okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy, parse_duration};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
 pub use secret::{SecretError, SecretRef, SecretString, StringOrSecret};
 
@@ -650,7 +652,7 @@ format = "json"
             ("mappings/broken.toml", "on_remove = \n"),
             (
                 "connectors/a.toml",
-                "kind = \"okta\"\nmapping = \"nope\"\nschedule = \"* * *\"\n",
+                "kind = \"ldap\"\nmapping = \"nope\"\nschedule = \"* * *\"\n",
             ),
             (
                 "connectors/b.toml",
@@ -670,7 +672,7 @@ format = "json"
             "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
              lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
             "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: keycloak, scim, file)".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, keycloak, scim, file)".to_owned(),
             "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
             "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
              expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \
