@@ -2,6 +2,7 @@
 //! its own binary and slow the build).
 
 mod cli;
+mod connector_okta;
 mod golden;
 mod mapping_flow;
 mod mirror_query;

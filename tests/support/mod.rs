@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod fake_okta;
 pub mod scim;
 pub mod scripted;
 
