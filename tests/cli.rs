@@ -97,6 +97,12 @@ fn the_repository_configuration_checks_clean() {
         config.connectors["example-okta-scim"].settings,
         idsync::config::ConnectorSettings::Scim(_)
     ));
+    let okta = &config.connectors["example-okta"];
+    assert!(!okta.enabled);
+    assert!(matches!(
+        okta.settings,
+        idsync::config::ConnectorSettings::Okta(_)
+    ));
     assert!(config.mappings.contains_key("default"));
 }
 

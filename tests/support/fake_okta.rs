@@ -614,7 +614,7 @@ fn gate(
     path: &str,
     query: &HashMap<String, String>,
     listing: Listing,
-) -> Result<[(&'static str, String); 3], Response> {
+) -> Result<[(&'static str, String); 3], Box<Response>> {
     let n = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let mut shown: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     shown.sort();
@@ -626,18 +626,18 @@ fn gate(
     if shared
         .knobs
         .throttle_every
-        .is_some_and(|every| every > 0 && n % every == 0)
+        .is_some_and(|every| every > 0 && n.is_multiple_of(every))
     {
         shared.throttled.fetch_add(1, Ordering::SeqCst);
         let rate = rate_headers(shared, path, true);
-        return Err(with_headers(
+        return Err(Box::new(with_headers(
             error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "E0000047",
                 "API call exceeded rate limit due to too many requests.",
             ),
             &rate,
-        ));
+        )));
     }
     let rate = rate_headers(shared, path, false);
     let authorization = headers
@@ -659,14 +659,14 @@ fn gate(
         }
     };
     if !authorized {
-        return Err(with_headers(
+        return Err(Box::new(with_headers(
             error(
                 StatusCode::UNAUTHORIZED,
                 "E0000011",
                 "Invalid token provided",
             ),
             &rate,
-        ));
+        )));
     }
     if shared.knobs.deny == Some(listing) {
         let scope = match listing {
@@ -689,7 +689,7 @@ fn gate(
                 response.headers_mut().insert("www-authenticate", value);
             }
         }
-        return Err(with_headers(response, &rate));
+        return Err(Box::new(with_headers(response, &rate)));
     }
     Ok(rate)
 }
@@ -799,7 +799,7 @@ async fn users_listing(
     let path = "/api/v1/users";
     let rate = match gate(&shared, &headers, path, &query, Listing::Users) {
         Ok(rate) => rate,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let expr = match query.get("filter") {
         Some(text) => match filter::parse(text, &filter::USERS) {
@@ -888,7 +888,7 @@ async fn groups_listing(
     let path = "/api/v1/groups";
     let rate = match gate(&shared, &headers, path, &query, Listing::Groups) {
         Ok(rate) => rate,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let expr = match query.get("filter") {
         Some(text) => match filter::parse(text, &filter::GROUPS) {
@@ -928,7 +928,7 @@ async fn members_listing(
     let path = format!("/api/v1/groups/{id}/users");
     let rate = match gate(&shared, &headers, &path, &query, Listing::Members) {
         Ok(rate) => rate,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let base = shared.base.get().expect("base").clone();
     let (items, last_group) = {
