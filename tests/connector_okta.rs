@@ -426,12 +426,16 @@ async fn a_403_names_the_missing_scope_and_changes_nothing() {
         assert!(text.contains("HTTP 403"), "{listing:?}: {text}");
         assert!(text.contains("Okta API Scopes tab"), "{listing:?}: {text}");
         assert_eq!(counts(&db).await, before, "{listing:?}");
-        if listing != Listing::Members {
-            let checks = fake.connector().diagnose().await;
-            let failed = checks.last().expect("a check");
-            assert!(!failed.ok, "{checks:?}");
-            assert!(failed.detail.contains(scope), "{checks:?}");
-        }
+        let checks = fake.connector().diagnose().await;
+        let failed = checks.last().expect("a check");
+        assert!(!failed.ok, "{listing:?}: {checks:?}");
+        assert!(failed.detail.contains(scope), "{listing:?}: {checks:?}");
+        let expected_check = match listing {
+            Listing::Users => "list users",
+            Listing::Groups => "list groups",
+            Listing::Members => "list group members",
+        };
+        assert_eq!(failed.check, expected_check);
     }
 
     // With an API token, the admin role is what is missing.
