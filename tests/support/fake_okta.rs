@@ -160,6 +160,9 @@ pub fn start(directory: Directory, knobs: Knobs) -> BoxFuture<'static, Arc<dyn F
     })
 }
 
+// `start` is what the conformance suite takes.
+const _: super::conformance::StartFake = start;
+
 /// Starts a fake with Okta-specific options.
 pub async fn start_okta(directory: Directory, knobs: Knobs, options: OktaOptions) -> Arc<FakeOkta> {
     let users = directory
