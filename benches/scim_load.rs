@@ -110,7 +110,13 @@ fn start_server(database_url: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_idsync"))
         .arg("--config")
         .arg(&config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--scim-listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .expect("start idsync serve");

@@ -1,15 +1,13 @@
-//! The SCIM commands: `serve` (the SCIM server), `tenant` (bearer tokens of SCIM tenants)
-//! and `events` (the SCIM request log).
+//! The SCIM commands: `tenant` (bearer tokens of SCIM tenants) and `events` (the SCIM
+//! request log).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use idsync::config::{Config, ConnectorSettings, TenantAuth};
 use idsync::db::Db;
-use idsync::scim::events::{self, EventLog, EventQuery, StatusMatch};
-use idsync::scim::server::{ScimServer, ServerOptions, serve};
+use idsync::scim::events::{self, EventQuery, StatusMatch};
 use idsync::scim::{holds, tokens};
 use serde::Serialize;
 
@@ -312,90 +310,5 @@ pub async fn events(
             }
         }
     }
-    Ok(0)
-}
-
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-}
-
-pub async fn serve_command(
-    config: &Config,
-    db: Db,
-    listen: Option<std::net::SocketAddr>,
-) -> Result<u8> {
-    let tenants = ScimServer::tenants_of(config);
-    if tenants.is_empty() {
-        eprintln!(
-            "note: no enabled SCIM tenants (connectors with kind = \"scim\"); the SCIM server \
-             answers 404 to everything"
-        );
-    }
-    let retention = ScimServer::retention_of(&tenants);
-    let (event_log, writer) = EventLog::start(
-        db.clone(),
-        retention,
-        idsync::config::ScimTenantSettings::default().event_retention,
-    );
-    let server = Arc::new(ScimServer::new(
-        db.clone(),
-        tenants,
-        ServerOptions::default(),
-        event_log.clone(),
-    ));
-    let addr = listen.unwrap_or(config.engine.scim_listen);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Exit {
-            code: 1,
-            message: format!(
-                "cannot listen for SCIM on {addr}: {e}{}",
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    format!(
-                        " (port {} is taken by another process; set [scim] listen in idsync.toml)",
-                        addr.port()
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-        })?;
-    let bound = listener
-        .local_addr()
-        .context("reading the SCIM listen address")?;
-    tracing::info!(%bound, tenants = ?server.tenant_ids(), "SCIM server listening");
-    eprintln!(
-        "SCIM server listening on http://{bound} (tenants: {}; URLs /scim/<tenant>/v2). \
-         Plain HTTP: put it behind a TLS-terminating gateway.",
-        server.tenant_ids().join(", ")
-    );
-    serve(listener, server, shutdown_signal())
-        .await
-        .context("serving SCIM")?;
-    tracing::info!("SCIM server stopped; writing the last events");
-    event_log.flush().await;
-    drop(event_log);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    db.close().await;
     Ok(0)
 }

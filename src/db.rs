@@ -157,6 +157,29 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the database answers and every migration this build knows is applied
+    /// (`Err` says which is not so).
+    pub async fn ready(&self) -> Result<(), String> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| format!("the database does not answer: {e}"))?;
+        match applied {
+            Some(v) if v >= latest => Ok(()),
+            other => Err(format!(
+                "migrations not applied: the database is at version {}, this build needs {latest}",
+                other.unwrap_or(0)
+            )),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

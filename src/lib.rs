@@ -28,8 +28,10 @@
 
 pub mod config;
 pub mod connectors;
+pub mod daemon;
 pub mod db;
 pub mod filter;
+pub mod metrics;
 pub mod mirror;
 pub mod model;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 
 mod cli_output;
 mod cli_scim;
+mod cli_serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ struct Cli {
     /// configured level.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Log lines as `text` or `json` (one object per line, for log shippers); default
+    /// `[log] format`.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<CliLogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +59,10 @@ enum Command {
     Sync {
         /// The connector id (file stem in connectors/).
         connector: String,
+        /// Ask the running node whose admin API is at this URL to run it instead
+        /// (`http://127.0.0.1:5502`; its token from IDSYNC_ADMIN_TOKEN).
+        #[arg(long)]
+        via: Option<String>,
         #[command(flatten)]
         run: RunFlags,
     },
@@ -75,12 +84,18 @@ enum Command {
         #[command(subcommand)]
         command: ListShow,
     },
-    /// Run the SCIM server (every enabled connector of kind "scim" is a tenant) until
-    /// SIGINT or SIGTERM.
+    /// Run this node until SIGINT or SIGTERM: the SCIM server (every enabled connector of
+    /// kind "scim" is a tenant), the scheduler of the pull connectors and the admin API.
     Serve {
-        /// Listen here instead of `[scim] listen` of idsync.toml.
+        /// Listen for SCIM here instead of `[scim] listen`.
         #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
+        scim_listen: Option<std::net::SocketAddr>,
+        /// Serve the admin API here instead of `[admin] listen`.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
+        /// Keep trying to reach the database this many seconds at start-up.
+        #[arg(long, default_value_t = 0)]
+        wait_for_db: u64,
     },
     /// Bearer tokens of SCIM tenants.
     Tenant {
@@ -111,6 +126,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliLogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -210,14 +231,21 @@ async fn open_db(config: &Config) -> Result<Db> {
 async fn run(cli: Cli) -> Result<u8> {
     let config = load_config(&cli.config)?;
     let interactive = std::io::stderr().is_terminal();
+    // A node logs at its configured level even when started from a terminal.
+    let serving = matches!(cli.command, Command::Serve { .. });
     let level = cli.log_level.clone().unwrap_or_else(|| {
-        if interactive {
+        if interactive && !serving {
             "warn".to_string()
         } else {
             config.engine.log_level.clone()
         }
     });
-    init_logging(&level, config.engine.log_format, interactive);
+    let log_format = match cli.log_format {
+        Some(CliLogFormat::Json) => LogFormat::Json,
+        Some(CliLogFormat::Text) => LogFormat::Text,
+        None => config.engine.log_format,
+    };
+    init_logging(&level, log_format, interactive);
 
     match cli.command {
         Command::Check { connect } => {
@@ -257,7 +285,12 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if failed { 1 } else { 0 })
         }
-        Command::Sync { connector, run } => {
+        Command::Sync {
+            connector,
+            via: Some(via),
+            ..
+        } => cli_serve::run_via(&via, &connector).await,
+        Command::Sync { connector, run, .. } => {
             let connector_config = config.connector(&connector).ok_or_else(|| Exit {
                 code: 2,
                 message: format!(
@@ -348,9 +381,17 @@ async fn run(cli: Cli) -> Result<u8> {
             db.close().await;
             Ok(code)
         }
-        Command::Serve { listen } => {
-            let db = open_db(&config).await?;
-            cli_scim::serve_command(&config, db, listen).await
+        Command::Serve {
+            scim_listen,
+            admin_listen,
+            wait_for_db,
+        } => {
+            let options = idsync::daemon::ServeOptions {
+                scim_listen,
+                admin_listen,
+                wait_for_database: std::time::Duration::from_secs(wait_for_db),
+            };
+            cli_serve::serve(config, options).await
         }
         Command::Tenant { command } => {
             let db = open_db(&config).await?;

@@ -303,7 +303,13 @@ impl Served {
         let child = Command::new(env!("CARGO_BIN_EXE_idsync"))
             .arg("--config")
             .arg(tree.path("idsync.toml"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--scim-listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("IDSYNC_CONFIG")
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -435,7 +441,13 @@ fn serve_names_a_port_in_use() {
     let tree = Tree::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let (code, _, stderr) = tree.run(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    let (code, _, stderr) = tree.run(&[
+        "serve",
+        "--scim-listen",
+        &format!("127.0.0.1:{port}"),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(code, 1);
     assert!(stderr.contains(&format!("port {port}")), "{stderr}");
 }

@@ -137,6 +137,12 @@ fn small() -> Directory {
     }
 }
 
+/// A connector with the settings an admin gets by default (incremental reads,
+/// deprovisioned users inactive); `FakeProvider::connector` is the conformance variant.
+fn admin(fake: &FakeOkta) -> idsync::connectors::okta::OktaConnector {
+    fake.connector_with(&fake.settings())
+}
+
 async fn start(directory: Directory, knobs: Knobs) -> Arc<FakeOkta> {
     fake_okta::start_okta(directory, knobs, OktaOptions::default()).await
 }
@@ -185,7 +191,7 @@ async fn a_full_read_over_many_pages_lands_in_the_target() {
         },
     )
     .await;
-    let report = run_ok(&db, &*fake.connector()).await;
+    let report = run_ok(&db, &admin(&fake)).await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(report.read_mode, Some("full"));
     assert_eq!(report.counts.users_created as usize, n_users);
@@ -253,7 +259,7 @@ async fn a_full_read_over_many_pages_lands_in_the_target() {
     // Read everything again: nothing changed, nothing is written (lastLogin, which the fake
     // moves at every request, is not part of the record).
     set_checkpoint(&db, None).await;
-    let again = run_ok(&db, &*fake.connector()).await;
+    let again = run_ok(&db, &admin(&fake)).await;
     assert_eq!(again.read_mode, Some("full"));
     assert_eq!(again.outcome, Outcome::Unchanged, "{:?}", again.preview);
 }
@@ -273,7 +279,7 @@ async fn throttling_and_token_expiry_mid_run_are_absorbed() {
         },
     )
     .await;
-    let report = run_ok(&db, &*fake.connector()).await;
+    let report = run_ok(&db, &admin(&fake)).await;
     assert_eq!(report.counts.users_created as usize, n_users);
     let (_, groups, memberships, _) = counts(&db).await;
     assert_eq!(groups, 4);
@@ -296,7 +302,7 @@ async fn an_api_token_reads_the_same() {
         },
     )
     .await;
-    let report = run_ok(&db, &*fake.connector()).await;
+    let report = run_ok(&db, &admin(&fake)).await;
     assert_eq!(report.counts.users_created, 5);
     assert_eq!(fake.stats().tokens_issued, 0);
     assert_eq!(
@@ -353,7 +359,7 @@ async fn the_token_endpoint_checks_key_and_scopes() {
     assert_eq!(counts(&db).await, (0, 0, 0, 0));
 
     // A good key: every check passes.
-    let checks = fake.connector().diagnose().await;
+    let checks = admin(&fake).diagnose().await;
     let names: Vec<(&str, bool)> = checks.iter().map(|c| (c.check, c.ok)).collect();
     assert_eq!(
         names,
@@ -372,7 +378,7 @@ async fn a_failing_last_page_changes_nothing() {
     for listing in [Listing::Users, Listing::Groups, Listing::Members] {
         let db = sqlite().await;
         let good = start(small(), Knobs::default()).await;
-        run_ok(&db, &*good.connector()).await;
+        run_ok(&db, &admin(&good)).await;
         let before = (counts(&db).await, users(&db).await);
         let saved = checkpoint(&db).await;
 
@@ -389,7 +395,7 @@ async fn a_failing_last_page_changes_nothing() {
             },
         )
         .await;
-        let error = run(&db, &*failing.connector()).await.unwrap_err();
+        let error = run(&db, &admin(&failing)).await.unwrap_err();
         let text = error.to_string();
         assert!(text.contains("HTTP 500"), "{listing:?}: {text}");
         assert_eq!(
@@ -409,7 +415,7 @@ async fn a_403_names_the_missing_scope_and_changes_nothing() {
         (Listing::Members, "okta.groups.read"),
     ] {
         let db = sqlite().await;
-        run_ok(&db, &*start(small(), Knobs::default()).await.connector()).await;
+        run_ok(&db, &admin(&*start(small(), Knobs::default()).await)).await;
         let before = counts(&db).await;
         let fake = start(
             small(),
@@ -420,13 +426,13 @@ async fn a_403_names_the_missing_scope_and_changes_nothing() {
         )
         .await;
         assert_eq!(fake.missing_permission_hint(), scope);
-        let error = run(&db, &*fake.connector()).await.unwrap_err();
+        let error = run(&db, &admin(&fake)).await.unwrap_err();
         let text = error.to_string();
         assert!(text.contains(scope), "{listing:?}: {text}");
         assert!(text.contains("HTTP 403"), "{listing:?}: {text}");
         assert!(text.contains("Okta API Scopes tab"), "{listing:?}: {text}");
         assert_eq!(counts(&db).await, before, "{listing:?}");
-        let checks = fake.connector().diagnose().await;
+        let checks = admin(&fake).diagnose().await;
         let failed = checks.last().expect("a check");
         assert!(!failed.ok, "{listing:?}: {checks:?}");
         assert!(failed.detail.contains(scope), "{listing:?}: {checks:?}");
@@ -451,7 +457,7 @@ async fn a_403_names_the_missing_scope_and_changes_nothing() {
         },
     )
     .await;
-    let checks = fake.connector().diagnose().await;
+    let checks = admin(&fake).diagnose().await;
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert_eq!(checks[0].check, "list users");
     assert!(
@@ -465,7 +471,7 @@ async fn a_403_names_the_missing_scope_and_changes_nothing() {
 async fn an_incremental_read_touches_only_what_changed() {
     let db = sqlite().await;
     let fake = start(small(), Knobs::default()).await;
-    let first = run_ok(&db, &*fake.connector()).await;
+    let first = run_ok(&db, &admin(&fake)).await;
     assert_eq!(first.read_mode, Some("full"));
 
     // bob is renamed, alice suspended, frank joins Engineering, Ops is renamed; Empty
@@ -483,7 +489,7 @@ async fn an_incremental_read_touches_only_what_changed() {
     fake.set_directory(changed);
     fake.clear_log();
 
-    let second = run_ok(&db, &*fake.connector()).await;
+    let second = run_ok(&db, &admin(&fake)).await;
     assert_eq!(second.read_mode, Some(ReadMode::Delta.as_str()));
     assert_eq!(second.records_read, 5, "3 users and 2 groups");
     assert_eq!(second.counts.users_created, 1);
@@ -538,7 +544,7 @@ async fn an_incremental_read_touches_only_what_changed() {
     assert_eq!(bob.given_name.as_deref(), Some("Robert"));
 
     // Nothing new: the overlap re-reads the last changes, which are already applied.
-    let third = run_ok(&db, &*fake.connector()).await;
+    let third = run_ok(&db, &admin(&fake)).await;
     assert_eq!(third.read_mode, Some("delta"));
     assert_eq!(third.outcome, Outcome::Unchanged);
 
@@ -590,13 +596,13 @@ async fn skipped_statuses_stay_out_and_leave_when_they_change() {
 async fn a_stale_or_unusable_checkpoint_reads_everything() {
     let db = sqlite().await;
     let fake = start(small(), Knobs::default()).await;
-    run_ok(&db, &*fake.connector()).await;
+    run_ok(&db, &admin(&fake)).await;
 
     // erin is hard-deleted: filters cannot see that, an incremental read keeps her.
     let mut changed = small();
     changed.users.retain(|u| u.id != "00uerin");
     fake.set_directory(changed);
-    let delta = run_ok(&db, &*fake.connector()).await;
+    let delta = run_ok(&db, &admin(&fake)).await;
     assert_eq!(delta.read_mode, Some("delta"));
     assert_eq!(delta.outcome, Outcome::Unchanged);
 
@@ -607,7 +613,7 @@ async fn a_stale_or_unusable_checkpoint_reads_everything() {
     value["full_read_at"] =
         serde_json::json!(two_days_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     set_checkpoint(&db, Some(value.to_string())).await;
-    let full = run_ok(&db, &*fake.connector()).await;
+    let full = run_ok(&db, &admin(&fake)).await;
     assert_eq!(full.read_mode, Some("full"));
     assert_eq!(full.counts.users_disabled, 1, "erin is gone");
     let renewed: serde_json::Value = serde_json::from_str(&checkpoint(&db).await.unwrap()).unwrap();
@@ -622,7 +628,7 @@ async fn a_stale_or_unusable_checkpoint_reads_everything() {
 
     // Garbage is not trusted.
     set_checkpoint(&db, Some("{\"since\": 42}".into())).await;
-    let report = run_ok(&db, &*fake.connector()).await;
+    let report = run_ok(&db, &admin(&fake)).await;
     assert_eq!(report.read_mode, Some("full"));
     assert_eq!(report.outcome, Outcome::Unchanged);
 }
@@ -639,7 +645,7 @@ async fn app_groups_are_read_by_type() {
         },
     )
     .await;
-    run_ok(&db, &*fake.connector()).await;
+    run_ok(&db, &admin(&fake)).await;
     let ops = query::find_group(db.pool(), "Ops")
         .await
         .unwrap()
@@ -662,4 +668,25 @@ async fn app_groups_are_read_by_type() {
             .unwrap()
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn the_conformance_connector_reads_in_full_and_leaves_deprovisioned_users_out() {
+    let db = sqlite().await;
+    let fake = start(small(), Knobs::default()).await;
+    let first = run_ok(&db, &*fake.connector()).await;
+    assert_eq!(first.read_mode, Some("full"));
+    assert!(
+        query::find_user(db.pool(), "dave@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut changed = small();
+    changed.users.retain(|u| u.id != "00uerin");
+    fake.set_directory(changed);
+    let second = run_ok(&db, &*fake.connector()).await;
+    assert_eq!(second.read_mode, Some("full"));
+    assert_eq!(second.counts.users_disabled, 1, "the hard deletion is seen");
+    assert!(!fake.served().is_empty());
 }

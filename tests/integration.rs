@@ -2,7 +2,9 @@
 //! its own binary and slow the build).
 
 mod cli;
+mod conformance;
 mod connector_okta;
+mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::mapping_flow::load_mapping;
 use crate::on_both_backends;
 use crate::support::TestDb;
-use crate::support::scim::{ScimHarness, tenant};
+use crate::support::scim::{ScimHarness, tenant, tenant_with};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -688,6 +688,16 @@ async fn bad_requests_answer_scim_errors_and_store_nothing(db: TestDb) {
         400,
         Some("noTarget"),
     );
+    let many: Vec<Value> = (0..=idsync::scim::patch::MAX_OPERATIONS)
+        .map(|_| json!({"op": "replace", "path": "displayName", "value": "x"}))
+        .collect();
+    assert_error(
+        &scim
+            .call("acme", "PATCH", &user_url, Some(patch(Value::Array(many))))
+            .await,
+        400,
+        Some("tooMany"),
+    );
     // All or nothing: a good first operation is not kept when the second fails.
     let half = patch(json!([
         {"op": "replace", "path": "displayName", "value": "Changed"},
@@ -730,7 +740,7 @@ on_both_backends!(bad_requests_answer_scim_errors_and_store_nothing);
 #[tokio::test]
 async fn credentials_are_per_tenant() {
     let db = crate::support::sqlite().await;
-    let basic = Tenant::new(
+    let basic = tenant_with(
         "okta",
         ScimTenantSettings {
             auth: TenantAuth::Basic {
@@ -739,7 +749,6 @@ async fn credentials_are_per_tenant() {
             },
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(
         &db,
@@ -824,23 +833,21 @@ async fn credentials_are_per_tenant() {
 #[tokio::test]
 async fn allowlist_rate_limit_and_forwarded_for() {
     let db = crate::support::sqlite().await;
-    let fenced = Tenant::new(
+    let fenced = tenant_with(
         "fenced",
         ScimTenantSettings {
             allow_from: vec!["10.0.0.0/8".parse().unwrap()],
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
-    let slow = Tenant::new(
+    let slow = tenant_with(
         "slow",
         ScimTenantSettings {
             requests_per_second: std::num::NonZeroU32::new(1).unwrap(),
             burst: std::num::NonZeroU32::new(2).unwrap(),
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(&db, vec![fenced, slow]).await;
     let url = scim.url("fenced", "/Users");
@@ -1083,16 +1090,28 @@ async fn scim_1_1_for_the_okta_agent() {
     scim.stop().await;
 }
 
+async fn tenant_events(db: &Db) -> Vec<idsync::scim::events::Event> {
+    events::query(
+        db,
+        &EventQuery {
+            tenant: Some("acme".into()),
+            limit: 10,
+            ..EventQuery::default()
+        },
+    )
+    .await
+    .expect("events")
+}
+
 #[tokio::test]
 async fn events_are_logged_with_secrets_redacted() {
     let db = crate::support::sqlite().await;
-    let retained = Tenant::new(
+    let retained = tenant_with(
         "acme",
         ScimTenantSettings {
             event_retention: 3,
             ..ScimTenantSettings::default()
         },
-        idsync::config::MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
     );
     let scim = ScimHarness::start(&db, vec![retained]).await;
     let mut body = user_body("ada");
@@ -1107,16 +1126,7 @@ async fn events_are_logged_with_secrets_redacted() {
     .await;
     scim.call("acme", "GET", "/Users/missing", None).await;
     scim.events.flush().await;
-    let all = events::query(
-        &db,
-        &EventQuery {
-            tenant: Some("acme".into()),
-            limit: 10,
-            ..EventQuery::default()
-        },
-    )
-    .await
-    .unwrap();
+    let all = tenant_events(&db).await;
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].status, 404);
     assert!(all[0].operation.contains("failed"), "{}", all[0].operation);
@@ -1141,16 +1151,7 @@ async fn events_are_logged_with_secrets_redacted() {
     scim.call("acme", "GET", "/ServiceProviderConfig", None)
         .await;
     scim.events.flush().await;
-    let kept = events::query(
-        &db,
-        &EventQuery {
-            tenant: Some("acme".into()),
-            limit: 10,
-            ..EventQuery::default()
-        },
-    )
-    .await
-    .unwrap();
+    let kept = tenant_events(&db).await;
     assert_eq!(kept.len(), 3);
     assert_eq!(kept[0].path, "/ServiceProviderConfig");
     let failures = events::query(
@@ -1218,4 +1219,138 @@ async fn a_request_over_the_timeout_is_abandoned_and_stores_nothing() {
     assert_eq!(mirror_count(&db, "mirror_users").await, 0);
     assert!(target_user(&db, "slow").await.is_none());
     scim.stop().await;
+}
+
+/// Deterministic pseudo-random JSON (no two runs differ) with SCIM-looking keys and values.
+struct Soup(u64);
+
+impl Soup {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % bound.max(1)
+    }
+
+    fn word(&mut self) -> String {
+        const WORDS: [&str; 24] = [
+            "schemas",
+            "userName",
+            "members",
+            "value",
+            "op",
+            "path",
+            "Operations",
+            "emails",
+            "active",
+            "displayName",
+            "name.givenName",
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:api:messages:2.0:PatchOp",
+            "add",
+            "Replace",
+            "remove",
+            "members[value eq \"x\"]",
+            "emails[type eq \"work\"].value",
+            "True",
+            "",
+            "[",
+            "\"",
+            "id",
+            "meta",
+        ];
+        WORDS[self.next(WORDS.len())].to_string()
+    }
+
+    fn json(&mut self, depth: usize) -> Value {
+        match self.next(if depth == 0 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => json!(self.next(2) == 0),
+            2 => json!(self.next(1000) as i64 - 500),
+            3 | 4 => json!(self.word()),
+            5 => {
+                let n = self.next(4);
+                Value::Array((0..n).map(|_| self.json(depth - 1)).collect())
+            }
+            _ => {
+                let n = self.next(5);
+                Value::Object(
+                    (0..n)
+                        .map(|_| (self.word(), self.json(depth - 1)))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Hundreds of malformed or odd requests: none is a server error, every error is a SCIM
+/// error body, and the server still answers normally afterwards.
+#[tokio::test]
+async fn request_soup_never_breaks_the_server() {
+    let db = crate::support::sqlite().await;
+    let unlimited = tenant_with(
+        "acme",
+        ScimTenantSettings {
+            requests_per_second: std::num::NonZeroU32::new(100_000).unwrap(),
+            burst: std::num::NonZeroU32::new(100_000).unwrap(),
+            ..ScimTenantSettings::default()
+        },
+    );
+    let scim = ScimHarness::start(&db, vec![unlimited]).await;
+    let user = scim
+        .call("acme", "POST", "/Users", Some(user_body("anchor")))
+        .await;
+    let uid = user.body["id"].as_str().unwrap().to_string();
+    let group = scim
+        .call(
+            "acme",
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "G"})),
+        )
+        .await;
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    let mut soup = Soup(7);
+    let targets = [
+        ("POST", "/Users".to_string()),
+        ("POST", "/Groups".to_string()),
+        ("PUT", format!("/Users/{uid}")),
+        ("PATCH", format!("/Users/{uid}")),
+        ("PATCH", format!("/Groups/{gid}")),
+        ("POST", "/Users/.search".to_string()),
+    ];
+    for round in 0..400 {
+        let (method, path) = &targets[round % targets.len()];
+        let mut body = soup.json(4);
+        if round % 3 == 0 {
+            // Often almost valid: a PatchOp or resource envelope around the soup.
+            body = json!({"schemas": [if method == &"PATCH" { PATCH } else { USER }],
+                "Operations": [body.clone()], "userName": body});
+        }
+        let answer = scim.call("acme", method, path, Some(body.clone())).await;
+        assert!(
+            answer.status < 500,
+            "{method} {path} with {body}: {} {}",
+            answer.status,
+            answer.body
+        );
+        if answer.status >= 400 {
+            assert_eq!(answer.body["schemas"], json!([ERROR]), "{}", answer.body);
+        }
+        let filter = format!("{} {} {}", soup.word(), soup.word(), soup.word());
+        let url = format!("/Users?filter={}", url_escape(&filter));
+        let listed = scim.call("acme", "GET", &url, None).await;
+        assert!(listed.status < 500, "filter {filter:?}: {}", listed.body);
+    }
+    let fine = scim
+        .call("acme", "GET", &format!("/Users/{uid}"), None)
+        .await;
+    assert_eq!(fine.status, 200);
+    scim.stop().await;
+}
+
+fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

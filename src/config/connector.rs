@@ -53,6 +53,10 @@ pub struct ConnectorConfig {
     pub mapping: String,
     /// When it runs by itself; `None` when it only runs on demand.
     pub schedule: Option<Schedule>,
+    /// The time zone the schedule is read in.
+    pub timezone: chrono::FixedOffset,
+    /// Most delay added to each scheduled run.
+    pub jitter: std::time::Duration,
     /// The settings of the connector's kind.
     pub settings: ConnectorSettings,
 }
@@ -395,6 +399,14 @@ struct RawConnector {
     /// 6-7 fields with seconds first. Default: none, it runs only on demand.
     #[serde(default)]
     schedule: Option<Spanned<String>>,
+    /// The time zone `schedule` is read in: `UTC` or a fixed offset such as
+    /// `+01:00` (no daylight-saving changes). Default: UTC.
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+    /// Each scheduled run starts up to this many seconds late (the same delay every
+    /// time for the same connector and time), to spread runs out. Default: 0.
+    #[serde(default)]
+    jitter_seconds: Option<Spanned<i64>>,
     /// Settings for `kind = "file"`.
     #[serde(default)]
     file: Option<Spanned<RawFileSettings>>,
@@ -654,6 +666,41 @@ pub(crate) fn load(
         None => None,
     };
 
+    let timezone = match &raw.timezone {
+        None => chrono::FixedOffset::east_opt(0).expect("UTC"),
+        Some(text) => match parse_timezone(text.get_ref()) {
+            Some(offset) => offset,
+            None => {
+                source.report(
+                    problems,
+                    text,
+                    "timezone",
+                    format!(
+                        "`{}` is not a time zone idsync understands: give `UTC` or a fixed \
+                         offset such as `+01:00` or `-05:30`",
+                        text.get_ref()
+                    ),
+                );
+                chrono::FixedOffset::east_opt(0).expect("UTC")
+            }
+        },
+    };
+    let jitter = match &raw.jitter_seconds {
+        None => std::time::Duration::ZERO,
+        Some(value) if (0..=86_400).contains(value.get_ref()) => {
+            std::time::Duration::from_secs(*value.get_ref() as u64)
+        }
+        Some(value) => {
+            source.report(
+                problems,
+                value,
+                "jitter_seconds",
+                format!("{} is out of range (0 to 86400)", value.get_ref()),
+            );
+            std::time::Duration::ZERO
+        }
+    };
+
     if !ok || problems.len() != before {
         return None;
     }
@@ -664,8 +711,37 @@ pub(crate) fn load(
         enabled: raw.enabled,
         mapping: mapping.clone(),
         schedule,
+        timezone,
+        jitter,
         settings,
     })
+}
+
+/// `UTC`, `Z` or a fixed offset `±HH:MM` (also `±HHMM`, `±HH`).
+fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("utc") || text == "Z" || text.eq_ignore_ascii_case("gmt") {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) || !(digits.len() == 2 || digits.len() == 4) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    if hours > 14 || minutes > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
 /// Checks a `[file]` table: the file must exist and its format be known.
@@ -895,6 +971,15 @@ mod tests {
         (1..=7)
             .filter(|&day| schedule.cron.days_of_week().includes(day))
             .collect()
+    }
+
+    #[test]
+    fn time_zones_are_fixed_offsets() {
+        assert_eq!(parse_timezone("UTC").unwrap().local_minus_utc(), 0);
+        assert_eq!(parse_timezone("+01:00").unwrap().local_minus_utc(), 3600);
+        assert_eq!(parse_timezone("-0530").unwrap().local_minus_utc(), -19800);
+        assert!(parse_timezone("Europe/Paris").is_none());
+        assert!(parse_timezone("+25:00").is_none());
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //! [safety]
 //! max_deletes = 500
 //! max_delete_percent = 20.0
+//! [scheduler]
+//! max_concurrent_runs = 2
+//! shutdown_grace_seconds = 30
 //! ```
 
 use std::net::SocketAddr;
@@ -40,6 +43,13 @@ pub struct EngineConfig {
     pub scim_listen: SocketAddr,
     /// Address the admin server listens on (`[admin] listen`).
     pub admin_listen: SocketAddr,
+    /// The bearer token the admin API requires (`[admin] token`), if any.
+    pub admin_token: Option<SecretString>,
+    /// Most sync runs at once (`[scheduler] max_concurrent_runs`).
+    pub max_concurrent_runs: usize,
+    /// How long `serve` waits for runs in progress at shutdown
+    /// (`[scheduler] shutdown_grace_seconds`).
+    pub shutdown_grace: std::time::Duration,
     /// Directory of connector files (`[paths] connectors`), absolute.
     pub connectors_dir: PathBuf,
     /// Directory of mapping files (`[paths] mappings`), absolute.
@@ -99,6 +109,9 @@ struct RawEngine {
     /// `[safety]`: limits on deletions, defaults for every mapping.
     #[serde(default)]
     safety: RawSafety,
+    /// `[scheduler]`: scheduled runs of `idsync serve`.
+    #[serde(default)]
+    scheduler: RawScheduler,
 }
 
 /// `[target]` in `idsync.toml`.
@@ -130,6 +143,23 @@ struct RawAdmin {
     /// `IP:PORT` the admin server listens on. Default: `127.0.0.1:5502`.
     #[serde(default = "default_admin_listen")]
     listen: Spanned<String>,
+    /// A bearer token the admin API requires (except `/healthz` and `/readyz`):
+    /// `{ env = "NAME" }` or `{ file = "path" }`. Default: none (keep the API on loopback).
+    #[serde(default)]
+    token: Option<Spanned<super::SecretRef>>,
+}
+
+/// `[scheduler]` in `idsync.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    /// Most sync runs at once across all connectors. Default: 2.
+    #[serde(default = "default_max_concurrent_runs")]
+    max_concurrent_runs: Spanned<i64>,
+    /// Seconds `serve` waits for runs in progress at shutdown before abandoning them
+    /// (an abandoned run is rolled back). Default: 30.
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace_seconds: Spanned<i64>,
 }
 
 /// `[paths]` in `idsync.toml`.
@@ -203,6 +233,23 @@ fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
 
+fn default_max_concurrent_runs() -> Spanned<i64> {
+    defaulted(2)
+}
+
+fn default_shutdown_grace() -> Spanned<i64> {
+    defaulted(30)
+}
+
+impl Default for RawScheduler {
+    fn default() -> Self {
+        RawScheduler {
+            max_concurrent_runs: default_max_concurrent_runs(),
+            shutdown_grace_seconds: default_shutdown_grace(),
+        }
+    }
+}
+
 fn default_max_deletes() -> u64 {
     500
 }
@@ -231,6 +278,7 @@ impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
             listen: default_admin_listen(),
+            token: None,
         }
     }
 }
@@ -301,6 +349,34 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
     };
     let scim_listen = listen_address(source, problems, &raw.scim.listen, "scim.listen");
     let admin_listen = listen_address(source, problems, &raw.admin.listen, "admin.listen");
+    let admin_token = raw.admin.token.as_ref().and_then(|token| {
+        token
+            .get_ref()
+            .resolve(base_dir)
+            .map_err(|err| source.report(problems, token, "admin.token", err.to_string()))
+            .ok()
+    });
+    let mut at_least_one = |value: &Spanned<i64>, key: &str| -> u64 {
+        if *value.get_ref() >= 1 {
+            *value.get_ref() as u64
+        } else {
+            source.report(
+                problems,
+                value,
+                key,
+                format!("{} is out of range (at least 1)", value.get_ref()),
+            );
+            1
+        }
+    };
+    let max_concurrent_runs = at_least_one(
+        &raw.scheduler.max_concurrent_runs,
+        "scheduler.max_concurrent_runs",
+    );
+    let shutdown_grace_seconds = at_least_one(
+        &raw.scheduler.shutdown_grace_seconds,
+        "scheduler.shutdown_grace_seconds",
+    );
     if raw.log.level.get_ref().trim().is_empty() {
         source.report(
             problems,
@@ -322,6 +398,9 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         database_url,
         scim_listen,
         admin_listen,
+        admin_token,
+        max_concurrent_runs: max_concurrent_runs as usize,
+        shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
         connectors_dir: super::resolve(base_dir, &raw.paths.connectors),
         mappings_dir: super::resolve(base_dir, &raw.paths.mappings),
         log_level: raw.log.level.into_inner(),

@@ -65,7 +65,7 @@ pub struct OktaSettings {
     pub page_size: u32,
     /// Client-side request rate.
     pub requests_per_second: NonZeroU32,
-    /// A checkpoint older than this makes the next read a full one.
+    /// A checkpoint older than this makes the next read a full one (zero: every read).
     pub full_sync_every: Duration,
 }
 
@@ -173,7 +173,7 @@ pub(crate) struct RawOktaSettings {
     requests_per_second: Option<Spanned<i64>>,
     /// How old the last full read may get before a run reads everything again instead
     /// of only what changed (hard deletions are seen only then): `90m`, `24h`, `7d`,
-    /// `1h30m`. Default: `24h`.
+    /// `1h30m`; `0s` makes every read a full one. Default: `24h`.
     #[serde(default)]
     full_sync_every: Option<Spanned<String>>,
 }
@@ -215,7 +215,7 @@ impl<'de> Deserialize<'de> for Scopes {
     }
 }
 
-/// Parses a duration such as `90s`, `30m`, `24h`, `7d` or `1h30m`.
+/// Parses a duration such as `90s`, `30m`, `24h`, `7d` or `1h30m` (`0s` is zero).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let invalid = || {
@@ -250,9 +250,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .and_then(|s| total.checked_add(s))
             .ok_or_else(invalid)?;
         rest = &rest[digits + unit.len_utf8()..];
-    }
-    if total == 0 {
-        return Err(format!("`{text}` must be longer than zero"));
     }
     Ok(Duration::from_secs(total))
 }

@@ -57,6 +57,7 @@ impl KeycloakConnector {
         };
         let options = HttpOptions {
             requests_per_second: settings.requests_per_second,
+            metrics_label: KIND,
             ..HttpOptions::default()
         };
         let http = HttpClient::new(options).map_err(fail)?;
@@ -92,10 +93,25 @@ impl KeycloakConnector {
         let mut query: Vec<(&str, &str)> =
             vec![("first", first_text.as_str()), ("max", max_text.as_str())];
         query.extend_from_slice(extra);
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: what.to_string(),
-            source,
+        let fail = |source: HttpError| {
+            // A 403 names the realm-management role to grant, as `check --connect` does.
+            let what = match &source {
+                HttpError::Status { status: 403, .. } => format!(
+                    "{what} (forbidden: give the client's service account the realm-management \
+                     role {})",
+                    if path.starts_with("/users") {
+                        "view-users"
+                    } else {
+                        "query-groups and view-users"
+                    }
+                ),
+                _ => what.to_string(),
+            };
+            ConnectorError::Http {
+                kind: KIND,
+                what,
+                source,
+            }
         };
         let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
         match body {

@@ -32,7 +32,8 @@ impl<T: serde::de::DeserializeOwned> Stored<T> {
     }
 }
 
-async fn get<T: serde::de::DeserializeOwned>(
+/// A resource of the tenant by id, with its meta.
+pub async fn get<T: serde::de::DeserializeOwned>(
     conn: &mut AnyConnection,
     resource: Resource,
     tenant: &str,
@@ -57,22 +58,6 @@ async fn get<T: serde::de::DeserializeOwned>(
             Stored::from_row(&stored).map(Some)
         }
     }
-}
-
-pub async fn get_user(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<Stored<SourceUser>>, DbError> {
-    get(conn, Resource::User, tenant, id).await
-}
-
-pub async fn get_group(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<Stored<SourceGroup>>, DbError> {
-    get(conn, Resource::Group, tenant, id).await
 }
 
 /// The id of another resource of the tenant holding `name` (case-insensitively), if any.

@@ -19,6 +19,8 @@ pub enum Outcome {
     Held,
     /// The process died while the run was in progress (found by the next run).
     Interrupted,
+    /// A held run an admin chose not to apply.
+    Discarded,
 }
 
 impl Outcome {
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Held => "held",
             Outcome::Interrupted => "interrupted",
+            Outcome::Discarded => "discarded",
         }
     }
 
@@ -40,6 +43,7 @@ impl Outcome {
             "unchanged" => Outcome::Unchanged,
             "held" => Outcome::Held,
             "interrupted" => Outcome::Interrupted,
+            "discarded" => Outcome::Discarded,
             _ => Outcome::Failed,
         }
     }
@@ -189,4 +193,48 @@ pub async fn recent_runs(
             })
         })
         .collect()
+}
+
+/// The latest run of each connector that is held (not followed by any other run).
+pub async fn held_runs(pool: &AnyPool) -> Result<Vec<RunRecord>, DbError> {
+    const CTX: &str = "reading held runs";
+    let rows = sqlx::query(
+        "SELECT r.id, r.connector FROM sync_runs r \
+         WHERE r.outcome = 'held' AND r.dry_run = $1 AND r.id = \
+           (SELECT MAX(l.id) FROM sync_runs l WHERE l.connector = r.connector AND l.dry_run = $1) \
+         ORDER BY r.connector",
+    )
+    .bind(false)
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    let mut held = Vec::new();
+    for row in rows {
+        let connector: String = row.try_get(1).context(CTX)?;
+        let id: i64 = row.try_get(0).context(CTX)?;
+        if let Some(run) = recent_runs(pool, Some(&connector), 20)
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+        {
+            held.push(run);
+        }
+    }
+    Ok(held)
+}
+
+/// Marks a held run as discarded: it is no longer reported as waiting.
+pub async fn discard(db: &Db, run_id: i64) -> Result<bool, DbError> {
+    let mut tx = db.begin_write().await?;
+    let done = sqlx::query(
+        "UPDATE sync_runs SET outcome = 'discarded', message = COALESCE(message, '') || \
+         ' (discarded by an admin)' WHERE id = $1 AND outcome = 'held'",
+    )
+    .bind(run_id)
+    .execute(tx.conn())
+    .await
+    .context("discarding a held run")?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(done == 1)
 }

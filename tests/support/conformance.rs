@@ -150,6 +150,8 @@ pub struct Knobs {
     pub fail_last_page: Option<Listing>,
     /// This listing answers 403 in the provider's form, naming the missing permission.
     pub deny: Option<Listing>,
+    /// Every API request is answered this much later (slow runs, for the daemon tests).
+    pub request_delay: std::time::Duration,
 }
 
 /// What the fake saw.
@@ -181,6 +183,40 @@ pub trait FakeProvider: Send + Sync {
     fn suspended_are_listed(&self) -> bool {
         true
     }
+    /// Every API request served so far (token requests excluded): absolute URL and the
+    /// `Authorization` header it carried, so a benchmark can replay them as a plain fetch.
+    fn served(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Requests a fake served, for [`FakeProvider::served`].
+pub type ServedLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// Wraps a fake's router so that every request whose path does not contain `token` is
+/// recorded (absolute URL on `base`, Authorization header) in `log`.
+pub fn recording(router: axum::Router, base: String, log: ServedLog) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let log = log.clone();
+            let base = base.clone();
+            async move {
+                let path = request.uri().path();
+                if !path.contains("token") {
+                    let auth = request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    log.lock()
+                        .expect("log")
+                        .push((format!("{base}{}", request.uri()), auth));
+                }
+                next.run(request).await
+            }
+        },
+    ))
 }
 
 /// Starts a fake of one provider.

@@ -48,7 +48,8 @@ use idsync::connectors::okta::OktaConnector;
 use serde_json::{Value, json};
 
 use super::conformance::{
-    Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, Stats, UserStatus,
+    Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, ServedLog, Stats,
+    UserStatus, recording,
 };
 
 /// The service app's client id.
@@ -149,6 +150,8 @@ struct Shared {
 pub struct FakeOkta {
     shared: Arc<Shared>,
     base: String,
+    /// What [`FakeProvider::served`] returns.
+    recorded: ServedLog,
 }
 
 /// Starts a fake with a service app (the conformance seam: a [`super::conformance::StartFake`]).
@@ -192,16 +195,25 @@ pub async fn start_okta(directory: Directory, knobs: Knobs, options: OktaOptions
         buckets: Mutex::new(Default::default()),
         log: Mutex::new(Vec::new()),
     });
-    let app = routes::router(shared.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     shared.base.set(base.clone()).expect("base set once");
+    let recorded = ServedLog::default();
+    let app = recording(
+        routes::router(shared.clone()),
+        base.clone(),
+        recorded.clone(),
+    );
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
     });
-    Arc::new(FakeOkta { shared, base })
+    Arc::new(FakeOkta {
+        shared,
+        base,
+        recorded,
+    })
 }
 
 fn now_text() -> String {
@@ -275,8 +287,19 @@ impl FakeProvider for FakeOkta {
         "okta"
     }
 
+    /// The conformance suite's connector: the admin defaults except that every read is a
+    /// full one (`full_sync_every = "0s"`: Okta's filters cannot see hard deletions, which
+    /// the suite expects the next read to remove) and deprovisioned users are skipped
+    /// (the suite expects deleted users left out, not inactive).
     fn connector(&self) -> Box<dyn PullConnector> {
-        Box::new(self.connector_with(&self.settings()))
+        let mut settings = self.settings();
+        settings.full_sync_every = Duration::ZERO;
+        settings.deprovisioned = StatusPolicy::Skip;
+        Box::new(self.connector_with(&settings))
+    }
+
+    fn served(&self) -> Vec<(String, String)> {
+        self.recorded.lock().expect("log").clone()
     }
 
     fn stats(&self) -> Stats {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod fake_keycloak;
 pub mod fake_okta;
 pub mod scim;
 pub mod scripted;
@@ -16,6 +17,14 @@ pub struct TestDb {
     pub db: Db,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// The database's URL, for a configuration file (PostgreSQL only).
+    pub fn postgres_url(&self) -> Option<String> {
+        let (admin, name) = self.postgres.as_ref()?;
+        Some(replace_database(admin, name))
+    }
 }
 
 impl std::ops::Deref for TestDb {

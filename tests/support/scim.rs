@@ -31,6 +31,15 @@ pub fn tenant(id: &str, on_remove: OnRemove) -> Tenant {
     )
 }
 
+/// A tenant with `settings` and a pass-through mapping that disables removed users.
+pub fn tenant_with(id: &str, settings: ScimTenantSettings) -> Tenant {
+    Tenant::new(
+        id,
+        settings,
+        MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0),
+    )
+}
+
 /// A reply: status, headers and the body parsed as JSON (Null when empty).
 pub struct Answer {
     pub status: u16,

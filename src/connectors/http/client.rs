@@ -125,6 +125,17 @@ impl HttpClient {
                 .attempt(&url, query, &shown, attempts, force_refresh)
                 .await?;
             force_refresh = false;
+            let counted = match &outcome {
+                Attempt::Done(..) => "ok",
+                Attempt::Answer(status, ..) if *status == StatusCode::TOO_MANY_REQUESTS => {
+                    "throttled"
+                }
+                Attempt::Answer(..) => "error",
+                Attempt::Transport(_) => "transport",
+            };
+            crate::metrics::IDP_REQUESTS
+                .with_label_values(&[self.options.metrics_label, counted])
+                .inc();
             let (delay, last_status, transport) = match outcome {
                 Attempt::Done(value, headers) => return Ok((value, headers)),
                 Attempt::Answer(status, _, _)
@@ -151,7 +162,9 @@ impl HttpClient {
                 }
                 Attempt::Transport(err) => (self.options.retry.backoff(attempts), None, Some(err)),
             };
-            if started.elapsed() + delay > self.options.max_retry_time {
+            if started.elapsed() + delay > self.options.max_retry_time
+                || attempts >= self.options.max_attempts
+            {
                 return Err(give_up(shown, attempts, last_status, transport));
             }
             tracing::warn!(

@@ -41,12 +41,17 @@ pub struct HttpOptions {
     pub read_timeout: Option<Duration>,
     /// Cap on the total time spent retrying one request.
     pub max_retry_time: Duration,
+    /// Cap on the attempts at one request (the first included): a server that keeps
+    /// failing while asking to retry at once is given up on, too.
+    pub max_attempts: u32,
     /// Client-side request rate (each connector sets its own default).
     pub requests_per_second: NonZeroU32,
     /// `User-Agent` header value.
     pub user_agent: String,
     /// Backoff shape used between retries.
     pub retry: RetryPolicy,
+    /// The `kind` label of this client's requests in the metrics (`keycloak`, `okta`, ...).
+    pub metrics_label: &'static str,
 }
 
 impl Default for HttpOptions {
@@ -55,9 +60,11 @@ impl Default for HttpOptions {
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             max_retry_time: Duration::from_secs(300),
+            max_attempts: 10,
             requests_per_second: NonZeroU32::MIN.saturating_add(9),
             user_agent: concat!("idsync/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
+            metrics_label: "http",
         }
     }
 }

@@ -227,6 +227,19 @@ mod tests {
             "delta"
         );
         assert_eq!(
+            match plan(
+                Some(&stored),
+                "abc",
+                at("2026-05-01T10:00:01Z"),
+                Duration::ZERO
+            ) {
+                Plan::Full { reason } => reason,
+                Plan::Delta { .. } => "delta",
+            },
+            "the last full read is older than full_sync_every",
+            "zero: every read is full"
+        );
+        assert_eq!(
             reason(Some(&stored), "abc", "2026-04-30T00:00:00Z"),
             "the checkpoint lies in the future"
         );

@@ -93,7 +93,7 @@ mod request;
 mod values;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

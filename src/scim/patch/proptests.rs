@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 use super::tests::{ENT, body, new_user, user};
 use super::*;
 
-fn arb_json() -> impl Strategy<Value = Value> {
+/// JSON of every shape, with SCIM-ish keys and strings (also used by the server's
+/// property tests).
+pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
@@ -174,6 +176,12 @@ proptest! {
             let _ = apply(&mut resource, &request, &USER_SCHEMA);
             prop_assert!(resource.is_object());
         }
+    }
+
+    #[test]
+    fn arbitrary_resources_never_panic_the_resource_parsers(candidate in arb_json()) {
+        let _ = crate::scim::resource::user_from_scim("id", &candidate);
+        let _ = crate::scim::resource::group_from_scim("id", &candidate);
     }
 
     #[test]

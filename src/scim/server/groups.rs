@@ -5,10 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::params::{ListParams, Shape, shape};
+use super::params::ListParams;
+use super::resources::{self, Pushed};
 use super::users::patch_error;
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
@@ -17,28 +18,11 @@ use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
-use crate::scim::resource::{Meta, PushedMember, group_from_scim, group_to_scim};
+use crate::scim::resource::{PushedMember, group_from_scim};
 use crate::scim::store::{self, Stored};
 
 /// Missing member ids named in an error message at most.
 const MISSING_SHOWN: usize = 5;
-
-pub(super) fn meta(call: &Call<'_>, stored: &Stored<SourceGroup>) -> Meta {
-    Meta {
-        resource_type: "Group",
-        created: stored.created.clone(),
-        last_modified: stored.modified.clone(),
-        location: format!("{}/Groups/{}", call.base, stored.record.external_id),
-        version: stored.version.clone(),
-    }
-}
-
-pub(super) fn render(call: &Call<'_>, stored: &Stored<SourceGroup>) -> Value {
-    v1::outgoing(
-        call.version,
-        group_to_scim(&stored.record, &meta(call, stored), &call.base),
-    )
-}
 
 fn sanitize(body: &mut Value) -> Result<(), ScimError> {
     let Some(object) = body.as_object_mut() else {
@@ -60,10 +44,6 @@ fn sanitize(body: &mut Value) -> Result<(), ScimError> {
         }
     }
     Ok(())
-}
-
-fn not_found(id: &str) -> ScimError {
-    ScimError::not_found(format!("no group with id {id:?} in this tenant"))
 }
 
 fn parse(
@@ -164,55 +144,6 @@ fn member_change(before: &[MemberRef], after: &[MemberRef]) -> Change {
     change
 }
 
-async fn check_unique(
-    tx: &mut crate::db::WriteTx,
-    call: &Call<'_>,
-    group: &SourceGroup,
-) -> Result<(), ScimError> {
-    let holder = store::name_holder(
-        tx.conn(),
-        Resource::Group,
-        &call.tenant.id,
-        &group.display_name,
-        &group.external_id,
-    )
-    .await
-    .map_err(db_error)?;
-    match holder {
-        Some(other) => Err(ScimError::conflict_uniqueness(format!(
-            "displayName {:?} is already taken by group {other:?} of this tenant",
-            group.display_name
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn written(
-    call: &Call<'_>,
-    status: StatusCode,
-    stored: &Stored<SourceGroup>,
-    operation: String,
-) -> Reply {
-    let body = shape(render(call, stored), &Shape::from_query(call.query));
-    let mut reply = Reply::json(status, body, operation);
-    reply.etag = Some(stored.version.clone());
-    if status == StatusCode::CREATED {
-        reply.location = Some(meta(call, stored).location);
-    }
-    reply
-}
-
-async fn reread(
-    tx: &mut crate::db::WriteTx,
-    call: &Call<'_>,
-    id: &str,
-) -> Result<Stored<SourceGroup>, ScimError> {
-    store::get_group(tx.conn(), &call.tenant.id, id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| not_found(id))
-}
-
 fn kinds_of(members: &[MemberRef]) -> HashMap<String, MemberKind> {
     members.iter().map(|m| (m.id.clone(), m.kind)).collect()
 }
@@ -235,7 +166,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let id = uuid::Uuid::new_v4().to_string();
     let (mut group, pushed) = parse(call, &id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group).await?;
     group.members = resolve_members(&mut tx, call, &id, pushed, &HashMap::new()).await?;
     let change = member_change(&[], &group.members);
     let words = format!(
@@ -247,7 +178,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         .await
         .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;
-    Ok(written(
+    Ok(resources::answer(
         call,
         StatusCode::CREATED,
         &stored,
@@ -256,20 +187,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
 }
 
 pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
-    let stored = store::get_group(&mut conn, &call.tenant.id, id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| not_found(id))?;
-    if let Some(tags) = call.entity_tags(header::IF_NONE_MATCH)
-        && tags.iter().any(|t| t == "*" || *t == stored.version)
-    {
-        let mut reply = Reply::empty(StatusCode::NOT_MODIFIED, "read group (not modified)");
-        reply.etag = Some(stored.version.clone());
-        return Ok(reply);
-    }
-    let operation = format!("read group {}", stored.record.display_name);
-    Ok(written(call, StatusCode::OK, &stored, operation))
+    resources::get::<SourceGroup>(call, id).await
 }
 
 pub(super) async fn list(call: &Call<'_>) -> Result<Reply, ScimError> {
@@ -303,7 +221,7 @@ async fn store_change(
     );
     if content_hash(&group) == existing.version {
         drop(tx);
-        return Ok(written(
+        return Ok(resources::answer(
             call,
             StatusCode::OK,
             &existing,
@@ -314,7 +232,7 @@ async fn store_change(
         .await
         .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;
-    Ok(written(
+    Ok(resources::answer(
         call,
         StatusCode::OK,
         &stored,
@@ -325,9 +243,9 @@ async fn store_change(
 pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let (mut group, pushed) = parse(call, id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
-    check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group).await?;
     let known = kinds_of(&existing.record.members);
     group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
     store_change(call, tx, existing, group, "replace").await
@@ -337,14 +255,16 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     let body = call.json_body()?;
     let request = v1::patch_request(call.version, &body, discovery::GROUP_SCHEMA)?;
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
-    let mut resource = group_to_scim(&existing.record, &meta(call, &existing), &call.base);
+    let mut resource = existing
+        .record
+        .to_scim(&resources::meta(call, &existing), &call.base);
     let outcome =
         patch::apply(&mut resource, &request, &patch::GROUP_SCHEMA).map_err(patch_error)?;
     if !outcome.changed {
         drop(tx);
-        return Ok(written(
+        return Ok(resources::answer(
             call,
             StatusCode::OK,
             &existing,
@@ -354,7 +274,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     sanitize(&mut resource)?;
     let (mut group, pushed) = group_from_scim(id, &resource)
         .map_err(|e| ScimError::bad_request(ScimType::InvalidValue, e.to_string()))?;
-    check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group).await?;
     let known = kinds_of(&existing.record.members);
     group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
     store_change(call, tx, existing, group, "patch").await
@@ -362,7 +282,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
 
 pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
     let mut change = member_change(&existing.record.members, &[]);
     // Groups that list this one lose it as a member: nesting changes.

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::params::{ListParams, shape};
 use super::write::db_error;
-use super::{Call, Reply, groups, users, v1};
+use super::{Call, Reply, resources, v1};
 use crate::mirror::query::{self, PageRequest, QueryError, Resource};
+use crate::model::{SourceGroup, SourceUser};
 use crate::scim::error::{ScimError, ScimType, ScimVersion};
 use crate::scim::store::Stored;
 
@@ -44,8 +45,12 @@ pub(super) async fn list(
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
         let rendered = match resource {
-            Resource::User => users::render(call, &Stored::from_row(row).map_err(db_error)?),
-            Resource::Group => groups::render(call, &Stored::from_row(row).map_err(db_error)?),
+            Resource::User => {
+                resources::render::<SourceUser>(call, &Stored::from_row(row).map_err(db_error)?)
+            }
+            Resource::Group => {
+                resources::render::<SourceGroup>(call, &Stored::from_row(row).map_err(db_error)?)
+            }
         };
         resources.push(shape(rendered, &params.shape));
     }

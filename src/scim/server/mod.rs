@@ -12,6 +12,7 @@ mod access;
 mod groups;
 mod listing;
 mod params;
+mod resources;
 mod users;
 mod v1;
 mod write;
@@ -418,6 +419,12 @@ async fn handle(
             duration_ms = duration.as_secs_f64() * 1000.0,
             "SCIM request"
         );
+        crate::metrics::SCIM_REQUESTS
+            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
+            .inc();
+        crate::metrics::SCIM_SECONDS
+            .with_label_values(&[tenant.id.as_str()])
+            .observe(duration.as_secs_f64());
         server.events.record(Event {
             id: None,
             tenant: tenant.id.clone(),

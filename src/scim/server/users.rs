@@ -2,10 +2,11 @@
 //! §3.6). A user's `active: false` and its deletion both follow the tenant mapping's
 //! `on_remove` in the target.
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::params::{ListParams, Shape, shape};
+use super::params::ListParams;
+use super::resources::{self, Pushed};
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
 use crate::mirror::query::Resource;
@@ -13,30 +14,12 @@ use crate::model::{SourceUser, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
-use crate::scim::resource::{self, Meta, user_from_scim, user_to_scim};
+use crate::scim::resource::{self, user_from_scim};
 use crate::scim::store::{self, Stored};
 
 /// Attributes a client may send but that are never stored: the password (idsync is not a
 /// credential store), and what the server manages.
 const DROPPED: [&str; 4] = ["password", "groups", "meta", "id"];
-
-pub(super) fn meta(call: &Call<'_>, stored: &Stored<SourceUser>) -> Meta {
-    Meta {
-        resource_type: "User",
-        created: stored.created.clone(),
-        last_modified: stored.modified.clone(),
-        location: format!("{}/Users/{}", call.base, stored.record.external_id),
-        version: stored.version.clone(),
-    }
-}
-
-/// The user as the client sees it, in the call's protocol version.
-pub(super) fn render(call: &Call<'_>, stored: &Stored<SourceUser>) -> Value {
-    v1::outgoing(
-        call.version,
-        user_to_scim(&stored.record, &meta(call, stored)),
-    )
-}
 
 /// Checks a pushed body's attributes and drops what is never stored. Unknown core
 /// attributes are refused; extension objects (under a URN key) are kept as sent.
@@ -86,10 +69,6 @@ pub(super) fn patch_error(error: patch::PatchError) -> ScimError {
     ScimError::bad_request(scim_type, error.message().to_string())
 }
 
-fn not_found(id: &str) -> ScimError {
-    ScimError::not_found(format!("no user with id {id:?} in this tenant"))
-}
-
 /// A user from a pushed body, checked and normalised.
 fn parse(call: &Call<'_>, id: &str, mut body: Value) -> Result<SourceUser, ScimError> {
     let body = v1::incoming(call.version, &mut body, discovery::USER_SCHEMA);
@@ -97,61 +76,11 @@ fn parse(call: &Call<'_>, id: &str, mut body: Value) -> Result<SourceUser, ScimE
     user_from_scim(id, body).map_err(resource_error)
 }
 
-async fn check_unique(
-    tx: &mut crate::db::WriteTx,
-    call: &Call<'_>,
-    user: &SourceUser,
-) -> Result<(), ScimError> {
-    let holder = store::name_holder(
-        tx.conn(),
-        Resource::User,
-        &call.tenant.id,
-        &user.user_name,
-        &user.external_id,
-    )
-    .await
-    .map_err(db_error)?;
-    match holder {
-        Some(other) => Err(ScimError::conflict_uniqueness(format!(
-            "userName {:?} is already taken by user {other:?} of this tenant",
-            user.user_name
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Answers a written user: its body shaped by `attributes`/`excludedAttributes`.
-fn written(
-    call: &Call<'_>,
-    status: StatusCode,
-    stored: &Stored<SourceUser>,
-    operation: String,
-) -> Reply {
-    let body = shape(render(call, stored), &Shape::from_query(call.query));
-    let mut reply = Reply::json(status, body, operation);
-    reply.etag = Some(stored.version.clone());
-    if status == StatusCode::CREATED {
-        reply.location = Some(meta(call, stored).location);
-    }
-    reply
-}
-
-async fn reread(
-    tx: &mut crate::db::WriteTx,
-    call: &Call<'_>,
-    id: &str,
-) -> Result<Stored<SourceUser>, ScimError> {
-    store::get_user(tx.conn(), &call.tenant.id, id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| not_found(id))
-}
-
 pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let id = uuid::Uuid::new_v4().to_string();
     let user = parse(call, &id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    check_unique(&mut tx, call, &user).await?;
+    resources::check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
     let stored = store::put_user(tx.conn(), &call.tenant.id, user, None)
         .await
@@ -165,29 +94,12 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         },
     )
     .await?;
-    Ok(written(
+    Ok(resources::answer(
         call,
         StatusCode::CREATED,
         &stored,
         format!("create user {name}{}", applied.note()),
     ))
-}
-
-pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
-    let stored = store::get_user(&mut conn, &call.tenant.id, id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| not_found(id))?;
-    if let Some(tags) = call.entity_tags(header::IF_NONE_MATCH)
-        && tags.iter().any(|t| t == "*" || *t == stored.version)
-    {
-        let mut reply = Reply::empty(StatusCode::NOT_MODIFIED, "read user (not modified)");
-        reply.etag = Some(stored.version.clone());
-        return Ok(reply);
-    }
-    let operation = format!("read user {}", stored.record.user_name);
-    Ok(written(call, StatusCode::OK, &stored, operation))
 }
 
 pub(super) async fn list(call: &Call<'_>) -> Result<Reply, ScimError> {
@@ -200,69 +112,57 @@ pub(super) async fn search(call: &Call<'_>) -> Result<Reply, ScimError> {
     super::listing::list(call, Resource::User, params).await
 }
 
+pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    resources::get::<SourceUser>(call, id).await
+}
+
 pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let user = parse(call, id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
-    check_unique(&mut tx, call, &user).await?;
-    let name = user.user_name.clone();
-    if content_hash(&user) == existing.version {
-        // Nothing changed (Okta re-sends whole users): no write, same version.
-        drop(tx);
-        return Ok(written(
-            call,
-            StatusCode::OK,
-            &existing,
-            format!("replace user {name} (unchanged)"),
-        ));
-    }
-    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Some(&existing.created))
-        .await
-        .map_err(db_error)?;
-    let applied = write::finish(
-        call,
-        tx,
-        Change {
-            user_ids: vec![id.to_string()],
-            groups_changed: false,
-        },
-    )
-    .await?;
-    Ok(written(
-        call,
-        StatusCode::OK,
-        &stored,
-        format!("replace user {name}{}", applied.note()),
-    ))
+    let words = format!("replace user {}", user.user_name);
+    store_user(call, tx, existing, user, words).await
 }
 
 pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let body = call.json_body()?;
     let request = v1::patch_request(call.version, &body, discovery::USER_SCHEMA)?;
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
-    let mut resource = user_to_scim(&existing.record, &meta(call, &existing));
+    let mut resource = existing
+        .record
+        .to_scim(&resources::meta(call, &existing), &call.base);
     let outcome =
         patch::apply(&mut resource, &request, &patch::USER_SCHEMA).map_err(patch_error)?;
     if !outcome.changed {
         drop(tx);
-        return Ok(written(
-            call,
-            StatusCode::OK,
-            &existing,
-            format!("patch user {} (unchanged)", existing.record.user_name),
-        ));
+        let words = format!("patch user {} (unchanged)", existing.record.user_name);
+        return Ok(resources::answer(call, StatusCode::OK, &existing, words));
     }
     sanitize(&mut resource)?;
     let user = user_from_scim(id, &resource).map_err(resource_error)?;
-    check_unique(&mut tx, call, &user).await?;
     let words = describe_patch(&existing.record, &user);
+    store_user(call, tx, existing, user, words).await
+}
+
+/// Stores `user` in place of `existing` (nothing when equal: IdPs re-send whole users)
+/// and projects the change.
+async fn store_user(
+    call: &Call<'_>,
+    mut tx: crate::db::WriteTx,
+    existing: Stored<SourceUser>,
+    user: SourceUser,
+    words: String,
+) -> Result<Reply, ScimError> {
+    resources::check_unique(&mut tx, call, &user).await?;
     if content_hash(&user) == existing.version {
         drop(tx);
-        return Ok(written(call, StatusCode::OK, &existing, words));
+        let words = format!("{words} (unchanged)");
+        return Ok(resources::answer(call, StatusCode::OK, &existing, words));
     }
+    let id = user.external_id.clone();
     let stored = store::put_user(tx.conn(), &call.tenant.id, user, Some(&existing.created))
         .await
         .map_err(db_error)?;
@@ -270,12 +170,12 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
         call,
         tx,
         Change {
-            user_ids: vec![id.to_string()],
+            user_ids: vec![id],
             groups_changed: false,
         },
     )
     .await?;
-    Ok(written(
+    Ok(resources::answer(
         call,
         StatusCode::OK,
         &stored,
@@ -293,7 +193,7 @@ fn describe_patch(before: &SourceUser, after: &SourceUser) -> String {
 
 pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
-    let existing = reread(&mut tx, call, id).await?;
+    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
     // The user leaves every group that lists it, as RFC 7644 §3.6 expects of a deletion.
     let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id)

@@ -222,6 +222,18 @@ mod tests {
         assert!(patch::parse_request(&v2).is_ok());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_1_1_patch_bodies_never_panic(
+            body in crate::scim::patch::proptests::arb_json()
+        ) {
+            let _ = patch_request(ScimVersion::V1, &body, discovery::GROUP_SCHEMA);
+            let mut copy = body.clone();
+            incoming(ScimVersion::V1, &mut copy, discovery::USER_SCHEMA);
+            let _ = outgoing(ScimVersion::V1, body);
+        }
+    }
+
     #[test]
     fn schemas_translate_both_ways() {
         let mut pushed = json!({

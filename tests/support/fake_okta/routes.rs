@@ -363,6 +363,7 @@ async fn users_listing(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
     let path = "/api/v1/users";
     let rate = match gate(&shared, &headers, path, &query, Listing::Users) {
         Ok(rate) => rate,
@@ -452,6 +453,7 @@ async fn groups_listing(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
     let path = "/api/v1/groups";
     let rate = match gate(&shared, &headers, path, &query, Listing::Groups) {
         Ok(rate) => rate,
@@ -492,6 +494,7 @@ async fn members_listing(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
     let path = format!("/api/v1/groups/{id}/users");
     let rate = match gate(&shared, &headers, &path, &query, Listing::Members) {
         Ok(rate) => rate,

@@ -1,0 +1,222 @@
+//! Scale benchmark of the pull connectors (prints figures; not a test): each provider's
+//! fake (tests/support/fake_<kind>.rs) serves USERS users, GROUPS groups and MEMBERSHIPS
+//! memberships over loopback; the connector syncs them into an empty SQLite target. In the
+//! same run it times two floors: a plain fetch of exactly the pages the connector fetched
+//! (replayed with reqwest, bodies parsed as JSON, nothing else), and a plain bulk insert
+//! of the same rows into SQLite (the foundation's write floor). Then it changes 100 users
+//! and syncs again: a delta-capable connector reads only what changed.
+//!
+//! `cargo bench --bench pull_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS;
+//! IDSYNC_BENCH_PROVIDERS=keycloak,... to pick providers).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{peak_memory_mib, reset_peak_memory};
+
+#[allow(dead_code)]
+mod support {
+    #[path = "../../tests/support/conformance.rs"]
+    pub mod conformance;
+    #[path = "../../tests/support/fake_keycloak.rs"]
+    pub mod fake_keycloak;
+}
+
+use idsync::config::{MappingConfig, OnRemove};
+use idsync::db::{Db, Val, insert_rows};
+use idsync::sync::{self, NoProgress, RunOptions};
+use support::conformance::{Directory, FakeProvider, Knobs, StartFake};
+
+fn size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn providers() -> Vec<(&'static str, StartFake)> {
+    let all: Vec<(&'static str, StartFake)> = vec![("keycloak", support::fake_keycloak::start)];
+    match std::env::var("IDSYNC_BENCH_PROVIDERS") {
+        Ok(list) => all
+            .into_iter()
+            .filter(|(kind, _)| list.split(',').any(|k| k.trim() == *kind))
+            .collect(),
+        Err(_) => all,
+    }
+}
+
+async fn fresh_db(dir: &std::path::Path, name: &str) -> Db {
+    Db::open(&format!("sqlite://{}/{name}.db", dir.display()))
+        .await
+        .expect("open sqlite")
+}
+
+/// Replays the requests the connector made, one after another as the connector does.
+async fn fetch_floor(served: &[(String, String)]) -> f64 {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for (url, auth) in served {
+        let response = client
+            .get(url)
+            .header("authorization", auth)
+            .send()
+            .await
+            .expect("replay");
+        let body = response.bytes().await.expect("body");
+        let _: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// Bulk inserts the same number of user, group and membership rows (the write floor).
+async fn write_floor(db: &Db, dir: &Directory) -> f64 {
+    let started = Instant::now();
+    let mut tx = db.begin_write().await.expect("tx");
+    let mut values = Vec::new();
+    for (i, u) in dir.users.iter().enumerate() {
+        values.extend([
+            Val::Text(format!("id{i}")),
+            Val::Text("idp".into()),
+            Val::Text(u.id.clone()),
+            Val::Text(u.user_name.clone()),
+            Val::Text(u.user_name.clone()),
+            Val::Bool(true),
+            Val::Text("{}".into()),
+            Val::Text("h".into()),
+            Val::Text("2026-01-01T00:00:00.000Z".into()),
+            Val::Text("2026-01-01T00:00:00.000Z".into()),
+        ]);
+    }
+    insert_rows(
+        tx.conn(),
+        "users (id, connector, external_id, user_name, user_name_key, active, attributes, \
+         content_hash, created_at, updated_at)",
+        "",
+        10,
+        values,
+        "floor",
+    )
+    .await
+    .expect("users");
+    let mut values = Vec::new();
+    for (g, group) in dir.groups.iter().enumerate() {
+        for (m, _) in group.members.iter().enumerate() {
+            values.extend([
+                Val::Text(format!("g{g}")),
+                Val::Text(format!("m{g}-{m}")),
+                Val::Text("user".into()),
+                Val::Text("idp".into()),
+            ]);
+        }
+    }
+    insert_rows(
+        tx.conn(),
+        "memberships (group_id, member_id, member_kind, connector)",
+        "",
+        4,
+        values,
+        "floor",
+    )
+    .await
+    .expect("memberships");
+    tx.commit().await.expect("commit");
+    started.elapsed().as_secs_f64()
+}
+
+async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::Path) {
+    let mapping = MappingConfig::pass_through("bench", OnRemove::Disable, 1_000_000, 100.0);
+    let fake: Arc<dyn FakeProvider> = start(
+        dir.clone(),
+        Knobs {
+            page_size: 1000,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let db = fresh_db(tmp, &format!("{kind}-target")).await;
+    reset_peak_memory();
+    let connector = fake.connector();
+    let started = Instant::now();
+    let report = sync::sync(
+        &db,
+        "idp",
+        &mapping,
+        connector.as_ref(),
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("sync");
+    let secs = started.elapsed().as_secs_f64();
+    let mem = peak_memory_mib();
+    let requests = fake.stats().requests;
+    let served = fake.served();
+    let fetch = fetch_floor(&served).await;
+    let floor_db = fresh_db(tmp, &format!("{kind}-floor")).await;
+    let write = write_floor(&floor_db, dir).await;
+    println!(
+        "{kind:>9}: sync {secs:>7.2} s, {requests} requests, peak {mem:.0} MiB; floors: fetch \
+         {fetch:.2} s + write {write:.2} s = {:.2} s; ratio {:.2}x (aim 2x fetch + write: {:.2} s)",
+        fetch + write,
+        secs / (fetch + write),
+        2.0 * fetch + write
+    );
+    println!(
+        "           created {} users, {} groups, {} memberships",
+        report.counts.users_created, report.counts.groups_created, report.counts.memberships_added
+    );
+
+    // 100 users change their name; the next run reads (delta) or re-reads (full).
+    let mut changed = dir.clone();
+    for user in changed.users.iter_mut().take(100) {
+        user.family_name.push_str(" (changed)");
+    }
+    fake.set_directory(changed);
+    let before = fake.stats().requests;
+    let started = Instant::now();
+    let report = sync::sync(
+        &db,
+        "idp",
+        &mapping,
+        connector.as_ref(),
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("sync");
+    println!(
+        "           after 100 changes: {:.2} s, {} requests, read mode {}, {} records read, {} users updated",
+        started.elapsed().as_secs_f64(),
+        fake.stats().requests - before,
+        report.read_mode.unwrap_or("-"),
+        report.records_read,
+        report.counts.users_updated
+    );
+    db.close().await;
+    floor_db.close().await;
+}
+
+fn main() {
+    let users = size("IDSYNC_BENCH_USERS", 100_000);
+    let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
+    let memberships = size("IDSYNC_BENCH_MEMBERSHIPS", 500_000);
+    let per_group = (memberships / groups.max(1)).max(1);
+    let dir = Directory::generated(users, groups, per_group);
+    println!(
+        "pull_scale: {users} users, {groups} groups, {} memberships",
+        groups * per_group
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for (kind, start) in providers() {
+            bench(kind, start, &dir, tmp.path()).await;
+        }
+    });
+}

@@ -1,0 +1,104 @@
+//! `idsync serve` (the node: SCIM server, scheduler, admin API) and `idsync sync --via`
+//! (asking a running node to start a run).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use idsync::config::Config;
+use idsync::daemon::{self, ServeOptions};
+
+use crate::Exit;
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        match terminate {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
+    let url = config.engine.database_url.expose().to_string();
+    let db = daemon::open_database(&url, options.wait_for_database)
+        .await
+        .map_err(|e| Exit {
+            code: 1,
+            message: format!(
+                "{e}{}",
+                if options.wait_for_database.is_zero() {
+                    " (pass --wait-for-db SECONDS to wait for it at start-up)"
+                } else {
+                    ""
+                }
+            ),
+        })?;
+    let config = Arc::new(config);
+    daemon::serve(config, db.clone(), options, shutdown_signal(), |bound| {
+        eprintln!(
+            "idsync serving: SCIM on http://{} (/scim/<tenant>/v2; plain HTTP, put it behind a \
+             TLS-terminating gateway), admin API on http://{}",
+            bound.scim, bound.admin
+        );
+    })
+    .await
+    .map_err(|e| Exit {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    db.close().await;
+    Ok(0)
+}
+
+/// Asks the node whose admin API is at `via` to run `connector` now.
+pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
+    let url = format!(
+        "{}/api/connectors/{connector}/run",
+        via.trim_end_matches('/')
+    );
+    let mut request = reqwest::Client::new().post(&url);
+    if let Ok(token) = std::env::var("IDSYNC_ADMIN_TOKEN") {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| Exit {
+            code: 1,
+            message: format!("cannot reach the admin API at {via}: {e}"),
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status.is_success() {
+        println!(
+            "run of `{connector}` started on {via}; follow it with `idsync runs --connector {connector}`"
+        );
+        Ok(0)
+    } else {
+        Err(Exit {
+            code: if status.as_u16() == 404 { 2 } else { 1 },
+            message: format!(
+                "{via} refused to run `{connector}` ({status}): {}",
+                body["error"].as_str().unwrap_or("no detail")
+            ),
+        }
+        .into())
+    }
+}

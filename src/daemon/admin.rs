@@ -1,0 +1,314 @@
+//! The admin API of `idsync serve`, on its own listener (default 127.0.0.1:5502), with an
+//! optional bearer token (`[admin] token`) required on everything but the probes:
+//!
+//! | endpoint | what |
+//! | --- | --- |
+//! | `GET /healthz` | the process is alive |
+//! | `GET /readyz` | the database answers and is migrated (503 with the reason otherwise) |
+//! | `GET /metrics` | Prometheus text format (see `crate::metrics`) |
+//! | `GET /api/connectors` | every connector: kind, schedule, next run, running, last run |
+//! | `POST /api/connectors/{id}/run` | start a run now (202; 409 when running; 404) |
+//! | `GET /api/runs?connector=&limit=` | recent runs |
+//! | `GET /api/events?tenant=&status=&since=&limit=` | the SCIM event log |
+//! | `GET /api/held` | held pull runs and held SCIM tenants |
+//! | `POST /api/held/{connector}/confirm` | apply what is held (deletion limits lifted) |
+//! | `POST /api/held/{connector}/discard` | drop a held pull run (a SCIM hold cannot be) |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::Launcher;
+use crate::config::{Config, ConnectorSettings, SecretString};
+use crate::db::Db;
+use crate::scheduler::{RunResult, SchedulerHandle, TriggerError};
+use crate::scim::events::{self, EventQuery};
+use crate::sync::{self, NoProgress, RunOptions};
+use crate::target::runs;
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub scheduler: SchedulerHandle,
+    pub launcher: Arc<Launcher>,
+    pub token: Option<SecretString>,
+}
+
+type Shared = State<Arc<AdminState>>;
+
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": detail.into()}))).into_response()
+}
+
+fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::warn!(%error, "admin request failed");
+    problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+}
+
+/// Serves the admin API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(Arc::new(state)))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The admin routes.
+pub fn router(state: Arc<AdminState>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/connectors", get(connectors))
+        .route("/api/connectors/{id}/run", post(run_now))
+        .route("/api/runs", get(recent_runs))
+        .route("/api/events", get(event_log))
+        .route("/api/held", get(held))
+        .route("/api/held/{id}/confirm", post(confirm))
+        .route("/api/held/{id}/discard", post(discard))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(ready))
+        .merge(protected)
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+}
+
+async fn require_token(State(state): Shared, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        next.run(request).await
+    } else {
+        let mut response = problem(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs `Authorization: Bearer <[admin] token>`",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("header"));
+        response
+    }
+}
+
+async fn ready(State(state): Shared) -> Response {
+    match state.db.ready().await {
+        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): Shared) -> Response {
+    crate::metrics::refresh_held(&state.db).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+async fn connectors(State(state): Shared) -> Response {
+    let status: HashMap<String, crate::scheduler::JobStatus> = state
+        .scheduler
+        .status()
+        .into_iter()
+        .map(|s| (s.connector.clone(), s))
+        .collect();
+    let mut out = Vec::new();
+    for connector in state.config.connectors.values() {
+        let last = match runs::recent_runs(state.db.pool(), Some(&connector.id), 1).await {
+            Ok(mut runs) => runs.pop(),
+            Err(e) => return internal(e),
+        };
+        let job = status.get(&connector.id);
+        out.push(json!({
+            "id": connector.id,
+            "kind": connector.settings.kind(),
+            "enabled": connector.enabled,
+            "mapping": connector.mapping,
+            "schedule": connector.schedule.as_ref().map(|s| s.text.clone()),
+            "next_run": job.and_then(|j| j.next_run).map(|t| t.to_rfc3339()),
+            "running": job.is_some_and(|j| j.running),
+            "last_result": job.and_then(|j| j.last_result.clone()),
+            "skipped_overlaps": job.map_or(0, |j| j.skipped_overlaps),
+            "last_run": last,
+        }));
+    }
+    axum::Json(Value::Array(out)).into_response()
+}
+
+async fn run_now(State(state): Shared, Path(id): Path<String>) -> Response {
+    match state.scheduler.run_now(&id) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"connector": id, "started": true})),
+        )
+            .into_response(),
+        Err(TriggerError::UnknownConnector(_)) => problem(
+            StatusCode::NOT_FOUND,
+            format!("no enabled pull connector `{id}` (SCIM tenants are pushed to, not run)"),
+        ),
+        Err(TriggerError::AlreadyRunning(_)) => problem(
+            StatusCode::CONFLICT,
+            format!("connector `{id}` is already running"),
+        ),
+        Err(TriggerError::Stopped) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the scheduler is shutting down",
+        ),
+    }
+}
+
+async fn recent_runs(State(state): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
+    match runs::recent_runs(
+        state.db.pool(),
+        q.get("connector").map(String::as_str),
+        limit,
+    )
+    .await
+    {
+        Ok(runs) => axum::Json(runs).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn event_log(State(state): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let status = match q.get("status").map(|s| s.parse::<events::StatusMatch>()) {
+        Some(Err(message)) => return problem(StatusCode::BAD_REQUEST, message),
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let query = EventQuery {
+        tenant: q.get("tenant").cloned(),
+        status,
+        since: q.get("since").cloned(),
+        limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100),
+    };
+    match events::query(&state.db, &query).await {
+        Ok(found) => axum::Json(found).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn held(State(state): Shared) -> Response {
+    let pulled = match runs::held_runs(state.db.pool()).await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let tenants = match crate::scim::holds::list(&state.db).await {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    axum::Json(json!({"runs": pulled, "tenants": tenants})).into_response()
+}
+
+fn is_tenant(state: &AdminState, id: &str) -> bool {
+    state
+        .config
+        .connector(id)
+        .is_some_and(|c| matches!(c.settings, ConnectorSettings::Scim(_)))
+}
+
+async fn confirm(State(state): Shared, Path(id): Path<String>) -> Response {
+    let Some(connector) = state.config.connector(&id) else {
+        return problem(StatusCode::NOT_FOUND, format!("no connector `{id}`"));
+    };
+    let options = RunOptions {
+        allow_mass_delete: true,
+        inactive_is_removal: is_tenant(&state, &id),
+        ..RunOptions::default()
+    };
+    if is_tenant(&state, &id) {
+        let mapping = state.config.mapping_for(connector);
+        return match sync::reconcile(&state.db, &id, mapping, options, &NoProgress).await {
+            Ok(report) => {
+                crate::metrics::record_run(&id, &report);
+                axum::Json(json!({"connector": id, "report": report})).into_response()
+            }
+            Err(e) => internal(e),
+        };
+    }
+    match runs::held_runs(state.db.pool()).await {
+        Ok(held) if held.iter().any(|r| r.connector == id) => {}
+        Ok(_) => {
+            return problem(
+                StatusCode::CONFLICT,
+                format!("connector `{id}` has no held run"),
+            );
+        }
+        Err(e) => return internal(e),
+    }
+    match state.launcher.run_with(&id, options).await {
+        RunResult::Finished => {
+            let last = runs::recent_runs(state.db.pool(), Some(&id), 1)
+                .await
+                .ok()
+                .and_then(|mut r| r.pop());
+            axum::Json(json!({"connector": id, "run": last})).into_response()
+        }
+        RunResult::Skipped(why) => problem(StatusCode::CONFLICT, why),
+        RunResult::Failed(why) => problem(StatusCode::BAD_GATEWAY, why),
+    }
+}
+
+async fn discard(State(state): Shared, Path(id): Path<String>) -> Response {
+    if is_tenant(&state, &id) {
+        return problem(
+            StatusCode::CONFLICT,
+            format!(
+                "tenant `{id}`'s mirror already holds what its identity provider pushed; a hold \
+                 cannot be discarded. Fix the assignments in the identity provider (it pushes \
+                 the users again), then confirm"
+            ),
+        );
+    }
+    let held = match runs::held_runs(state.db.pool()).await {
+        Ok(held) => held.into_iter().find(|r| r.connector == id),
+        Err(e) => return internal(e),
+    };
+    let Some(run) = held else {
+        return problem(
+            StatusCode::CONFLICT,
+            format!("connector `{id}` has no held run"),
+        );
+    };
+    match runs::discard(&state.db, run.id).await {
+        Ok(_) => {
+            crate::metrics::HELD
+                .with_label_values(&[id.as_str()])
+                .set(0);
+            axum::Json(json!({"connector": id, "discarded_run": run.id})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,138 @@
+//! Runs one connector for the scheduler (or the admin API): builds the connector, takes the
+//! connector's run lock so that exactly one node runs it (PostgreSQL), runs the sync, and
+//! records metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use sqlx::Connection;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::scheduler::{RunLauncher, RunResult, Trigger};
+use crate::sync::{self, NoProgress, RunOptions};
+use crate::target::runs::Outcome;
+
+/// Namespace of the run locks (the first key of `pg_try_advisory_lock(int, int)`).
+const RUN_LOCK_SPACE: i32 = 7342003;
+
+/// Launches runs of the configured connectors.
+pub struct Launcher {
+    config: Arc<Config>,
+    db: Db,
+}
+
+/// Holds a connector's run lock for as long as it lives: a connection of its own, so the
+/// lock ends with the connection when the process dies.
+struct RunLock {
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl RunLock {
+    async fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Closing the connection releases the session lock.
+            let _ = conn.close().await;
+        }
+    }
+}
+
+fn lock_key(connector: &str) -> i32 {
+    i64::from_str_radix(&crate::model::content_hash(&connector)[..8], 16).unwrap_or_default() as i32
+}
+
+impl Launcher {
+    pub fn new(config: Arc<Config>, db: Db) -> Launcher {
+        Launcher { config, db }
+    }
+
+    /// On PostgreSQL, the connector's run lock (None when another node holds it); on
+    /// SQLite, which is one node by nature, nothing to take.
+    async fn lock(&self, connector: &str) -> Result<Option<RunLock>, String> {
+        if self.db.backend() != crate::db::Backend::Postgres {
+            return Ok(Some(RunLock { conn: None }));
+        }
+        let url = self.config.engine.database_url.expose();
+        let mut conn = sqlx::AnyConnection::connect(url)
+            .await
+            .map_err(|e| format!("connecting for the run lock: {e}"))?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(RUN_LOCK_SPACE)
+            .bind(lock_key(connector))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| format!("taking the run lock: {e}"))?;
+        if taken {
+            Ok(Some(RunLock { conn: Some(conn) }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    /// Runs `connector` once with `options`; the result the scheduler records.
+    pub async fn run_with(&self, connector: &str, options: RunOptions) -> RunResult {
+        let Some(config) = self.config.connector(connector) else {
+            return RunResult::Failed(format!("no connector `{connector}`"));
+        };
+        let pull = match crate::connectors::build(config) {
+            Ok(pull) => pull,
+            Err(error) => return RunResult::Failed(error.to_string()),
+        };
+        let lock = match self.lock(connector).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                info!(connector, "another node is running this connector; skipped");
+                return RunResult::Skipped("another node is running it".into());
+            }
+            Err(error) => return RunResult::Failed(error),
+        };
+        info!(
+            connector,
+            "run started (this node holds the connector's run lock)"
+        );
+        let mapping = self.config.mapping_for(config);
+        let started = Instant::now();
+        let result = sync::sync(
+            &self.db,
+            connector,
+            mapping,
+            pull.as_ref(),
+            options,
+            &NoProgress,
+        )
+        .await;
+        lock.release().await;
+        crate::metrics::RUN_SECONDS
+            .with_label_values(&[connector])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(report) => {
+                crate::metrics::record_run(connector, &report);
+                match report.outcome {
+                    Outcome::Held => {
+                        RunResult::Failed(format!("held: {}", report.message.unwrap_or_default()))
+                    }
+                    _ => RunResult::Finished,
+                }
+            }
+            Err(error) => {
+                warn!(connector, %error, "run failed");
+                crate::metrics::RUNS
+                    .with_label_values(&[connector, Outcome::Failed.as_str()])
+                    .inc();
+                RunResult::Failed(error.to_string())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RunLauncher for Launcher {
+    async fn run(&self, connector: &str, trigger: Trigger) -> RunResult {
+        info!(connector, trigger = trigger.as_str(), "run starting");
+        self.run_with(connector, RunOptions::default()).await
+    }
+}

@@ -1,0 +1,178 @@
+//! What users and groups share on the way in and out: `meta`, the answer to a read or a
+//! write (shaped by `attributes`/`excludedAttributes`, with ETag and Location), reading a
+//! resource inside a write, GET with `If-None-Match`, and the per-tenant uniqueness of the
+//! name.
+
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::params::{Shape, shape};
+use super::write::db_error;
+use super::{Call, Reply, v1};
+use crate::db::WriteTx;
+use crate::mirror::query::Resource;
+use crate::model::{SourceGroup, SourceUser};
+use crate::scim::error::ScimError;
+use crate::scim::resource::{Meta, group_to_scim, user_to_scim};
+use crate::scim::store::{self, Stored};
+
+/// A resource type the server keeps in a tenant's mirror.
+pub(super) trait Pushed: DeserializeOwned {
+    const RESOURCE: Resource;
+    /// `User` / `Group` (meta.resourceType).
+    const TYPE: &'static str;
+    /// `Users` / `Groups`.
+    const ENDPOINT: &'static str;
+    /// The unique name's attribute, for messages.
+    const NAME_ATTRIBUTE: &'static str;
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    /// The SCIM JSON, in the 2.0 shape.
+    fn to_scim(&self, meta: &Meta, base: &str) -> Value;
+}
+
+impl Pushed for SourceUser {
+    const RESOURCE: Resource = Resource::User;
+    const TYPE: &'static str = "User";
+    const ENDPOINT: &'static str = "Users";
+    const NAME_ATTRIBUTE: &'static str = "userName";
+    fn id(&self) -> &str {
+        &self.external_id
+    }
+    fn name(&self) -> &str {
+        &self.user_name
+    }
+    fn to_scim(&self, meta: &Meta, _base: &str) -> Value {
+        user_to_scim(self, meta)
+    }
+}
+
+impl Pushed for SourceGroup {
+    const RESOURCE: Resource = Resource::Group;
+    const TYPE: &'static str = "Group";
+    const ENDPOINT: &'static str = "Groups";
+    const NAME_ATTRIBUTE: &'static str = "displayName";
+    fn id(&self) -> &str {
+        &self.external_id
+    }
+    fn name(&self) -> &str {
+        &self.display_name
+    }
+    fn to_scim(&self, meta: &Meta, base: &str) -> Value {
+        group_to_scim(self, meta, base)
+    }
+}
+
+fn noun<T: Pushed>() -> &'static str {
+    match T::RESOURCE {
+        Resource::User => "user",
+        Resource::Group => "group",
+    }
+}
+
+pub(super) fn not_found<T: Pushed>(id: &str) -> ScimError {
+    ScimError::not_found(format!("no {} with id {id:?} in this tenant", noun::<T>()))
+}
+
+pub(super) fn meta<T: Pushed>(call: &Call<'_>, stored: &Stored<T>) -> Meta {
+    Meta {
+        resource_type: T::TYPE,
+        created: stored.created.clone(),
+        last_modified: stored.modified.clone(),
+        location: format!("{}/{}/{}", call.base, T::ENDPOINT, stored.record.id()),
+        version: stored.version.clone(),
+    }
+}
+
+/// The resource as the client sees it, in the call's protocol version.
+pub(super) fn render<T: Pushed>(call: &Call<'_>, stored: &Stored<T>) -> Value {
+    v1::outgoing(
+        call.version,
+        stored.record.to_scim(&meta(call, stored), &call.base),
+    )
+}
+
+/// The answer carrying a resource: shaped by `attributes`/`excludedAttributes`, its
+/// version as ETag, its location on a 201.
+pub(super) fn answer<T: Pushed>(
+    call: &Call<'_>,
+    status: StatusCode,
+    stored: &Stored<T>,
+    operation: String,
+) -> Reply {
+    let body = shape(render(call, stored), &Shape::from_query(call.query));
+    let mut reply = Reply::json(status, body, operation);
+    reply.etag = Some(stored.version.clone());
+    if status == StatusCode::CREATED {
+        reply.location = Some(meta(call, stored).location);
+    }
+    reply
+}
+
+async fn fetch<T: Pushed>(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Stored<T>>, ScimError> {
+    store::get::<T>(conn, T::RESOURCE, tenant, id)
+        .await
+        .map_err(db_error)
+}
+
+/// The resource as stored, inside a write (404 when there is none).
+pub(super) async fn reread<T: Pushed>(
+    tx: &mut WriteTx,
+    call: &Call<'_>,
+    id: &str,
+) -> Result<Stored<T>, ScimError> {
+    fetch(tx.conn(), &call.tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found::<T>(id))
+}
+
+/// GET of one resource, answering 304 when `If-None-Match` names its version.
+pub(super) async fn get<T: Pushed>(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
+    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
+    let stored: Stored<T> = fetch(&mut conn, &call.tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found::<T>(id))?;
+    if let Some(tags) = call.entity_tags(header::IF_NONE_MATCH)
+        && tags.iter().any(|t| t == "*" || *t == stored.version)
+    {
+        let mut reply = Reply::empty(
+            StatusCode::NOT_MODIFIED,
+            format!("read {} (not modified)", noun::<T>()),
+        );
+        reply.etag = Some(stored.version.clone());
+        return Ok(reply);
+    }
+    let operation = format!("read {} {}", noun::<T>(), stored.record.name());
+    Ok(answer(call, StatusCode::OK, &stored, operation))
+}
+
+/// 409 `uniqueness` when another resource of the tenant holds the record's name.
+pub(super) async fn check_unique<T: Pushed>(
+    tx: &mut WriteTx,
+    call: &Call<'_>,
+    record: &T,
+) -> Result<(), ScimError> {
+    let holder = store::name_holder(
+        tx.conn(),
+        T::RESOURCE,
+        &call.tenant.id,
+        record.name(),
+        record.id(),
+    )
+    .await
+    .map_err(db_error)?;
+    match holder {
+        Some(other) => Err(ScimError::conflict_uniqueness(format!(
+            "{} {:?} is already taken by {} {other:?} of this tenant",
+            T::NAME_ATTRIBUTE,
+            record.name(),
+            noun::<T>()
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,275 @@
+//! The shared conformance suite: every pull connector against its fake identity provider
+//! (tests/support/fake_<kind>.rs), with the same directory and the same misbehaviours,
+//! synced into a real SQLite target. What must hold for every provider:
+//!
+//! - many pages: every user and group arrives, with its members (nested groups and a cycle
+//!   in the directory);
+//! - throttling (429) and tokens expiring mid-run: the read still completes, identically;
+//! - a failing last page of users, groups or members: the run fails and the target is
+//!   exactly as before (removals need a complete read);
+//! - a missing permission: the run fails with an error naming what to grant, and the
+//!   target is as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use idsync::config::{MappingConfig, OnRemove};
+use idsync::db::Db;
+use idsync::sync::{self, NoProgress, RunOptions};
+use idsync::target::query;
+
+use crate::support::conformance::{
+    Directory, FakeMember, FakeProvider, Knobs, Listing, StartFake, UserStatus,
+};
+use crate::support::{fake_keycloak, fake_okta, sqlite};
+
+/// Every provider with a fake.
+fn providers() -> Vec<(&'static str, StartFake)> {
+    vec![
+        ("keycloak", fake_keycloak::start),
+        ("okta", fake_okta::start),
+    ]
+}
+
+fn mapping() -> MappingConfig {
+    MappingConfig::pass_through("default", OnRemove::Disable, 100_000, 100.0)
+}
+
+fn directory() -> Directory {
+    Directory::generated(130, 9, 25)
+}
+
+/// The target as (user name -> active) and (group name -> sorted direct user members).
+async fn snapshot(db: &Db) -> (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>) {
+    let pool = db.pool();
+    let users = query::list_users(pool, Some("idp"), 1_000_000, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| (u.user_name, u.active && u.removed_at.is_none()))
+        .collect();
+    let mut groups = BTreeMap::new();
+    for group in query::list_groups(pool, Some("idp"), 1_000_000, 0)
+        .await
+        .expect("groups")
+    {
+        let members = query::direct_members(pool, &group.id)
+            .await
+            .expect("members")
+            .into_iter()
+            .filter(|m| m.kind == "user")
+            .map(|m| m.name)
+            .collect();
+        groups.insert(group.name, members);
+    }
+    (users, groups)
+}
+
+async fn run(fake: &Arc<dyn FakeProvider>, db: &Db) -> Result<sync::RunReport, sync::SyncError> {
+    let connector = fake.connector();
+    sync::sync(
+        db,
+        "idp",
+        &mapping(),
+        connector.as_ref(),
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+}
+
+/// What every provider must deliver from [`directory`]: synced users (service accounts and
+/// deleted users left out; suspended ones inactive, or left out where the provider lists
+/// them not), and each group's direct user members among them.
+fn expected(
+    dir: &Directory,
+    fake: &dyn FakeProvider,
+) -> (BTreeMap<String, bool>, BTreeMap<String, BTreeSet<String>>) {
+    let mut users = BTreeMap::new();
+    for user in &dir.users {
+        match user.status {
+            UserStatus::Active | UserStatus::Guest => {
+                users.insert(user.user_name.clone(), true);
+            }
+            UserStatus::Suspended if fake.suspended_are_listed() => {
+                users.insert(user.user_name.clone(), false);
+            }
+            _ => {}
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for group in &dir.groups {
+        let members = group
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                FakeMember::User(id) => dir.user(id),
+                FakeMember::Group(_) => None,
+            })
+            .filter(|u| users.contains_key(&u.user_name))
+            .map(|u| u.user_name.clone())
+            .collect();
+        groups.insert(group.name.clone(), members);
+    }
+    (users, groups)
+}
+
+#[tokio::test]
+async fn many_pages_arrive_whole() {
+    for (kind, start) in providers() {
+        let db = sqlite().await;
+        let dir = directory();
+        let fake = start(
+            dir.clone(),
+            Knobs {
+                page_size: 7,
+                ..Knobs::default()
+            },
+        )
+        .await;
+        let report = run(&fake, &db)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(
+            report.outcome,
+            idsync::target::runs::Outcome::Succeeded,
+            "{kind}"
+        );
+        let (users, groups) = snapshot(&db).await;
+        let (want_users, want_groups) = expected(&dir, fake.as_ref());
+        assert_eq!(users, want_users, "{kind}: users");
+        assert_eq!(groups, want_groups, "{kind}: direct user members");
+        assert!(fake.stats().requests > 130 / 7, "{kind}: paged");
+    }
+}
+
+#[tokio::test]
+async fn throttling_and_expiring_tokens_still_give_a_complete_read() {
+    for (kind, start) in providers() {
+        let db = sqlite().await;
+        let dir = directory();
+        let fake = start(
+            dir.clone(),
+            Knobs {
+                page_size: 10,
+                throttle_every: Some(4),
+                token_lifetime_requests: Some(5),
+                ..Knobs::default()
+            },
+        )
+        .await;
+        run(&fake, &db)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let stats = fake.stats();
+        assert!(stats.throttled > 0, "{kind}: {stats:?}");
+        assert!(stats.tokens_issued > 1, "{kind}: {stats:?}");
+        assert_eq!(snapshot(&db).await, expected(&dir, fake.as_ref()), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_last_page_changes_nothing() {
+    for (kind, start) in providers() {
+        for listing in [Listing::Users, Listing::Groups, Listing::Members] {
+            let db = sqlite().await;
+            let dir = directory();
+            let clean = start(
+                dir.clone(),
+                Knobs {
+                    page_size: 10,
+                    ..Knobs::default()
+                },
+            )
+            .await;
+            run(&clean, &db)
+                .await
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let before = snapshot(&db).await;
+            // The source loses users and a group; the next read fails on its last page.
+            let mut shrunk = dir.clone();
+            shrunk.users.truncate(100);
+            shrunk.groups.pop();
+            let failing = start(
+                shrunk,
+                Knobs {
+                    page_size: 10,
+                    fail_last_page: Some(listing),
+                    ..Knobs::default()
+                },
+            )
+            .await;
+            let error = run(&failing, &db)
+                .await
+                .expect_err(&format!("{kind}: a failing {listing:?} page fails the run"));
+            assert!(!error.to_string().is_empty());
+            assert_eq!(
+                snapshot(&db).await,
+                before,
+                "{kind}: {listing:?}: nothing changed"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named_and_changes_nothing() {
+    for (kind, start) in providers() {
+        for listing in [Listing::Users, Listing::Groups, Listing::Members] {
+            let db = sqlite().await;
+            let dir = directory();
+            let clean = start(dir.clone(), Knobs::default()).await;
+            run(&clean, &db)
+                .await
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let before = snapshot(&db).await;
+            let denied = start(
+                dir.clone(),
+                Knobs {
+                    deny: Some(listing),
+                    ..Knobs::default()
+                },
+            )
+            .await;
+            let error = run(&denied, &db).await.expect_err(&format!(
+                "{kind}: a denied {listing:?} listing fails the run"
+            ));
+            let text = format!("{error:#}");
+            let hint = denied.missing_permission_hint();
+            assert!(
+                text.contains(hint),
+                "{kind}: {listing:?}: {text:?} should name {hint:?}"
+            );
+            assert_eq!(snapshot(&db).await, before, "{kind}: {listing:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn removals_arrive_once_the_read_is_complete() {
+    for (kind, start) in providers() {
+        let db = sqlite().await;
+        let dir = directory();
+        let fake = start(
+            dir.clone(),
+            Knobs {
+                page_size: 10,
+                ..Knobs::default()
+            },
+        )
+        .await;
+        run(&fake, &db)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let mut changed = dir.clone();
+        let gone = changed.users.remove(0);
+        changed.groups.pop();
+        fake.set_directory(changed.clone());
+        run(&fake, &db)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let (users, groups) = snapshot(&db).await;
+        assert_eq!(users.get(&gone.user_name), Some(&false), "{kind}: disabled");
+        assert_eq!(groups.len(), changed.groups.len(), "{kind}: group removed");
+    }
+}
