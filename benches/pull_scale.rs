@@ -20,6 +20,8 @@ use memory::{peak_memory_mib, reset_peak_memory};
 mod support {
     #[path = "../../tests/support/conformance.rs"]
     pub mod conformance;
+    #[path = "../../tests/support/fake_google.rs"]
+    pub mod fake_google;
     #[path = "../../tests/support/fake_keycloak.rs"]
     pub mod fake_keycloak;
 }
@@ -37,7 +39,10 @@ fn size(name: &str, default: usize) -> usize {
 }
 
 fn providers() -> Vec<(&'static str, StartFake)> {
-    let all: Vec<(&'static str, StartFake)> = vec![("keycloak", support::fake_keycloak::start)];
+    let all: Vec<(&'static str, StartFake)> = vec![
+        ("keycloak", support::fake_keycloak::start),
+        ("google", support::fake_google::start),
+    ];
     match std::env::var("IDSYNC_BENCH_PROVIDERS") {
         Ok(list) => all
             .into_iter()

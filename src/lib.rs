@@ -9,7 +9,7 @@
 //!   by reference, and validation that reports every problem with file, line and key.
 //! - [`model`]: the common model every source is normalised to (users, groups, members).
 //! - [`connectors`]: the [`connectors::PullConnector`] seam and its implementations
-//!   (`file` and `keycloak` today), with the HTTP plumbing the API connectors share.
+//!   (`file`, `keycloak` and `google` today), with the HTTP plumbing the API connectors share.
 //! - [`filter`]: the SCIM filter language (RFC 7644 3.4.2.2): one parser and AST, used by
 //!   mapping filters now and the SCIM receiver later.
 //! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers.

@@ -104,6 +104,14 @@ fn the_repository_configuration_checks_clean() {
         idsync::config::ConnectorSettings::Okta(_)
     ));
     assert!(config.mappings.contains_key("default"));
+    // The Google example is disabled but still checked: its key file is a bundled
+    // throwaway key (examples/google-service-account.example.json).
+    let google = &config.connectors["example-google"];
+    assert!(!google.enabled);
+    assert!(matches!(
+        google.settings,
+        idsync::config::ConnectorSettings::Google(_)
+    ));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod conformance;
+mod connector_google;
 mod connector_okta;
 mod daemon;
 mod golden;

@@ -1,7 +1,7 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "okta", "keycloak" or "scim" in this version
+//! kind = "file"                  # which kind of source: "file", "okta", "google", "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -33,7 +33,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 4] = ["okta", "keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 5] = ["okta", "google", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -66,6 +66,9 @@ pub struct ConnectorConfig {
 pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
+    /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
+    /// Directory API, service account with domain-wide delegation).
+    Google(super::google::GoogleSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
     /// `kind = "okta"`: users and groups of an Okta org (Management API).
@@ -79,6 +82,7 @@ impl ConnectorSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorSettings::File(_) => "file",
+            ConnectorSettings::Google(_) => "google",
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Okta(_) => "okta",
             ConnectorSettings::Scim(_) => "scim",
@@ -382,7 +386,7 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `okta`, `keycloak` and
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `okta`, `google`, `keycloak` and
     /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
@@ -416,9 +420,9 @@ struct RawConnector {
     /// Settings for `kind = "okta"`.
     #[serde(default)]
     okta: Option<Spanned<super::okta::RawOktaSettings>>,
-    /// Settings for `kind = "google"` (not available in this version).
+    /// Settings for `kind = "google"`.
     #[serde(default)]
-    google: Option<Spanned<toml::Table>>,
+    google: Option<Spanned<super::google::RawGoogleSettings>>,
     /// Settings for `kind = "keycloak"`.
     #[serde(default)]
     keycloak: Option<Spanned<RawKeycloakSettings>>,
@@ -512,11 +516,8 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 3] = [
-        ("azure", raw.azure.as_ref()),
-        ("google", raw.google.as_ref()),
-        ("ldap", raw.ldap.as_ref()),
-    ];
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 2] =
+        [("azure", raw.azure.as_ref()), ("ldap", raw.ldap.as_ref())];
     if kind != "scim"
         && let Some(table) = &raw.scim
     {
@@ -545,6 +546,16 @@ pub(crate) fn load(
             table,
             "okta",
             format!("[okta] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "google"
+        && let Some(table) = &raw.google
+    {
+        source.report(
+            problems,
+            table,
+            "google",
+            format!("[google] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "keycloak"
@@ -611,6 +622,19 @@ pub(crate) fn load(
                 "kind = \"okta\" needs an [okta] table with `domain` and credentials \
                  (`client_id` with `private_key`, or `api_token`)",
             ),
+        }
+    } else if kind == "google" {
+        match &raw.google {
+            Some(table) => {
+                settings = super::google::google_settings(
+                    source,
+                    context.base_dir,
+                    table.get_ref(),
+                    problems,
+                )
+                .map(ConnectorSettings::Google)
+            }
+            None => source.report(problems, &raw.kind, "kind", super::google::GOOGLE_NEEDS),
         }
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();
@@ -1147,7 +1171,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, google, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);

@@ -19,6 +19,7 @@
 
 mod connector;
 mod engine;
+mod google;
 mod mapping;
 mod okta;
 mod problems;
@@ -35,6 +36,10 @@ pub use connector::{
     ScheduleError,
 };
 pub use engine::{EngineConfig, LogFormat};
+pub use google::{
+    GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
+    ServiceAccountKey, parse_service_account_key,
+};
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
@@ -672,7 +677,7 @@ format = "json"
             "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
              lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
             "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-            "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, keycloak, scim, file)".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: okta, google, keycloak, scim, file)".to_owned(),
             "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
             "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
              expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \

@@ -9,6 +9,7 @@
 //! only ever derived from a complete read.
 
 pub mod file;
+pub mod google;
 pub mod http;
 pub mod keycloak;
 pub mod okta;
@@ -186,6 +187,9 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
             settings.path.clone(),
             settings.format,
         ))),
+        ConnectorSettings::Google(settings) => {
+            Ok(Box::new(google::GoogleConnector::new(settings)?))
+        }
         ConnectorSettings::Keycloak(settings) => {
             Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod fake_google;
 pub mod fake_keycloak;
 pub mod fake_okta;
 pub mod scim;

@@ -5,13 +5,15 @@
 //!   (honouring `Retry-After` and Okta's `X-Rate-Limit-*` headers), bearer or
 //!   `SSWS` authorization, and one token refresh on a 401.
 //! * [`TokenSource`]: [`OAuthClientCredentials`] (cached client-credentials
-//!   token) and [`StaticToken`] (Okta API token).
+//!   token), [`JwtBearerGrant`] (RFC 7523 JWT-bearer grant: Google service
+//!   accounts) and [`StaticToken`] (Okta API token).
 //! * Paging helpers: RFC 8288 `Link` headers (Okta), `@odata.nextLink`
 //!   (Graph), `nextPageToken` (Google) and `first`/`max` offsets (Keycloak).
 //!
 //! Logging never includes headers, tokens or query-string values.
 
 mod client;
+mod jwt_bearer;
 mod paging;
 mod retry;
 mod token;
@@ -23,6 +25,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub use client::{AuthScheme, HttpClient};
+pub use jwt_bearer::{
+    AssertionClaims, JWT_BEARER_GRANT_TYPE, JwtBearerClaims, JwtBearerGrant, MAX_ASSERTION_LIFETIME,
+};
 pub use paging::{
     google_next_page_token, keycloak_next_first, next_link_from_header, odata_next_link,
 };

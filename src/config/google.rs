@@ -1,0 +1,746 @@
+//! Settings of a Google Workspace connector: `kind = "google"`, read through the Admin SDK
+//! Directory API with a service account and domain-wide delegation.
+//!
+//! ```toml
+//! kind = "google"
+//! mapping = "default"
+//! [google]
+//! service_account_key = { file = "/etc/idsync/google-key.json" }   # or { env = "NAME" } holding the JSON
+//! subject = "idsync-admin@example.com"   # the admin to impersonate (domain-wide delegation)
+//! customer = "my_customer"               # default; or domain = "example.com" (not both)
+//! # scopes = ["https://www.googleapis.com/auth/admin.directory.user.readonly",
+//! #           "https://www.googleapis.com/auth/admin.directory.group.readonly"]   # default
+//! # token_url = "https://oauth2.googleapis.com/token"   # default: the key file's token_uri
+//! # api_base_url = "https://admin.googleapis.com"       # default
+//! # include_suspended = true             # suspended users synced as inactive (false: left out)
+//! # include_archived = true              # archived users synced as inactive (false: left out)
+//! # page_size = 500                      # users per page (1-500); groups and members cap at 200
+//! # requests_per_second = 20
+//! ```
+//!
+//! The key file is checked when the configuration loads: it must be a service-account key
+//! (`"type": "service_account"`) with a `client_email` and an RSA `private_key` that can
+//! sign. Nothing of it is ever shown but its `client_email` and `client_id`.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::problems::{Problems, Source};
+use super::{SecretRef, SecretString};
+
+/// Google's OAuth token endpoint (IDP_APIS.md section 3.1), used when the key file has no
+/// `token_uri`.
+pub const GOOGLE_DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+/// The Directory API's root (IDP_APIS.md section 3: the discovery `rootUrl`).
+pub const GOOGLE_DEFAULT_API_BASE_URL: &str = "https://admin.googleapis.com";
+/// The customer alias meaning "the account the admin belongs to".
+pub const GOOGLE_DEFAULT_CUSTOMER: &str = "my_customer";
+/// `admin.directory.user.readonly`: enough for `users.list`.
+pub const GOOGLE_SCOPE_USERS: &str =
+    "https://www.googleapis.com/auth/admin.directory.user.readonly";
+/// `admin.directory.group.readonly`: enough for `groups.list` and `members.list`.
+pub const GOOGLE_SCOPE_GROUPS: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.readonly";
+/// Most users per `users.list` page (IDP_APIS.md section 3.3).
+pub const GOOGLE_MAX_USERS_PAGE_SIZE: u32 = 500;
+/// Most groups or members per `groups.list` / `members.list` page (section 3.3).
+pub const GOOGLE_MAX_GROUPS_PAGE_SIZE: u32 = 200;
+/// Default request rate: half of the documented default quota of 2,400 queries per
+/// minute per user per project (40 per second; IDP_APIS.md section 3.5).
+pub const GOOGLE_DEFAULT_REQUESTS_PER_SECOND: u32 = 20;
+
+/// Scopes that allow `users.list` (IDP_APIS.md section 3.1).
+const USER_SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/admin.directory.user",
+    GOOGLE_SCOPE_USERS,
+];
+/// Scopes that allow `groups.list` (and, with them, `members.list`).
+const GROUP_SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/admin.directory.group",
+    GOOGLE_SCOPE_GROUPS,
+];
+
+/// Which accounts' users and groups are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoogleDirectoryScope {
+    /// `customer=...`: every domain of the account (`my_customer` or a customer id).
+    Customer(String),
+    /// `domain=...`: one domain only.
+    Domain(String),
+}
+
+impl GoogleDirectoryScope {
+    /// The query parameter naming it: `("customer", id)` or `("domain", name)`.
+    pub fn query(&self) -> (&'static str, &str) {
+        match self {
+            GoogleDirectoryScope::Customer(id) => ("customer", id),
+            GoogleDirectoryScope::Domain(name) => ("domain", name),
+        }
+    }
+}
+
+/// The parts of a service-account key file idsync uses.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountKey {
+    /// `client_email`: the assertion's issuer.
+    pub client_email: String,
+    /// `client_id`: the number the admin authorises for domain-wide delegation.
+    pub client_id: Option<String>,
+    /// `private_key_id`: the assertion header's `kid`.
+    pub private_key_id: Option<String>,
+    /// `private_key`: RSA, PEM.
+    pub private_key: SecretString,
+    /// `token_uri`.
+    pub token_uri: Option<String>,
+    /// `project_id`, for messages.
+    pub project_id: Option<String>,
+}
+
+/// The settings of a `kind = "google"` connector (its `[google]` table).
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    pub key: ServiceAccountKey,
+    /// The admin whose privileges the service account borrows (the assertion's `sub`).
+    pub subject: String,
+    pub directory: GoogleDirectoryScope,
+    pub scopes: Vec<String>,
+    /// The token endpoint (and the assertion's `aud`).
+    pub token_url: String,
+    /// The API root, without a trailing `/`.
+    pub api_base_url: String,
+    /// Suspended users are synced as inactive (true) or left out (false).
+    pub include_suspended: bool,
+    /// Archived users are synced as inactive (true) or left out (false).
+    pub include_archived: bool,
+    /// `maxResults` of `users.list` (1-500); groups and members use at most 200.
+    pub page_size: u32,
+    pub requests_per_second: NonZeroU32,
+}
+
+impl GoogleSettings {
+    /// `maxResults` for `groups.list` and `members.list`.
+    pub fn groups_page_size(&self) -> u32 {
+        self.page_size.min(GOOGLE_MAX_GROUPS_PAGE_SIZE)
+    }
+}
+
+/// The `[google]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGoogleSettings {
+    /// The service account's JSON key: `{ file = "path" }` or `{ env = "NAME" }` holding
+    /// the JSON. Required.
+    service_account_key: Spanned<SecretRef>,
+    /// The Workspace admin to impersonate (domain-wide delegation). Required.
+    subject: Spanned<String>,
+    /// `my_customer` (default) or a customer id such as `C01abcd23`.
+    #[serde(default)]
+    customer: Option<Spanned<String>>,
+    /// One domain instead of the whole customer account.
+    #[serde(default)]
+    domain: Option<Spanned<String>>,
+    /// OAuth scopes asked for. Default: the read-only user and group scopes.
+    #[serde(default)]
+    scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Default: the key file's `token_uri`, else https://oauth2.googleapis.com/token.
+    #[serde(default)]
+    token_url: Option<Spanned<String>>,
+    /// Default: https://admin.googleapis.com.
+    #[serde(default)]
+    api_base_url: Option<Spanned<String>>,
+    /// Default true: suspended users synced as inactive.
+    #[serde(default)]
+    include_suspended: Option<bool>,
+    /// Default true: archived users synced as inactive.
+    #[serde(default)]
+    include_archived: Option<bool>,
+    /// Users per page, 1-500 (groups and members: at most 200). Default 500.
+    #[serde(default)]
+    page_size: Option<Spanned<i64>>,
+    /// Requests per second, at least 1. Default 20.
+    #[serde(default)]
+    requests_per_second: Option<Spanned<i64>>,
+}
+
+/// What the `kind` line says a `[google]` table needs.
+pub(crate) const GOOGLE_NEEDS: &str =
+    "kind = \"google\" needs a [google] table with `service_account_key` and `subject`";
+
+/// Reads a service-account key file's JSON. The error says what is wrong without quoting
+/// the file (it holds the private key).
+pub fn parse_service_account_key(json: &str) -> Result<ServiceAccountKey, String> {
+    let value: Value = serde_json::from_str(json).map_err(|e| {
+        format!(
+            "is not a Google service-account key file: not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let Value::Object(map) = value else {
+        return Err("is not a Google service-account key file: expected a JSON object".to_owned());
+    };
+    let text = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    match text("type").as_deref() {
+        Some("service_account") => {}
+        Some(other) => {
+            return Err(format!(
+                "is a `{other}` credential, not a service-account key: create a JSON key for a \
+                 service account (Google Cloud console › IAM & Admin › Service accounts › Keys)"
+            ));
+        }
+        None => {
+            return Err(
+                "is not a Google service-account key file: it has no `\"type\": \"service_account\"`"
+                    .to_owned(),
+            );
+        }
+    }
+    let client_email = text("client_email")
+        .ok_or("is a service-account key without `client_email`: download the key again")?;
+    let private_key = text("private_key")
+        .ok_or("is a service-account key without `private_key`: download the key again")?;
+    check_private_key(&private_key)?;
+    let token_uri = text("token_uri");
+    if let Some(uri) = &token_uri
+        && !is_http_url(uri)
+    {
+        return Err(format!(
+            "has a `token_uri` that is not an http(s) URL: `{uri}`"
+        ));
+    }
+    Ok(ServiceAccountKey {
+        client_email,
+        client_id: text("client_id"),
+        private_key_id: text("private_key_id"),
+        private_key: SecretString::new(private_key),
+        token_uri,
+        project_id: text("project_id"),
+    })
+}
+
+/// Signs a test token with the key, so a key that cannot sign is caught at load time.
+fn check_private_key(pem: &str) -> Result<(), String> {
+    let unusable = |e: jsonwebtoken::errors::Error| {
+        format!("has a `private_key` that is not a usable RSA private key in PEM form ({e})")
+    };
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(unusable)?;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &serde_json::json!({"check": true}),
+        &key,
+    )
+    .map(|_| ())
+    .map_err(unusable)
+}
+
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+}
+
+/// Checks a `[google]` table and resolves and reads its key.
+pub(crate) fn google_settings(
+    source: &Source<'_>,
+    base_dir: &Path,
+    raw: &RawGoogleSettings,
+    problems: &mut Problems,
+) -> Option<GoogleSettings> {
+    let before = problems.len();
+
+    let key = match raw.service_account_key.get_ref().resolve(base_dir) {
+        Ok(json) => match parse_service_account_key(json.expose()) {
+            Ok(key) => Some(key),
+            Err(why) => {
+                source.report(
+                    problems,
+                    &raw.service_account_key,
+                    "google.service_account_key",
+                    format!("{} {why}", raw.service_account_key.get_ref()),
+                );
+                None
+            }
+        },
+        Err(err) => {
+            source.report(
+                problems,
+                &raw.service_account_key,
+                "google.service_account_key",
+                err.to_string(),
+            );
+            None
+        }
+    };
+
+    let subject = raw.subject.get_ref().trim().to_owned();
+    if !looks_like_email(&subject) {
+        source.report(
+            problems,
+            &raw.subject,
+            "google.subject",
+            format!(
+                "`{subject}` is not an email address: give the Workspace admin the service \
+                 account acts as (domain-wide delegation)"
+            ),
+        );
+    }
+
+    let directory = match (&raw.customer, &raw.domain) {
+        (Some(_), Some(domain)) => {
+            source.report(
+                problems,
+                domain,
+                "google.domain",
+                "set either `customer` or `domain`, not both",
+            );
+            None
+        }
+        (Some(customer), None) => {
+            let text = customer.get_ref().trim();
+            if text.is_empty() || text.contains(['/', '?', '#', '&', ' ']) {
+                source.report(
+                    problems,
+                    customer,
+                    "google.customer",
+                    format!(
+                        "`{text}` is not a customer id: use `my_customer` or an id such as C01abcd23"
+                    ),
+                );
+                None
+            } else {
+                Some(GoogleDirectoryScope::Customer(text.to_owned()))
+            }
+        }
+        (None, Some(domain)) => {
+            let text = domain.get_ref().trim().to_ascii_lowercase();
+            if text.is_empty()
+                || !text.contains('.')
+                || text.contains(['/', '?', '#', '&', ' ', '@'])
+            {
+                source.report(
+                    problems,
+                    domain,
+                    "google.domain",
+                    format!("`{text}` is not a domain name such as example.com"),
+                );
+                None
+            } else {
+                Some(GoogleDirectoryScope::Domain(text))
+            }
+        }
+        (None, None) => Some(GoogleDirectoryScope::Customer(
+            GOOGLE_DEFAULT_CUSTOMER.to_owned(),
+        )),
+    };
+
+    let scopes = match &raw.scopes {
+        None => vec![
+            GOOGLE_SCOPE_USERS.to_owned(),
+            GOOGLE_SCOPE_GROUPS.to_owned(),
+        ],
+        Some(list) => {
+            let mut scopes: Vec<String> = Vec::new();
+            for scope in list.get_ref() {
+                let text = scope.get_ref().trim();
+                if !text.starts_with("https://") || text.contains(char::is_whitespace) {
+                    source.report(
+                        problems,
+                        scope,
+                        "google.scopes",
+                        format!("`{text}` is not an OAuth scope such as {GOOGLE_SCOPE_USERS}"),
+                    );
+                } else if !scopes.iter().any(|s| s == text) {
+                    scopes.push(text.to_owned());
+                }
+            }
+            let has = |allowed: &[&str]| scopes.iter().any(|s| allowed.contains(&s.as_str()));
+            if !has(&USER_SCOPES) {
+                source.report(
+                    problems,
+                    list,
+                    "google.scopes",
+                    format!("listing users needs the scope {GOOGLE_SCOPE_USERS} (or admin.directory.user)"),
+                );
+            }
+            if !has(&GROUP_SCOPES) {
+                source.report(
+                    problems,
+                    list,
+                    "google.scopes",
+                    format!(
+                        "listing groups and their members needs the scope {GOOGLE_SCOPE_GROUPS} \
+                         (or admin.directory.group)"
+                    ),
+                );
+            }
+            scopes
+        }
+    };
+
+    let url_setting = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
+        let text = spanned.get_ref().trim().to_owned();
+        if !is_http_url(&text) {
+            source.report(
+                problems,
+                spanned,
+                key,
+                format!("`{text}` must be an http:// or https:// URL"),
+            );
+        } else if text.contains(['?', '#']) {
+            source.report(
+                problems,
+                spanned,
+                key,
+                format!("`{text}` must not have a query or fragment"),
+            );
+        }
+        text
+    };
+    let token_url = raw
+        .token_url
+        .as_ref()
+        .map(|t| url_setting(t, "google.token_url", problems));
+    let api_base_url = match &raw.api_base_url {
+        Some(spanned) => {
+            let text = url_setting(spanned, "google.api_base_url", problems)
+                .trim_end_matches('/')
+                .to_owned();
+            if text.contains("/admin/directory") {
+                source.report(
+                    problems,
+                    spanned,
+                    "google.api_base_url",
+                    "give the API root without `/admin/directory/v1` (such as https://admin.googleapis.com)",
+                );
+            }
+            text
+        }
+        None => GOOGLE_DEFAULT_API_BASE_URL.to_owned(),
+    };
+
+    let page_size = match &raw.page_size {
+        None => GOOGLE_MAX_USERS_PAGE_SIZE,
+        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
+            Ok(n) if (1..=GOOGLE_MAX_USERS_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                source.report(
+                    problems,
+                    spanned,
+                    "google.page_size",
+                    format!(
+                        "{} is out of range (1-{GOOGLE_MAX_USERS_PAGE_SIZE}; groups and members \
+                         pages are capped at {GOOGLE_MAX_GROUPS_PAGE_SIZE})",
+                        spanned.get_ref()
+                    ),
+                );
+                GOOGLE_MAX_USERS_PAGE_SIZE
+            }
+        },
+    };
+    let requests_per_second = match &raw.requests_per_second {
+        None => NonZeroU32::new(GOOGLE_DEFAULT_REQUESTS_PER_SECOND),
+        Some(spanned) => {
+            let value = u32::try_from(*spanned.get_ref())
+                .ok()
+                .and_then(NonZeroU32::new);
+            if value.is_none() {
+                source.report(
+                    problems,
+                    spanned,
+                    "google.requests_per_second",
+                    format!("{} is out of range (at least 1)", spanned.get_ref()),
+                );
+            }
+            value
+        }
+    };
+
+    if problems.len() != before {
+        return None;
+    }
+    let key = key?;
+    let token_url = token_url
+        .or_else(|| key.token_uri.clone())
+        .unwrap_or_else(|| GOOGLE_DEFAULT_TOKEN_URL.to_owned());
+    Some(GoogleSettings {
+        key,
+        subject,
+        directory: directory?,
+        scopes,
+        token_url,
+        api_base_url,
+        include_suspended: raw.include_suspended.unwrap_or(true),
+        include_archived: raw.include_archived.unwrap_or(true),
+        page_size,
+        requests_per_second: requests_per_second?,
+    })
+}
+
+/// `local@domain.tld`, without spaces: enough to catch a user name or a typo.
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    use super::super::connector::{ConnectorConfig, ConnectorSettings, Context, load};
+    use super::*;
+
+    const KEY_FILE: &str = include_str!("../../tests/support/keys/google-service-account.json");
+    const HEAD: &str = "kind = \"google\"\nmapping = \"default\"\n[google]\n";
+
+    /// Loads `connectors/<id>.toml` with `text`, under a temp dir holding `files`.
+    fn check(text: &str, files: &[(&str, &str)]) -> (Option<ConnectorConfig>, Vec<String>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write");
+        }
+        let file = dir.path().join("connectors/gws.toml");
+        let mut problems = Problems::new(dir.path());
+        let known: BTreeSet<String> = ["default".to_owned()].into();
+        let context = Context {
+            base_dir: dir.path(),
+            known_mappings: &known,
+            mappings_dir: PathBuf::from("mappings"),
+        };
+        let source = Source { file: &file, text };
+        let connector = load("gws", &source, &context, &mut problems);
+        let problems = problems
+            .into_vec()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (connector, problems)
+    }
+
+    fn google(text: &str) -> (Option<GoogleSettings>, Vec<String>) {
+        let (connector, problems) = check(
+            &format!("{HEAD}{text}"),
+            &[("key.json", KEY_FILE), ("oauth.json", OAUTH_CLIENT)],
+        );
+        let settings = connector.map(|c| match c.settings {
+            ConnectorSettings::Google(g) => g,
+            other => panic!("not a google connector: {other:?}"),
+        });
+        (settings, problems)
+    }
+
+    const OAUTH_CLIENT: &str = "{\"installed\": {\"client_id\": \"1.apps.googleusercontent.com\", \"client_secret\": \"x\"}}";
+    const KEY: &str = "service_account_key = { file = \"key.json\" }\n";
+
+    #[test]
+    fn defaults() {
+        let (settings, problems) = google(&format!("{KEY}subject = \"admin@example.com\"\n"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let g = settings.expect("valid");
+        assert_eq!(
+            g.key.client_email,
+            "idsync-reader@idsync-test.iam.gserviceaccount.com"
+        );
+        assert_eq!(g.key.client_id.as_deref(), Some("100000000000000000042"));
+        assert_eq!(
+            g.key.private_key_id.as_deref(),
+            Some("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c")
+        );
+        assert_eq!(g.subject, "admin@example.com");
+        assert_eq!(
+            g.directory,
+            GoogleDirectoryScope::Customer("my_customer".into())
+        );
+        assert_eq!(g.scopes, [GOOGLE_SCOPE_USERS, GOOGLE_SCOPE_GROUPS]);
+        assert_eq!(g.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(g.api_base_url, "https://admin.googleapis.com");
+        assert!(g.include_suspended && g.include_archived);
+        assert_eq!((g.page_size, g.groups_page_size()), (500, 200));
+        assert_eq!(g.requests_per_second.get(), 20);
+        assert!(format!("{g:?}").contains("private_key: ********"));
+    }
+
+    #[test]
+    fn everything_set() {
+        let (settings, problems) = google(&format!(
+            "{KEY}subject = \"admin@example.com\"\ndomain = \"Example.COM\"\n\
+             scopes = [\"https://www.googleapis.com/auth/admin.directory.user\", \
+             \"https://www.googleapis.com/auth/admin.directory.group.readonly\", \
+             \"https://www.googleapis.com/auth/admin.directory.group.member.readonly\"]\n\
+             token_url = \"http://127.0.0.1:9/token\"\napi_base_url = \"http://127.0.0.1:9/\"\n\
+             include_suspended = false\ninclude_archived = false\npage_size = 100\n\
+             requests_per_second = 5\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let g = settings.expect("valid");
+        assert_eq!(
+            g.directory,
+            GoogleDirectoryScope::Domain("example.com".into())
+        );
+        assert_eq!(g.directory.query(), ("domain", "example.com"));
+        assert_eq!(g.scopes.len(), 3);
+        assert_eq!(g.token_url, "http://127.0.0.1:9/token");
+        assert_eq!(g.api_base_url, "http://127.0.0.1:9");
+        assert!(!g.include_suspended && !g.include_archived);
+        assert_eq!((g.page_size, g.groups_page_size()), (100, 100));
+        assert_eq!(g.requests_per_second.get(), 5);
+    }
+
+    #[test]
+    fn the_key_can_come_from_the_environment() {
+        // CARGO_PKG_NAME is set for tests but holds no JSON: the message says so.
+        let (settings, problems) = google(
+            "service_account_key = { env = \"CARGO_PKG_NAME\" }\nsubject = \"admin@example.com\"\n",
+        );
+        assert!(settings.is_none());
+        assert_eq!(
+            problems,
+            [
+                "connectors/gws.toml:4: google.service_account_key: env `CARGO_PKG_NAME` is not a Google service-account key file: not JSON (line 1, column 1)"
+            ]
+        );
+    }
+
+    #[test]
+    fn key_file_mistakes() {
+        let (_, problems) = google(
+            "service_account_key = { file = \"oauth.json\" }\nsubject = \"admin@example.com\"\n",
+        );
+        assert_eq!(
+            problems,
+            [
+                "connectors/gws.toml:4: google.service_account_key: file `oauth.json` is not a Google service-account key file: it has no `\"type\": \"service_account\"`"
+            ]
+        );
+        let (_, problems) = google(
+            "service_account_key = { file = \"missing.json\" }\nsubject = \"admin@example.com\"\n",
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with(
+                "connectors/gws.toml:4: google.service_account_key: cannot read secret file `"
+            ),
+            "{problems:?}"
+        );
+        let (_, problems) = google(
+            "service_account_key = \"{\\\"type\\\": \\\"service_account\\\"}\"\nsubject = \"admin@example.com\"\n",
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].contains("secrets are given by reference, never inline"),
+            "{problems:?}"
+        );
+
+        assert_eq!(
+            parse_service_account_key("{\"type\": \"authorized_user\"}").expect_err("user"),
+            "is a `authorized_user` credential, not a service-account key: create a JSON key for a \
+             service account (Google Cloud console › IAM & Admin › Service accounts › Keys)"
+        );
+        assert_eq!(
+            parse_service_account_key("[1]").expect_err("array"),
+            "is not a Google service-account key file: expected a JSON object"
+        );
+        assert_eq!(
+            parse_service_account_key("{\"type\": \"service_account\", \"private_key\": \"x\"}")
+                .expect_err("no email"),
+            "is a service-account key without `client_email`: download the key again"
+        );
+        let broken = "{\"type\": \"service_account\", \"client_email\": \"a@b.c\", \
+                      \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nSECRETSTUFF\\n-----END PRIVATE KEY-----\\n\"}";
+        let why = parse_service_account_key(broken).expect_err("bad key");
+        assert!(
+            why.starts_with("has a `private_key` that is not a usable RSA private key"),
+            "{why}"
+        );
+        assert!(!why.contains("SECRETSTUFF"), "{why}");
+    }
+
+    #[test]
+    fn setting_mistakes_are_reported_with_line_and_key() {
+        let (settings, problems) = google(&format!(
+            "{KEY}subject = \"admin\"\ncustomer = \"my_customer\"\ndomain = \"example.com\"\n\
+             scopes = [\"admin.directory.user.readonly\"]\ntoken_url = \"ftp://x\"\n\
+             api_base_url = \"https://admin.googleapis.com/admin/directory/v1\"\npage_size = 501\n\
+             requests_per_second = 0\n"
+        ));
+        assert!(settings.is_none());
+        assert_eq!(
+            problems,
+            [
+                "connectors/gws.toml:5: google.subject: `admin` is not an email address: give the Workspace admin the service account acts as (domain-wide delegation)",
+                "connectors/gws.toml:7: google.domain: set either `customer` or `domain`, not both",
+                "connectors/gws.toml:8: google.scopes: `admin.directory.user.readonly` is not an OAuth scope such as https://www.googleapis.com/auth/admin.directory.user.readonly",
+                "connectors/gws.toml:8: google.scopes: listing users needs the scope https://www.googleapis.com/auth/admin.directory.user.readonly (or admin.directory.user)",
+                "connectors/gws.toml:8: google.scopes: listing groups and their members needs the scope https://www.googleapis.com/auth/admin.directory.group.readonly (or admin.directory.group)",
+                "connectors/gws.toml:9: google.token_url: `ftp://x` must be an http:// or https:// URL",
+                "connectors/gws.toml:10: google.api_base_url: give the API root without `/admin/directory/v1` (such as https://admin.googleapis.com)",
+                "connectors/gws.toml:11: google.page_size: 501 is out of range (1-500; groups and members pages are capped at 200)",
+                "connectors/gws.toml:12: google.requests_per_second: 0 is out of range (at least 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_misplaced_tables() {
+        let (_, problems) = check("kind = \"google\"\nmapping = \"default\"\n", &[]);
+        assert_eq!(
+            problems,
+            [
+                "connectors/gws.toml:1: kind: kind = \"google\" needs a [google] table with `service_account_key` and `subject`"
+            ]
+        );
+        let (_, problems) = check(&format!("{HEAD}{KEY}"), &[("key.json", KEY_FILE)]);
+        assert_eq!(
+            problems,
+            ["connectors/gws.toml:3: google.subject: missing field `subject`"]
+        );
+        let (_, problems) = check(
+            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[google]\nsubject = \"a@b.c\"\n",
+            &[("x.json", "")],
+        );
+        // The table is parsed before its kind is looked at.
+        assert_eq!(
+            problems,
+            [
+                "connectors/gws.toml:5: google.service_account_key: missing field `service_account_key`"
+            ]
+        );
+        let (_, problems) = check(
+            &format!(
+                "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[google]\n{KEY}subject = \"a@b.c\"\n"
+            ),
+            &[("x.json", ""), ("key.json", KEY_FILE)],
+        );
+        assert_eq!(
+            problems,
+            ["connectors/gws.toml:5: google: [google] does not apply to kind = \"file\""]
+        );
+        let (_, problems) = check(
+            &format!("{HEAD}{KEY}subject = \"a@b.c\"\nadmin = \"x\"\n"),
+            &[("key.json", KEY_FILE)],
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].contains("unknown field `admin`"),
+            "{problems:?}"
+        );
+    }
+}
