@@ -26,6 +26,8 @@ mod support {
     pub mod fake_google;
     #[path = "../../tests/support/fake_keycloak.rs"]
     pub mod fake_keycloak;
+    #[path = "../../tests/support/fake_okta.rs"]
+    pub mod fake_okta;
 }
 
 use idsync::config::{MappingConfig, OnRemove};
@@ -45,6 +47,7 @@ fn providers() -> Vec<(&'static str, StartFake)> {
         ("keycloak", support::fake_keycloak::start),
         ("google", support::fake_google::start),
         ("azure", support::fake_azure::start_provider),
+        ("okta", support::fake_okta::start),
     ];
     match std::env::var("IDSYNC_BENCH_PROVIDERS") {
         Ok(list) => all

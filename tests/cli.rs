@@ -104,6 +104,12 @@ fn the_repository_configuration_checks_clean() {
         azure.settings,
         idsync::config::ConnectorSettings::Azure(_)
     ));
+    let okta = &config.connectors["example-okta"];
+    assert!(!okta.enabled);
+    assert!(matches!(
+        okta.settings,
+        idsync::config::ConnectorSettings::Okta(_)
+    ));
     assert!(config.mappings.contains_key("default"));
     // The Google example is disabled but still checked: its key file is a bundled
     // throwaway key (examples/google-service-account.example.json).

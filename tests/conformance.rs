@@ -21,12 +21,13 @@ use idsync::target::query;
 use crate::support::conformance::{
     Directory, FakeMember, FakeProvider, Knobs, Listing, StartFake, UserStatus,
 };
-use crate::support::{fake_azure, fake_google, fake_keycloak, sqlite};
+use crate::support::{fake_azure, fake_google, fake_keycloak, fake_okta, sqlite};
 
 /// Every provider with a fake.
 fn providers() -> Vec<(&'static str, StartFake)> {
     vec![
         ("keycloak", fake_keycloak::start),
+        ("okta", fake_okta::start),
         ("google", fake_google::start),
         ("azure", fake_azure::start_provider),
     ]

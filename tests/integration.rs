@@ -5,6 +5,7 @@ mod cli;
 mod conformance;
 mod connector_azure;
 mod connector_google;
+mod connector_okta;
 mod daemon;
 mod golden;
 mod mapping_flow;

@@ -1,8 +1,8 @@
 //! Connector settings: one `connectors/<id>.toml` file per connector.
 //!
 //! ```toml
-//! kind = "file"                  # which kind of source: "file", "azure", "google", "keycloak" or "scim"
-//!                                # in this version
+//! kind = "file"                  # which kind of source: "file", "azure", "okta", "google",
+//!                                # "keycloak" or "scim" in this version
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -34,7 +34,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 5] = ["azure", "google", "keycloak", "scim", "file"];
+const AVAILABLE_KINDS: [&str; 6] = ["azure", "okta", "google", "keycloak", "scim", "file"];
 
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
@@ -74,6 +74,8 @@ pub enum ConnectorSettings {
     Google(super::google::GoogleSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
+    /// `kind = "okta"`: users and groups of an Okta org (Management API).
+    Okta(super::okta::OktaSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
     Scim(super::scim_tenant::ScimTenantSettings),
 }
@@ -86,6 +88,7 @@ impl ConnectorSettings {
             ConnectorSettings::Azure(_) => "azure",
             ConnectorSettings::Google(_) => "google",
             ConnectorSettings::Keycloak(_) => "keycloak",
+            ConnectorSettings::Okta(_) => "okta",
             ConnectorSettings::Scim(_) => "scim",
         }
     }
@@ -387,7 +390,7 @@ pub(crate) struct Context<'a> {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `azure`, `google`, `keycloak` and
+    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `azure`, `okta`, `google`, `keycloak` and
     /// `scim` are available in this version. The kind's own settings go in a table
     /// named after it, such as `[file]`.
     kind: Spanned<String>,
@@ -418,9 +421,9 @@ struct RawConnector {
     /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
     azure: Option<Spanned<super::azure::RawAzureSettings>>,
-    /// Settings for `kind = "okta"` (not available in this version).
+    /// Settings for `kind = "okta"`.
     #[serde(default)]
-    okta: Option<Spanned<toml::Table>>,
+    okta: Option<Spanned<super::okta::RawOktaSettings>>,
     /// Settings for `kind = "google"`.
     #[serde(default)]
     google: Option<Spanned<super::google::RawGoogleSettings>>,
@@ -517,8 +520,7 @@ pub(crate) fn load(
 
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 2] =
-        [("okta", raw.okta.as_ref()), ("ldap", raw.ldap.as_ref())];
+    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 1] = [("ldap", raw.ldap.as_ref())];
     if kind != "scim"
         && let Some(table) = &raw.scim
     {
@@ -547,6 +549,16 @@ pub(crate) fn load(
             table,
             "azure",
             format!("[azure] does not apply to kind = \"{kind}\""),
+        );
+    }
+    if kind != "okta"
+        && let Some(table) = &raw.okta
+    {
+        source.report(
+            problems,
+            table,
+            "okta",
+            format!("[okta] does not apply to kind = \"{kind}\""),
         );
     }
     if kind != "google"
@@ -622,6 +634,26 @@ pub(crate) fn load(
                 "kind",
                 "kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and \
                  `client_secret` (or `certificate` and `private_key`)",
+            ),
+        }
+    } else if kind == "okta" {
+        match &raw.okta {
+            Some(table) => {
+                settings = super::okta::okta_settings(
+                    source,
+                    context.base_dir,
+                    table,
+                    table.get_ref(),
+                    problems,
+                )
+                .map(ConnectorSettings::Okta);
+            }
+            None => source.report(
+                problems,
+                &raw.kind,
+                "kind",
+                "kind = \"okta\" needs an [okta] table with `domain` and credentials \
+                 (`client_id` with `private_key`, or `api_token`)",
             ),
         }
     } else if kind == "google" {
@@ -1166,13 +1198,13 @@ mod tests {
     fn kinds() {
         let (_, problems) = check(
             "a",
-            "kind = \"okta\"\nmapping = \"default\"\n[okta]\ndomain = \"x\"\n",
+            "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"ldap://x\"\n",
             &[],
         );
         assert_eq!(
             problems,
             [
-                "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: azure, google, keycloak, scim, file)"
+                "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: azure, okta, google, keycloak, scim, file)"
             ]
         );
         let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);

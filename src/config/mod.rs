@@ -19,9 +19,11 @@
 
 mod azure;
 mod connector;
+mod duration;
 mod engine;
 mod google;
 mod mapping;
+mod okta;
 mod problems;
 mod scim_tenant;
 mod secret;
@@ -31,11 +33,12 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-pub use azure::{AzureCredential, AzureSettings, parse_duration};
+pub use azure::{AzureCredential, AzureSettings};
 pub use connector::{
     ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, KeycloakSettings, Schedule,
     ScheduleError,
 };
+pub use duration::parse_duration;
 pub use engine::{EngineConfig, LogFormat};
 pub use google::{
     GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
@@ -44,6 +47,7 @@ pub use google::{
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
+pub use okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
 pub use secret::{SecretError, SecretRef, SecretString, StringOrSecret};
 
@@ -658,7 +662,7 @@ format = "json"
             ("mappings/broken.toml", "on_remove = \n"),
             (
                 "connectors/a.toml",
-                "kind = \"okta\"\nmapping = \"nope\"\nschedule = \"* * *\"\n",
+                "kind = \"ldap\"\nmapping = \"nope\"\nschedule = \"* * *\"\n",
             ),
             (
                 "connectors/b.toml",
@@ -678,7 +682,7 @@ format = "json"
             "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
              lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
             "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-            "connectors/a.toml:1: kind: connector kind `okta` is not available in this version (available: azure, google, keycloak, scim, file)".to_owned(),
+            "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: azure, okta, google, keycloak, scim, file)".to_owned(),
             "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
             "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
              expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \

@@ -13,6 +13,7 @@ pub mod file;
 pub mod google;
 pub mod http;
 pub mod keycloak;
+pub mod okta;
 
 use async_trait::async_trait;
 
@@ -194,6 +195,7 @@ pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, Connect
         ConnectorSettings::Keycloak(settings) => {
             Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
         }
+        ConnectorSettings::Okta(settings) => Ok(Box::new(okta::OktaConnector::new(settings)?)),
         ConnectorSettings::Scim(_) => Err(ConnectorError::NotPullable(config.id.clone())),
     }
 }

@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod fake_azure;
 pub mod fake_google;
 pub mod fake_keycloak;
+pub mod fake_okta;
 pub mod scim;
 pub mod scripted;
 

@@ -1,0 +1,135 @@
+//! The `private_key_jwt` client assertion of an Okta service app (IDP_APIS.md 2.1):
+//! `iss` = `sub` = client id, `aud` = the token URL, a fresh `jti`, `iat`, and `exp` five
+//! minutes later (Okta accepts at most an hour), signed RS256 or ES256 with the app's key,
+//! `kid` in the header when configured.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+
+use crate::config::{KeyAlgorithm, SecretString, ServiceApp};
+use crate::connectors::http::HttpError;
+
+/// Makes one signed assertion (what [`crate::connectors::http::ClientAuth::Assertion`] takes).
+pub type MakeAssertion = dyn Fn() -> Result<SecretString, HttpError> + Send + Sync;
+
+/// Lifetime of one assertion, in seconds.
+pub const LIFETIME_SECS: u64 = 300;
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+/// A function making a fresh signed assertion for each token request.
+pub fn assertion_fn(app: &ServiceApp) -> Result<Arc<MakeAssertion>, HttpError> {
+    let pem = app.private_key.expose().as_bytes();
+    let (key, algorithm) = match app.algorithm {
+        KeyAlgorithm::Rs256 => (EncodingKey::from_rsa_pem(pem), Algorithm::RS256),
+        KeyAlgorithm::Es256 => (EncodingKey::from_ec_pem(pem), Algorithm::ES256),
+    };
+    let key = key.map_err(|e| key_error(&app.token_url, &e))?;
+    let mut header = Header::new(algorithm);
+    header.kid = app.key_id.clone();
+    let client_id = app.client_id.clone();
+    let audience = app.token_url.clone();
+    Ok(Arc::new(move || {
+        let iat = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            iss: &client_id,
+            sub: &client_id,
+            aud: &audience,
+            iat,
+            exp: iat + LIFETIME_SECS,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map(SecretString::new)
+            .map_err(|e| key_error(&audience, &e))
+    }))
+}
+
+fn key_error(token_url: &str, error: &jsonwebtoken::errors::Error) -> HttpError {
+    HttpError::Auth {
+        token_url: token_url.to_string(),
+        status: 0,
+        code: "invalid_private_key".to_string(),
+        description: format!("cannot sign the client assertion: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    fn key(name: &str) -> String {
+        let path = format!("{}/tests/support/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).expect("test key")
+    }
+
+    #[test]
+    fn claims_and_header() {
+        let app = ServiceApp {
+            client_id: "0oa1".into(),
+            private_key: SecretString::new(key("okta_test_key.pem")),
+            algorithm: KeyAlgorithm::Rs256,
+            key_id: Some("k1".into()),
+            scopes: vec!["okta.users.read".into()],
+            token_url: "https://acme.okta.com/oauth2/v1/token".into(),
+        };
+        let make = assertion_fn(&app).expect("key loads");
+        let first = make().expect("signs");
+        let second = make().expect("signs");
+        let public = DecodingKey::from_rsa_pem(key("okta_test_key.pub.pem").as_bytes()).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&["https://acme.okta.com/oauth2/v1/token"]);
+        validation.set_issuer(&["0oa1"]);
+        validation.sub = Some("0oa1".into());
+        let decoded =
+            jsonwebtoken::decode::<serde_json::Value>(first.expose(), &public, &validation)
+                .expect("valid assertion");
+        assert_eq!(decoded.header.kid.as_deref(), Some("k1"));
+        let claims = decoded.claims;
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            300
+        );
+        let other =
+            jsonwebtoken::decode::<serde_json::Value>(second.expose(), &public, &validation)
+                .unwrap()
+                .claims;
+        assert_ne!(claims["jti"], other["jti"], "a fresh jti each time");
+    }
+
+    #[test]
+    fn ec_keys_sign_es256() {
+        let app = ServiceApp {
+            client_id: "0oa1".into(),
+            private_key: SecretString::new(key("okta_test_ec_key.pem")),
+            algorithm: KeyAlgorithm::Es256,
+            key_id: None,
+            scopes: vec![],
+            token_url: "https://acme.okta.com/oauth2/v1/token".into(),
+        };
+        let token = assertion_fn(&app).unwrap()().unwrap();
+        let public = DecodingKey::from_ec_pem(key("okta_test_ec_key.pub.pem").as_bytes()).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_audience(&["https://acme.okta.com/oauth2/v1/token"]);
+        let decoded =
+            jsonwebtoken::decode::<serde_json::Value>(token.expose(), &public, &validation)
+                .unwrap();
+        assert_eq!(decoded.header.kid, None);
+        assert_eq!(decoded.claims["sub"], "0oa1");
+    }
+}

@@ -1,0 +1,555 @@
+//! The fake Okta's HTTP side: the token endpoint, the three listings, and what every API
+//! request goes through (count, throttling, authentication, the deny knob, paging).
+
+use super::*;
+
+/// The fake's routes.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/oauth2/v1/token", post(token))
+        .route("/api/v1/users", get(users_listing))
+        .route("/api/v1/groups", get(groups_listing))
+        .route("/api/v1/groups/{id}/users", get(members_listing))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// An Okta error body.
+fn error(status: StatusCode, code: &str, summary: &str) -> Response {
+    let id = format!("oae{}", uuid::Uuid::new_v4().simple());
+    (
+        status,
+        axum::Json(
+            json!({"errorCode": code, "errorSummary": summary, "errorLink": code,
+            "errorId": id, "errorCauses": []}),
+        ),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "E0000022",
+        "The endpoint does not support the provided HTTP method",
+    )
+}
+
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+    if field("grant_type") != "client_credentials" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        );
+    }
+    if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed: a client_assertion is required.",
+        );
+    }
+    if let Err(why) = verify_assertion(&shared, field("client_assertion"), field("client_id")) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &why);
+    }
+    let requested: Vec<&str> = field("scope").split_whitespace().collect();
+    if requested.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The authorization server resource does not have any configured default scopes, 'scope' must be provided.",
+        );
+    }
+    let refused: Vec<&str> = requested
+        .iter()
+        .copied()
+        .filter(|s| !shared.options.granted_scopes.iter().any(|g| g == s))
+        .collect();
+    if !refused.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            &format!(
+                "The following scopes are not allowed: {}",
+                refused.join(" ")
+            ),
+        );
+    }
+    let n = shared.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let access_token = format!("eyJraWQiOiJmYWtlIn0.fake-okta-access-token-{n}");
+    *shared.token.lock().expect("lock") = Some((access_token.clone(), 0));
+    axum::Json(json!({"token_type": "Bearer", "expires_in": 3600,
+        "access_token": access_token, "scope": requested.join(" ")}))
+    .into_response()
+}
+
+/// Checks a client assertion the way Okta documents it (IDP_APIS.md 2.1).
+fn verify_assertion(shared: &Shared, assertion: &str, client_id: &str) -> Result<(), String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let token_url = format!("{}/oauth2/v1/token", shared.base.get().expect("base"));
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|e| format!("The client_assertion is not a JWT: {e}"))?;
+    if header.kid.as_deref().is_some_and(|kid| kid != KEY_ID) {
+        return Err("The client_assertion token has an invalid kid.".into());
+    }
+    let key = DecodingKey::from_rsa_pem(test_key("okta_test_key.pub.pem").as_bytes())
+        .expect("public key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[token_url.as_str()]);
+    validation.set_issuer(&[CLIENT_ID]);
+    validation.sub = Some(CLIENT_ID.to_string());
+    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .map_err(|e| format!("The client_assertion is invalid: {e}"))?
+        .claims;
+    if !client_id.is_empty() && client_id != CLIENT_ID {
+        return Err("The client_id does not match the client_assertion.".into());
+    }
+    let now = Utc::now().timestamp() as u64;
+    let exp = claims["exp"].as_u64().unwrap_or(0);
+    if exp > now + 3600 {
+        return Err("The client_assertion token has an expiration too far into the future.".into());
+    }
+    let jti = claims["jti"].as_str().unwrap_or("");
+    if !jti.is_empty() && !shared.jtis.lock().expect("lock").insert(jti.to_string()) {
+        return Err("The client_assertion token has already been used.".into());
+    }
+    Ok(())
+}
+
+/// Rate-limit bucket of a path: users, groups, everything else.
+fn bucket_of(path: &str) -> usize {
+    match path {
+        "/api/v1/users" => 0,
+        "/api/v1/groups" => 1,
+        _ => 2,
+    }
+}
+
+/// Counts the request in its bucket and returns the `X-Rate-Limit-*` headers.
+fn rate_headers(shared: &Shared, path: &str, exhausted: bool) -> [(&'static str, String); 3] {
+    let index = bucket_of(path);
+    let limit = shared.options.bucket_limits[index];
+    let now = Utc::now().timestamp() as u64;
+    let mut buckets = shared.buckets.lock().expect("lock");
+    let bucket = &mut buckets[index];
+    if now >= bucket.window_start + 60 {
+        bucket.window_start = now;
+        bucket.used = 0;
+    }
+    bucket.used += 1;
+    let (remaining, reset) = if exhausted {
+        // A 429 asks to come back now (or within the second).
+        (0, now)
+    } else {
+        (limit.saturating_sub(bucket.used), bucket.window_start + 60)
+    };
+    [
+        ("x-rate-limit-limit", limit.to_string()),
+        ("x-rate-limit-remaining", remaining.to_string()),
+        ("x-rate-limit-reset", reset.to_string()),
+    ]
+}
+
+fn with_headers(mut response: Response, headers: &[(&'static str, String)]) -> Response {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().append(*name, value);
+        }
+    }
+    response
+}
+
+/// What every API request goes through first: the count, throttling, authentication and
+/// the deny knob. `Err` is the answer to send instead.
+fn gate(
+    shared: &Shared,
+    headers: &HeaderMap,
+    path: &str,
+    query: &HashMap<String, String>,
+    listing: Listing,
+) -> Result<[(&'static str, String); 3], Box<Response>> {
+    let n = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut shown: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.sort();
+    shared
+        .log
+        .lock()
+        .expect("lock")
+        .push(format!("{path}?{}", shown.join("&")));
+    if shared
+        .knobs
+        .throttle_every
+        .is_some_and(|every| every > 0 && n.is_multiple_of(every))
+    {
+        shared.throttled.fetch_add(1, Ordering::SeqCst);
+        let rate = rate_headers(shared, path, true);
+        return Err(Box::new(with_headers(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "E0000047",
+                "API call exceeded rate limit due to too many requests.",
+            ),
+            &rate,
+        )));
+    }
+    let rate = rate_headers(shared, path, false);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let authorized = match shared.options.auth {
+        FakeAuth::ApiToken => authorization == format!("SSWS {API_TOKEN}"),
+        FakeAuth::ServiceApp => {
+            let mut token = shared.token.lock().expect("lock");
+            match token.as_mut() {
+                Some((current, used)) if authorization == format!("Bearer {current}") => {
+                    let lifetime = shared.knobs.token_lifetime_requests.unwrap_or(usize::MAX);
+                    *used += 1;
+                    *used <= lifetime
+                }
+                _ => false,
+            }
+        }
+    };
+    if !authorized {
+        return Err(Box::new(with_headers(
+            error(
+                StatusCode::UNAUTHORIZED,
+                "E0000011",
+                "Invalid token provided",
+            ),
+            &rate,
+        )));
+    }
+    if shared.knobs.deny == Some(listing) {
+        let scope = match listing {
+            Listing::Users => "okta.users.read",
+            Listing::Groups | Listing::Members => "okta.groups.read",
+        };
+        let mut response = error(
+            StatusCode::FORBIDDEN,
+            "E0000006",
+            "You do not have permission to perform the requested action",
+        );
+        if shared.options.auth == FakeAuth::ServiceApp {
+            let base = shared.base.get().expect("base");
+            let challenge = format!(
+                "Bearer authorization_uri=\"{base}/oauth2/v1/authorize\", realm=\"{base}\", \
+                 scope=\"{scope}\", error=\"insufficient_scope\", error_description=\"The access \
+                 token provided does not contain the required scopes.\", resource=\"{path}\""
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert("www-authenticate", value);
+            }
+        }
+        return Err(Box::new(with_headers(response, &rate)));
+    }
+    Ok(rate)
+}
+
+/// How one listing pages.
+struct Paging<'a> {
+    path: &'a str,
+    query: &'a HashMap<String, String>,
+    /// Okta's largest and default `limit` for the listing.
+    max: usize,
+    default: usize,
+    /// The last page is a 500 instead.
+    fail_last: bool,
+}
+
+/// One page of `items` (sorted by id) after the `after` cursor, with its `Link` headers.
+fn page(
+    shared: &Shared,
+    paging: Paging<'_>,
+    items: Vec<(String, Value)>,
+    rate: &[(&'static str, String)],
+) -> Response {
+    let Paging {
+        path,
+        query,
+        max,
+        default,
+        fail_last,
+    } = paging;
+    let mut limit = query
+        .get("limit")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(default)
+        .clamp(1, max);
+    if shared.knobs.page_size > 0 {
+        limit = limit.min(shared.knobs.page_size);
+    }
+    let start = match query.get("after") {
+        Some(after) => items.partition_point(|(id, _)| id.as_str() <= after.as_str()),
+        None => 0,
+    };
+    let end = (start + limit).min(items.len());
+    let more = end < items.len();
+    if fail_last && !more {
+        return with_headers(
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "E0000009",
+                "Internal Server Error",
+            ),
+            rate,
+        );
+    }
+    let body: Vec<Value> = items[start..end].iter().map(|(_, v)| v.clone()).collect();
+    let base = shared.base.get().expect("base");
+    let link = |after: Option<&str>| {
+        let mut url = url::Url::parse(&format!("{base}{path}")).expect("url");
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(after) = after {
+                pairs.append_pair("after", after);
+            }
+            pairs.append_pair("limit", &limit.to_string());
+            for key in ["filter", "search"] {
+                if let Some(value) = query.get(key) {
+                    pairs.append_pair(key, value);
+                }
+            }
+        }
+        url.to_string()
+    };
+    let mut response = axum::Json(body).into_response();
+    let self_link = format!(
+        "<{}>; rel=\"self\"",
+        link(query.get("after").map(String::as_str))
+    );
+    response
+        .headers_mut()
+        .append("link", HeaderValue::from_str(&self_link).expect("link"));
+    if more && end > 0 {
+        let next = format!("<{}>; rel=\"next\"", link(Some(&items[end - 1].0)));
+        response
+            .headers_mut()
+            .append("link", HeaderValue::from_str(&next).expect("link"));
+    }
+    with_headers(response, rate)
+}
+
+fn bad_filter(why: &str) -> Response {
+    let id = format!("oae{}", uuid::Uuid::new_v4().simple());
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(
+            json!({"errorCode": "E0000031", "errorSummary": "Invalid search criteria.",
+            "errorLink": "E0000031", "errorId": id,
+            "errorCauses": [{"errorSummary": why}]}),
+        ),
+    )
+        .into_response()
+}
+
+async fn users_listing(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
+    let path = "/api/v1/users";
+    let rate = match gate(&shared, &headers, path, &query, Listing::Users) {
+        Ok(rate) => rate,
+        Err(response) => return *response,
+    };
+    let expr = match query.get("filter") {
+        Some(text) => match filter::parse(text, &filter::USERS) {
+            Ok(expr) => Some(expr),
+            Err(why) => return with_headers(bad_filter(&why), &rate),
+        },
+        None => None,
+    };
+    let filtered = expr.is_some() || query.contains_key("search");
+    let base = shared.base.get().expect("base").clone();
+    let mut items: Vec<(String, Value)> = {
+        let served = shared.served.lock().expect("lock");
+        served
+            .directory
+            .users
+            .iter()
+            .filter_map(|u| {
+                let value = user_json(&base, u, served.users.get(&u.id)?)?;
+                Some((u.id.clone(), value))
+            })
+            .filter(|(_, v)| filtered || v["status"] != "DEPROVISIONED")
+            .filter(|(_, v)| {
+                expr.as_ref().is_none_or(|e| {
+                    e.matches(&|attr| {
+                        let pointer = format!("/{}", attr.replace('.', "/"));
+                        v.pointer(&pointer)
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                })
+            })
+            .collect()
+    };
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let fail = shared.knobs.fail_last_page == Some(Listing::Users);
+    let paging = Paging {
+        path,
+        query: &query,
+        max: 200,
+        default: 200,
+        fail_last: fail,
+    };
+    page(&shared, paging, items, &rate)
+}
+
+/// The groups Okta would list: the directory's, typed, plus `Everyone`.
+fn all_groups(shared: &Shared, served: &Served) -> Vec<(String, Value)> {
+    let base = shared.base.get().expect("base");
+    let mut items: Vec<(String, Value)> = served
+        .directory
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let kind = if shared.options.app_groups.contains(&g.id) {
+                "APP_GROUP"
+            } else {
+                "OKTA_GROUP"
+            };
+            Some((
+                g.id.clone(),
+                group_json(base, &g.id, &g.name, kind, served.groups.get(&g.id)?),
+            ))
+        })
+        .collect();
+    let latest_user = served
+        .users
+        .values()
+        .map(|t| t.created.clone())
+        .max()
+        .unwrap_or_else(|| INITIAL_TIME.to_string());
+    let mut everyone = Times::at(INITIAL_TIME);
+    everyone.last_membership_updated = latest_user;
+    items.push((
+        EVERYONE_ID.to_string(),
+        group_json(base, EVERYONE_ID, "Everyone", "BUILT_IN", &everyone),
+    ));
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
+}
+
+async fn groups_listing(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
+    let path = "/api/v1/groups";
+    let rate = match gate(&shared, &headers, path, &query, Listing::Groups) {
+        Ok(rate) => rate,
+        Err(response) => return *response,
+    };
+    let expr = match query.get("filter") {
+        Some(text) => match filter::parse(text, &filter::GROUPS) {
+            Ok(expr) => Some(expr),
+            Err(why) => return with_headers(bad_filter(&why), &rate),
+        },
+        None => None,
+    };
+    let items: Vec<(String, Value)> = {
+        let served = shared.served.lock().expect("lock");
+        all_groups(&shared, &served)
+            .into_iter()
+            .filter(|(_, v)| {
+                expr.as_ref().is_none_or(|e| {
+                    e.matches(&|attr| v.get(attr).and_then(Value::as_str).map(str::to_string))
+                })
+            })
+            .collect()
+    };
+    let fail = shared.knobs.fail_last_page == Some(Listing::Groups);
+    let paging = Paging {
+        path,
+        query: &query,
+        max: 10_000,
+        default: 10_000,
+        fail_last: fail,
+    };
+    page(&shared, paging, items, &rate)
+}
+
+async fn members_listing(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    tokio::time::sleep(shared.knobs.request_delay).await;
+    let path = format!("/api/v1/groups/{id}/users");
+    let rate = match gate(&shared, &headers, &path, &query, Listing::Members) {
+        Ok(rate) => rate,
+        Err(response) => return *response,
+    };
+    let base = shared.base.get().expect("base").clone();
+    let (items, last_group) = {
+        let served = shared.served.lock().expect("lock");
+        let users: HashMap<&str, &FakeUser> = served
+            .directory
+            .users
+            .iter()
+            .map(|u| (u.id.as_str(), u))
+            .collect();
+        let member_ids: Option<Vec<&str>> = if id == EVERYONE_ID {
+            Some(users.keys().copied().collect())
+        } else {
+            served
+                .directory
+                .groups
+                .iter()
+                .find(|g| g.id == id)
+                .map(served_members)
+        };
+        let Some(member_ids) = member_ids else {
+            return with_headers(
+                error(
+                    StatusCode::NOT_FOUND,
+                    "E0000007",
+                    &format!("Not found: Resource not found: {id} (UserGroup)"),
+                ),
+                &rate,
+            );
+        };
+        let mut items: Vec<(String, Value)> = member_ids
+            .into_iter()
+            .filter_map(|uid| {
+                let user = users.get(uid)?;
+                let value = user_json(&base, user, served.users.get(uid)?)?;
+                Some((uid.to_string(), value))
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.dedup_by(|a, b| a.0 == b.0);
+        let last_group = served.directory.groups.iter().map(|g| g.id.clone()).max();
+        (items, last_group)
+    };
+    let fail = shared.knobs.fail_last_page == Some(Listing::Members)
+        && last_group.as_deref() == Some(id.as_str());
+    let paging = Paging {
+        path: &path,
+        query: &query,
+        max: 1000,
+        default: 1000,
+        fail_last: fail,
+    };
+    page(&shared, paging, items, &rate)
+}
