@@ -148,7 +148,7 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
     .await;
     let db = fresh_db(tmp, &format!("{kind}-target")).await;
     reset_peak_memory();
-    let connector = fake.connector();
+    let connector = fake.default_connector();
     let started = Instant::now();
     let report = sync::sync(
         &db,

@@ -183,6 +183,12 @@ pub trait FakeProvider: Send + Sync {
     fn suspended_are_listed(&self) -> bool {
         true
     }
+    /// The connector with the settings an admin gets by default (incremental or delta reads
+    /// where the provider has them); [`FakeProvider::connector`] may differ where the
+    /// conformance suite needs it to (every read full).
+    fn default_connector(&self) -> Box<dyn PullConnector> {
+        self.connector()
+    }
     /// Every API request served so far (token requests excluded): absolute URL and the
     /// `Authorization` header it carried, so a benchmark can replay them as a plain fetch.
     fn served(&self) -> Vec<(String, String)> {

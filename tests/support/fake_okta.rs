@@ -301,6 +301,10 @@ impl FakeProvider for FakeOkta {
         Box::new(self.connector_with(&settings))
     }
 
+    fn default_connector(&self) -> Box<dyn PullConnector> {
+        Box::new(self.connector_with(&self.settings()))
+    }
+
     fn served(&self) -> Vec<(String, String)> {
         self.recorded.lock().expect("log").clone()
     }
