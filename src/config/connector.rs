@@ -111,10 +111,13 @@ pub struct KeycloakSettings {
     pub base_url: String,
     /// The realm that is read (and whose token endpoint is used by default).
     pub realm: String,
-    /// The confidential client's `clientId`.
+    /// The client's `clientId` (a confidential client with a service account, or
+    /// `admin-cli` with the password grant).
     pub client_id: String,
-    /// The client's secret, resolved.
-    pub client_secret: SecretString,
+    /// The client's secret, resolved (none for a public client such as `admin-cli`).
+    pub client_secret: Option<SecretString>,
+    /// With the password grant: the user name and password to sign in as.
+    pub password_grant: Option<(String, SecretString)>,
     /// The token endpoint.
     pub token_url: String,
     /// `max` of every paged request (1-1000).
@@ -461,12 +464,20 @@ struct RawKeycloakSettings {
     base_url: Spanned<String>,
     /// The realm to read. Required.
     realm: Spanned<String>,
-    /// The confidential client (with a service account) to authenticate as.
-    /// Required.
+    /// The client to authenticate as: a confidential client with a service account
+    /// (client credentials), or `admin-cli` with `username`/`password`. Required.
     client_id: Spanned<String>,
-    /// The client's secret: `{ env = "NAME" }` or `{ file = "path" }`.
-    /// Required.
-    client_secret: Spanned<SecretRef>,
+    /// The client's secret: `{ env = "NAME" }` or `{ file = "path" }`. Required for
+    /// client credentials; for the password grant only when the client is confidential.
+    #[serde(default)]
+    client_secret: Option<Spanned<SecretRef>>,
+    /// With `password`: sign in with the password grant as this user (for example
+    /// through `admin-cli`) instead of client credentials.
+    #[serde(default)]
+    username: Option<Spanned<String>>,
+    /// The user's password: `{ env = "NAME" }` or `{ file = "path" }`.
+    #[serde(default)]
+    password: Option<Spanned<SecretRef>>,
     /// The token endpoint. Default:
     /// `{base_url}/realms/{realm}/protocol/openid-connect/token`.
     #[serde(default)]
@@ -980,14 +991,48 @@ fn keycloak_settings(
             value
         }
     };
-    let client_secret = match raw.client_secret.get_ref().resolve(context.base_dir) {
-        Ok(secret) => Some(secret),
-        Err(err) => {
+    let resolve = |secret: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
+        secret
+            .get_ref()
+            .resolve(context.base_dir)
+            .map_err(|err| source.report(problems, secret, key, err.to_string()))
+            .ok()
+    };
+    let client_secret = match &raw.client_secret {
+        Some(secret) => resolve(secret, "keycloak.client_secret", problems).map(Some),
+        None => Some(None),
+    };
+    let password_grant = match (&raw.username, &raw.password) {
+        (None, None) => {
+            if raw.client_secret.is_none() {
+                source.report(
+                    problems,
+                    &raw.client_id,
+                    "keycloak.client_secret",
+                    "client credentials need `client_secret`; or sign in with the password \
+                     grant by setting `username` and `password`",
+                );
+                ok = false;
+            }
+            Some(None)
+        }
+        (Some(user), Some(password)) => resolve(password, "keycloak.password", problems)
+            .map(|p| Some((user.get_ref().trim().to_owned(), p))),
+        (Some(user), None) => {
             source.report(
                 problems,
-                &raw.client_secret,
-                "keycloak.client_secret",
-                err.to_string(),
+                user,
+                "keycloak.password",
+                "`username` needs `password`",
+            );
+            None
+        }
+        (None, Some(password)) => {
+            source.report(
+                problems,
+                password,
+                "keycloak.username",
+                "`password` needs `username`",
             );
             None
         }
@@ -1004,6 +1049,7 @@ fn keycloak_settings(
         realm,
         client_id: raw.client_id.get_ref().trim().to_owned(),
         client_secret: client_secret?,
+        password_grant: password_grant?,
         token_url,
         page_size,
         requests_per_second: requests_per_second?,
@@ -1297,7 +1343,13 @@ mod tests {
         );
         assert_eq!(k.page_size, 100);
         assert_eq!(k.requests_per_second.get(), 10);
-        assert!(!k.client_secret.expose().is_empty());
+        assert!(
+            !k.client_secret
+                .as_ref()
+                .expect("secret")
+                .expose()
+                .is_empty()
+        );
 
         let (connector, problems) = check(
             "sso",
@@ -1316,6 +1368,53 @@ mod tests {
         );
         assert_eq!(k.page_size, 1000);
         assert_eq!(k.requests_per_second.get(), 2);
+    }
+
+    #[test]
+    fn keycloak_password_grant_through_admin_cli() {
+        let (connector, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"admin-cli\"\nusername = \"sync-bot\"\npassword = {{ env = \"PATH\" }}\n"
+            ),
+            &[],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let ConnectorSettings::Keycloak(k) = connector.expect("valid").settings else {
+            panic!("a keycloak connector");
+        };
+        assert!(k.client_secret.is_none());
+        assert_eq!(
+            k.password_grant.as_ref().map(|(u, _)| u.as_str()),
+            Some("sync-bot")
+        );
+
+        let (_, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"idsync\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("keycloak.client_secret")),
+            "{problems:?}"
+        );
+        let (_, problems) = check(
+            "sso",
+            &format!(
+                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"admin-cli\"\nusername = \"bot\"\n"
+            ),
+            &[],
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`username` needs `password`")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -61,14 +61,21 @@ impl KeycloakConnector {
             ..HttpOptions::default()
         };
         let http = HttpClient::new(options).map_err(fail)?;
-        let token = OAuthClientCredentials::new(
+        let auth = match &settings.client_secret {
+            Some(secret) => ClientAuth::Secret(secret.clone()),
+            None => ClientAuth::Public,
+        };
+        let mut token = OAuthClientCredentials::new(
             http.reqwest_client(),
             &settings.token_url,
             settings.client_id.clone(),
-            ClientAuth::Secret(settings.client_secret.clone()),
+            auth,
             None,
         )
         .map_err(fail)?;
+        if let Some((username, password)) = &settings.password_grant {
+            token = token.with_password_grant(username.clone(), password.clone());
+        }
         let http = http.with_auth(Arc::new(token), AuthScheme::Bearer);
         let base = settings.base_url.trim_end_matches('/');
         Ok(KeycloakConnector {

@@ -402,7 +402,8 @@ impl FakeProvider for FakeKeycloak {
             base_url: self.base.clone(),
             realm: REALM.to_string(),
             client_id: "idsync".to_string(),
-            client_secret: SecretString::new("s3cret"),
+            client_secret: Some(SecretString::new("s3cret")),
+            password_grant: None,
             token_url: format!("{}/realms/{REALM}/protocol/openid-connect/token", self.base),
             // Keycloak returns as many as `max` asks, so many pages come from a small `max`.
             page_size: match self.inner.knobs.page_size {

@@ -329,6 +329,45 @@ async fn token_endpoint_failures_are_retried() {
 }
 
 #[tokio::test]
+async fn password_grant_of_a_public_client() {
+    let app = Router::new()
+        .route(
+            "/token",
+            post(|Form(form): Form<HashMap<String, String>>| async move {
+                let ok = form.get("grant_type").map(String::as_str) == Some("password")
+                    && form.get("client_id").map(String::as_str) == Some("admin-cli")
+                    && form.get("username").map(String::as_str) == Some("sync-bot")
+                    && form.get("password").map(String::as_str) == Some("pw")
+                    && !form.contains_key("client_secret");
+                if ok {
+                    axum::Json(json!({"access_token": "tok", "expires_in": 60})).into_response()
+                } else {
+                    (
+                        AxStatus::UNAUTHORIZED,
+                        axum::Json(json!({"error": "invalid_grant"})),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route("/api", get(|| async { axum::Json(json!({"ok": true})) }));
+    let base = serve(app).await;
+    let http = client();
+    let source = OAuthClientCredentials::new(
+        http.reqwest_client(),
+        &format!("{base}/token"),
+        "admin-cli",
+        ClientAuth::Public,
+        None,
+    )
+    .unwrap()
+    .with_password_grant("sync-bot", SecretString::new("pw"));
+    let http = http.with_auth(Arc::new(source), AuthScheme::Bearer);
+    let (body, _) = http.get_json(&format!("{base}/api"), &[]).await.unwrap();
+    assert_eq!(body["ok"], true);
+}
+
+#[tokio::test]
 async fn token_endpoint_refusal_is_auth_error() {
     let (http, state, base) = oauth_setup("wrong").await;
     let err = http

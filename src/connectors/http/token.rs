@@ -61,6 +61,8 @@ pub enum ClientAuth {
     /// `client_assertion` (JWT) made by the given function, sent with
     /// `client_assertion_type` = [`JWT_BEARER_ASSERTION`].
     Assertion(Arc<AssertionFn>),
+    /// A public client (such as Keycloak's `admin-cli`): the client id alone.
+    Public,
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -68,16 +70,29 @@ impl std::fmt::Debug for ClientAuth {
         match self {
             ClientAuth::Secret(_) => f.write_str("Secret(********)"),
             ClientAuth::Assertion(_) => f.write_str("Assertion(<fn>)"),
+            ClientAuth::Public => f.write_str("Public"),
         }
     }
 }
 
-/// OAuth 2.0 client-credentials token source with caching.
+/// The OAuth grant a token source uses.
+#[derive(Clone)]
+enum Grant {
+    ClientCredentials,
+    /// Resource-owner password grant (Keycloak's `admin-cli` with a service user).
+    Password {
+        username: String,
+        password: SecretString,
+    },
+}
+
+/// OAuth 2.0 token source with caching: client credentials, or a password grant.
 pub struct OAuthClientCredentials {
     http: reqwest::Client,
     token_url: url::Url,
     client_id: String,
     auth: ClientAuth,
+    grant: Grant,
     scope: Option<String>,
     cached: Mutex<Option<(SecretString, Instant)>>,
 }
@@ -126,23 +141,43 @@ impl OAuthClientCredentials {
             token_url,
             client_id: client_id.into(),
             auth,
+            grant: Grant::ClientCredentials,
             scope,
             cached: Mutex::new(None),
         })
     }
 
+    /// The same source using the resource-owner password grant for `username`.
+    pub fn with_password_grant(
+        mut self,
+        username: impl Into<String>,
+        password: SecretString,
+    ) -> OAuthClientCredentials {
+        self.grant = Grant::Password {
+            username: username.into(),
+            password,
+        };
+        self
+    }
+
     async fn fetch(&self) -> Result<(SecretString, Instant), HttpError> {
         let where_ = redact_url(&self.token_url);
-        let mut form: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.client_id.clone()),
-        ];
+        let mut form: Vec<(&str, String)> = match &self.grant {
+            Grant::ClientCredentials => vec![("grant_type", "client_credentials".to_string())],
+            Grant::Password { username, password } => vec![
+                ("grant_type", "password".to_string()),
+                ("username", username.clone()),
+                ("password", password.expose().to_string()),
+            ],
+        };
+        form.push(("client_id", self.client_id.clone()));
         match &self.auth {
             ClientAuth::Secret(s) => form.push(("client_secret", s.expose().to_string())),
             ClientAuth::Assertion(make) => {
                 form.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_string()));
                 form.push(("client_assertion", make()?.expose().to_string()));
             }
+            ClientAuth::Public => {}
         }
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));

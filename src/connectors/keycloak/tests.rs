@@ -216,7 +216,8 @@ fn settings(base_url: &str, page_size: u32) -> KeycloakSettings {
         base_url: base_url.to_string(),
         realm: REALM.to_string(),
         client_id: "idsync".to_string(),
-        client_secret: SecretString::new("s3cret"),
+        client_secret: Some(SecretString::new("s3cret")),
+        password_grant: None,
         token_url: format!("{base_url}/realms/{REALM}/protocol/openid-connect/token"),
         page_size,
         requests_per_second: NonZeroU32::new(1000).unwrap(),
@@ -408,7 +409,7 @@ async fn bad_client_credentials_fail_the_read() {
     let fake = Arc::new(small_fake());
     let base = serve(fake.clone()).await;
     let mut settings = settings(&base, 3);
-    settings.client_secret = SecretString::new("wrong");
+    settings.client_secret = Some(SecretString::new("wrong"));
     let connector = KeycloakConnector::new(&settings).expect("connector");
     let mut sink = CollectingSink::default();
     let err = connector.read(None, &mut sink).await.expect_err("fails");
@@ -546,7 +547,7 @@ async fn diagnose_names_what_fails() {
 
     let base = serve(Arc::new(small_fake())).await;
     let mut wrong = settings(&base, 10);
-    wrong.client_secret = SecretString::new("wrong".to_string());
+    wrong.client_secret = Some(SecretString::new("wrong".to_string()));
     let connector = KeycloakConnector::new(&wrong).expect("connector");
     let checks = connector.diagnose().await;
     assert_eq!(checks.len(), 1);
