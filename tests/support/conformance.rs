@@ -228,3 +228,49 @@ pub fn recording(router: axum::Router, base: String, log: ServedLog) -> axum::Ro
 /// Starts a fake of one provider.
 pub type StartFake =
     fn(Directory, Knobs) -> futures_util::future::BoxFuture<'static, Arc<dyn FakeProvider>>;
+
+/// A directory with its users and groups indexed by id, for fakes that look members up
+/// (a linear search per member makes a 500,000-membership directory take hours).
+#[derive(Debug, Clone, Default)]
+pub struct IndexedDirectory {
+    pub directory: Directory,
+    users: std::collections::HashMap<String, usize>,
+    groups: std::collections::HashMap<String, usize>,
+}
+
+impl IndexedDirectory {
+    pub fn new(directory: Directory) -> IndexedDirectory {
+        let users = directory
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect();
+        let groups = directory
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.clone(), i))
+            .collect();
+        IndexedDirectory {
+            directory,
+            users,
+            groups,
+        }
+    }
+
+    pub fn user(&self, id: &str) -> Option<&FakeUser> {
+        self.users.get(id).map(|&i| &self.directory.users[i])
+    }
+
+    pub fn group(&self, id: &str) -> Option<&FakeGroup> {
+        self.groups.get(id).map(|&i| &self.directory.groups[i])
+    }
+}
+
+impl std::ops::Deref for IndexedDirectory {
+    type Target = Directory;
+    fn deref(&self) -> &Directory {
+        &self.directory
+    }
+}

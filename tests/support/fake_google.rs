@@ -54,7 +54,8 @@ use idsync::connectors::http::{HttpOptions, RetryPolicy};
 use serde_json::{Value, json};
 
 use super::conformance::{
-    Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, Stats, UserStatus,
+    Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, IndexedDirectory, Knobs, Listing,
+    Stats, UserStatus,
 };
 
 /// The test service-account key file (a throwaway key).
@@ -146,7 +147,7 @@ struct Issued {
 
 struct Shared {
     addr: SocketAddr,
-    directory: Mutex<Directory>,
+    directory: Mutex<Arc<IndexedDirectory>>,
     knobs: Mutex<Knobs>,
     extras: Mutex<GoogleExtras>,
     tokens: Mutex<HashMap<String, Issued>>,
@@ -190,7 +191,7 @@ impl FakeGoogle {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             addr,
-            directory: Mutex::new(directory),
+            directory: Mutex::new(Arc::new(IndexedDirectory::new(directory))),
             knobs: Mutex::new(knobs),
             extras: Mutex::new(extras),
             tokens: Mutex::new(HashMap::new()),
@@ -307,7 +308,7 @@ impl FakeProvider for FakeGoogle {
     }
 
     fn set_directory(&self, directory: Directory) {
-        *self.shared.directory.lock().unwrap() = directory;
+        *self.shared.directory.lock().unwrap() = Arc::new(IndexedDirectory::new(directory));
     }
 
     fn missing_permission_hint(&self) -> &'static str {
@@ -803,7 +804,7 @@ fn group_json(group: &FakeGroup) -> Value {
 
 /// The member entries of `group`, as `members.list` lists them.
 fn member_entries(
-    dir: &Directory,
+    dir: &IndexedDirectory,
     group: &FakeGroup,
     extras: &GoogleExtras,
     first: bool,
@@ -830,9 +831,7 @@ fn member_entries(
             }
             FakeMember::Group(id) => {
                 let email = dir
-                    .groups
-                    .iter()
-                    .find(|g| &g.id == id)
+                    .group(id)
                     .map(group_email)
                     .unwrap_or_else(|| format!("{id}@elsewhere.example.org"));
                 out.push(json!({"kind": "admin#directory#member", "etag": format!("\"m-{id}\""),
@@ -855,7 +854,7 @@ fn member_entries(
 }
 
 /// `includeDerivedMembership=true`: every user below `group`, nested groups walked once.
-fn derived_members(dir: &Directory, group: &FakeGroup, extras: &GoogleExtras) -> Vec<Value> {
+fn derived_members(dir: &IndexedDirectory, group: &FakeGroup, extras: &GoogleExtras) -> Vec<Value> {
     let mut out = Vec::new();
     let mut seen_users = HashSet::new();
     let mut visited = HashSet::new();
