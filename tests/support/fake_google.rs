@@ -673,12 +673,15 @@ fn decode_page_token(binding: &str, token: &str) -> Result<usize, Response> {
 
 /// One page of `items` as Google sends it: the array under `key` only when non-empty,
 /// `nextPageToken` only when more follow; the last page fails when `fail_last` says so.
+/// One page of a listing of `total` items (`item(i)` renders the i-th, only for the page).
+#[allow(clippy::too_many_arguments)]
 fn page_of(
     query: &HashMap<String, String>,
     kind: &str,
     key: &str,
     binding: &str,
-    items: Vec<Value>,
+    total: usize,
+    item: impl Fn(usize) -> Value,
     size: usize,
     fail_last: bool,
 ) -> Response {
@@ -689,8 +692,8 @@ fn page_of(
         },
         _ => 0,
     };
-    let end = (offset + size).min(items.len());
-    let last = end >= items.len();
+    let end = (offset + size).min(total);
+    let last = end >= total;
     if last && fail_last {
         return google_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -702,10 +705,7 @@ fn page_of(
     let mut body = serde_json::Map::new();
     body.insert("kind".into(), json!(kind));
     body.insert("etag".into(), json!(format!("\"etag-{binding}-{offset}\"")));
-    let slice: Vec<Value> = items
-        .get(offset..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let slice: Vec<Value> = (offset.min(end)..end).map(item).collect();
     if !slice.is_empty() {
         body.insert(key.into(), Value::Array(slice));
     }
@@ -904,13 +904,16 @@ async fn users(
     let show_deleted = query.get("showDeleted").is_some_and(|v| v == "true");
     let dir = shared.directory.lock().unwrap().clone();
     let extras = shared.extras.lock().unwrap().clone();
-    let items: Vec<Value> = dir
+    let listed: Vec<&FakeUser> = dir
         .users
         .iter()
         .filter(|u| u.status != UserStatus::Service)
         .filter(|u| (u.status == UserStatus::Deleted) == show_deleted)
-        .map(|u| user_json(u, extras.archived.contains(&u.id), full, show_deleted))
         .collect();
+    let render = |i: usize| {
+        let u = listed[i];
+        user_json(u, extras.archived.contains(&u.id), full, show_deleted)
+    };
     let fail_last = shared.knobs.lock().unwrap().fail_last_page == Some(Listing::Users);
     let binding = format!("users?{scope}&showDeleted={show_deleted}");
     page_of(
@@ -918,7 +921,8 @@ async fn users(
         "admin#directory#users",
         "users",
         &binding,
-        items,
+        listed.len(),
+        render,
         size,
         fail_last,
     )
@@ -941,7 +945,7 @@ async fn groups(
         Err(response) => return response,
     };
     let dir = shared.directory.lock().unwrap().clone();
-    let items: Vec<Value> = dir.groups.iter().map(group_json).collect();
+    let render = |i: usize| group_json(&dir.groups[i]);
     let fail_last = shared.knobs.lock().unwrap().fail_last_page == Some(Listing::Groups);
     let binding = format!("groups?{scope}");
     page_of(
@@ -949,7 +953,8 @@ async fn groups(
         "admin#directory#groups",
         "groups",
         &binding,
-        items,
+        dir.groups.len(),
+        render,
         size,
         fail_last,
     )
@@ -1001,7 +1006,8 @@ async fn members(
         "admin#directory#members",
         "members",
         &binding,
-        items,
+        items.len(),
+        |i| items[i].clone(),
         size,
         fail_last,
     )
