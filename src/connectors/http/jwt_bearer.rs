@@ -244,7 +244,7 @@ impl TokenSource for JwtBearerGrant {
         {
             return Ok(token.clone());
         }
-        let (token, valid_until) = self.fetch().await?;
+        let (token, valid_until) = super::token::fetch_with_retries(|| self.fetch()).await?;
         *cached = Some((token.clone(), valid_until));
         Ok(token)
     }
