@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::token::transport_error;
-use super::{HttpError, TokenSource, excerpt, redact_url};
+use super::token::{CachedToken, cached_token, request_token};
+use super::{HttpError, TokenSource, redact_url};
 use crate::config::SecretString;
 
 /// `grant_type` of the JWT-bearer authorization grant (RFC 7523).
@@ -31,9 +31,6 @@ pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-be
 
 /// The longest assertion lifetime Google accepts (IDP_APIS.md section 3.1).
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(3600);
-
-/// Safety margin: a cached token is replaced this long before it expires.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// Who the assertion speaks for, and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +67,7 @@ pub struct JwtBearerGrant {
     key: EncodingKey,
     key_id: Option<String>,
     lifetime: Duration,
-    cached: Mutex<Option<(SecretString, Instant)>>,
+    cached: CachedToken,
 }
 
 impl std::fmt::Debug for JwtBearerGrant {
@@ -82,20 +79,6 @@ impl std::fmt::Debug for JwtBearerGrant {
             .field("lifetime", &self.lifetime)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct TokenErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
 }
 
 impl JwtBearerGrant {
@@ -175,78 +158,25 @@ impl JwtBearerGrant {
     }
 
     async fn fetch(&self) -> Result<(SecretString, Instant), HttpError> {
-        let where_ = redact_url(&self.token_url);
         let assertion = self.assertion_at(SystemTime::now())?;
         let form = [
             ("grant_type", JWT_BEARER_GRANT_TYPE),
             ("assertion", assertion.expose()),
         ];
-        let started = Instant::now();
-        let resp = self
-            .http
-            .post(self.token_url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&where_, &e))?;
-        let status = resp.status();
-        tracing::debug!(
-            method = "POST",
-            url = %where_,
-            status = status.as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "token request (jwt-bearer)"
-        );
-        let body = resp.text().await.map_err(|e| HttpError::Decode {
-            url_path: where_.clone(),
-            reason: e.without_url().to_string(),
-        })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_str::<TokenErrorBody>(&body) {
-                Ok(err) => HttpError::Auth {
-                    token_url: where_,
-                    status: status.as_u16(),
-                    code: err.error,
-                    description: excerpt(err.error_description.as_deref().unwrap_or("")),
-                },
-                Err(_) if status.is_client_error() => HttpError::Auth {
-                    token_url: where_,
-                    status: status.as_u16(),
-                    code: "unknown".to_string(),
-                    description: excerpt(&body),
-                },
-                Err(_) => HttpError::Status {
-                    status: status.as_u16(),
-                    url_path: where_,
-                    body_excerpt: excerpt(&body),
-                },
-            });
-        }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
-            url_path: where_,
-            reason: format!("token response is not the expected JSON: {e}"),
-        })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
-        Ok((SecretString::new(parsed.access_token), valid_until))
+        request_token(
+            &self.http,
+            &self.token_url,
+            &form,
+            "token request (jwt-bearer)",
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl TokenSource for JwtBearerGrant {
     async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError> {
-        // Holding the lock while fetching makes concurrent callers share one refresh.
-        let mut cached = self.cached.lock().await;
-        if !force_refresh
-            && let Some((token, valid_until)) = cached.as_ref()
-            && Instant::now() < *valid_until
-        {
-            return Ok(token.clone());
-        }
-        let (token, valid_until) = super::token::fetch_with_retries(|| self.fetch()).await?;
-        *cached = Some((token.clone(), valid_until));
-        Ok(token)
+        cached_token(&self.cached, force_refresh, || self.fetch()).await
     }
 }
 

@@ -94,7 +94,7 @@ pub struct OAuthClientCredentials {
     auth: ClientAuth,
     grant: Grant,
     scope: Option<String>,
-    cached: Mutex<Option<(SecretString, Instant)>>,
+    cached: CachedToken,
 }
 
 impl std::fmt::Debug for OAuthClientCredentials {
@@ -161,7 +161,6 @@ impl OAuthClientCredentials {
     }
 
     async fn fetch(&self) -> Result<(SecretString, Instant), HttpError> {
-        let where_ = redact_url(&self.token_url);
         let mut form: Vec<(&str, String)> = match &self.grant {
             Grant::ClientCredentials => vec![("grant_type", "client_credentials".to_string())],
             Grant::Password { username, password } => vec![
@@ -182,73 +181,102 @@ impl OAuthClientCredentials {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));
         }
-        let started = Instant::now();
-        let resp = self
-            .http
-            .post(self.token_url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&where_, &e))?;
-        let status = resp.status();
-        tracing::debug!(
-            method = "POST",
-            url = %where_,
-            status = status.as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "token request"
-        );
-        let body = resp.text().await.map_err(|e| HttpError::Decode {
-            url_path: where_.clone(),
-            reason: e.without_url().to_string(),
-        })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_str::<TokenErrorBody>(&body) {
-                Ok(err) => HttpError::Auth {
-                    token_url: where_,
-                    status: status.as_u16(),
-                    code: err.error,
-                    description: excerpt(err.error_description.as_deref().unwrap_or("")),
-                },
-                Err(_) if status.is_client_error() => HttpError::Auth {
-                    token_url: where_,
-                    status: status.as_u16(),
-                    code: "unknown".to_string(),
-                    description: excerpt(&body),
-                },
-                Err(_) => HttpError::Status {
-                    status: status.as_u16(),
-                    url_path: where_,
-                    body_excerpt: excerpt(&body),
-                },
-            });
-        }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
-            url_path: where_,
-            reason: format!("token response is not the expected JSON: {e}"),
-        })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-        let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
-        Ok((SecretString::new(parsed.access_token), valid_until))
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request_token(&self.http, &self.token_url, &form, "token request").await
     }
 }
 
 #[async_trait]
 impl TokenSource for OAuthClientCredentials {
     async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError> {
-        // Holding the lock while fetching makes concurrent callers share one refresh.
-        let mut cached = self.cached.lock().await;
-        if !force_refresh
-            && let Some((token, valid_until)) = cached.as_ref()
-            && Instant::now() < *valid_until
-        {
-            return Ok(token.clone());
-        }
-        let (token, valid_until) = fetch_with_retries(|| self.fetch()).await?;
-        *cached = Some((token.clone(), valid_until));
-        Ok(token)
+        cached_token(&self.cached, force_refresh, || self.fetch()).await
     }
+}
+
+/// A cached access token and the instant it stops being used.
+pub(crate) type CachedToken = Mutex<Option<(SecretString, Instant)>>;
+
+/// POSTs `form` to a token endpoint and reads the access token and its lifetime; the
+/// endpoint's OAuth error (`error`, `error_description`) becomes [`HttpError::Auth`].
+pub(crate) async fn request_token(
+    http: &reqwest::Client,
+    token_url: &url::Url,
+    form: &[(&str, &str)],
+    what: &'static str,
+) -> Result<(SecretString, Instant), HttpError> {
+    let where_ = redact_url(token_url);
+    let started = Instant::now();
+    let resp = http
+        .post(token_url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| transport_error(&where_, &e))?;
+    let status = resp.status();
+    tracing::debug!(
+        method = "POST",
+        url = %where_,
+        status = status.as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        what
+    );
+    let body = resp.text().await.map_err(|e| HttpError::Decode {
+        url_path: where_.clone(),
+        reason: e.without_url().to_string(),
+    })?;
+    if !status.is_success() {
+        return Err(match serde_json::from_str::<TokenErrorBody>(&body) {
+            Ok(err) => HttpError::Auth {
+                token_url: where_,
+                status: status.as_u16(),
+                code: err.error,
+                description: excerpt(err.error_description.as_deref().unwrap_or("")),
+            },
+            Err(_) if status.is_client_error() => HttpError::Auth {
+                token_url: where_,
+                status: status.as_u16(),
+                code: "unknown".to_string(),
+                description: excerpt(&body),
+            },
+            Err(_) => HttpError::Status {
+                status: status.as_u16(),
+                url_path: where_,
+                body_excerpt: excerpt(&body),
+            },
+        });
+    }
+    let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
+        url_path: where_,
+        reason: format!("token response is not the expected JSON: {e}"),
+    })?;
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
+    let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
+    Ok((SecretString::new(parsed.access_token), valid_until))
+}
+
+/// The cached token while it is valid (and no refresh is forced), else a fresh one from
+/// `fetch`, retried while it fails transiently. Holding the lock while fetching makes
+/// concurrent callers share one refresh.
+pub(crate) async fn cached_token<F, Fut>(
+    cache: &CachedToken,
+    force_refresh: bool,
+    fetch: F,
+) -> Result<SecretString, HttpError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(SecretString, Instant), HttpError>>,
+{
+    let mut cached = cache.lock().await;
+    if !force_refresh
+        && let Some((token, valid_until)) = cached.as_ref()
+        && Instant::now() < *valid_until
+    {
+        return Ok(token.clone());
+    }
+    let (token, valid_until) = fetch_with_retries(fetch).await?;
+    *cached = Some((token.clone(), valid_until));
+    Ok(token)
 }
 
 /// Attempts at a token request when the endpoint fails transiently.
