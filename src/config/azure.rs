@@ -430,23 +430,13 @@ pub(crate) fn azure_settings(
             }
         },
     };
-    let requests_per_second = match &raw.requests_per_second {
-        None => NonZeroU32::new(AZURE_DEFAULT_REQUESTS_PER_SECOND),
-        Some(spanned) => {
-            let value = u32::try_from(*spanned.get_ref())
-                .ok()
-                .and_then(NonZeroU32::new);
-            if value.is_none() {
-                source.report(
-                    problems,
-                    spanned,
-                    "azure.requests_per_second",
-                    format!("{} is out of range (at least 1)", spanned.get_ref()),
-                );
-            }
-            value
-        }
-    };
+    let requests_per_second = super::connector::requests_per_second(
+        source,
+        raw.requests_per_second.as_ref(),
+        "azure.requests_per_second",
+        AZURE_DEFAULT_REQUESTS_PER_SECOND,
+        problems,
+    );
     let mut duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| match value {
         None => default,
         Some(spanned) => match parse_duration(spanned.get_ref()) {

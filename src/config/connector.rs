@@ -785,6 +785,32 @@ pub(crate) fn load(
     })
 }
 
+/// A kind's `requests_per_second`: `default` when unset, otherwise at least 1 (a problem,
+/// and None, when not).
+pub(crate) fn requests_per_second(
+    source: &Source<'_>,
+    value: Option<&Spanned<i64>>,
+    key: &str,
+    default: u32,
+    problems: &mut Problems,
+) -> Option<NonZeroU32> {
+    let Some(spanned) = value else {
+        return NonZeroU32::new(default);
+    };
+    let parsed = u32::try_from(*spanned.get_ref())
+        .ok()
+        .and_then(NonZeroU32::new);
+    if parsed.is_none() {
+        source.report(
+            problems,
+            spanned,
+            key,
+            format!("{} is out of range (at least 1)", spanned.get_ref()),
+        );
+    }
+    parsed
+}
+
 /// `UTC`, `Z` or a fixed offset `±HH:MM` (also `±HHMM`, `±HH`).
 fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     let text = text.trim();
@@ -973,24 +999,14 @@ fn keycloak_settings(
             }
         },
     };
-    let requests_per_second = match &raw.requests_per_second {
-        None => NonZeroU32::new(KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND),
-        Some(spanned) => {
-            let value = u32::try_from(*spanned.get_ref())
-                .ok()
-                .and_then(NonZeroU32::new);
-            if value.is_none() {
-                source.report(
-                    problems,
-                    spanned,
-                    "keycloak.requests_per_second",
-                    format!("{} is out of range (at least 1)", spanned.get_ref()),
-                );
-                ok = false;
-            }
-            value
-        }
-    };
+    let requests_per_second = requests_per_second(
+        source,
+        raw.requests_per_second.as_ref(),
+        "keycloak.requests_per_second",
+        KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND,
+        problems,
+    );
+    ok &= requests_per_second.is_some();
     let resolve = |secret: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
         secret
             .get_ref()

@@ -446,23 +446,13 @@ pub(crate) fn google_settings(
             }
         },
     };
-    let requests_per_second = match &raw.requests_per_second {
-        None => NonZeroU32::new(GOOGLE_DEFAULT_REQUESTS_PER_SECOND),
-        Some(spanned) => {
-            let value = u32::try_from(*spanned.get_ref())
-                .ok()
-                .and_then(NonZeroU32::new);
-            if value.is_none() {
-                source.report(
-                    problems,
-                    spanned,
-                    "google.requests_per_second",
-                    format!("{} is out of range (at least 1)", spanned.get_ref()),
-                );
-            }
-            value
-        }
-    };
+    let requests_per_second = super::connector::requests_per_second(
+        source,
+        raw.requests_per_second.as_ref(),
+        "google.requests_per_second",
+        GOOGLE_DEFAULT_REQUESTS_PER_SECOND,
+        problems,
+    );
 
     if problems.len() != before {
         return None;

@@ -289,23 +289,13 @@ pub(crate) fn okta_settings<T>(
             }
         },
     };
-    let requests_per_second = match &raw.requests_per_second {
-        None => NonZeroU32::new(OKTA_DEFAULT_REQUESTS_PER_SECOND),
-        Some(spanned) => {
-            let value = u32::try_from(*spanned.get_ref())
-                .ok()
-                .and_then(NonZeroU32::new);
-            if value.is_none() {
-                source.report(
-                    problems,
-                    spanned,
-                    "okta.requests_per_second",
-                    format!("{} is out of range (at least 1)", spanned.get_ref()),
-                );
-            }
-            value
-        }
-    };
+    let requests_per_second = super::connector::requests_per_second(
+        source,
+        raw.requests_per_second.as_ref(),
+        "okta.requests_per_second",
+        OKTA_DEFAULT_REQUESTS_PER_SECOND,
+        problems,
+    );
     let full_sync_every = match &raw.full_sync_every {
         None => Some(OKTA_DEFAULT_FULL_SYNC_EVERY),
         Some(spanned) => match parse_duration(spanned.get_ref()) {
