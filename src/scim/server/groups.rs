@@ -148,12 +148,12 @@ fn kinds_of(members: &[MemberRef]) -> HashMap<String, MemberKind> {
     members.iter().map(|m| (m.id.clone(), m.kind)).collect()
 }
 
-fn counts(change: &Change, before: &[MemberRef], after: &[MemberRef]) -> String {
+/// The member counts of a change, in words for the event log.
+fn counts(before: &[MemberRef], after: &[MemberRef]) -> String {
     let old: HashSet<&MemberRef> = before.iter().collect();
     let new: HashSet<&MemberRef> = after.iter().collect();
     let added = new.difference(&old).count();
     let removed = old.difference(&new).count();
-    let _ = change;
     match (added, removed) {
         (0, 0) => String::new(),
         (a, 0) => format!(", {a} member(s) added"),
@@ -172,7 +172,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let words = format!(
         "create group {}{}",
         group.display_name,
-        counts(&change, &[], &group.members)
+        counts(&[], &group.members)
     );
     let stored = store::put_group(tx.conn(), &call.tenant.id, group, None)
         .await
@@ -217,7 +217,7 @@ async fn store_change(
         } else {
             String::new()
         },
-        counts(&change, &existing.record.members, &group.members)
+        counts(&existing.record.members, &group.members)
     );
     if content_hash(&group) == existing.version {
         drop(tx);
