@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
+use idsync::audit::{self, Action};
 use idsync::config::{Config, ConnectorSettings, TenantAuth};
 use idsync::db::Db;
 use idsync::scim::events::{self, EventQuery, StatusMatch};
@@ -35,12 +36,15 @@ pub enum TenantCommand {
         #[arg(long)]
         expires_in_days: Option<u64>,
     },
-    /// Revoke one token (by id) or all tokens of a tenant.
+    /// Revoke one token (by id), or every token of a tenant with --all.
     Revoke {
         name: String,
-        /// The token's id (from `tenant list`); default: all of the tenant's tokens.
-        #[arg(long)]
+        /// The token's id (from `tenant list`).
+        #[arg(long, conflicts_with = "all")]
         token: Option<String>,
+        /// Revoke every token of the tenant (its identity provider stops provisioning).
+        #[arg(long)]
+        all: bool,
     },
     /// SCIM tenants, their tokens (never the tokens themselves) and holds.
     List {
@@ -115,6 +119,15 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
                 );
             }
             let issued = tokens::issue(db, &name, days(expires_in_days)).await?;
+            let detail = format!("token id {}", issued.id);
+            audit::record(
+                db,
+                &audit::cli_actor(),
+                Action::TenantTokenCreate,
+                &name,
+                Some(&detail),
+            )
+            .await?;
             println!("tenant:     {name}");
             println!(
                 "SCIM URL:   {}",
@@ -140,6 +153,18 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
             scim_tenant(config, &name)?;
             let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
             let issued = tokens::rotate(db, &name, days(expires_in_days), grace).await?;
+            let detail = format!(
+                "new token id {}; older tokens end in {grace_hours} h",
+                issued.id
+            );
+            audit::record(
+                db,
+                &audit::cli_actor(),
+                Action::TenantTokenRotate,
+                &name,
+                Some(&detail),
+            )
+            .await?;
             println!("token id:   {}", issued.id);
             println!("token:      {}", issued.token.expose());
             eprintln!(
@@ -147,9 +172,34 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
             );
             Ok(0)
         }
-        TenantCommand::Revoke { name, token } => {
+        TenantCommand::Revoke { name, token, all } => {
             scim_tenant(config, &name)?;
+            if token.is_none() && !all {
+                return Err(Exit {
+                    code: 2,
+                    message: format!(
+                        "name the token to revoke (`--token ID`, see `idsync tenant list`), or \
+                         pass --all to revoke every token of tenant `{name}` (its identity \
+                         provider then stops provisioning)"
+                    ),
+                }
+                .into());
+            }
             let revoked = tokens::revoke(db, &name, token.as_deref()).await?;
+            if revoked > 0 {
+                let detail = match &token {
+                    Some(id) => format!("token id {id}"),
+                    None => format!("all {revoked} active token(s)"),
+                };
+                audit::record(
+                    db,
+                    &audit::cli_actor(),
+                    Action::TenantTokenRevoke,
+                    &name,
+                    Some(&detail),
+                )
+                .await?;
+            }
             if revoked == 0 {
                 return Err(Exit {
                     code: 1,
@@ -235,7 +285,7 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
 }
 
 /// A `--since` value: RFC 3339, or a duration back from now such as `15m`, `2h`, `7d`.
-fn parse_since(text: &str) -> Result<String> {
+pub(crate) fn parse_since(text: &str) -> Result<String> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at
             .with_timezone(&chrono::Utc)

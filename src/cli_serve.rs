@@ -66,17 +66,25 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
     Ok(0)
 }
 
-/// Asks the node whose admin API is at `via` to run `connector` now.
+/// Asks the node whose admin API is at `via` to run `connector` now, with the admin token
+/// from `IDSYNC_ADMIN_TOKEN`.
 pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
     let url = format!(
         "{}/api/connectors/{connector}/run",
         via.trim_end_matches('/')
     );
-    let mut request = reqwest::Client::new().post(&url);
-    if let Ok(token) = std::env::var("IDSYNC_ADMIN_TOKEN") {
-        request = request.bearer_auth(token);
-    }
-    let response = request
+    let token = std::env::var("IDSYNC_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| Exit {
+            code: 2,
+            message: "set IDSYNC_ADMIN_TOKEN to an admin token of that node (create one with \
+                      `idsync admin-token create <name>`)"
+                .to_string(),
+        })?;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token.trim())
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -86,19 +94,28 @@ pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
         })?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
-    if status.is_success() {
-        println!(
-            "run of `{connector}` started on {via}; follow it with `idsync runs --connector {connector}`"
-        );
-        Ok(0)
-    } else {
-        Err(Exit {
-            code: if status.as_u16() == 404 { 2 } else { 1 },
-            message: format!(
-                "{via} refused to run `{connector}` ({status}): {}",
-                body["error"].as_str().unwrap_or("no detail")
-            ),
+    let detail = body["error"].as_str().unwrap_or("no detail");
+    match status.as_u16() {
+        200..=299 => {
+            println!(
+                "run of `{connector}` started on {via}; follow it with `idsync runs --connector {connector}`"
+            );
+            Ok(0)
         }
-        .into())
+        409 => Err(Exit {
+            code: 1,
+            message: format!("`{connector}` was not started: {detail}"),
+        }
+        .into()),
+        401 => Err(Exit {
+            code: 2,
+            message: format!("{via} refused the admin token in IDSYNC_ADMIN_TOKEN: {detail}"),
+        }
+        .into()),
+        code => Err(Exit {
+            code: if code == 404 { 2 } else { 1 },
+            message: format!("{via} refused to run `{connector}` ({status}): {detail}"),
+        }
+        .into()),
     }
 }

@@ -113,6 +113,9 @@ impl Db {
             source,
         })?;
         let in_memory = url.contains(":memory:");
+        if backend == Backend::Sqlite && !in_memory {
+            restrict_sqlite_file(&url)?;
+        }
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         pool = match backend {
             // An in-memory SQLite database exists per connection: keep exactly one.
@@ -218,6 +221,68 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// The file path of a `sqlite:` URL (`sqlite:path`, `sqlite://path`, `sqlite:///abs`).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// The state database holds token hashes and personal data: it, and the WAL and shared
+/// memory files SQLite creates beside it with the same permissions, are readable by their
+/// owner only (0600). A new file is created so; an existing one that others may read is
+/// tightened, with a warning.
+fn restrict_sqlite_file(url: &str) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let Some(path) = sqlite_path(url) else {
+            return Ok(());
+        };
+        let failed = |e: std::io::Error| DbError::Corrupt {
+            context: "securing the SQLite file",
+            message: format!("{}: {e}", path.display()),
+        };
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => std::fs::File::open(&path),
+                    _ => Err(e),
+                })
+                .map_err(failed)?;
+        }
+        let mut companions = vec![path.clone()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            companions.push(name.into());
+        }
+        for file in companions {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:o}"),
+                    "the state database was readable by others; restricting it to its owner (0600)"
+                );
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(failed)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
+    Ok(())
 }
 
 /// Makes SQLite create the file when it does not exist yet.
@@ -477,6 +542,54 @@ pub async fn delete_in(
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_file_and_its_wal_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = super::Db::open(&url).await.expect("open");
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target) VALUES ('t', 'a', 'b', 'c')",
+        )
+        .execute(db.pool())
+        .await
+        .expect("write");
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        let wal = dir.path().join("state.db-wal");
+        assert!(wal.exists(), "WAL mode writes a -wal file");
+        assert_eq!(mode(&wal), 0o600);
+        assert_eq!(mode(&dir.path().join("state.db-shm")), 0o600);
+        db.close().await;
+
+        // A file made readable by others is tightened when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let db = super::Db::open(&url).await.expect("reopen");
+        assert_eq!(mode(&path), 0o600);
+        db.close().await;
+    }
+
+    #[test]
+    fn sqlite_paths_come_from_the_url() {
+        use std::path::PathBuf;
+        assert_eq!(
+            super::sqlite_path("sqlite://idsync.db"),
+            Some(PathBuf::from("idsync.db"))
+        );
+        assert_eq!(
+            super::sqlite_path("sqlite:idsync.db?mode=rwc"),
+            Some(PathBuf::from("idsync.db"))
+        );
+        assert_eq!(
+            super::sqlite_path("sqlite:///var/lib/idsync/state.db"),
+            Some(PathBuf::from("/var/lib/idsync/state.db"))
+        );
+        assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -26,6 +26,7 @@
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
+pub mod audit;
 pub mod config;
 pub mod connectors;
 pub mod daemon;

@@ -1,6 +1,7 @@
 //! The `idsync` command line. Exit codes: 0 ok, 1 failed run, 2 bad configuration or
 //! usage, 3 run held by a safety limit.
 
+mod cli_admin;
 mod cli_output;
 mod cli_scim;
 mod cli_serve;
@@ -60,7 +61,8 @@ enum Command {
         /// The connector id (file stem in connectors/).
         connector: String,
         /// Ask the running node whose admin API is at this URL to run it instead
-        /// (`http://127.0.0.1:5502`; its token from IDSYNC_ADMIN_TOKEN).
+        /// (`http://127.0.0.1:5502`; the admin token from IDSYNC_ADMIN_TOKEN, see
+        /// `idsync admin-token create`).
         #[arg(long)]
         via: Option<String>,
         #[command(flatten)]
@@ -96,6 +98,22 @@ enum Command {
         /// Keep trying to reach the database this many seconds at start-up.
         #[arg(long, default_value_t = 0)]
         wait_for_db: u64,
+    },
+    /// Bearer tokens of the admin API of `idsync serve` (shown once, stored hashed).
+    AdminToken {
+        #[command(subcommand)]
+        command: cli_admin::AdminTokenCommand,
+    },
+    /// The audit trail: held runs confirmed or discarded, runs started by hand, token
+    /// changes; newest first.
+    Audit {
+        /// Only entries since: an RFC 3339 time or a duration back (30m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Bearer tokens of SCIM tenants.
     Tenant {
@@ -392,6 +410,22 @@ async fn run(cli: Cli) -> Result<u8> {
                 wait_for_database: std::time::Duration::from_secs(wait_for_db),
             };
             cli_serve::serve(config, options).await
+        }
+        Command::AdminToken { command } => {
+            let db = open_db(&config).await?;
+            let code = cli_admin::admin_token(&db, command).await?;
+            db.close().await;
+            Ok(code)
+        }
+        Command::Audit {
+            since,
+            limit,
+            format,
+        } => {
+            let db = open_db(&config).await?;
+            let code = cli_admin::audit(&db, since, limit, format).await?;
+            db.close().await;
+            Ok(code)
         }
         Command::Tenant { command } => {
             let db = open_db(&config).await?;

@@ -13,14 +13,17 @@ use crate::support::conformance::{Directory, Knobs};
 use crate::support::fake_keycloak::FakeKeycloak;
 
 /// A configuration tree in a temporary directory.
-struct Tree {
+pub(crate) struct Tree {
     dir: tempfile::TempDir,
+    /// The admin token, created on first use (`idsync admin-token create`).
+    admin_token: std::sync::OnceLock<String>,
 }
 
 impl Tree {
-    fn new(database_url: &str, keycloak_base: &str, schedule: &str) -> Tree {
+    pub(crate) fn new(database_url: &str, keycloak_base: &str, schedule: &str) -> Tree {
         let tree = Tree {
             dir: tempfile::tempdir().expect("temp dir"),
+            admin_token: std::sync::OnceLock::new(),
         };
         tree.write(
             "idsync.toml",
@@ -47,29 +50,62 @@ impl Tree {
         tree
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    /// An admin token of this tree's database, created once through the CLI.
+    pub(crate) fn admin_token(&self) -> &str {
+        self.admin_token.get_or_init(|| {
+            let (code, stdout, stderr) = self.run(&["admin-token", "create", "tests"]);
+            assert_eq!(code, 0, "admin-token create: {stderr}");
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("token:"))
+                .expect("token line")
+                .trim()
+                .to_string()
+        })
+    }
+
+    /// An HTTP client that sends the admin token.
+    pub(crate) fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.admin_token())
+                .parse()
+                .expect("header"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_idsync"));
         command
             .arg("--config")
             .arg(self.path("idsync.toml"))
             .args(args)
             .env("KC_SECRET", "s3cret")
+            .env(
+                "IDSYNC_ADMIN_TOKEN",
+                self.admin_token.get().map(String::as_str).unwrap_or(""),
+            )
             .env_remove("IDSYNC_CONFIG")
             .env_remove("RUST_LOG");
         command
     }
 
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let output = self.command(args).output().expect("run idsync");
         (
             output.status.code().unwrap_or(-1),
@@ -79,7 +115,7 @@ impl Tree {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -88,15 +124,15 @@ fn free_port() -> u16 {
 }
 
 /// A running `idsync serve`, its stderr in a file; killed if the test ends first.
-struct Node {
+pub(crate) struct Node {
     child: Option<Child>,
-    admin: String,
+    pub(crate) admin: String,
     scim: String,
     log: PathBuf,
 }
 
 impl Node {
-    fn start(tree: &Tree, name: &str) -> Node {
+    pub(crate) fn start(tree: &Tree, name: &str) -> Node {
         let (scim_port, admin_port) = (free_port(), free_port());
         let log = tree.path(&format!("{name}.log"));
         let child = tree
@@ -123,7 +159,7 @@ impl Node {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -132,7 +168,7 @@ impl Node {
     }
 
     /// Sends `signal` and waits for the exit code.
-    fn stop(mut self, signal: i32) -> Option<i32> {
+    pub(crate) fn stop(mut self, signal: i32) -> Option<i32> {
         let mut child = self.child.take().expect("running");
         unsafe {
             libc::kill(child.id() as i32, signal);
@@ -152,7 +188,7 @@ impl Drop for Node {
 
 /// Polls `probe` every 50 ms until it gives a value, for at most `limit`; on a timeout the
 /// panic shows the logs of `nodes`.
-async fn eventually_with<T>(
+pub(crate) async fn eventually_with<T>(
     limit: Duration,
     what: &str,
     nodes: &[&Node],
@@ -174,7 +210,11 @@ async fn eventually_with<T>(
     }
 }
 
-async fn eventually<T>(limit: Duration, what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
     eventually_with(limit, what, &[], probe).await
 }
 
@@ -189,7 +229,7 @@ async fn metrics_of(client: &reqwest::Client, node: &Node) -> String {
         .expect("text")
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     let response = client.get(url).send().await.ok()?;
     if !response.status().is_success() {
         return None;
@@ -212,8 +252,8 @@ async fn a_node_schedules_serves_scim_and_reports_metrics() {
         .trim()
         .to_string();
 
+    let client = tree.client();
     let node = Node::start(&tree, "a");
-    let client = reqwest::Client::new();
     let ready = eventually(Duration::from_secs(20), "/readyz", async || {
         get_json(&client, &format!("{}/readyz", node.admin)).await
     })
@@ -333,8 +373,8 @@ async fn a_held_run_is_reported_until_confirmed() {
     use crate::support::conformance::FakeProvider;
     fake.set_directory(shrunk);
 
+    let client = tree.client();
     let node = Node::start(&tree, "held");
-    let client = reqwest::Client::new();
     eventually(Duration::from_secs(20), "/readyz", async || {
         get_json(&client, &format!("{}/readyz", node.admin)).await
     })
@@ -366,6 +406,18 @@ async fn a_held_run_is_reported_until_confirmed() {
         .await
         .expect("held");
     assert_eq!(held["runs"], json!([]));
+    // The confirmation is in the audit trail, under the admin token's name.
+    let trail = get_json(&client, &format!("{}/api/audit", node.admin))
+        .await
+        .expect("audit");
+    assert!(
+        trail
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["action"] == "held.confirm" && e["actor"] == "tests" && e["target"] == "kc"),
+        "{trail}"
+    );
     // A user that left the source (it was active) is disabled once confirmed.
     let (_, stdout, _) = tree.run(&[
         "users",
@@ -435,7 +487,7 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
     victim.stop(libc::SIGKILL);
 
     // The survivor takes over on a later tick and completes a run.
-    let client = reqwest::Client::new();
+    let client = tree.client();
     eventually_with(
         Duration::from_secs(40),
         "a run on the surviving node",
@@ -509,8 +561,8 @@ async fn a_connector_whose_idp_is_down_fails_and_the_others_go_on() {
             down.base_url()
         ),
     );
+    let client = tree.client();
     let node = Node::start(&tree, "down");
-    let client = reqwest::Client::new();
     // Both run every second; the broken one's runs fail, the other's succeed.
     let ran = async |id: &str, outcome: &str| -> Option<Value> {
         let runs = get_json(&client, &format!("{}/api/runs?connector={id}", node.admin)).await?;
@@ -587,8 +639,8 @@ async fn a_held_run_can_be_discarded() {
     fake.set_directory(shrunk);
     let (code, _, _) = tree.run(&["sync", "kc"]);
     assert_eq!(code, 3, "held");
+    let client = tree.client();
     let node = Node::start(&tree, "discard");
-    let client = reqwest::Client::new();
     let held = eventually(Duration::from_secs(20), "/api/held", async || {
         get_json(&client, &format!("{}/api/held", node.admin)).await
     })
@@ -610,6 +662,17 @@ async fn a_held_run_can_be_discarded() {
         .await
         .expect("discard");
     assert_eq!(again.status(), 409);
+    let trail = get_json(&client, &format!("{}/api/audit", node.admin))
+        .await
+        .expect("audit");
+    let discards: Vec<&Value> = trail
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["action"] == "held.discard")
+        .collect();
+    assert_eq!(discards.len(), 1, "only the discard that happened: {trail}");
+    assert_eq!(discards[0]["actor"], "tests");
     let tenant = client
         .post(format!("{}/api/held/okta/discard", node.admin))
         .send()

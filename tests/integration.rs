@@ -1,6 +1,7 @@
 //! The integration tests, compiled as one binary (every file in tests/ would otherwise be
 //! its own binary and slow the build).
 
+mod admin_access;
 mod cli;
 mod conformance;
 mod connector_azure;

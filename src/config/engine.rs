@@ -43,8 +43,10 @@ pub struct EngineConfig {
     pub scim_listen: SocketAddr,
     /// Address the admin server listens on (`[admin] listen`).
     pub admin_listen: SocketAddr,
-    /// The bearer token the admin API requires (`[admin] token`), if any.
+    /// A bearer token the admin API accepts besides the created ones (`[admin] token`).
     pub admin_token: Option<SecretString>,
+    /// Where browsers reach the admin listener through a proxy (`[admin] public_url`).
+    pub admin_public_url: Option<url::Url>,
     /// Most sync runs at once (`[scheduler] max_concurrent_runs`).
     pub max_concurrent_runs: usize,
     /// How long `serve` waits for runs in progress at shutdown
@@ -143,10 +145,14 @@ struct RawAdmin {
     /// `IP:PORT` the admin server listens on. Default: `127.0.0.1:5502`.
     #[serde(default = "default_admin_listen")]
     listen: Spanned<String>,
-    /// A bearer token the admin API requires (except `/healthz` and `/readyz`):
-    /// `{ env = "NAME" }` or `{ file = "path" }`. Default: none (keep the API on loopback).
+    /// A bearer token the admin API accepts besides those of `idsync admin-token create`
+    /// (its audit name is `config`): `{ env = "NAME" }` or `{ file = "path" }`. Default: none.
     #[serde(default)]
     token: Option<Spanned<super::SecretRef>>,
+    /// The URL browsers reach the admin listener at through a proxy (its origin is
+    /// accepted besides the listener's own). Default: none.
+    #[serde(default)]
+    public_url: Option<Spanned<String>>,
 }
 
 /// `[scheduler]` in `idsync.toml`.
@@ -279,6 +285,7 @@ impl Default for RawAdmin {
         RawAdmin {
             listen: default_admin_listen(),
             token: None,
+            public_url: None,
         }
     }
 }
@@ -356,6 +363,27 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
             .map_err(|err| source.report(problems, token, "admin.token", err.to_string()))
             .ok()
     });
+    let admin_public_url =
+        raw.admin
+            .public_url
+            .as_ref()
+            .and_then(|text| match url::Url::parse(text.get_ref()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(url)
+                }
+                _ => {
+                    source.report(
+                        problems,
+                        text,
+                        "admin.public_url",
+                        format!(
+                            "`{}` is not an http(s) URL, e.g. https://idsync.example.com",
+                            text.get_ref()
+                        ),
+                    );
+                    None
+                }
+            });
     let mut at_least_one = |value: &Spanned<i64>, key: &str| -> u64 {
         if *value.get_ref() >= 1 {
             *value.get_ref() as u64
@@ -399,6 +427,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         scim_listen,
         admin_listen,
         admin_token,
+        admin_public_url,
         max_concurrent_runs: max_concurrent_runs as usize,
         shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
         connectors_dir: super::resolve(base_dir, &raw.paths.connectors),

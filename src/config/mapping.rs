@@ -457,6 +457,7 @@ mod tests {
             scim_listen: ([127, 0, 0, 1], 1).into(),
             admin_listen: ([127, 0, 0, 1], 2).into(),
             admin_token: None,
+            admin_public_url: None,
             max_concurrent_runs: 2,
             shutdown_grace: std::time::Duration::from_secs(30),
             connectors_dir: "/c".into(),

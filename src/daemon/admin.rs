@@ -1,5 +1,7 @@
-//! The admin API of `idsync serve`, on its own listener (default 127.0.0.1:5502), with an
-//! optional bearer token (`[admin] token`) required on everything but the probes:
+//! The admin API of `idsync serve`, on its own listener (default 127.0.0.1:5502). Every
+//! endpoint but the probes and `/metrics` needs `Authorization: Bearer <admin token>` (from
+//! `idsync admin-token create`, or `[admin] token`), also on loopback; requests that a
+//! browser labels as coming from another origin are refused whatever they carry:
 //!
 //! | endpoint | what |
 //! | --- | --- |
@@ -7,16 +9,18 @@
 //! | `GET /readyz` | the database answers and is migrated (503 with the reason otherwise) |
 //! | `GET /metrics` | Prometheus text format (see `crate::metrics`) |
 //! | `GET /api/connectors` | every connector: kind, schedule, next run, running, last run |
-//! | `POST /api/connectors/{id}/run` | start a run now (202; 409 when running; 404) |
+//! | `POST /api/connectors/{id}/run` | start a run now (202; 409 when running here or on another node; 404) |
 //! | `GET /api/runs?connector=&limit=` | recent runs |
 //! | `GET /api/events?tenant=&status=&since=&limit=` | the SCIM event log |
 //! | `GET /api/held` | held pull runs and held SCIM tenants |
 //! | `POST /api/held/{connector}/confirm` | apply what is held (deletion limits lifted) |
 //! | `POST /api/held/{connector}/discard` | drop a held pull run (a SCIM hold cannot be) |
+//! | `GET /api/audit?since=&limit=` | the audit trail: who confirmed, discarded, ran, changed tokens |
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -27,6 +31,9 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::Launcher;
+use super::admin_tokens;
+use super::origin::AllowedOrigins;
+use crate::audit::{self, Action};
 use crate::config::{Config, ConnectorSettings, SecretString};
 use crate::db::Db;
 use crate::scheduler::{RunResult, SchedulerHandle, TriggerError};
@@ -41,8 +48,18 @@ pub struct AdminState {
     pub db: Db,
     pub scheduler: SchedulerHandle,
     pub launcher: Arc<Launcher>,
+    /// The token of `[admin] token`, if configured (its actor name is `config`).
     pub token: Option<SecretString>,
+    /// The browser origins that are this listener.
+    pub origins: AllowedOrigins,
 }
+
+/// Who made an authenticated admin request: the admin token's name.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// The actor name of the `[admin] token` of idsync.toml.
+pub const CONFIG_TOKEN_ACTOR: &str = "config";
 
 type Shared = State<Arc<AdminState>>;
 
@@ -69,7 +86,6 @@ pub async fn serve(
 /// The admin routes.
 pub fn router(state: Arc<AdminState>) -> Router {
     let protected = Router::new()
-        .route("/metrics", get(metrics))
         .route("/api/connectors", get(connectors))
         .route("/api/connectors/{id}/run", post(run_now))
         .route("/api/runs", get(recent_runs))
@@ -77,6 +93,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/api/held", get(held))
         .route("/api/held/{id}/confirm", post(confirm))
         .route("/api/held/{id}/discard", post(discard))
+        .route("/api/audit", get(audit_trail))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(
@@ -84,32 +101,70 @@ pub fn router(state: Arc<AdminState>) -> Router {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .merge(protected)
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            same_origin_only,
+        ))
         .with_state(state)
 }
 
-async fn require_token(State(state): Shared, request: Request, next: Next) -> Response {
-    let Some(token) = &state.token else {
-        return next.run(request).await;
-    };
+/// Refuses what a browser sends on behalf of another site (403), before anything else.
+async fn same_origin_only(State(state): Shared, request: Request, next: Next) -> Response {
+    match state.origins.refusal(request.headers()) {
+        None => next.run(request).await,
+        Some(why) => {
+            tracing::warn!(reason = %why, path = %request.uri().path(), "admin request refused");
+            problem(StatusCode::FORBIDDEN, why)
+        }
+    }
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut response = problem(StatusCode::UNAUTHORIZED, detail);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer realm=\"idsync-admin\""),
+    );
+    response
+}
+
+/// Lets the request through with its [`Actor`] when it carries an active admin token.
+async fn require_token(State(state): Shared, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
-        next.run(request).await
-    } else {
-        let mut response = problem(
-            StatusCode::UNAUTHORIZED,
-            "the admin API needs `Authorization: Bearer <[admin] token>`",
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if presented.is_empty() {
+        return unauthorized(
+            "the admin API needs `Authorization: Bearer <admin token>`; create one with \
+             `idsync admin-token create <name>`",
         );
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("header"));
-        response
+    }
+    let config_match = state
+        .token
+        .as_ref()
+        .is_some_and(|t| bool::from(presented.as_bytes().ct_eq(t.expose().as_bytes())));
+    let actor = if config_match {
+        Some(CONFIG_TOKEN_ACTOR.to_string())
+    } else {
+        match admin_tokens::verify(&state.db, &presented).await {
+            Ok(found) => found,
+            Err(e) => return internal(e),
+        }
+    };
+    match actor {
+        Some(name) => {
+            request.extensions_mut().insert(Actor(name));
+            next.run(request).await
+        }
+        None => unauthorized("the admin token is not valid (unknown, revoked or expired)"),
     }
 }
 
@@ -166,13 +221,49 @@ async fn connectors(State(state): Shared) -> Response {
     axum::Json(Value::Array(out)).into_response()
 }
 
-async fn run_now(State(state): Shared, Path(id): Path<String>) -> Response {
+/// Audits an admin action; a failure to record it is logged, the action stands.
+async fn audit(state: &AdminState, actor: &Actor, action: Action, target: &str, detail: &str) {
+    if let Err(error) = audit::record(&state.db, &actor.0, action, target, Some(detail)).await {
+        tracing::error!(%error, action = action.as_str(), target, "could not record an audit entry");
+    }
+}
+
+async fn run_now(
+    State(state): Shared,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Response {
+    let here = state
+        .scheduler
+        .status()
+        .into_iter()
+        .any(|job| job.connector == id && job.running);
+    if here {
+        return problem(
+            StatusCode::CONFLICT,
+            format!("connector `{id}` is already running"),
+        );
+    }
+    // Another node holding the run lock would skip the run: say so now instead of 202.
+    match state.launcher.running_elsewhere(&id).await {
+        Ok(true) => {
+            return problem(
+                StatusCode::CONFLICT,
+                format!("connector `{id}` is already running on another node"),
+            );
+        }
+        Ok(false) => {}
+        Err(e) => return internal(e),
+    }
     match state.scheduler.run_now(&id) {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"connector": id, "started": true})),
-        )
-            .into_response(),
+        Ok(()) => {
+            audit(&state, &actor, Action::RunNow, &id, "started on request").await;
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"connector": id, "started": true})),
+            )
+                .into_response()
+        }
         Err(TriggerError::UnknownConnector(_)) => problem(
             StatusCode::NOT_FOUND,
             format!("no enabled pull connector `{id}` (SCIM tenants are pushed to, not run)"),
@@ -239,7 +330,11 @@ fn is_tenant(state: &AdminState, id: &str) -> bool {
         .is_some_and(|c| matches!(c.settings, ConnectorSettings::Scim(_)))
 }
 
-async fn confirm(State(state): Shared, Path(id): Path<String>) -> Response {
+async fn confirm(
+    State(state): Shared,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Response {
     let Some(connector) = state.config.connector(&id) else {
         return problem(StatusCode::NOT_FOUND, format!("no connector `{id}`"));
     };
@@ -253,6 +348,11 @@ async fn confirm(State(state): Shared, Path(id): Path<String>) -> Response {
         return match sync::reconcile(&state.db, &id, mapping, options, &NoProgress).await {
             Ok(report) => {
                 crate::metrics::record_run(&id, &report);
+                let detail = format!(
+                    "SCIM hold applied: run {}",
+                    report.run_id.unwrap_or_default()
+                );
+                audit(&state, &actor, Action::ConfirmHeld, &id, &detail).await;
                 axum::Json(json!({"connector": id, "report": report})).into_response()
             }
             Err(e) => internal(e),
@@ -268,7 +368,10 @@ async fn confirm(State(state): Shared, Path(id): Path<String>) -> Response {
         }
         Err(e) => return internal(e),
     }
-    match state.launcher.run_with(&id, options).await {
+    let result = state.launcher.run_with(&id, options).await;
+    let detail = format!("confirmed held run; {result}");
+    audit(&state, &actor, Action::ConfirmHeld, &id, &detail).await;
+    match result {
         RunResult::Finished => {
             let last = runs::recent_runs(state.db.pool(), Some(&id), 1)
                 .await
@@ -281,7 +384,11 @@ async fn confirm(State(state): Shared, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn discard(State(state): Shared, Path(id): Path<String>) -> Response {
+async fn discard(
+    State(state): Shared,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Response {
     if is_tenant(&state, &id) {
         return problem(
             StatusCode::CONFLICT,
@@ -304,11 +411,21 @@ async fn discard(State(state): Shared, Path(id): Path<String>) -> Response {
     };
     match runs::discard(&state.db, run.id).await {
         Ok(_) => {
+            let detail = format!("discarded held run {}", run.id);
+            audit(&state, &actor, Action::DiscardHeld, &id, &detail).await;
             crate::metrics::HELD
                 .with_label_values(&[id.as_str()])
                 .set(0);
             axum::Json(json!({"connector": id, "discarded_run": run.id})).into_response()
         }
+        Err(e) => internal(e),
+    }
+}
+
+async fn audit_trail(State(state): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    match audit::list(&state.db, q.get("since").map(String::as_str), limit).await {
+        Ok(entries) => axum::Json(entries).into_response(),
         Err(e) => internal(e),
     }
 }

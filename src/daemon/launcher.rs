@@ -1,6 +1,7 @@
-//! Runs one connector for the scheduler (or the admin API): builds the connector, takes the
-//! connector's run lock so that exactly one node runs it (PostgreSQL), runs the sync, and
-//! records metrics.
+//! Runs one connector for the scheduler (or the admin API): claims the schedule's due slot
+//! (so nodes whose clocks differ run it once between them), builds the connector, takes the
+//! connector's run lock so that exactly one node runs it at a time (PostgreSQL), runs the
+//! sync, and records metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,8 +10,10 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tracing::{info, warn};
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Context, Db, DbError, now_text};
 use crate::scheduler::{RunLauncher, RunResult, Trigger};
 use crate::sync::{self, NoProgress, RunOptions};
 use crate::target::runs::Outcome;
@@ -18,10 +21,26 @@ use crate::target::runs::Outcome;
 /// Namespace of the run locks (the first key of `pg_try_advisory_lock(int, int)`).
 const RUN_LOCK_SPACE: i32 = 7342003;
 
+/// Claimed due slots are kept this long (for `idsync`'s own diagnosis), then pruned.
+const SLOT_RETENTION_DAYS: i64 = 7;
+
 /// Launches runs of the configured connectors.
 pub struct Launcher {
     config: Arc<Config>,
     db: Db,
+    /// This node's name in claimed slots: host name and process id.
+    node: String,
+}
+
+/// This node's name: the host name (as the kernel reports it) and the process id.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host}:{}", std::process::id())
 }
 
 /// Holds a connector's run lock for as long as it lives: a connection of its own, so the
@@ -45,7 +64,60 @@ fn lock_key(connector: &str) -> i32 {
 
 impl Launcher {
     pub fn new(config: Arc<Config>, db: Db) -> Launcher {
-        Launcher { config, db }
+        Launcher {
+            config,
+            db,
+            node: node_name(),
+        }
+    }
+
+    /// Claims the run of `connector` due at `slot` for this node: true when no node had
+    /// claimed it yet.
+    pub async fn claim_slot(&self, connector: &str, slot: DateTime<Utc>) -> Result<bool, DbError> {
+        let due = slot.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let horizon = (slot - chrono::Duration::days(SLOT_RETENTION_DAYS))
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut tx = self.db.begin_write().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO schedule_slots (connector, due_at, node, claimed_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (connector, due_at) DO NOTHING",
+        )
+        .bind(connector.to_string())
+        .bind(due)
+        .bind(self.node.clone())
+        .bind(now_text())
+        .execute(tx.conn())
+        .await
+        .context("claiming a scheduled run")?
+        .rows_affected()
+            == 1;
+        sqlx::query("DELETE FROM schedule_slots WHERE connector = $1 AND due_at < $2")
+            .bind(connector.to_string())
+            .bind(horizon)
+            .execute(tx.conn())
+            .await
+            .context("pruning old scheduled runs")?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Whether another process holds `connector`'s run lock (PostgreSQL; SQLite has one
+    /// node by nature).
+    pub async fn running_elsewhere(&self, connector: &str) -> Result<bool, DbError> {
+        if self.db.backend() != crate::db::Backend::Postgres {
+            return Ok(false);
+        }
+        // Two-key advisory locks show their keys as unsigned `classid` and `objid`.
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND objsubid = 2 AND classid::bigint = $1 AND objid::bigint = $2)",
+        )
+        .bind(i64::from(RUN_LOCK_SPACE as u32))
+        .bind(i64::from(lock_key(connector) as u32))
+        .fetch_one(self.db.pool())
+        .await
+        .context("looking for the connector's run lock")?;
+        Ok(held)
     }
 
     /// On PostgreSQL, the connector's run lock (None when another node holds it); on
@@ -134,5 +206,19 @@ impl RunLauncher for Launcher {
     async fn run(&self, connector: &str, trigger: Trigger) -> RunResult {
         info!(connector, trigger = trigger.as_str(), "run starting");
         self.run_with(connector, RunOptions::default()).await
+    }
+
+    async fn run_scheduled(&self, connector: &str, slot: DateTime<Utc>) -> RunResult {
+        match self.claim_slot(connector, slot).await {
+            Ok(true) => {
+                info!(connector, %slot, "run starting (this node claimed the scheduled slot)");
+                self.run_with(connector, RunOptions::default()).await
+            }
+            Ok(false) => {
+                info!(connector, %slot, "another node already ran this scheduled slot; skipped");
+                RunResult::Skipped(format!("another node claimed the run due at {slot}"))
+            }
+            Err(error) => RunResult::Failed(format!("claiming the scheduled run: {error}")),
+        }
     }
 }

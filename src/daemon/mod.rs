@@ -15,7 +15,9 @@
 //! transaction never committed.
 
 pub mod admin;
+pub mod admin_tokens;
 mod launcher;
+mod origin;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +51,13 @@ pub enum ServeError {
         #[source]
         source: DbError,
     },
+    #[error(
+        "the admin API would listen on {addr}, which is not loopback, without any admin token: \
+         anyone who reaches that address could confirm mass removals and read personal data. \
+         Create a token first (`idsync admin-token create <name>`) or set `[admin] token`, or \
+         listen on 127.0.0.1"
+    )]
+    AdminUnprotected { addr: SocketAddr },
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -174,16 +183,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServeError> {
+    // Every admin endpoint but the probes needs a token; off loopback, a node without any
+    // would be one that nobody can administer safely, so it does not start (nor listen).
+    let admin_addr = options.admin_listen.unwrap_or(config.engine.admin_listen);
+    if !admin_addr.ip().is_loopback() && config.engine.admin_token.is_none() {
+        let any = admin_tokens::any_active(&db)
+            .await
+            .map_err(|source| ServeError::Database {
+                url: crate::db::redact_url(config.engine.database_url.expose()),
+                source,
+            })?;
+        if !any {
+            return Err(ServeError::AdminUnprotected { addr: admin_addr });
+        }
+    }
     let scim_listener = bind(
         "SCIM",
         options.scim_listen.unwrap_or(config.engine.scim_listen),
     )
     .await?;
-    let admin_listener = bind(
-        "the admin API",
-        options.admin_listen.unwrap_or(config.engine.admin_listen),
-    )
-    .await?;
+    let admin_listener = bind("the admin API", admin_addr).await?;
     let bound = Bound {
         scim: scim_listener.local_addr()?,
         admin: admin_listener.local_addr()?,
@@ -222,6 +241,7 @@ pub async fn serve(
         scheduler: handle,
         launcher: launcher.clone(),
         token: config.engine.admin_token.clone(),
+        origins: origin::AllowedOrigins::new(bound.admin, config.engine.admin_public_url.as_ref()),
     };
     info!(scim = %bound.scim, admin = %bound.admin, tenants = ?scim.tenant_ids(), "idsync serving");
     on_bound(bound);

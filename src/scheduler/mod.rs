@@ -55,6 +55,14 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 pub trait RunLauncher: Send + Sync + 'static {
     /// Runs `connector` once, to the end.
     async fn run(&self, connector: &str, trigger: Trigger) -> RunResult;
+
+    /// Runs `connector` for the schedule's fire time `slot` (before jitter). Nodes sharing
+    /// a database claim each slot once between them, so clocks that differ do not run a
+    /// slot twice; the default has nothing to share and just runs.
+    async fn run_scheduled(&self, connector: &str, slot: DateTime<Utc>) -> RunResult {
+        let _ = slot;
+        self.run(connector, Trigger::Schedule).await
+    }
 }
 
 /// Why a run was started.
@@ -423,7 +431,7 @@ impl Scheduler {
                 () = &mut shutdown => break,
                 request = requests_rx.recv(), if requests_open => match request {
                     Some(connector) => {
-                        runs.spawn(execute(Arc::clone(&shared), connector, Trigger::Manual));
+                        runs.spawn(execute(Arc::clone(&shared), connector, None));
                     }
                     None => requests_open = false,
                 },
@@ -518,13 +526,13 @@ fn start_due(shared: &Arc<Shared>, runs: &mut JoinSet<()>) {
                 );
             } else {
                 job.running = true;
-                due.push(connector.clone());
+                due.push((connector.clone(), job.next_fire.unwrap_or(now)));
             }
             job.plan(now);
         }
     }
-    for connector in due {
-        runs.spawn(execute(Arc::clone(shared), connector, Trigger::Schedule));
+    for (connector, slot) in due {
+        runs.spawn(execute(Arc::clone(shared), connector, Some(slot)));
     }
 }
 
@@ -566,8 +574,13 @@ impl Drop for RunGuard {
     }
 }
 
-/// One run: waits for a slot, launches, records the result.
-async fn execute(shared: Arc<Shared>, connector: String, trigger: Trigger) {
+/// One run (scheduled for `slot`, or manual when None): waits for a run slot, launches,
+/// records the result.
+async fn execute(shared: Arc<Shared>, connector: String, slot: Option<DateTime<Utc>>) {
+    let trigger = match slot {
+        Some(_) => Trigger::Schedule,
+        None => Trigger::Manual,
+    };
     let mut guard = RunGuard {
         shared: Arc::clone(&shared),
         connector,
@@ -589,7 +602,10 @@ async fn execute(shared: Arc<Shared>, connector: String, trigger: Trigger) {
         return;
     };
     info!(connector, %trigger, "run started");
-    let result = shared.launcher.run(connector, trigger).await;
+    let result = match slot {
+        Some(slot) => shared.launcher.run_scheduled(connector, slot).await,
+        None => shared.launcher.run(connector, trigger).await,
+    };
     drop(permit);
     match &result {
         RunResult::Finished => info!(connector, %trigger, "run finished"),

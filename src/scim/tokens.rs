@@ -43,12 +43,14 @@ impl TokenInfo {
     }
 }
 
-fn hash(token: &str) -> String {
+/// The stored form of a token: hex SHA-256 (tokens are long random strings, so a fast
+/// hash is enough; there is nothing to brute-force).
+pub(crate) fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn timestamp_after(ttl: Duration) -> String {
+pub(crate) fn timestamp_after(ttl: Duration) -> String {
     let delta = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
     let at = chrono::Utc::now()
         .checked_add_signed(delta)
@@ -57,7 +59,7 @@ fn timestamp_after(ttl: Duration) -> String {
 }
 
 /// 244 random bits from two version-4 UUIDs (the OS random source), hex encoded.
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),

@@ -1,0 +1,174 @@
+//! Which browser origins may talk to the admin listener: only the listener itself (by its
+//! address, or `localhost` when it listens on loopback) and the configured
+//! `[admin] public_url`. A web page open in a browser on the admin's host can send requests
+//! to loopback ports; browsers label those with `Origin` and `Sec-Fetch-Site`, and the
+//! admin API refuses them (403) instead of relying on the token alone. No CORS headers are
+//! ever sent.
+//!
+//! A host name other than `localhost` is never accepted for the listener's own address: a
+//! DNS-rebinding page keeps its own host name in `Origin` while it reaches the loopback
+//! port.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+
+/// The origins that are the admin listener itself.
+#[derive(Debug, Clone)]
+pub struct AllowedOrigins {
+    listener: SocketAddr,
+    public: Option<String>,
+}
+
+impl AllowedOrigins {
+    /// For a listener bound at `listener`, reachable also at `public_url` when set.
+    pub fn new(listener: SocketAddr, public_url: Option<&url::Url>) -> AllowedOrigins {
+        AllowedOrigins {
+            listener,
+            public: public_url.map(|u| u.origin().ascii_serialization()),
+        }
+    }
+
+    /// Whether a request with these headers may be served: `None` if so, else why not.
+    pub fn refusal(&self, headers: &HeaderMap) -> Option<String> {
+        if let Some(site) = headers.get("sec-fetch-site")
+            && site.as_bytes().eq_ignore_ascii_case(b"cross-site")
+        {
+            return Some("cross-site requests are refused (Sec-Fetch-Site: cross-site)".into());
+        }
+        let origin = headers.get("origin")?;
+        let origin = origin.to_str().unwrap_or("<not text>");
+        if self.allows(origin) {
+            None
+        } else {
+            Some(format!(
+                "requests from origin `{origin}` are refused: the admin API answers only its own \
+                 origin{}",
+                self.public
+                    .as_ref()
+                    .map(|p| format!(" and `{p}` ([admin] public_url)"))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        let Ok(url) = url::Url::parse(origin) else {
+            return false;
+        };
+        let serialized = url.origin().ascii_serialization();
+        if self.public.as_deref() == Some(serialized.as_str()) {
+            return true;
+        }
+        if url.scheme() != "http" || url.port_or_known_default() != Some(self.listener.port()) {
+            return false;
+        }
+        let host: Option<IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(name)) if name.eq_ignore_ascii_case("localhost") => {
+                if self.listener.ip().is_loopback() || self.listener.ip().is_unspecified() {
+                    return true;
+                }
+                None
+            }
+            _ => None,
+        };
+        let Some(host) = host.map(|ip| ip.to_canonical()) else {
+            return false;
+        };
+        let bound = self.listener.ip().to_canonical();
+        host == bound
+            || (bound.is_unspecified() && !host.is_unspecified())
+            || (bound.is_loopback() && host.is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().expect("value"));
+        }
+        map
+    }
+
+    fn loopback() -> AllowedOrigins {
+        AllowedOrigins::new("127.0.0.1:5502".parse().expect("addr"), None)
+    }
+
+    #[test]
+    fn requests_without_browser_headers_pass() {
+        assert_eq!(loopback().refusal(&HeaderMap::new()), None);
+        assert_eq!(
+            loopback().refusal(&headers(&[("sec-fetch-site", "same-origin")])),
+            None
+        );
+    }
+
+    #[test]
+    fn the_listener_itself_is_its_own_origin() {
+        let allowed = loopback();
+        for origin in [
+            "http://127.0.0.1:5502",
+            "http://localhost:5502",
+            "http://[::1]:5502",
+        ] {
+            assert_eq!(
+                allowed.refusal(&headers(&[("origin", origin)])),
+                None,
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_origins_are_refused() {
+        let allowed = loopback();
+        for origin in [
+            "http://evil.example",
+            "https://evil.example:5502",
+            // DNS rebinding: the page's own host name on the admin port.
+            "http://evil.example:5502",
+            "http://localhost:3000",
+            "https://127.0.0.1:5502",
+            "null",
+        ] {
+            let refusal = allowed.refusal(&headers(&[("origin", origin)]));
+            assert!(
+                refusal.as_deref().is_some_and(|r| r.contains(origin)),
+                "{origin}: {refusal:?}"
+            );
+        }
+        assert!(
+            allowed
+                .refusal(&headers(&[
+                    ("origin", "http://127.0.0.1:5502"),
+                    ("sec-fetch-site", "cross-site")
+                ]))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_public_url_is_allowed_too() {
+        let public = url::Url::parse("https://idsync.example.com/admin").expect("url");
+        let allowed = AllowedOrigins::new("0.0.0.0:5502".parse().expect("addr"), Some(&public));
+        assert_eq!(
+            allowed.refusal(&headers(&[("origin", "https://idsync.example.com")])),
+            None
+        );
+        assert_eq!(
+            allowed.refusal(&headers(&[("origin", "http://10.1.2.3:5502")])),
+            None
+        );
+        assert!(
+            allowed
+                .refusal(&headers(&[("origin", "https://other.example.com")]))
+                .is_some()
+        );
+    }
+}
