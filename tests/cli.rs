@@ -420,7 +420,7 @@ async fn serve_takes_pushes_for_a_tenant_and_logs_them() {
     assert_eq!(tenants[0]["tenant"], "okta");
     assert_eq!(tenants[0]["tokens"].as_array().map(Vec::len), Some(1));
 
-    let (code, _, stderr) = tree.run(&["tenant", "revoke", "okta"]);
+    let (code, _, stderr) = tree.run(&["tenant", "revoke", "okta", "--all"]);
     assert_eq!(code, 0, "{stderr}");
     let revoked = client
         .get(&url)
