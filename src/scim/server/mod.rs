@@ -35,7 +35,7 @@ use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings
 use crate::db::Db;
 use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
-use crate::scim::events::{Event, EventLog, loggable_body};
+use crate::scim::events::{Event, EventLog, loggable_body, mask_target};
 
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
@@ -344,7 +344,10 @@ async fn handle(
     let Some(tenant) = server.tenants.get(&tenant_id).cloned() else {
         return ScimError::not_found(format!("no SCIM tenant `{tenant_id}`")).to_response(version);
     };
-    let path = format!("/{rest}");
+    // Secrets in the path or query (`?access_token=...`) reach neither traces nor the log.
+    let raw_path = format!("/{rest}");
+    let path = mask_target(&raw_path, None);
+    let target = mask_target(&raw_path, uri.query());
     let span = info_span!("scim_request", tenant = %tenant.id, %method, path = %path);
     async move {
         let client = access::client_address(peer, &headers, &tenant.settings.trusted_proxies);
@@ -430,10 +433,7 @@ async fn handle(
             tenant: tenant.id.clone(),
             at: crate::db::now_text(),
             method: method.to_string(),
-            path: match uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.clone(),
-            },
+            path: target,
             status,
             duration_ms: duration.as_secs_f64() * 1000.0,
             operation,
