@@ -71,3 +71,116 @@ async fn secrets_never_reach_the_event_log(db: TestDb) {
     scim.stop().await;
 }
 crate::on_both_backends!(secrets_never_reach_the_event_log);
+
+async fn rejected_requests_cannot_evict_accepted_ones(db: TestDb) {
+    let settings = ScimTenantSettings {
+        event_retention: 3,
+        rejected_event_retention: 2,
+        ..ScimTenantSettings::default()
+    };
+    let limited = ScimTenantSettings {
+        requests_per_second: std::num::NonZeroU32::new(1).unwrap(),
+        burst: std::num::NonZeroU32::new(1).unwrap(),
+        ..ScimTenantSettings::default()
+    };
+    let scim = ScimHarness::start(
+        &db,
+        vec![tenant_with("acme", settings), tenant_with("slow", limited)],
+    )
+    .await;
+    for path in ["/Schemas", "/ResourceTypes", "/Users/missing"] {
+        scim.call("acme", "GET", path, None).await;
+    }
+    // A flood without credentials: 401 each, logged under the rejected cap only.
+    for _ in 0..10 {
+        let url = scim.url("acme", "/Users");
+        let refused = scim
+            .send(
+                "no-token",
+                "GET",
+                &url,
+                None,
+                &[("authorization", "Bearer wrong")],
+            )
+            .await;
+        assert_eq!(refused.status, 401);
+    }
+    scim.events.flush().await;
+    let kept = tenant_events(&db, "acme").await;
+    let accepted: Vec<&str> = kept
+        .iter()
+        .filter(|e| !e.rejected)
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(accepted, ["/Users/missing", "/ResourceTypes", "/Schemas"]);
+    let rejected: Vec<u16> = kept
+        .iter()
+        .filter(|e| e.rejected)
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(rejected, [401, 401]);
+    // The accepted cap still applies to accepted requests.
+    scim.call("acme", "GET", "/ServiceProviderConfig", None)
+        .await;
+    scim.events.flush().await;
+    let kept = tenant_events(&db, "acme").await;
+    assert_eq!(kept.len(), 5);
+    assert_eq!(kept[0].path, "/ServiceProviderConfig");
+    assert!(!kept.iter().any(|e| e.path == "/Schemas"));
+
+    // 429 from the limiter comes before authentication: rejected too.
+    let first = scim.call("slow", "GET", "/Schemas", None).await;
+    let second = scim.call("slow", "GET", "/Schemas", None).await;
+    assert_eq!((first.status, second.status), (200, 429));
+    scim.events.flush().await;
+    let slow: Vec<(u16, bool)> = tenant_events(&db, "slow")
+        .await
+        .iter()
+        .map(|e| (e.status, e.rejected))
+        .collect();
+    assert_eq!(slow, [(429, true), (200, false)]);
+    scim.stop().await;
+}
+crate::on_both_backends!(rejected_requests_cannot_evict_accepted_ones);
+
+/// Writes an event of `at` (RFC 3339) directly, as if logged then.
+async fn old_event(db: &Db, at: chrono::DateTime<chrono::Utc>, path: &str, rejected: bool) {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let sql = format!(
+        "INSERT INTO scim_events (tenant, at, method, path, status, duration_ms, operation, \
+         rejected) VALUES ('acme', '{at}', 'GET', '{path}', 200, 1.0, 'old', {})",
+        i64::from(rejected)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(db.pool())
+        .await
+        .expect("insert an old event");
+}
+
+async fn events_past_the_maximum_age_are_deleted(db: TestDb) {
+    let now = chrono::Utc::now();
+    old_event(&db, now - chrono::Duration::days(3), "/three-days", false).await;
+    old_event(
+        &db,
+        now - chrono::Duration::hours(25),
+        "/a-day-rejected",
+        true,
+    )
+    .await;
+    old_event(&db, now - chrono::Duration::hours(23), "/yesterday", false).await;
+    let settings = ScimTenantSettings {
+        event_max_age: std::time::Duration::from_secs(86_400),
+        ..ScimTenantSettings::default()
+    };
+    let scim = ScimHarness::start(&db, vec![tenant_with("acme", settings)]).await;
+    scim.call("acme", "GET", "/Schemas", None).await;
+    scim.events.flush().await;
+    let paths: Vec<String> = tenant_events(&db, "acme")
+        .await
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, ["/Schemas", "/yesterday"]);
+    scim.stop().await;
+}
+crate::on_both_backends!(events_past_the_maximum_age_are_deleted);

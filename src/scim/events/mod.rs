@@ -1,6 +1,8 @@
 //! The SCIM event log: every request a tenant receives (time, method, path, status,
 //! duration, the operation in words, the client, and the request and response bodies with
-//! secrets redacted and their size capped), kept up to a retention count per tenant.
+//! secrets redacted and their size capped), kept per tenant up to a count for accepted
+//! requests, another for requests rejected before authentication, and a maximum age
+//! (`retention`).
 //!
 //! Requests hand their event to a background writer over a bounded channel and never wait
 //! for it: the writer inserts what has queued in one transaction and trims each tenant to
@@ -20,8 +22,10 @@ use tracing::warn;
 use crate::db::{Context, Db, DbError, Val, insert_rows, param};
 
 mod mask;
+mod retention;
 
 pub use mask::{is_secret_key, mask_target, mask_text, redact};
+pub use retention::{Retention, trim};
 
 /// Bodies longer than this are cut (and say so).
 pub const BODY_CAP_BYTES: usize = 8 * 1024;
@@ -29,6 +33,10 @@ pub const BODY_CAP_BYTES: usize = 8 * 1024;
 const QUEUE: usize = 10_000;
 /// Events written per transaction at most.
 const BATCH: usize = 1_000;
+/// The columns an event is written as.
+const INSERT_HEAD: &str = "scim_events (tenant, at, method, path, status, duration_ms, \
+     operation, client, request_body, response_body, rejected)";
+const COLUMNS: usize = 11;
 /// One request, as logged.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
@@ -44,6 +52,8 @@ pub struct Event {
     pub client: Option<String>,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
+    /// Refused before the client authenticated (401, 403, 429): kept under its own cap.
+    pub rejected: bool,
 }
 
 /// A body as it is logged: secrets replaced by `"[redacted]"`, cut at [`BODY_CAP_BYTES`].
@@ -89,11 +99,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer. `retention` gives each tenant's kept count; `default_retention`
-    /// applies to the others.
+    /// Starts the writer. `retention` gives each tenant's retention; other tenants keep
+    /// `default_retention` accepted requests and the default for the rest.
     pub fn start(
         db: Db,
-        retention: HashMap<String, u64>,
+        retention: HashMap<String, Retention>,
         default_retention: u64,
     ) -> (EventLog, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -135,7 +145,7 @@ impl EventLog {
 async fn write_loop(
     db: Db,
     mut receiver: mpsc::Receiver<Message>,
-    retention: HashMap<String, u64>,
+    retention: HashMap<String, Retention>,
     default_retention: u64,
 ) {
     while let Some(first) = receiver.recv().await {
@@ -167,10 +177,10 @@ async fn write_loop(
 async fn write_batch(
     db: &Db,
     events: &[Event],
-    retention: &HashMap<String, u64>,
+    retention: &HashMap<String, Retention>,
     default_retention: u64,
 ) -> Result<(), DbError> {
-    let mut values = Vec::with_capacity(events.len() * 10);
+    let mut values = Vec::with_capacity(events.len() * COLUMNS);
     for e in events {
         values.extend([
             Val::Text(e.tenant.clone()),
@@ -183,15 +193,15 @@ async fn write_batch(
             Val::OptText(e.client.clone()),
             Val::OptText(e.request_body.clone()),
             Val::OptText(e.response_body.clone()),
+            Val::Int(i64::from(e.rejected)),
         ]);
     }
     let mut tx = db.begin_write().await?;
     insert_rows(
         tx.conn(),
-        "scim_events (tenant, at, method, path, status, duration_ms, operation, client, \
-         request_body, response_body)",
+        INSERT_HEAD,
         "",
-        10,
+        COLUMNS,
         values,
         "writing SCIM events",
     )
@@ -199,35 +209,15 @@ async fn write_batch(
     let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
     tenants.sort_unstable();
     tenants.dedup();
+    let now = chrono::Utc::now();
     for tenant in tenants {
-        let keep = retention.get(tenant).copied().unwrap_or(default_retention);
-        trim(tx.conn(), tenant, keep).await?;
+        let kept = retention
+            .get(tenant)
+            .copied()
+            .unwrap_or_else(|| Retention::keeping(default_retention));
+        trim(tx.conn(), tenant, &kept, now).await?;
     }
     tx.commit().await
-}
-
-/// Deletes all but the newest `keep` events of `tenant`.
-async fn trim(conn: &mut AnyConnection, tenant: &str, keep: u64) -> Result<(), DbError> {
-    let (p1, p2) = (param(conn, 1), param(conn, 2));
-    let sql = format!(
-        "SELECT id FROM scim_events WHERE tenant = {p1} ORDER BY id DESC LIMIT 1 OFFSET {keep}"
-    );
-    let boundary = sqlx::query(AssertSqlSafe(sql))
-        .bind(tenant.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .context("trimming SCIM events")?;
-    if let Some(row) = boundary {
-        let id: i64 = row.try_get(0).context("trimming SCIM events")?;
-        let sql = format!("DELETE FROM scim_events WHERE tenant = {p1} AND id <= {p2}");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.to_string())
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .context("trimming SCIM events")?;
-    }
-    Ok(())
 }
 
 /// Which events `idsync events` shows.
@@ -305,7 +295,7 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
     };
     let sql = format!(
         "SELECT id, tenant, at, method, path, status, duration_ms, operation, client, \
-         request_body, response_body FROM scim_events{filter} ORDER BY id DESC LIMIT {}",
+         request_body, response_body, rejected FROM scim_events{filter} ORDER BY id DESC LIMIT {}",
         query.limit.max(1)
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -327,6 +317,7 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
                 client: row.try_get(8)?,
                 request_body: row.try_get(9)?,
                 response_body: row.try_get(10)?,
+                rejected: row.try_get::<i64, _>(11)? != 0,
             })
         })
         .collect::<Result<Vec<_>, _>>()

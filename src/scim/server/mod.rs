@@ -35,7 +35,7 @@ use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings
 use crate::db::Db;
 use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
-use crate::scim::events::{Event, EventLog, loggable_body, mask_target};
+use crate::scim::events::{Event, EventLog, Retention, loggable_body, mask_target};
 
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
@@ -131,10 +131,10 @@ impl ScimServer {
     }
 
     /// Each tenant's event retention, for [`EventLog::start`].
-    pub fn retention_of(tenants: &[Tenant]) -> HashMap<String, u64> {
+    pub fn retention_of(tenants: &[Tenant]) -> HashMap<String, Retention> {
         tenants
             .iter()
-            .map(|t| (t.id.clone(), t.settings.event_retention))
+            .map(|t| (t.id.clone(), Retention::of(&t.settings)))
             .collect()
     }
 
@@ -352,10 +352,13 @@ async fn handle(
     async move {
         let client = access::client_address(peer, &headers, &tenant.settings.trusted_proxies);
         let mut request_body = Bytes::new();
+        // Until authenticated, a refusal is logged under the rejected cap (events::retention).
+        let mut authenticated = false;
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
             access::check_rate(&tenant.limiter)?;
             access::authenticate(&server, &tenant, &headers).await?;
+            authenticated = true;
             request_body = access::read_body(body, server.options.max_body_bytes).await?;
             let host = headers
                 .get(header::HOST)
@@ -440,6 +443,7 @@ async fn handle(
             client: Some(client.to_string()),
             request_body: loggable_body(&request_body),
             response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
+            rejected: !authenticated,
         });
         response
     }
