@@ -184,3 +184,169 @@ async fn events_past_the_maximum_age_are_deleted(db: TestDb) {
     scim.stop().await;
 }
 crate::on_both_backends!(events_past_the_maximum_age_are_deleted);
+
+/// `idsync serve` over `database_url` with one SCIM tenant `okta`, killed when dropped.
+struct Served {
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    scim: String,
+    token: String,
+}
+
+impl Served {
+    async fn start(database_url: &str) -> Served {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write(
+            "idsync.toml",
+            &format!("[target]\ndatabase_url = \"{database_url}\"\n"),
+        );
+        write(
+            "mappings/default.toml",
+            "on_remove = \"disable\"\nmax_deletes = 1000\nmax_delete_percent = 100.0\n",
+        );
+        write(
+            "connectors/okta.toml",
+            "kind = \"scim\"\nmapping = \"default\"\n",
+        );
+        let command = |args: &[&str]| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idsync"));
+            command
+                .arg("--config")
+                .arg(dir.path().join("idsync.toml"))
+                .args(args)
+                .env_remove("IDSYNC_CONFIG")
+                .env_remove("RUST_LOG");
+            command
+        };
+        let created = command(&["tenant", "create", "okta"])
+            .output()
+            .expect("idsync tenant create");
+        let stdout = String::from_utf8_lossy(&created.stdout);
+        let token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token:"))
+            .unwrap_or_else(|| panic!("no token: {stdout}"))
+            .trim()
+            .to_string();
+        let port = |()| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port()
+        };
+        let (scim_port, admin_port) = (port(()), port(()));
+        let child = command(&[
+            "serve",
+            "--scim-listen",
+            &format!("127.0.0.1:{scim_port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("log file"))
+        .spawn()
+        .expect("start idsync serve");
+        let served = Served {
+            child: Some(child),
+            scim: format!("http://127.0.0.1:{scim_port}/scim/okta/v2"),
+            token,
+            dir,
+        };
+        let ready = format!("http://127.0.0.1:{admin_port}/readyz");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(answer) = reqwest::get(&ready).await
+                && answer.status().is_success()
+            {
+                return served;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "idsync serve not ready: {}",
+                std::fs::read_to_string(served.dir.path().join("serve.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush of anything queued.
+    fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        child.wait().expect("wait");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `count` creates, each acknowledged 201 before the next, SIGKILLs the server and
+/// reads the log from the database: every acknowledged write has its event.
+async fn acknowledged_writes_keep_their_events_through_sigkill(database_url: &str) {
+    const WRITES: usize = 10;
+    let served = Served::start(database_url).await;
+    let client = reqwest::Client::new();
+    for i in 0..WRITES {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("u{i}@example.com"),
+            "password": "hunter2",
+        });
+        let created = client
+            .post(format!("{}/Users", served.scim))
+            .bearer_auth(&served.token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("SCIM POST");
+        assert_eq!(created.status(), 201);
+    }
+    served.kill();
+    let db = Db::open(database_url).await.expect("reopen the database");
+    let mut operations: Vec<String> = tenant_events(&db, "okta")
+        .await
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.status == 201)
+        .map(|e| {
+            assert!(!e.request_body.unwrap_or_default().contains("hunter2"));
+            e.operation
+        })
+        .collect();
+    operations.sort();
+    let expected: Vec<String> = (0..WRITES)
+        .map(|i| format!("create user u{i}@example.com"))
+        .collect();
+    assert_eq!(operations, expected);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_keep_their_events_through_sigkill_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", dir.path().display());
+    acknowledged_writes_keep_their_events_through_sigkill(&url).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_keep_their_events_through_sigkill_on_postgres() {
+    let Some(db) = crate::support::postgres().await else {
+        return;
+    };
+    let url = db.postgres_url().expect("url");
+    acknowledged_writes_keep_their_events_through_sigkill(&url).await;
+}

@@ -4,10 +4,13 @@
 //! requests, another for requests rejected before authentication, and a maximum age
 //! (`retention`).
 //!
-//! Requests hand their event to a background writer over a bounded channel and never wait
-//! for it: the writer inserts what has queued in one transaction and trims each tenant to
-//! its retention. When the queue is full (the database far behind), events are dropped and
-//! counted rather than slowing the requests down.
+//! A write answered 2xx stores its event itself, in the write's transaction ([`insert`],
+//! called by the SCIM server's write path), so the event survives whatever survives the
+//! write. Every other request (reads, refusals, failures) hands its event to a background
+//! writer over a bounded channel and never waits for it: the writer inserts what has queued
+//! in one transaction and trims each tenant to its retention. When the queue is full (the
+//! database far behind), those events are dropped and counted rather than slowing the
+//! requests down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,6 +91,8 @@ fn cap(mut text: String) -> String {
 
 enum Message {
     Event(Box<Event>),
+    /// A tenant's event was stored by its write's transaction: trim the tenant.
+    Trim(String),
     Flush(oneshot::Sender<()>),
 }
 
@@ -128,6 +133,12 @@ impl EventLog {
         }
     }
 
+    /// Asks the writer to trim `tenant`, whose event a write stored itself ([`insert`]).
+    /// Skipped when the queue is full: the next batch of that tenant trims it.
+    pub fn trim_later(&self, tenant: &str) {
+        let _ = self.sender.try_send(Message::Trim(tenant.to_string()));
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -150,11 +161,13 @@ async fn write_loop(
 ) {
     while let Some(first) = receiver.recv().await {
         let mut events = Vec::new();
+        let mut trims = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Event(event) => events.push(*event),
+                Message::Trim(tenant) => trims.push(tenant),
                 Message::Flush(done) => flushes.push(done),
             }
             next = if events.len() < BATCH {
@@ -163,8 +176,9 @@ async fn write_loop(
                 None
             };
         }
-        if !events.is_empty()
-            && let Err(error) = write_batch(&db, &events, &retention, default_retention).await
+        if (!events.is_empty() || !trims.is_empty())
+            && let Err(error) =
+                write_batch(&db, &events, trims, &retention, default_retention).await
         {
             warn!(%error, events = events.len(), "could not write SCIM events; they are lost");
         }
@@ -174,43 +188,65 @@ async fn write_loop(
     }
 }
 
-async fn write_batch(
-    db: &Db,
-    events: &[Event],
-    retention: &HashMap<String, Retention>,
-    default_retention: u64,
-) -> Result<(), DbError> {
-    let mut values = Vec::with_capacity(events.len() * COLUMNS);
-    for e in events {
-        values.extend([
-            Val::Text(e.tenant.clone()),
-            Val::Text(e.at.clone()),
-            Val::Text(e.method.clone()),
-            Val::Text(e.path.clone()),
-            Val::Int(i64::from(e.status)),
-            Val::Float(e.duration_ms),
-            Val::Text(e.operation.clone()),
-            Val::OptText(e.client.clone()),
-            Val::OptText(e.request_body.clone()),
-            Val::OptText(e.response_body.clone()),
-            Val::Int(i64::from(e.rejected)),
-        ]);
-    }
-    let mut tx = db.begin_write().await?;
+/// Inserts one event in the caller's transaction (one statement): how a write's event is
+/// stored with the write. The writer trims later ([`EventLog::trim_later`]).
+pub async fn insert(conn: &mut AnyConnection, event: &Event) -> Result<(), DbError> {
     insert_rows(
-        tx.conn(),
+        conn,
         INSERT_HEAD,
         "",
         COLUMNS,
-        values,
-        "writing SCIM events",
+        values_of(event),
+        "writing a SCIM event",
     )
-    .await?;
-    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    .await
+    .map(|_| ())
+}
+
+fn values_of(e: &Event) -> Vec<Val> {
+    vec![
+        Val::Text(e.tenant.clone()),
+        Val::Text(e.at.clone()),
+        Val::Text(e.method.clone()),
+        Val::Text(e.path.clone()),
+        Val::Int(i64::from(e.status)),
+        Val::Float(e.duration_ms),
+        Val::Text(e.operation.clone()),
+        Val::OptText(e.client.clone()),
+        Val::OptText(e.request_body.clone()),
+        Val::OptText(e.response_body.clone()),
+        Val::Int(i64::from(e.rejected)),
+    ]
+}
+
+async fn write_batch(
+    db: &Db,
+    events: &[Event],
+    mut tenants: Vec<String>,
+    retention: &HashMap<String, Retention>,
+    default_retention: u64,
+) -> Result<(), DbError> {
+    let mut tx = db.begin_write().await?;
+    if !events.is_empty() {
+        let mut values = Vec::with_capacity(events.len() * COLUMNS);
+        for e in events {
+            values.extend(values_of(e));
+        }
+        insert_rows(
+            tx.conn(),
+            INSERT_HEAD,
+            "",
+            COLUMNS,
+            values,
+            "writing SCIM events",
+        )
+        .await?;
+    }
+    tenants.extend(events.iter().map(|e| e.tenant.clone()));
     tenants.sort_unstable();
     tenants.dedup();
     let now = chrono::Utc::now();
-    for tenant in tenants {
+    for tenant in &tenants {
         let kept = retention
             .get(tenant)
             .copied()

@@ -244,6 +244,8 @@ pub(crate) struct Call<'a> {
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// The write a handler finished, waiting to be committed with the request's event.
+    pending: std::sync::Mutex<Option<write::Pending>>,
 }
 
 impl Call<'_> {
@@ -354,6 +356,8 @@ async fn handle(
         let mut request_body = Bytes::new();
         // Until authenticated, a refusal is logged under the rejected cap (events::retention).
         let mut authenticated = false;
+        // A write's transaction, left for the event to join (write::commit).
+        let mut pending = None;
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
             access::check_rate(&tenant.limiter)?;
@@ -372,8 +376,9 @@ async fn handle(
                 query: uri.query(),
                 headers: &headers,
                 body: request_body.clone(),
+                pending: std::sync::Mutex::new(None),
             };
-            match tokio::time::timeout(
+            let outcome = match tokio::time::timeout(
                 server.options.request_timeout,
                 dispatch(&call, &method, &rest),
             )
@@ -385,11 +390,14 @@ async fn handle(
                     None,
                     "the request took too long and was abandoned; nothing was changed",
                 )),
-            }
+            };
+            // A failed request's transaction (if any) is dropped: rolled back.
+            pending = call.take_pending().filter(|_| outcome.is_ok());
+            outcome
         }
         .await;
         let operation_fallback = || format!("{method} {path}");
-        let (response, status, operation, response_body) = match result {
+        let (mut response, status, operation, response_body) = match result {
             Ok(reply) => {
                 let status = reply.status;
                 let text = reply.body.as_ref().map(|b| b.to_string());
@@ -420,18 +428,7 @@ async fn handle(
             }
         };
         let duration = started.elapsed();
-        tracing::info!(
-            status,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            "SCIM request"
-        );
-        crate::metrics::SCIM_REQUESTS
-            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
-            .inc();
-        crate::metrics::SCIM_SECONDS
-            .with_label_values(&[tenant.id.as_str()])
-            .observe(duration.as_secs_f64());
-        server.events.record(Event {
+        let mut event = Event {
             id: None,
             tenant: tenant.id.clone(),
             at: crate::db::now_text(),
@@ -444,7 +441,35 @@ async fn handle(
             request_body: loggable_body(&request_body),
             response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
             rejected: !authenticated,
-        });
+        };
+        let mut stored = false;
+        if let Some(pending) = pending {
+            // Committed with its event before the answer goes out.
+            match write::commit(&server, &tenant.id, pending, &event).await {
+                Ok(()) => stored = true,
+                Err(error) => {
+                    warn!(%error, "SCIM write could not be committed");
+                    event.status = error.status;
+                    event.operation =
+                        format!("{} (failed: {})", event.operation, error.client_detail());
+                    event.response_body = loggable_body(error.body(version).to_string().as_bytes());
+                    response = error.to_response(version);
+                }
+            }
+        }
+        let status = event.status;
+        tracing::info!(status, duration_ms = event.duration_ms, "SCIM request");
+        if stored {
+            server.events.trim_later(&tenant.id);
+        } else {
+            server.events.record(event);
+        }
+        crate::metrics::SCIM_REQUESTS
+            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
+            .inc();
+        crate::metrics::SCIM_SECONDS
+            .with_label_values(&[tenant.id.as_str()])
+            .observe(duration.as_secs_f64());
         response
     }
     .instrument(span)
