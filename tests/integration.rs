@@ -11,6 +11,7 @@ mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;
+mod scim_events;
 mod scim_replay;
 mod scim_server;
 mod scim_tokens;

@@ -14,7 +14,9 @@
 //! burst = 100
 //! max_removals = 100                  # deletes/deactivations per window before holding
 //! removal_window_minutes = 60
-//! event_retention = 10000             # requests kept in the event log
+//! event_retention = 10000             # accepted requests kept in the event log
+//! rejected_event_retention = 1000     # rejected-authentication requests kept, apart
+//! event_max_age = "30d"               # events older than this are deleted
 //! ```
 
 use std::num::NonZeroU32;
@@ -32,6 +34,11 @@ pub const SCIM_DEFAULT_REQUESTS_PER_SECOND: u32 = 50;
 pub const SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES: u64 = 60;
 /// Default number of requests kept in a tenant's event log.
 pub const SCIM_DEFAULT_EVENT_RETENTION: u64 = 10_000;
+/// Default number of rejected-authentication requests kept, apart from the others.
+pub const SCIM_DEFAULT_REJECTED_EVENT_RETENTION: u64 = 1_000;
+/// Default age past which events are deleted (30 days).
+pub const SCIM_DEFAULT_EVENT_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);
 
 /// How clients of a tenant authenticate.
 #[derive(Debug, Clone)]
@@ -60,7 +67,13 @@ pub struct ScimTenantSettings {
     /// None: the mapping's `max_deletes`.
     pub max_removals: Option<u64>,
     pub removal_window_minutes: u64,
+    /// Accepted requests (answered after authentication) kept in the event log.
     pub event_retention: u64,
+    /// Requests refused before authentication (401, 403, 429) kept, under their own cap
+    /// so that a flood of them cannot push accepted requests out.
+    pub rejected_event_retention: u64,
+    /// Events older than this are deleted, whatever their number.
+    pub event_max_age: std::time::Duration,
 }
 
 impl Default for ScimTenantSettings {
@@ -75,6 +88,8 @@ impl Default for ScimTenantSettings {
             max_removals: None,
             removal_window_minutes: SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES,
             event_retention: SCIM_DEFAULT_EVENT_RETENTION,
+            rejected_event_retention: SCIM_DEFAULT_REJECTED_EVENT_RETENTION,
+            event_max_age: SCIM_DEFAULT_EVENT_MAX_AGE,
         }
     }
 }
@@ -111,9 +126,15 @@ pub(crate) struct RawScimSettings {
     /// The window deletions are counted in, in minutes. Default 60.
     #[serde(default)]
     removal_window_minutes: Option<Spanned<i64>>,
-    /// Requests kept in the tenant's event log. Default 10000.
+    /// Accepted requests kept in the tenant's event log. Default 10000.
     #[serde(default)]
     event_retention: Option<Spanned<i64>>,
+    /// Rejected-authentication requests kept, apart. Default 1000.
+    #[serde(default)]
+    rejected_event_retention: Option<Spanned<i64>>,
+    /// Age past which events are deleted (`"30d"`, `"12h"`). Default 30 days.
+    #[serde(default)]
+    event_max_age: Option<Spanned<String>>,
 }
 
 fn parse_nets(
@@ -293,6 +314,28 @@ pub(crate) fn scim_settings(
         SCIM_DEFAULT_EVENT_RETENTION,
         problems,
     );
+    let rejected_retention = positive(
+        source,
+        "scim.rejected_event_retention",
+        raw.rejected_event_retention.as_ref(),
+        SCIM_DEFAULT_REJECTED_EVENT_RETENTION,
+        problems,
+    );
+    let event_max_age = match &raw.event_max_age {
+        None => SCIM_DEFAULT_EVENT_MAX_AGE,
+        Some(spanned) => match super::duration::parse_duration(spanned.get_ref()) {
+            Ok(age) if !age.is_zero() => age,
+            Ok(_) => {
+                let message = "must be longer than 0s (events would be deleted as written)";
+                source.report(problems, spanned, "scim.event_max_age", message);
+                SCIM_DEFAULT_EVENT_MAX_AGE
+            }
+            Err(error) => {
+                source.report(problems, spanned, "scim.event_max_age", error);
+                SCIM_DEFAULT_EVENT_MAX_AGE
+            }
+        },
+    };
     if problems.len() != before {
         return None;
     }
@@ -305,5 +348,53 @@ pub(crate) fn scim_settings(
         max_removals,
         removal_window_minutes: window?,
         event_retention: retention?,
+        rejected_event_retention: rejected_retention?,
+        event_max_age,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> (Option<ScimTenantSettings>, Vec<String>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("connectors/okta.toml");
+        let raw: RawScimSettings = toml::from_str(text).expect("toml");
+        let mut problems = Problems::new(dir.path());
+        let source = Source { file: &file, text };
+        let settings = scim_settings(&source, dir.path(), &raw, &mut problems);
+        let problems = problems
+            .into_vec()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (settings, problems)
+    }
+
+    #[test]
+    fn event_retention_settings_have_defaults_and_are_checked() {
+        let (defaults, _) = settings("");
+        let defaults = defaults.expect("defaults");
+        assert_eq!(defaults.event_retention, 10_000);
+        assert_eq!(defaults.rejected_event_retention, 1_000);
+        assert_eq!(defaults.event_max_age.as_secs(), 30 * 86_400);
+        let (set, problems) = settings(
+            "event_retention = 50\nrejected_event_retention = 5\nevent_max_age = \"12h\"\n",
+        );
+        let set = set.unwrap_or_else(|| panic!("{problems:?}"));
+        assert_eq!((set.event_retention, set.rejected_event_retention), (50, 5));
+        assert_eq!(set.event_max_age.as_secs(), 12 * 3600);
+        let (none, problems) = settings("rejected_event_retention = 0\nevent_max_age = \"0s\"\n");
+        assert!(none.is_none());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("scim.rejected_event_retention"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("scim.event_max_age: must be longer than 0s"),
+            "{problems:?}"
+        );
+    }
 }

@@ -35,7 +35,7 @@ use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings
 use crate::db::Db;
 use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
-use crate::scim::events::{Event, EventLog, loggable_body};
+use crate::scim::events::{Event, EventLog, Retention, loggable_body, mask_target};
 
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
@@ -131,10 +131,10 @@ impl ScimServer {
     }
 
     /// Each tenant's event retention, for [`EventLog::start`].
-    pub fn retention_of(tenants: &[Tenant]) -> HashMap<String, u64> {
+    pub fn retention_of(tenants: &[Tenant]) -> HashMap<String, Retention> {
         tenants
             .iter()
-            .map(|t| (t.id.clone(), t.settings.event_retention))
+            .map(|t| (t.id.clone(), Retention::of(&t.settings)))
             .collect()
     }
 
@@ -244,6 +244,8 @@ pub(crate) struct Call<'a> {
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// The write a handler finished, waiting to be committed with the request's event.
+    pending: std::sync::Mutex<Option<write::Pending>>,
 }
 
 impl Call<'_> {
@@ -344,15 +346,23 @@ async fn handle(
     let Some(tenant) = server.tenants.get(&tenant_id).cloned() else {
         return ScimError::not_found(format!("no SCIM tenant `{tenant_id}`")).to_response(version);
     };
-    let path = format!("/{rest}");
+    // Secrets in the path or query (`?access_token=...`) reach neither traces nor the log.
+    let raw_path = format!("/{rest}");
+    let path = mask_target(&raw_path, None);
+    let target = mask_target(&raw_path, uri.query());
     let span = info_span!("scim_request", tenant = %tenant.id, %method, path = %path);
     async move {
         let client = access::client_address(peer, &headers, &tenant.settings.trusted_proxies);
         let mut request_body = Bytes::new();
+        // Until authenticated, a refusal is logged under the rejected cap (events::retention).
+        let mut authenticated = false;
+        // A write's transaction, left for the event to join (write::commit).
+        let mut pending = None;
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
             access::check_rate(&tenant.limiter)?;
             access::authenticate(&server, &tenant, &headers).await?;
+            authenticated = true;
             request_body = access::read_body(body, server.options.max_body_bytes).await?;
             let host = headers
                 .get(header::HOST)
@@ -366,8 +376,9 @@ async fn handle(
                 query: uri.query(),
                 headers: &headers,
                 body: request_body.clone(),
+                pending: std::sync::Mutex::new(None),
             };
-            match tokio::time::timeout(
+            let outcome = match tokio::time::timeout(
                 server.options.request_timeout,
                 dispatch(&call, &method, &rest),
             )
@@ -379,11 +390,14 @@ async fn handle(
                     None,
                     "the request took too long and was abandoned; nothing was changed",
                 )),
-            }
+            };
+            // A failed request's transaction (if any) is dropped: rolled back.
+            pending = call.take_pending().filter(|_| outcome.is_ok());
+            outcome
         }
         .await;
         let operation_fallback = || format!("{method} {path}");
-        let (response, status, operation, response_body) = match result {
+        let (mut response, status, operation, response_body) = match result {
             Ok(reply) => {
                 let status = reply.status;
                 let text = reply.body.as_ref().map(|b| b.to_string());
@@ -414,33 +428,48 @@ async fn handle(
             }
         };
         let duration = started.elapsed();
-        tracing::info!(
-            status,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            "SCIM request"
-        );
-        crate::metrics::SCIM_REQUESTS
-            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
-            .inc();
-        crate::metrics::SCIM_SECONDS
-            .with_label_values(&[tenant.id.as_str()])
-            .observe(duration.as_secs_f64());
-        server.events.record(Event {
+        let mut event = Event {
             id: None,
             tenant: tenant.id.clone(),
             at: crate::db::now_text(),
             method: method.to_string(),
-            path: match uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.clone(),
-            },
+            path: target,
             status,
             duration_ms: duration.as_secs_f64() * 1000.0,
             operation,
             client: Some(client.to_string()),
             request_body: loggable_body(&request_body),
             response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
-        });
+            rejected: !authenticated,
+        };
+        let mut stored = false;
+        if let Some(pending) = pending {
+            // Committed with its event before the answer goes out.
+            match write::commit(&server, &tenant.id, pending, &event).await {
+                Ok(()) => stored = true,
+                Err(error) => {
+                    warn!(%error, "SCIM write could not be committed");
+                    event.status = error.status;
+                    event.operation =
+                        format!("{} (failed: {})", event.operation, error.client_detail());
+                    event.response_body = loggable_body(error.body(version).to_string().as_bytes());
+                    response = error.to_response(version);
+                }
+            }
+        }
+        let status = event.status;
+        tracing::info!(status, duration_ms = event.duration_ms, "SCIM request");
+        if stored {
+            server.events.trim_later(&tenant.id);
+        } else {
+            server.events.record(event);
+        }
+        crate::metrics::SCIM_REQUESTS
+            .with_label_values(&[tenant.id.as_str(), status.to_string().as_str()])
+            .inc();
+        crate::metrics::SCIM_SECONDS
+            .with_label_values(&[tenant.id.as_str()])
+            .observe(duration.as_secs_f64());
         response
     }
     .instrument(span)

@@ -3,14 +3,20 @@
 //! (only the users it touched when nothing else is pending), or holds the tenant when the
 //! change would remove more than its burst window allows. A failure anywhere rolls it all
 //! back: the IdP sees an error and nothing is stored.
+//!
+//! The transaction is not committed by the handler: `finish` leaves it pending on the call,
+//! and the request's end (`commit`) adds the request's event to it and commits, before the
+//! answer goes out. A write acknowledged with 2xx therefore has its event stored with it,
+//! and a crash after the answer loses neither.
 
 use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
-use super::Call;
+use super::{Call, ScimServer};
 use crate::db::WriteTx;
 use crate::scim::error::ScimError;
+use crate::scim::events::{self, Event};
 use crate::scim::{holds, store};
 use crate::sync::{self, PushedChange};
 use crate::target::runs::{self, Outcome, RunEnd};
@@ -59,7 +65,47 @@ pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
     Ok(tx)
 }
 
-/// Projects the change and commits.
+/// A write's transaction, done but not yet committed: it waits for the request's event.
+pub(crate) struct Pending {
+    tx: WriteTx,
+    /// A hold this write started, reported as a run once committed.
+    held_run: Option<(String, sync::RunReport)>,
+}
+
+impl Call<'_> {
+    /// Leaves `tx` for the request's end to commit with its event.
+    fn defer_commit(&self, tx: WriteTx, held_run: Option<(String, sync::RunReport)>) {
+        let pending = Pending { tx, held_run };
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+    }
+
+    /// The write transaction a handler finished, if any.
+    pub(crate) fn take_pending(&self) -> Option<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+/// Adds the request's event to the finished write's transaction and commits both (one
+/// more statement per write); then reports a hold the write started.
+pub(crate) async fn commit(
+    server: &ScimServer,
+    tenant: &str,
+    pending: Pending,
+    event: &Event,
+) -> Result<(), ScimError> {
+    let Pending { mut tx, held_run } = pending;
+    events::insert(tx.conn(), event).await.map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    if let Some((reason, report)) = held_run {
+        record_held_run(server, tenant, &reason, &report).await;
+    }
+    Ok(())
+}
+
+/// Projects the change; the transaction is committed with the request's event ([`commit`]).
 pub(crate) async fn finish(
     call: &Call<'_>,
     mut tx: WriteTx,
@@ -74,7 +120,7 @@ pub(crate) async fn finish(
         .await
         .map_err(db_error)?;
     if let Some(reason) = held {
-        tx.commit().await.map_err(db_error)?;
+        call.defer_commit(tx, None);
         return Ok(Applied::Held(reason));
     }
     let report = sync::apply_pushed(
@@ -102,9 +148,8 @@ pub(crate) async fn finish(
         holds::hold(tx.conn(), &tenant.id, &reason)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
         warn!(tenant = %tenant.id, %reason, "SCIM tenant held by its removal limit");
-        record_held_run(call, &reason, &report).await;
+        call.defer_commit(tx, Some((reason.clone(), report)));
         return Ok(Applied::Held(reason));
     }
     if report.removals > 0 {
@@ -118,15 +163,20 @@ pub(crate) async fn finish(
             .await
             .map_err(db_error)?;
     }
-    tx.commit().await.map_err(db_error)?;
+    call.defer_commit(tx, None);
     Ok(Applied::Applied)
 }
 
 /// Reports the hold as a run, so that `idsync runs` and the metrics show it.
-async fn record_held_run(call: &Call<'_>, reason: &str, report: &sync::RunReport) {
-    let db = call.db();
+async fn record_held_run(
+    server: &ScimServer,
+    tenant: &str,
+    reason: &str,
+    report: &sync::RunReport,
+) {
+    let db = &server.db;
     let result = async {
-        let id = runs::start_run(db, &call.tenant.id, "scim").await?;
+        let id = runs::start_run(db, tenant, "scim").await?;
         let end = RunEnd {
             read_mode: None,
             records_read: report.records_read,
@@ -135,7 +185,7 @@ async fn record_held_run(call: &Call<'_>, reason: &str, report: &sync::RunReport
             details: None,
         };
         runs::finish_run(db, id, Outcome::Held, &end).await?;
-        holds::set_run(db, &call.tenant.id, id).await
+        holds::set_run(db, tenant, id).await
     }
     .await;
     if let Err(error) = result {

@@ -1,11 +1,16 @@
 //! The SCIM event log: every request a tenant receives (time, method, path, status,
 //! duration, the operation in words, the client, and the request and response bodies with
-//! secrets redacted and their size capped), kept up to a retention count per tenant.
+//! secrets redacted and their size capped), kept per tenant up to a count for accepted
+//! requests, another for requests rejected before authentication, and a maximum age
+//! (`retention`).
 //!
-//! Requests hand their event to a background writer over a bounded channel and never wait
-//! for it: the writer inserts what has queued in one transaction and trims each tenant to
-//! its retention. When the queue is full (the database far behind), events are dropped and
-//! counted rather than slowing the requests down.
+//! A write answered 2xx stores its event itself, in the write's transaction ([`insert`],
+//! called by the SCIM server's write path), so the event survives whatever survives the
+//! write. Every other request (reads, refusals, failures) hands its event to a background
+//! writer over a bounded channel and never waits for it: the writer inserts what has queued
+//! in one transaction and trims each tenant to its retention. When the queue is full (the
+//! database far behind), those events are dropped and counted rather than slowing the
+//! requests down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,22 +24,22 @@ use tracing::warn;
 
 use crate::db::{Context, Db, DbError, Val, insert_rows, param};
 
+mod mask;
+mod retention;
+
+pub use mask::{is_secret_key, mask_target, mask_text, redact};
+pub use retention::{Retention, trim};
+
 /// Bodies longer than this are cut (and say so).
 pub const BODY_CAP_BYTES: usize = 8 * 1024;
 /// Events queued for the writer before new ones are dropped.
 const QUEUE: usize = 10_000;
 /// Events written per transaction at most.
 const BATCH: usize = 1_000;
-/// Keys whose values never reach the log, in any case and anywhere in a body.
-const SECRET_KEYS: [&str; 6] = [
-    "password",
-    "secret",
-    "token",
-    "access_token",
-    "client_secret",
-    "authorization",
-];
-
+/// The columns an event is written as.
+const INSERT_HEAD: &str = "scim_events (tenant, at, method, path, status, duration_ms, \
+     operation, client, request_body, response_body, rejected)";
+const COLUMNS: usize = 11;
 /// One request, as logged.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
@@ -50,6 +55,8 @@ pub struct Event {
     pub client: Option<String>,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
+    /// Refused before the client authenticated (401, 403, 429): kept under its own cap.
+    pub rejected: bool,
 }
 
 /// A body as it is logged: secrets replaced by `"[redacted]"`, cut at [`BODY_CAP_BYTES`].
@@ -62,8 +69,8 @@ pub fn loggable_body(body: &[u8]) -> Option<String> {
             redact(&mut value);
             value.to_string()
         }
-        // Not JSON: logged as text (lossily), which cannot carry a JSON secret key.
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
+        // Not JSON (cut, broken, form-encoded, text): masked textually.
+        Err(_) => mask_text(&String::from_utf8_lossy(body)),
     };
     Some(cap(text))
 }
@@ -82,29 +89,10 @@ fn cap(mut text: String) -> String {
     text
 }
 
-/// Replaces the values of secret-looking keys, at any depth.
-pub fn redact(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, item) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                if SECRET_KEYS
-                    .iter()
-                    .any(|s| lower == *s || lower.ends_with(s))
-                {
-                    *item = Value::String("[redacted]".into());
-                } else {
-                    redact(item);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
-
 enum Message {
     Event(Box<Event>),
+    /// A tenant's event was stored by its write's transaction: trim the tenant.
+    Trim(String),
     Flush(oneshot::Sender<()>),
 }
 
@@ -116,11 +104,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer. `retention` gives each tenant's kept count; `default_retention`
-    /// applies to the others.
+    /// Starts the writer. `retention` gives each tenant's retention; other tenants keep
+    /// `default_retention` accepted requests and the default for the rest.
     pub fn start(
         db: Db,
-        retention: HashMap<String, u64>,
+        retention: HashMap<String, Retention>,
         default_retention: u64,
     ) -> (EventLog, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
@@ -145,6 +133,12 @@ impl EventLog {
         }
     }
 
+    /// Asks the writer to trim `tenant`, whose event a write stored itself ([`insert`]).
+    /// Skipped when the queue is full: the next batch of that tenant trims it.
+    pub fn trim_later(&self, tenant: &str) {
+        let _ = self.sender.try_send(Message::Trim(tenant.to_string()));
+    }
+
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -162,16 +156,18 @@ impl EventLog {
 async fn write_loop(
     db: Db,
     mut receiver: mpsc::Receiver<Message>,
-    retention: HashMap<String, u64>,
+    retention: HashMap<String, Retention>,
     default_retention: u64,
 ) {
     while let Some(first) = receiver.recv().await {
         let mut events = Vec::new();
+        let mut trims = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Event(event) => events.push(*event),
+                Message::Trim(tenant) => trims.push(tenant),
                 Message::Flush(done) => flushes.push(done),
             }
             next = if events.len() < BATCH {
@@ -180,8 +176,9 @@ async fn write_loop(
                 None
             };
         }
-        if !events.is_empty()
-            && let Err(error) = write_batch(&db, &events, &retention, default_retention).await
+        if (!events.is_empty() || !trims.is_empty())
+            && let Err(error) =
+                write_batch(&db, &events, trims, &retention, default_retention).await
         {
             warn!(%error, events = events.len(), "could not write SCIM events; they are lost");
         }
@@ -191,70 +188,72 @@ async fn write_loop(
     }
 }
 
+/// Inserts one event in the caller's transaction (one statement): how a write's event is
+/// stored with the write. The writer trims later ([`EventLog::trim_later`]).
+pub async fn insert(conn: &mut AnyConnection, event: &Event) -> Result<(), DbError> {
+    insert_rows(
+        conn,
+        INSERT_HEAD,
+        "",
+        COLUMNS,
+        values_of(event),
+        "writing a SCIM event",
+    )
+    .await
+    .map(|_| ())
+}
+
+fn values_of(e: &Event) -> Vec<Val> {
+    vec![
+        Val::Text(e.tenant.clone()),
+        Val::Text(e.at.clone()),
+        Val::Text(e.method.clone()),
+        Val::Text(e.path.clone()),
+        Val::Int(i64::from(e.status)),
+        Val::Float(e.duration_ms),
+        Val::Text(e.operation.clone()),
+        Val::OptText(e.client.clone()),
+        Val::OptText(e.request_body.clone()),
+        Val::OptText(e.response_body.clone()),
+        Val::Int(i64::from(e.rejected)),
+    ]
+}
+
 async fn write_batch(
     db: &Db,
     events: &[Event],
-    retention: &HashMap<String, u64>,
+    mut tenants: Vec<String>,
+    retention: &HashMap<String, Retention>,
     default_retention: u64,
 ) -> Result<(), DbError> {
-    let mut values = Vec::with_capacity(events.len() * 10);
-    for e in events {
-        values.extend([
-            Val::Text(e.tenant.clone()),
-            Val::Text(e.at.clone()),
-            Val::Text(e.method.clone()),
-            Val::Text(e.path.clone()),
-            Val::Int(i64::from(e.status)),
-            Val::Float(e.duration_ms),
-            Val::Text(e.operation.clone()),
-            Val::OptText(e.client.clone()),
-            Val::OptText(e.request_body.clone()),
-            Val::OptText(e.response_body.clone()),
-        ]);
-    }
     let mut tx = db.begin_write().await?;
-    insert_rows(
-        tx.conn(),
-        "scim_events (tenant, at, method, path, status, duration_ms, operation, client, \
-         request_body, response_body)",
-        "",
-        10,
-        values,
-        "writing SCIM events",
-    )
-    .await?;
-    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    if !events.is_empty() {
+        let mut values = Vec::with_capacity(events.len() * COLUMNS);
+        for e in events {
+            values.extend(values_of(e));
+        }
+        insert_rows(
+            tx.conn(),
+            INSERT_HEAD,
+            "",
+            COLUMNS,
+            values,
+            "writing SCIM events",
+        )
+        .await?;
+    }
+    tenants.extend(events.iter().map(|e| e.tenant.clone()));
     tenants.sort_unstable();
     tenants.dedup();
-    for tenant in tenants {
-        let keep = retention.get(tenant).copied().unwrap_or(default_retention);
-        trim(tx.conn(), tenant, keep).await?;
+    let now = chrono::Utc::now();
+    for tenant in &tenants {
+        let kept = retention
+            .get(tenant)
+            .copied()
+            .unwrap_or_else(|| Retention::keeping(default_retention));
+        trim(tx.conn(), tenant, &kept, now).await?;
     }
     tx.commit().await
-}
-
-/// Deletes all but the newest `keep` events of `tenant`.
-async fn trim(conn: &mut AnyConnection, tenant: &str, keep: u64) -> Result<(), DbError> {
-    let (p1, p2) = (param(conn, 1), param(conn, 2));
-    let sql = format!(
-        "SELECT id FROM scim_events WHERE tenant = {p1} ORDER BY id DESC LIMIT 1 OFFSET {keep}"
-    );
-    let boundary = sqlx::query(AssertSqlSafe(sql))
-        .bind(tenant.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .context("trimming SCIM events")?;
-    if let Some(row) = boundary {
-        let id: i64 = row.try_get(0).context("trimming SCIM events")?;
-        let sql = format!("DELETE FROM scim_events WHERE tenant = {p1} AND id <= {p2}");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.to_string())
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .context("trimming SCIM events")?;
-    }
-    Ok(())
 }
 
 /// Which events `idsync events` shows.
@@ -332,7 +331,7 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
     };
     let sql = format!(
         "SELECT id, tenant, at, method, path, status, duration_ms, operation, client, \
-         request_body, response_body FROM scim_events{filter} ORDER BY id DESC LIMIT {}",
+         request_body, response_body, rejected FROM scim_events{filter} ORDER BY id DESC LIMIT {}",
         query.limit.max(1)
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -354,6 +353,7 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
                 client: row.try_get(8)?,
                 request_body: row.try_get(9)?,
                 response_body: row.try_get(10)?,
+                rejected: row.try_get::<i64, _>(11)? != 0,
             })
         })
         .collect::<Result<Vec<_>, _>>()
@@ -378,6 +378,21 @@ mod tests {
         assert!(!logged.contains("\"t\""));
         assert!(logged.contains("ada"));
         assert!(logged.contains("\"ok\":1"));
+    }
+
+    #[test]
+    fn secrets_in_bodies_that_are_not_json_are_masked() {
+        let cut = br#"{"userName":"ada","password":"hunter2","emails":[{"va"#;
+        let logged = loggable_body(cut).unwrap();
+        assert!(!logged.contains("hunter2"), "{logged}");
+        assert!(logged.contains("ada"), "{logged}");
+        let form = loggable_body(b"grant_type=password&client_secret=s3cret&x=1").unwrap();
+        assert_eq!(form, "grant_type=password&client_secret=[redacted]&x=1");
+        // Cut after masking would not help: the cap applies to the masked text.
+        let mut long = format!(r#"{{"password":"{}"#, "p".repeat(2 * BODY_CAP_BYTES));
+        long.push_str(r#"","userName":"#);
+        let logged = loggable_body(long.as_bytes()).unwrap();
+        assert!(!logged.contains("ppp"), "{}", &logged[..64]);
     }
 
     #[test]
