@@ -32,7 +32,7 @@ use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
 use super::http::{
     AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    StaticToken, TokenSource, next_link_from_header,
+    StaticToken, TokenSource, next_link_from_header, origin,
 };
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
@@ -86,6 +86,8 @@ pub struct OktaConnector {
     full_sync_every: Duration,
     /// What a checkpoint must have been made with to be continued.
     fingerprint: String,
+    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
+    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for OktaConnector {
@@ -120,7 +122,17 @@ impl OktaConnector {
             metrics_label: "okta",
             ..options
         };
-        let http = HttpClient::new(options).map_err(fail)?;
+        // Credentials go only to the org's origin (paging links included) and the token
+        // endpoint; both must be https unless allow_insecure_http (loopback only).
+        let http = HttpClient::new(options)
+            .and_then(|http| {
+                http.pinned_to(
+                    &[(settings.base_url.as_str(), "okta.base_url")],
+                    settings.allow_insecure_http,
+                )
+            })
+            .map_err(fail)?;
+        let mut configured = vec![settings.base_url.as_str()];
         let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
             OktaAuth::ApiToken(token) => (
                 Arc::new(StaticToken::new(token.clone())),
@@ -128,6 +140,13 @@ impl OktaConnector {
                 None,
             ),
             OktaAuth::ServiceApp(app) => {
+                origin::configured_origin(
+                    &app.token_url,
+                    "okta.token_url",
+                    settings.allow_insecure_http,
+                )
+                .map_err(fail)?;
+                configured.push(&app.token_url);
                 let make = assertion::assertion_fn(app).map_err(fail)?;
                 let source = OAuthClientCredentials::new(
                     http.reqwest_client(),
@@ -166,6 +185,7 @@ impl OktaConnector {
             page_size: settings.page_size.to_string(),
             full_sync_every: settings.full_sync_every,
             fingerprint,
+            plain_http: origin::plain_http_urls(&configured),
         })
     }
 
@@ -614,6 +634,7 @@ impl PullConnector for OktaConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
+        origin::warn_plain_http(KIND, &self.plain_http);
         let now = SystemTime::now();
         let plan = checkpoint::plan(checkpoint, &self.fingerprint, now, self.full_sync_every);
         match plan {
