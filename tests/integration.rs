@@ -4,6 +4,7 @@
 mod cli;
 mod conformance;
 mod connector_azure;
+mod connector_egress;
 mod connector_google;
 mod connector_okta;
 mod daemon;
