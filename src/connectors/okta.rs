@@ -12,7 +12,10 @@
 //!   with `filter=lastUpdated gt "since"` (which includes `DEPROVISIONED` ones), groups
 //!   with `type eq "T" and (lastUpdated gt "since" or lastMembershipUpdated gt "since")`,
 //!   each with its complete member list. Users a status policy skips are reported
-//!   removed. Hard deletions are invisible to filters: the next full read removes them.
+//!   removed. Hard deletions are invisible to filters, so every incremental read also
+//!   lists the ids of all users (and, when kept, deprovisioned users) and of all groups
+//!   of the selected types, `limit` = `page_size` per page, and reports them as
+//!   [`SourceBatch::Present`]: what the mirror holds beyond them is removed at this run.
 //! * Okta has no nested groups: members are users only.
 //! * Any failed page, 401 or 403 fails the whole read; nothing of it is kept.
 
@@ -38,7 +41,7 @@ use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
 use crate::config::{OktaAuth, OktaSettings, StatusPolicy};
-use crate::model::{MemberRef, SourceGroup, SourceUser, content_hash, json_kind};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash, json_kind};
 
 pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
 
@@ -350,6 +353,54 @@ impl OktaConnector {
         Ok(pager.started)
     }
 
+    /// Incremental reads: the ids of every user and group the org holds now, so that the
+    /// mirror notices hard deletions ([`SourceBatch::Present`]). The users are those the
+    /// full read would list (deprovisioned ones only when they are kept).
+    async fn present_ids(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
+        let mut listings = vec![(Vec::new(), "listing user ids")];
+        if self.policies.deprovisioned == StatusPolicy::Inactive {
+            listings.push((
+                vec![("filter", "status eq \"DEPROVISIONED\"".to_string())],
+                "listing deprovisioned user ids",
+            ));
+        }
+        let mut users = Vec::new();
+        for (extra, what) in listings {
+            let mut pager = self.pager("/users", extra, what.to_string(), Need::Users);
+            while let Some(page) = pager.next_page().await? {
+                users.extend(page.iter().filter_map(item_id));
+            }
+        }
+        let mut groups = Vec::new();
+        for group_type in &self.group_types {
+            let mut pager = self.pager(
+                "/groups",
+                vec![("filter", format!("type eq \"{group_type}\""))],
+                format!("listing {group_type} group ids"),
+                Need::Groups,
+            );
+            while let Some(page) = pager.next_page().await? {
+                groups.extend(page.iter().filter_map(item_id));
+            }
+        }
+        tracing::debug!(
+            users = users.len(),
+            groups = groups.len(),
+            "okta: ids listed for deletions"
+        );
+        sink.accept(SourceBatch::Present {
+            kind: MemberKind::User,
+            ids: users,
+        })
+        .await?;
+        sink.accept(SourceBatch::Present {
+            kind: MemberKind::Group,
+            ids: groups,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Groups of every selected type matching `filter` (a function of the type's own
     /// `type eq` clause), each with its complete member list.
     async fn groups(
@@ -497,6 +548,11 @@ fn token_advice(code: &str, scopes: Option<&[String]>) -> Option<String> {
         ),
         _ => None,
     }
+}
+
+/// The `id` of a listed user or group.
+fn item_id(item: &Value) -> Option<String> {
+    item.get("id").and_then(Value::as_str).map(str::to_string)
 }
 
 /// Follows one listing's `Link: rel="next"` headers, a page at a time.
@@ -656,6 +712,9 @@ impl PullConnector for OktaConnector {
             } => {
                 tracing::info!(since = %since, "okta: incremental read");
                 let started = self.changed_users(&since, sink).await?.unwrap_or(now);
+                // After the changes: a record created meanwhile is either read above or
+                // listed here, and so never taken for deleted.
+                self.present_ids(sink).await?;
                 let changed = |clause: &str| {
                     format!(
                         "{clause} and (lastUpdated gt \"{since}\" or lastMembershipUpdated gt \"{since}\")"
