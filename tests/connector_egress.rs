@@ -29,6 +29,9 @@ use crate::support::conformance::{Directory, Knobs};
 use crate::support::fake_okta::{self, FakeAuth, OktaOptions};
 use crate::support::{fake_google, sqlite};
 
+/// One request a server got: method, path, whether it carried `Authorization`, body.
+type Seen = (String, String, bool, String);
+
 /// What one server answers: (method, path) -> (status, headers, body).
 type Answer =
     Arc<dyn Fn(&Method, &str) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync>;
@@ -37,12 +40,12 @@ type Answer =
 /// (method, path, whether it carried `Authorization`, its body).
 struct Server {
     base: String,
-    seen: Arc<Mutex<Vec<(String, String, bool, String)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
     async fn start(answer: Answer) -> Server {
-        let seen: Arc<Mutex<Vec<(String, String, bool, String)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let record = seen.clone();
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
@@ -87,7 +90,7 @@ impl Server {
         .await
     }
 
-    fn requests(&self) -> Vec<(String, String, bool, String)> {
+    fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
@@ -385,17 +388,17 @@ async fn plain_http_needs_the_option_and_a_loopback_host() {
     );
     let mut azure = azure_settings("http://127.0.0.1:9");
     azure.allow_insecure_http = false;
-    let error = AzureConnector::new(&azure)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(error) = AzureConnector::new(&azure) else {
+        panic!("refused");
+    };
+    let error = error.to_string();
     assert!(error.contains("azure.graph_url"), "{error}");
     let mut google = google_settings("https://admin.example");
     google.token_url = "http://idp.example/token".into();
-    let error = GoogleConnector::new(&google)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(error) = GoogleConnector::new(&google) else {
+        panic!("refused");
+    };
+    let error = error.to_string();
     assert!(error.contains("google.token_url"), "{error}");
     let keycloak = keycloak_settings("http://sso.example");
     let error = KeycloakConnector::new(&keycloak).unwrap_err().to_string();

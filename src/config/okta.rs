@@ -177,9 +177,9 @@ pub(crate) struct RawOktaSettings {
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// How old the last full read may get before a run reads everything again instead
-    /// of only what changed (every read also lists ids, so hard deletions are seen at
-    /// once): `90m`, `24h`, `7d`,
-    /// `1h30m`; `0s` makes every read a full one. Default: `24h`.
+    /// of only what changed (incremental reads list ids too, so hard deletions are seen
+    /// at once): `90m`, `24h`, `7d`, `1h30m`; `0s` makes every read a full one.
+    /// Default: `24h`.
     #[serde(default)]
     full_sync_every: Option<Spanned<String>>,
     /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
