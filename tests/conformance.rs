@@ -275,3 +275,63 @@ async fn removals_arrive_once_the_read_is_complete() {
         assert_eq!(groups.len(), changed.groups.len(), "{kind}: group removed");
     }
 }
+
+#[tokio::test]
+async fn deletions_are_seen_at_the_next_run_with_default_settings() {
+    // Default settings: Okta reads incrementally, Graph through delta links, Google and
+    // Keycloak in full. A user and a group deleted between two runs must be gone after the
+    // second one, not only after the next periodic full read.
+    for (kind, start) in providers() {
+        let db = sqlite().await;
+        let dir = directory();
+        let fake = start(dir.clone(), Knobs::default()).await;
+        let run_default = async || {
+            let connector = fake.default_connector();
+            sync::sync(
+                &db,
+                "idp",
+                &mapping(),
+                connector.as_ref(),
+                RunOptions::default(),
+                &NoProgress,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"))
+        };
+        run_default().await;
+        let (_, groups_before) = snapshot(&db).await;
+        let mut changed = dir.clone();
+        let gone_user = changed
+            .users
+            .iter()
+            .position(|u| {
+                u.status == UserStatus::Active
+                    && groups_before.values().any(|m| m.contains(&u.user_name))
+            })
+            .map(|i| changed.users.remove(i))
+            .expect("an active group member");
+        for group in &mut changed.groups {
+            group
+                .members
+                .retain(|m| *m != FakeMember::User(gone_user.id.clone()));
+        }
+        let gone_group = changed.groups.pop().expect("a group");
+        fake.set_directory(changed.clone());
+        run_default().await;
+        let (users, groups) = snapshot(&db).await;
+        assert_eq!(
+            users.get(&gone_user.user_name),
+            Some(&false),
+            "{kind}: the deleted user is disabled"
+        );
+        assert!(
+            groups.values().all(|m| !m.contains(&gone_user.user_name)),
+            "{kind}: the deleted user's memberships are revoked"
+        );
+        assert!(
+            !groups.contains_key(&gone_group.name),
+            "{kind}: the deleted group is removed"
+        );
+        assert_eq!(groups.len(), groups_before.len() - 1, "{kind}");
+    }
+}

@@ -698,7 +698,7 @@ async fn a_configured_google_connector_reads_the_fake() {
         format!(
             "kind = \"google\"\nmapping = \"default\"\n[google]\n\
              service_account_key = {{ file = \"google-key.json\" }}\nsubject = \"{ADMIN}\"\n\
-             token_url = \"{}\"\napi_base_url = \"{}\"\nrequests_per_second = 1000\n",
+             token_url = \"{}\"\napi_base_url = \"{}\"\nrequests_per_second = 1000\nallow_insecure_http = true\n",
             fake.token_url(),
             fake.base_url()
         ),

@@ -523,9 +523,18 @@ async fn an_incremental_read_touches_only_what_changed() {
         0,
         "an unchanged group is not re-read"
     );
-    assert!(
-        !log.iter().any(|l| l.contains("DEPROVISIONED")),
-        "a delta needs no second user listing: {log:#?}"
+    // Hard deletions: one listing of the ids of users, deprovisioned users and each
+    // group type, so that deleted records leave at this run.
+    assert_eq!(count_requests(&fake, "/api/v1/users?limit="), 1, "{log:#?}");
+    assert_eq!(
+        count_requests(&fake, "/api/v1/users?filter=status eq \"DEPROVISIONED\""),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        count_requests(&fake, "/api/v1/groups?filter=type eq \"OKTA_GROUP\"&"),
+        1,
+        "{log:#?}"
     );
     assert_eq!(
         members(&db, "Engineering").await,
@@ -598,13 +607,14 @@ async fn a_stale_or_unusable_checkpoint_reads_everything() {
     let fake = start(small(), Knobs::default()).await;
     run_ok(&db, &admin(&fake)).await;
 
-    // erin is hard-deleted: filters cannot see that, an incremental read keeps her.
+    // erin is hard-deleted: filters cannot see that, but the incremental read's id
+    // listing does, and she leaves at once.
     let mut changed = small();
     changed.users.retain(|u| u.id != "00uerin");
     fake.set_directory(changed);
     let delta = run_ok(&db, &admin(&fake)).await;
     assert_eq!(delta.read_mode, Some("delta"));
-    assert_eq!(delta.outcome, Outcome::Unchanged);
+    assert_eq!(delta.counts.users_disabled, 1, "erin is gone");
 
     // The last full read is two days old (full_sync_every is 24h): read everything.
     let stored = checkpoint(&db).await.expect("checkpoint");
@@ -615,7 +625,7 @@ async fn a_stale_or_unusable_checkpoint_reads_everything() {
     set_checkpoint(&db, Some(value.to_string())).await;
     let full = run_ok(&db, &admin(&fake)).await;
     assert_eq!(full.read_mode, Some("full"));
-    assert_eq!(full.counts.users_disabled, 1, "erin is gone");
+    assert_eq!(full.outcome, Outcome::Unchanged, "erin left already");
     let renewed: serde_json::Value = serde_json::from_str(&checkpoint(&db).await.unwrap()).unwrap();
     assert_ne!(renewed["full_read_at"], value["full_read_at"]);
 

@@ -39,7 +39,7 @@ impl Tree {
             "connectors/kc.toml",
             &format!(
                 "kind = \"keycloak\"\nmapping = \"default\"\nschedule = \"{schedule}\"\n\
-                 [keycloak]\nbase_url = \"{keycloak_base}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\n\
+                 [keycloak]\nbase_url = \"{keycloak_base}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nallow_insecure_http = true\n\
                  client_secret = {{ env = \"KC_SECRET\" }}\npage_size = 10\nrequests_per_second = 1000\n"
             ),
         );
@@ -556,7 +556,7 @@ async fn a_connector_whose_idp_is_down_fails_and_the_others_go_on() {
         "connectors/broken.toml",
         &format!(
             "kind = \"keycloak\"\nmapping = \"default\"\nschedule = \"* * * * * *\"\n\
-             [keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\n\
+             [keycloak]\nbase_url = \"{}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nallow_insecure_http = true\n\
              client_secret = {{ env = \"KC_SECRET\" }}\n",
             down.base_url()
         ),

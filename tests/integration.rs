@@ -5,6 +5,7 @@ mod admin_access;
 mod cli;
 mod conformance;
 mod connector_azure;
+mod connector_egress;
 mod connector_google;
 mod connector_okta;
 mod daemon;

@@ -39,6 +39,7 @@ use super::SecretString;
 use super::duration::parse_duration;
 use super::problems::{Problems, Source};
 use super::secret::SecretRef;
+use crate::connectors::http::origin::insecure_reason;
 
 /// Default login host (Entra ID, global cloud).
 pub const AZURE_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -173,6 +174,9 @@ pub struct AzureSettings {
     pub group_properties: Vec<String>,
     /// Cap on the time one request is retried.
     pub max_retry_time: Duration,
+    /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
+    /// false; every run logs a warning when set.
+    pub allow_insecure_http: bool,
 }
 
 impl AzureSettings {
@@ -202,6 +206,7 @@ impl AzureSettings {
                 .map(|s| s.to_string())
                 .collect(),
             max_retry_time: AZURE_DEFAULT_MAX_RETRY_TIME,
+            allow_insecure_http: false,
         }
     }
 }
@@ -272,6 +277,9 @@ pub(crate) struct RawAzureSettings {
     /// How long one request is retried (throttling, 5xx). Default `"5m"`.
     #[serde(default)]
     max_retry_time: Option<Spanned<String>>,
+    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default false.
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 /// Whether `name` can be a Graph property name in `$select` (letters, digits, `_`; this
@@ -359,7 +367,9 @@ pub(crate) fn azure_settings(
         let text = spanned.get_ref().trim().trim_end_matches('/').to_owned();
         match url::Url::parse(&text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if url.query().is_some() || url.fragment().is_some() {
+                if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
+                    source.report(problems, spanned, key, format!("`{text}`: {reason}"));
+                } else if url.query().is_some() || url.fragment().is_some() {
                     source.report(
                         problems,
                         spanned,
@@ -384,7 +394,7 @@ pub(crate) fn azure_settings(
                 problems,
                 spanned,
                 key,
-                format!("`{text}` must be an http:// or https:// URL"),
+                format!("`{text}` must be an https:// URL"),
             ),
             Err(err) => source.report(
                 problems,
@@ -537,6 +547,7 @@ pub(crate) fn azure_settings(
         user_properties,
         group_properties,
         max_retry_time,
+        allow_insecure_http: raw.allow_insecure_http,
     })
 }
 
@@ -887,7 +898,7 @@ mod tests {
         let both = format!("{key}{cert}");
         let (settings, problems) = check(
             &format!(
-                "{HEAD}certificate = {{ file = \"both.pem\" }}\nprivate_key = {{ file = \"both.pem\" }}\ntoken_url = \"http://127.0.0.1:9/t/token\"\n"
+                "{HEAD}certificate = {{ file = \"both.pem\" }}\nprivate_key = {{ file = \"both.pem\" }}\ntoken_url = \"http://127.0.0.1:9/t/token\"\nallow_insecure_http = true\n"
             ),
             &[("both.pem", &both)],
         );
@@ -914,7 +925,7 @@ mod tests {
             [
                 "connectors/graph.toml:4: azure.tenant_id: `common` is not a tenant: a daemon needs the directory (tenant) id or a verified domain such as contoso.onmicrosoft.com",
                 "connectors/graph.toml:5: azure.client_id: must not be empty",
-                "connectors/graph.toml:8: azure.authority: `ftp://login` must be an http:// or https:// URL",
+                "connectors/graph.toml:8: azure.authority: `ftp://login` must be an https:// URL",
                 "connectors/graph.toml:7: azure.graph_url: `https://graph.microsoft.com/v1.0` must be the host only, without `/v1.0`, such as https://graph.microsoft.com",
                 "connectors/graph.toml:9: azure.page_size: 1000 is out of range (1-999, Graph's largest $top)",
                 "connectors/graph.toml:10: azure.requests_per_second: 0 is out of range (at least 1)",

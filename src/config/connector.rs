@@ -26,6 +26,7 @@ use toml::Spanned;
 
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
+use crate::connectors::http::origin::insecure_reason;
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -124,6 +125,9 @@ pub struct KeycloakSettings {
     pub page_size: u32,
     /// Client-side request rate.
     pub requests_per_second: NonZeroU32,
+    /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
+    /// false; every run logs a warning when set.
+    pub allow_insecure_http: bool,
 }
 
 /// Default `page_size` of a Keycloak connector.
@@ -488,6 +492,9 @@ struct RawKeycloakSettings {
     /// Requests per second, at least 1. Default: 10.
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
+    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 fn default_enabled() -> bool {
@@ -912,7 +919,10 @@ fn keycloak_settings(
         let text = spanned.get_ref().trim();
         match url::Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if url.query().is_some() || url.fragment().is_some() {
+                if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
+                    source.report(problems, spanned, key, format!("`{text}`: {reason}"));
+                    ok = false;
+                } else if url.query().is_some() || url.fragment().is_some() {
                     source.report(
                         problems,
                         spanned,
@@ -927,7 +937,7 @@ fn keycloak_settings(
                     problems,
                     spanned,
                     key,
-                    format!("`{text}` must be an http:// or https:// URL"),
+                    format!("`{text}` must be an https:// URL"),
                 );
                 ok = false;
             }
@@ -1069,6 +1079,7 @@ fn keycloak_settings(
         token_url,
         page_size,
         requests_per_second: requests_per_second?,
+        allow_insecure_http: raw.allow_insecure_http,
     }))
 }
 
@@ -1370,7 +1381,7 @@ mod tests {
         let (connector, problems) = check(
             "sso",
             &format!(
-                "{KEYCLOAK}base_url = \"http://localhost:8080/auth\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\ntoken_url = \"http://localhost:8080/auth/realms/master/protocol/openid-connect/token\"\npage_size = 1000\nrequests_per_second = 2\n"
+                "{KEYCLOAK}base_url = \"http://localhost:8080/auth\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\ntoken_url = \"http://localhost:8080/auth/realms/master/protocol/openid-connect/token\"\npage_size = 1000\nrequests_per_second = 2\nallow_insecure_http = true\n"
             ),
             &[],
         );
@@ -1384,6 +1395,27 @@ mod tests {
         );
         assert_eq!(k.page_size, 1000);
         assert_eq!(k.requests_per_second.get(), 2);
+        assert!(k.allow_insecure_http);
+
+        // Plain http without the option, or to a host that is not loopback, is refused.
+        for (base, option) in [
+            ("http://localhost:8080/auth", ""),
+            ("http://sso.example.com", "allow_insecure_http = true\n"),
+        ] {
+            let (connector, problems) = check(
+                "sso",
+                &format!(
+                    "{KEYCLOAK}base_url = \"{base}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\n{option}"
+                ),
+                &[],
+            );
+            assert!(connector.is_none());
+            assert!(
+                problems[0].starts_with("connectors/sso.toml:4: keycloak.base_url: ")
+                    && problems[0].contains("plain http sends credentials unencrypted"),
+                "{problems:?}"
+            );
+        }
     }
 
     #[test]

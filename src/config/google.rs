@@ -31,6 +31,7 @@ use toml::Spanned;
 
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
+use crate::connectors::http::origin::insecure_reason;
 
 /// Google's OAuth token endpoint (IDP_APIS.md section 3.1), used when the key file has no
 /// `token_uri`.
@@ -119,6 +120,9 @@ pub struct GoogleSettings {
     /// `maxResults` of `users.list` (1-500); groups and members use at most 200.
     pub page_size: u32,
     pub requests_per_second: NonZeroU32,
+    /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
+    /// false; every run logs a warning when set.
+    pub allow_insecure_http: bool,
 }
 
 impl GoogleSettings {
@@ -164,6 +168,9 @@ pub(crate) struct RawGoogleSettings {
     /// Requests per second, at least 1. Default 20.
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
+    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default false.
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 /// What the `kind` line says a `[google]` table needs.
@@ -246,6 +253,17 @@ fn check_private_key(pem: &str) -> Result<(), String> {
 fn is_http_url(text: &str) -> bool {
     url::Url::parse(text)
         .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+}
+
+/// Why `text` may not be used as an endpoint, if it may not: not an https URL (http only
+/// for loopback hosts with `allow_insecure_http`).
+fn url_problem(text: &str, allow_insecure_http: bool) -> Option<String> {
+    match url::Url::parse(text) {
+        Ok(url) if is_http_url(text) => {
+            insecure_reason(&url, allow_insecure_http).map(|reason| format!("`{text}`: {reason}"))
+        }
+        _ => Some(format!("`{text}` must be an https:// URL")),
+    }
 }
 
 /// Checks a `[google]` table and resolves and reads its key.
@@ -388,13 +406,8 @@ pub(crate) fn google_settings(
 
     let url_setting = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
         let text = spanned.get_ref().trim().to_owned();
-        if !is_http_url(&text) {
-            source.report(
-                problems,
-                spanned,
-                key,
-                format!("`{text}` must be an http:// or https:// URL"),
-            );
+        if let Some(message) = url_problem(&text, raw.allow_insecure_http) {
+            source.report(problems, spanned, key, message);
         } else if text.contains(['?', '#']) {
             source.report(
                 problems,
@@ -458,9 +471,26 @@ pub(crate) fn google_settings(
         return None;
     }
     let key = key?;
-    let token_url = token_url
-        .or_else(|| key.token_uri.clone())
-        .unwrap_or_else(|| GOOGLE_DEFAULT_TOKEN_URL.to_owned());
+    let token_url = match token_url {
+        Some(url) => url,
+        None => {
+            let url = key
+                .token_uri
+                .clone()
+                .unwrap_or_else(|| GOOGLE_DEFAULT_TOKEN_URL.to_owned());
+            // The key file's token_uri receives the signed assertion: same rule.
+            if let Some(message) = url_problem(&url, raw.allow_insecure_http) {
+                source.report(
+                    problems,
+                    &raw.service_account_key,
+                    "google.service_account_key",
+                    format!("the key file's token_uri {message}"),
+                );
+                return None;
+            }
+            url
+        }
+    };
     Some(GoogleSettings {
         key,
         subject,
@@ -472,6 +502,7 @@ pub(crate) fn google_settings(
         include_archived: raw.include_archived.unwrap_or(true),
         page_size,
         requests_per_second: requests_per_second?,
+        allow_insecure_http: raw.allow_insecure_http,
     })
 }
 
@@ -577,7 +608,7 @@ mod tests {
              \"https://www.googleapis.com/auth/admin.directory.group.member.readonly\"]\n\
              token_url = \"http://127.0.0.1:9/token\"\napi_base_url = \"http://127.0.0.1:9/\"\n\
              include_suspended = false\ninclude_archived = false\npage_size = 100\n\
-             requests_per_second = 5\n"
+             requests_per_second = 5\nallow_insecure_http = true\n"
         ));
         assert!(problems.is_empty(), "{problems:?}");
         let g = settings.expect("valid");
@@ -680,7 +711,7 @@ mod tests {
                 "connectors/gws.toml:8: google.scopes: `admin.directory.user.readonly` is not an OAuth scope such as https://www.googleapis.com/auth/admin.directory.user.readonly",
                 "connectors/gws.toml:8: google.scopes: listing users needs the scope https://www.googleapis.com/auth/admin.directory.user.readonly (or admin.directory.user)",
                 "connectors/gws.toml:8: google.scopes: listing groups and their members needs the scope https://www.googleapis.com/auth/admin.directory.group.readonly (or admin.directory.group)",
-                "connectors/gws.toml:9: google.token_url: `ftp://x` must be an http:// or https:// URL",
+                "connectors/gws.toml:9: google.token_url: `ftp://x` must be an https:// URL",
                 "connectors/gws.toml:10: google.api_base_url: give the API root without `/admin/directory/v1` (such as https://admin.googleapis.com)",
                 "connectors/gws.toml:11: google.page_size: 501 is out of range (1-500; groups and members pages are capped at 200)",
                 "connectors/gws.toml:12: google.requests_per_second: 0 is out of range (at least 1)",

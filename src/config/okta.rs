@@ -32,6 +32,7 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
+use crate::connectors::http::origin::insecure_reason;
 
 /// Default and largest `page_size`: Okta's maximum `limit` for users (and the value it
 /// recommends for groups and group members).
@@ -68,6 +69,9 @@ pub struct OktaSettings {
     pub requests_per_second: NonZeroU32,
     /// A checkpoint older than this makes the next read a full one (zero: every read).
     pub full_sync_every: Duration,
+    /// Plain `http` base and token URLs are accepted (loopback hosts only; labs and
+    /// tests). Default false; every run logs a warning when set.
+    pub allow_insecure_http: bool,
 }
 
 /// How the connector authenticates to Okta.
@@ -173,10 +177,14 @@ pub(crate) struct RawOktaSettings {
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// How old the last full read may get before a run reads everything again instead
-    /// of only what changed (hard deletions are seen only then): `90m`, `24h`, `7d`,
-    /// `1h30m`; `0s` makes every read a full one. Default: `24h`.
+    /// of only what changed (incremental reads list ids too, so hard deletions are seen
+    /// at once): `90m`, `24h`, `7d`, `1h30m`; `0s` makes every read a full one.
+    /// Default: `24h`.
     #[serde(default)]
     full_sync_every: Option<Spanned<String>>,
+    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 /// `scopes`: a list of strings, or one space-separated string.
@@ -324,6 +332,7 @@ pub(crate) fn okta_settings<T>(
         page_size,
         requests_per_second: requests_per_second?,
         full_sync_every: full_sync_every?,
+        allow_insecure_http: raw.allow_insecure_http,
     })
 }
 
@@ -391,7 +400,7 @@ fn base_url<T>(
             Some(format!("https://{host}"))
         }
         (None, Some(base_url)) => {
-            let text = check_url(source, base_url, "okta.base_url", problems)?;
+            let text = check_url(source, base_url, "okta.base_url", raw, problems)?;
             if text.ends_with("/api/v1") || text.contains("/api/v1/") {
                 source.report(
                     problems,
@@ -406,22 +415,27 @@ fn base_url<T>(
     }
 }
 
-/// An http(s) URL without query or fragment, trailing `/` trimmed.
+/// An https URL (http only on loopback with `allow_insecure_http`) without query or
+/// fragment, trailing `/` trimmed.
 fn check_url(
     source: &Source<'_>,
     spanned: &Spanned<String>,
     key: &str,
+    raw: &RawOktaSettings,
     problems: &mut Problems,
 ) -> Option<String> {
     let text = spanned.get_ref().trim();
     let message = match url::Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-            if url.query().is_none() && url.fragment().is_none() {
+            if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
+                format!("`{text}`: {reason}")
+            } else if url.query().is_none() && url.fragment().is_none() {
                 return Some(text.trim_end_matches('/').to_owned());
+            } else {
+                format!("`{text}` must not have a query or fragment")
             }
-            format!("`{text}` must not have a query or fragment")
         }
-        Ok(_) => format!("`{text}` must be an http:// or https:// URL"),
+        Ok(_) => format!("`{text}` must be an https:// URL"),
         Err(err) => format!("`{text}` is not a URL: {err}"),
     };
     source.report(problems, spanned, key, message);
@@ -546,7 +560,7 @@ fn auth<T>(
         }
     };
     let token_url = match &raw.token_url {
-        Some(url) => check_url(source, url, "okta.token_url", problems),
+        Some(url) => check_url(source, url, "okta.token_url", raw, problems),
         None => base_url.map(|base| format!("{base}/oauth2/v1/token")),
     };
     let (private_key, algorithm) = match key.get_ref().resolve(base_dir) {

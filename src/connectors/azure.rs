@@ -45,7 +45,7 @@ pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
 use super::http::{
     AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    TokenSource, odata_next_link,
+    TokenSource, odata_next_link, origin,
 };
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
@@ -119,6 +119,8 @@ pub struct AzureConnector {
     user_select: String,
     group_select: String,
     fingerprint: String,
+    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
+    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for AzureConnector {
@@ -380,8 +382,23 @@ impl AzureConnector {
             metrics_label: "azure",
             ..HttpOptions::default()
         };
-        let http = HttpClient::new(options).map_err(|e| fail("setting up the HTTP client", e))?;
         let graph_url = settings.graph_url.trim_end_matches('/').to_string();
+        // Credentials go only to Graph's origin (paging and delta links included) and the
+        // token endpoint; both must be https unless allow_insecure_http (loopback only).
+        let http = HttpClient::new(options)
+            .and_then(|http| {
+                http.pinned_to(
+                    &[(graph_url.as_str(), "azure.graph_url")],
+                    settings.allow_insecure_http,
+                )
+            })
+            .map_err(|e| fail("setting up the HTTP client", e))?;
+        origin::configured_origin(
+            &settings.token_url,
+            "azure.token_url",
+            settings.allow_insecure_http,
+        )
+        .map_err(|e| fail("setting up the token endpoint", e))?;
         let token = Arc::new(
             OAuthClientCredentials::new(
                 http.reqwest_client(),
@@ -429,6 +446,7 @@ impl AzureConnector {
             user_select,
             group_select,
             fingerprint,
+            plain_http: origin::plain_http_urls(&[&graph_url, &settings.token_url]),
         })
     }
 
@@ -1070,6 +1088,7 @@ impl PullConnector for AzureConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
+        origin::warn_plain_http(KIND, &self.plain_http);
         if !self.delta {
             self.read_full_listing(sink).await?;
             return Ok(ReadSummary {

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use super::http::{
     AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerClaims, JwtBearerGrant, TokenSource,
-    google_next_page_token,
+    google_next_page_token, origin,
 };
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
@@ -114,6 +114,8 @@ pub struct GoogleConnector {
     project_id: Option<String>,
     /// Budget and backoff for retrying 403 quota answers (the shared client retries 429s).
     retry_time: Duration,
+    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
+    plain_http: Vec<String>,
 }
 
 impl GoogleConnector {
@@ -138,7 +140,22 @@ impl GoogleConnector {
             source,
         };
         let retry_time = options.max_retry_time;
-        let http = HttpClient::new(options).map_err(fail)?;
+        // Credentials go only to the API root's origin and the token endpoint; both must be
+        // https unless allow_insecure_http (loopback only).
+        let http = HttpClient::new(options)
+            .and_then(|http| {
+                http.pinned_to(
+                    &[(settings.api_base_url.as_str(), "google.api_base_url")],
+                    settings.allow_insecure_http,
+                )
+            })
+            .map_err(fail)?;
+        origin::configured_origin(
+            &settings.token_url,
+            "google.token_url",
+            settings.allow_insecure_http,
+        )
+        .map_err(fail)?;
         let token = JwtBearerGrant::new(
             http.reqwest_client(),
             &settings.token_url,
@@ -176,6 +193,7 @@ impl GoogleConnector {
                 .unwrap_or_else(|| settings.key.client_email.clone()),
             project_id: settings.key.project_id.clone(),
             retry_time,
+            plain_http: origin::plain_http_urls(&[&settings.api_base_url, &settings.token_url]),
         })
     }
 
@@ -615,6 +633,7 @@ impl PullConnector for GoogleConnector {
         _checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
+        origin::warn_plain_http(KIND, &self.plain_http);
         let user_ids = self.read_users(sink).await?;
         self.read_groups(&user_ids, sink).await?;
         Ok(ReadSummary {

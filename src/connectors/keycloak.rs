@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::http::{
     AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    keycloak_next_first,
+    keycloak_next_first, origin,
 };
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
 use crate::config::KeycloakSettings;
@@ -45,6 +45,8 @@ pub struct KeycloakConnector {
     /// `{base_url}/admin/realms/{realm}`, without a trailing slash.
     admin: String,
     page_size: u32,
+    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
+    plain_http: Vec<String>,
 }
 
 impl KeycloakConnector {
@@ -60,7 +62,22 @@ impl KeycloakConnector {
             metrics_label: KIND,
             ..HttpOptions::default()
         };
-        let http = HttpClient::new(options).map_err(fail)?;
+        // Credentials go only to the server's origin and the token endpoint; both must be
+        // https unless allow_insecure_http (loopback only).
+        let http = HttpClient::new(options)
+            .and_then(|http| {
+                http.pinned_to(
+                    &[(settings.base_url.as_str(), "keycloak.base_url")],
+                    settings.allow_insecure_http,
+                )
+            })
+            .map_err(fail)?;
+        origin::configured_origin(
+            &settings.token_url,
+            "keycloak.token_url",
+            settings.allow_insecure_http,
+        )
+        .map_err(fail)?;
         let auth = match &settings.client_secret {
             Some(secret) => ClientAuth::Secret(secret.clone()),
             None => ClientAuth::Public,
@@ -82,6 +99,7 @@ impl KeycloakConnector {
             http,
             admin: format!("{base}/admin/realms/{}", settings.realm),
             page_size: settings.page_size.max(1),
+            plain_http: origin::plain_http_urls(&[&settings.base_url, &settings.token_url]),
         })
     }
 
@@ -357,6 +375,7 @@ impl PullConnector for KeycloakConnector {
         _checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
+        origin::warn_plain_http(KIND, &self.plain_http);
         self.read_users(sink).await?;
         self.read_groups(sink).await?;
         Ok(ReadSummary {

@@ -18,7 +18,7 @@ pub mod okta;
 use async_trait::async_trait;
 
 use crate::config::{ConnectorConfig, ConnectorSettings};
-use crate::model::{MemberRef, SourceGroup, SourceUser};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser};
 
 /// One page worth of source data.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,11 @@ pub enum SourceBatch {
         users: Vec<String>,
         groups: Vec<String>,
     },
+    /// Delta reads only: the id of every record of `kind` the source holds now (the whole
+    /// set, possibly over several batches). After a complete read, the mirror removes the
+    /// records of that kind it holds that no such batch listed: a delta connector whose
+    /// change feed cannot show hard deletions (Okta) still sees them at every run.
+    Present { kind: MemberKind, ids: Vec<String> },
     /// Delta reads only: membership changes of a group the mirror already holds
     /// (Graph's `members@delta`).
     MemberChanges {
@@ -48,6 +53,7 @@ impl SourceBatch {
             SourceBatch::Users(users) => users.len(),
             SourceBatch::Groups(groups) => groups.len(),
             SourceBatch::Removed { users, groups } => users.len() + groups.len(),
+            SourceBatch::Present { ids, .. } => ids.len(),
             SourceBatch::MemberChanges { added, removed, .. } => added.len() + removed.len(),
         }
     }

@@ -12,7 +12,10 @@
 //!   with `filter=lastUpdated gt "since"` (which includes `DEPROVISIONED` ones), groups
 //!   with `type eq "T" and (lastUpdated gt "since" or lastMembershipUpdated gt "since")`,
 //!   each with its complete member list. Users a status policy skips are reported
-//!   removed. Hard deletions are invisible to filters: the next full read removes them.
+//!   removed. Hard deletions are invisible to filters, so every incremental read also
+//!   lists the ids of all users (and, when kept, deprovisioned users) and of all groups
+//!   of the selected types, `limit` = `page_size` per page, and reports them as
+//!   [`SourceBatch::Present`]: what the mirror holds beyond them is removed at this run.
 //! * Okta has no nested groups: members are users only.
 //! * Any failed page, 401 or 403 fails the whole read; nothing of it is kept.
 
@@ -32,13 +35,13 @@ use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
 use super::http::{
     AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    StaticToken, TokenSource, next_link_from_header,
+    StaticToken, TokenSource, next_link_from_header, origin,
 };
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
 use crate::config::{OktaAuth, OktaSettings, StatusPolicy};
-use crate::model::{MemberRef, SourceGroup, SourceUser, content_hash, json_kind};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash, json_kind};
 
 pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
 
@@ -86,6 +89,8 @@ pub struct OktaConnector {
     full_sync_every: Duration,
     /// What a checkpoint must have been made with to be continued.
     fingerprint: String,
+    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
+    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for OktaConnector {
@@ -120,7 +125,17 @@ impl OktaConnector {
             metrics_label: "okta",
             ..options
         };
-        let http = HttpClient::new(options).map_err(fail)?;
+        // Credentials go only to the org's origin (paging links included) and the token
+        // endpoint; both must be https unless allow_insecure_http (loopback only).
+        let http = HttpClient::new(options)
+            .and_then(|http| {
+                http.pinned_to(
+                    &[(settings.base_url.as_str(), "okta.base_url")],
+                    settings.allow_insecure_http,
+                )
+            })
+            .map_err(fail)?;
+        let mut configured = vec![settings.base_url.as_str()];
         let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
             OktaAuth::ApiToken(token) => (
                 Arc::new(StaticToken::new(token.clone())),
@@ -128,6 +143,13 @@ impl OktaConnector {
                 None,
             ),
             OktaAuth::ServiceApp(app) => {
+                origin::configured_origin(
+                    &app.token_url,
+                    "okta.token_url",
+                    settings.allow_insecure_http,
+                )
+                .map_err(fail)?;
+                configured.push(&app.token_url);
                 let make = assertion::assertion_fn(app).map_err(fail)?;
                 let source = OAuthClientCredentials::new(
                     http.reqwest_client(),
@@ -166,6 +188,7 @@ impl OktaConnector {
             page_size: settings.page_size.to_string(),
             full_sync_every: settings.full_sync_every,
             fingerprint,
+            plain_http: origin::plain_http_urls(&configured),
         })
     }
 
@@ -330,6 +353,54 @@ impl OktaConnector {
         Ok(pager.started)
     }
 
+    /// Incremental reads: the ids of every user and group the org holds now, so that the
+    /// mirror notices hard deletions ([`SourceBatch::Present`]). The users are those the
+    /// full read would list (deprovisioned ones only when they are kept).
+    async fn present_ids(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
+        let mut listings = vec![(Vec::new(), "listing user ids")];
+        if self.policies.deprovisioned == StatusPolicy::Inactive {
+            listings.push((
+                vec![("filter", "status eq \"DEPROVISIONED\"".to_string())],
+                "listing deprovisioned user ids",
+            ));
+        }
+        let mut users = Vec::new();
+        for (extra, what) in listings {
+            let mut pager = self.pager("/users", extra, what.to_string(), Need::Users);
+            while let Some(page) = pager.next_page().await? {
+                users.extend(page.iter().filter_map(item_id));
+            }
+        }
+        let mut groups = Vec::new();
+        for group_type in &self.group_types {
+            let mut pager = self.pager(
+                "/groups",
+                vec![("filter", format!("type eq \"{group_type}\""))],
+                format!("listing {group_type} group ids"),
+                Need::Groups,
+            );
+            while let Some(page) = pager.next_page().await? {
+                groups.extend(page.iter().filter_map(item_id));
+            }
+        }
+        tracing::debug!(
+            users = users.len(),
+            groups = groups.len(),
+            "okta: ids listed for deletions"
+        );
+        sink.accept(SourceBatch::Present {
+            kind: MemberKind::User,
+            ids: users,
+        })
+        .await?;
+        sink.accept(SourceBatch::Present {
+            kind: MemberKind::Group,
+            ids: groups,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Groups of every selected type matching `filter` (a function of the type's own
     /// `type eq` clause), each with its complete member list.
     async fn groups(
@@ -479,6 +550,11 @@ fn token_advice(code: &str, scopes: Option<&[String]>) -> Option<String> {
     }
 }
 
+/// The `id` of a listed user or group.
+fn item_id(item: &Value) -> Option<String> {
+    item.get("id").and_then(Value::as_str).map(str::to_string)
+}
+
 /// Follows one listing's `Link: rel="next"` headers, a page at a time.
 struct Pager<'a> {
     okta: &'a OktaConnector,
@@ -614,6 +690,7 @@ impl PullConnector for OktaConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
+        origin::warn_plain_http(KIND, &self.plain_http);
         let now = SystemTime::now();
         let plan = checkpoint::plan(checkpoint, &self.fingerprint, now, self.full_sync_every);
         match plan {
@@ -635,6 +712,9 @@ impl PullConnector for OktaConnector {
             } => {
                 tracing::info!(since = %since, "okta: incremental read");
                 let started = self.changed_users(&since, sink).await?.unwrap_or(now);
+                // After the changes: a record created meanwhile is either read above or
+                // listed here, and so never taken for deleted.
+                self.present_ids(sink).await?;
                 let changed = |clause: &str| {
                     format!(
                         "{clause} and (lastUpdated gt \"{since}\" or lastMembershipUpdated gt \"{since}\")"

@@ -19,6 +19,9 @@ pub struct ReadBuffer {
     pub removed_users: Vec<String>,
     pub removed_groups: Vec<String>,
     pub member_changes: Vec<(String, Vec<MemberRef>, Vec<MemberRef>)>,
+    /// Delta reads that listed every id of a kind ([`SourceBatch::Present`]): those ids.
+    pub present_users: Option<HashSet<String>>,
+    pub present_groups: Option<HashSet<String>>,
     /// external id -> position in `users` / `groups`.
     user_ids: HashMap<String, usize>,
     group_ids: HashMap<String, usize>,
@@ -150,6 +153,15 @@ impl BatchSink for ReadBuffer {
                 added,
                 removed,
             } => self.member_changes.push((group, added, removed)),
+            // Ids only, not records read.
+            SourceBatch::Present { kind, ids } => {
+                let present = match kind {
+                    MemberKind::User => &mut self.present_users,
+                    MemberKind::Group => &mut self.present_groups,
+                };
+                present.get_or_insert_with(HashSet::new).extend(ids);
+                return Ok(());
+            }
         }
         self.records_read += n as u64;
         Ok(())

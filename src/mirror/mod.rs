@@ -4,7 +4,8 @@
 //!
 //! A pull run collects what the connector read in a [`ReadBuffer`], then [`merge`]s it
 //! into the mirror inside the run's transaction: changed records (by content hash) are
-//! upserted, and only a complete full read removes what it did not see.
+//! upserted, and only a complete read removes: a full one what it did not see, a delta
+//! what it reported removed or left out of a complete id listing (`SourceBatch::Present`).
 
 mod buffer;
 pub mod query;
@@ -60,6 +61,8 @@ pub async fn merge(
         removed_users,
         removed_groups,
         member_changes,
+        present_users,
+        present_groups,
         ..
     } = buffer;
 
@@ -160,6 +163,30 @@ pub async fn merge(
                 .cloned(),
         );
     }
+    // A delta that listed every id of a kind: what the mirror holds beyond those is gone
+    // (records read in this run are kept even if the id listing missed them).
+    if summary.complete && !complete_full {
+        if let Some(present) = &present_users {
+            gone_users.extend(
+                known_users
+                    .keys()
+                    .filter(|id| !present.contains(*id) && !seen_users.contains(*id))
+                    .cloned(),
+            );
+        }
+        if let Some(present) = &present_groups {
+            gone_groups.extend(
+                known_groups
+                    .keys()
+                    .filter(|id| !present.contains(*id) && !seen_groups.contains(*id))
+                    .cloned(),
+            );
+        }
+    }
+    gone_users.sort();
+    gone_users.dedup();
+    gone_groups.sort();
+    gone_groups.dedup();
     if summary.complete {
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
         outcome.changed_user_ids.extend(gone_users);

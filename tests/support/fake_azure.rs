@@ -337,6 +337,8 @@ impl FakeAzure {
         s.graph_url = self.inner.base.clone();
         s.requests_per_second = std::num::NonZeroU32::new(1000).expect("non-zero");
         s.max_retry_time = std::time::Duration::from_secs(3);
+        // The fake serves plain http on loopback.
+        s.allow_insecure_http = true;
         s
     }
 

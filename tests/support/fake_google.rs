@@ -240,6 +240,8 @@ impl FakeGoogle {
             include_archived: true,
             page_size: USERS_MAX as u32,
             requests_per_second: NonZeroU32::new(1000).expect("non-zero"),
+            // The fake serves plain http on loopback.
+            allow_insecure_http: true,
         }
     }
 

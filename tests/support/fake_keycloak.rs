@@ -411,6 +411,8 @@ impl FakeProvider for FakeKeycloak {
                 n => n as u32,
             },
             requests_per_second: NonZeroU32::new(10_000).expect("non-zero"),
+            // The fake serves plain http on loopback.
+            allow_insecure_http: true,
         };
         Box::new(KeycloakConnector::new(&settings).expect("connector"))
     }

@@ -250,6 +250,8 @@ impl FakeOkta {
             page_size: 200,
             requests_per_second: std::num::NonZeroU32::new(1000).expect("non-zero"),
             full_sync_every: Duration::from_secs(24 * 3600),
+            // The fake serves plain http on loopback.
+            allow_insecure_http: true,
         }
     }
 

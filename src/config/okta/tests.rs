@@ -247,9 +247,25 @@ fn where_problems() {
             ],
         ),
         (
+            "base_url = \"http://acme.okta.com\"\nallow_insecure_http = true\n",
+            vec![
+                "connectors/okta.toml:5: okta.base_url: `http://acme.okta.com`: plain http sends \
+                 credentials unencrypted: use https (http is allowed only for loopback hosts, \
+                 with allow_insecure_http = true)",
+            ],
+        ),
+        (
+            "base_url = \"http://127.0.0.1:8080\"\n",
+            vec![
+                "connectors/okta.toml:5: okta.base_url: `http://127.0.0.1:8080`: plain http sends \
+                 credentials unencrypted: use https, or set allow_insecure_http = true (loopback \
+                 hosts only, for labs and tests)",
+            ],
+        ),
+        (
             "base_url = \"ftp://acme.okta.com\"\n",
             vec![
-                "connectors/okta.toml:5: okta.base_url: `ftp://acme.okta.com` must be an http:// or https:// URL",
+                "connectors/okta.toml:5: okta.base_url: `ftp://acme.okta.com` must be an https:// URL",
             ],
         ),
     ];

@@ -5,8 +5,13 @@
 //! 5xx and connection errors until `max_retry_time` would be exceeded. A 401
 //! triggers one forced token refresh and one retry. Waits use
 //! `tokio::time::sleep`, so tests can run with paused time.
+//!
+//! The client is pinned to origins ([`HttpClient::pinned_to`]; unpinned, to the origin of
+//! its first request): a request URL elsewhere fails before anything is sent. Redirects
+//! are not followed (a 3xx fails the request, naming the `Location`), and bodies are read
+//! up to `max_response_bytes`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use governor::clock::{Clock, DefaultClock};
@@ -15,6 +20,8 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
+use super::body::{BodyError, error_text, read_capped, redirect_error};
+use super::origin::{self, Origin};
 use super::retry::{is_retryable, server_delay, small_jitter};
 use super::token::transport_error;
 use super::{HttpError, HttpOptions, TokenSource, excerpt, redact_url};
@@ -44,6 +51,10 @@ pub struct HttpClient {
     options: HttpOptions,
     limiter: Arc<DefaultDirectRateLimiter>,
     auth: Option<(Arc<dyn TokenSource>, AuthScheme)>,
+    /// Where requests may go; empty until [`HttpClient::pinned_to`].
+    origins: Vec<Origin>,
+    /// Unpinned clients: the origin of the first request, which all later ones must share.
+    first_origin: Arc<OnceLock<Origin>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -51,6 +62,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("options", &self.options)
             .field("auth", &self.auth.as_ref().map(|(_, scheme)| scheme))
+            .field("origins", &self.origins)
             .finish_non_exhaustive()
     }
 }
@@ -65,7 +77,10 @@ enum Attempt {
 impl HttpClient {
     /// Builds the client (rustls, timeouts, user agent, rate limiter).
     pub fn new(options: HttpOptions) -> Result<HttpClient, HttpError> {
-        let mut builder = reqwest::Client::builder().user_agent(options.user_agent.clone());
+        // Redirects are never followed: a Location elsewhere must not receive credentials.
+        let mut builder = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(t) = options.connect_timeout {
             builder = builder.connect_timeout(t);
         }
@@ -83,7 +98,38 @@ impl HttpClient {
             options,
             limiter,
             auth: None,
+            origins: Vec::new(),
+            first_origin: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The same client, allowed to send requests only to the origins of `urls` (each a
+    /// configured URL and the setting it comes from). Each must be `https`, or `http` on a
+    /// loopback host with `allow_insecure_http`.
+    pub fn pinned_to(
+        mut self,
+        urls: &[(&str, &str)],
+        allow_insecure_http: bool,
+    ) -> Result<HttpClient, HttpError> {
+        for (url, what) in urls {
+            let origin = origin::configured_origin(url, what, allow_insecure_http)?;
+            if !self.origins.contains(&origin) {
+                self.origins.push(origin);
+            }
+        }
+        Ok(self)
+    }
+
+    /// `Ok` when `url` may receive this client's requests (and credentials).
+    fn check_origin(&self, url: &url::Url) -> Result<(), HttpError> {
+        if !self.origins.is_empty() {
+            return origin::check(url, &self.origins, "the request URL");
+        }
+        let Some(offered) = Origin::of(url) else {
+            return origin::check(url, &[], "the request URL");
+        };
+        let first = self.first_origin.get_or_init(|| offered);
+        origin::check(url, std::slice::from_ref(first), "the request URL")
     }
 
     /// The same client with an `Authorization` header from `source`.
@@ -125,6 +171,7 @@ impl HttpClient {
             reason: e.to_string(),
         })?;
         let shown = redact_url(&url);
+        self.check_origin(&url)?;
         let started = Instant::now();
         let mut attempts: u32 = 0;
         let mut refreshed = false;
@@ -230,7 +277,6 @@ impl HttpClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await;
         tracing::debug!(
             method = "GET",
             url = %shown,
@@ -240,19 +286,32 @@ impl HttpClient {
             attempt,
             "http request"
         );
-        let body = match body {
-            Ok(b) => b,
-            Err(e) if status.is_success() => {
-                return Ok(Attempt::Transport(transport_error(shown, &e)));
-            }
-            Err(_) => String::new(),
-        };
+        if status.is_redirection() {
+            return Err(redirect_error(url, status.as_u16(), &headers));
+        }
         if !status.is_success() {
+            let body = error_text(response).await;
             return Ok(Attempt::Answer(status, headers, body));
         }
-        let value = serde_json::from_str(&body).map_err(|e| HttpError::Decode {
+        let body = match read_capped(response, self.options.max_response_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::Transport(e)) => {
+                return Ok(Attempt::Transport(transport_error(shown, &e)));
+            }
+            Err(BodyError::TooLarge) => {
+                return Err(HttpError::TooLarge {
+                    url_path: shown.to_string(),
+                    limit: self.options.max_response_bytes,
+                    setting: "max_response_bytes",
+                });
+            }
+        };
+        let value = serde_json::from_slice(&body).map_err(|e| HttpError::Decode {
             url_path: shown.to_string(),
-            reason: format!("body is not JSON ({e}): {}", excerpt(&body)),
+            reason: format!(
+                "body is not JSON ({e}): {}",
+                excerpt(&String::from_utf8_lossy(&body[..body.len().min(4096)]))
+            ),
         })?;
         Ok(Attempt::Done(value, headers))
     }

@@ -10,10 +10,16 @@
 //! * Paging helpers: RFC 8288 `Link` headers (Okta), `@odata.nextLink`
 //!   (Graph), `nextPageToken` (Google) and `first`/`max` offsets (Keycloak).
 //!
+//! Credentials stay with the origin they belong to (see [`origin`]): every request URL
+//! must have the origin the client was pinned to, redirects are never followed, and
+//! response bodies are read in chunks up to a cap (`max_response_bytes`).
+//!
 //! Logging never includes headers, tokens or query-string values.
 
+mod body;
 mod client;
 mod jwt_bearer;
+pub mod origin;
 mod paging;
 mod retry;
 mod token;
@@ -37,6 +43,12 @@ pub use token::{ClientAuth, OAuthClientCredentials, StaticToken, TokenSource};
 /// Most characters of a response body kept in [`HttpError::Status`].
 pub const BODY_EXCERPT_CHARS: usize = 500;
 
+/// Default cap on one API response body (a page of users is a few MiB at most).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Cap on a token endpoint's response body (a token response is a few KiB).
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
 /// Settings for one [`HttpClient`].
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -57,6 +69,9 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     /// The `kind` label of this client's requests in the metrics (`keycloak`, `okta`, ...).
     pub metrics_label: &'static str,
+    /// Largest response body read; a larger one fails the request
+    /// ([`HttpError::TooLarge`]). Default [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub max_response_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -70,6 +85,7 @@ impl Default for HttpOptions {
             user_agent: concat!("idsync/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
             metrics_label: "http",
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -158,6 +174,59 @@ pub enum HttpError {
         code: String,
         /// `error_description`, truncated.
         description: String,
+    },
+    /// A request URL (a paging link, a delta link) has another scheme, host or port than
+    /// the configured one; nothing was sent.
+    #[error(
+        "refused to send a request to {offered}: {what} points outside the configured \
+         {expected}; credentials are only sent to the host they were configured for"
+    )]
+    ForeignOrigin {
+        /// Which URL (`the next page link`, ...).
+        what: String,
+        /// The configured origin(s).
+        expected: String,
+        /// The origin offered.
+        offered: String,
+    },
+    /// A configured URL would send credentials in clear text.
+    #[error("{what} `{url}` is refused: {reason}")]
+    Insecure {
+        /// Which setting.
+        what: String,
+        /// Scheme, host and path.
+        url: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The server answered with a redirect; redirects are never followed, so credentials
+    /// never reach the `Location`.
+    #[error(
+        "{url_path} answered a redirect (HTTP {status}) to {location}; idsync follows no \
+         redirects, so no credential was sent there: configure the final URL{hint}"
+    )]
+    Redirect {
+        /// Host and path asked.
+        url_path: String,
+        /// HTTP status code.
+        status: u16,
+        /// Scheme, host and path of the `Location` (or `no Location`).
+        location: String,
+        /// Extra words when the redirect leaves the configured host.
+        hint: String,
+    },
+    /// A response body is larger than the cap.
+    #[error(
+        "the response of {url_path} is larger than {limit} bytes, the most idsync reads \
+         ({setting}); check that the URL points at the provider's API"
+    )]
+    TooLarge {
+        /// Host and path.
+        url_path: String,
+        /// The cap in bytes.
+        limit: usize,
+        /// Which cap (`max_response_bytes`, `the token response limit`).
+        setting: &'static str,
     },
     /// A body could not be read or decoded as the expected JSON.
     #[error(

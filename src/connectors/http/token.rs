@@ -16,7 +16,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::{HttpError, excerpt, redact_url};
+use super::body::{BodyError, error_text, read_capped, redirect_error};
+use super::{HttpError, MAX_TOKEN_RESPONSE_BYTES, excerpt, redact_url};
 use crate::config::SecretString;
 
 /// Safety margin: a cached token is replaced this long before it expires.
@@ -198,6 +199,9 @@ pub(crate) type CachedToken = Mutex<Option<(SecretString, Instant)>>;
 
 /// POSTs `form` to a token endpoint and reads the access token and its lifetime; the
 /// endpoint's OAuth error (`error`, `error_description`) becomes [`HttpError::Auth`].
+/// `http` must not follow redirects (as [`super::HttpClient::reqwest_client`]): a
+/// redirect fails the request, so the secret or assertion only ever goes to `token_url`.
+/// The body is read up to [`MAX_TOKEN_RESPONSE_BYTES`].
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     token_url: &url::Url,
@@ -221,10 +225,30 @@ pub(crate) async fn request_token(
         duration_ms = started.elapsed().as_millis() as u64,
         what
     );
-    let body = resp.text().await.map_err(|e| HttpError::Decode {
-        url_path: where_.clone(),
-        reason: e.without_url().to_string(),
-    })?;
+    if status.is_redirection() {
+        // Never followed (the client has no redirect policy): the secret stays here.
+        return Err(redirect_error(token_url, status.as_u16(), resp.headers()));
+    }
+    let body = if status.is_success() {
+        match read_capped(resp, MAX_TOKEN_RESPONSE_BYTES).await {
+            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+            Err(BodyError::TooLarge) => {
+                return Err(HttpError::TooLarge {
+                    url_path: where_,
+                    limit: MAX_TOKEN_RESPONSE_BYTES,
+                    setting: "the token response limit",
+                });
+            }
+            Err(BodyError::Transport(e)) => {
+                return Err(HttpError::Decode {
+                    url_path: where_,
+                    reason: e.without_url().to_string(),
+                });
+            }
+        }
+    } else {
+        error_text(resp).await
+    };
     if !status.is_success() {
         return Err(match serde_json::from_str::<TokenErrorBody>(&body) {
             Ok(err) => HttpError::Auth {
