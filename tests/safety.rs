@@ -129,16 +129,20 @@ async fn a_few_skipped_users_do_not_hold(db: TestDb) {
 }
 on_both_backends!(a_few_skipped_users_do_not_hold);
 
-/// With the default floor (`min_deletes = 5`), 1 of 4 users leaving (25%, over the 20%
-/// limit) is applied; 5 of 20 leaving (25%) is held.
+/// With the default floor (`min_deletes = 3`), 1 of 4 users leaving (25%, over the 20%
+/// limit) is applied, and so are 2 of 8; 5 of 20 leaving (25%) is held.
 async fn one_of_four_users_leaving_is_not_held_by_the_percentage(db: TestDb) {
     let mapping = load_mapping("small", "");
-    assert_eq!(mapping.min_deletes, 5);
+    assert_eq!(mapping.min_deletes, 3);
     assert_eq!(mapping.max_delete_percent, 20.0);
     run(&db, &graph_directory(4), &mapping).await;
     let report = run(&db, &graph_directory(3), &mapping).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.message);
     assert_eq!(report.counts.users_disabled, 1);
+    run(&db, &graph_directory(8), &mapping).await;
+    let report = run(&db, &graph_directory(6), &mapping).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.message);
+    assert_eq!(report.counts.users_disabled, 2);
 
     run(&db, &graph_directory(20), &mapping).await;
     let report = run(&db, &graph_directory(15), &mapping).await;
@@ -212,3 +216,44 @@ async fn memberships_of_leaving_users_do_not_count_twice(db: TestDb) {
     assert_eq!(report.counts.memberships_removed, 12);
 }
 on_both_backends!(memberships_of_leaving_users_do_not_count_twice);
+
+/// `idsync check` names the typo with file, line, key and the attribute meant.
+#[test]
+fn check_flags_an_attribute_no_record_of_the_kind_has() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "idsync.toml",
+        "[target]\ndatabase_url = \"sqlite://target.db\"\n",
+    );
+    write(
+        "connectors/okta-push.toml",
+        "kind = \"scim\"\nmapping = \"push\"\n[scim]\n",
+    );
+    write(
+        "mappings/push.toml",
+        "[attributes]\nuser_name = \"userName | lower\"\n\
+         email = \"emails[0].value ?? usrName\"\n\
+         [attributes.custom]\n\
+         department = '`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`.department'\n",
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .arg("--config")
+        .arg(dir.path().join("idsync.toml"))
+        .arg("check")
+        .env_remove("IDSYNC_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run idsync");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "warning: mappings/push.toml:3: attributes.email: `usrName` is not an attribute of \
+         the users of connector `okta-push` (kind scim); did you mean `userName`?"
+    );
+}

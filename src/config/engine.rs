@@ -18,8 +18,9 @@
 //! [safety]
 //! max_deletes = 500
 //! max_delete_percent = 20.0
-//! min_deletes = 5
+//! min_deletes = 3
 //! max_membership_removals = 1000
+//! min_membership_removals = 10
 //! max_membership_removal_percent = 20.0
 //! max_skipped_percent = 10.0
 //! [scheduler]
@@ -78,6 +79,9 @@ pub struct EngineConfig {
     /// The same as a percentage of the connector's memberships
     /// (`[safety] max_membership_removal_percent`).
     pub max_membership_removal_percent: f64,
+    /// Default floor of the membership percentage
+    /// (`[safety] min_membership_removals`).
+    pub min_membership_removals: u64,
     /// Default most users the mapping may newly skip (a required field came out
     /// empty), as a percentage of the users it projected before
     /// (`[safety] max_skipped_percent`).
@@ -221,7 +225,7 @@ struct RawSafety {
     #[serde(default = "default_max_delete_percent")]
     max_delete_percent: Spanned<f64>,
     /// Below this many removals (or skipped users) no percentage limit holds a run, so
-    /// one of four users leaving a tiny directory goes through. Default: 5.
+    /// one of four users leaving a tiny directory goes through. Default: 3.
     #[serde(default = "default_min_deletes")]
     min_deletes: u64,
     /// The most memberships one run may remove from users and groups that stay in the
@@ -232,6 +236,10 @@ struct RawSafety {
     /// Default: 20.0.
     #[serde(default = "default_max_delete_percent")]
     max_membership_removal_percent: Spanned<f64>,
+    /// Below this many membership removals the percentage above never holds (a user
+    /// is in several groups, so the floor is higher than `min_deletes`). Default: 10.
+    #[serde(default = "default_min_membership_removals")]
+    min_membership_removals: u64,
     /// The most users the mapping may skip (an expression gave nothing for a required
     /// field) among those it projected before, as a percentage (0 to 100). Default: 10.0.
     #[serde(default = "default_max_skipped_percent")]
@@ -292,11 +300,15 @@ fn default_max_delete_percent() -> Spanned<f64> {
 }
 
 fn default_min_deletes() -> u64 {
-    5
+    3
 }
 
 fn default_max_membership_removals() -> u64 {
     1000
+}
+
+fn default_min_membership_removals() -> u64 {
+    10
 }
 
 fn default_max_skipped_percent() -> Spanned<f64> {
@@ -354,6 +366,7 @@ impl Default for RawSafety {
             min_deletes: default_min_deletes(),
             max_membership_removals: default_max_membership_removals(),
             max_membership_removal_percent: default_max_delete_percent(),
+            min_membership_removals: default_min_membership_removals(),
             max_skipped_percent: default_max_skipped_percent(),
         }
     }
@@ -465,6 +478,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         min_deletes: raw.safety.min_deletes,
         max_membership_removals: raw.safety.max_membership_removals,
         max_membership_removal_percent,
+        min_membership_removals: raw.safety.min_membership_removals,
         max_skipped_percent,
     }
 }
@@ -737,18 +751,20 @@ mod tests {
     fn membership_skip_and_floor_limits_have_defaults_and_are_checked() {
         let (engine, problems) = load_text("");
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(engine.min_deletes, 5);
+        assert_eq!(engine.min_deletes, 3);
         assert_eq!(engine.max_membership_removals, 1000);
         assert_eq!(engine.max_membership_removal_percent, 20.0);
+        assert_eq!(engine.min_membership_removals, 10);
         assert_eq!(engine.max_skipped_percent, 10.0);
         let (engine, problems) = load_text(
             "[safety]\nmin_deletes = 0\nmax_membership_removals = 3\n\
-             max_membership_removal_percent = 50\nmax_skipped_percent = 0\n",
+             max_membership_removal_percent = 50\nmin_membership_removals = 1\nmax_skipped_percent = 0\n",
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(engine.min_deletes, 0);
         assert_eq!(engine.max_membership_removals, 3);
         assert_eq!(engine.max_membership_removal_percent, 50.0);
+        assert_eq!(engine.min_membership_removals, 1);
         assert_eq!(engine.max_skipped_percent, 0.0);
         let (_, problems) =
             load_text("[safety]\nmax_membership_removal_percent = 101\nmax_skipped_percent = -1\n");

@@ -39,6 +39,8 @@ pub struct MappingConfig {
     pub max_membership_removals: u64,
     /// The same as a percentage (0 to 100) of the memberships the connector granted.
     pub max_membership_removal_percent: f64,
+    /// Below this many membership removals the membership percentage never holds.
+    pub min_membership_removals: u64,
     /// The most users the mapping may skip among those it projected before, as a
     /// percentage (0 to 100).
     pub max_skipped_percent: f64,
@@ -52,6 +54,9 @@ pub struct MappingConfig {
     pub groups: GroupRules,
     /// A hash of the mapping file's text: when it changes, mirrors are re-projected.
     pub fingerprint: String,
+    /// The line of each attribute expression in the file, by key
+    /// (`attributes.user_name`, `attributes.custom.department`), for `check`.
+    pub expression_lines: BTreeMap<String, usize>,
 }
 
 impl MappingConfig {
@@ -73,13 +78,35 @@ impl MappingConfig {
             min_deletes: 0,
             max_membership_removals: 1000,
             max_membership_removal_percent: 20.0,
+            min_membership_removals: 0,
             max_skipped_percent: 10.0,
             nesting: Nesting::Keep,
             filter: Filters::default(),
             attributes: Attributes::default(),
             groups: GroupRules::default(),
             fingerprint: String::new(),
+            expression_lines: BTreeMap::new(),
         }
+    }
+
+    /// Every attribute expression of the mapping with its key (`attributes.user_name`,
+    /// `attributes.custom.department`), in a stable order.
+    pub fn expressions(&self) -> Vec<(String, &Expr)> {
+        let a = &self.attributes;
+        let mut out: Vec<(String, &Expr)> = [
+            ("attributes.user_name", &a.user_name),
+            ("attributes.email", &a.email),
+            ("attributes.display_name", &a.display_name),
+            ("attributes.given_name", &a.given_name),
+            ("attributes.family_name", &a.family_name),
+        ]
+        .into_iter()
+        .filter_map(|(key, expr)| Some((key.to_string(), expr.as_ref()?)))
+        .collect();
+        for (name, expr) in &a.custom {
+            out.push((format!("attributes.custom.{name}"), expr));
+        }
+        out
     }
 }
 
@@ -200,6 +227,10 @@ struct RawMapping {
     /// `[safety] max_membership_removal_percent`.
     #[serde(default)]
     max_membership_removal_percent: Option<Spanned<f64>>,
+    /// Below this many membership removals the membership percentage never holds.
+    /// Default: `[safety] min_membership_removals`.
+    #[serde(default)]
+    min_membership_removals: Option<u64>,
     /// The most users the mapping may skip among those it projected before, as a
     /// percentage (0 to 100). Default: `[safety] max_skipped_percent`.
     #[serde(default)]
@@ -373,8 +404,12 @@ pub(crate) fn load(
             problems,
         ),
     };
-    let expr_of = |value: &Option<Spanned<String>>, key: &str, problems: &mut Problems| {
+    let mut expression_lines = BTreeMap::new();
+    let mut expr_of = |value: &Option<Spanned<String>>, key: &str, problems: &mut Problems| {
         let value = value.as_ref()?;
+        if let Some(line) = source.span_line(&value.span()) {
+            expression_lines.insert(key.to_string(), line);
+        }
         match parse_expr(value.get_ref()) {
             Ok(expr) => Some(expr),
             Err(e) => {
@@ -490,6 +525,9 @@ pub(crate) fn load(
             .max_membership_removals
             .unwrap_or(engine.max_membership_removals),
         max_membership_removal_percent,
+        min_membership_removals: raw
+            .min_membership_removals
+            .unwrap_or(engine.min_membership_removals),
         max_skipped_percent,
         nesting: raw.nesting,
         filter,
@@ -502,6 +540,7 @@ pub(crate) fn load(
             applications,
         },
         fingerprint: crate::model::content_hash(&source.text),
+        expression_lines,
     })
 }
 
@@ -528,6 +567,7 @@ mod tests {
             min_deletes: 4,
             max_membership_removals: 9,
             max_membership_removal_percent: 6.5,
+            min_membership_removals: 8,
             max_skipped_percent: 2.5,
         }
     }
@@ -561,6 +601,7 @@ mod tests {
         assert_eq!(mapping.min_deletes, 4);
         assert_eq!(mapping.max_membership_removals, 9);
         assert_eq!(mapping.max_membership_removal_percent, 6.5);
+        assert_eq!(mapping.min_membership_removals, 8);
         assert_eq!(mapping.max_skipped_percent, 2.5);
     }
 
@@ -568,7 +609,7 @@ mod tests {
     fn a_mapping_overrides_the_defaults() {
         let (mapping, problems) = check(
             "on_remove = \"delete\"\nmax_deletes = 0\nmax_delete_percent = 0\nmin_deletes = 1\n\
-             max_membership_removals = 2\nmax_membership_removal_percent = 3\n\
+             max_membership_removals = 2\nmax_membership_removal_percent = 3\nmin_membership_removals = 4\n\
              max_skipped_percent = 100\n",
         );
         assert!(problems.is_empty(), "{problems:?}");
@@ -576,6 +617,7 @@ mod tests {
         assert_eq!(mapping.min_deletes, 1);
         assert_eq!(mapping.max_membership_removals, 2);
         assert_eq!(mapping.max_membership_removal_percent, 3.0);
+        assert_eq!(mapping.min_membership_removals, 4);
         assert_eq!(mapping.max_skipped_percent, 100.0);
         assert_eq!(mapping.on_remove, OnRemove::Delete);
         assert_eq!(mapping.on_remove.as_str(), "delete");

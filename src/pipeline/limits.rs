@@ -11,8 +11,9 @@
 //!   `max_membership_removal_percent`): an application group emptied by a mapping change.
 //!
 //! Every percentage is of what the connector held before the run, and none holds below
-//! `min_deletes` removals (or skips), so one of four users leaving a tiny directory goes
-//! through; the absolute limits hold at any size.
+//! its floor: `min_deletes` removals or skips (so one of four users leaving a tiny
+//! directory goes through), `min_membership_removals` membership removals (a user is in
+//! several groups). The absolute limits hold at any size.
 
 use std::collections::BTreeMap;
 
@@ -92,7 +93,7 @@ fn memberships(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
                 removing,
                 before,
                 mapping.max_membership_removal_percent,
-                mapping.min_deletes,
+                mapping.min_membership_removals,
             )
     };
     let candidates = plan.staying_membership_removals();
@@ -108,11 +109,11 @@ fn memberships(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
             "the plan would remove {removing} of {before} group memberships from users and \
              groups that stay ({share:.1}%), above the limits of mapping `{}` \
              (max_membership_removals = {}, max_membership_removal_percent = {}, \
-             min_deletes = {})",
+             min_membership_removals = {})",
             mapping.name,
             mapping.max_membership_removals,
             mapping.max_membership_removal_percent,
-            mapping.min_deletes
+            mapping.min_membership_removals
         )
     })
 }
@@ -164,6 +165,7 @@ mod tests {
     fn mapping() -> MappingConfig {
         let mut mapping = MappingConfig::pass_through("staff", OnRemove::Disable, 500, 20.0);
         mapping.min_deletes = 5;
+        mapping.min_membership_removals = 5;
         mapping
     }
 
