@@ -273,6 +273,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 config.mappings.len(),
                 idsync::db::redact_url(config.engine.database_url.expose())
             );
+            // Attribute names no record of the connector's kind has: warnings, since a
+            // custom attribute may be missing from the lists; the skip limit guards runs.
+            for warning in idsync::config::attributes::check(&config) {
+                eprintln!("warning: {warning}");
+            }
             if !connect {
                 return Ok(0);
             }

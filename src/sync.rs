@@ -15,7 +15,7 @@ use crate::db::{Db, DbError};
 use crate::mirror::{self, ReadBuffer};
 use crate::model::name_key;
 use crate::pipeline::plan::{self, Conflict, Plan, PlanCounts};
-use crate::pipeline::{mapping_fingerprint, project};
+use crate::pipeline::{limits, mapping_fingerprint, project};
 use crate::target::runs::{self, Outcome, RunEnd};
 use crate::target::{apply, state};
 
@@ -555,7 +555,7 @@ async fn project_and_apply(
                 report.removals
             )
         }),
-        None => safety_hold(&plan, mapping, staged.empty_full_read),
+        None => limits::hold_reason(&plan, mapping, staged.empty_full_read),
     };
     if let Some(reason) = hold
         && !options.allow_mass_delete
@@ -622,43 +622,6 @@ async fn project_and_apply(
         Outcome::Succeeded
     };
     Ok(report)
-}
-
-/// Why the plan must not be applied without confirmation, if it must not.
-fn safety_hold(plan: &Plan, mapping: &MappingConfig, empty_full_read: bool) -> Option<String> {
-    if empty_full_read && (plan.live_users_before > 0 || plan.groups_before > 0) {
-        return Some(format!(
-            "the source returned no users and no groups, but the target holds {} users and {} \
-             groups from it (an expired permission looks exactly like this)",
-            plan.live_users_before, plan.groups_before
-        ));
-    }
-    let check = |what: &str, removing: usize, before: u64| -> Option<String> {
-        let removing = removing as u64;
-        let percent = if before == 0 {
-            0.0
-        } else {
-            removing as f64 * 100.0 / before as f64
-        };
-        let verb = match (what, mapping.on_remove) {
-            ("users", crate::config::OnRemove::Disable) => "disable",
-            _ => "delete",
-        };
-        (removing > mapping.max_deletes || percent > mapping.max_delete_percent).then(|| {
-            format!(
-                "the plan would {verb} {removing} of {before} {what} ({percent:.1}%), above the \
-                 limits of mapping `{}` (max_deletes = {}, max_delete_percent = {})",
-                mapping.name, mapping.max_deletes, mapping.max_delete_percent
-            )
-        })
-    };
-    let live_removals = plan
-        .user_removals
-        .iter()
-        .filter(|r| !r.already_disabled)
-        .count();
-    check("users", live_removals, plan.live_users_before)
-        .or_else(|| check("groups", plan.group_deletes.len(), plan.groups_before))
 }
 
 fn preview(plan: &Plan, current: &plan::Current) -> Vec<String> {

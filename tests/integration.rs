@@ -12,6 +12,7 @@ mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;
+mod safety;
 mod scim_events;
 mod scim_replay;
 mod scim_server;

@@ -18,6 +18,11 @@
 //! [safety]
 //! max_deletes = 500
 //! max_delete_percent = 20.0
+//! min_deletes = 3
+//! max_membership_removals = 1000
+//! min_membership_removals = 10
+//! max_membership_removal_percent = 20.0
+//! max_skipped_percent = 10.0
 //! [scheduler]
 //! max_concurrent_runs = 2
 //! shutdown_grace_seconds = 30
@@ -67,6 +72,22 @@ pub struct EngineConfig {
     /// in the target, for mappings that do not set their own
     /// (`[safety] max_delete_percent`).
     pub max_delete_percent: f64,
+    /// Default floor of the percentage limits: a run removing (or skipping) fewer than
+    /// this many is never held by a percentage (`[safety] min_deletes`).
+    pub min_deletes: u64,
+    /// Default most memberships one run may remove from users and groups that stay
+    /// (`[safety] max_membership_removals`).
+    pub max_membership_removals: u64,
+    /// The same as a percentage of the connector's memberships
+    /// (`[safety] max_membership_removal_percent`).
+    pub max_membership_removal_percent: f64,
+    /// Default floor of the membership percentage
+    /// (`[safety] min_membership_removals`).
+    pub min_membership_removals: u64,
+    /// Default most users the mapping may newly skip (a required field came out
+    /// empty), as a percentage of the users it projected before
+    /// (`[safety] max_skipped_percent`).
+    pub max_skipped_percent: f64,
 }
 
 /// How log lines are written.
@@ -209,6 +230,26 @@ struct RawSafety {
     /// their own. Default: 20.0.
     #[serde(default = "default_max_delete_percent")]
     max_delete_percent: Spanned<f64>,
+    /// Below this many removals (or skipped users) no percentage limit holds a run, so
+    /// one of four users leaving a tiny directory goes through. Default: 3.
+    #[serde(default = "default_min_deletes")]
+    min_deletes: u64,
+    /// The most memberships one run may remove from users and groups that stay in the
+    /// target (an application group emptied by a mapping mistake). Default: 1000.
+    #[serde(default = "default_max_membership_removals")]
+    max_membership_removals: u64,
+    /// The same as a percentage (0 to 100) of the memberships the connector granted.
+    /// Default: 20.0.
+    #[serde(default = "default_max_delete_percent")]
+    max_membership_removal_percent: Spanned<f64>,
+    /// Below this many membership removals the percentage above never holds (a user
+    /// is in several groups, so the floor is higher than `min_deletes`). Default: 10.
+    #[serde(default = "default_min_membership_removals")]
+    min_membership_removals: u64,
+    /// The most users the mapping may skip (an expression gave nothing for a required
+    /// field) among those it projected before, as a percentage (0 to 100). Default: 10.0.
+    #[serde(default = "default_max_skipped_percent")]
+    max_skipped_percent: Spanned<f64>,
 }
 
 fn default_database_url() -> Spanned<StringOrSecret> {
@@ -264,6 +305,22 @@ fn default_max_delete_percent() -> Spanned<f64> {
     defaulted(20.0)
 }
 
+fn default_min_deletes() -> u64 {
+    3
+}
+
+fn default_max_membership_removals() -> u64 {
+    1000
+}
+
+fn default_min_membership_removals() -> u64 {
+    10
+}
+
+fn default_max_skipped_percent() -> Spanned<f64> {
+    defaulted(10.0)
+}
+
 impl Default for RawTarget {
     fn default() -> Self {
         RawTarget {
@@ -313,6 +370,11 @@ impl Default for RawSafety {
         RawSafety {
             max_deletes: default_max_deletes(),
             max_delete_percent: default_max_delete_percent(),
+            min_deletes: default_min_deletes(),
+            max_membership_removals: default_max_membership_removals(),
+            max_membership_removal_percent: default_max_delete_percent(),
+            min_membership_removals: default_min_membership_removals(),
+            max_skipped_percent: default_max_skipped_percent(),
         }
     }
 }
@@ -413,15 +475,21 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
             "must not be empty; use a directive such as \"info\"",
         );
     }
-    let max_delete_percent = *raw.safety.max_delete_percent.get_ref();
-    if let Err(message) = check_percent(max_delete_percent) {
-        source.report(
-            problems,
-            &raw.safety.max_delete_percent,
-            "safety.max_delete_percent",
-            message,
-        );
-    }
+    let mut percent = |value: &Spanned<f64>, key: &str| {
+        if let Err(message) = check_percent(*value.get_ref()) {
+            source.report(problems, value, key, message);
+        }
+        *value.get_ref()
+    };
+    let max_delete_percent = percent(&raw.safety.max_delete_percent, "safety.max_delete_percent");
+    let max_membership_removal_percent = percent(
+        &raw.safety.max_membership_removal_percent,
+        "safety.max_membership_removal_percent",
+    );
+    let max_skipped_percent = percent(
+        &raw.safety.max_skipped_percent,
+        "safety.max_skipped_percent",
+    );
     EngineConfig {
         database_url,
         scim_listen,
@@ -436,6 +504,11 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         log_format: raw.log.format,
         max_deletes: raw.safety.max_deletes,
         max_delete_percent,
+        min_deletes: raw.safety.min_deletes,
+        max_membership_removals: raw.safety.max_membership_removals,
+        max_membership_removal_percent,
+        min_membership_removals: raw.safety.min_membership_removals,
+        max_skipped_percent,
     }
 }
 
@@ -700,6 +773,36 @@ mod tests {
         assert_eq!(
             problems,
             ["idsync.toml:2: safety.max_delete_percent: must be between 0 and 100, got NaN"]
+        );
+    }
+
+    #[test]
+    fn membership_skip_and_floor_limits_have_defaults_and_are_checked() {
+        let (engine, problems) = load_text("");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(engine.min_deletes, 3);
+        assert_eq!(engine.max_membership_removals, 1000);
+        assert_eq!(engine.max_membership_removal_percent, 20.0);
+        assert_eq!(engine.min_membership_removals, 10);
+        assert_eq!(engine.max_skipped_percent, 10.0);
+        let (engine, problems) = load_text(
+            "[safety]\nmin_deletes = 0\nmax_membership_removals = 3\n\
+             max_membership_removal_percent = 50\nmin_membership_removals = 1\nmax_skipped_percent = 0\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(engine.min_deletes, 0);
+        assert_eq!(engine.max_membership_removals, 3);
+        assert_eq!(engine.max_membership_removal_percent, 50.0);
+        assert_eq!(engine.min_membership_removals, 1);
+        assert_eq!(engine.max_skipped_percent, 0.0);
+        let (_, problems) =
+            load_text("[safety]\nmax_membership_removal_percent = 101\nmax_skipped_percent = -1\n");
+        assert_eq!(
+            problems,
+            [
+                "idsync.toml:2: safety.max_membership_removal_percent: must be between 0 and 100, got 101",
+                "idsync.toml:3: safety.max_skipped_percent: must be between 0 and 100, got -1",
+            ]
         );
     }
 

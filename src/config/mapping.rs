@@ -33,6 +33,17 @@ pub struct MappingConfig {
     /// The most users one run may delete (or disable), as a percentage
     /// (0 to 100) of the users in the target.
     pub max_delete_percent: f64,
+    /// Below this many removals (or skipped users) no percentage limit holds a run.
+    pub min_deletes: u64,
+    /// The most memberships one run may remove from users and groups that stay.
+    pub max_membership_removals: u64,
+    /// The same as a percentage (0 to 100) of the memberships the connector granted.
+    pub max_membership_removal_percent: f64,
+    /// Below this many membership removals the membership percentage never holds.
+    pub min_membership_removals: u64,
+    /// The most users the mapping may skip among those it projected before, as a
+    /// percentage (0 to 100).
+    pub max_skipped_percent: f64,
     /// Whether nested groups are kept or flattened in the target.
     pub nesting: Nesting,
     /// Which users and groups reach the target.
@@ -43,10 +54,15 @@ pub struct MappingConfig {
     pub groups: GroupRules,
     /// A hash of the mapping file's text: when it changes, mirrors are re-projected.
     pub fingerprint: String,
+    /// The line of each attribute expression in the file, by key
+    /// (`attributes.user_name`, `attributes.custom.department`), for `check`.
+    pub expression_lines: BTreeMap<String, usize>,
 }
 
 impl MappingConfig {
-    /// A pass-through mapping with the given removal rules (for tests and tools).
+    /// A pass-through mapping with the given removal rules (for tests and tools). The
+    /// other limits take the `[safety]` defaults, except the floor of the percentage
+    /// limits, which is 0: the given percentage holds from the first removal.
     pub fn pass_through(
         name: &str,
         on_remove: OnRemove,
@@ -59,12 +75,38 @@ impl MappingConfig {
             on_remove,
             max_deletes,
             max_delete_percent,
+            min_deletes: 0,
+            max_membership_removals: 1000,
+            max_membership_removal_percent: 20.0,
+            min_membership_removals: 0,
+            max_skipped_percent: 10.0,
             nesting: Nesting::Keep,
             filter: Filters::default(),
             attributes: Attributes::default(),
             groups: GroupRules::default(),
             fingerprint: String::new(),
+            expression_lines: BTreeMap::new(),
         }
+    }
+
+    /// Every attribute expression of the mapping with its key (`attributes.user_name`,
+    /// `attributes.custom.department`), in a stable order.
+    pub fn expressions(&self) -> Vec<(String, &Expr)> {
+        let a = &self.attributes;
+        let mut out: Vec<(String, &Expr)> = [
+            ("attributes.user_name", &a.user_name),
+            ("attributes.email", &a.email),
+            ("attributes.display_name", &a.display_name),
+            ("attributes.given_name", &a.given_name),
+            ("attributes.family_name", &a.family_name),
+        ]
+        .into_iter()
+        .filter_map(|(key, expr)| Some((key.to_string(), expr.as_ref()?)))
+        .collect();
+        for (name, expr) in &a.custom {
+            out.push((format!("attributes.custom.{name}"), expr));
+        }
+        out
     }
 }
 
@@ -173,6 +215,26 @@ struct RawMapping {
     /// `[safety] max_delete_percent` in `idsync.toml`.
     #[serde(default)]
     max_delete_percent: Option<Spanned<f64>>,
+    /// Below this many removals (or skipped users) no percentage limit holds a run.
+    /// Default: `[safety] min_deletes`.
+    #[serde(default)]
+    min_deletes: Option<u64>,
+    /// The most memberships one run may remove from users and groups that stay.
+    /// Default: `[safety] max_membership_removals`.
+    #[serde(default)]
+    max_membership_removals: Option<u64>,
+    /// The same as a percentage (0 to 100) of the connector's memberships. Default:
+    /// `[safety] max_membership_removal_percent`.
+    #[serde(default)]
+    max_membership_removal_percent: Option<Spanned<f64>>,
+    /// Below this many membership removals the membership percentage never holds.
+    /// Default: `[safety] min_membership_removals`.
+    #[serde(default)]
+    min_membership_removals: Option<u64>,
+    /// The most users the mapping may skip among those it projected before, as a
+    /// percentage (0 to 100). Default: `[safety] max_skipped_percent`.
+    #[serde(default)]
+    max_skipped_percent: Option<Spanned<f64>>,
     /// `keep` (default): groups keep their group members in the target and effective
     /// membership is computed; `flatten`: every group gets all its transitive users as
     /// direct members.
@@ -286,15 +348,38 @@ pub(crate) fn load(
 ) -> Option<MappingConfig> {
     let raw = source.parse::<RawMapping>(problems)?;
     let before = problems.len();
-    let max_delete_percent = match &raw.max_delete_percent {
-        Some(percent) => {
-            if let Err(message) = check_percent(*percent.get_ref()) {
-                source.report(problems, percent, "max_delete_percent", message);
+    let percent_or = |value: &Option<Spanned<f64>>,
+                      key: &str,
+                      default: f64,
+                      problems: &mut Problems| {
+        match value {
+            Some(percent) => {
+                if let Err(message) = check_percent(*percent.get_ref()) {
+                    source.report(problems, percent, key, message);
+                }
+                *percent.get_ref()
             }
-            *percent.get_ref()
+            None => default,
         }
-        None => engine.max_delete_percent,
     };
+    let max_delete_percent = percent_or(
+        &raw.max_delete_percent,
+        "max_delete_percent",
+        engine.max_delete_percent,
+        problems,
+    );
+    let max_membership_removal_percent = percent_or(
+        &raw.max_membership_removal_percent,
+        "max_membership_removal_percent",
+        engine.max_membership_removal_percent,
+        problems,
+    );
+    let max_skipped_percent = percent_or(
+        &raw.max_skipped_percent,
+        "max_skipped_percent",
+        engine.max_skipped_percent,
+        problems,
+    );
     let filter_of = |value: &Option<Spanned<String>>, key: &str, problems: &mut Problems| {
         let value = value.as_ref()?;
         match parse_filter(value.get_ref()) {
@@ -319,8 +404,12 @@ pub(crate) fn load(
             problems,
         ),
     };
-    let expr_of = |value: &Option<Spanned<String>>, key: &str, problems: &mut Problems| {
+    let mut expression_lines = BTreeMap::new();
+    let mut expr_of = |value: &Option<Spanned<String>>, key: &str, problems: &mut Problems| {
         let value = value.as_ref()?;
+        if let Some(line) = source.span_line(&value.span()) {
+            expression_lines.insert(key.to_string(), line);
+        }
         match parse_expr(value.get_ref()) {
             Ok(expr) => Some(expr),
             Err(e) => {
@@ -431,6 +520,15 @@ pub(crate) fn load(
         on_remove: raw.on_remove,
         max_deletes: raw.max_deletes.unwrap_or(engine.max_deletes),
         max_delete_percent,
+        min_deletes: raw.min_deletes.unwrap_or(engine.min_deletes),
+        max_membership_removals: raw
+            .max_membership_removals
+            .unwrap_or(engine.max_membership_removals),
+        max_membership_removal_percent,
+        min_membership_removals: raw
+            .min_membership_removals
+            .unwrap_or(engine.min_membership_removals),
+        max_skipped_percent,
         nesting: raw.nesting,
         filter,
         attributes,
@@ -442,6 +540,7 @@ pub(crate) fn load(
             applications,
         },
         fingerprint: crate::model::content_hash(&source.text),
+        expression_lines,
     })
 }
 
@@ -466,6 +565,11 @@ mod tests {
             log_format: crate::config::LogFormat::Text,
             max_deletes: 7,
             max_delete_percent: 3.5,
+            min_deletes: 4,
+            max_membership_removals: 9,
+            max_membership_removal_percent: 6.5,
+            min_membership_removals: 8,
+            max_skipped_percent: 2.5,
         }
     }
 
@@ -495,14 +599,27 @@ mod tests {
         assert_eq!(mapping.on_remove.as_str(), "disable");
         assert_eq!(mapping.max_deletes, 7);
         assert_eq!(mapping.max_delete_percent, 3.5);
+        assert_eq!(mapping.min_deletes, 4);
+        assert_eq!(mapping.max_membership_removals, 9);
+        assert_eq!(mapping.max_membership_removal_percent, 6.5);
+        assert_eq!(mapping.min_membership_removals, 8);
+        assert_eq!(mapping.max_skipped_percent, 2.5);
     }
 
     #[test]
     fn a_mapping_overrides_the_defaults() {
-        let (mapping, problems) =
-            check("on_remove = \"delete\"\nmax_deletes = 0\nmax_delete_percent = 0\n");
+        let (mapping, problems) = check(
+            "on_remove = \"delete\"\nmax_deletes = 0\nmax_delete_percent = 0\nmin_deletes = 1\n\
+             max_membership_removals = 2\nmax_membership_removal_percent = 3\nmin_membership_removals = 4\n\
+             max_skipped_percent = 100\n",
+        );
         assert!(problems.is_empty(), "{problems:?}");
         let mapping = mapping.expect("valid");
+        assert_eq!(mapping.min_deletes, 1);
+        assert_eq!(mapping.max_membership_removals, 2);
+        assert_eq!(mapping.max_membership_removal_percent, 3.0);
+        assert_eq!(mapping.min_membership_removals, 4);
+        assert_eq!(mapping.max_skipped_percent, 100.0);
         assert_eq!(mapping.on_remove, OnRemove::Delete);
         assert_eq!(mapping.on_remove.as_str(), "delete");
         assert_eq!(mapping.max_deletes, 0);
@@ -516,6 +633,15 @@ mod tests {
         assert_eq!(
             problems,
             ["mappings/staff.toml:2: max_delete_percent: must be between 0 and 100, got 101"]
+        );
+        let (_, problems) =
+            check("max_membership_removal_percent = -2\nmax_skipped_percent = 200\n");
+        assert_eq!(
+            problems,
+            [
+                "mappings/staff.toml:1: max_membership_removal_percent: must be between 0 and 100, got -2",
+                "mappings/staff.toml:2: max_skipped_percent: must be between 0 and 100, got 200",
+            ]
         );
         let (_, problems) = check("on_remove = \"archive\"\n");
         assert_eq!(

@@ -17,6 +17,7 @@
 //! directories (hidden files, whose name starts with `.`, are skipped), in name
 //! order. A missing directory counts as empty.
 
+pub mod attributes;
 mod azure;
 mod connector;
 mod duration;
@@ -795,7 +796,7 @@ format = "json"
         assert_eq!(
             problems_of(&dir.path().join("etc/idsync.toml")),
             [format!(
-                "{}:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
+                "{}:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `min_deletes`, `max_membership_removals`, `max_membership_removal_percent`, `min_membership_removals`, `max_skipped_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
                 path.display()
             )]
         );
@@ -813,7 +814,7 @@ format = "json"
             problems(&dir),
             [
                 "idsync.toml:3: unclosed table, expected `]`",
-                "mappings/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
+                "mappings/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `min_deletes`, `max_membership_removals`, `max_membership_removal_percent`, `min_membership_removals`, `max_skipped_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
             ]
         );
         // Valid TOML with a bad value: [paths] is still followed.
@@ -828,7 +829,7 @@ format = "json"
             problems(&dir),
             [
                 "idsync.toml:4: log.level: invalid type: integer `3`, expected a string",
-                "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
+                "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `min_deletes`, `max_membership_removals`, `max_membership_removal_percent`, `min_membership_removals`, `max_skipped_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
             ]
         );
     }

@@ -8,6 +8,7 @@
 pub mod context;
 pub mod expr;
 pub mod flatten;
+pub mod limits;
 pub mod plan;
 mod project;
 
@@ -84,6 +85,29 @@ pub struct ManagedGrant {
     pub user: String,
 }
 
+/// A user the mapping skipped because a required target field came out empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedUser {
+    pub external_id: String,
+    /// The source's user name, to find the record (never a secret).
+    pub user_name: String,
+    /// The mapping key of the field, e.g. `attributes.user_name`.
+    pub field: &'static str,
+    /// The field's expression (canonical text), when the mapping sets one.
+    pub expression: Option<String>,
+}
+
+impl SkippedUser {
+    /// `attributes.user_name = "userPrinciplName | lower"`, or the key alone without an
+    /// expression (the source's own field was empty).
+    pub fn describe_field(&self) -> String {
+        match &self.expression {
+            Some(expression) => format!("`{} = {expression:?}`", self.field),
+            None => format!("`{}` (the source's own field)", self.field),
+        }
+    }
+}
+
 /// The slice of the target that one connector should own.
 #[derive(Debug, Default)]
 pub struct Desired {
@@ -99,6 +123,8 @@ pub struct Desired {
     /// External ids of users skipped for a field that ended up empty: an existing one is
     /// left as the target has it (not removed), a new one is not created.
     pub held_back: HashSet<String>,
+    /// The users in `held_back`, with the field that came out empty (for the skip limit).
+    pub skipped_users: Vec<SkippedUser>,
     /// Records a filter kept out.
     pub excluded_users: u64,
     pub excluded_groups: u64,
@@ -162,6 +188,15 @@ mod tests {
         // A skipped user is held back: its memberships stay desired, and the plan keeps
         // them only if the target already has the user.
         assert!(desired.held_back.contains("u2"));
+        assert_eq!(
+            desired.skipped_users,
+            vec![SkippedUser {
+                external_id: "u2".into(),
+                user_name: "  ".into(),
+                field: "attributes.user_name",
+                expression: None,
+            }]
+        );
         let members: Vec<&str> = desired
             .memberships
             .iter()

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::OnRemove;
 use crate::model::{MemberKind, content_hash, name_key};
 use crate::pipeline::flatten::{Graph, effective_users};
-use crate::pipeline::{Desired, Origin, TargetGroup, TargetUser};
+use crate::pipeline::{Desired, Origin, SkippedUser, TargetGroup, TargetUser};
 
 /// A user the connector already owns in the target.
 #[derive(Debug, Clone)]
@@ -45,6 +45,9 @@ pub struct Current {
     /// The connector's live users in the whole target, when `users` holds only some of
     /// them (a plan over changed users only); the safety limits count against it.
     pub live_users_total: Option<u64>,
+    /// The connector's memberships in the whole target (sticky ones left out), when
+    /// `memberships` holds only some of them; the membership limit counts against it.
+    pub memberships_total: Option<u64>,
 }
 
 /// name key -> who holds it outside this connector (for conflict messages).
@@ -110,6 +113,13 @@ pub struct Plan {
     /// Users the connector owns and has not removed, before the plan.
     pub live_users_before: u64,
     pub groups_before: u64,
+    /// Memberships the connector granted before the plan (sticky ones left out).
+    pub memberships_before: u64,
+    /// Target ids of the connector's groups, before and created by the plan.
+    pub own_group_ids: HashSet<String>,
+    /// Users the target holds live for the connector (it projected them before) that
+    /// the mapping now skips: what the skip limit counts.
+    pub skipped_before: Vec<SkippedUser>,
 }
 
 /// Counts of a plan, as recorded on the run.
@@ -148,6 +158,59 @@ impl Plan {
             conflicts: self.conflicts.len() as u64,
             warnings: self.warnings.len() as u64,
         }
+    }
+
+    /// Membership removals from users and groups that stay: those of removed users,
+    /// deleted groups and members of deleted groups are counted by the deletion limits.
+    pub fn staying_membership_removals(&self) -> Vec<&(String, String)> {
+        let leaving: HashSet<&str> = self
+            .user_removals
+            .iter()
+            .chain(&self.group_deletes)
+            .map(|r| r.id.as_str())
+            .collect();
+        self.membership_removes
+            .iter()
+            .filter(|(group, member)| {
+                !leaving.contains(group.as_str()) && !leaving.contains(member.as_str())
+            })
+            .collect()
+    }
+
+    /// Of `removes`, those that take access away: a user removed from a group it is no
+    /// longer in, even through nesting, after the plan; a nested group removed from a
+    /// group while some of its users are not otherwise in it. A switch between kept and
+    /// flattened nesting rewrites direct memberships and takes nothing away.
+    pub fn access_removals(&self, removes: &[&(String, String)]) -> u64 {
+        let after = effective_pairs(self.membership_adds.iter().chain(&self.membership_kept));
+        let has = |group: &str, user: &str| -> bool {
+            match (after.group_index.get(group), after.user_index.get(user)) {
+                (Some(&g), Some(&u)) => after.pairs.binary_search(&(g, u)).is_ok(),
+                _ => false,
+            }
+        };
+        let users_of = |group: &str| -> &[(u32, u32)] {
+            match after.group_index.get(group) {
+                Some(&g) => {
+                    let start = after.pairs.partition_point(|&(pg, _)| pg < g);
+                    let end = after.pairs.partition_point(|&(pg, _)| pg <= g);
+                    &after.pairs[start..end]
+                }
+                None => &[],
+            }
+        };
+        removes
+            .iter()
+            .filter(|(group, member)| {
+                if self.own_group_ids.contains(member) {
+                    users_of(member)
+                        .iter()
+                        .any(|&(_, u)| !has(group, after.users[u as usize]))
+                } else {
+                    !has(group, member)
+                }
+            })
+            .count() as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -202,6 +265,20 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             .live_users_total
             .unwrap_or_else(|| current.users.values().filter(|u| !u.removed).count() as u64),
         groups_before: current.groups.len() as u64,
+        memberships_before: current
+            .memberships_total
+            .unwrap_or(current.memberships.len() as u64),
+        skipped_before: desired
+            .skipped_users
+            .iter()
+            .filter(|s| {
+                current
+                    .users
+                    .get(&s.external_id)
+                    .is_some_and(|u| !u.removed)
+            })
+            .cloned()
+            .collect(),
         ..Plan::default()
     };
 
@@ -413,6 +490,12 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         .collect();
     deletes.sort_by(|a, b| a.name.cmp(&b.name));
     plan.group_deletes = deletes;
+    plan.own_group_ids = current
+        .groups
+        .values()
+        .map(|g| g.id.clone())
+        .chain(plan.group_creates.iter().map(|w| w.id.clone()))
+        .collect();
 
     // Direct memberships from the source.
     let mut wanted: Vec<Membership> = desired
@@ -547,6 +630,18 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     removes.retain(|(group_id, _)| !default_group_ids.contains(group_id.as_str()));
     // Removals from groups the connector does not own are removals from managed groups.
     let own_group_ids: HashSet<&str> = current.groups.values().map(|g| g.id.as_str()).collect();
+    // A held-back user keeps its managed groups (application and default groups) like the
+    // rest of its record: a field that came out empty, a mapping typo above all, is a
+    // data problem to report, not a reason to take access away.
+    let held_back_ids: HashSet<&str> = desired
+        .held_back
+        .iter()
+        .filter_map(|ext| current.users.get(ext))
+        .map(|u| u.id.as_str())
+        .collect();
+    removes.retain(|(group_id, member_id)| {
+        own_group_ids.contains(group_id.as_str()) || !held_back_ids.contains(member_id.as_str())
+    });
     for (group_id, _) in &removes {
         if !own_group_ids.contains(group_id.as_str()) {
             plan.managed_group_ids.insert(group_id.clone());

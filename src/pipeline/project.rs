@@ -15,8 +15,11 @@ use serde_json::{Map, Value};
 use crate::config::{DefaultApply, MappingConfig, Nesting};
 use crate::model::{MemberKind, SourceGroup, SourceUser};
 use crate::pipeline::context::{group_context, user_context};
+use crate::pipeline::expr::Expr;
 use crate::pipeline::flatten::{Graph, effective_users};
-use crate::pipeline::{Desired, DesiredMembership, ManagedGrant, TargetGroup, TargetUser};
+use crate::pipeline::{
+    Desired, DesiredMembership, ManagedGrant, SkippedUser, TargetGroup, TargetUser,
+};
 
 /// The source's membership graph over dense indices.
 struct SourceGraph {
@@ -156,6 +159,7 @@ pub fn project(
                 continue;
             }
         }
+        let source_user_name = user.user_name.clone();
         match map_user(mapping, user, context.as_ref()) {
             Ok(target) => {
                 for app in &mapping.groups.applications {
@@ -184,13 +188,19 @@ pub fn project(
                 included_user[u] = true;
                 desired.users.push(target);
             }
-            Err(reason) => {
+            Err(skip) => {
                 // The record stays as the target has it (if it has it): a field that
                 // went empty is a data problem to report, not a reason to deprovision.
                 desired
                     .skipped
-                    .push(format!("user {:?} skipped: {reason}", user_ids[u]));
+                    .push(format!("user {:?} skipped: {}", user_ids[u], skip.message));
                 desired.held_back.insert(user_ids[u].clone());
+                desired.skipped_users.push(SkippedUser {
+                    external_id: user_ids[u].clone(),
+                    user_name: source_user_name,
+                    field: skip.field,
+                    expression: skip.expression,
+                });
                 included_user[u] = true;
             }
         }
@@ -290,16 +300,32 @@ pub fn project(
     desired
 }
 
+/// Why a user was skipped: the required field that came out empty.
+struct Skip {
+    /// The mapping key, e.g. `attributes.user_name`.
+    field: &'static str,
+    expression: Option<String>,
+    message: String,
+}
+
+impl Skip {
+    fn new(field: &'static str, expr: &Option<Expr>, message: String) -> Skip {
+        Skip {
+            field,
+            expression: expr.as_ref().map(ToString::to_string),
+            message,
+        }
+    }
+}
+
 /// Computes the target fields of a user; a required field that ends up empty skips it.
 fn map_user(
     mapping: &MappingConfig,
     user: SourceUser,
     context: Option<&Value>,
-) -> Result<TargetUser, String> {
+) -> Result<TargetUser, Skip> {
     let a = &mapping.attributes;
-    let field = |expr: &Option<crate::pipeline::expr::Expr>, fallback: Option<String>| match (
-        expr, context,
-    ) {
+    let field = |expr: &Option<Expr>, fallback: Option<String>| match (expr, context) {
         (Some(expr), Some(context)) => expr.eval(context),
         _ => fallback.filter(|v| !v.trim().is_empty()),
     };
@@ -327,13 +353,25 @@ fn map_user(
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
     else {
-        return Err("its user name is empty".into());
+        return Err(Skip::new(
+            "attributes.user_name",
+            &a.user_name,
+            "its user name is empty".into(),
+        ));
     };
     let Some(email) = email else {
-        return Err(format!("user {user_name:?} has no email"));
+        return Err(Skip::new(
+            "attributes.email",
+            &a.email,
+            format!("user {user_name:?} has no email"),
+        ));
     };
     let Some(display_name) = display_name else {
-        return Err(format!("user {user_name:?} has no display name"));
+        return Err(Skip::new(
+            "attributes.display_name",
+            &a.display_name,
+            format!("user {user_name:?} has no display name"),
+        ));
     };
     let attributes = if a.custom.is_empty() {
         user.attributes

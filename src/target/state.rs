@@ -170,8 +170,8 @@ pub async fn groups_by_name(
 
 /// What the target holds for some users of a connector (`user_ext_ids`), all its groups,
 /// and only the memberships of those users: what a plan over just those users needs.
-/// With `count_live`, `live_users_total` is set to the connector's whole count, for the
-/// percentage safety limit (a count that costs a walk over the connector's users, which a
+/// With `count_live`, `live_users_total` and `memberships_total` are set to the
+/// connector's whole counts, for the percentage safety limits (a count that costs a walk over the connector's users, which a
 /// SCIM request, guarded by its removal window instead, skips).
 pub async fn load_current_for_users(
     conn: &mut AnyConnection,
@@ -222,6 +222,14 @@ pub async fn load_current_for_users(
                 .await
                 .context(CTX)?;
         current.live_users_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM memberships WHERE connector = $1 AND origin <> $2")
+                .bind(connector.to_string())
+                .bind(Origin::Default.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .context(CTX)?;
+        current.memberships_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
     }
     Ok(current)
 }

@@ -119,6 +119,42 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// The first key of every path the expression reads (the top-level attribute of the
+    /// record), as written, in order of first appearance, without duplicates.
+    pub fn root_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_roots(&self.node, &mut out);
+        out
+    }
+}
+
+fn collect_roots(node: &Node, out: &mut Vec<String>) {
+    let mut push = |path: &Path| {
+        if let Some(Segment::Key(key)) = path.0.first()
+            && !out.contains(key)
+        {
+            out.push(key.clone());
+        }
+    };
+    match node {
+        Node::Path(path) => push(path),
+        Node::Text(parts) => {
+            for part in parts {
+                if let Part::Field(path) = part {
+                    push(path);
+                }
+            }
+        }
+        Node::Pipe(base, _) => collect_roots(base, out),
+        Node::Fallback(alternatives) => {
+            for alternative in alternatives {
+                collect_roots(alternative, out);
+            }
+        }
+    }
+}
+
 fn collect_paths(node: &Node, out: &mut Vec<String>) {
     let mut push = |path: &Path| {
         let text = path.to_string();

@@ -483,3 +483,15 @@ fn paths_lists_every_read_path_once() {
         Ok(vec!["x".to_string(), format!("{URN}.department")])
     );
 }
+
+#[test]
+fn root_keys_are_the_top_level_attributes_read() {
+    let expr = parse(
+        "mail | lower ?? \"{givenName}.{name.familyName}\" ?? `urn:x:User`.department ?? mail",
+    )
+    .unwrap();
+    assert_eq!(
+        expr.root_keys(),
+        ["mail", "givenName", "name", "urn:x:User"]
+    );
+}
