@@ -292,7 +292,17 @@ async fn run(cli: Cli) -> Result<u8> {
                     continue;
                 }
                 let checks = match connectors::build(connector) {
-                    Ok(pull) => pull.diagnose().await,
+                    Ok(pull) => {
+                        let mut checks = pull.diagnose().await;
+                        // Only a source that answered is worth sampling.
+                        if checks.iter().all(|c| c.ok) {
+                            let mapping = config.mapping_for(connector);
+                            checks.extend(
+                                connectors::sample::check_mapping(pull.as_ref(), mapping).await,
+                            );
+                        }
+                        checks
+                    }
                     Err(e) => vec![connectors::Diagnosis::failed("start", e.to_string())],
                 };
                 for check in checks {

@@ -285,6 +285,37 @@ fn unknown_connector_is_a_usage_error() {
 }
 
 #[test]
+fn check_connect_evaluates_the_mapping_against_sampled_records() {
+    let tree = Tree::new();
+    // The file format's columns are free-form, so only a look at real records can tell
+    // that `familyNam` never arrives.
+    tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\n[attributes]\nuser_name = \"userName | lower\"\n\
+         [attributes.custom]\nsurname = \"familyNam\"\n",
+    );
+    let (code, stdout, stderr) = tree.run(&["check", "--connect"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "hr (file): mapping sample: FAILED — mappings/default.toml: attributes.custom.surname \
+             reads `familyNam`, which none of the 5 sampled user(s) has"
+        ),
+        "{stdout}"
+    );
+    tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\n[attributes.custom]\nsurname = \"familyName\"\n",
+    );
+    let (code, stdout, stderr) = tree.run(&["check", "--connect"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("hr (file): mapping sample: ok — every attribute the mapping reads is present in the 5 sampled user(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_connect_tries_each_enabled_connector() {
     let tree = Tree::new();
     let (code, stdout, stderr) = tree.run(&["check", "--connect"]);

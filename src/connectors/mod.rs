@@ -14,6 +14,7 @@ pub mod google;
 pub mod http;
 pub mod keycloak;
 pub mod okta;
+pub mod sample;
 
 use async_trait::async_trait;
 
