@@ -10,6 +10,7 @@ mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;
+mod scim_edge;
 mod scim_replay;
 mod scim_server;
 mod scim_tokens;

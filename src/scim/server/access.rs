@@ -1,7 +1,7 @@
 //! Who may call a tenant: the client's address (believing `X-Forwarded-For` only from
-//! configured proxies) against the tenant's allowlist, the tenant's request rate, its
-//! credentials (bearer tokens or HTTP Basic, compared in constant time), and the body
-//! size limit.
+//! configured proxies) against the tenant's allowlist, its credentials (bearer tokens or
+//! HTTP Basic, compared in constant time), the tenant's request rate, and the body size
+//! limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -95,6 +95,28 @@ pub(super) fn check_rate(limiter: &governor::DefaultDirectRateLimiter) -> Result
                 secs.max(1),
             ))
         }
+    }
+}
+
+/// A failed authentication, counted against the client's budget: the 401 itself while
+/// within it, 429 with Retry-After beyond. Server errors are passed through uncounted.
+pub(super) fn count_failure(
+    failures: &super::failures::AuthFailures,
+    client: IpAddr,
+    error: ScimError,
+) -> ScimError {
+    if error.status != 401 {
+        return error;
+    }
+    match failures.fail(client, Instant::now()) {
+        None => error,
+        Some(secs) => ScimError::too_many_requests(
+            format!(
+                "too many failed authentications from {client}; retry after the time in \
+                 Retry-After"
+            ),
+            secs,
+        ),
     }
 }
 

@@ -2,13 +2,16 @@
 //! `/scim/{tenant}/v1/...` for SCIM 1.1), separate from the admin listener.
 //!
 //! Every request goes through the same steps (`handle`): find the tenant, check the
-//! client's address against its allowlist, its rate limit, its credentials, read the body
-//! within the size limit, then dispatch by path and method within the request timeout.
+//! client's address against its allowlist, its credentials (failures count against the
+//! client's own budget, see `failures`), the tenant's rate limit, read the body within the
+//! size limit and the body timeout, then dispatch by path and method within the request
+//! timeout.
 //! Writes change the tenant's mirror and project the change into the target in one
 //! transaction (`write`), so an IdP's request either lands whole or not at all. Each
 //! request ends up in the event log (`crate::scim::events`).
 
 mod access;
+mod failures;
 mod groups;
 mod listing;
 mod params;
@@ -46,6 +49,9 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Most resources one list request returns.
     pub max_results: u32,
+    /// Failed authentications one client address may make per minute before its
+    /// failures are answered 429.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +60,7 @@ impl Default for ServerOptions {
             max_body_bytes: 4 << 20,
             request_timeout: Duration::from_secs(60),
             max_results: 1000,
+            auth_failures_per_minute: 20,
         }
     }
 }
@@ -92,6 +99,7 @@ pub struct ScimServer {
     options: ServerOptions,
     events: EventLog,
     access: access::TokenTouches,
+    failures: failures::AuthFailures,
 }
 
 impl ScimServer {
@@ -107,6 +115,7 @@ impl ScimServer {
                 .into_iter()
                 .map(|t| (t.id.clone(), Arc::new(t)))
                 .collect(),
+            failures: failures::AuthFailures::new(options.auth_failures_per_minute),
             options,
             events,
             access: access::TokenTouches::default(),
@@ -351,8 +360,11 @@ async fn handle(
         let mut request_body = Bytes::new();
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
+            // Credentials first: requests that fail them must not spend the tenant's rate.
+            if let Err(error) = access::authenticate(&server, &tenant, &headers).await {
+                return Err(access::count_failure(&server.failures, client, error));
+            }
             access::check_rate(&tenant.limiter)?;
-            access::authenticate(&server, &tenant, &headers).await?;
             request_body = access::read_body(body, server.options.max_body_bytes).await?;
             let host = headers
                 .get(header::HOST)
