@@ -13,6 +13,7 @@
 mod access;
 mod failures;
 mod groups;
+mod limits;
 mod listing;
 mod params;
 mod resources;
@@ -40,6 +41,8 @@ use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
 use crate::scim::events::{Event, EventLog, loggable_body};
 
+pub use limits::{MAX_IDENTIFIER_CHARS, ResourceLimits};
+
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -52,6 +55,8 @@ pub struct ServerOptions {
     /// Failed authentications one client address may make per minute before its
     /// failures are answered 429.
     pub auth_failures_per_minute: u32,
+    /// What one resource may hold.
+    pub limits: ResourceLimits,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +66,7 @@ impl Default for ServerOptions {
             request_timeout: Duration::from_secs(60),
             max_results: 1000,
             auth_failures_per_minute: 20,
+            limits: ResourceLimits::default(),
         }
     }
 }
@@ -297,7 +303,13 @@ impl Call<'_> {
                 "the body must be a JSON object",
             ));
         }
+        limits::reject_nul(&value)?;
         Ok(value)
+    }
+
+    /// Checks a resource as it is about to be stored against the server's limits.
+    pub fn check_resource(&self, resource: &Value) -> Result<(), ScimError> {
+        limits::check_resource(resource, &self.server.options.limits)
     }
 
     /// The entity tags of an `If-Match` / `If-None-Match` header (`*` as itself).
@@ -366,6 +378,9 @@ async fn handle(
             }
             access::check_rate(&tenant.limiter)?;
             request_body = access::read_body(body, server.options.max_body_bytes).await?;
+            if let Some(target) = uri.path_and_query() {
+                limits::reject_nul_in_target(target.as_str())?;
+            }
             let host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
