@@ -210,3 +210,195 @@ async fn resource_limits_are_named(db: crate::support::TestDb) {
     scim.stop().await;
 }
 crate::on_both_backends!(resource_limits_are_named);
+
+/// Waits (polling, up to 10 s) until `check` holds.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads until the server closes the connection (up to 10 s); what it sent before.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the server closes the connection");
+        match read {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&seen).into_owned(),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_header_connections_cannot_hold_the_listener() {
+    use tokio::io::AsyncWriteExt;
+    let db = crate::support::sqlite().await;
+    let options = ServerOptions {
+        header_read_timeout: std::time::Duration::from_secs(2),
+        max_connections: 100,
+        ..ServerOptions::default()
+    };
+    let scim = ScimHarness::start_with(&db, vec![tenant("acme", OnRemove::Disable)], options).await;
+    let health = scim.server.health();
+    until("the listener is up", || health.problem().is_none()).await;
+    let mut slow = Vec::new();
+    for i in 0..250 {
+        let mut stream = tokio::net::TcpStream::connect(scim.addr)
+            .await
+            .expect("connect");
+        // Half a header; some send nothing at all.
+        if i % 5 != 0 {
+            stream
+                .write_all(b"GET /scim/acme/v2/Users HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .expect("write");
+        }
+        slow.push(stream);
+    }
+    // At its cap the listener says so (and `/readyz` with it).
+    until("the cap is reached", || {
+        health
+            .problem()
+            .is_some_and(|p| p.contains("limit of 100 open connections (max_connections)"))
+    })
+    .await;
+    // A well-behaved client still gets its answer once the slow ones are cut off.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        scim.call("acme", "GET", "/Users", None),
+    )
+    .await
+    .expect("the valid request is answered");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Every slow connection was closed by the server, none answered as if complete.
+    for stream in &mut slow {
+        let seen = read_until_closed(stream).await;
+        assert!(!seen.contains("200 OK"), "{seen}");
+    }
+    until("every connection is released", || {
+        health.open_connections() <= 1 && health.problem().is_none()
+    })
+    .await;
+    scim.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    let db = crate::support::sqlite().await;
+    let options = ServerOptions {
+        body_read_timeout: std::time::Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    let scim = ScimHarness::start_with(&db, vec![tenant("acme", OnRemove::Disable)], options).await;
+    let token = &scim.tokens["acme"];
+    let mut stream = tokio::net::TcpStream::connect(scim.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /scim/acme/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{\"sche"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let seen = read_until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("(body_read_timeout_seconds)"), "{seen}");
+    scim.stop().await;
+}
+
+/// `Location` and `meta.location` come from configuration or a trusted proxy, never from
+/// the client's `Host` (which would let anyone plant links to their own host).
+#[tokio::test]
+async fn locations_ignore_a_forged_host() {
+    let db = crate::support::sqlite().await;
+    let public = tenant_with(
+        "public",
+        ScimTenantSettings {
+            public_base_url: Some("https://idsync.example.com/edge".into()),
+            ..ScimTenantSettings::default()
+        },
+    );
+    let proxied = tenant_with(
+        "proxied",
+        ScimTenantSettings {
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            ..ScimTenantSettings::default()
+        },
+    );
+    let scim = ScimHarness::start(
+        &db,
+        vec![tenant("plain", OnRemove::Disable), public, proxied],
+    )
+    .await;
+    const FORGED: &[(&str, &str)] = &[
+        ("host", "evil.example"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let forged = FORGED;
+    let create = |tenant: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let url = scim.url(tenant, "/Users");
+        let scim = &scim;
+        async move {
+            let answer = scim
+                .send(tenant, "POST", &url, Some(user_body("ann")), headers)
+                .await;
+            assert_eq!(answer.status, 201, "{}", answer.body);
+            let location = answer.header("location").expect("Location");
+            assert_eq!(answer.body["meta"]["location"], json!(location));
+            location
+        }
+    };
+    let own = format!("http://{}/scim/plain/v2/Users/", scim.addr);
+    let location = create("plain", forged).await;
+    assert!(location.starts_with(&own), "{location}");
+    let location = create("public", forged).await;
+    assert!(
+        location.starts_with("https://idsync.example.com/edge/scim/public/v2/Users/"),
+        "{location}"
+    );
+    // Loopback is this tenant's trusted proxy: its forwarded host and scheme are used.
+    let location = create(
+        "proxied",
+        &[
+            ("host", "evil.example"),
+            ("x-forwarded-host", "scim.example.org"),
+            ("x-forwarded-proto", "https"),
+        ],
+    )
+    .await;
+    assert!(
+        location.starts_with("https://scim.example.org/scim/proxied/v2/Users/"),
+        "{location}"
+    );
+    // A group's member references follow the same base.
+    let user_id = location.rsplit('/').next().unwrap().to_string();
+    assert!(!user_id.is_empty());
+    let url = scim.url("plain", "/Groups");
+    let plain_user = scim.call("plain", "GET", "/Users", None).await;
+    let plain_id = plain_user.body["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group_for_plain = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "g", "members": [{"value": plain_id}]});
+    let answer = scim
+        .send("plain", "POST", &url, Some(group_for_plain), forged)
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(
+        answer.body["members"][0]["$ref"],
+        json!(format!("{own}{plain_id}"))
+    );
+    scim.stop().await;
+}

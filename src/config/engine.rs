@@ -7,6 +7,13 @@
 //! database_url = "sqlite://idsync.db"   # or { env = "NAME" } or { file = "path" }
 //! [scim]
 //! listen = "0.0.0.0:5501"
+//! header_read_timeout_seconds = 10    # a request's headers must arrive within this
+//! body_read_timeout_seconds = 30      # a request's body must arrive within this (else 408)
+//! max_connections = 1024              # open SCIM connections; at the cap, stop accepting
+//! auth_failures_per_minute = 20       # failed authentications per client address (then 429)
+//! max_string_length = 4096            # characters in any string attribute
+//! max_values_per_attribute = 100      # entries of a multi-valued attribute (not members)
+//! max_resource_bytes = 16384          # a resource without its members, serialised
 //! [admin]
 //! listen = "127.0.0.1:5502"
 //! [paths]
@@ -41,6 +48,8 @@ pub struct EngineConfig {
     pub database_url: SecretString,
     /// Address the SCIM server listens on (`[scim] listen`).
     pub scim_listen: SocketAddr,
+    /// The SCIM server's limits (the rest of `[scim]`).
+    pub scim_options: crate::scim::server::ServerOptions,
     /// Address the admin server listens on (`[admin] listen`).
     pub admin_listen: SocketAddr,
     /// The bearer token the admin API requires (`[admin] token`), if any.
@@ -134,6 +143,31 @@ struct RawScim {
     /// `IP:PORT` the SCIM server listens on. Default: `0.0.0.0:5501`.
     #[serde(default = "default_scim_listen")]
     listen: Spanned<String>,
+    /// Seconds a connection has to send a request's headers before it is closed.
+    /// Default: 10.
+    #[serde(default)]
+    header_read_timeout_seconds: Option<Spanned<i64>>,
+    /// Seconds a request has to send its body before it is answered 408. Default: 30.
+    #[serde(default)]
+    body_read_timeout_seconds: Option<Spanned<i64>>,
+    /// Most SCIM connections open at once; at the cap the listener stops accepting (and
+    /// `/readyz` answers 503) until one closes. Default: 1024.
+    #[serde(default)]
+    max_connections: Option<Spanned<i64>>,
+    /// Failed authentications one client address may make per minute before its further
+    /// failures are answered 429. Default: 20.
+    #[serde(default)]
+    auth_failures_per_minute: Option<Spanned<i64>>,
+    /// Most characters in one string attribute. Default: 4096.
+    #[serde(default)]
+    max_string_length: Option<Spanned<i64>>,
+    /// Most entries in one multi-valued attribute (a group's members excepted).
+    /// Default: 100.
+    #[serde(default)]
+    max_values_per_attribute: Option<Spanned<i64>>,
+    /// Largest resource, serialised without its members, in bytes. Default: 16384.
+    #[serde(default)]
+    max_resource_bytes: Option<Spanned<i64>>,
 }
 
 /// `[admin]` in `idsync.toml`.
@@ -270,6 +304,13 @@ impl Default for RawScim {
     fn default() -> Self {
         RawScim {
             listen: default_scim_listen(),
+            header_read_timeout_seconds: None,
+            body_read_timeout_seconds: None,
+            max_connections: None,
+            auth_failures_per_minute: None,
+            max_string_length: None,
+            max_values_per_attribute: None,
+            max_resource_bytes: None,
         }
     }
 }
@@ -348,6 +389,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         }
     };
     let scim_listen = listen_address(source, problems, &raw.scim.listen, "scim.listen");
+    let scim_options = scim_options(source, problems, &raw.scim);
     let admin_listen = listen_address(source, problems, &raw.admin.listen, "admin.listen");
     let admin_token = raw.admin.token.as_ref().and_then(|token| {
         token
@@ -397,6 +439,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
     EngineConfig {
         database_url,
         scim_listen,
+        scim_options,
         admin_listen,
         admin_token,
         max_concurrent_runs: max_concurrent_runs as usize,
@@ -408,6 +451,68 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         max_deletes: raw.safety.max_deletes,
         max_delete_percent,
     }
+}
+
+/// The SCIM server's limits from `[scim]`, each a whole number of at least 1.
+fn scim_options(
+    source: &Source<'_>,
+    problems: &mut Problems,
+    raw: &RawScim,
+) -> crate::scim::server::ServerOptions {
+    let mut options = crate::scim::server::ServerOptions::default();
+    let mut read = |value: &Option<Spanned<i64>>, key: &str, default: u64| -> u64 {
+        match value {
+            None => default,
+            Some(v) if *v.get_ref() >= 1 => *v.get_ref() as u64,
+            Some(v) => {
+                source.report(
+                    problems,
+                    v,
+                    key,
+                    format!("{} is out of range (at least 1)", v.get_ref()),
+                );
+                default
+            }
+        }
+    };
+    options.header_read_timeout = std::time::Duration::from_secs(read(
+        &raw.header_read_timeout_seconds,
+        "scim.header_read_timeout_seconds",
+        options.header_read_timeout.as_secs(),
+    ));
+    options.body_read_timeout = std::time::Duration::from_secs(read(
+        &raw.body_read_timeout_seconds,
+        "scim.body_read_timeout_seconds",
+        options.body_read_timeout.as_secs(),
+    ));
+    let narrow = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    options.max_connections = narrow(read(
+        &raw.max_connections,
+        "scim.max_connections",
+        options.max_connections as u64,
+    ));
+    options.auth_failures_per_minute = u32::try_from(read(
+        &raw.auth_failures_per_minute,
+        "scim.auth_failures_per_minute",
+        u64::from(options.auth_failures_per_minute),
+    ))
+    .unwrap_or(u32::MAX);
+    options.limits.max_string_chars = narrow(read(
+        &raw.max_string_length,
+        "scim.max_string_length",
+        options.limits.max_string_chars as u64,
+    ));
+    options.limits.max_values = narrow(read(
+        &raw.max_values_per_attribute,
+        "scim.max_values_per_attribute",
+        options.limits.max_values as u64,
+    ));
+    options.limits.max_resource_bytes = narrow(read(
+        &raw.max_resource_bytes,
+        "scim.max_resource_bytes",
+        options.limits.max_resource_bytes as u64,
+    ));
+    options
 }
 
 /// The `[paths]` of an `idsync.toml` that did not deserialise, as far as
@@ -672,6 +777,29 @@ mod tests {
             problems,
             ["idsync.toml:2: safety.max_delete_percent: must be between 0 and 100, got NaN"]
         );
+    }
+
+    #[test]
+    fn scim_limits_have_defaults_and_must_be_positive() {
+        let (engine, problems) = load_text("");
+        assert!(problems.is_empty(), "{problems:?}");
+        let defaults = crate::scim::server::ServerOptions::default();
+        assert_eq!(engine.scim_options.max_connections, 1024);
+        assert_eq!(engine.scim_options.limits, defaults.limits);
+        let (engine, problems) = load_text(
+            "[scim]\nheader_read_timeout_seconds = 3\nmax_connections = 200\n\
+             max_string_length = 100\nmax_resource_bytes = 0\n",
+        );
+        assert_eq!(
+            problems,
+            ["idsync.toml:5: scim.max_resource_bytes: 0 is out of range (at least 1)"]
+        );
+        assert_eq!(
+            engine.scim_options.header_read_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(engine.scim_options.max_connections, 200);
+        assert_eq!(engine.scim_options.limits.max_string_chars, 100);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! max_removals = 100                  # deletes/deactivations per window before holding
 //! removal_window_minutes = 60
 //! event_retention = 10000             # requests kept in the event log
+//! public_base_url = "https://idsync.example.com"  # for Location and meta.location
 //! ```
 
 use std::num::NonZeroU32;
@@ -61,6 +62,10 @@ pub struct ScimTenantSettings {
     pub max_removals: Option<u64>,
     pub removal_window_minutes: u64,
     pub event_retention: u64,
+    /// Where clients reach the SCIM server (`https://host[:port][/prefix]`, no trailing
+    /// slash): `Location`, `meta.location` and member `$ref`s start with it. None: a
+    /// trusted proxy's `X-Forwarded-Proto`/`-Host`, else the listener's own address.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ScimTenantSettings {
@@ -75,6 +80,7 @@ impl Default for ScimTenantSettings {
             max_removals: None,
             removal_window_minutes: SCIM_DEFAULT_REMOVAL_WINDOW_MINUTES,
             event_retention: SCIM_DEFAULT_EVENT_RETENTION,
+            public_base_url: None,
         }
     }
 }
@@ -114,6 +120,10 @@ pub(crate) struct RawScimSettings {
     /// Requests kept in the tenant's event log. Default 10000.
     #[serde(default)]
     event_retention: Option<Spanned<i64>>,
+    /// The URL clients reach the SCIM server at, for `Location` and `meta.location`.
+    /// Default: a trusted proxy's `X-Forwarded-Proto`/`-Host`, else the listener's address.
+    #[serde(default)]
+    public_base_url: Option<Spanned<String>>,
 }
 
 fn parse_nets(
@@ -293,6 +303,13 @@ pub(crate) fn scim_settings(
         SCIM_DEFAULT_EVENT_RETENTION,
         problems,
     );
+    let public_base_url = raw.public_base_url.as_ref().and_then(|spanned| {
+        public_base_url(spanned.get_ref())
+            .map_err(|message| {
+                source.report(problems, spanned, "scim.public_base_url", message);
+            })
+            .ok()
+    });
     if problems.len() != before {
         return None;
     }
@@ -305,5 +322,53 @@ pub(crate) fn scim_settings(
         max_removals,
         removal_window_minutes: window?,
         event_retention: retention?,
+        public_base_url,
     })
+}
+
+/// A public base URL as used in answers: http(s), a host, no query, user or fragment, no
+/// trailing slash.
+fn public_base_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| {
+        format!("`{text}` is not a URL ({e}); expected e.g. https://idsync.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "`{text}` must be an http(s) URL with a host and nothing after the path, \
+             e.g. https://idsync.example.com"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_base_url;
+
+    #[test]
+    fn public_base_urls_are_checked_and_trimmed() {
+        assert_eq!(
+            public_base_url("https://idsync.example.com/").as_deref(),
+            Ok("https://idsync.example.com")
+        );
+        assert_eq!(
+            public_base_url("http://10.0.0.1:8080/idsync").as_deref(),
+            Ok("http://10.0.0.1:8080/idsync")
+        );
+        for bad in [
+            "idsync.example.com",
+            "ftp://x",
+            "https://x/?a=1",
+            "https://u:p@x",
+            "https://x/#f",
+        ] {
+            assert!(public_base_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! | endpoint | what |
 //! | --- | --- |
 //! | `GET /healthz` | the process is alive |
-//! | `GET /readyz` | the database answers and is migrated (503 with the reason otherwise) |
+//! | `GET /readyz` | the database answers and is migrated, and the SCIM listener can accept (503 with the reason otherwise) |
 //! | `GET /metrics` | Prometheus text format (see `crate::metrics`) |
 //! | `GET /api/connectors` | every connector: kind, schedule, next run, running, last run |
 //! | `POST /api/connectors/{id}/run` | start a run now (202; 409 when running; 404) |
@@ -42,6 +42,8 @@ pub struct AdminState {
     pub scheduler: SchedulerHandle,
     pub launcher: Arc<Launcher>,
     pub token: Option<SecretString>,
+    /// The SCIM listener's health, for `/readyz` (None when not serving SCIM).
+    pub scim_health: Option<crate::scim::server::ScimHealth>,
 }
 
 type Shared = State<Arc<AdminState>>;
@@ -114,7 +116,13 @@ async fn require_token(State(state): Shared, request: Request, next: Next) -> Re
 }
 
 async fn ready(State(state): Shared) -> Response {
-    match state.db.ready().await {
+    let scim = || state.scim_health.as_ref().and_then(|h| h.problem());
+    match state
+        .db
+        .ready()
+        .await
+        .and_then(|()| scim().map_or(Ok(()), Err))
+    {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

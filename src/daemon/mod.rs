@@ -29,7 +29,7 @@ use crate::config::{Config, ConnectorSettings};
 use crate::db::{Db, DbError};
 use crate::scheduler::{Job, Scheduler};
 use crate::scim::events::EventLog;
-use crate::scim::server::{ScimServer, ServerOptions};
+use crate::scim::server::ScimServer;
 
 pub use launcher::Launcher;
 
@@ -198,7 +198,7 @@ pub async fn serve(
     let scim = Arc::new(ScimServer::new(
         db.clone(),
         tenants,
-        ServerOptions::default(),
+        config.engine.scim_options.clone(),
         events.clone(),
     ));
 
@@ -222,6 +222,7 @@ pub async fn serve(
         scheduler: handle,
         launcher: launcher.clone(),
         token: config.engine.admin_token.clone(),
+        scim_health: Some(scim.health()),
     };
     info!(scim = %bound.scim, admin = %bound.admin, tenants = ?scim.tenant_ids(), "idsync serving");
     on_bound(bound);

@@ -70,6 +70,43 @@ pub(super) fn client_address(peer: SocketAddr, headers: &HeaderMap, proxies: &[I
     client
 }
 
+/// Where the client reaches this server (`scheme://host[:port][/prefix]`), for the URLs
+/// in answers: the tenant's `public_base_url`; else, from a trusted proxy only, its
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`; else the listener's own address. Never
+/// the client's `Host` header, which anyone can forge.
+pub(super) fn public_base(
+    settings: &ScimTenantSettings,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> String {
+    if let Some(base) = &settings.public_base_url {
+        return base.clone();
+    }
+    if trusted(&settings.trusted_proxies, peer.ip().to_canonical())
+        && let Some(host) = forwarded(headers, "x-forwarded-host")
+            .filter(|h| !h.contains('@'))
+            .filter(|h| h.parse::<axum::http::uri::Authority>().is_ok())
+    {
+        let scheme = match forwarded(headers, "x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        return format!("{scheme}://{host}");
+    }
+    match local {
+        Some(addr) => format!("http://{addr}"),
+        None => "http://localhost".to_string(),
+    }
+}
+
+/// The first entry of a forwarding header (the one the outermost proxy saw).
+fn forwarded<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
 pub(super) fn check_allowed(
     settings: &ScimTenantSettings,
     client: IpAddr,

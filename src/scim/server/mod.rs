@@ -14,6 +14,7 @@ mod access;
 mod failures;
 mod groups;
 mod limits;
+mod listener;
 mod listing;
 mod params;
 mod resources;
@@ -27,6 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
@@ -42,6 +44,8 @@ use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1
 use crate::scim::events::{Event, EventLog, loggable_body};
 
 pub use limits::{MAX_IDENTIFIER_CHARS, ResourceLimits};
+use listener::LocalAddr;
+pub use listener::ScimHealth;
 
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
@@ -57,6 +61,12 @@ pub struct ServerOptions {
     pub auth_failures_per_minute: u32,
     /// What one resource may hold.
     pub limits: ResourceLimits,
+    /// A connection that has not sent a request's whole header by then is closed.
+    pub header_read_timeout: Duration,
+    /// A request whose body has not arrived by then is answered 408.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the listener stops accepting.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +77,9 @@ impl Default for ServerOptions {
             max_results: 1000,
             auth_failures_per_minute: 20,
             limits: ResourceLimits::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -106,6 +119,7 @@ pub struct ScimServer {
     events: EventLog,
     access: access::TokenTouches,
     failures: failures::AuthFailures,
+    health: ScimHealth,
 }
 
 impl ScimServer {
@@ -122,6 +136,7 @@ impl ScimServer {
                 .map(|t| (t.id.clone(), Arc::new(t)))
                 .collect(),
             failures: failures::AuthFailures::new(options.auth_failures_per_minute),
+            health: ScimHealth::new(options.max_connections),
             options,
             events,
             access: access::TokenTouches::default(),
@@ -163,6 +178,11 @@ impl ScimServer {
         &self.events
     }
 
+    /// Whether the listener can take a connection now (for `/readyz`).
+    pub fn health(&self) -> ScimHealth {
+        self.health.clone()
+    }
+
     /// The router: everything under `/scim/{tenant}/{version}/`.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
@@ -176,20 +196,22 @@ impl ScimServer {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// Serves the SCIM router on `listener` until `shutdown` completes, then lets requests
+/// in flight finish (see `listener` for the header deadline and the connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: Arc<ScimServer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let health = server.health();
+    let header_read_timeout = server.options.header_read_timeout;
+    listener::run(
         listener,
-        server
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        server.router(),
+        health,
+        header_read_timeout,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 
@@ -197,9 +219,11 @@ async fn not_found() -> Response {
     ScimError::not_found("no such endpoint; SCIM tenants are at /scim/{tenant}/v2").into_response()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_root(
     state: State<Arc<ScimServer>>,
     peer: ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Path((tenant, version)): Path<(String, String)>,
     method: Method,
     uri: Uri,
@@ -209,6 +233,7 @@ async fn handle_root(
     handle(
         state,
         peer,
+        local,
         Path((tenant, version, String::new())),
         method,
         uri,
@@ -254,7 +279,7 @@ pub(crate) struct Call<'a> {
     pub server: &'a ScimServer,
     pub tenant: &'a Tenant,
     pub version: ScimVersion,
-    /// The tenant's base URL as the client addressed it (`http://host/scim/t/v2`).
+    /// The tenant's public base URL (`https://host/scim/t/v2`, see `access::public_base`).
     pub base: String,
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
@@ -345,6 +370,7 @@ impl Call<'_> {
 async fn handle(
     State(server): State<Arc<ScimServer>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Path((tenant_id, version_text, rest)): Path<(String, String, String)>,
     method: Method,
     uri: Uri,
@@ -352,6 +378,7 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let local = local.map(|Extension(LocalAddr(addr))| addr);
     let version = match version_text.as_str() {
         "v2" => ScimVersion::V2,
         "v1" => ScimVersion::V1,
@@ -377,19 +404,30 @@ async fn handle(
                 return Err(access::count_failure(&server.failures, client, error));
             }
             access::check_rate(&tenant.limiter)?;
-            request_body = access::read_body(body, server.options.max_body_bytes).await?;
+            request_body = tokio::time::timeout(
+                server.options.body_read_timeout,
+                access::read_body(body, server.options.max_body_bytes),
+            )
+            .await
+            .map_err(|_| {
+                ScimError::new(
+                    408,
+                    None,
+                    format!(
+                        "the request body did not arrive within {} seconds (body_read_timeout_seconds)",
+                        server.options.body_read_timeout.as_secs()
+                    ),
+                )
+            })??;
             if let Some(target) = uri.path_and_query() {
                 limits::reject_nul_in_target(target.as_str())?;
             }
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
+            let origin = access::public_base(&tenant.settings, peer, local, &headers);
             let call = Call {
                 server: &server,
                 tenant: &tenant,
                 version,
-                base: format!("http://{host}/scim/{}/{version_text}", tenant.id),
+                base: format!("{origin}/scim/{}/{version_text}", tenant.id),
                 query: uri.query(),
                 headers: &headers,
                 body: request_body.clone(),
