@@ -402,3 +402,76 @@ async fn locations_ignore_a_forged_host() {
     );
     scim.stop().await;
 }
+
+/// List pages are read in chunks and stop at the page byte limit; paging on with
+/// `startIndex` + `itemsPerPage` still visits every resource exactly once.
+#[tokio::test]
+async fn list_pages_are_bounded_in_bytes_and_page_on() {
+    let db = crate::support::sqlite().await;
+    let options = ServerOptions {
+        max_page_bytes: 64 << 10,
+        ..ServerOptions::default()
+    };
+    let fast = tenant_with(
+        "acme",
+        ScimTenantSettings {
+            requests_per_second: std::num::NonZeroU32::new(10_000).unwrap(),
+            burst: std::num::NonZeroU32::new(10_000).unwrap(),
+            ..ScimTenantSettings::default()
+        },
+    );
+    let scim = ScimHarness::start_with(&db, vec![fast], options).await;
+    for i in 0..230 {
+        let answer = scim
+            .call(
+                "acme",
+                "POST",
+                "/Users",
+                Some(user_body(&format!("user{i:03}"))),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    // Small resources, a large page: the chunks (200 rows at a time) join up.
+    let page = scim
+        .call("acme", "GET", "/Users?attributes=userName&count=1000", None)
+        .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body["totalResults"], 230);
+    assert_eq!(page.body["itemsPerPage"], 230);
+    let names: std::collections::BTreeSet<String> = page.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 230);
+    // Whole resources: each page stops before 64 KiB, and paging on visits them all once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut start = 1;
+    let mut pages = 0;
+    while start <= 230 {
+        let page = scim
+            .call(
+                "acme",
+                "GET",
+                &format!("/Users?startIndex={start}&count=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.body["totalResults"], 230);
+        let items = page.body["Resources"].as_array().unwrap();
+        assert_eq!(page.body["itemsPerPage"], json!(items.len()));
+        assert!(!items.is_empty() && items.len() < 230, "{}", items.len());
+        assert!(page.body.to_string().len() <= 65 << 10);
+        for item in items {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_string()));
+        }
+        start += items.len();
+        pages += 1;
+    }
+    assert_eq!(seen.len(), 230);
+    assert!(pages > 1);
+    scim.stop().await;
+}

@@ -14,6 +14,7 @@
 //! max_string_length = 4096            # characters in any string attribute
 //! max_values_per_attribute = 100      # entries of a multi-valued attribute (not members)
 //! max_resource_bytes = 16384          # a resource without its members, serialised
+//! max_page_bytes = 1048576            # a list page stops growing past this
 //! [admin]
 //! listen = "127.0.0.1:5502"
 //! [paths]
@@ -168,6 +169,10 @@ struct RawScim {
     /// Largest resource, serialised without its members, in bytes. Default: 16384.
     #[serde(default)]
     max_resource_bytes: Option<Spanned<i64>>,
+    /// A list page stops adding resources once its body would grow past this many bytes
+    /// (it always holds one). Default: 1048576 (1 MiB).
+    #[serde(default)]
+    max_page_bytes: Option<Spanned<i64>>,
 }
 
 /// `[admin]` in `idsync.toml`.
@@ -311,6 +316,7 @@ impl Default for RawScim {
             max_string_length: None,
             max_values_per_attribute: None,
             max_resource_bytes: None,
+            max_page_bytes: None,
         }
     }
 }
@@ -511,6 +517,11 @@ fn scim_options(
         &raw.max_resource_bytes,
         "scim.max_resource_bytes",
         options.limits.max_resource_bytes as u64,
+    ));
+    options.max_page_bytes = narrow(read(
+        &raw.max_page_bytes,
+        "scim.max_page_bytes",
+        options.max_page_bytes as u64,
     ));
     options
 }

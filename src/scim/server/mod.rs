@@ -67,6 +67,9 @@ pub struct ServerOptions {
     pub body_read_timeout: Duration,
     /// Most connections open at once; at the cap the listener stops accepting.
     pub max_connections: usize,
+    /// A list page stops adding resources once its body would grow past this (it always
+    /// holds at least one); clients page on with `startIndex` + `itemsPerPage`.
+    pub max_page_bytes: usize,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +83,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_page_bytes: 1 << 20,
         }
     }
 }
@@ -243,10 +247,11 @@ async fn handle_root(
     .await
 }
 
-/// What a handler answers: status, body and headers, and the operation in words.
+/// What a handler answers: status, body (as the JSON text sent) and headers, and the
+/// operation in words.
 pub(crate) struct Reply {
     pub status: StatusCode,
-    pub body: Option<Value>,
+    pub body: Option<String>,
     pub etag: Option<String>,
     pub location: Option<String>,
     pub operation: String,
@@ -254,6 +259,11 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json(status: StatusCode, body: Value, operation: impl Into<String>) -> Reply {
+        Reply::text(status, body.to_string(), operation)
+    }
+
+    /// A reply whose JSON body is already written out (list pages, built piece by piece).
+    pub fn text(status: StatusCode, body: String, operation: impl Into<String>) -> Reply {
         Reply {
             status,
             body: Some(body),
@@ -451,15 +461,20 @@ async fn handle(
         let (response, status, operation, response_body) = match result {
             Ok(reply) => {
                 let status = reply.status;
-                let text = reply.body.as_ref().map(|b| b.to_string());
+                // What the event log keeps (redacted and cut) before the body moves out:
+                // no second copy of a large page.
+                let logged = reply
+                    .body
+                    .as_deref()
+                    .and_then(|b| loggable_body(b.as_bytes()));
                 let response = render(
                     reply.status,
-                    text.clone(),
+                    reply.body,
                     version,
                     reply.etag,
                     reply.location,
                 );
-                (response, status.as_u16(), reply.operation, text)
+                (response, status.as_u16(), reply.operation, logged)
             }
             Err(error) => {
                 if error.is_server_error() {
@@ -474,7 +489,7 @@ async fn handle(
                         operation_fallback(),
                         error.client_detail()
                     ),
-                    Some(text),
+                    loggable_body(text.as_bytes()),
                 )
             }
         };
@@ -504,7 +519,7 @@ async fn handle(
             operation,
             client: Some(client.to_string()),
             request_body: loggable_body(&request_body),
-            response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
+            response_body,
         });
         response
     }
