@@ -183,7 +183,7 @@ pub(super) async fn authenticate(
             }
             let found = tokens::verify(&server.db, &tenant.id, credentials)
                 .await
-                .map_err(|e| ScimError::internal(e.to_string()))?;
+                .map_err(super::write::db_error)?;
             let Some(token_id) = found else {
                 return Err(ScimError::unauthorized(
                     "the bearer token is not valid for this tenant (unknown, expired or revoked)",

@@ -15,14 +15,25 @@ use crate::scim::store::Stored;
 
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
-/// Rows read from the mirror at a time: bounds what one page holds in memory while it is
-/// built (a user row is at most `max_resource_bytes`; a group row also carries its
-/// members, hence fewer).
-fn chunk_rows(resource: Resource) -> u64 {
+/// Rows read from the mirror in the first chunk of a page: bounds what a page holds in
+/// memory while it is built (a user row is at most `max_resource_bytes`; a group row also
+/// carries its members, hence fewer). Later chunks are sized from the bytes per resource
+/// seen so far, so pages of small resources take few queries and pages of large ones do
+/// not read rows they cannot hold.
+fn first_chunk(resource: Resource) -> u64 {
     match resource {
-        Resource::User => 200,
-        Resource::Group => 50,
+        Resource::User => 64,
+        Resource::Group => 16,
     }
+}
+
+/// Most rows read in one chunk.
+const MAX_CHUNK: u64 = 500;
+
+fn next_chunk(page_cap: usize, written: usize, listed: u64) -> u64 {
+    let per_item = (written as u64 / listed.max(1)).max(1);
+    let room = page_cap.saturating_sub(written) as u64;
+    (room / per_item + 1).clamp(16, MAX_CHUNK)
 }
 
 pub(super) async fn list(
@@ -40,8 +51,9 @@ pub(super) async fn list(
     let mut listed: u64 = 0;
     let mut total = None;
     let mut start_index = params.start_index;
+    let mut chunk = first_chunk(resource);
     loop {
-        let want = (count - listed).min(chunk_rows(resource));
+        let want = (count - listed).min(chunk);
         let (found, rows) = query::find_page(
             &mut conn,
             resource,
@@ -90,6 +102,7 @@ pub(super) async fn list(
             break;
         }
         start_index += fetched;
+        chunk = next_chunk(page_cap, items.len(), listed);
     }
     let total = total.unwrap_or(0);
     let noun = match resource {

@@ -463,10 +463,7 @@ async fn handle(
                 let status = reply.status;
                 // What the event log keeps (redacted and cut) before the body moves out:
                 // no second copy of a large page.
-                let logged = reply
-                    .body
-                    .as_deref()
-                    .and_then(|b| loggable_body(b.as_bytes()));
+                let logged = reply.body.as_deref().and_then(loggable);
                 let response = render(
                     reply.status,
                     reply.body,
@@ -489,7 +486,7 @@ async fn handle(
                         operation_fallback(),
                         error.client_detail()
                     ),
-                    loggable_body(text.as_bytes()),
+                    loggable(&text),
                 )
             }
         };
@@ -525,6 +522,15 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// A body as the event log keeps it, holding no more memory than its (capped) length:
+/// queued events must not each pin a whole list page.
+fn loggable(body: &str) -> Option<String> {
+    loggable_body(body.as_bytes()).map(|mut text| {
+        text.shrink_to_fit();
+        text
+    })
 }
 
 fn render(
