@@ -13,6 +13,7 @@ mod golden;
 mod mapping_flow;
 mod mirror_query;
 mod safety;
+mod scim_edge;
 mod scim_events;
 mod scim_replay;
 mod scim_server;

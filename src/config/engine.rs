@@ -7,6 +7,14 @@
 //! database_url = "sqlite://idsync.db"   # or { env = "NAME" } or { file = "path" }
 //! [scim]
 //! listen = "0.0.0.0:5501"
+//! header_read_timeout_seconds = 10    # a request's headers must arrive within this
+//! body_read_timeout_seconds = 30      # a request's body must arrive within this (else 408)
+//! max_connections = 1024              # open SCIM connections; at the cap, stop accepting
+//! auth_failures_per_minute = 20       # failed authentications per client address (then 429)
+//! max_string_length = 4096            # characters in any string attribute
+//! max_values_per_attribute = 100      # entries of a multi-valued attribute (not members)
+//! max_resource_bytes = 16384          # a resource without its members, serialised
+//! max_page_bytes = 1048576            # a list page stops growing past this
 //! [admin]
 //! listen = "127.0.0.1:5502"
 //! [paths]
@@ -35,6 +43,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source, defaulted};
+use super::scim_server::{RawScim, scim_options};
 use super::secret::{SecretString, StringOrSecret};
 
 /// Engine settings from `idsync.toml`, resolved and checked.
@@ -46,6 +55,8 @@ pub struct EngineConfig {
     pub database_url: SecretString,
     /// Address the SCIM server listens on (`[scim] listen`).
     pub scim_listen: SocketAddr,
+    /// The SCIM server's limits (the rest of `[scim]`).
+    pub scim_options: crate::scim::server::ServerOptions,
     /// Address the admin server listens on (`[admin] listen`).
     pub admin_listen: SocketAddr,
     /// A bearer token the admin API accepts besides the created ones (`[admin] token`).
@@ -150,15 +161,6 @@ struct RawTarget {
     database_url: Spanned<StringOrSecret>,
 }
 
-/// `[scim]` in `idsync.toml`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawScim {
-    /// `IP:PORT` the SCIM server listens on. Default: `0.0.0.0:5501`.
-    #[serde(default = "default_scim_listen")]
-    listen: Spanned<String>,
-}
-
 /// `[admin]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,10 +258,6 @@ fn default_database_url() -> Spanned<StringOrSecret> {
     defaulted(StringOrSecret::Plain("sqlite://idsync.db".to_owned()))
 }
 
-fn default_scim_listen() -> Spanned<String> {
-    defaulted("0.0.0.0:5501".to_owned())
-}
-
 fn default_admin_listen() -> Spanned<String> {
     defaulted("127.0.0.1:5502".to_owned())
 }
@@ -325,14 +323,6 @@ impl Default for RawTarget {
     fn default() -> Self {
         RawTarget {
             database_url: default_database_url(),
-        }
-    }
-}
-
-impl Default for RawScim {
-    fn default() -> Self {
-        RawScim {
-            listen: default_scim_listen(),
         }
     }
 }
@@ -417,6 +407,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         }
     };
     let scim_listen = listen_address(source, problems, &raw.scim.listen, "scim.listen");
+    let scim_options = scim_options(source, problems, &raw.scim);
     let admin_listen = listen_address(source, problems, &raw.admin.listen, "admin.listen");
     let admin_token = raw.admin.token.as_ref().and_then(|token| {
         token
@@ -493,6 +484,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
     EngineConfig {
         database_url,
         scim_listen,
+        scim_options,
         admin_listen,
         admin_token,
         admin_public_url,
@@ -804,6 +796,29 @@ mod tests {
                 "idsync.toml:3: safety.max_skipped_percent: must be between 0 and 100, got -1",
             ]
         );
+    }
+
+    #[test]
+    fn scim_limits_have_defaults_and_must_be_positive() {
+        let (engine, problems) = load_text("");
+        assert!(problems.is_empty(), "{problems:?}");
+        let defaults = crate::scim::server::ServerOptions::default();
+        assert_eq!(engine.scim_options.max_connections, 1024);
+        assert_eq!(engine.scim_options.limits, defaults.limits);
+        let (engine, problems) = load_text(
+            "[scim]\nheader_read_timeout_seconds = 3\nmax_connections = 200\n\
+             max_string_length = 100\nmax_resource_bytes = 0\n",
+        );
+        assert_eq!(
+            problems,
+            ["idsync.toml:5: scim.max_resource_bytes: 0 is out of range (at least 1)"]
+        );
+        assert_eq!(
+            engine.scim_options.header_read_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(engine.scim_options.max_connections, 200);
+        assert_eq!(engine.scim_options.limits.max_string_chars, 100);
     }
 
     #[test]

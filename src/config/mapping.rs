@@ -554,6 +554,7 @@ mod tests {
         EngineConfig {
             database_url: SecretString::new("sqlite::memory:"),
             scim_listen: ([127, 0, 0, 1], 1).into(),
+            scim_options: Default::default(),
             admin_listen: ([127, 0, 0, 1], 2).into(),
             admin_token: None,
             admin_public_url: None,

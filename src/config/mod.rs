@@ -26,6 +26,7 @@ mod google;
 mod mapping;
 mod okta;
 mod problems;
+mod scim_server;
 mod scim_tenant;
 mod secret;
 

@@ -17,6 +17,7 @@
 //! event_retention = 10000             # accepted requests kept in the event log
 //! rejected_event_retention = 1000     # rejected-authentication requests kept, apart
 //! event_max_age = "30d"               # events older than this are deleted
+//! public_base_url = "https://idsync.example.com"  # for Location and meta.location
 //! ```
 
 use std::num::NonZeroU32;
@@ -74,6 +75,10 @@ pub struct ScimTenantSettings {
     pub rejected_event_retention: u64,
     /// Events older than this are deleted, whatever their number.
     pub event_max_age: std::time::Duration,
+    /// Where clients reach the SCIM server (`https://host[:port][/prefix]`, no trailing
+    /// slash): `Location`, `meta.location` and member `$ref`s start with it. None: a
+    /// trusted proxy's `X-Forwarded-Proto`/`-Host`, else the listener's own address.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ScimTenantSettings {
@@ -90,6 +95,7 @@ impl Default for ScimTenantSettings {
             event_retention: SCIM_DEFAULT_EVENT_RETENTION,
             rejected_event_retention: SCIM_DEFAULT_REJECTED_EVENT_RETENTION,
             event_max_age: SCIM_DEFAULT_EVENT_MAX_AGE,
+            public_base_url: None,
         }
     }
 }
@@ -135,6 +141,10 @@ pub(crate) struct RawScimSettings {
     /// Age past which events are deleted (`"30d"`, `"12h"`). Default 30 days.
     #[serde(default)]
     event_max_age: Option<Spanned<String>>,
+    /// The URL clients reach the SCIM server at, for `Location` and `meta.location`.
+    /// Default: a trusted proxy's `X-Forwarded-Proto`/`-Host`, else the listener's address.
+    #[serde(default)]
+    public_base_url: Option<Spanned<String>>,
 }
 
 fn parse_nets(
@@ -336,6 +346,13 @@ pub(crate) fn scim_settings(
             }
         },
     };
+    let public_base_url = raw.public_base_url.as_ref().and_then(|spanned| {
+        public_base_url(spanned.get_ref())
+            .map_err(|message| {
+                source.report(problems, spanned, "scim.public_base_url", message);
+            })
+            .ok()
+    });
     if problems.len() != before {
         return None;
     }
@@ -350,7 +367,29 @@ pub(crate) fn scim_settings(
         event_retention: retention?,
         rejected_event_retention: rejected_retention?,
         event_max_age,
+        public_base_url,
     })
+}
+
+/// A public base URL as used in answers: http(s), a host, no query, user or fragment, no
+/// trailing slash.
+fn public_base_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| {
+        format!("`{text}` is not a URL ({e}); expected e.g. https://idsync.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "`{text}` must be an http(s) URL with a host and nothing after the path, \
+             e.g. https://idsync.example.com"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -396,5 +435,26 @@ mod tests {
             problems[1].contains("scim.event_max_age: must be longer than 0s"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn public_base_urls_are_checked_and_trimmed() {
+        assert_eq!(
+            public_base_url("https://idsync.example.com/").as_deref(),
+            Ok("https://idsync.example.com")
+        );
+        assert_eq!(
+            public_base_url("http://10.0.0.1:8080/idsync").as_deref(),
+            Ok("http://10.0.0.1:8080/idsync")
+        );
+        for bad in [
+            "idsync.example.com",
+            "ftp://x",
+            "https://x/?a=1",
+            "https://u:p@x",
+            "https://x/#f",
+        ] {
+            assert!(public_base_url(bad).is_err(), "{bad}");
+        }
     }
 }

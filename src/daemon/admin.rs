@@ -6,7 +6,7 @@
 //! | endpoint | what |
 //! | --- | --- |
 //! | `GET /healthz` | the process is alive |
-//! | `GET /readyz` | the database answers and is migrated (503 with the reason otherwise) |
+//! | `GET /readyz` | the database answers and is migrated, and the SCIM listener can accept (503 with the reason otherwise) |
 //! | `GET /metrics` | Prometheus text format (see `crate::metrics`) |
 //! | `GET /api/connectors` | every connector: kind, schedule, next run, running, last run |
 //! | `POST /api/connectors/{id}/run` | start a run now (202; 409 when running here or on another node; 404) |
@@ -52,6 +52,8 @@ pub struct AdminState {
     pub token: Option<SecretString>,
     /// The browser origins that are this listener.
     pub origins: AllowedOrigins,
+    /// The SCIM listener's health, for `/readyz` (None when not serving SCIM).
+    pub scim_health: Option<crate::scim::server::ScimHealth>,
 }
 
 /// Who made an authenticated admin request: the admin token's name.
@@ -169,7 +171,13 @@ async fn require_token(State(state): Shared, mut request: Request, next: Next) -
 }
 
 async fn ready(State(state): Shared) -> Response {
-    match state.db.ready().await {
+    let scim = || state.scim_health.as_ref().and_then(|h| h.problem());
+    match state
+        .db
+        .ready()
+        .await
+        .and_then(|()| scim().map_or(Ok(()), Err))
+    {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -31,7 +31,7 @@ use crate::config::{Config, ConnectorSettings};
 use crate::db::{Db, DbError};
 use crate::scheduler::{Job, Scheduler};
 use crate::scim::events::EventLog;
-use crate::scim::server::{ScimServer, ServerOptions};
+use crate::scim::server::ScimServer;
 
 pub use launcher::Launcher;
 
@@ -217,7 +217,7 @@ pub async fn serve(
     let scim = Arc::new(ScimServer::new(
         db.clone(),
         tenants,
-        ServerOptions::default(),
+        config.engine.scim_options.clone(),
         events.clone(),
     ));
 
@@ -242,6 +242,7 @@ pub async fn serve(
         launcher: launcher.clone(),
         token: config.engine.admin_token.clone(),
         origins: origin::AllowedOrigins::new(bound.admin, config.engine.admin_public_url.as_ref()),
+        scim_health: Some(scim.health()),
     };
     info!(scim = %bound.scim, admin = %bound.admin, tenants = ?scim.tenant_ids(), "idsync serving");
     on_bound(bound);

@@ -191,6 +191,15 @@ impl ScimError {
         }
     }
 
+    /// 503 with `Retry-After`: the server is overloaded for now (the request changed
+    /// nothing).
+    pub fn busy(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(503, None, detail)
+        }
+    }
+
     /// 500. `detail` is for the log only: the client is told [`INTERNAL_DETAIL`].
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(500, None, detail)

@@ -1,7 +1,7 @@
 //! Who may call a tenant: the client's address (believing `X-Forwarded-For` only from
-//! configured proxies) against the tenant's allowlist, the tenant's request rate, its
-//! credentials (bearer tokens or HTTP Basic, compared in constant time), and the body
-//! size limit.
+//! configured proxies) against the tenant's allowlist, its credentials (bearer tokens or
+//! HTTP Basic, compared in constant time), the tenant's request rate, and the body size
+//! limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +70,43 @@ pub(super) fn client_address(peer: SocketAddr, headers: &HeaderMap, proxies: &[I
     client
 }
 
+/// Where the client reaches this server (`scheme://host[:port][/prefix]`), for the URLs
+/// in answers: the tenant's `public_base_url`; else, from a trusted proxy only, its
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`; else the listener's own address. Never
+/// the client's `Host` header, which anyone can forge.
+pub(super) fn public_base(
+    settings: &ScimTenantSettings,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> String {
+    if let Some(base) = &settings.public_base_url {
+        return base.clone();
+    }
+    if trusted(&settings.trusted_proxies, peer.ip().to_canonical())
+        && let Some(host) = forwarded(headers, "x-forwarded-host")
+            .filter(|h| !h.contains('@'))
+            .filter(|h| h.parse::<axum::http::uri::Authority>().is_ok())
+    {
+        let scheme = match forwarded(headers, "x-forwarded-proto") {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        return format!("{scheme}://{host}");
+    }
+    match local {
+        Some(addr) => format!("http://{addr}"),
+        None => "http://localhost".to_string(),
+    }
+}
+
+/// The first entry of a forwarding header (the one the outermost proxy saw).
+fn forwarded<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
 pub(super) fn check_allowed(
     settings: &ScimTenantSettings,
     client: IpAddr,
@@ -95,6 +132,28 @@ pub(super) fn check_rate(limiter: &governor::DefaultDirectRateLimiter) -> Result
                 secs.max(1),
             ))
         }
+    }
+}
+
+/// A failed authentication, counted against the client's budget: the 401 itself while
+/// within it, 429 with Retry-After beyond. Server errors are passed through uncounted.
+pub(super) fn count_failure(
+    failures: &super::failures::AuthFailures,
+    client: IpAddr,
+    error: ScimError,
+) -> ScimError {
+    if error.status != 401 {
+        return error;
+    }
+    match failures.fail(client, Instant::now()) {
+        None => error,
+        Some(secs) => ScimError::too_many_requests(
+            format!(
+                "too many failed authentications from {client}; retry after the time in \
+                 Retry-After"
+            ),
+            secs,
+        ),
     }
 }
 
@@ -124,7 +183,7 @@ pub(super) async fn authenticate(
             }
             let found = tokens::verify(&server.db, &tenant.id, credentials)
                 .await
-                .map_err(|e| ScimError::internal(e.to_string()))?;
+                .map_err(super::write::db_error)?;
             let Some(token_id) = found else {
                 return Err(ScimError::unauthorized(
                     "the bearer token is not valid for this tenant (unknown, expired or revoked)",

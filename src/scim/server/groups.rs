@@ -53,6 +53,7 @@ fn parse(
 ) -> Result<(SourceGroup, Vec<PushedMember>), ScimError> {
     let body = v1::incoming(call.version, &mut body, discovery::GROUP_SCHEMA);
     sanitize(body)?;
+    call.check_resource(body)?;
     group_from_scim(id, body).map_err(|e| {
         let scim_type = match e {
             crate::scim::resource::ResourceError::InvalidSyntax(_) => ScimType::InvalidSyntax,
@@ -272,6 +273,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
         ));
     }
     sanitize(&mut resource)?;
+    call.check_resource(&resource)?;
     let (mut group, pushed) = group_from_scim(id, &resource)
         .map_err(|e| ScimError::bad_request(ScimType::InvalidValue, e.to_string()))?;
     resources::check_unique(&mut tx, call, &group).await?;

@@ -2,14 +2,20 @@
 //! `/scim/{tenant}/v1/...` for SCIM 1.1), separate from the admin listener.
 //!
 //! Every request goes through the same steps (`handle`): find the tenant, check the
-//! client's address against its allowlist, its rate limit, its credentials, read the body
-//! within the size limit, then dispatch by path and method within the request timeout.
+//! client's address against its allowlist, its credentials (failures count against the
+//! client's own budget, see `failures`), the tenant's rate limit, read the body within the
+//! size limit and the body timeout, then dispatch by path and method within the request
+//! timeout.
 //! Writes change the tenant's mirror and project the change into the target in one
 //! transaction (`write`), so an IdP's request either lands whole or not at all. Each
 //! request ends up in the event log (`crate::scim::events`).
 
 mod access;
+mod call;
+mod failures;
 mod groups;
+mod limits;
+mod listener;
 mod listing;
 mod params;
 mod resources;
@@ -23,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
@@ -34,8 +41,13 @@ use tracing::{Instrument, info_span, warn};
 use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings};
 use crate::db::Db;
 use crate::scim::discovery::{self, ProviderOptions};
-use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimType, ScimVersion, V1_CONTENT_TYPE};
+use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimVersion, V1_CONTENT_TYPE};
 use crate::scim::events::{Event, EventLog, Retention, loggable_body, mask_target};
+
+pub(crate) use call::{Call, Reply};
+pub use limits::{MAX_IDENTIFIER_CHARS, ResourceLimits};
+use listener::LocalAddr;
+pub use listener::ScimHealth;
 
 /// Limits of the server as a whole.
 #[derive(Debug, Clone)]
@@ -46,6 +58,20 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Most resources one list request returns.
     pub max_results: u32,
+    /// Failed authentications one client address may make per minute before its
+    /// failures are answered 429.
+    pub auth_failures_per_minute: u32,
+    /// What one resource may hold.
+    pub limits: ResourceLimits,
+    /// A connection that has not sent a request's whole header by then is closed.
+    pub header_read_timeout: Duration,
+    /// A request whose body has not arrived by then is answered 408.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the listener stops accepting.
+    pub max_connections: usize,
+    /// A list page stops adding resources once its body would grow past this (it always
+    /// holds at least one); clients page on with `startIndex` + `itemsPerPage`.
+    pub max_page_bytes: usize,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +80,12 @@ impl Default for ServerOptions {
             max_body_bytes: 4 << 20,
             request_timeout: Duration::from_secs(60),
             max_results: 1000,
+            auth_failures_per_minute: 20,
+            limits: ResourceLimits::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_page_bytes: 1 << 20,
         }
     }
 }
@@ -92,6 +124,8 @@ pub struct ScimServer {
     options: ServerOptions,
     events: EventLog,
     access: access::TokenTouches,
+    failures: failures::AuthFailures,
+    health: ScimHealth,
 }
 
 impl ScimServer {
@@ -107,6 +141,8 @@ impl ScimServer {
                 .into_iter()
                 .map(|t| (t.id.clone(), Arc::new(t)))
                 .collect(),
+            failures: failures::AuthFailures::new(options.auth_failures_per_minute),
+            health: ScimHealth::new(options.max_connections),
             options,
             events,
             access: access::TokenTouches::default(),
@@ -148,6 +184,11 @@ impl ScimServer {
         &self.events
     }
 
+    /// Whether the listener can take a connection now (for `/readyz`).
+    pub fn health(&self) -> ScimHealth {
+        self.health.clone()
+    }
+
     /// The router: everything under `/scim/{tenant}/{version}/`.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
@@ -161,20 +202,22 @@ impl ScimServer {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// Serves the SCIM router on `listener` until `shutdown` completes, then lets requests
+/// in flight finish (see `listener` for the header deadline and the connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     server: Arc<ScimServer>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let health = server.health();
+    let header_read_timeout = server.options.header_read_timeout;
+    listener::run(
         listener,
-        server
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        server.router(),
+        health,
+        header_read_timeout,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 
@@ -182,9 +225,11 @@ async fn not_found() -> Response {
     ScimError::not_found("no such endpoint; SCIM tenants are at /scim/{tenant}/v2").into_response()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_root(
     state: State<Arc<ScimServer>>,
     peer: ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Path((tenant, version)): Path<(String, String)>,
     method: Method,
     uri: Uri,
@@ -194,6 +239,7 @@ async fn handle_root(
     handle(
         state,
         peer,
+        local,
         Path((tenant, version, String::new())),
         method,
         uri,
@@ -203,129 +249,11 @@ async fn handle_root(
     .await
 }
 
-/// What a handler answers: status, body and headers, and the operation in words.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub body: Option<Value>,
-    pub etag: Option<String>,
-    pub location: Option<String>,
-    pub operation: String,
-}
-
-impl Reply {
-    pub fn json(status: StatusCode, body: Value, operation: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            body: Some(body),
-            etag: None,
-            location: None,
-            operation: operation.into(),
-        }
-    }
-
-    pub fn empty(status: StatusCode, operation: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            body: None,
-            etag: None,
-            location: None,
-            operation: operation.into(),
-        }
-    }
-}
-
-/// One request, as the handlers see it.
-pub(crate) struct Call<'a> {
-    pub server: &'a ScimServer,
-    pub tenant: &'a Tenant,
-    pub version: ScimVersion,
-    /// The tenant's base URL as the client addressed it (`http://host/scim/t/v2`).
-    pub base: String,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub body: Bytes,
-    /// The write a handler finished, waiting to be committed with the request's event.
-    pending: std::sync::Mutex<Option<write::Pending>>,
-}
-
-impl Call<'_> {
-    pub fn db(&self) -> &Db {
-        &self.server.db
-    }
-
-    pub fn max_results(&self) -> u32 {
-        self.server.options.max_results
-    }
-
-    /// The body as a JSON object, checked for a JSON media type.
-    pub fn json_body(&self) -> Result<Value, ScimError> {
-        if let Some(content_type) = self.headers.get(header::CONTENT_TYPE) {
-            let text = content_type
-                .to_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let essence = text.split(';').next().unwrap_or_default().trim();
-            if essence != "application/scim+json" && essence != "application/json" {
-                return Err(ScimError::unsupported_media_type(format!(
-                    "Content-Type `{text}` is not accepted; send application/scim+json or \
-                     application/json"
-                )));
-            }
-        }
-        if self.body.is_empty() {
-            return Err(ScimError::bad_request(
-                ScimType::InvalidSyntax,
-                "the request needs a JSON body",
-            ));
-        }
-        let value: Value = serde_json::from_slice(&self.body).map_err(|e| {
-            ScimError::bad_request(
-                ScimType::InvalidSyntax,
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
-        if !value.is_object() {
-            return Err(ScimError::bad_request(
-                ScimType::InvalidSyntax,
-                "the body must be a JSON object",
-            ));
-        }
-        Ok(value)
-    }
-
-    /// The entity tags of an `If-Match` / `If-None-Match` header (`*` as itself).
-    pub fn entity_tags(&self, name: header::HeaderName) -> Option<Vec<String>> {
-        let text = self.headers.get(name)?.to_str().ok()?;
-        Some(
-            text.split(',')
-                .map(|t| {
-                    t.trim()
-                        .trim_start_matches("W/")
-                        .trim_matches('"')
-                        .to_string()
-                })
-                .filter(|t| !t.is_empty())
-                .collect(),
-        )
-    }
-
-    /// Fails with 412 when `If-Match` is given and names another version.
-    pub fn check_if_match(&self, version: &str) -> Result<(), ScimError> {
-        match self.entity_tags(header::IF_MATCH) {
-            Some(tags) if !tags.iter().any(|t| t == "*" || t == version) => {
-                Err(ScimError::precondition_failed(format!(
-                    "If-Match does not match the current version W/\"{version}\""
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn handle(
     State(server): State<Arc<ScimServer>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Path((tenant_id, version_text, rest)): Path<(String, String, String)>,
     method: Method,
     uri: Uri,
@@ -333,6 +261,7 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let local = local.map(|Extension(LocalAddr(addr))| addr);
     let version = match version_text.as_str() {
         "v2" => ScimVersion::V2,
         "v1" => ScimVersion::V1,
@@ -360,19 +289,36 @@ async fn handle(
         let mut pending = None;
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
+            // Credentials first: requests that fail them must not spend the tenant's rate.
+            if let Err(error) = access::authenticate(&server, &tenant, &headers).await {
+                return Err(access::count_failure(&server.failures, client, error));
+            }
             access::check_rate(&tenant.limiter)?;
-            access::authenticate(&server, &tenant, &headers).await?;
             authenticated = true;
-            request_body = access::read_body(body, server.options.max_body_bytes).await?;
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
+            request_body = tokio::time::timeout(
+                server.options.body_read_timeout,
+                access::read_body(body, server.options.max_body_bytes),
+            )
+            .await
+            .map_err(|_| {
+                ScimError::new(
+                    408,
+                    None,
+                    format!(
+                        "the request body did not arrive within {} seconds (body_read_timeout_seconds)",
+                        server.options.body_read_timeout.as_secs()
+                    ),
+                )
+            })??;
+            if let Some(target) = uri.path_and_query() {
+                limits::reject_nul_in_target(target.as_str())?;
+            }
+            let origin = access::public_base(&tenant.settings, peer, local, &headers);
             let call = Call {
                 server: &server,
                 tenant: &tenant,
                 version,
-                base: format!("http://{host}/scim/{}/{version_text}", tenant.id),
+                base: format!("{origin}/scim/{}/{version_text}", tenant.id),
                 query: uri.query(),
                 headers: &headers,
                 body: request_body.clone(),
@@ -400,15 +346,17 @@ async fn handle(
         let (mut response, status, operation, response_body) = match result {
             Ok(reply) => {
                 let status = reply.status;
-                let text = reply.body.as_ref().map(|b| b.to_string());
+                // What the event log keeps (redacted and cut) before the body moves out:
+                // no second copy of a large page.
+                let logged = reply.body.as_deref().and_then(loggable);
                 let response = render(
                     reply.status,
-                    text.clone(),
+                    reply.body,
                     version,
                     reply.etag,
                     reply.location,
                 );
-                (response, status.as_u16(), reply.operation, text)
+                (response, status.as_u16(), reply.operation, logged)
             }
             Err(error) => {
                 if error.is_server_error() {
@@ -423,7 +371,7 @@ async fn handle(
                         operation_fallback(),
                         error.client_detail()
                     ),
-                    Some(text),
+                    loggable(&text),
                 )
             }
         };
@@ -439,7 +387,7 @@ async fn handle(
             operation,
             client: Some(client.to_string()),
             request_body: loggable_body(&request_body),
-            response_body: response_body.and_then(|b| loggable_body(b.as_bytes())),
+            response_body,
             rejected: !authenticated,
         };
         let mut stored = false;
@@ -474,6 +422,15 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// A body as the event log keeps it, holding no more memory than its (capped) length:
+/// queued events must not each pin a whole list page.
+fn loggable(body: &str) -> Option<String> {
+    loggable_body(body.as_bytes()).map(|mut text| {
+        text.shrink_to_fit();
+        text
+    })
 }
 
 fn render(

@@ -73,6 +73,7 @@ pub(super) fn patch_error(error: patch::PatchError) -> ScimError {
 fn parse(call: &Call<'_>, id: &str, mut body: Value) -> Result<SourceUser, ScimError> {
     let body = v1::incoming(call.version, &mut body, discovery::USER_SCHEMA);
     sanitize(body)?;
+    call.check_resource(body)?;
     user_from_scim(id, body).map_err(resource_error)
 }
 
@@ -142,6 +143,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
         return Ok(resources::answer(call, StatusCode::OK, &existing, words));
     }
     sanitize(&mut resource)?;
+    call.check_resource(&resource)?;
     let user = user_from_scim(id, &resource).map_err(resource_error)?;
     let words = describe_patch(&existing.record, &user);
     store_user(call, tx, existing, user, words).await

@@ -52,9 +52,25 @@ impl Applied {
     }
 }
 
-pub(crate) fn db_error(error: impl std::fmt::Display) -> ScimError {
+/// A database failure as the client sees it: 503 with `Retry-After` when no connection
+/// came free in time (load, not a fault: the request changed nothing), else 500.
+pub(crate) fn db_error(error: impl std::error::Error + 'static) -> ScimError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = cause {
+        if let Some(sqlx::Error::PoolTimedOut) = e.downcast_ref::<sqlx::Error>() {
+            return ScimError::busy(
+                "the server is busy: no database connection came free in time; nothing was \
+                 changed, retry after the time in Retry-After",
+                BUSY_RETRY_SECS,
+            );
+        }
+        cause = e.source();
+    }
     ScimError::internal(error.to_string())
 }
+
+/// `Retry-After` when the database pool is exhausted.
+const BUSY_RETRY_SECS: u64 = 5;
 
 /// Starts the request's transaction, holding the tenant's lock.
 pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
@@ -190,5 +206,26 @@ async fn record_held_run(
     .await;
     if let Err(error) = result {
         warn!(%error, "could not record the held run");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_pool_is_busy_not_broken() {
+        let busy = db_error(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            (busy.status, busy.retry_after_secs),
+            (503, Some(BUSY_RETRY_SECS))
+        );
+        let wrapped = db_error(crate::db::DbError::Query {
+            context: "reading a resource",
+            source: sqlx::Error::PoolTimedOut,
+        });
+        assert_eq!(wrapped.status, 503);
+        let broken = db_error(sqlx::Error::RowNotFound);
+        assert_eq!((broken.status, broken.retry_after_secs), (500, None));
     }
 }
