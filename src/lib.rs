@@ -24,6 +24,10 @@
 //! - [`scheduler`]: cron schedules of pull connectors for the daemon (no overlapping runs,
 //!   a limit on concurrent runs, run-now), not yet started by a command.
 //! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
+//! - [`audit`]: the audit trail of what admins did (confirmations, discards, runs started
+//!   by hand, token changes).
+//! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API
+//!   and its tokens.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
 pub mod audit;
