@@ -15,6 +15,7 @@ mod mirror_query;
 mod safety;
 mod scim_edge;
 mod scim_events;
+mod scim_interop;
 mod scim_replay;
 mod scim_server;
 mod scim_tokens;

@@ -43,6 +43,11 @@ pub struct Meta {
     pub version: String,
 }
 
+/// Where a group keeps the `display` its client gave each member (by member id), in the
+/// stored attributes. Not a valid SCIM attribute name (a `:` outside a schema URN), so it
+/// cannot collide with one a client sends.
+pub const MEMBER_DISPLAY_KEY: &str = "idsync:memberDisplay";
+
 /// A member reference of a pushed group; `kind` is None when the IdP did not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedMember {
@@ -112,11 +117,29 @@ fn object(body: &Value) -> Result<&Map<String, Value>, ResourceError> {
 }
 
 /// The body as stored: everything the IdP sent except the server-managed `id` and `meta`.
+/// An extension's object (`"urn:…:enterprise:2.0:User": {…}`) is stored without a
+/// `schemas` member of its own: a client that PATCHes the extension with a value copied
+/// from a whole resource sends one, but the resource's top-level `schemas` is the only
+/// place RFC 7643 §3 gives it, and answers carrying it inside fail validation.
 fn stored_attributes(object: &Map<String, Value>) -> Map<String, Value> {
     object
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("id") && !k.eq_ignore_ascii_case("meta"))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| {
+            let value = match v {
+                Value::Object(inner) if k.to_ascii_lowercase().starts_with("urn:") => {
+                    Value::Object(
+                        inner
+                            .iter()
+                            .filter(|(name, _)| !name.eq_ignore_ascii_case("schemas"))
+                            .map(|(name, value)| (name.clone(), value.clone()))
+                            .collect(),
+                    )
+                }
+                other => other.clone(),
+            };
+            (k.clone(), value)
+        })
         .collect()
 }
 
@@ -201,6 +224,7 @@ pub fn group_from_scim(
     let display_name = optional_string(object, "displayName")?
         .ok_or_else(|| ResourceError::InvalidValue("`displayName` is required".into()))?;
     let mut members = Vec::new();
+    let mut displays = Map::new();
     match get_ci(object, "members") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
@@ -223,6 +247,9 @@ pub fn group_from_scim(
                         )));
                     }
                 };
+                if let Some(display) = optional_string(entry, "display")? {
+                    displays.insert(member_id.clone(), Value::String(display));
+                }
                 members.push(PushedMember {
                     id: member_id,
                     kind,
@@ -236,8 +263,13 @@ pub fn group_from_scim(
         }
     }
     let mut attributes = stored_attributes(object);
-    // Members are kept in the group's member list, not twice.
-    attributes.retain(|k, _| !k.eq_ignore_ascii_case("members"));
+    // Members are kept in the group's member list, not twice; the `display` the client
+    // gave each is kept apart, to be returned with the member (what a client sends under
+    // the reserved key itself is dropped).
+    attributes.retain(|k, _| !k.eq_ignore_ascii_case("members") && k != MEMBER_DISPLAY_KEY);
+    if !displays.is_empty() {
+        attributes.insert(MEMBER_DISPLAY_KEY.into(), Value::Object(displays));
+    }
     Ok((
         SourceGroup {
             external_id: id.to_string(),
@@ -274,6 +306,10 @@ pub fn user_to_scim(user: &SourceUser, meta: &Meta) -> Value {
 /// A mirrored group as a SCIM resource, with its members (`value`, `type`, `$ref`).
 pub fn group_to_scim(group: &SourceGroup, meta: &Meta, base: &str) -> Value {
     let mut object = group.attributes.clone();
+    let displays = match object.remove(MEMBER_DISPLAY_KEY) {
+        Some(Value::Object(displays)) => displays,
+        _ => Map::new(),
+    };
     if get_ci(&object, "schemas").is_none() {
         object.insert("schemas".into(), json!([GROUP_SCHEMA]));
     }
@@ -287,7 +323,12 @@ pub fn group_to_scim(group: &SourceGroup, meta: &Meta, base: &str) -> Value {
                 MemberKind::User => ("User", "Users"),
                 MemberKind::Group => ("Group", "Groups"),
             };
-            json!({"value": m.id, "type": kind, "$ref": format!("{base}/{endpoint}/{}", m.id)})
+            let mut member =
+                json!({"value": m.id, "type": kind, "$ref": format!("{base}/{endpoint}/{}", m.id)});
+            if let Some(display) = displays.get(&m.id) {
+                member["display"] = display.clone();
+            }
+            member
         })
         .collect();
     object.insert("members".into(), Value::Array(members));
@@ -298,6 +339,49 @@ pub fn group_to_scim(group: &SourceGroup, meta: &Meta, base: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::MemberRef;
+
+    #[test]
+    fn a_members_display_comes_back_as_sent() {
+        let body = json!({
+            "schemas": [GROUP_SCHEMA],
+            "displayName": "Staff",
+            "members": [{"value": "u1", "type": "User", "display": "Babs Jensen"}, {"value": "u2"}],
+            MEMBER_DISPLAY_KEY: {"u2": "smuggled"}
+        });
+        let (mut group, pushed) = group_from_scim("g1", &body).expect("group");
+        assert_eq!(pushed.len(), 2);
+        group.members = vec![MemberRef::user("u1"), MemberRef::user("u2")];
+        let meta = Meta {
+            resource_type: "Group",
+            created: "c".into(),
+            last_modified: "m".into(),
+            location: "l".into(),
+            version: "v".into(),
+        };
+        let rendered = group_to_scim(&group, &meta, "https://x/scim/t/v2");
+        assert_eq!(rendered["members"][0]["display"], "Babs Jensen");
+        assert!(rendered["members"][1].get("display").is_none());
+        assert!(rendered.get(MEMBER_DISPLAY_KEY).is_none());
+    }
+
+    #[test]
+    fn an_extension_is_stored_without_a_schemas_member_of_its_own() {
+        let body = json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "userName": "bjensen@example.com",
+            ENTERPRISE_USER_SCHEMA: {"schemas": [ENTERPRISE_USER_SCHEMA], "employeeNumber": "7"}
+        });
+        let user = user_from_scim("id1", &body).expect("user");
+        assert_eq!(
+            user.attributes[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber": "7"})
+        );
+        assert_eq!(
+            user.attributes["schemas"],
+            json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA])
+        );
+    }
 
     fn meta() -> Meta {
         Meta {

@@ -8,8 +8,10 @@ use serde_json::json;
 use super::params::{ListParams, shape};
 use super::write::db_error;
 use super::{Call, Reply, resources, v1};
+use crate::filter::{AttrPath, Filter};
 use crate::mirror::query::{self, PageRequest, QueryError, Resource};
 use crate::model::{SourceGroup, SourceUser};
+use crate::scim::discovery::{self, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use crate::scim::error::{ScimError, ScimType, ScimVersion};
 use crate::scim::store::Stored;
 
@@ -36,24 +38,28 @@ fn next_chunk(page_cap: usize, written: usize, listed: u64) -> u64 {
     (room / per_item + 1).clamp(16, MAX_CHUNK)
 }
 
-pub(super) async fn list(
+/// One page of one resource type, written into `items` (comma-separated, after the
+/// `already` resources a page holds so far): how many matched in all, and how many were
+/// written.
+async fn write_page(
     call: &Call<'_>,
     resource: Resource,
-    params: ListParams,
-) -> Result<Reply, ScimError> {
-    let max = u64::from(call.max_results());
-    let count = params.count.unwrap_or(max).min(max);
+    params: &ListParams,
+    start: u64,
+    count: u64,
+    items: &mut String,
+    already: u64,
+) -> Result<(u64, u64), ScimError> {
     let page_cap = call.server.options.max_page_bytes;
     let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
     // Each resource is written out as soon as it is rendered, so the page exists once, as
     // text, never also as a tree of values.
-    let mut items = String::new();
     let mut listed: u64 = 0;
     let mut total = None;
-    let mut start_index = params.start_index;
+    let mut start_index = start;
     let mut chunk = first_chunk(resource);
     loop {
-        let want = (count - listed).min(chunk);
+        let want = count.saturating_sub(listed).min(chunk);
         let (found, rows) = query::find_page(
             &mut conn,
             resource,
@@ -67,13 +73,11 @@ pub(super) async fn list(
             },
         )
         .await
-        .map_err(|e| match e {
-            QueryError::NotFilterable(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
-            QueryError::InvalidValue(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
-            QueryError::NotSortable(m) => ScimError::bad_request(ScimType::InvalidValue, m),
-            QueryError::Db(e) => db_error(e),
-        })?;
+        .map_err(query_error)?;
         total.get_or_insert(found);
+        if want == 0 {
+            break;
+        }
         let fetched = rows.len() as u64;
         let mut full = false;
         for row in &rows {
@@ -87,11 +91,12 @@ pub(super) async fn list(
                 ),
             };
             let text = shape(rendered, &params.shape).to_string();
-            if listed > 0 && items.len() + text.len() + 1 > page_cap {
+            let on_page = already + listed;
+            if on_page > 0 && items.len() + text.len() + 1 > page_cap {
                 full = true;
                 break;
             }
-            if listed > 0 {
+            if on_page > 0 {
                 items.push(',');
             }
             items.push_str(&text);
@@ -102,9 +107,71 @@ pub(super) async fn list(
             break;
         }
         start_index += fetched;
-        chunk = next_chunk(page_cap, items.len(), listed);
+        chunk = next_chunk(page_cap, items.len(), already + listed);
     }
-    let total = total.unwrap_or(0);
+    Ok((total.unwrap_or(0), listed))
+}
+
+fn query_error(e: QueryError) -> ScimError {
+    match e {
+        QueryError::NotFilterable(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
+        QueryError::InvalidValue(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
+        QueryError::NotSortable(m) => ScimError::bad_request(ScimType::InvalidValue, m),
+        QueryError::Db(e) => db_error(e),
+    }
+}
+
+/// The list response around resources already written out as text.
+fn list_response(
+    call: &Call<'_>,
+    total: u64,
+    start_index: u64,
+    listed: u64,
+    items: &str,
+    operation: String,
+) -> Reply {
+    let schemas = match call.version {
+        ScimVersion::V2 => json!([LIST_RESPONSE]),
+        ScimVersion::V1 => json!([v1::CORE_SCHEMA]),
+    };
+    let head = json!({
+        "schemas": schemas,
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": listed,
+    })
+    .to_string();
+    // `head` is an object: its closing brace makes room for the resources.
+    let mut body = String::with_capacity(head.len() + items.len() + 16);
+    body.push_str(&head[..head.len() - 1]);
+    body.push_str(",\"Resources\":[");
+    body.push_str(items);
+    body.push_str("]}");
+    Reply::text(StatusCode::OK, body, operation)
+}
+
+fn max_count(call: &Call<'_>, params: &ListParams) -> u64 {
+    let max = u64::from(call.max_results());
+    params.count.unwrap_or(max).min(max)
+}
+
+pub(super) async fn list(
+    call: &Call<'_>,
+    resource: Resource,
+    params: ListParams,
+) -> Result<Reply, ScimError> {
+    let count = max_count(call, &params);
+    let mut items = String::new();
+    let (total, listed) = write_page(
+        call,
+        resource,
+        &params,
+        params.start_index,
+        count,
+        &mut items,
+        0,
+    )
+    .await?;
     let noun = match resource {
         Resource::User => "users",
         Resource::Group => "groups",
@@ -113,22 +180,103 @@ pub(super) async fn list(
         Some(filter) => format!("list {noun} where {filter} ({total} found)"),
         None => format!("list {noun} ({total} in all)"),
     };
-    let schemas = match call.version {
-        ScimVersion::V2 => json!([LIST_RESPONSE]),
-        ScimVersion::V1 => json!([v1::CORE_SCHEMA]),
+    Ok(list_response(
+        call,
+        total,
+        params.start_index,
+        listed,
+        &items,
+        operation,
+    ))
+}
+
+/// Whether `filter` names an attribute that resources of `resource` do not have: such a
+/// comparison matches none of them (a `not` around it would match all, so a filter with
+/// `not` is never taken as naming nothing).
+fn names_foreign_attribute(filter: &Filter, resource: Resource) -> bool {
+    fn has_not(filter: &Filter) -> bool {
+        match filter {
+            Filter::Not(_) => true,
+            Filter::And(a, b) | Filter::Or(a, b) => has_not(a) || has_not(b),
+            Filter::ValuePath { filter, .. } => has_not(filter),
+            Filter::Compare { .. } | Filter::Present(_) => false,
+        }
+    }
+    fn known(path: &AttrPath, resource: Resource) -> bool {
+        let (own, allowed): (&str, &[&str]) = match resource {
+            Resource::User => (USER_SCHEMA, &[USER_SCHEMA, ENTERPRISE_USER_SCHEMA]),
+            Resource::Group => (GROUP_SCHEMA, &[GROUP_SCHEMA]),
+        };
+        if let Some(schema) = &path.schema
+            && !allowed.iter().any(|a| a.eq_ignore_ascii_case(schema))
+        {
+            return false;
+        }
+        let name = match &path.schema {
+            Some(schema) => format!("{schema}:{}", path.attr),
+            None => path.attr.clone(),
+        };
+        discovery::attribute(own, &name).is_some()
+    }
+    fn any_foreign(filter: &Filter, resource: Resource) -> bool {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                any_foreign(a, resource) || any_foreign(b, resource)
+            }
+            Filter::Not(inner) => any_foreign(inner, resource),
+            Filter::Compare { path, .. } | Filter::Present(path) => !known(path, resource),
+            Filter::ValuePath { attr, .. } => !known(attr, resource),
+        }
+    }
+    !has_not(filter) && any_foreign(filter, resource)
+}
+
+/// `POST /.search` at the service root (RFC 7644 §3.4.3): users, then groups, as one list.
+/// A filter that names an attribute one type does not have matches none of that type.
+pub(super) async fn search_all(call: &Call<'_>, params: ListParams) -> Result<Reply, ScimError> {
+    let count = max_count(call, &params);
+    let types: Vec<Resource> = [Resource::User, Resource::Group]
+        .into_iter()
+        .filter(|r| {
+            params
+                .filter
+                .as_ref()
+                .is_none_or(|f| !names_foreign_attribute(f, *r))
+        })
+        .collect();
+    if types.is_empty() {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidFilter,
+            "the filter names attributes that neither Users nor Groups have",
+        ));
+    }
+    let mut items = String::new();
+    let mut total = 0;
+    let mut listed = 0;
+    // The page starts `skip` resources into the concatenation of the types.
+    let mut skip = params.start_index.saturating_sub(1);
+    // Once a page is full (by count or by bytes), later types only add to the total.
+    let mut full = false;
+    for resource in types {
+        let room = if full { 0 } else { count - listed };
+        let (found, written) =
+            write_page(call, resource, &params, skip + 1, room, &mut items, listed).await?;
+        total += found;
+        listed += written;
+        let left_in_type = found.saturating_sub(skip);
+        full = full || listed >= count || written < left_in_type.min(room);
+        skip = skip.saturating_sub(found);
+    }
+    let operation = match &params.filter_text {
+        Some(filter) => format!("search all resources where {filter} ({total} found)"),
+        None => format!("search all resources ({total} in all)"),
     };
-    let head = json!({
-        "schemas": schemas,
-        "totalResults": total,
-        "startIndex": params.start_index,
-        "itemsPerPage": listed,
-    })
-    .to_string();
-    // `head` is an object: its closing brace makes room for the resources.
-    let mut body = String::with_capacity(head.len() + items.len() + 16);
-    body.push_str(&head[..head.len() - 1]);
-    body.push_str(",\"Resources\":[");
-    body.push_str(&items);
-    body.push_str("]}");
-    Ok(Reply::text(StatusCode::OK, body, operation))
+    Ok(list_response(
+        call,
+        total,
+        params.start_index,
+        listed,
+        &items,
+        operation,
+    ))
 }

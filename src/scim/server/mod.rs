@@ -483,6 +483,11 @@ async fn dispatch(call: &Call<'_>, method: &Method, rest: &str) -> Result<Reply,
         None => Err(ScimError::not_found(format!("no {what}"))),
     };
     match (segments.as_slice(), method) {
+        ([".search"], &Method::POST) => {
+            let params = params::ListParams::from_search(&call.json_body()?)?;
+            listing::search_all(call, params).await
+        }
+        ([".search"], _) => not_allowed(),
         (["Users"], &Method::GET) => users::list(call).await,
         (["Users"], &Method::POST) => users::create(call).await,
         (["Users", ".search"], &Method::POST) => users::search(call).await,
