@@ -18,5 +18,6 @@ mod scim_events;
 mod scim_replay;
 mod scim_server;
 mod scim_tokens;
+mod scim_v1_conformance;
 mod support;
 mod sync_flow;
