@@ -332,6 +332,106 @@ mod tests {
         assert!(patch::parse_request(&v2).is_ok());
     }
 
+    fn operations(body: Value) -> Vec<Value> {
+        let v2 = v1_patch_as_v2(&body, discovery::USER_SCHEMA).unwrap();
+        assert!(patch::parse_request(&v2).is_ok(), "{v2}");
+        v2["Operations"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn elements_with_a_value_merge_into_the_element_with_that_value() {
+        let ops = operations(json!({"emails": [{"value": "a@example.com", "type": "home"}]}));
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "add", "path": "emails[value eq \"a@example.com\"].value", "value": "a@example.com"}),
+                json!({"op": "add", "path": "emails[value eq \"a@example.com\"].type", "value": "home"}),
+            ]
+        );
+        // Elements without a value cannot be matched: they are added.
+        let ops = operations(json!({"addresses": [{"type": "work", "locality": "Oslo"}]}));
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "add", "path": "addresses", "value": [{"type": "work", "locality": "Oslo"}]})
+            ]
+        );
+    }
+
+    #[test]
+    fn deletes_match_on_value_or_on_every_sub_attribute() {
+        let ops = operations(json!({"addresses": [
+            {"type": "home", "locality": "Oslo", "operation": "delete"}
+        ]}));
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "remove", "path": "addresses[locality eq \"Oslo\" and type eq \"home\"]"})
+            ]
+        );
+        let bent = v1_patch_as_v2(
+            &json!({"addresses": [{"type or value": "x", "operation": "delete"}]}),
+            discovery::USER_SCHEMA,
+        )
+        .unwrap_err();
+        assert_eq!(bent.scim_type, Some(ScimType::InvalidPath));
+        let empty = v1_patch_as_v2(
+            &json!({"addresses": [{"operation": "delete"}]}),
+            discovery::USER_SCHEMA,
+        )
+        .unwrap_err();
+        assert_eq!(empty.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn meta_attributes_come_first_and_cover_deletes_of_the_same_attribute() {
+        let ops = operations(json!({
+            "emails": [{"value": "x@example.com", "operation": "delete"}, {"value": "y@example.com"}],
+            "meta": {"attributes": ["Emails"]}
+        }));
+        assert_eq!(ops[0], json!({"op": "remove", "path": "Emails"}));
+        assert!(
+            ops.iter()
+                .all(|op| op["path"] != json!("emails[value eq \"x@example.com\"]"))
+        );
+        assert_eq!(ops.len(), 2, "{ops:?}");
+    }
+
+    #[test]
+    fn urn_qualified_names_become_2_0_paths() {
+        assert_eq!(
+            v1_path_as_v2("urn:scim:schemas:core:1.0:nickName"),
+            "nickName"
+        );
+        assert_eq!(
+            v1_path_as_v2("URN:SCIM:SCHEMAS:CORE:1.0:name.givenName"),
+            "name.givenName"
+        );
+        assert_eq!(
+            v1_path_as_v2("urn:scim:schemas:extension:enterprise:1.0.department"),
+            format!("{}:department", discovery::ENTERPRISE_USER_SCHEMA)
+        );
+        assert_eq!(
+            v1_path_as_v2("urn:scim:schemas:extension:enterprise:1.0:manager"),
+            format!("{}:manager", discovery::ENTERPRISE_USER_SCHEMA)
+        );
+        assert_eq!(v1_path_as_v2("title"), "title");
+        assert_eq!(
+            v1_path_as_v2("urn:okta:custom:1.0:x"),
+            "urn:okta:custom:1.0:x"
+        );
+    }
+
+    #[test]
+    fn discovery_lists_carry_the_1_1_urn_on_1_1_only() {
+        let list = discovery::list_response(vec![]);
+        assert_eq!(
+            discovery_answer(ScimVersion::V1, list.clone())["schemas"],
+            json!([CORE_SCHEMA])
+        );
+        assert_eq!(discovery_answer(ScimVersion::V2, list.clone()), list);
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_1_1_patch_bodies_never_panic(
