@@ -19,5 +19,6 @@ mod scim_interop;
 mod scim_replay;
 mod scim_server;
 mod scim_tokens;
+mod scim_v1_conformance;
 mod support;
 mod sync_flow;

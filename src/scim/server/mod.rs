@@ -479,7 +479,11 @@ async fn dispatch(call: &Call<'_>, method: &Method, rest: &str) -> Result<Reply,
         documentation_uri: None,
     };
     let discovery_reply = |body: Option<Value>, what: &str| match body {
-        Some(body) => Ok(Reply::json(StatusCode::OK, body, format!("read {what}"))),
+        Some(body) => Ok(Reply::json(
+            StatusCode::OK,
+            v1::discovery_answer(call.version, body),
+            format!("read {what}"),
+        )),
         None => Err(ScimError::not_found(format!("no {what}"))),
     };
     match (segments.as_slice(), method) {
