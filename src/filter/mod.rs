@@ -81,6 +81,7 @@ mod tests_invalid;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, Path};
 pub use eval::EvalOptions;
+pub(crate) use eval::is_present;
 
 /// Longest accepted filter or path, in bytes.
 pub const MAX_INPUT_BYTES: usize = 8 * 1024;
