@@ -159,7 +159,6 @@ impl Db {
         migrator.run(&self.pool).await?;
         // Rows written before migration 0009 get their multi-valued index once, here.
         crate::mirror::values::backfill(self).await
-
     }
 
     /// Whether the database answers and every migration this build knows is applied

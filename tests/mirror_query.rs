@@ -33,6 +33,26 @@ fn scim_users() -> Vec<idsync::model::SourceUser> {
             if i % 2 == 0 {
                 body["externalId"] = json!(format!("EXT-{i}"));
             }
+            // Multi-valued attributes in the shapes IdPs send, some odd on purpose.
+            body["emails"] = match i {
+                0 => json!([
+                    {"value": "Ann.Lee@Example.com", "type": "work", "primary": true},
+                    {"value": "ann@home.example", "type": "Home"}
+                ]),
+                1 => json!([{"value": "bob@example.com", "type": "work", "primary": false}]),
+                2 => json!([
+                    {"value": "bob.smith@example.org", "type": "home", "primary": "true"},
+                    {"value": "b_s@example.org", "type": "work"}
+                ]),
+                3 => json!([{"value": "carol%x@example.com", "primary": true}, {}]),
+                4 => json!([{"type": "work", "primary": true}]),
+                5 => json!([{"value": "ÉMILE@example.fr", "type": "WORK"}]),
+                _ => json!([]),
+            };
+            if i % 3 == 1 {
+                body["phoneNumbers"] =
+                    json!([{"value": format!("+1 555 010{i}"), "type": "mobile"}]);
+            }
             user_from_scim(&format!("id-{i}"), &body).unwrap()
         })
         .collect()
@@ -77,6 +97,45 @@ async fn filters_agree_with_in_memory_evaluation(db: TestDb) {
         r#"userName sw "a" or userName sw "z""#,
         r#"not (userName sw "b") and not (id eq "id-0")"#,
         r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "zed@example.com""#,
+        r#"not (externalId eq "EXT-2")"#,
+        r#"not (userName co "example.com")"#,
+        // Multi-valued attributes, from the per-element index.
+        r#"emails.value eq "ann.lee@example.com""#,
+        r#"EMAILS.VALUE eq "BOB@example.com""#,
+        r#"emails.value eq "émile@example.fr""#,
+        r#"emails.value ne "bob@example.com""#,
+        r#"not (emails.value eq "bob@example.com")"#,
+        r#"emails.value co "%x""#,
+        r#"emails.value co "_s@""#,
+        r#"emails.value sw "B""#,
+        r#"emails.value ew ".ORG""#,
+        r#"emails.value pr"#,
+        r#"not (emails.value pr)"#,
+        r#"emails pr"#,
+        r#"not (emails pr)"#,
+        r#"emails.type eq "work""#,
+        r#"emails.type ne "work""#,
+        r#"emails.primary eq true"#,
+        r#"emails.primary eq false"#,
+        r#"emails.primary ne true"#,
+        r#"emails.primary pr"#,
+        r#"emails[type eq "work"]"#,
+        r#"emails[type eq "work" and primary eq true]"#,
+        r#"emails[type eq "home" and value ew ".org"]"#,
+        r#"emails[type eq "work"].value eq "b_s@example.org""#,
+        r#"emails[type eq "work"].value eq "bob.smith@example.org""#,
+        r#"emails[not (type eq "work")]"#,
+        r#"emails[type ne "work"]"#,
+        r#"emails[value ne "bob@example.com"]"#,
+        r#"emails[primary eq true or type eq "home"]"#,
+        r#"emails[not (value pr)]"#,
+        r#"not (emails[type eq "work"])"#,
+        r#"urn:ietf:params:scim:schemas:core:2.0:User:emails.value sw "ann""#,
+        r#"phoneNumbers.value eq "+1 555 0101""#,
+        r#"phoneNumbers[type eq "MOBILE"]"#,
+        r#"phoneNumbers.value co "555" and not (emails.value pr)"#,
+        r#"userName sw "b" or emails.value ew "example.fr""#,
+        r#"externalId pr and emails[type eq "work"] or id eq "id-6""#,
     ];
     let mut conn = db.pool().acquire().await.unwrap();
     for text in filters {
@@ -129,12 +188,32 @@ async fn filters_agree_with_in_memory_evaluation(db: TestDb) {
     // What is not indexed is refused, not scanned.
     for (text, message) in [
         (
-            r#"emails.value eq "a""#,
-            "filtering on `emails.value` is not supported; filterable: userName, externalId, id, meta.lastModified",
+            r#"addresses.value eq "a""#,
+            "filtering on `addresses.value` is not supported; filterable: userName, externalId, id, meta.lastModified, emails, phoneNumbers",
         ),
         (
-            r#"emails[type eq "work"]"#,
-            "filtering on `emails` is not supported; filterable: userName, externalId, id, meta.lastModified",
+            r#"ims[type eq "work"]"#,
+            "filtering on `ims` is not supported; filterable: userName, externalId, id, meta.lastModified, emails, phoneNumbers",
+        ),
+        (
+            r#"emails[display eq "x"]"#,
+            "filtering on `display` inside `emails` is not supported; filterable: value, type, primary",
+        ),
+        (
+            r#"emails.value gt "a""#,
+            "`emails.value` supports eq, ne, co, sw, ew and pr, not gt",
+        ),
+        (
+            r#"emails.value eq null"#,
+            "`emails.value` cannot compare with null; use `not (emails.value pr)` for an absent value",
+        ),
+        (
+            r#"emails.primary eq "true""#,
+            "`emails.primary` is a boolean; compare it with true or false, not \"true\"",
+        ),
+        (
+            r#"emails eq "a@example.com""#,
+            "filter on a sub-attribute of `emails`, e.g. `emails.value eq …`, or use `emails[…]`",
         ),
         (
             r#"externalId co "EXT""#,

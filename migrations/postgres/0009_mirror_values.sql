@@ -17,7 +17,8 @@ CREATE TABLE mirror_values (
     value_key   TEXT,
     -- The element's `type`, lower-cased; NULL when it is not a string.
     type_key    TEXT,
-    -- 'true' or 'false' for a JSON boolean `primary`; NULL otherwise.
+    -- 'true' or 'false' for a JSON boolean `primary`, 'other' for any other present
+    -- value (`primary pr` counts it, `primary eq true` does not), NULL when absent.
     is_primary  TEXT,
     -- 1 when the element holds any present value (what `emails pr` asks).
     present     BIGINT NOT NULL,

@@ -46,14 +46,15 @@ pub(super) fn compile(
     // Bound first: placeholders must be bound in the order they appear.
     let connector = out.bind(conn, first, out.connector.clone());
     let (negate, element_condition) = match filter {
-        Filter::ValuePath { filter, .. } => {
-            (false, element(filter, attr, conn, first, out)?)
-        }
+        Filter::ValuePath { filter, .. } => (false, element(filter, attr, None, conn, first, out)?),
         Filter::Present(path) => match &path.sub_attr {
             None => (false, "v.present = 1".to_string()),
             Some(sub) => {
                 let condition = Filter::Present(AttrPath::new(sub.clone()));
-                (false, element(&condition, attr, conn, first, out)?)
+                (
+                    false,
+                    element(&condition, attr, Some(path), conn, first, out)?,
+                )
             }
         },
         Filter::Compare { path, op, value } => {
@@ -73,9 +74,10 @@ pub(super) fn compile(
                 op,
                 value: value.clone(),
             };
-            let sql = element(&condition, attr, conn, first, out)
-                .map_err(|e| qualify(e, &path.to_string(), sub))?;
-            (negate, sql)
+            (
+                negate,
+                element(&condition, attr, Some(path), conn, first, out)?,
+            )
         }
         Filter::And(..) | Filter::Or(..) | Filter::Not(..) => {
             return Err(QueryError::NotFilterable(format!(
@@ -92,23 +94,12 @@ pub(super) fn compile(
     ))
 }
 
-/// An error about sub-attribute `sub` named with its full path `full`.
-fn qualify(error: QueryError, full: &str, sub: &str) -> QueryError {
-    match error {
-        QueryError::NotFilterable(m) => {
-            QueryError::NotFilterable(m.replacen(&format!("`{sub}`"), &format!("`{full}`"), 1))
-        }
-        QueryError::InvalidValue(m) => {
-            QueryError::InvalidValue(m.replacen(&format!("`{sub}`"), &format!("`{full}`"), 1))
-        }
-        other => other,
-    }
-}
-
-/// A two-valued condition on one index row `v` for a filter over one element.
+/// A two-valued condition on one index row `v` for a filter over one element. `outer`
+/// is the full path (`emails.value`) when the filter came from one, for messages.
 fn element(
     filter: &Filter,
     attr: Indexed,
+    outer: Option<&AttrPath>,
     conn: &AnyConnection,
     first: usize,
     out: &mut Compiled,
@@ -133,15 +124,15 @@ fn element(
     Ok(match filter {
         Filter::And(a, b) => format!(
             "({} AND {})",
-            element(a, attr, conn, first, out)?,
-            element(b, attr, conn, first, out)?
+            element(a, attr, outer, conn, first, out)?,
+            element(b, attr, outer, conn, first, out)?
         ),
         Filter::Or(a, b) => format!(
             "({} OR {})",
-            element(a, attr, conn, first, out)?,
-            element(b, attr, conn, first, out)?
+            element(a, attr, outer, conn, first, out)?,
+            element(b, attr, outer, conn, first, out)?
         ),
-        Filter::Not(inner) => format!("NOT ({})", element(inner, attr, conn, first, out)?),
+        Filter::Not(inner) => format!("NOT ({})", element(inner, attr, outer, conn, first, out)?),
         Filter::ValuePath { attr: path, .. } => return Err(unsupported(path)),
         Filter::Present(path) => {
             let col = column(path)?;
@@ -149,6 +140,7 @@ fn element(
         }
         Filter::Compare { path, op, value } => {
             let col = column(path)?;
+            let path = outer.unwrap_or(path);
             if col == "v.is_primary" {
                 let CompValue::Bool(flag) = value else {
                     return Err(QueryError::InvalidValue(format!(

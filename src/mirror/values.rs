@@ -81,7 +81,9 @@ pub(crate) struct Element {
     pub attr: &'static str,
     pub value_key: Option<String>,
     pub type_key: Option<String>,
-    pub is_primary: Option<bool>,
+    /// `true` or `false` for a JSON boolean, `other` for any other present value (which
+    /// `primary pr` counts but `primary eq true` does not), None when absent.
+    pub is_primary: Option<&'static str>,
     pub present: bool,
 }
 
@@ -106,8 +108,12 @@ fn elements_of(attributes: &Map<String, Value>, indexed: Indexed) -> Vec<Element
                 attr: indexed.attr,
                 value_key: text("value").map(|v| fold(&v, indexed.value_case_exact)),
                 type_key: text("type").map(|t| fold(&t, false)),
-                is_primary: crate::scim::resource::get_ci(element, "primary")
-                    .and_then(Value::as_bool),
+                is_primary: match crate::scim::resource::get_ci(element, "primary") {
+                    Some(Value::Bool(true)) => Some("true"),
+                    Some(Value::Bool(false)) => Some("false"),
+                    Some(other) if crate::filter::is_present(other) => Some("other"),
+                    _ => None,
+                },
                 present: element.values().any(crate::filter::is_present),
             }
         })
@@ -194,7 +200,7 @@ pub(crate) async fn replace(
             values.push(Val::Int(position as i64));
             values.push(Val::OptText(element.value_key));
             values.push(Val::OptText(element.type_key));
-            values.push(Val::OptText(element.is_primary.map(|f| f.to_string())));
+            values.push(Val::OptText(element.is_primary.map(str::to_string)));
             values.push(Val::Int(i64::from(element.present)));
         }
     }
@@ -332,10 +338,10 @@ mod tests {
                     "emails",
                     Some("ann@example.com"),
                     Some("work"),
-                    Some(true),
+                    Some("true"),
                     true
                 ),
-                ("emails", Some("x@example.org"), None, None, true),
+                ("emails", Some("x@example.org"), None, Some("other"), true),
                 ("emails", None, None, None, false),
                 ("phonenumbers", Some("+1 555"), Some("mobile"), None, true),
             ]
