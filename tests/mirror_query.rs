@@ -269,3 +269,118 @@ async fn group_filters_use_the_display_name(db: TestDb) {
     assert_eq!(page[0].display_name, "Engineering");
 }
 on_both_backends!(group_filters_use_the_display_name);
+
+/// `members` on Groups, from the per-element index: the member id compares case-exactly
+/// (it is an `id`), and the answers equal the in-memory evaluation of the SCIM groups.
+async fn member_filters_agree_with_in_memory_evaluation(db: TestDb) {
+    use idsync::model::MemberRef;
+    use idsync::scim::discovery::GROUP_SCHEMA;
+    use idsync::scim::resource::group_to_scim;
+    let members = [
+        vec![MemberRef::user("u-1"), MemberRef::user("U-2")],
+        vec![MemberRef::user("u-2"), MemberRef::group("gid-0")],
+        vec![],
+        vec![MemberRef::user("u-10")],
+    ];
+    let groups: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, members)| {
+            let body = json!({"schemas": [GROUP_SCHEMA], "displayName": format!("G{i}")});
+            let (mut group, _) = group_from_scim(&format!("gid-{i}"), &body).unwrap();
+            group.members = members.clone();
+            group
+        })
+        .collect();
+    let mut tx = db.begin_write().await.unwrap();
+    let rows = groups
+        .iter()
+        .map(|g| (g.clone(), content_hash(g)))
+        .collect();
+    mirror::upsert_groups(tx.conn(), "acme", rows)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let meta = Meta {
+        resource_type: "Group",
+        created: String::new(),
+        last_modified: String::new(),
+        location: String::new(),
+        version: String::new(),
+    };
+    let case_exact = |path: &AttrPath| {
+        path.attr.eq_ignore_ascii_case("id")
+            || (path.attr.eq_ignore_ascii_case("members")
+                && path.sub_attr.as_deref() == Some("value"))
+    };
+    let options = EvalOptions {
+        case_exact: &case_exact,
+    };
+    let mut conn = db.pool().acquire().await.unwrap();
+    for text in [
+        r#"members.value eq "u-2""#,
+        r#"members.value eq "U-2""#,
+        r#"members[value eq "u-1"]"#,
+        r#"members[value eq "gid-0" and type eq "group"]"#,
+        r#"members[type eq "Group"]"#,
+        r#"members.value ne "u-2""#,
+        r#"members.value sw "u-1""#,
+        r#"members.value sw "U""#,
+        r#"members.value co "-1""#,
+        r#"members.value ew "-2""#,
+        r#"members pr"#,
+        r#"not (members pr)"#,
+        r#"displayName eq "G1" and members[value eq "u-2"]"#,
+    ] {
+        let filter = parse_filter(text).unwrap();
+        let (total, page) = query::find_groups(&mut conn, "acme", Some(&filter), 1, 100)
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let got: Vec<&str> = page.iter().map(|g| g.external_id.as_str()).collect();
+        let expected: Vec<&str> = groups
+            .iter()
+            .filter(|g| filter.matches_with(&group_to_scim(g, &meta, ""), &options))
+            .map(|g| g.external_id.as_str())
+            .collect();
+        assert_eq!(got, expected, "{text}");
+        assert_eq!(total as usize, expected.len(), "{text}");
+    }
+
+    // The index follows every write: a changed member list, then a removed group.
+    let filter = parse_filter(r#"members.value eq "u-10""#).unwrap();
+    let mut changed = groups[3].clone();
+    changed.members = vec![MemberRef::user("u-11")];
+    let mut tx = db.begin_write().await.unwrap();
+    let hash = content_hash(&changed);
+    mirror::upsert_groups(tx.conn(), "acme", vec![(changed, hash)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (total, _) = query::find_groups(&mut conn, "acme", Some(&filter), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 0, "the old member is gone from the index");
+    let filter = parse_filter(r#"members.value eq "u-11""#).unwrap();
+    let (total, _) = query::find_groups(&mut conn, "acme", Some(&filter), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    let mut tx = db.begin_write().await.unwrap();
+    mirror::delete_groups(tx.conn(), "acme", &["gid-3".to_string()])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (total, _) = query::find_groups(&mut conn, "acme", Some(&filter), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 0, "a removed group leaves no index rows behind");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mirror_values WHERE connector = 'acme' AND external_id = 'gid-3'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+}
+on_both_backends!(member_filters_agree_with_in_memory_evaluation);
