@@ -384,3 +384,54 @@ async fn member_filters_agree_with_in_memory_evaluation(db: TestDb) {
     assert_eq!(left, 0);
 }
 on_both_backends!(member_filters_agree_with_in_memory_evaluation);
+
+/// Rows written before migration 0009 are indexed once after migrating: the marker row
+/// the migration leaves is claimed, the rows indexed, and a second run does nothing.
+async fn existing_rows_are_indexed_once(db: TestDb) {
+    let users = scim_users();
+    let mut tx = db.begin_write().await.unwrap();
+    let rows = users.iter().map(|u| (u.clone(), content_hash(u))).collect();
+    mirror::upsert_users(tx.conn(), "acme", rows).await.unwrap();
+    // As if written by a version without the index.
+    sqlx::query("DELETE FROM mirror_values")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO mirror_values_backfill (pending) VALUES (1)")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let filter = parse_filter(r#"emails.value eq "bob@example.com""#).unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let (total, _) = query::find_users(&mut conn, "acme", Some(&filter), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 0, "not indexed yet");
+    drop(conn);
+
+    db.migrate().await.unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    let (total, page) = query::find_users(&mut conn, "acme", Some(&filter), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(page[0].external_id, "id-1");
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mirror_values_backfill")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mirror_values")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    idsync::mirror::values::backfill(&db).await.unwrap();
+    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mirror_values")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(again, indexed, "a second run changes nothing");
+}
+on_both_backends!(existing_rows_are_indexed_once);
