@@ -1441,7 +1441,7 @@ async fn filters_on_emails_and_members(db: TestDb) {
         .call("acme", "GET", &filtered("/Groups", &by_member), None)
         .await;
     assert_eq!(found.status, 200, "{}", found.body);
-    assert_eq!(ids_of(&found), [team_id.clone()]);
+    assert_eq!(ids_of(&found), [team_id]);
     let by_other = format!(r#"members[value eq "{}"]"#, ids[1]);
     let found = scim
         .call("acme", "GET", &filtered("/Groups", &by_other), None)

@@ -151,6 +151,9 @@ pub(crate) fn group_elements(group: &SourceGroup) -> Vec<Element> {
 /// Rows bound per `DELETE … IN (…)` statement.
 const IDS_PER_DELETE: usize = 1_000;
 
+/// A record's external id and its indexed elements.
+pub(crate) type IndexedRecord = (String, Vec<Element>);
+
 /// Removes the index rows of the given records.
 pub(crate) async fn delete(
     conn: &mut AnyConnection,
@@ -185,7 +188,7 @@ pub(crate) async fn replace(
     conn: &mut AnyConnection,
     resource: Resource,
     connector: &str,
-    records: Vec<(String, Vec<Element>)>,
+    records: Vec<IndexedRecord>,
 ) -> Result<(), DbError> {
     let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
     delete(conn, resource, connector, &ids).await?;
@@ -266,7 +269,7 @@ async fn backfill_table(conn: &mut AnyConnection, resource: Resource) -> Result<
         };
         after_connector = last.try_get(0).context(CTX)?;
         after_id = last.try_get(1).context(CTX)?;
-        let mut by_connector: Vec<(String, Vec<(String, Vec<Element>)>)> = Vec::new();
+        let mut by_connector: Vec<(String, Vec<IndexedRecord>)> = Vec::new();
         for row in &rows {
             let connector: String = row.try_get(0).context(CTX)?;
             let id: String = row.try_get(1).context(CTX)?;
