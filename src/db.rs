@@ -157,7 +157,8 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await?;
-        Ok(())
+        // Rows written before migration 0009 get their multi-valued index once, here.
+        crate::mirror::values::backfill(self).await
     }
 
     /// Whether the database answers and every migration this build knows is applied

@@ -1354,3 +1354,121 @@ async fn request_soup_never_breaks_the_server() {
 fn url_escape(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// `GET …?filter=<text>` with the filter percent-encoded.
+fn filtered(endpoint: &str, filter: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+    format!("{endpoint}?filter={}", encoded.replace('+', "%20"))
+}
+
+fn ids_of(answer: &crate::support::scim::Answer) -> Vec<String> {
+    answer.body["Resources"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// IdPs look users up by e-mail before creating them, and groups by member: answered from
+/// the per-element index, kept in step with every SCIM write.
+async fn filters_on_emails_and_members(db: TestDb) {
+    let scim = ScimHarness::start(&db, vec![tenant("acme", OnRemove::Delete)]).await;
+    let mut ids = Vec::new();
+    for name in ["alice", "bob"] {
+        let created = scim
+            .call("acme", "POST", "/Users", Some(user_body(name)))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    let get = |filter: &'static str| {
+        let path = filtered("/Users", filter);
+        let scim = &scim;
+        async move { scim.call("acme", "GET", &path, None).await }
+    };
+
+    let found = get(r#"emails.value eq "BOB@example.com""#).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.body["totalResults"], 1);
+    assert_eq!(ids_of(&found), [ids[1].clone()]);
+    assert_eq!(found.body["Resources"][0]["userName"], "bob");
+
+    // What Entra ID sends when the work e-mail is its matching attribute.
+    let found = get(r#"emails[type eq "work"].value eq "alice@example.com""#).await;
+    assert_eq!(ids_of(&found), [ids[0].clone()]);
+    let found = get(r#"emails[type eq "home"].value eq "alice@example.com""#).await;
+    assert_eq!(found.body["totalResults"], 0, "{}", found.body);
+    let found = get(r#"emails[primary eq true] and emails.value sw "ALI""#).await;
+    assert_eq!(ids_of(&found), [ids[0].clone()]);
+    let found = get(r#"emails.value ne "alice@example.com""#).await;
+    assert_eq!(ids_of(&found), [ids[1].clone()]);
+
+    // A PATCH replacing bob's e-mails moves him in the index.
+    let patched = scim
+        .call(
+            "acme",
+            "PATCH",
+            &format!("/Users/{}", ids[1]),
+            Some(patch(json!([{"op": "replace", "path": "emails",
+                "value": [{"value": "robert@example.org", "type": "home"}]}]))),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let found = get(r#"emails.value eq "bob@example.com""#).await;
+    assert_eq!(found.body["totalResults"], 0, "{}", found.body);
+    let found = get(r#"emails[type eq "home" and value co "ROBERT"]"#).await;
+    assert_eq!(ids_of(&found), [ids[1].clone()]);
+
+    // Groups by member id.
+    let team = scim
+        .call(
+            "acme",
+            "POST",
+            "/Groups",
+            Some(
+                json!({"schemas": [GROUP], "displayName": "Team", "members": [{"value": ids[0]}]}),
+            ),
+        )
+        .await;
+    assert_eq!(team.status, 201, "{}", team.body);
+    let team_id = team.body["id"].as_str().unwrap().to_string();
+    let by_member = format!(r#"members.value eq "{}""#, ids[0]);
+    let found = scim
+        .call("acme", "GET", &filtered("/Groups", &by_member), None)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(ids_of(&found), [team_id]);
+    let by_other = format!(r#"members[value eq "{}"]"#, ids[1]);
+    let found = scim
+        .call("acme", "GET", &filtered("/Groups", &by_other), None)
+        .await;
+    assert_eq!(found.body["totalResults"], 0, "{}", found.body);
+
+    // Deleting a user takes its values out of the index.
+    let deleted = scim
+        .call("acme", "DELETE", &format!("/Users/{}", ids[1]), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let found = get(r#"emails.value eq "robert@example.org""#).await;
+    assert_eq!(found.body["totalResults"], 0, "{}", found.body);
+
+    // An attribute that is not indexed is still refused, never scanned.
+    let refused = get(r#"addresses.value eq "x""#).await;
+    assert_error(&refused, 400, Some("invalidFilter"));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("emails, phoneNumbers"),
+        "{}",
+        refused.body
+    );
+    let refused = get(r#"emails.value gt "a""#).await;
+    assert_error(&refused, 400, Some("invalidFilter"));
+    scim.stop().await;
+}
+on_both_backends!(filters_on_emails_and_members);

@@ -264,7 +264,8 @@ fn comparables<'v>(record: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
         .collect()
 }
 
-fn is_present(value: &Value) -> bool {
+/// Whether `value` counts as present for `pr` (not null, empty or all-empty).
+pub(crate) fn is_present(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::String(s) => !s.is_empty(),

@@ -14,6 +14,8 @@
 //! FILTER    = attrExp / logExp / valuePath / "not" "(" FILTER ")" / "(" FILTER ")"
 //! valuePath = attrPath "[" valFilter "]"     ; no value path inside valFilter
 //! attrExp   = attrPath "pr" / attrPath compareOp compValue
+//!           / valuePath "." ATTRNAME ("pr" / compareOp compValue)
+//!             ; read as attr[valFilter and ATTRNAME ...]: one element matches both
 //! logExp    = FILTER ("and" / "or") FILTER  ; and binds tighter than or
 //! compareOp = eq / ne / co / sw / ew / gt / lt / ge / le
 //! compValue = false / null / true / number / string   ; JSON literals
@@ -79,6 +81,7 @@ mod tests_invalid;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, Path};
 pub use eval::EvalOptions;
+pub(crate) use eval::is_present;
 
 /// Longest accepted filter or path, in bytes.
 pub const MAX_INPUT_BYTES: usize = 8 * 1024;
@@ -152,9 +155,4 @@ pub enum FilterErrorKind {
     Unmatched(char),
     #[error("value paths cannot be nested inside a value path")]
     NestedValuePath,
-    #[error(
-        "a sub-attribute after \"]\" is only allowed in PATCH paths; \
-         filter on the sub-attribute inside the brackets instead"
-    )]
-    SubAttrAfterValuePath,
 }

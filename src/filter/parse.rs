@@ -313,17 +313,27 @@ impl<'a> Parser<'a> {
             if in_value {
                 return Err(error(token.column, FilterErrorKind::NestedValuePath));
             }
-            let filter = self.value_filter(depth, &token)?;
-            let after = self.peek()?;
-            if after.kind == TokKind::Dot {
-                let kind = FilterErrorKind::SubAttrAfterValuePath;
-                return Err(error(after.column, kind));
+            let mut filter = self.value_filter(depth, &token)?;
+            // `emails[type eq "work"].value eq "x"` is what several IdPs send; it means
+            // one element matching both, so it becomes `emails[type eq "work" and value
+            // eq "x"]`.
+            if self.peek()?.kind == TokKind::Dot {
+                self.next()?;
+                let sub = AttrPath::new(self.sub_attr_after_bracket()?);
+                let token = self.next()?;
+                let condition = self.condition(sub, &token)?;
+                filter = Filter::And(Box::new(filter), Box::new(condition));
             }
             return Ok(Filter::ValuePath {
                 attr: path,
                 filter: Box::new(filter),
             });
         }
+        self.condition(path, &token)
+    }
+
+    /// `pr` or `op value` after `path`, starting at `token`.
+    fn condition(&mut self, path: AttrPath, token: &Token<'_>) -> Result<Filter, FilterError> {
         if token.is_word("pr") {
             let after = self.peek()?;
             let is_value = matches!(after.kind, TokKind::Str(_) | TokKind::Num(_))
@@ -340,7 +350,7 @@ impl<'a> Parser<'a> {
             _ => None,
         };
         let Some(op) = op else {
-            return Err(expected(EXPECT_OPERATOR, &token));
+            return Err(expected(EXPECT_OPERATOR, token));
         };
         let value = self.comp_value(op)?;
         Ok(Filter::Compare { path, op, value })

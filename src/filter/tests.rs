@@ -305,6 +305,27 @@ const VALID: &[(&str, &str, bool)] = &[
         r#"emails[type eq "work"] and urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#,
         true,
     ),
+    // A sub-attribute after the brackets: one element matches both conditions.
+    (
+        r#"emails[type eq "work"].value eq "BJENSEN@example.com""#,
+        r#"emails[type eq "work" and value eq "BJENSEN@example.com"]"#,
+        true,
+    ),
+    (
+        r#"emails[type eq "home"].value eq "bjensen@example.com""#,
+        r#"emails[type eq "home" and value eq "bjensen@example.com"]"#,
+        false,
+    ),
+    (
+        r#"emails[type eq "work" or type eq "home"].value sw "babs""#,
+        r#"emails[(type eq "work" or type eq "home") and value sw "babs"]"#,
+        true,
+    ),
+    (
+        r#"emails[primary eq true].display pr"#,
+        r#"emails[primary eq true and display pr]"#,
+        false,
+    ),
 ];
 
 #[test]

@@ -63,8 +63,16 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (r#"emails[type eq "work"]]"#, r#"column 23: unmatched "]""#),
     (
-        r#"emails[type eq "work"].value eq "x""#,
-        r#"column 23: a sub-attribute after "]" is only allowed in PATCH paths; filter on the sub-attribute inside the brackets instead"#,
+        r#"emails[type eq "work"].value"#,
+        r#"column 29: expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr), found end of input"#,
+    ),
+    (
+        r#"emails[type eq "work"]. value eq "x""#,
+        r#"column 25: expected a sub-attribute name right after ".", found "value""#,
+    ),
+    (
+        r#"emails[type eq "work"].value[type pr]"#,
+        r#"column 29: expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr), found "[""#,
     ),
     (
         "emails[type[value pr]]",

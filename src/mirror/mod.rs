@@ -9,7 +9,9 @@
 
 mod buffer;
 pub mod query;
+mod query_values;
 mod store;
+pub mod values;
 
 pub use buffer::ReadBuffer;
 pub use store::{

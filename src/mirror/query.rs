@@ -11,12 +11,18 @@
 //! | both | `externalId` | `client_external_id` | case-exact: eq ne gt ge lt le pr |
 //! | both | `id` | `external_id` | case-exact: eq ne gt ge lt le pr |
 //! | both | `meta.lastModified` | `updated_at` | as instants: eq ne gt ge lt le pr |
+//! | User | `emails`, `phoneNumbers` (`.value`, `.type`, `.primary`, `[…]`) | `mirror_values` | case-insensitive: eq ne co sw ew pr |
+//! | Group | `members` (`.value`, `.type`, `[…]`) | `mirror_values` | value case-exact: eq ne co sw ew pr |
+//!
+//! The multi-valued attributes are answered by `super::query_values`.
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Context, DbError, param};
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::model::{SourceGroup, SourceUser};
+
+use super::query_values;
 
 /// Which mirror table a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +39,7 @@ impl Resource {
         }
     }
 
-    fn core_schema(self) -> &'static str {
+    pub(super) fn core_schema(self) -> &'static str {
         match self {
             Resource::User => crate::scim::resource::USER_SCHEMA,
             Resource::Group => crate::scim::resource::GROUP_SCHEMA,
@@ -84,18 +90,20 @@ fn column(resource: Resource, path: &AttrPath) -> Option<(&'static str, Comparis
 }
 
 /// A compiled WHERE clause and its bound values, in placeholder order.
-struct Compiled {
-    binds: Vec<String>,
+pub(super) struct Compiled {
+    pub binds: Vec<String>,
+    /// The connector, for subqueries over the multi-valued index.
+    pub connector: String,
 }
 
 impl Compiled {
-    fn bind(&mut self, conn: &AnyConnection, first: usize, value: String) -> String {
+    pub(super) fn bind(&mut self, conn: &AnyConnection, first: usize, value: String) -> String {
         self.binds.push(value);
         param(conn, first + self.binds.len() - 1)
     }
 }
 
-fn like_pattern(value: &str, op: CompareOp) -> String {
+pub(super) fn like_pattern(value: &str, op: CompareOp) -> String {
     let escaped = value
         .replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -118,11 +126,20 @@ fn compile(
         QueryError::NotFilterable(format!(
             "filtering on `{path}` is not supported; filterable: {}",
             match resource {
-                Resource::User => "userName, externalId, id, meta.lastModified",
-                Resource::Group => "displayName, externalId, id, meta.lastModified",
+                Resource::User =>
+                    "userName, externalId, id, meta.lastModified, emails, phoneNumbers",
+                Resource::Group => "displayName, externalId, id, meta.lastModified, members",
             }
         ))
     };
+    let path = match filter {
+        Filter::ValuePath { attr, .. } | Filter::Present(attr) => Some(attr),
+        Filter::Compare { path, .. } => Some(path),
+        _ => None,
+    };
+    if let Some(indexed) = path.and_then(|p| query_values::multi_valued(resource, p)) {
+        return query_values::compile(filter, resource, indexed, conn, first, out);
+    }
     Ok(match filter {
         Filter::And(a, b) => format!(
             "({} AND {})",
@@ -185,14 +202,18 @@ fn compile(
                         )));
                     }
                     let placeholder = out.bind(conn, first, like_pattern(&value, *op));
-                    return Ok(format!("{col} LIKE {placeholder} ESCAPE '\\'"));
+                    return Ok(format!(
+                        "({col} IS NOT NULL AND {col} LIKE {placeholder} ESCAPE '\\')"
+                    ));
                 }
             };
             let placeholder = out.bind(conn, first, value);
+            // Two-valued even where the column is NULL, so that `not (…)` means what the
+            // in-memory evaluator means.
             if *op == CompareOp::Ne {
                 format!("({col} IS NULL OR {col} <> {placeholder})")
             } else {
-                format!("{col} {sql_op} {placeholder}")
+                format!("({col} IS NOT NULL AND {col} {sql_op} {placeholder})")
             }
         }
     })
@@ -250,7 +271,10 @@ pub async fn find_page(
     request: PageRequest<'_>,
 ) -> Result<(u64, Vec<StoredRow>), QueryError> {
     const CTX: &str = "answering a filter";
-    let mut compiled = Compiled { binds: Vec::new() };
+    let mut compiled = Compiled {
+        binds: Vec::new(),
+        connector: connector.to_string(),
+    };
     let connector_param = param(conn, 1);
     let clause = match request.filter {
         Some(filter) => format!(

@@ -1,5 +1,5 @@
-//! SQL for the mirror tables: records stored as JSON with their content hash, and the
-//! per-connector state row.
+//! SQL for the mirror tables: records stored as JSON with their content hash (and their
+//! multi-valued attributes' index rows, `super::values`), and the per-connector state row.
 
 use std::collections::HashMap;
 
@@ -10,6 +10,9 @@ use sqlx::{AnyConnection, Row};
 
 use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, select_in};
 use crate::model::{SourceGroup, SourceUser, name_key};
+
+use super::query::Resource;
+use super::values::{self, Element};
 
 /// Per-connector bookkeeping stored beside the mirror.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,23 +129,55 @@ pub async fn group_hashes(
 /// The columns filters are answered from: (name key, client externalId).
 type FilterColumns = (String, Option<String>);
 
-#[allow(clippy::too_many_arguments)]
+/// How one kind of record is stored: its table, columns and indexed values.
+struct Layout<T> {
+    resource: Resource,
+    name_column: &'static str,
+    id_of: fn(&T) -> &str,
+    filter_columns: fn(&T) -> FilterColumns,
+    elements: fn(&T) -> Vec<Element>,
+}
+
+const USERS: Layout<SourceUser> = Layout {
+    resource: Resource::User,
+    name_column: "user_name_key",
+    id_of: |u| &u.external_id,
+    filter_columns: |u| (name_key(&u.user_name), client_external_id(&u.attributes)),
+    elements: values::user_elements,
+};
+
+const GROUPS: Layout<SourceGroup> = Layout {
+    resource: Resource::Group,
+    name_column: "name_key",
+    id_of: |g| &g.external_id,
+    filter_columns: |g| (name_key(&g.display_name), client_external_id(&g.attributes)),
+    elements: values::group_elements,
+};
+
+/// Writes records and, in the same transaction, their indexed values.
 async fn upsert<T: Serialize>(
     conn: &mut AnyConnection,
     now: &str,
-    table: &'static str,
-    name_column: &'static str,
+    layout: &Layout<T>,
     connector: &str,
     records: Vec<(T, String)>,
-    id_of: fn(&T) -> &str,
-    filter_columns: fn(&T) -> FilterColumns,
 ) -> Result<(), DbError> {
     if records.is_empty() {
         return Ok(());
     }
+    let Layout {
+        resource,
+        name_column,
+        id_of,
+        filter_columns,
+        elements,
+    } = *layout;
+    let table = resource.table();
     let now = now.to_string();
     let mut values = Vec::with_capacity(records.len() * 8);
+    let mut indexed = Vec::with_capacity(records.len());
     for (record, hash) in records {
+        indexed.push((id_of(&record).to_string(), elements(&record)));
         let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
             context: "encoding a mirror record",
             message: e.to_string(),
@@ -174,7 +209,7 @@ async fn upsert<T: Serialize>(
         "writing the mirror",
     )
     .await?;
-    Ok(())
+    values::replace(conn, resource, connector, indexed).await
 }
 
 /// The client's `externalId` among a record's source attributes (SCIM pushes it).
@@ -199,17 +234,7 @@ pub async fn upsert_users_at(
     users: Vec<(SourceUser, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(
-        conn,
-        now,
-        "mirror_users",
-        "user_name_key",
-        connector,
-        users,
-        |u| &u.external_id,
-        |u| (name_key(&u.user_name), client_external_id(&u.attributes)),
-    )
-    .await
+    upsert(conn, now, &USERS, connector, users).await
 }
 
 pub async fn upsert_groups(
@@ -227,17 +252,7 @@ pub async fn upsert_groups_at(
     groups: Vec<(SourceGroup, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(
-        conn,
-        now,
-        "mirror_groups",
-        "name_key",
-        connector,
-        groups,
-        |g| &g.external_id,
-        |g| (name_key(&g.display_name), client_external_id(&g.attributes)),
-    )
-    .await
+    upsert(conn, now, &GROUPS, connector, groups).await
 }
 
 pub async fn delete_users(
@@ -245,6 +260,7 @@ pub async fn delete_users(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
+    values::delete(conn, Resource::User, connector, ids).await?;
     delete_in(
         conn,
         "mirror_users",
@@ -261,6 +277,7 @@ pub async fn delete_groups(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
+    values::delete(conn, Resource::Group, connector, ids).await?;
     delete_in(
         conn,
         "mirror_groups",
