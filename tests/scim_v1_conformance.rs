@@ -747,7 +747,8 @@ async fn patch_group_members(db: TestDb) {
     assert_eq!(removed.status, 200, "{}", removed.body);
     assert_eq!(
         removed.body["members"],
-        json!([{"value": a, "type": "User", "$ref": removed.body["members"][0]["$ref"]}])
+        json!([{"value": a, "type": "User", "display": "amy",
+                "$ref": removed.body["members"][0]["$ref"]}])
     );
     assert_eq!(target_members(&db, "Test SCIMv11").await, vec!["amy"]);
 

@@ -266,7 +266,7 @@ const USER: &[Attr] = &[
 const GROUP: &[Attr] = &[
     string("displayName", "A human-readable name for the Group. REQUIRED.").required(),
     complex("members", "Members of the Group (Users or Groups).", &[
-        string("value", "Identifier of the member of this Group.").immutable(),
+        string("value", "Identifier of the member of this Group.").exact().immutable(),
         reference("$ref", &["User", "Group"], "The URI of the member resource.").immutable(),
         string("type", "The type of the member resource, 'User' or 'Group'.")
             .canonical(&["User", "Group"]).immutable(),
