@@ -33,10 +33,11 @@ use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
 use crate::connectors::http::origin::insecure_reason;
 
-/// Google's OAuth token endpoint (IDP_APIS.md section 3.1), used when the key file has no
-/// `token_uri`.
+/// Google's OAuth token endpoint (<https://developers.google.com/identity/protocols/oauth2/service-account>),
+/// used when the key file has no `token_uri`.
 pub const GOOGLE_DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-/// The Directory API's root (IDP_APIS.md section 3: the discovery `rootUrl`).
+/// The Directory API's root: the `rootUrl` of its discovery document
+/// (<https://admin.googleapis.com/$discovery/rest?version=directory_v1>).
 pub const GOOGLE_DEFAULT_API_BASE_URL: &str = "https://admin.googleapis.com";
 /// The customer alias meaning "the account the admin belongs to".
 pub const GOOGLE_DEFAULT_CUSTOMER: &str = "my_customer";
@@ -46,15 +47,20 @@ pub const GOOGLE_SCOPE_USERS: &str =
 /// `admin.directory.group.readonly`: enough for `groups.list` and `members.list`.
 pub const GOOGLE_SCOPE_GROUPS: &str =
     "https://www.googleapis.com/auth/admin.directory.group.readonly";
-/// Most users per `users.list` page (IDP_APIS.md section 3.3).
+/// Most users per `users.list` page
+/// (<https://developers.google.com/admin-sdk/directory/reference/rest/v1/users/list>).
 pub const GOOGLE_MAX_USERS_PAGE_SIZE: u32 = 500;
-/// Most groups or members per `groups.list` / `members.list` page (section 3.3).
+/// Most groups or members per `groups.list` / `members.list` page
+/// (<https://developers.google.com/admin-sdk/directory/reference/rest/v1/groups/list> and
+/// <https://developers.google.com/admin-sdk/directory/reference/rest/v1/members/list>).
 pub const GOOGLE_MAX_GROUPS_PAGE_SIZE: u32 = 200;
 /// Default request rate: half of the documented default quota of 2,400 queries per
-/// minute per user per project (40 per second; IDP_APIS.md section 3.5).
+/// minute per user per project (40 per second;
+/// <https://developers.google.com/admin-sdk/directory/v1/limits>).
 pub const GOOGLE_DEFAULT_REQUESTS_PER_SECOND: u32 = 20;
 
-/// Scopes that allow `users.list` (IDP_APIS.md section 3.1).
+/// Scopes that allow `users.list` (its "Authorization scopes":
+/// <https://developers.google.com/admin-sdk/directory/reference/rest/v1/users/list>).
 const USER_SCOPES: [&str; 2] = [
     "https://www.googleapis.com/auth/admin.directory.user",
     GOOGLE_SCOPE_USERS,

@@ -42,7 +42,8 @@ pub const USER_BATCH_SIZE: usize = 1000;
 /// The most groups one batch carries (each with its whole member list).
 pub const GROUP_BATCH_SIZE: usize = 100;
 
-/// `errors[].reason` values of the quota errors worth retrying (IDP_APIS.md section 3.5).
+/// `errors[].reason` values of the quota errors worth retrying
+/// (<https://developers.google.com/admin-sdk/directory/v1/limits>).
 const RATE_LIMIT_REASONS: [&str; 3] = [
     "userRateLimitExceeded",
     "rateLimitExceeded",
@@ -244,7 +245,7 @@ impl GoogleConnector {
             )));
         };
         let items = match map.remove(listing.items_key()) {
-            // An empty page omits the array (IDP_APIS.md section 3.3).
+            // An empty page omits the array (observed, not documented).
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items,
             Some(other) => {

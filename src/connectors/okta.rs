@@ -1,6 +1,6 @@
 //! The `okta` connector: users and groups of an Okta org through the Management API
 //! (`/api/v1`), read in full or incrementally. What it relies on, with sources:
-//! docs/connectors-okta.md (IDP_APIS.md section 2).
+//! docs/connectors-okta.md (its "Sources" list).
 //!
 //! * Auth: an OAuth 2.0 service app (client credentials with a `private_key_jwt`
 //!   assertion at the org authorization server, then `Bearer`), or an API token (`SSWS`).

@@ -3,9 +3,10 @@
 //! misbehaviours to emulate, request statistics, and a connector pointed at it.
 //!
 //! A fake serves the directory in its provider's real JSON shapes, paging, auth flow and
-//! error bodies (see ../shared/IDP_APIS.md section 6). The knobs are provider-neutral; each
-//! fake maps them onto its provider's own form (Okta's 429 carries X-Rate-Limit-Reset,
-//! Google's permission error is a 403 `forbidden` envelope, and so on).
+//! error bodies (see the sources in `docs/connectors.md` and `docs/connectors-<kind>.md`).
+//! The knobs are provider-neutral; each fake maps them onto its provider's own form (Okta's
+//! 429 carries X-Rate-Limit-Reset, Google's permission error is a 403 `forbidden` envelope,
+//! and so on).
 
 #![allow(dead_code)]
 

@@ -1,6 +1,7 @@
 //! A fake Microsoft Graph v1.0 (and its Entra ID token endpoint) on 127.0.0.1, serving a
-//! conformance [`Directory`] in Graph's shapes (../shared/IDP_APIS.md section 1 and the
-//! "Graph fake" checklist of section 6).
+//! conformance [`Directory`] in Graph's shapes, as Microsoft documents them (the pages listed
+//! under "Sources" in docs/connectors-azure.md, e.g.
+//! <https://learn.microsoft.com/en-us/graph/delta-query-overview>).
 //!
 //! * `POST /{tenant}/oauth2/v2.0/token`: client credentials with `client_secret`, or a
 //!   `client_assertion` JWT verified against the test certificate

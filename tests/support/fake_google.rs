@@ -1,7 +1,9 @@
 //! A fake Google Workspace: the OAuth token endpoint (JWT-bearer grant, RS256 assertions
 //! checked with the test key) and the Admin SDK Directory API's `users`, `groups` and
 //! `groups/{key}/members` listings, in Google's JSON shapes, paging and error envelopes
-//! (../shared/IDP_APIS.md sections 3 and 6 "Google fake"). axum on 127.0.0.1:0.
+//! (the pages listed under "Sources" in docs/connectors-google.md, e.g.
+//! <https://developers.google.com/admin-sdk/directory/reference/rest/v1/users/list>).
+//! axum on 127.0.0.1:0.
 //!
 //! * `POST /token`: `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; the assertion
 //!   must verify with `keys/google-service-account.pub.pem` and carry `iss` = the test
@@ -506,7 +508,8 @@ fn admit(shared: &Shared, headers: &HeaderMap, listing: Listing) -> Result<(), R
         && n.is_multiple_of(every)
     {
         let k = shared.throttled.fetch_add(1, Ordering::SeqCst);
-        // Alternate Google's two throttling answers (IDP_APIS.md section 3.5).
+        // Alternate Google's two throttling answers
+        // (https://developers.google.com/admin-sdk/directory/v1/limits).
         return Err(if k.is_multiple_of(2) {
             shared.throttled_429.fetch_add(1, Ordering::SeqCst);
             google_error(

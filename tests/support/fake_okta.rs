@@ -1,5 +1,6 @@
 //! A fake Okta org (axum on 127.0.0.1:0) serving a [`Directory`] the way the Management API
-//! does (../shared/IDP_APIS.md sections 2 and 6):
+//! does (the sources listed in docs/connectors-okta.md, e.g.
+//! <https://developer.okta.com/docs/api/openapi/okta-management/management/tag/User/>):
 //!
 //! * `POST /oauth2/v1/token`: client credentials with a `private_key_jwt` assertion,
 //!   verified with tests/support/keys/okta_test_key.pub.pem (`iss` = `sub` = client id,

@@ -7,7 +7,8 @@
 //! impersonate, for Google's domain-wide delegation), `scope` (space-separated), `aud` (the
 //! token URL), `iat` and `exp` (`iat` + the lifetime, at most one hour). The header carries
 //! `kid` (the key file's `private_key_id`) when known. No refresh token is issued: a new
-//! assertion is signed whenever a new token is needed (IDP_APIS.md section 3.1).
+//! assertion is signed whenever a new token is needed
+//! (<https://developers.google.com/identity/protocols/oauth2/service-account>).
 //!
 //! The access token is cached until 60 s before its `expires_in`, and fetched again when
 //! the caller forces a refresh (after a 401 from the API), like
@@ -29,7 +30,8 @@ use crate::config::SecretString;
 /// `grant_type` of the JWT-bearer authorization grant (RFC 7523).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// The longest assertion lifetime Google accepts (IDP_APIS.md section 3.1).
+/// The longest assertion lifetime Google accepts
+/// (<https://developers.google.com/identity/protocols/oauth2/service-account>).
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Who the assertion speaks for, and what it asks for.

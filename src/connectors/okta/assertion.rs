@@ -1,4 +1,5 @@
-//! The `private_key_jwt` client assertion of an Okta service app (IDP_APIS.md 2.1):
+//! The `private_key_jwt` client assertion of an Okta service app
+//! (<https://developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp/main/>):
 //! `iss` = `sub` = client id, `aud` = the token URL, a fresh `jti`, `iat`, and `exp` five
 //! minutes later (Okta accepts at most an hour), signed RS256 or ES256 with the app's key,
 //! `kid` in the header when configured.

@@ -1,8 +1,10 @@
 //! Slowing down before Okta says 429: every answer carries `X-Rate-Limit-Limit`,
 //! `-Remaining` and `-Reset` (UTC epoch seconds) for the endpoint's bucket, which other
-//! integrations of the org share (IDP_APIS.md 2.5). When less than a tenth of the bucket
-//! is left, the remaining requests are spread evenly until the reset. (A 429 itself is
-//! retried by the shared HTTP client, which waits until `X-Rate-Limit-Reset`.)
+//! integrations of the org share (the headers:
+//! <https://developer.okta.com/docs/reference/rl-best-practices/>; the sharing is observed,
+//! not documented). When less than a tenth of the bucket is left, the remaining requests are
+//! spread evenly until the reset. (A 429 itself is retried by the shared HTTP client, which
+//! waits until `X-Rate-Limit-Reset`.)
 
 use std::time::{Duration, SystemTime};
 

@@ -1,4 +1,5 @@
-//! Okta users and groups in the common model (IDP_APIS.md sections 2.6 and 5).
+//! Okta users and groups in the common model (the `User` and `Group` schemas of
+//! <https://github.com/okta/okta-management-openapi-spec>; see docs/connectors-okta.md).
 //!
 //! * User: `id` → external id, `profile.login` → user name, `profile.firstName`,
 //!   `profile.lastName`, `profile.displayName` (else "first last"), `profile.email`

@@ -1,7 +1,9 @@
 //! Okta's `filter` expressions, as far as the fake needs them: `attr op "value"` clauses
-//! joined with `and` / `or` and grouped with parentheses (IDP_APIS.md 2.2). Attributes and
-//! operators are checked per listing the way Okta documents them; anything else is the
-//! 400 `E0000031` "Invalid search criteria." the caller sends.
+//! joined with `and` / `or` and grouped with parentheses (the `filter` parameters of
+//! <https://developer.okta.com/docs/api/openapi/okta-management/management/tag/User/> and
+//! <https://developer.okta.com/docs/api/openapi/okta-management/management/tag/Group/>).
+//! Attributes and operators are checked per listing the way Okta documents them; anything
+//! else is the 400 `E0000031` "Invalid search criteria." the caller sends.
 
 use chrono::{DateTime, Utc};
 

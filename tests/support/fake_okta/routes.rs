@@ -96,7 +96,8 @@ async fn token(
     .into_response()
 }
 
-/// Checks a client assertion the way Okta documents it (IDP_APIS.md 2.1).
+/// Checks a client assertion the way Okta documents it
+/// (<https://developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp/main/>).
 fn verify_assertion(shared: &Shared, assertion: &str, client_id: &str) -> Result<(), String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     let token_url = format!("{}/oauth2/v1/token", shared.base.get().expect("base"));
