@@ -92,11 +92,26 @@ pub fn mask_text(text: &str) -> String {
     }
 }
 
-/// A request target (path and query) as it may be logged.
+/// The most of a request target (path and query) that is logged or traced.
+pub const TARGET_CAP_BYTES: usize = 2 * 1024;
+
+/// A request target (path and query) as it may be logged: cut at [`TARGET_CAP_BYTES`]
+/// first (a URI may be tens of kilobytes, sent before any authentication), then masked.
 pub fn mask_target(path: &str, query: Option<&str>) -> String {
-    match query {
-        Some(query) => mask_text(&format!("{path}?{query}")),
-        None => mask_text(path),
+    let target = match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let total = target.len();
+    let mut cut = total.min(TARGET_CAP_BYTES);
+    while !target.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let masked = mask_text(&target[..cut]);
+    if cut < total {
+        format!("{masked}…[cut: {total} bytes in all]")
+    } else {
+        masked
     }
 }
 
@@ -112,8 +127,13 @@ fn scan(text: &str, mask_values: bool) -> (String, bool) {
     let mut copied = 0;
     let mut saw_secret_path = false;
     let mut i = 0;
+    // Inside a quoted string that turned out not to be a key, only bare keys are looked
+    // for (`"see token=x"`); a quote there never starts a new string scan, which keeps
+    // the pass linear however many quotes and escapes a hostile body holds.
+    let mut bare_only_until = 0;
     while i < bytes.len() {
-        let quoted = bytes[i] == b'"';
+        count_step();
+        let quoted = bytes[i] == b'"' && i >= bare_only_until;
         let (key, key_end) = if quoted {
             let end = string_end(bytes, i);
             let inner_end = if end > i + 1 && bytes[end - 1] == b'"' {
@@ -132,13 +152,25 @@ fn scan(text: &str, mask_values: bool) -> (String, bool) {
             i += 1;
             continue;
         };
-        let separator = skip_blanks(bytes, key_end);
+        // A bare key right before a quote (`password":`) is a quoted key whose opening
+        // quote closed a previous, unbalanced string: the separator comes after the quote.
+        let after_key = if !quoted && bytes.get(key_end) == Some(&b'"') {
+            key_end + 1
+        } else {
+            key_end
+        };
+        let separator = skip_blanks(bytes, after_key);
         let Some(&sep) = bytes.get(separator) else {
             break;
         };
         if sep != b':' && sep != b'=' {
             // Not a key: look inside (a quoted value may itself hold `token=...`).
-            i = if quoted { i + 1 } else { key_end };
+            if quoted {
+                bare_only_until = key_end;
+                i += 1;
+            } else {
+                i = key_end;
+            }
             continue;
         }
         let value_start = skip_blanks(bytes, separator + 1);
@@ -176,6 +208,17 @@ fn scan(text: &str, mask_values: bool) -> (String, bool) {
     (out, saw_secret_path)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes visited by the scanner, for the linear-time test.
+    static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_step() {
+    #[cfg(test)]
+    STEPS.with(|s| s.set(s.get() + 1));
+}
+
 /// Spaces and tabs (not line ends) from `i`.
 fn skip_blanks(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
@@ -188,6 +231,7 @@ fn skip_blanks(bytes: &[u8], mut i: usize) -> usize {
 fn string_end(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
+        count_step();
         match bytes[i] {
             b'\\' => i += 2,
             b'"' => return i + 1,
@@ -250,6 +294,36 @@ fn value_end(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body of many escaped quotes once took quadratic time (each quote rescanned the
+    /// rest of the text): the scanner's steps must stay proportional to the input.
+    #[test]
+    fn hostile_quote_runs_are_scanned_in_linear_time() {
+        let hostile = format!("\"{}\"x", "\\\"".repeat(20_000));
+        STEPS.with(|s| s.set(0));
+        let masked = mask_text(&hostile);
+        let steps = STEPS.with(std::cell::Cell::get);
+        assert_eq!(masked.len(), hostile.len());
+        assert!(
+            steps <= 4 * hostile.len(),
+            "{steps} steps for {} bytes",
+            hostile.len()
+        );
+        let secret = format!("{}\"password\":\"hunter2\"", "\\\"".repeat(1_000));
+        assert!(!mask_text(&secret).contains("hunter2"));
+    }
+
+    #[test]
+    fn long_targets_are_cut_before_they_are_masked() {
+        let path = format!("/Users?filter={}", "\\\"".repeat(20_000));
+        let masked = mask_target(&path, Some("access_token=abc"));
+        assert!(masked.len() < TARGET_CAP_BYTES + 64, "{}", masked.len());
+        assert!(masked.ends_with("bytes in all]"));
+        assert_eq!(
+            mask_target("/Users", Some("access_token=abc")),
+            "/Users?access_token=[redacted]"
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -69,18 +69,35 @@ pub fn loggable_body(body: &[u8]) -> Option<String> {
             redact(&mut value);
             value.to_string()
         }
-        // Not JSON (cut, broken, form-encoded, text): masked textually.
-        Err(_) => mask_text(&String::from_utf8_lossy(body)),
+        // Not JSON (cut, broken, form-encoded, text): cut first (the masker handles values
+        // cut short), then masked textually, so a 4 MiB body costs no more than the cap.
+        Err(_) => {
+            let head = &body[..body.len().min(2 * BODY_CAP_BYTES)];
+            let masked = mask_text(&String::from_utf8_lossy(head));
+            if head.len() < body.len() {
+                format!("{masked}…[cut: {} bytes in all]", body.len())
+            } else {
+                masked
+            }
+        }
     };
     Some(cap(text))
 }
 
-fn cap(mut text: String) -> String {
-    if text.len() <= BODY_CAP_BYTES {
+fn cap(text: String) -> String {
+    cap_text(text, BODY_CAP_BYTES)
+}
+
+/// The operation in words is cut at this length (it may quote a client's filter).
+const OPERATION_CAP_BYTES: usize = 2 * 1024;
+
+/// `text` cut at `limit` bytes (on a character boundary), saying how long it was.
+fn cap_text(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
         return text;
     }
     let total = text.len();
-    let mut cut = BODY_CAP_BYTES;
+    let mut cut = limit;
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -122,8 +139,15 @@ impl EventLog {
         )
     }
 
-    /// Queues an event; drops it (and counts it) when the writer is far behind.
-    pub fn record(&self, event: Event) {
+    /// Queues an event; drops it (and counts it) when the writer is far behind. Requests
+    /// refused before authentication get only half the queue, so a flood of them never
+    /// crowds out the events of accepted requests.
+    pub fn record(&self, mut event: Event) {
+        if event.rejected && self.sender.capacity() < QUEUE / 2 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        event.operation = cap_text(event.operation, OPERATION_CAP_BYTES);
         if self
             .sender
             .try_send(Message::Event(Box::new(event)))
@@ -364,6 +388,48 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn event(rejected: bool, operation: String) -> Event {
+        Event {
+            id: None,
+            tenant: "acme".into(),
+            at: "2026-12-06T00:00:00.000Z".into(),
+            method: "GET".into(),
+            path: "/Users".into(),
+            status: if rejected { 401 } else { 200 },
+            duration_ms: 1.0,
+            operation,
+            client: None,
+            request_body: None,
+            response_body: None,
+            rejected,
+        }
+    }
+
+    #[test]
+    fn rejected_requests_get_half_the_queue_and_operations_are_capped() {
+        let (sender, mut receiver) = mpsc::channel(QUEUE);
+        let log = EventLog {
+            sender,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        // A flood of refused requests fills half the queue, no more.
+        for _ in 0..QUEUE {
+            log.record(event(true, "refused".into()));
+        }
+        assert_eq!(log.dropped(), (QUEUE - QUEUE / 2 - 1) as u64);
+        // Accepted requests still find room.
+        log.record(event(false, "x".repeat(10 * OPERATION_CAP_BYTES)));
+        assert_eq!(log.dropped(), (QUEUE - QUEUE / 2 - 1) as u64);
+        let mut last = None;
+        while let Ok(Message::Event(e)) = receiver.try_recv() {
+            last = Some(e);
+        }
+        let last = last.expect("the accepted event was queued");
+        assert!(!last.rejected);
+        assert!(last.operation.len() < OPERATION_CAP_BYTES + 64);
+        assert!(last.operation.ends_with("bytes in all]"));
+    }
 
     #[test]
     fn secrets_are_redacted_at_any_depth() {
