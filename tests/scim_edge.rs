@@ -71,6 +71,47 @@ async fn junk_tokens_never_spend_the_tenants_rate() {
     scim.stop().await;
 }
 
+#[tokio::test]
+async fn a_basic_password_cannot_be_guessed_past_the_budget() {
+    use base64::Engine;
+    let db = crate::support::sqlite().await;
+    let password = "correct horse battery staple";
+    let basic = tenant_with(
+        "onprem",
+        ScimTenantSettings {
+            auth: idsync::config::TenantAuth::Basic {
+                username: "okta".into(),
+                password: idsync::config::SecretString::new(password),
+            },
+            ..ScimTenantSettings::default()
+        },
+    );
+    let scim = ScimHarness::start(&db, vec![basic]).await;
+    let url = scim.url("onprem", "/Users");
+    let header = |pass: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("okta:{pass}"))
+        )
+    };
+    let budget = ServerOptions::default().auth_failures_per_minute as usize;
+    for guess in 0..budget {
+        let wrong = header(&format!("guess-{guess}"));
+        let answer = scim
+            .send("nobody", "GET", &url, None, &[("authorization", &wrong)])
+            .await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+    // Over the budget, even the right password is not looked at: guessing stops here.
+    let right = header(password);
+    let answer = scim
+        .send("nobody", "GET", &url, None, &[("authorization", &right)])
+        .await;
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert!(answer.header("retry-after").is_some());
+    scim.stop().await;
+}
+
 fn assert_invalid_value(answer: &crate::support::scim::Answer, needle: &str) {
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert_eq!(answer.body["scimType"], "invalidValue", "{}", answer.body);

@@ -29,6 +29,9 @@ use toml::Spanned;
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
 
+/// The shortest HTTP Basic password a tenant accepts.
+pub const MIN_BASIC_PASSWORD_CHARS: usize = 16;
+
 /// Default per-tenant request rate.
 pub const SCIM_DEFAULT_REQUESTS_PER_SECOND: u32 = 50;
 /// Default length of the window deletions are counted in.
@@ -237,12 +240,28 @@ pub(crate) fn scim_settings(
                 .map(|u| u.get_ref().trim().to_owned())
                 .filter(|u| !u.is_empty() && !u.contains(':'));
             let password = raw.basic_password.as_ref().and_then(|p| {
-                p.get_ref()
+                let resolved = p
+                    .get_ref()
                     .resolve(base_dir)
                     .map_err(|err| {
                         source.report(problems, p, "scim.basic_password", err.to_string())
                     })
-                    .ok()
+                    .ok()?;
+                // A password is all that stands between the network and the tenant, and
+                // guesses are limited only per client address: it must be long.
+                if resolved.expose().chars().count() < MIN_BASIC_PASSWORD_CHARS {
+                    source.report(
+                        problems,
+                        p,
+                        "scim.basic_password",
+                        format!(
+                            "the password must be at least {MIN_BASIC_PASSWORD_CHARS} characters \
+                             (a random one, e.g. `openssl rand -base64 24`)"
+                        ),
+                    );
+                    return None;
+                }
+                Some(resolved)
             });
             let auth_span = raw.auth.as_ref().expect("auth is set");
             if username.is_none() {
@@ -409,6 +428,29 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         (settings, problems)
+    }
+
+    #[test]
+    fn basic_passwords_must_be_long() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let short = dir.path().join("short");
+        let long = dir.path().join("long");
+        std::fs::write(&short, "s3cret").expect("write");
+        std::fs::write(&long, "correct horse battery staple").expect("write");
+        let text = |file: &std::path::Path| {
+            format!(
+                "auth = \"basic\"\nbasic_username = \"okta\"\nbasic_password = {{ file = \"{}\" }}\n",
+                file.display()
+            )
+        };
+        let (none, problems) = settings(&text(&short));
+        assert!(none.is_none());
+        assert!(
+            problems[0].contains("scim.basic_password: the password must be at least 16"),
+            "{problems:?}"
+        );
+        let (set, problems) = settings(&text(&long));
+        assert!(set.is_some(), "{problems:?}");
     }
 
     #[test]

@@ -52,22 +52,36 @@ pub(super) fn client_address(peer: SocketAddr, headers: &HeaderMap, proxies: &[I
     if !trusted(proxies, client) {
         return client;
     }
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
         .collect();
     // Walk from the nearest hop back; stop at the first address no trusted proxy vouches
-    // for (anything further left could have been written by the client itself).
+    // for (anything further left could have been written by the client itself). A hop
+    // that does not parse was written by someone no trusted proxy vouches for either: the
+    // client is the last address before it, never the proxy itself.
     for hop in hops.into_iter().rev() {
-        client = hop.to_canonical();
+        let Some(address) = parse_hop(hop) else {
+            break;
+        };
+        client = address.to_canonical();
         if !trusted(proxies, client) {
             break;
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: `ip`, `ip:port` or `[ipv6]:port` (some proxies append
+/// the client's port).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
 /// Where the client reaches this server (`scheme://host[:port][/prefix]`), for the URLs
@@ -137,6 +151,29 @@ pub(super) fn check_rate(limiter: &governor::DefaultDirectRateLimiter) -> Result
 
 /// A failed authentication, counted against the client's budget: the 401 itself while
 /// within it, 429 with Retry-After beyond. Server errors are passed through uncounted.
+/// For tenants with HTTP Basic credentials (a password a person chose, not a random
+/// token): a client that used up its failure budget is refused before its password is
+/// looked at, so guessing stays limited to the budget.
+pub(super) fn check_guessing(
+    failures: &super::failures::AuthFailures,
+    tenant: &Tenant,
+    client: IpAddr,
+) -> Result<(), ScimError> {
+    if !matches!(tenant.settings.auth, TenantAuth::Basic { .. }) {
+        return Ok(());
+    }
+    match failures.blocked(client, Instant::now()) {
+        None => Ok(()),
+        Some(secs) => Err(ScimError::too_many_requests(
+            format!(
+                "too many failed authentications from {client}; retry after the time in \
+                 Retry-After"
+            ),
+            secs,
+        )),
+    }
+}
+
 pub(super) fn count_failure(
     failures: &super::failures::AuthFailures,
     client: IpAddr,
@@ -276,6 +313,21 @@ mod tests {
             client_address(proxy, &HeaderMap::new(), &trusted),
             "10.0.0.5".parse::<IpAddr>().unwrap()
         );
+        // A junk entry the client wrote in front does not make it look like the proxy.
+        let h = headers("junk, 203.0.113.9");
+        assert_eq!(
+            client_address(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // Proxies that append the client's port.
+        for xff in ["203.0.113.9:51234", "[2001:db8::9]:443"] {
+            let expected: IpAddr = if xff.starts_with('[') {
+                "2001:db8::9".parse().unwrap()
+            } else {
+                "203.0.113.9".parse().unwrap()
+            };
+            assert_eq!(client_address(proxy, &headers(xff), &trusted), expected);
+        }
     }
 
     #[test]

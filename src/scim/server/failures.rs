@@ -20,6 +20,19 @@ pub const MAX_CLIENTS: usize = 10_000;
 /// The window failures are counted in.
 const WINDOW: Duration = Duration::from_secs(60);
 
+/// The key a client's failures are counted under: its IPv4 address, or the /64 network of
+/// an IPv6 address (one host usually holds a whole /64, and could otherwise rotate through
+/// it and never meet its budget).
+fn key(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// Failed authentications per client address within the current window.
 pub(super) struct AuthFailures {
     per_window: u32,
@@ -37,6 +50,7 @@ impl AuthFailures {
     /// Counts one failure of `client` at `now`: None while within its budget, otherwise
     /// the seconds until it may fail again.
     pub fn fail(&self, client: IpAddr, now: Instant) -> Option<u64> {
+        let client = key(client);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if !clients.contains_key(&client) && clients.len() >= MAX_CLIENTS {
             clients.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
@@ -56,6 +70,21 @@ impl AuthFailures {
         Some((left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1))
     }
 
+    /// Whether `client` has used up its budget (without counting anything): the seconds
+    /// until it may try again. Tenants whose secret a person chose (HTTP Basic) refuse such
+    /// a client before looking at its password, so guesses stay limited.
+    pub fn blocked(&self, client: IpAddr, now: Instant) -> Option<u64> {
+        let client = key(client);
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = clients.get(&client)?;
+        let elapsed = now.saturating_duration_since(*start);
+        if elapsed >= WINDOW || *count < self.per_window {
+            return None;
+        }
+        let left = WINDOW - elapsed;
+        Some((left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1))
+    }
+
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.clients.lock().unwrap().len()
@@ -65,6 +94,25 @@ impl AuthFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let failures = AuthFailures::new(2);
+        let now = Instant::now();
+        let addr = |n: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, n));
+        assert_eq!(failures.fail(addr(1), now), None);
+        assert_eq!(failures.blocked(addr(1), now), None);
+        assert_eq!(failures.fail(addr(2), now), None);
+        // The budget is used up: the /64 is blocked, and a third address of it is the
+        // same client.
+        assert!(failures.blocked(addr(1), now).is_some());
+        assert!(failures.fail(addr(3), now).is_some());
+        assert!(failures.blocked(addr(99), now).is_some());
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert_eq!(failures.blocked(other, now), None);
+        // The window passes.
+        assert_eq!(failures.blocked(addr(1), now + WINDOW), None);
+    }
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::from(n))

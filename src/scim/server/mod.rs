@@ -289,6 +289,7 @@ async fn handle(
         let mut pending = None;
         let result = async {
             access::check_allowed(&tenant.settings, client)?;
+            access::check_guessing(&server.failures, &tenant, client)?;
             // Credentials first: requests that fail them must not spend the tenant's rate.
             if let Err(error) = access::authenticate(&server, &tenant, &headers).await {
                 return Err(access::count_failure(&server.failures, client, error));
