@@ -36,9 +36,21 @@ impl AllowedOrigins {
         {
             return Some("cross-site requests are refused (Sec-Fetch-Site: cross-site)".into());
         }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .map(|h| h.to_str().unwrap_or("<not text>"));
+        if let Some(host) = host
+            && !self.host_allowed(host)
+        {
+            return Some(format!(
+                "requests for host `{host}` are refused: on loopback the admin API answers \
+                 only its address or `localhost` (a web page that rebinds its own name to \
+                 this address must not reach it); set [admin] public_url for a proxy"
+            ));
+        }
         let origin = headers.get("origin")?;
         let origin = origin.to_str().unwrap_or("<not text>");
-        if self.allows(origin) {
+        if self.allows(origin, host) {
             None
         } else {
             Some(format!(
@@ -52,7 +64,31 @@ impl AllowedOrigins {
         }
     }
 
-    fn allows(&self, origin: &str) -> bool {
+    /// On a loopback listener, `Host` must be an address or `localhost` (or the public
+    /// URL's host): only a browser following a rebound DNS name sends another. A listener
+    /// on other addresses is reached by whatever names the network gives it (monitoring
+    /// scrapes by host name), so there only `Origin` is checked.
+    fn host_allowed(&self, host: &str) -> bool {
+        if !self.listener.ip().is_loopback() {
+            return true;
+        }
+        let Ok(url) = url::Url::parse(&format!("http://{host}")) else {
+            return false;
+        };
+        if let Some(public) = &self.public
+            && let Ok(public) = url::Url::parse(public)
+            && public.host_str() == url.host_str()
+        {
+            return true;
+        }
+        match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+            None => false,
+        }
+    }
+
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
         let Ok(url) = url::Url::parse(origin) else {
             return false;
         };
@@ -63,24 +99,28 @@ impl AllowedOrigins {
         if url.scheme() != "http" || url.port_or_known_default() != Some(self.listener.port()) {
             return false;
         }
-        let host: Option<IpAddr> = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        let ip: IpAddr = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
             Some(url::Host::Domain(name)) if name.eq_ignore_ascii_case("localhost") => {
-                if self.listener.ip().is_loopback() || self.listener.ip().is_unspecified() {
-                    return true;
-                }
-                None
+                return self.listener.ip().is_loopback() || self.listener.ip().is_unspecified();
             }
-            _ => None,
+            _ => return false,
         };
-        let Some(host) = host.map(|ip| ip.to_canonical()) else {
-            return false;
-        };
+        let ip = ip.to_canonical();
         let bound = self.listener.ip().to_canonical();
-        host == bound
-            || (bound.is_unspecified() && !host.is_unspecified())
-            || (bound.is_loopback() && host.is_loopback())
+        if ip == bound || (bound.is_loopback() && ip.is_loopback()) {
+            return true;
+        }
+        // Listening on every address: a page this listener served has the address the
+        // browser used, which is also the request's `Host`; another site's page has its own.
+        bound.is_unspecified()
+            && host.is_some_and(|h| {
+                url::Url::parse(&format!("http://{h}")).is_ok_and(|hu| {
+                    hu.host() == url.host()
+                        && hu.port_or_known_default() == url.port_or_known_default()
+                })
+            })
     }
 }
 
@@ -154,6 +194,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rebound_host_name_on_loopback_is_refused() {
+        let allowed = loopback();
+        for host in ["127.0.0.1:5502", "localhost:5502", "[::1]:5502"] {
+            assert_eq!(allowed.refusal(&headers(&[("host", host)])), None, "{host}");
+        }
+        let refusal = allowed.refusal(&headers(&[("host", "evil.example:5502")]));
+        assert!(refusal.is_some_and(|r| r.contains("evil.example")));
+        // Off loopback, monitoring may use any name.
+        let any = AllowedOrigins::new("0.0.0.0:5502".parse().expect("addr"), None);
+        assert_eq!(
+            any.refusal(&headers(&[("host", "idsync-node1:5502")])),
+            None
+        );
+    }
+
+    #[test]
     fn a_public_url_is_allowed_too() {
         let public = url::Url::parse("https://idsync.example.com/admin").expect("url");
         let allowed = AllowedOrigins::new("0.0.0.0:5502".parse().expect("addr"), Some(&public));
@@ -161,9 +217,22 @@ mod tests {
             allowed.refusal(&headers(&[("origin", "https://idsync.example.com")])),
             None
         );
+        // On every address, an address origin is the listener's own only when the page
+        // was served by it: the same address and port as the request's Host.
         assert_eq!(
-            allowed.refusal(&headers(&[("origin", "http://10.1.2.3:5502")])),
+            allowed.refusal(&headers(&[
+                ("origin", "http://10.1.2.3:5502"),
+                ("host", "10.1.2.3:5502")
+            ])),
             None
+        );
+        assert!(
+            allowed
+                .refusal(&headers(&[
+                    ("origin", "http://203.0.113.9:5502"),
+                    ("host", "10.1.2.3:5502")
+                ]))
+                .is_some()
         );
         assert!(
             allowed

@@ -182,8 +182,11 @@ fn split_path<'a>(
     let mut urn = None;
     let mut rest = path;
     for key in resource.keys().filter(|k| k.starts_with("urn:")) {
+        // `get`: a client's path may hold a multi-byte character where the key ends.
         if path.len() > key.len()
-            && path[..key.len()].eq_ignore_ascii_case(key)
+            && path
+                .get(..key.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(key))
             && path.as_bytes()[key.len()] == b':'
         {
             urn = Some(key.clone());
@@ -332,6 +335,19 @@ pub(crate) fn shape(resource: Value, shape: &Shape) -> Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_multi_byte_character_where_an_extension_name_ends_does_not_panic() {
+        let resource = serde_json::json!({
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "IT"}
+        });
+        let key = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let path = format!("{}é:department", &key[..key.len() - 1]);
+        let object = resource.as_object().expect("object");
+        let (urn, _, _) = split_path(object, &path);
+        assert_eq!(urn, None);
+    }
+
     use super::*;
     use serde_json::json;
 
