@@ -20,6 +20,9 @@ pub enum Action {
     ConfirmHeld,
     /// A held run was dropped.
     DiscardHeld,
+    /// A run was started from the command line with the deletion limits lifted
+    /// (`--allow-mass-delete`): the CLI's way of confirming a held run.
+    AllowMassDelete,
     /// A run was started by hand.
     RunNow,
     /// An admin token was created.
@@ -40,6 +43,7 @@ impl Action {
         match self {
             Action::ConfirmHeld => "held.confirm",
             Action::DiscardHeld => "held.discard",
+            Action::AllowMassDelete => "run.allow_mass_delete",
             Action::RunNow => "run.start",
             Action::AdminTokenCreate => "admin_token.create",
             Action::AdminTokenRevoke => "admin_token.revoke",

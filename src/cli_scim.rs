@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
-use idsync::audit::{self, Action};
+use idsync::audit;
 use idsync::config::{Config, ConnectorSettings, TenantAuth};
 use idsync::db::Db;
 use idsync::scim::events::{self, EventQuery, StatusMatch};
@@ -118,16 +118,8 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
                      only work once it is set to auth = \"bearer\""
                 );
             }
-            let issued = tokens::issue(db, &name, days(expires_in_days)).await?;
-            let detail = format!("token id {}", issued.id);
-            audit::record(
-                db,
-                &audit::cli_actor(),
-                Action::TenantTokenCreate,
-                &name,
-                Some(&detail),
-            )
-            .await?;
+            let actor = audit::cli_actor();
+            let issued = tokens::issue_as(db, &name, days(expires_in_days), Some(&actor)).await?;
             println!("tenant:     {name}");
             println!(
                 "SCIM URL:   {}",
@@ -152,19 +144,9 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
         } => {
             scim_tenant(config, &name)?;
             let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
-            let issued = tokens::rotate(db, &name, days(expires_in_days), grace).await?;
-            let detail = format!(
-                "new token id {}; older tokens end in {grace_hours} h",
-                issued.id
-            );
-            audit::record(
-                db,
-                &audit::cli_actor(),
-                Action::TenantTokenRotate,
-                &name,
-                Some(&detail),
-            )
-            .await?;
+            let actor = audit::cli_actor();
+            let issued =
+                tokens::rotate_as(db, &name, days(expires_in_days), grace, Some(&actor)).await?;
             println!("token id:   {}", issued.id);
             println!("token:      {}", issued.token.expose());
             eprintln!(
@@ -185,21 +167,8 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
                 }
                 .into());
             }
-            let revoked = tokens::revoke(db, &name, token.as_deref()).await?;
-            if revoked > 0 {
-                let detail = match &token {
-                    Some(id) => format!("token id {id}"),
-                    None => format!("all {revoked} active token(s)"),
-                };
-                audit::record(
-                    db,
-                    &audit::cli_actor(),
-                    Action::TenantTokenRevoke,
-                    &name,
-                    Some(&detail),
-                )
-                .await?;
-            }
+            let actor = audit::cli_actor();
+            let revoked = tokens::revoke_as(db, &name, token.as_deref(), Some(&actor)).await?;
             if revoked == 0 {
                 return Err(Exit {
                     code: 1,

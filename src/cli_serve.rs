@@ -82,7 +82,30 @@ pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
                       `idsync admin-token create <name>`)"
                 .to_string(),
         })?;
-    let response = reqwest::Client::new()
+    if let Ok(parsed) = url::Url::parse(&url)
+        && parsed.scheme() == "http"
+        && !parsed.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    {
+        eprintln!(
+            "warning: {via} is plain http to another host: the admin token crosses the network \
+             unencrypted; put the admin API behind TLS"
+        );
+    }
+    // The token goes to the node named, never to wherever a redirect points.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Exit {
+            code: 1,
+            message: format!("cannot build an HTTP client: {e}"),
+        })?;
+    let response = client
         .post(&url)
         .bearer_auth(token.trim())
         .timeout(Duration::from_secs(30))

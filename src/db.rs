@@ -229,7 +229,15 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    // sqlx percent-decodes the path; the file secured here must be the one it opens.
+    let decoded = url::form_urlencoded::parse(format!("p={}", path.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| path.to_string());
+    Some(std::path::PathBuf::from(decoded))
 }
 
 /// The state database holds token hashes and personal data: it, and the WAL and shared
@@ -589,6 +597,10 @@ mod tests {
             Some(PathBuf::from("/var/lib/idsync/state.db"))
         );
         assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+        assert_eq!(
+            super::sqlite_path("sqlite:///srv/id%20sync/state+1.db"),
+            Some(PathBuf::from("/srv/id sync/state+1.db"))
+        );
     }
 
     use super::*;

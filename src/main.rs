@@ -341,6 +341,18 @@ async fn run(cli: Cli) -> Result<u8> {
             let pull = connectors::build(connector_config)
                 .with_context(|| format!("starting connector `{connector}`"))?;
             let db = open_db(&config).await?;
+            if run.allow_mass_delete && !run.dry_run {
+                // Recorded before the run: a crash in the middle must not lose who lifted
+                // the limits.
+                idsync::audit::record(
+                    &db,
+                    &idsync::audit::cli_actor(),
+                    idsync::audit::Action::AllowMassDelete,
+                    &connector,
+                    Some("sync --allow-mass-delete"),
+                )
+                .await?;
+            }
             let progress = ProgressDisplay::new(interactive, &connector);
             let options = RunOptions {
                 dry_run: run.dry_run,
@@ -379,6 +391,16 @@ async fn run(cli: Cli) -> Result<u8> {
                     continue;
                 };
                 let mapping = config.mapping_for(connector_config);
+                if run.allow_mass_delete && !run.dry_run {
+                    idsync::audit::record(
+                        &db,
+                        &idsync::audit::cli_actor(),
+                        idsync::audit::Action::AllowMassDelete,
+                        &id,
+                        Some("reconcile --allow-mass-delete"),
+                    )
+                    .await?;
+                }
                 let progress = ProgressDisplay::new(interactive, &id);
                 let options = RunOptions {
                     dry_run: run.dry_run,

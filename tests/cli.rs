@@ -212,6 +212,17 @@ fn a_held_run_exits_3_and_allow_mass_delete_applies_it() {
     let (code, stdout, _) = tree.run(&["sync", "hr", "--allow-mass-delete"]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("3 disabled"), "{stdout}");
+    // Lifting the limits is an admin's decision: it is in the audit trail.
+    let (code, stdout, stderr) = tree.run(&["audit", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let trail: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(trail[0]["action"], "run.allow_mass_delete", "{trail}");
+    assert_eq!(trail[0]["target"], "hr");
+    assert!(
+        trail[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli:"))
+    );
 }
 
 #[test]

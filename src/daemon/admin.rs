@@ -353,14 +353,18 @@ async fn confirm(
     };
     if is_tenant(&state, &id) {
         let mapping = state.config.mapping_for(connector);
+        // Recorded before the reconcile: a failure or a crash must not lose who confirmed.
+        audit(
+            &state,
+            &actor,
+            Action::ConfirmHeld,
+            &id,
+            "applying the SCIM tenant's hold",
+        )
+        .await;
         return match sync::reconcile(&state.db, &id, mapping, options, &NoProgress).await {
             Ok(report) => {
                 crate::metrics::record_run(&id, &report);
-                let detail = format!(
-                    "SCIM hold applied: run {}",
-                    report.run_id.unwrap_or_default()
-                );
-                audit(&state, &actor, Action::ConfirmHeld, &id, &detail).await;
                 axum::Json(json!({"connector": id, "report": report})).into_response()
             }
             Err(e) => internal(e),
@@ -376,10 +380,15 @@ async fn confirm(
         }
         Err(e) => return internal(e),
     }
-    let result = state.launcher.run_with(&id, options).await;
-    let detail = format!("confirmed held run; {result}");
-    audit(&state, &actor, Action::ConfirmHeld, &id, &detail).await;
-    match result {
+    audit(
+        &state,
+        &actor,
+        Action::ConfirmHeld,
+        &id,
+        "running the connector with the deletion limits lifted",
+    )
+    .await;
+    match state.launcher.run_with(&id, options).await {
         RunResult::Finished => {
             let last = runs::recent_runs(state.db.pool(), Some(&id), 1)
                 .await

@@ -89,6 +89,14 @@ pub async fn create(
     if taken > 0 {
         return Err(AdminTokenError::NameTaken(name.to_string()));
     }
+    // An expired token of the name is retired for good, so that the name's one
+    // unrevoked row (a unique index) can be the new token.
+    sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+        .bind(now.clone())
+        .bind(name.to_string())
+        .execute(tx.conn())
+        .await
+        .context("retiring an expired admin token")?;
     sqlx::query(
         "INSERT INTO admin_tokens (id, name, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -100,7 +108,16 @@ pub async fn create(
     .bind(expires_at.clone())
     .execute(tx.conn())
     .await
-    .context("storing an admin token")?;
+    .map_err(|e| match &e {
+        // Another create of the same name committed between the check and the insert.
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            AdminTokenError::NameTaken(name.to_string())
+        }
+        _ => AdminTokenError::Db(DbError::Query {
+            context: "storing an admin token",
+            source: e,
+        }),
+    })?;
     let detail = format!("token id {id}");
     audit::record_in(
         tx.conn(),
@@ -286,6 +303,29 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_database_keeps_one_unrevoked_token_per_name() {
+        let db = db().await;
+        create(&db, "ops", None, "cli:root").await.expect("create");
+        // As if another node's create had passed the name check at the same moment.
+        let second = sqlx::query(
+            "INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ('x', 'ops', 'h', 't')",
+        )
+        .execute(db.pool())
+        .await;
+        assert!(
+            second.is_err(),
+            "the unique index refuses a second unrevoked `ops`"
+        );
+        // An expired token's name can be taken again.
+        create(&db, "short", Some(Duration::ZERO), "cli:root")
+            .await
+            .expect("create");
+        create(&db, "short", None, "cli:root")
+            .await
+            .expect("the expired token's name is free");
     }
 
     #[tokio::test]

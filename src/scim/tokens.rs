@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
+use crate::audit::{self, Action};
 use crate::config::SecretString;
 use crate::db::{Context, Db, DbError, now_text};
 
@@ -69,11 +70,42 @@ pub(crate) fn random_secret() -> String {
 
 /// Issues a new token for `tenant`, valid for `ttl` (forever when None).
 pub async fn issue(db: &Db, tenant: &str, ttl: Option<Duration>) -> Result<IssuedToken, DbError> {
+    issue_as(db, tenant, ttl, None).await
+}
+
+/// [`issue`], recorded in the audit trail under `actor` in the same transaction.
+pub async fn issue_as(
+    db: &Db,
+    tenant: &str,
+    ttl: Option<Duration>,
+    actor: Option<&str>,
+) -> Result<IssuedToken, DbError> {
+    let mut tx = db.begin_write().await?;
+    let issued = insert_token(tx.conn(), tenant, ttl).await?;
+    if let Some(actor) = actor {
+        let detail = format!("token id {}", issued.id);
+        audit::record_in(
+            tx.conn(),
+            actor,
+            Action::TenantTokenCreate,
+            tenant,
+            Some(&detail),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(issued)
+}
+
+async fn insert_token(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    ttl: Option<Duration>,
+) -> Result<IssuedToken, DbError> {
     let token = format!("{TOKEN_PREFIX}{}", random_secret());
     // A short public handle (48 random bits) for list and revoke; not a secret.
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let expires_at = ttl.map(timestamp_after);
-    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO scim_tokens (id, tenant, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -83,10 +115,9 @@ pub async fn issue(db: &Db, tenant: &str, ttl: Option<Duration>) -> Result<Issue
     .bind(hash(&token))
     .bind(now_text())
     .bind(expires_at.clone())
-    .execute(tx.conn())
+    .execute(conn)
     .await
     .context("storing a token")?;
-    tx.commit().await?;
     Ok(IssuedToken {
         id,
         token: SecretString::new(token),
@@ -133,6 +164,17 @@ pub async fn touch(db: &Db, token_id: &str) -> Result<(), DbError> {
 
 /// Revokes one token of `tenant` (by id) or all of them. Returns how many were revoked.
 pub async fn revoke(db: &Db, tenant: &str, token_id: Option<&str>) -> Result<u64, DbError> {
+    revoke_as(db, tenant, token_id, None).await
+}
+
+/// [`revoke`], recorded in the audit trail under `actor` in the same transaction (when
+/// anything was revoked).
+pub async fn revoke_as(
+    db: &Db,
+    tenant: &str,
+    token_id: Option<&str>,
+    actor: Option<&str>,
+) -> Result<u64, DbError> {
     let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE scim_tokens SET revoked_at = $1 WHERE tenant = $2 AND revoked_at IS NULL \
@@ -145,6 +187,22 @@ pub async fn revoke(db: &Db, tenant: &str, token_id: Option<&str>) -> Result<u64
     .await
     .context("revoking tokens")?
     .rows_affected();
+    if let Some(actor) = actor
+        && done > 0
+    {
+        let detail = match token_id {
+            Some(id) => format!("token id {id}"),
+            None => format!("all {done} active token(s)"),
+        };
+        audit::record_in(
+            tx.conn(),
+            actor,
+            Action::TenantTokenRevoke,
+            tenant,
+            Some(&detail),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(done)
 }
@@ -157,21 +215,46 @@ pub async fn rotate(
     ttl: Option<Duration>,
     grace: Duration,
 ) -> Result<IssuedToken, DbError> {
+    rotate_as(db, tenant, ttl, grace, None).await
+}
+
+/// [`rotate`] in one transaction, recorded in the audit trail under `actor`.
+pub async fn rotate_as(
+    db: &Db,
+    tenant: &str,
+    ttl: Option<Duration>,
+    grace: Duration,
+    actor: Option<&str>,
+) -> Result<IssuedToken, DbError> {
     let old_until = timestamp_after(grace);
-    {
-        let mut tx = db.begin_write().await?;
-        sqlx::query(
-            "UPDATE scim_tokens SET expires_at = $1 WHERE tenant = $2 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $1)",
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE scim_tokens SET expires_at = $1 WHERE tenant = $2 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $1)",
+    )
+    .bind(old_until)
+    .bind(tenant.to_string())
+    .execute(tx.conn())
+    .await
+    .context("shortening old tokens")?;
+    let issued = insert_token(tx.conn(), tenant, ttl).await?;
+    if let Some(actor) = actor {
+        let detail = format!(
+            "new token id {}; older tokens end in {} h",
+            issued.id,
+            grace.as_secs() / 3600
+        );
+        audit::record_in(
+            tx.conn(),
+            actor,
+            Action::TenantTokenRotate,
+            tenant,
+            Some(&detail),
         )
-        .bind(old_until)
-        .bind(tenant.to_string())
-        .execute(tx.conn())
-        .await
-        .context("shortening old tokens")?;
-        tx.commit().await?;
+        .await?;
     }
-    issue(db, tenant, ttl).await
+    tx.commit().await?;
+    Ok(issued)
 }
 
 /// Tokens of one tenant, or of all, oldest first.
