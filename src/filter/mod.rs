@@ -89,6 +89,12 @@ pub const MAX_INPUT_BYTES: usize = 8 * 1024;
 /// Deepest accepted nesting of parentheses, `not ( … )` and value paths `[ … ]`.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most attribute expressions (`path op value`, `path pr`, `path[…]`) in one filter. An
+/// `and`/`or` chain is a tree as deep as it is long, and every walk of the tree (SQL,
+/// evaluation, printing, dropping) recurses: the chain must stay short enough for any
+/// thread's stack.
+pub const MAX_TERMS: usize = 128;
+
 /// Parses a filter, e.g. `userName eq "bjensen" and emails[type eq "work"]`.
 pub fn parse_filter(input: &str) -> Result<Filter, FilterError> {
     parse::Parser::new(input)?.filter()
@@ -119,6 +125,8 @@ pub enum FilterErrorKind {
     TooLong { len: usize },
     #[error("nesting is deeper than {MAX_DEPTH} levels (parentheses, not, value paths)")]
     TooDeep,
+    #[error("the filter has more than {MAX_TERMS} attribute expressions")]
+    TooManyTerms,
     #[error("expected {expected}, found {found}")]
     Expected {
         expected: &'static str,

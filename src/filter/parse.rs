@@ -4,7 +4,7 @@
 
 use super::ast::{AttrPath, CompValue, CompareOp, Filter, Path};
 use super::lex::{Lexer, TokKind, Token};
-use super::{FilterError, FilterErrorKind, MAX_DEPTH, MAX_INPUT_BYTES};
+use super::{FilterError, FilterErrorKind, MAX_DEPTH, MAX_INPUT_BYTES, MAX_TERMS};
 
 const EXPECT_OPERATOR: &str = "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)";
 const EXPECT_VALUE: &str = "a value (a \"string\", a number, true, false or null)";
@@ -14,6 +14,8 @@ const EXPECT_EXPRESSION: &str = "an attribute path, \"not\" or \"(\"";
 pub(super) struct Parser<'a> {
     lexer: Lexer<'a>,
     peeked: Option<Token<'a>>,
+    /// Attribute expressions parsed so far (bounded by [`MAX_TERMS`]).
+    terms: usize,
 }
 
 fn error(column: usize, kind: FilterErrorKind) -> FilterError {
@@ -105,6 +107,7 @@ impl<'a> Parser<'a> {
         Ok(Self {
             lexer: Lexer::new(input),
             peeked: None,
+            terms: 0,
         })
     }
 
@@ -307,6 +310,10 @@ impl<'a> Parser<'a> {
         depth: usize,
         in_value: bool,
     ) -> Result<Filter, FilterError> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(error(word.column, FilterErrorKind::TooManyTerms));
+        }
         let path = attr_path(word)?;
         let token = self.next()?;
         if token.kind == TokKind::LBracket {

@@ -200,15 +200,20 @@ fn nesting_is_capped_at_max_depth() {
         Some((66, FilterErrorKind::TooDeep))
     );
     // Long flat chains are not nesting: they print without parentheses, and the longest
-    // ones the length cap allows print, compare, evaluate and drop without overflowing
-    // the stack (the tree is as deep as the chain is long).
+    // ones accepted print, compare, evaluate and drop without overflowing the stack (the
+    // tree is as deep as the chain is long); one term more is refused.
     for op in [" and ", " or "] {
-        let chain = vec!["t pr"; 910].join(op);
+        let chain = vec!["t pr"; MAX_TERMS].join(op);
         assert!(chain.len() <= MAX_INPUT_BYTES);
         let parsed = parse_filter(&chain).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.to_string(), chain);
         assert_eq!(parse_filter(&chain), Ok(parsed.clone()));
         assert!(!parsed.matches(&serde_json::json!({"x": 1})));
+        let longer = vec!["t pr"; MAX_TERMS + 1].join(op);
+        assert_eq!(
+            parse_filter(&longer).err().map(|e| e.kind),
+            Some(FilterErrorKind::TooManyTerms)
+        );
     }
 }
 
