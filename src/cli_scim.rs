@@ -280,7 +280,7 @@ pub(crate) fn parse_since(text: &str) -> Result<String> {
             .into());
         }
     };
-    Ok((chrono::Utc::now() - delta).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    Ok((idsync::clock::now() - delta).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 pub async fn events(

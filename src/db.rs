@@ -334,7 +334,7 @@ pub fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
 
 /// The current time as stored: RFC 3339, UTC, milliseconds.
 pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::clock::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// One bound value of a bulk statement.

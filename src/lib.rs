@@ -29,6 +29,7 @@
 //!   by hand, token changes).
 //! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API
 //!   and its tokens.
+//! - [`clock`]: the wall clock, read in this one place.
 //! - [`metrics`]: the Prometheus registry of runs, IdP requests and SCIM requests.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
@@ -37,6 +38,7 @@
 #![deny(clippy::unwrap_used, clippy::panic)]
 
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod daemon;

@@ -619,7 +619,7 @@ async fn a_stale_or_unusable_checkpoint_reads_everything() {
     // The last full read is two days old (full_sync_every is 24h): read everything.
     let stored = checkpoint(&db).await.expect("checkpoint");
     let mut value: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let two_days_ago = idsync::clock::now() - chrono::Duration::days(2);
     value["full_read_at"] =
         serde_json::json!(two_days_ago.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     set_checkpoint(&db, Some(value.to_string())).await;

@@ -158,7 +158,7 @@ async fn old_event(db: &Db, at: chrono::DateTime<chrono::Utc>, path: &str, rejec
 }
 
 async fn events_past_the_maximum_age_are_deleted(db: TestDb) {
-    let now = chrono::Utc::now();
+    let now = idsync::clock::now();
     old_event(&db, now - chrono::Duration::days(3), "/three-days", false).await;
     old_event(
         &db,

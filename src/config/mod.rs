@@ -176,7 +176,10 @@ impl Config {
     ///
     /// If `connector` does not come from this `Config`: [`Config::load`]
     /// checks that every connector's mapping exists.
-    #[allow(clippy::panic, reason = "an invariant Config::load establishes, documented above")]
+    #[allow(
+        clippy::panic,
+        reason = "an invariant Config::load establishes, documented above"
+    )]
     pub fn mapping_for(&self, connector: &ConnectorConfig) -> &MappingConfig {
         match self.mappings.get(&connector.mapping) {
             Some(mapping) => mapping,

@@ -1097,7 +1097,7 @@ impl PullConnector for AzureConnector {
                 next_checkpoint: None,
             });
         }
-        let now = Utc::now();
+        let now = crate::clock::now();
         match self.plan(checkpoint, now) {
             ReadPlan::Delta(cp) => match self.collect_delta(&cp).await {
                 Ok(changes) => return self.emit_delta(changes, cp.full_at, sink).await,

@@ -572,7 +572,7 @@ impl Pager<'_> {
         let Some((url, query)) = self.next.take() else {
             return Ok(None);
         };
-        let asked = SystemTime::now();
+        let asked = crate::clock::system_now();
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (body, headers) = self
             .okta
@@ -608,7 +608,7 @@ impl Pager<'_> {
             }
             self.next = Some((next, Vec::new()));
         }
-        if let Some(pause) = pacing::pause(&headers, SystemTime::now()) {
+        if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
             tracing::info!(
                 pause_ms = pause.as_millis() as u64,
                 "Okta rate-limit bucket low; pacing requests until it resets"
@@ -691,7 +691,7 @@ impl PullConnector for OktaConnector {
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
         origin::warn_plain_http(KIND, &self.plain_http);
-        let now = SystemTime::now();
+        let now = crate::clock::system_now();
         let plan = checkpoint::plan(checkpoint, &self.fingerprint, now, self.full_sync_every);
         match plan {
             Plan::Full { reason } => {

@@ -186,7 +186,7 @@ pub async fn verify(db: &Db, presented: &str) -> Result<Option<String>, DbError>
     };
     // The last use is written at most once a minute: a page that polls must not queue
     // behind every other writer.
-    let stale = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let stale = crate::clock::now() - chrono::Duration::minutes(1);
     let stale = stale.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if last_used.is_none_or(|at| at < stale) {
         let mut tx = db.begin_write().await?;

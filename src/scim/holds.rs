@@ -75,7 +75,7 @@ pub async fn set_run(db: &Db, tenant: &str, run_id: i64) -> Result<(), DbError> 
 
 fn window_start(window_minutes: u64) -> String {
     let minutes = i64::try_from(window_minutes).unwrap_or(i64::MAX / 120_000);
-    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+    (crate::clock::now() - chrono::Duration::minutes(minutes))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn hash(token: &str) -> String {
 
 pub(crate) fn timestamp_after(ttl: Duration) -> String {
     let delta = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    let at = chrono::Utc::now()
+    let at = crate::clock::now()
         .checked_add_signed(delta)
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

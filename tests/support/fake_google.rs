@@ -425,7 +425,7 @@ async fn token(
             );
         }
     };
-    let now = std::time::SystemTime::now()
+    let now = idsync::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();

@@ -41,7 +41,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use futures_util::future::BoxFuture;
 use idsync::config::{
     KeyAlgorithm, OktaAuth, OktaSettings, SecretString, ServiceApp, StatusPolicy,
@@ -221,7 +221,7 @@ pub async fn start_okta(directory: Directory, knobs: Knobs, options: OktaOptions
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    idsync::clock::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl FakeOkta {

@@ -100,6 +100,6 @@ impl AssertionSigner {
 
     /// A fresh assertion, valid from now.
     pub fn sign(&self) -> Result<SecretString, HttpError> {
-        self.sign_at(chrono::Utc::now().timestamp())
+        self.sign_at(crate::clock::now().timestamp())
     }
 }

@@ -244,7 +244,7 @@ fn the_client_assertion() {
     let token_url = "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token";
     let signer =
         AssertionSigner::new("app-id", token_url, &cert_der(), &SecretString::new(key)).unwrap();
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::clock::now().timestamp();
     let jwt = signer.sign_at(now).unwrap();
     let header = decode_header(jwt.expose()).unwrap();
     assert_eq!(header.alg, Algorithm::PS256);

@@ -12,7 +12,7 @@
 //! up to `max_response_bytes`.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -212,7 +212,7 @@ impl HttpClient {
                             body_excerpt: excerpt(&body),
                         });
                     }
-                    let delay = match server_delay(&headers, SystemTime::now()) {
+                    let delay = match server_delay(&headers, crate::clock::system_now()) {
                         Some(d) => d + small_jitter(),
                         None => self.options.retry.backoff(attempts),
                     };

@@ -118,7 +118,7 @@ impl JwtBearerGrant {
             cached: Mutex::new(None),
         };
         // Sign once now, so that a key that cannot sign fails here and not mid-run.
-        grant.assertion_at(SystemTime::now())?;
+        grant.assertion_at(crate::clock::system_now())?;
         Ok(grant)
     }
 
@@ -160,7 +160,7 @@ impl JwtBearerGrant {
     }
 
     async fn fetch(&self) -> Result<(SecretString, Instant), HttpError> {
-        let assertion = self.assertion_at(SystemTime::now())?;
+        let assertion = self.assertion_at(crate::clock::system_now())?;
         let form = [
             ("grant_type", JWT_BEARER_GRANT_TYPE),
             ("assertion", assertion.expose()),
@@ -224,7 +224,7 @@ mod unit {
             scopes: vec!["s1".to_string(), "s2".to_string()],
             audience: None,
         });
-        let now = SystemTime::now();
+        let now = crate::clock::system_now();
         let jwt = grant.assertion_at(now).expect("signed");
         let header = jsonwebtoken::decode_header(jwt.expose()).expect("header");
         assert_eq!(header.alg, Algorithm::RS256);

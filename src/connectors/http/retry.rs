@@ -104,7 +104,7 @@ fn random_up_to(max: Duration) -> Duration {
     if nanos == 0 {
         return Duration::ZERO;
     }
-    let seed = SystemTime::now()
+    let seed = crate::clock::system_now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);

@@ -89,7 +89,7 @@ async fn burst_of_503_then_ok() {
 async fn okta_rate_limit_reset_is_honoured() {
     let (base, hits) = scripted(|n| {
         (n == 1).then(|| {
-            let now = SystemTime::now();
+            let now = crate::clock::system_now();
             let reset = now
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()

@@ -42,7 +42,7 @@ pub fn assertion_fn(app: &ServiceApp) -> Result<Arc<MakeAssertion>, HttpError> {
     let client_id = app.client_id.clone();
     let audience = app.token_url.clone();
     Ok(Arc::new(move || {
-        let iat = SystemTime::now()
+        let iat = crate::clock::system_now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);

@@ -269,7 +269,7 @@ async fn write_batch(
     tenants.extend(events.iter().map(|e| e.tenant.clone()));
     tenants.sort_unstable();
     tenants.dedup();
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     for tenant in &tenants {
         let kept = retention
             .get(tenant)

@@ -119,7 +119,7 @@ fn verify_assertion(shared: &Shared, assertion: &str, client_id: &str) -> Result
     if !client_id.is_empty() && client_id != CLIENT_ID {
         return Err("The client_id does not match the client_assertion.".into());
     }
-    let now = Utc::now().timestamp() as u64;
+    let now = idsync::clock::now().timestamp() as u64;
     let exp = claims["exp"].as_u64().unwrap_or(0);
     if exp > now + 3600 {
         return Err("The client_assertion token has an expiration too far into the future.".into());
@@ -144,7 +144,7 @@ fn bucket_of(path: &str) -> usize {
 fn rate_headers(shared: &Shared, path: &str, exhausted: bool) -> [(&'static str, String); 3] {
     let index = bucket_of(path);
     let limit = shared.options.bucket_limits[index];
-    let now = Utc::now().timestamp() as u64;
+    let now = idsync::clock::now().timestamp() as u64;
     let mut buckets = shared.buckets.lock().expect("lock");
     let bucket = &mut buckets[index];
     if now >= bucket.window_start + 60 {
