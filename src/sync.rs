@@ -190,6 +190,10 @@ struct Staged {
     /// For pushed changes: how many more removals the tenant's window allows; the plan is
     /// held when it would remove more. None: the mapping's per-run limits apply.
     removal_allowance: Option<u64>,
+    /// With `scope`: the scoped users' records, when the caller has them (not re-read).
+    known_users: Option<Vec<crate::model::SourceUser>>,
+    /// The mirror state, when the caller has it (not re-read); stored as applied.
+    known_state: Option<mirror::MirrorState>,
 }
 
 impl Staged {
@@ -203,6 +207,8 @@ impl Staged {
             force: true,
             warnings: Vec::new(),
             removal_allowance: None,
+            known_users: None,
+            known_state: None,
         }
     }
 }
@@ -258,6 +264,8 @@ async fn read_and_apply(
         force: false,
         warnings: std::mem::take(&mut buffer.warnings),
         removal_allowance: None,
+        known_users: None,
+        known_state: None,
     };
     info!(
         records = staged.records_read,
@@ -310,6 +318,9 @@ pub struct PushedChange {
     pub before: mirror::MirrorState,
     /// Users whose record changed, or who joined or left a group.
     pub user_ids: Vec<String>,
+    /// The records of `user_ids` as now stored (a deleted user absent), when the caller
+    /// has them; else they are read.
+    pub users: Option<Vec<crate::model::SourceUser>>,
     /// A group was created, renamed, deleted or had groups join or leave it: the tenant is
     /// re-projected whole.
     pub groups_changed: bool,
@@ -319,7 +330,9 @@ pub struct PushedChange {
 
 /// Projects what one SCIM request wrote to a tenant's mirror into the target, inside the
 /// request's transaction (which already holds the tenant's lock). Only the changed users
-/// are planned when nothing else is pending; otherwise the whole tenant. A plan removing
+/// are planned when nothing else is pending; otherwise the whole tenant. The mirror's
+/// generation is stored bumped past `before` with the applied generation (the caller does
+/// not store the bump itself unless the report says `Held`). A plan removing
 /// more than the allowance is not applied: the report says `Held` and the caller commits
 /// the mirror write alone, leaving the target behind until an admin reconciles.
 pub async fn apply_pushed(
@@ -338,6 +351,7 @@ pub async fn apply_pushed(
         && !change.groups_changed
         && change.user_ids.len() <= INCREMENTAL_MAX_USERS)
         .then_some(change.user_ids);
+    let scoped_users = change.users.filter(|_| scope.is_some());
     let staged = Staged {
         run_id: None,
         scope,
@@ -347,6 +361,11 @@ pub async fn apply_pushed(
         force: false,
         warnings: Vec::new(),
         removal_allowance: Some(change.removal_allowance),
+        known_users: scoped_users,
+        known_state: Some(mirror::MirrorState {
+            generation: change.before.generation + 1,
+            ..change.before
+        }),
     };
     let options = RunOptions {
         inactive_is_removal: true,
@@ -409,7 +428,10 @@ async fn project_and_apply(
             })?;
     }
     let fingerprint = mapping_fingerprint(mapping);
-    let mut mirror_state = mirror::load_state(conn, connector_id).await?;
+    let mut mirror_state = match staged.known_state {
+        Some(state) => state,
+        None => mirror::load_state(conn, connector_id).await?,
+    };
     let mut report = RunReport {
         run_id: staged.run_id,
         connector: connector_id.to_string(),
@@ -442,9 +464,10 @@ async fn project_and_apply(
         "full"
     });
     let desired = {
-        let users = match &staged.scope {
-            Some(ids) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
-            None => mirror::load_users(conn, connector_id).await?,
+        let users = match (&staged.scope, staged.known_users) {
+            (Some(_), Some(users)) => users,
+            (Some(ids), None) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
+            (None, _) => mirror::load_users(conn, connector_id).await?,
         };
         let users = match options.inactive_is_removal {
             true => users.into_iter().filter(|u| u.active).collect(),

@@ -207,30 +207,44 @@ pub async fn groups_with_member(
     Ok(groups)
 }
 
-/// Bumps the tenant's mirror generation in one statement; returns the state from before.
-pub async fn bump_generation(
+/// What a write needs to know before projecting, read in one statement: the tenant's
+/// mirror state, its hold reason (if held) and the removals applied to its target within
+/// the last `window_minutes`.
+pub async fn write_state(
     conn: &mut AnyConnection,
     tenant: &str,
-) -> Result<crate::mirror::MirrorState, DbError> {
-    const CTX: &str = "bumping the mirror generation";
+    window_minutes: u64,
+) -> Result<(crate::mirror::MirrorState, Option<String>, u64), DbError> {
+    const CTX: &str = "reading the tenant's mirror state and removal window";
+    let (p1, p2, p3, p4) = (
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3),
+        param(conn, 4),
+    );
+    // One row whether or not the tenant has a state row yet.
     let sql = format!(
-        "INSERT INTO mirror_state (connector, generation, applied_generation, updated_at) \
-         VALUES ({p1}, 1, 0, {p2}) ON CONFLICT (connector) DO UPDATE SET \
-         generation = mirror_state.generation + 1, updated_at = excluded.updated_at \
-         RETURNING checkpoint, generation, applied_generation, applied_mapping_hash",
-        p1 = param(conn, 1),
-        p2 = param(conn, 2)
+        "SELECT s.checkpoint, s.generation, s.applied_generation, s.applied_mapping_hash, \
+         (SELECT reason FROM scim_holds WHERE tenant = {p1}), \
+         (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals \
+          WHERE tenant = {p2} AND at >= {p3}) \
+         FROM (SELECT 1 AS one) AS one LEFT JOIN mirror_state s ON s.connector = {p4}"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
-        .bind(now_text())
+        .bind(tenant.to_string())
+        .bind(crate::scim::holds::window_start(window_minutes))
+        .bind(tenant.to_string())
         .fetch_one(&mut *conn)
         .await
         .context(CTX)?;
-    Ok(crate::mirror::MirrorState {
+    let state = crate::mirror::MirrorState {
         checkpoint: row.try_get(0).context(CTX)?,
-        generation: row.try_get::<i64, _>(1).context(CTX)? - 1,
-        applied_generation: row.try_get(2).context(CTX)?,
+        generation: row.try_get::<Option<i64>, _>(1).context(CTX)?.unwrap_or(0),
+        applied_generation: row.try_get::<Option<i64>, _>(2).context(CTX)?.unwrap_or(0),
         applied_mapping_hash: row.try_get(3).context(CTX)?,
-    })
+    };
+    let reason: Option<String> = row.try_get(4).context(CTX)?;
+    let removals: i64 = row.try_get(5).context(CTX)?;
+    Ok((state, reason, removals.max(0) as u64))
 }

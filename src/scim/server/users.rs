@@ -91,6 +91,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         tx,
         Change {
             user_ids: vec![id.clone()],
+            users: Some(vec![stored.record.clone()]),
             groups_changed: false,
         },
     )
@@ -173,6 +174,7 @@ async fn store_user(
         tx,
         Change {
             user_ids: vec![id],
+            users: Some(vec![stored.record.clone()]),
             groups_changed: false,
         },
     )
@@ -215,6 +217,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
         tx,
         Change {
             user_ids: vec![id.to_string()],
+            users: Some(Vec::new()),
             groups_changed: false,
         },
     )
