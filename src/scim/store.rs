@@ -167,35 +167,39 @@ pub async fn put_group(
     })
 }
 
-/// Groups of the tenant that list `member_id` as a member. The SQL narrows the rows by
-/// the id's text; each candidate is then checked exactly.
+/// Groups of the tenant that list `member_id` as a member, found through the mirror's
+/// member index (`mirror_values`): O(the member's groups), not O(the tenant's groups).
+/// Each candidate is still checked exactly.
 pub async fn groups_with_member(
     conn: &mut AnyConnection,
     tenant: &str,
     member_id: &str,
 ) -> Result<Vec<SourceGroup>, DbError> {
-    let needle = serde_json::to_string(member_id).unwrap_or_default();
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
+    const CTX: &str = "finding a member's groups";
+    let (p1, p2, p3, p4, p5) = (
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3),
+        param(conn, 4),
+        param(conn, 5),
     );
     let sql = format!(
-        "SELECT data FROM mirror_groups WHERE connector = {} AND data LIKE {} ESCAPE '\\'",
-        param(conn, 1),
-        param(conn, 2)
+        "SELECT data FROM mirror_groups WHERE connector = {p1} AND external_id IN \
+         (SELECT external_id FROM mirror_values WHERE connector = {p2} AND resource = {p3} \
+          AND attr = {p4} AND value_key = {p5})"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
-        .bind(pattern)
+        .bind(tenant.to_string())
+        .bind(crate::mirror::values::resource_key(Resource::Group))
+        .bind("members")
+        .bind(member_id.to_string())
         .fetch_all(&mut *conn)
         .await
-        .context("finding a member's groups")?;
+        .context(CTX)?;
     let mut groups = Vec::new();
     for row in rows {
-        let data: &str = row.try_get(0).context("finding a member's groups")?;
+        let data: &str = row.try_get(0).context(CTX)?;
         let group: SourceGroup = serde_json::from_str(data).map_err(|e| DbError::Corrupt {
             context: "decoding a mirror record",
             message: e.to_string(),
