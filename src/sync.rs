@@ -194,6 +194,8 @@ struct Staged {
     known_users: Option<Vec<crate::model::SourceUser>>,
     /// The mirror state, when the caller has it (not re-read); stored as applied.
     known_state: Option<mirror::MirrorState>,
+    /// With `scope`: groups written or deleted, planned too.
+    scope_groups: Vec<String>,
 }
 
 impl Staged {
@@ -209,6 +211,7 @@ impl Staged {
             removal_allowance: None,
             known_users: None,
             known_state: None,
+            scope_groups: Vec::new(),
         }
     }
 }
@@ -266,6 +269,7 @@ async fn read_and_apply(
         removal_allowance: None,
         known_users: None,
         known_state: None,
+        scope_groups: Vec::new(),
     };
     info!(
         records = staged.records_read,
@@ -321,6 +325,9 @@ pub struct PushedChange {
     /// The records of `user_ids` as now stored (a deleted user absent), when the caller
     /// has them; else they are read.
     pub users: Option<Vec<crate::model::SourceUser>>,
+    /// Groups whose record the request wrote or deleted: a plan over changed users covers
+    /// them too.
+    pub group_ids: Vec<String>,
     /// A group was created, renamed, deleted or had groups join or leave it: the tenant is
     /// re-projected whole.
     pub groups_changed: bool,
@@ -362,6 +369,7 @@ pub async fn apply_pushed(
         warnings: Vec::new(),
         removal_allowance: Some(change.removal_allowance),
         known_users: scoped_users,
+        scope_groups: change.group_ids,
         known_state: Some(mirror::MirrorState {
             generation: change.before.generation + 1,
             ..change.before
@@ -463,6 +471,16 @@ async fn project_and_apply(
     } else {
         "full"
     });
+    // A plan over changed users reads the target first: the groups they are in there
+    // join the groups read from the mirror (see `mirror::load_groups_around`).
+    let scoped_current = match &staged.scope {
+        Some(ids) => {
+            let count_live = staged.removal_allowance.is_none();
+            Some(state::load_current_for_users(conn, connector_id, ids, count_live).await?)
+        }
+        None => None,
+    };
+    let mut loaded_groups: Option<std::collections::HashSet<String>> = None;
     let desired = {
         let users = match (&staged.scope, staged.known_users) {
             (Some(_), Some(users)) => users,
@@ -473,7 +491,27 @@ async fn project_and_apply(
             true => users.into_iter().filter(|u| u.active).collect(),
             false => users,
         };
-        let groups = mirror::load_groups(conn, connector_id).await?;
+        let groups = match (&staged.scope, &scoped_current) {
+            (Some(ids), Some(current)) => {
+                let by_id: std::collections::HashMap<&str, &str> = current
+                    .groups
+                    .iter()
+                    .map(|(ext, g)| (g.id.as_str(), ext.as_str()))
+                    .collect();
+                let held_now: Vec<String> = current
+                    .memberships
+                    .iter()
+                    .chain(&current.sticky)
+                    .filter_map(|(group_id, _)| by_id.get(group_id.as_str()))
+                    .map(|ext| ext.to_string())
+                    .chain(staged.scope_groups.iter().cloned())
+                    .collect();
+                let groups = mirror::load_groups_around(conn, connector_id, ids, &held_now).await?;
+                loaded_groups = Some(groups.iter().map(|g| g.external_id.clone()).collect());
+                groups
+            }
+            _ => mirror::load_groups(conn, connector_id).await?,
+        };
         let mut desired = project(mapping, users, groups);
         if staged.scope.is_some() {
             // Groups did not change, so neither did the groups nested in them; the plan
@@ -486,10 +524,17 @@ async fn project_and_apply(
     };
     report.excluded_users = desired.excluded_users;
     report.excluded_groups = desired.excluded_groups;
-    let current = match &staged.scope {
-        Some(ids) => {
-            let count_live = staged.removal_allowance.is_none();
-            state::load_current_for_users(conn, connector_id, ids, count_live).await?
+    let current = match scoped_current {
+        Some(mut current) => {
+            // The plan sees the groups it projected, no others: unchanged groups it did
+            // not read are neither updated nor deleted.
+            // A group the request deleted was not read but must be seen, to go.
+            if let Some(loaded) = &loaded_groups {
+                current
+                    .groups
+                    .retain(|ext, _| loaded.contains(ext) || staged.scope_groups.contains(ext));
+            }
+            current
         }
         None => state::load_current(conn, connector_id).await?,
     };

@@ -1,7 +1,8 @@
 //! The SCIM write path's bookkeeping: one statement reads a tenant's mirror state, hold
 //! and removal window (`store::write_state`), a write stores its generation once together
 //! with the applied one (the mirror stays caught up, so the next write plans only its
-//! users), and a deleted user leaves exactly the groups the member index names.
+//! users), a deleted user leaves exactly the groups the member index names, and a user's
+//! write reads only the groups around that user, not every group of the tenant.
 
 use idsync::config::OnRemove;
 use idsync::db::Db;
@@ -105,3 +106,53 @@ async fn writes_keep_the_mirror_caught_up_in_one_state_read(db: TestDb) {
     scim.stop().await;
 }
 crate::on_both_backends!(writes_keep_the_mirror_caught_up_in_one_state_read);
+
+async fn a_user_write_reads_only_the_groups_around_the_user(db: TestDb) {
+    let scim = ScimHarness::start(&db, vec![tenant("acme", OnRemove::Disable)]).await;
+    let user = |name: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+            "name": {"givenName": "Given", "familyName": name},
+            "emails": [{"value": format!("{name}@example.com"), "primary": true}],
+            "active": true})
+    };
+    let ada = scim.call("acme", "POST", "/Users", Some(user("ada"))).await;
+    let ada = ada.body["id"].as_str().unwrap().to_string();
+    let team = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Team", "members": [{"value": ada}]});
+    assert_eq!(
+        scim.call("acme", "POST", "/Groups", Some(team))
+            .await
+            .status,
+        201
+    );
+    // A group row nobody could decode, beside the user's groups: a plan that read every
+    // group of the tenant (as it did) fails on it; one reading the user's groups does not.
+    sqlx::query(
+        "INSERT INTO mirror_groups (connector, external_id, data, content_hash, updated_at) \
+         VALUES ('acme', 'unrelated', 'not json', 'x', '2026-01-01T00:00:00.000Z')",
+    )
+    .execute(db.pool())
+    .await
+    .expect("insert");
+
+    let bo = scim.call("acme", "POST", "/Users", Some(user("bo"))).await;
+    assert_eq!(bo.status, 201, "{}", bo.body);
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let deactivated = scim
+        .call("acme", "PATCH", &format!("/Users/{ada}"), Some(off))
+        .await;
+    assert_eq!(deactivated.status, 200, "{}", deactivated.body);
+    let bo_row = query::find_user(db.pool(), "bo")
+        .await
+        .expect("find")
+        .expect("bo");
+    assert!(bo_row.removed_at.is_none());
+    let ada_row = query::find_user(db.pool(), "ada")
+        .await
+        .expect("find")
+        .expect("ada");
+    assert!(ada_row.removed_at.is_some());
+    scim.stop().await;
+}
+crate::on_both_backends!(a_user_write_reads_only_the_groups_around_the_user);

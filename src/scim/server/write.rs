@@ -33,6 +33,8 @@ pub(crate) struct Change {
     /// The records of `user_ids` as the handler just wrote them (a deleted user absent),
     /// when it has them: the projection then does not read them back.
     pub users: Option<Vec<SourceUser>>,
+    /// Groups whose record the request wrote or deleted.
+    pub group_ids: Vec<String>,
     /// Groups themselves changed in a way that needs the whole tenant re-projected
     /// (nesting changed).
     pub groups_changed: bool,
@@ -155,6 +157,7 @@ pub(crate) async fn finish(
             before,
             user_ids: change.user_ids,
             users: change.users,
+            group_ids: change.group_ids,
             groups_changed: change.groups_changed,
             removal_allowance: tenant.max_removals.saturating_sub(recent),
         },
