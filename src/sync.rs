@@ -505,6 +505,8 @@ async fn project_and_apply(
                     .filter_map(|(group_id, _)| by_id.get(group_id.as_str()))
                     .map(|ext| ext.to_string())
                     .chain(staged.scope_groups.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .collect();
                 let groups = mirror::load_groups_around(conn, connector_id, ids, &held_now).await?;
                 loaded_groups = Some(groups.iter().map(|g| g.external_id.clone()).collect());
