@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use crate::db::{Context, DbError, select_in};
+use crate::db::{Context, DbError, param, select_in};
 use crate::model::SourceGroup;
 
 const CTX: &str = "reading the changed users' groups";
@@ -21,6 +21,84 @@ pub async fn load_groups_around(
     member_ids: &[String],
     also: &[String],
 ) -> Result<Vec<SourceGroup>, DbError> {
+    let mut groups = if member_ids.len() + also.len() <= ONE_STATEMENT_KEYS {
+        in_one_statement(conn, connector, member_ids, also).await?
+    } else {
+        level_by_level(conn, connector, member_ids, also).await?
+    };
+    groups.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    Ok(groups)
+}
+
+/// Up to this many ids, one recursive statement reads the groups (one round trip, the
+/// common case of a request touching a few users); beyond, a statement per nesting level
+/// over chunked `IN` lists.
+const ONE_STATEMENT_KEYS: usize = 2_000;
+
+/// Index rows naming a group's members: their `external_id` is the group.
+const PARENTS: &str = "resource = 'group' AND attr = 'members'";
+const PARENTS_OF_CONNECTOR: &str = "resource = 'group' AND attr = 'members' AND connector = ";
+
+async fn in_one_statement(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
+    // Placeholders numbered in the order they appear, each bound once: the same text
+    // serves SQLite's anonymous and PostgreSQL's numbered parameters.
+    let mut binds: Vec<String> = Vec::new();
+    let mut next = |conn: &sqlx::AnyConnection, value: &str| {
+        binds.push(value.to_string());
+        param(conn, binds.len())
+    };
+    let mut seeds = Vec::new();
+    if !member_ids.is_empty() {
+        let c = next(conn, connector);
+        let keys: Vec<String> = member_ids.iter().map(|id| next(conn, id)).collect();
+        seeds.push(format!(
+            "SELECT external_id FROM mirror_values WHERE connector = {c} AND {PARENTS} \
+             AND value_key IN ({})",
+            keys.join(", ")
+        ));
+    }
+    if !also.is_empty() {
+        let c = next(conn, connector);
+        let keys: Vec<String> = also.iter().map(|id| next(conn, id)).collect();
+        seeds.push(format!(
+            "SELECT external_id FROM mirror_groups WHERE connector = {c} \
+             AND external_id IN ({})",
+            keys.join(", ")
+        ));
+    }
+    if seeds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c1 = next(conn, connector);
+    let c2 = next(conn, connector);
+    // UNION (not UNION ALL) drops ids already found, so a nesting cycle ends.
+    let sql = format!(
+        "WITH RECURSIVE around(id) AS ({seeds} \
+           UNION SELECT v.external_id FROM mirror_values v JOIN around ON v.value_key = around.id \
+           WHERE v.connector = {c1} AND v.resource = 'group' AND v.attr = 'members') \
+         SELECT data FROM mirror_groups WHERE connector = {c2} \
+         AND external_id IN (SELECT id FROM around)",
+        seeds = seeds.join(" UNION "),
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
+    rows.iter().map(decode).collect()
+}
+
+async fn level_by_level(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
     let mut wanted: BTreeSet<String> = also.iter().cloned().collect();
     let mut frontier: Vec<String> = member_ids.iter().chain(also).cloned().collect();
     // One query per nesting level; `wanted` stops cycles.
@@ -28,10 +106,7 @@ pub async fn load_groups_around(
         let rows = select_in(
             conn,
             "SELECT DISTINCT external_id FROM mirror_values",
-            Some((
-                "resource = 'group' AND attr = 'members' AND connector = ",
-                connector,
-            )),
+            Some((PARENTS_OF_CONNECTOR, connector)),
             "value_key",
             &frontier,
             CTX,
@@ -55,15 +130,13 @@ pub async fn load_groups_around(
         CTX,
     )
     .await?;
-    let mut groups = Vec::with_capacity(rows.len());
-    for row in rows {
-        let data: &str = row.try_get(0).context(CTX)?;
-        let group: SourceGroup = serde_json::from_str(data).map_err(|e| DbError::Corrupt {
-            context: "decoding a mirror record",
-            message: e.to_string(),
-        })?;
-        groups.push(group);
-    }
-    groups.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-    Ok(groups)
+    rows.iter().map(decode).collect()
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<SourceGroup, DbError> {
+    let data: &str = row.try_get(0).context(CTX)?;
+    serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+        context: "decoding a mirror record",
+        message: e.to_string(),
+    })
 }
