@@ -190,6 +190,12 @@ struct Staged {
     /// For pushed changes: how many more removals the tenant's window allows; the plan is
     /// held when it would remove more. None: the mapping's per-run limits apply.
     removal_allowance: Option<u64>,
+    /// With `scope`: the scoped users' records, when the caller has them (not re-read).
+    known_users: Option<Vec<crate::model::SourceUser>>,
+    /// The mirror state, when the caller has it (not re-read); stored as applied.
+    known_state: Option<mirror::MirrorState>,
+    /// With `scope`: groups written or deleted, planned too.
+    scope_groups: Vec<String>,
 }
 
 impl Staged {
@@ -203,6 +209,9 @@ impl Staged {
             force: true,
             warnings: Vec::new(),
             removal_allowance: None,
+            known_users: None,
+            known_state: None,
+            scope_groups: Vec::new(),
         }
     }
 }
@@ -258,6 +267,9 @@ async fn read_and_apply(
         force: false,
         warnings: std::mem::take(&mut buffer.warnings),
         removal_allowance: None,
+        known_users: None,
+        known_state: None,
+        scope_groups: Vec::new(),
     };
     info!(
         records = staged.records_read,
@@ -310,6 +322,12 @@ pub struct PushedChange {
     pub before: mirror::MirrorState,
     /// Users whose record changed, or who joined or left a group.
     pub user_ids: Vec<String>,
+    /// The records of `user_ids` as now stored (a deleted user absent), when the caller
+    /// has them; else they are read.
+    pub users: Option<Vec<crate::model::SourceUser>>,
+    /// Groups whose record the request wrote or deleted: a plan over changed users covers
+    /// them too.
+    pub group_ids: Vec<String>,
     /// A group was created, renamed, deleted or had groups join or leave it: the tenant is
     /// re-projected whole.
     pub groups_changed: bool,
@@ -319,7 +337,9 @@ pub struct PushedChange {
 
 /// Projects what one SCIM request wrote to a tenant's mirror into the target, inside the
 /// request's transaction (which already holds the tenant's lock). Only the changed users
-/// are planned when nothing else is pending; otherwise the whole tenant. A plan removing
+/// are planned when nothing else is pending; otherwise the whole tenant. The mirror's
+/// generation is stored bumped past `before` with the applied generation (the caller does
+/// not store the bump itself unless the report says `Held`). A plan removing
 /// more than the allowance is not applied: the report says `Held` and the caller commits
 /// the mirror write alone, leaving the target behind until an admin reconciles.
 pub async fn apply_pushed(
@@ -338,6 +358,7 @@ pub async fn apply_pushed(
         && !change.groups_changed
         && change.user_ids.len() <= INCREMENTAL_MAX_USERS)
         .then_some(change.user_ids);
+    let scoped_users = change.users.filter(|_| scope.is_some());
     let staged = Staged {
         run_id: None,
         scope,
@@ -347,6 +368,12 @@ pub async fn apply_pushed(
         force: false,
         warnings: Vec::new(),
         removal_allowance: Some(change.removal_allowance),
+        known_users: scoped_users,
+        scope_groups: change.group_ids,
+        known_state: Some(mirror::MirrorState {
+            generation: change.before.generation + 1,
+            ..change.before
+        }),
     };
     let options = RunOptions {
         inactive_is_removal: true,
@@ -409,7 +436,10 @@ async fn project_and_apply(
             })?;
     }
     let fingerprint = mapping_fingerprint(mapping);
-    let mut mirror_state = mirror::load_state(conn, connector_id).await?;
+    let mut mirror_state = match staged.known_state {
+        Some(state) => state,
+        None => mirror::load_state(conn, connector_id).await?,
+    };
     let mut report = RunReport {
         run_id: staged.run_id,
         connector: connector_id.to_string(),
@@ -441,16 +471,49 @@ async fn project_and_apply(
     } else {
         "full"
     });
+    // A plan over changed users reads the target first: the groups they are in there
+    // join the groups read from the mirror (see `mirror::load_groups_around`).
+    let scoped_current = match &staged.scope {
+        Some(ids) => {
+            let count_live = staged.removal_allowance.is_none();
+            Some(state::load_current_for_users(conn, connector_id, ids, count_live).await?)
+        }
+        None => None,
+    };
+    let mut loaded_groups: Option<std::collections::HashSet<String>> = None;
     let desired = {
-        let users = match &staged.scope {
-            Some(ids) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
-            None => mirror::load_users(conn, connector_id).await?,
+        let users = match (&staged.scope, staged.known_users) {
+            (Some(_), Some(users)) => users,
+            (Some(ids), None) => mirror::load_users_by_ids(conn, connector_id, ids).await?,
+            (None, _) => mirror::load_users(conn, connector_id).await?,
         };
         let users = match options.inactive_is_removal {
             true => users.into_iter().filter(|u| u.active).collect(),
             false => users,
         };
-        let groups = mirror::load_groups(conn, connector_id).await?;
+        let groups = match (&staged.scope, &scoped_current) {
+            (Some(ids), Some(current)) => {
+                let by_id: std::collections::HashMap<&str, &str> = current
+                    .groups
+                    .iter()
+                    .map(|(ext, g)| (g.id.as_str(), ext.as_str()))
+                    .collect();
+                let held_now: Vec<String> = current
+                    .memberships
+                    .iter()
+                    .chain(&current.sticky)
+                    .filter_map(|(group_id, _)| by_id.get(group_id.as_str()))
+                    .map(|ext| ext.to_string())
+                    .chain(staged.scope_groups.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let groups = mirror::load_groups_around(conn, connector_id, ids, &held_now).await?;
+                loaded_groups = Some(groups.iter().map(|g| g.external_id.clone()).collect());
+                groups
+            }
+            _ => mirror::load_groups(conn, connector_id).await?,
+        };
         let mut desired = project(mapping, users, groups);
         if staged.scope.is_some() {
             // Groups did not change, so neither did the groups nested in them; the plan
@@ -463,10 +526,17 @@ async fn project_and_apply(
     };
     report.excluded_users = desired.excluded_users;
     report.excluded_groups = desired.excluded_groups;
-    let current = match &staged.scope {
-        Some(ids) => {
-            let count_live = staged.removal_allowance.is_none();
-            state::load_current_for_users(conn, connector_id, ids, count_live).await?
+    let current = match scoped_current {
+        Some(mut current) => {
+            // The plan sees the groups it projected, no others: unchanged groups it did
+            // not read are neither updated nor deleted.
+            // A group the request deleted was not read but must be seen, to go.
+            if let Some(loaded) = &loaded_groups {
+                current
+                    .groups
+                    .retain(|ext, _| loaded.contains(ext) || staged.scope_groups.contains(ext));
+            }
+            current
         }
         None => state::load_current(conn, connector_id).await?,
     };

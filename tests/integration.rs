@@ -20,5 +20,6 @@ mod scim_replay;
 mod scim_server;
 mod scim_tokens;
 mod scim_v1_conformance;
+mod scim_write_path;
 mod support;
 mod sync_flow;

@@ -7,12 +7,14 @@
 //! upserted, and only a complete read removes: a full one what it did not see, a delta
 //! what it reported removed or left out of a complete id listing (`SourceBatch::Present`).
 
+mod around;
 mod buffer;
 pub mod query;
 mod query_values;
 mod store;
 pub mod values;
 
+pub use around::load_groups_around;
 pub use buffer::ReadBuffer;
 pub use store::{
     MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,

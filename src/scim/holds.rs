@@ -73,38 +73,10 @@ pub async fn set_run(db: &Db, tenant: &str, run_id: i64) -> Result<(), DbError> 
     tx.commit().await
 }
 
-fn window_start(window_minutes: u64) -> String {
+pub(crate) fn window_start(window_minutes: u64) -> String {
     let minutes = i64::try_from(window_minutes).unwrap_or(i64::MAX / 120_000);
     (crate::clock::now() - chrono::Duration::minutes(minutes))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The tenant's hold reason (if held) and the removals applied to its target within the
-/// last `window_minutes`, in one query.
-pub async fn state(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    window_minutes: u64,
-) -> Result<(Option<String>, u64), DbError> {
-    const CTX: &str = "reading the tenant's removal window";
-    let sql = format!(
-        "SELECT (SELECT reason FROM scim_holds WHERE tenant = {p1}), \
-         (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals \
-          WHERE tenant = {p2} AND at >= {p3})",
-        p1 = param(conn, 1),
-        p2 = param(conn, 2),
-        p3 = param(conn, 3)
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(tenant.to_string())
-        .bind(tenant.to_string())
-        .bind(window_start(window_minutes))
-        .fetch_one(&mut *conn)
-        .await
-        .context(CTX)?;
-    let reason: Option<String> = row.try_get(0).context(CTX)?;
-    let total: i64 = row.try_get(1).context(CTX)?;
-    Ok((reason, total.max(0) as u64))
 }
 
 /// Counts `count` removals applied now; with `prune`, forgets those older than the window.

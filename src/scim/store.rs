@@ -167,35 +167,39 @@ pub async fn put_group(
     })
 }
 
-/// Groups of the tenant that list `member_id` as a member. The SQL narrows the rows by
-/// the id's text; each candidate is then checked exactly.
+/// Groups of the tenant that list `member_id` as a member, found through the mirror's
+/// member index (`mirror_values`): O(the member's groups), not O(the tenant's groups).
+/// Each candidate is still checked exactly.
 pub async fn groups_with_member(
     conn: &mut AnyConnection,
     tenant: &str,
     member_id: &str,
 ) -> Result<Vec<SourceGroup>, DbError> {
-    let needle = serde_json::to_string(member_id).unwrap_or_default();
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
+    const CTX: &str = "finding a member's groups";
+    let (p1, p2, p3, p4, p5) = (
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3),
+        param(conn, 4),
+        param(conn, 5),
     );
     let sql = format!(
-        "SELECT data FROM mirror_groups WHERE connector = {} AND data LIKE {} ESCAPE '\\'",
-        param(conn, 1),
-        param(conn, 2)
+        "SELECT data FROM mirror_groups WHERE connector = {p1} AND external_id IN \
+         (SELECT external_id FROM mirror_values WHERE connector = {p2} AND resource = {p3} \
+          AND attr = {p4} AND value_key = {p5})"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
-        .bind(pattern)
+        .bind(tenant.to_string())
+        .bind(crate::mirror::values::resource_key(Resource::Group))
+        .bind("members")
+        .bind(member_id.to_string())
         .fetch_all(&mut *conn)
         .await
-        .context("finding a member's groups")?;
+        .context(CTX)?;
     let mut groups = Vec::new();
     for row in rows {
-        let data: &str = row.try_get(0).context("finding a member's groups")?;
+        let data: &str = row.try_get(0).context(CTX)?;
         let group: SourceGroup = serde_json::from_str(data).map_err(|e| DbError::Corrupt {
             context: "decoding a mirror record",
             message: e.to_string(),
@@ -207,30 +211,44 @@ pub async fn groups_with_member(
     Ok(groups)
 }
 
-/// Bumps the tenant's mirror generation in one statement; returns the state from before.
-pub async fn bump_generation(
+/// What a write needs to know before projecting, read in one statement: the tenant's
+/// mirror state, its hold reason (if held) and the removals applied to its target within
+/// the last `window_minutes`.
+pub async fn write_state(
     conn: &mut AnyConnection,
     tenant: &str,
-) -> Result<crate::mirror::MirrorState, DbError> {
-    const CTX: &str = "bumping the mirror generation";
+    window_minutes: u64,
+) -> Result<(crate::mirror::MirrorState, Option<String>, u64), DbError> {
+    const CTX: &str = "reading the tenant's mirror state and removal window";
+    let (p1, p2, p3, p4) = (
+        param(conn, 1),
+        param(conn, 2),
+        param(conn, 3),
+        param(conn, 4),
+    );
+    // One row whether or not the tenant has a state row yet.
     let sql = format!(
-        "INSERT INTO mirror_state (connector, generation, applied_generation, updated_at) \
-         VALUES ({p1}, 1, 0, {p2}) ON CONFLICT (connector) DO UPDATE SET \
-         generation = mirror_state.generation + 1, updated_at = excluded.updated_at \
-         RETURNING checkpoint, generation, applied_generation, applied_mapping_hash",
-        p1 = param(conn, 1),
-        p2 = param(conn, 2)
+        "SELECT s.checkpoint, s.generation, s.applied_generation, s.applied_mapping_hash, \
+         (SELECT reason FROM scim_holds WHERE tenant = {p1}), \
+         (SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM scim_removals \
+          WHERE tenant = {p2} AND at >= {p3}) \
+         FROM (SELECT 1 AS one) AS one LEFT JOIN mirror_state s ON s.connector = {p4}"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
-        .bind(now_text())
+        .bind(tenant.to_string())
+        .bind(crate::scim::holds::window_start(window_minutes))
+        .bind(tenant.to_string())
         .fetch_one(&mut *conn)
         .await
         .context(CTX)?;
-    Ok(crate::mirror::MirrorState {
+    let state = crate::mirror::MirrorState {
         checkpoint: row.try_get(0).context(CTX)?,
-        generation: row.try_get::<i64, _>(1).context(CTX)? - 1,
-        applied_generation: row.try_get(2).context(CTX)?,
+        generation: row.try_get::<Option<i64>, _>(1).context(CTX)?.unwrap_or(0),
+        applied_generation: row.try_get::<Option<i64>, _>(2).context(CTX)?.unwrap_or(0),
         applied_mapping_hash: row.try_get(3).context(CTX)?,
-    })
+    };
+    let reason: Option<String> = row.try_get(4).context(CTX)?;
+    let removals: i64 = row.try_get(5).context(CTX)?;
+    Ok((state, reason, removals.max(0) as u64))
 }

@@ -8,13 +8,16 @@
 //! called by the SCIM server's write path), so the event survives whatever survives the
 //! write. Every other request (reads, refusals, failures) hands its event to a background
 //! writer over a bounded channel and never waits for it: the writer inserts what has queued
-//! in one transaction and trims each tenant to its retention. When the queue is full (the
+//! in one transaction and trims each tenant to its retention, at most once a second per
+//! tenant (`schedule`: a log may exceed its retention by up to a second's events until
+//! then; a flush trims at once). When the queue is full (the
 //! database far behind), those events are dropped and counted rather than slowing the
 //! requests down.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -26,9 +29,11 @@ use crate::db::{Context, Db, DbError, Val, insert_rows, param};
 
 mod mask;
 mod retention;
+mod schedule;
 
 pub use mask::{is_secret_key, mask_target, mask_text, redact};
 pub use retention::{Retention, trim};
+use schedule::{TRIM_INTERVAL, TrimSchedule};
 
 /// Bodies longer than this are cut (and say so).
 pub const BODY_CAP_BYTES: usize = 8 * 1024;
@@ -183,15 +188,39 @@ async fn write_loop(
     retention: HashMap<String, Retention>,
     default_retention: u64,
 ) {
-    while let Some(first) = receiver.recv().await {
+    let mut schedule = TrimSchedule::new(TRIM_INTERVAL);
+    let retention = |tenant: &str| {
+        retention
+            .get(tenant)
+            .copied()
+            .unwrap_or_else(|| Retention::keeping(default_retention))
+    };
+    loop {
+        let received = match schedule.next_due() {
+            None => receiver.recv().await,
+            Some(due) => {
+                let due = tokio::time::Instant::from_std(due);
+                match tokio::time::timeout_at(due, receiver.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => {
+                        // Quiet since the last trim: the tenants that wrote since are due.
+                        let tenants = schedule.take_due(Instant::now(), false);
+                        if let Err(error) = write_batch(&db, &[], &tenants, &retention).await {
+                            warn!(%error, "could not trim SCIM events");
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(first) = received else { break };
         let mut events = Vec::new();
-        let mut trims = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Event(event) => events.push(*event),
-                Message::Trim(tenant) => trims.push(tenant),
+                Message::Trim(tenant) => schedule.touch(&tenant),
                 Message::Flush(done) => flushes.push(done),
             }
             next = if events.len() < BATCH {
@@ -200,15 +229,26 @@ async fn write_loop(
                 None
             };
         }
-        if (!events.is_empty() || !trims.is_empty())
-            && let Err(error) =
-                write_batch(&db, &events, trims, &retention, default_retention).await
+        for event in &events {
+            schedule.touch(&event.tenant);
+        }
+        // A flush promises the log as retention leaves it: every pending tenant is trimmed.
+        let tenants = schedule.take_due(Instant::now(), !flushes.is_empty());
+        if (!events.is_empty() || !tenants.is_empty())
+            && let Err(error) = write_batch(&db, &events, &tenants, &retention).await
         {
             warn!(%error, events = events.len(), "could not write SCIM events; they are lost");
         }
         for done in flushes {
             let _ = done.send(());
         }
+    }
+    // Closing: leave every tenant within its retention.
+    let tenants = schedule.take_due(Instant::now(), true);
+    if !tenants.is_empty()
+        && let Err(error) = write_batch(&db, &[], &tenants, &retention).await
+    {
+        warn!(%error, "could not trim SCIM events");
     }
 }
 
@@ -243,12 +283,12 @@ fn values_of(e: &Event) -> Vec<Val> {
     ]
 }
 
+/// Inserts `events` and trims `tenants`, in one transaction.
 async fn write_batch(
     db: &Db,
     events: &[Event],
-    mut tenants: Vec<String>,
-    retention: &HashMap<String, Retention>,
-    default_retention: u64,
+    tenants: &[String],
+    retention: &impl Fn(&str) -> Retention,
 ) -> Result<(), DbError> {
     let mut tx = db.begin_write().await?;
     if !events.is_empty() {
@@ -266,16 +306,9 @@ async fn write_batch(
         )
         .await?;
     }
-    tenants.extend(events.iter().map(|e| e.tenant.clone()));
-    tenants.sort_unstable();
-    tenants.dedup();
     let now = crate::clock::now();
-    for tenant in &tenants {
-        let kept = retention
-            .get(tenant)
-            .copied()
-            .unwrap_or_else(|| Retention::keeping(default_retention));
-        trim(tx.conn(), tenant, &kept, now).await?;
+    for tenant in tenants {
+        trim(tx.conn(), tenant, &retention(tenant), now).await?;
     }
     tx.commit().await
 }

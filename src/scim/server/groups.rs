@@ -131,11 +131,15 @@ async fn resolve_members(
     Ok(members)
 }
 
-/// What moving from `before` to `after` members changes for the projection.
-fn member_change(before: &[MemberRef], after: &[MemberRef]) -> Change {
+/// What writing group `group_id` with `after` members in place of `before` changes for
+/// the projection.
+fn member_change(group_id: &str, before: &[MemberRef], after: &[MemberRef]) -> Change {
     let old: HashSet<&MemberRef> = before.iter().collect();
     let new: HashSet<&MemberRef> = after.iter().collect();
-    let mut change = Change::default();
+    let mut change = Change {
+        group_ids: vec![group_id.to_string()],
+        ..Change::default()
+    };
     for member in old.symmetric_difference(&new) {
         match member.kind {
             MemberKind::User => change.user_ids.push(member.id.clone()),
@@ -169,7 +173,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
     resources::check_unique(&mut tx, call, &group).await?;
     group.members = resolve_members(&mut tx, call, &id, pushed, &HashMap::new()).await?;
-    let change = member_change(&[], &group.members);
+    let change = member_change(&group.external_id, &[], &group.members);
     let words = format!(
         "create group {}{}",
         group.display_name,
@@ -209,7 +213,7 @@ async fn store_change(
     group: SourceGroup,
     verb: &str,
 ) -> Result<Reply, ScimError> {
-    let change = member_change(&existing.record.members, &group.members);
+    let change = member_change(&group.external_id, &existing.record.members, &group.members);
     let words = format!(
         "{verb} group {}{}{}",
         group.display_name,
@@ -286,7 +290,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     let mut tx = write::begin(call).await?;
     let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
-    let mut change = member_change(&existing.record.members, &[]);
+    let mut change = member_change(id, &existing.record.members, &[]);
     // Groups that list this one lose it as a member: nesting changes.
     let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id)
         .await

@@ -91,6 +91,8 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         tx,
         Change {
             user_ids: vec![id.clone()],
+            users: Some(vec![stored.record.clone()]),
+            group_ids: Vec::new(),
             groups_changed: false,
         },
     )
@@ -173,6 +175,8 @@ async fn store_user(
         tx,
         Change {
             user_ids: vec![id],
+            users: Some(vec![stored.record.clone()]),
+            group_ids: Vec::new(),
             groups_changed: false,
         },
     )
@@ -201,7 +205,9 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id)
         .await
         .map_err(db_error)?;
+    let mut group_ids = Vec::with_capacity(groups.len());
     for mut group in groups {
+        group_ids.push(group.external_id.clone());
         group.members.retain(|m| m.id != id);
         store::put_group(tx.conn(), &call.tenant.id, group, None)
             .await
@@ -215,6 +221,8 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
         tx,
         Change {
             user_ids: vec![id.to_string()],
+            users: Some(Vec::new()),
+            group_ids,
             groups_changed: false,
         },
     )

@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::{Call, ScimServer};
 use crate::db::WriteTx;
+use crate::model::SourceUser;
 use crate::scim::error::ScimError;
 use crate::scim::events::{self, Event};
 use crate::scim::{holds, store};
@@ -29,6 +30,11 @@ const PRUNE_EVERY: u64 = 64;
 pub(crate) struct Change {
     /// Users whose record changed, or who joined or left a group.
     pub user_ids: Vec<String>,
+    /// The records of `user_ids` as the handler just wrote them (a deleted user absent),
+    /// when it has them: the projection then does not read them back.
+    pub users: Option<Vec<SourceUser>>,
+    /// Groups whose record the request wrote or deleted.
+    pub group_ids: Vec<String>,
     /// Groups themselves changed in a way that needs the whole tenant re-projected
     /// (nesting changed).
     pub groups_changed: bool,
@@ -128,14 +134,18 @@ pub(crate) async fn finish(
     change: Change,
 ) -> Result<Applied, ScimError> {
     let tenant = call.tenant;
-    let before = store::bump_generation(tx.conn(), &tenant.id)
-        .await
-        .map_err(db_error)?;
     let window = tenant.settings.removal_window_minutes;
-    let (held, recent) = holds::state(tx.conn(), &tenant.id, window)
+    let (before, held, recent) = store::write_state(tx.conn(), &tenant.id, window)
         .await
         .map_err(db_error)?;
+    // The mirror changed: its generation moves on. The projection stores it together with
+    // the applied generation (one statement); a held write stores it alone.
+    let bumped = crate::mirror::MirrorState {
+        generation: before.generation + 1,
+        ..before.clone()
+    };
     if let Some(reason) = held {
+        save_state(&mut tx, &tenant.id, &bumped).await?;
         call.defer_commit(tx, None);
         return Ok(Applied::Held(reason));
     }
@@ -146,6 +156,8 @@ pub(crate) async fn finish(
         PushedChange {
             before,
             user_ids: change.user_ids,
+            users: change.users,
+            group_ids: change.group_ids,
             groups_changed: change.groups_changed,
             removal_allowance: tenant.max_removals.saturating_sub(recent),
         },
@@ -161,6 +173,7 @@ pub(crate) async fn finish(
             tenant.max_removals,
             tenant.id
         );
+        save_state(&mut tx, &tenant.id, &bumped).await?;
         holds::hold(tx.conn(), &tenant.id, &reason)
             .await
             .map_err(db_error)?;
@@ -181,6 +194,16 @@ pub(crate) async fn finish(
     }
     call.defer_commit(tx, None);
     Ok(Applied::Applied)
+}
+
+async fn save_state(
+    tx: &mut WriteTx,
+    tenant: &str,
+    state: &crate::mirror::MirrorState,
+) -> Result<(), ScimError> {
+    crate::mirror::save_state(tx.conn(), tenant, state)
+        .await
+        .map_err(db_error)
 }
 
 /// Reports the hold as a run, so that `idsync runs` and the metrics show it.

@@ -1,0 +1,142 @@
+//! The groups a plan over a few changed users needs, read through the member index
+//! (`mirror_values`) instead of loading every group of the connector: the groups listing
+//! any of those users, the groups named by the caller (the target groups the users are in
+//! now), and every group above those (groups that list them as members, up the nesting),
+//! so that the users' effective groups are complete. O(the users' groups), not O(groups).
+
+use std::collections::BTreeSet;
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::db::{Context, DbError, param, select_in};
+use crate::model::SourceGroup;
+
+const CTX: &str = "reading the changed users' groups";
+
+/// The mirrored groups of `connector` around `member_ids` (see the module doc), plus
+/// `also` and their ancestors, in external id order (as `load_groups` gives them).
+pub async fn load_groups_around(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
+    let mut groups = if member_ids.len() + also.len() <= ONE_STATEMENT_KEYS {
+        in_one_statement(conn, connector, member_ids, also).await?
+    } else {
+        level_by_level(conn, connector, member_ids, also).await?
+    };
+    groups.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    Ok(groups)
+}
+
+/// Up to this many ids, one recursive statement reads the groups (one round trip, the
+/// common case of a request touching a few users); beyond, a statement per nesting level
+/// over chunked `IN` lists.
+const ONE_STATEMENT_KEYS: usize = 2_000;
+
+/// Index rows naming a group's members: their `external_id` is the group.
+const PARENTS: &str = "resource = 'group' AND attr = 'members'";
+const PARENTS_OF_CONNECTOR: &str = "resource = 'group' AND attr = 'members' AND connector = ";
+
+async fn in_one_statement(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
+    // Placeholders numbered in the order they appear, each bound once: the same text
+    // serves SQLite's anonymous and PostgreSQL's numbered parameters.
+    let mut binds: Vec<String> = Vec::new();
+    let mut next = |conn: &sqlx::AnyConnection, value: &str| {
+        binds.push(value.to_string());
+        param(conn, binds.len())
+    };
+    let mut seeds = Vec::new();
+    if !member_ids.is_empty() {
+        let c = next(conn, connector);
+        let keys: Vec<String> = member_ids.iter().map(|id| next(conn, id)).collect();
+        seeds.push(format!(
+            "SELECT external_id FROM mirror_values WHERE connector = {c} AND {PARENTS} \
+             AND value_key IN ({})",
+            keys.join(", ")
+        ));
+    }
+    if !also.is_empty() {
+        let c = next(conn, connector);
+        let keys: Vec<String> = also.iter().map(|id| next(conn, id)).collect();
+        seeds.push(format!(
+            "SELECT external_id FROM mirror_groups WHERE connector = {c} \
+             AND external_id IN ({})",
+            keys.join(", ")
+        ));
+    }
+    if seeds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c1 = next(conn, connector);
+    let c2 = next(conn, connector);
+    // UNION (not UNION ALL) drops ids already found, so a nesting cycle ends.
+    let sql = format!(
+        "WITH RECURSIVE around(id) AS ({seeds} \
+           UNION SELECT v.external_id FROM mirror_values v JOIN around ON v.value_key = around.id \
+           WHERE v.connector = {c1} AND v.resource = 'group' AND v.attr = 'members') \
+         SELECT data FROM mirror_groups WHERE connector = {c2} \
+         AND external_id IN (SELECT id FROM around)",
+        seeds = seeds.join(" UNION "),
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
+    rows.iter().map(decode).collect()
+}
+
+async fn level_by_level(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
+    let mut wanted: BTreeSet<String> = also.iter().cloned().collect();
+    let mut frontier: Vec<String> = member_ids.iter().chain(also).cloned().collect();
+    // One query per nesting level; `wanted` stops cycles.
+    while !frontier.is_empty() {
+        let rows = select_in(
+            conn,
+            "SELECT DISTINCT external_id FROM mirror_values",
+            Some((PARENTS_OF_CONNECTOR, connector)),
+            "value_key",
+            &frontier,
+            CTX,
+        )
+        .await?;
+        frontier.clear();
+        for row in rows {
+            let parent: String = row.try_get(0).context(CTX)?;
+            if wanted.insert(parent.clone()) {
+                frontier.push(parent);
+            }
+        }
+    }
+    let ids: Vec<String> = wanted.into_iter().collect();
+    let rows = select_in(
+        conn,
+        "SELECT data FROM mirror_groups",
+        Some(("connector = ", connector)),
+        "external_id",
+        &ids,
+        CTX,
+    )
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<SourceGroup, DbError> {
+    let data: &str = row.try_get(0).context(CTX)?;
+    serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+        context: "decoding a mirror record",
+        message: e.to_string(),
+    })
+}
