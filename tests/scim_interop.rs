@@ -230,3 +230,32 @@ async fn a_member_id_that_names_no_resource_is_refused(db: TestDb) {
     assert_eq!(got.body["members"], json!([]));
 }
 on_both_backends!(a_member_id_that_names_no_resource_is_refused);
+
+async fn a_user_without_emails_is_treated_alike_on_both_backends(db: TestDb) {
+    let scim = ScimHarness::start(&db, vec![tenant("acme", OnRemove::Disable)]).await;
+    // The mapping needs an e-mail: an address-shaped userName stands in for one; a bare
+    // login name leaves the user in the mirror only (skipped, with a warning).
+    for name in ["carol@example.com", "bob"] {
+        let created = scim
+            .call(
+                "acme",
+                "POST",
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": name})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let carol = idsync::target::query::find_user(db.pool(), "carol@example.com")
+        .await
+        .expect("query");
+    assert_eq!(
+        carol.and_then(|u| u.email).as_deref(),
+        Some("carol@example.com")
+    );
+    let bob = idsync::target::query::find_user(db.pool(), "bob")
+        .await
+        .expect("query");
+    assert!(bob.is_none(), "{bob:?}");
+}
+on_both_backends!(a_user_without_emails_is_treated_alike_on_both_backends);
