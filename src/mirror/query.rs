@@ -260,6 +260,9 @@ pub struct PageRequest<'a> {
     /// `sortBy`, answered from the same indexed columns as filters.
     pub sort_by: Option<&'a AttrPath>,
     pub descending: bool,
+    /// The total, when the caller counted it already (later chunks of one list page):
+    /// the filter is then not evaluated over every matching row again.
+    pub known_total: Option<u64>,
 }
 
 /// One page of records matching the request's filter (all when None), sorted by the
@@ -307,20 +310,26 @@ pub async fn find_page(
         }
     };
     let table = resource.table();
-    let count_sql =
-        format!("SELECT COUNT(*) FROM {table} WHERE connector = {connector_param}{clause}");
-    let mut query = sqlx::query(AssertSqlSafe(count_sql)).bind(connector.to_string());
-    for value in &compiled.binds {
-        query = query.bind(value.clone());
-    }
-    let total: i64 = query
-        .fetch_one(&mut *conn)
-        .await
-        .context(CTX)?
-        .try_get(0)
-        .context(CTX)?;
+    let total = match request.known_total {
+        Some(total) => total,
+        None => {
+            let count_sql =
+                format!("SELECT COUNT(*) FROM {table} WHERE connector = {connector_param}{clause}");
+            let mut query = sqlx::query(AssertSqlSafe(count_sql)).bind(connector.to_string());
+            for value in &compiled.binds {
+                query = query.bind(value.clone());
+            }
+            let total: i64 = query
+                .fetch_one(&mut *conn)
+                .await
+                .context(CTX)?
+                .try_get(0)
+                .context(CTX)?;
+            total.max(0) as u64
+        }
+    };
     if request.count == 0 {
-        return Ok((total as u64, Vec::new()));
+        return Ok((total, Vec::new()));
     }
     let offset = request.start_index.max(1) - 1;
     let page_sql = format!(
@@ -338,7 +347,7 @@ pub async fn find_page(
         .map(StoredRow::from_row)
         .collect::<Result<Vec<_>, _>>()
         .context(CTX)?;
-    Ok((total as u64, rows))
+    Ok((total, rows))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(rows: Vec<StoredRow>) -> Result<Vec<T>, QueryError> {
@@ -354,6 +363,7 @@ fn plain(filter: Option<&Filter>, start_index: u64, count: u64) -> PageRequest<'
         count,
         sort_by: None,
         descending: false,
+        known_total: None,
     }
 }
 

@@ -70,6 +70,8 @@ async fn write_page(
                 count: want,
                 sort_by: params.sort_by.as_ref(),
                 descending: params.descending,
+                // Counted once per page: later chunks reuse the first chunk's total.
+                known_total: total,
             },
         )
         .await
