@@ -396,3 +396,69 @@ async fn run_now_answers_409_while_another_node_runs_the_connector() {
     assert_eq!(a.stop(libc::SIGTERM), Some(0));
     assert_eq!(b.stop(libc::SIGTERM), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_503_while_the_scim_listener_is_full() {
+    use tokio::io::AsyncWriteExt;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, "http://127.0.0.1:9", "0 0 1 1 *");
+    let toml = std::fs::read_to_string(tree.path("idsync.toml")).expect("idsync.toml");
+    tree.write(
+        "idsync.toml",
+        &format!("{toml}[scim]\nmax_connections = 4\nheader_read_timeout_seconds = 30\n"),
+    );
+    let admin = tree.client();
+    let node = Node::start(&tree, "full");
+    let anonymous = reqwest::Client::new();
+    eventually(Duration::from_secs(20), "/readyz", async || {
+        get_json(&anonymous, &format!("{}/readyz", node.admin)).await
+    })
+    .await;
+    // Four clients that send half a request header and wait hold every slot.
+    let scim_addr = node
+        .scim
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("address")
+        .to_string();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(&scim_addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /scim/okta/v2/Users HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        slow.push(stream);
+    }
+    let reason = eventually_with(
+        Duration::from_secs(20),
+        "/readyz 503",
+        &[&node],
+        async || {
+            let response = anonymous
+                .get(format!("{}/readyz", node.admin))
+                .send()
+                .await
+                .ok()?;
+            if response.status() != 503 {
+                return None;
+            }
+            let body: Value = response.json().await.ok()?;
+            body["reason"].as_str().map(str::to_string)
+        },
+    )
+    .await;
+    assert!(reason.contains("connection"), "{reason}");
+    // The slots come back when the slow clients go: ready again.
+    drop(slow);
+    eventually(Duration::from_secs(20), "/readyz 200 again", async || {
+        get_json(&anonymous, &format!("{}/readyz", node.admin)).await
+    })
+    .await;
+    drop(admin);
+    assert_eq!(node.stop(libc::SIGTERM), Some(0));
+}

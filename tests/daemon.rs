@@ -127,7 +127,7 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Node {
     child: Option<Child>,
     pub(crate) admin: String,
-    scim: String,
+    pub(crate) scim: String,
     log: PathBuf,
 }
 
