@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 
 use crate::audit::{self, Action};
 use crate::config::SecretString;
 use crate::db::{Context, Db, DbError, now_text};
-use crate::scim::tokens::{hash, random_secret, timestamp_after};
+use crate::scim::tokens::{hash, matching_row, random_secret, timestamp_after};
 
 /// Admin tokens start with this, so that secret scanners and people recognise them (and
 /// do not mistake them for tenant tokens).
@@ -168,22 +167,12 @@ pub async fn verify(db: &Db, presented: &str) -> Result<Option<String>, DbError>
     .fetch_all(db.pool())
     .await
     .context(CTX)?;
-    let mut matched = None;
-    // Every candidate is compared, in constant time, whatever matched before.
-    for row in &rows {
-        let stored: String = row.try_get("token_hash").context(CTX)?;
-        if bool::from(stored.as_bytes().ct_eq(presented_hash.as_bytes())) {
-            matched = Some((
-                row.try_get::<String, _>("id").context(CTX)?,
-                row.try_get::<String, _>("name").context(CTX)?,
-                row.try_get::<Option<String>, _>("last_used_at")
-                    .context(CTX)?,
-            ));
-        }
-    }
-    let Some((id, name, last_used)) = matched else {
+    let Some(row) = matching_row(&rows, &presented_hash, CTX)? else {
         return Ok(None);
     };
+    let id: String = row.try_get("id").context(CTX)?;
+    let name: String = row.try_get("name").context(CTX)?;
+    let last_used: Option<String> = row.try_get("last_used_at").context(CTX)?;
     // The last use is written at most once a minute: a page that polls must not queue
     // behind every other writer.
     let stale = crate::clock::now() - chrono::Duration::minutes(1);

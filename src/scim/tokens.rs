@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use subtle::ConstantTimeEq;
 
 use crate::audit::{self, Action};
@@ -139,12 +140,25 @@ pub async fn verify(db: &Db, tenant: &str, presented: &str) -> Result<Option<Str
     .fetch_all(db.pool())
     .await
     .context(CTX)?;
+    match matching_row(&rows, &presented_hash, CTX)? {
+        Some(row) => Ok(Some(row.try_get::<String, _>("id").context(CTX)?)),
+        None => Ok(None),
+    }
+}
+
+/// The row whose `token_hash` is `presented_hash`, if any. Every candidate is compared, in
+/// constant time, whatever matched before: the time taken says nothing about which
+/// (or whether one) matched. Shared by tenant and admin tokens.
+pub(crate) fn matching_row<'r>(
+    rows: &'r [AnyRow],
+    presented_hash: &str,
+    context: &'static str,
+) -> Result<Option<&'r AnyRow>, DbError> {
     let mut matched = None;
-    // Every candidate is compared, in constant time, whatever matched before.
-    for row in &rows {
-        let stored: String = row.try_get("token_hash").context(CTX)?;
+    for row in rows {
+        let stored: String = row.try_get("token_hash").context(context)?;
         if bool::from(stored.as_bytes().ct_eq(presented_hash.as_bytes())) {
-            matched = Some(row.try_get::<String, _>("id").context(CTX)?);
+            matched = Some(row);
         }
     }
     Ok(matched)
