@@ -6,6 +6,9 @@
 //! TEXT / BIGINT / booleans as column types, timestamps as RFC 3339 UTC text, JSON as text.
 //! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
 
+mod batch;
+pub use batch::Batch;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -70,6 +70,10 @@ pub struct RunReport {
     /// Live users disabled or deleted plus groups deleted: what deletion limits count.
     pub removals: u64,
     pub message: Option<String>,
+    /// For a pushed change: the mirror state the caller stores in its transaction (with
+    /// the request's event, one round trip fewer).
+    #[serde(skip)]
+    pub(crate) state_to_store: Option<mirror::MirrorState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +200,9 @@ struct Staged {
     known_state: Option<mirror::MirrorState>,
     /// With `scope`: groups written or deleted, planned too.
     scope_groups: Vec<String>,
+    /// A pushed change: the state to store is handed back in the report
+    /// (`state_to_store`), for the caller to write with its last statements.
+    defer_state: bool,
 }
 
 impl Staged {
@@ -212,6 +219,7 @@ impl Staged {
             known_users: None,
             known_state: None,
             scope_groups: Vec::new(),
+            defer_state: false,
         }
     }
 }
@@ -270,6 +278,7 @@ async fn read_and_apply(
         known_users: None,
         known_state: None,
         scope_groups: Vec::new(),
+        defer_state: false,
     };
     info!(
         records = staged.records_read,
@@ -370,6 +379,7 @@ pub async fn apply_pushed(
         removal_allowance: Some(change.removal_allowance),
         known_users: scoped_users,
         scope_groups: change.group_ids,
+        defer_state: true,
         known_state: Some(mirror::MirrorState {
             generation: change.before.generation + 1,
             ..change.before
@@ -456,6 +466,7 @@ async fn project_and_apply(
         excluded_groups: 0,
         removals: 0,
         message: None,
+        state_to_store: None,
     };
     let up_to_date = mirror_state.generation == mirror_state.applied_generation
         && mirror_state.applied_mapping_hash.as_deref() == Some(fingerprint.as_str());
@@ -684,7 +695,11 @@ async fn project_and_apply(
         mirror_state.applied_generation = mirror_state.generation;
     }
     mirror_state.applied_mapping_hash = Some(fingerprint);
-    mirror::save_state(conn, connector_id, &mirror_state).await?;
+    if staged.defer_state {
+        report.state_to_store = Some(mirror_state);
+    } else {
+        mirror::save_state(conn, connector_id, &mirror_state).await?;
+    }
 
     report.outcome = if plan.is_empty() {
         Outcome::Unchanged

@@ -17,9 +17,9 @@ pub mod values;
 pub use around::load_groups_around;
 pub use buffer::ReadBuffer;
 pub use store::{
-    MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
-    load_users_by_ids, save_state, upsert_groups, upsert_groups_at, upsert_users, upsert_users_at,
-    user_hashes,
+    MirrorState, delete_groups, delete_users, group_hashes, insert_new_groups_at,
+    insert_new_users_at, load_groups, load_state, load_users, load_users_by_ids, save_state,
+    save_state_into, upsert_groups, upsert_groups_at, upsert_users, upsert_users_at, user_hashes,
 };
 
 use std::collections::{HashMap, HashSet};

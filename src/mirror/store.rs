@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Context, DbError, Val, delete_in, insert_rows, now_text, select_in};
+use crate::db::{Batch, Context, DbError, Val, delete_in, now_text, select_in};
 use crate::model::{SourceGroup, SourceUser, name_key};
 
 use super::query::Resource;
@@ -60,24 +60,44 @@ pub async fn save_state(
     connector: &str,
     state: &MirrorState,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO mirror_state \
-           (connector, checkpoint, generation, applied_generation, applied_mapping_hash, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (connector) DO UPDATE SET checkpoint = excluded.checkpoint, \
-           generation = excluded.generation, applied_generation = excluded.applied_generation, \
-           applied_mapping_hash = excluded.applied_mapping_hash, updated_at = excluded.updated_at",
-    )
-    .bind(connector.to_string())
-    .bind(state.checkpoint.clone())
-    .bind(state.generation)
-    .bind(state.applied_generation)
-    .bind(state.applied_mapping_hash.clone())
-    .bind(now_text())
-    .execute(&mut *conn)
-    .await
-    .context("saving the mirror state")?;
-    Ok(())
+    let mut batch = Batch::new("saving the mirror state");
+    save_state_into(&mut batch, conn, connector, state);
+    batch.execute(conn).await
+}
+
+/// [`save_state`] as a statement of `batch`.
+pub fn save_state_into(
+    batch: &mut Batch,
+    conn: &AnyConnection,
+    connector: &str,
+    state: &MirrorState,
+) {
+    let p = |n| crate::db::param(conn, n);
+    batch.push(
+        format!(
+            "INSERT INTO mirror_state \
+               (connector, checkpoint, generation, applied_generation, applied_mapping_hash, \
+                updated_at) \
+             VALUES ({}, {}, {}, {}, {}, {}) \
+             ON CONFLICT (connector) DO UPDATE SET checkpoint = excluded.checkpoint, \
+               generation = excluded.generation, applied_generation = excluded.applied_generation, \
+               applied_mapping_hash = excluded.applied_mapping_hash, updated_at = excluded.updated_at",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6)
+        ),
+        vec![
+            Val::Text(connector.to_string()),
+            Val::OptText(state.checkpoint.clone()),
+            Val::Int(state.generation),
+            Val::Int(state.applied_generation),
+            Val::OptText(state.applied_mapping_hash.clone()),
+            Val::Text(now_text()),
+        ],
+    );
 }
 
 async fn hashes(
@@ -161,6 +181,7 @@ async fn upsert<T: Serialize>(
     layout: &Layout<T>,
     connector: &str,
     records: Vec<(T, String)>,
+    fresh: bool,
 ) -> Result<(), DbError> {
     if records.is_empty() {
         return Ok(());
@@ -192,7 +213,9 @@ async fn upsert<T: Serialize>(
         values.push(Val::OptText(client_external_id));
         values.push(Val::Text(now.clone()));
     }
-    insert_rows(
+    // The record rows and their index rows go in one round trip (see `db::Batch`).
+    let mut batch = Batch::new("writing the mirror");
+    batch.insert_rows(
         conn,
         &format!(
             "{table} (connector, external_id, data, content_hash, updated_at, {name_column}, \
@@ -206,10 +229,9 @@ async fn upsert<T: Serialize>(
         ),
         8,
         values,
-        "writing the mirror",
-    )
-    .await?;
-    values::replace(conn, resource, connector, indexed).await
+    );
+    values::replace(&mut batch, conn, resource, connector, indexed, fresh);
+    batch.execute(conn).await
 }
 
 /// The client's `externalId` among a record's source attributes (SCIM pushes it).
@@ -234,7 +256,7 @@ pub async fn upsert_users_at(
     users: Vec<(SourceUser, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, &USERS, connector, users).await
+    upsert(conn, now, &USERS, connector, users, false).await
 }
 
 pub async fn upsert_groups(
@@ -252,7 +274,28 @@ pub async fn upsert_groups_at(
     groups: Vec<(SourceGroup, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, &GROUPS, connector, groups).await
+    upsert(conn, now, &GROUPS, connector, groups, false).await
+}
+
+/// Writes records whose ids were just minted (a SCIM create): nothing of theirs is in the
+/// value index yet, so no delete goes before the insert.
+pub async fn insert_new_users_at(
+    conn: &mut AnyConnection,
+    connector: &str,
+    users: Vec<(SourceUser, String)>,
+    now: &str,
+) -> Result<(), DbError> {
+    upsert(conn, now, &USERS, connector, users, true).await
+}
+
+/// [`insert_new_users_at`] for groups.
+pub async fn insert_new_groups_at(
+    conn: &mut AnyConnection,
+    connector: &str,
+    groups: Vec<(SourceGroup, String)>,
+    now: &str,
+) -> Result<(), DbError> {
+    upsert(conn, now, &GROUPS, connector, groups, true).await
 }
 
 pub async fn delete_users(
@@ -260,7 +303,9 @@ pub async fn delete_users(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
-    values::delete(conn, Resource::User, connector, ids).await?;
+    let mut batch = Batch::new("removing indexed values");
+    values::delete(&mut batch, conn, Resource::User, connector, ids);
+    batch.execute(conn).await?;
     delete_in(
         conn,
         "mirror_users",
@@ -277,7 +322,9 @@ pub async fn delete_groups(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
-    values::delete(conn, Resource::Group, connector, ids).await?;
+    let mut batch = Batch::new("removing indexed values");
+    values::delete(&mut batch, conn, Resource::Group, connector, ids);
+    batch.execute(conn).await?;
     delete_in(
         conn,
         "mirror_groups",

@@ -14,7 +14,7 @@
 use serde_json::{Map, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Context, Db, DbError, Val, insert_rows, param, placeholders};
+use crate::db::{Batch, Context, Db, DbError, Val, param, placeholders};
 use crate::model::{MemberKind, SourceGroup, SourceUser};
 
 use super::query::Resource;
@@ -154,13 +154,14 @@ const IDS_PER_DELETE: usize = 1_000;
 /// A record's external id and its indexed elements.
 pub(crate) type IndexedRecord = (String, Vec<Element>);
 
-/// Removes the index rows of the given records.
-pub(crate) async fn delete(
-    conn: &mut AnyConnection,
+/// Removes the index rows of the given records (added to `batch`).
+pub(crate) fn delete(
+    batch: &mut Batch,
+    conn: &AnyConnection,
     resource: Resource,
     connector: &str,
     ids: &[String],
-) -> Result<(), DbError> {
+) {
     for chunk in ids.chunks(IDS_PER_DELETE) {
         let sql = format!(
             "DELETE FROM mirror_values WHERE connector = {} AND resource = {} \
@@ -169,29 +170,28 @@ pub(crate) async fn delete(
             param(conn, 2),
             placeholders(conn, 3, chunk.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(connector.to_string())
-            .bind(resource_key(resource));
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        query
-            .execute(&mut *conn)
-            .await
-            .context("removing indexed values")?;
+        let mut values = Vec::with_capacity(chunk.len() + 2);
+        values.push(Val::Text(connector.to_string()));
+        values.push(Val::Text(resource_key(resource).to_string()));
+        values.extend(chunk.iter().map(|id| Val::Text(id.clone())));
+        batch.push(sql, values);
     }
-    Ok(())
 }
 
-/// Replaces the index rows of the given records: (external id, its elements).
-pub(crate) async fn replace(
-    conn: &mut AnyConnection,
+/// Replaces the index rows of the given records: (external id, its elements), added to
+/// `batch`. `fresh` records (ids just minted) have no rows to remove first.
+pub(crate) fn replace(
+    batch: &mut Batch,
+    conn: &AnyConnection,
     resource: Resource,
     connector: &str,
     records: Vec<IndexedRecord>,
-) -> Result<(), DbError> {
-    let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
-    delete(conn, resource, connector, &ids).await?;
+    fresh: bool,
+) {
+    if !fresh {
+        let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
+        delete(batch, conn, resource, connector, &ids);
+    }
     const COLUMNS: usize = 9;
     let mut values = Vec::new();
     for (id, elements) in records {
@@ -207,20 +207,14 @@ pub(crate) async fn replace(
             values.push(Val::Int(i64::from(element.present)));
         }
     }
-    if values.is_empty() {
-        return Ok(());
-    }
-    insert_rows(
+    batch.insert_rows(
         conn,
         "mirror_values (connector, resource, external_id, attr, position, value_key, \
          type_key, is_primary, present)",
         "",
         COLUMNS,
         values,
-        "writing indexed values",
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// Records read per step of the backfill.
@@ -287,9 +281,11 @@ async fn backfill_table(conn: &mut AnyConnection, resource: Resource) -> Result<
                 _ => by_connector.push((connector, vec![(id, elements)])),
             }
         }
+        let mut batch = Batch::new("indexing existing mirror values");
         for (connector, records) in by_connector {
-            replace(conn, resource, &connector, records).await?;
+            replace(&mut batch, conn, resource, &connector, records, false);
         }
+        batch.execute(conn).await?;
     }
 }
 

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Context, Db, DbError, now_text, param};
+use crate::db::{Batch, Context, Db, DbError, Val, now_text, param};
 
 /// A held tenant.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -79,34 +79,32 @@ pub(crate) fn window_start(window_minutes: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Counts `count` removals applied now; with `prune`, forgets those older than the window.
-pub async fn record_removals(
-    conn: &mut AnyConnection,
+/// Counts `count` removals applied now; with `prune`, forgets those older than the window
+/// (added to `batch`, which the write commits with its event).
+pub fn record_removals(
+    batch: &mut Batch,
+    conn: &AnyConnection,
     tenant: &str,
     count: u64,
     window_minutes: u64,
     prune: bool,
-) -> Result<(), DbError> {
+) {
     let (p1, p2, p3) = (param(conn, 1), param(conn, 2), param(conn, 3));
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO scim_removals (tenant, at, count) VALUES ({p1}, {p2}, {p3})"
-    )))
-    .bind(tenant.to_string())
-    .bind(now_text())
-    .bind(i64::try_from(count).unwrap_or(i64::MAX))
-    .execute(&mut *conn)
-    .await
-    .context("counting removals")?;
-    if !prune {
-        return Ok(());
+    batch.push(
+        format!("INSERT INTO scim_removals (tenant, at, count) VALUES ({p1}, {p2}, {p3})"),
+        vec![
+            Val::Text(tenant.to_string()),
+            Val::Text(now_text()),
+            Val::Int(i64::try_from(count).unwrap_or(i64::MAX)),
+        ],
+    );
+    if prune {
+        batch.push(
+            format!("DELETE FROM scim_removals WHERE tenant = {p1} AND at < {p2}"),
+            vec![
+                Val::Text(tenant.to_string()),
+                Val::Text(window_start(window_minutes)),
+            ],
+        );
     }
-    sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM scim_removals WHERE tenant = {p1} AND at < {p2}"
-    )))
-    .bind(tenant.to_string())
-    .bind(window_start(window_minutes))
-    .execute(&mut *conn)
-    .await
-    .context("counting removals")?;
-    Ok(())
 }

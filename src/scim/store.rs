@@ -129,39 +129,69 @@ pub async fn member_kinds(
     Ok(kinds)
 }
 
-/// Writes a user, created at `created` (now when new); returns it as stored.
+/// What a write of a resource is.
+#[derive(Debug, Clone, Copy)]
+pub enum Put<'a> {
+    /// A create: the id was just minted, so nothing of the resource is stored yet.
+    New,
+    /// A replacement of the stored resource created at this time.
+    Replace(&'a str),
+    /// A change the caller does not answer with (its creation time is not needed).
+    Update,
+}
+
+impl Put<'_> {
+    fn created(&self) -> Option<&str> {
+        match self {
+            Put::Replace(created) => Some(created),
+            Put::New | Put::Update => None,
+        }
+    }
+}
+
+/// Writes a user; returns it as stored.
 pub async fn put_user(
     conn: &mut AnyConnection,
     tenant: &str,
     user: SourceUser,
-    created: Option<&str>,
+    put: Put<'_>,
 ) -> Result<Stored<SourceUser>, DbError> {
     let now = now_text();
     let version = content_hash(&user);
-    crate::mirror::upsert_users_at(conn, tenant, vec![(user.clone(), version.clone())], &now)
-        .await?;
+    let records = vec![(user.clone(), version.clone())];
+    match put {
+        Put::New => crate::mirror::insert_new_users_at(conn, tenant, records, &now).await?,
+        Put::Replace(_) | Put::Update => {
+            crate::mirror::upsert_users_at(conn, tenant, records, &now).await?
+        }
+    }
     Ok(Stored {
         record: user,
-        created: created.map_or_else(|| now.clone(), str::to_string),
+        created: put.created().map_or_else(|| now.clone(), str::to_string),
         modified: now,
         version,
     })
 }
 
-/// Writes a group, created at `created` (now when new); returns it as stored.
+/// Writes a group; returns it as stored.
 pub async fn put_group(
     conn: &mut AnyConnection,
     tenant: &str,
     group: SourceGroup,
-    created: Option<&str>,
+    put: Put<'_>,
 ) -> Result<Stored<SourceGroup>, DbError> {
     let now = now_text();
     let version = content_hash(&group);
-    crate::mirror::upsert_groups_at(conn, tenant, vec![(group.clone(), version.clone())], &now)
-        .await?;
+    let records = vec![(group.clone(), version.clone())];
+    match put {
+        Put::New => crate::mirror::insert_new_groups_at(conn, tenant, records, &now).await?,
+        Put::Replace(_) | Put::Update => {
+            crate::mirror::upsert_groups_at(conn, tenant, records, &now).await?
+        }
+    }
     Ok(Stored {
         record: group,
-        created: created.map_or_else(|| now.clone(), str::to_string),
+        created: put.created().map_or_else(|| now.clone(), str::to_string),
         modified: now,
         version,
     })

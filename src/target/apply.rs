@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::config::OnRemove;
 use crate::db::{
-    Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
+    Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
 };
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Plan};
@@ -18,35 +18,22 @@ fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(value.clone()).to_string()
 }
 
-/// Applies the direct part of a plan (users, groups, direct memberships).
+/// Applies the direct part of a plan (users, groups, direct memberships). Every statement
+/// is a write whose result is not read, so they go as one batch (one round trip on SQLite,
+/// see `db::Batch`).
 pub async fn apply_plan(
     conn: &mut AnyConnection,
     connector: &str,
     plan: &Plan,
 ) -> Result<(), DbError> {
     let now = now_text();
+    let mut batch = Batch::new("applying the plan to the target");
     let removed_ids: Vec<String> = plan.user_removals.iter().map(|r| r.id.clone()).collect();
     match plan.on_remove.unwrap_or(OnRemove::Disable) {
         OnRemove::Delete => {
-            delete_in(
-                conn,
-                "memberships",
-                None,
-                "member_id",
-                &removed_ids,
-                "removing memberships of deleted users",
-            )
-            .await?;
-            delete_in(
-                conn,
-                "effective_memberships",
-                None,
-                "user_id",
-                &removed_ids,
-                "removing memberships of deleted users",
-            )
-            .await?;
-            delete_in(conn, "users", None, "id", &removed_ids, "deleting users").await?;
+            batch.delete_in(conn, "memberships", None, "member_id", &removed_ids);
+            batch.delete_in(conn, "effective_memberships", None, "user_id", &removed_ids);
+            batch.delete_in(conn, "users", None, "id", &removed_ids);
         }
         OnRemove::Disable => {
             for chunk in removed_ids.chunks(500) {
@@ -57,94 +44,89 @@ pub async fn apply_plan(
                     param(conn, 3),
                     placeholders(conn, 4, chunk.len())
                 );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(false)
-                    .bind(now.clone())
-                    .bind(now.clone());
-                for id in chunk {
-                    query = query.bind(id.clone());
-                }
-                query.execute(&mut *conn).await.context("disabling users")?;
+                let mut values = vec![
+                    Val::Bool(false),
+                    Val::Text(now.clone()),
+                    Val::Text(now.clone()),
+                ];
+                values.extend(chunk.iter().map(|id| Val::Text(id.clone())));
+                batch.push(sql, values);
             }
         }
     }
 
     let deleted_groups: Vec<String> = plan.group_deletes.iter().map(|r| r.id.clone()).collect();
-    delete_in(
-        conn,
-        "memberships",
-        None,
-        "group_id",
-        &deleted_groups,
-        "removing memberships of deleted groups",
-    )
-    .await?;
-    delete_in(
-        conn,
-        "memberships",
-        None,
-        "member_id",
-        &deleted_groups,
-        "removing memberships of deleted groups",
-    )
-    .await?;
-    delete_in(
+    batch.delete_in(conn, "memberships", None, "group_id", &deleted_groups);
+    batch.delete_in(conn, "memberships", None, "member_id", &deleted_groups);
+    batch.delete_in(
         conn,
         "effective_memberships",
         None,
         "group_id",
         &deleted_groups,
-        "removing memberships of deleted groups",
-    )
-    .await?;
-    delete_in(
-        conn,
-        "groups",
-        None,
-        "id",
-        &deleted_groups,
-        "deleting groups",
-    )
-    .await?;
+    );
+    batch.delete_in(conn, "groups", None, "id", &deleted_groups);
 
     for write in &plan.user_updates {
         let u = &write.record;
-        sqlx::query(
-            "UPDATE users SET user_name = $1, user_name_key = $2, display_name = $3, \
-             given_name = $4, family_name = $5, email = $6, active = $7, attributes = $8, \
-             content_hash = $9, updated_at = $10, removed_at = NULL WHERE id = $11",
-        )
-        .bind(u.user_name.clone())
-        .bind(name_key(&u.user_name))
-        .bind(u.display_name.clone())
-        .bind(u.given_name.clone())
-        .bind(u.family_name.clone())
-        .bind(u.email.clone())
-        .bind(u.active)
-        .bind(json(&u.attributes))
-        .bind(write.hash.clone())
-        .bind(now.clone())
-        .bind(write.id.clone())
-        .execute(&mut *conn)
-        .await
-        .context("updating a user")?;
+        let p = |n| param(conn, n);
+        batch.push(
+            format!(
+                "UPDATE users SET user_name = {}, user_name_key = {}, display_name = {}, \
+                 given_name = {}, family_name = {}, email = {}, active = {}, attributes = {}, \
+                 content_hash = {}, updated_at = {}, removed_at = NULL WHERE id = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9),
+                p(10),
+                p(11)
+            ),
+            vec![
+                Val::Text(u.user_name.clone()),
+                Val::Text(name_key(&u.user_name)),
+                Val::OptText(u.display_name.clone()),
+                Val::OptText(u.given_name.clone()),
+                Val::OptText(u.family_name.clone()),
+                Val::OptText(u.email.clone()),
+                Val::Bool(u.active),
+                Val::Text(json(&u.attributes)),
+                Val::Text(write.hash.clone()),
+                Val::Text(now.clone()),
+                Val::Text(write.id.clone()),
+            ],
+        );
     }
     for write in &plan.group_updates {
         let g = &write.record;
-        sqlx::query(
-            "UPDATE groups SET name = $1, name_key = $2, description = $3, attributes = $4, \
-             content_hash = $5, updated_at = $6 WHERE id = $7",
-        )
-        .bind(g.name.clone())
-        .bind(name_key(&g.name))
-        .bind(g.description.clone())
-        .bind(json(&g.attributes))
-        .bind(write.hash.clone())
-        .bind(now.clone())
-        .bind(write.id.clone())
-        .execute(&mut *conn)
-        .await
-        .context("updating a group")?;
+        let p = |n| param(conn, n);
+        batch.push(
+            format!(
+                "UPDATE groups SET name = {}, name_key = {}, description = {}, attributes = {}, \
+                 content_hash = {}, updated_at = {} WHERE id = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            ),
+            vec![
+                Val::Text(g.name.clone()),
+                Val::Text(name_key(&g.name)),
+                Val::OptText(g.description.clone()),
+                Val::Text(json(&g.attributes)),
+                Val::Text(write.hash.clone()),
+                Val::Text(now.clone()),
+                Val::Text(write.id.clone()),
+            ],
+        );
     }
 
     let mut values = Vec::with_capacity(plan.user_creates.len() * 15);
@@ -167,16 +149,14 @@ pub async fn apply_plan(
             Val::Text(now.clone()),
         ]);
     }
-    insert_rows(
+    batch.insert_rows(
         conn,
         "users (id, connector, external_id, user_name, user_name_key, display_name, given_name, \
          family_name, email, active, attributes, content_hash, created_at, updated_at)",
         "",
         14,
         values,
-        "creating users",
-    )
-    .await?;
+    );
 
     let mut values =
         Vec::with_capacity((plan.group_creates.len() + plan.managed_creates.len()) * 10);
@@ -200,27 +180,29 @@ pub async fn apply_plan(
             Val::Text(now.clone()),
         ]);
     }
-    insert_rows(
+    batch.insert_rows(
         conn,
         "groups (id, connector, external_id, name, name_key, description, attributes, \
          content_hash, created_at, updated_at)",
         "",
         10,
         values,
-        "creating groups",
-    )
-    .await?;
+    );
 
     for (group_id, member_id) in &plan.membership_removes {
-        sqlx::query(
-            "DELETE FROM memberships WHERE group_id = $1 AND member_id = $2 AND connector = $3",
-        )
-        .bind(group_id.clone())
-        .bind(member_id.clone())
-        .bind(connector.to_string())
-        .execute(&mut *conn)
-        .await
-        .context("removing a membership")?;
+        batch.push(
+            format!(
+                "DELETE FROM memberships WHERE group_id = {} AND member_id = {} AND connector = {}",
+                param(conn, 1),
+                param(conn, 2),
+                param(conn, 3)
+            ),
+            vec![
+                Val::Text(group_id.clone()),
+                Val::Text(member_id.clone()),
+                Val::Text(connector.to_string()),
+            ],
+        );
     }
     let mut values = Vec::with_capacity(plan.membership_adds.len() * 5);
     for m in &plan.membership_adds {
@@ -232,16 +214,14 @@ pub async fn apply_plan(
             Val::Text(m.origin.as_str().to_string()),
         ]);
     }
-    insert_rows(
+    batch.insert_rows(
         conn,
         "memberships (group_id, member_id, member_kind, connector, origin)",
         "",
         5,
         values,
-        "adding memberships",
-    )
-    .await?;
-    Ok(())
+    );
+    batch.execute(conn).await
 }
 
 /// Brings the effective memberships of the connector's groups to `wanted`, streaming what

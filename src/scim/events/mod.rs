@@ -25,7 +25,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::db::{Context, Db, DbError, Val, insert_rows, param};
+use crate::db::{Batch, Context, Db, DbError, Val, insert_rows, param};
 
 mod mask;
 mod retention;
@@ -252,19 +252,10 @@ async fn write_loop(
     }
 }
 
-/// Inserts one event in the caller's transaction (one statement): how a write's event is
-/// stored with the write. The writer trims later ([`EventLog::trim_later`]).
-pub async fn insert(conn: &mut AnyConnection, event: &Event) -> Result<(), DbError> {
-    insert_rows(
-        conn,
-        INSERT_HEAD,
-        "",
-        COLUMNS,
-        values_of(event),
-        "writing a SCIM event",
-    )
-    .await
-    .map(|_| ())
+/// Adds one event to a write's last batch of statements: how a write's event is stored
+/// with the write, in its transaction. The writer trims later ([`EventLog::trim_later`]).
+pub fn insert(batch: &mut Batch, conn: &AnyConnection, event: &Event) {
+    batch.insert_rows(conn, INSERT_HEAD, "", COLUMNS, values_of(event));
 }
 
 fn values_of(e: &Event) -> Vec<Val> {

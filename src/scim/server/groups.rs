@@ -19,7 +19,7 @@ use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
 use crate::scim::resource::{PushedMember, group_from_scim};
-use crate::scim::store::{self, Stored};
+use crate::scim::store::{self, Put, Stored};
 
 /// Missing member ids named in an error message at most.
 const MISSING_SHOWN: usize = 5;
@@ -179,7 +179,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         group.display_name,
         counts(&[], &group.members)
     );
-    let stored = store::put_group(tx.conn(), &call.tenant.id, group, None)
+    let stored = store::put_group(tx.conn(), &call.tenant.id, group, Put::New)
         .await
         .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;
@@ -233,9 +233,14 @@ async fn store_change(
             format!("{words} (unchanged)"),
         ));
     }
-    let stored = store::put_group(tx.conn(), &call.tenant.id, group, Some(&existing.created))
-        .await
-        .map_err(db_error)?;
+    let stored = store::put_group(
+        tx.conn(),
+        &call.tenant.id,
+        group,
+        Put::Replace(&existing.created),
+    )
+    .await
+    .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;
     Ok(resources::answer(
         call,
@@ -298,7 +303,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     for mut parent in parents {
         parent.members.retain(|m| m.id != id);
         change.groups_changed = true;
-        store::put_group(tx.conn(), &call.tenant.id, parent, None)
+        store::put_group(tx.conn(), &call.tenant.id, parent, Put::Update)
             .await
             .map_err(db_error)?;
     }

@@ -15,7 +15,7 @@ use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
 use crate::scim::resource::{self, user_from_scim};
-use crate::scim::store::{self, Stored};
+use crate::scim::store::{self, Put, Stored};
 
 /// Attributes a client may send but that are never stored: the password (idsync is not a
 /// credential store), and what the server manages.
@@ -83,7 +83,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
     resources::check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
-    let stored = store::put_user(tx.conn(), &call.tenant.id, user, None)
+    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Put::New)
         .await
         .map_err(db_error)?;
     let applied = write::finish(
@@ -167,9 +167,14 @@ async fn store_user(
         return Ok(resources::answer(call, StatusCode::OK, &existing, words));
     }
     let id = user.external_id.clone();
-    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Some(&existing.created))
-        .await
-        .map_err(db_error)?;
+    let stored = store::put_user(
+        tx.conn(),
+        &call.tenant.id,
+        user,
+        Put::Replace(&existing.created),
+    )
+    .await
+    .map_err(db_error)?;
     let applied = write::finish(
         call,
         tx,
@@ -209,7 +214,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     for mut group in groups {
         group_ids.push(group.external_id.clone());
         group.members.retain(|m| m.id != id);
-        store::put_group(tx.conn(), &call.tenant.id, group, None)
+        store::put_group(tx.conn(), &call.tenant.id, group, Put::Update)
             .await
             .map_err(db_error)?;
     }

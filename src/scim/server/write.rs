@@ -14,13 +14,16 @@ use std::sync::atomic::Ordering;
 use tracing::warn;
 
 use super::{Call, ScimServer};
-use crate::db::WriteTx;
+use crate::db::{Batch, WriteTx};
 use crate::model::SourceUser;
 use crate::scim::error::ScimError;
 use crate::scim::events::{self, Event};
 use crate::scim::{holds, store};
 use crate::sync::{self, PushedChange};
 use crate::target::runs::{self, Outcome, RunEnd};
+
+/// What the statements sent with the event do, for a failure's message.
+const LAST_CONTEXT: &str = "storing the mirror state, removal count and event of a request";
 
 /// Removal records are pruned on one write in this many.
 const PRUNE_EVERY: u64 = 64;
@@ -90,14 +93,17 @@ pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
 /// A write's transaction, done but not yet committed: it waits for the request's event.
 pub(crate) struct Pending {
     tx: WriteTx,
+    /// Statements still to run before the commit (removal counts), sent with the event in
+    /// one round trip.
+    last: Batch,
     /// A hold this write started, reported as a run once committed.
     held_run: Option<(String, sync::RunReport)>,
 }
 
 impl Call<'_> {
     /// Leaves `tx` for the request's end to commit with its event.
-    fn defer_commit(&self, tx: WriteTx, held_run: Option<(String, sync::RunReport)>) {
-        let pending = Pending { tx, held_run };
+    fn defer_commit(&self, tx: WriteTx, last: Batch, held_run: Option<(String, sync::RunReport)>) {
+        let pending = Pending { tx, last, held_run };
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
     }
 
@@ -110,16 +116,21 @@ impl Call<'_> {
     }
 }
 
-/// Adds the request's event to the finished write's transaction and commits both (one
-/// more statement per write); then reports a hold the write started.
+/// Adds the request's event to the finished write's transaction and commits both (the
+/// event goes with the write's last statements); then reports a hold the write started.
 pub(crate) async fn commit(
     server: &ScimServer,
     tenant: &str,
     pending: Pending,
     event: &Event,
 ) -> Result<(), ScimError> {
-    let Pending { mut tx, held_run } = pending;
-    events::insert(tx.conn(), event).await.map_err(db_error)?;
+    let Pending {
+        mut tx,
+        mut last,
+        held_run,
+    } = pending;
+    events::insert(&mut last, tx.conn(), event);
+    last.execute(tx.conn()).await.map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     if let Some((reason, report)) = held_run {
         record_held_run(server, tenant, &reason, &report).await;
@@ -146,10 +157,10 @@ pub(crate) async fn finish(
     };
     if let Some(reason) = held {
         save_state(&mut tx, &tenant.id, &bumped).await?;
-        call.defer_commit(tx, None);
+        call.defer_commit(tx, Batch::new(LAST_CONTEXT), None);
         return Ok(Applied::Held(reason));
     }
-    let report = sync::apply_pushed(
+    let mut report = sync::apply_pushed(
         &mut tx,
         &tenant.id,
         &tenant.mapping,
@@ -178,8 +189,12 @@ pub(crate) async fn finish(
             .await
             .map_err(db_error)?;
         warn!(tenant = %tenant.id, %reason, "SCIM tenant held by its removal limit");
-        call.defer_commit(tx, Some((reason.clone(), report)));
+        call.defer_commit(tx, Batch::new(LAST_CONTEXT), Some((reason.clone(), report)));
         return Ok(Applied::Held(reason));
+    }
+    let mut last = Batch::new(LAST_CONTEXT);
+    if let Some(state) = report.state_to_store.take() {
+        crate::mirror::save_state_into(&mut last, tx.conn(), &tenant.id, &state);
     }
     if report.removals > 0 {
         // Old rows only cost space (the count looks at the window alone): forget them now
@@ -188,11 +203,16 @@ pub(crate) async fn finish(
             .removal_writes
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY);
-        holds::record_removals(tx.conn(), &tenant.id, report.removals, window, prune)
-            .await
-            .map_err(db_error)?;
+        holds::record_removals(
+            &mut last,
+            tx.conn(),
+            &tenant.id,
+            report.removals,
+            window,
+            prune,
+        );
     }
-    call.defer_commit(tx, None);
+    call.defer_commit(tx, last, None);
     Ok(Applied::Applied)
 }
 
