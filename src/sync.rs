@@ -543,6 +543,10 @@ async fn project_and_apply(
             // not read are neither updated nor deleted.
             // A group the request deleted was not read but must be seen, to go.
             if let Some(loaded) = &loaded_groups {
+                let planned: Vec<String> =
+                    loaded.iter().chain(&staged.scope_groups).cloned().collect();
+                state::add_groups_by_external_id(conn, connector_id, &mut current, &planned)
+                    .await?;
                 current
                     .groups
                     .retain(|ext, _| loaded.contains(ext) || staged.scope_groups.contains(ext));

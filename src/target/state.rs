@@ -68,16 +68,22 @@ async fn load_groups_into(
     .await
     .context(CTX)?;
     for row in rows {
-        current.groups.insert(
-            row.try_get("external_id").context(CTX)?,
-            CurrentGroup {
-                id: row.try_get("id").context(CTX)?,
-                name: row.try_get("name").context(CTX)?,
-                name_key: row.try_get("name_key").context(CTX)?,
-                content_hash: row.try_get("content_hash").context(CTX)?,
-            },
-        );
+        insert_group(current, &row)?;
     }
+    Ok(())
+}
+
+fn insert_group(current: &mut Current, row: &AnyRow) -> Result<(), DbError> {
+    const CTX: &str = "reading the target";
+    current.groups.insert(
+        row.try_get("external_id").context(CTX)?,
+        CurrentGroup {
+            id: row.try_get("id").context(CTX)?,
+            name: row.try_get("name").context(CTX)?,
+            name_key: row.try_get("name_key").context(CTX)?,
+            content_hash: row.try_get("content_hash").context(CTX)?,
+        },
+    );
     Ok(())
 }
 
@@ -168,8 +174,10 @@ pub async fn groups_by_name(
     Ok(found)
 }
 
-/// What the target holds for some users of a connector (`user_ext_ids`), all its groups,
-/// and only the memberships of those users: what a plan over just those users needs.
+/// What the target holds for some users of a connector (`user_ext_ids`): those users,
+/// their memberships and the connector's groups they are in (not every group of the
+/// connector: a plan over a few users reads O(their groups); the caller adds the other
+/// groups it plans with [`add_groups_by_external_id`]).
 /// With `count_live`, `live_users_total` and `memberships_total` are set to the
 /// connector's whole counts, for the percentage safety limits (a count that costs a walk over the connector's users, which a
 /// SCIM request, guarded by its removal window instead, skips).
@@ -194,16 +202,17 @@ pub async fn load_current_for_users(
         let (ext, user) = current_user(&row)?;
         current.users.insert(ext, user);
     }
-    load_groups_into(conn, connector, &mut current).await?;
     let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
     // By member only, so that the member index is used (SQLite, without statistics, would
     // otherwise walk every membership of the connector); other connectors' grants are
-    // dropped here.
+    // dropped here. The group of each row comes along: the connector's own are kept.
     let rows = select_in(
         conn,
-        "SELECT group_id, member_id, origin, connector FROM memberships",
+        "SELECT m.group_id, m.member_id, m.origin, m.connector, g.external_id, g.name, \
+         g.name_key, g.content_hash, g.connector FROM memberships m \
+         LEFT JOIN groups g ON g.id = m.group_id",
         None,
-        "member_id",
+        "m.member_id",
         &user_ids,
         CTX,
     )
@@ -212,6 +221,18 @@ pub async fn load_current_for_users(
         let granted_by: String = row.try_get(3).context(CTX)?;
         if granted_by == connector {
             file_membership(&mut current, &row)?;
+        }
+        let owner: Option<String> = row.try_get(8).context(CTX)?;
+        if owner.as_deref() == Some(connector) {
+            current.groups.insert(
+                row.try_get(4).context(CTX)?,
+                CurrentGroup {
+                    id: row.try_get(0).context(CTX)?,
+                    name: row.try_get(5).context(CTX)?,
+                    name_key: row.try_get(6).context(CTX)?,
+                    content_hash: row.try_get(7).context(CTX)?,
+                },
+            );
         }
     }
     if count_live {
@@ -232,6 +253,36 @@ pub async fn load_current_for_users(
         current.memberships_total = Some(row.try_get::<i64, _>(0).context(CTX)? as u64);
     }
     Ok(current)
+}
+
+/// Adds the connector's groups of `external_ids` that `current` does not hold yet.
+pub async fn add_groups_by_external_id(
+    conn: &mut AnyConnection,
+    connector: &str,
+    current: &mut Current,
+    external_ids: &[String],
+) -> Result<(), DbError> {
+    const CTX: &str = "reading the target";
+    let missing: Vec<String> = external_ids
+        .iter()
+        .filter(|ext| !current.groups.contains_key(*ext))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = select_in(
+        conn,
+        "SELECT id, external_id, name, name_key, content_hash FROM groups",
+        Some(("connector = ", connector)),
+        "external_id",
+        &missing,
+        CTX,
+    )
+    .await?;
+    for row in rows {
+        insert_group(current, &row)?;
+    }
+    Ok(())
 }
 
 /// Of `keys`, the user names held by any user except the connector's users in `scope`.
