@@ -9,9 +9,9 @@
 //!
 //! `reconcile` is the same without the read: it re-projects the stored mirror.
 //!
-//! Each phase is a file beside this one; [`context::RunContext`] carries what every phase
+//! Each phase is a file beside this one; `context::RunContext` carries what every phase
 //! shares (the mapping and its fingerprint, computed once; the target directory) and
-//! [`context::Staged`] what the phases before the projection hand on (the mirror state,
+//! `context::Staged` what the phases before the projection hand on (the mirror state,
 //! loaded once per transaction).
 
 mod apply;
