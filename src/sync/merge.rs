@@ -177,4 +177,70 @@ mod tests {
         let mut tx = db.begin_write().await.unwrap();
         assert_eq!(mirror::load_users(tx.conn(), "hr").await.unwrap().len(), 1);
     }
+
+    /// A source whose read takes so long that another run stores a new checkpoint
+    /// meanwhile.
+    struct Overtaken {
+        db: Db,
+        inner: Memory,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::connectors::PullConnector for Overtaken {
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+        async fn read(
+            &self,
+            checkpoint: Option<&str>,
+            sink: &mut dyn crate::connectors::BatchSink,
+        ) -> Result<ReadSummary, crate::connectors::ConnectorError> {
+            let mut tx = self.db.begin_write().await.unwrap();
+            let moved_on = MirrorState {
+                checkpoint: Some("by another run".into()),
+                ..mirror::load_state(tx.conn(), "hr").await.unwrap()
+            };
+            mirror::save_state(tx.conn(), "hr", &moved_on)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            self.inner.read(checkpoint, sink).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_overtaken_while_reading_fails_and_changes_nothing() {
+        let db = Db::open("sqlite::memory:").await.unwrap();
+        let mapping = mapping();
+        let source = Overtaken {
+            db: db.clone(),
+            inner: Memory::full(&["a"]),
+        };
+        let err = super::super::sync(
+            &db,
+            "hr",
+            &mapping,
+            &source,
+            RunOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, SyncError::StaleCheckpoint(_)), "{err}");
+        let runs = crate::target::runs::recent_runs(db.pool(), Some("hr"), 1)
+            .await
+            .unwrap();
+        assert_eq!(runs[0].outcome, crate::target::runs::Outcome::Failed);
+        assert_eq!(runs[0].message.as_deref(), Some(err.to_string().as_str()));
+        let mut tx = db.begin_write().await.unwrap();
+        assert!(
+            mirror::load_users(tx.conn(), "hr")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let state = mirror::load_state(tx.conn(), "hr").await.unwrap();
+        assert_eq!(state.checkpoint.as_deref(), Some("by another run"));
+    }
 }
