@@ -142,10 +142,7 @@ pub async fn sync(
         dry_run = options.dry_run
     );
     async move {
-        let run_id = match options.dry_run {
-            true => None,
-            false => Some(runs::start_run(db, connector_id, "sync").await?),
-        };
+        let run_id = start(db, connector_id, "sync", options).await?;
         let ctx = RunContext::new(connector_id, mapping, options, &SqlDirectory);
         let result = read_and_apply(db, &ctx, connector, progress, run_id).await;
         finish(db, run_id, connector_id, options, result).await
@@ -168,10 +165,7 @@ pub async fn reconcile(
         dry_run = options.dry_run
     );
     async move {
-        let run_id = match options.dry_run {
-            true => None,
-            false => Some(runs::start_run(db, connector_id, "reconcile").await?),
-        };
+        let run_id = start(db, connector_id, "reconcile", options).await?;
         let ctx = RunContext::new(connector_id, mapping, options, &SqlDirectory);
         let result = async {
             let mut tx = db.begin_write().await?;
@@ -305,6 +299,19 @@ async fn close_tx(tx: WriteTx, report: &RunReport) -> Result<(), DbError> {
     } else {
         tx.commit().await
     }
+}
+
+/// Records the start of a run; a dry run is not recorded.
+async fn start(
+    db: &Db,
+    connector_id: &str,
+    operation: &str,
+    options: RunOptions,
+) -> Result<Option<i64>, DbError> {
+    Ok(match options.dry_run {
+        true => None,
+        false => Some(runs::start_run(db, connector_id, operation).await?),
+    })
 }
 
 /// Records how the run ended and turns failures into the error the caller sees.
