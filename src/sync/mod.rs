@@ -244,9 +244,9 @@ async fn project_and_apply(
     report.excluded_users = projected.desired.excluded_users;
     report.excluded_groups = projected.desired.excluded_groups;
 
-    let planned = plan::plan(conn, ctx, &staged, projected).await?;
+    let mut planned = plan::plan(conn, ctx, &staged, projected).await?;
     report.counts = planned.plan.counts();
-    report.preview = planned.preview.clone();
+    report.preview = std::mem::take(&mut planned.preview);
     report.conflicts = planned.plan.conflicts.clone();
     report
         .warnings
