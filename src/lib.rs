@@ -19,12 +19,15 @@
 //! - [`pipeline`]: projection of a mirror through its mapping (filters, attribute
 //!   expressions, default and application groups, nesting kept or flattened), effective
 //!   membership over nested groups with cycles, and the plan (diff against the target).
-//! - [`target`]: the target directory tables: applying plans, run records, read queries.
+//! - [`target`]: the target directory behind one narrow seam ([`target::Directory`] for
+//!   runs, [`target::query::DirectoryReads`] for the CLI) with its SQL implementation, and
+//!   the record of runs.
 //! - [`scim`]: the inbound SCIM 2.0 and 1.1 receiver: the server and its limits, tenant
 //!   tokens, pushed resources to and from the common model, PATCH, discovery, the event log.
 //! - [`scheduler`]: cron schedules of pull connectors for the daemon (no overlapping runs,
 //!   a limit on concurrent runs, run-now).
-//! - [`sync`]: one run end to end: read, merge, project, check safety limits, apply.
+//! - [`sync`]: one run as named phases: read, merge (the cursor contract), scope, project,
+//!   plan, hold (safety limits), apply; push for what a SCIM request wrote.
 //! - [`audit`]: the audit trail of what admins did (confirmations, discards, runs started
 //!   by hand, token changes).
 //! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API

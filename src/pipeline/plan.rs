@@ -1,6 +1,6 @@
 //! The plan: what must change in the target so that one connector's slice matches the
 //! desired one. Pure: it compares the projection with the current state (loaded by the
-//! target module) and decides creates, updates, removals, membership changes and name
+//! target directory) and decides creates, updates, removals, membership changes and name
 //! conflicts. Nothing here touches the database.
 
 use std::collections::{HashMap, HashSet};
@@ -226,10 +226,13 @@ impl Plan {
     }
 }
 
-/// A new target id. Version 7 UUIDs grow with time, so a bulk create appends to the
-/// primary-key index instead of inserting at random places in it.
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+/// Chooses the target id of a record the plan creates. The target directory decides (the
+/// SQL one a time-ordered UUID; an LDAP one would derive a DN from the record); the plan
+/// asks when it decides on the create, so that its memberships, preview and the effective
+/// memberships can name the new record within the same run.
+pub trait NewIds: Send + Sync {
+    fn user_id(&self, user: &TargetUser) -> String;
+    fn group_id(&self, group: &TargetGroup) -> String;
 }
 
 /// A group name outside the connector, as the plan needs it for managed groups.
@@ -250,6 +253,8 @@ pub struct Context<'a> {
     pub foreign_groups: &'a ForeignNames,
     /// Existing groups by name key, for the mapping's managed group names.
     pub named_groups: &'a HashMap<String, NamedGroup>,
+    /// Target ids for the records the plan creates.
+    pub ids: &'a dyn NewIds,
 }
 
 /// Compares the desired slice with the current one.
@@ -365,7 +370,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                 }
             }
             None => {
-                let id = new_id();
+                let id = ctx.ids.user_id(&user);
                 user_ids.insert(user.external_id.clone(), id.clone());
                 plan.user_creates.push(Write {
                     id,
@@ -467,7 +472,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                 }
             }
             None => {
-                let id = new_id();
+                let id = ctx.ids.group_id(&group);
                 group_ids.insert(group.external_id.clone(), id.clone());
                 plan.group_creates.push(Write {
                     id,
@@ -564,19 +569,20 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                     None
                 }
                 None => {
-                    let id = new_id();
+                    let record = TargetGroup {
+                        external_id: key.clone(),
+                        name: group.clone(),
+                        description: Some(format!(
+                            "managed by idsync mapping `{}`",
+                            ctx.mapping_name
+                        )),
+                        attributes: serde_json::Map::new(),
+                    };
+                    let id = ctx.ids.group_id(&record);
                     plan.managed_creates.push(Write {
                         id: id.clone(),
                         hash: content_hash(&group),
-                        record: TargetGroup {
-                            external_id: key.clone(),
-                            name: group.clone(),
-                            description: Some(format!(
-                                "managed by idsync mapping `{}`",
-                                ctx.mapping_name
-                            )),
-                            attributes: serde_json::Map::new(),
-                        },
+                        record,
                     });
                     Some(id)
                 }

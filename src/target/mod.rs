@@ -1,8 +1,151 @@
-//! The target directory in SQL: users, groups, direct and effective memberships, each
-//! owned by one connector, and the record of sync runs. Writes happen only inside the
-//! run's transaction (see `sync`); reads serve the CLI.
+//! The target directory: the users, groups and memberships the mappings project into.
+//! The engine reaches it through [`Directory`] (what a run reads and writes) and
+//! [`query::DirectoryReads`] (what the CLI lists); [`sql`] is the first implementation,
+//! over the engine's own database. The record of runs ([`runs`]) is engine state, not part
+//! of the directory.
+//!
+//! Every call takes the run's transaction. The SQL directory writes in it, so that a run
+//! changes mirror and target together or not at all; a directory elsewhere (LDAP) would
+//! keep its own bookkeeping there and make its writes safe to repeat.
 
-pub mod apply;
 pub mod query;
 pub mod runs;
-pub mod state;
+pub mod sql;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::AnyConnection;
+
+use crate::db::DbError;
+use crate::pipeline::plan::{Current, Effective, ForeignNames, NamedGroup, NewIds, Plan};
+
+pub use sql::SqlDirectory;
+
+/// Why the target directory could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A directory outside the engine's database failed.
+    #[error("{context}: {source}")]
+    Backend {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Which of a connector's records to load.
+#[derive(Debug, Clone, Copy)]
+pub enum Owned<'a> {
+    /// Every user, group and membership the connector owns.
+    All,
+    /// The users with these external ids, their memberships, and the connector's groups
+    /// they are in (others through [`Directory::add_owned_groups`]). With `count_live`, the connector's whole live-user and membership
+    /// counts too (what the percentage safety limits divide by).
+    Users {
+        external_ids: &'a [String],
+        count_live: bool,
+    },
+}
+
+/// The effective memberships to bring in line after a plan was applied.
+pub enum EffectiveUpdate<'a> {
+    /// The connector's groups hold exactly `wanted`.
+    Whole { wanted: &'a Effective<'a> },
+    /// These users (target id -> the connector's groups they are directly in) hold what
+    /// their direct groups and the groups above them imply.
+    Users {
+        direct: &'a HashMap<String, Vec<String>>,
+    },
+}
+
+/// The target directory as a run sees it. Object-safe: the engine holds `&dyn Directory`
+/// (or `Arc<dyn Directory>`). Target ids of new records are chosen by the directory
+/// through its [`NewIds`] half when the plan is built.
+#[async_trait]
+pub trait Directory: NewIds {
+    /// Makes writers of the target take turns until the transaction ends, so that two
+    /// runs claiming one new name see each other's claim.
+    async fn lock_writes(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError>;
+
+    /// What the connector owns now, as the plan compares against.
+    async fn load_owned(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        which: Owned<'_>,
+    ) -> Result<Current, DirectoryError>;
+
+    /// Adds to `current` the connector's groups of `external_ids` it does not hold yet:
+    /// what [`Owned::Users`] loaded are the users' own groups; a plan over them reads
+    /// the other groups it works with this way, O(those groups).
+    async fn add_owned_groups(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        current: &mut Current,
+        external_ids: &[String],
+    ) -> Result<(), DirectoryError>;
+
+    /// Of `keys`, the user names held by users of other connectors, and with `besides`
+    /// also by this connector's users whose external id is not in it.
+    async fn user_names_held(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        keys: &[String],
+        besides: Option<&HashSet<String>>,
+    ) -> Result<ForeignNames, DirectoryError>;
+
+    /// Of `keys`, the group names held by groups of other connectors.
+    async fn group_names_held(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        keys: &[String],
+    ) -> Result<ForeignNames, DirectoryError>;
+
+    /// Existing groups of any owner by name key, for the mapping's managed groups.
+    async fn groups_by_name(
+        &self,
+        tx: &mut AnyConnection,
+        keys: &[String],
+    ) -> Result<HashMap<String, NamedGroup>, DirectoryError>;
+
+    /// Writes the direct part of a plan: removals first (freeing names), then updates,
+    /// creates and membership changes.
+    async fn apply(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        plan: &Plan,
+    ) -> Result<(), DirectoryError>;
+
+    /// Brings effective memberships in line with the direct ones after `apply`, and those
+    /// of the mapping-managed groups in `managed` (their direct users, from any connector).
+    async fn update_effective(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        update: EffectiveUpdate<'_>,
+        managed: &HashSet<String>,
+    ) -> Result<(), DirectoryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::query::DirectoryReads;
+    use super::*;
+
+    /// The engine and the CLI hold directories as trait objects.
+    #[test]
+    fn both_traits_are_object_safe() {
+        let _directory: Arc<dyn Directory> = Arc::new(SqlDirectory);
+        fn reads(_: Option<Arc<dyn DirectoryReads>>) {}
+        reads(None);
+    }
+}

@@ -1,0 +1,247 @@
+//! The merge phase: inside the run's transaction and under the connector's lock, the
+//! read is merged into the mirror. It first checks the cursor contract: a read continues
+//! from the checkpoint the mirror stores, so a read that began from a checkpoint another
+//! run has since replaced is refused (its changes are older than the mirror's). The
+//! mirror state is read here once; the rest of the run keeps it in memory.
+
+use sqlx::AnyConnection;
+use tracing::info;
+
+use crate::connectors::ReadSummary;
+use crate::mirror::{self, MergeOutcome, MirrorState};
+
+use super::context::{RunContext, Scope, Staged};
+use super::read::Read;
+use super::{LOG, SyncError, scope};
+
+/// Merges `read` into the mirror and stages the rest of the run.
+pub(super) async fn merge(
+    conn: &mut AnyConnection,
+    ctx: &RunContext<'_>,
+    read: Read,
+    run_id: Option<i64>,
+) -> Result<Staged, SyncError> {
+    let before = mirror::load_state(conn, ctx.connector_id).await?;
+    if !cursor_holds(read.from.as_deref(), &before) {
+        return Err(SyncError::StaleCheckpoint(ctx.connector_id.to_string()));
+    }
+    let empty_full_read = read.empty_full();
+    let Read {
+        mut buffer,
+        summary,
+        ..
+    } = read;
+    let mut warnings = std::mem::take(&mut buffer.warnings);
+    let records_read = buffer.records_read;
+    let mut merged = mirror::merge(conn, ctx.connector_id, buffer, &summary).await?;
+    info!(
+        target: LOG,
+        users_upserted = merged.users_upserted,
+        users_removed = merged.users_removed,
+        groups_upserted = merged.groups_upserted,
+        groups_removed = merged.groups_removed,
+        "mirror merged"
+    );
+    warnings.append(&mut merged.warnings);
+    let change = scope::Change {
+        users: merged.changed_user_ids.len(),
+        groups_changed: merged.groups_upserted > 0 || merged.groups_removed > 0,
+        empty_full_read,
+    };
+    let scope = scope::changed_users_only(ctx, &before, &change).then(|| Scope {
+        user_ids: std::mem::take(&mut merged.changed_user_ids),
+        ..Scope::default()
+    });
+    Ok(Staged {
+        run_id,
+        state: state_after(before, &merged, &summary),
+        scope,
+        read_mode: Some(summary.mode),
+        records_read,
+        empty_full_read,
+        force: false,
+        warnings,
+        removal_allowance: None,
+        defer_state: false,
+    })
+}
+
+/// The cursor contract: the read must have begun from the checkpoint stored now.
+pub(super) fn cursor_holds(read_from: Option<&str>, stored: &MirrorState) -> bool {
+    stored.checkpoint.as_deref() == read_from
+}
+
+/// The mirror state `mirror::merge` stored, from the state before it and what it did
+/// (so that it is not read again): the generation moves on when anything changed, and a
+/// complete read stores its next checkpoint.
+pub(super) fn state_after(
+    mut before: MirrorState,
+    merged: &MergeOutcome,
+    summary: &ReadSummary,
+) -> MirrorState {
+    if merged.changed() {
+        before.generation += 1;
+    }
+    if summary.complete {
+        before.checkpoint = summary.next_checkpoint.clone();
+    }
+    before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::context::tests::{mapping, state};
+    use super::super::read::tests::Memory;
+    use super::super::{NoProgress, RunOptions, read};
+    use super::*;
+    use crate::connectors::ReadMode;
+    use crate::db::Db;
+    use crate::target::SqlDirectory;
+
+    fn stored(checkpoint: Option<&str>) -> MirrorState {
+        MirrorState {
+            checkpoint: checkpoint.map(str::to_string),
+            ..state(1, 1, None)
+        }
+    }
+
+    #[test]
+    fn a_read_from_a_replaced_checkpoint_is_refused() {
+        assert!(cursor_holds(Some("c1"), &stored(Some("c1"))));
+        assert!(cursor_holds(None, &stored(None)));
+        for (from, now) in [
+            (Some("c1"), Some("c2")),
+            (None, Some("c2")),
+            (Some("c1"), None),
+        ] {
+            assert!(
+                !cursor_holds(from, &stored(now)),
+                "{from:?} against {now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_state_after_a_merge_is_derived_not_reread() {
+        let summary = |complete| ReadSummary {
+            mode: ReadMode::Delta,
+            complete,
+            next_checkpoint: Some("c2".into()),
+        };
+        let changed = MergeOutcome {
+            users_upserted: 1,
+            ..MergeOutcome::default()
+        };
+        let after = state_after(stored(Some("c1")), &changed, &summary(true));
+        assert_eq!(
+            (after.generation, after.checkpoint.as_deref()),
+            (2, Some("c2"))
+        );
+        let after = state_after(stored(Some("c1")), &MergeOutcome::default(), &summary(true));
+        assert_eq!(
+            (after.generation, after.checkpoint.as_deref()),
+            (1, Some("c2"))
+        );
+        assert_eq!(after.applied_generation, 1);
+    }
+
+    /// Two runs read from one checkpoint; the first merges and stores the next one; the
+    /// second is refused at its merge, leaving the mirror as the first left it.
+    #[tokio::test]
+    async fn the_second_of_two_reads_from_one_checkpoint_is_refused() {
+        let db = Db::open("sqlite::memory:").await.unwrap();
+        let mapping = mapping();
+        let ctx = RunContext::new("hr", &mapping, RunOptions::default(), &SqlDirectory);
+        let first = read::read("hr", &Memory::full(&["a"]), None, &NoProgress)
+            .await
+            .unwrap();
+        let second = read::read("hr", &Memory::full(&["a", "b"]), None, &NoProgress)
+            .await
+            .unwrap();
+
+        let mut tx = db.begin_write().await.unwrap();
+        let staged = merge(tx.conn(), &ctx, first, None).await.unwrap();
+        assert_eq!(staged.state.checkpoint.as_deref(), Some("after"));
+        assert_eq!(
+            staged.state,
+            mirror::load_state(tx.conn(), "hr").await.unwrap()
+        );
+        tx.commit().await.unwrap();
+
+        let mut tx = db.begin_write().await.unwrap();
+        let err = merge(tx.conn(), &ctx, second, None).await.err().unwrap();
+        assert!(
+            matches!(err, SyncError::StaleCheckpoint(ref id) if id == "hr"),
+            "{err}"
+        );
+        tx.rollback().await.unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        assert_eq!(mirror::load_users(tx.conn(), "hr").await.unwrap().len(), 1);
+    }
+
+    /// A source whose read takes so long that another run stores a new checkpoint
+    /// meanwhile.
+    struct Overtaken {
+        db: Db,
+        inner: Memory,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::connectors::PullConnector for Overtaken {
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+        async fn read(
+            &self,
+            checkpoint: Option<&str>,
+            sink: &mut dyn crate::connectors::BatchSink,
+        ) -> Result<ReadSummary, crate::connectors::ConnectorError> {
+            let mut tx = self.db.begin_write().await.unwrap();
+            let moved_on = MirrorState {
+                checkpoint: Some("by another run".into()),
+                ..mirror::load_state(tx.conn(), "hr").await.unwrap()
+            };
+            mirror::save_state(tx.conn(), "hr", &moved_on)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            self.inner.read(checkpoint, sink).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_overtaken_while_reading_fails_and_changes_nothing() {
+        let db = Db::open("sqlite::memory:").await.unwrap();
+        let mapping = mapping();
+        let source = Overtaken {
+            db: db.clone(),
+            inner: Memory::full(&["a"]),
+        };
+        let err = super::super::sync(
+            &db,
+            "hr",
+            &mapping,
+            &source,
+            RunOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, SyncError::StaleCheckpoint(_)), "{err}");
+        let runs = crate::target::runs::recent_runs(db.pool(), Some("hr"), 1)
+            .await
+            .unwrap();
+        assert_eq!(runs[0].outcome, crate::target::runs::Outcome::Failed);
+        assert_eq!(runs[0].message.as_deref(), Some(err.to_string().as_str()));
+        let mut tx = db.begin_write().await.unwrap();
+        assert!(
+            mirror::load_users(tx.conn(), "hr")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let state = mirror::load_state(tx.conn(), "hr").await.unwrap();
+        assert_eq!(state.checkpoint.as_deref(), Some("by another run"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The plan phase: the desired slice against what the target directory holds for the
+//! connector, after asking the directory who holds the names the plan would claim. The
+//! directory also chooses the ids of records the plan creates. The plan's preview (its
+//! first changes in words) is drawn here, while the target's names are at hand.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use sqlx::AnyConnection;
+
+use crate::config::OnRemove;
+use crate::model::name_key;
+use crate::pipeline::Desired;
+use crate::pipeline::plan::{self, Current, Plan};
+use crate::target::Owned;
+
+use super::SyncError;
+use super::context::{RunContext, Staged};
+use super::project::Projected;
+
+/// Entries shown per kind in a plan preview.
+const PREVIEW_PER_KIND: usize = 10;
+
+/// A plan, and what the apply phase needs of the target as it was.
+pub(super) struct Planned {
+    pub plan: Plan,
+    pub preview: Vec<String>,
+    /// Target ids of the connector's groups before the plan.
+    pub own_group_ids: HashSet<String>,
+    /// For a plan over changed users: the target ids of those users (existing and
+    /// created), whose effective memberships the apply phase recomputes.
+    pub scoped_user_ids: Vec<String>,
+}
+
+pub(super) async fn plan(
+    conn: &mut AnyConnection,
+    ctx: &RunContext<'_>,
+    staged: &Staged,
+    projected: Projected,
+) -> Result<Planned, SyncError> {
+    let id = ctx.connector_id;
+    let directory = ctx.directory;
+    let Projected {
+        desired,
+        scoped_current,
+    } = projected;
+    let current = match scoped_current {
+        Some(current) => current,
+        None => directory.load_owned(conn, id, Owned::All).await?,
+    };
+    let (user_keys, group_keys) = claimed_names(&desired, &current);
+    let besides: Option<HashSet<String>> = staged
+        .scope
+        .as_ref()
+        .map(|scope| scope.user_ids.iter().cloned().collect());
+    let foreign_users = directory
+        .user_names_held(conn, id, &user_keys, besides.as_ref())
+        .await?;
+    let foreign_groups = directory.group_names_held(conn, id, &group_keys).await?;
+    let named_groups = directory
+        .groups_by_name(conn, &managed_names(&desired))
+        .await?;
+    let plan = plan::build(
+        desired,
+        &current,
+        &plan::Context {
+            mapping_name: &ctx.mapping.name,
+            on_remove: ctx.mapping.on_remove,
+            foreign_users: &foreign_users,
+            foreign_groups: &foreign_groups,
+            named_groups: &named_groups,
+            ids: directory,
+        },
+    );
+    let preview = preview(&plan, &current);
+    let own_group_ids = current.groups.values().map(|g| g.id.clone()).collect();
+    let scoped_user_ids = match &staged.scope {
+        Some(_) => current
+            .users
+            .values()
+            .map(|u| u.id.clone())
+            .chain(plan.user_creates.iter().map(|w| w.id.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Planned {
+        plan,
+        preview,
+        own_group_ids,
+        scoped_user_ids,
+    })
+}
+
+/// The name keys of users and groups the plan would give a name they do not hold yet
+/// (new, or renamed): whoever else holds them is a conflict.
+fn claimed_names(desired: &Desired, current: &Current) -> (Vec<String>, Vec<String>) {
+    let users = desired
+        .users
+        .iter()
+        .filter(|u| {
+            current
+                .users
+                .get(&u.external_id)
+                .is_none_or(|c| c.user_name_key != name_key(&u.user_name))
+        })
+        .map(|u| name_key(&u.user_name))
+        .collect();
+    let groups = desired
+        .groups
+        .iter()
+        .filter(|g| {
+            current
+                .groups
+                .get(&g.external_id)
+                .is_none_or(|c| c.name_key != name_key(&g.name))
+        })
+        .map(|g| name_key(&g.name))
+        .collect();
+    (users, groups)
+}
+
+/// The name keys of the mapping's managed groups the plan grants, sorted, once each.
+fn managed_names(desired: &Desired) -> Vec<String> {
+    desired
+        .managed
+        .iter()
+        .map(|g| name_key(&g.group))
+        .chain(desired.default_on_create.iter().map(|g| name_key(g)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The first changes of each kind, in words.
+fn preview(plan: &Plan, current: &Current) -> Vec<String> {
+    let mut lines = Vec::new();
+    let removal_verb = match plan.on_remove {
+        Some(OnRemove::Delete) => "delete",
+        _ => "disable",
+    };
+    // Target ids to names, for the membership lines.
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for user in current.users.values() {
+        names.insert(&user.id, &user.user_name);
+    }
+    for group in current.groups.values() {
+        names.insert(&group.id, &group.name);
+    }
+    for write in plan.user_creates.iter().chain(&plan.user_updates) {
+        names.insert(&write.id, &write.record.user_name);
+    }
+    for write in plan
+        .group_creates
+        .iter()
+        .chain(&plan.group_updates)
+        .chain(&plan.managed_creates)
+    {
+        names.insert(&write.id, &write.record.name);
+    }
+    let name = |id: &str| -> String { names.get(id).map_or(id, |n| *n).to_string() };
+    let add = |lines: &mut Vec<String>, items: Vec<String>| {
+        let total = items.len();
+        lines.extend(items.into_iter().take(PREVIEW_PER_KIND));
+        if total > PREVIEW_PER_KIND {
+            lines.push(format!("  ... and {} more", total - PREVIEW_PER_KIND));
+        }
+    };
+    add(
+        &mut lines,
+        plan.user_creates
+            .iter()
+            .map(|w| format!("create user {}", w.record.user_name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.user_updates
+            .iter()
+            .map(|w| format!("update user {}", w.record.user_name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.user_removals
+            .iter()
+            .map(|r| {
+                format!(
+                    "{removal_verb} user {} (left the source or its filter)",
+                    r.name
+                )
+            })
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_creates
+            .iter()
+            .map(|w| format!("create group {}", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.managed_creates
+            .iter()
+            .map(|w| format!("create group {} (managed by the mapping)", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_updates
+            .iter()
+            .map(|w| format!("update group {}", w.record.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.group_deletes
+            .iter()
+            .map(|r| format!("delete group {} (left the source or its filter)", r.name))
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.membership_adds
+            .iter()
+            .map(|m| {
+                format!(
+                    "add {} {} to group {}",
+                    m.kind.as_str(),
+                    name(&m.member_id),
+                    name(&m.group_id)
+                )
+            })
+            .collect(),
+    );
+    add(
+        &mut lines,
+        plan.membership_removes
+            .iter()
+            .map(|(g, m)| format!("remove {} from group {}", name(m), name(g)))
+            .collect(),
+    );
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MemberKind;
+    use crate::pipeline::plan::{CurrentUser, Membership, Removal, Write};
+    use crate::pipeline::{Origin, TargetGroup, TargetUser};
+
+    fn target_user(ext: &str, name: &str) -> TargetUser {
+        TargetUser {
+            external_id: ext.into(),
+            user_name: name.into(),
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            email: None,
+            active: true,
+            attributes: Default::default(),
+        }
+    }
+
+    fn current_user(id: &str, name: &str) -> CurrentUser {
+        CurrentUser {
+            id: id.into(),
+            user_name: name.into(),
+            user_name_key: name_key(name),
+            content_hash: String::new(),
+            removed: false,
+        }
+    }
+
+    #[test]
+    fn only_new_and_changed_names_are_checked_against_other_holders() {
+        let mut current = Current::default();
+        current.users.insert("1".into(), current_user("u1", "Ann"));
+        current.users.insert("2".into(), current_user("u2", "Bob"));
+        let desired = Desired {
+            users: vec![
+                target_user("1", "ANN"),
+                target_user("2", "Robert"),
+                target_user("3", "Cy"),
+            ],
+            groups: vec![TargetGroup {
+                external_id: "g".into(),
+                name: "Staff".into(),
+                description: None,
+                attributes: Default::default(),
+            }],
+            ..Desired::default()
+        };
+        let (users, groups) = claimed_names(&desired, &current);
+        assert_eq!(users, vec![name_key("Robert"), name_key("Cy")]);
+        assert_eq!(groups, vec![name_key("Staff")]);
+    }
+
+    #[test]
+    fn managed_names_are_asked_for_once_each() {
+        let desired = Desired {
+            managed: vec![
+                crate::pipeline::ManagedGrant {
+                    group: "App".into(),
+                    user: "1".into(),
+                },
+                crate::pipeline::ManagedGrant {
+                    group: "app".into(),
+                    user: "2".into(),
+                },
+            ],
+            default_on_create: vec!["Staff".into()],
+            ..Desired::default()
+        };
+        assert_eq!(
+            managed_names(&desired),
+            vec![name_key("App"), name_key("Staff")]
+        );
+    }
+
+    #[test]
+    fn the_preview_names_records_and_caps_each_kind() {
+        let mut current = Current::default();
+        current.users.insert("1".into(), current_user("u1", "ann"));
+        let mut plan = Plan {
+            on_remove: Some(OnRemove::Delete),
+            ..Plan::default()
+        };
+        for i in 0..12 {
+            plan.user_creates.push(Write {
+                id: format!("new{i}"),
+                record: target_user(&format!("n{i}"), &format!("user{i:02}")),
+                hash: String::new(),
+            });
+        }
+        plan.group_creates.push(Write {
+            id: "g1".into(),
+            record: TargetGroup {
+                external_id: "g".into(),
+                name: "staff".into(),
+                description: None,
+                attributes: Default::default(),
+            },
+            hash: String::new(),
+        });
+        plan.user_removals.push(Removal {
+            already_disabled: false,
+            id: "u9".into(),
+            external_id: "9".into(),
+            name: "gone".into(),
+        });
+        plan.membership_adds.push(Membership {
+            group_id: "g1".into(),
+            member_id: "u1".into(),
+            kind: MemberKind::User,
+            origin: Origin::Source,
+        });
+        plan.membership_removes
+            .push(("g1".into(), "unknown".into()));
+        let lines = preview(&plan, &current);
+        assert_eq!(lines[0], "create user user00");
+        assert_eq!(lines[10], "  ... and 2 more");
+        assert_eq!(
+            &lines[11..],
+            [
+                "delete user gone (left the source or its filter)",
+                "create group staff",
+                "add user ann to group staff",
+                "remove unknown from group staff",
+            ]
+        );
+    }
+}

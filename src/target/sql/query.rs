@@ -1,0 +1,204 @@
+//! The CLI's reads of the target directory in SQL: the first implementation of
+//! [`crate::target::query::DirectoryReads`], and the pool-taking functions the CLI and the
+//! tests call directly.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::db::{Context, DbError, get_bool};
+use crate::model::name_key;
+use crate::target::query::{GroupRow, MemberRow, UserRow};
+
+const CTX: &str = "reading the target directory";
+
+const USER_COLUMNS: &str = "id, connector, external_id, user_name, display_name, given_name, \
+     family_name, email, active, attributes, created_at, updated_at, removed_at";
+
+fn user_row(row: &AnyRow) -> Result<UserRow, DbError> {
+    let attributes: String = row.try_get("attributes").context(CTX)?;
+    Ok(UserRow {
+        id: row.try_get("id").context(CTX)?,
+        connector: row.try_get("connector").context(CTX)?,
+        external_id: row.try_get("external_id").context(CTX)?,
+        user_name: row.try_get("user_name").context(CTX)?,
+        display_name: row.try_get("display_name").context(CTX)?,
+        given_name: row.try_get("given_name").context(CTX)?,
+        family_name: row.try_get("family_name").context(CTX)?,
+        email: row.try_get("email").context(CTX)?,
+        active: get_bool(row, "active").context(CTX)?,
+        attributes: serde_json::from_str(&attributes).unwrap_or(serde_json::Value::Null),
+        created_at: row.try_get("created_at").context(CTX)?,
+        updated_at: row.try_get("updated_at").context(CTX)?,
+        removed_at: row.try_get("removed_at").context(CTX)?,
+    })
+}
+
+const GROUP_SELECT: &str = "SELECT g.id, g.connector, g.external_id, g.name, g.description, \
+     g.created_at, g.updated_at, \
+     (SELECT COUNT(*) FROM memberships m WHERE m.group_id = g.id) AS direct_members FROM groups g";
+
+fn group_row(row: &AnyRow) -> Result<GroupRow, DbError> {
+    Ok(GroupRow {
+        id: row.try_get("id").context(CTX)?,
+        connector: row.try_get("connector").context(CTX)?,
+        external_id: row.try_get("external_id").context(CTX)?,
+        name: row.try_get("name").context(CTX)?,
+        description: row.try_get("description").context(CTX)?,
+        direct_members: row.try_get("direct_members").context(CTX)?,
+        created_at: row.try_get("created_at").context(CTX)?,
+        updated_at: row.try_get("updated_at").context(CTX)?,
+    })
+}
+
+/// Users ordered by user name, optionally of one connector.
+pub async fn list_users(
+    pool: &AnyPool,
+    connector: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<UserRow>, DbError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE ($1 IS NULL OR connector = $1) \
+         ORDER BY user_name_key LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(connector.map(str::to_string))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+        .context(CTX)?;
+    rows.iter().map(user_row).collect()
+}
+
+/// A user by target id or user name (case-insensitive).
+pub async fn find_user(pool: &AnyPool, key: &str) -> Result<Option<UserRow>, DbError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 OR user_name_key = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key.to_string())
+        .bind(name_key(key))
+        .fetch_optional(pool)
+        .await
+        .context(CTX)?;
+    row.as_ref().map(user_row).transpose()
+}
+
+/// Names of the groups a user is in: (direct, effective).
+pub async fn user_groups(
+    pool: &AnyPool,
+    user_id: &str,
+) -> Result<(Vec<String>, Vec<String>), DbError> {
+    let names = |rows: Vec<AnyRow>| -> Result<Vec<String>, DbError> {
+        rows.iter().map(|r| r.try_get(0).context(CTX)).collect()
+    };
+    let direct = sqlx::query(
+        "SELECT DISTINCT g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+         WHERE m.member_id = $1 ORDER BY g.name",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    let effective = sqlx::query(
+        "SELECT g.name FROM effective_memberships e JOIN groups g ON g.id = e.group_id \
+         WHERE e.user_id = $1 ORDER BY g.name",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    Ok((names(direct)?, names(effective)?))
+}
+
+pub async fn list_groups(
+    pool: &AnyPool,
+    connector: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<GroupRow>, DbError> {
+    let sql = format!(
+        "{GROUP_SELECT} WHERE ($1 IS NULL OR g.connector = $1) ORDER BY g.name_key LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(connector.map(str::to_string))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+        .context(CTX)?;
+    rows.iter().map(group_row).collect()
+}
+
+/// A group by target id or name (case-insensitive).
+pub async fn find_group(pool: &AnyPool, key: &str) -> Result<Option<GroupRow>, DbError> {
+    let sql = format!("{GROUP_SELECT} WHERE g.id = $1 OR g.name_key = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key.to_string())
+        .bind(name_key(key))
+        .fetch_optional(pool)
+        .await
+        .context(CTX)?;
+    row.as_ref().map(group_row).transpose()
+}
+
+/// Direct members (users and groups) of a group, by name.
+pub async fn direct_members(pool: &AnyPool, group_id: &str) -> Result<Vec<MemberRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT m.member_kind, m.member_id, COALESCE(u.user_name, g.name, m.member_id) AS name \
+         FROM memberships m \
+         LEFT JOIN users u ON m.member_kind = 'user' AND u.id = m.member_id \
+         LEFT JOIN groups g ON m.member_kind = 'group' AND g.id = m.member_id \
+         WHERE m.group_id = $1 ORDER BY m.member_kind DESC, name",
+    )
+    .bind(group_id.to_string())
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|r| {
+            Ok(MemberRow {
+                kind: r.try_get(0).context(CTX)?,
+                id: r.try_get(1).context(CTX)?,
+                name: r.try_get(2).context(CTX)?,
+            })
+        })
+        .collect()
+}
+
+/// Every user effectively in a group, nesting resolved.
+pub async fn effective_members(pool: &AnyPool, group_id: &str) -> Result<Vec<MemberRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.user_name FROM effective_memberships e JOIN users u ON u.id = e.user_id \
+         WHERE e.group_id = $1 ORDER BY u.user_name_key",
+    )
+    .bind(group_id.to_string())
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|r| {
+            Ok(MemberRow {
+                kind: "user".to_string(),
+                id: r.try_get(0).context(CTX)?,
+                name: r.try_get(1).context(CTX)?,
+            })
+        })
+        .collect()
+}
+
+/// Row counts of the target tables: (users, groups, memberships, effective memberships).
+pub async fn table_counts(pool: &AnyPool) -> Result<(i64, i64, i64, i64), DbError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM groups), \
+         (SELECT COUNT(*) FROM memberships), (SELECT COUNT(*) FROM effective_memberships)",
+    )
+    .fetch_one(pool)
+    .await
+    .context(CTX)?;
+    Ok((
+        row.try_get(0).context(CTX)?,
+        row.try_get(1).context(CTX)?,
+        row.try_get(2).context(CTX)?,
+        row.try_get(3).context(CTX)?,
+    ))
+}
