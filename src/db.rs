@@ -7,6 +7,7 @@
 //! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
 
 mod batch;
+pub mod locks;
 pub use batch::Batch;
 
 use std::sync::Arc;

@@ -13,13 +13,11 @@ use tracing::{info, warn};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::Config;
+use crate::db::locks::{self, LockSpace};
 use crate::db::{Context, Db, DbError, now_text};
 use crate::scheduler::{RunLauncher, RunResult, Trigger};
 use crate::sync::{self, NoProgress, RunOptions};
 use crate::target::runs::Outcome;
-
-/// Namespace of the run locks (the first key of `pg_try_advisory_lock(int, int)`).
-const RUN_LOCK_SPACE: i32 = 7342003;
 
 /// Claimed due slots are kept this long (for `idsync`'s own diagnosis), then pruned.
 const SLOT_RETENTION_DAYS: i64 = 7;
@@ -56,10 +54,6 @@ impl RunLock {
             let _ = conn.close().await;
         }
     }
-}
-
-fn lock_key(connector: &str) -> i32 {
-    i64::from_str_radix(&crate::model::content_hash(&connector)[..8], 16).unwrap_or_default() as i32
 }
 
 impl Launcher {
@@ -107,17 +101,7 @@ impl Launcher {
         if self.db.backend() != crate::db::Backend::Postgres {
             return Ok(false);
         }
-        // Two-key advisory locks show their keys as unsigned `classid` and `objid`.
-        let held: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND objsubid = 2 AND classid::bigint = $1 AND objid::bigint = $2)",
-        )
-        .bind(i64::from(RUN_LOCK_SPACE as u32))
-        .bind(i64::from(lock_key(connector) as u32))
-        .fetch_one(self.db.pool())
-        .await
-        .context("looking for the connector's run lock")?;
-        Ok(held)
+        locks::is_held(self.db.pool(), LockSpace::ConnectorRun, connector).await
     }
 
     /// On PostgreSQL, the connector's run lock (None when another node holds it); on
@@ -130,12 +114,9 @@ impl Launcher {
         let mut conn = sqlx::AnyConnection::connect(url)
             .await
             .map_err(|e| format!("connecting for the run lock: {e}"))?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(RUN_LOCK_SPACE)
-            .bind(lock_key(connector))
-            .fetch_one(&mut conn)
+        let taken = locks::try_lock_for_session(&mut conn, LockSpace::ConnectorRun, connector)
             .await
-            .map_err(|e| format!("taking the run lock: {e}"))?;
+            .map_err(|e| e.to_string())?;
         if taken {
             Ok(Some(RunLock { conn: Some(conn) }))
         } else {

@@ -281,21 +281,8 @@ async fn project_and_apply(
 /// on (a transaction-scoped advisory lock keyed by the connector), so their generation
 /// counters and checkpoints never interleave. SQLite writers already queue in-process.
 pub async fn lock_connector(tx: &mut WriteTx, connector_id: &str) -> Result<(), DbError> {
-    let conn = tx.conn();
-    if !crate::db::is_postgres(conn) {
-        return Ok(());
-    }
-    let key = i64::from_str_radix(&crate::model::content_hash(&connector_id)[..15], 16)
-        .unwrap_or_default();
-    sqlx::query("SELECT pg_advisory_xact_lock(7342002, $1)")
-        .bind(key as i32)
-        .execute(&mut *conn)
-        .await
-        .map_err(|source| DbError::Query {
-            context: "waiting for the connector's run lock",
-            source,
-        })?;
-    Ok(())
+    use crate::db::locks::{LockSpace, lock_for_transaction};
+    lock_for_transaction(tx.conn(), LockSpace::ConnectorMerge, Some(connector_id)).await
 }
 
 /// Commits, unless the run was a dry run or was held.

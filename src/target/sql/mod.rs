@@ -13,7 +13,6 @@ use sqlx::{AnyConnection, AnyPool};
 
 use super::query::{DirectoryReads, GroupRow, MemberRow, UserRow};
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned};
-use crate::db::DbError;
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
 use crate::pipeline::{TargetGroup, TargetUser};
 
@@ -39,18 +38,10 @@ impl NewIds for SqlDirectory {
 #[async_trait]
 impl Directory for SqlDirectory {
     async fn lock_writes(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError> {
-        if crate::db::is_postgres(tx) {
-            // SQLite writers already queue (BEGIN IMMEDIATE); PostgreSQL ones take turns
-            // here instead of failing on the unique name key.
-            sqlx::query("SELECT pg_advisory_xact_lock(7342001)")
-                .execute(&mut *tx)
-                .await
-                .map_err(|source| DbError::Query {
-                    context: "waiting for the target write lock",
-                    source,
-                })?;
-        }
-        Ok(())
+        // SQLite writers already queue (BEGIN IMMEDIATE); PostgreSQL ones take turns here
+        // instead of failing on the unique name key.
+        use crate::db::locks::{LockSpace, lock_for_transaction};
+        Ok(lock_for_transaction(tx, LockSpace::TargetWrite, None).await?)
     }
 
     async fn load_owned(
