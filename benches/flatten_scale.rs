@@ -7,6 +7,10 @@
 //!
 //! `cargo bench --bench flatten_scale` (IDSYNC_BENCH_GROUPS, IDSYNC_BENCH_MEMBERSHIPS).
 
+// Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
+// denies both in production code).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::time::Instant;
 
 #[path = "support/memory.rs"]

@@ -9,6 +9,10 @@
 //! `cargo bench --bench pull_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS;
 //! IDSYNC_BENCH_PROVIDERS=keycloak,... to pick providers).
 
+// Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
+// denies both in production code).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

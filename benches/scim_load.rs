@@ -10,6 +10,10 @@
 //! `cargo bench --bench scim_load` (sizes: IDSYNC_BENCH_SCIM_USERS, _GROUPS, _CONCURRENCY;
 //! IDSYNC_BENCH_SCIM_BACKENDS=sqlite or postgres runs one only).
 
+// Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
+// denies both in production code).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
