@@ -62,6 +62,17 @@ pub async fn hold(conn: &mut AnyConnection, tenant: &str, reason: &str) -> Resul
 }
 
 /// Links the hold to the run record that reports it.
+/// Releases the tenant's hold (its mirror has been applied), in the caller's transaction.
+pub async fn release(conn: &mut AnyConnection, tenant: &str) -> Result<(), DbError> {
+    let sql = format!("DELETE FROM scim_holds WHERE tenant = {}", param(conn, 1));
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.to_string())
+        .execute(&mut *conn)
+        .await
+        .context("releasing the tenant's hold")?;
+    Ok(())
+}
+
 pub async fn set_run(db: &Db, tenant: &str, run_id: i64) -> Result<(), DbError> {
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE scim_holds SET run_id = $1 WHERE tenant = $2 AND run_id IS NULL")

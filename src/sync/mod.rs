@@ -181,14 +181,7 @@ pub async fn reconcile(
             if !report.dry_run && report.outcome != Outcome::Held {
                 // A SCIM tenant held by a burst of removals is released once its mirror
                 // has been applied.
-                sqlx::query("DELETE FROM scim_holds WHERE tenant = $1")
-                    .bind(connector_id.to_string())
-                    .execute(tx.conn())
-                    .await
-                    .map_err(|source| DbError::Query {
-                        context: "releasing the tenant's hold",
-                        source,
-                    })?;
+                crate::scim::holds::release(tx.conn(), connector_id).await?;
             }
             close_tx(tx, &report).await?;
             Ok(report)
