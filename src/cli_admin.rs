@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Subcommand;
-use idsync::audit;
-use idsync::daemon::admin_tokens::{self, AdminTokenError};
 use idsync::db::Db;
+use idsync::store::admin_tokens::{self, AdminTokenError};
+use idsync::store::audit;
 
 use crate::Exit;
 use crate::cli_output::Format;

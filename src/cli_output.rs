@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::ValueEnum;
+use idsync::store::runs::RunRecord;
 use idsync::sync::{Progress, RunReport};
 use idsync::target::query::{GroupRow, MemberRow, UserRow};
-use idsync::target::runs::RunRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
-use idsync::audit;
 use idsync::config::{Config, ConnectorSettings, TenantAuth};
 use idsync::db::Db;
-use idsync::scim::events::{self, EventQuery, StatusMatch};
-use idsync::scim::{holds, tokens};
+use idsync::store::audit;
+use idsync::store::events::{self, EventQuery, StatusMatch};
+use idsync::store::{holds, tokens};
 use serde::Serialize;
 
 use crate::Exit;

@@ -7,7 +7,6 @@
 //! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
 
 mod batch;
-pub mod locks;
 pub use batch::Batch;
 
 use std::sync::Arc;
@@ -162,7 +161,7 @@ impl Db {
         };
         migrator.run(&self.pool).await?;
         // Rows written before migration 0009 get their multi-valued index once, here.
-        crate::mirror::values::backfill(self).await
+        crate::store::mirror::values::backfill(self).await
     }
 
     /// Whether the database answers and every migration this build knows is applied

@@ -13,30 +13,28 @@
 //!   connectors share (credentials pinned to their host, capped bodies, retries, paging).
 //! - [`filter`]: the SCIM filter language (RFC 7644 3.4.2.2): one parser and AST, used by
 //!   mapping filters and the SCIM receiver.
-//! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers.
-//! - [`mirror`]: the stored last-known state of each source and its delta checkpoint, and
-//!   SCIM filters answered from its indexed columns and its per-element index.
+//! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers
+//!   (bulk statements, write batches sent in one round trip).
+//! - [`store`]: the engine's own state, each table written by one module of it: the
+//!   mirror of each source (and SCIM filters answered from it), run records, SCIM tokens,
+//!   holds and event log, admin tokens, the audit trail, claimed due slots, and the
+//!   PostgreSQL advisory locks.
 //! - [`pipeline`]: projection of a mirror through its mapping (filters, attribute
 //!   expressions, default and application groups, nesting kept or flattened), effective
 //!   membership over nested groups with cycles, and the plan (diff against the target).
 //! - [`target`]: the target directory behind one narrow seam ([`target::Directory`] for
-//!   runs, [`target::query::DirectoryReads`] for the CLI) with its SQL implementation, and
-//!   the record of runs.
-//! - [`scim`]: the inbound SCIM 2.0 and 1.1 receiver: the server and its limits, tenant
-//!   tokens, pushed resources to and from the common model, PATCH, discovery, the event log.
+//!   runs, [`target::query::DirectoryReads`] for the CLI) with its SQL implementation.
+//! - [`scim`]: the inbound SCIM 2.0 and 1.1 receiver: the server and its limits, pushed
+//!   resources to and from the common model, PATCH, discovery.
 //! - [`scheduler`]: cron schedules of pull connectors for the daemon (no overlapping runs,
 //!   a limit on concurrent runs, run-now).
 //! - [`sync`]: one run as named phases: read, merge (the cursor contract), scope, project,
 //!   plan, hold (safety limits), apply; push for what a SCIM request wrote.
-//! - [`audit`]: the audit trail of what admins did (confirmations, discards, runs started
-//!   by hand, token changes).
-//! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API
-//!   and its tokens.
+//! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API.
 //! - [`clock`]: the wall clock, read in this one place.
 //! - [`metrics`]: the Prometheus registry of runs, IdP requests and SCIM requests.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
-pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod connectors;
@@ -44,11 +42,11 @@ pub mod daemon;
 pub mod db;
 pub mod filter;
 pub mod metrics;
-pub mod mirror;
 pub mod model;
 pub mod pipeline;
 pub mod scheduler;
 pub mod scim;
+pub mod store;
 pub mod sync;
 pub mod target;
 

@@ -15,8 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use idsync::config::{Config, LogFormat};
 use idsync::connectors;
 use idsync::db::Db;
+use idsync::store::runs;
 use idsync::sync::{self, RunOptions, RunReport};
-use idsync::target::{query, runs};
+use idsync::target::query;
 
 use cli_output::{Format, ProgressDisplay};
 
@@ -344,10 +345,10 @@ async fn run(cli: Cli) -> Result<u8> {
             if run.allow_mass_delete && !run.dry_run {
                 // Recorded before the run: a crash in the middle must not lose who lifted
                 // the limits.
-                idsync::audit::record(
+                idsync::store::audit::record(
                     &db,
-                    &idsync::audit::cli_actor(),
-                    idsync::audit::Action::AllowMassDelete,
+                    &idsync::store::audit::cli_actor(),
+                    idsync::store::audit::Action::AllowMassDelete,
                     &connector,
                     Some("sync --allow-mass-delete"),
                 )
@@ -392,10 +393,10 @@ async fn run(cli: Cli) -> Result<u8> {
                 };
                 let mapping = config.mapping_for(connector_config);
                 if run.allow_mass_delete && !run.dry_run {
-                    idsync::audit::record(
+                    idsync::store::audit::record(
                         &db,
-                        &idsync::audit::cli_actor(),
-                        idsync::audit::Action::AllowMassDelete,
+                        &idsync::store::audit::cli_actor(),
+                        idsync::store::audit::Action::AllowMassDelete,
                         &id,
                         Some("reconcile --allow-mass-delete"),
                     )

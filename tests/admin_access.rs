@@ -329,7 +329,7 @@ async fn a_scheduled_slot_runs_once_across_nodes() {
         matches!(&second, idsync::scheduler::RunResult::Skipped(why) if why.contains("another node")),
         "{second:?}"
     );
-    let runs = idsync::target::runs::recent_runs(db.pool(), Some("kc"), 10)
+    let runs = idsync::store::runs::recent_runs(db.pool(), Some("kc"), 10)
         .await
         .expect("runs");
     assert_eq!(runs.len(), 1, "{runs:?}");

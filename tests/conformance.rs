@@ -134,7 +134,7 @@ async fn many_pages_arrive_whole() {
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(
             report.outcome,
-            idsync::target::runs::Outcome::Succeeded,
+            idsync::store::runs::Outcome::Succeeded,
             "{kind}"
         );
         let (users, groups) = snapshot(&db).await;

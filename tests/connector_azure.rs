@@ -11,9 +11,9 @@ use idsync::config::{AzureSettings, MappingConfig, OnRemove};
 use idsync::connectors::azure::{AzureCheckpoint, AzureConnector};
 use idsync::connectors::{PullConnector, ReadMode};
 use idsync::db::Db;
+use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
-use idsync::target::runs::Outcome;
 use serde_json::json;
 
 use crate::support::conformance::{
@@ -85,7 +85,7 @@ async fn target(db: &Db) -> Target {
 
 async fn checkpoint(db: &Db) -> Option<String> {
     let mut conn = db.pool().acquire().await.expect("connection");
-    idsync::mirror::load_state(&mut conn, CONNECTOR)
+    idsync::store::mirror::load_state(&mut conn, CONNECTOR)
         .await
         .expect("state")
         .checkpoint

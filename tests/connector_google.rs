@@ -12,9 +12,9 @@ use idsync::config::{GoogleDirectoryScope, MappingConfig, OnRemove};
 use idsync::connectors::{BatchSink, PullConnector, ReadMode, ReadSummary, SinkError, SourceBatch};
 use idsync::db::Db;
 use idsync::model::{MemberRef, SourceGroup, SourceUser};
+use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
-use idsync::target::runs::Outcome;
 
 use crate::support::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, UserStatus,

@@ -9,10 +9,10 @@ use std::time::Duration;
 use idsync::config::{MappingConfig, OktaSettings, OnRemove, SecretString, StatusPolicy};
 use idsync::connectors::{PullConnector, ReadMode};
 use idsync::db::Db;
-use idsync::mirror;
+use idsync::store::mirror;
+use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
-use idsync::target::runs::Outcome;
 
 use crate::support::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, UserStatus,

@@ -469,10 +469,10 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
         started > ended
     };
     let runner = eventually(Duration::from_secs(30), "a run in progress", async || {
-        let runs = idsync::target::runs::recent_runs(&pool, Some("kc"), 1)
+        let runs = idsync::store::runs::recent_runs(&pool, Some("kc"), 1)
             .await
             .ok()?;
-        if runs.first()?.outcome != idsync::target::runs::Outcome::Running {
+        if runs.first()?.outcome != idsync::store::runs::Outcome::Running {
             return None;
         }
         match (in_run(&a), in_run(&b)) {
@@ -501,7 +501,7 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
     .await;
 
     // Never two runs at once: the survivor skipped while the lock was held, or ran alone.
-    let runs = idsync::target::runs::recent_runs(db.pool(), Some("kc"), 100)
+    let runs = idsync::store::runs::recent_runs(db.pool(), Some("kc"), 100)
         .await
         .expect("runs");
     let mut spans: Vec<(String, String)> = runs
@@ -514,7 +514,7 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
     }
     assert!(
         runs.iter()
-            .any(|r| r.outcome == idsync::target::runs::Outcome::Interrupted),
+            .any(|r| r.outcome == idsync::store::runs::Outcome::Interrupted),
         "the killed node's run is recorded as interrupted: {runs:?}"
     );
     // The killed node's run never committed: the target is complete and consistent.

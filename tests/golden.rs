@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use idsync::config::FileFormat;
 use idsync::connectors::file::FileConnector;
 use idsync::db::Backend;
+use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions};
-use idsync::target::runs::Outcome;
 use serde_json::{Value, json};
 
 use crate::mapping_flow::{load_mapping, target_json};

@@ -10,9 +10,9 @@ use idsync::config::{Config, MappingConfig};
 use idsync::db::{Backend, Db};
 use idsync::model::{MemberRef, SourceUser};
 use idsync::pipeline::plan::PlanCounts;
+use idsync::store::runs::{self, Outcome};
 use idsync::sync::{self, NoProgress, RunOptions, RunReport};
 use idsync::target::query;
-use idsync::target::runs::{self, Outcome};
 use serde_json::{Map, Value, json};
 
 use crate::on_both_backends;

@@ -2,10 +2,10 @@
 //! must equal what the same filter gives evaluated in memory on the SCIM resources.
 
 use idsync::filter::{AttrPath, EvalOptions, parse_filter};
-use idsync::mirror::{self, query};
 use idsync::model::content_hash;
 use idsync::scim::discovery::{self, USER_SCHEMA};
 use idsync::scim::resource::{Meta, group_from_scim, user_from_scim, user_to_scim};
+use idsync::store::mirror::{self, query};
 use serde_json::json;
 
 use crate::on_both_backends;
@@ -427,7 +427,7 @@ async fn existing_rows_are_indexed_once(db: TestDb) {
         .await
         .unwrap();
     drop(conn);
-    idsync::mirror::values::backfill(&db).await.unwrap();
+    idsync::store::mirror::values::backfill(&db).await.unwrap();
     let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mirror_values")
         .fetch_one(db.pool())
         .await

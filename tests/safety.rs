@@ -5,8 +5,8 @@
 use idsync::config::MappingConfig;
 use idsync::db::Db;
 use idsync::model::{MemberRef, SourceUser};
+use idsync::store::runs::{self, Outcome};
 use idsync::sync::{self, NoProgress, RunOptions, RunReport};
-use idsync::target::runs::{self, Outcome};
 use serde_json::json;
 
 use crate::mapping_flow::{load_mapping, target_json};

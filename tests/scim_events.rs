@@ -4,7 +4,7 @@
 
 use idsync::config::ScimTenantSettings;
 use idsync::db::Db;
-use idsync::scim::events::{self, Event, EventQuery};
+use idsync::store::events::{self, Event, EventQuery};
 
 use crate::support::TestDb;
 use crate::support::scim::{ScimHarness, tenant_with};

@@ -4,8 +4,8 @@
 
 use idsync::config::{OnRemove, ScimTenantSettings, TenantAuth};
 use idsync::db::Db;
-use idsync::scim::events::{self, EventQuery};
 use idsync::scim::server::{ServerOptions, Tenant};
+use idsync::store::events::{self, EventQuery};
 use idsync::sync::{self, NoProgress, RunOptions};
 use idsync::target::query;
 use serde_json::{Value, json};
@@ -401,7 +401,7 @@ async fn thousands_of_members_in_one_patch(db: TestDb) {
         })
         .collect();
     let ids: Vec<String> = users.iter().map(|(u, _)| u.external_id.clone()).collect();
-    idsync::mirror::upsert_users(tx.conn(), "acme", users)
+    idsync::store::mirror::upsert_users(tx.conn(), "acme", users)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -791,7 +791,7 @@ async fn credentials_are_per_tenant() {
         .await
         .unwrap();
     assert_eq!(own.status(), 200);
-    idsync::scim::tokens::revoke(&db, "acme", None)
+    idsync::store::tokens::revoke(&db, "acme", None)
         .await
         .unwrap();
     let revoked = scim
@@ -923,17 +923,17 @@ async fn removal_bursts_are_held(db: TestDb) {
         target_user(&db, "c").await.unwrap().active,
         "the third removal is held"
     );
-    let holds = idsync::scim::holds::list(&db).await.unwrap();
+    let holds = idsync::store::holds::list(&db).await.unwrap();
     assert_eq!(holds.len(), 1);
     assert!(
         holds[0].reason.contains("idsync reconcile acme"),
         "{}",
         holds[0].reason
     );
-    let runs = idsync::target::runs::recent_runs(db.pool(), Some("acme"), 5)
+    let runs = idsync::store::runs::recent_runs(db.pool(), Some("acme"), 5)
         .await
         .unwrap();
-    assert_eq!(runs[0].outcome, idsync::target::runs::Outcome::Held);
+    assert_eq!(runs[0].outcome, idsync::store::runs::Outcome::Held);
     // While held, pushes land in the mirror only.
     let e = scim
         .call("acme", "POST", "/Users", Some(user_body("e")))
@@ -953,7 +953,7 @@ async fn removal_bursts_are_held(db: TestDb) {
         .unwrap();
     assert!(!target_user(&db, "c").await.unwrap().active);
     assert!(target_user(&db, "e").await.unwrap().active);
-    assert!(idsync::scim::holds::list(&db).await.unwrap().is_empty());
+    assert!(idsync::store::holds::list(&db).await.unwrap().is_empty());
     scim.stop().await;
 }
 on_both_backends!(removal_bursts_are_held);
@@ -1090,7 +1090,7 @@ async fn scim_1_1_for_the_okta_agent() {
     scim.stop().await;
 }
 
-async fn tenant_events(db: &Db) -> Vec<idsync::scim::events::Event> {
+async fn tenant_events(db: &Db) -> Vec<idsync::store::events::Event> {
     events::query(
         db,
         &EventQuery {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use idsync::scim::tokens;
+use idsync::store::tokens;
 
 use crate::on_both_backends;
 use crate::support::TestDb;

@@ -6,7 +6,7 @@
 
 use idsync::config::OnRemove;
 use idsync::db::Db;
-use idsync::scim::{holds, store};
+use idsync::store::{holds, pushed as store};
 use idsync::target::query;
 use serde_json::{Value, json};
 

@@ -5,9 +5,9 @@ use idsync::config::{MappingConfig, OnRemove};
 use idsync::connectors::{ReadMode, SourceBatch};
 use idsync::db::Db;
 use idsync::model::MemberRef;
+use idsync::store::runs::{self, Outcome};
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
-use idsync::target::runs::{self, Outcome};
 
 use crate::on_both_backends;
 use crate::support::scripted::{Scripted, group, user, users};

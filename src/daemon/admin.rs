@@ -31,15 +31,15 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::Launcher;
-use super::admin_tokens;
 use super::origin::AllowedOrigins;
-use crate::audit::{self, Action};
 use crate::config::{Config, ConnectorSettings, SecretString};
 use crate::db::Db;
 use crate::scheduler::{RunResult, SchedulerHandle, TriggerError};
-use crate::scim::events::{self, EventQuery};
+use crate::store::admin_tokens;
+use crate::store::audit::{self, Action};
+use crate::store::events::{self, EventQuery};
+use crate::store::runs;
 use crate::sync::{self, NoProgress, RunOptions};
-use crate::target::runs;
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -324,7 +324,7 @@ async fn held(State(state): Shared) -> Response {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let tenants = match crate::scim::holds::list(&state.db).await {
+    let tenants = match crate::store::holds::list(&state.db).await {
         Ok(h) => h,
         Err(e) => return internal(e),
     };

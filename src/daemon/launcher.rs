@@ -10,17 +10,15 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tracing::{info, warn};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::db::locks::{self, LockSpace};
-use crate::db::{Context, Db, DbError, now_text};
+use crate::db::{Db, DbError};
 use crate::scheduler::{RunLauncher, RunResult, Trigger};
+use crate::store::locks::{self, LockSpace};
+use crate::store::runs::Outcome;
+use crate::store::slots;
 use crate::sync::{self, NoProgress, RunOptions};
-use crate::target::runs::Outcome;
-
-/// Claimed due slots are kept this long (for `idsync`'s own diagnosis), then pruned.
-const SLOT_RETENTION_DAYS: i64 = 7;
 
 /// Launches runs of the configured connectors.
 pub struct Launcher {
@@ -68,31 +66,7 @@ impl Launcher {
     /// Claims the run of `connector` due at `slot` for this node: true when no node had
     /// claimed it yet.
     pub async fn claim_slot(&self, connector: &str, slot: DateTime<Utc>) -> Result<bool, DbError> {
-        let due = slot.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let horizon = (slot - chrono::Duration::days(SLOT_RETENTION_DAYS))
-            .to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut tx = self.db.begin_write().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO schedule_slots (connector, due_at, node, claimed_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (connector, due_at) DO NOTHING",
-        )
-        .bind(connector.to_string())
-        .bind(due)
-        .bind(self.node.clone())
-        .bind(now_text())
-        .execute(tx.conn())
-        .await
-        .context("claiming a scheduled run")?
-        .rows_affected()
-            == 1;
-        sqlx::query("DELETE FROM schedule_slots WHERE connector = $1 AND due_at < $2")
-            .bind(connector.to_string())
-            .bind(horizon)
-            .execute(tx.conn())
-            .await
-            .context("pruning old scheduled runs")?;
-        tx.commit().await?;
-        Ok(claimed)
+        slots::claim(&self.db, connector, slot, &self.node).await
     }
 
     /// Whether another process holds `connector`'s run lock (PostgreSQL; SQLite has one

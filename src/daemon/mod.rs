@@ -15,7 +15,6 @@
 //! transaction never committed.
 
 pub mod admin;
-pub mod admin_tokens;
 mod launcher;
 mod origin;
 
@@ -30,8 +29,8 @@ use tracing::{info, warn};
 use crate::config::{Config, ConnectorSettings};
 use crate::db::{Db, DbError};
 use crate::scheduler::{Job, Scheduler};
-use crate::scim::events::EventLog;
 use crate::scim::server::ScimServer;
+use crate::store::events::EventLog;
 
 pub use launcher::Launcher;
 
@@ -187,7 +186,7 @@ pub async fn serve(
     // would be one that nobody can administer safely, so it does not start (nor listen).
     let admin_addr = options.admin_listen.unwrap_or(config.engine.admin_listen);
     if !admin_addr.ip().is_loopback() && config.engine.admin_token.is_none() {
-        let any = admin_tokens::any_active(&db)
+        let any = crate::store::admin_tokens::any_active(&db)
             .await
             .map_err(|source| ServeError::Database {
                 url: crate::db::redact_url(config.engine.database_url.expose()),

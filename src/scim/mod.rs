@@ -6,10 +6,6 @@
 
 pub mod discovery;
 pub mod error;
-pub mod events;
-pub mod holds;
 pub mod patch;
 pub mod resource;
 pub mod server;
-pub mod store;
-pub mod tokens;

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use sqlx::AnyConnection;
 
 use crate::config::OnRemove;
-use crate::mirror::{self, MirrorState};
 use crate::pipeline::plan::{self, Plan};
+use crate::store::mirror::{self, MirrorState};
+use crate::store::runs::Outcome;
 use crate::target::EffectiveUpdate;
-use crate::target::runs::Outcome;
 
 use super::context::{RunContext, Staged};
 use super::plan::Planned;

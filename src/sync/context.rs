@@ -5,12 +5,12 @@
 
 use crate::config::{DefaultApply, MappingConfig};
 use crate::connectors::ReadMode;
-use crate::mirror::MirrorState;
 use crate::model::SourceUser;
 use crate::pipeline::mapping_fingerprint;
 use crate::pipeline::plan::PlanCounts;
+use crate::store::mirror::MirrorState;
+use crate::store::runs::Outcome;
 use crate::target::Directory;
-use crate::target::runs::Outcome;
 
 use super::{RunOptions, RunReport};
 

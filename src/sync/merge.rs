@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use tracing::info;
 
 use crate::connectors::ReadSummary;
-use crate::mirror::{self, MergeOutcome, MirrorState};
+use crate::store::mirror::{self, MergeOutcome, MirrorState};
 
 use super::context::{RunContext, Scope, Staged};
 use super::read::Read;
@@ -229,10 +229,10 @@ mod tests {
         .err()
         .unwrap();
         assert!(matches!(err, SyncError::StaleCheckpoint(_)), "{err}");
-        let runs = crate::target::runs::recent_runs(db.pool(), Some("hr"), 1)
+        let runs = crate::store::runs::recent_runs(db.pool(), Some("hr"), 1)
             .await
             .unwrap();
-        assert_eq!(runs[0].outcome, crate::target::runs::Outcome::Failed);
+        assert_eq!(runs[0].outcome, crate::store::runs::Outcome::Failed);
         assert_eq!(runs[0].message.as_deref(), Some(err.to_string().as_str()));
         let mut tx = db.begin_write().await.unwrap();
         assert!(

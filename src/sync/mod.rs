@@ -33,7 +33,7 @@ use crate::config::MappingConfig;
 use crate::connectors::{ConnectorError, PullConnector};
 use crate::db::{Db, DbError, WriteTx};
 use crate::pipeline::plan::{Conflict, PlanCounts};
-use crate::target::runs::{self, Outcome, RunEnd};
+use crate::store::runs::{self, Outcome, RunEnd};
 use crate::target::{DirectoryError, SqlDirectory};
 use context::{RunContext, Staged};
 
@@ -91,7 +91,7 @@ pub struct RunReport {
     /// For a pushed change: the mirror state the caller stores in its transaction, with
     /// the request's event (one round trip fewer).
     #[serde(skip)]
-    pub(crate) state_to_store: Option<crate::mirror::MirrorState>,
+    pub(crate) state_to_store: Option<crate::store::mirror::MirrorState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,14 +174,14 @@ pub async fn reconcile(
         let result = async {
             let mut tx = db.begin_write().await?;
             lock_connector(&mut tx, connector_id).await?;
-            let state = crate::mirror::load_state(tx.conn(), connector_id).await?;
+            let state = crate::store::mirror::load_state(tx.conn(), connector_id).await?;
             let report =
                 project_and_apply(&mut tx, &ctx, progress, Staged::reconcile(run_id, state))
                     .await?;
             if !report.dry_run && report.outcome != Outcome::Held {
                 // A SCIM tenant held by a burst of removals is released once its mirror
                 // has been applied.
-                crate::scim::holds::release(tx.conn(), connector_id).await?;
+                crate::store::holds::release(tx.conn(), connector_id).await?;
             }
             close_tx(tx, &report).await?;
             Ok(report)
@@ -274,7 +274,7 @@ async fn project_and_apply(
 /// on (a transaction-scoped advisory lock keyed by the connector), so their generation
 /// counters and checkpoints never interleave. SQLite writers already queue in-process.
 pub async fn lock_connector(tx: &mut WriteTx, connector_id: &str) -> Result<(), DbError> {
-    use crate::db::locks::{LockSpace, lock_for_transaction};
+    use crate::store::locks::{LockSpace, lock_for_transaction};
     lock_for_transaction(tx.conn(), LockSpace::ConnectorMerge, Some(connector_id)).await
 }
 

@@ -7,10 +7,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
-use crate::mirror;
 use crate::model::{MemberKind, SourceUser};
 use crate::pipeline::plan::Current;
 use crate::pipeline::{Desired, project as project_mapping};
+use crate::store::mirror;
 use crate::target::Owned;
 
 use super::SyncError;

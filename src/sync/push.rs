@@ -4,8 +4,8 @@
 
 use crate::config::MappingConfig;
 use crate::db::WriteTx;
-use crate::mirror::MirrorState;
 use crate::model::SourceUser;
+use crate::store::mirror::MirrorState;
 use crate::target::SqlDirectory;
 
 use super::context::{RunContext, Scope, Staged};

@@ -7,7 +7,7 @@ use tracing::info;
 use crate::connectors::{BatchSink, ConnectorError, PullConnector, SinkError, SourceBatch};
 use crate::connectors::{ReadMode, ReadSummary};
 use crate::db::{Db, DbError};
-use crate::mirror::{self, ReadBuffer};
+use crate::store::mirror::{self, ReadBuffer};
 
 use super::{LOG, Progress, SyncError};
 

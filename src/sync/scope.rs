@@ -1,7 +1,7 @@
 //! The scope phase: one rule, shared by pull runs and SCIM writes, for when a plan may
 //! cover only the users that changed instead of re-projecting the whole mirror.
 
-use crate::mirror::MirrorState;
+use crate::store::mirror::MirrorState;
 
 use super::context::RunContext;
 

@@ -9,7 +9,6 @@
 //! keep its own bookkeeping there and make its writes safe to repeat.
 
 pub mod query;
-pub mod runs;
 pub mod sql;
 
 use std::collections::{HashMap, HashSet};

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use idsync::config::{MappingConfig, OnRemove, ScimTenantSettings};
 use idsync::db::Db;
-use idsync::scim::events::EventLog;
 use idsync::scim::server::{ScimServer, ServerOptions, Tenant};
-use idsync::scim::tokens;
+use idsync::store::events::EventLog;
+use idsync::store::tokens;
 use serde_json::Value;
 
 pub struct ScimHarness {

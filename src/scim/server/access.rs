@@ -18,7 +18,7 @@ use tracing::warn;
 use super::{ScimServer, Tenant};
 use crate::config::{ScimTenantSettings, TenantAuth};
 use crate::scim::error::ScimError;
-use crate::scim::tokens;
+use crate::store::tokens;
 
 /// A token's last use is written at most this often.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);

@@ -13,13 +13,13 @@ use super::resources::{self, Pushed};
 use super::users::patch_error;
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
-use crate::mirror::query::Resource;
 use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
 use crate::scim::resource::{PushedMember, group_from_scim};
-use crate::scim::store::{self, Put, Stored};
+use crate::store::mirror::query::Resource;
+use crate::store::pushed::{self as store, Put, Stored};
 
 /// Missing member ids named in an error message at most.
 const MISSING_SHOWN: usize = 5;
@@ -307,7 +307,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
             .await
             .map_err(db_error)?;
     }
-    crate::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()])
+    crate::store::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()])
         .await
         .map_err(db_error)?;
     let applied = write::finish(call, tx, change).await?;

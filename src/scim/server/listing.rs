@@ -9,11 +9,11 @@ use super::params::{ListParams, shape};
 use super::write::db_error;
 use super::{Call, Reply, resources, v1};
 use crate::filter::{AttrPath, Filter};
-use crate::mirror::query::{self, PageRequest, QueryError, Resource};
 use crate::model::{SourceGroup, SourceUser};
 use crate::scim::discovery::{self, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use crate::scim::error::{ScimError, ScimType, ScimVersion};
-use crate::scim::store::Stored;
+use crate::store::mirror::query::{self, PageRequest, QueryError, Resource};
+use crate::store::pushed::Stored;
 
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 

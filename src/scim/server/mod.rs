@@ -8,7 +8,7 @@
 //! timeout.
 //! Writes change the tenant's mirror and project the change into the target in one
 //! transaction (`write`), so an IdP's request either lands whole or not at all. Each
-//! request ends up in the event log (`crate::scim::events`).
+//! request ends up in the event log (`crate::store::events`).
 
 mod access;
 mod call;
@@ -42,7 +42,7 @@ use crate::config::{Config, ConnectorSettings, MappingConfig, ScimTenantSettings
 use crate::db::Db;
 use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimVersion, V1_CONTENT_TYPE};
-use crate::scim::events::{Event, EventLog, Retention, loggable_body, mask_target};
+use crate::store::events::{Event, EventLog, Retention, loggable_body, mask_target};
 
 pub(crate) use call::{Call, Reply};
 pub use limits::{MAX_IDENTIFIER_CHARS, ResourceLimits};

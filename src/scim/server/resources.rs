@@ -11,11 +11,11 @@ use super::params::{Shape, shape};
 use super::write::db_error;
 use super::{Call, Reply, v1};
 use crate::db::WriteTx;
-use crate::mirror::query::Resource;
 use crate::model::{SourceGroup, SourceUser};
 use crate::scim::error::ScimError;
 use crate::scim::resource::{Meta, group_to_scim, user_to_scim};
-use crate::scim::store::{self, Stored};
+use crate::store::mirror::query::Resource;
+use crate::store::pushed::{self as store, Stored};
 
 /// A resource type the server keeps in a tenant's mirror.
 pub(super) trait Pushed: DeserializeOwned {

@@ -9,13 +9,13 @@ use super::params::ListParams;
 use super::resources::{self, Pushed};
 use super::write::{self, Change, db_error};
 use super::{Call, Reply, v1};
-use crate::mirror::query::Resource;
 use crate::model::{SourceUser, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
 use crate::scim::resource::{self, user_from_scim};
-use crate::scim::store::{self, Put, Stored};
+use crate::store::mirror::query::Resource;
+use crate::store::pushed::{self as store, Put, Stored};
 
 /// Attributes a client may send but that are never stored: the password (idsync is not a
 /// credential store), and what the server manages.
@@ -218,7 +218,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
             .await
             .map_err(db_error)?;
     }
-    crate::mirror::delete_users(tx.conn(), &call.tenant.id, &[id.to_string()])
+    crate::store::mirror::delete_users(tx.conn(), &call.tenant.id, &[id.to_string()])
         .await
         .map_err(db_error)?;
     let applied = write::finish(

@@ -17,10 +17,11 @@ use super::{Call, ScimServer};
 use crate::db::{Batch, WriteTx};
 use crate::model::SourceUser;
 use crate::scim::error::ScimError;
-use crate::scim::events::{self, Event};
-use crate::scim::{holds, store};
+use crate::store::events::{self, Event};
+use crate::store::holds;
+use crate::store::pushed as store;
+use crate::store::runs::{self, Outcome, RunEnd};
 use crate::sync::{self, PushedChange};
-use crate::target::runs::{self, Outcome, RunEnd};
 
 /// What the statements sent with the event do, for a failure's message.
 const LAST_CONTEXT: &str = "storing the mirror state, removal count and event of a request";
@@ -151,7 +152,7 @@ pub(crate) async fn finish(
         .map_err(db_error)?;
     // The mirror changed: its generation moves on. The projection stores it together with
     // the applied generation (one statement); a held write stores it alone.
-    let bumped = crate::mirror::MirrorState {
+    let bumped = crate::store::mirror::MirrorState {
         generation: before.generation + 1,
         ..before.clone()
     };
@@ -194,7 +195,7 @@ pub(crate) async fn finish(
     }
     let mut last = Batch::new(LAST_CONTEXT);
     if let Some(state) = report.state_to_store.take() {
-        crate::mirror::save_state_into(&mut last, tx.conn(), &tenant.id, &state);
+        crate::store::mirror::save_state_into(&mut last, tx.conn(), &tenant.id, &state);
     }
     if report.removals > 0 {
         // Old rows only cost space (the count looks at the window alone): forget them now
@@ -219,9 +220,9 @@ pub(crate) async fn finish(
 async fn save_state(
     tx: &mut WriteTx,
     tenant: &str,
-    state: &crate::mirror::MirrorState,
+    state: &crate::store::mirror::MirrorState,
 ) -> Result<(), ScimError> {
-    crate::mirror::save_state(tx.conn(), tenant, state)
+    crate::store::mirror::save_state(tx.conn(), tenant, state)
         .await
         .map_err(db_error)
 }

@@ -40,7 +40,7 @@ impl Directory for SqlDirectory {
     async fn lock_writes(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError> {
         // SQLite writers already queue (BEGIN IMMEDIATE); PostgreSQL ones take turns here
         // instead of failing on the unique name key.
-        use crate::db::locks::{LockSpace, lock_for_transaction};
+        use crate::store::locks::{LockSpace, lock_for_transaction};
         Ok(lock_for_transaction(tx, LockSpace::TargetWrite, None).await?)
     }
 

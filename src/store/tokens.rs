@@ -12,9 +12,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use subtle::ConstantTimeEq;
 
-use crate::audit::{self, Action};
 use crate::config::SecretString;
 use crate::db::{Context, Db, DbError, now_text};
+use crate::store::audit::{self, Action};
 
 /// Tokens start with this, so that secret scanners and people recognise them.
 const TOKEN_PREFIX: &str = "idsync_";

@@ -1,6 +1,6 @@
 //! A SCIM tenant's resources in its mirror: read one with what its `meta` is made of,
 //! check uniqueness, find member kinds, write and remove, all inside the caller's
-//! transaction. The mirror tables are the pull connectors' (see `crate::mirror`); a pushed
+//! transaction. The mirror tables are the pull connectors' (see `crate::store::mirror`); a pushed
 //! resource's server-assigned `id` is its `external_id` there.
 
 use std::collections::HashMap;
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Context, DbError, now_text, param, select_in};
-use crate::mirror::query::{Resource, STORED_COLUMNS, StoredRow};
 use crate::model::{MemberKind, SourceGroup, SourceUser, content_hash, name_key};
+use crate::store::mirror::query::{Resource, STORED_COLUMNS, StoredRow};
 
 /// A resource as stored, with its timestamps and version.
 #[derive(Debug, Clone)]
@@ -160,9 +160,9 @@ pub async fn put_user(
     let version = content_hash(&user);
     let records = vec![(user.clone(), version.clone())];
     match put {
-        Put::New => crate::mirror::insert_new_users_at(conn, tenant, records, &now).await?,
+        Put::New => crate::store::mirror::insert_new_users_at(conn, tenant, records, &now).await?,
         Put::Replace(_) | Put::Update => {
-            crate::mirror::upsert_users_at(conn, tenant, records, &now).await?
+            crate::store::mirror::upsert_users_at(conn, tenant, records, &now).await?
         }
     }
     Ok(Stored {
@@ -184,9 +184,9 @@ pub async fn put_group(
     let version = content_hash(&group);
     let records = vec![(group.clone(), version.clone())];
     match put {
-        Put::New => crate::mirror::insert_new_groups_at(conn, tenant, records, &now).await?,
+        Put::New => crate::store::mirror::insert_new_groups_at(conn, tenant, records, &now).await?,
         Put::Replace(_) | Put::Update => {
-            crate::mirror::upsert_groups_at(conn, tenant, records, &now).await?
+            crate::store::mirror::upsert_groups_at(conn, tenant, records, &now).await?
         }
     }
     Ok(Stored {
@@ -221,7 +221,7 @@ pub async fn groups_with_member(
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
         .bind(tenant.to_string())
-        .bind(crate::mirror::values::resource_key(Resource::Group))
+        .bind(crate::store::mirror::values::resource_key(Resource::Group))
         .bind("members")
         .bind(member_id.to_string())
         .fetch_all(&mut *conn)
@@ -248,7 +248,7 @@ pub async fn write_state(
     conn: &mut AnyConnection,
     tenant: &str,
     window_minutes: u64,
-) -> Result<(crate::mirror::MirrorState, Option<String>, u64), DbError> {
+) -> Result<(crate::store::mirror::MirrorState, Option<String>, u64), DbError> {
     const CTX: &str = "reading the tenant's mirror state and removal window";
     let (p1, p2, p3, p4) = (
         param(conn, 1),
@@ -267,12 +267,12 @@ pub async fn write_state(
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.to_string())
         .bind(tenant.to_string())
-        .bind(crate::scim::holds::window_start(window_minutes))
+        .bind(crate::store::holds::window_start(window_minutes))
         .bind(tenant.to_string())
         .fetch_one(&mut *conn)
         .await
         .context(CTX)?;
-    let state = crate::mirror::MirrorState {
+    let state = crate::store::mirror::MirrorState {
         checkpoint: row.try_get(0).context(CTX)?,
         generation: row.try_get::<Option<i64>, _>(1).context(CTX)?.unwrap_or(0),
         applied_generation: row.try_get::<Option<i64>, _>(2).context(CTX)?.unwrap_or(0),

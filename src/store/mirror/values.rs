@@ -2,7 +2,7 @@
 //! 0009): a User's `emails` and `phoneNumbers`, a Group's `members`, one row per element,
 //! written and removed together with the mirror row in the caller's transaction. Filters
 //! such as `emails.value eq "…"` or `members[value eq "<id>"]` are answered from it (see
-//! `crate::mirror::query`); it also finds the groups containing a member without loading
+//! `crate::store::mirror::query`); it also finds the groups containing a member without loading
 //! every group.
 //!
 //! The rows describe the resource as SCIM shows it (`crate::scim::resource::user_to_scim`

@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::audit::{self, Action};
 use crate::config::SecretString;
 use crate::db::{Context, Db, DbError, now_text};
-use crate::scim::tokens::{hash, matching_row, random_secret, timestamp_after};
+use crate::store::audit::{self, Action};
+use crate::store::tokens::{hash, matching_row, random_secret, timestamp_after};
 
 /// Admin tokens start with this, so that secret scanners and people recognise them (and
 /// do not mistake them for tenant tokens).

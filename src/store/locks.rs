@@ -10,7 +10,7 @@
 
 use sqlx::{AnyConnection, AnyPool};
 
-use super::{Context, DbError, is_postgres};
+use crate::db::{Context, DbError, is_postgres};
 
 /// What a lock guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
