@@ -76,8 +76,6 @@ mod parse;
 mod proptests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_invalid;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, Path};
 pub use eval::EvalOptions;

@@ -400,3 +400,5 @@ fn evaluation_edge_cases() {
         assert_eq!(filter.matches(record), *expected, "{input} on {record}");
     }
 }
+
+mod invalid;

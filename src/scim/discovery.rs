@@ -494,5 +494,4 @@ pub fn schema(base: &str, id: &str) -> Option<Value> {
 }
 
 #[cfg(test)]
-#[path = "discovery_tests.rs"]
 mod tests;

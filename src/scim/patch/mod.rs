@@ -96,10 +96,6 @@ mod values;
 pub(crate) mod proptests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_errors;
-#[cfg(test)]
-mod tests_members;
 
 pub use apply::apply;
 pub use paths::{ENTERPRISE_USER_URN, GROUP_SCHEMA, ResourceSchema, USER_SCHEMA};

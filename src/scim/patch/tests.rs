@@ -486,3 +486,6 @@ fn unchanged_resource_reports_no_change() {
     assert_eq!(outcome, PatchOutcome::default());
     assert_eq!(resource, user());
 }
+
+mod errors;
+mod members;
