@@ -1,8 +1,8 @@
 //! Table tests for invalid filters (each with its exact message and column), the nesting
 //! and length caps, and PATCH paths, valid and invalid.
 
-use super::ENT;
 use super::super::*;
+use super::ENT;
 
 /// (input, exact error message)
 const INVALID: &[(&str, &str)] = &[

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::{BJENSEN, ENT, body, edited, new_user, user};
 use super::super::*;
+use super::{BJENSEN, ENT, body, edited, new_user, user};
 
 /// (body, scimType, message) for bodies [`parse_request`] rejects.
 fn bad_bodies() -> Vec<(Value, &'static str, String)> {

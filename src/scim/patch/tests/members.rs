@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::{BJENSEN, body, edited, run};
 use super::super::*;
+use super::{BJENSEN, body, edited, run};
 
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const MANDY: &str = "902c246b-6245-4190-8e05-00816be7344a";
