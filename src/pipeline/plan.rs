@@ -9,8 +9,13 @@ use serde::Serialize;
 
 use crate::config::OnRemove;
 use crate::model::{MemberKind, content_hash, name_key};
-use crate::pipeline::flatten::{Graph, effective_users};
 use crate::pipeline::{Desired, Origin, SkippedUser, TargetGroup, TargetUser};
+
+mod counts;
+mod effective;
+
+pub use counts::PlanCounts;
+pub use effective::{Effective, effective_pairs};
 
 /// A user the connector already owns in the target.
 #[derive(Debug, Clone)]
@@ -120,110 +125,6 @@ pub struct Plan {
     /// Users the target holds live for the connector (it projected them before) that
     /// the mapping now skips: what the skip limit counts.
     pub skipped_before: Vec<SkippedUser>,
-}
-
-/// Counts of a plan, as recorded on the run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PlanCounts {
-    pub users_created: u64,
-    pub users_updated: u64,
-    pub users_disabled: u64,
-    pub users_deleted: u64,
-    pub groups_created: u64,
-    pub groups_updated: u64,
-    pub groups_deleted: u64,
-    pub memberships_added: u64,
-    pub memberships_removed: u64,
-    pub conflicts: u64,
-    pub warnings: u64,
-}
-
-impl Plan {
-    pub fn counts(&self) -> PlanCounts {
-        let removals = self.user_removals.len() as u64;
-        let (disabled, deleted) = match self.on_remove {
-            Some(OnRemove::Delete) => (0, removals),
-            _ => (removals, 0),
-        };
-        PlanCounts {
-            users_created: self.user_creates.len() as u64,
-            users_updated: self.user_updates.len() as u64,
-            users_disabled: disabled,
-            users_deleted: deleted,
-            groups_created: (self.group_creates.len() + self.managed_creates.len()) as u64,
-            groups_updated: self.group_updates.len() as u64,
-            groups_deleted: self.group_deletes.len() as u64,
-            memberships_added: self.membership_adds.len() as u64,
-            memberships_removed: self.membership_removes.len() as u64,
-            conflicts: self.conflicts.len() as u64,
-            warnings: self.warnings.len() as u64,
-        }
-    }
-
-    /// Membership removals from users and groups that stay: those of removed users,
-    /// deleted groups and members of deleted groups are counted by the deletion limits.
-    pub fn staying_membership_removals(&self) -> Vec<&(String, String)> {
-        let leaving: HashSet<&str> = self
-            .user_removals
-            .iter()
-            .chain(&self.group_deletes)
-            .map(|r| r.id.as_str())
-            .collect();
-        self.membership_removes
-            .iter()
-            .filter(|(group, member)| {
-                !leaving.contains(group.as_str()) && !leaving.contains(member.as_str())
-            })
-            .collect()
-    }
-
-    /// Of `removes`, those that take access away: a user removed from a group it is no
-    /// longer in, even through nesting, after the plan; a nested group removed from a
-    /// group while some of its users are not otherwise in it. A switch between kept and
-    /// flattened nesting rewrites direct memberships and takes nothing away.
-    pub fn access_removals(&self, removes: &[&(String, String)]) -> u64 {
-        let after = effective_pairs(self.membership_adds.iter().chain(&self.membership_kept));
-        let has = |group: &str, user: &str| -> bool {
-            match (after.group_index.get(group), after.user_index.get(user)) {
-                (Some(&g), Some(&u)) => after.pairs.binary_search(&(g, u)).is_ok(),
-                _ => false,
-            }
-        };
-        let users_of = |group: &str| -> &[(u32, u32)] {
-            match after.group_index.get(group) {
-                Some(&g) => {
-                    let start = after.pairs.partition_point(|&(pg, _)| pg < g);
-                    let end = after.pairs.partition_point(|&(pg, _)| pg <= g);
-                    &after.pairs[start..end]
-                }
-                None => &[],
-            }
-        };
-        removes
-            .iter()
-            .filter(|(group, member)| {
-                if self.own_group_ids.contains(member) {
-                    users_of(member)
-                        .iter()
-                        .any(|&(_, u)| !has(group, after.users[u as usize]))
-                } else {
-                    !has(group, member)
-                }
-            })
-            .count() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.user_creates.is_empty()
-            && self.managed_creates.is_empty()
-            && self.user_updates.is_empty()
-            && self.user_removals.is_empty()
-            && self.group_creates.is_empty()
-            && self.group_updates.is_empty()
-            && self.group_deletes.is_empty()
-            && self.membership_adds.is_empty()
-            && self.membership_removes.is_empty()
-    }
 }
 
 /// Chooses the target id of a record the plan creates. The target directory decides (the
@@ -663,65 +564,4 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     plan.membership_adds = adds;
     plan.membership_kept = kept;
     plan
-}
-
-/// Effective membership as dense indices over borrowed ids: `pairs` holds
-/// (index into `groups`, index into `users`), sorted, without duplicates.
-pub struct Effective<'a> {
-    pub groups: Vec<&'a str>,
-    pub users: Vec<&'a str>,
-    pub group_index: HashMap<&'a str, u32>,
-    pub user_index: HashMap<&'a str, u32>,
-    pub pairs: Vec<(u32, u32)>,
-}
-
-/// The effective (group, user) pairs implied by a set of direct memberships.
-pub fn effective_pairs<'a>(
-    memberships: impl Iterator<Item = &'a Membership> + Clone,
-) -> Effective<'a> {
-    let mut group_index: HashMap<&str, u32> = HashMap::new();
-    let mut groups: Vec<&str> = Vec::new();
-    for m in memberships.clone() {
-        for id in std::iter::once(m.group_id.as_str())
-            .chain((m.kind == MemberKind::Group).then_some(m.member_id.as_str()))
-        {
-            group_index.entry(id).or_insert_with(|| {
-                groups.push(id);
-                groups.len() as u32 - 1
-            });
-        }
-    }
-    let mut user_index: HashMap<&str, u32> = HashMap::new();
-    let mut users: Vec<&str> = Vec::new();
-    let mut child_groups = vec![Vec::new(); groups.len()];
-    let mut direct_users = vec![Vec::new(); groups.len()];
-    for m in memberships {
-        let g = group_index[m.group_id.as_str()] as usize;
-        match m.kind {
-            MemberKind::Group => child_groups[g].push(group_index[m.member_id.as_str()]),
-            MemberKind::User => {
-                let u = *user_index.entry(m.member_id.as_str()).or_insert_with(|| {
-                    users.push(m.member_id.as_str());
-                    users.len() as u32 - 1
-                });
-                direct_users[g].push(u);
-            }
-        }
-    }
-    let effective = effective_users(&Graph {
-        child_groups: &child_groups,
-        direct_users: &direct_users,
-    });
-    // Groups in index order and each group's users sorted: the pairs come out sorted.
-    let mut pairs = Vec::with_capacity(effective.iter().map(Vec::len).sum());
-    for (g, members) in effective.iter().enumerate() {
-        pairs.extend(members.iter().map(|&u| (g as u32, u)));
-    }
-    Effective {
-        groups,
-        users,
-        group_index,
-        user_index,
-        pairs,
-    }
 }

@@ -31,7 +31,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::hash::Hasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +41,10 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::Schedule;
+
+mod timing;
+
+pub use timing::{jitter_delay, next_fire};
 
 #[cfg(test)]
 mod tests;
@@ -223,68 +226,6 @@ pub struct JobStatus {
     pub last_result: Option<String>,
     /// How many due runs were skipped because the connector was running.
     pub skipped_overlaps: u64,
-}
-
-/// The next fire time of `schedule`, read in `timezone`, strictly after
-/// `after`.
-pub fn next_fire(
-    schedule: &Schedule,
-    timezone: FixedOffset,
-    after: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    schedule
-        .cron
-        .after(&after.with_timezone(&timezone))
-        .next()
-        .map(|fire| fire.with_timezone(&Utc))
-}
-
-/// The delay in `[0, jitter)` added to `connector`'s fire at `fire`, in
-/// whole milliseconds (tokio's timer resolution): a hash of both, so it is
-/// stable across runs and processes (zero when `jitter` is under 1 ms).
-pub fn jitter_delay(connector: &str, fire: DateTime<Utc>, jitter: Duration) -> Duration {
-    let range = jitter.as_millis().min(u128::from(u64::MAX));
-    if range == 0 {
-        return Duration::ZERO;
-    }
-    let mut hasher = Fnv1a::default();
-    hasher.write(connector.as_bytes());
-    hasher.write_u8(0xff);
-    hasher.write_i64(fire.timestamp());
-    hasher.write_u32(fire.timestamp_subsec_nanos());
-    let hash = u128::from(mix(hasher.finish()));
-    // `hash % range` < range <= u64::MAX.
-    Duration::from_millis(u64::try_from(hash % range).unwrap_or(0))
-}
-
-/// FNV-1a (64 bits): a fixed, portable hash (std's hasher may change
-/// between releases).
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
-/// splitmix64's finaliser, to spread FNV's low bits.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Runs connectors on their schedules; see the module documentation.

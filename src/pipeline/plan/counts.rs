@@ -1,0 +1,113 @@
+//! What a plan amounts to: its counts as recorded on the run, the membership removals the
+//! safety limits weigh, and whether it changes anything at all.
+
+use serde::Serialize;
+
+use std::collections::HashSet;
+
+use super::{Plan, effective_pairs};
+use crate::config::OnRemove;
+
+/// Counts of a plan, as recorded on the run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlanCounts {
+    pub users_created: u64,
+    pub users_updated: u64,
+    pub users_disabled: u64,
+    pub users_deleted: u64,
+    pub groups_created: u64,
+    pub groups_updated: u64,
+    pub groups_deleted: u64,
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
+    pub conflicts: u64,
+    pub warnings: u64,
+}
+
+impl Plan {
+    pub fn counts(&self) -> PlanCounts {
+        let removals = self.user_removals.len() as u64;
+        let (disabled, deleted) = match self.on_remove {
+            Some(OnRemove::Delete) => (0, removals),
+            _ => (removals, 0),
+        };
+        PlanCounts {
+            users_created: self.user_creates.len() as u64,
+            users_updated: self.user_updates.len() as u64,
+            users_disabled: disabled,
+            users_deleted: deleted,
+            groups_created: (self.group_creates.len() + self.managed_creates.len()) as u64,
+            groups_updated: self.group_updates.len() as u64,
+            groups_deleted: self.group_deletes.len() as u64,
+            memberships_added: self.membership_adds.len() as u64,
+            memberships_removed: self.membership_removes.len() as u64,
+            conflicts: self.conflicts.len() as u64,
+            warnings: self.warnings.len() as u64,
+        }
+    }
+
+    /// Membership removals from users and groups that stay: those of removed users,
+    /// deleted groups and members of deleted groups are counted by the deletion limits.
+    pub fn staying_membership_removals(&self) -> Vec<&(String, String)> {
+        let leaving: HashSet<&str> = self
+            .user_removals
+            .iter()
+            .chain(&self.group_deletes)
+            .map(|r| r.id.as_str())
+            .collect();
+        self.membership_removes
+            .iter()
+            .filter(|(group, member)| {
+                !leaving.contains(group.as_str()) && !leaving.contains(member.as_str())
+            })
+            .collect()
+    }
+
+    /// Of `removes`, those that take access away: a user removed from a group it is no
+    /// longer in, even through nesting, after the plan; a nested group removed from a
+    /// group while some of its users are not otherwise in it. A switch between kept and
+    /// flattened nesting rewrites direct memberships and takes nothing away.
+    pub fn access_removals(&self, removes: &[&(String, String)]) -> u64 {
+        let after = effective_pairs(self.membership_adds.iter().chain(&self.membership_kept));
+        let has = |group: &str, user: &str| -> bool {
+            match (after.group_index.get(group), after.user_index.get(user)) {
+                (Some(&g), Some(&u)) => after.pairs.binary_search(&(g, u)).is_ok(),
+                _ => false,
+            }
+        };
+        let users_of = |group: &str| -> &[(u32, u32)] {
+            match after.group_index.get(group) {
+                Some(&g) => {
+                    let start = after.pairs.partition_point(|&(pg, _)| pg < g);
+                    let end = after.pairs.partition_point(|&(pg, _)| pg <= g);
+                    &after.pairs[start..end]
+                }
+                None => &[],
+            }
+        };
+        removes
+            .iter()
+            .filter(|(group, member)| {
+                if self.own_group_ids.contains(member) {
+                    users_of(member)
+                        .iter()
+                        .any(|&(_, u)| !has(group, after.users[u as usize]))
+                } else {
+                    !has(group, member)
+                }
+            })
+            .count() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user_creates.is_empty()
+            && self.managed_creates.is_empty()
+            && self.user_updates.is_empty()
+            && self.user_removals.is_empty()
+            && self.group_creates.is_empty()
+            && self.group_updates.is_empty()
+            && self.group_deletes.is_empty()
+            && self.membership_adds.is_empty()
+            && self.membership_removes.is_empty()
+    }
+}

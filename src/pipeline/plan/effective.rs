@@ -1,0 +1,70 @@
+//! The effective (group, user) pairs a set of direct memberships implies through nested
+//! groups, as dense indices over borrowed ids (what the target's effective-membership
+//! table is brought in line with).
+
+use std::collections::HashMap;
+
+use super::Membership;
+use crate::model::MemberKind;
+use crate::pipeline::flatten::{Graph, effective_users};
+
+/// Effective membership as dense indices over borrowed ids: `pairs` holds
+/// (index into `groups`, index into `users`), sorted, without duplicates.
+pub struct Effective<'a> {
+    pub groups: Vec<&'a str>,
+    pub users: Vec<&'a str>,
+    pub group_index: HashMap<&'a str, u32>,
+    pub user_index: HashMap<&'a str, u32>,
+    pub pairs: Vec<(u32, u32)>,
+}
+
+/// The effective (group, user) pairs implied by a set of direct memberships.
+pub fn effective_pairs<'a>(
+    memberships: impl Iterator<Item = &'a Membership> + Clone,
+) -> Effective<'a> {
+    let mut group_index: HashMap<&str, u32> = HashMap::new();
+    let mut groups: Vec<&str> = Vec::new();
+    for m in memberships.clone() {
+        for id in std::iter::once(m.group_id.as_str())
+            .chain((m.kind == MemberKind::Group).then_some(m.member_id.as_str()))
+        {
+            group_index.entry(id).or_insert_with(|| {
+                groups.push(id);
+                groups.len() as u32 - 1
+            });
+        }
+    }
+    let mut user_index: HashMap<&str, u32> = HashMap::new();
+    let mut users: Vec<&str> = Vec::new();
+    let mut child_groups = vec![Vec::new(); groups.len()];
+    let mut direct_users = vec![Vec::new(); groups.len()];
+    for m in memberships {
+        let g = group_index[m.group_id.as_str()] as usize;
+        match m.kind {
+            MemberKind::Group => child_groups[g].push(group_index[m.member_id.as_str()]),
+            MemberKind::User => {
+                let u = *user_index.entry(m.member_id.as_str()).or_insert_with(|| {
+                    users.push(m.member_id.as_str());
+                    users.len() as u32 - 1
+                });
+                direct_users[g].push(u);
+            }
+        }
+    }
+    let effective = effective_users(&Graph {
+        child_groups: &child_groups,
+        direct_users: &direct_users,
+    });
+    // Groups in index order and each group's users sorted: the pairs come out sorted.
+    let mut pairs = Vec::with_capacity(effective.iter().map(Vec::len).sum());
+    for (g, members) in effective.iter().enumerate() {
+        pairs.extend(members.iter().map(|&u| (g as u32, u)));
+    }
+    Effective {
+        groups,
+        users,
+        group_index,
+        user_index,
+        pairs,
+    }
+}
