@@ -13,10 +13,9 @@
 //!   connectors share (credentials pinned to their host, capped bodies, retries, paging).
 //! - [`filter`]: the SCIM filter language (RFC 7644 3.4.2.2): one parser and AST, used by
 //!   mapping filters and the SCIM receiver.
-//! - [`db`]: the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL helpers
-//!   (bulk statements, write batches sent in one round trip).
-//! - [`store`]: the engine's own state, each table written by one module of it: the
-//!   mirror of each source (and SCIM filters answered from it), run records, SCIM tokens,
+//! - [`store`]: the engine's own state, each table written by one module of it, over
+//!   [`store::db`] (the sqlx pool over SQLite or PostgreSQL, migrations, portable SQL
+//!   helpers; re-exported as `idsync::db`): the mirror of each source (and SCIM filters answered from it), run records, SCIM tokens,
 //!   holds and event log, admin tokens, the audit trail, claimed due slots, and the
 //!   PostgreSQL advisory locks.
 //! - [`pipeline`]: projection of a mirror through its mapping (filters, attribute
@@ -39,7 +38,6 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod daemon;
-pub mod db;
 pub mod filter;
 pub mod metrics;
 pub mod model;
@@ -49,6 +47,9 @@ pub mod scim;
 pub mod store;
 pub mod sync;
 pub mod target;
+
+// The database layer belongs to the store; it is used everywhere, so it keeps its short path.
+pub use store::db;
 
 #[cfg(test)]
 mod layout_tests {

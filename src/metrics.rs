@@ -122,43 +122,6 @@ pub fn render() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Counts a finished run: its outcome, what it changed, and whether it is held.
-pub fn record_run(connector: &str, report: &crate::sync::RunReport) {
-    RUNS.with_label_values(&[connector, report.outcome.as_str()])
-        .inc();
-    let counts = &report.counts;
-    if !report.dry_run && report.outcome != crate::store::runs::Outcome::Held {
-        let created = counts.users_created + counts.groups_created;
-        let updated = counts.users_updated + counts.groups_updated;
-        let removed = counts.users_disabled + counts.users_deleted + counts.groups_deleted;
-        for (change, n) in [
-            ("created", created),
-            ("updated", updated),
-            ("removed", removed),
-        ] {
-            RECORDS.with_label_values(&[connector, change]).inc_by(n);
-        }
-    }
-    HELD.with_label_values(&[connector]).set(i64::from(
-        report.outcome == crate::store::runs::Outcome::Held,
-    ));
-}
-
-/// Sets the held gauge from the database: held pull runs and held SCIM tenants.
-pub async fn refresh_held(db: &crate::db::Db) {
-    HELD.reset();
-    if let Ok(runs) = crate::store::runs::held_runs(db.pool()).await {
-        for run in runs {
-            HELD.with_label_values(&[run.connector.as_str()]).set(1);
-        }
-    }
-    if let Ok(holds) = crate::store::holds::list(db).await {
-        for hold in holds {
-            HELD.with_label_values(&[hold.tenant.as_str()]).set(1);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

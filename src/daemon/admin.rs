@@ -188,7 +188,7 @@ async fn ready(State(state): Shared) -> Response {
 }
 
 async fn metrics(State(state): Shared) -> Response {
-    crate::metrics::refresh_held(&state.db).await;
+    super::run_metrics::refresh_held(&state.db).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -364,7 +364,7 @@ async fn confirm(
         .await;
         return match sync::reconcile(&state.db, &id, mapping, options, &NoProgress).await {
             Ok(report) => {
-                crate::metrics::record_run(&id, &report);
+                super::run_metrics::record_run(&id, &report);
                 axum::Json(json!({"connector": id, "report": report})).into_response()
             }
             Err(e) => internal(e),

@@ -137,7 +137,7 @@ impl Launcher {
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(report) => {
-                crate::metrics::record_run(connector, &report);
+                super::run_metrics::record_run(connector, &report);
                 match report.outcome {
                     Outcome::Held => {
                         RunResult::Failed(format!("held: {}", report.message.unwrap_or_default()))

@@ -17,6 +17,7 @@
 pub mod admin;
 mod launcher;
 mod origin;
+mod run_metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -227,7 +228,7 @@ pub async fn serve(
         config.engine.max_concurrent_runs,
     );
     let handle = scheduler.handle();
-    crate::metrics::refresh_held(&db).await;
+    run_metrics::refresh_held(&db).await;
 
     // One signal fans out to the three parts.
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,6 +1,9 @@
 //! The engine's own state, always in SQL (SQLite or PostgreSQL, whatever the target is):
 //! each table below is written by exactly one module here, and by nothing else.
 //!
+//! - [`db`]: the pool over SQLite or PostgreSQL, migrations (and the one-off indexing of
+//!   mirror rows written before the value index existed), portable SQL helpers, write
+//!   batches sent in one round trip.
 //! - [`mirror`]: the last-known state of each source (`mirror_users`, `mirror_groups`,
 //!   `mirror_values`, `mirror_state`), and SCIM filters answered from it.
 //! - [`pushed`]: a SCIM tenant's resources as its mirror records (through [`mirror`]).
@@ -18,6 +21,7 @@
 
 pub mod admin_tokens;
 pub mod audit;
+pub mod db;
 pub mod events;
 pub mod holds;
 pub mod locks;
