@@ -218,9 +218,7 @@ pub(super) async fn authenticate(
                     "this tenant takes a bearer token: Authorization: Bearer <token>",
                 ));
             }
-            let found = tokens::verify(&server.db, &tenant.id, credentials)
-                .await
-                .map_err(super::write::db_error)?;
+            let found = tokens::verify(&server.db, &tenant.id, credentials).await?;
             let Some(token_id) = found else {
                 return Err(ScimError::unauthorized(
                     "the bearer token is not valid for this tenant (unknown, expired or revoked)",
