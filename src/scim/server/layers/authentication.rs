@@ -168,3 +168,22 @@ async fn authenticate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_credential_failures_spend_the_budget() {
+        let failures = AuthFailures::new(1);
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        // A server error is the server's fault: passed through, not counted.
+        let broken = count_failure(&failures, client, ScimError::internal("db down"));
+        assert_eq!(broken.status, 500);
+        let first = count_failure(&failures, client, ScimError::unauthorized("bad token"));
+        assert_eq!(first.status, 401);
+        let second = count_failure(&failures, client, ScimError::unauthorized("bad token"));
+        assert_eq!(second.status, 429);
+        assert!(second.retry_after_secs.is_some());
+    }
+}
