@@ -274,6 +274,82 @@ impl IntoResponse for ScimError {
     }
 }
 
+/// `Retry-After` when the database pool is exhausted.
+pub const BUSY_RETRY_SECS: u64 = 5;
+
+/// A database failure as the client sees it: 503 with `Retry-After` when no connection
+/// came free in time (load, not a fault: the request changed nothing), else 500. The
+/// pool's timeout may sit anywhere in the chain of causes (a `DbError` wraps it, a
+/// `SyncError` wraps that), so the whole chain is looked at.
+fn db_failure(error: &(dyn std::error::Error + 'static)) -> ScimError {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(sqlx::Error::PoolTimedOut) = e.downcast_ref::<sqlx::Error>() {
+            return ScimError::busy(
+                "the server is busy: no database connection came free in time; nothing was \
+                 changed, retry after the time in Retry-After",
+                BUSY_RETRY_SECS,
+            );
+        }
+        cause = e.source();
+    }
+    ScimError::internal(error.to_string())
+}
+
+impl From<sqlx::Error> for ScimError {
+    fn from(error: sqlx::Error) -> Self {
+        db_failure(&error)
+    }
+}
+
+impl From<crate::db::DbError> for ScimError {
+    fn from(error: crate::db::DbError) -> Self {
+        db_failure(&error)
+    }
+}
+
+impl From<crate::sync::SyncError> for ScimError {
+    /// Only the projection of a write meets it, and fails there only in the database.
+    fn from(error: crate::sync::SyncError) -> Self {
+        db_failure(&error)
+    }
+}
+
+impl From<crate::scim::patch::PatchError> for ScimError {
+    /// 400 with the `scimType` the PATCH error names.
+    fn from(error: crate::scim::patch::PatchError) -> Self {
+        let scim_type = ScimType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == error.scim_type());
+        ScimError::bad_request(scim_type, error.message().to_string())
+    }
+}
+
+impl From<crate::scim::resource::ResourceError> for ScimError {
+    fn from(error: crate::scim::resource::ResourceError) -> Self {
+        use crate::scim::resource::ResourceError;
+        let scim_type = match error {
+            ResourceError::InvalidSyntax(_) => ScimType::InvalidSyntax,
+            ResourceError::InvalidValue(_) => ScimType::InvalidValue,
+        };
+        ScimError::bad_request(scim_type, error.to_string())
+    }
+}
+
+impl From<crate::store::mirror::query::QueryError> for ScimError {
+    /// What a list's filter or `sortBy` asks that the mirror cannot answer is the client's
+    /// to fix (400); the database failing is not.
+    fn from(error: crate::store::mirror::query::QueryError) -> Self {
+        use crate::store::mirror::query::QueryError;
+        match error {
+            QueryError::NotFilterable(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
+            QueryError::InvalidValue(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
+            QueryError::NotSortable(m) => ScimError::bad_request(ScimType::InvalidValue, m),
+            QueryError::Db(e) => ScimError::from(e),
+        }
+    }
+}
+
 /// A [`ScimError`] answered on a SCIM 1.1 route: the 1.1 body, `application/json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Error(pub ScimError);
@@ -436,6 +512,22 @@ mod tests {
             parts(ScimError::precondition_failed("version mismatch").into_response());
         assert_eq!((status, retry_after), (412, None));
         assert_eq!(body["schemas"], json!([ERROR_SCHEMA]));
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_busy_not_broken() {
+        let busy = ScimError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            (busy.status, busy.retry_after_secs),
+            (503, Some(BUSY_RETRY_SECS))
+        );
+        let wrapped = ScimError::from(crate::db::DbError::Query {
+            context: "reading a resource",
+            source: sqlx::Error::PoolTimedOut,
+        });
+        assert_eq!(wrapped.status, 503);
+        let broken = ScimError::from(sqlx::Error::RowNotFound);
+        assert_eq!((broken.status, broken.retry_after_secs), (500, None));
     }
 
     #[test]

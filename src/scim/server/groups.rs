@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use super::params::ListParams;
 use super::resources::{self, Pushed};
-use super::users::patch_error;
-use super::write::{self, Change, db_error};
+use super::write::{self, Change};
 use super::{Call, Reply, v1};
 use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
 use crate::scim::discovery;
@@ -24,43 +23,15 @@ use crate::store::pushed::{self as store, Put, Stored};
 /// Missing member ids named in an error message at most.
 const MISSING_SHOWN: usize = 5;
 
-fn sanitize(body: &mut Value) -> Result<(), ScimError> {
-    let Some(object) = body.as_object_mut() else {
-        return Err(ScimError::bad_request(
-            ScimType::InvalidSyntax,
-            "the body must be a JSON object",
-        ));
-    };
-    object.retain(|k, _| !k.eq_ignore_ascii_case("meta") && !k.eq_ignore_ascii_case("id"));
-    for key in object.keys() {
-        if key.starts_with("urn:") || key.eq_ignore_ascii_case("schemas") {
-            continue;
-        }
-        if discovery::attribute(discovery::GROUP_SCHEMA, key).is_none() {
-            return Err(ScimError::bad_request(
-                ScimType::InvalidSyntax,
-                format!("`{key}` is not an attribute of a Group"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn parse(
     call: &Call<'_>,
     id: &str,
     mut body: Value,
 ) -> Result<(SourceGroup, Vec<PushedMember>), ScimError> {
     let body = v1::incoming(call.version, &mut body, discovery::GROUP_SCHEMA);
-    sanitize(body)?;
+    resources::sanitize::<SourceGroup>(body)?;
     call.check_resource(body)?;
-    group_from_scim(id, body).map_err(|e| {
-        let scim_type = match e {
-            crate::scim::resource::ResourceError::InvalidSyntax(_) => ScimType::InvalidSyntax,
-            crate::scim::resource::ResourceError::InvalidValue(_) => ScimType::InvalidValue,
-        };
-        ScimError::bad_request(scim_type, e.to_string())
-    })
+    Ok(group_from_scim(id, body)?)
 }
 
 /// Pushed members as member references: each must be a user or group of the tenant (its
@@ -85,9 +56,7 @@ async fn resolve_members(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let found = store::member_kinds(tx.conn(), &call.tenant.id, &unknown)
-        .await
-        .map_err(db_error)?;
+    let found = store::member_kinds(tx.conn(), &call.tenant.id, &unknown).await?;
     let missing: Vec<&String> = unknown
         .iter()
         .filter(|id| !found.contains_key(*id))
@@ -179,9 +148,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         group.display_name,
         counts(&[], &group.members)
     );
-    let stored = store::put_group(tx.conn(), &call.tenant.id, group, Put::New)
-        .await
-        .map_err(db_error)?;
+    let stored = store::put_group(tx.conn(), &call.tenant.id, group, Put::New).await?;
     let applied = write::finish(call, tx, change).await?;
     Ok(resources::answer(
         call,
@@ -239,8 +206,7 @@ async fn store_change(
         group,
         Put::Replace(&existing.created),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     let applied = write::finish(call, tx, change).await?;
     Ok(resources::answer(
         call,
@@ -270,8 +236,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     let mut resource = existing
         .record
         .to_scim(&resources::meta(call, &existing), &call.base);
-    let outcome =
-        patch::apply(&mut resource, &request, &patch::GROUP_SCHEMA).map_err(patch_error)?;
+    let outcome = patch::apply(&mut resource, &request, &patch::GROUP_SCHEMA)?;
     if !outcome.changed {
         drop(tx);
         return Ok(resources::answer(
@@ -281,8 +246,10 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
             format!("patch group {} (unchanged)", existing.record.display_name),
         ));
     }
-    sanitize(&mut resource)?;
+    resources::sanitize::<SourceGroup>(&mut resource)?;
     call.check_resource(&resource)?;
+    // Built from the stored group and the client's values: whatever does not read as a
+    // group is a value the client sent (`invalidValue`), never the body's syntax.
     let (mut group, pushed) = group_from_scim(id, &resource)
         .map_err(|e| ScimError::bad_request(ScimType::InvalidValue, e.to_string()))?;
     resources::check_unique(&mut tx, call, &group).await?;
@@ -297,19 +264,13 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     call.check_if_match(&existing.version)?;
     let mut change = member_change(id, &existing.record.members, &[]);
     // Groups that list this one lose it as a member: nesting changes.
-    let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id)
-        .await
-        .map_err(db_error)?;
+    let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;
     for mut parent in parents {
         parent.members.retain(|m| m.id != id);
         change.groups_changed = true;
-        store::put_group(tx.conn(), &call.tenant.id, parent, Put::Update)
-            .await
-            .map_err(db_error)?;
+        store::put_group(tx.conn(), &call.tenant.id, parent, Put::Update).await?;
     }
-    crate::store::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()])
-        .await
-        .map_err(db_error)?;
+    crate::store::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()]).await?;
     let applied = write::finish(call, tx, change).await?;
     Ok(Reply::empty(
         StatusCode::NO_CONTENT,

@@ -6,13 +6,12 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::params::{ListParams, shape};
-use super::write::db_error;
 use super::{Call, Reply, resources, v1};
 use crate::filter::{AttrPath, Filter};
 use crate::model::{SourceGroup, SourceUser};
 use crate::scim::discovery::{self, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use crate::scim::error::{ScimError, ScimType, ScimVersion};
-use crate::store::mirror::query::{self, PageRequest, QueryError, Resource};
+use crate::store::mirror::query::{self, PageRequest, Resource};
 use crate::store::pushed::Stored;
 
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -51,7 +50,7 @@ async fn write_page(
     already: u64,
 ) -> Result<(u64, u64), ScimError> {
     let page_cap = call.server.options.max_page_bytes;
-    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
+    let mut conn = call.db().pool().acquire().await?;
     // Each resource is written out as soon as it is rendered, so the page exists once, as
     // text, never also as a tree of values.
     let mut listed: u64 = 0;
@@ -74,8 +73,7 @@ async fn write_page(
                 known_total: total,
             },
         )
-        .await
-        .map_err(query_error)?;
+        .await?;
         total.get_or_insert(found);
         if want == 0 {
             break;
@@ -84,13 +82,8 @@ async fn write_page(
         let mut full = false;
         for row in &rows {
             let rendered = match resource {
-                Resource::User => {
-                    resources::render::<SourceUser>(call, &Stored::from_row(row).map_err(db_error)?)
-                }
-                Resource::Group => resources::render::<SourceGroup>(
-                    call,
-                    &Stored::from_row(row).map_err(db_error)?,
-                ),
+                Resource::User => resources::render::<SourceUser>(call, &Stored::from_row(row)?),
+                Resource::Group => resources::render::<SourceGroup>(call, &Stored::from_row(row)?),
             };
             let text = shape(rendered, &params.shape).to_string();
             let on_page = already + listed;
@@ -112,15 +105,6 @@ async fn write_page(
         chunk = next_chunk(page_cap, items.len(), already + listed);
     }
     Ok((total.unwrap_or(0), listed))
-}
-
-fn query_error(e: QueryError) -> ScimError {
-    match e {
-        QueryError::NotFilterable(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
-        QueryError::InvalidValue(m) => ScimError::bad_request(ScimType::InvalidFilter, m),
-        QueryError::NotSortable(m) => ScimError::bad_request(ScimType::InvalidValue, m),
-        QueryError::Db(e) => db_error(e),
-    }
 }
 
 /// The list response around resources already written out as text.

@@ -8,11 +8,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::params::{Shape, shape};
-use super::write::db_error;
 use super::{Call, Reply, v1};
 use crate::db::WriteTx;
 use crate::model::{SourceGroup, SourceUser};
-use crate::scim::error::ScimError;
+use crate::scim::discovery;
+use crate::scim::error::{ScimError, ScimType};
 use crate::scim::resource::{Meta, group_to_scim, user_to_scim};
 use crate::store::mirror::query::Resource;
 use crate::store::pushed::{self as store, Stored};
@@ -26,6 +26,10 @@ pub(super) trait Pushed: DeserializeOwned {
     const ENDPOINT: &'static str;
     /// The unique name's attribute, for messages.
     const NAME_ATTRIBUTE: &'static str;
+    /// The core schema a pushed body's attributes are checked against.
+    const SCHEMA: &'static str;
+    /// Attributes a client may send but that are never stored.
+    const DROPPED: &'static [&'static str];
     fn id(&self) -> &str;
     fn name(&self) -> &str;
     /// The SCIM JSON, in the 2.0 shape.
@@ -37,6 +41,9 @@ impl Pushed for SourceUser {
     const TYPE: &'static str = "User";
     const ENDPOINT: &'static str = "Users";
     const NAME_ATTRIBUTE: &'static str = "userName";
+    const SCHEMA: &'static str = discovery::USER_SCHEMA;
+    /// The password (idsync is not a credential store), and what the server manages.
+    const DROPPED: &'static [&'static str] = &["password", "groups", "meta", "id"];
     fn id(&self) -> &str {
         &self.external_id
     }
@@ -53,6 +60,8 @@ impl Pushed for SourceGroup {
     const TYPE: &'static str = "Group";
     const ENDPOINT: &'static str = "Groups";
     const NAME_ATTRIBUTE: &'static str = "displayName";
+    const SCHEMA: &'static str = discovery::GROUP_SCHEMA;
+    const DROPPED: &'static [&'static str] = &["meta", "id"];
     fn id(&self) -> &str {
         &self.external_id
     }
@@ -62,6 +71,32 @@ impl Pushed for SourceGroup {
     fn to_scim(&self, meta: &Meta, base: &str) -> Value {
         group_to_scim(self, meta, base)
     }
+}
+
+/// Checks a pushed body's attributes and drops what is never stored. Unknown core
+/// attributes are refused; extension objects (under a URN key) are kept as sent.
+pub(super) fn sanitize<T: Pushed>(
+    body: &mut Value,
+) -> Result<&mut serde_json::Map<String, Value>, ScimError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidSyntax,
+            "the body must be a JSON object",
+        ));
+    };
+    object.retain(|k, _| !T::DROPPED.iter().any(|d| k.eq_ignore_ascii_case(d)));
+    for key in object.keys() {
+        if key.starts_with("urn:") || key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if discovery::attribute(T::SCHEMA, key).is_none() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidSyntax,
+                format!("`{key}` is not an attribute of a {}", T::TYPE),
+            ));
+        }
+    }
+    Ok(object)
 }
 
 fn noun<T: Pushed>() -> &'static str {
@@ -115,9 +150,7 @@ async fn fetch<T: Pushed>(
     tenant: &str,
     id: &str,
 ) -> Result<Option<Stored<T>>, ScimError> {
-    store::get::<T>(conn, T::RESOURCE, tenant, id)
-        .await
-        .map_err(db_error)
+    Ok(store::get::<T>(conn, T::RESOURCE, tenant, id).await?)
 }
 
 /// The resource as stored, inside a write (404 when there is none).
@@ -133,7 +166,7 @@ pub(super) async fn reread<T: Pushed>(
 
 /// GET of one resource, answering 304 when `If-None-Match` names its version.
 pub(super) async fn get<T: Pushed>(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let mut conn = call.db().pool().acquire().await.map_err(db_error)?;
+    let mut conn = call.db().pool().acquire().await?;
     let stored: Stored<T> = fetch(&mut conn, &call.tenant.id, id)
         .await?
         .ok_or_else(|| not_found::<T>(id))?;
@@ -164,8 +197,7 @@ pub(super) async fn check_unique<T: Pushed>(
         record.name(),
         record.id(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     match holder {
         Some(other) => Err(ScimError::conflict_uniqueness(format!(
             "{} {:?} is already taken by {} {other:?} of this tenant",

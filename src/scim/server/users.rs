@@ -7,41 +7,19 @@ use serde_json::Value;
 
 use super::params::ListParams;
 use super::resources::{self, Pushed};
-use super::write::{self, Change, db_error};
+use super::write::{self, Change};
 use super::{Call, Reply, v1};
 use crate::model::{SourceUser, content_hash};
 use crate::scim::discovery;
-use crate::scim::error::{ScimError, ScimType};
+use crate::scim::error::ScimError;
 use crate::scim::patch;
 use crate::scim::resource::{self, user_from_scim};
 use crate::store::mirror::query::Resource;
 use crate::store::pushed::{self as store, Put, Stored};
 
-/// Attributes a client may send but that are never stored: the password (idsync is not a
-/// credential store), and what the server manages.
-const DROPPED: [&str; 4] = ["password", "groups", "meta", "id"];
-
-/// Checks a pushed body's attributes and drops what is never stored. Unknown core
-/// attributes are refused; extension objects (under a URN key) are kept as sent.
-pub(super) fn sanitize(body: &mut Value) -> Result<(), ScimError> {
-    let Some(object) = body.as_object_mut() else {
-        return Err(ScimError::bad_request(
-            ScimType::InvalidSyntax,
-            "the body must be a JSON object",
-        ));
-    };
-    object.retain(|k, _| !DROPPED.iter().any(|d| k.eq_ignore_ascii_case(d)));
-    for key in object.keys() {
-        if key.starts_with("urn:") || key.eq_ignore_ascii_case("schemas") {
-            continue;
-        }
-        if discovery::attribute(discovery::USER_SCHEMA, key).is_none() {
-            return Err(ScimError::bad_request(
-                ScimType::InvalidSyntax,
-                format!("`{key}` is not an attribute of a User"),
-            ));
-        }
-    }
+/// A pushed user's attributes checked (`resources::sanitize`), its `active` normalised.
+fn sanitize(body: &mut Value) -> Result<(), ScimError> {
+    let object = resources::sanitize::<SourceUser>(body)?;
     // Stored as a real boolean, whatever spelling the IdP used.
     if let Some(key) = object
         .keys()
@@ -54,27 +32,12 @@ pub(super) fn sanitize(body: &mut Value) -> Result<(), ScimError> {
     Ok(())
 }
 
-fn resource_error(error: resource::ResourceError) -> ScimError {
-    let scim_type = match error {
-        resource::ResourceError::InvalidSyntax(_) => ScimType::InvalidSyntax,
-        resource::ResourceError::InvalidValue(_) => ScimType::InvalidValue,
-    };
-    ScimError::bad_request(scim_type, error.to_string())
-}
-
-pub(super) fn patch_error(error: patch::PatchError) -> ScimError {
-    let scim_type = ScimType::ALL
-        .into_iter()
-        .find(|t| t.as_str() == error.scim_type());
-    ScimError::bad_request(scim_type, error.message().to_string())
-}
-
 /// A user from a pushed body, checked and normalised.
 fn parse(call: &Call<'_>, id: &str, mut body: Value) -> Result<SourceUser, ScimError> {
     let body = v1::incoming(call.version, &mut body, discovery::USER_SCHEMA);
     sanitize(body)?;
     call.check_resource(body)?;
-    user_from_scim(id, body).map_err(resource_error)
+    Ok(user_from_scim(id, body)?)
 }
 
 pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
@@ -83,9 +46,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let mut tx = write::begin(call).await?;
     resources::check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
-    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Put::New)
-        .await
-        .map_err(db_error)?;
+    let stored = store::put_user(tx.conn(), &call.tenant.id, user, Put::New).await?;
     let applied = write::finish(
         call,
         tx,
@@ -137,8 +98,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     let mut resource = existing
         .record
         .to_scim(&resources::meta(call, &existing), &call.base);
-    let outcome =
-        patch::apply(&mut resource, &request, &patch::USER_SCHEMA).map_err(patch_error)?;
+    let outcome = patch::apply(&mut resource, &request, &patch::USER_SCHEMA)?;
     if !outcome.changed {
         drop(tx);
         let words = format!("patch user {} (unchanged)", existing.record.user_name);
@@ -146,7 +106,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     }
     sanitize(&mut resource)?;
     call.check_resource(&resource)?;
-    let user = user_from_scim(id, &resource).map_err(resource_error)?;
+    let user = user_from_scim(id, &resource)?;
     let words = describe_patch(&existing.record, &user);
     store_user(call, tx, existing, user, words).await
 }
@@ -173,8 +133,7 @@ async fn store_user(
         user,
         Put::Replace(&existing.created),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     let applied = write::finish(
         call,
         tx,
@@ -207,20 +166,14 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
     call.check_if_match(&existing.version)?;
     // The user leaves every group that lists it, as RFC 7644 §3.6 expects of a deletion.
-    let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id)
-        .await
-        .map_err(db_error)?;
+    let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;
     let mut group_ids = Vec::with_capacity(groups.len());
     for mut group in groups {
         group_ids.push(group.external_id.clone());
         group.members.retain(|m| m.id != id);
-        store::put_group(tx.conn(), &call.tenant.id, group, Put::Update)
-            .await
-            .map_err(db_error)?;
+        store::put_group(tx.conn(), &call.tenant.id, group, Put::Update).await?;
     }
-    crate::store::mirror::delete_users(tx.conn(), &call.tenant.id, &[id.to_string()])
-        .await
-        .map_err(db_error)?;
+    crate::store::mirror::delete_users(tx.conn(), &call.tenant.id, &[id.to_string()]).await?;
     let applied = write::finish(
         call,
         tx,

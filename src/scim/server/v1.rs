@@ -129,7 +129,7 @@ pub(crate) fn patch_request(
         ScimVersion::V2 => body.clone(),
         ScimVersion::V1 => v1_patch_as_v2(body, core_schema)?,
     };
-    patch::parse_request(&v2).map_err(super::users::patch_error)
+    Ok(patch::parse_request(&v2)?)
 }
 
 /// Protocol 1.1 §3.8: core attributes may carry the core URN as a prefix

@@ -62,32 +62,10 @@ impl Applied {
     }
 }
 
-/// A database failure as the client sees it: 503 with `Retry-After` when no connection
-/// came free in time (load, not a fault: the request changed nothing), else 500.
-pub(crate) fn db_error(error: impl std::error::Error + 'static) -> ScimError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = cause {
-        if let Some(sqlx::Error::PoolTimedOut) = e.downcast_ref::<sqlx::Error>() {
-            return ScimError::busy(
-                "the server is busy: no database connection came free in time; nothing was \
-                 changed, retry after the time in Retry-After",
-                BUSY_RETRY_SECS,
-            );
-        }
-        cause = e.source();
-    }
-    ScimError::internal(error.to_string())
-}
-
-/// `Retry-After` when the database pool is exhausted.
-const BUSY_RETRY_SECS: u64 = 5;
-
 /// Starts the request's transaction, holding the tenant's lock.
 pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
-    let mut tx = call.db().begin_write().await.map_err(db_error)?;
-    sync::lock_connector(&mut tx, &call.tenant.id)
-        .await
-        .map_err(db_error)?;
+    let mut tx = call.db().begin_write().await?;
+    sync::lock_connector(&mut tx, &call.tenant.id).await?;
     Ok(tx)
 }
 
@@ -131,8 +109,8 @@ pub(crate) async fn commit(
         held_run,
     } = pending;
     events::insert(&mut last, tx.conn(), event);
-    last.execute(tx.conn()).await.map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+    last.execute(tx.conn()).await?;
+    tx.commit().await?;
     if let Some((reason, report)) = held_run {
         record_held_run(server, tenant, &reason, &report).await;
     }
@@ -147,9 +125,7 @@ pub(crate) async fn finish(
 ) -> Result<Applied, ScimError> {
     let tenant = call.tenant;
     let window = tenant.settings.removal_window_minutes;
-    let (before, held, recent) = store::write_state(tx.conn(), &tenant.id, window)
-        .await
-        .map_err(db_error)?;
+    let (before, held, recent) = store::write_state(tx.conn(), &tenant.id, window).await?;
     // The mirror changed: its generation moves on. The projection stores it together with
     // the applied generation (one statement); a held write stores it alone.
     let bumped = crate::store::mirror::MirrorState {
@@ -174,8 +150,7 @@ pub(crate) async fn finish(
             removal_allowance: tenant.max_removals.saturating_sub(recent),
         },
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     if report.outcome == Outcome::Held {
         let reason = format!(
             "{}; {recent} removals were applied in the last {window} minutes (limit {}). \
@@ -186,9 +161,7 @@ pub(crate) async fn finish(
             tenant.id
         );
         save_state(&mut tx, &tenant.id, &bumped).await?;
-        holds::hold(tx.conn(), &tenant.id, &reason)
-            .await
-            .map_err(db_error)?;
+        holds::hold(tx.conn(), &tenant.id, &reason).await?;
         warn!(tenant = %tenant.id, %reason, "SCIM tenant held by its removal limit");
         call.defer_commit(tx, Batch::new(LAST_CONTEXT), Some((reason.clone(), report)));
         return Ok(Applied::Held(reason));
@@ -222,9 +195,7 @@ async fn save_state(
     tenant: &str,
     state: &crate::store::mirror::MirrorState,
 ) -> Result<(), ScimError> {
-    crate::store::mirror::save_state(tx.conn(), tenant, state)
-        .await
-        .map_err(db_error)
+    Ok(crate::store::mirror::save_state(tx.conn(), tenant, state).await?)
 }
 
 /// Reports the hold as a run, so that `idsync runs` and the metrics show it.
@@ -250,26 +221,5 @@ async fn record_held_run(
     .await;
     if let Err(error) = result {
         warn!(%error, "could not record the held run");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_exhausted_pool_is_busy_not_broken() {
-        let busy = db_error(sqlx::Error::PoolTimedOut);
-        assert_eq!(
-            (busy.status, busy.retry_after_secs),
-            (503, Some(BUSY_RETRY_SECS))
-        );
-        let wrapped = db_error(crate::db::DbError::Query {
-            context: "reading a resource",
-            source: sqlx::Error::PoolTimedOut,
-        });
-        assert_eq!(wrapped.status, 503);
-        let broken = db_error(sqlx::Error::RowNotFound);
-        assert_eq!((broken.status, broken.retry_after_secs), (500, None));
     }
 }
