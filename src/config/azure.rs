@@ -39,7 +39,7 @@ use super::SecretString;
 use super::duration::parse_duration;
 use super::problems::{Problems, Source};
 use super::secret::SecretRef;
-use crate::connectors::http::origin::insecure_reason;
+use crate::spec::check::insecure_reason;
 
 /// Default login host (Entra ID, global cloud).
 pub const AZURE_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -440,7 +440,7 @@ pub(crate) fn azure_settings(
             }
         },
     };
-    let requests_per_second = super::connector::requests_per_second(
+    let requests_per_second = crate::spec::check::rate(
         source,
         raw.requests_per_second.as_ref(),
         "azure.requests_per_second",

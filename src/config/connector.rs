@@ -26,7 +26,7 @@ use toml::Spanned;
 
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
-use crate::connectors::http::origin::insecure_reason;
+use crate::spec::check::insecure_reason;
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -792,32 +792,6 @@ pub(crate) fn load(
     })
 }
 
-/// A kind's `requests_per_second`: `default` when unset, otherwise at least 1 (a problem,
-/// and None, when not).
-pub(crate) fn requests_per_second(
-    source: &Source<'_>,
-    value: Option<&Spanned<i64>>,
-    key: &str,
-    default: u32,
-    problems: &mut Problems,
-) -> Option<NonZeroU32> {
-    let Some(spanned) = value else {
-        return NonZeroU32::new(default);
-    };
-    let parsed = u32::try_from(*spanned.get_ref())
-        .ok()
-        .and_then(NonZeroU32::new);
-    if parsed.is_none() {
-        source.report(
-            problems,
-            spanned,
-            key,
-            format!("{} is out of range (at least 1)", spanned.get_ref()),
-        );
-    }
-    parsed
-}
-
 /// `UTC`, `Z` or a fixed offset `±HH:MM` (also `±HHMM`, `±HH`).
 fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     let text = text.trim();
@@ -1009,7 +983,7 @@ fn keycloak_settings(
             }
         },
     };
-    let requests_per_second = requests_per_second(
+    let requests_per_second = crate::spec::check::rate(
         source,
         raw.requests_per_second.as_ref(),
         "keycloak.requests_per_second",

@@ -31,7 +31,7 @@ use toml::Spanned;
 
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
-use crate::connectors::http::origin::insecure_reason;
+use crate::spec::check::insecure_reason;
 
 /// Google's OAuth token endpoint (<https://developers.google.com/identity/protocols/oauth2/service-account>),
 /// used when the key file has no `token_uri`.
@@ -465,7 +465,7 @@ pub(crate) fn google_settings(
             }
         },
     };
-    let requests_per_second = super::connector::requests_per_second(
+    let requests_per_second = crate::spec::check::rate(
         source,
         raw.requests_per_second.as_ref(),
         "google.requests_per_second",

@@ -32,7 +32,7 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::problems::{Problems, Source};
 use super::{SecretRef, SecretString};
-use crate::connectors::http::origin::insecure_reason;
+use crate::spec::check::insecure_reason;
 
 /// Default and largest `page_size`: Okta's maximum `limit` for users (and the value it
 /// recommends for groups and group members).
@@ -297,7 +297,7 @@ pub(crate) fn okta_settings<T>(
             }
         },
     };
-    let requests_per_second = super::connector::requests_per_second(
+    let requests_per_second = crate::spec::check::rate(
         source,
         raw.requests_per_second.as_ref(),
         "okta.requests_per_second",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::config::connector::{ConnectorSettings, Context, load};
-use crate::config::problems::{Problems, Source};
+use crate::spec::problems::{Problems, Source};
 
 const HEAD: &str = "kind = \"okta\"\nmapping = \"default\"\n[okta]\n";
 

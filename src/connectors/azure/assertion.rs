@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::config::SecretString;
+use crate::spec::SecretString;
 use crate::connectors::http::HttpError;
 
 /// How long an assertion is valid.
