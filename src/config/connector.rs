@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -25,8 +24,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
-use super::{SecretRef, SecretString};
-use crate::spec::check::insecure_reason;
+use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
+use crate::connectors::kind::{PullKind, SettingsContext};
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -104,38 +103,6 @@ pub struct FileSettings {
     /// How the snapshot file is written.
     pub format: FileFormat,
 }
-
-/// The settings of a `kind = "keycloak"` connector (its `[keycloak]` table).
-#[derive(Debug, Clone)]
-pub struct KeycloakSettings {
-    /// The server's base URL, without a trailing `/` (and without `/realms`).
-    pub base_url: String,
-    /// The realm that is read (and whose token endpoint is used by default).
-    pub realm: String,
-    /// The client's `clientId` (a confidential client with a service account, or
-    /// `admin-cli` with the password grant).
-    pub client_id: String,
-    /// The client's secret, resolved (none for a public client such as `admin-cli`).
-    pub client_secret: Option<SecretString>,
-    /// With the password grant: the user name and password to sign in as.
-    pub password_grant: Option<(String, SecretString)>,
-    /// The token endpoint.
-    pub token_url: String,
-    /// `max` of every paged request (1-1000).
-    pub page_size: u32,
-    /// Client-side request rate.
-    pub requests_per_second: NonZeroU32,
-    /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
-    /// false; every run logs a warning when set.
-    pub allow_insecure_http: bool,
-}
-
-/// Default `page_size` of a Keycloak connector.
-pub const KEYCLOAK_DEFAULT_PAGE_SIZE: u32 = 100;
-/// Largest `page_size` of a Keycloak connector.
-pub const KEYCLOAK_MAX_PAGE_SIZE: u32 = 1000;
-/// Default `requests_per_second` of a Keycloak connector.
-pub const KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
 
 /// How a snapshot file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -436,7 +403,7 @@ struct RawConnector {
     google: Option<Spanned<super::google::RawGoogleSettings>>,
     /// Settings for `kind = "keycloak"`.
     #[serde(default)]
-    keycloak: Option<Spanned<RawKeycloakSettings>>,
+    keycloak: Option<Spanned<crate::connectors::keycloak::RawKeycloakSettings>>,
     /// Settings for `kind = "ldap"` (not available in this version).
     #[serde(default)]
     ldap: Option<Spanned<toml::Table>>,
@@ -457,44 +424,6 @@ struct RawFileSettings {
     /// `.csv`); any other extension needs `format`.
     #[serde(default)]
     format: Option<FileFormat>,
-}
-
-/// The `[keycloak]` table of a `kind = "keycloak"` connector.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKeycloakSettings {
-    /// The server's base URL, such as `https://sso.example.com` (add `/auth`
-    /// for old or relocated servers), without `/realms`. Required.
-    base_url: Spanned<String>,
-    /// The realm to read. Required.
-    realm: Spanned<String>,
-    /// The client to authenticate as: a confidential client with a service account
-    /// (client credentials), or `admin-cli` with `username`/`password`. Required.
-    client_id: Spanned<String>,
-    /// The client's secret: `{ env = "NAME" }` or `{ file = "path" }`. Required for
-    /// client credentials; for the password grant only when the client is confidential.
-    #[serde(default)]
-    client_secret: Option<Spanned<SecretRef>>,
-    /// With `password`: sign in with the password grant as this user (for example
-    /// through `admin-cli`) instead of client credentials.
-    #[serde(default)]
-    username: Option<Spanned<String>>,
-    /// The user's password: `{ env = "NAME" }` or `{ file = "path" }`.
-    #[serde(default)]
-    password: Option<Spanned<SecretRef>>,
-    /// The token endpoint. Default:
-    /// `{base_url}/realms/{realm}/protocol/openid-connect/token`.
-    #[serde(default)]
-    token_url: Option<Spanned<String>>,
-    /// Users, groups or members per request, 1-1000. Default: 100.
-    #[serde(default)]
-    page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default: 10.
-    #[serde(default)]
-    requests_per_second: Option<Spanned<i64>>,
-    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
-    #[serde(default)]
-    allow_insecure_http: bool,
 }
 
 fn default_enabled() -> bool {
@@ -612,6 +541,10 @@ pub(crate) fn load(
         }
     }
 
+    let kind_context = SettingsContext {
+        base_dir: context.base_dir,
+        enabled: raw.enabled,
+    };
     let mut settings = None;
     if kind == "file" {
         match &raw.file {
@@ -625,14 +558,11 @@ pub(crate) fn load(
         }
     } else if kind == "keycloak" {
         match &raw.keycloak {
-            Some(table) => settings = keycloak_settings(source, context, table.get_ref(), problems),
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
-                 `client_id` and `client_secret`",
-            ),
+            Some(table) => {
+                settings = Keycloak::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Keycloak)
+            }
+            None => source.report(problems, &raw.kind, "kind", Keycloak::NEEDS),
         }
     } else if kind == "azure" {
         match &raw.azure {
@@ -881,185 +811,10 @@ fn file_settings(
     }
 }
 
-/// Checks a `[keycloak]` table and resolves its secret.
-fn keycloak_settings(
-    source: &Source<'_>,
-    context: &Context<'_>,
-    raw: &RawKeycloakSettings,
-    problems: &mut Problems,
-) -> Option<ConnectorSettings> {
-    let mut ok = true;
-    let mut check_url = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
-        let text = spanned.get_ref().trim();
-        match url::Url::parse(text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
-                    source.report(problems, spanned, key, format!("`{text}`: {reason}"));
-                    ok = false;
-                } else if url.query().is_some() || url.fragment().is_some() {
-                    source.report(
-                        problems,
-                        spanned,
-                        key,
-                        format!("`{text}` must not have a query or fragment"),
-                    );
-                    ok = false;
-                }
-            }
-            Ok(_) => {
-                source.report(
-                    problems,
-                    spanned,
-                    key,
-                    format!("`{text}` must be an https:// URL"),
-                );
-                ok = false;
-            }
-            Err(err) => {
-                source.report(
-                    problems,
-                    spanned,
-                    key,
-                    format!("`{text}` is not a URL: {err}"),
-                );
-                ok = false;
-            }
-        }
-    };
-    check_url(&raw.base_url, "keycloak.base_url", problems);
-    if let Some(token_url) = &raw.token_url {
-        check_url(token_url, "keycloak.token_url", problems);
-    }
-    let base_url = raw
-        .base_url
-        .get_ref()
-        .trim()
-        .trim_end_matches('/')
-        .to_owned();
-    if base_url.ends_with("/realms") || base_url.contains("/realms/") {
-        source.report(
-            problems,
-            &raw.base_url,
-            "keycloak.base_url",
-            "give the server's base URL without `/realms/...` (the realm goes in `realm`)",
-        );
-        ok = false;
-    }
-    for (spanned, key) in [
-        (&raw.realm, "keycloak.realm"),
-        (&raw.client_id, "keycloak.client_id"),
-    ] {
-        if spanned.get_ref().trim().is_empty() {
-            source.report(problems, spanned, key, "must not be empty");
-            ok = false;
-        }
-    }
-    let realm = raw.realm.get_ref().trim().to_owned();
-    if realm.contains(['/', '?', '#']) {
-        source.report(
-            problems,
-            &raw.realm,
-            "keycloak.realm",
-            "a realm name cannot contain `/`, `?` or `#`",
-        );
-        ok = false;
-    }
-    let page_size = match &raw.page_size {
-        None => KEYCLOAK_DEFAULT_PAGE_SIZE,
-        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
-            Ok(n) if (1..=KEYCLOAK_MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                source.report(
-                    problems,
-                    spanned,
-                    "keycloak.page_size",
-                    format!(
-                        "{} is out of range (1-{KEYCLOAK_MAX_PAGE_SIZE})",
-                        spanned.get_ref()
-                    ),
-                );
-                ok = false;
-                KEYCLOAK_DEFAULT_PAGE_SIZE
-            }
-        },
-    };
-    let requests_per_second = crate::spec::check::rate(
-        source,
-        raw.requests_per_second.as_ref(),
-        "keycloak.requests_per_second",
-        KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND,
-        problems,
-    );
-    ok &= requests_per_second.is_some();
-    let resolve = |secret: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
-        secret
-            .get_ref()
-            .resolve(context.base_dir)
-            .map_err(|err| source.report(problems, secret, key, err.to_string()))
-            .ok()
-    };
-    let client_secret = match &raw.client_secret {
-        Some(secret) => resolve(secret, "keycloak.client_secret", problems).map(Some),
-        None => Some(None),
-    };
-    let password_grant = match (&raw.username, &raw.password) {
-        (None, None) => {
-            if raw.client_secret.is_none() {
-                source.report(
-                    problems,
-                    &raw.client_id,
-                    "keycloak.client_secret",
-                    "client credentials need `client_secret`; or sign in with the password \
-                     grant by setting `username` and `password`",
-                );
-                ok = false;
-            }
-            Some(None)
-        }
-        (Some(user), Some(password)) => resolve(password, "keycloak.password", problems)
-            .map(|p| Some((user.get_ref().trim().to_owned(), p))),
-        (Some(user), None) => {
-            source.report(
-                problems,
-                user,
-                "keycloak.password",
-                "`username` needs `password`",
-            );
-            None
-        }
-        (None, Some(password)) => {
-            source.report(
-                problems,
-                password,
-                "keycloak.username",
-                "`password` needs `username`",
-            );
-            None
-        }
-    };
-    let token_url = match &raw.token_url {
-        Some(url) => url.get_ref().trim().to_owned(),
-        None => format!("{base_url}/realms/{realm}/protocol/openid-connect/token"),
-    };
-    if !ok {
-        return None;
-    }
-    Some(ConnectorSettings::Keycloak(KeycloakSettings {
-        base_url,
-        realm,
-        client_id: raw.client_id.get_ref().trim().to_owned(),
-        client_secret: client_secret?,
-        password_grant: password_grant?,
-        token_url,
-        page_size,
-        requests_per_second: requests_per_second?,
-        allow_insecure_http: raw.allow_insecure_http,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::SecretRef;
     use cron::TimeUnitSpec;
 
     fn schedule(text: &str) -> Result<Schedule, String> {

@@ -31,10 +31,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::connectors::keycloak::{
+    KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
+    KeycloakSettings,
+};
+pub use crate::spec::{
+    Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
+};
 pub use azure::{AzureCredential, AzureSettings};
 pub use connector::{
-    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, KeycloakSettings, Schedule,
-    ScheduleError,
+    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, Schedule, ScheduleError,
 };
 pub use engine::{EngineConfig, LogFormat};
 pub use google::{
@@ -46,9 +52,6 @@ pub use mapping::{
 };
 pub use okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
-pub use crate::spec::{
-    Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
-};
 
 // The machinery lives in `spec`; these names keep `super::problems::...` and the like
 // working in the settings files that stay here.

@@ -53,10 +53,9 @@ impl fmt::Display for Problem {
     }
 }
 
-
 /// The problems found so far, with file paths shown relative to the
 /// configuration's base directory where they lie under it.
-pub(crate) struct Problems {
+pub struct Problems {
     /// The directory of `idsync.toml`; problem files are shown relative to it.
     base_dir: PathBuf,
     /// The problems, in the order found.
@@ -110,7 +109,7 @@ impl Problems {
 }
 
 /// One configuration file and its text.
-pub(crate) struct Source<'a> {
+pub struct Source<'a> {
     /// The file's path (absolute).
     pub(crate) file: &'a Path,
     /// The file's contents.
