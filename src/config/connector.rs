@@ -24,6 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
+use crate::connectors::file::{FileKind, FileSettings};
 use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
 use crate::connectors::kind::{PullKind, SettingsContext};
 
@@ -90,49 +91,6 @@ impl ConnectorSettings {
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Okta(_) => "okta",
             ConnectorSettings::Scim(_) => "scim",
-        }
-    }
-}
-
-/// The settings of a `kind = "file"` connector (its `[file]` table).
-#[derive(Debug, Clone)]
-pub struct FileSettings {
-    /// The snapshot file (absolute); it existed when the configuration was
-    /// loaded.
-    pub path: PathBuf,
-    /// How the snapshot file is written.
-    pub format: FileFormat,
-}
-
-/// How a snapshot file is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileFormat {
-    /// A JSON document.
-    Json,
-    /// CSV with a header row.
-    Csv,
-}
-
-impl FileFormat {
-    /// The name used in the configuration: `json` or `csv`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileFormat::Json => "json",
-            FileFormat::Csv => "csv",
-        }
-    }
-
-    /// The format a file name's extension stands for (`.json`, `.csv`, in
-    /// any case).
-    pub fn from_extension(path: &Path) -> Option<FileFormat> {
-        let extension = path.extension()?.to_str()?;
-        if extension.eq_ignore_ascii_case("json") {
-            Some(FileFormat::Json)
-        } else if extension.eq_ignore_ascii_case("csv") {
-            Some(FileFormat::Csv)
-        } else {
-            None
         }
     }
 }
@@ -391,7 +349,7 @@ struct RawConnector {
     jitter_seconds: Option<Spanned<i64>>,
     /// Settings for `kind = "file"`.
     #[serde(default)]
-    file: Option<Spanned<RawFileSettings>>,
+    file: Option<Spanned<crate::connectors::file::RawFileSettings>>,
     /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
     azure: Option<Spanned<super::azure::RawAzureSettings>>,
@@ -410,20 +368,6 @@ struct RawConnector {
     /// Settings for `kind = "scim"` (all optional).
     #[serde(default)]
     scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
-}
-
-/// The `[file]` table of a `kind = "file"` connector.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFileSettings {
-    /// The snapshot file to read users from. A relative path resolves
-    /// against the directory of `idsync.toml`, not the connectors
-    /// directory. It must exist. Required.
-    path: Spanned<PathBuf>,
-    /// `json` or `csv`. Default: from the path's extension (`.json`,
-    /// `.csv`); any other extension needs `format`.
-    #[serde(default)]
-    format: Option<FileFormat>,
 }
 
 fn default_enabled() -> bool {
@@ -548,13 +492,11 @@ pub(crate) fn load(
     let mut settings = None;
     if kind == "file" {
         match &raw.file {
-            Some(file) => settings = file_settings(source, context, file.get_ref(), problems),
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"file\" needs a [file] table with `path`",
-            ),
+            Some(table) => {
+                settings = FileKind::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::File)
+            }
+            None => source.report(problems, &raw.kind, "kind", FileKind::NEEDS),
         }
     } else if kind == "keycloak" {
         match &raw.keycloak {
@@ -749,71 +691,10 @@ fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
-/// Checks a `[file]` table: the file must exist and its format be known.
-fn file_settings(
-    source: &Source<'_>,
-    context: &Context<'_>,
-    raw: &RawFileSettings,
-    problems: &mut Problems,
-) -> Option<ConnectorSettings> {
-    let written = raw.path.get_ref();
-    let mut ok = true;
-    if written.as_os_str().is_empty() {
-        source.report(problems, &raw.path, "file.path", "must not be empty");
-        return None;
-    }
-    let path = super::resolve(context.base_dir, written);
-    match std::fs::metadata(&path) {
-        Ok(metadata) if metadata.is_dir() => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("{} is a directory, not a file", path.display()),
-            );
-            ok = false;
-        }
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("file not found: {}", path.display()),
-            );
-            ok = false;
-        }
-        Err(err) => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("cannot read {}: {err}", path.display()),
-            );
-            ok = false;
-        }
-    }
-    let format = raw.format.or_else(|| FileFormat::from_extension(&path));
-    if format.is_none() {
-        source.report(
-            problems,
-            &raw.path,
-            "file.format",
-            format!(
-                "cannot tell the format of `{}` from its extension; set format = \"json\" or \"csv\" in [file]",
-                written.display()
-            ),
-        );
-    }
-    match (ok, format) {
-        (true, Some(format)) => Some(ConnectorSettings::File(FileSettings { path, format })),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::file::FileFormat;
     use crate::spec::SecretRef;
     use cron::TimeUnitSpec;
 

@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::connectors::file::{FileFormat, FileSettings};
 pub use crate::connectors::keycloak::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
     KeycloakSettings,
@@ -39,9 +40,7 @@ pub use crate::spec::{
     Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
 };
 pub use azure::{AzureCredential, AzureSettings};
-pub use connector::{
-    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, Schedule, ScheduleError,
-};
+pub use connector::{ConnectorConfig, ConnectorSettings, Schedule, ScheduleError};
 pub use engine::{EngineConfig, LogFormat};
 pub use google::{
     GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
