@@ -21,7 +21,6 @@ pub mod attributes;
 mod azure;
 mod connector;
 mod engine;
-mod google;
 mod mapping;
 mod okta;
 mod scim_server;
@@ -32,6 +31,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use crate::connectors::file::{FileFormat, FileSettings};
+pub use crate::connectors::google::{
+    GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
+    ServiceAccountKey, parse_service_account_key,
+};
 pub use crate::connectors::keycloak::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
     KeycloakSettings,
@@ -42,10 +45,6 @@ pub use crate::spec::{
 pub use azure::{AzureCredential, AzureSettings};
 pub use connector::{ConnectorConfig, ConnectorSettings, Schedule, ScheduleError};
 pub use engine::{EngineConfig, LogFormat};
-pub use google::{
-    GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
-    ServiceAccountKey, parse_service_account_key,
-};
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
