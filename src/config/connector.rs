@@ -28,6 +28,7 @@ use crate::connectors::file::{FileKind, FileSettings};
 use crate::connectors::google::Google;
 use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
 use crate::connectors::kind::{PullKind, SettingsContext};
+use crate::connectors::okta::Okta;
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -77,7 +78,7 @@ pub enum ConnectorSettings {
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
     /// `kind = "okta"`: users and groups of an Okta org (Management API).
-    Okta(super::okta::OktaSettings),
+    Okta(crate::connectors::okta::OktaSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
     Scim(super::scim_tenant::ScimTenantSettings),
 }
@@ -356,7 +357,7 @@ struct RawConnector {
     azure: Option<Spanned<super::azure::RawAzureSettings>>,
     /// Settings for `kind = "okta"`.
     #[serde(default)]
-    okta: Option<Spanned<super::okta::RawOktaSettings>>,
+    okta: Option<Spanned<crate::connectors::okta::RawOktaSettings>>,
     /// Settings for `kind = "google"`.
     #[serde(default)]
     google: Option<Spanned<crate::connectors::google::RawGoogleSettings>>,
@@ -530,22 +531,10 @@ pub(crate) fn load(
     } else if kind == "okta" {
         match &raw.okta {
             Some(table) => {
-                settings = super::okta::okta_settings(
-                    source,
-                    context.base_dir,
-                    table,
-                    table.get_ref(),
-                    problems,
-                )
-                .map(ConnectorSettings::Okta);
+                settings = Okta::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Okta)
             }
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"okta\" needs an [okta] table with `domain` and credentials \
-                 (`client_id` with `private_key`, or `api_token`)",
-            ),
+            None => source.report(problems, &raw.kind, "kind", Okta::NEEDS),
         }
     } else if kind == "google" {
         match &raw.google {

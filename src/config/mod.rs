@@ -22,7 +22,6 @@ mod azure;
 mod connector;
 mod engine;
 mod mapping;
-mod okta;
 mod scim_server;
 mod scim_tenant;
 
@@ -39,6 +38,7 @@ pub use crate::connectors::keycloak::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
     KeycloakSettings,
 };
+pub use crate::connectors::okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
 pub use crate::spec::{
     Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
 };
@@ -48,7 +48,6 @@ pub use engine::{EngineConfig, LogFormat};
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
-pub use okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
 
 // The machinery lives in `spec`; these names keep `super::problems::...` and the like

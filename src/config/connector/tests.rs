@@ -2,6 +2,7 @@
 //! kind's table (one file per kind beside this one).
 
 mod google;
+mod okta;
 
 use super::*;
 use crate::connectors::file::FileFormat;

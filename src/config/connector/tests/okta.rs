@@ -3,8 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::*;
-use crate::config::connector::{ConnectorSettings, Context, load};
+use super::super::{ConnectorSettings, Context, load};
+use std::time::Duration;
+
+use crate::connectors::okta::*;
+use crate::spec::parse_duration;
 use crate::spec::problems::{Problems, Source};
 
 const HEAD: &str = "kind = \"okta\"\nmapping = \"default\"\n[okta]\n";
