@@ -24,6 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
+use crate::connectors::azure::Azure;
 use crate::connectors::file::{FileKind, FileSettings};
 use crate::connectors::google::Google;
 use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
@@ -71,7 +72,7 @@ pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
     /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
-    Azure(super::azure::AzureSettings),
+    Azure(crate::connectors::azure::AzureSettings),
     /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
     /// Directory API, service account with domain-wide delegation).
     Google(crate::connectors::google::GoogleSettings),
@@ -354,7 +355,7 @@ struct RawConnector {
     file: Option<Spanned<crate::connectors::file::RawFileSettings>>,
     /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
-    azure: Option<Spanned<super::azure::RawAzureSettings>>,
+    azure: Option<Spanned<crate::connectors::azure::RawAzureSettings>>,
     /// Settings for `kind = "okta"`.
     #[serde(default)]
     okta: Option<Spanned<crate::connectors::okta::RawOktaSettings>>,
@@ -511,22 +512,10 @@ pub(crate) fn load(
     } else if kind == "azure" {
         match &raw.azure {
             Some(table) => {
-                settings = super::azure::azure_settings(
-                    source,
-                    context.base_dir,
-                    table.get_ref(),
-                    raw.enabled,
-                    problems,
-                )
-                .map(ConnectorSettings::Azure)
+                settings = Azure::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Azure)
             }
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and \
-                 `client_secret` (or `certificate` and `private_key`)",
-            ),
+            None => source.report(problems, &raw.kind, "kind", Azure::NEEDS),
         }
     } else if kind == "okta" {
         match &raw.okta {

@@ -18,7 +18,6 @@
 //! order. A missing directory counts as empty.
 
 pub mod attributes;
-mod azure;
 mod connector;
 mod engine;
 mod mapping;
@@ -29,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::connectors::azure::{AzureCredential, AzureSettings};
 pub use crate::connectors::file::{FileFormat, FileSettings};
 pub use crate::connectors::google::{
     GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
@@ -42,7 +42,6 @@ pub use crate::connectors::okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceA
 pub use crate::spec::{
     Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
 };
-pub use azure::{AzureCredential, AzureSettings};
 pub use connector::{ConnectorConfig, ConnectorSettings, Schedule, ScheduleError};
 pub use engine::{EngineConfig, LogFormat};
 pub use mapping::{

@@ -1,6 +1,7 @@
 //! The loader over `connectors/*.toml`: common keys, schedules, kind dispatch, and each
 //! kind's table (one file per kind beside this one).
 
+mod azure;
 mod google;
 mod okta;
 
