@@ -363,8 +363,6 @@ impl GoogleConnector {
         }
     }
 
-    /// Sends every user (as batches) and returns the ids sent.
-
     pub(super) fn malformed(
         &self,
         listing: Listing<'_>,
@@ -379,8 +377,6 @@ impl GoogleConnector {
             },
         )
     }
-
-    /// Lists every group, then each group's direct members, and sends the groups.
 
     /// A `maxResults=1` read for `idsync check --connect`; returns the first item.
     pub(super) async fn probe(

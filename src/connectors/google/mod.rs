@@ -107,6 +107,7 @@ pub struct GoogleConnector {
 }
 
 impl GoogleConnector {
+    /// Sends every user (as batches) and returns the ids sent.
     async fn read_users(
         &self,
         sink: &mut dyn BatchSink,
@@ -167,6 +168,7 @@ impl GoogleConnector {
         Ok(seen)
     }
 
+    /// Lists every group, then each group's direct members, and sends the groups.
     async fn read_groups(
         &self,
         user_ids: &HashSet<String>,
