@@ -5,8 +5,10 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `idsync.toml`, `connectors/*.toml`, `mappings/*.toml`: parsing, secrets
-//!   by reference, and validation that reports every problem with file, line and key.
+//! - [`spec`]: the configuration machinery every settings file uses (problems with file,
+//!   line and key; secrets by reference; durations; typed checks); it imports nothing above.
+//! - [`config`]: the tree loader: `idsync.toml`, `connectors/*.toml` (common keys, then
+//!   each kind's own table by its settings in `connectors/<kind>/`), `mappings/*.toml`.
 //! - [`model`]: the common model every source is normalised to (users, groups, members).
 //! - [`connectors`]: the [`connectors::PullConnector`] seam and its implementations
 //!   (`file`, `azure`, `okta`, `google`, `keycloak`), with the HTTP plumbing the API
@@ -44,6 +46,7 @@ pub mod model;
 pub mod pipeline;
 pub mod scheduler;
 pub mod scim;
+pub mod spec;
 pub mod store;
 pub mod sync;
 pub mod target;

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -25,8 +24,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
-use super::{SecretRef, SecretString};
-use crate::connectors::http::origin::insecure_reason;
+use crate::connectors::azure::Azure;
+use crate::connectors::file::{FileKind, FileSettings};
+use crate::connectors::google::Google;
+use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
+use crate::connectors::kind::{PullKind, SettingsContext};
+use crate::connectors::okta::Okta;
 
 /// Every connector kind idsync knows of, in the order they are listed to
 /// people.
@@ -69,14 +72,14 @@ pub enum ConnectorSettings {
     /// `kind = "file"`: users read from a JSON or CSV snapshot file.
     File(FileSettings),
     /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
-    Azure(super::azure::AzureSettings),
+    Azure(crate::connectors::azure::AzureSettings),
     /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
     /// Directory API, service account with domain-wide delegation).
-    Google(super::google::GoogleSettings),
+    Google(crate::connectors::google::GoogleSettings),
     /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
     Keycloak(KeycloakSettings),
     /// `kind = "okta"`: users and groups of an Okta org (Management API).
-    Okta(super::okta::OktaSettings),
+    Okta(crate::connectors::okta::OktaSettings),
     /// `kind = "scim"`: a SCIM tenant that identity providers push to.
     Scim(super::scim_tenant::ScimTenantSettings),
 }
@@ -91,81 +94,6 @@ impl ConnectorSettings {
             ConnectorSettings::Keycloak(_) => "keycloak",
             ConnectorSettings::Okta(_) => "okta",
             ConnectorSettings::Scim(_) => "scim",
-        }
-    }
-}
-
-/// The settings of a `kind = "file"` connector (its `[file]` table).
-#[derive(Debug, Clone)]
-pub struct FileSettings {
-    /// The snapshot file (absolute); it existed when the configuration was
-    /// loaded.
-    pub path: PathBuf,
-    /// How the snapshot file is written.
-    pub format: FileFormat,
-}
-
-/// The settings of a `kind = "keycloak"` connector (its `[keycloak]` table).
-#[derive(Debug, Clone)]
-pub struct KeycloakSettings {
-    /// The server's base URL, without a trailing `/` (and without `/realms`).
-    pub base_url: String,
-    /// The realm that is read (and whose token endpoint is used by default).
-    pub realm: String,
-    /// The client's `clientId` (a confidential client with a service account, or
-    /// `admin-cli` with the password grant).
-    pub client_id: String,
-    /// The client's secret, resolved (none for a public client such as `admin-cli`).
-    pub client_secret: Option<SecretString>,
-    /// With the password grant: the user name and password to sign in as.
-    pub password_grant: Option<(String, SecretString)>,
-    /// The token endpoint.
-    pub token_url: String,
-    /// `max` of every paged request (1-1000).
-    pub page_size: u32,
-    /// Client-side request rate.
-    pub requests_per_second: NonZeroU32,
-    /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
-    /// false; every run logs a warning when set.
-    pub allow_insecure_http: bool,
-}
-
-/// Default `page_size` of a Keycloak connector.
-pub const KEYCLOAK_DEFAULT_PAGE_SIZE: u32 = 100;
-/// Largest `page_size` of a Keycloak connector.
-pub const KEYCLOAK_MAX_PAGE_SIZE: u32 = 1000;
-/// Default `requests_per_second` of a Keycloak connector.
-pub const KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
-
-/// How a snapshot file is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileFormat {
-    /// A JSON document.
-    Json,
-    /// CSV with a header row.
-    Csv,
-}
-
-impl FileFormat {
-    /// The name used in the configuration: `json` or `csv`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileFormat::Json => "json",
-            FileFormat::Csv => "csv",
-        }
-    }
-
-    /// The format a file name's extension stands for (`.json`, `.csv`, in
-    /// any case).
-    pub fn from_extension(path: &Path) -> Option<FileFormat> {
-        let extension = path.extension()?.to_str()?;
-        if extension.eq_ignore_ascii_case("json") {
-            Some(FileFormat::Json)
-        } else if extension.eq_ignore_ascii_case("csv") {
-            Some(FileFormat::Csv)
-        } else {
-            None
         }
     }
 }
@@ -424,77 +352,25 @@ struct RawConnector {
     jitter_seconds: Option<Spanned<i64>>,
     /// Settings for `kind = "file"`.
     #[serde(default)]
-    file: Option<Spanned<RawFileSettings>>,
+    file: Option<Spanned<crate::connectors::file::RawFileSettings>>,
     /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
     #[serde(default)]
-    azure: Option<Spanned<super::azure::RawAzureSettings>>,
+    azure: Option<Spanned<crate::connectors::azure::RawAzureSettings>>,
     /// Settings for `kind = "okta"`.
     #[serde(default)]
-    okta: Option<Spanned<super::okta::RawOktaSettings>>,
+    okta: Option<Spanned<crate::connectors::okta::RawOktaSettings>>,
     /// Settings for `kind = "google"`.
     #[serde(default)]
-    google: Option<Spanned<super::google::RawGoogleSettings>>,
+    google: Option<Spanned<crate::connectors::google::RawGoogleSettings>>,
     /// Settings for `kind = "keycloak"`.
     #[serde(default)]
-    keycloak: Option<Spanned<RawKeycloakSettings>>,
+    keycloak: Option<Spanned<crate::connectors::keycloak::RawKeycloakSettings>>,
     /// Settings for `kind = "ldap"` (not available in this version).
     #[serde(default)]
     ldap: Option<Spanned<toml::Table>>,
     /// Settings for `kind = "scim"` (all optional).
     #[serde(default)]
     scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
-}
-
-/// The `[file]` table of a `kind = "file"` connector.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFileSettings {
-    /// The snapshot file to read users from. A relative path resolves
-    /// against the directory of `idsync.toml`, not the connectors
-    /// directory. It must exist. Required.
-    path: Spanned<PathBuf>,
-    /// `json` or `csv`. Default: from the path's extension (`.json`,
-    /// `.csv`); any other extension needs `format`.
-    #[serde(default)]
-    format: Option<FileFormat>,
-}
-
-/// The `[keycloak]` table of a `kind = "keycloak"` connector.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKeycloakSettings {
-    /// The server's base URL, such as `https://sso.example.com` (add `/auth`
-    /// for old or relocated servers), without `/realms`. Required.
-    base_url: Spanned<String>,
-    /// The realm to read. Required.
-    realm: Spanned<String>,
-    /// The client to authenticate as: a confidential client with a service account
-    /// (client credentials), or `admin-cli` with `username`/`password`. Required.
-    client_id: Spanned<String>,
-    /// The client's secret: `{ env = "NAME" }` or `{ file = "path" }`. Required for
-    /// client credentials; for the password grant only when the client is confidential.
-    #[serde(default)]
-    client_secret: Option<Spanned<SecretRef>>,
-    /// With `password`: sign in with the password grant as this user (for example
-    /// through `admin-cli`) instead of client credentials.
-    #[serde(default)]
-    username: Option<Spanned<String>>,
-    /// The user's password: `{ env = "NAME" }` or `{ file = "path" }`.
-    #[serde(default)]
-    password: Option<Spanned<SecretRef>>,
-    /// The token endpoint. Default:
-    /// `{base_url}/realms/{realm}/protocol/openid-connect/token`.
-    #[serde(default)]
-    token_url: Option<Spanned<String>>,
-    /// Users, groups or members per request, 1-1000. Default: 100.
-    #[serde(default)]
-    page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default: 10.
-    #[serde(default)]
-    requests_per_second: Option<Spanned<i64>>,
-    /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
-    #[serde(default)]
-    allow_insecure_http: bool,
 }
 
 fn default_enabled() -> bool {
@@ -612,80 +488,50 @@ pub(crate) fn load(
         }
     }
 
+    let kind_context = SettingsContext {
+        base_dir: context.base_dir,
+        enabled: raw.enabled,
+    };
     let mut settings = None;
     if kind == "file" {
         match &raw.file {
-            Some(file) => settings = file_settings(source, context, file.get_ref(), problems),
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"file\" needs a [file] table with `path`",
-            ),
+            Some(table) => {
+                settings = FileKind::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::File)
+            }
+            None => source.report(problems, &raw.kind, "kind", FileKind::NEEDS),
         }
     } else if kind == "keycloak" {
         match &raw.keycloak {
-            Some(table) => settings = keycloak_settings(source, context, table.get_ref(), problems),
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, \
-                 `client_id` and `client_secret`",
-            ),
+            Some(table) => {
+                settings = Keycloak::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Keycloak)
+            }
+            None => source.report(problems, &raw.kind, "kind", Keycloak::NEEDS),
         }
     } else if kind == "azure" {
         match &raw.azure {
             Some(table) => {
-                settings = super::azure::azure_settings(
-                    source,
-                    context.base_dir,
-                    table.get_ref(),
-                    raw.enabled,
-                    problems,
-                )
-                .map(ConnectorSettings::Azure)
+                settings = Azure::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Azure)
             }
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"azure\" needs an [azure] table with `tenant_id`, `client_id` and \
-                 `client_secret` (or `certificate` and `private_key`)",
-            ),
+            None => source.report(problems, &raw.kind, "kind", Azure::NEEDS),
         }
     } else if kind == "okta" {
         match &raw.okta {
             Some(table) => {
-                settings = super::okta::okta_settings(
-                    source,
-                    context.base_dir,
-                    table,
-                    table.get_ref(),
-                    problems,
-                )
-                .map(ConnectorSettings::Okta);
+                settings = Okta::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Okta)
             }
-            None => source.report(
-                problems,
-                &raw.kind,
-                "kind",
-                "kind = \"okta\" needs an [okta] table with `domain` and credentials \
-                 (`client_id` with `private_key`, or `api_token`)",
-            ),
+            None => source.report(problems, &raw.kind, "kind", Okta::NEEDS),
         }
     } else if kind == "google" {
         match &raw.google {
             Some(table) => {
-                settings = super::google::google_settings(
-                    source,
-                    context.base_dir,
-                    table.get_ref(),
-                    problems,
-                )
-                .map(ConnectorSettings::Google)
+                settings = Google::settings(source, &kind_context, table, problems)
+                    .map(ConnectorSettings::Google)
             }
-            None => source.report(problems, &raw.kind, "kind", super::google::GOOGLE_NEEDS),
+            None => source.report(problems, &raw.kind, "kind", Google::NEEDS),
         }
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();
@@ -792,32 +638,6 @@ pub(crate) fn load(
     })
 }
 
-/// A kind's `requests_per_second`: `default` when unset, otherwise at least 1 (a problem,
-/// and None, when not).
-pub(crate) fn requests_per_second(
-    source: &Source<'_>,
-    value: Option<&Spanned<i64>>,
-    key: &str,
-    default: u32,
-    problems: &mut Problems,
-) -> Option<NonZeroU32> {
-    let Some(spanned) = value else {
-        return NonZeroU32::new(default);
-    };
-    let parsed = u32::try_from(*spanned.get_ref())
-        .ok()
-        .and_then(NonZeroU32::new);
-    if parsed.is_none() {
-        source.report(
-            problems,
-            spanned,
-            key,
-            format!("{} is out of range (at least 1)", spanned.get_ref()),
-        );
-    }
-    parsed
-}
-
 /// `UTC`, `Z` or a fixed offset `±HH:MM` (also `±HHMM`, `±HH`).
 fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     let text = text.trim();
@@ -845,684 +665,5 @@ fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
-/// Checks a `[file]` table: the file must exist and its format be known.
-fn file_settings(
-    source: &Source<'_>,
-    context: &Context<'_>,
-    raw: &RawFileSettings,
-    problems: &mut Problems,
-) -> Option<ConnectorSettings> {
-    let written = raw.path.get_ref();
-    let mut ok = true;
-    if written.as_os_str().is_empty() {
-        source.report(problems, &raw.path, "file.path", "must not be empty");
-        return None;
-    }
-    let path = super::resolve(context.base_dir, written);
-    match std::fs::metadata(&path) {
-        Ok(metadata) if metadata.is_dir() => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("{} is a directory, not a file", path.display()),
-            );
-            ok = false;
-        }
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("file not found: {}", path.display()),
-            );
-            ok = false;
-        }
-        Err(err) => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("cannot read {}: {err}", path.display()),
-            );
-            ok = false;
-        }
-    }
-    let format = raw.format.or_else(|| FileFormat::from_extension(&path));
-    if format.is_none() {
-        source.report(
-            problems,
-            &raw.path,
-            "file.format",
-            format!(
-                "cannot tell the format of `{}` from its extension; set format = \"json\" or \"csv\" in [file]",
-                written.display()
-            ),
-        );
-    }
-    match (ok, format) {
-        (true, Some(format)) => Some(ConnectorSettings::File(FileSettings { path, format })),
-        _ => None,
-    }
-}
-
-/// Checks a `[keycloak]` table and resolves its secret.
-fn keycloak_settings(
-    source: &Source<'_>,
-    context: &Context<'_>,
-    raw: &RawKeycloakSettings,
-    problems: &mut Problems,
-) -> Option<ConnectorSettings> {
-    let mut ok = true;
-    let mut check_url = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
-        let text = spanned.get_ref().trim();
-        match url::Url::parse(text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
-                    source.report(problems, spanned, key, format!("`{text}`: {reason}"));
-                    ok = false;
-                } else if url.query().is_some() || url.fragment().is_some() {
-                    source.report(
-                        problems,
-                        spanned,
-                        key,
-                        format!("`{text}` must not have a query or fragment"),
-                    );
-                    ok = false;
-                }
-            }
-            Ok(_) => {
-                source.report(
-                    problems,
-                    spanned,
-                    key,
-                    format!("`{text}` must be an https:// URL"),
-                );
-                ok = false;
-            }
-            Err(err) => {
-                source.report(
-                    problems,
-                    spanned,
-                    key,
-                    format!("`{text}` is not a URL: {err}"),
-                );
-                ok = false;
-            }
-        }
-    };
-    check_url(&raw.base_url, "keycloak.base_url", problems);
-    if let Some(token_url) = &raw.token_url {
-        check_url(token_url, "keycloak.token_url", problems);
-    }
-    let base_url = raw
-        .base_url
-        .get_ref()
-        .trim()
-        .trim_end_matches('/')
-        .to_owned();
-    if base_url.ends_with("/realms") || base_url.contains("/realms/") {
-        source.report(
-            problems,
-            &raw.base_url,
-            "keycloak.base_url",
-            "give the server's base URL without `/realms/...` (the realm goes in `realm`)",
-        );
-        ok = false;
-    }
-    for (spanned, key) in [
-        (&raw.realm, "keycloak.realm"),
-        (&raw.client_id, "keycloak.client_id"),
-    ] {
-        if spanned.get_ref().trim().is_empty() {
-            source.report(problems, spanned, key, "must not be empty");
-            ok = false;
-        }
-    }
-    let realm = raw.realm.get_ref().trim().to_owned();
-    if realm.contains(['/', '?', '#']) {
-        source.report(
-            problems,
-            &raw.realm,
-            "keycloak.realm",
-            "a realm name cannot contain `/`, `?` or `#`",
-        );
-        ok = false;
-    }
-    let page_size = match &raw.page_size {
-        None => KEYCLOAK_DEFAULT_PAGE_SIZE,
-        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
-            Ok(n) if (1..=KEYCLOAK_MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                source.report(
-                    problems,
-                    spanned,
-                    "keycloak.page_size",
-                    format!(
-                        "{} is out of range (1-{KEYCLOAK_MAX_PAGE_SIZE})",
-                        spanned.get_ref()
-                    ),
-                );
-                ok = false;
-                KEYCLOAK_DEFAULT_PAGE_SIZE
-            }
-        },
-    };
-    let requests_per_second = requests_per_second(
-        source,
-        raw.requests_per_second.as_ref(),
-        "keycloak.requests_per_second",
-        KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND,
-        problems,
-    );
-    ok &= requests_per_second.is_some();
-    let resolve = |secret: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
-        secret
-            .get_ref()
-            .resolve(context.base_dir)
-            .map_err(|err| source.report(problems, secret, key, err.to_string()))
-            .ok()
-    };
-    let client_secret = match &raw.client_secret {
-        Some(secret) => resolve(secret, "keycloak.client_secret", problems).map(Some),
-        None => Some(None),
-    };
-    let password_grant = match (&raw.username, &raw.password) {
-        (None, None) => {
-            if raw.client_secret.is_none() {
-                source.report(
-                    problems,
-                    &raw.client_id,
-                    "keycloak.client_secret",
-                    "client credentials need `client_secret`; or sign in with the password \
-                     grant by setting `username` and `password`",
-                );
-                ok = false;
-            }
-            Some(None)
-        }
-        (Some(user), Some(password)) => resolve(password, "keycloak.password", problems)
-            .map(|p| Some((user.get_ref().trim().to_owned(), p))),
-        (Some(user), None) => {
-            source.report(
-                problems,
-                user,
-                "keycloak.password",
-                "`username` needs `password`",
-            );
-            None
-        }
-        (None, Some(password)) => {
-            source.report(
-                problems,
-                password,
-                "keycloak.username",
-                "`password` needs `username`",
-            );
-            None
-        }
-    };
-    let token_url = match &raw.token_url {
-        Some(url) => url.get_ref().trim().to_owned(),
-        None => format!("{base_url}/realms/{realm}/protocol/openid-connect/token"),
-    };
-    if !ok {
-        return None;
-    }
-    Some(ConnectorSettings::Keycloak(KeycloakSettings {
-        base_url,
-        realm,
-        client_id: raw.client_id.get_ref().trim().to_owned(),
-        client_secret: client_secret?,
-        password_grant: password_grant?,
-        token_url,
-        page_size,
-        requests_per_second: requests_per_second?,
-        allow_insecure_http: raw.allow_insecure_http,
-    }))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use cron::TimeUnitSpec;
-
-    fn schedule(text: &str) -> Result<Schedule, String> {
-        Schedule::parse(text).map_err(|err| err.to_string())
-    }
-
-    fn schedule_error(text: &str) -> String {
-        Schedule::parse(text).expect_err("invalid").to_string()
-    }
-
-    fn days_of_week(text: &str) -> Vec<u32> {
-        let schedule = schedule(text).expect("valid");
-        (1..=7)
-            .filter(|&day| schedule.cron.days_of_week().includes(day))
-            .collect()
-    }
-
-    #[test]
-    fn time_zones_are_fixed_offsets() {
-        assert_eq!(parse_timezone("UTC").unwrap().local_minus_utc(), 0);
-        assert_eq!(parse_timezone("+01:00").unwrap().local_minus_utc(), 3600);
-        assert_eq!(parse_timezone("-0530").unwrap().local_minus_utc(), -19800);
-        assert!(parse_timezone("Europe/Paris").is_none());
-        assert!(parse_timezone("+25:00").is_none());
-    }
-
-    #[test]
-    fn five_field_cron_is_accepted() {
-        let parsed = schedule("*/15 * * * *").expect("valid");
-        assert_eq!(parsed.text, "*/15 * * * *");
-        assert!(parsed.cron.seconds().includes(0));
-        assert!(!parsed.cron.seconds().includes(1));
-        assert!(parsed.cron.minutes().includes(45));
-        assert!(!parsed.cron.minutes().includes(10));
-    }
-
-    #[test]
-    fn six_and_seven_field_cron_is_accepted() {
-        let parsed = schedule("30 0 9 * * Mon-Fri").expect("valid");
-        assert!(parsed.cron.seconds().includes(30));
-        assert_eq!(days_of_week("30 0 9 * * Mon-Fri"), [2, 3, 4, 5, 6]);
-        assert!(schedule("0 0 9 * * * 2030").is_ok());
-        assert!(schedule("@daily").is_ok());
-    }
-
-    #[test]
-    fn five_field_day_of_week_follows_crontab() {
-        // cron crate: 1 = Sunday ... 7 = Saturday.
-        assert_eq!(days_of_week("0 9 * * 1-5"), [2, 3, 4, 5, 6]);
-        assert_eq!(days_of_week("0 9 * * 0"), [1]);
-        assert_eq!(days_of_week("0 9 * * 7"), [1]);
-        assert_eq!(days_of_week("0 9 * * 5-7"), [1, 6, 7]);
-        assert_eq!(days_of_week("0 9 * * sat,sun"), [1, 7]);
-        assert_eq!(days_of_week("0 9 * * mon-fri/2"), [2, 4, 6]);
-        assert_eq!(days_of_week("0 9 * * */2"), [1, 3, 5, 7]);
-        assert_eq!(days_of_week("0 9 * * *"), [1, 2, 3, 4, 5, 6, 7]);
-    }
-
-    #[test]
-    fn bad_cron_is_explained() {
-        let forms = "expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields \
-                     with seconds first (second minute hour day-of-month month day-of-week [year])";
-        assert_eq!(
-            schedule_error("*/5 * *"),
-            format!("`*/5 * *` is not a valid cron schedule (3 fields); {forms}")
-        );
-        assert_eq!(
-            schedule_error(""),
-            format!("`` is not a valid cron schedule (it is empty); {forms}")
-        );
-        assert_eq!(
-            schedule_error("0 25 * * *"),
-            format!(
-                "`0 25 * * *` is not a valid cron schedule (hour field `25`: Hours must be less \
-                 than 23. ('25' specified.)); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 0 * * * 0"),
-            format!(
-                "`0 0 * * * 0` is not a valid cron schedule (day-of-week field `0`: Days of Week \
-                 must be greater than or equal to 1. ('0' specified.)); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 9 * * 8"),
-            format!(
-                "`0 9 * * 8` is not a valid cron schedule (day-of-week field `8`: `8` is not a \
-                 day (0-7, 0 and 7 are Sunday, or sun-sat)); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 9 * * 5-1"),
-            format!(
-                "`0 9 * * 5-1` is not a valid cron schedule (day-of-week field `5-1`: range `5-1` \
-                 runs backwards); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("x 9 * * *"),
-            format!(
-                "`x 9 * * *` is not a valid cron schedule (minute field `x`: The 'Minutes' field \
-                 does not support using names. 'x' specified.); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 1-x * * * *"),
-            format!(
-                "`0 1-x * * * *` is not a valid cron schedule (minute field `1-x`: cannot be parsed); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 0 9 1,,2 * *"),
-            format!(
-                "`0 0 9 1,,2 * *` is not a valid cron schedule (day-of-month field `1,,2`: cannot be parsed); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("0 0 9 * * * 20x"),
-            format!(
-                "`0 0 9 * * * 20x` is not a valid cron schedule (year field `20x`: cannot be parsed); {forms}"
-            )
-        );
-        assert_eq!(
-            schedule_error("@sometimes"),
-            format!(
-                "`@sometimes` is not a valid cron schedule (shorthand field `@sometimes`: cannot be parsed); {forms}"
-            )
-        );
-    }
-
-    #[test]
-    fn connector_ids() {
-        for id in ["a", "okta", "hr-2", "x_y", "0abc", &"a".repeat(63)] {
-            assert!(is_valid_id(id), "{id}");
-        }
-        for id in ["", "-a", "_a", "A", "a b", "é", "a.b", &"a".repeat(64)] {
-            assert!(!is_valid_id(id), "{id}");
-        }
-    }
-
-    #[test]
-    fn file_formats_come_from_extensions() {
-        assert_eq!(
-            FileFormat::from_extension(Path::new("a/b.JSON")),
-            Some(FileFormat::Json)
-        );
-        assert_eq!(
-            FileFormat::from_extension(Path::new("b.csv")),
-            Some(FileFormat::Csv)
-        );
-        assert_eq!(FileFormat::from_extension(Path::new("b.txt")), None);
-        assert_eq!(FileFormat::from_extension(Path::new("json")), None);
-        assert_eq!(FileFormat::Csv.as_str(), "csv");
-    }
-
-    /// Loads one connector file (at `connectors/<id>.toml` under a temp
-    /// dir holding `extra` files), with mappings `default` and `staff`.
-    fn check(id: &str, text: &str, extra: &[&str]) -> (Option<ConnectorConfig>, Vec<String>) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        for name in extra {
-            std::fs::write(dir.path().join(name), "").expect("write");
-        }
-        let file = dir.path().join(format!("connectors/{id}.toml"));
-        let mut problems = Problems::new(dir.path());
-        let known: BTreeSet<String> = ["default".to_owned(), "staff".to_owned()].into();
-        let context = Context {
-            base_dir: dir.path(),
-            known_mappings: &known,
-            mappings_dir: PathBuf::from("mappings"),
-        };
-        let source = Source { file: &file, text };
-        let connector = load(id, &source, &context, &mut problems);
-        let problems = problems
-            .into_vec()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        (connector, problems)
-    }
-
-    #[test]
-    fn kinds() {
-        let (_, problems) = check(
-            "a",
-            "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"ldap://x\"\n",
-            &[],
-        );
-        assert_eq!(
-            problems,
-            [
-                "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: azure, okta, google, keycloak, scim, file)"
-            ]
-        );
-        let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);
-        assert_eq!(
-            problems,
-            [
-                "connectors/a.toml:1: kind: unknown connector kind `ftp` (valid kinds: azure, okta, google, keycloak, ldap, scim, file)"
-            ]
-        );
-        let (_, problems) = check("a", "mapping = \"default\"\nkind = \"file\"\n", &[]);
-        assert_eq!(
-            problems,
-            ["connectors/a.toml:2: kind: kind = \"file\" needs a [file] table with `path`"]
-        );
-        let (_, problems) = check(
-            "a",
-            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[ldap]\nurl = \"ldap://x\"\n",
-            &["x.json"],
-        );
-        assert_eq!(
-            problems,
-            ["connectors/a.toml:5: ldap: [ldap] does not apply to kind = \"file\""]
-        );
-    }
-
-    #[test]
-    fn a_valid_file_connector() {
-        let (connector, problems) = check(
-            "hr",
-            "kind = \"file\"\nmapping = \"staff\"\nenabled = false\nschedule = \"0 0 6 * * *\"\n[file]\npath = \"./users.data\"\nformat = \"csv\"\n",
-            &["users.data"],
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        let connector = connector.expect("valid");
-        assert_eq!(connector.id, "hr");
-        assert!(!connector.enabled);
-        assert_eq!(connector.mapping, "staff");
-        assert_eq!(connector.settings.kind(), "file");
-        assert_eq!(
-            connector.schedule.map(|s| s.to_string()).as_deref(),
-            Some("0 0 6 * * *")
-        );
-        let ConnectorSettings::File(file) = connector.settings else {
-            panic!("a file connector");
-        };
-        assert_eq!(file.format, FileFormat::Csv);
-        assert!(file.path.is_absolute());
-        assert!(file.path.ends_with("users.data"));
-    }
-
-    #[test]
-    fn a_directory_is_not_a_snapshot_file() {
-        let (connector, problems) = check(
-            "a",
-            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \".\"\nformat = \"json\"\n",
-            &[],
-        );
-        assert!(connector.is_none());
-        assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].starts_with("connectors/a.toml:4: file.path: /")
-                && problems[0].ends_with(" is a directory, not a file"),
-            "{problems:?}"
-        );
-    }
-    const KEYCLOAK: &str = "kind = \"keycloak\"\nmapping = \"default\"\n[keycloak]\n";
-
-    #[test]
-    fn a_valid_keycloak_connector() {
-        // PATH is set wherever the tests run; a real config names its own variable.
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com/\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\n"
-            ),
-            &[],
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        let connector = connector.expect("valid");
-        assert_eq!(connector.settings.kind(), "keycloak");
-        let ConnectorSettings::Keycloak(k) = connector.settings else {
-            panic!("a keycloak connector");
-        };
-        assert_eq!(k.base_url, "https://sso.example.com");
-        assert_eq!(k.realm, "acme");
-        assert_eq!(k.client_id, "idsync");
-        assert_eq!(
-            k.token_url,
-            "https://sso.example.com/realms/acme/protocol/openid-connect/token"
-        );
-        assert_eq!(k.page_size, 100);
-        assert_eq!(k.requests_per_second.get(), 10);
-        assert!(
-            !k.client_secret
-                .as_ref()
-                .expect("secret")
-                .expose()
-                .is_empty()
-        );
-
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"http://localhost:8080/auth\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\ntoken_url = \"http://localhost:8080/auth/realms/master/protocol/openid-connect/token\"\npage_size = 1000\nrequests_per_second = 2\nallow_insecure_http = true\n"
-            ),
-            &[],
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        let ConnectorSettings::Keycloak(k) = connector.expect("valid").settings else {
-            panic!("a keycloak connector");
-        };
-        assert_eq!(
-            k.token_url,
-            "http://localhost:8080/auth/realms/master/protocol/openid-connect/token"
-        );
-        assert_eq!(k.page_size, 1000);
-        assert_eq!(k.requests_per_second.get(), 2);
-        assert!(k.allow_insecure_http);
-
-        // Plain http without the option, or to a host that is not loopback, is refused.
-        for (base, option) in [
-            ("http://localhost:8080/auth", ""),
-            ("http://sso.example.com", "allow_insecure_http = true\n"),
-        ] {
-            let (connector, problems) = check(
-                "sso",
-                &format!(
-                    "{KEYCLOAK}base_url = \"{base}\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\n{option}"
-                ),
-                &[],
-            );
-            assert!(connector.is_none());
-            assert!(
-                problems[0].starts_with("connectors/sso.toml:4: keycloak.base_url: ")
-                    && problems[0].contains("plain http sends credentials unencrypted"),
-                "{problems:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn keycloak_password_grant_through_admin_cli() {
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"admin-cli\"\nusername = \"sync-bot\"\npassword = {{ env = \"PATH\" }}\n"
-            ),
-            &[],
-        );
-        assert!(problems.is_empty(), "{problems:?}");
-        let ConnectorSettings::Keycloak(k) = connector.expect("valid").settings else {
-            panic!("a keycloak connector");
-        };
-        assert!(k.client_secret.is_none());
-        assert_eq!(
-            k.password_grant.as_ref().map(|(u, _)| u.as_str()),
-            Some("sync-bot")
-        );
-
-        let (_, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"idsync\"\n"
-            ),
-            &[],
-        );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("keycloak.client_secret")),
-            "{problems:?}"
-        );
-        let (_, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"admin-cli\"\nusername = \"bot\"\n"
-            ),
-            &[],
-        );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("`username` needs `password`")),
-            "{problems:?}"
-        );
-    }
-
-    #[test]
-    fn keycloak_problems() {
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_secret = {{ env = \"PATH\" }}\n"
-            ),
-            &[],
-        );
-        assert!(connector.is_none());
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("client_id"), "{problems:?}");
-
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"PATH\" }}\nscope = \"x\"\n"
-            ),
-            &[],
-        );
-        assert!(connector.is_none());
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0].contains("unknown field `scope`"),
-            "{problems:?}"
-        );
-
-        let (connector, problems) = check(
-            "sso",
-            &format!(
-                "{KEYCLOAK}base_url = \"https://sso.example.com/realms/acme\"\nrealm = \"acme\"\nclient_id = \"idsync\"\nclient_secret = {{ env = \"IDSYNC_TEST_UNSET_KEYCLOAK_SECRET_7F3A\" }}\npage_size = 1001\nrequests_per_second = 0\n"
-            ),
-            &[],
-        );
-        assert!(connector.is_none());
-        assert_eq!(
-            problems,
-            [
-                "connectors/sso.toml:4: keycloak.base_url: give the server's base URL without `/realms/...` (the realm goes in `realm`)".to_owned(),
-                "connectors/sso.toml:8: keycloak.page_size: 1001 is out of range (1-1000)".to_owned(),
-                "connectors/sso.toml:9: keycloak.requests_per_second: 0 is out of range (at least 1)".to_owned(),
-                format!("connectors/sso.toml:7: keycloak.client_secret: {}", SecretRef::Env("IDSYNC_TEST_UNSET_KEYCLOAK_SECRET_7F3A".to_owned()).resolve(Path::new(".")).expect_err("unset")),
-            ]
-        );
-
-        let (_, problems) = check("sso", "kind = \"keycloak\"\nmapping = \"default\"\n", &[]);
-        assert_eq!(
-            problems,
-            [
-                "connectors/sso.toml:1: kind: kind = \"keycloak\" needs a [keycloak] table with `base_url`, `realm`, `client_id` and `client_secret`"
-            ]
-        );
-        let (_, problems) = check(
-            "a",
-            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[keycloak]\nrealm = \"x\"\n",
-            &["x.json"],
-        );
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("keycloak"), "{problems:?}");
-    }
-}
+mod tests;

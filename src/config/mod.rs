@@ -18,42 +18,42 @@
 //! order. A missing directory counts as empty.
 
 pub mod attributes;
-mod azure;
 mod connector;
-mod duration;
 mod engine;
-mod google;
 mod mapping;
-mod okta;
-mod problems;
 mod scim_server;
 mod scim_tenant;
-mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-pub use azure::{AzureCredential, AzureSettings};
-pub use connector::{
-    ConnectorConfig, ConnectorSettings, FileFormat, FileSettings, KeycloakSettings, Schedule,
-    ScheduleError,
-};
-pub use duration::parse_duration;
-pub use engine::{EngineConfig, LogFormat};
-pub use google::{
+pub use crate::connectors::azure::{AzureCredential, AzureSettings};
+pub use crate::connectors::file::{FileFormat, FileSettings};
+pub use crate::connectors::google::{
     GOOGLE_SCOPE_GROUPS, GOOGLE_SCOPE_USERS, GoogleDirectoryScope, GoogleSettings,
     ServiceAccountKey, parse_service_account_key,
 };
+pub use crate::connectors::keycloak::{
+    KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
+    KeycloakSettings,
+};
+pub use crate::connectors::okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
+pub use crate::spec::{
+    Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
+};
+pub use connector::{ConnectorConfig, ConnectorSettings, Schedule, ScheduleError};
+pub use engine::{EngineConfig, LogFormat};
 pub use mapping::{
     Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
 };
-pub use okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
-pub use secret::{SecretError, SecretRef, SecretString, StringOrSecret};
 
-use problems::{Problems, Source};
+// The machinery lives in `spec`; these names keep `super::problems::...` and the like
+// working in the settings files that stay here.
+pub(crate) use crate::spec::path::{normalize, resolve};
+use crate::spec::problems::{self, Problems, Source};
+use crate::spec::{duration, secret};
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -191,48 +191,6 @@ impl Config {
     }
 }
 
-/// One thing wrong with the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file the problem is in, relative to the configuration's base
-    /// directory when it lies under it (as it is shown to people), else as
-    /// found.
-    pub file: PathBuf,
-    /// The 1-based line in `file`, when the problem has one.
-    pub line: Option<usize>,
-    /// The dotted key the problem is about (`schedule`, `file.path`,
-    /// `target.database_url`), when known.
-    pub key: Option<String>,
-    /// What is wrong, for people.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem with a whole file: no line, no key.
-    fn in_file(file: &Path, message: impl Into<String>) -> Problem {
-        Problem {
-            file: file.to_path_buf(),
-            line: None,
-            key: None,
-            message: message.into(),
-        }
-    }
-}
-
-/// `<file>:<line>: <key>: <message>`, leaving out the parts that are absent.
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
 /// Everything wrong with a configuration tree, in the order found: the
 /// engine file, then mappings, then connectors, each directory in name order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,33 +204,6 @@ fn render_problems(problems: &[Problem]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Removes `.` components and resolves `..` components lexically (without
-/// looking at the file system), so `/etc/idsync/../data/x.json` becomes
-/// `/etc/data/x.json`.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => match out.components().next_back() {
-                Some(Component::Normal(_)) => {
-                    out.pop();
-                }
-                // `..` at the root stays at the root.
-                Some(Component::RootDir | Component::Prefix(_)) => {}
-                _ => out.push(".."),
-            },
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// `path` made absolute against `base_dir` (when relative) and normalised.
-pub(crate) fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
-    normalize(&base_dir.join(path))
 }
 
 /// The `*.toml` files directly in `dir`, as `(stem, path)` in name order.
@@ -837,13 +768,6 @@ format = "json"
                 "m/default.toml:1: bogus: unknown field `bogus`, expected one of `on_remove`, `max_deletes`, `max_delete_percent`, `min_deletes`, `max_membership_removals`, `max_membership_removal_percent`, `min_membership_removals`, `max_skipped_percent`, `nesting`, `filter`, `attributes`, `groups`, `applications`",
             ]
         );
-    }
-
-    #[test]
-    fn normalize_is_lexical() {
-        assert_eq!(normalize(Path::new("/a/./b/../c")), Path::new("/a/c"));
-        assert_eq!(normalize(Path::new("/../a")), Path::new("/a"));
-        assert_eq!(normalize(Path::new("a/../../b")), Path::new("../b"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod file;
 pub mod google;
 pub mod http;
 pub mod keycloak;
+pub mod kind;
 pub mod okta;
 pub mod sample;
 

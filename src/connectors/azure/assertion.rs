@@ -12,8 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::config::SecretString;
 use crate::connectors::http::HttpError;
+use crate::spec::SecretString;
 
 /// How long an assertion is valid.
 pub const ASSERTION_LIFETIME_SECS: i64 = 300;

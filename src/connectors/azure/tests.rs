@@ -2,11 +2,12 @@
 //! checkpoints and the read plan, the client assertion. The HTTP behaviour is tested
 //! against the fake Graph in tests/connector_azure.rs.
 
-use serde_json::json;
+use serde_json::{Map, json};
 
-use super::convert::{has_properties, member_ref, to_user};
+use super::records::{has_properties, member_ref, to_user};
 use super::*;
-use crate::config::SecretString;
+use crate::connectors::http::HttpError;
+use crate::spec::SecretString;
 
 fn keys() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keys")
@@ -67,8 +68,8 @@ fn users_from_graph_json() {
         "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com"
     );
     assert!(guest.active && guest.emails.is_empty() && guest.given_name.is_none());
-    assert!(convert::is_guest(&json!({"userType": "guest"})));
-    assert!(!convert::is_guest(&json!({"userType": null})));
+    assert!(records::is_guest(&json!({"userType": "guest"})));
+    assert!(!records::is_guest(&json!({"userType": null})));
     // Without a UPN: mail, then the id.
     assert_eq!(
         to_user(json!({"id": "x", "mail": "m@x"}))

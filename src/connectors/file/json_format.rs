@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::records::{group_from_json, member_from_json, user_from_json};
 use super::*;
-use crate::model::{Email, MemberKind, MemberRef, SourceGroup, SourceUser, json_kind};
+use crate::model::{MemberRef, SourceGroup, SourceUser};
 /// A 1-based line and the 1-based column (in bytes) of the last byte read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pos {
+pub(super) struct Pos {
     line: u64,
     column: u64,
 }
@@ -254,25 +255,25 @@ impl Section for Groups {
 
 /// A semantic problem with one record; `at` is `None` for the record's own start.
 #[derive(Debug)]
-struct Invalid {
+pub(super) struct Invalid {
     at: Option<Pos>,
     message: String,
 }
 
 impl Invalid {
-    fn at_record(message: String) -> Self {
+    pub(super) fn at_record(message: String) -> Self {
         Invalid { at: None, message }
     }
 }
 
 /// One record as read: its attributes and, for groups, its streamed members.
-struct RawRecord {
+pub(super) struct RawRecord {
     /// Position of the record's `{`.
-    at: Pos,
-    attributes: Map<String, Value>,
-    members: Vec<MemberRef>,
+    pub(super) at: Pos,
+    pub(super) attributes: Map<String, Value>,
+    pub(super) members: Vec<MemberRef>,
     /// The first invalid member, reported once the group's id is known.
-    bad_member: Option<Invalid>,
+    pub(super) bad_member: Option<Invalid>,
 }
 
 /// An array of records, converted and sent in batches as they are read.
@@ -470,172 +471,3 @@ impl<'de> DeserializeSeed<'de> for MemberSeed<'_, '_> {
 }
 
 // --- JSON records to the model ---------------------------------------------------------
-
-/// A required, non-blank string field.
-fn required_string(record: &Map<String, Value>, field: &str) -> Result<String, String> {
-    match record.get(field) {
-        None | Some(Value::Null) => Err(format!("missing {field}")),
-        Some(Value::String(text)) if text.trim().is_empty() => Err(format!("empty {field}")),
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(other) => Err(format!(
-            "{field} must be a string, not {}",
-            json_kind(other)
-        )),
-    }
-}
-
-/// An optional string field; null and `""` are absent.
-fn optional_string(record: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
-    match record.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(format!(
-            "{field} must be a string, not {}",
-            json_kind(other)
-        )),
-    }
-}
-
-fn user_from_json(attributes: Map<String, Value>) -> Result<SourceUser, String> {
-    let external_id = required_string(&attributes, "id")?;
-    let user_name = required_string(&attributes, "userName")?;
-    let given_name = optional_string(&attributes, "givenName")?;
-    let family_name = optional_string(&attributes, "familyName")?;
-    let display_name = optional_string(&attributes, "displayName")?;
-    let emails = emails_from_json(&attributes)?;
-    let active = match attributes.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(active)) => *active,
-        Some(other) => {
-            return Err(format!(
-                "active must be true or false, not {}",
-                json_kind(other)
-            ));
-        }
-    };
-    Ok(SourceUser {
-        external_id,
-        user_name,
-        given_name,
-        family_name,
-        display_name,
-        emails,
-        active,
-        attributes,
-    })
-}
-
-/// `emails` (strings or `{value, type?, primary?}` objects) and `email` (the primary
-/// address: marked primary in `emails` if listed there, else put first).
-fn emails_from_json(record: &Map<String, Value>) -> Result<Vec<Email>, String> {
-    let mut emails = match record.get("emails") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| email_from_json(item).map_err(|e| format!("emails[{index}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => {
-            return Err(format!("emails must be an array, not {}", json_kind(other)));
-        }
-    };
-    if let Some(primary) = optional_string(record, "email")? {
-        for email in &mut emails {
-            email.primary = email.value.eq_ignore_ascii_case(&primary);
-        }
-        if !emails.iter().any(|e| e.primary) {
-            emails.insert(
-                0,
-                Email {
-                    value: primary,
-                    kind: None,
-                    primary: true,
-                },
-            );
-        }
-    }
-    Ok(emails)
-}
-
-fn email_from_json(item: &Value) -> Result<Email, String> {
-    match item {
-        Value::String(value) if value.trim().is_empty() => Err("empty address".into()),
-        Value::String(value) => Ok(Email {
-            value: value.clone(),
-            kind: None,
-            primary: false,
-        }),
-        Value::Object(fields) => {
-            let value = required_string(fields, "value")?;
-            let kind = optional_string(fields, "type")?;
-            let primary = match fields.get("primary") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(primary)) => *primary,
-                Some(other) => {
-                    return Err(format!(
-                        "primary must be true or false, not {}",
-                        json_kind(other)
-                    ));
-                }
-            };
-            Ok(Email {
-                value,
-                kind,
-                primary,
-            })
-        }
-        other => Err(format!(
-            "expected an address or a {{\"value\": ...}} object, not {}",
-            json_kind(other)
-        )),
-    }
-}
-
-fn group_from_json(raw: RawRecord) -> Result<SourceGroup, Invalid> {
-    let RawRecord {
-        at: _,
-        attributes,
-        members,
-        bad_member,
-    } = raw;
-    let external_id = required_string(&attributes, "id").map_err(Invalid::at_record)?;
-    if let Some(invalid) = bad_member {
-        return Err(invalid);
-    }
-    let display_name = match attributes.get("displayName") {
-        None | Some(Value::Null) if attributes.contains_key("name") => {
-            required_string(&attributes, "name")
-        }
-        _ => required_string(&attributes, "displayName"),
-    }
-    .map_err(Invalid::at_record)?;
-    let description = optional_string(&attributes, "description").map_err(Invalid::at_record)?;
-    Ok(SourceGroup {
-        external_id,
-        display_name,
-        description,
-        members,
-        attributes,
-    })
-}
-
-fn member_from_json(value: Value) -> Result<MemberRef, String> {
-    let Value::Object(fields) = value else {
-        return Err(format!(
-            "expected a {{\"type\", \"id\"}} object, not {}",
-            json_kind(&value)
-        ));
-    };
-    let kind = match fields.get("type") {
-        None | Some(Value::Null) => return Err("missing type".into()),
-        Some(Value::String(text)) => {
-            MemberKind::parse(&text.to_ascii_lowercase()).ok_or_else(|| {
-                format!("unknown member type {text:?} (expected \"user\" or \"group\")")
-            })?
-        }
-        Some(other) => return Err(format!("type must be a string, not {}", json_kind(other))),
-    };
-    let id = required_string(&fields, "id")?;
-    Ok(MemberRef { kind, id })
-}

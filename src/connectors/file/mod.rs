@@ -16,23 +16,53 @@
 //! `users[3] (id "u-4"): missing userName`. Duplicate ids and dangling member references
 //! are left to the engine, which sees every batch.
 
+mod client;
+mod csv_format;
+mod json_format;
+mod records;
+mod settings;
+#[cfg(test)]
+mod tests;
+
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use toml::Spanned;
 
+use super::kind::{PullKind, SettingsContext};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
-use crate::config::FileFormat;
+use crate::spec::problems::{Problems, Source};
+use client::{Outbox, Stop, parse_file};
+pub use settings::{FileFormat, FileSettings, RawFileSettings};
 
-mod csv_format;
-mod json_format;
-#[cfg(test)]
-mod tests;
+/// `kind = "file"`.
+pub struct FileKind;
 
-use csv_format::parse_csv;
-use json_format::parse_json;
+impl PullKind for FileKind {
+    const NAME: &'static str = "file";
+    const NEEDS: &'static str = settings::NEEDS;
+    type Raw = RawFileSettings;
+    type Settings = FileSettings;
+
+    fn settings(
+        source: &Source<'_>,
+        context: &SettingsContext<'_>,
+        table: &Spanned<RawFileSettings>,
+        problems: &mut Problems,
+    ) -> Option<FileSettings> {
+        settings::check(source, context, table.get_ref(), problems)
+    }
+
+    fn connect(settings: &FileSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
+        Ok(Box::new(FileConnector::new(
+            settings.path.clone(),
+            settings.format,
+        )))
+    }
+}
 
 /// The most records one batch carries.
 pub const BATCH_SIZE: usize = 1000;
@@ -129,68 +159,4 @@ impl PullConnector for FileConnector {
             }),
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Plumbing shared by both formats (runs on the blocking thread).
-// ---------------------------------------------------------------------------------------
-
-/// Why the parser stopped early.
-#[derive(Debug)]
-enum Stop {
-    /// The file could not be read or parsed.
-    Failed(ConnectorError),
-    /// The async side closed the channel (the sink failed or the read was dropped).
-    Cancelled,
-}
-
-/// Where the parser sends its batches and how it names the file in errors.
-struct Outbox {
-    tx: mpsc::Sender<SourceBatch>,
-    path: String,
-}
-
-impl Outbox {
-    fn send(&self, batch: SourceBatch) -> Result<(), Stop> {
-        self.tx.blocking_send(batch).map_err(|_| Stop::Cancelled)
-    }
-
-    fn malformed(&self, line: u64, column: u64, message: impl Into<String>) -> Stop {
-        Stop::Failed(ConnectorError::Malformed {
-            path: self.path.clone(),
-            line,
-            column,
-            message: message.into(),
-        })
-    }
-
-    fn io(&self, source: io::Error) -> Stop {
-        Stop::Failed(ConnectorError::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-}
-
-fn parse_file(path: &Path, format: FileFormat, tx: mpsc::Sender<SourceBatch>) -> Result<(), Stop> {
-    let out = Outbox {
-        tx,
-        path: path.display().to_string(),
-    };
-    let file = File::open(path).map_err(|source| out.io(source))?;
-    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
-    skip_bom(&mut reader).map_err(|source| out.io(source))?;
-    match format {
-        FileFormat::Json => parse_json(reader, &out),
-        FileFormat::Csv => parse_csv(reader, &out),
-    }
-}
-
-/// Skips a leading UTF-8 byte order mark.
-fn skip_bom<R: BufRead>(reader: &mut R) -> io::Result<()> {
-    let head = reader.fill_buf()?;
-    if head.starts_with(UTF8_BOM) {
-        reader.consume(UTF8_BOM.len());
-    }
-    Ok(())
 }

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::token::{CachedToken, cached_token, request_token};
 use super::{HttpError, TokenSource, redact_url};
-use crate::config::SecretString;
+use crate::spec::SecretString;
 
 /// `grant_type` of the JWT-bearer authorization grant (RFC 7523).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

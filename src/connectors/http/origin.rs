@@ -9,9 +9,11 @@
 //! (labs and tests).
 
 use std::fmt;
-use std::net::IpAddr;
 
 use super::HttpError;
+/// The URL rule the configuration checks and the connectors share lives with the other
+/// typed checks; it is re-exported here because every request is held to it.
+pub use crate::spec::check::{insecure_reason, is_loopback_host};
 
 /// Scheme, host and port of a URL (port made explicit from the scheme's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,41 +42,6 @@ impl Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-/// Whether `host` (as in a URL, IPv6 possibly bracketed) is loopback.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Why a configured URL may not be used, if it may not: it must be `https`, or `http` on a
-/// loopback host with `allow_insecure_http`. Shared by the config checks and the
-/// connectors, so both say the same.
-pub fn insecure_reason(url: &url::Url, allow_insecure_http: bool) -> Option<String> {
-    match url.scheme() {
-        "https" => None,
-        "http" => {
-            let loopback = url.host_str().is_some_and(is_loopback_host);
-            match (loopback, allow_insecure_http) {
-                (true, true) => None,
-                (true, false) => Some(
-                    "plain http sends credentials unencrypted: use https, or set \
-                     allow_insecure_http = true (loopback hosts only, for labs and tests)"
-                        .to_string(),
-                ),
-                (false, _) => Some(
-                    "plain http sends credentials unencrypted: use https (http is allowed \
-                     only for loopback hosts, with allow_insecure_http = true)"
-                        .to_string(),
-                ),
-            }
-        }
-        other => Some(format!("`{other}` is not http or https")),
     }
 }
 

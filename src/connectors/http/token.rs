@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::body::{BodyError, error_text, read_capped, redirect_error};
 use super::{HttpError, MAX_TOKEN_RESPONSE_BYTES, excerpt, redact_url};
-use crate::config::SecretString;
+use crate::spec::SecretString;
 
 /// Safety margin: a cached token is replaced this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);

@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::config::{KeyAlgorithm, SecretString, ServiceApp};
+use super::settings::{KeyAlgorithm, ServiceApp};
 use crate::connectors::http::HttpError;
+use crate::spec::SecretString;
 
 /// Makes one signed assertion (what [`crate::connectors::http::ClientAuth::Assertion`] takes).
 pub type MakeAssertion = dyn Fn() -> Result<SecretString, HttpError> + Send + Sync;
@@ -67,6 +68,32 @@ fn key_error(token_url: &str, error: &jsonwebtoken::errors::Error) -> HttpError 
         code: "invalid_private_key".to_string(),
         description: format!("cannot sign the client assertion: {error}"),
     }
+}
+
+/// Which algorithm `pem` signs with, proven by signing a test token; `None` when it is
+/// not a usable RSA or EC P-256 private key.
+pub fn key_algorithm(pem: &SecretString) -> Option<KeyAlgorithm> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let bytes = pem.expose().as_bytes();
+    let candidates = [
+        (
+            EncodingKey::from_rsa_pem(bytes),
+            Algorithm::RS256,
+            KeyAlgorithm::Rs256,
+        ),
+        (
+            EncodingKey::from_ec_pem(bytes),
+            Algorithm::ES256,
+            KeyAlgorithm::Es256,
+        ),
+    ];
+    candidates.into_iter().find_map(|(key, algorithm, ours)| {
+        let key = key.ok()?;
+        let claims = serde_json::json!({"check": true});
+        jsonwebtoken::encode(&Header::new(algorithm), &claims, &key)
+            .ok()
+            .map(|_| ours)
+    })
 }
 
 #[cfg(test)]

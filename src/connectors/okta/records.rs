@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::StatusPolicy;
+use super::settings::StatusPolicy;
 use crate::model::{Email, SourceGroup, SourceUser};
 
 /// Statuses of an account that exists and may sign in.

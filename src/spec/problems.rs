@@ -1,20 +1,61 @@
 //! Collecting configuration problems with their file, line and key.
 //!
-//! [`Problems`] gathers every [`Problem`] found while loading; [`Source`] is one
+//! A [`Problem`] is one mistake, shown as `file:line: key: message`; [`Problems`] gathers every [`Problem`] found while loading; [`Source`] is one
 //! configuration file's text, which turns byte spans (from TOML errors and from
 //! [`toml::Spanned`] values) into 1-based lines.
 
+use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use super::Problem;
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file the problem is in, relative to the configuration's base
+    /// directory when it lies under it (as it is shown to people), else as
+    /// found.
+    pub file: PathBuf,
+    /// The 1-based line in `file`, when the problem has one.
+    pub line: Option<usize>,
+    /// The dotted key the problem is about (`schedule`, `file.path`,
+    /// `target.database_url`), when known.
+    pub key: Option<String>,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with a whole file: no line, no key.
+    pub(crate) fn in_file(file: &Path, message: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `<file>:<line>: <key>: <message>`, leaving out the parts that are absent.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
 
 /// The problems found so far, with file paths shown relative to the
 /// configuration's base directory where they lie under it.
-pub(crate) struct Problems {
+pub struct Problems {
     /// The directory of `idsync.toml`; problem files are shown relative to it.
     base_dir: PathBuf,
     /// The problems, in the order found.
@@ -68,7 +109,7 @@ impl Problems {
 }
 
 /// One configuration file and its text.
-pub(crate) struct Source<'a> {
+pub struct Source<'a> {
     /// The file's path (absolute).
     pub(crate) file: &'a Path,
     /// The file's contents.

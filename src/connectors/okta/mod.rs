@@ -21,8 +21,10 @@
 
 mod assertion;
 mod checkpoint;
+mod client;
 mod pacing;
 mod records;
+mod settings;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,15 +35,16 @@ use serde_json::Value;
 
 use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
-use super::http::{
-    AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    StaticToken, TokenSource, next_link_from_header, origin,
-};
+use super::http::{HttpClient, HttpError, TokenSource, origin};
+use super::kind::{PullKind, SettingsContext};
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
-use crate::config::{OktaAuth, OktaSettings, StatusPolicy};
-use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash, json_kind};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash};
+use crate::spec::problems::{Problems, Source};
+use client::*;
+pub use settings::*;
+use toml::Spanned;
 
 pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
 
@@ -52,26 +55,26 @@ pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "okta";
 
-/// Which permission a listing needs (named when Okta answers 403).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    Users,
-    Groups,
-}
+/// `kind = "okta"`.
+pub struct Okta;
 
-impl Need {
-    fn scope(self) -> &'static str {
-        match self {
-            Need::Users => "okta.users.read",
-            Need::Groups => "okta.groups.read",
-        }
+impl PullKind for Okta {
+    const NAME: &'static str = KIND;
+    const NEEDS: &'static str = settings::NEEDS;
+    type Raw = RawOktaSettings;
+    type Settings = OktaSettings;
+
+    fn settings(
+        source: &Source<'_>,
+        context: &SettingsContext<'_>,
+        table: &Spanned<RawOktaSettings>,
+        problems: &mut Problems,
+    ) -> Option<OktaSettings> {
+        settings::check(source, context.base_dir, table, table.get_ref(), problems)
     }
 
-    fn things(self) -> &'static str {
-        match self {
-            Need::Users => "users",
-            Need::Groups => "groups and their members",
-        }
+    fn connect(settings: &OktaSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
+        Ok(Box::new(OktaConnector::new(settings)?))
     }
 }
 
@@ -104,175 +107,6 @@ impl std::fmt::Debug for OktaConnector {
 }
 
 impl OktaConnector {
-    /// Builds the connector (HTTP client and token source) from its settings.
-    pub fn new(settings: &OktaSettings) -> Result<OktaConnector, ConnectorError> {
-        OktaConnector::with_http_options(settings, HttpOptions::default())
-    }
-
-    /// Like [`OktaConnector::new`], with other timeouts and retry limits (tests use short
-    /// ones); the request rate always comes from the settings.
-    pub fn with_http_options(
-        settings: &OktaSettings,
-        options: HttpOptions,
-    ) -> Result<OktaConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
-        let options = HttpOptions {
-            requests_per_second: settings.requests_per_second,
-            metrics_label: "okta",
-            ..options
-        };
-        // Credentials go only to the org's origin (paging links included) and the token
-        // endpoint; both must be https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.base_url.as_str(), "okta.base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        let mut configured = vec![settings.base_url.as_str()];
-        let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
-            OktaAuth::ApiToken(token) => (
-                Arc::new(StaticToken::new(token.clone())),
-                AuthScheme::Ssws,
-                None,
-            ),
-            OktaAuth::ServiceApp(app) => {
-                origin::configured_origin(
-                    &app.token_url,
-                    "okta.token_url",
-                    settings.allow_insecure_http,
-                )
-                .map_err(fail)?;
-                configured.push(&app.token_url);
-                let make = assertion::assertion_fn(app).map_err(fail)?;
-                let source = OAuthClientCredentials::new(
-                    http.reqwest_client(),
-                    &app.token_url,
-                    app.client_id.clone(),
-                    ClientAuth::Assertion(make),
-                    Some(app.scopes.join(" ")),
-                )
-                .map_err(fail)?;
-                (
-                    Arc::new(source),
-                    AuthScheme::Bearer,
-                    Some(app.scopes.clone()),
-                )
-            }
-        };
-        let http = http.with_auth(token.clone(), scheme);
-        let api = format!("{}/api/v1", settings.base_url.trim_end_matches('/'));
-        let policies = Policies {
-            deprovisioned: settings.deprovisioned,
-            suspended: settings.suspended,
-        };
-        let fingerprint = content_hash(&serde_json::json!({
-            "api": api,
-            "group_types": settings.group_types,
-            "deprovisioned": settings.deprovisioned.as_str(),
-            "suspended": settings.suspended.as_str(),
-        }));
-        Ok(OktaConnector {
-            http,
-            token,
-            scopes,
-            api,
-            group_types: settings.group_types.clone(),
-            policies,
-            page_size: settings.page_size.to_string(),
-            full_sync_every: settings.full_sync_every,
-            fingerprint,
-            plain_http: origin::plain_http_urls(&configured),
-        })
-    }
-
-    /// What the admin has to grant when Okta answers 403 to a listing.
-    fn permission_hint(&self, need: Need) -> String {
-        match &self.scopes {
-            Some(_) => format!(
-                "grant the service app the scope {} (Okta API Scopes tab) and an admin role \
-                 that may read {}, such as Read-Only Administrator",
-                need.scope(),
-                need.things()
-            ),
-            None => format!(
-                "the API token acts with the permissions of the admin who created it; give \
-                 that admin a role that may read {} ({}), such as Read-Only Administrator",
-                need.things(),
-                need.scope()
-            ),
-        }
-    }
-
-    /// What to look at when Okta answers 401.
-    fn unauthorized_hint(&self) -> &'static str {
-        match &self.scopes {
-            Some(_) => "Okta refused the access token even after a new one was issued",
-            None => {
-                "the API token is wrong, was revoked, expired after 30 days unused, or its \
-                 admin was deactivated"
-            }
-        }
-    }
-
-    /// The connector error for a failed request while doing `what`.
-    fn fail(&self, what: &str, need: Need, source: HttpError) -> ConnectorError {
-        let what = match &source {
-            HttpError::Status { status: 403, .. } => {
-                format!("{what} (forbidden: {})", self.permission_hint(need))
-            }
-            HttpError::Status { status: 401, .. } => {
-                format!("{what} (unauthorized: {})", self.unauthorized_hint())
-            }
-            HttpError::Auth { code, .. } => match token_advice(code, self.scopes.as_deref()) {
-                Some(advice) => format!("{what} ({advice})"),
-                None => what.to_string(),
-            },
-            _ => what.to_string(),
-        };
-        ConnectorError::Http {
-            kind: KIND,
-            what,
-            source,
-        }
-    }
-
-    /// A pager over `path` (under `/api/v1`) with `limit` and `extra` query parameters.
-    fn pager(
-        &self,
-        path: &str,
-        extra: Vec<(&'static str, String)>,
-        what: String,
-        need: Need,
-    ) -> Pager<'_> {
-        self.pager_at(format!("{}{path}", self.api), extra, what, need)
-    }
-
-    /// A pager over the absolute `url`.
-    fn pager_at(
-        &self,
-        url: String,
-        extra: Vec<(&'static str, String)>,
-        what: String,
-        need: Need,
-    ) -> Pager<'_> {
-        let mut query = vec![("limit", self.page_size.clone())];
-        query.extend(extra);
-        Pager {
-            okta: self,
-            next: Some((url, query)),
-            what,
-            need,
-            started: None,
-        }
-    }
-
     /// Users, in full. Returns the server time of the first answer.
     async fn full_users(
         &self,
@@ -492,130 +326,6 @@ impl OktaConnector {
             }
         }
         Ok(members)
-    }
-
-    /// One `limit=1` request for `idsync check --connect`.
-    async fn probe(
-        &self,
-        path: &str,
-        check: &'static str,
-        need: Need,
-    ) -> (Diagnosis, Option<Value>) {
-        let url = format!("{}{path}", self.api);
-        match self.http.get_json(&url, &[("limit", "1")]).await {
-            Ok((body, _)) => (Diagnosis::ok(check, "permitted"), Some(body)),
-            Err(error) => {
-                let diagnosis = match &error {
-                    HttpError::Auth { code, .. } => Diagnosis::failed(
-                        "authenticate",
-                        match token_advice(code, self.scopes.as_deref()) {
-                            Some(advice) => format!("{error}; {advice}"),
-                            None => error.to_string(),
-                        },
-                    ),
-                    HttpError::Status { status: 401, .. } => Diagnosis::failed(
-                        "authenticate",
-                        format!("{}: {error}", self.unauthorized_hint()),
-                    ),
-                    HttpError::Status { status: 403, .. } => Diagnosis::failed(
-                        check,
-                        format!("forbidden: {}", self.permission_hint(need)),
-                    ),
-                    _ => Diagnosis::failed(check, error.to_string()),
-                };
-                (diagnosis, None)
-            }
-        }
-    }
-}
-
-/// Advice for a token endpoint error code, when there is more to say than the framework's.
-fn token_advice(code: &str, scopes: Option<&[String]>) -> Option<String> {
-    match code {
-        "invalid_scope" => Some(format!(
-            "grant the service app the scopes {} on its Okta API Scopes tab",
-            scopes.map(|s| s.join(" ")).unwrap_or_default()
-        )),
-        "invalid_client" => Some(
-            "check client_id, that the app authenticates with Public key / Private key, and \
-             that the public key (and key_id) are registered with it"
-                .to_string(),
-        ),
-        "invalid_dpop_proof" | "use_dpop_nonce" => Some(
-            "idsync does not send DPoP proofs: turn off \"Require Demonstrating Proof of \
-             Possession (DPoP)\" for the service app"
-                .to_string(),
-        ),
-        _ => None,
-    }
-}
-
-/// The `id` of a listed user or group.
-fn item_id(item: &Value) -> Option<String> {
-    item.get("id").and_then(Value::as_str).map(str::to_string)
-}
-
-/// Follows one listing's `Link: rel="next"` headers, a page at a time.
-struct Pager<'a> {
-    okta: &'a OktaConnector,
-    /// The next request: a URL and, for the first one only, its query.
-    next: Option<(String, Vec<(&'static str, String)>)>,
-    what: String,
-    need: Need,
-    /// Server time (`Date`) of the first answer, else the local time of the first request.
-    started: Option<SystemTime>,
-}
-
-impl Pager<'_> {
-    /// The next page, or `None` after the last one.
-    async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ConnectorError> {
-        let Some((url, query)) = self.next.take() else {
-            return Ok(None);
-        };
-        let asked = crate::clock::system_now();
-        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (body, headers) = self
-            .okta
-            .http
-            .get_json(&url, &query)
-            .await
-            .map_err(|e| self.okta.fail(&self.what, self.need, e))?;
-        self.started
-            .get_or_insert_with(|| pacing::server_time(&headers).unwrap_or(asked));
-        let items = match body {
-            Value::Array(items) => items,
-            other => {
-                return Err(self.okta.fail(
-                    &self.what,
-                    self.need,
-                    HttpError::Decode {
-                        url_path: url.split('?').next().unwrap_or_default().to_string(),
-                        reason: format!("expected a JSON array, got {}", json_kind(&other)),
-                    },
-                ));
-            }
-        };
-        if let Some(next) = next_link_from_header(&headers) {
-            if next == url {
-                return Err(self.okta.fail(
-                    &self.what,
-                    self.need,
-                    HttpError::Decode {
-                        url_path: url.split('?').next().unwrap_or_default().to_string(),
-                        reason: "the next link points at the page just read".to_string(),
-                    },
-                ));
-            }
-            self.next = Some((next, Vec::new()));
-        }
-        if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
-            tracing::info!(
-                pause_ms = pause.as_millis() as u64,
-                "Okta rate-limit bucket low; pacing requests until it resets"
-            );
-            tokio::time::sleep(pause).await;
-        }
-        Ok(Some(items))
     }
 }
 

@@ -29,10 +29,15 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
-use super::duration::parse_duration;
-use super::problems::{Problems, Source};
-use super::{SecretRef, SecretString};
-use crate::connectors::http::origin::insecure_reason;
+pub use super::assertion::key_algorithm;
+use crate::spec::check::{endpoint_url, range, rate};
+use crate::spec::duration::parse_duration;
+use crate::spec::problems::{Problems, Source};
+use crate::spec::{SecretRef, SecretString};
+
+/// What an okta connector without its table is told.
+pub(super) const NEEDS: &str = "kind = \"okta\" needs an [okta] table with `domain` and \
+     credentials (`client_id` with `private_key`, or `api_token`)";
 
 /// Default and largest `page_size`: Okta's maximum `limit` for users (and the value it
 /// recommends for groups and group members).
@@ -129,7 +134,7 @@ impl StatusPolicy {
 /// The `[okta]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawOktaSettings {
+pub struct RawOktaSettings {
     /// The org's Okta domain, such as `acme.okta.com` (not the `-admin` host). Required
     /// unless `base_url` is given.
     #[serde(default)]
@@ -225,7 +230,7 @@ impl<'de> Deserialize<'de> for Scopes {
 }
 
 /// Checks an `[okta]` table (`table` is where it starts) and resolves its secrets.
-pub(crate) fn okta_settings<T>(
+pub(super) fn check<T>(
     source: &Source<'_>,
     base_dir: &Path,
     table: &Spanned<T>,
@@ -279,25 +284,16 @@ pub(crate) fn okta_settings<T>(
         }
     };
 
-    let page_size = match &raw.page_size {
-        None => OKTA_MAX_PAGE_SIZE,
-        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
-            Ok(n) if (1..=OKTA_MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                source.report(
-                    problems,
-                    spanned,
-                    "okta.page_size",
-                    format!(
-                        "{} is out of range (1-{OKTA_MAX_PAGE_SIZE}: Okta returns at most 200 users a page)",
-                        spanned.get_ref()
-                    ),
-                );
-                OKTA_MAX_PAGE_SIZE
-            }
-        },
-    };
-    let requests_per_second = super::connector::requests_per_second(
+    let page_size = range(
+        source,
+        raw.page_size.as_ref(),
+        "okta.page_size",
+        (OKTA_MAX_PAGE_SIZE, OKTA_MAX_PAGE_SIZE),
+        ": Okta returns at most 200 users a page",
+        problems,
+    )
+    .unwrap_or(OKTA_MAX_PAGE_SIZE);
+    let requests_per_second = rate(
         source,
         raw.requests_per_second.as_ref(),
         "okta.requests_per_second",
@@ -425,18 +421,9 @@ fn check_url(
     problems: &mut Problems,
 ) -> Option<String> {
     let text = spanned.get_ref().trim();
-    let message = match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-            if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
-                format!("`{text}`: {reason}")
-            } else if url.query().is_none() && url.fragment().is_none() {
-                return Some(text.trim_end_matches('/').to_owned());
-            } else {
-                format!("`{text}` must not have a query or fragment")
-            }
-        }
-        Ok(_) => format!("`{text}` must be an https:// URL"),
-        Err(err) => format!("`{text}` is not a URL: {err}"),
+    let message = match endpoint_url(text, raw.allow_insecure_http) {
+        Ok(_) => return Some(text.trim_end_matches('/').to_owned()),
+        Err(message) => message,
     };
     source.report(problems, spanned, key, message);
     None
@@ -597,32 +584,3 @@ fn auth<T>(
         token_url: token_url?,
     }))
 }
-
-/// Which algorithm `pem` signs with, proven by signing a test token; `None` when it is
-/// not a usable RSA or EC P-256 private key.
-pub fn key_algorithm(pem: &SecretString) -> Option<KeyAlgorithm> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let bytes = pem.expose().as_bytes();
-    let candidates = [
-        (
-            EncodingKey::from_rsa_pem(bytes),
-            Algorithm::RS256,
-            KeyAlgorithm::Rs256,
-        ),
-        (
-            EncodingKey::from_ec_pem(bytes),
-            Algorithm::ES256,
-            KeyAlgorithm::Es256,
-        ),
-    ];
-    candidates.into_iter().find_map(|(key, algorithm, ours)| {
-        let key = key.ok()?;
-        let claims = serde_json::json!({"check": true});
-        jsonwebtoken::encode(&Header::new(algorithm), &claims, &key)
-            .ok()
-            .map(|_| ours)
-    })
-}
-
-#[cfg(test)]
-mod tests;

@@ -3,9 +3,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::*;
-use crate::config::connector::{ConnectorSettings, Context, load};
-use crate::config::problems::{Problems, Source};
+use super::super::{ConnectorSettings, Context, load};
+use std::time::Duration;
+
+use crate::connectors::okta::*;
+use crate::spec::parse_duration;
+use crate::spec::problems::{Problems, Source};
 
 const HEAD: &str = "kind = \"okta\"\nmapping = \"default\"\n[okta]\n";
 

@@ -13,22 +13,28 @@
 //!
 //! Every read is full and complete, with no checkpoint. Any HTTP error fails the read.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use serde_json::{Map, Value};
-
-use super::http::{
-    AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    keycloak_next_first, origin,
-};
-use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
-use crate::config::KeycloakSettings;
-use crate::model::{Email, MemberRef, SourceGroup, SourceUser, json_kind};
-
+mod client;
+mod records;
+mod settings;
 #[cfg(test)]
 mod tests;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::http::{HttpClient, HttpError, keycloak_next_first, origin};
+use super::kind::{PullKind, SettingsContext};
+use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
+use crate::model::{MemberRef, SourceGroup, SourceUser};
+use crate::spec::problems::{Problems, Source};
+use records::{is_service_account, to_group, to_user};
+pub use settings::{
+    KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
+    KeycloakSettings, RawKeycloakSettings,
+};
 
 /// The most users one batch carries.
 pub const USER_BATCH_SIZE: usize = 1000;
@@ -37,6 +43,29 @@ pub const USER_BATCH_SIZE: usize = 1000;
 pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "keycloak";
+
+/// `kind = "keycloak"`.
+pub struct Keycloak;
+
+impl PullKind for Keycloak {
+    const NAME: &'static str = KIND;
+    const NEEDS: &'static str = settings::NEEDS;
+    type Raw = RawKeycloakSettings;
+    type Settings = KeycloakSettings;
+
+    fn settings(
+        source: &Source<'_>,
+        context: &SettingsContext<'_>,
+        table: &Spanned<RawKeycloakSettings>,
+        problems: &mut Problems,
+    ) -> Option<KeycloakSettings> {
+        settings::check(source, context, table.get_ref(), problems)
+    }
+
+    fn connect(settings: &KeycloakSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
+        Ok(Box::new(KeycloakConnector::new(settings)?))
+    }
+}
 
 /// Reads users and groups of one Keycloak realm.
 #[derive(Debug, Clone)]
@@ -50,124 +79,6 @@ pub struct KeycloakConnector {
 }
 
 impl KeycloakConnector {
-    /// Builds the connector (HTTP client and token source) from its settings.
-    pub fn new(settings: &KeycloakSettings) -> Result<KeycloakConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
-        let options = HttpOptions {
-            requests_per_second: settings.requests_per_second,
-            metrics_label: KIND,
-            ..HttpOptions::default()
-        };
-        // Credentials go only to the server's origin and the token endpoint; both must be
-        // https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.base_url.as_str(), "keycloak.base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        origin::configured_origin(
-            &settings.token_url,
-            "keycloak.token_url",
-            settings.allow_insecure_http,
-        )
-        .map_err(fail)?;
-        let auth = match &settings.client_secret {
-            Some(secret) => ClientAuth::Secret(secret.clone()),
-            None => ClientAuth::Public,
-        };
-        let mut token = OAuthClientCredentials::new(
-            http.reqwest_client(),
-            &settings.token_url,
-            settings.client_id.clone(),
-            auth,
-            None,
-        )
-        .map_err(fail)?;
-        if let Some((username, password)) = &settings.password_grant {
-            token = token.with_password_grant(username.clone(), password.clone());
-        }
-        let http = http.with_auth(Arc::new(token), AuthScheme::Bearer);
-        let base = settings.base_url.trim_end_matches('/');
-        Ok(KeycloakConnector {
-            http,
-            admin: format!("{base}/admin/realms/{}", settings.realm),
-            page_size: settings.page_size.max(1),
-            plain_http: origin::plain_http_urls(&[&settings.base_url, &settings.token_url]),
-        })
-    }
-
-    /// GETs one page of `path` (relative to the admin root) at offset `first`, with an
-    /// explicit `max`; the body must be a JSON array.
-    async fn fetch_page(
-        &self,
-        path: &str,
-        first: u32,
-        extra: &[(&str, &str)],
-        what: &str,
-    ) -> Result<Vec<Value>, ConnectorError> {
-        let url = format!("{}{path}", self.admin);
-        let first_text = first.to_string();
-        let max_text = self.page_size.to_string();
-        let mut query: Vec<(&str, &str)> =
-            vec![("first", first_text.as_str()), ("max", max_text.as_str())];
-        query.extend_from_slice(extra);
-        let fail = |source: HttpError| {
-            // A 403 names the realm-management role to grant, as `check --connect` does.
-            let what = match &source {
-                HttpError::Status { status: 403, .. } => format!(
-                    "{what} (forbidden: give the client's service account the realm-management \
-                     role {})",
-                    if path.starts_with("/users") {
-                        "view-users"
-                    } else {
-                        "query-groups and view-users"
-                    }
-                ),
-                _ => what.to_string(),
-            };
-            ConnectorError::Http {
-                kind: KIND,
-                what,
-                source,
-            }
-        };
-        let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
-        match body {
-            Value::Array(items) => Ok(items),
-            other => Err(fail(HttpError::Decode {
-                url_path: path.to_string(),
-                reason: format!("expected a JSON array, got {}", json_kind(&other)),
-            })),
-        }
-    }
-
-    /// GETs every page of `path`, `first`/`max` paged; `on_page` receives each page.
-    async fn for_each_page(
-        &self,
-        path: &str,
-        extra: &[(&str, &str)],
-        what: &str,
-        mut on_page: impl FnMut(Vec<Value>),
-    ) -> Result<(), ConnectorError> {
-        let mut first: u32 = 0;
-        loop {
-            let page = self.fetch_page(path, first, extra, what).await?;
-            let len = page.len();
-            on_page(page);
-            match keycloak_next_first(first, self.page_size, len) {
-                Some(next) if len > 0 => first = next,
-                _ => return Ok(()),
-            }
-        }
-    }
-
     async fn read_users(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
         let mut seen = HashSet::new();
         let mut batch: Vec<SourceUser> = Vec::new();
@@ -383,85 +294,5 @@ impl PullConnector for KeycloakConnector {
             complete: true,
             next_checkpoint: None,
         })
-    }
-}
-
-fn str_field(value: &Value, key: &str) -> Option<String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-/// A service-account user: linked to a client, or named `service-account-...`.
-fn is_service_account(user: &Value) -> bool {
-    user.get("serviceAccountClientLink")
-        .is_some_and(|v| !v.is_null())
-        || user
-            .get("serviceAccountClientId")
-            .is_some_and(|v| !v.is_null())
-        || user
-            .get("username")
-            .and_then(Value::as_str)
-            .is_some_and(|name| name.starts_with("service-account-"))
-}
-
-/// Maps a full user representation; `None` for service accounts and users without
-/// an id or user name.
-fn to_user(value: Value) -> Option<SourceUser> {
-    if is_service_account(&value) {
-        return None;
-    }
-    let external_id = str_field(&value, "id")?;
-    let user_name = str_field(&value, "username")?;
-    let given_name = str_field(&value, "firstName");
-    let family_name = str_field(&value, "lastName");
-    let display_name = match (&given_name, &family_name) {
-        (Some(first), Some(last)) => Some(format!("{first} {last}")),
-        _ => None,
-    };
-    let emails = str_field(&value, "email")
-        .map(|email| {
-            vec![Email {
-                value: email,
-                kind: None,
-                primary: true,
-            }]
-        })
-        .unwrap_or_default();
-    let active = value
-        .get("enabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    Some(SourceUser {
-        external_id,
-        user_name,
-        given_name,
-        family_name,
-        display_name,
-        emails,
-        active,
-        attributes,
-    })
-}
-
-fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> SourceGroup {
-    let display_name = str_field(&value, "name").unwrap_or_else(|| id.clone());
-    let description = str_field(&value, "description");
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    SourceGroup {
-        external_id: id,
-        display_name,
-        description,
-        members,
-        attributes,
     }
 }

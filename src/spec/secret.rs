@@ -48,7 +48,7 @@ impl SecretRef {
                 }
             },
             SecretRef::File(path) => {
-                let path = super::resolve(base_dir, path);
+                let path = super::path::resolve(base_dir, path);
                 let text = std::fs::read_to_string(&path).map_err(|source| {
                     SecretError::FileUnreadable {
                         path: path.clone(),
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn a_plain_string_is_reported_at_its_line_and_key() {
-        use crate::config::problems::{Problems, Source};
+        use crate::spec::problems::{Problems, Source};
         let mut problems = Problems::new(Path::new("/c"));
         let source = Source {
             file: Path::new("/c/connectors/okta.toml"),

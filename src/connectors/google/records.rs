@@ -1,0 +1,141 @@
+//! Directory API users, groups and members into the common model.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::*;
+use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+
+pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+pub(super) fn bool_field(value: &Value, key: &str) -> bool {
+    match value.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// Maps one `users.list` item. `Ok(None)`: left out (suspended or archived by setting, or
+/// deleted); `Err`: the item is unusable, which fails the read.
+pub(super) fn to_user(
+    value: Value,
+    include_suspended: bool,
+    include_archived: bool,
+) -> Result<Option<SourceUser>, String> {
+    let external_id = str_field(&value, "id").ok_or("a user without `id`")?;
+    let user_name = str_field(&value, "primaryEmail")
+        .ok_or_else(|| format!("user {external_id} has no `primaryEmail`"))?;
+    let suspended = bool_field(&value, "suspended");
+    let archived = bool_field(&value, "archived");
+    if value.get("deletionTime").is_some_and(|t| !t.is_null())
+        || (suspended && !include_suspended)
+        || (archived && !include_archived)
+    {
+        return Ok(None);
+    }
+    let name = value.get("name").cloned().unwrap_or(Value::Null);
+    let given_name = str_field(&name, "givenName");
+    let family_name = str_field(&name, "familyName");
+    let display_name = str_field(&name, "fullName").or_else(|| match (&given_name, &family_name) {
+        (Some(g), Some(f)) => Some(format!("{g} {f}")),
+        _ => None,
+    });
+    let mut emails = vec![Email {
+        value: user_name.clone(),
+        kind: None,
+        primary: true,
+    }];
+    if let Some(Value::Array(items)) = value.get("emails") {
+        for item in items {
+            let Some(address) = str_field(item, "address") else {
+                continue;
+            };
+            if emails
+                .iter()
+                .any(|e| e.value.eq_ignore_ascii_case(&address))
+            {
+                continue;
+            }
+            let kind = match str_field(item, "type").as_deref() {
+                Some("custom") => str_field(item, "customType"),
+                other => other.map(str::to_string),
+            };
+            emails.push(Email {
+                value: address,
+                kind,
+                primary: false,
+            });
+        }
+    }
+    let attributes = match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Ok(Some(SourceUser {
+        external_id,
+        user_name,
+        given_name,
+        family_name,
+        display_name,
+        emails,
+        active: !suspended && !archived,
+        attributes,
+    }))
+}
+
+/// Maps one `members.list` item to a member of this read, or counts why it is left out.
+pub(super) fn to_member(
+    item: &Value,
+    user_ids: &HashSet<String>,
+    group_ids: &HashSet<String>,
+    left_out: &mut LeftOut,
+) -> Option<MemberRef> {
+    let id = str_field(item, "id");
+    match (str_field(item, "type").as_deref(), id) {
+        (Some("USER"), Some(id)) if user_ids.contains(&id) => Some(MemberRef::user(id)),
+        (Some("GROUP"), Some(id)) if group_ids.contains(&id) => Some(MemberRef::group(id)),
+        (Some("USER"), _) => {
+            left_out.users += 1;
+            None
+        }
+        (Some("GROUP"), _) => {
+            left_out.groups += 1;
+            None
+        }
+        (Some("CUSTOMER"), _) => {
+            left_out.customer += 1;
+            None
+        }
+        _ => {
+            left_out.other += 1;
+            None
+        }
+    }
+}
+
+pub(super) fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> SourceGroup {
+    let display_name = str_field(&value, "name")
+        .or_else(|| str_field(&value, "email"))
+        .unwrap_or_else(|| id.clone());
+    let description = str_field(&value, "description");
+    let attributes = match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    SourceGroup {
+        external_id: id,
+        display_name,
+        description,
+        members,
+        attributes,
+    }
+}

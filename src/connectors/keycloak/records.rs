@@ -1,0 +1,85 @@
+//! Keycloak's user and group representations into the common model.
+
+use serde_json::{Map, Value};
+
+use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+
+pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// A service-account user: linked to a client, or named `service-account-...`.
+pub(super) fn is_service_account(user: &Value) -> bool {
+    user.get("serviceAccountClientLink")
+        .is_some_and(|v| !v.is_null())
+        || user
+            .get("serviceAccountClientId")
+            .is_some_and(|v| !v.is_null())
+        || user
+            .get("username")
+            .and_then(Value::as_str)
+            .is_some_and(|name| name.starts_with("service-account-"))
+}
+
+/// Maps a full user representation; `None` for service accounts and users without
+/// an id or user name.
+pub(super) fn to_user(value: Value) -> Option<SourceUser> {
+    if is_service_account(&value) {
+        return None;
+    }
+    let external_id = str_field(&value, "id")?;
+    let user_name = str_field(&value, "username")?;
+    let given_name = str_field(&value, "firstName");
+    let family_name = str_field(&value, "lastName");
+    let display_name = match (&given_name, &family_name) {
+        (Some(first), Some(last)) => Some(format!("{first} {last}")),
+        _ => None,
+    };
+    let emails = str_field(&value, "email")
+        .map(|email| {
+            vec![Email {
+                value: email,
+                kind: None,
+                primary: true,
+            }]
+        })
+        .unwrap_or_default();
+    let active = value
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let attributes = match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Some(SourceUser {
+        external_id,
+        user_name,
+        given_name,
+        family_name,
+        display_name,
+        emails,
+        active,
+        attributes,
+    })
+}
+
+pub(super) fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> SourceGroup {
+    let display_name = str_field(&value, "name").unwrap_or_else(|| id.clone());
+    let description = str_field(&value, "description");
+    let attributes = match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    SourceGroup {
+        external_id: id,
+        display_name,
+        description,
+        members,
+        attributes,
+    }
+}
