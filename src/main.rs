@@ -292,14 +292,14 @@ async fn run(cli: Cli) -> Result<u8> {
                     );
                     continue;
                 }
-                let checks = match connectors::build(connector) {
+                let checks = match connector.build() {
                     Ok(pull) => {
                         let mut checks = pull.diagnose().await;
                         // Only a source that answered is worth sampling.
                         if checks.iter().all(|c| c.ok) {
                             let mapping = config.mapping_for(connector);
                             checks.extend(
-                                connectors::sample::check_mapping(pull.as_ref(), mapping).await,
+                                idsync::sync::sample::check_mapping(pull.as_ref(), mapping).await,
                             );
                         }
                         checks
@@ -339,7 +339,8 @@ async fn run(cli: Cli) -> Result<u8> {
                 ),
             })?;
             let mapping = config.mapping_for(connector_config);
-            let pull = connectors::build(connector_config)
+            let pull = connector_config
+                .build()
                 .with_context(|| format!("starting connector `{connector}`"))?;
             let db = open_db(&config).await?;
             if run.allow_mass_delete && !run.dry_run {

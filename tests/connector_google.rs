@@ -705,7 +705,7 @@ async fn a_configured_google_connector_reads_the_fake() {
     )
     .unwrap();
     let config = idsync::config::Config::load(&root.join("idsync.toml")).expect("config loads");
-    let connector = idsync::connectors::build(&config.connectors["gws"]).expect("builds");
+    let connector = config.connectors["gws"].build().expect("builds");
     assert_eq!(connector.kind(), "google");
     let (summary, read) = read_all(connector.as_ref()).await;
     assert!(summary.expect("read").complete);

@@ -665,5 +665,34 @@ fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
+impl ConnectorConfig {
+    /// Turns the configuration into the running connector.
+    pub fn build(
+        &self,
+    ) -> Result<Box<dyn crate::connectors::PullConnector>, crate::connectors::ConnectorError> {
+        let config = self;
+        match &config.settings {
+            ConnectorSettings::File(settings) => Ok(Box::new(
+                crate::connectors::file::FileConnector::new(settings.path.clone(), settings.format),
+            )),
+            ConnectorSettings::Azure(settings) => Ok(Box::new(
+                crate::connectors::azure::AzureConnector::new(settings)?,
+            )),
+            ConnectorSettings::Google(settings) => Ok(Box::new(
+                crate::connectors::google::GoogleConnector::new(settings)?,
+            )),
+            ConnectorSettings::Keycloak(settings) => Ok(Box::new(
+                crate::connectors::keycloak::KeycloakConnector::new(settings)?,
+            )),
+            ConnectorSettings::Okta(settings) => Ok(Box::new(
+                crate::connectors::okta::OktaConnector::new(settings)?,
+            )),
+            ConnectorSettings::Scim(_) => Err(crate::connectors::ConnectorError::NotPullable(
+                config.id.clone(),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -56,7 +56,7 @@ pub struct EngineConfig {
     /// Address the SCIM server listens on (`[scim] listen`).
     pub scim_listen: SocketAddr,
     /// The SCIM server's limits (the rest of `[scim]`).
-    pub scim_options: crate::scim::server::ServerOptions,
+    pub scim_options: super::ServerOptions,
     /// Address the admin server listens on (`[admin] listen`).
     pub admin_listen: SocketAddr,
     /// A bearer token the admin API accepts besides the created ones (`[admin] token`).
@@ -467,7 +467,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         );
     }
     let mut percent = |value: &Spanned<f64>, key: &str| {
-        if let Err(message) = check_percent(*value.get_ref()) {
+        if let Err(message) = crate::spec::check::percent(*value.get_ref()) {
             source.report(problems, value, key, message);
         }
         *value.get_ref()
@@ -552,12 +552,18 @@ fn listen_address(
     }
 }
 
-/// Checks a `max_delete_percent`: a number from 0 to 100.
-pub(crate) fn check_percent(percent: f64) -> Result<(), String> {
-    if (0.0..=100.0).contains(&percent) {
-        Ok(())
-    } else {
-        Err(format!("must be between 0 and 100, got {percent}"))
+impl EngineConfig {
+    /// The safety limits every mapping falls back to.
+    pub fn safety_defaults(&self) -> crate::pipeline::settings::SafetyDefaults {
+        crate::pipeline::settings::SafetyDefaults {
+            max_deletes: self.max_deletes,
+            max_delete_percent: self.max_delete_percent,
+            min_deletes: self.min_deletes,
+            max_membership_removals: self.max_membership_removals,
+            max_membership_removal_percent: self.max_membership_removal_percent,
+            min_membership_removals: self.min_membership_removals,
+            max_skipped_percent: self.max_skipped_percent,
+        }
     }
 }
 

@@ -20,7 +20,6 @@
 pub mod attributes;
 mod connector;
 mod engine;
-mod mapping;
 mod scim_server;
 mod scim_tenant;
 
@@ -39,14 +38,15 @@ pub use crate::connectors::keycloak::{
     KeycloakSettings,
 };
 pub use crate::connectors::okta::{KeyAlgorithm, OktaAuth, OktaSettings, ServiceApp, StatusPolicy};
+pub use crate::pipeline::settings::{
+    Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
+};
 pub use crate::spec::{
     Problem, SecretError, SecretRef, SecretString, StringOrSecret, parse_duration,
 };
 pub use connector::{ConnectorConfig, ConnectorSettings, Schedule, ScheduleError};
 pub use engine::{EngineConfig, LogFormat};
-pub use mapping::{
-    Application, Attributes, DefaultApply, Filters, GroupRules, MappingConfig, Nesting, OnRemove,
-};
+pub use scim_server::{ResourceLimits, ServerOptions};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
 
 // The machinery lives in `spec`; these names keep `super::problems::...` and the like
@@ -125,7 +125,12 @@ impl Config {
                 continue;
             };
             let source = Source { file, text: &text };
-            if let Some(mapping) = mapping::load(name, &source, &engine, &mut problems) {
+            if let Some(mapping) = crate::pipeline::settings::load(
+                name,
+                &source,
+                &engine.safety_defaults(),
+                &mut problems,
+            ) {
                 mappings.insert(name.clone(), mapping);
             }
         }

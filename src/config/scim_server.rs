@@ -3,6 +3,8 @@
 //! hostile clients"). Per-tenant settings are the connectors' `[scim]` tables
 //! (`super::scim_tenant`).
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -71,8 +73,8 @@ pub(super) fn scim_options(
     source: &Source<'_>,
     problems: &mut Problems,
     raw: &RawScim,
-) -> crate::scim::server::ServerOptions {
-    let mut options = crate::scim::server::ServerOptions::default();
+) -> ServerOptions {
+    let mut options = ServerOptions::default();
     let mut read = |value: &Option<Spanned<i64>>, key: &str, default: u64| -> u64 {
         match value {
             None => default,
@@ -131,4 +133,66 @@ pub(super) fn scim_options(
         options.max_page_bytes as u64,
     ));
     options
+}
+
+/// Limits of the server as a whole.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// A request taking longer is answered 503 and its transaction rolled back.
+    pub request_timeout: Duration,
+    /// Most resources one list request returns.
+    pub max_results: u32,
+    /// Failed authentications one client address may make per minute before its
+    /// failures are answered 429.
+    pub auth_failures_per_minute: u32,
+    /// What one resource may hold.
+    pub limits: ResourceLimits,
+    /// A connection that has not sent a request's whole header by then is closed.
+    pub header_read_timeout: Duration,
+    /// A request whose body has not arrived by then is answered 408.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the listener stops accepting.
+    pub max_connections: usize,
+    /// A list page stops adding resources once its body would grow past this (it always
+    /// holds at least one); clients page on with `startIndex` + `itemsPerPage`.
+    pub max_page_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: 4 << 20,
+            request_timeout: Duration::from_secs(60),
+            max_results: 1000,
+            auth_failures_per_minute: 20,
+            limits: ResourceLimits::default(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_page_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The limits of what one resource may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Longest string other than identifiers, in characters.
+    pub max_string_chars: usize,
+    /// Most entries in one multi-valued attribute (`members` excepted).
+    pub max_values: usize,
+    /// Largest resource, serialised without its members, in bytes.
+    pub max_resource_bytes: usize,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        ResourceLimits {
+            max_string_chars: 4096,
+            max_values: 100,
+            max_resource_bytes: 16 << 10,
+        }
+    }
 }

@@ -15,11 +15,9 @@ pub mod http;
 pub mod keycloak;
 pub mod kind;
 pub mod okta;
-pub mod sample;
 
 use async_trait::async_trait;
 
-use crate::config::{ConnectorConfig, ConnectorSettings};
 use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser};
 
 /// One page worth of source data.
@@ -187,25 +185,6 @@ pub enum ConnectorError {
         #[source]
         source: http::HttpError,
     },
-}
-
-/// Turns a connector's configuration into the running connector.
-pub fn build(config: &ConnectorConfig) -> Result<Box<dyn PullConnector>, ConnectorError> {
-    match &config.settings {
-        ConnectorSettings::File(settings) => Ok(Box::new(file::FileConnector::new(
-            settings.path.clone(),
-            settings.format,
-        ))),
-        ConnectorSettings::Azure(settings) => Ok(Box::new(azure::AzureConnector::new(settings)?)),
-        ConnectorSettings::Google(settings) => {
-            Ok(Box::new(google::GoogleConnector::new(settings)?))
-        }
-        ConnectorSettings::Keycloak(settings) => {
-            Ok(Box::new(keycloak::KeycloakConnector::new(settings)?))
-        }
-        ConnectorSettings::Okta(settings) => Ok(Box::new(okta::OktaConnector::new(settings)?)),
-        ConnectorSettings::Scim(_) => Err(ConnectorError::NotPullable(config.id.clone())),
-    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl Launcher {
         let Some(config) = self.config.connector(connector) else {
             return RunResult::Failed(format!("no connector `{connector}`"));
         };
-        let pull = match crate::connectors::build(config) {
+        let pull = match config.build() {
             Ok(pull) => pull,
             Err(error) => return RunResult::Failed(error.to_string()),
         };

@@ -195,8 +195,9 @@ fn compare_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Option<Ord
     }
 }
 
-/// The value under `key`, matched exactly first, then ignoring ASCII case.
-fn get_ci<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+/// The value under `key`, matched exactly first, then ignoring ASCII case (SCIM attribute
+/// names are case-insensitive, RFC 7643 §2.1).
+pub fn get_ci<'v>(object: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     object.get(key).or_else(|| {
         object
             .iter()

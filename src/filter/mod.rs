@@ -78,7 +78,12 @@ mod proptests;
 mod tests;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, Path};
-pub use eval::EvalOptions;
+pub use eval::{EvalOptions, get_ci};
+
+/// Core User schema URN (RFC 7643 §4.1): the prefix of a fully qualified User attribute path.
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// Core Group schema URN (RFC 7643 §4.2).
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub(crate) use eval::is_present;
 
 /// Longest accepted filter or path, in bytes.

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{MappingConfig, OnRemove};
 use crate::pipeline::plan::Plan;
+use crate::pipeline::settings::{MappingConfig, OnRemove};
 
 /// `part` as a percentage of `whole` (0 when `whole` is 0).
 fn percent(part: u64, whole: u64) -> f64 {

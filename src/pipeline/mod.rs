@@ -11,6 +11,7 @@ pub mod flatten;
 pub mod limits;
 pub mod plan;
 mod project;
+pub mod settings;
 
 pub use project::project;
 
@@ -19,8 +20,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::MappingConfig;
 use crate::model::{MemberKind, content_hash};
+use crate::pipeline::settings::MappingConfig;
 
 /// Bump when the projection's logic changes, so that every connector re-projects once.
 const PROJECTION_VERSION: u32 = 1;
@@ -143,8 +144,8 @@ pub fn mapping_fingerprint(mapping: &MappingConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnRemove;
     use crate::model::{MemberRef, SourceGroup, SourceUser};
+    use crate::pipeline::settings::OnRemove;
 
     fn mapping() -> MappingConfig {
         MappingConfig::pass_through("m", OnRemove::Disable, 500, 20.0)

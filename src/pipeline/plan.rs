@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::config::OnRemove;
 use crate::model::{MemberKind, content_hash, name_key};
+use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{Desired, Origin, SkippedUser, TargetGroup, TargetUser};
 
 mod counts;

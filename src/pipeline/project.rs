@@ -12,11 +12,11 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::config::{DefaultApply, MappingConfig, Nesting};
 use crate::model::{MemberKind, SourceGroup, SourceUser};
 use crate::pipeline::context::{group_context, user_context};
 use crate::pipeline::expr::Expr;
 use crate::pipeline::flatten::{Graph, effective_users};
+use crate::pipeline::settings::{DefaultApply, MappingConfig, Nesting};
 use crate::pipeline::{
     Desired, DesiredMembership, ManagedGrant, SkippedUser, TargetGroup, TargetUser,
 };

@@ -15,10 +15,7 @@
 
 use serde_json::{Value, json};
 
-/// Core User schema URN.
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-/// Core Group schema URN.
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub use crate::filter::{GROUP_SCHEMA, USER_SCHEMA};
 /// Enterprise User extension URN.
 pub const ENTERPRISE_USER_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

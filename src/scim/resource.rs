@@ -55,15 +55,7 @@ pub struct PushedMember {
     pub kind: Option<MemberKind>,
 }
 
-/// Finds a key case-insensitively (the exact spelling first).
-pub fn get_ci<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    object.get(key).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
+pub use crate::filter::get_ci;
 
 fn optional_string(
     object: &Map<String, Value>,

@@ -130,6 +130,15 @@ pub(crate) fn non_empty(
     filled
 }
 
+/// Checks a percentage (`max_delete_percent` and the like): a number from 0 to 100.
+pub fn percent(percent: f64) -> Result<(), String> {
+    if (0.0..=100.0).contains(&percent) {
+        Ok(())
+    } else {
+        Err(format!("must be between 0 and 100, got {percent}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

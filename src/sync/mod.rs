@@ -22,6 +22,7 @@ mod plan;
 mod project;
 mod push;
 mod read;
+pub mod sample;
 mod scope;
 
 pub use push::{PushedChange, apply_pushed};

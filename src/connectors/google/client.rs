@@ -36,8 +36,8 @@ impl Listing<'_> {
     /// The read-only scope the listing needs.
     pub(super) fn scope(&self) -> &'static str {
         match self {
-            Listing::Users => crate::config::GOOGLE_SCOPE_USERS,
-            Listing::Groups | Listing::Members(_) => crate::config::GOOGLE_SCOPE_GROUPS,
+            Listing::Users => super::settings::GOOGLE_SCOPE_USERS,
+            Listing::Groups | Listing::Members(_) => super::settings::GOOGLE_SCOPE_GROUPS,
         }
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 use super::{Plan, effective_pairs};
-use crate::config::OnRemove;
+use crate::pipeline::settings::OnRemove;
 
 /// Counts of a plan, as recorded on the run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

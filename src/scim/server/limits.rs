@@ -15,6 +15,7 @@
 
 use serde_json::Value;
 
+use crate::config::ResourceLimits;
 use crate::scim::error::{ScimError, ScimType};
 
 /// The longest identifier (see the module documentation for why 512).
@@ -22,27 +23,6 @@ pub const MAX_IDENTIFIER_CHARS: usize = 512;
 
 /// Attributes held to [`MAX_IDENTIFIER_CHARS`] at the top level of a resource.
 const IDENTIFIERS: [&str; 3] = ["userName", "displayName", "externalId"];
-
-/// The limits of what one resource may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResourceLimits {
-    /// Longest string other than identifiers, in characters.
-    pub max_string_chars: usize,
-    /// Most entries in one multi-valued attribute (`members` excepted).
-    pub max_values: usize,
-    /// Largest resource, serialised without its members, in bytes.
-    pub max_resource_bytes: usize,
-}
-
-impl Default for ResourceLimits {
-    fn default() -> Self {
-        ResourceLimits {
-            max_string_chars: 4096,
-            max_values: 100,
-            max_resource_bytes: 16 << 10,
-        }
-    }
-}
 
 fn nul_error(path: &str) -> ScimError {
     ScimError::bad_request(

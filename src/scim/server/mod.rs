@@ -29,7 +29,6 @@ mod write;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -39,50 +38,10 @@ use crate::db::Db;
 use crate::scim::error::ScimError;
 use crate::store::events::{EventLog, Retention};
 
+pub use crate::config::{ResourceLimits, ServerOptions};
 pub(crate) use call::{Call, Reply};
-pub use limits::{MAX_IDENTIFIER_CHARS, ResourceLimits};
+pub use limits::MAX_IDENTIFIER_CHARS;
 pub use listener::ScimHealth;
-
-/// Limits of the server as a whole.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
-    /// A request taking longer is answered 503 and its transaction rolled back.
-    pub request_timeout: Duration,
-    /// Most resources one list request returns.
-    pub max_results: u32,
-    /// Failed authentications one client address may make per minute before its
-    /// failures are answered 429.
-    pub auth_failures_per_minute: u32,
-    /// What one resource may hold.
-    pub limits: ResourceLimits,
-    /// A connection that has not sent a request's whole header by then is closed.
-    pub header_read_timeout: Duration,
-    /// A request whose body has not arrived by then is answered 408.
-    pub body_read_timeout: Duration,
-    /// Most connections open at once; at the cap the listener stops accepting.
-    pub max_connections: usize,
-    /// A list page stops adding resources once its body would grow past this (it always
-    /// holds at least one); clients page on with `startIndex` + `itemsPerPage`.
-    pub max_page_bytes: usize,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_body_bytes: 4 << 20,
-            request_timeout: Duration::from_secs(60),
-            max_results: 1000,
-            auth_failures_per_minute: 20,
-            limits: ResourceLimits::default(),
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            max_page_bytes: 1 << 20,
-        }
-    }
-}
 
 /// One tenant as the server runs it.
 pub struct Tenant {

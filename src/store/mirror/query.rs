@@ -41,8 +41,8 @@ impl Resource {
 
     pub(super) fn core_schema(self) -> &'static str {
         match self {
-            Resource::User => crate::scim::resource::USER_SCHEMA,
-            Resource::Group => crate::scim::resource::GROUP_SCHEMA,
+            Resource::User => crate::filter::USER_SCHEMA,
+            Resource::Group => crate::filter::GROUP_SCHEMA,
         }
     }
 }

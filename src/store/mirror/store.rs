@@ -236,7 +236,7 @@ async fn upsert<T: Serialize>(
 
 /// The client's `externalId` among a record's source attributes (SCIM pushes it).
 fn client_external_id(attributes: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    crate::scim::resource::get_ci(attributes, "externalId")
+    crate::filter::get_ci(attributes, "externalId")
         .and_then(|v| v.as_str())
         .map(str::to_string)
 }

@@ -88,7 +88,7 @@ pub(crate) struct Element {
 }
 
 fn elements_of(attributes: &Map<String, Value>, indexed: Indexed) -> Vec<Element> {
-    let Some(value) = crate::scim::resource::get_ci(attributes, indexed.attr) else {
+    let Some(value) = crate::filter::get_ci(attributes, indexed.attr) else {
         return Vec::new();
     };
     let items = match value {
@@ -100,7 +100,7 @@ fn elements_of(attributes: &Map<String, Value>, indexed: Indexed) -> Vec<Element
         .filter_map(Value::as_object)
         .map(|element| {
             let text = |key: &str| {
-                crate::scim::resource::get_ci(element, key)
+                crate::filter::get_ci(element, key)
                     .and_then(Value::as_str)
                     .map(str::to_string)
             };
@@ -108,7 +108,7 @@ fn elements_of(attributes: &Map<String, Value>, indexed: Indexed) -> Vec<Element
                 attr: indexed.attr,
                 value_key: text("value").map(|v| fold(&v, indexed.value_case_exact)),
                 type_key: text("type").map(|t| fold(&t, false)),
-                is_primary: match crate::scim::resource::get_ci(element, "primary") {
+                is_primary: match crate::filter::get_ci(element, "primary") {
                     Some(Value::Bool(true)) => Some("true"),
                     Some(Value::Bool(false)) => Some("false"),
                     Some(other) if crate::filter::is_present(other) => Some("other"),

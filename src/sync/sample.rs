@@ -7,8 +7,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, SinkError, SourceBatch};
 use crate::config::MappingConfig;
+use crate::connectors::{
+    BatchSink, ConnectorError, Diagnosis, PullConnector, SinkError, SourceBatch,
+};
 use crate::model::SourceUser;
 use crate::pipeline::context::user_context;
 

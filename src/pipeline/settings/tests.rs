@@ -1,21 +1,8 @@
 use super::*;
-use crate::config::SecretString;
 use std::path::Path;
 
-fn engine() -> EngineConfig {
-    EngineConfig {
-        database_url: SecretString::new("sqlite::memory:"),
-        scim_listen: ([127, 0, 0, 1], 1).into(),
-        scim_options: Default::default(),
-        admin_listen: ([127, 0, 0, 1], 2).into(),
-        admin_token: None,
-        admin_public_url: None,
-        max_concurrent_runs: 2,
-        shutdown_grace: std::time::Duration::from_secs(30),
-        connectors_dir: "/c".into(),
-        mappings_dir: "/m".into(),
-        log_level: "info".into(),
-        log_format: crate::config::LogFormat::Text,
+fn engine() -> SafetyDefaults {
+    SafetyDefaults {
         max_deletes: 7,
         max_delete_percent: 3.5,
         min_deletes: 4,

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::expr::{Expr, parse as parse_expr};
 use crate::filter::{Filter, parse_filter};
-use crate::pipeline::expr::{Expr, parse as parse_expr};
 
-use super::engine::{EngineConfig, check_percent};
-use super::problems::{Problems, Source};
+use crate::spec::check::percent as check_percent;
+use crate::spec::problems::{Problems, Source};
 
 /// A mapping, resolved and checked.
 #[derive(Debug, Clone)]
@@ -338,12 +338,24 @@ fn custom_name_ok(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The engine-wide safety limits (`[safety]` in `idsync.toml`) a mapping falls back to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SafetyDefaults {
+    pub max_deletes: u64,
+    pub max_delete_percent: f64,
+    pub min_deletes: u64,
+    pub max_membership_removals: u64,
+    pub max_membership_removal_percent: f64,
+    pub min_membership_removals: u64,
+    pub max_skipped_percent: f64,
+}
+
 /// Reads and checks one mapping file, recording problems. Returns the
 /// mapping only when it has none; `engine` gives the defaults.
 pub(crate) fn load(
     name: &str,
     source: &Source<'_>,
-    engine: &EngineConfig,
+    engine: &SafetyDefaults,
     problems: &mut Problems,
 ) -> Option<MappingConfig> {
     let raw = source.parse::<RawMapping>(problems)?;
