@@ -13,14 +13,11 @@
 
 use std::time::Instant;
 
-#[path = "support/memory.rs"]
-mod memory;
-use memory::{peak_memory_mib, reset_peak_memory};
-
 use idsync::model::MemberKind;
 use idsync::pipeline::Origin;
 use idsync::pipeline::flatten::{Graph, effective_users};
 use idsync::pipeline::plan::{Membership, effective_pairs};
+use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 
 const DEPTH: usize = 20;
 

@@ -1,5 +1,5 @@
 //! Scale benchmark of the pull connectors (prints figures; not a test): each provider's
-//! fake (tests/support/fake_<kind>.rs) serves USERS users, GROUPS groups and MEMBERSHIPS
+//! fake (`idsync_testkit::fake_<kind>`) serves USERS users, GROUPS groups and MEMBERSHIPS
 //! memberships over loopback; the connector syncs them into an empty SQLite target. In the
 //! same run it times two floors: a plain fetch of exactly the pages the connector fetched
 //! (replayed with reqwest, bodies parsed as JSON, nothing else), and a plain bulk insert
@@ -16,28 +16,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-#[path = "support/memory.rs"]
-mod memory;
-use memory::{peak_memory_mib, reset_peak_memory};
-
-#[allow(dead_code)]
-mod support {
-    #[path = "../../tests/support/conformance.rs"]
-    pub mod conformance;
-    #[path = "../../tests/support/fake_azure.rs"]
-    pub mod fake_azure;
-    #[path = "../../tests/support/fake_google.rs"]
-    pub mod fake_google;
-    #[path = "../../tests/support/fake_keycloak.rs"]
-    pub mod fake_keycloak;
-    #[path = "../../tests/support/fake_okta.rs"]
-    pub mod fake_okta;
-}
-
 use idsync::config::{MappingConfig, OnRemove};
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, NoProgress, RunOptions};
-use support::conformance::{Directory, FakeProvider, Knobs, StartFake};
+use idsync_testkit::conformance::{Directory, FakeProvider, Knobs, StartFake};
+use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
+use idsync_testkit::{fake_azure, fake_google, fake_keycloak, fake_okta};
 
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -48,10 +32,10 @@ fn size(name: &str, default: usize) -> usize {
 
 fn providers() -> Vec<(&'static str, StartFake)> {
     let all: Vec<(&'static str, StartFake)> = vec![
-        ("keycloak", support::fake_keycloak::start),
-        ("google", support::fake_google::start),
-        ("azure", support::fake_azure::start_provider),
-        ("okta", support::fake_okta::start),
+        ("keycloak", fake_keycloak::start),
+        ("google", fake_google::start),
+        ("azure", fake_azure::start_provider),
+        ("okta", fake_okta::start),
     ];
     match std::env::var("IDSYNC_BENCH_PROVIDERS") {
         Ok(list) => all

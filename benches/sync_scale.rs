@@ -14,14 +14,11 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-#[path = "support/memory.rs"]
-mod memory;
-use memory::{peak_memory_mib, reset_peak_memory};
-
 use idsync::config::{FileFormat, MappingConfig, OnRemove};
 use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, Progress, RunOptions, RunReport};
+use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -1,15 +1,15 @@
-//! Test support: fresh migrated databases of both backends, and a scripted pull connector
-//! that replays pages (and fails where told to).
+//! Test support: fresh migrated databases of both backends, a scripted pull connector that
+//! replays pages (and fails where told to), the SCIM harness, and the test kit's fake
+//! identity providers under their old paths.
 
 #![allow(dead_code)]
 
-pub mod conformance;
-pub mod fake_azure;
-pub mod fake_google;
-pub mod fake_keycloak;
-pub mod fake_okta;
 pub mod scim;
 pub mod scripted;
+
+// The fake identity providers and their conformance seam live in the test kit crate, which
+// the benches import too; the tests keep their `crate::support::...` paths.
+pub use idsync_testkit::{conformance, fake_azure, fake_google, fake_keycloak, fake_okta};
 
 use idsync::db::{Backend, Db};
 use sqlx::Executor;

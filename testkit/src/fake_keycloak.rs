@@ -22,7 +22,7 @@ use idsync::connectors::PullConnector;
 use idsync::connectors::keycloak::KeycloakConnector;
 use serde_json::{Value, json};
 
-use super::conformance::{Directory, FakeMember, FakeProvider, Knobs, Listing, Stats, UserStatus};
+use crate::conformance::{Directory, FakeMember, FakeProvider, Knobs, Listing, Stats, UserStatus};
 
 const REALM: &str = "acme";
 
@@ -69,7 +69,7 @@ impl Indexed {
         }
     }
 
-    fn user(&self, id: &str) -> Option<&super::conformance::FakeUser> {
+    fn user(&self, id: &str) -> Option<&crate::conformance::FakeUser> {
         self.users.get(id).map(|&i| &self.dir.users[i])
     }
 
@@ -94,7 +94,7 @@ struct Inner {
 pub struct FakeKeycloak {
     inner: Arc<Inner>,
     base: String,
-    served: super::conformance::ServedLog,
+    served: crate::conformance::ServedLog,
 }
 
 impl FakeKeycloak {
@@ -140,7 +140,7 @@ fn tree(directory: &Directory) -> HashMap<String, String> {
     parent
 }
 
-fn user_json(user: &super::conformance::FakeUser) -> Value {
+fn user_json(user: &crate::conformance::FakeUser) -> Value {
     let mut value = json!({
         "id": user.id, "username": user.user_name, "email": user.email,
         "firstName": user.given_name, "lastName": user.family_name,
@@ -251,7 +251,7 @@ async fn users(
         return r;
     }
     let index = inner.directory.lock().expect("lock").clone();
-    let listed: Vec<&super::conformance::FakeUser> = index
+    let listed: Vec<&crate::conformance::FakeUser> = index
         .dir
         .users
         .iter()
@@ -329,7 +329,7 @@ async fn members(
     };
     let group = &index.dir.groups[position];
     let mut seen = HashSet::new();
-    let listed: Vec<&super::conformance::FakeUser> = group
+    let listed: Vec<&crate::conformance::FakeUser> = group
         .members
         .iter()
         .filter_map(|m| match m {
@@ -378,8 +378,8 @@ impl FakeKeycloak {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let served = super::conformance::ServedLog::default();
-        let app = super::conformance::recording(app, base.clone(), served.clone());
+        let served = crate::conformance::ServedLog::default();
+        let app = crate::conformance::recording(app, base.clone(), served.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -438,7 +438,7 @@ impl FakeProvider for FakeKeycloak {
     }
 }
 
-/// [`super::conformance::StartFake`] for Keycloak.
+/// [`crate::conformance::StartFake`] for Keycloak.
 pub fn start(
     directory: Directory,
     knobs: Knobs,

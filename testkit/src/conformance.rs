@@ -1,4 +1,4 @@
-//! What every fake identity provider (tests/support/fake_<kind>.rs) offers the shared
+//! What every fake identity provider (`fake_<kind>` in this kit) offers the shared
 //! connector conformance suite (tests/conformance.rs): a directory to serve, knobs for the
 //! misbehaviours to emulate, request statistics, and a connector pointed at it.
 //!
@@ -7,8 +7,6 @@
 //! The knobs are provider-neutral; each fake maps them onto its provider's own form (Okta's
 //! 429 carries X-Rate-Limit-Reset, Google's permission error is a 403 `forbidden` envelope,
 //! and so on).
-
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

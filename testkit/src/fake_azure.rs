@@ -35,7 +35,6 @@
 //! Not emulated: `/transitiveMembers`, `$count`/`$search`/`ConsistencyLevel`, `$orderby`,
 //! `$batch`, 410 with `Location`, throttling scopes and resource units.
 
-#![allow(dead_code)]
 // Handlers return axum responses as errors; their size does not matter in a test fake.
 #![allow(clippy::result_large_err)]
 
@@ -57,7 +56,7 @@ use idsync::connectors::azure::{AzureConnector, thumbprint_sha1, thumbprint_sha2
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::conformance::{
+use crate::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, Stats, UserStatus,
 };
 
@@ -209,7 +208,7 @@ type App = Arc<Inner>;
 pub struct FakeAzure {
     inner: App,
     server: tokio::task::JoinHandle<()>,
-    served: super::conformance::ServedLog,
+    served: crate::conformance::ServedLog,
 }
 
 impl Drop for FakeAzure {
@@ -258,8 +257,8 @@ pub async fn start(directory: Directory, knobs: Knobs) -> Arc<FakeAzure> {
             )
         })
         .with_state(inner.clone());
-    let served = super::conformance::ServedLog::default();
-    let app = super::conformance::recording(app, inner.base.clone(), served.clone());
+    let served = crate::conformance::ServedLog::default();
+    let app = crate::conformance::recording(app, inner.base.clone(), served.clone());
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -290,7 +289,7 @@ pub fn wrong_key_certificate() -> AzureCredential {
 }
 
 fn keys_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keys")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/keys")
 }
 
 fn credential_with_key(key_file: &str) -> AzureCredential {

@@ -6,7 +6,7 @@
 //! axum on 127.0.0.1:0.
 //!
 //! * `POST /token`: `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; the assertion
-//!   must verify with `keys/google-service-account.pub.pem` and carry `iss` = the test
+//!   must verify with `tests/support/keys/google-service-account.pub.pem` and carry `iss` = the test
 //!   key's `client_email`, `aud` = this endpoint, `exp - iat <= 3600`, a `sub` the account
 //!   knows, and only scopes the domain-wide delegation allowlist holds (else 401
 //!   `unauthorized_client`).
@@ -29,7 +29,6 @@
 //! outside the directory. `Deleted` users are listed only with `showDeleted=true` and are
 //! no group's members. `Guest` users carry `isGuestUser: true`.
 
-#![allow(dead_code)]
 // Handlers answer early with a whole `Response` as the error: its size does not matter here.
 #![allow(clippy::result_large_err)]
 
@@ -55,15 +54,16 @@ use idsync::connectors::google::GoogleConnector;
 use idsync::connectors::http::{HttpOptions, RetryPolicy};
 use serde_json::{Value, json};
 
-use super::conformance::{
+use crate::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, IndexedDirectory, Knobs, Listing,
     Stats, UserStatus,
 };
 
 /// The test service-account key file (a throwaway key).
-pub const KEY_FILE: &str = include_str!("keys/google-service-account.json");
+pub const KEY_FILE: &str = include_str!("../../tests/support/keys/google-service-account.json");
 /// Its public key, which the token endpoint verifies assertions with.
-pub const PUBLIC_KEY: &str = include_str!("keys/google-service-account.pub.pem");
+pub const PUBLIC_KEY: &str =
+    include_str!("../../tests/support/keys/google-service-account.pub.pem");
 /// `client_email` of the test key.
 pub const CLIENT_EMAIL: &str = "idsync-reader@idsync-test.iam.gserviceaccount.com";
 /// `client_id` of the test key (what an admin authorises for domain-wide delegation).
@@ -168,10 +168,10 @@ struct Shared {
 /// A running fake Google Workspace.
 pub struct FakeGoogle {
     shared: Arc<Shared>,
-    served: super::conformance::ServedLog,
+    served: crate::conformance::ServedLog,
 }
 
-/// Starts a fake (the conformance suite's [`super::conformance::StartFake`]).
+/// Starts a fake (the conformance suite's [`crate::conformance::StartFake`]).
 pub fn start(directory: Directory, knobs: Knobs) -> BoxFuture<'static, Arc<dyn FakeProvider>> {
     Box::pin(async move {
         let fake: Arc<dyn FakeProvider> =
@@ -212,8 +212,8 @@ impl FakeGoogle {
             .route("/admin/directory/v1/groups", get(groups))
             .route("/admin/directory/v1/groups/{key}/members", get(members))
             .with_state(shared.clone());
-        let served = super::conformance::ServedLog::default();
-        let app = super::conformance::recording(app, format!("http://{addr}"), served.clone());
+        let served = crate::conformance::ServedLog::default();
+        let app = crate::conformance::recording(app, format!("http://{addr}"), served.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });

@@ -24,10 +24,7 @@
 //! `lastMembershipUpdated`), as Okta would; a user or group missing from the new directory
 //! is hard-deleted (Okta's filters cannot see that).
 
-// Explicit paths, so the benchmarks can include this file from elsewhere.
-#[path = "fake_okta/filter.rs"]
 mod filter;
-#[path = "fake_okta/routes.rs"]
 mod routes;
 
 use std::collections::{HashMap, HashSet};
@@ -51,7 +48,7 @@ use idsync::connectors::http::{HttpOptions, RetryPolicy};
 use idsync::connectors::okta::OktaConnector;
 use serde_json::{Value, json};
 
-use super::conformance::{
+use crate::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, ServedLog, Stats,
     UserStatus, recording,
 };
@@ -158,7 +155,7 @@ pub struct FakeOkta {
     recorded: ServedLog,
 }
 
-/// Starts a fake with a service app (the conformance seam: a [`super::conformance::StartFake`]).
+/// Starts a fake with a service app (the conformance seam: a [`crate::conformance::StartFake`]).
 pub fn start(directory: Directory, knobs: Knobs) -> BoxFuture<'static, Arc<dyn FakeProvider>> {
     Box::pin(async move {
         let fake: Arc<dyn FakeProvider> =
@@ -168,7 +165,7 @@ pub fn start(directory: Directory, knobs: Knobs) -> BoxFuture<'static, Arc<dyn F
 }
 
 // `start` is what the conformance suite takes.
-const _: super::conformance::StartFake = start;
+const _: crate::conformance::StartFake = start;
 
 /// Starts a fake with Okta-specific options.
 pub async fn start_okta(directory: Directory, knobs: Knobs, options: OktaOptions) -> Arc<FakeOkta> {
@@ -283,7 +280,10 @@ impl FakeOkta {
 
 /// A key from tests/support/keys.
 pub fn test_key(name: &str) -> String {
-    let path = format!("{}/tests/support/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../tests/support/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

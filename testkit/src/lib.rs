@@ -1,0 +1,13 @@
+//! The test kit that idsync's integration tests and benches share: fake identity providers
+//! that serve a directory in each provider's real shapes, the conformance seam they all
+//! offer (`conformance`), and the benches' peak-memory readings (`memory`).
+//!
+//! A crate of its own so that both the integration test binary and each bench import it by
+//! name rather than by `#[path]`; it links the same `idsync` library they do.
+
+pub mod conformance;
+pub mod fake_azure;
+pub mod fake_google;
+pub mod fake_keycloak;
+pub mod fake_okta;
+pub mod memory;
