@@ -1,5 +1,5 @@
 //! The shared conformance suite: every pull connector against its fake identity provider
-//! (tests/support/fake_<kind>.rs), with the same directory and the same misbehaviours,
+//! (testkit/src/fake_<kind>.rs), with the same directory and the same misbehaviours,
 //! synced into a real SQLite target. What must hold for every provider:
 //!
 //! - many pages: every user and group arrives, with its members (nested groups and a cycle

@@ -1,5 +1,5 @@
 //! The Microsoft Graph connector (`kind = "azure"`) against the fake Graph
-//! (tests/support/fake_azure.rs), synced into a real SQLite target: full reads (delta
+//! (testkit/src/fake_azure.rs), synced into a real SQLite target: full reads (delta
 //! rounds and plain listings), paging, nesting, guests, throttling, token expiry,
 //! certificate assertions, failures that must change nothing, permission errors, delta
 //! runs (changes, removals, membership changes, expired tokens) and `full_sync_every`.

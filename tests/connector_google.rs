@@ -1,4 +1,4 @@
-//! The Google Workspace connector against the fake Google (tests/support/fake_google.rs),
+//! The Google Workspace connector against the fake Google (testkit/src/fake_google.rs),
 //! through the sync engine into a real SQLite target: full reads over many pages, nested
 //! groups, suspended/archived/deleted users, throttling in both of Google's forms, tokens
 //! expiring mid-run, and failures (a failing last page, a 403, a delegation refusal) that

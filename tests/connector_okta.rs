@@ -1,4 +1,4 @@
-//! The Okta connector against the fake Okta org (tests/support/fake_okta.rs), through real
+//! The Okta connector against the fake Okta org (testkit/src/fake_okta.rs), through real
 //! sync runs into SQLite: full reads over many pages, throttling, token expiry, both kinds
 //! of credentials, failures that must change nothing, incremental reads, status policies
 //! and the periodic full read.
