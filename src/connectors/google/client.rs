@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::assertion::{JwtBearerClaims, ServiceAccountAssertion};
 use super::*;
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
-    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerClaims, JwtBearerGrant,
-    google_next_page_token, origin,
+    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerGrant, google_next_page_token, origin,
 };
 use crate::model::json_kind;
 
@@ -97,8 +97,7 @@ impl GoogleConnector {
             settings.allow_insecure_http,
         )
         .map_err(fail)?;
-        let token = JwtBearerGrant::new(
-            http.reqwest_client(),
+        let assertion = ServiceAccountAssertion::new(
             &settings.token_url,
             JwtBearerClaims {
                 issuer: settings.key.client_email.clone(),
@@ -108,6 +107,12 @@ impl GoogleConnector {
             },
             &settings.key.private_key,
             settings.key.private_key_id.clone(),
+        )
+        .map_err(fail)?;
+        let token = JwtBearerGrant::new(
+            http.reqwest_client(),
+            &settings.token_url,
+            assertion.into_fn(),
         )
         .map_err(fail)?;
         let token = Arc::new(token);

@@ -4,7 +4,7 @@
 //!
 //! * Auth: a signed RS256 assertion (`iss` = the key's `client_email`, `sub` = the admin
 //!   `subject`, `scope`, `aud` = the token URL, one hour) exchanged for an access token with
-//!   the JWT-bearer grant ([`JwtBearerGrant`]); `Bearer` on every call.
+//!   the JWT-bearer grant ([`JwtBearerGrant`]); see [`assertion`]. `Bearer` on every call.
 //! * Users: `GET /admin/directory/v1/users?customer|domain&maxResults=500&projection=full`,
 //!   `pageToken` paged. Suspended and archived users are synced inactive (or left out, by
 //!   setting). Deleted users are not listed: they drop out of the next full read.
@@ -18,6 +18,7 @@
 //! failed page (after retries), any 403, any malformed page or repeated page token fails
 //! the whole read, so nothing is removed on the strength of a partial listing.
 
+mod assertion;
 mod client;
 mod records;
 mod settings;
