@@ -9,6 +9,7 @@
 //! only ever derived from a complete read.
 
 pub mod azure;
+pub mod batch;
 pub mod file;
 pub mod google;
 pub mod http;

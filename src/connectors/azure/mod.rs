@@ -45,11 +45,10 @@ use serde_json::Value;
 
 pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
+use super::batch::Batcher;
 use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{
-    BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
-};
+use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 use crate::spec::problems::{Problems, Source};
 use client::*;
@@ -57,11 +56,6 @@ use delta::*;
 use records::{attributes, has_properties, id_of, is_guest, is_removed, member_ref, to_group};
 pub use settings::*;
 use toml::Spanned;
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "azure";
 
@@ -221,17 +215,11 @@ impl AzureConnector {
         }
         let users_link = pager.delta_link()?;
         let user_ids: HashSet<String> = users.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::users();
         for (_, user) in users.into_iter() {
-            batch.push(user);
-            if batch.len() >= USER_BATCH_SIZE {
-                sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch.push(user, sink).await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
 
         let mut groups: Ordered<String, PendingGroup> = Ordered::default();
         let mut pager = self.pager(
@@ -265,7 +253,7 @@ impl AzureConnector {
         }
         let groups_link = pager.delta_link()?;
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, group) in groups.into_iter() {
             let members = group
                 .members
@@ -273,15 +261,11 @@ impl AzureConnector {
                 .map(|(m, ())| m)
                 .filter(|m| known_member(m, &user_ids, &group_ids))
                 .collect();
-            batch.push(to_group(id, group.properties, members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch
+                .push(to_group(id, group.properties, members), sink)
+                .await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(ReadSummary {
             mode: ReadMode::Full,
             complete: true,
@@ -314,7 +298,7 @@ impl AzureConnector {
             USERS_PERMISSION,
         );
         let mut user_ids = HashSet::new();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::users();
         while let Some(items) = pager.next_page().await? {
             for item in items {
                 if !self.include_guests && is_guest(&item) {
@@ -324,18 +308,11 @@ impl AzureConnector {
                     continue;
                 };
                 if user_ids.insert(user.external_id.clone()) {
-                    batch.push(user);
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
+                    batch.push(user, sink).await?;
                 }
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                .await?;
-        }
+        batch.finish(sink).await?;
 
         let mut query = vec![("$select", self.group_select.clone()), ("$top", top)];
         if let Some(filter) = &self.group_filter {
@@ -358,7 +335,7 @@ impl AzureConnector {
             }
         }
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, item) in groups.into_iter() {
             let members = self
                 .members_of(&id)
@@ -366,15 +343,11 @@ impl AzureConnector {
                 .into_iter()
                 .filter(|m| known_member(m, &user_ids, &group_ids))
                 .collect();
-            batch.push(to_group(id, attributes(item), members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch
+                .push(to_group(id, attributes(item), members), sink)
+                .await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 }

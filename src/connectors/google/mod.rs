@@ -33,22 +33,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::batch::Batcher;
 use super::http::{HttpClient, JwtBearerGrant, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{
-    BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
-};
-use crate::model::{SourceGroup, SourceUser};
+use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::spec::problems::{Problems, Source};
 use client::*;
 use records::*;
 pub use settings::*;
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 /// `errors[].reason` values of the quota errors worth retrying
 /// (<https://developers.google.com/admin-sdk/directory/v1/limits>).
@@ -122,7 +114,7 @@ impl GoogleConnector {
             ("projection", "full"),
         ];
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceUser> = Vec::new();
+        let mut batch = Batcher::users();
         let mut tokens = PageTokens::default();
         let mut token: Option<String> = None;
         let mut left_out = 0usize;
@@ -137,14 +129,10 @@ impl GoogleConnector {
                 match user {
                     Some(user) => {
                         if seen.insert(user.external_id.clone()) {
-                            batch.push(user);
+                            batch.push(user, sink).await?;
                         }
                     }
                     None => left_out += 1,
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
                 }
             }
             match next {
@@ -157,9 +145,7 @@ impl GoogleConnector {
                 None => break,
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         if left_out > 0 {
             tracing::info!(
                 left_out,
@@ -196,7 +182,7 @@ impl GoogleConnector {
 
         let member_query = [("maxResults", max.as_str())];
         let mut left_out = LeftOut::default();
-        let mut batch: Vec<SourceGroup> = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, group) in groups {
             let url = self.endpoint(&["groups", &id, "members"]);
             let listing = Listing::Members(&id);
@@ -213,15 +199,9 @@ impl GoogleConnector {
                 Ok(())
             })
             .await?;
-            batch.push(to_group(id, group, members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch.push(to_group(id, group, members), sink).await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         left_out.log();
         Ok(())
     }

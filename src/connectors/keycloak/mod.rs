@@ -25,22 +25,17 @@ use async_trait::async_trait;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::batch::Batcher;
 use super::http::{HttpClient, HttpError, keycloak_next_first, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
-use crate::model::{MemberRef, SourceGroup, SourceUser};
+use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
+use crate::model::MemberRef;
 use crate::spec::problems::{Problems, Source};
 use records::{is_service_account, to_group, to_user};
 pub use settings::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
     KeycloakSettings, RawKeycloakSettings,
 };
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "keycloak";
 
@@ -81,7 +76,7 @@ pub struct KeycloakConnector {
 impl KeycloakConnector {
     async fn read_users(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceUser> = Vec::new();
+        let mut batch = Batcher::users();
         let mut first: u32 = 0;
         // Not for_each_page: batches reach the (async) sink as pages arrive.
         loop {
@@ -97,11 +92,7 @@ impl KeycloakConnector {
             for item in page {
                 let Some(user) = to_user(item) else { continue };
                 if seen.insert(user.external_id.clone()) {
-                    batch.push(user);
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
+                    batch.push(user, sink).await?;
                 }
             }
             match keycloak_next_first(first, self.page_size, len) {
@@ -109,9 +100,7 @@ impl KeycloakConnector {
                 _ => break,
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 
@@ -127,7 +116,7 @@ impl KeycloakConnector {
         // Depth-first, in source order.
         stack.reverse();
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceGroup> = Vec::new();
+        let mut batch = Batcher::groups();
         while let Some(mut group) = stack.pop() {
             let Some(id) = group.get("id").and_then(Value::as_str).map(str::to_string) else {
                 continue;
@@ -145,16 +134,10 @@ impl KeycloakConnector {
                     members.push(MemberRef::group(child_id));
                 }
             }
-            batch.push(to_group(id, group, members));
+            batch.push(to_group(id, group, members), sink).await?;
             stack.extend(children.into_iter().rev());
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 
