@@ -23,6 +23,8 @@ pub(super) struct Pager<'c> {
     pub(super) what: String,
     pub(super) permission: &'static str,
     pub(super) delta_link: Option<String>,
+    /// The links followed: one handed out again would make the round endless.
+    pub(super) seen: Pages,
 }
 
 impl Pager<'_> {
@@ -56,7 +58,11 @@ impl Pager<'_> {
             self.conn
                 .check_link(&next)
                 .map_err(|e| self.conn.fail(&self.what, self.permission, e))?;
-            if next == url {
+            if self
+                .seen
+                .follow(&url, Some(Cursor::Link(next.clone())))
+                .is_err()
+            {
                 return Err(self.conn.fail(
                     &self.what,
                     self.permission,
@@ -327,6 +333,7 @@ impl AzureConnector {
             what: what.into(),
             permission,
             delta_link: None,
+            seen: Pages::start(Cursor::First),
         }
     }
 

@@ -2,7 +2,6 @@
 //! with a repeated-token check, quota answers retried, and the privilege or scope a 403
 //! asks for.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,7 +11,8 @@ use super::assertion::{JwtBearerClaims, ServiceAccountAssertion};
 use super::*;
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
-    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerGrant, google_next_page_token, origin,
+    AuthScheme, Cursor, HttpClient, HttpError, HttpOptions, JwtBearerGrant, Pages, next_page_token,
+    origin,
 };
 use crate::model::json_kind;
 
@@ -182,7 +182,7 @@ impl GoogleConnector {
                 },
             )
         };
-        let next = google_next_page_token(&body);
+        let next = next_page_token(&body);
         let Value::Object(mut map) = body else {
             return Err(decode(format!(
                 "expected a JSON object, got {}",
@@ -410,20 +410,23 @@ impl GoogleConnector {
 }
 
 /// Page tokens seen in one listing: a token handed out twice would loop forever.
-#[derive(Default)]
-pub(super) struct PageTokens(HashSet<String>);
+pub(super) struct PageTokens(Pages);
+
+impl Default for PageTokens {
+    fn default() -> Self {
+        PageTokens(Pages::start(Cursor::First))
+    }
+}
 
 impl PageTokens {
     pub(super) fn check(&mut self, token: &str) -> Result<(), String> {
-        if self.0.insert(token.to_string()) {
-            Ok(())
-        } else {
-            Err(
+        self.0
+            .follow("", Some(Cursor::Token(token.to_string())))
+            .map_err(|_| {
                 "the server handed out the same nextPageToken twice; the listing would \
                  never end"
-                    .to_string(),
-            )
-        }
+                    .to_string()
+            })
     }
 }
 

@@ -9,8 +9,8 @@
 //!   (a fixed API token).
 //! * [`JwtSigner`]: the one signer of JWT assertions (RS256/PS256/ES256, `kid`,
 //!   `x5t`/`x5t#S256`); each kind brings only its claims.
-//! * Paging helpers: RFC 8288 `Link` headers (Okta), `@odata.nextLink`
-//!   (Graph), `nextPageToken` (Google) and `first`/`max` offsets (Keycloak).
+//! * The pager ([`Pages`]): RFC 8288 `Link` headers, OData `@odata.nextLink`,
+//!   page tokens and `first`/`max` offsets, with a repeated-page check.
 //!
 //! Credentials stay with the origin they belong to (see [`origin`]): every request URL
 //! must have the origin the client was pinned to, redirects are never followed, and
@@ -40,7 +40,8 @@ pub use assertion::{
 pub use client::{AuthScheme, HttpClient};
 pub use jwt_bearer::{JWT_BEARER_GRANT_TYPE, JwtBearerGrant};
 pub use paging::{
-    google_next_page_token, keycloak_next_first, next_link_from_header, odata_next_link,
+    Cursor, Pages, RepeatedPage, next_link_from_header, next_offset, next_page_token,
+    odata_next_link,
 };
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use token::{AssertionFn, ClientAuth, OAuthClientCredentials, StaticToken, TokenSource};

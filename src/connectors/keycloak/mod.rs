@@ -26,7 +26,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::batch::Batcher;
-use super::http::{HttpClient, HttpError, keycloak_next_first, origin};
+use super::http::{Cursor, HttpClient, HttpError, Pages, origin};
 use super::kind::{PullKind, SettingsContext};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
 use crate::model::MemberRef;
@@ -77,9 +77,9 @@ impl KeycloakConnector {
     async fn read_users(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
         let mut seen = HashSet::new();
         let mut batch = Batcher::users();
-        let mut first: u32 = 0;
+        let mut pages = Pages::start(Cursor::Offset(0));
         // Not for_each_page: batches reach the (async) sink as pages arrive.
-        loop {
+        while let Some(Cursor::Offset(first)) = pages.next_cursor() {
             let page = self
                 .fetch_page(
                     "/users",
@@ -95,10 +95,7 @@ impl KeycloakConnector {
                     batch.push(user, sink).await?;
                 }
             }
-            match keycloak_next_first(first, self.page_size, len) {
-                Some(next) if len > 0 => first = next,
-                _ => break,
-            }
+            pages.follow_offset(first, self.page_size, len);
         }
         batch.finish(sink).await?;
         Ok(())

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::*;
 use crate::connectors::http::{
-    AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    StaticToken, TokenSource, next_link_from_header, origin,
+    AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
+    Pages, StaticToken, TokenSource, next_link_from_header, origin,
 };
 use crate::connectors::{ConnectorError, Diagnosis};
 use crate::model::json_kind;
@@ -204,6 +204,7 @@ impl OktaConnector {
             next: Some((url, query)),
             what,
             need,
+            seen: Pages::start(Cursor::First),
             started: None,
         }
     }
@@ -276,6 +277,8 @@ pub(super) struct Pager<'a> {
     next: Option<(String, Vec<(&'static str, String)>)>,
     what: String,
     need: Need,
+    /// The links followed: one handed out again would make the listing endless.
+    seen: Pages,
     /// Server time (`Date`) of the first answer, else the local time of the first request.
     pub(super) started: Option<SystemTime>,
 }
@@ -310,7 +313,11 @@ impl Pager<'_> {
             }
         };
         if let Some(next) = next_link_from_header(&headers) {
-            if next == url {
+            if self
+                .seen
+                .follow(&url, Some(Cursor::Link(next.clone())))
+                .is_err()
+            {
                 return Err(self.okta.fail(
                     &self.what,
                     self.need,
