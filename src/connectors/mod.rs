@@ -16,6 +16,7 @@ pub mod http;
 pub mod keycloak;
 pub mod kind;
 pub mod okta;
+pub mod probe;
 pub mod sample;
 
 use async_trait::async_trait;

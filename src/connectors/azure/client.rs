@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::connectors::http::*;
+use crate::connectors::probe::{ListingProbe, ProbeListing};
 use crate::connectors::{ConnectorError, Diagnosis};
 use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash, json_kind};
 
@@ -424,5 +425,22 @@ impl AzureConnector {
             }),
             Err(other) => Err(Diagnosis::failed(check, other.to_string())),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ListingProbe for AzureConnector {
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let top = [("$top", "1"), ("$select", "id")];
+        let (url, permission) = match listing {
+            ProbeListing::Users => (format!("{}/users", self.api), USERS_PERMISSION),
+            ProbeListing::Groups => (format!("{}/groups", self.api), GROUPS_PERMISSION),
+            ProbeListing::Members(id) => (
+                format!("{}/groups/{}/members", self.api, segment(id)),
+                GROUPS_PERMISSION,
+            ),
+        };
+        let body = self.probe(listing.check(), &url, &top, permission).await?;
+        Ok(body.get("value").and_then(|v| v.get(0)).and_then(id_of))
     }
 }

@@ -48,6 +48,7 @@ pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 use super::batch::Batcher;
 use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
+use super::probe::probe_listings;
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 use crate::spec::problems::{Problems, Source};
@@ -393,40 +394,8 @@ impl PullConnector for AzureConnector {
                 return checks;
             }
         }
-        let top = [("$top", "1"), ("$select", "id")];
-        let users = format!("{}/users", self.api);
-        if let Err(d) = self
-            .probe("list users", &users, &top, USERS_PERMISSION)
-            .await
-        {
-            checks.push(d);
+        if !probe_listings(self, &mut checks).await {
             return checks;
-        }
-        checks.push(Diagnosis::ok("list users", "permitted"));
-        let groups = format!("{}/groups", self.api);
-        let first_group = match self
-            .probe("list groups", &groups, &top, GROUPS_PERMISSION)
-            .await
-        {
-            Ok(body) => body.get("value").and_then(|v| v.get(0)).and_then(id_of),
-            Err(d) => {
-                checks.push(d);
-                return checks;
-            }
-        };
-        checks.push(Diagnosis::ok("list groups", "permitted"));
-        if let Some(id) = first_group {
-            let url = format!("{}/groups/{}/members", self.api, segment(&id));
-            match self
-                .probe("list group members", &url, &top, GROUPS_PERMISSION)
-                .await
-            {
-                Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                Err(d) => {
-                    checks.push(d);
-                    return checks;
-                }
-            }
         }
         if self.delta {
             let latest = [("$deltatoken", "latest")];

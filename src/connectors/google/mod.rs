@@ -36,6 +36,7 @@ use toml::Spanned;
 use super::batch::Batcher;
 use super::http::{HttpClient, JwtBearerGrant, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
+use super::probe::{ListingProbe, ProbeListing, probe_listings};
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::spec::problems::{Problems, Source};
 use client::*;
@@ -234,31 +235,7 @@ impl PullConnector for GoogleConnector {
                 return checks;
             }
         }
-        let users = self.endpoint(&["users"]);
-        if let Err(detail) = self.probe(Listing::Users, &users).await {
-            checks.push(Diagnosis::failed("list users", detail));
-            return checks;
-        }
-        checks.push(Diagnosis::ok("list users", "permitted"));
-        let groups = self.endpoint(&["groups"]);
-        let first = match self.probe(Listing::Groups, &groups).await {
-            Ok(first) => first,
-            Err(detail) => {
-                checks.push(Diagnosis::failed("list groups", detail));
-                return checks;
-            }
-        };
-        checks.push(Diagnosis::ok("list groups", "permitted"));
-        match first.as_ref().and_then(|g| str_field(g, "id")) {
-            Some(id) => {
-                let url = self.endpoint(&["groups", &id, "members"]);
-                match self.probe(Listing::Members(&id), &url).await {
-                    Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                    Err(detail) => checks.push(Diagnosis::failed("list group members", detail)),
-                }
-            }
-            None => checks.push(Diagnosis::ok("list group members", "no group to try it on")),
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
@@ -304,5 +281,27 @@ impl LeftOut {
                 "group members outside the users and groups read were left out"
             );
         }
+    }
+}
+
+#[async_trait]
+impl ListingProbe for GoogleConnector {
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let (ours, url) = match listing {
+            ProbeListing::Users => (Listing::Users, self.endpoint(&["users"])),
+            ProbeListing::Groups => (Listing::Groups, self.endpoint(&["groups"])),
+            ProbeListing::Members(id) => (
+                Listing::Members(id),
+                self.endpoint(&["groups", id, "members"]),
+            ),
+        };
+        match self.probe(ours, &url).await {
+            Ok(first) => Ok(first.as_ref().and_then(|g| str_field(g, "id"))),
+            Err(detail) => Err(Diagnosis::failed(listing.check(), detail)),
+        }
+    }
+
+    fn no_group_note(&self) -> Option<&'static str> {
+        Some("no group to try it on")
     }
 }

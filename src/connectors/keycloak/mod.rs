@@ -28,6 +28,7 @@ use toml::Spanned;
 use super::batch::Batcher;
 use super::http::{Cursor, HttpClient, HttpError, Pages, origin};
 use super::kind::{PullKind, SettingsContext};
+use super::probe::{ListingProbe, ProbeListing, probe_listings};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
 use crate::model::MemberRef;
 use crate::spec::problems::{Problems, Source};
@@ -200,63 +201,8 @@ impl PullConnector for KeycloakConnector {
 
     /// Token, then one item of each listing a run needs; a 403 names the role to grant.
     async fn diagnose(&self) -> Vec<super::Diagnosis> {
-        use super::Diagnosis;
         let mut checks = Vec::new();
-        let steps: [(&'static str, String, &'static str); 2] = [
-            ("list users", format!("{}/users", self.admin), "view-users"),
-            (
-                "list groups",
-                format!("{}/groups", self.admin),
-                "query-groups (or view-users)",
-            ),
-        ];
-        let mut first_group = None;
-        for (check, url, role) in steps {
-            match self
-                .http
-                .get_json(&url, &[("first", "0"), ("max", "1")])
-                .await
-            {
-                Ok((body, _)) => {
-                    if check == "list groups" {
-                        first_group = body
-                            .get(0)
-                            .and_then(|g| g.get("id"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
-                    }
-                    checks.push(Diagnosis::ok(check, "permitted"));
-                }
-                Err(error) => {
-                    let (check, detail) = match &error {
-                        HttpError::Auth { .. } | HttpError::Status { status: 401, .. } => {
-                            ("authenticate", error.to_string())
-                        }
-                        HttpError::Status { status: 403, .. } => (
-                            check,
-                            format!(
-                                "forbidden: give the client's service account the \
-                                 realm-management role {role}"
-                            ),
-                        ),
-                        _ => (check, error.to_string()),
-                    };
-                    checks.push(Diagnosis::failed(check, detail));
-                    return checks;
-                }
-            }
-        }
-        if let Some(id) = first_group {
-            let url = format!("{}/groups/{id}/members", self.admin);
-            match self.http.get_json(&url, &[("first", "0"), ("max", "1")]).await {
-                Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                Err(HttpError::Status { status: 403, .. }) => checks.push(Diagnosis::failed(
-                    "list group members",
-                    "forbidden: give the client's service account the realm-management role view-users",
-                )),
-                Err(e) => checks.push(Diagnosis::failed("list group members", e.to_string())),
-            }
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
@@ -274,5 +220,54 @@ impl PullConnector for KeycloakConnector {
             complete: true,
             next_checkpoint: None,
         })
+    }
+}
+
+#[async_trait]
+impl ListingProbe for KeycloakConnector {
+    async fn probe_listing(
+        &self,
+        listing: ProbeListing<'_>,
+    ) -> Result<Option<String>, super::Diagnosis> {
+        use super::Diagnosis;
+        let (url, role) = match listing {
+            ProbeListing::Users => (format!("{}/users", self.admin), "view-users"),
+            ProbeListing::Groups => (
+                format!("{}/groups", self.admin),
+                "query-groups (or view-users)",
+            ),
+            ProbeListing::Members(id) => {
+                (format!("{}/groups/{id}/members", self.admin), "view-users")
+            }
+        };
+        let check = listing.check();
+        match self
+            .http
+            .get_json(&url, &[("first", "0"), ("max", "1")])
+            .await
+        {
+            Ok((body, _)) => Ok(body
+                .get(0)
+                .and_then(|g| g.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            Err(error) => Err(match &error {
+                // A refused token shows at the first listing; by the members step the
+                // token has worked, so what fails there is reported as that step.
+                HttpError::Auth { .. } | HttpError::Status { status: 401, .. }
+                    if !matches!(listing, ProbeListing::Members(_)) =>
+                {
+                    Diagnosis::failed("authenticate", error.to_string())
+                }
+                HttpError::Status { status: 403, .. } => Diagnosis::failed(
+                    check,
+                    format!(
+                        "forbidden: give the client's service account the realm-management \
+                         role {role}"
+                    ),
+                ),
+                _ => Diagnosis::failed(check, error.to_string()),
+            }),
+        }
     }
 }

@@ -38,6 +38,7 @@ use self::records::{Disposition, Policies};
 use super::batch::Batcher;
 use super::http::{HttpClient, HttpError, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
+use super::probe::probe_listings;
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
@@ -335,40 +336,7 @@ impl PullConnector for OktaConnector {
                 }
             }
         }
-        let (users, _) = self.probe("/users", "list users", Need::Users).await;
-        let ok = users.ok;
-        checks.push(users);
-        if !ok {
-            return checks;
-        }
-        let (groups, body) = self.probe("/groups", "list groups", Need::Groups).await;
-        let ok = groups.ok;
-        checks.push(groups);
-        if !ok {
-            return checks;
-        }
-        let first = body
-            .as_ref()
-            .and_then(|b| b.get(0))
-            .and_then(|g| g.get("id"))
-            .and_then(Value::as_str)
-            .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()));
-        match first {
-            Some(id) => {
-                let (members, _) = self
-                    .probe(
-                        &format!("/groups/{id}/users"),
-                        "list group members",
-                        Need::Groups,
-                    )
-                    .await;
-                checks.push(members);
-            }
-            None => checks.push(Diagnosis::ok(
-                "list group members",
-                "no group to try (the org has none the token may see)",
-            )),
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
