@@ -9,12 +9,14 @@
 //! only ever derived from a complete read.
 
 pub mod azure;
+pub mod batch;
 pub mod file;
 pub mod google;
 pub mod http;
 pub mod keycloak;
 pub mod kind;
 pub mod okta;
+pub mod probe;
 
 use async_trait::async_trait;
 

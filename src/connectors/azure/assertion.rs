@@ -5,15 +5,14 @@
 //! for older tenants and clouds that look up the certificate by its SHA-1 thumbprint, `x5t`.
 //! Claims: `aud` = the token endpoint, `iss` = `sub` = the client id, `jti` (a fresh UUID),
 //! `nbf` = `iat` = now, `exp` = now + 5 minutes. A new assertion is made for every token
-//! request.
+//! request. The signing is the shared [`JwtSigner`]'s; only the claims are Entra's.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::connectors::http::HttpError;
+use crate::connectors::http::{HttpError, JwtSigner, SigningAlgorithm, assertion_refused};
 use crate::spec::SecretString;
+
+pub use crate::connectors::http::{thumbprint_sha1, thumbprint_sha256};
 
 /// How long an assertion is valid.
 pub const ASSERTION_LIFETIME_SECS: i64 = 300;
@@ -29,22 +28,9 @@ struct Claims<'a> {
     exp: i64,
 }
 
-/// Base64url (no padding) SHA-256 thumbprint of a certificate's DER: `x5t#S256`.
-pub fn thumbprint_sha256(der: &[u8]) -> String {
-    use sha2::Digest;
-    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
-}
-
-/// Base64url (no padding) SHA-1 thumbprint of a certificate's DER: `x5t`.
-pub fn thumbprint_sha1(der: &[u8]) -> String {
-    use sha1::Digest;
-    URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der))
-}
-
 /// Signs client assertions for one app registration and token endpoint.
 pub struct AssertionSigner {
-    key: EncodingKey,
-    header: Header,
+    signer: JwtSigner,
     client_id: String,
     token_url: String,
 }
@@ -57,21 +43,17 @@ impl AssertionSigner {
         certificate_der: &[u8],
         private_key_pem: &SecretString,
     ) -> Result<AssertionSigner, HttpError> {
-        let key = EncodingKey::from_rsa_pem(private_key_pem.expose().as_bytes()).map_err(|e| {
-            HttpError::Auth {
-                token_url: token_url.to_string(),
-                status: 0,
-                code: "invalid_private_key".to_string(),
-                description: format!("the private key cannot sign assertions: {e}"),
-            }
-        })?;
-        let mut header = Header::new(Algorithm::PS256);
-        header.typ = Some("JWT".to_string());
-        header.x5t_s256 = Some(thumbprint_sha256(certificate_der));
-        header.x5t = Some(thumbprint_sha1(certificate_der));
+        let signer = JwtSigner::from_pem(private_key_pem, SigningAlgorithm::Ps256)
+            .map_err(|e| {
+                assertion_refused(
+                    token_url.to_string(),
+                    "invalid_private_key",
+                    format!("the private key cannot sign assertions: {e}"),
+                )
+            })?
+            .with_certificate(certificate_der);
         Ok(AssertionSigner {
-            key,
-            header,
+            signer,
             client_id: client_id.to_string(),
             token_url: token_url.to_string(),
         })
@@ -88,14 +70,13 @@ impl AssertionSigner {
             iat: now,
             exp: now + ASSERTION_LIFETIME_SECS,
         };
-        jsonwebtoken::encode(&self.header, &claims, &self.key)
-            .map(SecretString::new)
-            .map_err(|e| HttpError::Auth {
-                token_url: self.token_url.clone(),
-                status: 0,
-                code: "assertion_signing_failed".to_string(),
-                description: e.to_string(),
-            })
+        self.signer.sign(&claims).map_err(|e| {
+            assertion_refused(
+                self.token_url.clone(),
+                "assertion_signing_failed",
+                e.to_string(),
+            )
+        })
     }
 
     /// A fresh assertion, valid from now.

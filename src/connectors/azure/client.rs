@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::connectors::http::*;
+use crate::connectors::probe::{ListingProbe, ProbeListing};
 use crate::connectors::{ConnectorError, Diagnosis};
 use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash, json_kind};
 
@@ -23,6 +24,8 @@ pub(super) struct Pager<'c> {
     pub(super) what: String,
     pub(super) permission: &'static str,
     pub(super) delta_link: Option<String>,
+    /// The links followed: one handed out again would make the round endless.
+    pub(super) seen: Pages,
 }
 
 impl Pager<'_> {
@@ -56,7 +59,11 @@ impl Pager<'_> {
             self.conn
                 .check_link(&next)
                 .map_err(|e| self.conn.fail(&self.what, self.permission, e))?;
-            if next == url {
+            if self
+                .seen
+                .follow(&url, Some(Cursor::Link(next.clone())))
+                .is_err()
+            {
                 return Err(self.conn.fail(
                     &self.what,
                     self.permission,
@@ -327,6 +334,7 @@ impl AzureConnector {
             what: what.into(),
             permission,
             delta_link: None,
+            seen: Pages::start(Cursor::First),
         }
     }
 
@@ -417,5 +425,22 @@ impl AzureConnector {
             }),
             Err(other) => Err(Diagnosis::failed(check, other.to_string())),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ListingProbe for AzureConnector {
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let top = [("$top", "1"), ("$select", "id")];
+        let (url, permission) = match listing {
+            ProbeListing::Users => (format!("{}/users", self.api), USERS_PERMISSION),
+            ProbeListing::Groups => (format!("{}/groups", self.api), GROUPS_PERMISSION),
+            ProbeListing::Members(id) => (
+                format!("{}/groups/{}/members", self.api, segment(id)),
+                GROUPS_PERMISSION,
+            ),
+        };
+        let body = self.probe(listing.check(), &url, &top, permission).await?;
+        Ok(body.get("value").and_then(|v| v.get(0)).and_then(id_of))
     }
 }

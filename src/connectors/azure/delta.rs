@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::connectors::batch::{Batcher, GROUP_BATCH_SIZE};
 use crate::connectors::{BatchSink, ConnectorError, SourceBatch};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 
@@ -174,20 +175,14 @@ impl AzureConnector {
             groups_link,
         } = changes;
         let mut removed_users = Vec::new();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::users();
         for (id, user) in users.into_iter() {
             match user {
-                Some(user) => batch.push(user),
+                Some(user) => batch.push(user, sink).await?,
                 None => removed_users.push(id),
             }
-            if batch.len() >= USER_BATCH_SIZE {
-                sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                    .await?;
-            }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
 
         let mut removed_groups = Vec::new();
         let mut reread = Vec::new();

@@ -45,11 +45,11 @@ use serde_json::Value;
 
 pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
+use super::batch::Batcher;
 use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{
-    BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
-};
+use super::probe::probe_listings;
+use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 use crate::spec::problems::{Problems, Source};
 use client::*;
@@ -57,11 +57,6 @@ use delta::*;
 use records::{attributes, has_properties, id_of, is_guest, is_removed, member_ref, to_group};
 pub use settings::*;
 use toml::Spanned;
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "azure";
 
@@ -221,17 +216,11 @@ impl AzureConnector {
         }
         let users_link = pager.delta_link()?;
         let user_ids: HashSet<String> = users.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::users();
         for (_, user) in users.into_iter() {
-            batch.push(user);
-            if batch.len() >= USER_BATCH_SIZE {
-                sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch.push(user, sink).await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
 
         let mut groups: Ordered<String, PendingGroup> = Ordered::default();
         let mut pager = self.pager(
@@ -265,7 +254,7 @@ impl AzureConnector {
         }
         let groups_link = pager.delta_link()?;
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, group) in groups.into_iter() {
             let members = group
                 .members
@@ -273,15 +262,11 @@ impl AzureConnector {
                 .map(|(m, ())| m)
                 .filter(|m| known_member(m, &user_ids, &group_ids))
                 .collect();
-            batch.push(to_group(id, group.properties, members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch
+                .push(to_group(id, group.properties, members), sink)
+                .await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(ReadSummary {
             mode: ReadMode::Full,
             complete: true,
@@ -314,7 +299,7 @@ impl AzureConnector {
             USERS_PERMISSION,
         );
         let mut user_ids = HashSet::new();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::users();
         while let Some(items) = pager.next_page().await? {
             for item in items {
                 if !self.include_guests && is_guest(&item) {
@@ -324,18 +309,11 @@ impl AzureConnector {
                     continue;
                 };
                 if user_ids.insert(user.external_id.clone()) {
-                    batch.push(user);
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
+                    batch.push(user, sink).await?;
                 }
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                .await?;
-        }
+        batch.finish(sink).await?;
 
         let mut query = vec![("$select", self.group_select.clone()), ("$top", top)];
         if let Some(filter) = &self.group_filter {
@@ -358,7 +336,7 @@ impl AzureConnector {
             }
         }
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
-        let mut batch = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, item) in groups.into_iter() {
             let members = self
                 .members_of(&id)
@@ -366,15 +344,11 @@ impl AzureConnector {
                 .into_iter()
                 .filter(|m| known_member(m, &user_ids, &group_ids))
                 .collect();
-            batch.push(to_group(id, attributes(item), members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch
+                .push(to_group(id, attributes(item), members), sink)
+                .await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 }
@@ -420,40 +394,8 @@ impl PullConnector for AzureConnector {
                 return checks;
             }
         }
-        let top = [("$top", "1"), ("$select", "id")];
-        let users = format!("{}/users", self.api);
-        if let Err(d) = self
-            .probe("list users", &users, &top, USERS_PERMISSION)
-            .await
-        {
-            checks.push(d);
+        if !probe_listings(self, &mut checks).await {
             return checks;
-        }
-        checks.push(Diagnosis::ok("list users", "permitted"));
-        let groups = format!("{}/groups", self.api);
-        let first_group = match self
-            .probe("list groups", &groups, &top, GROUPS_PERMISSION)
-            .await
-        {
-            Ok(body) => body.get("value").and_then(|v| v.get(0)).and_then(id_of),
-            Err(d) => {
-                checks.push(d);
-                return checks;
-            }
-        };
-        checks.push(Diagnosis::ok("list groups", "permitted"));
-        if let Some(id) = first_group {
-            let url = format!("{}/groups/{}/members", self.api, segment(&id));
-            match self
-                .probe("list group members", &url, &top, GROUPS_PERMISSION)
-                .await
-            {
-                Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                Err(d) => {
-                    checks.push(d);
-                    return checks;
-                }
-            }
         }
         if self.delta {
             let latest = [("$deltatoken", "latest")];

@@ -2,17 +2,17 @@
 //! with a repeated-token check, quota answers retried, and the privilege or scope a 403
 //! asks for.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::assertion::{JwtBearerClaims, ServiceAccountAssertion};
 use super::*;
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
-    AuthScheme, HttpClient, HttpError, HttpOptions, JwtBearerClaims, JwtBearerGrant,
-    google_next_page_token, origin,
+    AuthScheme, Cursor, HttpClient, HttpError, HttpOptions, JwtBearerGrant, Pages, next_page_token,
+    origin,
 };
 use crate::model::json_kind;
 
@@ -97,8 +97,7 @@ impl GoogleConnector {
             settings.allow_insecure_http,
         )
         .map_err(fail)?;
-        let token = JwtBearerGrant::new(
-            http.reqwest_client(),
+        let assertion = ServiceAccountAssertion::new(
             &settings.token_url,
             JwtBearerClaims {
                 issuer: settings.key.client_email.clone(),
@@ -108,6 +107,12 @@ impl GoogleConnector {
             },
             &settings.key.private_key,
             settings.key.private_key_id.clone(),
+        )
+        .map_err(fail)?;
+        let token = JwtBearerGrant::new(
+            http.reqwest_client(),
+            &settings.token_url,
+            assertion.into_fn(),
         )
         .map_err(fail)?;
         let token = Arc::new(token);
@@ -177,7 +182,7 @@ impl GoogleConnector {
                 },
             )
         };
-        let next = google_next_page_token(&body);
+        let next = next_page_token(&body);
         let Value::Object(mut map) = body else {
             return Err(decode(format!(
                 "expected a JSON object, got {}",
@@ -405,20 +410,23 @@ impl GoogleConnector {
 }
 
 /// Page tokens seen in one listing: a token handed out twice would loop forever.
-#[derive(Default)]
-pub(super) struct PageTokens(HashSet<String>);
+pub(super) struct PageTokens(Pages);
+
+impl Default for PageTokens {
+    fn default() -> Self {
+        PageTokens(Pages::start(Cursor::First))
+    }
+}
 
 impl PageTokens {
     pub(super) fn check(&mut self, token: &str) -> Result<(), String> {
-        if self.0.insert(token.to_string()) {
-            Ok(())
-        } else {
-            Err(
+        self.0
+            .follow("", Some(Cursor::Token(token.to_string())))
+            .map_err(|_| {
                 "the server handed out the same nextPageToken twice; the listing would \
                  never end"
-                    .to_string(),
-            )
-        }
+                    .to_string()
+            })
     }
 }
 

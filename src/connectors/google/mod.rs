@@ -4,7 +4,7 @@
 //!
 //! * Auth: a signed RS256 assertion (`iss` = the key's `client_email`, `sub` = the admin
 //!   `subject`, `scope`, `aud` = the token URL, one hour) exchanged for an access token with
-//!   the JWT-bearer grant ([`JwtBearerGrant`]); `Bearer` on every call.
+//!   the JWT-bearer grant ([`JwtBearerGrant`]); see [`assertion`]. `Bearer` on every call.
 //! * Users: `GET /admin/directory/v1/users?customer|domain&maxResults=500&projection=full`,
 //!   `pageToken` paged. Suspended and archived users are synced inactive (or left out, by
 //!   setting). Deleted users are not listed: they drop out of the next full read.
@@ -18,6 +18,7 @@
 //! failed page (after retries), any 403, any malformed page or repeated page token fails
 //! the whole read, so nothing is removed on the strength of a partial listing.
 
+mod assertion;
 mod client;
 mod records;
 mod settings;
@@ -32,22 +33,15 @@ use async_trait::async_trait;
 use serde_json::Value;
 use toml::Spanned;
 
+use super::batch::Batcher;
 use super::http::{HttpClient, JwtBearerGrant, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{
-    BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
-};
-use crate::model::{SourceGroup, SourceUser};
+use super::probe::{ListingProbe, ProbeListing, probe_listings};
+use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::spec::problems::{Problems, Source};
 use client::*;
 use records::*;
 pub use settings::*;
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 /// `errors[].reason` values of the quota errors worth retrying
 /// (<https://developers.google.com/admin-sdk/directory/v1/limits>).
@@ -121,7 +115,7 @@ impl GoogleConnector {
             ("projection", "full"),
         ];
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceUser> = Vec::new();
+        let mut batch = Batcher::users();
         let mut tokens = PageTokens::default();
         let mut token: Option<String> = None;
         let mut left_out = 0usize;
@@ -136,14 +130,10 @@ impl GoogleConnector {
                 match user {
                     Some(user) => {
                         if seen.insert(user.external_id.clone()) {
-                            batch.push(user);
+                            batch.push(user, sink).await?;
                         }
                     }
                     None => left_out += 1,
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
                 }
             }
             match next {
@@ -156,9 +146,7 @@ impl GoogleConnector {
                 None => break,
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         if left_out > 0 {
             tracing::info!(
                 left_out,
@@ -195,7 +183,7 @@ impl GoogleConnector {
 
         let member_query = [("maxResults", max.as_str())];
         let mut left_out = LeftOut::default();
-        let mut batch: Vec<SourceGroup> = Vec::new();
+        let mut batch = Batcher::groups();
         for (id, group) in groups {
             let url = self.endpoint(&["groups", &id, "members"]);
             let listing = Listing::Members(&id);
@@ -212,15 +200,9 @@ impl GoogleConnector {
                 Ok(())
             })
             .await?;
-            batch.push(to_group(id, group, members));
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
+            batch.push(to_group(id, group, members), sink).await?;
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         left_out.log();
         Ok(())
     }
@@ -253,31 +235,7 @@ impl PullConnector for GoogleConnector {
                 return checks;
             }
         }
-        let users = self.endpoint(&["users"]);
-        if let Err(detail) = self.probe(Listing::Users, &users).await {
-            checks.push(Diagnosis::failed("list users", detail));
-            return checks;
-        }
-        checks.push(Diagnosis::ok("list users", "permitted"));
-        let groups = self.endpoint(&["groups"]);
-        let first = match self.probe(Listing::Groups, &groups).await {
-            Ok(first) => first,
-            Err(detail) => {
-                checks.push(Diagnosis::failed("list groups", detail));
-                return checks;
-            }
-        };
-        checks.push(Diagnosis::ok("list groups", "permitted"));
-        match first.as_ref().and_then(|g| str_field(g, "id")) {
-            Some(id) => {
-                let url = self.endpoint(&["groups", &id, "members"]);
-                match self.probe(Listing::Members(&id), &url).await {
-                    Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                    Err(detail) => checks.push(Diagnosis::failed("list group members", detail)),
-                }
-            }
-            None => checks.push(Diagnosis::ok("list group members", "no group to try it on")),
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
@@ -323,5 +281,27 @@ impl LeftOut {
                 "group members outside the users and groups read were left out"
             );
         }
+    }
+}
+
+#[async_trait]
+impl ListingProbe for GoogleConnector {
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let (ours, url) = match listing {
+            ProbeListing::Users => (Listing::Users, self.endpoint(&["users"])),
+            ProbeListing::Groups => (Listing::Groups, self.endpoint(&["groups"])),
+            ProbeListing::Members(id) => (
+                Listing::Members(id),
+                self.endpoint(&["groups", id, "members"]),
+            ),
+        };
+        match self.probe(ours, &url).await {
+            Ok(first) => Ok(first.as_ref().and_then(|g| str_field(g, "id"))),
+            Err(detail) => Err(Diagnosis::failed(listing.check(), detail)),
+        }
+    }
+
+    fn no_group_note(&self) -> Option<&'static str> {
+        Some("no group to try it on")
     }
 }

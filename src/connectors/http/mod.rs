@@ -5,10 +5,12 @@
 //!   (honouring `Retry-After` and Okta's `X-Rate-Limit-*` headers), bearer or
 //!   `SSWS` authorization, and one token refresh on a 401.
 //! * [`TokenSource`]: [`OAuthClientCredentials`] (cached client-credentials
-//!   token), [`JwtBearerGrant`] (RFC 7523 JWT-bearer grant: Google service
-//!   accounts) and [`StaticToken`] (Okta API token).
-//! * Paging helpers: RFC 8288 `Link` headers (Okta), `@odata.nextLink`
-//!   (Graph), `nextPageToken` (Google) and `first`/`max` offsets (Keycloak).
+//!   token), [`JwtBearerGrant`] (RFC 7523 JWT-bearer grant) and [`StaticToken`]
+//!   (a fixed API token).
+//! * [`JwtSigner`]: the one signer of JWT assertions (RS256/PS256/ES256, `kid`,
+//!   `x5t`/`x5t#S256`); each kind brings only its claims.
+//! * The pager ([`Pages`]): RFC 8288 `Link` headers, OData `@odata.nextLink`,
+//!   page tokens and `first`/`max` offsets, with a repeated-page check.
 //!
 //! Credentials stay with the origin they belong to (see [`origin`]): every request URL
 //! must have the origin the client was pinned to, redirects are never followed, and
@@ -16,6 +18,7 @@
 //!
 //! Logging never includes headers, tokens or query-string values.
 
+mod assertion;
 mod body;
 mod client;
 mod jwt_bearer;
@@ -30,15 +33,18 @@ mod tests;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-pub use client::{AuthScheme, HttpClient};
-pub use jwt_bearer::{
-    AssertionClaims, JWT_BEARER_GRANT_TYPE, JwtBearerClaims, JwtBearerGrant, MAX_ASSERTION_LIFETIME,
+pub use assertion::{
+    JwtSigner, SignError, SigningAlgorithm, assertion_refused, thumbprint_sha1, thumbprint_sha256,
+    unix_seconds, usable_algorithm,
 };
+pub use client::{AuthScheme, HttpClient};
+pub use jwt_bearer::{JWT_BEARER_GRANT_TYPE, JwtBearerGrant};
 pub use paging::{
-    google_next_page_token, keycloak_next_first, next_link_from_header, odata_next_link,
+    Cursor, Pages, RepeatedPage, next_link_from_header, next_offset, next_page_token,
+    odata_next_link,
 };
 pub use retry::{RetryPolicy, parse_retry_after};
-pub use token::{ClientAuth, OAuthClientCredentials, StaticToken, TokenSource};
+pub use token::{AssertionFn, ClientAuth, OAuthClientCredentials, StaticToken, TokenSource};
 
 /// Most characters of a response body kept in [`HttpError::Status`].
 pub const BODY_EXCERPT_CHARS: usize = 500;

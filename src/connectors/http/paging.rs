@@ -1,12 +1,83 @@
-//! Paging helpers for the four providers' list endpoints.
+//! The pager: where the next page of a listing is, in the four ways list endpoints say it,
+//! and the check that no page is asked for twice.
 //!
-//! * Okta: RFC 8288 `Link` response headers with `rel="next"`; Okta sends
-//!   several `Link` lines, other servers one comma-joined line.
-//! * Graph: `@odata.nextLink` in the body, to be followed verbatim.
-//! * Google: `nextPageToken` in the body, sent back as `pageToken`.
-//! * Keycloak: `first`/`max` offsets; a short page ends the listing.
+//! * RFC 8288 `Link` response headers with `rel="next"` ([`next_link_from_header`]); some
+//!   servers send several `Link` lines, others one comma-joined line.
+//! * An OData `@odata.nextLink` in the body, followed verbatim ([`odata_next_link`]).
+//! * A page token in the body (`nextPageToken`), sent back as a query parameter
+//!   ([`next_page_token`]).
+//! * `first`/`max` offsets; a short page ends the listing ([`next_offset`]).
+//!
+//! [`Pages`] walks one listing over any of them: the kind asks for [`Pages::next_cursor`], reads
+//! the page, and hands the cursor the page named to [`Pages::follow`], which refuses a
+//! link or token already followed (a server that hands one out twice would make the
+//! listing endless). Every link is still checked against the client's pinned origin when
+//! it is requested ([`super::origin`]).
+
+use std::collections::HashSet;
 
 use reqwest::header::{HeaderMap, LINK};
+
+/// Where a page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The listing's first page, asked with the kind's own URL and query.
+    First,
+    /// An absolute URL (a `Link` header or OData next link), carrying its own query.
+    Link(String),
+    /// A page token to send back.
+    Token(String),
+    /// A `first` offset.
+    Offset(u32),
+}
+
+/// The cursor offered twice: following it would read pages already read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the listing points at a page already read")]
+pub struct RepeatedPage;
+
+/// One listing, page by page.
+#[derive(Debug)]
+pub struct Pages {
+    next: Option<Cursor>,
+    seen: HashSet<String>,
+}
+
+impl Pages {
+    /// A listing starting at `first` ([`Cursor::First`] or [`Cursor::Offset`]`(0)`).
+    pub fn start(first: Cursor) -> Pages {
+        Pages {
+            next: Some(first),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The page to read next, or `None` after the last one.
+    pub fn next_cursor(&mut self) -> Option<Cursor> {
+        self.next.take()
+    }
+
+    /// The page just read named `next` (`None`: it was the last); `current` is where it
+    /// was read from, so a link to itself is refused too.
+    pub fn follow(&mut self, current: &str, next: Option<Cursor>) -> Result<(), RepeatedPage> {
+        self.seen.insert(current.to_string());
+        if let Some(Cursor::Link(key) | Cursor::Token(key)) = &next
+            && !self.seen.insert(key.clone())
+        {
+            return Err(RepeatedPage);
+        }
+        self.next = next;
+        Ok(())
+    }
+
+    /// The page just read at offset `first` (asked with `max`) held `page_len` items:
+    /// a full page is followed by the next offset, a short or empty one ends the listing.
+    pub fn follow_offset(&mut self, first: u32, max: u32, page_len: usize) {
+        self.next = next_offset(first, max, page_len)
+            .filter(|_| page_len > 0)
+            .map(Cursor::Offset);
+    }
+}
 
 /// The `rel="next"` target of the response's `Link` header(s), if any.
 pub fn next_link_from_header(headers: &HeaderMap) -> Option<String> {
@@ -65,19 +136,19 @@ fn params_have_next(params: &str) -> bool {
     })
 }
 
-/// Graph: the `@odata.nextLink` of a collection page (absolute URL).
+/// The `@odata.nextLink` of an OData collection page (absolute URL).
 pub fn odata_next_link(body: &serde_json::Value) -> Option<String> {
     non_empty_str(body, "@odata.nextLink")
 }
 
-/// Google: the `nextPageToken` of a list page.
-pub fn google_next_page_token(body: &serde_json::Value) -> Option<String> {
+/// The `nextPageToken` of a list page.
+pub fn next_page_token(body: &serde_json::Value) -> Option<String> {
     non_empty_str(body, "nextPageToken")
 }
 
-/// Keycloak: the `first` offset of the next page, or `None` when the page
-/// just read (`page_len` items, asked with `first`/`max`) was the last one.
-pub fn keycloak_next_first(first: u32, max: u32, page_len: usize) -> Option<u32> {
+/// The `first` offset of the next page, or `None` when the page just read (`page_len`
+/// items, asked with `first`/`max`) was the last one.
+pub fn next_offset(first: u32, max: u32, page_len: usize) -> Option<u32> {
     if max == 0 || page_len < max as usize {
         return None;
     }
@@ -149,17 +220,41 @@ mod unit {
         );
         assert_eq!(odata_next_link(&json!({"value": []})), None);
         assert_eq!(
-            google_next_page_token(&json!({"nextPageToken": "abc"})).as_deref(),
+            next_page_token(&json!({"nextPageToken": "abc"})).as_deref(),
             Some("abc")
         );
-        assert_eq!(google_next_page_token(&json!({"nextPageToken": ""})), None);
+        assert_eq!(next_page_token(&json!({"nextPageToken": ""})), None);
     }
 
     #[test]
-    fn keycloak_offsets() {
-        assert_eq!(keycloak_next_first(0, 100, 100), Some(100));
-        assert_eq!(keycloak_next_first(100, 100, 99), None);
-        assert_eq!(keycloak_next_first(0, 0, 0), None);
-        assert_eq!(keycloak_next_first(u32::MAX, 1, 1), None);
+    fn offsets() {
+        assert_eq!(next_offset(0, 100, 100), Some(100));
+        assert_eq!(next_offset(100, 100, 99), None);
+        assert_eq!(next_offset(0, 0, 0), None);
+        assert_eq!(next_offset(u32::MAX, 1, 1), None);
+    }
+
+    #[test]
+    fn pages_refuse_a_cursor_twice() {
+        let mut pages = Pages::start(Cursor::First);
+        assert_eq!(pages.next_cursor(), Some(Cursor::First));
+        let a = Some(Cursor::Token("a".to_string()));
+        pages.follow("", a.clone()).unwrap();
+        assert_eq!(pages.next_cursor(), a);
+        pages
+            .follow("a", Some(Cursor::Token("b".to_string())))
+            .unwrap();
+        assert_eq!(pages.follow("b", a), Err(RepeatedPage));
+        let mut pages = Pages::start(Cursor::First);
+        let link = Some(Cursor::Link("https://x.test/p".to_string()));
+        assert_eq!(pages.follow("https://x.test/p", link), Err(RepeatedPage));
+        pages.follow("https://x.test/q", None).unwrap();
+        assert_eq!(pages.next_cursor(), None);
+        let mut pages = Pages::start(Cursor::Offset(0));
+        assert_eq!(pages.next_cursor(), Some(Cursor::Offset(0)));
+        pages.follow_offset(0, 2, 2);
+        assert_eq!(pages.next_cursor(), Some(Cursor::Offset(2)));
+        pages.follow_offset(2, 2, 1);
+        assert_eq!(pages.next_cursor(), None);
     }
 }

@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::{KIND, KeycloakConnector, KeycloakSettings};
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
-    AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    keycloak_next_first, origin,
+    AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
+    Pages, origin,
 };
 use crate::model::json_kind;
 
@@ -120,15 +120,13 @@ impl KeycloakConnector {
         what: &str,
         mut on_page: impl FnMut(Vec<Value>),
     ) -> Result<(), ConnectorError> {
-        let mut first: u32 = 0;
-        loop {
+        let mut pages = Pages::start(Cursor::Offset(0));
+        while let Some(Cursor::Offset(first)) = pages.next_cursor() {
             let page = self.fetch_page(path, first, extra, what).await?;
             let len = page.len();
             on_page(page);
-            match keycloak_next_first(first, self.page_size, len) {
-                Some(next) if len > 0 => first = next,
-                _ => return Ok(()),
-            }
+            pages.follow_offset(first, self.page_size, len);
         }
+        Ok(())
     }
 }

@@ -25,22 +25,18 @@ use async_trait::async_trait;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::http::{HttpClient, HttpError, keycloak_next_first, origin};
+use super::batch::Batcher;
+use super::http::{Cursor, HttpClient, HttpError, Pages, origin};
 use super::kind::{PullKind, SettingsContext};
-use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
-use crate::model::{MemberRef, SourceGroup, SourceUser};
+use super::probe::{ListingProbe, ProbeListing, probe_listings};
+use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
+use crate::model::MemberRef;
 use crate::spec::problems::{Problems, Source};
 use records::{is_service_account, to_group, to_user};
 pub use settings::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
     KeycloakSettings, RawKeycloakSettings,
 };
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "keycloak";
 
@@ -81,10 +77,10 @@ pub struct KeycloakConnector {
 impl KeycloakConnector {
     async fn read_users(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceUser> = Vec::new();
-        let mut first: u32 = 0;
+        let mut batch = Batcher::users();
+        let mut pages = Pages::start(Cursor::Offset(0));
         // Not for_each_page: batches reach the (async) sink as pages arrive.
-        loop {
+        while let Some(Cursor::Offset(first)) = pages.next_cursor() {
             let page = self
                 .fetch_page(
                     "/users",
@@ -97,21 +93,12 @@ impl KeycloakConnector {
             for item in page {
                 let Some(user) = to_user(item) else { continue };
                 if seen.insert(user.external_id.clone()) {
-                    batch.push(user);
-                }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
+                    batch.push(user, sink).await?;
                 }
             }
-            match keycloak_next_first(first, self.page_size, len) {
-                Some(next) if len > 0 => first = next,
-                _ => break,
-            }
+            pages.follow_offset(first, self.page_size, len);
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 
@@ -127,7 +114,7 @@ impl KeycloakConnector {
         // Depth-first, in source order.
         stack.reverse();
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceGroup> = Vec::new();
+        let mut batch = Batcher::groups();
         while let Some(mut group) = stack.pop() {
             let Some(id) = group.get("id").and_then(Value::as_str).map(str::to_string) else {
                 continue;
@@ -145,16 +132,10 @@ impl KeycloakConnector {
                     members.push(MemberRef::group(child_id));
                 }
             }
-            batch.push(to_group(id, group, members));
+            batch.push(to_group(id, group, members), sink).await?;
             stack.extend(children.into_iter().rev());
-            if batch.len() >= GROUP_BATCH_SIZE {
-                sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                    .await?;
-            }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 
@@ -220,63 +201,8 @@ impl PullConnector for KeycloakConnector {
 
     /// Token, then one item of each listing a run needs; a 403 names the role to grant.
     async fn diagnose(&self) -> Vec<super::Diagnosis> {
-        use super::Diagnosis;
         let mut checks = Vec::new();
-        let steps: [(&'static str, String, &'static str); 2] = [
-            ("list users", format!("{}/users", self.admin), "view-users"),
-            (
-                "list groups",
-                format!("{}/groups", self.admin),
-                "query-groups (or view-users)",
-            ),
-        ];
-        let mut first_group = None;
-        for (check, url, role) in steps {
-            match self
-                .http
-                .get_json(&url, &[("first", "0"), ("max", "1")])
-                .await
-            {
-                Ok((body, _)) => {
-                    if check == "list groups" {
-                        first_group = body
-                            .get(0)
-                            .and_then(|g| g.get("id"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
-                    }
-                    checks.push(Diagnosis::ok(check, "permitted"));
-                }
-                Err(error) => {
-                    let (check, detail) = match &error {
-                        HttpError::Auth { .. } | HttpError::Status { status: 401, .. } => {
-                            ("authenticate", error.to_string())
-                        }
-                        HttpError::Status { status: 403, .. } => (
-                            check,
-                            format!(
-                                "forbidden: give the client's service account the \
-                                 realm-management role {role}"
-                            ),
-                        ),
-                        _ => (check, error.to_string()),
-                    };
-                    checks.push(Diagnosis::failed(check, detail));
-                    return checks;
-                }
-            }
-        }
-        if let Some(id) = first_group {
-            let url = format!("{}/groups/{id}/members", self.admin);
-            match self.http.get_json(&url, &[("first", "0"), ("max", "1")]).await {
-                Ok(_) => checks.push(Diagnosis::ok("list group members", "permitted")),
-                Err(HttpError::Status { status: 403, .. }) => checks.push(Diagnosis::failed(
-                    "list group members",
-                    "forbidden: give the client's service account the realm-management role view-users",
-                )),
-                Err(e) => checks.push(Diagnosis::failed("list group members", e.to_string())),
-            }
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
@@ -294,5 +220,54 @@ impl PullConnector for KeycloakConnector {
             complete: true,
             next_checkpoint: None,
         })
+    }
+}
+
+#[async_trait]
+impl ListingProbe for KeycloakConnector {
+    async fn probe_listing(
+        &self,
+        listing: ProbeListing<'_>,
+    ) -> Result<Option<String>, super::Diagnosis> {
+        use super::Diagnosis;
+        let (url, role) = match listing {
+            ProbeListing::Users => (format!("{}/users", self.admin), "view-users"),
+            ProbeListing::Groups => (
+                format!("{}/groups", self.admin),
+                "query-groups (or view-users)",
+            ),
+            ProbeListing::Members(id) => {
+                (format!("{}/groups/{id}/members", self.admin), "view-users")
+            }
+        };
+        let check = listing.check();
+        match self
+            .http
+            .get_json(&url, &[("first", "0"), ("max", "1")])
+            .await
+        {
+            Ok((body, _)) => Ok(body
+                .get(0)
+                .and_then(|g| g.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            Err(error) => Err(match &error {
+                // A refused token shows at the first listing; by the members step the
+                // token has worked, so what fails there is reported as that step.
+                HttpError::Auth { .. } | HttpError::Status { status: 401, .. }
+                    if !matches!(listing, ProbeListing::Members(_)) =>
+                {
+                    Diagnosis::failed("authenticate", error.to_string())
+                }
+                HttpError::Status { status: 403, .. } => Diagnosis::failed(
+                    check,
+                    format!(
+                        "forbidden: give the client's service account the realm-management \
+                         role {role}"
+                    ),
+                ),
+                _ => Diagnosis::failed(check, error.to_string()),
+            }),
+        }
     }
 }

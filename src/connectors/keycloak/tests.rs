@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::config::SecretString;
 use crate::connectors::testing::CollectingSink;
+use crate::model::SourceGroup;
 
 const REALM: &str = "acme";
 const TOKEN: &str = "fake-access-token";

@@ -5,17 +5,18 @@
 //! `kid` in the header when configured.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use super::settings::{KeyAlgorithm, ServiceApp};
-use crate::connectors::http::HttpError;
+use crate::connectors::http::{
+    AssertionFn, HttpError, JwtSigner, SigningAlgorithm, assertion_refused, unix_seconds,
+    usable_algorithm,
+};
 use crate::spec::SecretString;
 
 /// Makes one signed assertion (what [`crate::connectors::http::ClientAuth::Assertion`] takes).
-pub type MakeAssertion = dyn Fn() -> Result<SecretString, HttpError> + Send + Sync;
+pub type MakeAssertion = AssertionFn;
 
 /// Lifetime of one assertion, in seconds.
 pub const LIFETIME_SECS: u64 = 300;
@@ -30,23 +31,22 @@ struct Claims<'a> {
     jti: String,
 }
 
+fn signing_algorithm(algorithm: KeyAlgorithm) -> SigningAlgorithm {
+    match algorithm {
+        KeyAlgorithm::Rs256 => SigningAlgorithm::Rs256,
+        KeyAlgorithm::Es256 => SigningAlgorithm::Es256,
+    }
+}
+
 /// A function making a fresh signed assertion for each token request.
 pub fn assertion_fn(app: &ServiceApp) -> Result<Arc<MakeAssertion>, HttpError> {
-    let pem = app.private_key.expose().as_bytes();
-    let (key, algorithm) = match app.algorithm {
-        KeyAlgorithm::Rs256 => (EncodingKey::from_rsa_pem(pem), Algorithm::RS256),
-        KeyAlgorithm::Es256 => (EncodingKey::from_ec_pem(pem), Algorithm::ES256),
-    };
-    let key = key.map_err(|e| key_error(&app.token_url, &e))?;
-    let mut header = Header::new(algorithm);
-    header.kid = app.key_id.clone();
+    let signer = JwtSigner::from_pem(&app.private_key, signing_algorithm(app.algorithm))
+        .map_err(|e| key_error(&app.token_url, &e))?
+        .with_key_id(app.key_id.clone());
     let client_id = app.client_id.clone();
     let audience = app.token_url.clone();
     Ok(Arc::new(move || {
-        let iat = crate::clock::system_now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let iat = unix_seconds(crate::clock::system_now());
         let claims = Claims {
             iss: &client_id,
             sub: &client_id,
@@ -55,51 +55,32 @@ pub fn assertion_fn(app: &ServiceApp) -> Result<Arc<MakeAssertion>, HttpError> {
             exp: iat + LIFETIME_SECS,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&header, &claims, &key)
-            .map(SecretString::new)
-            .map_err(|e| key_error(&audience, &e))
+        signer.sign(&claims).map_err(|e| key_error(&audience, &e))
     }))
 }
 
-fn key_error(token_url: &str, error: &jsonwebtoken::errors::Error) -> HttpError {
-    HttpError::Auth {
-        token_url: token_url.to_string(),
-        status: 0,
-        code: "invalid_private_key".to_string(),
-        description: format!("cannot sign the client assertion: {error}"),
-    }
+fn key_error(token_url: &str, error: &dyn std::fmt::Display) -> HttpError {
+    assertion_refused(
+        token_url.to_string(),
+        "invalid_private_key",
+        format!("cannot sign the client assertion: {error}"),
+    )
 }
 
 /// Which algorithm `pem` signs with, proven by signing a test token; `None` when it is
 /// not a usable RSA or EC P-256 private key.
 pub fn key_algorithm(pem: &SecretString) -> Option<KeyAlgorithm> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let bytes = pem.expose().as_bytes();
-    let candidates = [
-        (
-            EncodingKey::from_rsa_pem(bytes),
-            Algorithm::RS256,
-            KeyAlgorithm::Rs256,
-        ),
-        (
-            EncodingKey::from_ec_pem(bytes),
-            Algorithm::ES256,
-            KeyAlgorithm::Es256,
-        ),
-    ];
-    candidates.into_iter().find_map(|(key, algorithm, ours)| {
-        let key = key.ok()?;
-        let claims = serde_json::json!({"check": true});
-        jsonwebtoken::encode(&Header::new(algorithm), &claims, &key)
-            .ok()
-            .map(|_| ours)
+    let found = usable_algorithm(pem, &[SigningAlgorithm::Rs256, SigningAlgorithm::Es256])?;
+    Some(match found {
+        SigningAlgorithm::Es256 => KeyAlgorithm::Es256,
+        SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => KeyAlgorithm::Rs256,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
     fn key(name: &str) -> String {
         let path = format!("{}/tests/support/keys/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use super::*;
 use crate::connectors::http::{
-    AuthScheme, ClientAuth, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    StaticToken, TokenSource, next_link_from_header, origin,
+    AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
+    Pages, StaticToken, TokenSource, next_link_from_header, origin,
 };
+use crate::connectors::probe::{ListingProbe, ProbeListing};
 use crate::connectors::{ConnectorError, Diagnosis};
 use crate::model::json_kind;
 
@@ -204,6 +205,7 @@ impl OktaConnector {
             next: Some((url, query)),
             what,
             need,
+            seen: Pages::start(Cursor::First),
             started: None,
         }
     }
@@ -214,32 +216,51 @@ impl OktaConnector {
         path: &str,
         check: &'static str,
         need: Need,
-    ) -> (Diagnosis, Option<Value>) {
+    ) -> Result<Value, Diagnosis> {
         let url = format!("{}{path}", self.api);
         match self.http.get_json(&url, &[("limit", "1")]).await {
-            Ok((body, _)) => (Diagnosis::ok(check, "permitted"), Some(body)),
-            Err(error) => {
-                let diagnosis = match &error {
-                    HttpError::Auth { code, .. } => Diagnosis::failed(
-                        "authenticate",
-                        match token_advice(code, self.scopes.as_deref()) {
-                            Some(advice) => format!("{error}; {advice}"),
-                            None => error.to_string(),
-                        },
-                    ),
-                    HttpError::Status { status: 401, .. } => Diagnosis::failed(
-                        "authenticate",
-                        format!("{}: {error}", self.unauthorized_hint()),
-                    ),
-                    HttpError::Status { status: 403, .. } => Diagnosis::failed(
-                        check,
-                        format!("forbidden: {}", self.permission_hint(need)),
-                    ),
-                    _ => Diagnosis::failed(check, error.to_string()),
-                };
-                (diagnosis, None)
-            }
+            Ok((body, _)) => Ok(body),
+            Err(error) => Err(match &error {
+                HttpError::Auth { code, .. } => Diagnosis::failed(
+                    "authenticate",
+                    match token_advice(code, self.scopes.as_deref()) {
+                        Some(advice) => format!("{error}; {advice}"),
+                        None => error.to_string(),
+                    },
+                ),
+                HttpError::Status { status: 401, .. } => Diagnosis::failed(
+                    "authenticate",
+                    format!("{}: {error}", self.unauthorized_hint()),
+                ),
+                HttpError::Status { status: 403, .. } => {
+                    Diagnosis::failed(check, format!("forbidden: {}", self.permission_hint(need)))
+                }
+                _ => Diagnosis::failed(check, error.to_string()),
+            }),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ListingProbe for OktaConnector {
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let (path, need) = match listing {
+            ProbeListing::Users => ("/users".to_string(), Need::Users),
+            ProbeListing::Groups => ("/groups".to_string(), Need::Groups),
+            ProbeListing::Members(id) => (format!("/groups/{id}/users"), Need::Groups),
+        };
+        let body = self.probe(&path, listing.check(), need).await?;
+        // Only an id that is safe in a path is tried.
+        Ok(body
+            .get(0)
+            .and_then(|g| g.get("id"))
+            .and_then(Value::as_str)
+            .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(str::to_string))
+    }
+
+    fn no_group_note(&self) -> Option<&'static str> {
+        Some("no group to try (the org has none the token may see)")
     }
 }
 
@@ -276,6 +297,8 @@ pub(super) struct Pager<'a> {
     next: Option<(String, Vec<(&'static str, String)>)>,
     what: String,
     need: Need,
+    /// The links followed: one handed out again would make the listing endless.
+    seen: Pages,
     /// Server time (`Date`) of the first answer, else the local time of the first request.
     pub(super) started: Option<SystemTime>,
 }
@@ -310,7 +333,11 @@ impl Pager<'_> {
             }
         };
         if let Some(next) = next_link_from_header(&headers) {
-            if next == url {
+            if self
+                .seen
+                .follow(&url, Some(Cursor::Link(next.clone())))
+                .is_err()
+            {
                 return Err(self.okta.fail(
                     &self.what,
                     self.need,

@@ -35,23 +35,20 @@ use serde_json::Value;
 
 use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
+use super::batch::Batcher;
 use super::http::{HttpClient, HttpError, TokenSource, origin};
 use super::kind::{PullKind, SettingsContext};
+use super::probe::probe_listings;
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
-use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash};
+use crate::model::{MemberKind, MemberRef, content_hash};
 use crate::spec::problems::{Problems, Source};
 use client::*;
 pub use settings::*;
 use toml::Spanned;
 
 pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
-
-/// The most users one batch carries.
-pub const USER_BATCH_SIZE: usize = 1000;
-/// The most groups one batch carries (each with its whole member list).
-pub const GROUP_BATCH_SIZE: usize = 100;
 
 const KIND: &str = "okta";
 
@@ -121,7 +118,7 @@ impl OktaConnector {
         }
         let mut started = None;
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceUser> = Vec::new();
+        let mut batch = Batcher::users();
         for (extra, what) in listings {
             let mut pager = self.pager("/users", extra, what.to_string(), Need::Users);
             while let Some(page) = pager.next_page().await? {
@@ -129,19 +126,13 @@ impl OktaConnector {
                     if let Disposition::Keep(user) = records::to_user(item, &self.policies)
                         && seen.insert(user.external_id.clone())
                     {
-                        batch.push(user);
-                    }
-                    if batch.len() >= USER_BATCH_SIZE {
-                        sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                            .await?;
+                        batch.push(user, sink).await?;
                     }
                 }
             }
             started = started.or(pager.started);
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(started)
     }
 
@@ -159,24 +150,18 @@ impl OktaConnector {
             "listing changed users".to_string(),
             Need::Users,
         );
-        let mut batch: Vec<SourceUser> = Vec::new();
+        let mut batch = Batcher::users();
         let mut removed: Vec<String> = Vec::new();
         while let Some(page) = pager.next_page().await? {
             for item in page {
                 match records::to_user(item, &self.policies) {
-                    Disposition::Keep(user) => batch.push(user),
+                    Disposition::Keep(user) => batch.push(user, sink).await?,
                     Disposition::Skip(id) => removed.push(id),
                     Disposition::Invalid => {}
                 }
-                if batch.len() >= USER_BATCH_SIZE {
-                    sink.accept(SourceBatch::Users(std::mem::take(&mut batch)))
-                        .await?;
-                }
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Users(batch)).await?;
-        }
+        batch.finish(sink).await?;
         if !removed.is_empty() {
             sink.accept(SourceBatch::Removed {
                 users: removed,
@@ -243,7 +228,7 @@ impl OktaConnector {
         sink: &mut dyn BatchSink,
     ) -> Result<(), ConnectorError> {
         let mut seen = HashSet::new();
-        let mut batch: Vec<SourceGroup> = Vec::new();
+        let mut batch = Batcher::groups();
         for group_type in &self.group_types {
             let clause = format!("type eq \"{group_type}\"");
             let mut pager = self.pager(
@@ -268,18 +253,12 @@ impl OktaConnector {
                     }
                     let members = self.members(&id).await?;
                     if let Some(group) = records::to_group(item, members) {
-                        batch.push(group);
-                    }
-                    if batch.len() >= GROUP_BATCH_SIZE {
-                        sink.accept(SourceBatch::Groups(std::mem::take(&mut batch)))
-                            .await?;
+                        batch.push(group, sink).await?;
                     }
                 }
             }
         }
-        if !batch.is_empty() {
-            sink.accept(SourceBatch::Groups(batch)).await?;
-        }
+        batch.finish(sink).await?;
         Ok(())
     }
 
@@ -357,40 +336,7 @@ impl PullConnector for OktaConnector {
                 }
             }
         }
-        let (users, _) = self.probe("/users", "list users", Need::Users).await;
-        let ok = users.ok;
-        checks.push(users);
-        if !ok {
-            return checks;
-        }
-        let (groups, body) = self.probe("/groups", "list groups", Need::Groups).await;
-        let ok = groups.ok;
-        checks.push(groups);
-        if !ok {
-            return checks;
-        }
-        let first = body
-            .as_ref()
-            .and_then(|b| b.get(0))
-            .and_then(|g| g.get("id"))
-            .and_then(Value::as_str)
-            .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric()));
-        match first {
-            Some(id) => {
-                let (members, _) = self
-                    .probe(
-                        &format!("/groups/{id}/users"),
-                        "list group members",
-                        Need::Groups,
-                    )
-                    .await;
-                checks.push(members);
-            }
-            None => checks.push(Diagnosis::ok(
-                "list group members",
-                "no group to try (the org has none the token may see)",
-            )),
-        }
+        probe_listings(self, &mut checks).await;
         checks
     }
 
