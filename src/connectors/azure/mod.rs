@@ -29,6 +29,7 @@
 
 mod assertion;
 mod client;
+mod credential;
 mod delta;
 mod records;
 mod settings;
