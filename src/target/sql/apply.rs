@@ -18,6 +18,24 @@ fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(value.clone()).to_string()
 }
 
+/// `UPDATE <table> SET <column> = <param>, ...[, <also>] WHERE id = <param>`: the columns'
+/// values bind in order, then the id.
+fn update_by_id(conn: &AnyConnection, table: &str, columns: &[&str], also: &str) -> String {
+    let mut sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = {}", param(conn, i + 1)))
+        .collect();
+    if !also.is_empty() {
+        sets.push(also.to_string());
+    }
+    format!(
+        "UPDATE {table} SET {} WHERE id = {}",
+        sets.join(", "),
+        param(conn, columns.len() + 1)
+    )
+}
+
 /// Applies the direct part of a plan (users, groups, direct memberships). Every statement
 /// is a write whose result is not read, so they go as one batch (one round trip on SQLite,
 /// see `db::Batch`).
@@ -67,26 +85,27 @@ pub async fn apply_plan(
     );
     batch.delete_in(conn, "groups", None, "id", &deleted_groups);
 
+    let user_update = update_by_id(
+        conn,
+        "users",
+        &[
+            "user_name",
+            "user_name_key",
+            "display_name",
+            "given_name",
+            "family_name",
+            "email",
+            "active",
+            "attributes",
+            "content_hash",
+            "updated_at",
+        ],
+        "removed_at = NULL",
+    );
     for write in &plan.user_updates {
         let u = &write.record;
-        let p = |n| param(conn, n);
         batch.push(
-            format!(
-                "UPDATE users SET user_name = {}, user_name_key = {}, display_name = {}, \
-                 given_name = {}, family_name = {}, email = {}, active = {}, attributes = {}, \
-                 content_hash = {}, updated_at = {}, removed_at = NULL WHERE id = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9),
-                p(10),
-                p(11)
-            ),
+            user_update.clone(),
             vec![
                 Val::Text(u.user_name.clone()),
                 Val::Text(name_key(&u.user_name)),
@@ -102,21 +121,23 @@ pub async fn apply_plan(
             ],
         );
     }
+    let group_update = update_by_id(
+        conn,
+        "groups",
+        &[
+            "name",
+            "name_key",
+            "description",
+            "attributes",
+            "content_hash",
+            "updated_at",
+        ],
+        "",
+    );
     for write in &plan.group_updates {
         let g = &write.record;
-        let p = |n| param(conn, n);
         batch.push(
-            format!(
-                "UPDATE groups SET name = {}, name_key = {}, description = {}, attributes = {}, \
-                 content_hash = {}, updated_at = {} WHERE id = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7)
-            ),
+            group_update.clone(),
             vec![
                 Val::Text(g.name.clone()),
                 Val::Text(name_key(&g.name)),
