@@ -1,9 +1,10 @@
-//! What one connector kind provides, so the tree loader and [`super::build`] can treat
-//! every kind alike: its settings table (type, checks, the message when it is missing)
-//! and how its settings become a running connector.
+//! What one connector kind provides, so the tree loader (`config/connector.rs`) and
+//! `ConnectorConfig::build` can treat every kind alike: its settings table (type, checks,
+//! the message when it is missing) and how its settings become a running connector.
 //!
-//! Each `connectors/<kind>/mod.rs` has a unit struct implementing [`PullKind`]; the list of
-//! kinds itself is one macro invocation in `config/connector.rs`, one line per kind.
+//! Each `connectors/<kind>/mod.rs` has a unit struct implementing [`PullKind`]; the loader
+//! still names each kind in a few places (its enum arm, its raw table field, the kind
+//! lists; see "Adding a connector" in docs/ARCHITECTURE.md).
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
