@@ -156,6 +156,52 @@ struct RawConnector {
     scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
 }
 
+/// Reports `[name]` when it is there but the connector is of another kind.
+fn not_applicable<T>(
+    source: &Source<'_>,
+    problems: &mut Problems,
+    kind: &str,
+    name: &str,
+    table: Option<&Spanned<T>>,
+) {
+    if let Some(table) = table
+        && name != kind
+    {
+        source.report(
+            problems,
+            table,
+            name,
+            format!("[{name}] does not apply to kind = \"{kind}\""),
+        );
+    }
+}
+
+/// What reading a pull kind's table needs besides the table.
+struct PullTable<'a> {
+    source: &'a Source<'a>,
+    context: &'a SettingsContext<'a>,
+    /// `kind = "..."`, where a missing table is reported.
+    kind: &'a Spanned<String>,
+}
+
+impl PullTable<'_> {
+    /// The kind's settings from its table; without the table, what the kind needs is
+    /// reported at `kind`.
+    fn settings<K: PullKind>(
+        &self,
+        table: Option<&Spanned<K::Raw>>,
+        problems: &mut Problems,
+    ) -> Option<K::Settings> {
+        match table {
+            Some(table) => K::settings(self.source, self.context, table, problems),
+            None => {
+                self.source.report(problems, self.kind, "kind", K::NEEDS);
+                None
+            }
+        }
+    }
+}
+
 fn default_enabled() -> bool {
     true
 }
@@ -198,66 +244,12 @@ pub(crate) fn load(
     // Tables for kinds other than the chosen one are mistakes.
     let kind = raw.kind.get_ref().as_str();
     let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 1] = [("ldap", raw.ldap.as_ref())];
-    if kind != "scim"
-        && let Some(table) = &raw.scim
-    {
-        source.report(
-            problems,
-            table,
-            "scim",
-            format!("[scim] does not apply to kind = \"{kind}\""),
-        );
-    }
-    if kind != "file"
-        && let Some(table) = &raw.file
-    {
-        source.report(
-            problems,
-            table,
-            "file",
-            format!("[file] does not apply to kind = \"{kind}\""),
-        );
-    }
-    if kind != "azure"
-        && let Some(table) = &raw.azure
-    {
-        source.report(
-            problems,
-            table,
-            "azure",
-            format!("[azure] does not apply to kind = \"{kind}\""),
-        );
-    }
-    if kind != "okta"
-        && let Some(table) = &raw.okta
-    {
-        source.report(
-            problems,
-            table,
-            "okta",
-            format!("[okta] does not apply to kind = \"{kind}\""),
-        );
-    }
-    if kind != "google"
-        && let Some(table) = &raw.google
-    {
-        source.report(
-            problems,
-            table,
-            "google",
-            format!("[google] does not apply to kind = \"{kind}\""),
-        );
-    }
-    if kind != "keycloak"
-        && let Some(table) = &raw.keycloak
-    {
-        source.report(
-            problems,
-            table,
-            "keycloak",
-            format!("[keycloak] does not apply to kind = \"{kind}\""),
-        );
-    }
+    not_applicable(source, problems, kind, "scim", raw.scim.as_ref());
+    not_applicable(source, problems, kind, "file", raw.file.as_ref());
+    not_applicable(source, problems, kind, "azure", raw.azure.as_ref());
+    not_applicable(source, problems, kind, "okta", raw.okta.as_ref());
+    not_applicable(source, problems, kind, "google", raw.google.as_ref());
+    not_applicable(source, problems, kind, "keycloak", raw.keycloak.as_ref());
     for (name, table) in kind_tables {
         if let Some(table) = table
             && name != kind
@@ -275,47 +267,36 @@ pub(crate) fn load(
         base_dir: context.base_dir,
         enabled: raw.enabled,
     };
+    let pull = PullTable {
+        source,
+        context: &kind_context,
+        kind: &raw.kind,
+    };
     let mut settings = None;
-    if kind == "file" {
-        match &raw.file {
-            Some(table) => {
-                settings = FileKind::settings(source, &kind_context, table, problems)
-                    .map(ConnectorSettings::File)
-            }
-            None => source.report(problems, &raw.kind, "kind", FileKind::NEEDS),
-        }
-    } else if kind == "keycloak" {
-        match &raw.keycloak {
-            Some(table) => {
-                settings = Keycloak::settings(source, &kind_context, table, problems)
-                    .map(ConnectorSettings::Keycloak)
-            }
-            None => source.report(problems, &raw.kind, "kind", Keycloak::NEEDS),
-        }
-    } else if kind == "azure" {
-        match &raw.azure {
-            Some(table) => {
-                settings = Azure::settings(source, &kind_context, table, problems)
-                    .map(ConnectorSettings::Azure)
-            }
-            None => source.report(problems, &raw.kind, "kind", Azure::NEEDS),
-        }
-    } else if kind == "okta" {
-        match &raw.okta {
-            Some(table) => {
-                settings = Okta::settings(source, &kind_context, table, problems)
-                    .map(ConnectorSettings::Okta)
-            }
-            None => source.report(problems, &raw.kind, "kind", Okta::NEEDS),
-        }
-    } else if kind == "google" {
-        match &raw.google {
-            Some(table) => {
-                settings = Google::settings(source, &kind_context, table, problems)
-                    .map(ConnectorSettings::Google)
-            }
-            None => source.report(problems, &raw.kind, "kind", Google::NEEDS),
-        }
+    if let Some(pulled) = match kind {
+        "file" => Some(
+            pull.settings::<FileKind>(raw.file.as_ref(), problems)
+                .map(ConnectorSettings::File),
+        ),
+        "keycloak" => Some(
+            pull.settings::<Keycloak>(raw.keycloak.as_ref(), problems)
+                .map(ConnectorSettings::Keycloak),
+        ),
+        "azure" => Some(
+            pull.settings::<Azure>(raw.azure.as_ref(), problems)
+                .map(ConnectorSettings::Azure),
+        ),
+        "okta" => Some(
+            pull.settings::<Okta>(raw.okta.as_ref(), problems)
+                .map(ConnectorSettings::Okta),
+        ),
+        "google" => Some(
+            pull.settings::<Google>(raw.google.as_ref(), problems)
+                .map(ConnectorSettings::Google),
+        ),
+        _ => None,
+    } {
+        settings = pulled;
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();
         let table = raw.scim.as_ref().map_or(&defaults, |t| t.get_ref());
