@@ -15,6 +15,9 @@ use super::{
     insert_sql, param, placeholders,
 };
 
+/// Batches binding more values than this run statement by statement.
+const JOIN_UP_TO_BINDS: usize = 2_000;
+
 /// One statement and its values, in placeholder order.
 struct Statement {
     sql: String,
@@ -98,17 +101,34 @@ impl Batch {
         }
     }
 
+    /// Runs what the batch holds now if it binds more than `MAX_BINDS` values, and starts
+    /// afresh: a bulk write (a pull run's plan, a large merge) then holds one section's
+    /// values at a time, as unbatched chunks did, while a small one (a SCIM request's)
+    /// still waits to go with the statements after it.
+    pub async fn flush_if_large(&mut self, conn: &mut AnyConnection) -> Result<(), DbError> {
+        let bound: usize = self.statements.iter().map(|s| s.values.len()).sum();
+        if bound > MAX_BINDS {
+            let full = std::mem::replace(self, Batch::new(self.context));
+            full.execute(conn).await?;
+        }
+        Ok(())
+    }
+
     /// Adds the statements of another batch after this one's.
     pub fn append(&mut self, other: Batch) {
         self.statements.extend(other.statements);
     }
 
-    /// Runs the statements in order: on SQLite, consecutive statements binding up to
-    /// `MAX_BINDS` values between them go as one query (so a bulk write holds no more than
-    /// that many bound values at once, as unbatched chunks did).
+    /// Runs the statements in order: on SQLite, a batch of small statements (up to
+    /// `JOIN_UP_TO_BINDS` values in all) goes as one query; anything larger, and anything
+    /// on PostgreSQL, statement by statement.
     pub async fn execute(self, conn: &mut AnyConnection) -> Result<(), DbError> {
         let context = self.context;
-        if !anonymous_params(conn) {
+        let bound: usize = self.statements.iter().map(|s| s.values.len()).sum();
+        // A bulk write gains nothing from joining statements (each is thousands of values
+        // already) and would only prepare longer texts: it goes statement by statement,
+        // exactly as unbatched. Joining is for the many small statements of one request.
+        if !anonymous_params(conn) || bound > JOIN_UP_TO_BINDS {
             for Statement { sql, values } in self.statements {
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for value in values {
@@ -207,7 +227,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_past_the_bind_limit_goes_in_several_queries() {
+    async fn a_bulk_batch_runs_statement_by_statement() {
         let mut conn = sqlite().await;
         let mut batch = Batch::new("bulk");
         let per_statement = 500;

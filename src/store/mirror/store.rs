@@ -230,6 +230,7 @@ async fn upsert<T: Serialize>(
         8,
         values,
     );
+    batch.flush_if_large(conn).await?;
     values::replace(&mut batch, conn, resource, connector, indexed, fresh);
     batch.execute(conn).await
 }

@@ -73,6 +73,7 @@ pub async fn apply_plan(
         }
     }
 
+    batch.flush_if_large(conn).await?;
     let deleted_groups: Vec<String> = plan.group_deletes.iter().map(|r| r.id.clone()).collect();
     batch.delete_in(conn, "memberships", None, "group_id", &deleted_groups);
     batch.delete_in(conn, "memberships", None, "member_id", &deleted_groups);
@@ -178,6 +179,7 @@ pub async fn apply_plan(
         14,
         values,
     );
+    batch.flush_if_large(conn).await?;
 
     let mut values =
         Vec::with_capacity((plan.group_creates.len() + plan.managed_creates.len()) * 10);
@@ -209,6 +211,7 @@ pub async fn apply_plan(
         10,
         values,
     );
+    batch.flush_if_large(conn).await?;
 
     for (group_id, member_id) in &plan.membership_removes {
         batch.push(
@@ -242,6 +245,7 @@ pub async fn apply_plan(
         5,
         values,
     );
+    batch.flush_if_large(conn).await?;
     batch.execute(conn).await
 }
 
