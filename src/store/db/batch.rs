@@ -114,15 +114,13 @@ impl Batch {
         Ok(())
     }
 
-    /// Adds the statements of another batch after this one's.
-    pub fn append(&mut self, other: Batch) {
-        self.statements.extend(other.statements);
-    }
-
     /// Runs the statements in order: on SQLite, a batch of small statements (up to
     /// `JOIN_UP_TO_BINDS` values in all) goes as one query; anything larger, and anything
     /// on PostgreSQL, statement by statement.
     pub async fn execute(self, conn: &mut AnyConnection) -> Result<(), DbError> {
+        if self.statements.is_empty() {
+            return Ok(());
+        }
         let context = self.context;
         let bound: usize = self.statements.iter().map(|s| s.values.len()).sum();
         // A bulk write gains nothing from joining statements (each is thousands of values
@@ -138,29 +136,20 @@ impl Batch {
             }
             return Ok(());
         }
-        let mut statements = self.statements.into_iter().peekable();
-        while statements.peek().is_some() {
-            let mut sql = String::new();
-            let mut values = Vec::new();
-            while let Some(next) = statements.peek() {
-                if !sql.is_empty() && values.len() + next.values.len() > MAX_BINDS {
-                    break;
-                }
-                let Some(statement) = statements.next() else {
-                    break;
-                };
-                if !sql.is_empty() {
-                    sql.push_str(";\n");
-                }
-                sql.push_str(&statement.sql);
-                values.extend(statement.values);
+        let mut sql = String::new();
+        let mut values = Vec::with_capacity(bound);
+        for statement in self.statements {
+            if !sql.is_empty() {
+                sql.push_str(";\n");
             }
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for value in values {
-                query = bind_val(query, value);
-            }
-            query.execute(&mut *conn).await.context(context)?;
+            sql.push_str(&statement.sql);
+            values.extend(statement.values);
         }
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in values {
+            query = bind_val(query, value);
+        }
+        query.execute(&mut *conn).await.context(context)?;
         Ok(())
     }
 }
