@@ -26,6 +26,7 @@ use std::path::Path;
 
 use super::connector::ConnectorSettings;
 use super::{Config, MappingConfig, Problem};
+use crate::connectors::kind::UserKeys;
 
 /// Fields the mapping context adds to every user record (see `pipeline::context`).
 const CONTEXT: &[&str] = &[
@@ -36,95 +37,6 @@ const CONTEXT: &[&str] = &[
     "displayName",
     "name",
     "emails",
-];
-
-/// Okta user object keys (`_links`, `_embedded` and `lastLogin` are dropped).
-const OKTA: &[&str] = &[
-    "id",
-    "status",
-    "created",
-    "activated",
-    "statusChanged",
-    "lastUpdated",
-    "passwordChanged",
-    "transitioningToStatus",
-    "type",
-    "profile",
-    "credentials",
-    "realmId",
-];
-
-/// Keycloak `UserRepresentation` keys.
-const KEYCLOAK: &[&str] = &[
-    "id",
-    "username",
-    "firstName",
-    "lastName",
-    "email",
-    "emailVerified",
-    "enabled",
-    "createdTimestamp",
-    "totp",
-    "federationLink",
-    "attributes",
-    "requiredActions",
-    "notBefore",
-    "access",
-    "disableableCredentialTypes",
-    "origin",
-    "self",
-    "federatedIdentities",
-    "realmRoles",
-    "clientRoles",
-    "groups",
-];
-
-/// Google Directory API `User` keys (`projection=full`).
-const GOOGLE: &[&str] = &[
-    "id",
-    "kind",
-    "etag",
-    "primaryEmail",
-    "name",
-    "isAdmin",
-    "isDelegatedAdmin",
-    "lastLoginTime",
-    "creationTime",
-    "deletionTime",
-    "agreedToTerms",
-    "suspended",
-    "suspensionReason",
-    "archived",
-    "changePasswordAtNextLogin",
-    "ipWhitelisted",
-    "emails",
-    "externalIds",
-    "relations",
-    "addresses",
-    "organizations",
-    "phones",
-    "languages",
-    "aliases",
-    "nonEditableAliases",
-    "customerId",
-    "orgUnitPath",
-    "isMailboxSetup",
-    "isEnrolledIn2Sv",
-    "isEnforcedIn2Sv",
-    "includeInGlobalAddressList",
-    "thumbnailPhotoUrl",
-    "thumbnailPhotoEtag",
-    "customSchemas",
-    "recoveryEmail",
-    "recoveryPhone",
-    "gender",
-    "keywords",
-    "locations",
-    "ims",
-    "websites",
-    "posixAccounts",
-    "sshPublicKeys",
-    "notes",
 ];
 
 /// SCIM core User attributes (RFC 7643 section 4.1) and common keys.
@@ -173,38 +85,18 @@ fn never(_: &str) -> bool {
 }
 
 fn known(settings: &ConnectorSettings) -> Known<'_> {
-    let with = |list: &[&'static str]| -> Vec<&'static str> {
-        CONTEXT.iter().chain(list).copied().collect()
-    };
-    match settings {
-        ConnectorSettings::File(_) => Known::Anything,
-        ConnectorSettings::Azure(azure) => Known::Keys {
-            keys: CONTEXT
-                .iter()
-                .copied()
-                .chain(azure.user_properties.iter().map(String::as_str))
-                .collect(),
+    fn with_context(keys: Vec<&str>) -> Vec<&str> {
+        CONTEXT.iter().copied().chain(keys).collect()
+    }
+    match settings.pull_user_keys() {
+        Some(UserKeys::Any) => Known::Anything,
+        Some(UserKeys::Listed { keys, hint }) => Known::Keys {
+            keys: with_context(keys),
             free_form: never,
-            hint: " (Microsoft Graph returns only the properties asked for: add it to \
-                   `azure.extra_user_attributes` if it exists)",
+            hint,
         },
-        ConnectorSettings::Okta(_) => Known::Keys {
-            keys: with(OKTA),
-            free_form: never,
-            hint: " (custom profile attributes are read as `profile.<name>`)",
-        },
-        ConnectorSettings::Keycloak(_) => Known::Keys {
-            keys: with(KEYCLOAK),
-            free_form: never,
-            hint: " (realm user attributes are read as `attributes.<name>`)",
-        },
-        ConnectorSettings::Google(_) => Known::Keys {
-            keys: with(GOOGLE),
-            free_form: never,
-            hint: " (custom schema fields are read as `customSchemas.<schema>.<field>`)",
-        },
-        ConnectorSettings::Scim(_) => Known::Keys {
-            keys: with(SCIM),
+        None => Known::Keys {
+            keys: with_context(SCIM.to_vec()),
             free_form: |key| key.to_ascii_lowercase().starts_with("urn:"),
             hint: " (extension attributes are read under their schema URN, in backquotes)",
         },

@@ -23,23 +23,180 @@ use toml::Spanned;
 
 use super::problems::{Problems, Source};
 use super::schedule::{Schedule, parse_timezone};
-use crate::connectors::azure::Azure;
-use crate::connectors::file::{FileKind, FileSettings};
-use crate::connectors::google::Google;
-use crate::connectors::keycloak::{Keycloak, KeycloakSettings};
-use crate::connectors::kind::{PullKind, SettingsContext};
-use crate::connectors::okta::Okta;
+use crate::connectors::kind::{KindTable, SettingsContext, UserKeys};
+use crate::connectors::{ConnectorError, PullConnector};
 
-/// Every connector kind idsync knows of, in the order they are listed to
-/// people.
-const KINDS: [&str; 7] = [
-    "azure", "okta", "google", "keycloak", "ldap", "scim", "file",
-];
+/// Declares every connector kind once; the kind lists in messages, the settings enum, the
+/// connector file's tables, the dispatch to each kind's check and the connector it builds
+/// all come from this one list. A new pull kind is one line in `pull` (its name, its
+/// variant and its `[<kind>]` table type, which implements `KindTable`).
+///
+/// Orders, as people see them: messages list the pull kinds, the planned ones, `scim`,
+/// then the built-in `file`; the "unknown field" message lists the connector file's keys
+/// with `file` first and `scim` last.
+macro_rules! connector_kinds {
+    (
+        built_in: $(#[$file_doc:meta])* $file:ident => $File:ident($file_raw:ty),
+        pull: [$($(#[$doc:meta])* $name:ident => $Variant:ident($raw:ty),)*],
+        planned: [$($planned:ident),*],
+    ) => {
+        /// Every connector kind idsync knows of, in the order they are listed to people.
+        const KINDS: &[&str] = &[
+            $(stringify!($name),)* $(stringify!($planned),)* "scim", stringify!($file)
+        ];
 
-/// The connector kinds this version can run.
-const AVAILABLE_KINDS: [&str; 6] = ["azure", "okta", "google", "keycloak", "scim", "file"];
+        /// The connector kinds this version can run.
+        const AVAILABLE_KINDS: &[&str] = &[$(stringify!($name),)* "scim", stringify!($file)];
 
-/// A connector, resolved and checked.
+        /// The settings of one kind of connector.
+        #[derive(Debug, Clone)]
+        pub enum ConnectorSettings {
+            $(#[$file_doc])*
+            $File(<$file_raw as KindTable>::Settings),
+            $($(#[$doc])* $Variant(<$raw as KindTable>::Settings),)*
+            /// `kind = "scim"`: a SCIM tenant that identity providers push to.
+            Scim(super::scim_tenant::ScimTenantSettings),
+        }
+
+        impl ConnectorSettings {
+            /// The kind's name, as written in `kind = "..."`.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    ConnectorSettings::$File(_) => stringify!($file),
+                    $(ConnectorSettings::$Variant(_) => stringify!($name),)*
+                    ConnectorSettings::Scim(_) => "scim",
+                }
+            }
+
+            /// The running connector of a pull kind; `None` for `scim`, which is pushed to.
+            fn connect(&self) -> Option<Result<Box<dyn PullConnector>, ConnectorError>> {
+                match self {
+                    ConnectorSettings::$File(settings) => Some(<$file_raw>::connect(settings)),
+                    $(ConnectorSettings::$Variant(settings) => Some(<$raw>::connect(settings)),)*
+                    ConnectorSettings::Scim(_) => None,
+                }
+            }
+
+            /// The keys of a pull kind's user records; `None` for `scim`.
+            pub(crate) fn pull_user_keys(&self) -> Option<UserKeys<'_>> {
+                match self {
+                    ConnectorSettings::$File(settings) => Some(<$file_raw>::user_keys(settings)),
+                    $(ConnectorSettings::$Variant(settings) => Some(<$raw>::user_keys(settings)),)*
+                    ConnectorSettings::Scim(_) => None,
+                }
+            }
+        }
+
+        /// `connectors/<id>.toml` as written.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawConnector {
+            /// Which kind of source this connector reads (`KINDS`; `AVAILABLE_KINDS` in
+            /// this version). The kind's own settings go in a table named after it, such
+            /// as `[file]`.
+            kind: Spanned<String>,
+            /// Whether the connector runs; a disabled connector is still checked.
+            /// Default: true.
+            #[serde(default = "default_enabled")]
+            enabled: bool,
+            /// The mapping its users go through: the stem of a file in the mappings
+            /// directory (`mapping = "default"` for `mappings/default.toml`).
+            /// Required.
+            mapping: Spanned<String>,
+            /// When it runs by itself, as cron: 5 fields
+            /// (`minute hour day-of-month month day-of-week`, as in crontab) or
+            /// 6-7 fields with seconds first. Default: none, it runs only on demand.
+            #[serde(default)]
+            schedule: Option<Spanned<String>>,
+            /// The time zone `schedule` is read in: `UTC` or a fixed offset such as
+            /// `+01:00` (no daylight-saving changes). Default: UTC.
+            #[serde(default)]
+            timezone: Option<Spanned<String>>,
+            /// Each scheduled run starts up to this many seconds late (the same delay
+            /// every time for the same connector and time), to spread runs out.
+            /// Default: 0.
+            #[serde(default)]
+            jitter_seconds: Option<Spanned<i64>>,
+            #[doc = concat!("Settings for `kind = \"", stringify!($file), "\"`.")]
+            #[serde(default)]
+            $file: Option<Spanned<$file_raw>>,
+            $(
+                #[doc = concat!("Settings for `kind = \"", stringify!($name), "\"`.")]
+                #[serde(default)]
+                $name: Option<Spanned<$raw>>,
+            )*
+            $(
+                #[doc = concat!("Settings for `kind = \"", stringify!($planned),
+                    "\"` (not available in this version).")]
+                #[serde(default)]
+                $planned: Option<Spanned<toml::Table>>,
+            )*
+            /// Settings for `kind = "scim"` (all optional).
+            #[serde(default)]
+            scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
+        }
+
+        impl RawConnector {
+            /// Reports every table of a kind other than `kind`: it is a mistake.
+            fn report_other_tables(&self, source: &Source<'_>, problems: &mut Problems) {
+                let kind = self.kind.get_ref().as_str();
+                not_applicable(source, problems, kind, "scim", self.scim.as_ref());
+                not_applicable(source, problems, kind, stringify!($file), self.$file.as_ref());
+                $(not_applicable(source, problems, kind, stringify!($name), self.$name.as_ref());)*
+                $(
+                    not_applicable(
+                        source, problems, kind, stringify!($planned), self.$planned.as_ref(),
+                    );
+                )*
+            }
+
+            /// The settings of a pull kind from its table; `None` when `kind` names no
+            /// pull kind.
+            fn pull_settings(
+                &self,
+                context: &SettingsContext<'_>,
+                problems: &mut Problems,
+            ) -> Option<Option<ConnectorSettings>> {
+                let kind = self.kind.get_ref().as_str();
+                if kind == stringify!($file) {
+                    return Some(
+                        self.table_settings(context, self.$file.as_ref(), problems)
+                            .map(ConnectorSettings::$File),
+                    );
+                }
+                $(
+                    if kind == stringify!($name) {
+                        return Some(
+                            self.table_settings(context, self.$name.as_ref(), problems)
+                                .map(ConnectorSettings::$Variant),
+                        );
+                    }
+                )*
+                None
+            }
+        }
+    };
+}
+
+connector_kinds! {
+    built_in:
+        /// `kind = "file"`: users read from a JSON or CSV snapshot file.
+        file => File(crate::connectors::file::RawFileSettings),
+    pull: [
+        /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
+        azure => Azure(crate::connectors::azure::RawAzureSettings),
+        /// `kind = "okta"`: users and groups of an Okta org (Management API).
+        okta => Okta(crate::connectors::okta::RawOktaSettings),
+        /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
+        /// Directory API, service account with domain-wide delegation).
+        google => Google(crate::connectors::google::RawGoogleSettings),
+        /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
+        keycloak => Keycloak(crate::connectors::keycloak::RawKeycloakSettings),
+    ],
+    planned: [ldap],
+}
+
+/// A resolved and checked connector.
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     /// The connector's id: the stem of its file.
@@ -61,38 +218,6 @@ pub struct ConnectorConfig {
     pub settings: ConnectorSettings,
 }
 
-/// The settings of one kind of connector.
-#[derive(Debug, Clone)]
-pub enum ConnectorSettings {
-    /// `kind = "file"`: users read from a JSON or CSV snapshot file.
-    File(FileSettings),
-    /// `kind = "azure"`: users and groups of an Entra ID tenant (Microsoft Graph).
-    Azure(crate::connectors::azure::AzureSettings),
-    /// `kind = "google"`: users and groups of a Google Workspace account (Admin SDK
-    /// Directory API, service account with domain-wide delegation).
-    Google(crate::connectors::google::GoogleSettings),
-    /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
-    Keycloak(KeycloakSettings),
-    /// `kind = "okta"`: users and groups of an Okta org (Management API).
-    Okta(crate::connectors::okta::OktaSettings),
-    /// `kind = "scim"`: a SCIM tenant that identity providers push to.
-    Scim(super::scim_tenant::ScimTenantSettings),
-}
-
-impl ConnectorSettings {
-    /// The kind's name, as written in `kind = "..."`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ConnectorSettings::File(_) => "file",
-            ConnectorSettings::Azure(_) => "azure",
-            ConnectorSettings::Google(_) => "google",
-            ConnectorSettings::Keycloak(_) => "keycloak",
-            ConnectorSettings::Okta(_) => "okta",
-            ConnectorSettings::Scim(_) => "scim",
-        }
-    }
-}
-
 /// What the loader needs to know to check a connector.
 pub(crate) struct Context<'a> {
     /// The directory of `idsync.toml`.
@@ -101,59 +226,6 @@ pub(crate) struct Context<'a> {
     pub(crate) known_mappings: &'a BTreeSet<String>,
     /// The mappings directory, as shown to people.
     pub(crate) mappings_dir: PathBuf,
-}
-
-/// `connectors/<id>.toml` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConnector {
-    /// Which kind of source this connector reads: one of `azure`, `okta`,
-    /// `google`, `keycloak`, `ldap`, `scim`, `file`. Only `file`, `azure`, `okta`, `google`, `keycloak` and
-    /// `scim` are available in this version. The kind's own settings go in a table
-    /// named after it, such as `[file]`.
-    kind: Spanned<String>,
-    /// Whether the connector runs; a disabled connector is still checked.
-    /// Default: true.
-    #[serde(default = "default_enabled")]
-    enabled: bool,
-    /// The mapping its users go through: the stem of a file in the mappings
-    /// directory (`mapping = "default"` for `mappings/default.toml`).
-    /// Required.
-    mapping: Spanned<String>,
-    /// When it runs by itself, as cron: 5 fields
-    /// (`minute hour day-of-month month day-of-week`, as in crontab) or
-    /// 6-7 fields with seconds first. Default: none, it runs only on demand.
-    #[serde(default)]
-    schedule: Option<Spanned<String>>,
-    /// The time zone `schedule` is read in: `UTC` or a fixed offset such as
-    /// `+01:00` (no daylight-saving changes). Default: UTC.
-    #[serde(default)]
-    timezone: Option<Spanned<String>>,
-    /// Each scheduled run starts up to this many seconds late (the same delay every
-    /// time for the same connector and time), to spread runs out. Default: 0.
-    #[serde(default)]
-    jitter_seconds: Option<Spanned<i64>>,
-    /// Settings for `kind = "file"`.
-    #[serde(default)]
-    file: Option<Spanned<crate::connectors::file::RawFileSettings>>,
-    /// Settings for `kind = "azure"` (Microsoft Graph / Entra ID).
-    #[serde(default)]
-    azure: Option<Spanned<crate::connectors::azure::RawAzureSettings>>,
-    /// Settings for `kind = "okta"`.
-    #[serde(default)]
-    okta: Option<Spanned<crate::connectors::okta::RawOktaSettings>>,
-    /// Settings for `kind = "google"`.
-    #[serde(default)]
-    google: Option<Spanned<crate::connectors::google::RawGoogleSettings>>,
-    /// Settings for `kind = "keycloak"`.
-    #[serde(default)]
-    keycloak: Option<Spanned<crate::connectors::keycloak::RawKeycloakSettings>>,
-    /// Settings for `kind = "ldap"` (not available in this version).
-    #[serde(default)]
-    ldap: Option<Spanned<toml::Table>>,
-    /// Settings for `kind = "scim"` (all optional).
-    #[serde(default)]
-    scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
 }
 
 /// Reports `[name]` when it is there but the connector is of another kind.
@@ -176,26 +248,21 @@ fn not_applicable<T>(
     }
 }
 
-/// What reading a pull kind's table needs besides the table.
-struct PullTable<'a> {
-    source: &'a Source<'a>,
-    context: &'a SettingsContext<'a>,
-    /// `kind = "..."`, where a missing table is reported.
-    kind: &'a Spanned<String>,
-}
-
-impl PullTable<'_> {
-    /// The kind's settings from its table; without the table, what the kind needs is
+impl RawConnector {
+    /// A kind's settings from its table; without the table, what the kind needs is
     /// reported at `kind`.
-    fn settings<K: PullKind>(
+    fn table_settings<K: KindTable>(
         &self,
-        table: Option<&Spanned<K::Raw>>,
+        context: &SettingsContext<'_>,
+        table: Option<&Spanned<K>>,
         problems: &mut Problems,
     ) -> Option<K::Settings> {
         match table {
-            Some(table) => K::settings(self.source, self.context, table, problems),
+            Some(table) => K::check(table, context, problems),
             None => {
-                self.source.report(problems, self.kind, "kind", K::NEEDS);
+                context
+                    .source
+                    .report(problems, &self.kind, "kind", K::NEEDS);
                 None
             }
         }
@@ -242,60 +309,15 @@ pub(crate) fn load(
     let before = problems.len();
 
     // Tables for kinds other than the chosen one are mistakes.
+    raw.report_other_tables(source, problems);
     let kind = raw.kind.get_ref().as_str();
-    let kind_tables: [(&str, Option<&Spanned<toml::Table>>); 1] = [("ldap", raw.ldap.as_ref())];
-    not_applicable(source, problems, kind, "scim", raw.scim.as_ref());
-    not_applicable(source, problems, kind, "file", raw.file.as_ref());
-    not_applicable(source, problems, kind, "azure", raw.azure.as_ref());
-    not_applicable(source, problems, kind, "okta", raw.okta.as_ref());
-    not_applicable(source, problems, kind, "google", raw.google.as_ref());
-    not_applicable(source, problems, kind, "keycloak", raw.keycloak.as_ref());
-    for (name, table) in kind_tables {
-        if let Some(table) = table
-            && name != kind
-        {
-            source.report(
-                problems,
-                table,
-                name,
-                format!("[{name}] does not apply to kind = \"{kind}\""),
-            );
-        }
-    }
-
     let kind_context = SettingsContext {
+        source,
         base_dir: context.base_dir,
         enabled: raw.enabled,
     };
-    let pull = PullTable {
-        source,
-        context: &kind_context,
-        kind: &raw.kind,
-    };
     let mut settings = None;
-    if let Some(pulled) = match kind {
-        "file" => Some(
-            pull.settings::<FileKind>(raw.file.as_ref(), problems)
-                .map(ConnectorSettings::File),
-        ),
-        "keycloak" => Some(
-            pull.settings::<Keycloak>(raw.keycloak.as_ref(), problems)
-                .map(ConnectorSettings::Keycloak),
-        ),
-        "azure" => Some(
-            pull.settings::<Azure>(raw.azure.as_ref(), problems)
-                .map(ConnectorSettings::Azure),
-        ),
-        "okta" => Some(
-            pull.settings::<Okta>(raw.okta.as_ref(), problems)
-                .map(ConnectorSettings::Okta),
-        ),
-        "google" => Some(
-            pull.settings::<Google>(raw.google.as_ref(), problems)
-                .map(ConnectorSettings::Google),
-        ),
-        _ => None,
-    } {
+    if let Some(pulled) = raw.pull_settings(&kind_context, problems) {
         settings = pulled;
     } else if kind == "scim" {
         let defaults = super::scim_tenant::RawScimSettings::default();
@@ -404,30 +426,10 @@ pub(crate) fn load(
 
 impl ConnectorConfig {
     /// Turns the configuration into the running connector.
-    pub fn build(
-        &self,
-    ) -> Result<Box<dyn crate::connectors::PullConnector>, crate::connectors::ConnectorError> {
-        let config = self;
-        match &config.settings {
-            ConnectorSettings::File(settings) => Ok(Box::new(
-                crate::connectors::file::FileConnector::new(settings.path.clone(), settings.format),
-            )),
-            ConnectorSettings::Azure(settings) => Ok(Box::new(
-                crate::connectors::azure::AzureConnector::new(settings)?,
-            )),
-            ConnectorSettings::Google(settings) => Ok(Box::new(
-                crate::connectors::google::GoogleConnector::new(settings)?,
-            )),
-            ConnectorSettings::Keycloak(settings) => Ok(Box::new(
-                crate::connectors::keycloak::KeycloakConnector::new(settings)?,
-            )),
-            ConnectorSettings::Okta(settings) => Ok(Box::new(
-                crate::connectors::okta::OktaConnector::new(settings)?,
-            )),
-            ConnectorSettings::Scim(_) => Err(crate::connectors::ConnectorError::NotPullable(
-                config.id.clone(),
-            )),
-        }
+    pub fn build(&self) -> Result<Box<dyn PullConnector>, ConnectorError> {
+        self.settings
+            .connect()
+            .unwrap_or_else(|| Err(ConnectorError::NotPullable(self.id.clone())))
     }
 }
 

@@ -48,47 +48,16 @@ pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
 use super::batch::Batcher;
 use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
-use super::kind::{PullKind, SettingsContext};
 use super::probe::probe_listings;
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
-use crate::spec::problems::{Problems, Source};
 use client::*;
 use delta::*;
 use records::{attributes, has_properties, id_of, is_guest, is_removed, member_ref, to_group};
 pub use settings::*;
-use toml::Spanned;
 
 const KIND: &str = "azure";
 
-/// `kind = "azure"`.
-pub struct Azure;
-
-impl PullKind for Azure {
-    const NAME: &'static str = KIND;
-    const NEEDS: &'static str = settings::NEEDS;
-    type Raw = RawAzureSettings;
-    type Settings = AzureSettings;
-
-    fn settings(
-        source: &Source<'_>,
-        context: &SettingsContext<'_>,
-        table: &Spanned<RawAzureSettings>,
-        problems: &mut Problems,
-    ) -> Option<AzureSettings> {
-        settings::check(
-            source,
-            context.base_dir,
-            table.get_ref(),
-            context.enabled,
-            problems,
-        )
-    }
-
-    fn connect(settings: &AzureSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
-        Ok(Box::new(AzureConnector::new(settings)?))
-    }
-}
 /// Application permission reading users needs.
 pub const USERS_PERMISSION: &str = "User.Read.All";
 /// Application permission reading groups and their members needs.

@@ -2,7 +2,22 @@
 
 use serde_json::{Map, Value};
 
+use crate::connectors::kind::UserKeys;
 use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+
+/// The keys of this kind's user records, for `idsync check`: Microsoft Graph returns only
+/// the properties in `$select`.
+pub(super) fn user_keys(settings: &super::AzureSettings) -> UserKeys<'_> {
+    UserKeys::Listed {
+        keys: settings
+            .user_properties
+            .iter()
+            .map(String::as_str)
+            .collect(),
+        hint: " (Microsoft Graph returns only the properties asked for: add it to \
+               `azure.extra_user_attributes` if it exists)",
+    }
+}
 
 /// `@odata.type` of a user member.
 pub const USER_TYPE: &str = "#microsoft.graph.user";

@@ -29,15 +29,15 @@
 //! example connector can then ship without its secret).
 
 use std::num::NonZeroU32;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::connectors::kind::SettingsContext;
 use crate::spec::check::{insecure_reason, rate};
 use crate::spec::duration::parse_duration;
-use crate::spec::problems::{Problems, Source};
+use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
 use super::credential::credential;
@@ -45,8 +45,12 @@ use super::credential::credential;
 pub(crate) use super::credential::pem_block;
 
 /// What an azure connector without its table is told.
-pub(super) const NEEDS: &str = "kind = \"azure\" needs an [azure] table with `tenant_id`, \
+const NEEDS: &str = "kind = \"azure\" needs an [azure] table with `tenant_id`, \
      `client_id` and `client_secret` (or `certificate` and `private_key`)";
+
+crate::connectors::kind::kind_table!(RawAzureSettings => AzureSettings {
+    needs: NEEDS, check: check, user_keys: super::records::user_keys, connect: super::AzureConnector::new
+});
 
 /// Default login host (Entra ID, global cloud).
 pub const AZURE_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -298,13 +302,12 @@ pub(crate) fn is_property_name(name: &str) -> bool {
 
 /// Checks an `[azure]` table, resolving its secrets. `enabled = false` connectors whose
 /// secrets cannot be looked up are accepted with [`AzureCredential::Unavailable`].
-pub(crate) fn check(
-    source: &Source<'_>,
-    base_dir: &Path,
-    raw: &RawAzureSettings,
-    enabled: bool,
+pub(super) fn check(
+    table: &Spanned<RawAzureSettings>,
+    at: &SettingsContext<'_>,
     problems: &mut Problems,
 ) -> Option<AzureSettings> {
+    let (source, base_dir, enabled, raw) = (at.source, at.base_dir, at.enabled, table.get_ref());
     let before = problems.len();
     let tenant_id = raw.tenant_id.get_ref().trim().to_owned();
     if tenant_id.is_empty() {

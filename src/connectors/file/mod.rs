@@ -30,39 +30,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use toml::Spanned;
 
-use super::kind::{PullKind, SettingsContext};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary, SourceBatch};
-use crate::spec::problems::{Problems, Source};
 use client::{Outbox, Stop, parse_file};
 pub use settings::{FileFormat, FileSettings, RawFileSettings};
-
-/// `kind = "file"`.
-pub struct FileKind;
-
-impl PullKind for FileKind {
-    const NAME: &'static str = "file";
-    const NEEDS: &'static str = settings::NEEDS;
-    type Raw = RawFileSettings;
-    type Settings = FileSettings;
-
-    fn settings(
-        source: &Source<'_>,
-        context: &SettingsContext<'_>,
-        table: &Spanned<RawFileSettings>,
-        problems: &mut Problems,
-    ) -> Option<FileSettings> {
-        settings::check(source, context, table.get_ref(), problems)
-    }
-
-    fn connect(settings: &FileSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
-        Ok(Box::new(FileConnector::new(
-            settings.path.clone(),
-            settings.format,
-        )))
-    }
-}
 
 /// The most records one batch carries.
 pub const BATCH_SIZE: usize = 1000;
@@ -84,6 +55,12 @@ pub struct FileConnector {
 }
 
 impl FileConnector {
+    /// The connector for checked settings (it cannot fail: the file is opened by `read`).
+    pub fn connect(settings: &FileSettings) -> Result<FileConnector, ConnectorError> {
+        Ok(FileConnector::new(settings.path.clone(), settings.format))
+    }
+
+    /// A connector reading `path` in `format`.
     pub fn new(path: PathBuf, format: FileFormat) -> Self {
         FileConnector { path, format }
     }

@@ -4,7 +4,13 @@
 use serde_json::{Map, Value};
 
 use super::json_format::{Invalid, RawRecord};
+use crate::connectors::kind::UserKeys;
 use crate::model::{Email, MemberKind, MemberRef, SourceGroup, SourceUser, json_kind};
+
+/// The keys of this kind's user records, for `idsync check`: any JSON key or CSV column.
+pub(super) fn user_keys(_: &super::FileSettings) -> UserKeys<'static> {
+    UserKeys::Any
+}
 
 /// A required, non-blank string field.
 pub(super) fn required_string(record: &Map<String, Value>, field: &str) -> Result<String, String> {

@@ -15,10 +15,14 @@ use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
 use crate::spec::path::resolve;
-use crate::spec::problems::{Problems, Source};
+use crate::spec::problems::Problems;
 
 /// What a file connector without its table is told.
-pub(super) const NEEDS: &str = "kind = \"file\" needs a [file] table with `path`";
+const NEEDS: &str = "kind = \"file\" needs a [file] table with `path`";
+
+crate::connectors::kind::kind_table!(RawFileSettings => FileSettings {
+    needs: NEEDS, check: check, user_keys: super::records::user_keys, connect: super::FileConnector::connect
+});
 
 /// The settings of a `kind = "file"` connector (its `[file]` table).
 #[derive(Debug, Clone)]
@@ -79,11 +83,11 @@ pub struct RawFileSettings {
 
 /// Checks a `[file]` table: the file must exist and its format be known.
 pub(super) fn check(
-    source: &Source<'_>,
+    table: &Spanned<RawFileSettings>,
     context: &SettingsContext<'_>,
-    raw: &RawFileSettings,
     problems: &mut Problems,
 ) -> Option<FileSettings> {
+    let (source, raw) = (context.source, table.get_ref());
     let written = raw.path.get_ref();
     let mut ok = true;
     if written.as_os_str().is_empty() {

@@ -31,14 +31,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use toml::Spanned;
 
 use super::batch::Batcher;
 use super::http::{HttpClient, JwtBearerGrant, TokenSource, origin};
-use super::kind::{PullKind, SettingsContext};
 use super::probe::{ListingProbe, ProbeListing, probe_listings};
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
-use crate::spec::problems::{Problems, Source};
 use client::*;
 use records::*;
 pub use settings::*;
@@ -52,29 +49,6 @@ const RATE_LIMIT_REASONS: [&str; 3] = [
 ];
 
 const KIND: &str = "google";
-
-/// `kind = "google"`.
-pub struct Google;
-
-impl PullKind for Google {
-    const NAME: &'static str = KIND;
-    const NEEDS: &'static str = settings::NEEDS;
-    type Raw = RawGoogleSettings;
-    type Settings = GoogleSettings;
-
-    fn settings(
-        source: &Source<'_>,
-        context: &SettingsContext<'_>,
-        table: &Spanned<RawGoogleSettings>,
-        problems: &mut Problems,
-    ) -> Option<GoogleSettings> {
-        settings::check(source, context.base_dir, table.get_ref(), problems)
-    }
-
-    fn connect(settings: &GoogleSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
-        Ok(Box::new(GoogleConnector::new(settings)?))
-    }
-}
 
 /// Reads users and groups of one Google Workspace account.
 #[derive(Debug, Clone)]

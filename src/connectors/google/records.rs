@@ -5,7 +5,64 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::connectors::kind::UserKeys;
 use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+
+/// Google Directory API `User` keys (`projection=full`).
+const USER_KEYS: &[&str] = &[
+    "id",
+    "kind",
+    "etag",
+    "primaryEmail",
+    "name",
+    "isAdmin",
+    "isDelegatedAdmin",
+    "lastLoginTime",
+    "creationTime",
+    "deletionTime",
+    "agreedToTerms",
+    "suspended",
+    "suspensionReason",
+    "archived",
+    "changePasswordAtNextLogin",
+    "ipWhitelisted",
+    "emails",
+    "externalIds",
+    "relations",
+    "addresses",
+    "organizations",
+    "phones",
+    "languages",
+    "aliases",
+    "nonEditableAliases",
+    "customerId",
+    "orgUnitPath",
+    "isMailboxSetup",
+    "isEnrolledIn2Sv",
+    "isEnforcedIn2Sv",
+    "includeInGlobalAddressList",
+    "thumbnailPhotoUrl",
+    "thumbnailPhotoEtag",
+    "customSchemas",
+    "recoveryEmail",
+    "recoveryPhone",
+    "gender",
+    "keywords",
+    "locations",
+    "ims",
+    "websites",
+    "posixAccounts",
+    "sshPublicKeys",
+    "notes",
+];
+
+/// The keys of this kind's user records, for `idsync check`.
+pub(super) fn user_keys(_: &super::GoogleSettings) -> UserKeys<'static> {
+    UserKeys::listed(
+        USER_KEYS,
+        " (custom schema fields are read as `customSchemas.<schema>.<field>`)",
+    )
+}
 
 pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
     value

@@ -23,14 +23,14 @@
 //! sign. Nothing of it is ever shown but its `client_email` and `client_id`.
 
 use std::num::NonZeroU32;
-use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+use crate::connectors::kind::SettingsContext;
 use crate::spec::check::{insecure_reason, rate};
-use crate::spec::problems::{Problems, Source};
+use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
 /// Google's OAuth token endpoint (<https://developers.google.com/identity/protocols/oauth2/service-account>),
@@ -180,8 +180,12 @@ pub struct RawGoogleSettings {
 }
 
 /// What the `kind` line says a `[google]` table needs.
-pub(super) const NEEDS: &str =
+const NEEDS: &str =
     "kind = \"google\" needs a [google] table with `service_account_key` and `subject`";
+
+crate::connectors::kind::kind_table!(RawGoogleSettings => GoogleSettings {
+    needs: NEEDS, check: check, user_keys: super::records::user_keys, connect: super::GoogleConnector::new
+});
 
 /// Reads a service-account key file's JSON. The error says what is wrong without quoting
 /// the file (it holds the private key).
@@ -274,11 +278,11 @@ fn url_problem(text: &str, allow_insecure_http: bool) -> Option<String> {
 
 /// Checks a `[google]` table and resolves and reads its key.
 pub(super) fn check(
-    source: &Source<'_>,
-    base_dir: &Path,
-    raw: &RawGoogleSettings,
+    table: &Spanned<RawGoogleSettings>,
+    at: &SettingsContext<'_>,
     problems: &mut Problems,
 ) -> Option<GoogleSettings> {
+    let (source, base_dir, raw) = (at.source, at.base_dir, table.get_ref());
     let before = problems.len();
 
     let key = match raw.service_account_key.get_ref().resolve(base_dir) {

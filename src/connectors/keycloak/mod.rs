@@ -23,15 +23,12 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use toml::Spanned;
 
 use super::batch::Batcher;
 use super::http::{Cursor, HttpClient, HttpError, Pages, origin};
-use super::kind::{PullKind, SettingsContext};
 use super::probe::{ListingProbe, ProbeListing, probe_listings};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
 use crate::model::MemberRef;
-use crate::spec::problems::{Problems, Source};
 use records::{is_service_account, to_group, to_user};
 pub use settings::{
     KEYCLOAK_DEFAULT_PAGE_SIZE, KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND, KEYCLOAK_MAX_PAGE_SIZE,
@@ -39,29 +36,6 @@ pub use settings::{
 };
 
 const KIND: &str = "keycloak";
-
-/// `kind = "keycloak"`.
-pub struct Keycloak;
-
-impl PullKind for Keycloak {
-    const NAME: &'static str = KIND;
-    const NEEDS: &'static str = settings::NEEDS;
-    type Raw = RawKeycloakSettings;
-    type Settings = KeycloakSettings;
-
-    fn settings(
-        source: &Source<'_>,
-        context: &SettingsContext<'_>,
-        table: &Spanned<RawKeycloakSettings>,
-        problems: &mut Problems,
-    ) -> Option<KeycloakSettings> {
-        settings::check(source, context, table.get_ref(), problems)
-    }
-
-    fn connect(settings: &KeycloakSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
-        Ok(Box::new(KeycloakConnector::new(settings)?))
-    }
-}
 
 /// Reads users and groups of one Keycloak realm.
 #[derive(Debug, Clone)]

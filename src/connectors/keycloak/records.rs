@@ -2,7 +2,41 @@
 
 use serde_json::{Map, Value};
 
+use crate::connectors::kind::UserKeys;
 use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+
+/// Keycloak `UserRepresentation` keys.
+const USER_KEYS: &[&str] = &[
+    "id",
+    "username",
+    "firstName",
+    "lastName",
+    "email",
+    "emailVerified",
+    "enabled",
+    "createdTimestamp",
+    "totp",
+    "federationLink",
+    "attributes",
+    "requiredActions",
+    "notBefore",
+    "access",
+    "disableableCredentialTypes",
+    "origin",
+    "self",
+    "federatedIdentities",
+    "realmRoles",
+    "clientRoles",
+    "groups",
+];
+
+/// The keys of this kind's user records, for `idsync check`.
+pub(super) fn user_keys(_: &super::KeycloakSettings) -> UserKeys<'static> {
+    UserKeys::listed(
+        USER_KEYS,
+        " (realm user attributes are read as `attributes.<name>`)",
+    )
+}
 
 pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
     value

@@ -23,12 +23,16 @@ use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
 use crate::spec::check::{endpoint_url, non_empty, range, rate};
-use crate::spec::problems::{Problems, Source};
+use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
 /// What a keycloak connector without its table is told.
-pub(super) const NEEDS: &str = "kind = \"keycloak\" needs a [keycloak] table with `base_url`, \
+const NEEDS: &str = "kind = \"keycloak\" needs a [keycloak] table with `base_url`, \
      `realm`, `client_id` and `client_secret`";
+
+crate::connectors::kind::kind_table!(RawKeycloakSettings => KeycloakSettings {
+    needs: NEEDS, check: check, user_keys: super::records::user_keys, connect: super::KeycloakConnector::new
+});
 
 /// The settings of a `kind = "keycloak"` connector (its `[keycloak]` table).
 #[derive(Debug, Clone)]
@@ -102,11 +106,11 @@ pub struct RawKeycloakSettings {
 
 /// Checks a `[keycloak]` table and resolves its secret.
 pub(super) fn check(
-    source: &Source<'_>,
+    table: &Spanned<RawKeycloakSettings>,
     context: &SettingsContext<'_>,
-    raw: &RawKeycloakSettings,
     problems: &mut Problems,
 ) -> Option<KeycloakSettings> {
+    let (source, raw) = (context.source, table.get_ref());
     let mut ok = true;
     let mut check_url = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
         if let Err(message) = endpoint_url(spanned.get_ref().trim(), raw.allow_insecure_http) {

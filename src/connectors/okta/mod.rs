@@ -37,43 +37,17 @@ use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
 use super::batch::Batcher;
 use super::http::{HttpClient, HttpError, TokenSource, origin};
-use super::kind::{PullKind, SettingsContext};
 use super::probe::probe_listings;
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
 use crate::model::{MemberKind, MemberRef, content_hash};
-use crate::spec::problems::{Problems, Source};
 use client::*;
 pub use settings::*;
-use toml::Spanned;
 
 pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
 
 const KIND: &str = "okta";
-
-/// `kind = "okta"`.
-pub struct Okta;
-
-impl PullKind for Okta {
-    const NAME: &'static str = KIND;
-    const NEEDS: &'static str = settings::NEEDS;
-    type Raw = RawOktaSettings;
-    type Settings = OktaSettings;
-
-    fn settings(
-        source: &Source<'_>,
-        context: &SettingsContext<'_>,
-        table: &Spanned<RawOktaSettings>,
-        problems: &mut Problems,
-    ) -> Option<OktaSettings> {
-        settings::check(source, context.base_dir, table, table.get_ref(), problems)
-    }
-
-    fn connect(settings: &OktaSettings) -> Result<Box<dyn PullConnector>, ConnectorError> {
-        Ok(Box::new(OktaConnector::new(settings)?))
-    }
-}
 
 /// Reads users and groups of one Okta org.
 pub struct OktaConnector {

@@ -15,7 +15,32 @@
 use serde_json::{Map, Value};
 
 use super::settings::StatusPolicy;
+use crate::connectors::kind::UserKeys;
 use crate::model::{Email, SourceGroup, SourceUser};
+
+/// Okta user object keys (`_links`, `_embedded` and `lastLogin` are dropped).
+const USER_KEYS: &[&str] = &[
+    "id",
+    "status",
+    "created",
+    "activated",
+    "statusChanged",
+    "lastUpdated",
+    "passwordChanged",
+    "transitioningToStatus",
+    "type",
+    "profile",
+    "credentials",
+    "realmId",
+];
+
+/// The keys of this kind's user records, for `idsync check`.
+pub(super) fn user_keys(_: &super::OktaSettings) -> UserKeys<'static> {
+    UserKeys::listed(
+        USER_KEYS,
+        " (custom profile attributes are read as `profile.<name>`)",
+    )
+}
 
 /// Statuses of an account that exists and may sign in.
 const ACTIVE_STATUSES: [&str; 4] = ["ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY"];

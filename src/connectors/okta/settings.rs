@@ -30,14 +30,19 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 pub use super::assertion::key_algorithm;
+use crate::connectors::kind::SettingsContext;
 use crate::spec::check::{endpoint_url, range, rate};
 use crate::spec::duration::parse_duration;
 use crate::spec::problems::{Problems, Source};
 use crate::spec::{SecretRef, SecretString};
 
 /// What an okta connector without its table is told.
-pub(super) const NEEDS: &str = "kind = \"okta\" needs an [okta] table with `domain` and \
+const NEEDS: &str = "kind = \"okta\" needs an [okta] table with `domain` and \
      credentials (`client_id` with `private_key`, or `api_token`)";
+
+crate::connectors::kind::kind_table!(RawOktaSettings => OktaSettings {
+    needs: NEEDS, check: check, user_keys: super::records::user_keys, connect: super::OktaConnector::new
+});
 
 /// Default and largest `page_size`: Okta's maximum `limit` for users (and the value it
 /// recommends for groups and group members).
@@ -230,13 +235,12 @@ impl<'de> Deserialize<'de> for Scopes {
 }
 
 /// Checks an `[okta]` table (`table` is where it starts) and resolves its secrets.
-pub(super) fn check<T>(
-    source: &Source<'_>,
-    base_dir: &Path,
-    table: &Spanned<T>,
-    raw: &RawOktaSettings,
+pub(super) fn check(
+    table: &Spanned<RawOktaSettings>,
+    at: &SettingsContext<'_>,
     problems: &mut Problems,
 ) -> Option<OktaSettings> {
+    let (source, base_dir, raw) = (at.source, at.base_dir, table.get_ref());
     let before = problems.len();
     let base_url = base_url(source, table, raw, problems);
     let auth = auth(source, base_dir, table, raw, base_url.as_deref(), problems);
