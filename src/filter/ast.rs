@@ -217,7 +217,54 @@ fn write_json_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_char('"')
 }
 
+/// The logical operator joining a chain of comparisons ([`Filter::equalities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Junction {
+    And,
+    Or,
+}
+
 impl Filter {
+    /// The `attr eq value` comparisons of a filter made only of them, on plain attributes
+    /// (no schema, no sub-attribute), all joined by `junction`, left to right; `None` for
+    /// any other filter. PATCH reads such filters as a list of member ids (`or`) or as the
+    /// element to add (`and`).
+    pub fn equalities(&self, junction: Junction) -> Option<Vec<(&str, &CompValue)>> {
+        let mut found = Vec::new();
+        self.collect_equalities(junction, &mut found)?;
+        Some(found)
+    }
+
+    fn collect_equalities<'a>(
+        &'a self,
+        junction: Junction,
+        found: &mut Vec<(&'a str, &'a CompValue)>,
+    ) -> Option<()> {
+        match (self, junction) {
+            (Filter::And(left, right), Junction::And) | (Filter::Or(left, right), Junction::Or) => {
+                left.collect_equalities(junction, found)?;
+                right.collect_equalities(junction, found)
+            }
+            (
+                Filter::Compare {
+                    path:
+                        AttrPath {
+                            schema: None,
+                            attr,
+                            sub_attr: None,
+                        },
+                    op: CompareOp::Eq,
+                    value,
+                },
+                _,
+            ) => {
+                found.push((attr, value));
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
     /// Writes `self`, in parentheses when `wrap` says so.
     fn fmt_wrapped(&self, f: &mut fmt::Formatter<'_>, wrap: bool) -> fmt::Result {
         if wrap {
