@@ -78,25 +78,39 @@ impl fmt::Display for SecretRef {
 
 impl<'de> de::Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SecretRefVisitor;
+        deserializer.deserialize_any(SettingVisitor {
+            expecting: "a secret reference { env = \"NAME\" } or { file = \"path\" }",
+            from_str: |_| Err(INLINE_SECRET.to_owned()),
+            from_ref: Some(|secret| secret),
+        })
+    }
+}
 
-        impl<'de> Visitor<'de> for SecretRefVisitor {
-            type Value = SecretRef;
+/// Reads one of the settings of this module: a string through `from_str`, a table (where
+/// `from_ref` is given) as a secret reference. Errors rise while the value is read, so
+/// they point at the value; `expecting` names it in type errors.
+struct SettingVisitor<T> {
+    expecting: &'static str,
+    from_str: fn(&str) -> Result<T, String>,
+    from_ref: Option<fn(SecretRef) -> T>,
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a secret reference { env = \"NAME\" } or { file = \"path\" }")
-            }
+impl<'de, T> Visitor<'de> for SettingVisitor<T> {
+    type Value = T;
 
-            fn visit_str<E: de::Error>(self, _value: &str) -> Result<SecretRef, E> {
-                Err(E::custom(INLINE_SECRET))
-            }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
 
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
-                secret_from_map(map)
-            }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        (self.from_str)(value).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        match self.from_ref {
+            Some(from_ref) => secret_from_map(map).map(from_ref),
+            None => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
         }
-
-        deserializer.deserialize_any(SecretRefVisitor)
     }
 }
 
@@ -136,27 +150,19 @@ struct EnvName(String);
 
 impl<'de> de::Deserialize<'de> for EnvName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EnvNameVisitor;
-
-        impl Visitor<'_> for EnvNameVisitor {
-            type Value = EnvName;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the name of an environment variable")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<EnvName, E> {
+        deserializer.deserialize_str(SettingVisitor {
+            expecting: "the name of an environment variable",
+            from_str: |value| {
                 if value.is_empty() || value.contains(['=', '\0']) {
-                    Err(E::custom(format!(
+                    Err(format!(
                         "`{value}` is not a usable environment variable name"
-                    )))
+                    ))
                 } else {
                     Ok(EnvName(value.to_owned()))
                 }
-            }
-        }
-
-        deserializer.deserialize_str(EnvNameVisitor)
+            },
+            from_ref: None,
+        })
     }
 }
 
@@ -165,25 +171,17 @@ struct FilePath(PathBuf);
 
 impl<'de> de::Deserialize<'de> for FilePath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FilePathVisitor;
-
-        impl Visitor<'_> for FilePathVisitor {
-            type Value = FilePath;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the path of a file")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<FilePath, E> {
+        deserializer.deserialize_str(SettingVisitor {
+            expecting: "the path of a file",
+            from_str: |value| {
                 if value.is_empty() {
-                    Err(E::custom("the secret file path must not be empty"))
+                    Err("the secret file path must not be empty".to_owned())
                 } else {
                     Ok(FilePath(PathBuf::from(value)))
                 }
-            }
-        }
-
-        deserializer.deserialize_str(FilePathVisitor)
+            },
+            from_ref: None,
+        })
     }
 }
 
@@ -210,25 +208,11 @@ impl StringOrSecret {
 
 impl<'de> de::Deserialize<'de> for StringOrSecret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StringOrSecretVisitor;
-
-        impl<'de> Visitor<'de> for StringOrSecretVisitor {
-            type Value = StringOrSecret;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, { env = \"NAME\" } or { file = \"path\" }")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringOrSecret, E> {
-                Ok(StringOrSecret::Plain(value.to_owned()))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StringOrSecret, A::Error> {
-                secret_from_map(map).map(StringOrSecret::Secret)
-            }
-        }
-
-        deserializer.deserialize_any(StringOrSecretVisitor)
+        deserializer.deserialize_any(SettingVisitor {
+            expecting: "a string, { env = \"NAME\" } or { file = \"path\" }",
+            from_str: |value| Ok(StringOrSecret::Plain(value.to_owned())),
+            from_ref: Some(StringOrSecret::Secret),
+        })
     }
 }
 
