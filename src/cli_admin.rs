@@ -38,11 +38,7 @@ pub enum AdminTokenCommand {
 fn usage_error(error: AdminTokenError) -> anyhow::Error {
     match error {
         AdminTokenError::Db(e) => e.into(),
-        other => Exit {
-            code: 2,
-            message: other.to_string(),
-        }
-        .into(),
+        other => Exit::usage(other.to_string()).into(),
     }
 }
 

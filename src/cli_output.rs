@@ -90,6 +90,20 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// Prints a list as JSON, or as a table of one row per item.
+fn print_list<T: Serialize>(
+    items: &[T],
+    format: Format,
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<()> {
+    if format == Format::Json {
+        return print_json(items);
+    }
+    print_table(header, items.iter().map(row).collect());
+    Ok(())
+}
+
 fn opt(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
 }
@@ -158,82 +172,62 @@ pub fn print_report(report: &RunReport, format: Format) -> Result<()> {
 }
 
 pub fn print_runs(runs: &[RunRecord], format: Format) -> Result<()> {
-    if format == Format::Json {
-        return print_json(runs);
-    }
-    let rows = runs
-        .iter()
-        .map(|r| {
-            let c = &r.counts;
-            vec![
-                r.id.to_string(),
-                r.connector.clone(),
-                r.operation.clone(),
-                r.started_at.clone(),
-                r.outcome.as_str().to_string(),
-                r.records_read.to_string(),
-                format!(
-                    "+{} ~{} -{}",
-                    c.users_created,
-                    c.users_updated,
-                    c.users_disabled + c.users_deleted
-                ),
-                format!(
-                    "+{} ~{} -{}",
-                    c.groups_created, c.groups_updated, c.groups_deleted
-                ),
-                format!("+{} -{}", c.memberships_added, c.memberships_removed),
-                r.message.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "ID",
-            "CONNECTOR",
-            "OPERATION",
-            "STARTED",
-            "OUTCOME",
-            "READ",
-            "USERS",
-            "GROUPS",
-            "MEMBERS",
-            "MESSAGE",
-        ],
-        rows,
-    );
-    Ok(())
+    let header = [
+        "ID",
+        "CONNECTOR",
+        "OPERATION",
+        "STARTED",
+        "OUTCOME",
+        "READ",
+        "USERS",
+        "GROUPS",
+        "MEMBERS",
+        "MESSAGE",
+    ];
+    print_list(runs, format, &header, |r| {
+        let c = &r.counts;
+        vec![
+            r.id.to_string(),
+            r.connector.clone(),
+            r.operation.clone(),
+            r.started_at.clone(),
+            r.outcome.as_str().to_string(),
+            r.records_read.to_string(),
+            format!(
+                "+{} ~{} -{}",
+                c.users_created,
+                c.users_updated,
+                c.users_disabled + c.users_deleted
+            ),
+            format!(
+                "+{} ~{} -{}",
+                c.groups_created, c.groups_updated, c.groups_deleted
+            ),
+            format!("+{} -{}", c.memberships_added, c.memberships_removed),
+            r.message.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 pub fn print_users(users: &[UserRow], format: Format) -> Result<()> {
-    if format == Format::Json {
-        return print_json(users);
-    }
-    let rows = users
-        .iter()
-        .map(|u| {
-            vec![
-                u.user_name.clone(),
-                opt(&u.display_name),
-                opt(&u.email),
-                if u.active { "yes" } else { "no" }.to_string(),
-                u.connector.clone(),
-                u.id.clone(),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "USER NAME",
-            "DISPLAY NAME",
-            "EMAIL",
-            "ACTIVE",
-            "CONNECTOR",
-            "ID",
-        ],
-        rows,
-    );
-    Ok(())
+    let header = [
+        "USER NAME",
+        "DISPLAY NAME",
+        "EMAIL",
+        "ACTIVE",
+        "CONNECTOR",
+        "ID",
+    ];
+    print_list(users, format, &header, |u| {
+        vec![
+            u.user_name.clone(),
+            opt(&u.display_name),
+            opt(&u.email),
+            if u.active { "yes" } else { "no" }.to_string(),
+            u.connector.clone(),
+            u.id.clone(),
+        ]
+    })
 }
 
 #[derive(Serialize)]
@@ -279,23 +273,16 @@ pub fn print_user(
 }
 
 pub fn print_groups(groups: &[GroupRow], format: Format) -> Result<()> {
-    if format == Format::Json {
-        return print_json(groups);
-    }
-    let rows = groups
-        .iter()
-        .map(|g| {
-            vec![
-                g.name.clone(),
-                g.direct_members.to_string(),
-                opt(&g.description),
-                g.connector.clone(),
-                g.id.clone(),
-            ]
-        })
-        .collect();
-    print_table(&["NAME", "MEMBERS", "DESCRIPTION", "CONNECTOR", "ID"], rows);
-    Ok(())
+    let header = ["NAME", "MEMBERS", "DESCRIPTION", "CONNECTOR", "ID"];
+    print_list(groups, format, &header, |g| {
+        vec![
+            g.name.clone(),
+            g.direct_members.to_string(),
+            opt(&g.description),
+            g.connector.clone(),
+            g.id.clone(),
+        ]
+    })
 }
 
 #[derive(Serialize)]

@@ -67,21 +67,15 @@ fn days(n: Option<u64>) -> Option<Duration> {
 fn scim_tenant<'a>(config: &'a Config, name: &str) -> Result<&'a idsync::config::ConnectorConfig> {
     match config.connector(name) {
         Some(c) if matches!(c.settings, ConnectorSettings::Scim(_)) => Ok(c),
-        Some(c) => Err(Exit {
-            code: 2,
-            message: format!(
-                "connector `{name}` is of kind `{}`, not a SCIM tenant",
-                c.settings.kind()
-            ),
-        }
+        Some(c) => Err(Exit::usage(format!(
+            "connector `{name}` is of kind `{}`, not a SCIM tenant",
+            c.settings.kind()
+        ))
         .into()),
-        None => Err(Exit {
-            code: 2,
-            message: format!(
-                "no SCIM tenant `{name}`: add {}/{name}.toml with kind = \"scim\"",
-                config.engine.connectors_dir.display()
-            ),
-        }
+        None => Err(Exit::usage(format!(
+            "no SCIM tenant `{name}`: add {}/{name}.toml with kind = \"scim\"",
+            config.engine.connectors_dir.display()
+        ))
         .into()),
     }
 }
@@ -157,26 +151,20 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
         TenantCommand::Revoke { name, token, all } => {
             scim_tenant(config, &name)?;
             if token.is_none() && !all {
-                return Err(Exit {
-                    code: 2,
-                    message: format!(
-                        "name the token to revoke (`--token ID`, see `idsync tenant list`), or \
-                         pass --all to revoke every token of tenant `{name}` (its identity \
-                         provider then stops provisioning)"
-                    ),
-                }
+                return Err(Exit::usage(format!(
+                    "name the token to revoke (`--token ID`, see `idsync tenant list`), or \
+                     pass --all to revoke every token of tenant `{name}` (its identity \
+                     provider then stops provisioning)"
+                ))
                 .into());
             }
             let actor = audit::cli_actor();
             let revoked = tokens::revoke_as(db, &name, token.as_deref(), Some(&actor)).await?;
             if revoked == 0 {
-                return Err(Exit {
-                    code: 1,
-                    message: match token {
-                        Some(id) => format!("tenant `{name}` has no active token `{id}`"),
-                        None => format!("tenant `{name}` has no active tokens"),
-                    },
-                }
+                return Err(Exit::failed(match token {
+                    Some(id) => format!("tenant `{name}` has no active token `{id}`"),
+                    None => format!("tenant `{name}` has no active tokens"),
+                })
                 .into());
             }
             println!("revoked {revoked} token(s) of tenant `{name}`");
@@ -261,11 +249,10 @@ pub(crate) fn parse_since(text: &str) -> Result<String> {
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
     let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
-    let n: i64 = number.parse().map_err(|_| Exit {
-        code: 2,
-        message: format!(
+    let n: i64 = number.parse().map_err(|_| {
+        Exit::usage(format!(
             "--since {text:?}: give an RFC 3339 time or a duration such as 30m, 2h, 7d"
-        ),
+        ))
     })?;
     let delta = match unit {
         "s" => chrono::Duration::seconds(n),
@@ -273,11 +260,9 @@ pub(crate) fn parse_since(text: &str) -> Result<String> {
         "h" => chrono::Duration::hours(n),
         "d" => chrono::Duration::days(n),
         _ => {
-            return Err(Exit {
-                code: 2,
-                message: format!("--since {text:?}: the unit must be s, m, h or d"),
-            }
-            .into());
+            return Err(
+                Exit::usage(format!("--since {text:?}: the unit must be s, m, h or d")).into(),
+            );
         }
     };
     Ok((idsync::clock::now() - delta).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -294,7 +279,7 @@ pub async fn events(
     let status = status
         .map(|s| s.parse::<StatusMatch>())
         .transpose()
-        .map_err(|message| Exit { code: 2, message })?;
+        .map_err(Exit::usage)?;
     let since = since.map(|s| parse_since(&s)).transpose()?;
     let found = events::query(
         db,

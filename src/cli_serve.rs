@@ -38,16 +38,15 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
     let url = config.engine.database_url.expose().to_string();
     let db = daemon::open_database(&url, options.wait_for_database)
         .await
-        .map_err(|e| Exit {
-            code: 1,
-            message: format!(
+        .map_err(|e| {
+            Exit::failed(format!(
                 "{e}{}",
                 if options.wait_for_database.is_zero() {
                     " (pass --wait-for-db SECONDS to wait for it at start-up)"
                 } else {
                     ""
                 }
-            ),
+            ))
         })?;
     let config = Arc::new(config);
     daemon::serve(config, db.clone(), options, shutdown_signal(), |bound| {
@@ -58,10 +57,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
         );
     })
     .await
-    .map_err(|e| Exit {
-        code: 1,
-        message: e.to_string(),
-    })?;
+    .map_err(|e| Exit::failed(e.to_string()))?;
     db.close().await;
     Ok(0)
 }
@@ -76,11 +72,11 @@ pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
     let token = std::env::var("IDSYNC_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| Exit {
-            code: 2,
-            message: "set IDSYNC_ADMIN_TOKEN to an admin token of that node (create one with \
-                      `idsync admin-token create <name>`)"
-                .to_string(),
+        .ok_or_else(|| {
+            Exit::usage(
+                "set IDSYNC_ADMIN_TOKEN to an admin token of that node (create one with \
+                 `idsync admin-token create <name>`)",
+            )
         })?;
     if let Ok(parsed) = url::Url::parse(&url)
         && parsed.scheme() == "http"
@@ -101,20 +97,14 @@ pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| Exit {
-            code: 1,
-            message: format!("cannot build an HTTP client: {e}"),
-        })?;
+        .map_err(|e| Exit::failed(format!("cannot build an HTTP client: {e}")))?;
     let response = client
         .post(&url)
         .bearer_auth(token.trim())
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| Exit {
-            code: 1,
-            message: format!("cannot reach the admin API at {via}: {e}"),
-        })?;
+        .map_err(|e| Exit::failed(format!("cannot reach the admin API at {via}: {e}")))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     let detail = body["error"].as_str().unwrap_or("no detail");
@@ -125,15 +115,10 @@ pub async fn run_via(via: &str, connector: &str) -> Result<u8> {
             );
             Ok(0)
         }
-        409 => Err(Exit {
-            code: 1,
-            message: format!("`{connector}` was not started: {detail}"),
-        }
-        .into()),
-        401 => Err(Exit {
-            code: 2,
-            message: format!("{via} refused the admin token in IDSYNC_ADMIN_TOKEN: {detail}"),
-        }
+        409 => Err(Exit::failed(format!("`{connector}` was not started: {detail}")).into()),
+        401 => Err(Exit::usage(format!(
+            "{via} refused the admin token in IDSYNC_ADMIN_TOKEN: {detail}"
+        ))
         .into()),
         code => Err(Exit {
             code: if code == 404 { 2 } else { 1 },

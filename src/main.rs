@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use idsync::config::{Config, LogFormat};
 use idsync::connectors;
-use idsync::db::Db;
+use idsync::db::{Db, DbError};
 use idsync::store::runs;
 use idsync::sync::{self, RunOptions, RunReport};
 use idsync::target::query;
@@ -165,19 +165,37 @@ struct RunFlags {
     format: Format,
 }
 
+impl RunFlags {
+    /// Writes to the audit trail that `command` lifts `connector`'s mass-delete limits, when
+    /// it does and will write. Called before the run: a crash in the middle must not lose
+    /// who lifted the limits.
+    async fn record_override(&self, db: &Db, connector: &str, command: &str) -> Result<()> {
+        if self.allow_mass_delete && !self.dry_run {
+            idsync::store::audit::record(
+                db,
+                &idsync::store::audit::cli_actor(),
+                idsync::store::audit::Action::AllowMassDelete,
+                connector,
+                Some(&format!("{command} --allow-mass-delete")),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn options(&self, inactive_is_removal: bool) -> RunOptions {
+        RunOptions {
+            dry_run: self.dry_run,
+            allow_mass_delete: self.allow_mass_delete,
+            inactive_is_removal,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ListShow {
     /// List them.
-    List {
-        #[arg(long)]
-        connector: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        #[arg(long, default_value_t = 0)]
-        offset: i64,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-    },
+    List(ListFlags),
     /// Show one, by id or name.
     Show {
         key: String,
@@ -189,12 +207,63 @@ enum ListShow {
     },
 }
 
+// The flags of `users list` and `groups list`: one page of one table.
+#[derive(Args)]
+struct ListFlags {
+    #[arg(long)]
+    connector: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(long, default_value_t = 0)]
+    offset: i64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+impl ListFlags {
+    /// Reads this page with `list` and prints it with `print`.
+    async fn show<T>(
+        self,
+        db: &Db,
+        list: impl AsyncFnOnce(&sqlx::AnyPool, Option<&str>, i64, i64) -> Result<Vec<T>, DbError>,
+        print: fn(&[T], Format) -> Result<()>,
+    ) -> Result<u8> {
+        let rows = list(
+            db.pool(),
+            self.connector.as_deref(),
+            self.limit,
+            self.offset,
+        )
+        .await?;
+        print(&rows, self.format)?;
+        Ok(0)
+    }
+}
+
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct Exit {
     code: u8,
     message: String,
+}
+
+impl Exit {
+    /// Exit code 1: the command ran and failed.
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Exit {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Exit code 2: bad configuration or usage.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Exit {
+            code: 2,
+            message: message.into(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -218,13 +287,10 @@ fn main() -> ExitCode {
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
     Config::load(path).map_err(|errors| {
-        anyhow::Error::new(Exit {
-            code: 2,
-            message: format!(
-                "the configuration has {} problem(s):\n{errors}",
-                errors.0.len()
-            ),
-        })
+        anyhow::Error::new(Exit::usage(format!(
+            "the configuration has {} problem(s):\n{errors}",
+            errors.0.len()
+        )))
     })
 }
 
@@ -245,6 +311,14 @@ async fn open_db(config: &Config) -> Result<Db> {
     Db::open(config.engine.database_url.expose())
         .await
         .context("opening the target database")
+}
+
+/// Runs a command that needs only the database, closing it once the command is done.
+async fn with_db(config: &Config, command: impl AsyncFnOnce(&Db) -> Result<u8>) -> Result<u8> {
+    let db = open_db(config).await?;
+    let code = command(&db).await?;
+    db.close().await;
+    Ok(code)
 }
 
 async fn run(cli: Cli) -> Result<u8> {
@@ -325,9 +399,8 @@ async fn run(cli: Cli) -> Result<u8> {
             ..
         } => cli_serve::run_via(&via, &connector).await,
         Command::Sync { connector, run, .. } => {
-            let connector_config = config.connector(&connector).ok_or_else(|| Exit {
-                code: 2,
-                message: format!(
+            let connector_config = config.connector(&connector).ok_or_else(|| {
+                Exit::usage(format!(
                     "no connector `{connector}` in {} (known: {})",
                     config.engine.connectors_dir.display(),
                     config
@@ -336,31 +409,16 @@ async fn run(cli: Cli) -> Result<u8> {
                         .cloned()
                         .collect::<Vec<_>>()
                         .join(", ")
-                ),
+                ))
             })?;
             let mapping = config.mapping_for(connector_config);
             let pull = connector_config
                 .build()
                 .with_context(|| format!("starting connector `{connector}`"))?;
             let db = open_db(&config).await?;
-            if run.allow_mass_delete && !run.dry_run {
-                // Recorded before the run: a crash in the middle must not lose who lifted
-                // the limits.
-                idsync::store::audit::record(
-                    &db,
-                    &idsync::store::audit::cli_actor(),
-                    idsync::store::audit::Action::AllowMassDelete,
-                    &connector,
-                    Some("sync --allow-mass-delete"),
-                )
-                .await?;
-            }
+            run.record_override(&db, &connector, "sync").await?;
             let progress = ProgressDisplay::new(interactive, &connector);
-            let options = RunOptions {
-                dry_run: run.dry_run,
-                allow_mass_delete: run.allow_mass_delete,
-                inactive_is_removal: false,
-            };
+            let options = run.options(false);
             let result =
                 sync::sync(&db, &connector, mapping, pull.as_ref(), options, &progress).await;
             progress.finish();
@@ -371,11 +429,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let ids: Vec<String> = match connector {
                 Some(id) => {
                     if config.connector(&id).is_none() {
-                        return Err(Exit {
-                            code: 2,
-                            message: format!("no connector `{id}`"),
-                        }
-                        .into());
+                        return Err(Exit::usage(format!("no connector `{id}`")).into());
                     }
                     vec![id]
                 }
@@ -393,25 +447,12 @@ async fn run(cli: Cli) -> Result<u8> {
                     continue;
                 };
                 let mapping = config.mapping_for(connector_config);
-                if run.allow_mass_delete && !run.dry_run {
-                    idsync::store::audit::record(
-                        &db,
-                        &idsync::store::audit::cli_actor(),
-                        idsync::store::audit::Action::AllowMassDelete,
-                        &id,
-                        Some("reconcile --allow-mass-delete"),
-                    )
-                    .await?;
-                }
+                run.record_override(&db, &id, "reconcile").await?;
                 let progress = ProgressDisplay::new(interactive, &id);
-                let options = RunOptions {
-                    dry_run: run.dry_run,
-                    allow_mass_delete: run.allow_mass_delete,
-                    inactive_is_removal: matches!(
-                        connector_config.settings,
-                        idsync::config::ConnectorSettings::Scim(_)
-                    ),
-                };
+                let options = run.options(matches!(
+                    connector_config.settings,
+                    idsync::config::ConnectorSettings::Scim(_)
+                ));
                 let result = sync::reconcile(&db, &id, mapping, options, &progress).await;
                 progress.finish();
                 let code = match report_run(result, run.format) {
@@ -427,16 +468,10 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(worst)
         }
         Command::Users { command } => {
-            let db = open_db(&config).await?;
-            let code = users_command(&db, command).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| users_command(db, command).await).await
         }
         Command::Groups { command } => {
-            let db = open_db(&config).await?;
-            let code = groups_command(&db, command).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| groups_command(db, command).await).await
         }
         Command::Serve {
             scim_listen,
@@ -451,26 +486,26 @@ async fn run(cli: Cli) -> Result<u8> {
             cli_serve::serve(config, options).await
         }
         Command::AdminToken { command } => {
-            let db = open_db(&config).await?;
-            let code = cli_admin::admin_token(&db, command).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| {
+                cli_admin::admin_token(db, command).await
+            })
+            .await
         }
         Command::Audit {
             since,
             limit,
             format,
         } => {
-            let db = open_db(&config).await?;
-            let code = cli_admin::audit(&db, since, limit, format).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| {
+                cli_admin::audit(db, since, limit, format).await
+            })
+            .await
         }
         Command::Tenant { command } => {
-            let db = open_db(&config).await?;
-            let code = cli_scim::tenant(&config, &db, command).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| {
+                cli_scim::tenant(&config, db, command).await
+            })
+            .await
         }
         Command::Events {
             tenant,
@@ -479,21 +514,22 @@ async fn run(cli: Cli) -> Result<u8> {
             limit,
             format,
         } => {
-            let db = open_db(&config).await?;
-            let code = cli_scim::events(&db, tenant, status, since, limit, format).await?;
-            db.close().await;
-            Ok(code)
+            with_db(&config, async |db| {
+                cli_scim::events(db, tenant, status, since, limit, format).await
+            })
+            .await
         }
         Command::Runs {
             connector,
             limit,
             format,
         } => {
-            let db = open_db(&config).await?;
-            let records = runs::recent_runs(db.pool(), connector.as_deref(), limit).await?;
-            db.close().await;
-            cli_output::print_runs(&records, format)?;
-            Ok(0)
+            with_db(&config, async |db| {
+                let records = runs::recent_runs(db.pool(), connector.as_deref(), limit).await?;
+                cli_output::print_runs(&records, format)?;
+                Ok(0)
+            })
+            .await
         }
     }
 }
@@ -510,23 +546,14 @@ fn report_run(result: Result<RunReport, sync::SyncError>, format: Format) -> Res
 
 async fn users_command(db: &Db, command: ListShow) -> Result<u8> {
     match command {
-        ListShow::List {
-            connector,
-            limit,
-            offset,
-            format,
-        } => {
-            let users = query::list_users(db.pool(), connector.as_deref(), limit, offset).await?;
-            cli_output::print_users(&users, format)?;
-            Ok(0)
+        ListShow::List(page) => {
+            page.show(db, query::list_users, cli_output::print_users)
+                .await
         }
         ListShow::Show { key, format, .. } => {
             let user = query::find_user(db.pool(), &key)
                 .await?
-                .ok_or_else(|| Exit {
-                    code: 1,
-                    message: format!("no user with id or user name `{key}`"),
-                })?;
+                .ok_or_else(|| Exit::failed(format!("no user with id or user name `{key}`")))?;
             let (direct, effective) = query::user_groups(db.pool(), &user.id).await?;
             cli_output::print_user(&user, &direct, &effective, format)?;
             Ok(0)
@@ -536,15 +563,9 @@ async fn users_command(db: &Db, command: ListShow) -> Result<u8> {
 
 async fn groups_command(db: &Db, command: ListShow) -> Result<u8> {
     match command {
-        ListShow::List {
-            connector,
-            limit,
-            offset,
-            format,
-        } => {
-            let groups = query::list_groups(db.pool(), connector.as_deref(), limit, offset).await?;
-            cli_output::print_groups(&groups, format)?;
-            Ok(0)
+        ListShow::List(page) => {
+            page.show(db, query::list_groups, cli_output::print_groups)
+                .await
         }
         ListShow::Show {
             key,
@@ -553,10 +574,7 @@ async fn groups_command(db: &Db, command: ListShow) -> Result<u8> {
         } => {
             let group = query::find_group(db.pool(), &key)
                 .await?
-                .ok_or_else(|| Exit {
-                    code: 1,
-                    message: format!("no group with id or name `{key}`"),
-                })?;
+                .ok_or_else(|| Exit::failed(format!("no group with id or name `{key}`")))?;
             let members = if effective {
                 query::effective_members(db.pool(), &group.id).await?
             } else {

@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -12,21 +13,28 @@ use prometheus::{
 /// The registry every idsync metric lives in.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers a new metric, so that it is rendered.
+fn registered<M: Collector + Clone + 'static>(metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("valid metric");
     REGISTRY
         .register(Box::new(metric.clone()))
         .expect("registered once");
     metric
 }
 
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    registered(IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let metric =
-        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid");
-    REGISTRY
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    registered(HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        labels,
+    ))
 }
 
 /// Sync runs finished, by connector, operation (`sync`, `reconcile`) and outcome.
@@ -59,18 +67,11 @@ pub static RECORDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// 1 for each connector whose latest run is held by a safety limit (or SCIM tenant held).
 pub static HELD: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    let metric = IntGaugeVec::new(
-        Opts::new(
-            "idsync_held_runs",
-            "Connectors whose changes wait for an admin (held by a safety limit)",
-        ),
+    gauge(
+        "idsync_held_runs",
+        "Connectors whose changes wait for an admin (held by a safety limit)",
         &["connector"],
     )
-    .expect("valid metric");
-    REGISTRY
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
 });
 
 /// Requests to identity-provider APIs, by connector kind and outcome (`ok`, `throttled`,

@@ -150,179 +150,100 @@ struct RawEngine {
 
 /// `[target]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawTarget {
     /// The state database. `sqlite://path` (a relative path resolves against
     /// the directory of `idsync.toml`), `sqlite::memory:`, or
     /// `postgres://user@host/db`. Give it as `{ env = "NAME" }` or
     /// `{ file = "path" }` when it carries a password.
     /// Default: `sqlite://idsync.db`.
-    #[serde(default = "default_database_url")]
     database_url: Spanned<StringOrSecret>,
 }
 
 /// `[admin]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawAdmin {
     /// `IP:PORT` the admin server listens on. Default: `127.0.0.1:5502`.
-    #[serde(default = "default_admin_listen")]
     listen: Spanned<String>,
     /// A bearer token the admin API accepts besides those of `idsync admin-token create`
     /// (its audit name is `config`): `{ env = "NAME" }` or `{ file = "path" }`. Default: none.
-    #[serde(default)]
     token: Option<Spanned<super::SecretRef>>,
     /// The URL browsers reach the admin listener at through a proxy (its origin is
     /// accepted besides the listener's own). Default: none.
-    #[serde(default)]
     public_url: Option<Spanned<String>>,
 }
 
 /// `[scheduler]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawScheduler {
     /// Most sync runs at once across all connectors. Default: 2.
-    #[serde(default = "default_max_concurrent_runs")]
     max_concurrent_runs: Spanned<i64>,
     /// Seconds `serve` waits for runs in progress at shutdown before abandoning them
     /// (an abandoned run is rolled back). Default: 30.
-    #[serde(default = "default_shutdown_grace")]
     shutdown_grace_seconds: Spanned<i64>,
 }
 
 /// `[paths]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawPaths {
     /// Directory holding one `<id>.toml` per connector, relative to the
     /// directory of `idsync.toml`. Default: `connectors`.
-    #[serde(default = "default_connectors_dir")]
     connectors: PathBuf,
     /// Directory holding one `<name>.toml` per mapping, relative to the
     /// directory of `idsync.toml`. Default: `mappings`.
-    #[serde(default = "default_mappings_dir")]
     mappings: PathBuf,
 }
 
 /// `[log]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawLog {
     /// What to log, as a tracing `EnvFilter` directive string such as
     /// `info` or `idsync=debug,info`. Default: `info`.
-    #[serde(default = "default_log_level")]
     level: Spanned<String>,
     /// `text` (human-readable lines) or `json` (one object per line).
     /// Default: `text`.
-    #[serde(default = "default_log_format")]
     format: LogFormat,
 }
 
 /// `[safety]` in `idsync.toml`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawSafety {
     /// The most users one run of a mapping may delete (or disable) in the
     /// target before it stops; mappings may set their own. Default: 500.
-    #[serde(default = "default_max_deletes")]
     max_deletes: u64,
     /// The most users one run of a mapping may delete (or disable), as a
     /// percentage (0 to 100) of the users in the target; mappings may set
     /// their own. Default: 20.0.
-    #[serde(default = "default_max_delete_percent")]
     max_delete_percent: Spanned<f64>,
     /// Below this many removals (or skipped users) no percentage limit holds a run, so
     /// one of four users leaving a tiny directory goes through. Default: 3.
-    #[serde(default = "default_min_deletes")]
     min_deletes: u64,
     /// The most memberships one run may remove from users and groups that stay in the
     /// target (an application group emptied by a mapping mistake). Default: 1000.
-    #[serde(default = "default_max_membership_removals")]
     max_membership_removals: u64,
     /// The same as a percentage (0 to 100) of the memberships the connector granted.
     /// Default: 20.0.
-    #[serde(default = "default_max_delete_percent")]
     max_membership_removal_percent: Spanned<f64>,
     /// Below this many membership removals the percentage above never holds (a user
     /// is in several groups, so the floor is higher than `min_deletes`). Default: 10.
-    #[serde(default = "default_min_membership_removals")]
     min_membership_removals: u64,
     /// The most users the mapping may skip (an expression gave nothing for a required
     /// field) among those it projected before, as a percentage (0 to 100). Default: 10.0.
-    #[serde(default = "default_max_skipped_percent")]
     max_skipped_percent: Spanned<f64>,
 }
 
-fn default_database_url() -> Spanned<StringOrSecret> {
-    defaulted(StringOrSecret::Plain("sqlite://idsync.db".to_owned()))
-}
-
-fn default_admin_listen() -> Spanned<String> {
-    defaulted("127.0.0.1:5502".to_owned())
-}
-
-fn default_connectors_dir() -> PathBuf {
-    PathBuf::from("connectors")
-}
-
-fn default_mappings_dir() -> PathBuf {
-    PathBuf::from("mappings")
-}
-
-fn default_log_level() -> Spanned<String> {
-    defaulted("info".to_owned())
-}
-
-fn default_log_format() -> LogFormat {
-    LogFormat::Text
-}
-
-fn default_max_concurrent_runs() -> Spanned<i64> {
-    defaulted(2)
-}
-
-fn default_shutdown_grace() -> Spanned<i64> {
-    defaulted(30)
-}
-
-impl Default for RawScheduler {
-    fn default() -> Self {
-        RawScheduler {
-            max_concurrent_runs: default_max_concurrent_runs(),
-            shutdown_grace_seconds: default_shutdown_grace(),
-        }
-    }
-}
-
-fn default_max_deletes() -> u64 {
-    500
-}
-
-fn default_max_delete_percent() -> Spanned<f64> {
-    defaulted(20.0)
-}
-
-fn default_min_deletes() -> u64 {
-    3
-}
-
-fn default_max_membership_removals() -> u64 {
-    1000
-}
-
-fn default_min_membership_removals() -> u64 {
-    10
-}
-
-fn default_max_skipped_percent() -> Spanned<f64> {
-    defaulted(10.0)
-}
+// The defaults of every key, in one place: each table is `#[serde(default)]`, so a key
+// left out takes its value from here.
 
 impl Default for RawTarget {
     fn default() -> Self {
         RawTarget {
-            database_url: default_database_url(),
+            database_url: defaulted(StringOrSecret::Plain("sqlite://idsync.db".to_owned())),
         }
     }
 }
@@ -330,9 +251,18 @@ impl Default for RawTarget {
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
-            listen: default_admin_listen(),
+            listen: defaulted("127.0.0.1:5502".to_owned()),
             token: None,
             public_url: None,
+        }
+    }
+}
+
+impl Default for RawScheduler {
+    fn default() -> Self {
+        RawScheduler {
+            max_concurrent_runs: defaulted(2),
+            shutdown_grace_seconds: defaulted(30),
         }
     }
 }
@@ -340,8 +270,8 @@ impl Default for RawAdmin {
 impl Default for RawPaths {
     fn default() -> Self {
         RawPaths {
-            connectors: default_connectors_dir(),
-            mappings: default_mappings_dir(),
+            connectors: PathBuf::from("connectors"),
+            mappings: PathBuf::from("mappings"),
         }
     }
 }
@@ -349,8 +279,8 @@ impl Default for RawPaths {
 impl Default for RawLog {
     fn default() -> Self {
         RawLog {
-            level: default_log_level(),
-            format: default_log_format(),
+            level: defaulted("info".to_owned()),
+            format: LogFormat::Text,
         }
     }
 }
@@ -358,13 +288,13 @@ impl Default for RawLog {
 impl Default for RawSafety {
     fn default() -> Self {
         RawSafety {
-            max_deletes: default_max_deletes(),
-            max_delete_percent: default_max_delete_percent(),
-            min_deletes: default_min_deletes(),
-            max_membership_removals: default_max_membership_removals(),
-            max_membership_removal_percent: default_max_delete_percent(),
-            min_membership_removals: default_min_membership_removals(),
-            max_skipped_percent: default_max_skipped_percent(),
+            max_deletes: 500,
+            max_delete_percent: defaulted(20.0),
+            min_deletes: 3,
+            max_membership_removals: 1000,
+            max_membership_removal_percent: defaulted(20.0),
+            min_membership_removals: 10,
+            max_skipped_percent: defaulted(10.0),
         }
     }
 }
@@ -466,21 +396,22 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
             "must not be empty; use a directive such as \"info\"",
         );
     }
-    let mut percent = |value: &Spanned<f64>, key: &str| {
-        if let Err(message) = crate::spec::check::percent(*value.get_ref()) {
-            source.report(problems, value, key, message);
-        }
-        *value.get_ref()
-    };
-    let max_delete_percent = percent(&raw.safety.max_delete_percent, "safety.max_delete_percent");
-    let max_membership_removal_percent = percent(
-        &raw.safety.max_membership_removal_percent,
-        "safety.max_membership_removal_percent",
-    );
-    let max_skipped_percent = percent(
-        &raw.safety.max_skipped_percent,
-        "safety.max_skipped_percent",
-    );
+    let [
+        max_delete_percent,
+        max_membership_removal_percent,
+        max_skipped_percent,
+    ] = [
+        (&raw.safety.max_delete_percent, "safety.max_delete_percent"),
+        (
+            &raw.safety.max_membership_removal_percent,
+            "safety.max_membership_removal_percent",
+        ),
+        (
+            &raw.safety.max_skipped_percent,
+            "safety.max_skipped_percent",
+        ),
+    ]
+    .map(|(value, key)| crate::pipeline::settings::checked_percent(source, problems, value, key));
     EngineConfig {
         database_url,
         scim_listen,

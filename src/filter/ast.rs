@@ -3,7 +3,7 @@
 //! text that parses back to the same AST: operators and keywords in lower case, strings
 //! quoted with JSON escapes, and parentheses only where precedence needs them.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// A parsed filter (RFC 7644 §3.4.2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,26 +198,59 @@ impl fmt::Display for CompValue {
 }
 
 /// Writes `s` as a JSON string literal: quotes, backslashes and control characters
-/// escaped, everything else as is.
+/// escaped (as serde_json escapes them), everything else as is.
 fn write_json_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    f.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' => f.write_str("\\\"")?,
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            '\u{8}' => f.write_str("\\b")?,
-            '\u{c}' => f.write_str("\\f")?,
-            c if u32::from(c) < 0x20 => write!(f, "\\u{:04x}", u32::from(c))?,
-            c => f.write_char(c)?,
-        }
-    }
-    f.write_char('"')
+    f.write_str(&serde_json::Value::from(s).to_string())
+}
+
+/// The logical operator joining a chain of comparisons ([`Filter::equalities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Junction {
+    And,
+    Or,
 }
 
 impl Filter {
+    /// The `attr eq value` comparisons of a filter made only of them, on plain attributes
+    /// (no schema, no sub-attribute), all joined by `junction`, left to right; `None` for
+    /// any other filter. PATCH reads such filters as a list of member ids (`or`) or as the
+    /// element to add (`and`).
+    pub fn equalities(&self, junction: Junction) -> Option<Vec<(&str, &CompValue)>> {
+        let mut found = Vec::new();
+        self.collect_equalities(junction, &mut found)?;
+        Some(found)
+    }
+
+    fn collect_equalities<'a>(
+        &'a self,
+        junction: Junction,
+        found: &mut Vec<(&'a str, &'a CompValue)>,
+    ) -> Option<()> {
+        match (self, junction) {
+            (Filter::And(left, right), Junction::And) | (Filter::Or(left, right), Junction::Or) => {
+                left.collect_equalities(junction, found)?;
+                right.collect_equalities(junction, found)
+            }
+            (
+                Filter::Compare {
+                    path:
+                        AttrPath {
+                            schema: None,
+                            attr,
+                            sub_attr: None,
+                        },
+                    op: CompareOp::Eq,
+                    value,
+                },
+                _,
+            ) => {
+                found.push((attr, value));
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
     /// Writes `self`, in parentheses when `wrap` says so.
     fn fmt_wrapped(&self, f: &mut fmt::Formatter<'_>, wrap: bool) -> fmt::Result {
         if wrap {

@@ -77,7 +77,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use ast::{AttrPath, CompValue, CompareOp, Filter, Path};
+pub use ast::{AttrPath, CompValue, CompareOp, Filter, Junction, Path};
 pub use eval::{EvalOptions, get_ci};
 
 /// Core User schema URN (RFC 7643 §4.1): the prefix of a fully qualified User attribute path.

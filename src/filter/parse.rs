@@ -213,22 +213,29 @@ impl<'a> Parser<'a> {
 
     /// `and_expr *("or" and_expr)`.
     fn or_expr(&mut self, depth: usize, in_value: bool) -> Result<Filter, FilterError> {
-        let mut left = self.and_expr(depth, in_value)?;
-        while self.peek()?.is_word("or") {
-            self.next()?;
-            let right = self.and_expr(depth, in_value)?;
-            left = Filter::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.chain("or", Filter::Or, Self::and_expr, depth, in_value)
     }
 
     /// `unary *("and" unary)`.
     fn and_expr(&mut self, depth: usize, in_value: bool) -> Result<Filter, FilterError> {
-        let mut left = self.unary(depth, in_value)?;
-        while self.peek()?.is_word("and") {
+        self.chain("and", Filter::And, Self::unary, depth, in_value)
+    }
+
+    /// `operand *(keyword operand)`, joined left to right (both operators are
+    /// left-associative).
+    fn chain(
+        &mut self,
+        keyword: &str,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+        operand: fn(&mut Self, usize, bool) -> Result<Filter, FilterError>,
+        depth: usize,
+        in_value: bool,
+    ) -> Result<Filter, FilterError> {
+        let mut left = operand(self, depth, in_value)?;
+        while self.peek()?.is_word(keyword) {
             self.next()?;
-            let right = self.unary(depth, in_value)?;
-            left = Filter::And(Box::new(left), Box::new(right));
+            let right = operand(self, depth, in_value)?;
+            left = join(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
@@ -267,39 +274,41 @@ impl<'a> Parser<'a> {
         in_value: bool,
         column: usize,
     ) -> Result<Filter, FilterError> {
-        let depth = Self::deeper(depth, column)?;
-        let inner = self.or_expr(depth, in_value)?;
-        let close = self.next()?;
-        match close.kind {
-            TokKind::RParen => Ok(inner),
-            TokKind::Eof => Err(error(
-                close.column,
-                FilterErrorKind::Unclosed {
-                    open: '(',
-                    close: ')',
-                    open_column: column,
-                },
-            )),
-            _ => Err(expected("\"and\", \"or\" or \")\"", &close)),
-        }
+        let close = "\"and\", \"or\" or \")\"";
+        self.enclosed(depth, in_value, column, ('(', ')'), close)
     }
 
     /// The filter of a value path and its "]", after the "[" token `open`.
     fn value_filter(&mut self, depth: usize, open: &Token<'_>) -> Result<Filter, FilterError> {
-        let depth = Self::deeper(depth, open.column)?;
-        let inner = self.or_expr(depth, true)?;
-        let close = self.next()?;
-        match close.kind {
-            TokKind::RBracket => Ok(inner),
+        let close = "\"and\", \"or\" or \"]\"";
+        self.enclosed(depth, true, open.column, ('[', ']'), close)
+    }
+
+    /// A nested filter and its closing bracket, one level deeper than `depth`, after the
+    /// opening bracket at `open_column`; `expect_close` says what may follow the filter.
+    fn enclosed(
+        &mut self,
+        depth: usize,
+        in_value: bool,
+        open_column: usize,
+        (open, close): (char, char),
+        expect_close: &'static str,
+    ) -> Result<Filter, FilterError> {
+        let depth = Self::deeper(depth, open_column)?;
+        let inner = self.or_expr(depth, in_value)?;
+        let token = self.next()?;
+        match token.kind {
+            TokKind::RParen if close == ')' => Ok(inner),
+            TokKind::RBracket if close == ']' => Ok(inner),
             TokKind::Eof => Err(error(
-                close.column,
+                token.column,
                 FilterErrorKind::Unclosed {
-                    open: '[',
-                    close: ']',
-                    open_column: open.column,
+                    open,
+                    close,
+                    open_column,
                 },
             )),
-            _ => Err(expected("\"and\", \"or\" or \"]\"", &close)),
+            _ => Err(expected(expect_close, &token)),
         }
     }
 

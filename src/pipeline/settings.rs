@@ -350,6 +350,20 @@ pub struct SafetyDefaults {
     pub max_skipped_percent: f64,
 }
 
+/// A percentage limit as written (`max_delete_percent` and the like, in a mapping or in
+/// `[safety]`), recording a problem at its line when it is not from 0 to 100.
+pub(crate) fn checked_percent(
+    source: &Source<'_>,
+    problems: &mut Problems,
+    value: &Spanned<f64>,
+    key: &str,
+) -> f64 {
+    if let Err(message) = check_percent(*value.get_ref()) {
+        source.report(problems, value, key, message);
+    }
+    *value.get_ref()
+}
+
 /// Reads and checks one mapping file, recording problems. Returns the
 /// mapping only when it has none; `engine` gives the defaults.
 pub(crate) fn load(
@@ -360,20 +374,12 @@ pub(crate) fn load(
 ) -> Option<MappingConfig> {
     let raw = source.parse::<RawMapping>(problems)?;
     let before = problems.len();
-    let percent_or = |value: &Option<Spanned<f64>>,
-                      key: &str,
-                      default: f64,
-                      problems: &mut Problems| {
-        match value {
-            Some(percent) => {
-                if let Err(message) = check_percent(*percent.get_ref()) {
-                    source.report(problems, percent, key, message);
-                }
-                *percent.get_ref()
-            }
-            None => default,
-        }
-    };
+    let percent_or =
+        |value: &Option<Spanned<f64>>, key: &str, default: f64, problems: &mut Problems| {
+            value.as_ref().map_or(default, |percent| {
+                checked_percent(source, problems, percent, key)
+            })
+        };
     let max_delete_percent = percent_or(
         &raw.max_delete_percent,
         "max_delete_percent",

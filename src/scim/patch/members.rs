@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::filter::{AttrPath, CompValue, CompareOp, Filter};
+use crate::filter::{CompValue, Filter, Junction};
 
 use super::PatchError;
 use super::paths::{MEMBERS, Target};
@@ -42,37 +42,21 @@ pub(super) fn member_op<'a>(
     match (kind, &target.filter, value) {
         (OpKind::Add, None, Some(value)) => Some(MemberOp::Add(value)),
         (OpKind::Remove, None, Some(value)) => Some(MemberOp::RemoveListed(value)),
-        (OpKind::Remove, Some(filter), _) => {
-            let mut ids = Vec::new();
-            id_equalities(filter, &mut ids)?;
-            Some(MemberOp::RemoveIds(ids))
-        }
+        (OpKind::Remove, Some(filter), _) => Some(MemberOp::RemoveIds(id_equalities(filter)?)),
         _ => None,
     }
 }
 
-/// Collects the ids of a filter made only of `value eq "id"` joined by `or`.
-fn id_equalities<'a>(filter: &'a Filter, ids: &mut Vec<&'a str>) -> Option<()> {
-    match filter {
-        Filter::Or(left, right) => {
-            id_equalities(left, ids)?;
-            id_equalities(right, ids)
-        }
-        Filter::Compare {
-            path:
-                AttrPath {
-                    schema: None,
-                    attr,
-                    sub_attr: None,
-                },
-            op: CompareOp::Eq,
-            value: CompValue::String(id),
-        } if attr.eq_ignore_ascii_case(VALUE) => {
-            ids.push(id);
-            Some(())
-        }
-        _ => None,
-    }
+/// The ids of a filter made only of `value eq "id"` joined by `or`.
+fn id_equalities(filter: &Filter) -> Option<Vec<&str>> {
+    filter
+        .equalities(Junction::Or)?
+        .into_iter()
+        .map(|(attr, value)| match value {
+            CompValue::String(id) if attr.eq_ignore_ascii_case(VALUE) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// An id → positions map over the resource's `members` array, with removals pending.

@@ -50,22 +50,15 @@ fn no_target(target: &Target) -> PatchError {
     PatchError::NoTarget(format!("path {:?} matched no value", target.text))
 }
 
-fn not_multi_valued(target: &Target, found: &Value) -> PatchError {
-    PatchError::InvalidPath(format!(
-        "path {:?} filters {:?}, which holds {} rather than multiple values",
-        target.text,
-        target.attr,
-        json_kind(found)
-    ))
-}
-
-fn not_complex(target: &Target, found: &Value) -> PatchError {
-    PatchError::InvalidPath(format!(
-        "path {:?}: {:?} holds {}, which has no sub-attributes",
-        target.text,
-        target.attr,
-        json_kind(found)
-    ))
+/// `invalidPath`: the attribute holds `found`, which `target` cannot reach into: a value
+/// filter needs multiple values, a sub-attribute (without a filter) a complex value.
+fn wrong_kind(target: &Target, found: &Value) -> PatchError {
+    let (path, attr, kind) = (&target.text, &target.attr, json_kind(found));
+    PatchError::InvalidPath(if target.filter.is_some() {
+        format!("path {path:?} filters {attr:?}, which holds {kind} rather than multiple values")
+    } else {
+        format!("path {path:?}: {attr:?} holds {kind}, which has no sub-attributes")
+    })
 }
 
 /// `add` or `replace` of `value` at `target` in `container`. A null value unassigns.
@@ -215,29 +208,21 @@ fn write_sub_all(
     value: Value,
 ) -> Result<(), PatchError> {
     let key = find_key(container, &target.attr);
-    let sub_info = AttrInfo::plain(sub);
     match key.as_ref().and_then(|k| container.get_mut(k)) {
-        Some(Value::Object(object)) => write_attr(object, sub, &sub_info, mode, value),
+        Some(Value::Object(object)) => write_sub(object, sub, mode, value),
         Some(Value::Array(elements)) => {
-            let mut written = Vec::new();
-            for (index, element) in elements.iter_mut().enumerate() {
-                if let Value::Object(object) = element {
-                    write_attr(object, sub, &sub_info, mode, value.clone())?;
-                    written.push(index);
-                }
+            let objects: Vec<usize> = (0..elements.len())
+                .filter(|&i| elements[i].is_object())
+                .collect();
+            if objects.is_empty() {
+                let element = with_sub(Map::new(), sub, mode, value)?;
+                push_written(elements, Value::Object(element));
+                return Ok(());
             }
-            if written.is_empty() {
-                let mut element = Map::new();
-                write_attr(&mut element, sub, &sub_info, mode, value)?;
-                written.push(elements.len());
-                elements.push(Value::Object(element));
-            }
-            enforce_single_primary(elements, &written);
-            Ok(())
+            write_sub_at(elements, &objects, sub, mode, value)
         }
         None | Some(Value::Null) => {
-            let mut element = Map::new();
-            write_attr(&mut element, sub, &sub_info, mode, value)?;
+            let element = with_sub(Map::new(), sub, mode, value)?;
             let new = if attr.declared_multi {
                 Value::Array(vec![Value::Object(element)])
             } else {
@@ -246,7 +231,7 @@ fn write_sub_all(
             container.insert(key.unwrap_or_else(|| attr.spelling.clone()), new);
             Ok(())
         }
-        Some(other) => Err(not_complex(target, other)),
+        Some(other) => Err(wrong_kind(target, other)),
     }
 }
 
@@ -276,7 +261,7 @@ fn write_matching(
     let elements = match key.as_ref().and_then(|k| container.get_mut(k)) {
         Some(Value::Array(elements)) => elements,
         None | Some(Value::Null) => return Err(no_target(target)),
-        Some(other) => return Err(not_multi_valued(target, other)),
+        Some(other) => return Err(wrong_kind(target, other)),
     };
     let matched = matching_indexes(elements, filter, attr.is_members);
     if matched.is_empty() {
@@ -307,14 +292,13 @@ fn write_matching_sub(
     value: Value,
 ) -> Result<(), PatchError> {
     let key = find_key(container, &target.attr);
-    let sub_info = AttrInfo::plain(sub);
     let slot = match key.as_ref().and_then(|k| container.get_mut(k)) {
         Some(slot @ Value::Array(_)) => slot,
         None | Some(Value::Null) => {
             let key = key.unwrap_or_else(|| attr.spelling.clone());
             container.entry(key).or_insert(Value::Null)
         }
-        Some(other) => return Err(not_multi_valued(target, other)),
+        Some(other) => return Err(wrong_kind(target, other)),
     };
     if slot.is_null() {
         *slot = Value::Array(Vec::new());
@@ -324,23 +308,62 @@ fn write_matching_sub(
     };
     let matched = matching_indexes(elements, filter, attr.is_members);
     if matched.is_empty() {
-        let Some(mut element) = element_from_equalities(filter) else {
+        let Some(seed) = element_from_equalities(filter) else {
             return Err(no_target(target));
         };
-        write_attr(&mut element, sub, &sub_info, mode, value)?;
-        let element = normalize_element(Value::Object(element), attr.is_members)?;
-        let index = elements.len();
-        elements.push(element);
-        enforce_single_primary(elements, &[index]);
+        let element = with_sub(seed, sub, mode, value)?;
+        push_written(
+            elements,
+            normalize_element(Value::Object(element), attr.is_members)?,
+        );
         return Ok(());
     }
-    for &index in &matched {
+    write_sub_at(elements, &matched, sub, mode, value)
+}
+
+/// Sets sub-attribute `sub` of one complex value.
+fn write_sub(
+    object: &mut Map<String, Value>,
+    sub: &str,
+    mode: Mode,
+    value: Value,
+) -> Result<(), PatchError> {
+    write_attr(object, sub, &AttrInfo::plain(sub), mode, value)
+}
+
+/// `seed` with sub-attribute `sub` set: a new element.
+fn with_sub(
+    mut seed: Map<String, Value>,
+    sub: &str,
+    mode: Mode,
+    value: Value,
+) -> Result<Map<String, Value>, PatchError> {
+    write_sub(&mut seed, sub, mode, value)?;
+    Ok(seed)
+}
+
+/// Sets `sub` on the object elements at `indexes`; of those, at most one stays primary.
+fn write_sub_at(
+    elements: &mut [Value],
+    indexes: &[usize],
+    sub: &str,
+    mode: Mode,
+    value: Value,
+) -> Result<(), PatchError> {
+    for &index in indexes {
         if let Some(Value::Object(element)) = elements.get_mut(index) {
-            write_attr(element, sub, &sub_info, mode, value.clone())?;
+            write_sub(element, sub, mode, value.clone())?;
         }
     }
-    enforce_single_primary(elements, &matched);
+    enforce_single_primary(elements, indexes);
     Ok(())
+}
+
+/// Appends an element this operation made; if it is primary, no other stays so.
+fn push_written(elements: &mut Vec<Value>, element: Value) {
+    let index = elements.len();
+    elements.push(element);
+    enforce_single_primary(elements, &[index]);
 }
 
 /// `remove` at `target`. `listed` is the operation's value: on a multi-valued attribute
@@ -374,7 +397,7 @@ pub(super) fn remove(
                 }
             }
         }
-        (None, Some(_), Some(other)) => return Err(not_complex(target, other)),
+        (None, Some(_), Some(other)) => return Err(wrong_kind(target, other)),
         (Some(filter), sub, Some(Value::Array(elements))) => match sub {
             None => {
                 elements.retain(|e| !filter_matches(filter, e, attr.is_members));
@@ -390,7 +413,7 @@ pub(super) fn remove(
                 }
             }
         },
-        (Some(_), _, Some(other)) => return Err(not_multi_valued(target, other)),
+        (Some(_), _, Some(other)) => return Err(wrong_kind(target, other)),
     }
     if drop_key {
         container.remove(&key);

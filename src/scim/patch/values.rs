@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::filter::{AttrPath, CompValue, CompareOp, EvalOptions, Filter};
+use crate::filter::{AttrPath, CompValue, EvalOptions, Filter, Junction};
 
 use super::PatchError;
 
@@ -192,37 +192,19 @@ pub(super) fn enforce_single_primary(elements: &mut [Value], written: &[usize]) 
 /// The element a filter of only `attr eq literal` comparisons joined by `and`
 /// describes, e.g. `{"type": "work"}` for `type eq "work"`; `None` for any other filter.
 pub(super) fn element_from_equalities(filter: &Filter) -> Option<Map<String, Value>> {
-    fn collect(filter: &Filter, into: &mut Map<String, Value>) -> Option<()> {
-        match filter {
-            Filter::And(left, right) => {
-                collect(left, into)?;
-                collect(right, into)
-            }
-            Filter::Compare {
-                path:
-                    AttrPath {
-                        schema: None,
-                        attr,
-                        sub_attr: None,
-                    },
-                op: CompareOp::Eq,
-                value,
-            } => {
-                let value = match value {
-                    CompValue::String(s) => Value::String(s.clone()),
-                    CompValue::Bool(b) => Value::Bool(*b),
-                    CompValue::Number(n) => Value::Number(n.clone()),
-                    CompValue::Null => return None,
-                };
-                into.insert(attr.clone(), value);
-                Some(())
-            }
-            _ => None,
-        }
-    }
-    let mut element = Map::new();
-    collect(filter, &mut element)?;
-    Some(element)
+    filter
+        .equalities(Junction::And)?
+        .into_iter()
+        .map(|(attr, value)| {
+            let value = match value {
+                CompValue::String(s) => Value::String(s.clone()),
+                CompValue::Bool(b) => Value::Bool(*b),
+                CompValue::Number(n) => Value::Number(n.clone()),
+                CompValue::Null => return None,
+            };
+            Some((attr.to_string(), value))
+        })
+        .collect()
 }
 
 /// Whether `element` matches a value filter on an attribute: only objects match, and a

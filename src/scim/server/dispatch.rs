@@ -15,9 +15,13 @@ use std::sync::Arc;
 
 use super::layers::{Admission, Answered, PendingWrite, loggable, refuse};
 use super::listener::LocalAddr;
-use super::{Call, Reply, ScimServer, access, groups, limits, listing, params, users, v1};
+use super::{
+    Call, Reply, ScimServer, access, groups, limits, listing, params, resources, users, v1,
+};
+use crate::model::{SourceGroup, SourceUser};
 use crate::scim::discovery::{self, ProviderOptions};
 use crate::scim::error::{SCIM_CONTENT_TYPE, ScimError, ScimVersion, V1_CONTENT_TYPE};
+use crate::store::mirror::query::Resource;
 
 pub(super) async fn handle(
     State(server): State<Arc<ScimServer>>,
@@ -150,18 +154,18 @@ async fn dispatch(call: &Call<'_>, method: &Method, rest: &str) -> Result<Reply,
             listing::search_all(call, params).await
         }
         ([".search"], _) => not_allowed(),
-        (["Users"], &Method::GET) => users::list(call).await,
+        (["Users"], &Method::GET) => listing::get(call, Resource::User).await,
         (["Users"], &Method::POST) => users::create(call).await,
-        (["Users", ".search"], &Method::POST) => users::search(call).await,
-        (["Users", id], &Method::GET) => users::get(call, id).await,
+        (["Users", ".search"], &Method::POST) => listing::search(call, Resource::User).await,
+        (["Users", id], &Method::GET) => resources::get::<SourceUser>(call, id).await,
         (["Users", id], &Method::PUT) => users::replace(call, id).await,
         (["Users", id], &Method::PATCH) => users::patch(call, id).await,
         (["Users", id], &Method::DELETE) => users::delete(call, id).await,
         (["Users"] | ["Users", _], _) => not_allowed(),
-        (["Groups"], &Method::GET) => groups::list(call).await,
+        (["Groups"], &Method::GET) => listing::get(call, Resource::Group).await,
         (["Groups"], &Method::POST) => groups::create(call).await,
-        (["Groups", ".search"], &Method::POST) => groups::search(call).await,
-        (["Groups", id], &Method::GET) => groups::get(call, id).await,
+        (["Groups", ".search"], &Method::POST) => listing::search(call, Resource::Group).await,
+        (["Groups", id], &Method::GET) => resources::get::<SourceGroup>(call, id).await,
         (["Groups", id], &Method::PUT) => groups::replace(call, id).await,
         (["Groups", id], &Method::PATCH) => groups::patch(call, id).await,
         (["Groups", id], &Method::DELETE) => groups::delete(call, id).await,

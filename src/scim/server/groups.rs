@@ -1,4 +1,4 @@
-//! `/Groups`: create, read, list, replace, patch and delete pushed groups. Members are
+//! `/Groups`: create, replace, patch and delete pushed groups. Members are
 //! users or groups of the same tenant (nesting is kept in the mirror; the mapping decides
 //! whether the target keeps or flattens it). A change of user members is planned for just
 //! those users; a change in nesting re-projects the tenant.
@@ -8,16 +8,13 @@ use std::collections::{HashMap, HashSet};
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::params::ListParams;
-use super::resources::{self, Pushed};
+use super::resources::{self, Patch, Patched};
 use super::write::{self, Change};
 use super::{Call, Reply, v1};
-use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
+use crate::model::{MemberKind, MemberRef, SourceGroup};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::patch;
 use crate::scim::resource::{PushedMember, group_from_scim};
-use crate::store::mirror::query::Resource;
 use crate::store::pushed::{self as store, Put, Stored};
 
 /// Missing member ids named in an error message at most.
@@ -149,33 +146,13 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
         counts(&[], &group.members)
     );
     let stored = store::put_group(tx.conn(), &call.tenant.id, group, Put::New).await?;
-    let applied = write::finish(call, tx, change).await?;
-    Ok(resources::answer(
-        call,
-        StatusCode::CREATED,
-        &stored,
-        format!("{words}{}", applied.note()),
-    ))
-}
-
-pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    resources::get::<SourceGroup>(call, id).await
-}
-
-pub(super) async fn list(call: &Call<'_>) -> Result<Reply, ScimError> {
-    let params = ListParams::from_query(call.query)?;
-    super::listing::list(call, Resource::Group, params).await
-}
-
-pub(super) async fn search(call: &Call<'_>) -> Result<Reply, ScimError> {
-    let params = ListParams::from_search(&call.json_body()?)?;
-    super::listing::list(call, Resource::Group, params).await
+    resources::finish(call, tx, change, StatusCode::CREATED, &stored, &words).await
 }
 
 /// Stores `group` (which replaces `existing`) and projects the change.
 async fn store_change(
     call: &Call<'_>,
-    mut tx: crate::db::WriteTx,
+    tx: crate::db::WriteTx,
     existing: Stored<SourceGroup>,
     group: SourceGroup,
     verb: &str,
@@ -191,36 +168,12 @@ async fn store_change(
         },
         counts(&existing.record.members, &group.members)
     );
-    if content_hash(&group) == existing.version {
-        drop(tx);
-        return Ok(resources::answer(
-            call,
-            StatusCode::OK,
-            &existing,
-            format!("{words} (unchanged)"),
-        ));
-    }
-    let stored = store::put_group(
-        tx.conn(),
-        &call.tenant.id,
-        group,
-        Put::Replace(&existing.created),
-    )
-    .await?;
-    let applied = write::finish(call, tx, change).await?;
-    Ok(resources::answer(
-        call,
-        StatusCode::OK,
-        &stored,
-        format!("{words}{}", applied.note()),
-    ))
+    resources::store_replacement(call, tx, existing, group, change, &words, store::put_group).await
 }
 
 pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let (mut group, pushed) = parse(call, id, call.json_body()?)?;
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
+    let (mut tx, existing) = resources::begin_on::<SourceGroup>(call, id).await?;
     resources::check_unique(&mut tx, call, &group).await?;
     let known = kinds_of(&existing.record.members);
     group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
@@ -228,24 +181,14 @@ pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimErro
 }
 
 pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let body = call.json_body()?;
-    let request = v1::patch_request(call.version, &body, discovery::GROUP_SCHEMA)?;
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
-    let mut resource = existing
-        .record
-        .to_scim(&resources::meta(call, &existing), &call.base);
-    let outcome = patch::apply(&mut resource, &request, &patch::GROUP_SCHEMA)?;
-    if !outcome.changed {
-        drop(tx);
-        return Ok(resources::answer(
-            call,
-            StatusCode::OK,
-            &existing,
-            format!("patch group {} (unchanged)", existing.record.display_name),
-        ));
-    }
+    let Patch {
+        mut tx,
+        existing,
+        mut resource,
+    } = match resources::patch::<SourceGroup>(call, id).await? {
+        Patched::Unchanged(reply) => return Ok(reply),
+        Patched::Changed(patch) => patch,
+    };
     resources::sanitize::<SourceGroup>(&mut resource)?;
     call.check_resource(&resource)?;
     // Built from the stored group and the client's values: whatever does not read as a
@@ -259,9 +202,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
 }
 
 pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceGroup> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
+    let (mut tx, existing) = resources::begin_on::<SourceGroup>(call, id).await?;
     let mut change = member_change(id, &existing.record.members, &[]);
     // Groups that list this one lose it as a member: nesting changes.
     let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;

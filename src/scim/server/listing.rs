@@ -107,15 +107,20 @@ async fn write_page(
     Ok((total.unwrap_or(0), listed))
 }
 
-/// The list response around resources already written out as text.
+/// The list response around resources already written out as text; its operation (for
+/// the event log) is `what` with the filter and the total.
 fn list_response(
     call: &Call<'_>,
+    params: &ListParams,
+    what: &str,
     total: u64,
-    start_index: u64,
     listed: u64,
     items: &str,
-    operation: String,
 ) -> Reply {
+    let operation = match &params.filter_text {
+        Some(filter) => format!("{what} where {filter} ({total} found)"),
+        None => format!("{what} ({total} in all)"),
+    };
     let schemas = match call.version {
         ScimVersion::V2 => json!([LIST_RESPONSE]),
         ScimVersion::V1 => json!([v1::CORE_SCHEMA]),
@@ -123,7 +128,7 @@ fn list_response(
     let head = json!({
         "schemas": schemas,
         "totalResults": total,
-        "startIndex": start_index,
+        "startIndex": params.start_index,
         "itemsPerPage": listed,
     })
     .to_string();
@@ -141,11 +146,17 @@ fn max_count(call: &Call<'_>, params: &ListParams) -> u64 {
     params.count.unwrap_or(max).min(max)
 }
 
-pub(super) async fn list(
-    call: &Call<'_>,
-    resource: Resource,
-    params: ListParams,
-) -> Result<Reply, ScimError> {
+/// `GET /Users` or `/Groups`, parameters in the query.
+pub(super) async fn get(call: &Call<'_>, resource: Resource) -> Result<Reply, ScimError> {
+    list(call, resource, ListParams::from_query(call.query)?).await
+}
+
+/// `POST /Users/.search` or `/Groups/.search`, parameters in the body.
+pub(super) async fn search(call: &Call<'_>, resource: Resource) -> Result<Reply, ScimError> {
+    list(call, resource, ListParams::from_search(&call.json_body()?)?).await
+}
+
+async fn list(call: &Call<'_>, resource: Resource, params: ListParams) -> Result<Reply, ScimError> {
     let count = max_count(call, &params);
     let mut items = String::new();
     let (total, listed) = write_page(
@@ -158,22 +169,11 @@ pub(super) async fn list(
         0,
     )
     .await?;
-    let noun = match resource {
-        Resource::User => "users",
-        Resource::Group => "groups",
+    let what = match resource {
+        Resource::User => "list users",
+        Resource::Group => "list groups",
     };
-    let operation = match &params.filter_text {
-        Some(filter) => format!("list {noun} where {filter} ({total} found)"),
-        None => format!("list {noun} ({total} in all)"),
-    };
-    Ok(list_response(
-        call,
-        total,
-        params.start_index,
-        listed,
-        &items,
-        operation,
-    ))
+    Ok(list_response(call, &params, what, total, listed, &items))
 }
 
 /// Whether `filter` names an attribute that resources of `resource` do not have: such a
@@ -253,16 +253,12 @@ pub(super) async fn search_all(call: &Call<'_>, params: ListParams) -> Result<Re
         full = full || listed >= count || written < left_in_type.min(room);
         skip = skip.saturating_sub(found);
     }
-    let operation = match &params.filter_text {
-        Some(filter) => format!("search all resources where {filter} ({total} found)"),
-        None => format!("search all resources ({total} in all)"),
-    };
     Ok(list_response(
         call,
+        &params,
+        "search all resources",
         total,
-        params.start_index,
         listed,
         &items,
-        operation,
     ))
 }

@@ -4,21 +4,25 @@
 //! name.
 
 use axum::http::{StatusCode, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sqlx::AnyConnection;
 
 use super::params::{Shape, shape};
+use super::write::{self, Change};
 use super::{Call, Reply, v1};
-use crate::db::WriteTx;
-use crate::model::{SourceGroup, SourceUser};
+use crate::db::{DbError, WriteTx};
+use crate::model::{SourceGroup, SourceUser, content_hash};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
+use crate::scim::patch;
 use crate::scim::resource::{Meta, group_to_scim, user_to_scim};
 use crate::store::mirror::query::Resource;
-use crate::store::pushed::{self as store, Stored};
+use crate::store::pushed::{self as store, Put, Stored};
 
 /// A resource type the server keeps in a tenant's mirror.
-pub(super) trait Pushed: DeserializeOwned {
+pub(super) trait Pushed: DeserializeOwned + Serialize {
     const RESOURCE: Resource;
     /// `User` / `Group` (meta.resourceType).
     const TYPE: &'static str;
@@ -30,6 +34,8 @@ pub(super) trait Pushed: DeserializeOwned {
     const SCHEMA: &'static str;
     /// Attributes a client may send but that are never stored.
     const DROPPED: &'static [&'static str];
+    /// What PATCH needs to know of the type.
+    const PATCH_SCHEMA: patch::ResourceSchema;
     fn id(&self) -> &str;
     fn name(&self) -> &str;
     /// The SCIM JSON, in the 2.0 shape.
@@ -44,6 +50,7 @@ impl Pushed for SourceUser {
     const SCHEMA: &'static str = discovery::USER_SCHEMA;
     /// The password (idsync is not a credential store), and what the server manages.
     const DROPPED: &'static [&'static str] = &["password", "groups", "meta", "id"];
+    const PATCH_SCHEMA: patch::ResourceSchema = patch::USER_SCHEMA;
     fn id(&self) -> &str {
         &self.external_id
     }
@@ -62,6 +69,7 @@ impl Pushed for SourceGroup {
     const NAME_ATTRIBUTE: &'static str = "displayName";
     const SCHEMA: &'static str = discovery::GROUP_SCHEMA;
     const DROPPED: &'static [&'static str] = &["meta", "id"];
+    const PATCH_SCHEMA: patch::ResourceSchema = patch::GROUP_SCHEMA;
     fn id(&self) -> &str {
         &self.external_id
     }
@@ -153,15 +161,109 @@ async fn fetch<T: Pushed>(
     Ok(store::get::<T>(conn, T::RESOURCE, tenant, id).await?)
 }
 
-/// The resource as stored, inside a write (404 when there is none).
-pub(super) async fn reread<T: Pushed>(
-    tx: &mut WriteTx,
+/// Starts a write on resource `id`: the transaction (holding the tenant's lock) and the
+/// resource as stored in it (404 when there is none), whose version must satisfy
+/// `If-Match`.
+pub(super) async fn begin_on<T: Pushed>(
     call: &Call<'_>,
     id: &str,
-) -> Result<Stored<T>, ScimError> {
-    fetch(tx.conn(), &call.tenant.id, id)
+) -> Result<(WriteTx, Stored<T>), ScimError> {
+    let mut tx = write::begin(call).await?;
+    let existing: Stored<T> = fetch(tx.conn(), &call.tenant.id, id)
         .await?
-        .ok_or_else(|| not_found::<T>(id))
+        .ok_or_else(|| not_found::<T>(id))?;
+    call.check_if_match(&existing.version)?;
+    Ok((tx, existing))
+}
+
+/// What the call's PATCH does to a stored resource.
+pub(super) enum Patched<T> {
+    /// Nothing changes: the answer (the write is dropped).
+    Unchanged(Reply),
+    Changed(Patch<T>),
+}
+
+/// A PATCH that changes the resource, inside its write.
+pub(super) struct Patch<T> {
+    pub tx: WriteTx,
+    /// The resource as stored.
+    pub existing: Stored<T>,
+    /// The patched resource as SCIM JSON, still to be checked and stored in place of
+    /// `existing`.
+    pub resource: Value,
+}
+
+/// Applies the call's PATCH request to resource `id` inside a new write.
+pub(super) async fn patch<T: Pushed>(call: &Call<'_>, id: &str) -> Result<Patched<T>, ScimError> {
+    let body = call.json_body()?;
+    let request = v1::patch_request(call.version, &body, T::SCHEMA)?;
+    let (tx, existing) = begin_on::<T>(call, id).await?;
+    let mut resource = existing.record.to_scim(&meta(call, &existing), &call.base);
+    let outcome = patch::apply(&mut resource, &request, &T::PATCH_SCHEMA)?;
+    if !outcome.changed {
+        let words = format!("patch {} {}", noun::<T>(), existing.record.name());
+        return Ok(Patched::Unchanged(unchanged(call, tx, &existing, &words)));
+    }
+    Ok(Patched::Changed(Patch {
+        tx,
+        existing,
+        resource,
+    }))
+}
+
+/// Stores `record` with `put` in place of `existing` (nothing when equal: IdPs re-send
+/// whole resources), then projects `change` and answers.
+pub(super) async fn store_replacement<T: Pushed>(
+    call: &Call<'_>,
+    mut tx: WriteTx,
+    existing: Stored<T>,
+    record: T,
+    change: Change,
+    words: &str,
+    put: impl AsyncFnOnce(&mut AnyConnection, &str, T, Put<'_>) -> Result<Stored<T>, DbError>,
+) -> Result<Reply, ScimError> {
+    if content_hash(&record) == existing.version {
+        return Ok(unchanged(call, tx, &existing, words));
+    }
+    let replace = Put::Replace(&existing.created);
+    let stored = put(tx.conn(), &call.tenant.id, record, replace).await?;
+    finish(call, tx, change, StatusCode::OK, &stored, words).await
+}
+
+/// The answer to a write that changes nothing: the resource as it is (the transaction is
+/// dropped).
+pub(super) fn unchanged<T: Pushed>(
+    call: &Call<'_>,
+    tx: WriteTx,
+    existing: &Stored<T>,
+    words: &str,
+) -> Reply {
+    drop(tx);
+    answer(
+        call,
+        StatusCode::OK,
+        existing,
+        format!("{words} (unchanged)"),
+    )
+}
+
+/// Projects `change` and answers with the resource just stored; the operation is `words`,
+/// noting a held tenant.
+pub(super) async fn finish<T: Pushed>(
+    call: &Call<'_>,
+    tx: WriteTx,
+    change: Change,
+    status: StatusCode,
+    stored: &Stored<T>,
+    words: &str,
+) -> Result<Reply, ScimError> {
+    let applied = write::finish(call, tx, change).await?;
+    Ok(answer(
+        call,
+        status,
+        stored,
+        format!("{words}{}", applied.note()),
+    ))
 }
 
 /// GET of one resource, answering 304 when `If-None-Match` names its version.

@@ -1,20 +1,18 @@
-//! `/Users`: create, read, list, replace, patch and delete pushed users (RFC 7644 §3.3 to
-//! §3.6). A user's `active: false` and its deletion both follow the tenant mapping's
-//! `on_remove` in the target.
+//! `/Users`: create, replace, patch and delete pushed users (RFC 7644 §3.3 to §3.6; reads
+//! and lists are the same for both types, in `resources` and `listing`). A user's
+//! `active: false` and its deletion both follow the tenant mapping's `on_remove` in the
+//! target.
 
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::params::ListParams;
-use super::resources::{self, Pushed};
+use super::resources::{self, Patched};
 use super::write::{self, Change};
 use super::{Call, Reply, v1};
-use crate::model::{SourceUser, content_hash};
+use crate::model::SourceUser;
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
-use crate::scim::patch;
 use crate::scim::resource::{self, user_from_scim};
-use crate::store::mirror::query::Resource;
 use crate::store::pushed::{self as store, Put, Stored};
 
 /// A pushed user's attributes checked (`resources::sanitize`), its `active` normalised.
@@ -47,68 +45,37 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     resources::check_unique(&mut tx, call, &user).await?;
     let name = user.user_name.clone();
     let stored = store::put_user(tx.conn(), &call.tenant.id, user, Put::New).await?;
-    let applied = write::finish(
-        call,
-        tx,
-        Change {
-            user_ids: vec![id.clone()],
-            users: Some(vec![stored.record.clone()]),
-            group_ids: Vec::new(),
-            groups_changed: false,
-        },
-    )
-    .await?;
-    Ok(resources::answer(
-        call,
-        StatusCode::CREATED,
-        &stored,
-        format!("create user {name}{}", applied.note()),
-    ))
+    let change = user_change(&stored.record);
+    let words = format!("create user {name}");
+    resources::finish(call, tx, change, StatusCode::CREATED, &stored, &words).await
 }
 
-pub(super) async fn list(call: &Call<'_>) -> Result<Reply, ScimError> {
-    let params = ListParams::from_query(call.query)?;
-    super::listing::list(call, Resource::User, params).await
-}
-
-pub(super) async fn search(call: &Call<'_>) -> Result<Reply, ScimError> {
-    let params = ListParams::from_search(&call.json_body()?)?;
-    super::listing::list(call, Resource::User, params).await
-}
-
-pub(super) async fn get(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    resources::get::<SourceUser>(call, id).await
+/// What writing `user` changes for the projection: that user, whose record it has.
+fn user_change(user: &SourceUser) -> Change {
+    Change {
+        user_ids: vec![user.external_id.clone()],
+        users: Some(vec![user.clone()]),
+        ..Change::default()
+    }
 }
 
 pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let user = parse(call, id, call.json_body()?)?;
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
+    let (tx, existing) = resources::begin_on::<SourceUser>(call, id).await?;
     let words = format!("replace user {}", user.user_name);
     store_user(call, tx, existing, user, words).await
 }
 
 pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let body = call.json_body()?;
-    let request = v1::patch_request(call.version, &body, discovery::USER_SCHEMA)?;
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
-    let mut resource = existing
-        .record
-        .to_scim(&resources::meta(call, &existing), &call.base);
-    let outcome = patch::apply(&mut resource, &request, &patch::USER_SCHEMA)?;
-    if !outcome.changed {
-        drop(tx);
-        let words = format!("patch user {} (unchanged)", existing.record.user_name);
-        return Ok(resources::answer(call, StatusCode::OK, &existing, words));
-    }
-    sanitize(&mut resource)?;
-    call.check_resource(&resource)?;
-    let user = user_from_scim(id, &resource)?;
-    let words = describe_patch(&existing.record, &user);
-    store_user(call, tx, existing, user, words).await
+    let mut patch = match resources::patch::<SourceUser>(call, id).await? {
+        Patched::Unchanged(reply) => return Ok(reply),
+        Patched::Changed(patch) => patch,
+    };
+    sanitize(&mut patch.resource)?;
+    call.check_resource(&patch.resource)?;
+    let user = user_from_scim(id, &patch.resource)?;
+    let words = describe_patch(&patch.existing.record, &user);
+    store_user(call, patch.tx, patch.existing, user, words).await
 }
 
 /// Stores `user` in place of `existing` (nothing when equal: IdPs re-send whole users)
@@ -121,36 +88,8 @@ async fn store_user(
     words: String,
 ) -> Result<Reply, ScimError> {
     resources::check_unique(&mut tx, call, &user).await?;
-    if content_hash(&user) == existing.version {
-        drop(tx);
-        let words = format!("{words} (unchanged)");
-        return Ok(resources::answer(call, StatusCode::OK, &existing, words));
-    }
-    let id = user.external_id.clone();
-    let stored = store::put_user(
-        tx.conn(),
-        &call.tenant.id,
-        user,
-        Put::Replace(&existing.created),
-    )
-    .await?;
-    let applied = write::finish(
-        call,
-        tx,
-        Change {
-            user_ids: vec![id],
-            users: Some(vec![stored.record.clone()]),
-            group_ids: Vec::new(),
-            groups_changed: false,
-        },
-    )
-    .await?;
-    Ok(resources::answer(
-        call,
-        StatusCode::OK,
-        &stored,
-        format!("{words}{}", applied.note()),
-    ))
+    let change = user_change(&user);
+    resources::store_replacement(call, tx, existing, user, change, &words, store::put_user).await
 }
 
 fn describe_patch(before: &SourceUser, after: &SourceUser) -> String {
@@ -162,9 +101,7 @@ fn describe_patch(before: &SourceUser, after: &SourceUser) -> String {
 }
 
 pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
-    let mut tx = write::begin(call).await?;
-    let existing: Stored<SourceUser> = resources::reread(&mut tx, call, id).await?;
-    call.check_if_match(&existing.version)?;
+    let (mut tx, existing) = resources::begin_on::<SourceUser>(call, id).await?;
     // The user leaves every group that lists it, as RFC 7644 §3.6 expects of a deletion.
     let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;
     let mut group_ids = Vec::with_capacity(groups.len());
