@@ -17,6 +17,7 @@ pub mod keycloak;
 pub mod kind;
 pub mod okta;
 pub mod probe;
+pub(crate) mod records;
 
 use async_trait::async_trait;
 

@@ -29,6 +29,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
+use crate::connectors::records::trimmed_text;
 use crate::spec::check::{insecure_reason, rate};
 use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
@@ -200,13 +201,7 @@ pub fn parse_service_account_key(json: &str) -> Result<ServiceAccountKey, String
     let Value::Object(map) = value else {
         return Err("is not a Google service-account key file: expected a JSON object".to_owned());
     };
-    let text = |key: &str| {
-        map.get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
+    let text = |key: &str| trimmed_text(map.get(key));
     match text("type").as_deref() {
         Some("service_account") => {}
         Some(other) => {
