@@ -190,6 +190,18 @@ pub enum ConnectorError {
     },
 }
 
+impl ConnectorError {
+    /// How a connector of `kind` reports an HTTP client or token source it could not set
+    /// up (a refused URL, a key that cannot sign).
+    pub(crate) fn setting_up(kind: &'static str) -> impl Fn(http::HttpError) -> ConnectorError {
+        move |source| ConnectorError::Http {
+            kind,
+            what: "setting up the HTTP client".to_string(),
+            source,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! A sink that collects batches, for connector unit tests.

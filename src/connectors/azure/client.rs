@@ -195,14 +195,13 @@ impl AzureConnector {
         let graph_url = settings.graph_url.trim_end_matches('/').to_string();
         // Credentials go only to Graph's origin (paging and delta links included) and the
         // token endpoint; both must be https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(graph_url.as_str(), "azure.graph_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(|e| fail("setting up the HTTP client", e))?;
+        let http = HttpClient::for_api(
+            options,
+            (&graph_url, "azure.graph_url"),
+            None,
+            settings.allow_insecure_http,
+        )
+        .map_err(|e| fail("setting up the HTTP client", e))?;
         origin::configured_origin(
             &settings.token_url,
             "azure.token_url",

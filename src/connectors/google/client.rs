@@ -75,28 +75,17 @@ impl GoogleConnector {
         settings: &GoogleSettings,
         options: HttpOptions,
     ) -> Result<GoogleConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
+        let fail = ConnectorError::setting_up(KIND);
         let retry_time = options.max_retry_time;
         // Credentials go only to the API root's origin and the token endpoint; both must be
         // https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.api_base_url.as_str(), "google.api_base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        origin::configured_origin(
-            &settings.token_url,
-            "google.token_url",
+        let http = HttpClient::for_api(
+            options,
+            (&settings.api_base_url, "google.api_base_url"),
+            Some((&settings.token_url, "google.token_url")),
             settings.allow_insecure_http,
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let assertion = ServiceAccountAssertion::new(
             &settings.token_url,
             JwtBearerClaims {
@@ -108,13 +97,13 @@ impl GoogleConnector {
             &settings.key.private_key,
             settings.key.private_key_id.clone(),
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let token = JwtBearerGrant::new(
             http.reqwest_client(),
             &settings.token_url,
             assertion.into_fn(),
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let token = Arc::new(token);
         let http = http.with_auth(token.clone(), AuthScheme::Bearer);
         Ok(GoogleConnector {

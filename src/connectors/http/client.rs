@@ -120,6 +120,22 @@ impl HttpClient {
         Ok(self)
     }
 
+    /// A connector's client: built from `options` and pinned to the origin of `api` (its
+    /// URL and the setting it comes from), and, when it has one, `token_url` checked by the
+    /// same rule, so credentials go nowhere else.
+    pub fn for_api(
+        options: HttpOptions,
+        api: (&str, &str),
+        token_url: Option<(&str, &str)>,
+        allow_insecure_http: bool,
+    ) -> Result<HttpClient, HttpError> {
+        let http = HttpClient::new(options)?.pinned_to(&[api], allow_insecure_http)?;
+        if let Some((url, what)) = token_url {
+            origin::configured_origin(url, what, allow_insecure_http)?;
+        }
+        Ok(http)
+    }
+
     /// `Ok` when `url` may receive this client's requests (and credentials).
     fn check_origin(&self, url: &url::Url) -> Result<(), HttpError> {
         if !self.origins.is_empty() {

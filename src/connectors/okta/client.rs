@@ -51,11 +51,7 @@ impl OktaConnector {
         settings: &OktaSettings,
         options: HttpOptions,
     ) -> Result<OktaConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
+        let fail = ConnectorError::setting_up(KIND);
         let options = HttpOptions {
             requests_per_second: settings.requests_per_second,
             metrics_label: "okta",
@@ -63,14 +59,13 @@ impl OktaConnector {
         };
         // Credentials go only to the org's origin (paging links included) and the token
         // endpoint; both must be https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.base_url.as_str(), "okta.base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
+        let http = HttpClient::for_api(
+            options,
+            (&settings.base_url, "okta.base_url"),
+            None,
+            settings.allow_insecure_http,
+        )
+        .map_err(&fail)?;
         let mut configured = vec![settings.base_url.as_str()];
         let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
             OktaAuth::ApiToken(token) => (
@@ -84,9 +79,9 @@ impl OktaConnector {
                     "okta.token_url",
                     settings.allow_insecure_http,
                 )
-                .map_err(fail)?;
+                .map_err(&fail)?;
                 configured.push(&app.token_url);
-                let make = assertion::assertion_fn(app).map_err(fail)?;
+                let make = assertion::assertion_fn(app).map_err(&fail)?;
                 let source = OAuthClientCredentials::new(
                     http.reqwest_client(),
                     &app.token_url,
@@ -94,7 +89,7 @@ impl OktaConnector {
                     ClientAuth::Assertion(make),
                     Some(app.scopes.join(" ")),
                 )
-                .map_err(fail)?;
+                .map_err(&fail)?;
                 (
                     Arc::new(source),
                     AuthScheme::Bearer,
