@@ -96,6 +96,17 @@ pub struct ReadSummary {
     pub next_checkpoint: Option<String>,
 }
 
+impl ReadSummary {
+    /// A read that got every page, in `mode`, resuming next time from `next_checkpoint`.
+    pub fn complete(mode: ReadMode, next_checkpoint: Option<String>) -> ReadSummary {
+        ReadSummary {
+            mode,
+            complete: true,
+            next_checkpoint,
+        }
+    }
+}
+
 /// Receives batches as the connector reads them.
 #[async_trait]
 pub trait BatchSink: Send {

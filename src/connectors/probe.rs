@@ -43,6 +43,26 @@ pub trait ListingProbe: Sync {
     }
 }
 
+/// `diagnose` of an API kind: the token step when the kind has one (its name, and the
+/// detail shown whether it worked or not), then the listing steps, stopping at the first
+/// failure. The steps, and whether every one passed (a kind may have more to try).
+pub async fn token_then_listings(
+    probe: &dyn ListingProbe,
+    token: Option<(&'static str, Result<String, String>)>,
+) -> (Vec<Diagnosis>, bool) {
+    let mut checks = Vec::new();
+    match token {
+        Some((step, Ok(detail))) => checks.push(Diagnosis::ok(step, detail)),
+        Some((step, Err(detail))) => {
+            checks.push(Diagnosis::failed(step, detail));
+            return (checks, false);
+        }
+        None => {}
+    }
+    let passed = probe_listings(probe, &mut checks).await;
+    (checks, passed)
+}
+
 /// Runs the listing steps into `checks`; whether every one passed.
 pub async fn probe_listings(probe: &dyn ListingProbe, checks: &mut Vec<Diagnosis>) -> bool {
     for listing in [ProbeListing::Users, ProbeListing::Groups] {

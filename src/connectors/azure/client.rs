@@ -201,8 +201,8 @@ impl AzureConnector {
             None,
             settings.allow_insecure_http,
         )
-        .map_err(|e| fail("setting up the HTTP client", e))?;
-        origin::configured_origin(
+        .map_err(|e| fail("setting up the HTTP client", e))?
+        .with_token_endpoint(
             &settings.token_url,
             "azure.token_url",
             settings.allow_insecure_http,
@@ -255,7 +255,6 @@ impl AzureConnector {
             user_select,
             group_select,
             fingerprint,
-            plain_http: origin::plain_http_urls(&[&graph_url, &settings.token_url]),
         })
     }
 

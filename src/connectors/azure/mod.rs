@@ -47,8 +47,8 @@ use serde_json::Value;
 pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
 use super::batch::Batcher;
-use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
-use super::probe::probe_listings;
+use super::http::{HttpClient, OAuthClientCredentials, TokenSource};
+use super::probe::token_then_listings;
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 use client::*;
@@ -117,8 +117,6 @@ pub struct AzureConnector {
     user_select: String,
     group_select: String,
     fingerprint: String,
-    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
-    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for AzureConnector {
@@ -348,23 +346,17 @@ impl PullConnector for AzureConnector {
     /// A token, then `$top=1` reads of users, groups and one group's members (and, with
     /// delta, `$deltatoken=latest` of both delta functions); a 403 names the permission.
     async fn diagnose(&self) -> Vec<Diagnosis> {
-        let mut checks = Vec::new();
-        match self.token.token(false).await {
-            Ok(_) => checks.push(Diagnosis::ok(
-                "authenticate",
-                format!(
-                    "token issued by {}",
-                    url::Url::parse(&self.token_url)
-                        .map(|u| super::http::redact_url(&u))
-                        .unwrap_or_default()
-                ),
+        let token = match self.token.token(false).await {
+            Ok(_) => Ok(format!(
+                "token issued by {}",
+                url::Url::parse(&self.token_url)
+                    .map(|u| super::http::redact_url(&u))
+                    .unwrap_or_default()
             )),
-            Err(e) => {
-                checks.push(Diagnosis::failed("authenticate", e.to_string()));
-                return checks;
-            }
-        }
-        if !probe_listings(self, &mut checks).await {
+            Err(e) => Err(e.to_string()),
+        };
+        let (mut checks, passed) = token_then_listings(self, Some(("authenticate", token))).await;
+        if !passed {
             return checks;
         }
         if self.delta {
@@ -392,14 +384,10 @@ impl PullConnector for AzureConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
-        origin::warn_plain_http(KIND, &self.plain_http);
+        self.http.warn_plain_http(KIND);
         if !self.delta {
             self.read_full_listing(sink).await?;
-            return Ok(ReadSummary {
-                mode: ReadMode::Full,
-                complete: true,
-                next_checkpoint: None,
-            });
+            return Ok(ReadSummary::complete(ReadMode::Full, None));
         }
         let now = crate::clock::now();
         match self.plan(checkpoint, now) {

@@ -12,7 +12,6 @@ use super::*;
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
     AuthScheme, Cursor, HttpClient, HttpError, HttpOptions, JwtBearerGrant, Pages, next_page_token,
-    origin,
 };
 use crate::model::json_kind;
 
@@ -128,7 +127,6 @@ impl GoogleConnector {
                 .unwrap_or_else(|| settings.key.client_email.clone()),
             project_id: settings.key.project_id.clone(),
             retry_time,
-            plain_http: origin::plain_http_urls(&[&settings.api_base_url, &settings.token_url]),
         })
     }
 

@@ -9,7 +9,7 @@ use super::{KIND, KeycloakConnector, KeycloakSettings};
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
     AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    Pages, origin,
+    Pages,
 };
 use crate::model::json_kind;
 
@@ -52,7 +52,6 @@ impl KeycloakConnector {
             http,
             admin: format!("{base}/admin/realms/{}", settings.realm),
             page_size: settings.page_size.max(1),
-            plain_http: origin::plain_http_urls(&[&settings.base_url, &settings.token_url]),
         })
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::*;
 use crate::connectors::http::{
     AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    Pages, StaticToken, TokenSource, next_link_from_header, origin,
+    Pages, StaticToken, TokenSource, next_link_from_header,
 };
 use crate::connectors::probe::{ListingProbe, ProbeListing};
 use crate::connectors::{ConnectorError, Diagnosis};
@@ -59,14 +59,17 @@ impl OktaConnector {
         };
         // Credentials go only to the org's origin (paging links included) and the token
         // endpoint; both must be https unless allow_insecure_http (loopback only).
+        let token_url = match &settings.auth {
+            OktaAuth::ServiceApp(app) => Some((app.token_url.as_str(), "okta.token_url")),
+            OktaAuth::ApiToken(_) => None,
+        };
         let http = HttpClient::for_api(
             options,
             (&settings.base_url, "okta.base_url"),
-            None,
+            token_url,
             settings.allow_insecure_http,
         )
         .map_err(&fail)?;
-        let mut configured = vec![settings.base_url.as_str()];
         let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
             OktaAuth::ApiToken(token) => (
                 Arc::new(StaticToken::new(token.clone())),
@@ -74,13 +77,6 @@ impl OktaConnector {
                 None,
             ),
             OktaAuth::ServiceApp(app) => {
-                origin::configured_origin(
-                    &app.token_url,
-                    "okta.token_url",
-                    settings.allow_insecure_http,
-                )
-                .map_err(&fail)?;
-                configured.push(&app.token_url);
                 let make = assertion::assertion_fn(app).map_err(&fail)?;
                 let source = OAuthClientCredentials::new(
                     http.reqwest_client(),
@@ -119,7 +115,6 @@ impl OktaConnector {
             page_size: settings.page_size.to_string(),
             full_sync_every: settings.full_sync_every,
             fingerprint,
-            plain_http: origin::plain_http_urls(&configured),
         })
     }
 
