@@ -225,24 +225,26 @@ pub(crate) mod testing {
 
     impl CollectingSink {
         pub fn users(&self) -> Vec<SourceUser> {
-            self.batches
-                .iter()
-                .filter_map(|b| match b {
-                    SourceBatch::Users(u) => Some(u.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect()
+            self.records(|batch| match batch {
+                SourceBatch::Users(users) => Some(users),
+                _ => None,
+            })
         }
 
         pub fn groups(&self) -> Vec<SourceGroup> {
+            self.records(|batch| match batch {
+                SourceBatch::Groups(groups) => Some(groups),
+                _ => None,
+            })
+        }
+
+        /// The records of every batch `pick` takes, in order.
+        fn records<T: Clone>(&self, pick: impl Fn(&SourceBatch) -> Option<&Vec<T>>) -> Vec<T> {
             self.batches
                 .iter()
-                .filter_map(|b| match b {
-                    SourceBatch::Groups(g) => Some(g.clone()),
-                    _ => None,
-                })
+                .filter_map(pick)
                 .flatten()
+                .cloned()
                 .collect()
         }
     }

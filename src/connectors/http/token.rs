@@ -225,7 +225,9 @@ impl TokenEndpoint {
         request_token(&self.http, &self.url, form, what).await
     }
 
-    /// The cached token, or a new one from `fetch` (see [`cached_token`]).
+    /// The cached token while it is valid (and no refresh is forced), else a fresh one
+    /// from `fetch`, retried while it fails transiently. Holding the lock while fetching
+    /// makes concurrent callers share one refresh.
     pub(crate) async fn token<F, Fut>(
         &self,
         force_refresh: bool,
@@ -235,7 +237,16 @@ impl TokenEndpoint {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(SecretString, Instant), HttpError>>,
     {
-        cached_token(&self.cached, force_refresh, fetch).await
+        let mut cached = self.cached.lock().await;
+        if !force_refresh
+            && let Some((token, valid_until)) = cached.as_ref()
+            && Instant::now() < *valid_until
+        {
+            return Ok(token.clone());
+        }
+        let (token, valid_until) = fetch_with_retries(fetch).await?;
+        *cached = Some((token.clone(), valid_until));
+        Ok(token)
     }
 }
 
@@ -319,30 +330,6 @@ pub(crate) async fn request_token(
     let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
     let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
     Ok((SecretString::new(parsed.access_token), valid_until))
-}
-
-/// The cached token while it is valid (and no refresh is forced), else a fresh one from
-/// `fetch`, retried while it fails transiently. Holding the lock while fetching makes
-/// concurrent callers share one refresh.
-pub(crate) async fn cached_token<F, Fut>(
-    cache: &CachedToken,
-    force_refresh: bool,
-    fetch: F,
-) -> Result<SecretString, HttpError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(SecretString, Instant), HttpError>>,
-{
-    let mut cached = cache.lock().await;
-    if !force_refresh
-        && let Some((token, valid_until)) = cached.as_ref()
-        && Instant::now() < *valid_until
-    {
-        return Ok(token.clone());
-    }
-    let (token, valid_until) = fetch_with_retries(fetch).await?;
-    *cached = Some((token.clone(), valid_until));
-    Ok(token)
 }
 
 /// Attempts at a token request when the endpoint fails transiently.
