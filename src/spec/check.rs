@@ -4,10 +4,14 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
+use super::duration::parse_duration;
 use super::problems::{Problems, Source};
+use super::secret::{SecretRef, SecretString};
 
 /// Whether `host` (as in a URL, IPv6 possibly bracketed) is loopback.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -76,16 +80,9 @@ pub(crate) fn rate(
     };
     let parsed = u32::try_from(*spanned.get_ref())
         .ok()
-        .and_then(NonZeroU32::new);
-    if parsed.is_none() {
-        source.report(
-            problems,
-            spanned,
-            key,
-            format!("{} is out of range (at least 1)", spanned.get_ref()),
-        );
-    }
-    parsed
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| format!("{} is out of range (at least 1)", spanned.get_ref()));
+    source.checked(problems, spanned, key, parsed)
 }
 
 /// A count from 1 to `max`: `default` when unset; out of range is a problem (the message
@@ -101,18 +98,45 @@ pub(crate) fn range(
     let Some(spanned) = value else {
         return Some(default);
     };
-    match u32::try_from(*spanned.get_ref()) {
-        Ok(n) if (1..=max).contains(&n) => Some(n),
-        _ => {
-            source.report(
-                problems,
-                spanned,
-                key,
-                format!("{} is out of range (1-{max}{note})", spanned.get_ref()),
-            );
-            None
+    let parsed = u32::try_from(*spanned.get_ref())
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("{} is out of range (1-{max}{note})", spanned.get_ref()));
+    source.checked(problems, spanned, key, parsed)
+}
+
+/// A secret setting looked up (relative files from `base_dir`); None, and a problem, when
+/// it cannot be.
+pub(crate) fn secret(
+    source: &Source<'_>,
+    spanned: &Spanned<SecretRef>,
+    key: &str,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<SecretString> {
+    source.checked(problems, spanned, key, spanned.get_ref().resolve(base_dir))
+}
+
+/// A duration setting (`"90m"`, `"7d"`): `default` when unset; with `positive`, zero is
+/// refused. None, and a problem, when it is not a (usable) duration.
+pub(crate) fn duration(
+    source: &Source<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    (default, positive): (Duration, bool),
+    problems: &mut Problems,
+) -> Option<Duration> {
+    let Some(spanned) = value else {
+        return Some(default);
+    };
+    let parsed = parse_duration(spanned.get_ref()).and_then(|duration| {
+        if positive && duration.is_zero() {
+            Err("must be longer than 0s".to_owned())
+        } else {
+            Ok(duration)
         }
-    }
+    });
+    source.checked(problems, spanned, key, parsed)
 }
 
 /// Whether `spanned` has more than white space; a problem saying `message` when not.

@@ -151,6 +151,20 @@ impl Source<'_> {
         );
     }
 
+    /// What a check of the value `spanned` (under `key`) gave, or None with its error
+    /// recorded as a problem.
+    pub(crate) fn checked<T, V, E: ToString>(
+        &self,
+        problems: &mut Problems,
+        spanned: &Spanned<V>,
+        key: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result
+            .map_err(|error| self.report(problems, spanned, key, error.to_string()))
+            .ok()
+    }
+
     /// Deserialises the whole file, or records why it cannot be.
     pub(crate) fn parse<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
         match toml::from_str(self.text) {
