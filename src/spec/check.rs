@@ -66,8 +66,8 @@ pub fn endpoint_url(text: &str, allow_insecure_http: bool) -> Result<url::Url, S
     }
 }
 
-/// A kind's `requests_per_second`: `default` when unset, otherwise at least 1 (a problem,
-/// and None, when not).
+/// A kind's `requests_per_second`: `default` (a zero default counts as 1) when unset,
+/// otherwise at least 1 (a problem, and None, when not).
 pub(crate) fn rate(
     source: &Source<'_>,
     value: Option<&Spanned<i64>>,
@@ -75,14 +75,13 @@ pub(crate) fn rate(
     default: u32,
     problems: &mut Problems,
 ) -> Option<NonZeroU32> {
-    let Some(spanned) = value else {
-        return NonZeroU32::new(default);
-    };
-    let parsed = u32::try_from(*spanned.get_ref())
-        .ok()
-        .and_then(NonZeroU32::new)
-        .ok_or_else(|| format!("{} is out of range (at least 1)", spanned.get_ref()));
-    source.checked(problems, spanned, key, parsed)
+    let default = NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN);
+    source.checked_or(problems, value, key, default, |&n| {
+        u32::try_from(n)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| format!("{n} is out of range (at least 1)"))
+    })
 }
 
 /// A count from 1 to `max`: `default` when unset; out of range is a problem (the message
@@ -95,14 +94,12 @@ pub(crate) fn range(
     note: &str,
     problems: &mut Problems,
 ) -> Option<u32> {
-    let Some(spanned) = value else {
-        return Some(default);
-    };
-    let parsed = u32::try_from(*spanned.get_ref())
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| format!("{} is out of range (1-{max}{note})", spanned.get_ref()));
-    source.checked(problems, spanned, key, parsed)
+    source.checked_or(problems, value, key, default, |&n| {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("{n} is out of range (1-{max}{note})"))
+    })
 }
 
 /// A secret setting looked up (relative files from `base_dir`); None, and a problem, when
@@ -126,17 +123,16 @@ pub(crate) fn duration(
     (default, positive): (Duration, bool),
     problems: &mut Problems,
 ) -> Option<Duration> {
-    let Some(spanned) = value else {
-        return Some(default);
-    };
-    let parsed = parse_duration(spanned.get_ref()).and_then(|duration| {
-        if positive && duration.is_zero() {
-            Err("must be longer than 0s".to_owned())
-        } else {
-            Ok(duration)
-        }
-    });
-    source.checked(problems, spanned, key, parsed)
+    source.checked_or(
+        problems,
+        value,
+        key,
+        default,
+        |text| match parse_duration(text)? {
+            duration if positive && duration.is_zero() => Err("must be longer than 0s".to_owned()),
+            duration => Ok(duration),
+        },
+    )
 }
 
 /// Whether `spanned` has more than white space; a problem saying `message` when not.

@@ -165,6 +165,22 @@ impl Source<'_> {
             .ok()
     }
 
+    /// An optional setting: `default` when unset, else what `check` makes of its value
+    /// (None, and a problem, when it refuses it).
+    pub(crate) fn checked_or<T, U>(
+        &self,
+        problems: &mut Problems,
+        value: Option<&Spanned<T>>,
+        key: &str,
+        default: U,
+        check: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        match value {
+            None => Some(default),
+            Some(spanned) => self.checked(problems, spanned, key, check(spanned.get_ref())),
+        }
+    }
+
     /// Deserialises the whole file, or records why it cannot be.
     pub(crate) fn parse<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
         match toml::from_str(self.text) {
