@@ -313,14 +313,12 @@ impl AzureConnector {
             .map_err(|e| self.fail(what, permission, e))
     }
 
-    pub(super) fn pager(
+    fn pager(
         &self,
         url: String,
         query: Vec<(&'static str, String)>,
-        delta: bool,
-        minimal: bool,
-        what: impl Into<String>,
-        permission: &'static str,
+        (delta, minimal): (bool, bool),
+        (what, permission): (String, &'static str),
     ) -> Pager<'_> {
         Pager {
             conn: self,
@@ -329,25 +327,61 @@ impl AzureConnector {
             first: true,
             minimal,
             delta,
-            what: what.into(),
+            what,
             permission,
             delta_link: None,
             seen: Pages::start(Cursor::First),
         }
     }
 
+    /// A plain listing of `path` (under the API root), page by page: `$select` of
+    /// `select`, `$top` of the page size, and `$filter` when there is one. `step` is what is
+    /// being done and the permission it needs.
+    pub(super) fn listing(
+        &self,
+        path: &str,
+        select: String,
+        filter: Option<&String>,
+        step: (String, &'static str),
+    ) -> Pager<'_> {
+        let mut query = vec![("$select", select), ("$top", self.page_size.to_string())];
+        if let Some(filter) = filter {
+            query.push(("$filter", filter.clone()));
+        }
+        self.pager(format!("{}/{path}", self.api), query, (false, false), step)
+    }
+
+    /// One delta round from `url` (a stored deltaLink, or a delta function with its
+    /// `query`): each object with an id goes to `each`, in order; the round's new
+    /// deltaLink. `minimal` asks for changed properties only.
+    pub(super) async fn delta_round(
+        &self,
+        (url, query): (String, Vec<(&'static str, String)>),
+        minimal: bool,
+        step: (&str, &'static str),
+        mut each: impl FnMut(String, Value),
+    ) -> Result<String, ConnectorError> {
+        let step = (step.0.to_string(), step.1);
+        let mut pager = self.pager(url, query, (true, minimal), step);
+        while let Some(items) = pager.next_page().await? {
+            for item in items {
+                let Some(id) = id_of(&item) else { continue };
+                each(id, item);
+            }
+        }
+        pager.delta_link()
+    }
+
     /// The direct user and group members of group `id` (guests left out when excluded).
     pub(super) async fn members_of(&self, id: &str) -> Result<Vec<MemberRef>, ConnectorError> {
-        let mut pager = self.pager(
-            format!("{}/groups/{}/members", self.api, segment(id)),
-            vec![
-                ("$select", "id,userType".to_string()),
-                ("$top", self.page_size.to_string()),
-            ],
-            false,
-            false,
-            format!("listing the members of group {id}"),
-            GROUPS_PERMISSION,
+        let mut pager = self.listing(
+            &format!("groups/{}/members", segment(id)),
+            "id,userType".to_string(),
+            None,
+            (
+                format!("listing the members of group {id}"),
+                GROUPS_PERMISSION,
+            ),
         );
         let mut members: Ordered<MemberRef, ()> = Ordered::default();
         while let Some(items) = pager.next_page().await? {

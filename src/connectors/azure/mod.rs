@@ -164,25 +164,23 @@ impl AzureConnector {
         started: DateTime<Utc>,
     ) -> Result<ReadSummary, ConnectorError> {
         let mut users: Ordered<String, SourceUser> = Ordered::default();
-        let mut pager = self.pager(
-            format!("{}/users/delta", self.api),
-            vec![("$select", self.user_select.clone())],
-            true,
-            false,
-            "reading users (initial delta round)",
-            USERS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for item in items {
-                let Some(id) = id_of(&item) else { continue };
-                if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
-                    users.remove(&id);
-                } else if let Some(user) = records::to_user(item) {
-                    users.set(id, user);
-                }
-            }
-        }
-        let users_link = pager.delta_link()?;
+        let users_link = self
+            .delta_round(
+                (
+                    format!("{}/users/delta", self.api),
+                    vec![("$select", self.user_select.clone())],
+                ),
+                false,
+                ("reading users (initial delta round)", USERS_PERMISSION),
+                |id, item| {
+                    if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
+                        users.remove(&id);
+                    } else if let Some(user) = records::to_user(item) {
+                        users.set(id, user);
+                    }
+                },
+            )
+            .await?;
         let user_ids: HashSet<String> = users.index.keys().cloned().collect();
         let mut batch = Batcher::users();
         for (_, user) in users.into_iter() {
@@ -191,36 +189,37 @@ impl AzureConnector {
         batch.finish(sink).await?;
 
         let mut groups: Ordered<String, PendingGroup> = Ordered::default();
-        let mut pager = self.pager(
-            format!("{}/groups/delta", self.api),
-            vec![("$select", format!("{},members", self.group_select))],
-            true,
-            false,
-            "reading groups and members (initial delta round)",
-            GROUPS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for mut item in items {
-                let Some(id) = id_of(&item) else { continue };
-                if is_removed(&item) {
-                    groups.remove(&id);
-                    continue;
-                }
-                let entries = take_members_delta(&mut item);
-                let group = groups.entry(id, PendingGroup::default);
-                group.properties.extend(attributes(item));
-                for entry in entries {
-                    if let Some(member) = member_ref(&entry) {
-                        if is_removed(&entry) {
-                            group.members.remove(&member);
-                        } else {
-                            group.members.set(member, ());
+        let groups_link = self
+            .delta_round(
+                (
+                    format!("{}/groups/delta", self.api),
+                    vec![("$select", format!("{},members", self.group_select))],
+                ),
+                false,
+                (
+                    "reading groups and members (initial delta round)",
+                    GROUPS_PERMISSION,
+                ),
+                |id, mut item| {
+                    if is_removed(&item) {
+                        groups.remove(&id);
+                        return;
+                    }
+                    let entries = take_members_delta(&mut item);
+                    let group = groups.entry(id, PendingGroup::default);
+                    group.properties.extend(attributes(item));
+                    for entry in entries {
+                        if let Some(member) = member_ref(&entry) {
+                            if is_removed(&entry) {
+                                group.members.remove(&member);
+                            } else {
+                                group.members.set(member, ());
+                            }
                         }
                     }
-                }
-            }
-        }
-        let groups_link = pager.delta_link()?;
+                },
+            )
+            .await?;
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
         let mut batch = Batcher::groups();
         for (id, group) in groups.into_iter() {
@@ -253,18 +252,11 @@ impl AzureConnector {
 
     /// A full read through plain listings (`delta = false`).
     async fn read_full_listing(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
-        let top = self.page_size.to_string();
-        let mut query = vec![("$select", self.user_select.clone()), ("$top", top.clone())];
-        if let Some(filter) = &self.user_filter {
-            query.push(("$filter", filter.clone()));
-        }
-        let mut pager = self.pager(
-            format!("{}/users", self.api),
-            query,
-            false,
-            false,
-            "listing users",
-            USERS_PERMISSION,
+        let mut pager = self.listing(
+            "users",
+            self.user_select.clone(),
+            self.user_filter.as_ref(),
+            ("listing users".to_string(), USERS_PERMISSION),
         );
         let mut user_ids = HashSet::new();
         let mut batch = Batcher::users();
@@ -283,17 +275,11 @@ impl AzureConnector {
         }
         batch.finish(sink).await?;
 
-        let mut query = vec![("$select", self.group_select.clone()), ("$top", top)];
-        if let Some(filter) = &self.group_filter {
-            query.push(("$filter", filter.clone()));
-        }
-        let mut pager = self.pager(
-            format!("{}/groups", self.api),
-            query,
-            false,
-            false,
-            "listing groups",
-            GROUPS_PERMISSION,
+        let mut pager = self.listing(
+            "groups",
+            self.group_select.clone(),
+            self.group_filter.as_ref(),
+            ("listing groups".to_string(), GROUPS_PERMISSION),
         );
         let mut groups: Ordered<String, Value> = Ordered::default();
         while let Some(items) = pager.next_page().await? {
