@@ -59,11 +59,7 @@ impl Pager<'_> {
             self.conn
                 .check_link(&next)
                 .map_err(|e| self.conn.fail(&self.what, self.permission, e))?;
-            if self
-                .seen
-                .follow(&url, Some(Cursor::Link(next.clone())))
-                .is_err()
-            {
+            if !self.seen.follow_link(&url, &next) {
                 return Err(self.conn.fail(
                     &self.what,
                     self.permission,

@@ -323,11 +323,7 @@ impl Pager<'_> {
             }
         };
         if let Some(next) = next_link_from_header(&headers) {
-            if self
-                .seen
-                .follow(&url, Some(Cursor::Link(next.clone())))
-                .is_err()
-            {
+            if !self.seen.follow_link(&url, &next) {
                 return Err(self.okta.fail(
                     &self.what,
                     self.need,
