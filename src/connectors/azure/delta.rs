@@ -224,19 +224,6 @@ impl AzureConnector {
         for change in member_changes {
             sink.accept(change).await?;
         }
-        Ok(ReadSummary {
-            mode: ReadMode::Delta,
-            complete: true,
-            next_checkpoint: Some(
-                AzureCheckpoint {
-                    v: 1,
-                    users: users_link,
-                    groups: groups_link,
-                    full_at,
-                    query: self.fingerprint.clone(),
-                }
-                .to_json(),
-            ),
-        })
+        Ok(self.finished(ReadMode::Delta, (users_link, groups_link), full_at))
     }
 }

@@ -234,20 +234,25 @@ impl AzureConnector {
                 .await?;
         }
         batch.finish(sink).await?;
-        Ok(ReadSummary {
-            mode: ReadMode::Full,
-            complete: true,
-            next_checkpoint: Some(
-                AzureCheckpoint {
-                    v: 1,
-                    users: users_link,
-                    groups: groups_link,
-                    full_at: started,
-                    query: self.fingerprint.clone(),
-                }
-                .to_json(),
-            ),
-        })
+        Ok(self.finished(ReadMode::Full, (users_link, groups_link), started))
+    }
+
+    /// A complete read whose checkpoint holds the rounds' new deltaLinks (users, groups)
+    /// and when the last full read started.
+    fn finished(
+        &self,
+        mode: ReadMode,
+        (users, groups): (String, String),
+        full_at: DateTime<Utc>,
+    ) -> ReadSummary {
+        let checkpoint = AzureCheckpoint {
+            v: 1,
+            users,
+            groups,
+            full_at,
+            query: self.fingerprint.clone(),
+        };
+        ReadSummary::complete(mode, Some(checkpoint.to_json()))
     }
 
     /// A full read through plain listings (`delta = false`).
