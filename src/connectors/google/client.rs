@@ -332,27 +332,35 @@ impl GoogleConnector {
         query: &[(&str, &str)],
         mut on_page: impl FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let mut tokens = PageTokens::default();
-        let mut token: Option<String> = None;
-        loop {
-            let (items, next) = self.page(listing, url, query, token.as_deref()).await?;
+        let mut walk = TokenWalk::default();
+        while let Some(items) = self.next_page(&mut walk, listing, url, query).await? {
             on_page(items)?;
-            match next {
-                Some(next) => {
-                    tokens.check(&next).map_err(|reason| {
-                        self.fail(
-                            listing,
-                            HttpError::Decode {
-                                url_path: url.to_string(),
-                                reason,
-                            },
-                        )
-                    })?;
-                    token = Some(next);
-                }
-                None => return Ok(()),
-            }
         }
+        Ok(())
+    }
+
+    /// The next page of `listing` (None after the last), read at the token `walk` holds.
+    /// A next token handed out twice fails the read once this page's items are handled.
+    pub(super) async fn next_page(
+        &self,
+        walk: &mut TokenWalk,
+        listing: Listing<'_>,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<Vec<Value>>, ConnectorError> {
+        if let Some(refused) = walk.refused.take() {
+            return Err(refused);
+        }
+        let Some(token) = walk.tokens.next_token() else {
+            return Ok(None);
+        };
+        let (items, next) = self.page(listing, url, query, token.as_deref()).await?;
+        if let Some(next) = next
+            && let Err(reason) = walk.tokens.check(&next)
+        {
+            walk.refused = Some(self.malformed(listing, url, reason));
+        }
+        Ok(Some(items))
     }
 
     pub(super) fn malformed(
@@ -396,6 +404,14 @@ impl GoogleConnector {
     }
 }
 
+/// Where a `pageToken` listing is (see [`GoogleConnector::next_page`]).
+#[derive(Default)]
+pub(super) struct TokenWalk {
+    tokens: PageTokens,
+    /// The next token was one seen before: the read fails at the next page.
+    refused: Option<ConnectorError>,
+}
+
 /// Page tokens seen in one listing: a token handed out twice would loop forever.
 pub(super) struct PageTokens(Pages);
 
@@ -406,6 +422,16 @@ impl Default for PageTokens {
 }
 
 impl PageTokens {
+    /// The token of the page to read next (None for the first page), or None after the
+    /// last page.
+    fn next_token(&mut self) -> Option<Option<String>> {
+        match self.0.next_cursor()? {
+            Cursor::Token(token) => Some(Some(token)),
+            _ => Some(None),
+        }
+    }
+
+    /// Follows `token` to the next page; an error when it was handed out before.
     pub(super) fn check(&mut self, token: &str) -> Result<(), String> {
         self.0
             .follow("", Some(Cursor::Token(token.to_string())))

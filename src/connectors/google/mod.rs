@@ -88,14 +88,13 @@ impl GoogleConnector {
         ];
         let mut seen = HashSet::new();
         let mut batch = Batcher::users();
-        let mut tokens = PageTokens::default();
-        let mut token: Option<String> = None;
+        let mut walk = TokenWalk::default();
         let mut left_out = 0usize;
         // Not for_each_page: batches reach the (async) sink as pages arrive.
-        loop {
-            let (items, next) = self
-                .page(Listing::Users, &url, &query, token.as_deref())
-                .await?;
+        while let Some(items) = self
+            .next_page(&mut walk, Listing::Users, &url, &query)
+            .await?
+        {
             for item in items {
                 let user = to_user(item, self.include_suspended, self.include_archived)
                     .map_err(|reason| self.malformed(Listing::Users, &url, reason))?;
@@ -107,15 +106,6 @@ impl GoogleConnector {
                     }
                     None => left_out += 1,
                 }
-            }
-            match next {
-                Some(next) => {
-                    tokens
-                        .check(&next)
-                        .map_err(|reason| self.malformed(Listing::Users, &url, reason))?;
-                    token = Some(next);
-                }
-                None => break,
             }
         }
         batch.finish(sink).await?;
