@@ -15,31 +15,31 @@ use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash, json_kind};
 /// Follows one listing or delta round page by page.
 pub(super) struct Pager<'c> {
     pub(super) conn: &'c AzureConnector,
-    pub(super) next: Option<String>,
+    /// The first request's URL.
+    pub(super) start: String,
     /// Sent with the first request only (nextLinks carry their options).
     pub(super) query: Vec<(&'static str, String)>,
-    pub(super) first: bool,
     pub(super) minimal: bool,
     pub(super) delta: bool,
     pub(super) what: String,
     pub(super) permission: &'static str,
     pub(super) delta_link: Option<String>,
-    /// The links followed: one handed out again would make the round endless.
+    /// The page to read next, and the links followed: one handed out again would make
+    /// the round endless.
     pub(super) seen: Pages,
 }
 
 impl Pager<'_> {
     /// The next page's items, or `None` after the last page.
     pub(super) async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ConnectorError> {
-        let Some(url) = self.next.take() else {
-            return Ok(None);
+        let (url, query): (String, Vec<(&str, &str)>) = match self.seen.next_cursor() {
+            None => return Ok(None),
+            Some(Cursor::Link(next)) => (next, Vec::new()),
+            Some(_) => (
+                std::mem::take(&mut self.start),
+                self.query.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            ),
         };
-        let query: Vec<(&str, &str)> = if self.first {
-            self.query.iter().map(|(k, v)| (*k, v.as_str())).collect()
-        } else {
-            Vec::new()
-        };
-        self.first = false;
         let mut body = self
             .conn
             .get(&url, &query, self.minimal, &self.what, self.permission)
@@ -66,7 +66,6 @@ impl Pager<'_> {
                     decode_error(&url, "@odata.nextLink points at the same page".to_string()),
                 ));
             }
-            self.next = Some(next);
         } else if self.delta {
             match body.get("@odata.deltaLink").and_then(Value::as_str) {
                 Some(link) if !link.is_empty() => {
@@ -318,9 +317,8 @@ impl AzureConnector {
     ) -> Pager<'_> {
         Pager {
             conn: self,
-            next: Some(url),
+            start: url,
             query,
-            first: true,
             minimal,
             delta,
             what,

@@ -192,7 +192,7 @@ impl OktaConnector {
         query.extend(extra);
         Pager {
             okta: self,
-            next: Some((url, query)),
+            start: (url, query),
             what,
             need,
             seen: Pages::start(Cursor::First),
@@ -283,11 +283,12 @@ pub(super) fn item_id(item: &Value) -> Option<String> {
 /// Follows one listing's `Link: rel="next"` headers, a page at a time.
 pub(super) struct Pager<'a> {
     okta: &'a OktaConnector,
-    /// The next request: a URL and, for the first one only, its query.
-    next: Option<(String, Vec<(&'static str, String)>)>,
+    /// The first request: a URL and its query (the next links carry theirs).
+    start: (String, Vec<(&'static str, String)>),
     what: String,
     need: Need,
-    /// The links followed: one handed out again would make the listing endless.
+    /// The page to read next, and the links followed: one handed out again would make
+    /// the listing endless.
     seen: Pages,
     /// Server time (`Date`) of the first answer, else the local time of the first request.
     pub(super) started: Option<SystemTime>,
@@ -296,8 +297,10 @@ pub(super) struct Pager<'a> {
 impl Pager<'_> {
     /// The next page, or `None` after the last one.
     pub(super) async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ConnectorError> {
-        let Some((url, query)) = self.next.take() else {
-            return Ok(None);
+        let (url, query) = match self.seen.next_cursor() {
+            None => return Ok(None),
+            Some(Cursor::Link(next)) => (next, Vec::new()),
+            Some(_) => std::mem::take(&mut self.start),
         };
         let asked = crate::clock::system_now();
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -333,7 +336,6 @@ impl Pager<'_> {
                     },
                 ));
             }
-            self.next = Some((next, Vec::new()));
         }
         if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
             tracing::info!(
