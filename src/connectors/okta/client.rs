@@ -325,17 +325,17 @@ impl Pager<'_> {
                 ));
             }
         };
-        if let Some(next) = next_link_from_header(&headers) {
-            if !self.seen.follow_link(&url, &next) {
-                return Err(self.okta.fail(
-                    &self.what,
-                    self.need,
-                    HttpError::Decode {
-                        url_path: url.split('?').next().unwrap_or_default().to_string(),
-                        reason: "the next link points at the page just read".to_string(),
-                    },
-                ));
-            }
+        if let Some(next) = next_link_from_header(&headers)
+            && !self.seen.follow_link(&url, &next)
+        {
+            return Err(self.okta.fail(
+                &self.what,
+                self.need,
+                HttpError::Decode {
+                    url_path: url.split('?').next().unwrap_or_default().to_string(),
+                    reason: "the next link points at the page just read".to_string(),
+                },
+            ));
         }
         if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
             tracing::info!(
