@@ -17,6 +17,7 @@ pub mod keycloak;
 pub mod kind;
 pub mod okta;
 pub mod probe;
+pub(crate) mod records;
 
 use async_trait::async_trait;
 
@@ -93,6 +94,17 @@ pub struct ReadSummary {
     /// The cursor to resume from next time (a Graph delta link, an Okta timestamp...).
     /// `None` keeps no checkpoint: the next read is a full one.
     pub next_checkpoint: Option<String>,
+}
+
+impl ReadSummary {
+    /// A read that got every page, in `mode`, resuming next time from `next_checkpoint`.
+    pub fn complete(mode: ReadMode, next_checkpoint: Option<String>) -> ReadSummary {
+        ReadSummary {
+            mode,
+            complete: true,
+            next_checkpoint,
+        }
+    }
 }
 
 /// Receives batches as the connector reads them.
@@ -189,6 +201,18 @@ pub enum ConnectorError {
     },
 }
 
+impl ConnectorError {
+    /// How a connector of `kind` reports an HTTP client or token source it could not set
+    /// up (a refused URL, a key that cannot sign).
+    pub(crate) fn setting_up(kind: &'static str) -> impl Fn(http::HttpError) -> ConnectorError {
+        move |source| ConnectorError::Http {
+            kind,
+            what: "setting up the HTTP client".to_string(),
+            source,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! A sink that collects batches, for connector unit tests.
@@ -201,24 +225,26 @@ pub(crate) mod testing {
 
     impl CollectingSink {
         pub fn users(&self) -> Vec<SourceUser> {
-            self.batches
-                .iter()
-                .filter_map(|b| match b {
-                    SourceBatch::Users(u) => Some(u.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect()
+            self.records(|batch| match batch {
+                SourceBatch::Users(users) => Some(users),
+                _ => None,
+            })
         }
 
         pub fn groups(&self) -> Vec<SourceGroup> {
+            self.records(|batch| match batch {
+                SourceBatch::Groups(groups) => Some(groups),
+                _ => None,
+            })
+        }
+
+        /// The records of every batch `pick` takes, in order.
+        fn records<T: Clone>(&self, pick: impl Fn(&SourceBatch) -> Option<&Vec<T>>) -> Vec<T> {
             self.batches
                 .iter()
-                .filter_map(|b| match b {
-                    SourceBatch::Groups(g) => Some(g.clone()),
-                    _ => None,
-                })
+                .filter_map(pick)
                 .flatten()
+                .cloned()
                 .collect()
         }
     }

@@ -43,6 +43,26 @@ pub trait ListingProbe: Sync {
     }
 }
 
+/// `diagnose` of an API kind: the token step when the kind has one (its name, and the
+/// detail shown whether it worked or not), then the listing steps, stopping at the first
+/// failure. The steps, and whether every one passed (a kind may have more to try).
+pub async fn token_then_listings(
+    probe: &dyn ListingProbe,
+    token: Option<(&'static str, Result<String, String>)>,
+) -> (Vec<Diagnosis>, bool) {
+    let mut checks = Vec::new();
+    match token {
+        Some((step, Ok(detail))) => checks.push(Diagnosis::ok(step, detail)),
+        Some((step, Err(detail))) => {
+            checks.push(Diagnosis::failed(step, detail));
+            return (checks, false);
+        }
+        None => {}
+    }
+    let passed = probe_listings(probe, &mut checks).await;
+    (checks, passed)
+}
+
 /// Runs the listing steps into `checks`; whether every one passed.
 pub async fn probe_listings(probe: &dyn ListingProbe, checks: &mut Vec<Diagnosis>) -> bool {
     for listing in [ProbeListing::Users, ProbeListing::Groups] {
@@ -114,7 +134,16 @@ mod tests {
         }
     }
 
-    async fn run(fake: Fake) -> (bool, Vec<(&'static str, bool)>) {
+    async fn run(
+        refuse: Option<&'static str>,
+        groups: bool,
+        note: Option<&'static str>,
+    ) -> (bool, Vec<(&'static str, bool)>) {
+        let fake = Fake {
+            refuse,
+            groups,
+            note,
+        };
         let mut checks = Vec::new();
         let passed = probe_listings(&fake, &mut checks).await;
         (passed, checks.iter().map(|d| (d.check, d.ok)).collect())
@@ -122,12 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn steps_run_in_order_and_stop_at_the_first_failure() {
-        let all = run(Fake {
-            refuse: None,
-            groups: true,
-            note: None,
-        })
-        .await;
+        let all = run(None, true, None).await;
         assert_eq!(
             all,
             (
@@ -139,12 +163,7 @@ mod tests {
                 ]
             )
         );
-        let refused = run(Fake {
-            refuse: Some("list groups"),
-            groups: true,
-            note: None,
-        })
-        .await;
+        let refused = run(Some("list groups"), true, None).await;
         assert_eq!(
             refused,
             (false, vec![("list users", true), ("list groups", false)])
@@ -153,19 +172,9 @@ mod tests {
 
     #[tokio::test]
     async fn no_group_is_noted_only_when_the_kind_says_so() {
-        let silent = run(Fake {
-            refuse: None,
-            groups: false,
-            note: None,
-        })
-        .await;
+        let silent = run(None, false, None).await;
         assert_eq!(silent.1.len(), 2);
-        let noted = run(Fake {
-            refuse: None,
-            groups: false,
-            note: Some("none"),
-        })
-        .await;
+        let noted = run(None, false, Some("none")).await;
         assert_eq!(noted.1.last(), Some(&("list group members", true)));
     }
 }

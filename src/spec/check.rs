@@ -4,10 +4,14 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
+use super::duration::parse_duration;
 use super::problems::{Problems, Source};
+use super::secret::{SecretRef, SecretString};
 
 /// Whether `host` (as in a URL, IPv6 possibly bracketed) is loopback.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -62,8 +66,8 @@ pub fn endpoint_url(text: &str, allow_insecure_http: bool) -> Result<url::Url, S
     }
 }
 
-/// A kind's `requests_per_second`: `default` when unset, otherwise at least 1 (a problem,
-/// and None, when not).
+/// A kind's `requests_per_second`: `default` (a zero default counts as 1) when unset,
+/// otherwise at least 1 (a problem, and None, when not).
 pub(crate) fn rate(
     source: &Source<'_>,
     value: Option<&Spanned<i64>>,
@@ -71,21 +75,13 @@ pub(crate) fn rate(
     default: u32,
     problems: &mut Problems,
 ) -> Option<NonZeroU32> {
-    let Some(spanned) = value else {
-        return NonZeroU32::new(default);
-    };
-    let parsed = u32::try_from(*spanned.get_ref())
-        .ok()
-        .and_then(NonZeroU32::new);
-    if parsed.is_none() {
-        source.report(
-            problems,
-            spanned,
-            key,
-            format!("{} is out of range (at least 1)", spanned.get_ref()),
-        );
-    }
-    parsed
+    let default = NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN);
+    source.checked_or(problems, value, key, default, |&n| {
+        u32::try_from(n)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| format!("{n} is out of range (at least 1)"))
+    })
 }
 
 /// A count from 1 to `max`: `default` when unset; out of range is a problem (the message
@@ -98,21 +94,45 @@ pub(crate) fn range(
     note: &str,
     problems: &mut Problems,
 ) -> Option<u32> {
-    let Some(spanned) = value else {
-        return Some(default);
-    };
-    match u32::try_from(*spanned.get_ref()) {
-        Ok(n) if (1..=max).contains(&n) => Some(n),
-        _ => {
-            source.report(
-                problems,
-                spanned,
-                key,
-                format!("{} is out of range (1-{max}{note})", spanned.get_ref()),
-            );
-            None
-        }
-    }
+    source.checked_or(problems, value, key, default, |&n| {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("{n} is out of range (1-{max}{note})"))
+    })
+}
+
+/// A secret setting looked up (relative files from `base_dir`); None, and a problem, when
+/// it cannot be.
+pub(crate) fn secret(
+    source: &Source<'_>,
+    spanned: &Spanned<SecretRef>,
+    key: &str,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<SecretString> {
+    source.checked(problems, spanned, key, spanned.get_ref().resolve(base_dir))
+}
+
+/// A duration setting (`"90m"`, `"7d"`): `default` when unset; with `positive`, zero is
+/// refused. None, and a problem, when it is not a (usable) duration.
+pub(crate) fn duration(
+    source: &Source<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    (default, positive): (Duration, bool),
+    problems: &mut Problems,
+) -> Option<Duration> {
+    source.checked_or(
+        problems,
+        value,
+        key,
+        default,
+        |text| match parse_duration(text)? {
+            duration if positive && duration.is_zero() => Err("must be longer than 0s".to_owned()),
+            duration => Ok(duration),
+        },
+    )
 }
 
 /// Whether `spanned` has more than white space; a problem saying `message` when not.

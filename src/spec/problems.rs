@@ -151,6 +151,36 @@ impl Source<'_> {
         );
     }
 
+    /// What a check of the value `spanned` (under `key`) gave, or None with its error
+    /// recorded as a problem.
+    pub(crate) fn checked<T, V, E: ToString>(
+        &self,
+        problems: &mut Problems,
+        spanned: &Spanned<V>,
+        key: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result
+            .map_err(|error| self.report(problems, spanned, key, error.to_string()))
+            .ok()
+    }
+
+    /// An optional setting: `default` when unset, else what `check` makes of its value
+    /// (None, and a problem, when it refuses it).
+    pub(crate) fn checked_or<T, U>(
+        &self,
+        problems: &mut Problems,
+        value: Option<&Spanned<T>>,
+        key: &str,
+        default: U,
+        check: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        match value {
+            None => Some(default),
+            Some(spanned) => self.checked(problems, spanned, key, check(spanned.get_ref())),
+        }
+    }
+
     /// Deserialises the whole file, or records why it cannot be.
     pub(crate) fn parse<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
         match toml::from_str(self.text) {

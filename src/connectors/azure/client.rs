@@ -15,31 +15,31 @@ use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash, json_kind};
 /// Follows one listing or delta round page by page.
 pub(super) struct Pager<'c> {
     pub(super) conn: &'c AzureConnector,
-    pub(super) next: Option<String>,
+    /// The first request's URL.
+    pub(super) start: String,
     /// Sent with the first request only (nextLinks carry their options).
     pub(super) query: Vec<(&'static str, String)>,
-    pub(super) first: bool,
     pub(super) minimal: bool,
     pub(super) delta: bool,
     pub(super) what: String,
     pub(super) permission: &'static str,
     pub(super) delta_link: Option<String>,
-    /// The links followed: one handed out again would make the round endless.
+    /// The page to read next, and the links followed: one handed out again would make
+    /// the round endless.
     pub(super) seen: Pages,
 }
 
 impl Pager<'_> {
     /// The next page's items, or `None` after the last page.
     pub(super) async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ConnectorError> {
-        let Some(url) = self.next.take() else {
-            return Ok(None);
+        let (url, query): (String, Vec<(&str, &str)>) = match self.seen.next_cursor() {
+            None => return Ok(None),
+            Some(Cursor::Link(next)) => (next, Vec::new()),
+            Some(_) => (
+                std::mem::take(&mut self.start),
+                self.query.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            ),
         };
-        let query: Vec<(&str, &str)> = if self.first {
-            self.query.iter().map(|(k, v)| (*k, v.as_str())).collect()
-        } else {
-            Vec::new()
-        };
-        self.first = false;
         let mut body = self
             .conn
             .get(&url, &query, self.minimal, &self.what, self.permission)
@@ -59,18 +59,13 @@ impl Pager<'_> {
             self.conn
                 .check_link(&next)
                 .map_err(|e| self.conn.fail(&self.what, self.permission, e))?;
-            if self
-                .seen
-                .follow(&url, Some(Cursor::Link(next.clone())))
-                .is_err()
-            {
+            if !self.seen.follow_link(&url, &next) {
                 return Err(self.conn.fail(
                     &self.what,
                     self.permission,
                     decode_error(&url, "@odata.nextLink points at the same page".to_string()),
                 ));
             }
-            self.next = Some(next);
         } else if self.delta {
             match body.get("@odata.deltaLink").and_then(Value::as_str) {
                 Some(link) if !link.is_empty() => {
@@ -195,15 +190,14 @@ impl AzureConnector {
         let graph_url = settings.graph_url.trim_end_matches('/').to_string();
         // Credentials go only to Graph's origin (paging and delta links included) and the
         // token endpoint; both must be https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(graph_url.as_str(), "azure.graph_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(|e| fail("setting up the HTTP client", e))?;
-        origin::configured_origin(
+        let http = HttpClient::for_api(
+            options,
+            (&graph_url, "azure.graph_url"),
+            None,
+            settings.allow_insecure_http,
+        )
+        .map_err(|e| fail("setting up the HTTP client", e))?
+        .with_token_endpoint(
             &settings.token_url,
             "azure.token_url",
             settings.allow_insecure_http,
@@ -256,7 +250,6 @@ impl AzureConnector {
             user_select,
             group_select,
             fingerprint,
-            plain_http: origin::plain_http_urls(&[&graph_url, &settings.token_url]),
         })
     }
 
@@ -315,41 +308,74 @@ impl AzureConnector {
             .map_err(|e| self.fail(what, permission, e))
     }
 
-    pub(super) fn pager(
+    fn pager(
         &self,
         url: String,
         query: Vec<(&'static str, String)>,
-        delta: bool,
-        minimal: bool,
-        what: impl Into<String>,
-        permission: &'static str,
+        (delta, minimal): (bool, bool),
+        (what, permission): (String, &'static str),
     ) -> Pager<'_> {
         Pager {
             conn: self,
-            next: Some(url),
+            start: url,
             query,
-            first: true,
             minimal,
             delta,
-            what: what.into(),
+            what,
             permission,
             delta_link: None,
             seen: Pages::start(Cursor::First),
         }
     }
 
+    /// A plain listing of `path` (under the API root), page by page: `$select` of
+    /// `select`, `$top` of the page size, and `$filter` when there is one. `step` is what is
+    /// being done and the permission it needs.
+    pub(super) fn listing(
+        &self,
+        path: &str,
+        select: String,
+        filter: Option<&String>,
+        step: (String, &'static str),
+    ) -> Pager<'_> {
+        let mut query = vec![("$select", select), ("$top", self.page_size.to_string())];
+        if let Some(filter) = filter {
+            query.push(("$filter", filter.clone()));
+        }
+        self.pager(format!("{}/{path}", self.api), query, (false, false), step)
+    }
+
+    /// One delta round from `url` (a stored deltaLink, or a delta function with its
+    /// `query`): each object with an id goes to `each`, in order; the round's new
+    /// deltaLink. `minimal` asks for changed properties only.
+    pub(super) async fn delta_round(
+        &self,
+        (url, query): (String, Vec<(&'static str, String)>),
+        minimal: bool,
+        step: (&str, &'static str),
+        mut each: impl FnMut(String, Value),
+    ) -> Result<String, ConnectorError> {
+        let step = (step.0.to_string(), step.1);
+        let mut pager = self.pager(url, query, (true, minimal), step);
+        while let Some(items) = pager.next_page().await? {
+            for item in items {
+                let Some(id) = id_of(&item) else { continue };
+                each(id, item);
+            }
+        }
+        pager.delta_link()
+    }
+
     /// The direct user and group members of group `id` (guests left out when excluded).
     pub(super) async fn members_of(&self, id: &str) -> Result<Vec<MemberRef>, ConnectorError> {
-        let mut pager = self.pager(
-            format!("{}/groups/{}/members", self.api, segment(id)),
-            vec![
-                ("$select", "id,userType".to_string()),
-                ("$top", self.page_size.to_string()),
-            ],
-            false,
-            false,
-            format!("listing the members of group {id}"),
-            GROUPS_PERMISSION,
+        let mut pager = self.listing(
+            &format!("groups/{}/members", segment(id)),
+            "id,userType".to_string(),
+            None,
+            (
+                format!("listing the members of group {id}"),
+                GROUPS_PERMISSION,
+            ),
         );
         let mut members: Ordered<MemberRef, ()> = Ordered::default();
         while let Some(items) = pager.next_page().await? {

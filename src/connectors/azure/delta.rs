@@ -97,60 +97,53 @@ impl AzureConnector {
     ) -> Result<DeltaChanges, ConnectorError> {
         let mut users: Ordered<String, Option<SourceUser>> = Ordered::default();
         let mut guests = HashSet::new();
-        let mut pager = self.pager(
-            cp.users.clone(),
-            Vec::new(),
-            true,
-            false,
-            "reading user changes (delta)",
-            USERS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for item in items {
-                let Some(id) = id_of(&item) else { continue };
-                if is_removed(&item) {
-                    users.set(id, None);
-                } else if !self.include_guests && is_guest(&item) {
-                    guests.insert(id.clone());
-                    users.set(id, None);
-                } else {
-                    users.set(id, records::to_user(item));
-                }
-            }
-        }
-        let users_link = pager.delta_link()?;
+        let users_link = self
+            .delta_round(
+                (cp.users.clone(), Vec::new()),
+                false,
+                ("reading user changes (delta)", USERS_PERMISSION),
+                |id, item| {
+                    if is_removed(&item) {
+                        users.set(id, None);
+                    } else if !self.include_guests && is_guest(&item) {
+                        guests.insert(id.clone());
+                        users.set(id, None);
+                    } else {
+                        users.set(id, records::to_user(item));
+                    }
+                },
+            )
+            .await?;
 
         let mut groups: Ordered<String, GroupChange> = Ordered::default();
-        let mut pager = self.pager(
-            cp.groups.clone(),
-            Vec::new(),
-            true,
-            true,
-            "reading group and membership changes (delta)",
-            GROUPS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for mut item in items {
-                let Some(id) = id_of(&item) else { continue };
-                let change = groups.entry(id, GroupChange::default);
-                if is_removed(&item) {
-                    *change = GroupChange {
-                        removed: true,
-                        ..GroupChange::default()
-                    };
-                    continue;
-                }
-                change.removed = false;
-                let entries = take_members_delta(&mut item);
-                change.properties |= has_properties(&item);
-                for entry in entries {
-                    if let Some(member) = member_ref(&entry) {
-                        change.members.set(member, !is_removed(&entry));
+        let groups_link = self
+            .delta_round(
+                (cp.groups.clone(), Vec::new()),
+                true,
+                (
+                    "reading group and membership changes (delta)",
+                    GROUPS_PERMISSION,
+                ),
+                |id, mut item| {
+                    let change = groups.entry(id, GroupChange::default);
+                    if is_removed(&item) {
+                        *change = GroupChange {
+                            removed: true,
+                            ..GroupChange::default()
+                        };
+                        return;
                     }
-                }
-            }
-        }
-        let groups_link = pager.delta_link()?;
+                    change.removed = false;
+                    let entries = take_members_delta(&mut item);
+                    change.properties |= has_properties(&item);
+                    for entry in entries {
+                        if let Some(member) = member_ref(&entry) {
+                            change.members.set(member, !is_removed(&entry));
+                        }
+                    }
+                },
+            )
+            .await?;
         Ok(DeltaChanges {
             users,
             guests,
@@ -231,19 +224,6 @@ impl AzureConnector {
         for change in member_changes {
             sink.accept(change).await?;
         }
-        Ok(ReadSummary {
-            mode: ReadMode::Delta,
-            complete: true,
-            next_checkpoint: Some(
-                AzureCheckpoint {
-                    v: 1,
-                    users: users_link,
-                    groups: groups_link,
-                    full_at,
-                    query: self.fingerprint.clone(),
-                }
-                .to_json(),
-            ),
-        })
+        Ok(self.finished(ReadMode::Delta, (users_link, groups_link), full_at))
     }
 }

@@ -47,8 +47,8 @@ use serde_json::Value;
 pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 
 use super::batch::Batcher;
-use super::http::{HttpClient, OAuthClientCredentials, TokenSource, origin};
-use super::probe::probe_listings;
+use super::http::{HttpClient, OAuthClientCredentials, TokenSource};
+use super::probe::token_then_listings;
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use crate::model::{MemberKind, MemberRef, SourceUser};
 use client::*;
@@ -117,8 +117,6 @@ pub struct AzureConnector {
     user_select: String,
     group_select: String,
     fingerprint: String,
-    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
-    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for AzureConnector {
@@ -166,25 +164,23 @@ impl AzureConnector {
         started: DateTime<Utc>,
     ) -> Result<ReadSummary, ConnectorError> {
         let mut users: Ordered<String, SourceUser> = Ordered::default();
-        let mut pager = self.pager(
-            format!("{}/users/delta", self.api),
-            vec![("$select", self.user_select.clone())],
-            true,
-            false,
-            "reading users (initial delta round)",
-            USERS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for item in items {
-                let Some(id) = id_of(&item) else { continue };
-                if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
-                    users.remove(&id);
-                } else if let Some(user) = records::to_user(item) {
-                    users.set(id, user);
-                }
-            }
-        }
-        let users_link = pager.delta_link()?;
+        let users_link = self
+            .delta_round(
+                (
+                    format!("{}/users/delta", self.api),
+                    vec![("$select", self.user_select.clone())],
+                ),
+                false,
+                ("reading users (initial delta round)", USERS_PERMISSION),
+                |id, item| {
+                    if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
+                        users.remove(&id);
+                    } else if let Some(user) = records::to_user(item) {
+                        users.set(id, user);
+                    }
+                },
+            )
+            .await?;
         let user_ids: HashSet<String> = users.index.keys().cloned().collect();
         let mut batch = Batcher::users();
         for (_, user) in users.into_iter() {
@@ -193,36 +189,37 @@ impl AzureConnector {
         batch.finish(sink).await?;
 
         let mut groups: Ordered<String, PendingGroup> = Ordered::default();
-        let mut pager = self.pager(
-            format!("{}/groups/delta", self.api),
-            vec![("$select", format!("{},members", self.group_select))],
-            true,
-            false,
-            "reading groups and members (initial delta round)",
-            GROUPS_PERMISSION,
-        );
-        while let Some(items) = pager.next_page().await? {
-            for mut item in items {
-                let Some(id) = id_of(&item) else { continue };
-                if is_removed(&item) {
-                    groups.remove(&id);
-                    continue;
-                }
-                let entries = take_members_delta(&mut item);
-                let group = groups.entry(id, PendingGroup::default);
-                group.properties.extend(attributes(item));
-                for entry in entries {
-                    if let Some(member) = member_ref(&entry) {
-                        if is_removed(&entry) {
-                            group.members.remove(&member);
-                        } else {
-                            group.members.set(member, ());
+        let groups_link = self
+            .delta_round(
+                (
+                    format!("{}/groups/delta", self.api),
+                    vec![("$select", format!("{},members", self.group_select))],
+                ),
+                false,
+                (
+                    "reading groups and members (initial delta round)",
+                    GROUPS_PERMISSION,
+                ),
+                |id, mut item| {
+                    if is_removed(&item) {
+                        groups.remove(&id);
+                        return;
+                    }
+                    let entries = take_members_delta(&mut item);
+                    let group = groups.entry(id, PendingGroup::default);
+                    group.properties.extend(attributes(item));
+                    for entry in entries {
+                        if let Some(member) = member_ref(&entry) {
+                            if is_removed(&entry) {
+                                group.members.remove(&member);
+                            } else {
+                                group.members.set(member, ());
+                            }
                         }
                     }
-                }
-            }
-        }
-        let groups_link = pager.delta_link()?;
+                },
+            )
+            .await?;
         let group_ids: HashSet<String> = groups.index.keys().cloned().collect();
         let mut batch = Batcher::groups();
         for (id, group) in groups.into_iter() {
@@ -237,36 +234,34 @@ impl AzureConnector {
                 .await?;
         }
         batch.finish(sink).await?;
-        Ok(ReadSummary {
-            mode: ReadMode::Full,
-            complete: true,
-            next_checkpoint: Some(
-                AzureCheckpoint {
-                    v: 1,
-                    users: users_link,
-                    groups: groups_link,
-                    full_at: started,
-                    query: self.fingerprint.clone(),
-                }
-                .to_json(),
-            ),
-        })
+        Ok(self.finished(ReadMode::Full, (users_link, groups_link), started))
+    }
+
+    /// A complete read whose checkpoint holds the rounds' new deltaLinks (users, groups)
+    /// and when the last full read started.
+    fn finished(
+        &self,
+        mode: ReadMode,
+        (users, groups): (String, String),
+        full_at: DateTime<Utc>,
+    ) -> ReadSummary {
+        let checkpoint = AzureCheckpoint {
+            v: 1,
+            users,
+            groups,
+            full_at,
+            query: self.fingerprint.clone(),
+        };
+        ReadSummary::complete(mode, Some(checkpoint.to_json()))
     }
 
     /// A full read through plain listings (`delta = false`).
     async fn read_full_listing(&self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
-        let top = self.page_size.to_string();
-        let mut query = vec![("$select", self.user_select.clone()), ("$top", top.clone())];
-        if let Some(filter) = &self.user_filter {
-            query.push(("$filter", filter.clone()));
-        }
-        let mut pager = self.pager(
-            format!("{}/users", self.api),
-            query,
-            false,
-            false,
-            "listing users",
-            USERS_PERMISSION,
+        let mut pager = self.listing(
+            "users",
+            self.user_select.clone(),
+            self.user_filter.as_ref(),
+            ("listing users".to_string(), USERS_PERMISSION),
         );
         let mut user_ids = HashSet::new();
         let mut batch = Batcher::users();
@@ -285,17 +280,11 @@ impl AzureConnector {
         }
         batch.finish(sink).await?;
 
-        let mut query = vec![("$select", self.group_select.clone()), ("$top", top)];
-        if let Some(filter) = &self.group_filter {
-            query.push(("$filter", filter.clone()));
-        }
-        let mut pager = self.pager(
-            format!("{}/groups", self.api),
-            query,
-            false,
-            false,
-            "listing groups",
-            GROUPS_PERMISSION,
+        let mut pager = self.listing(
+            "groups",
+            self.group_select.clone(),
+            self.group_filter.as_ref(),
+            ("listing groups".to_string(), GROUPS_PERMISSION),
         );
         let mut groups: Ordered<String, Value> = Ordered::default();
         while let Some(items) = pager.next_page().await? {
@@ -348,23 +337,17 @@ impl PullConnector for AzureConnector {
     /// A token, then `$top=1` reads of users, groups and one group's members (and, with
     /// delta, `$deltatoken=latest` of both delta functions); a 403 names the permission.
     async fn diagnose(&self) -> Vec<Diagnosis> {
-        let mut checks = Vec::new();
-        match self.token.token(false).await {
-            Ok(_) => checks.push(Diagnosis::ok(
-                "authenticate",
-                format!(
-                    "token issued by {}",
-                    url::Url::parse(&self.token_url)
-                        .map(|u| super::http::redact_url(&u))
-                        .unwrap_or_default()
-                ),
+        let token = match self.token.token(false).await {
+            Ok(_) => Ok(format!(
+                "token issued by {}",
+                url::Url::parse(&self.token_url)
+                    .map(|u| super::http::redact_url(&u))
+                    .unwrap_or_default()
             )),
-            Err(e) => {
-                checks.push(Diagnosis::failed("authenticate", e.to_string()));
-                return checks;
-            }
-        }
-        if !probe_listings(self, &mut checks).await {
+            Err(e) => Err(e.to_string()),
+        };
+        let (mut checks, passed) = token_then_listings(self, Some(("authenticate", token))).await;
+        if !passed {
             return checks;
         }
         if self.delta {
@@ -392,14 +375,10 @@ impl PullConnector for AzureConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
-        origin::warn_plain_http(KIND, &self.plain_http);
+        self.http.warn_plain_http(KIND);
         if !self.delta {
             self.read_full_listing(sink).await?;
-            return Ok(ReadSummary {
-                mode: ReadMode::Full,
-                complete: true,
-                next_checkpoint: None,
-            });
+            return Ok(ReadSummary::complete(ReadMode::Full, None));
         }
         let now = crate::clock::now();
         match self.plan(checkpoint, now) {

@@ -3,7 +3,8 @@
 use serde_json::{Map, Value};
 
 use crate::connectors::kind::UserKeys;
-use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+use crate::connectors::records::{exact_text, flag_or, primary_only};
+use crate::model::{MemberRef, SourceGroup, SourceUser};
 
 /// The keys of this kind's user records, for `idsync check`: Microsoft Graph returns only
 /// the properties in `$select`.
@@ -24,12 +25,9 @@ pub const USER_TYPE: &str = "#microsoft.graph.user";
 /// `@odata.type` of a group member.
 pub const GROUP_TYPE: &str = "#microsoft.graph.group";
 
+/// A field's text as sent; None when absent or empty.
 pub fn str_field(value: &Value, key: &str) -> Option<String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    exact_text(value.get(key))
 }
 
 /// The object's `id`, if it has a non-empty one.
@@ -78,19 +76,8 @@ pub fn to_user(value: Value) -> Option<SourceUser> {
     let user_name = str_field(&value, "userPrincipalName")
         .or_else(|| str_field(&value, "mail"))
         .unwrap_or_else(|| external_id.clone());
-    let emails = str_field(&value, "mail")
-        .map(|mail| {
-            vec![Email {
-                value: mail,
-                kind: Some("work".to_string()),
-                primary: true,
-            }]
-        })
-        .unwrap_or_default();
-    let active = value
-        .get("accountEnabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+    let emails = primary_only(str_field(&value, "mail"), Some("work"));
+    let active = flag_or(&value, "accountEnabled", true);
     Some(SourceUser {
         external_id,
         user_name,
@@ -110,17 +97,8 @@ pub fn to_group(
     members: Vec<MemberRef>,
 ) -> SourceGroup {
     let properties = attributes(Value::Object(properties));
-    let display_name = properties
-        .get("displayName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| id.clone());
-    let description = properties
-        .get("description")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
+    let display_name = exact_text(properties.get("displayName")).unwrap_or_else(|| id.clone());
+    let description = exact_text(properties.get("description"));
     SourceGroup {
         external_id: id,
         display_name,

@@ -35,8 +35,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
-use crate::spec::check::{insecure_reason, rate};
-use crate::spec::duration::parse_duration;
+use crate::spec::check::{duration, endpoint_url, range, rate};
 use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
@@ -353,44 +352,19 @@ pub(super) fn check(
 
     let mut check_url = |spanned: &Spanned<String>, key: &str, host_only: bool| -> String {
         let text = spanned.get_ref().trim().trim_end_matches('/').to_owned();
-        match url::Url::parse(&text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if let Some(reason) = insecure_reason(&url, raw.allow_insecure_http) {
-                    source.report(problems, spanned, key, format!("`{text}`: {reason}"));
-                } else if url.query().is_some() || url.fragment().is_some() {
-                    source.report(
-                        problems,
-                        spanned,
-                        key,
-                        format!("`{text}` must not have a query or fragment"),
-                    );
-                } else if host_only && url.path() != "/" && !url.path().is_empty() {
-                    let hint = if key == "azure.graph_url" {
-                        "without `/v1.0`, such as https://graph.microsoft.com"
-                    } else {
-                        "without the tenant or path, such as https://login.microsoftonline.com"
-                    };
-                    source.report(
-                        problems,
-                        spanned,
-                        key,
-                        format!("`{text}` must be the host only, {hint}"),
-                    );
-                }
+        let url = endpoint_url(&text, raw.allow_insecure_http).and_then(|url| {
+            if host_only && url.path() != "/" && !url.path().is_empty() {
+                let hint = if key == "azure.graph_url" {
+                    "without `/v1.0`, such as https://graph.microsoft.com"
+                } else {
+                    "without the tenant or path, such as https://login.microsoftonline.com"
+                };
+                Err(format!("`{text}` must be the host only, {hint}"))
+            } else {
+                Ok(url)
             }
-            Ok(_) => source.report(
-                problems,
-                spanned,
-                key,
-                format!("`{text}` must be an https:// URL"),
-            ),
-            Err(err) => source.report(
-                problems,
-                spanned,
-                key,
-                format!("`{text}` is not a URL: {err}"),
-            ),
-        }
+        });
+        source.checked(problems, spanned, key, url);
         text
     };
     let authority = raw
@@ -410,24 +384,14 @@ pub(super) fn check(
 
     let credential = credential(source, base_dir, raw, enabled, problems);
 
-    let page_size = match &raw.page_size {
-        None => AZURE_MAX_PAGE_SIZE,
-        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
-            Ok(n) if (1..=AZURE_MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                source.report(
-                    problems,
-                    spanned,
-                    "azure.page_size",
-                    format!(
-                        "{} is out of range (1-{AZURE_MAX_PAGE_SIZE}, Graph's largest $top)",
-                        spanned.get_ref()
-                    ),
-                );
-                AZURE_MAX_PAGE_SIZE
-            }
-        },
-    };
+    let page_size = range(
+        source,
+        raw.page_size.as_ref(),
+        "azure.page_size",
+        (AZURE_MAX_PAGE_SIZE, AZURE_MAX_PAGE_SIZE),
+        ", Graph's largest $top",
+        problems,
+    );
     let requests_per_second = rate(
         source,
         raw.requests_per_second.as_ref(),
@@ -435,29 +399,19 @@ pub(super) fn check(
         AZURE_DEFAULT_REQUESTS_PER_SECOND,
         problems,
     );
-    let mut duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| match value {
-        None => default,
-        Some(spanned) => match parse_duration(spanned.get_ref()) {
-            Ok(d) if d.is_zero() => {
-                source.report(problems, spanned, key, "must be longer than 0s");
-                default
-            }
-            Ok(d) => d,
-            Err(err) => {
-                source.report(problems, spanned, key, err);
-                default
-            }
-        },
-    };
     let full_sync_every = duration(
-        &raw.full_sync_every,
+        source,
+        raw.full_sync_every.as_ref(),
         "azure.full_sync_every",
-        AZURE_DEFAULT_FULL_SYNC_EVERY,
+        (AZURE_DEFAULT_FULL_SYNC_EVERY, true),
+        problems,
     );
     let max_retry_time = duration(
-        &raw.max_retry_time,
+        source,
+        raw.max_retry_time.as_ref(),
         "azure.max_retry_time",
-        AZURE_DEFAULT_MAX_RETRY_TIME,
+        (AZURE_DEFAULT_MAX_RETRY_TIME, true),
+        problems,
     );
 
     let delta = raw.delta.unwrap_or(true);
@@ -528,13 +482,13 @@ pub(super) fn check(
         include_guests: raw.include_guests.unwrap_or(true),
         user_filter,
         group_filter,
-        page_size,
+        page_size: page_size?,
         requests_per_second: requests_per_second?,
         delta,
-        full_sync_every,
+        full_sync_every: full_sync_every?,
         user_properties,
         group_properties,
-        max_retry_time,
+        max_retry_time: max_retry_time?,
         allow_insecure_http: raw.allow_insecure_http,
     })
 }

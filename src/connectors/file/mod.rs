@@ -118,11 +118,7 @@ impl PullConnector for FileConnector {
         }
 
         match parser.await {
-            Ok(Ok(())) => Ok(ReadSummary {
-                mode: ReadMode::Full,
-                complete: true,
-                next_checkpoint: None,
-            }),
+            Ok(Ok(())) => Ok(ReadSummary::complete(ReadMode::Full, None)),
             Ok(Err(Stop::Failed(err))) => Err(err),
             // Only happens when the channel was closed, which this side did not do.
             Ok(Err(Stop::Cancelled)) => Err(ConnectorError::Io {

@@ -41,6 +41,18 @@ pub(super) fn optional_string(
     }
 }
 
+/// An optional boolean field; null is absent, which gives `default`.
+fn optional_bool(record: &Map<String, Value>, field: &str, default: bool) -> Result<bool, String> {
+    match record.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(flag)) => Ok(*flag),
+        Some(other) => Err(format!(
+            "{field} must be true or false, not {}",
+            json_kind(other)
+        )),
+    }
+}
+
 pub(super) fn user_from_json(attributes: Map<String, Value>) -> Result<SourceUser, String> {
     let external_id = required_string(&attributes, "id")?;
     let user_name = required_string(&attributes, "userName")?;
@@ -48,16 +60,7 @@ pub(super) fn user_from_json(attributes: Map<String, Value>) -> Result<SourceUse
     let family_name = optional_string(&attributes, "familyName")?;
     let display_name = optional_string(&attributes, "displayName")?;
     let emails = emails_from_json(&attributes)?;
-    let active = match attributes.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(active)) => *active,
-        Some(other) => {
-            return Err(format!(
-                "active must be true or false, not {}",
-                json_kind(other)
-            ));
-        }
-    };
+    let active = optional_bool(&attributes, "active", true)?;
     Ok(SourceUser {
         external_id,
         user_name,
@@ -113,16 +116,7 @@ pub(super) fn email_from_json(item: &Value) -> Result<Email, String> {
         Value::Object(fields) => {
             let value = required_string(fields, "value")?;
             let kind = optional_string(fields, "type")?;
-            let primary = match fields.get("primary") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(primary)) => *primary,
-                Some(other) => {
-                    return Err(format!(
-                        "primary must be true or false, not {}",
-                        json_kind(other)
-                    ));
-                }
-            };
+            let primary = optional_bool(fields, "primary", false)?;
             Ok(Email {
                 value,
                 kind,

@@ -89,42 +89,24 @@ pub(super) fn check(
 ) -> Option<FileSettings> {
     let (source, raw) = (context.source, table.get_ref());
     let written = raw.path.get_ref();
-    let mut ok = true;
     if written.as_os_str().is_empty() {
         source.report(problems, &raw.path, "file.path", "must not be empty");
         return None;
     }
     let path = resolve(context.base_dir, written);
-    match std::fs::metadata(&path) {
+    let readable = match std::fs::metadata(&path) {
         Ok(metadata) if metadata.is_dir() => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("{} is a directory, not a file", path.display()),
-            );
-            ok = false;
+            Err(format!("{} is a directory, not a file", path.display()))
         }
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("file not found: {}", path.display()),
-            );
-            ok = false;
+            Err(format!("file not found: {}", path.display()))
         }
-        Err(err) => {
-            source.report(
-                problems,
-                &raw.path,
-                "file.path",
-                format!("cannot read {}: {err}", path.display()),
-            );
-            ok = false;
-        }
-    }
+        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
+    };
+    let ok = source
+        .checked(problems, &raw.path, "file.path", readable)
+        .is_some();
     let format = raw.format.or_else(|| FileFormat::from_extension(&path));
     if format.is_none() {
         source.report(

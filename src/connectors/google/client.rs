@@ -12,7 +12,6 @@ use super::*;
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
     AuthScheme, Cursor, HttpClient, HttpError, HttpOptions, JwtBearerGrant, Pages, next_page_token,
-    origin,
 };
 use crate::model::json_kind;
 
@@ -75,28 +74,17 @@ impl GoogleConnector {
         settings: &GoogleSettings,
         options: HttpOptions,
     ) -> Result<GoogleConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
+        let fail = ConnectorError::setting_up(KIND);
         let retry_time = options.max_retry_time;
         // Credentials go only to the API root's origin and the token endpoint; both must be
         // https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.api_base_url.as_str(), "google.api_base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        origin::configured_origin(
-            &settings.token_url,
-            "google.token_url",
+        let http = HttpClient::for_api(
+            options,
+            (&settings.api_base_url, "google.api_base_url"),
+            Some((&settings.token_url, "google.token_url")),
             settings.allow_insecure_http,
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let assertion = ServiceAccountAssertion::new(
             &settings.token_url,
             JwtBearerClaims {
@@ -108,13 +96,13 @@ impl GoogleConnector {
             &settings.key.private_key,
             settings.key.private_key_id.clone(),
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let token = JwtBearerGrant::new(
             http.reqwest_client(),
             &settings.token_url,
             assertion.into_fn(),
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let token = Arc::new(token);
         let http = http.with_auth(token.clone(), AuthScheme::Bearer);
         Ok(GoogleConnector {
@@ -139,7 +127,6 @@ impl GoogleConnector {
                 .unwrap_or_else(|| settings.key.client_email.clone()),
             project_id: settings.key.project_id.clone(),
             retry_time,
-            plain_http: origin::plain_http_urls(&[&settings.api_base_url, &settings.token_url]),
         })
     }
 
@@ -345,27 +332,35 @@ impl GoogleConnector {
         query: &[(&str, &str)],
         mut on_page: impl FnMut(Vec<Value>) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        let mut tokens = PageTokens::default();
-        let mut token: Option<String> = None;
-        loop {
-            let (items, next) = self.page(listing, url, query, token.as_deref()).await?;
+        let mut walk = TokenWalk::default();
+        while let Some(items) = self.next_page(&mut walk, listing, url, query).await? {
             on_page(items)?;
-            match next {
-                Some(next) => {
-                    tokens.check(&next).map_err(|reason| {
-                        self.fail(
-                            listing,
-                            HttpError::Decode {
-                                url_path: url.to_string(),
-                                reason,
-                            },
-                        )
-                    })?;
-                    token = Some(next);
-                }
-                None => return Ok(()),
-            }
         }
+        Ok(())
+    }
+
+    /// The next page of `listing` (None after the last), read at the token `walk` holds.
+    /// A next token handed out twice fails the read once this page's items are handled.
+    pub(super) async fn next_page(
+        &self,
+        walk: &mut TokenWalk,
+        listing: Listing<'_>,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<Vec<Value>>, ConnectorError> {
+        if let Some(refused) = walk.refused.take() {
+            return Err(refused);
+        }
+        let Some(token) = walk.tokens.next_token() else {
+            return Ok(None);
+        };
+        let (items, next) = self.page(listing, url, query, token.as_deref()).await?;
+        if let Some(next) = next
+            && let Err(reason) = walk.tokens.check(&next)
+        {
+            walk.refused = Some(self.malformed(listing, url, reason));
+        }
+        Ok(Some(items))
     }
 
     pub(super) fn malformed(
@@ -409,6 +404,14 @@ impl GoogleConnector {
     }
 }
 
+/// Where a `pageToken` listing is (see [`GoogleConnector::next_page`]).
+#[derive(Default)]
+pub(super) struct TokenWalk {
+    tokens: PageTokens,
+    /// The next token was one seen before: the read fails at the next page.
+    refused: Option<ConnectorError>,
+}
+
 /// Page tokens seen in one listing: a token handed out twice would loop forever.
 pub(super) struct PageTokens(Pages);
 
@@ -419,6 +422,16 @@ impl Default for PageTokens {
 }
 
 impl PageTokens {
+    /// The token of the page to read next (None for the first page), or None after the
+    /// last page.
+    fn next_token(&mut self) -> Option<Option<String>> {
+        match self.0.next_cursor()? {
+            Cursor::Token(token) => Some(Some(token)),
+            _ => Some(None),
+        }
+    }
+
+    /// Follows `token` to the next page; an error when it was handed out before.
     pub(super) fn check(&mut self, token: &str) -> Result<(), String> {
         self.0
             .follow("", Some(Cursor::Token(token.to_string())))

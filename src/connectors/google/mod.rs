@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::batch::Batcher;
-use super::http::{HttpClient, JwtBearerGrant, TokenSource, origin};
-use super::probe::{ListingProbe, ProbeListing, probe_listings};
+use super::http::{HttpClient, JwtBearerGrant, TokenSource};
+use super::probe::{ListingProbe, ProbeListing, token_then_listings};
 use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
 use client::*;
 use records::*;
@@ -70,8 +70,6 @@ pub struct GoogleConnector {
     project_id: Option<String>,
     /// Budget and backoff for retrying 403 quota answers (the shared client retries 429s).
     retry_time: Duration,
-    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
-    plain_http: Vec<String>,
 }
 
 impl GoogleConnector {
@@ -90,14 +88,13 @@ impl GoogleConnector {
         ];
         let mut seen = HashSet::new();
         let mut batch = Batcher::users();
-        let mut tokens = PageTokens::default();
-        let mut token: Option<String> = None;
+        let mut walk = TokenWalk::default();
         let mut left_out = 0usize;
         // Not for_each_page: batches reach the (async) sink as pages arrive.
-        loop {
-            let (items, next) = self
-                .page(Listing::Users, &url, &query, token.as_deref())
-                .await?;
+        while let Some(items) = self
+            .next_page(&mut walk, Listing::Users, &url, &query)
+            .await?
+        {
             for item in items {
                 let user = to_user(item, self.include_suspended, self.include_archived)
                     .map_err(|reason| self.malformed(Listing::Users, &url, reason))?;
@@ -109,15 +106,6 @@ impl GoogleConnector {
                     }
                     None => left_out += 1,
                 }
-            }
-            match next {
-                Some(next) => {
-                    tokens
-                        .check(&next)
-                        .map_err(|reason| self.malformed(Listing::Users, &url, reason))?;
-                    token = Some(next);
-                }
-                None => break,
             }
         }
         batch.finish(sink).await?;
@@ -190,27 +178,18 @@ impl PullConnector for GoogleConnector {
 
     /// A token, then `maxResults=1` reads of users, groups and one group's members.
     async fn diagnose(&self) -> Vec<Diagnosis> {
-        let mut checks = Vec::new();
-        match self.token.token(true).await {
-            Ok(_) => checks.push(Diagnosis::ok(
-                "token",
-                format!(
+        let token = self.token.token(true).await.map_or_else(
+            |error| Err(self.detail(Listing::Users, &error)),
+            |_| {
+                Ok(format!(
                     "issued to {} acting as {} for {}",
                     self.client_email,
                     self.subject,
                     self.scopes.join(" ")
-                ),
-            )),
-            Err(error) => {
-                checks.push(Diagnosis::failed(
-                    "token",
-                    self.detail(Listing::Users, &error),
-                ));
-                return checks;
-            }
-        }
-        probe_listings(self, &mut checks).await;
-        checks
+                ))
+            },
+        );
+        token_then_listings(self, Some(("token", token))).await.0
     }
 
     /// A full read of the account; the checkpoint is ignored (there is no delta).
@@ -219,14 +198,10 @@ impl PullConnector for GoogleConnector {
         _checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
-        origin::warn_plain_http(KIND, &self.plain_http);
+        self.http.warn_plain_http(KIND);
         let user_ids = self.read_users(sink).await?;
         self.read_groups(&user_ids, sink).await?;
-        Ok(ReadSummary {
-            mode: ReadMode::Full,
-            complete: true,
-            next_checkpoint: None,
-        })
+        Ok(ReadSummary::complete(ReadMode::Full, None))
     }
 }
 

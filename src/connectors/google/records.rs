@@ -2,10 +2,11 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::*;
 use crate::connectors::kind::UserKeys;
+use crate::connectors::records::{given_and_family, group_of_object, object_members, trimmed_text};
 use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
 
 /// Google Directory API `User` keys (`projection=full`).
@@ -64,13 +65,9 @@ pub(super) fn user_keys(_: &super::GoogleSettings) -> UserKeys<'static> {
     )
 }
 
+/// A field's text, trimmed; None when absent or blank.
 pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    trimmed_text(value.get(key))
 }
 
 pub(super) fn bool_field(value: &Value, key: &str) -> bool {
@@ -102,10 +99,8 @@ pub(super) fn to_user(
     let name = value.get("name").cloned().unwrap_or(Value::Null);
     let given_name = str_field(&name, "givenName");
     let family_name = str_field(&name, "familyName");
-    let display_name = str_field(&name, "fullName").or_else(|| match (&given_name, &family_name) {
-        (Some(g), Some(f)) => Some(format!("{g} {f}")),
-        _ => None,
-    });
+    let display_name =
+        str_field(&name, "fullName").or_else(|| given_and_family(&given_name, &family_name));
     let mut emails = vec![Email {
         value: user_name.clone(),
         kind: None,
@@ -133,10 +128,7 @@ pub(super) fn to_user(
             });
         }
     }
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+    let attributes = object_members(value);
     Ok(Some(SourceUser {
         external_id,
         user_name,
@@ -184,15 +176,5 @@ pub(super) fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> Sou
         .or_else(|| str_field(&value, "email"))
         .unwrap_or_else(|| id.clone());
     let description = str_field(&value, "description");
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    SourceGroup {
-        external_id: id,
-        display_name,
-        description,
-        members,
-        attributes,
-    }
+    group_of_object(id, display_name, description, value, members)
 }

@@ -29,7 +29,8 @@ use serde_json::Value;
 use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
-use crate::spec::check::{insecure_reason, rate};
+use crate::connectors::records::trimmed_text;
+use crate::spec::check::{insecure_reason, range, rate, secret};
 use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
@@ -200,13 +201,7 @@ pub fn parse_service_account_key(json: &str) -> Result<ServiceAccountKey, String
     let Value::Object(map) = value else {
         return Err("is not a Google service-account key file: expected a JSON object".to_owned());
     };
-    let text = |key: &str| {
-        map.get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
+    let text = |key: &str| trimmed_text(map.get(key));
     match text("type").as_deref() {
         Some("service_account") => {}
         Some(other) => {
@@ -285,29 +280,12 @@ pub(super) fn check(
     let (source, base_dir, raw) = (at.source, at.base_dir, table.get_ref());
     let before = problems.len();
 
-    let key = match raw.service_account_key.get_ref().resolve(base_dir) {
-        Ok(json) => match parse_service_account_key(json.expose()) {
-            Ok(key) => Some(key),
-            Err(why) => {
-                source.report(
-                    problems,
-                    &raw.service_account_key,
-                    "google.service_account_key",
-                    format!("{} {why}", raw.service_account_key.get_ref()),
-                );
-                None
-            }
-        },
-        Err(err) => {
-            source.report(
-                problems,
-                &raw.service_account_key,
-                "google.service_account_key",
-                err.to_string(),
-            );
-            None
-        }
-    };
+    let key_setting = (&raw.service_account_key, "google.service_account_key");
+    let key = secret(source, key_setting.0, key_setting.1, base_dir, problems).and_then(|json| {
+        let parsed = parse_service_account_key(json.expose())
+            .map_err(|why| format!("{} {why}", key_setting.0.get_ref()));
+        source.checked(problems, key_setting.0, key_setting.1, parsed)
+    });
 
     let subject = raw.subject.get_ref().trim().to_owned();
     if !looks_like_email(&subject) {
@@ -450,25 +428,14 @@ pub(super) fn check(
         None => GOOGLE_DEFAULT_API_BASE_URL.to_owned(),
     };
 
-    let page_size = match &raw.page_size {
-        None => GOOGLE_MAX_USERS_PAGE_SIZE,
-        Some(spanned) => match u32::try_from(*spanned.get_ref()) {
-            Ok(n) if (1..=GOOGLE_MAX_USERS_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                source.report(
-                    problems,
-                    spanned,
-                    "google.page_size",
-                    format!(
-                        "{} is out of range (1-{GOOGLE_MAX_USERS_PAGE_SIZE}; groups and members \
-                         pages are capped at {GOOGLE_MAX_GROUPS_PAGE_SIZE})",
-                        spanned.get_ref()
-                    ),
-                );
-                GOOGLE_MAX_USERS_PAGE_SIZE
-            }
-        },
-    };
+    let page_size = range(
+        source,
+        raw.page_size.as_ref(),
+        "google.page_size",
+        (GOOGLE_MAX_USERS_PAGE_SIZE, GOOGLE_MAX_USERS_PAGE_SIZE),
+        &format!("; groups and members pages are capped at {GOOGLE_MAX_GROUPS_PAGE_SIZE}"),
+        problems,
+    );
     let requests_per_second = rate(
         source,
         raw.requests_per_second.as_ref(),
@@ -510,7 +477,7 @@ pub(super) fn check(
         api_base_url,
         include_suspended: raw.include_suspended.unwrap_or(true),
         include_archived: raw.include_archived.unwrap_or(true),
-        page_size,
+        page_size: page_size?,
         requests_per_second: requests_per_second?,
         allow_insecure_http: raw.allow_insecure_http,
     })

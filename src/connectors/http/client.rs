@@ -55,6 +55,9 @@ pub struct HttpClient {
     origins: Vec<Origin>,
     /// Unpinned clients: the origin of the first request, which all later ones must share.
     first_origin: Arc<OnceLock<Origin>>,
+    /// The configured URLs credentials go to that are plain `http` (redacted), for
+    /// [`HttpClient::warn_plain_http`].
+    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -100,6 +103,7 @@ impl HttpClient {
             auth: None,
             origins: Vec::new(),
             first_origin: Arc::new(OnceLock::new()),
+            plain_http: Vec::new(),
         })
     }
 
@@ -116,8 +120,46 @@ impl HttpClient {
             if !self.origins.contains(&origin) {
                 self.origins.push(origin);
             }
+            self.plain_http.extend(origin::plain_http_urls(&[url]));
         }
         Ok(self)
+    }
+
+    /// The same client, knowing that its credentials also go to the token endpoint
+    /// `token_url` (`what` names the setting), checked by the same rule as a pinned origin;
+    /// requests still go only to the pinned origins.
+    pub fn with_token_endpoint(
+        mut self,
+        token_url: &str,
+        what: &str,
+        allow_insecure_http: bool,
+    ) -> Result<HttpClient, HttpError> {
+        origin::configured_origin(token_url, what, allow_insecure_http)?;
+        self.plain_http
+            .extend(origin::plain_http_urls(&[token_url]));
+        Ok(self)
+    }
+
+    /// Logs, at WARN, each plain-`http` URL this client was allowed to use
+    /// (`allow_insecure_http`); connectors call it at the start of every read.
+    pub fn warn_plain_http(&self, kind: &str) {
+        origin::warn_plain_http(kind, &self.plain_http);
+    }
+
+    /// A connector's client: built from `options` and pinned to the origin of `api` (its
+    /// URL and the setting it comes from), and, when it has one, `token_url` checked by the
+    /// same rule, so credentials go nowhere else.
+    pub fn for_api(
+        options: HttpOptions,
+        api: (&str, &str),
+        token_url: Option<(&str, &str)>,
+        allow_insecure_http: bool,
+    ) -> Result<HttpClient, HttpError> {
+        let http = HttpClient::new(options)?.pinned_to(&[api], allow_insecure_http)?;
+        match token_url {
+            Some((url, what)) => http.with_token_endpoint(url, what, allow_insecure_http),
+            None => Ok(http),
+        }
     }
 
     /// `Ok` when `url` may receive this client's requests (and credentials).

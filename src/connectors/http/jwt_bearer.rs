@@ -14,11 +14,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::token::{AssertionFn, CachedToken, cached_token, request_token};
-use super::{HttpError, TokenSource, redact_url};
+use super::token::{AssertionFn, TokenEndpoint};
+use super::{HttpError, TokenSource};
 use crate::spec::SecretString;
 
 /// `grant_type` of the JWT-bearer authorization grant (RFC 7523).
@@ -26,16 +25,14 @@ pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-be
 
 /// JWT-bearer token source with caching.
 pub struct JwtBearerGrant {
-    http: reqwest::Client,
-    token_url: url::Url,
+    endpoint: TokenEndpoint,
     assertion: Arc<AssertionFn>,
-    cached: CachedToken,
 }
 
 impl std::fmt::Debug for JwtBearerGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtBearerGrant")
-            .field("token_url", &redact_url(&self.token_url))
+            .field("token_url", &self.endpoint.shown())
             .finish_non_exhaustive()
     }
 }
@@ -47,15 +44,9 @@ impl JwtBearerGrant {
         token_url: &str,
         assertion: Arc<AssertionFn>,
     ) -> Result<JwtBearerGrant, HttpError> {
-        let token_url = url::Url::parse(token_url).map_err(|e| HttpError::InvalidUrl {
-            what: "OAuth token endpoint".to_string(),
-            reason: e.to_string(),
-        })?;
         Ok(JwtBearerGrant {
-            http,
-            token_url,
+            endpoint: TokenEndpoint::new(http, token_url)?,
             assertion,
-            cached: Mutex::new(None),
         })
     }
 
@@ -65,19 +56,15 @@ impl JwtBearerGrant {
             ("grant_type", JWT_BEARER_GRANT_TYPE),
             ("assertion", assertion.expose()),
         ];
-        request_token(
-            &self.http,
-            &self.token_url,
-            &form,
-            "token request (jwt-bearer)",
-        )
-        .await
+        self.endpoint
+            .request(&form, "token request (jwt-bearer)")
+            .await
     }
 }
 
 #[async_trait]
 impl TokenSource for JwtBearerGrant {
     async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError> {
-        cached_token(&self.cached, force_refresh, || self.fetch()).await
+        self.endpoint.token(force_refresh, || self.fetch()).await
     }
 }

@@ -70,6 +70,13 @@ impl Pages {
         Ok(())
     }
 
+    /// The page just read at `current` links to the next one at `next` (`Link` headers,
+    /// `@odata.nextLink`): whether that page is new.
+    pub fn follow_link(&mut self, current: &str, next: &str) -> bool {
+        self.follow(current, Some(Cursor::Link(next.to_string())))
+            .is_ok()
+    }
+
     /// The page just read at offset `first` (asked with `max`) held `page_len` items:
     /// a full page is followed by the next offset, a short or empty one ends the listing.
     pub fn follow_offset(&mut self, first: u32, max: u32, page_len: usize) {

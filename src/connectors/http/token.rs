@@ -89,19 +89,17 @@ enum Grant {
 
 /// OAuth 2.0 token source with caching: client credentials, or a password grant.
 pub struct OAuthClientCredentials {
-    http: reqwest::Client,
-    token_url: url::Url,
+    endpoint: TokenEndpoint,
     client_id: String,
     auth: ClientAuth,
     grant: Grant,
     scope: Option<String>,
-    cached: CachedToken,
 }
 
 impl std::fmt::Debug for OAuthClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuthClientCredentials")
-            .field("token_url", &redact_url(&self.token_url))
+            .field("token_url", &self.endpoint.shown())
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
             .field("scope", &self.scope)
@@ -133,18 +131,12 @@ impl OAuthClientCredentials {
         auth: ClientAuth,
         scope: Option<String>,
     ) -> Result<OAuthClientCredentials, HttpError> {
-        let token_url = url::Url::parse(token_url).map_err(|e| HttpError::InvalidUrl {
-            what: "OAuth token endpoint".to_string(),
-            reason: e.to_string(),
-        })?;
         Ok(OAuthClientCredentials {
-            http,
-            token_url,
+            endpoint: TokenEndpoint::new(http, token_url)?,
             client_id: client_id.into(),
             auth,
             grant: Grant::ClientCredentials,
             scope,
-            cached: Mutex::new(None),
         })
     }
 
@@ -183,19 +175,80 @@ impl OAuthClientCredentials {
             form.push(("scope", scope.clone()));
         }
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        request_token(&self.http, &self.token_url, &form, "token request").await
+        self.endpoint.request(&form, "token request").await
     }
 }
 
 #[async_trait]
 impl TokenSource for OAuthClientCredentials {
     async fn token(&self, force_refresh: bool) -> Result<SecretString, HttpError> {
-        cached_token(&self.cached, force_refresh, || self.fetch()).await
+        self.endpoint.token(force_refresh, || self.fetch()).await
     }
 }
 
 /// A cached access token and the instant it stops being used.
-pub(crate) type CachedToken = Mutex<Option<(SecretString, Instant)>>;
+type CachedToken = Mutex<Option<(SecretString, Instant)>>;
+
+/// A token endpoint and the token it last issued: what every token source posts its
+/// grant to and caches, whatever the grant.
+pub(crate) struct TokenEndpoint {
+    http: reqwest::Client,
+    url: url::Url,
+    cached: CachedToken,
+}
+
+impl TokenEndpoint {
+    /// The endpoint at `token_url`, reached through `http`.
+    pub(crate) fn new(http: reqwest::Client, token_url: &str) -> Result<TokenEndpoint, HttpError> {
+        let url = url::Url::parse(token_url).map_err(|e| HttpError::InvalidUrl {
+            what: "OAuth token endpoint".to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(TokenEndpoint {
+            http,
+            url,
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// The endpoint's URL as it may be shown (redacted).
+    pub(crate) fn shown(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// POSTs `form` (see [`request_token`]).
+    pub(crate) async fn request(
+        &self,
+        form: &[(&str, &str)],
+        what: &'static str,
+    ) -> Result<(SecretString, Instant), HttpError> {
+        request_token(&self.http, &self.url, form, what).await
+    }
+
+    /// The cached token while it is valid (and no refresh is forced), else a fresh one
+    /// from `fetch`, retried while it fails transiently. Holding the lock while fetching
+    /// makes concurrent callers share one refresh.
+    pub(crate) async fn token<F, Fut>(
+        &self,
+        force_refresh: bool,
+        fetch: F,
+    ) -> Result<SecretString, HttpError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(SecretString, Instant), HttpError>>,
+    {
+        let mut cached = self.cached.lock().await;
+        if !force_refresh
+            && let Some((token, valid_until)) = cached.as_ref()
+            && Instant::now() < *valid_until
+        {
+            return Ok(token.clone());
+        }
+        let (token, valid_until) = fetch_with_retries(fetch).await?;
+        *cached = Some((token.clone(), valid_until));
+        Ok(token)
+    }
+}
 
 /// POSTs `form` to a token endpoint and reads the access token and its lifetime; the
 /// endpoint's OAuth error (`error`, `error_description`) becomes [`HttpError::Auth`].
@@ -277,30 +330,6 @@ pub(crate) async fn request_token(
     let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
     let valid_until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
     Ok((SecretString::new(parsed.access_token), valid_until))
-}
-
-/// The cached token while it is valid (and no refresh is forced), else a fresh one from
-/// `fetch`, retried while it fails transiently. Holding the lock while fetching makes
-/// concurrent callers share one refresh.
-pub(crate) async fn cached_token<F, Fut>(
-    cache: &CachedToken,
-    force_refresh: bool,
-    fetch: F,
-) -> Result<SecretString, HttpError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(SecretString, Instant), HttpError>>,
-{
-    let mut cached = cache.lock().await;
-    if !force_refresh
-        && let Some((token, valid_until)) = cached.as_ref()
-        && Instant::now() < *valid_until
-    {
-        return Ok(token.clone());
-    }
-    let (token, valid_until) = fetch_with_retries(fetch).await?;
-    *cached = Some((token.clone(), valid_until));
-    Ok(token)
 }
 
 /// Attempts at a token request when the endpoint fails transiently.

@@ -9,18 +9,14 @@ use super::{KIND, KeycloakConnector, KeycloakSettings};
 use crate::connectors::ConnectorError;
 use crate::connectors::http::{
     AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    Pages, origin,
+    Pages,
 };
 use crate::model::json_kind;
 
 impl KeycloakConnector {
     /// Builds the connector (HTTP client and token source) from its settings.
     pub fn new(settings: &KeycloakSettings) -> Result<KeycloakConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
+        let fail = ConnectorError::setting_up(KIND);
         let options = HttpOptions {
             requests_per_second: settings.requests_per_second,
             metrics_label: KIND,
@@ -28,20 +24,13 @@ impl KeycloakConnector {
         };
         // Credentials go only to the server's origin and the token endpoint; both must be
         // https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.base_url.as_str(), "keycloak.base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        origin::configured_origin(
-            &settings.token_url,
-            "keycloak.token_url",
+        let http = HttpClient::for_api(
+            options,
+            (&settings.base_url, "keycloak.base_url"),
+            Some((&settings.token_url, "keycloak.token_url")),
             settings.allow_insecure_http,
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         let auth = match &settings.client_secret {
             Some(secret) => ClientAuth::Secret(secret.clone()),
             None => ClientAuth::Public,
@@ -53,7 +42,7 @@ impl KeycloakConnector {
             auth,
             None,
         )
-        .map_err(fail)?;
+        .map_err(&fail)?;
         if let Some((username, password)) = &settings.password_grant {
             token = token.with_password_grant(username.clone(), password.clone());
         }
@@ -63,7 +52,6 @@ impl KeycloakConnector {
             http,
             admin: format!("{base}/admin/realms/{}", settings.realm),
             page_size: settings.page_size.max(1),
-            plain_http: origin::plain_http_urls(&[&settings.base_url, &settings.token_url]),
         })
     }
 
@@ -102,7 +90,7 @@ impl KeycloakConnector {
                 source,
             }
         };
-        let (body, _) = self.http.get_json(&url, &query).await.map_err(fail)?;
+        let (body, _) = self.http.get_json(&url, &query).await.map_err(&fail)?;
         match body {
             Value::Array(items) => Ok(items),
             other => Err(fail(HttpError::Decode {

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::batch::Batcher;
-use super::http::{Cursor, HttpClient, HttpError, Pages, origin};
-use super::probe::{ListingProbe, ProbeListing, probe_listings};
+use super::http::{Cursor, HttpClient, HttpError, Pages};
+use super::probe::{ListingProbe, ProbeListing, token_then_listings};
 use super::{BatchSink, ConnectorError, PullConnector, ReadMode, ReadSummary};
 use crate::model::MemberRef;
 use records::{is_service_account, to_group, to_user};
@@ -44,8 +44,6 @@ pub struct KeycloakConnector {
     /// `{base_url}/admin/realms/{realm}`, without a trailing slash.
     admin: String,
     page_size: u32,
-    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
-    plain_http: Vec<String>,
 }
 
 impl KeycloakConnector {
@@ -175,9 +173,7 @@ impl PullConnector for KeycloakConnector {
 
     /// Token, then one item of each listing a run needs; a 403 names the role to grant.
     async fn diagnose(&self) -> Vec<super::Diagnosis> {
-        let mut checks = Vec::new();
-        probe_listings(self, &mut checks).await;
-        checks
+        token_then_listings(self, None).await.0
     }
 
     /// A full read of the realm; the checkpoint is ignored.
@@ -186,14 +182,10 @@ impl PullConnector for KeycloakConnector {
         _checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
-        origin::warn_plain_http(KIND, &self.plain_http);
+        self.http.warn_plain_http(KIND);
         self.read_users(sink).await?;
         self.read_groups(sink).await?;
-        Ok(ReadSummary {
-            mode: ReadMode::Full,
-            complete: true,
-            next_checkpoint: None,
-        })
+        Ok(ReadSummary::complete(ReadMode::Full, None))
     }
 }
 

@@ -1,9 +1,12 @@
 //! Keycloak's user and group representations into the common model.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::connectors::kind::UserKeys;
-use crate::model::{Email, MemberRef, SourceGroup, SourceUser};
+use crate::connectors::records::{
+    exact_text, flag_or, given_and_family, group_of_object, object_members, primary_only,
+};
+use crate::model::{MemberRef, SourceGroup, SourceUser};
 
 /// Keycloak `UserRepresentation` keys.
 const USER_KEYS: &[&str] = &[
@@ -38,12 +41,9 @@ pub(super) fn user_keys(_: &super::KeycloakSettings) -> UserKeys<'static> {
     )
 }
 
+/// A field's text as sent; None when absent or empty.
 pub(super) fn str_field(value: &Value, key: &str) -> Option<String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    exact_text(value.get(key))
 }
 
 /// A service-account user: linked to a client, or named `service-account-...`.
@@ -69,27 +69,10 @@ pub(super) fn to_user(value: Value) -> Option<SourceUser> {
     let user_name = str_field(&value, "username")?;
     let given_name = str_field(&value, "firstName");
     let family_name = str_field(&value, "lastName");
-    let display_name = match (&given_name, &family_name) {
-        (Some(first), Some(last)) => Some(format!("{first} {last}")),
-        _ => None,
-    };
-    let emails = str_field(&value, "email")
-        .map(|email| {
-            vec![Email {
-                value: email,
-                kind: None,
-                primary: true,
-            }]
-        })
-        .unwrap_or_default();
-    let active = value
-        .get("enabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+    let display_name = given_and_family(&given_name, &family_name);
+    let emails = primary_only(str_field(&value, "email"), None);
+    let active = flag_or(&value, "enabled", true);
+    let attributes = object_members(value);
     Some(SourceUser {
         external_id,
         user_name,
@@ -105,15 +88,5 @@ pub(super) fn to_user(value: Value) -> Option<SourceUser> {
 pub(super) fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> SourceGroup {
     let display_name = str_field(&value, "name").unwrap_or_else(|| id.clone());
     let description = str_field(&value, "description");
-    let attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    SourceGroup {
-        external_id: id,
-        display_name,
-        description,
-        members,
-        attributes,
-    }
+    group_of_object(id, display_name, description, value, members)
 }

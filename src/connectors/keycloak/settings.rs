@@ -22,7 +22,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
-use crate::spec::check::{endpoint_url, non_empty, range, rate};
+use crate::spec::check::{endpoint_url, non_empty, range, rate, secret};
 use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
@@ -113,10 +113,8 @@ pub(super) fn check(
     let (source, raw) = (context.source, table.get_ref());
     let mut ok = true;
     let mut check_url = |spanned: &Spanned<String>, key: &str, problems: &mut Problems| {
-        if let Err(message) = endpoint_url(spanned.get_ref().trim(), raw.allow_insecure_http) {
-            source.report(problems, spanned, key, message);
-            ok = false;
-        }
+        let url = endpoint_url(spanned.get_ref().trim(), raw.allow_insecure_http);
+        ok &= source.checked(problems, spanned, key, url).is_some();
     };
     check_url(&raw.base_url, "keycloak.base_url", problems);
     if let Some(token_url) = &raw.token_url {
@@ -170,12 +168,8 @@ pub(super) fn check(
         problems,
     );
     ok &= requests_per_second.is_some();
-    let resolve = |secret: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
-        secret
-            .get_ref()
-            .resolve(context.base_dir)
-            .map_err(|err| source.report(problems, secret, key, err.to_string()))
-            .ok()
+    let resolve = |spanned: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
+        secret(source, spanned, key, context.base_dir, problems)
     };
     let client_secret = match &raw.client_secret {
         Some(secret) => resolve(secret, "keycloak.client_secret", problems).map(Some),

@@ -87,16 +87,21 @@ mod tests {
         std::fs::read_to_string(path).expect("test key")
     }
 
-    #[test]
-    fn claims_and_header() {
-        let app = ServiceApp {
+    /// A service app `0oa1` of acme.okta.com signing with the key file `key_file`.
+    fn app(key_file: &str, algorithm: KeyAlgorithm, key_id: Option<&str>) -> ServiceApp {
+        ServiceApp {
             client_id: "0oa1".into(),
-            private_key: SecretString::new(key("okta_test_key.pem")),
-            algorithm: KeyAlgorithm::Rs256,
-            key_id: Some("k1".into()),
+            private_key: SecretString::new(key(key_file)),
+            algorithm,
+            key_id: key_id.map(str::to_string),
             scopes: vec!["okta.users.read".into()],
             token_url: "https://acme.okta.com/oauth2/v1/token".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn claims_and_header() {
+        let app = app("okta_test_key.pem", KeyAlgorithm::Rs256, Some("k1"));
         let make = assertion_fn(&app).expect("key loads");
         let first = make().expect("signs");
         let second = make().expect("signs");
@@ -123,14 +128,7 @@ mod tests {
 
     #[test]
     fn ec_keys_sign_es256() {
-        let app = ServiceApp {
-            client_id: "0oa1".into(),
-            private_key: SecretString::new(key("okta_test_ec_key.pem")),
-            algorithm: KeyAlgorithm::Es256,
-            key_id: None,
-            scopes: vec![],
-            token_url: "https://acme.okta.com/oauth2/v1/token".into(),
-        };
+        let app = app("okta_test_ec_key.pem", KeyAlgorithm::Es256, None);
         let token = assertion_fn(&app).unwrap()().unwrap();
         let public = DecodingKey::from_ec_pem(key("okta_test_ec_key.pub.pem").as_bytes()).unwrap();
         let mut validation = Validation::new(Algorithm::ES256);

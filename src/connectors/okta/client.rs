@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::*;
 use crate::connectors::http::{
     AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
-    Pages, StaticToken, TokenSource, next_link_from_header, origin,
+    Pages, StaticToken, TokenSource, next_link_from_header,
 };
 use crate::connectors::probe::{ListingProbe, ProbeListing};
 use crate::connectors::{ConnectorError, Diagnosis};
@@ -51,11 +51,7 @@ impl OktaConnector {
         settings: &OktaSettings,
         options: HttpOptions,
     ) -> Result<OktaConnector, ConnectorError> {
-        let fail = |source: HttpError| ConnectorError::Http {
-            kind: KIND,
-            what: "setting up the HTTP client".to_string(),
-            source,
-        };
+        let fail = ConnectorError::setting_up(KIND);
         let options = HttpOptions {
             requests_per_second: settings.requests_per_second,
             metrics_label: "okta",
@@ -63,15 +59,17 @@ impl OktaConnector {
         };
         // Credentials go only to the org's origin (paging links included) and the token
         // endpoint; both must be https unless allow_insecure_http (loopback only).
-        let http = HttpClient::new(options)
-            .and_then(|http| {
-                http.pinned_to(
-                    &[(settings.base_url.as_str(), "okta.base_url")],
-                    settings.allow_insecure_http,
-                )
-            })
-            .map_err(fail)?;
-        let mut configured = vec![settings.base_url.as_str()];
+        let token_url = match &settings.auth {
+            OktaAuth::ServiceApp(app) => Some((app.token_url.as_str(), "okta.token_url")),
+            OktaAuth::ApiToken(_) => None,
+        };
+        let http = HttpClient::for_api(
+            options,
+            (&settings.base_url, "okta.base_url"),
+            token_url,
+            settings.allow_insecure_http,
+        )
+        .map_err(&fail)?;
         let (token, scheme, scopes): (Arc<dyn TokenSource>, _, _) = match &settings.auth {
             OktaAuth::ApiToken(token) => (
                 Arc::new(StaticToken::new(token.clone())),
@@ -79,14 +77,7 @@ impl OktaConnector {
                 None,
             ),
             OktaAuth::ServiceApp(app) => {
-                origin::configured_origin(
-                    &app.token_url,
-                    "okta.token_url",
-                    settings.allow_insecure_http,
-                )
-                .map_err(fail)?;
-                configured.push(&app.token_url);
-                let make = assertion::assertion_fn(app).map_err(fail)?;
+                let make = assertion::assertion_fn(app).map_err(&fail)?;
                 let source = OAuthClientCredentials::new(
                     http.reqwest_client(),
                     &app.token_url,
@@ -94,7 +85,7 @@ impl OktaConnector {
                     ClientAuth::Assertion(make),
                     Some(app.scopes.join(" ")),
                 )
-                .map_err(fail)?;
+                .map_err(&fail)?;
                 (
                     Arc::new(source),
                     AuthScheme::Bearer,
@@ -124,7 +115,6 @@ impl OktaConnector {
             page_size: settings.page_size.to_string(),
             full_sync_every: settings.full_sync_every,
             fingerprint,
-            plain_http: origin::plain_http_urls(&configured),
         })
     }
 
@@ -202,7 +192,7 @@ impl OktaConnector {
         query.extend(extra);
         Pager {
             okta: self,
-            next: Some((url, query)),
+            start: (url, query),
             what,
             need,
             seen: Pages::start(Cursor::First),
@@ -293,11 +283,12 @@ pub(super) fn item_id(item: &Value) -> Option<String> {
 /// Follows one listing's `Link: rel="next"` headers, a page at a time.
 pub(super) struct Pager<'a> {
     okta: &'a OktaConnector,
-    /// The next request: a URL and, for the first one only, its query.
-    next: Option<(String, Vec<(&'static str, String)>)>,
+    /// The first request: a URL and its query (the next links carry theirs).
+    start: (String, Vec<(&'static str, String)>),
     what: String,
     need: Need,
-    /// The links followed: one handed out again would make the listing endless.
+    /// The page to read next, and the links followed: one handed out again would make
+    /// the listing endless.
     seen: Pages,
     /// Server time (`Date`) of the first answer, else the local time of the first request.
     pub(super) started: Option<SystemTime>,
@@ -306,8 +297,10 @@ pub(super) struct Pager<'a> {
 impl Pager<'_> {
     /// The next page, or `None` after the last one.
     pub(super) async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ConnectorError> {
-        let Some((url, query)) = self.next.take() else {
-            return Ok(None);
+        let (url, query) = match self.seen.next_cursor() {
+            None => return Ok(None),
+            Some(Cursor::Link(next)) => (next, Vec::new()),
+            Some(_) => std::mem::take(&mut self.start),
         };
         let asked = crate::clock::system_now();
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -332,22 +325,17 @@ impl Pager<'_> {
                 ));
             }
         };
-        if let Some(next) = next_link_from_header(&headers) {
-            if self
-                .seen
-                .follow(&url, Some(Cursor::Link(next.clone())))
-                .is_err()
-            {
-                return Err(self.okta.fail(
-                    &self.what,
-                    self.need,
-                    HttpError::Decode {
-                        url_path: url.split('?').next().unwrap_or_default().to_string(),
-                        reason: "the next link points at the page just read".to_string(),
-                    },
-                ));
-            }
-            self.next = Some((next, Vec::new()));
+        if let Some(next) = next_link_from_header(&headers)
+            && !self.seen.follow_link(&url, &next)
+        {
+            return Err(self.okta.fail(
+                &self.what,
+                self.need,
+                HttpError::Decode {
+                    url_path: url.split('?').next().unwrap_or_default().to_string(),
+                    reason: "the next link points at the page just read".to_string(),
+                },
+            ));
         }
         if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
             tracing::info!(

@@ -36,8 +36,8 @@ use serde_json::Value;
 use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
 use super::batch::Batcher;
-use super::http::{HttpClient, HttpError, TokenSource, origin};
-use super::probe::probe_listings;
+use super::http::{HttpClient, HttpError, TokenSource};
+use super::probe::token_then_listings;
 use super::{
     BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
 };
@@ -63,8 +63,6 @@ pub struct OktaConnector {
     full_sync_every: Duration,
     /// What a checkpoint must have been made with to be continued.
     fingerprint: String,
-    /// Configured plain-http URLs (`allow_insecure_http`), warned about on every read.
-    plain_http: Vec<String>,
 }
 
 impl std::fmt::Debug for OktaConnector {
@@ -290,28 +288,23 @@ impl PullConnector for OktaConnector {
 
     /// A token (service apps), then one-item reads of users, groups and a group's members.
     async fn diagnose(&self) -> Vec<Diagnosis> {
-        let mut checks = Vec::new();
-        if let Some(scopes) = &self.scopes {
-            match self.token.token(false).await {
-                Ok(_) => checks.push(Diagnosis::ok(
-                    "authenticate",
-                    format!("token issued for {}", scopes.join(" ")),
-                )),
-                Err(error) => {
-                    let detail = match &error {
+        let token = match &self.scopes {
+            Some(scopes) => Some((
+                "authenticate",
+                match self.token.token(false).await {
+                    Ok(_) => Ok(format!("token issued for {}", scopes.join(" "))),
+                    Err(error) => Err(match &error {
                         HttpError::Auth { code, .. } => match token_advice(code, Some(scopes)) {
                             Some(advice) => format!("{error}; {advice}"),
                             None => error.to_string(),
                         },
                         _ => error.to_string(),
-                    };
-                    checks.push(Diagnosis::failed("authenticate", detail));
-                    return checks;
-                }
-            }
-        }
-        probe_listings(self, &mut checks).await;
-        checks
+                    }),
+                },
+            )),
+            None => None,
+        };
+        token_then_listings(self, token).await.0
     }
 
     /// A full read, or an incremental one from a usable checkpoint.
@@ -320,7 +313,7 @@ impl PullConnector for OktaConnector {
         checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
-        origin::warn_plain_http(KIND, &self.plain_http);
+        self.http.warn_plain_http(KIND);
         let now = crate::clock::system_now();
         let plan = checkpoint::plan(checkpoint, &self.fingerprint, now, self.full_sync_every);
         match plan {
@@ -328,13 +321,10 @@ impl PullConnector for OktaConnector {
                 tracing::info!(reason, "okta: full read");
                 let started = self.full_users(sink).await?.unwrap_or(now);
                 self.groups(|clause| clause.to_string(), sink).await?;
-                Ok(ReadSummary {
-                    mode: ReadMode::Full,
-                    complete: true,
-                    next_checkpoint: Some(
-                        Checkpoint::new(started, now, &self.fingerprint).encode(),
-                    ),
-                })
+                Ok(ReadSummary::complete(
+                    ReadMode::Full,
+                    Some(Checkpoint::new(started, now, &self.fingerprint).encode()),
+                ))
             }
             Plan::Delta {
                 since,
@@ -352,13 +342,10 @@ impl PullConnector for OktaConnector {
                 };
                 self.groups(changed, sink).await?;
                 let full_read_at = checkpoint::parse_time(&full_read_at).unwrap_or(now);
-                Ok(ReadSummary {
-                    mode: ReadMode::Delta,
-                    complete: true,
-                    next_checkpoint: Some(
-                        Checkpoint::new(started, full_read_at, &self.fingerprint).encode(),
-                    ),
-                })
+                Ok(ReadSummary::complete(
+                    ReadMode::Delta,
+                    Some(Checkpoint::new(started, full_read_at, &self.fingerprint).encode()),
+                ))
             }
         }
     }

@@ -12,10 +12,11 @@
 //! * Group: `id`, `profile.name`, `profile.description`; attributes: the group object
 //!   without `_links` and `_embedded` (`type`, `objectClass`, AD profile keys...).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::settings::StatusPolicy;
 use crate::connectors::kind::UserKeys;
+use crate::connectors::records::{object_members, trimmed_text};
 use crate::model::{Email, SourceGroup, SourceUser};
 
 /// Okta user object keys (`_links`, `_embedded` and `lastLogin` are dropped).
@@ -73,13 +74,9 @@ pub enum Disposition {
     Invalid,
 }
 
+/// The text at `pointer`, trimmed; None when absent or blank.
 fn text(value: &Value, pointer: &str) -> Option<String> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    trimmed_text(value.pointer(pointer))
 }
 
 /// The status of a user (or member) object.
@@ -127,10 +124,7 @@ pub fn to_user(value: Value, policies: &Policies) -> Disposition {
         });
     }
     let active = status(&value).is_some_and(|s| ACTIVE_STATUSES.contains(&s));
-    let mut attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+    let mut attributes = object_members(value);
     for noise in ["_links", "_embedded", "lastLogin"] {
         attributes.remove(noise);
     }
@@ -151,10 +145,7 @@ pub fn to_group(value: Value, members: Vec<crate::model::MemberRef>) -> Option<S
     let external_id = text(&value, "/id")?;
     let display_name = text(&value, "/profile/name").unwrap_or_else(|| external_id.clone());
     let description = text(&value, "/profile/description");
-    let mut attributes = match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+    let mut attributes = object_members(value);
     for noise in ["_links", "_embedded"] {
         attributes.remove(noise);
     }

@@ -31,8 +31,7 @@ use toml::Spanned;
 
 pub use super::assertion::key_algorithm;
 use crate::connectors::kind::SettingsContext;
-use crate::spec::check::{endpoint_url, range, rate};
-use crate::spec::duration::parse_duration;
+use crate::spec::check::{duration, endpoint_url, range, rate, secret};
 use crate::spec::problems::{Problems, Source};
 use crate::spec::{SecretRef, SecretString};
 
@@ -304,16 +303,13 @@ pub(super) fn check(
         OKTA_DEFAULT_REQUESTS_PER_SECOND,
         problems,
     );
-    let full_sync_every = match &raw.full_sync_every {
-        None => Some(OKTA_DEFAULT_FULL_SYNC_EVERY),
-        Some(spanned) => match parse_duration(spanned.get_ref()) {
-            Ok(duration) => Some(duration),
-            Err(message) => {
-                source.report(problems, spanned, "okta.full_sync_every", message);
-                None
-            }
-        },
-    };
+    let full_sync_every = duration(
+        source,
+        raw.full_sync_every.as_ref(),
+        "okta.full_sync_every",
+        (OKTA_DEFAULT_FULL_SYNC_EVERY, false),
+        problems,
+    );
     if problems.len() != before {
         return None;
     }
@@ -425,12 +421,10 @@ fn check_url(
     problems: &mut Problems,
 ) -> Option<String> {
     let text = spanned.get_ref().trim();
-    let message = match endpoint_url(text, raw.allow_insecure_http) {
-        Ok(_) => return Some(text.trim_end_matches('/').to_owned()),
-        Err(message) => message,
-    };
-    source.report(problems, spanned, key, message);
-    None
+    let url = endpoint_url(text, raw.allow_insecure_http);
+    source
+        .checked(problems, spanned, key, url)
+        .map(|_| text.trim_end_matches('/').to_owned())
 }
 
 /// Exactly one way to authenticate, its secrets resolved and the key checked.
@@ -470,13 +464,7 @@ fn auth<T>(
                 );
             }
         }
-        return match token.get_ref().resolve(base_dir) {
-            Ok(secret) => Some(OktaAuth::ApiToken(secret)),
-            Err(err) => {
-                source.report(problems, token, "okta.api_token", err.to_string());
-                None
-            }
-        };
+        return secret(source, token, "okta.api_token", base_dir, problems).map(OktaAuth::ApiToken);
     }
     let (client_id, key) = match (&raw.client_id, &raw.private_key) {
         (Some(client_id), Some(key)) => (client_id, key),
@@ -554,8 +542,9 @@ fn auth<T>(
         Some(url) => check_url(source, url, "okta.token_url", raw, problems),
         None => base_url.map(|base| format!("{base}/oauth2/v1/token")),
     };
-    let (private_key, algorithm) = match key.get_ref().resolve(base_dir) {
-        Ok(pem) => match key_algorithm(&pem) {
+    let (private_key, algorithm) = match secret(source, key, "okta.private_key", base_dir, problems)
+    {
+        Some(pem) => match key_algorithm(&pem) {
             Some(algorithm) => (Some(pem), Some(algorithm)),
             None => {
                 source.report(
@@ -571,10 +560,7 @@ fn auth<T>(
                 (None, None)
             }
         },
-        Err(err) => {
-            source.report(problems, key, "okta.private_key", err.to_string());
-            (None, None)
-        }
+        None => (None, None),
     };
     if !ok {
         return None;
