@@ -27,6 +27,7 @@ use std::path::Path;
 use super::connector::ConnectorSettings;
 use super::{Config, MappingConfig, Problem};
 use crate::connectors::kind::UserKeys;
+use crate::filter::USER_MULTI_VALUED;
 
 /// Fields the mapping context adds to every user record (see `pipeline::context`).
 const CONTEXT: &[&str] = &[
@@ -39,8 +40,9 @@ const CONTEXT: &[&str] = &[
     "emails",
 ];
 
-/// SCIM core User attributes (RFC 7643 section 4.1) and common keys.
-const SCIM: &[&str] = &[
+/// SCIM core User attributes that hold one value (RFC 7643 section 4.1) and common keys;
+/// the multi-valued ones are `filter::USER_MULTI_VALUED`.
+const SCIM_SINGLE_VALUED: &[&str] = &[
     "id",
     "schemas",
     "meta",
@@ -56,15 +58,6 @@ const SCIM: &[&str] = &[
     "locale",
     "timezone",
     "active",
-    "emails",
-    "phoneNumbers",
-    "ims",
-    "photos",
-    "addresses",
-    "groups",
-    "entitlements",
-    "roles",
-    "x509Certificates",
 ];
 
 /// What a connector's user records hold.
@@ -96,7 +89,13 @@ fn known(settings: &ConnectorSettings) -> Known<'_> {
             hint,
         },
         None => Known::Keys {
-            keys: with_context(SCIM.to_vec()),
+            keys: with_context(
+                SCIM_SINGLE_VALUED
+                    .iter()
+                    .chain(USER_MULTI_VALUED)
+                    .copied()
+                    .collect(),
+            ),
             free_form: |key| key.to_ascii_lowercase().starts_with("urn:"),
             hint: " (extension attributes are read under their schema URN, in backquotes)",
         },

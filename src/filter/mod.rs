@@ -84,6 +84,18 @@ pub use eval::{EvalOptions, get_ci};
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// Core Group schema URN (RFC 7643 §4.2).
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The core User's multi-valued attributes (RFC 7643 §4.1.2): arrays of elements.
+pub const USER_MULTI_VALUED: &[&str] = &[
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "groups",
+    "entitlements",
+    "roles",
+    "x509Certificates",
+];
 pub(crate) use eval::is_present;
 
 /// Longest accepted filter or path, in bytes.

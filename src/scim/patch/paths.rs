@@ -32,17 +32,7 @@ pub use crate::scim::discovery::ENTERPRISE_USER_SCHEMA as ENTERPRISE_USER_URN;
 pub const USER_SCHEMA: ResourceSchema = ResourceSchema {
     core_urn: crate::scim::discovery::USER_SCHEMA,
     extension_urns: &[ENTERPRISE_USER_URN],
-    multi_valued: &[
-        "emails",
-        "phoneNumbers",
-        "ims",
-        "photos",
-        "addresses",
-        "groups",
-        "entitlements",
-        "roles",
-        "x509Certificates",
-    ],
+    multi_valued: crate::filter::USER_MULTI_VALUED,
     read_only: &["id", "meta", "groups"],
 };
 
