@@ -169,11 +169,12 @@ impl BatchSink for ReadBuffer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::Map;
 
-    fn user(id: &str) -> SourceUser {
+    /// A bare active user `<id>@example.com`: the unit tests' one fixture of a source user.
+    pub(crate) fn user(id: &str) -> SourceUser {
         SourceUser {
             external_id: id.into(),
             user_name: format!("{id}@example.com"),

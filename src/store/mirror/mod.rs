@@ -16,6 +16,8 @@ pub mod values;
 
 pub use around::load_groups_around;
 pub use buffer::ReadBuffer;
+#[cfg(test)]
+pub(crate) use buffer::tests::user as test_user;
 pub use store::{
     MirrorState, delete_groups, delete_users, group_hashes, insert_new_groups_at,
     insert_new_users_at, load_groups, load_state, load_users, load_users_by_ids, save_state,
