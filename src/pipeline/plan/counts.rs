@@ -24,6 +24,70 @@ pub struct PlanCounts {
     pub warnings: u64,
 }
 
+impl PlanCounts {
+    /// The counts' names (the run record's columns), in the order of [`PlanCounts::values`].
+    pub const NAMES: [&'static str; 11] = [
+        "users_created",
+        "users_updated",
+        "users_disabled",
+        "users_deleted",
+        "groups_created",
+        "groups_updated",
+        "groups_deleted",
+        "memberships_added",
+        "memberships_removed",
+        "conflicts",
+        "warnings",
+    ];
+
+    /// The counts in the order of [`PlanCounts::NAMES`].
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.users_created,
+            self.users_updated,
+            self.users_disabled,
+            self.users_deleted,
+            self.groups_created,
+            self.groups_updated,
+            self.groups_deleted,
+            self.memberships_added,
+            self.memberships_removed,
+            self.conflicts,
+            self.warnings,
+        ]
+    }
+
+    /// The counts from values in the order of [`PlanCounts::NAMES`].
+    pub fn from_values(values: [u64; 11]) -> PlanCounts {
+        let [
+            users_created,
+            users_updated,
+            users_disabled,
+            users_deleted,
+            groups_created,
+            groups_updated,
+            groups_deleted,
+            memberships_added,
+            memberships_removed,
+            conflicts,
+            warnings,
+        ] = values;
+        PlanCounts {
+            users_created,
+            users_updated,
+            users_disabled,
+            users_deleted,
+            groups_created,
+            groups_updated,
+            groups_deleted,
+            memberships_added,
+            memberships_removed,
+            conflicts,
+            warnings,
+        }
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let removals = self.user_removals.len() as u64;
