@@ -19,10 +19,10 @@ pub use buffer::ReadBuffer;
 #[cfg(test)]
 pub(crate) use buffer::tests::user as test_user;
 pub use store::{
-    MirrorState, delete_groups, delete_users, group_hashes, insert_new_groups_at,
-    insert_new_users_at, load_groups, load_state, load_users, load_users_by_ids, save_state,
-    save_state_into, upsert_groups, upsert_groups_at, upsert_users, upsert_users_at, user_hashes,
+    MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
+    load_users_by_ids, save_state, save_state_into, upsert_groups, upsert_users, user_hashes,
 };
+pub(crate) use store::{Mirrored, insert_new_at, upsert_at};
 
 use std::collections::{HashMap, HashSet};
 
