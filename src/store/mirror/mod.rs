@@ -19,10 +19,10 @@ pub use buffer::ReadBuffer;
 #[cfg(test)]
 pub(crate) use buffer::tests::user as test_user;
 pub use store::{
-    MirrorState, delete_groups, delete_users, group_hashes, load_groups, load_state, load_users,
-    load_users_by_ids, save_state, save_state_into, upsert_groups, upsert_users, user_hashes,
+    MirrorState, delete_groups, delete_users, load_state, load_users_by_ids, save_state,
+    save_state_into, upsert_groups, upsert_users,
 };
-pub(crate) use store::{Mirrored, insert_new_at, upsert_at};
+pub(crate) use store::{Mirrored, hashes, insert_new_at, load_all, upsert_at};
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +30,7 @@ use sqlx::AnyConnection;
 
 use crate::connectors::{ReadMode, ReadSummary};
 use crate::db::DbError;
-use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash};
 
 /// What a merge changed in the mirror.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub async fn merge(
         ..
     } = buffer;
 
-    let known_users = user_hashes(conn, connector).await?;
+    let known_users = hashes::<SourceUser>(conn, connector).await?;
     let mut changed_users = Vec::new();
     let mut seen_users = HashSet::with_capacity(users.len());
     for user in users {
@@ -89,7 +89,7 @@ pub async fn merge(
         .collect();
     upsert_users(conn, connector, changed_users).await?;
 
-    let known_groups = group_hashes(conn, connector).await?;
+    let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());
     let mut changed_groups = Vec::new();
     for group in groups {
@@ -102,7 +102,7 @@ pub async fn merge(
 
     // Graph-style member deltas apply to groups already in the mirror (or just read).
     if !member_changes.is_empty() {
-        let mut stored: HashMap<String, SourceGroup> = load_groups(conn, connector)
+        let mut stored: HashMap<String, SourceGroup> = load_all::<SourceGroup>(conn, connector)
             .await?
             .into_iter()
             .map(|g| (g.external_id.clone(), g))

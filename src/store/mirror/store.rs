@@ -7,7 +7,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Batch, Context, DbError, Val, delete_in, now_text, select_in};
 use crate::model::{SourceGroup, SourceUser, name_key};
@@ -101,12 +101,16 @@ pub fn save_state_into(
     );
 }
 
-async fn hashes(
+/// external id -> content hash of every mirrored record of the kind of the connector.
+pub(crate) async fn hashes<T: Mirrored>(
     conn: &mut AnyConnection,
-    sql: &'static str,
     connector: &str,
 ) -> Result<HashMap<String, String>, DbError> {
-    let mut rows = sqlx::query(sql)
+    let sql = format!(
+        "SELECT external_id, content_hash FROM {} WHERE connector = $1",
+        T::LAYOUT.resource.table()
+    );
+    let mut rows = sqlx::query(AssertSqlSafe(sql))
         .bind(connector.to_string())
         .fetch(&mut *conn);
     let mut hashes = HashMap::new();
@@ -119,32 +123,6 @@ async fn hashes(
         );
     }
     Ok(hashes)
-}
-
-/// external id -> content hash of every mirrored user of the connector.
-pub async fn user_hashes(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<HashMap<String, String>, DbError> {
-    hashes(
-        conn,
-        "SELECT external_id, content_hash FROM mirror_users WHERE connector = $1",
-        connector,
-    )
-    .await
-}
-
-/// external id -> content hash of every mirrored group of the connector.
-pub async fn group_hashes(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<HashMap<String, String>, DbError> {
-    hashes(
-        conn,
-        "SELECT external_id, content_hash FROM mirror_groups WHERE connector = $1",
-        connector,
-    )
-    .await
 }
 
 /// The columns filters are answered from: (name key, client externalId).
@@ -180,7 +158,7 @@ const GROUPS: Layout<SourceGroup> = Layout {
 };
 
 /// A kind of record the mirror stores (users, groups), with how it is stored.
-pub(crate) trait Mirrored: Serialize + Sized + 'static {
+pub(crate) trait Mirrored: Serialize + DeserializeOwned + 'static {
     const LAYOUT: &'static Layout<Self>;
 }
 
@@ -338,13 +316,17 @@ fn decode<T: DeserializeOwned>(row: &AnyRow) -> Result<T, DbError> {
     })
 }
 
-async fn load<T: DeserializeOwned>(
+/// Every mirrored record of the kind of the connector, in external id order.
+pub(crate) async fn load_all<T: Mirrored>(
     conn: &mut AnyConnection,
-    sql: &'static str,
     connector: &str,
 ) -> Result<Vec<T>, DbError> {
+    let sql = format!(
+        "SELECT data FROM {} WHERE connector = $1 ORDER BY external_id",
+        T::LAYOUT.resource.table()
+    );
     // Streamed: only one row's text is held at a time besides the decoded records.
-    let mut rows = sqlx::query(sql)
+    let mut rows = sqlx::query(AssertSqlSafe(sql))
         .bind(connector.to_string())
         .fetch(&mut *conn);
     let mut records = Vec::new();
@@ -352,32 +334,6 @@ async fn load<T: DeserializeOwned>(
         records.push(decode(&row)?);
     }
     Ok(records)
-}
-
-/// Every mirrored user of the connector, in external id order.
-pub async fn load_users(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<Vec<SourceUser>, DbError> {
-    load(
-        conn,
-        "SELECT data FROM mirror_users WHERE connector = $1 ORDER BY external_id",
-        connector,
-    )
-    .await
-}
-
-/// Every mirrored group of the connector, in external id order.
-pub async fn load_groups(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<Vec<SourceGroup>, DbError> {
-    load(
-        conn,
-        "SELECT data FROM mirror_groups WHERE connector = $1 ORDER BY external_id",
-        connector,
-    )
-    .await
 }
 
 /// The mirrored users of the connector with the given external ids (those that exist).
