@@ -161,8 +161,8 @@ pub async fn recent_runs(
         .context(CTX)?;
     rows.iter()
         .map(|row| {
-            let mut counts = [0; PlanCounts::NAMES.len()];
-            for (count, name) in counts.iter_mut().zip(PlanCounts::NAMES) {
+            let mut counts = PlanCounts::default();
+            for (count, name) in counts.fields_mut().into_iter().zip(PlanCounts::NAMES) {
                 *count = row.try_get::<i64, _>(name).context(CTX)? as u64;
             }
             let details: Option<String> = row.try_get("details").context(CTX)?;
@@ -176,7 +176,7 @@ pub async fn recent_runs(
                 outcome: Outcome::parse(&row.try_get::<String, _>("outcome").context(CTX)?),
                 read_mode: row.try_get("read_mode").context(CTX)?,
                 records_read: row.try_get("records_read").context(CTX)?,
-                counts: PlanCounts::from_values(counts),
+                counts,
                 message: row.try_get("message").context(CTX)?,
                 details: details.and_then(|d| serde_json::from_str(&d).ok()),
             })

@@ -25,7 +25,7 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
-    /// The counts' names (the run record's columns), in the order of [`PlanCounts::values`].
+    /// The counts' names (the run record's columns), in the order of [`PlanCounts::fields_mut`].
     pub const NAMES: [&'static str; 11] = [
         "users_created",
         "users_updated",
@@ -40,51 +40,26 @@ impl PlanCounts {
         "warnings",
     ];
 
-    /// The counts in the order of [`PlanCounts::NAMES`].
-    pub fn values(&self) -> [u64; 11] {
+    /// The counts in the order of [`PlanCounts::NAMES`], to set them one by one.
+    pub fn fields_mut(&mut self) -> [&mut u64; 11] {
         [
-            self.users_created,
-            self.users_updated,
-            self.users_disabled,
-            self.users_deleted,
-            self.groups_created,
-            self.groups_updated,
-            self.groups_deleted,
-            self.memberships_added,
-            self.memberships_removed,
-            self.conflicts,
-            self.warnings,
+            &mut self.users_created,
+            &mut self.users_updated,
+            &mut self.users_disabled,
+            &mut self.users_deleted,
+            &mut self.groups_created,
+            &mut self.groups_updated,
+            &mut self.groups_deleted,
+            &mut self.memberships_added,
+            &mut self.memberships_removed,
+            &mut self.conflicts,
+            &mut self.warnings,
         ]
     }
 
-    /// The counts from values in the order of [`PlanCounts::NAMES`].
-    pub fn from_values(values: [u64; 11]) -> PlanCounts {
-        let [
-            users_created,
-            users_updated,
-            users_disabled,
-            users_deleted,
-            groups_created,
-            groups_updated,
-            groups_deleted,
-            memberships_added,
-            memberships_removed,
-            conflicts,
-            warnings,
-        ] = values;
-        PlanCounts {
-            users_created,
-            users_updated,
-            users_disabled,
-            users_deleted,
-            groups_created,
-            groups_updated,
-            groups_deleted,
-            memberships_added,
-            memberships_removed,
-            conflicts,
-            warnings,
-        }
+    /// The counts in the order of [`PlanCounts::NAMES`].
+    pub fn values(mut self) -> [u64; 11] {
+        self.fields_mut().map(|count| *count)
     }
 }
 
