@@ -89,6 +89,32 @@ impl ReadBuffer {
     }
 }
 
+/// One kind's records, their positions by external id, and the ids reported removed.
+type Kind<'a, T> = (
+    &'a mut Vec<T>,
+    &'a mut HashMap<String, usize>,
+    &'a mut Vec<String>,
+);
+
+/// Buffers `record`: it replaces one read before under its id (noting the first id sent
+/// twice), and its id is no longer removed when a removal came earlier in the read.
+fn keep<T>(kind: Kind<'_, T>, duplicate: &mut Option<String>, record: T, id: fn(&T) -> &str) {
+    let (records, positions, removed) = kind;
+    if !removed.is_empty() {
+        removed.retain(|r| r != id(&record));
+    }
+    match positions.get(id(&record)) {
+        Some(&pos) => {
+            duplicate.get_or_insert_with(|| id(&record).to_string());
+            records[pos] = record;
+        }
+        None => {
+            positions.insert(id(&record).to_string(), records.len());
+            records.push(record);
+        }
+    }
+}
+
 #[async_trait]
 impl BatchSink for ReadBuffer {
     async fn accept(&mut self, batch: SourceBatch) -> Result<(), SinkError> {
@@ -102,21 +128,8 @@ impl BatchSink for ReadBuffer {
                             user.user_name
                         )));
                     }
-                    if !self.removed_users.is_empty() {
-                        self.removed_users.retain(|id| id != &user.external_id);
-                    }
-                    match self.user_ids.get(&user.external_id) {
-                        Some(&pos) => {
-                            self.duplicate
-                                .get_or_insert_with(|| user.external_id.clone());
-                            self.users[pos] = user;
-                        }
-                        None => {
-                            self.user_ids
-                                .insert(user.external_id.clone(), self.users.len());
-                            self.users.push(user);
-                        }
-                    }
+                    let kind = (&mut self.users, &mut self.user_ids, &mut self.removed_users);
+                    keep(kind, &mut self.duplicate, user, |u| &u.external_id);
                 }
             }
             SourceBatch::Groups(groups) => {
@@ -127,21 +140,12 @@ impl BatchSink for ReadBuffer {
                             group.display_name
                         )));
                     }
-                    if !self.removed_groups.is_empty() {
-                        self.removed_groups.retain(|id| id != &group.external_id);
-                    }
-                    match self.group_ids.get(&group.external_id) {
-                        Some(&pos) => {
-                            self.duplicate
-                                .get_or_insert_with(|| group.external_id.clone());
-                            self.groups[pos] = group;
-                        }
-                        None => {
-                            self.group_ids
-                                .insert(group.external_id.clone(), self.groups.len());
-                            self.groups.push(group);
-                        }
-                    }
+                    let kind = (
+                        &mut self.groups,
+                        &mut self.group_ids,
+                        &mut self.removed_groups,
+                    );
+                    keep(kind, &mut self.duplicate, group, |g| &g.external_id);
                 }
             }
             SourceBatch::Removed { users, groups } => {
