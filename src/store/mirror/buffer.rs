@@ -96,23 +96,36 @@ type Kind<'a, T> = (
     &'a mut Vec<String>,
 );
 
-/// Buffers `record`: it replaces one read before under its id (noting the first id sent
-/// twice), and its id is no longer removed when a removal came earlier in the read.
-fn keep<T>(kind: Kind<'_, T>, duplicate: &mut Option<String>, record: T, id: fn(&T) -> &str) {
-    let (records, positions, removed) = kind;
-    if !removed.is_empty() {
-        removed.retain(|r| r != id(&record));
-    }
-    match positions.get(id(&record)) {
-        Some(&pos) => {
-            duplicate.get_or_insert_with(|| id(&record).to_string());
-            records[pos] = record;
+/// Buffers `records` of one kind (`noun`; external id and name by `id_and_name`): each
+/// replaces one read before under its id (noting the first id sent twice), and its id is
+/// no longer removed when a removal came earlier in the read. An empty id fails the read.
+fn keep<T>(
+    (records, positions, removed): Kind<'_, T>,
+    duplicate: &mut Option<String>,
+    batch: Vec<T>,
+    noun: &str,
+    id_and_name: fn(&T) -> (&str, &str),
+) -> Result<(), SinkError> {
+    for record in batch {
+        let (id, name) = id_and_name(&record);
+        if id.is_empty() {
+            return Err(SinkError(format!("{noun} {name:?} has an empty id")));
         }
-        None => {
-            positions.insert(id(&record).to_string(), records.len());
-            records.push(record);
+        if !removed.is_empty() {
+            removed.retain(|r| r != id);
+        }
+        match positions.get(id) {
+            Some(&pos) => {
+                duplicate.get_or_insert_with(|| id.to_string());
+                records[pos] = record;
+            }
+            None => {
+                positions.insert(id.to_string(), records.len());
+                records.push(record);
+            }
         }
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -121,32 +134,20 @@ impl BatchSink for ReadBuffer {
         let n = batch.len();
         match batch {
             SourceBatch::Users(users) => {
-                for user in users {
-                    if user.external_id.is_empty() {
-                        return Err(SinkError(format!(
-                            "user {:?} has an empty id",
-                            user.user_name
-                        )));
-                    }
-                    let kind = (&mut self.users, &mut self.user_ids, &mut self.removed_users);
-                    keep(kind, &mut self.duplicate, user, |u| &u.external_id);
-                }
+                let kind = (&mut self.users, &mut self.user_ids, &mut self.removed_users);
+                keep(kind, &mut self.duplicate, users, "user", |u| {
+                    (&u.external_id, &u.user_name)
+                })?;
             }
             SourceBatch::Groups(groups) => {
-                for group in groups {
-                    if group.external_id.is_empty() {
-                        return Err(SinkError(format!(
-                            "group {:?} has an empty id",
-                            group.display_name
-                        )));
-                    }
-                    let kind = (
-                        &mut self.groups,
-                        &mut self.group_ids,
-                        &mut self.removed_groups,
-                    );
-                    keep(kind, &mut self.duplicate, group, |g| &g.external_id);
-                }
+                let kind = (
+                    &mut self.groups,
+                    &mut self.group_ids,
+                    &mut self.removed_groups,
+                );
+                keep(kind, &mut self.duplicate, groups, "group", |g| {
+                    (&g.external_id, &g.display_name)
+                })?;
             }
             SourceBatch::Removed { users, groups } => {
                 self.removed_users.extend(users);

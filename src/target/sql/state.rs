@@ -131,24 +131,17 @@ async fn foreign_names(
     let select = format!("SELECT {key_column}, connector, external_id FROM {table}");
     let leading = Some(("connector <> ", connector));
     let context = "checking names against other connectors";
-    let owners = name_owners(conn, &select, leading, key_column, keys, context).await?;
+    let rows = select_in(conn, &select, leading, key_column, keys, context).await?;
+    let owners = name_owners(rows)?;
     Ok(owners
         .into_iter()
         .map(|(key, owner, ext)| (key, format!("connector {owner:?} (external id {ext:?})")))
         .collect())
 }
 
-/// Rows of `select` (name key, owning connector, external id) over `keys`.
-async fn name_owners(
-    conn: &mut AnyConnection,
-    select: &str,
-    leading: Option<(&str, &str)>,
-    key_column: &str,
-    keys: &[String],
-    context: &'static str,
-) -> Result<Vec<(String, String, String)>, DbError> {
+/// Rows of (name key, owning connector, external id) as owned text.
+fn name_owners(rows: Vec<AnyRow>) -> Result<Vec<(String, String, String)>, DbError> {
     const CTX: &str = "reading a name owner";
-    let rows = select_in(conn, select, leading, key_column, keys, context).await?;
     let mut owners = Vec::with_capacity(rows.len());
     for row in rows {
         owners.push((
@@ -300,7 +293,8 @@ pub async fn user_names_held_outside(
 ) -> Result<ForeignNames, DbError> {
     let select = "SELECT user_name_key, connector, external_id FROM users";
     let context = "checking names against other users";
-    let owners = name_owners(conn, select, None, "user_name_key", keys, context).await?;
+    let rows = select_in(conn, select, None, "user_name_key", keys, context).await?;
+    let owners = name_owners(rows)?;
     let mut found = HashMap::new();
     for (key, owner, ext) in owners {
         if owner == connector && scope.contains(&ext) {
