@@ -110,19 +110,32 @@ pub(crate) async fn hashes<T: Mirrored>(
         "SELECT external_id, content_hash FROM {} WHERE connector = $1",
         T::LAYOUT.resource.table()
     );
+    let mut hashes = HashMap::new();
+    each_row(conn, sql, connector, "reading mirror hashes", |row| {
+        let id = row.try_get(0).context("reading mirror hashes")?;
+        hashes.insert(id, row.try_get(1).context("reading mirror hashes")?);
+        Ok(())
+    })
+    .await?;
+    Ok(hashes)
+}
+
+/// Runs `sql` (whose `$1` is the connector) and hands each row to `each`, streamed: only
+/// one row's text is held at a time besides what `each` keeps.
+async fn each_row(
+    conn: &mut AnyConnection,
+    sql: String,
+    connector: &str,
+    context: &'static str,
+    mut each: impl FnMut(&AnyRow) -> Result<(), DbError>,
+) -> Result<(), DbError> {
     let mut rows = sqlx::query(AssertSqlSafe(sql))
         .bind(connector.to_string())
         .fetch(&mut *conn);
-    let mut hashes = HashMap::new();
-    while let Some(row) = rows.try_next().await.context("reading mirror hashes")? {
-        hashes.insert(
-            row.try_get::<String, _>(0)
-                .context("reading mirror hashes")?,
-            row.try_get::<String, _>(1)
-                .context("reading mirror hashes")?,
-        );
+    while let Some(row) = rows.try_next().await.context(context)? {
+        each(&row)?;
     }
-    Ok(hashes)
+    Ok(())
 }
 
 /// The columns filters are answered from: (name key, client externalId).
@@ -325,14 +338,12 @@ pub(crate) async fn load_all<T: Mirrored>(
         "SELECT data FROM {} WHERE connector = $1 ORDER BY external_id",
         T::LAYOUT.resource.table()
     );
-    // Streamed: only one row's text is held at a time besides the decoded records.
-    let mut rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(connector.to_string())
-        .fetch(&mut *conn);
     let mut records = Vec::new();
-    while let Some(row) = rows.try_next().await.context("reading the mirror")? {
-        records.push(decode(&row)?);
-    }
+    each_row(conn, sql, connector, "reading the mirror", |row| {
+        records.push(decode(row)?);
+        Ok(())
+    })
+    .await?;
     Ok(records)
 }
 
