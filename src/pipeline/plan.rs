@@ -234,15 +234,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         let existing = current.users.get(&user.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
         if existing.is_none() || renamed {
-            let holder = foreign_users
-                .get(&key)
-                .cloned()
-                .or_else(|| match taken.get(&key) {
-                    Some(ext) if ext != &user.external_id => {
-                        Some(format!("user with external id {ext:?} of this connector"))
-                    }
-                    _ => None,
-                });
+            let holder = name_holder(foreign_users, &taken, "user", &key, &user.external_id);
             if let Some(held_by) = holder {
                 plan.conflicts.push(Conflict {
                     kind: "user",
@@ -259,27 +251,11 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             }
         }
         let hash = content_hash(&user);
-        match existing {
-            Some(c) => {
-                user_ids.insert(user.external_id.clone(), c.id.clone());
-                if c.content_hash != hash || c.removed {
-                    plan.user_updates.push(Write {
-                        id: c.id.clone(),
-                        record: user,
-                        hash,
-                    });
-                }
-            }
-            None => {
-                let id = ctx.ids.user_id(&user);
-                user_ids.insert(user.external_id.clone(), id.clone());
-                plan.user_creates.push(Write {
-                    id,
-                    record: user,
-                    hash,
-                });
-            }
-        }
+        let held = existing.map(|c| (c.id.as_str(), c.content_hash != hash || c.removed));
+        let writes = (&mut plan.user_updates, &mut plan.user_creates);
+        let external_id = user.external_id.clone();
+        let id = place(writes, held, user, hash, |u| ctx.ids.user_id(u));
+        user_ids.insert(external_id, id);
     }
     // Under delete, users disabled by earlier runs (under disable) are deleted too; they
     // do not count against the safety limits, which guard the users still active.
@@ -337,16 +313,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         let key = name_key(&group.name);
         let existing = current.groups.get(&group.external_id);
         if existing.is_none_or(|c| c.name_key != key) {
-            let holder =
-                foreign_groups
-                    .get(&key)
-                    .cloned()
-                    .or_else(|| match group_taken.get(&key) {
-                        Some(ext) if ext != &group.external_id => {
-                            Some(format!("group with external id {ext:?} of this connector"))
-                        }
-                        _ => None,
-                    });
+            let holder = name_holder(
+                foreign_groups,
+                &group_taken,
+                "group",
+                &key,
+                &group.external_id,
+            );
             if let Some(held_by) = holder {
                 plan.conflicts.push(Conflict {
                     kind: "group",
@@ -361,27 +334,11 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             }
         }
         let hash = content_hash(&group);
-        match existing {
-            Some(c) => {
-                group_ids.insert(group.external_id.clone(), c.id.clone());
-                if c.content_hash != hash {
-                    plan.group_updates.push(Write {
-                        id: c.id.clone(),
-                        record: group,
-                        hash,
-                    });
-                }
-            }
-            None => {
-                let id = ctx.ids.group_id(&group);
-                group_ids.insert(group.external_id.clone(), id.clone());
-                plan.group_creates.push(Write {
-                    id,
-                    record: group,
-                    hash,
-                });
-            }
-        }
+        let held = existing.map(|c| (c.id.as_str(), c.content_hash != hash));
+        let writes = (&mut plan.group_updates, &mut plan.group_creates);
+        let external_id = group.external_id.clone();
+        let id = place(writes, held, group, hash, |g| ctx.ids.group_id(g));
+        group_ids.insert(external_id, id);
     }
     let mut deletes: Vec<Removal> = current
         .groups
@@ -564,4 +521,54 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     plan.membership_adds = adds;
     plan.membership_kept = kept;
     plan
+}
+
+/// Who holds the name `key` that the record `external_id` of `kind` wants, if anyone
+/// else: a record of another connector, or another record of this one (`taken`).
+fn name_holder(
+    foreign: &ForeignNames,
+    taken: &HashMap<String, String>,
+    kind: &str,
+    key: &str,
+    external_id: &str,
+) -> Option<String> {
+    foreign.get(key).cloned().or_else(|| match taken.get(key) {
+        Some(ext) if ext != external_id => {
+            Some(format!("{kind} with external id {ext:?} of this connector"))
+        }
+        _ => None,
+    })
+}
+
+/// Puts a desired record into the plan: an update of the target's record when `held`
+/// (its id, and whether it must be written) says one must be written, a create under a
+/// new id when the target holds none. Returns the record's target id.
+fn place<T>(
+    (updates, creates): (&mut Vec<Write<T>>, &mut Vec<Write<T>>),
+    held: Option<(&str, bool)>,
+    record: T,
+    hash: String,
+    new_id: impl FnOnce(&T) -> String,
+) -> String {
+    match held {
+        Some((id, changed)) => {
+            if changed {
+                updates.push(Write {
+                    id: id.to_string(),
+                    record,
+                    hash,
+                });
+            }
+            id.to_string()
+        }
+        None => {
+            let id = new_id(&record);
+            creates.push(Write {
+                id: id.clone(),
+                record,
+                hash,
+            });
+            id
+        }
+    }
 }

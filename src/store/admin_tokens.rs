@@ -43,8 +43,8 @@ pub struct IssuedAdminToken {
     pub expires_at: Option<String>,
 }
 
-/// What `admin-token list` shows (never the token or its hash).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// What `admin-token list` shows (never the token or its hash); read by column name.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct AdminTokenInfo {
     pub id: String,
     pub name: String,
@@ -205,26 +205,13 @@ pub async fn any_active(db: &Db) -> Result<bool, DbError> {
 
 /// Every admin token, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<AdminTokenInfo>, DbError> {
-    const CTX: &str = "listing admin tokens";
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, name, created_at, expires_at, revoked_at, last_used_at FROM admin_tokens \
          ORDER BY created_at, id",
     )
     .fetch_all(db.pool())
     .await
-    .context(CTX)?;
-    rows.iter()
-        .map(|row| {
-            Ok(AdminTokenInfo {
-                id: row.try_get("id").context(CTX)?,
-                name: row.try_get("name").context(CTX)?,
-                created_at: row.try_get("created_at").context(CTX)?,
-                expires_at: row.try_get("expires_at").context(CTX)?,
-                revoked_at: row.try_get("revoked_at").context(CTX)?,
-                last_used_at: row.try_get("last_used_at").context(CTX)?,
-            })
-        })
-        .collect()
+    .context("listing admin tokens")
 }
 
 #[cfg(test)]

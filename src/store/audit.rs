@@ -9,7 +9,7 @@
 //! were carried out.
 
 use serde::Serialize;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::db::{Context, Db, DbError, now_text};
 
@@ -54,8 +54,8 @@ impl Action {
     }
 }
 
-/// One entry, as read back.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One entry, as read back (by column name).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,
@@ -110,8 +110,7 @@ pub async fn record(
 
 /// Entries newest first, at or after `since` (RFC 3339 UTC text) when given.
 pub async fn list(db: &Db, since: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>, DbError> {
-    const CTX: &str = "reading the audit trail";
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, at, actor, action, target, detail FROM audit_log \
          WHERE ($1 IS NULL OR at >= $1) ORDER BY id DESC LIMIT $2",
     )
@@ -119,19 +118,7 @@ pub async fn list(db: &Db, since: Option<&str>, limit: i64) -> Result<Vec<AuditE
     .bind(limit.clamp(1, 10_000))
     .fetch_all(db.pool())
     .await
-    .context(CTX)?;
-    rows.iter()
-        .map(|row| {
-            Ok(AuditEntry {
-                id: row.try_get("id").context(CTX)?,
-                at: row.try_get("at").context(CTX)?,
-                actor: row.try_get("actor").context(CTX)?,
-                action: row.try_get("action").context(CTX)?,
-                target: row.try_get("target").context(CTX)?,
-                detail: row.try_get("detail").context(CTX)?,
-            })
-        })
-        .collect()
+    .context("reading the audit trail")
 }
 
 #[cfg(test)]

@@ -7,13 +7,15 @@
 //! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
 
 mod batch;
+mod statement;
 pub use batch::Batch;
+use statement::Statement;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use sqlx::{AnyConnection, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -414,25 +416,9 @@ pub async fn insert_rows(
     values: Vec<Val>,
     context: &'static str,
 ) -> Result<u64, DbError> {
-    debug_assert!(columns > 0 && values.len().is_multiple_of(columns));
-    let rows_per_statement = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
-    let total_rows = values.len() / columns;
     let mut affected = 0;
-    let mut values = values.into_iter();
-    let mut done = 0;
-    while done < total_rows {
-        let rows = rows_per_statement.min(total_rows - done);
-        let sql = insert_sql(anonymous_params(conn), head, tail, columns, rows);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for val in values.by_ref().take(rows * columns) {
-            query = bind_val(query, val);
-        }
-        affected += query
-            .execute(&mut *conn)
-            .await
-            .context(context)?
-            .rows_affected();
-        done += rows;
+    for statement in Statement::inserts(anonymous_params(conn), head, tail, columns, values) {
+        affected += statement.run(conn, context).await?;
     }
     Ok(affected)
 }
@@ -488,26 +474,14 @@ pub async fn select_in(
 ) -> Result<Vec<AnyRow>, DbError> {
     let mut rows = Vec::new();
     for chunk in keys.chunks(KEYS_PER_SELECT) {
-        let mut sql = format!("{select} WHERE ");
-        let first_key = match leading {
-            Some((condition, _)) => {
-                sql.push_str(&format!("{condition}{} AND ", param(conn, 1)));
-                2
-            }
-            None => 1,
-        };
-        sql.push_str(&format!(
-            "{key_column} IN ({})",
-            placeholders(conn, first_key, chunk.len())
-        ));
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some((_, value)) = leading {
-            query = query.bind(value.to_string());
-        }
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
-        rows.extend(query.fetch_all(&mut *conn).await.context(context)?);
+        let statement = Statement::where_in(conn, select, leading, key_column, chunk);
+        rows.extend(
+            statement
+                .query()
+                .fetch_all(&mut *conn)
+                .await
+                .context(context)?,
+        );
     }
     Ok(rows)
 }
@@ -524,30 +498,8 @@ pub async fn delete_in(
 ) -> Result<u64, DbError> {
     let mut affected = 0;
     for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut sql = format!("DELETE FROM {table} WHERE ");
-        let first_key = match filter {
-            Some((column, _)) => {
-                sql.push_str(&format!("{column} = {} AND ", param(conn, 1)));
-                2
-            }
-            None => 1,
-        };
-        sql.push_str(key_column);
-        sql.push_str(" IN (");
-        sql.push_str(&placeholders(conn, first_key, chunk.len()));
-        sql.push(')');
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some((_, value)) = filter {
-            query = query.bind(value.to_string());
-        }
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
-        affected += query
-            .execute(&mut *conn)
-            .await
-            .context(context)?
-            .rows_affected();
+        let statement = Statement::delete_in(conn, table, filter, key_column, chunk);
+        affected += statement.run(conn, context).await?;
     }
     Ok(affected)
 }

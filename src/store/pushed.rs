@@ -10,6 +10,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use crate::db::{Context, DbError, now_text, param, select_in};
 use crate::model::{MemberKind, SourceGroup, SourceUser, content_hash, name_key};
 use crate::store::mirror::query::{Resource, STORED_COLUMNS, StoredRow};
+use crate::store::mirror::{self, Mirrored};
 
 /// A resource as stored, with its timestamps and version.
 #[derive(Debug, Clone)]
@@ -156,21 +157,7 @@ pub async fn put_user(
     user: SourceUser,
     put: Put<'_>,
 ) -> Result<Stored<SourceUser>, DbError> {
-    let now = now_text();
-    let version = content_hash(&user);
-    let records = vec![(user.clone(), version.clone())];
-    match put {
-        Put::New => crate::store::mirror::insert_new_users_at(conn, tenant, records, &now).await?,
-        Put::Replace(_) | Put::Update => {
-            crate::store::mirror::upsert_users_at(conn, tenant, records, &now).await?
-        }
-    }
-    Ok(Stored {
-        record: user,
-        created: put.created().map_or_else(|| now.clone(), str::to_string),
-        modified: now,
-        version,
-    })
+    put_record(conn, tenant, user, put).await
 }
 
 /// Writes a group; returns it as stored.
@@ -180,17 +167,24 @@ pub async fn put_group(
     group: SourceGroup,
     put: Put<'_>,
 ) -> Result<Stored<SourceGroup>, DbError> {
+    put_record(conn, tenant, group, put).await
+}
+
+async fn put_record<T: Mirrored + Clone>(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    record: T,
+    put: Put<'_>,
+) -> Result<Stored<T>, DbError> {
     let now = now_text();
-    let version = content_hash(&group);
-    let records = vec![(group.clone(), version.clone())];
+    let version = content_hash(&record);
+    let records = vec![(record.clone(), version.clone())];
     match put {
-        Put::New => crate::store::mirror::insert_new_groups_at(conn, tenant, records, &now).await?,
-        Put::Replace(_) | Put::Update => {
-            crate::store::mirror::upsert_groups_at(conn, tenant, records, &now).await?
-        }
+        Put::New => mirror::insert_new_at(conn, tenant, records, &now).await?,
+        Put::Replace(_) | Put::Update => mirror::upsert_at(conn, tenant, records, &now).await?,
     }
     Ok(Stored {
-        record: group,
+        record,
         created: put.created().map_or_else(|| now.clone(), str::to_string),
         modified: now,
         version,

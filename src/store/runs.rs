@@ -1,7 +1,7 @@
 //! Sync run records: one row per run with what it read, what it changed and how it ended.
 
 use serde::Serialize;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::db::{Context, Db, DbError, get_bool, now_text};
 use crate::pipeline::plan::PlanCounts;
@@ -107,36 +107,36 @@ pub async fn start_run(db: &Db, connector: &str, operation: &str) -> Result<i64,
 }
 
 pub async fn finish_run(db: &Db, id: i64, outcome: Outcome, end: &RunEnd) -> Result<(), DbError> {
-    let c = &end.counts;
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    // The counts are parameters $5 onwards, in the order of PlanCounts::NAMES.
+    let counts: Vec<String> = PlanCounts::NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} = ${}", i + 5))
+        .collect();
+    let after = PlanCounts::NAMES.len() + 5;
+    let sql = format!(
         "UPDATE sync_runs SET finished_at = $1, outcome = $2, read_mode = $3, records_read = $4, \
-         users_created = $5, users_updated = $6, users_disabled = $7, users_deleted = $8, \
-         groups_created = $9, groups_updated = $10, groups_deleted = $11, \
-         memberships_added = $12, memberships_removed = $13, conflicts = $14, warnings = $15, \
-         message = $16, details = $17 WHERE id = $18",
-    )
-    .bind(now_text())
-    .bind(outcome.as_str())
-    .bind(end.read_mode)
-    .bind(end.records_read as i64)
-    .bind(c.users_created as i64)
-    .bind(c.users_updated as i64)
-    .bind(c.users_disabled as i64)
-    .bind(c.users_deleted as i64)
-    .bind(c.groups_created as i64)
-    .bind(c.groups_updated as i64)
-    .bind(c.groups_deleted as i64)
-    .bind(c.memberships_added as i64)
-    .bind(c.memberships_removed as i64)
-    .bind(c.conflicts as i64)
-    .bind(c.warnings as i64)
-    .bind(end.message.clone())
-    .bind(end.details.as_ref().map(|d| d.to_string()))
-    .bind(id)
-    .execute(tx.conn())
-    .await
-    .context("recording the end of a run")?;
+         {}, message = ${after}, details = ${} WHERE id = ${}",
+        counts.join(", "),
+        after + 1,
+        after + 2
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(now_text())
+        .bind(outcome.as_str())
+        .bind(end.read_mode)
+        .bind(end.records_read as i64);
+    for count in end.counts.values() {
+        query = query.bind(count as i64);
+    }
+    let mut tx = db.begin_write().await?;
+    query
+        .bind(end.message.clone())
+        .bind(end.details.as_ref().map(|d| d.to_string()))
+        .bind(id)
+        .execute(tx.conn())
+        .await
+        .context("recording the end of a run")?;
     tx.commit().await
 }
 
@@ -147,23 +147,24 @@ pub async fn recent_runs(
     limit: i64,
 ) -> Result<Vec<RunRecord>, DbError> {
     const CTX: &str = "reading sync runs";
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT id, connector, operation, dry_run, started_at, finished_at, outcome, read_mode, \
-         records_read, users_created, users_updated, users_disabled, users_deleted, \
-         groups_created, groups_updated, groups_deleted, memberships_added, \
-         memberships_removed, conflicts, warnings, message, details \
+         records_read, {}, message, details \
          FROM sync_runs WHERE ($1 IS NULL OR connector = $1) ORDER BY id DESC LIMIT $2",
-    )
-    .bind(connector.map(str::to_string))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .context(CTX)?;
+        PlanCounts::NAMES.join(", ")
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(connector.map(str::to_string))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context(CTX)?;
     rows.iter()
         .map(|row| {
-            let n = |col: &str| -> Result<u64, DbError> {
-                Ok(row.try_get::<i64, _>(col).context(CTX)? as u64)
-            };
+            let mut counts = PlanCounts::default();
+            for (count, name) in counts.fields_mut().into_iter().zip(PlanCounts::NAMES) {
+                *count = row.try_get::<i64, _>(name).context(CTX)? as u64;
+            }
             let details: Option<String> = row.try_get("details").context(CTX)?;
             Ok(RunRecord {
                 id: row.try_get("id").context(CTX)?,
@@ -175,19 +176,7 @@ pub async fn recent_runs(
                 outcome: Outcome::parse(&row.try_get::<String, _>("outcome").context(CTX)?),
                 read_mode: row.try_get("read_mode").context(CTX)?,
                 records_read: row.try_get("records_read").context(CTX)?,
-                counts: PlanCounts {
-                    users_created: n("users_created")?,
-                    users_updated: n("users_updated")?,
-                    users_disabled: n("users_disabled")?,
-                    users_deleted: n("users_deleted")?,
-                    groups_created: n("groups_created")?,
-                    groups_updated: n("groups_updated")?,
-                    groups_deleted: n("groups_deleted")?,
-                    memberships_added: n("memberships_added")?,
-                    memberships_removed: n("memberships_removed")?,
-                    conflicts: n("conflicts")?,
-                    warnings: n("warnings")?,
-                },
+                counts,
                 message: row.try_get("message").context(CTX)?,
                 details: details.and_then(|d| serde_json::from_str(&d).ok()),
             })

@@ -27,8 +27,8 @@ pub struct IssuedToken {
     pub expires_at: Option<String>,
 }
 
-/// What `tenant list` shows of a token (never the token or its hash).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// What `tenant list` shows of a token (never the token or its hash); read by column name.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenInfo {
     pub id: String,
     pub tenant: String,
@@ -83,17 +83,8 @@ pub async fn issue_as(
 ) -> Result<IssuedToken, DbError> {
     let mut tx = db.begin_write().await?;
     let issued = insert_token(tx.conn(), tenant, ttl).await?;
-    if let Some(actor) = actor {
-        let detail = format!("token id {}", issued.id);
-        audit::record_in(
-            tx.conn(),
-            actor,
-            Action::TenantTokenCreate,
-            tenant,
-            Some(&detail),
-        )
-        .await?;
-    }
+    let detail = format!("token id {}", issued.id);
+    record_as(tx.conn(), actor, Action::TenantTokenCreate, tenant, &detail).await?;
     tx.commit().await?;
     Ok(issued)
 }
@@ -201,24 +192,30 @@ pub async fn revoke_as(
     .await
     .context("revoking tokens")?
     .rows_affected();
-    if let Some(actor) = actor
-        && done > 0
-    {
+    if done > 0 {
         let detail = match token_id {
             Some(id) => format!("token id {id}"),
             None => format!("all {done} active token(s)"),
         };
-        audit::record_in(
-            tx.conn(),
-            actor,
-            Action::TenantTokenRevoke,
-            tenant,
-            Some(&detail),
-        )
-        .await?;
+        record_as(tx.conn(), actor, Action::TenantTokenRevoke, tenant, &detail).await?;
     }
     tx.commit().await?;
     Ok(done)
+}
+
+/// Records `action` on `tenant` in the caller's transaction when an actor is named: the
+/// `*_as` forms are audited, the plain ones are not.
+async fn record_as(
+    conn: &mut sqlx::AnyConnection,
+    actor: Option<&str>,
+    action: Action,
+    tenant: &str,
+    detail: &str,
+) -> Result<(), DbError> {
+    match actor {
+        Some(actor) => audit::record_in(conn, actor, action, tenant, Some(detail)).await,
+        None => Ok(()),
+    }
 }
 
 /// Issues a new token and lets the tenant's other active tokens expire after `grace`
@@ -252,48 +249,26 @@ pub async fn rotate_as(
     .await
     .context("shortening old tokens")?;
     let issued = insert_token(tx.conn(), tenant, ttl).await?;
-    if let Some(actor) = actor {
-        let detail = format!(
-            "new token id {}; older tokens end in {} h",
-            issued.id,
-            grace.as_secs() / 3600
-        );
-        audit::record_in(
-            tx.conn(),
-            actor,
-            Action::TenantTokenRotate,
-            tenant,
-            Some(&detail),
-        )
-        .await?;
-    }
+    let detail = format!(
+        "new token id {}; older tokens end in {} h",
+        issued.id,
+        grace.as_secs() / 3600
+    );
+    record_as(tx.conn(), actor, Action::TenantTokenRotate, tenant, &detail).await?;
     tx.commit().await?;
     Ok(issued)
 }
 
 /// Tokens of one tenant, or of all, oldest first.
 pub async fn list(db: &Db, tenant: Option<&str>) -> Result<Vec<TokenInfo>, DbError> {
-    const CTX: &str = "listing tokens";
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, tenant, created_at, expires_at, revoked_at, last_used_at FROM scim_tokens \
          WHERE ($1 IS NULL OR tenant = $1) ORDER BY tenant, created_at, id",
     )
     .bind(tenant.map(str::to_string))
     .fetch_all(db.pool())
     .await
-    .context(CTX)?;
-    rows.iter()
-        .map(|row| {
-            Ok(TokenInfo {
-                id: row.try_get("id").context(CTX)?,
-                tenant: row.try_get("tenant").context(CTX)?,
-                created_at: row.try_get("created_at").context(CTX)?,
-                expires_at: row.try_get("expires_at").context(CTX)?,
-                revoked_at: row.try_get("revoked_at").context(CTX)?,
-                last_used_at: row.try_get("last_used_at").context(CTX)?,
-            })
-        })
-        .collect()
+    .context("listing tokens")
 }
 
 #[cfg(test)]

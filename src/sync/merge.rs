@@ -176,7 +176,13 @@ mod tests {
         );
         tx.rollback().await.unwrap();
         let mut tx = db.begin_write().await.unwrap();
-        assert_eq!(mirror::load_users(tx.conn(), "hr").await.unwrap().len(), 1);
+        assert_eq!(
+            mirror::load_all::<crate::model::SourceUser>(tx.conn(), "hr")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     /// A source whose read takes so long that another run stores a new checkpoint
@@ -236,7 +242,7 @@ mod tests {
         assert_eq!(runs[0].message.as_deref(), Some(err.to_string().as_str()));
         let mut tx = db.begin_write().await.unwrap();
         assert!(
-            mirror::load_users(tx.conn(), "hr")
+            mirror::load_all::<crate::model::SourceUser>(tx.conn(), "hr")
                 .await
                 .unwrap()
                 .is_empty()

@@ -93,29 +93,35 @@ pub(super) async fn plan(
 /// The name keys of users and groups the plan would give a name they do not hold yet
 /// (new, or renamed): whoever else holds them is a conflict.
 fn claimed_names(desired: &Desired, current: &Current) -> (Vec<String>, Vec<String>) {
-    let users = desired
-        .users
-        .iter()
-        .filter(|u| {
-            current
-                .users
-                .get(&u.external_id)
-                .is_none_or(|c| c.user_name_key != name_key(&u.user_name))
-        })
-        .map(|u| name_key(&u.user_name))
-        .collect();
-    let groups = desired
-        .groups
-        .iter()
-        .filter(|g| {
-            current
-                .groups
-                .get(&g.external_id)
-                .is_none_or(|c| c.name_key != name_key(&g.name))
-        })
-        .map(|g| name_key(&g.name))
-        .collect();
+    let users = claimed(
+        &desired.users,
+        |u| (&u.external_id, &u.user_name),
+        |ext| current.users.get(ext).map(|c| c.user_name_key.as_str()),
+    );
+    let groups = claimed(
+        &desired.groups,
+        |g| (&g.external_id, &g.name),
+        |ext| current.groups.get(ext).map(|c| c.name_key.as_str()),
+    );
     (users, groups)
+}
+
+/// The name keys of `records` (external id and name by `id_and_name`) that differ from
+/// the key the target's record of the external id holds (`held_key`), or that no record
+/// holds yet.
+fn claimed<'c, T>(
+    records: &[T],
+    id_and_name: impl Fn(&T) -> (&str, &str),
+    held_key: impl Fn(&str) -> Option<&'c str>,
+) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let (external_id, name) = id_and_name(record);
+            let key = name_key(name);
+            (held_key(external_id) != Some(key.as_str())).then_some(key)
+        })
+        .collect()
 }
 
 /// The name keys of the mapping's managed groups the plan grants, sorted, once each.

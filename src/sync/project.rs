@@ -30,8 +30,8 @@ pub(super) async fn project(
 ) -> Result<Projected, SyncError> {
     let id = ctx.connector_id;
     let Some(scope) = &mut staged.scope else {
-        let users = mirror::load_users(conn, id).await?;
-        let groups = mirror::load_groups(conn, id).await?;
+        let users = mirror::load_all(conn, id).await?;
+        let groups = mirror::load_all(conn, id).await?;
         let desired = project_mapping(ctx.mapping, active_only(ctx, users), groups);
         return Ok(Projected {
             desired,

@@ -104,20 +104,8 @@ pub(super) mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::model::SourceUser;
 
-    pub fn user(id: &str) -> SourceUser {
-        SourceUser {
-            external_id: id.to_string(),
-            user_name: format!("{id}@example.com"),
-            given_name: None,
-            family_name: None,
-            display_name: None,
-            emails: Vec::new(),
-            active: true,
-            attributes: Default::default(),
-        }
-    }
+    pub(crate) use crate::store::mirror::test_user as user;
 
     /// A source in memory: what it sends, how it ends, and the checkpoint it was given.
     pub struct Memory {

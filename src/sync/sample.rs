@@ -142,14 +142,8 @@ mod tests {
 
     fn user(id: &str, attributes: Value) -> SourceUser {
         SourceUser {
-            external_id: id.to_string(),
-            user_name: format!("{id}@example.com"),
-            given_name: None,
-            family_name: None,
-            display_name: None,
-            emails: Vec::new(),
-            active: true,
             attributes: attributes.as_object().cloned().unwrap_or_default(),
+            ..super::super::read::tests::user(id)
         }
     }
 

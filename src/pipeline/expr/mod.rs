@@ -114,7 +114,7 @@ impl Expr {
     /// in order of first appearance, without duplicates.
     pub fn paths(&self) -> Vec<String> {
         let mut out = Vec::new();
-        collect_paths(&self.node, &mut out);
+        each_path(&self.node, &mut |path| push_new(&mut out, path.to_string()));
         out
     }
 }
@@ -124,57 +124,36 @@ impl Expr {
     /// record), as written, in order of first appearance, without duplicates.
     pub fn root_keys(&self) -> Vec<String> {
         let mut out = Vec::new();
-        collect_roots(&self.node, &mut out);
+        each_path(&self.node, &mut |path| {
+            if let Some(Segment::Key(key)) = path.0.first() {
+                push_new(&mut out, key.clone());
+            }
+        });
         out
     }
 }
 
-fn collect_roots(node: &Node, out: &mut Vec<String>) {
-    let mut push = |path: &Path| {
-        if let Some(Segment::Key(key)) = path.0.first()
-            && !out.contains(key)
-        {
-            out.push(key.clone());
-        }
-    };
-    match node {
-        Node::Path(path) => push(path),
-        Node::Text(parts) => {
-            for part in parts {
-                if let Part::Field(path) = part {
-                    push(path);
-                }
-            }
-        }
-        Node::Pipe(base, _) => collect_roots(base, out),
-        Node::Fallback(alternatives) => {
-            for alternative in alternatives {
-                collect_roots(alternative, out);
-            }
-        }
+fn push_new(out: &mut Vec<String>, text: String) {
+    if !out.contains(&text) {
+        out.push(text);
     }
 }
 
-fn collect_paths(node: &Node, out: &mut Vec<String>) {
-    let mut push = |path: &Path| {
-        let text = path.to_string();
-        if !out.contains(&text) {
-            out.push(text);
-        }
-    };
+/// Calls `visit` with every path `node` reads (placeholders included), in order.
+fn each_path(node: &Node, visit: &mut impl FnMut(&Path)) {
     match node {
-        Node::Path(path) => push(path),
+        Node::Path(path) => visit(path),
         Node::Text(parts) => {
             for part in parts {
                 if let Part::Field(path) = part {
-                    push(path);
+                    visit(path);
                 }
             }
         }
-        Node::Pipe(base, _) => collect_paths(base, out),
+        Node::Pipe(base, _) => each_path(base, visit),
         Node::Fallback(alternatives) => {
             for alternative in alternatives {
-                collect_paths(alternative, out);
+                each_path(alternative, visit);
             }
         }
     }

@@ -24,6 +24,45 @@ pub struct PlanCounts {
     pub warnings: u64,
 }
 
+impl PlanCounts {
+    /// The counts' names (the run record's columns), in the order of [`PlanCounts::fields_mut`].
+    pub const NAMES: [&'static str; 11] = [
+        "users_created",
+        "users_updated",
+        "users_disabled",
+        "users_deleted",
+        "groups_created",
+        "groups_updated",
+        "groups_deleted",
+        "memberships_added",
+        "memberships_removed",
+        "conflicts",
+        "warnings",
+    ];
+
+    /// The counts in the order of [`PlanCounts::NAMES`], to set them one by one.
+    pub fn fields_mut(&mut self) -> [&mut u64; 11] {
+        [
+            &mut self.users_created,
+            &mut self.users_updated,
+            &mut self.users_disabled,
+            &mut self.users_deleted,
+            &mut self.groups_created,
+            &mut self.groups_updated,
+            &mut self.groups_deleted,
+            &mut self.memberships_added,
+            &mut self.memberships_removed,
+            &mut self.conflicts,
+            &mut self.warnings,
+        ]
+    }
+
+    /// The counts in the order of [`PlanCounts::NAMES`].
+    pub fn values(mut self) -> [u64; 11] {
+        self.fields_mut().map(|count| *count)
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let removals = self.user_removals.len() as u64;

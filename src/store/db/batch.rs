@@ -8,21 +8,13 @@
 //! statement: on SQLite that is the anonymous `?`, which sqlx binds in order across the
 //! statements of one query.
 
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::AnyConnection;
 
-use super::{
-    Context, DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params, bind_val,
-    insert_sql, param, placeholders,
-};
+use super::statement::Statement;
+use super::{DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params};
 
 /// Batches binding more values than this run statement by statement.
 const JOIN_UP_TO_BINDS: usize = 2_000;
-
-/// One statement and its values, in placeholder order.
-struct Statement {
-    sql: String,
-    values: Vec<Val>,
-}
 
 /// Write statements to run in order, in as few round trips as the backend allows.
 pub struct Batch {
@@ -57,18 +49,9 @@ impl Batch {
         columns: usize,
         values: Vec<Val>,
     ) {
-        debug_assert!(columns > 0 && values.len().is_multiple_of(columns));
-        let rows_per_statement = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
-        let mut values = values.into_iter();
-        loop {
-            let chunk: Vec<Val> = values.by_ref().take(rows_per_statement * columns).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let rows = chunk.len() / columns;
-            let sql = insert_sql(anonymous_params(conn), head, tail, columns, rows);
-            self.push(sql, chunk);
-        }
+        let anonymous = anonymous_params(conn);
+        let statements = Statement::inserts(anonymous, head, tail, columns, values);
+        self.statements.extend(statements);
     }
 
     /// Adds `DELETE FROM <table> WHERE [<column> = <value> AND] <key_column> IN (...)` over
@@ -82,23 +65,14 @@ impl Batch {
         keys: &[String],
     ) {
         for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
-            let mut sql = format!("DELETE FROM {table} WHERE ");
-            let mut values = Vec::with_capacity(chunk.len() + 1);
-            let first_key = match filter {
-                Some((column, value)) => {
-                    sql.push_str(&format!("{column} = {} AND ", param(conn, 1)));
-                    values.push(Val::Text(value.to_string()));
-                    2
-                }
-                None => 1,
-            };
-            sql.push_str(&format!(
-                "{key_column} IN ({})",
-                placeholders(conn, first_key, chunk.len())
-            ));
-            values.extend(chunk.iter().map(|k| Val::Text(k.clone())));
-            self.push(sql, values);
+            let statement = Statement::delete_in(conn, table, filter, key_column, chunk);
+            self.statements.push(statement);
         }
+    }
+
+    /// How many values the statements held now bind.
+    fn bound(&self) -> usize {
+        self.statements.iter().map(|s| s.values.len()).sum()
     }
 
     /// Runs what the batch holds now if it binds more than `MAX_BINDS` values, and starts
@@ -106,8 +80,7 @@ impl Batch {
     /// values at a time, as unbatched chunks did, while a small one (a SCIM request's)
     /// still waits to go with the statements after it.
     pub async fn flush_if_large(&mut self, conn: &mut AnyConnection) -> Result<(), DbError> {
-        let bound: usize = self.statements.iter().map(|s| s.values.len()).sum();
-        if bound > MAX_BINDS {
+        if self.bound() > MAX_BINDS {
             let full = std::mem::replace(self, Batch::new(self.context));
             full.execute(conn).await?;
         }
@@ -122,34 +95,28 @@ impl Batch {
             return Ok(());
         }
         let context = self.context;
-        let bound: usize = self.statements.iter().map(|s| s.values.len()).sum();
+        let bound = self.bound();
         // A bulk write gains nothing from joining statements (each is thousands of values
         // already) and would only prepare longer texts: it goes statement by statement,
         // exactly as unbatched. Joining is for the many small statements of one request.
         if !anonymous_params(conn) || bound > JOIN_UP_TO_BINDS {
-            for Statement { sql, values } in self.statements {
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for value in values {
-                    query = bind_val(query, value);
-                }
-                query.execute(&mut *conn).await.context(context)?;
+            for statement in self.statements {
+                statement.run(conn, context).await?;
             }
             return Ok(());
         }
-        let mut sql = String::new();
-        let mut values = Vec::with_capacity(bound);
+        let mut joined = Statement {
+            sql: String::new(),
+            values: Vec::with_capacity(bound),
+        };
         for statement in self.statements {
-            if !sql.is_empty() {
-                sql.push_str(";\n");
+            if !joined.sql.is_empty() {
+                joined.sql.push_str(";\n");
             }
-            sql.push_str(&statement.sql);
-            values.extend(statement.values);
+            joined.sql.push_str(&statement.sql);
+            joined.values.extend(statement.values);
         }
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for value in values {
-            query = bind_val(query, value);
-        }
-        query.execute(&mut *conn).await.context(context)?;
+        joined.run(conn, context).await?;
         Ok(())
     }
 }

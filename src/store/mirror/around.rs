@@ -14,7 +14,7 @@ use crate::model::SourceGroup;
 const CTX: &str = "reading the changed users' groups";
 
 /// The mirrored groups of `connector` around `member_ids` (see the module doc), plus
-/// `also` and their ancestors, in external id order (as `load_groups` gives them).
+/// `also` and their ancestors, in external id order (as `load_all` gives them).
 pub async fn load_groups_around(
     conn: &mut sqlx::AnyConnection,
     connector: &str,

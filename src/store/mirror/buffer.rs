@@ -89,60 +89,65 @@ impl ReadBuffer {
     }
 }
 
+/// One kind's records, their positions by external id, and the ids reported removed.
+type Kind<'a, T> = (
+    &'a mut Vec<T>,
+    &'a mut HashMap<String, usize>,
+    &'a mut Vec<String>,
+);
+
+/// Buffers `records` of one kind (`noun`; external id and name by `id_and_name`): each
+/// replaces one read before under its id (noting the first id sent twice), and its id is
+/// no longer removed when a removal came earlier in the read. An empty id fails the read.
+fn keep<T>(
+    (records, positions, removed): Kind<'_, T>,
+    duplicate: &mut Option<String>,
+    batch: Vec<T>,
+    noun: &str,
+    id_and_name: fn(&T) -> (&str, &str),
+) -> Result<(), SinkError> {
+    for record in batch {
+        let (id, name) = id_and_name(&record);
+        if id.is_empty() {
+            return Err(SinkError(format!("{noun} {name:?} has an empty id")));
+        }
+        if !removed.is_empty() {
+            removed.retain(|r| r != id);
+        }
+        match positions.get(id) {
+            Some(&pos) => {
+                duplicate.get_or_insert_with(|| id.to_string());
+                records[pos] = record;
+            }
+            None => {
+                positions.insert(id.to_string(), records.len());
+                records.push(record);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BatchSink for ReadBuffer {
     async fn accept(&mut self, batch: SourceBatch) -> Result<(), SinkError> {
         let n = batch.len();
         match batch {
             SourceBatch::Users(users) => {
-                for user in users {
-                    if user.external_id.is_empty() {
-                        return Err(SinkError(format!(
-                            "user {:?} has an empty id",
-                            user.user_name
-                        )));
-                    }
-                    if !self.removed_users.is_empty() {
-                        self.removed_users.retain(|id| id != &user.external_id);
-                    }
-                    match self.user_ids.get(&user.external_id) {
-                        Some(&pos) => {
-                            self.duplicate
-                                .get_or_insert_with(|| user.external_id.clone());
-                            self.users[pos] = user;
-                        }
-                        None => {
-                            self.user_ids
-                                .insert(user.external_id.clone(), self.users.len());
-                            self.users.push(user);
-                        }
-                    }
-                }
+                let kind = (&mut self.users, &mut self.user_ids, &mut self.removed_users);
+                keep(kind, &mut self.duplicate, users, "user", |u| {
+                    (&u.external_id, &u.user_name)
+                })?;
             }
             SourceBatch::Groups(groups) => {
-                for group in groups {
-                    if group.external_id.is_empty() {
-                        return Err(SinkError(format!(
-                            "group {:?} has an empty id",
-                            group.display_name
-                        )));
-                    }
-                    if !self.removed_groups.is_empty() {
-                        self.removed_groups.retain(|id| id != &group.external_id);
-                    }
-                    match self.group_ids.get(&group.external_id) {
-                        Some(&pos) => {
-                            self.duplicate
-                                .get_or_insert_with(|| group.external_id.clone());
-                            self.groups[pos] = group;
-                        }
-                        None => {
-                            self.group_ids
-                                .insert(group.external_id.clone(), self.groups.len());
-                            self.groups.push(group);
-                        }
-                    }
-                }
+                let kind = (
+                    &mut self.groups,
+                    &mut self.group_ids,
+                    &mut self.removed_groups,
+                );
+                keep(kind, &mut self.duplicate, groups, "group", |g| {
+                    (&g.external_id, &g.display_name)
+                })?;
             }
             SourceBatch::Removed { users, groups } => {
                 self.removed_users.extend(users);
@@ -169,11 +174,12 @@ impl BatchSink for ReadBuffer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::Map;
 
-    fn user(id: &str) -> SourceUser {
+    /// A bare active user `<id>@example.com`: the unit tests' one fixture of a source user.
+    pub(crate) fn user(id: &str) -> SourceUser {
         SourceUser {
             external_id: id.into(),
             user_name: format!("{id}@example.com"),

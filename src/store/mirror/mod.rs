@@ -16,11 +16,40 @@ pub mod values;
 
 pub use around::load_groups_around;
 pub use buffer::ReadBuffer;
+/// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
+/// and of those the mirror holds (`known`), what a complete full read did not send or
+/// what a complete delta's id listing (`present`) left out; records read in this run
+/// (`seen`) are kept even if the id listing missed them.
+fn gone_ids(
+    removed: Vec<String>,
+    known: &HashMap<String, String>,
+    seen: &HashSet<String>,
+    complete_full: bool,
+    present: Option<&HashSet<String>>,
+) -> Vec<String> {
+    let mut gone = removed;
+    if complete_full {
+        gone.extend(known.keys().filter(|id| !seen.contains(*id)).cloned());
+    } else if let Some(present) = present {
+        gone.extend(
+            known
+                .keys()
+                .filter(|id| !present.contains(*id) && !seen.contains(*id))
+                .cloned(),
+        );
+    }
+    gone.sort();
+    gone.dedup();
+    gone
+}
+
+#[cfg(test)]
+pub(crate) use buffer::tests::user as test_user;
 pub use store::{
-    MirrorState, delete_groups, delete_users, group_hashes, insert_new_groups_at,
-    insert_new_users_at, load_groups, load_state, load_users, load_users_by_ids, save_state,
-    save_state_into, upsert_groups, upsert_groups_at, upsert_users, upsert_users_at, user_hashes,
+    MirrorState, delete_groups, delete_users, load_state, load_users_by_ids, save_state,
+    save_state_into, upsert_groups, upsert_users,
 };
+pub(crate) use store::{Mirrored, hashes, insert_new_at, load_all, upsert_at};
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,7 +57,7 @@ use sqlx::AnyConnection;
 
 use crate::connectors::{ReadMode, ReadSummary};
 use crate::db::DbError;
-use crate::model::{MemberKind, MemberRef, SourceGroup, content_hash};
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash};
 
 /// What a merge changed in the mirror.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,7 +99,7 @@ pub async fn merge(
         ..
     } = buffer;
 
-    let known_users = user_hashes(conn, connector).await?;
+    let known_users = hashes::<SourceUser>(conn, connector).await?;
     let mut changed_users = Vec::new();
     let mut seen_users = HashSet::with_capacity(users.len());
     for user in users {
@@ -87,7 +116,7 @@ pub async fn merge(
         .collect();
     upsert_users(conn, connector, changed_users).await?;
 
-    let known_groups = group_hashes(conn, connector).await?;
+    let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());
     let mut changed_groups = Vec::new();
     for group in groups {
@@ -100,7 +129,7 @@ pub async fn merge(
 
     // Graph-style member deltas apply to groups already in the mirror (or just read).
     if !member_changes.is_empty() {
-        let mut stored: HashMap<String, SourceGroup> = load_groups(conn, connector)
+        let mut stored: HashMap<String, SourceGroup> = load_all::<SourceGroup>(conn, connector)
             .await?
             .into_iter()
             .map(|g| (g.external_id.clone(), g))
@@ -151,46 +180,17 @@ pub async fn merge(
     upsert_groups(conn, connector, changed_groups).await?;
 
     let complete_full = summary.complete && summary.mode == ReadMode::Full;
-    let mut gone_users: Vec<String> = removed_users;
-    let mut gone_groups: Vec<String> = removed_groups;
-    if complete_full {
-        gone_users.extend(
-            known_users
-                .keys()
-                .filter(|id| !seen_users.contains(*id))
-                .cloned(),
-        );
-        gone_groups.extend(
-            known_groups
-                .keys()
-                .filter(|id| !seen_groups.contains(*id))
-                .cloned(),
-        );
-    }
-    // A delta that listed every id of a kind: what the mirror holds beyond those is gone
-    // (records read in this run are kept even if the id listing missed them).
-    if summary.complete && !complete_full {
-        if let Some(present) = &present_users {
-            gone_users.extend(
-                known_users
-                    .keys()
-                    .filter(|id| !present.contains(*id) && !seen_users.contains(*id))
-                    .cloned(),
-            );
-        }
-        if let Some(present) = &present_groups {
-            gone_groups.extend(
-                known_groups
-                    .keys()
-                    .filter(|id| !present.contains(*id) && !seen_groups.contains(*id))
-                    .cloned(),
-            );
-        }
-    }
-    gone_users.sort();
-    gone_users.dedup();
-    gone_groups.sort();
-    gone_groups.dedup();
+    // A complete delta that listed every id of a kind (`present`) says the rest is gone.
+    let listing = summary.complete && !complete_full;
+    let gone = |removed: Vec<String>,
+                known: &HashMap<String, String>,
+                seen: &HashSet<String>,
+                present: &Option<HashSet<String>>| {
+        let present = present.as_ref().filter(|_| listing);
+        gone_ids(removed, known, seen, complete_full, present)
+    };
+    let gone_users = gone(removed_users, &known_users, &seen_users, &present_users);
+    let gone_groups = gone(removed_groups, &known_groups, &seen_groups, &present_groups);
     if summary.complete {
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
         outcome.changed_user_ids.extend(gone_users);

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::db::{Batch, Context, DbError, Val, delete_in, now_text, select_in};
 use crate::model::{SourceGroup, SourceUser, name_key};
@@ -100,58 +101,51 @@ pub fn save_state_into(
     );
 }
 
-async fn hashes(
+/// external id -> content hash of every mirrored record of the kind of the connector.
+pub(crate) async fn hashes<T: Mirrored>(
     conn: &mut AnyConnection,
-    sql: &'static str,
     connector: &str,
 ) -> Result<HashMap<String, String>, DbError> {
-    let mut rows = sqlx::query(sql)
-        .bind(connector.to_string())
-        .fetch(&mut *conn);
+    let sql = format!(
+        "SELECT external_id, content_hash FROM {} WHERE connector = $1",
+        T::LAYOUT.resource.table()
+    );
     let mut hashes = HashMap::new();
-    while let Some(row) = rows.try_next().await.context("reading mirror hashes")? {
-        hashes.insert(
-            row.try_get::<String, _>(0)
-                .context("reading mirror hashes")?,
-            row.try_get::<String, _>(1)
-                .context("reading mirror hashes")?,
-        );
-    }
+    each_row(conn, sql, connector, "reading mirror hashes", |row| {
+        let id = row.try_get(0).context("reading mirror hashes")?;
+        hashes.insert(id, row.try_get(1).context("reading mirror hashes")?);
+        Ok(())
+    })
+    .await?;
     Ok(hashes)
 }
 
-/// external id -> content hash of every mirrored user of the connector.
-pub async fn user_hashes(
+/// Runs `sql` (whose `$1` is the connector) and hands each row to `each`, streamed: only
+/// one row's text is held at a time besides what `each` keeps.
+async fn each_row(
     conn: &mut AnyConnection,
+    sql: String,
     connector: &str,
-) -> Result<HashMap<String, String>, DbError> {
-    hashes(
-        conn,
-        "SELECT external_id, content_hash FROM mirror_users WHERE connector = $1",
-        connector,
-    )
-    .await
-}
-
-/// external id -> content hash of every mirrored group of the connector.
-pub async fn group_hashes(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<HashMap<String, String>, DbError> {
-    hashes(
-        conn,
-        "SELECT external_id, content_hash FROM mirror_groups WHERE connector = $1",
-        connector,
-    )
-    .await
+    context: &'static str,
+    mut each: impl FnMut(&AnyRow) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let mut rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(connector.to_string())
+        .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.context(context)? {
+        each(&row)?;
+    }
+    Ok(())
 }
 
 /// The columns filters are answered from: (name key, client externalId).
 type FilterColumns = (String, Option<String>);
 
 /// How one kind of record is stored: its table, columns and indexed values.
-struct Layout<T> {
+pub(crate) struct Layout<T> {
     resource: Resource,
+    /// What removing records of the kind is called in a failure.
+    removing: &'static str,
     name_column: &'static str,
     id_of: fn(&T) -> &str,
     filter_columns: fn(&T) -> FilterColumns,
@@ -160,6 +154,7 @@ struct Layout<T> {
 
 const USERS: Layout<SourceUser> = Layout {
     resource: Resource::User,
+    removing: "removing users from the mirror",
     name_column: "user_name_key",
     id_of: |u| &u.external_id,
     filter_columns: |u| (name_key(&u.user_name), client_external_id(&u.attributes)),
@@ -168,11 +163,25 @@ const USERS: Layout<SourceUser> = Layout {
 
 const GROUPS: Layout<SourceGroup> = Layout {
     resource: Resource::Group,
+    removing: "removing groups from the mirror",
     name_column: "name_key",
     id_of: |g| &g.external_id,
     filter_columns: |g| (name_key(&g.display_name), client_external_id(&g.attributes)),
     elements: values::group_elements,
 };
+
+/// A kind of record the mirror stores (users, groups), with how it is stored.
+pub(crate) trait Mirrored: Serialize + DeserializeOwned + 'static {
+    const LAYOUT: &'static Layout<Self>;
+}
+
+impl Mirrored for SourceUser {
+    const LAYOUT: &'static Layout<SourceUser> = &USERS;
+}
+
+impl Mirrored for SourceGroup {
+    const LAYOUT: &'static Layout<SourceGroup> = &GROUPS;
+}
 
 /// Writes records and, in the same transaction, their indexed values.
 async fn upsert<T: Serialize>(
@@ -192,6 +201,7 @@ async fn upsert<T: Serialize>(
         id_of,
         filter_columns,
         elements,
+        removing: _,
     } = *layout;
     let table = resource.table();
     let now = now.to_string();
@@ -247,17 +257,7 @@ pub async fn upsert_users(
     connector: &str,
     users: Vec<(SourceUser, String)>,
 ) -> Result<(), DbError> {
-    upsert_users_at(conn, connector, users, &now_text()).await
-}
-
-/// [`upsert_users`] stamping the rows with `now` (which the caller then knows).
-pub async fn upsert_users_at(
-    conn: &mut AnyConnection,
-    connector: &str,
-    users: Vec<(SourceUser, String)>,
-    now: &str,
-) -> Result<(), DbError> {
-    upsert(conn, now, &USERS, connector, users, false).await
+    upsert_at(conn, connector, users, &now_text()).await
 }
 
 pub async fn upsert_groups(
@@ -265,38 +265,28 @@ pub async fn upsert_groups(
     connector: &str,
     groups: Vec<(SourceGroup, String)>,
 ) -> Result<(), DbError> {
-    upsert_groups_at(conn, connector, groups, &now_text()).await
+    upsert_at(conn, connector, groups, &now_text()).await
 }
 
-/// [`upsert_groups`] stamping the rows with `now`.
-pub async fn upsert_groups_at(
+/// Upserts records stamping the rows with `now` (which the caller then knows).
+pub(crate) async fn upsert_at<T: Mirrored>(
     conn: &mut AnyConnection,
     connector: &str,
-    groups: Vec<(SourceGroup, String)>,
+    records: Vec<(T, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, &GROUPS, connector, groups, false).await
+    upsert(conn, now, T::LAYOUT, connector, records, false).await
 }
 
-/// Writes records whose ids were just minted (a SCIM create): nothing of theirs is in the
-/// value index yet, so no delete goes before the insert.
-pub async fn insert_new_users_at(
+/// Writes records whose ids were just minted (a SCIM create), stamped with `now`: nothing
+/// of theirs is in the value index yet, so no delete goes before the insert.
+pub(crate) async fn insert_new_at<T: Mirrored>(
     conn: &mut AnyConnection,
     connector: &str,
-    users: Vec<(SourceUser, String)>,
+    records: Vec<(T, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, &USERS, connector, users, true).await
-}
-
-/// [`insert_new_users_at`] for groups.
-pub async fn insert_new_groups_at(
-    conn: &mut AnyConnection,
-    connector: &str,
-    groups: Vec<(SourceGroup, String)>,
-    now: &str,
-) -> Result<(), DbError> {
-    upsert(conn, now, &GROUPS, connector, groups, true).await
+    upsert(conn, now, T::LAYOUT, connector, records, true).await
 }
 
 pub async fn delete_users(
@@ -304,18 +294,7 @@ pub async fn delete_users(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
-    let mut batch = Batch::new("removing indexed values");
-    values::delete(&mut batch, conn, Resource::User, connector, ids);
-    batch.execute(conn).await?;
-    delete_in(
-        conn,
-        "mirror_users",
-        Some(("connector", connector)),
-        "external_id",
-        ids,
-        "removing users from the mirror",
-    )
-    .await
+    delete(conn, &USERS, connector, ids).await
 }
 
 pub async fn delete_groups(
@@ -323,64 +302,49 @@ pub async fn delete_groups(
     connector: &str,
     ids: &[String],
 ) -> Result<u64, DbError> {
-    let mut batch = Batch::new("removing indexed values");
-    values::delete(&mut batch, conn, Resource::Group, connector, ids);
-    batch.execute(conn).await?;
-    delete_in(
-        conn,
-        "mirror_groups",
-        Some(("connector", connector)),
-        "external_id",
-        ids,
-        "removing groups from the mirror",
-    )
-    .await
+    delete(conn, &GROUPS, connector, ids).await
 }
 
-async fn load<T: DeserializeOwned>(
+/// Removes records and their indexed values; how many records were removed.
+async fn delete<T>(
     conn: &mut AnyConnection,
-    sql: &'static str,
+    layout: &Layout<T>,
+    connector: &str,
+    ids: &[String],
+) -> Result<u64, DbError> {
+    let mut batch = Batch::new("removing indexed values");
+    values::delete(&mut batch, conn, layout.resource, connector, ids);
+    batch.execute(conn).await?;
+    let filter = Some(("connector", connector));
+    let table = layout.resource.table();
+    delete_in(conn, table, filter, "external_id", ids, layout.removing).await
+}
+
+/// A record from its stored JSON.
+fn decode<T: DeserializeOwned>(row: &AnyRow) -> Result<T, DbError> {
+    let data: &str = row.try_get(0).context("reading the mirror")?;
+    serde_json::from_str(data).map_err(|e| DbError::Corrupt {
+        context: "decoding a mirror record",
+        message: e.to_string(),
+    })
+}
+
+/// Every mirrored record of the kind of the connector, in external id order.
+pub(crate) async fn load_all<T: Mirrored>(
+    conn: &mut AnyConnection,
     connector: &str,
 ) -> Result<Vec<T>, DbError> {
-    // Streamed: only one row's text is held at a time besides the decoded records.
-    let mut rows = sqlx::query(sql)
-        .bind(connector.to_string())
-        .fetch(&mut *conn);
+    let sql = format!(
+        "SELECT data FROM {} WHERE connector = $1 ORDER BY external_id",
+        T::LAYOUT.resource.table()
+    );
     let mut records = Vec::new();
-    while let Some(row) = rows.try_next().await.context("reading the mirror")? {
-        let data: &str = row.try_get(0).context("reading the mirror")?;
-        records.push(serde_json::from_str(data).map_err(|e| DbError::Corrupt {
-            context: "decoding a mirror record",
-            message: e.to_string(),
-        })?);
-    }
+    each_row(conn, sql, connector, "reading the mirror", |row| {
+        records.push(decode(row)?);
+        Ok(())
+    })
+    .await?;
     Ok(records)
-}
-
-/// Every mirrored user of the connector, in external id order.
-pub async fn load_users(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<Vec<SourceUser>, DbError> {
-    load(
-        conn,
-        "SELECT data FROM mirror_users WHERE connector = $1 ORDER BY external_id",
-        connector,
-    )
-    .await
-}
-
-/// Every mirrored group of the connector, in external id order.
-pub async fn load_groups(
-    conn: &mut AnyConnection,
-    connector: &str,
-) -> Result<Vec<SourceGroup>, DbError> {
-    load(
-        conn,
-        "SELECT data FROM mirror_groups WHERE connector = $1 ORDER BY external_id",
-        connector,
-    )
-    .await
 }
 
 /// The mirrored users of the connector with the given external ids (those that exist).
@@ -398,13 +362,5 @@ pub async fn load_users_by_ids(
         "reading the mirror",
     )
     .await?;
-    let mut users = Vec::with_capacity(rows.len());
-    for row in rows {
-        let data: &str = row.try_get(0).context("reading the mirror")?;
-        users.push(serde_json::from_str(data).map_err(|e| DbError::Corrupt {
-            context: "decoding a mirror record",
-            message: e.to_string(),
-        })?);
-    }
-    Ok(users)
+    rows.iter().map(decode).collect()
 }

@@ -296,14 +296,8 @@ mod tests {
 
     fn user(attributes: Value) -> SourceUser {
         SourceUser {
-            external_id: "u1".into(),
-            user_name: "u".into(),
-            given_name: None,
-            family_name: None,
-            display_name: None,
-            emails: Vec::new(),
-            active: true,
             attributes: attributes.as_object().cloned().unwrap_or_default(),
+            ..crate::store::mirror::test_user("u1")
         }
     }
 

@@ -12,7 +12,8 @@ use crate::db::{
     Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
 };
 use crate::model::name_key;
-use crate::pipeline::plan::{Effective, Plan};
+use crate::pipeline::plan::{Effective, Plan, Write};
+use crate::pipeline::{TargetGroup, TargetUser};
 
 fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(value.clone()).to_string()
@@ -34,6 +35,118 @@ fn update_by_id(conn: &AnyConnection, table: &str, columns: &[&str], also: &str)
         sets.join(", "),
         param(conn, columns.len() + 1)
     )
+}
+
+/// A record a plan writes into a table of its own: the columns it fills itself, besides
+/// the id, owner, external id, hash and timestamps every such table has.
+trait Stored {
+    const TABLE: &'static str;
+    /// In the order [`Stored::push_fields`] gives their values.
+    const FIELDS: &'static [&'static str];
+    fn external_id(&self) -> &str;
+    fn push_fields(&self, values: &mut Vec<Val>);
+}
+
+impl Stored for TargetUser {
+    const TABLE: &'static str = "users";
+    const FIELDS: &'static [&'static str] = &[
+        "user_name",
+        "user_name_key",
+        "display_name",
+        "given_name",
+        "family_name",
+        "email",
+        "active",
+        "attributes",
+    ];
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn push_fields(&self, values: &mut Vec<Val>) {
+        values.extend([
+            Val::Text(self.user_name.clone()),
+            Val::Text(name_key(&self.user_name)),
+            Val::OptText(self.display_name.clone()),
+            Val::OptText(self.given_name.clone()),
+            Val::OptText(self.family_name.clone()),
+            Val::OptText(self.email.clone()),
+            Val::Bool(self.active),
+            Val::Text(json(&self.attributes)),
+        ]);
+    }
+}
+
+impl Stored for TargetGroup {
+    const TABLE: &'static str = "groups";
+    const FIELDS: &'static [&'static str] = &["name", "name_key", "description", "attributes"];
+    fn external_id(&self) -> &str {
+        &self.external_id
+    }
+    fn push_fields(&self, values: &mut Vec<Val>) {
+        values.extend([
+            Val::Text(self.name.clone()),
+            Val::Text(name_key(&self.name)),
+            Val::OptText(self.description.clone()),
+            Val::Text(json(&self.attributes)),
+        ]);
+    }
+}
+
+/// One `UPDATE ... WHERE id = ...` per write: the record's fields, its hash and `now`
+/// (plus `also`, a fixed assignment).
+fn push_updates<R: Stored>(
+    batch: &mut Batch,
+    conn: &AnyConnection,
+    writes: &[Write<R>],
+    also: &str,
+    now: &str,
+) {
+    let columns: Vec<&str> = R::FIELDS
+        .iter()
+        .copied()
+        .chain(["content_hash", "updated_at"])
+        .collect();
+    let sql = update_by_id(conn, R::TABLE, &columns, also);
+    for write in writes {
+        let mut values = Vec::with_capacity(columns.len() + 1);
+        write.record.push_fields(&mut values);
+        values.extend([
+            Val::Text(write.hash.clone()),
+            Val::Text(now.to_string()),
+            Val::Text(write.id.clone()),
+        ]);
+        batch.push(sql.clone(), values);
+    }
+}
+
+/// Multi-row `INSERT`s of new records, each with the owner (connector) it is paired with.
+fn push_creates<'w, R: Stored + 'w>(
+    batch: &mut Batch,
+    conn: &AnyConnection,
+    writes: impl Iterator<Item = (&'w Write<R>, &'w str)>,
+    now: &str,
+) {
+    let width = R::FIELDS.len() + 6;
+    let mut values = Vec::with_capacity(writes.size_hint().0 * width);
+    for (write, owner) in writes {
+        values.extend([
+            Val::Text(write.id.clone()),
+            Val::Text(owner.to_string()),
+            Val::Text(write.record.external_id().to_string()),
+        ]);
+        write.record.push_fields(&mut values);
+        values.extend([
+            Val::Text(write.hash.clone()),
+            Val::Text(now.to_string()),
+            Val::Text(now.to_string()),
+        ]);
+    }
+    let head = format!(
+        "{} (id, connector, external_id, {}, content_hash, created_at, updated_at)",
+        R::TABLE,
+        R::FIELDS.join(", ")
+    );
+    batch.insert_rows(conn, &head, "", width, values);
 }
 
 /// Applies the direct part of a plan (users, groups, direct memberships). Every statement
@@ -86,131 +199,25 @@ pub async fn apply_plan(
     );
     batch.delete_in(conn, "groups", None, "id", &deleted_groups);
 
-    let user_update = update_by_id(
+    push_updates(
+        &mut batch,
         conn,
-        "users",
-        &[
-            "user_name",
-            "user_name_key",
-            "display_name",
-            "given_name",
-            "family_name",
-            "email",
-            "active",
-            "attributes",
-            "content_hash",
-            "updated_at",
-        ],
+        &plan.user_updates,
         "removed_at = NULL",
+        &now,
     );
-    for write in &plan.user_updates {
-        let u = &write.record;
-        batch.push(
-            user_update.clone(),
-            vec![
-                Val::Text(u.user_name.clone()),
-                Val::Text(name_key(&u.user_name)),
-                Val::OptText(u.display_name.clone()),
-                Val::OptText(u.given_name.clone()),
-                Val::OptText(u.family_name.clone()),
-                Val::OptText(u.email.clone()),
-                Val::Bool(u.active),
-                Val::Text(json(&u.attributes)),
-                Val::Text(write.hash.clone()),
-                Val::Text(now.clone()),
-                Val::Text(write.id.clone()),
-            ],
-        );
-    }
-    let group_update = update_by_id(
-        conn,
-        "groups",
-        &[
-            "name",
-            "name_key",
-            "description",
-            "attributes",
-            "content_hash",
-            "updated_at",
-        ],
-        "",
-    );
-    for write in &plan.group_updates {
-        let g = &write.record;
-        batch.push(
-            group_update.clone(),
-            vec![
-                Val::Text(g.name.clone()),
-                Val::Text(name_key(&g.name)),
-                Val::OptText(g.description.clone()),
-                Val::Text(json(&g.attributes)),
-                Val::Text(write.hash.clone()),
-                Val::Text(now.clone()),
-                Val::Text(write.id.clone()),
-            ],
-        );
-    }
+    push_updates(&mut batch, conn, &plan.group_updates, "", &now);
 
-    let mut values = Vec::with_capacity(plan.user_creates.len() * 15);
-    for write in &plan.user_creates {
-        let u = &write.record;
-        values.extend([
-            Val::Text(write.id.clone()),
-            Val::Text(connector.to_string()),
-            Val::Text(u.external_id.clone()),
-            Val::Text(u.user_name.clone()),
-            Val::Text(name_key(&u.user_name)),
-            Val::OptText(u.display_name.clone()),
-            Val::OptText(u.given_name.clone()),
-            Val::OptText(u.family_name.clone()),
-            Val::OptText(u.email.clone()),
-            Val::Bool(u.active),
-            Val::Text(json(&u.attributes)),
-            Val::Text(write.hash.clone()),
-            Val::Text(now.clone()),
-            Val::Text(now.clone()),
-        ]);
-    }
-    batch.insert_rows(
-        conn,
-        "users (id, connector, external_id, user_name, user_name_key, display_name, given_name, \
-         family_name, email, active, attributes, content_hash, created_at, updated_at)",
-        "",
-        14,
-        values,
-    );
+    let owned_users = plan.user_creates.iter().map(|w| (w, connector));
+    push_creates(&mut batch, conn, owned_users, &now);
     batch.flush_if_large(conn).await?;
 
-    let mut values =
-        Vec::with_capacity((plan.group_creates.len() + plan.managed_creates.len()) * 10);
     let owned = plan.group_creates.iter().map(|w| (w, connector));
     let managed = plan
         .managed_creates
         .iter()
         .map(|w| (w, plan.managed_owner.as_str()));
-    for (write, owner) in owned.chain(managed) {
-        let g = &write.record;
-        values.extend([
-            Val::Text(write.id.clone()),
-            Val::Text(owner.to_string()),
-            Val::Text(g.external_id.clone()),
-            Val::Text(g.name.clone()),
-            Val::Text(name_key(&g.name)),
-            Val::OptText(g.description.clone()),
-            Val::Text(json(&g.attributes)),
-            Val::Text(write.hash.clone()),
-            Val::Text(now.clone()),
-            Val::Text(now.clone()),
-        ]);
-    }
-    batch.insert_rows(
-        conn,
-        "groups (id, connector, external_id, name, name_key, description, attributes, \
-         content_hash, created_at, updated_at)",
-        "",
-        10,
-        values,
-    );
+    push_creates(&mut batch, conn, owned.chain(managed), &now);
     batch.flush_if_large(conn).await?;
 
     for (group_id, member_id) in &plan.membership_removes {

@@ -50,6 +50,43 @@ fn group_row(row: &AnyRow) -> Result<GroupRow, DbError> {
     })
 }
 
+/// One page of rows of `sql` (whose `$1` is an optional connector, `$2` the limit and
+/// `$3` the offset), read by `read`.
+async fn page<T>(
+    pool: &AnyPool,
+    sql: String,
+    connector: Option<&str>,
+    limit: i64,
+    offset: i64,
+    read: fn(&AnyRow) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(connector.map(str::to_string))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+        .context(CTX)?;
+    rows.iter().map(read).collect()
+}
+
+/// The row of `sql` (whose `$1` is a target id, `$2` a name key) that `key` names, read
+/// by `read`.
+async fn by_id_or_name<T>(
+    pool: &AnyPool,
+    sql: String,
+    key: &str,
+    read: fn(&AnyRow) -> Result<T, DbError>,
+) -> Result<Option<T>, DbError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key.to_string())
+        .bind(name_key(key))
+        .fetch_optional(pool)
+        .await
+        .context(CTX)?;
+    row.as_ref().map(read).transpose()
+}
+
 /// Users ordered by user name, optionally of one connector.
 pub async fn list_users(
     pool: &AnyPool,
@@ -61,26 +98,13 @@ pub async fn list_users(
         "SELECT {USER_COLUMNS} FROM users WHERE ($1 IS NULL OR connector = $1) \
          ORDER BY user_name_key LIMIT $2 OFFSET $3"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(connector.map(str::to_string))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await
-        .context(CTX)?;
-    rows.iter().map(user_row).collect()
+    page(pool, sql, connector, limit, offset, user_row).await
 }
 
 /// A user by target id or user name (case-insensitive).
 pub async fn find_user(pool: &AnyPool, key: &str) -> Result<Option<UserRow>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 OR user_name_key = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key.to_string())
-        .bind(name_key(key))
-        .fetch_optional(pool)
-        .await
-        .context(CTX)?;
-    row.as_ref().map(user_row).transpose()
+    by_id_or_name(pool, sql, key, user_row).await
 }
 
 /// Names of the groups a user is in: (direct, effective).
@@ -88,26 +112,23 @@ pub async fn user_groups(
     pool: &AnyPool,
     user_id: &str,
 ) -> Result<(Vec<String>, Vec<String>), DbError> {
-    let names = |rows: Vec<AnyRow>| -> Result<Vec<String>, DbError> {
-        rows.iter().map(|r| r.try_get(0).context(CTX)).collect()
-    };
-    let direct = sqlx::query(
+    let direct = by_one_id(
+        pool,
         "SELECT DISTINCT g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
          WHERE m.member_id = $1 ORDER BY g.name",
+        user_id,
+        |r| r.try_get(0).context(CTX),
     )
-    .bind(user_id.to_string())
-    .fetch_all(pool)
-    .await
-    .context(CTX)?;
-    let effective = sqlx::query(
+    .await?;
+    let effective = by_one_id(
+        pool,
         "SELECT g.name FROM effective_memberships e JOIN groups g ON g.id = e.group_id \
          WHERE e.user_id = $1 ORDER BY g.name",
+        user_id,
+        |r| r.try_get(0).context(CTX),
     )
-    .bind(user_id.to_string())
-    .fetch_all(pool)
-    .await
-    .context(CTX)?;
-    Ok((names(direct)?, names(effective)?))
+    .await?;
+    Ok((direct, effective))
 }
 
 pub async fn list_groups(
@@ -119,71 +140,64 @@ pub async fn list_groups(
     let sql = format!(
         "{GROUP_SELECT} WHERE ($1 IS NULL OR g.connector = $1) ORDER BY g.name_key LIMIT $2 OFFSET $3"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(connector.map(str::to_string))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await
-        .context(CTX)?;
-    rows.iter().map(group_row).collect()
+    page(pool, sql, connector, limit, offset, group_row).await
 }
 
 /// A group by target id or name (case-insensitive).
 pub async fn find_group(pool: &AnyPool, key: &str) -> Result<Option<GroupRow>, DbError> {
     let sql = format!("{GROUP_SELECT} WHERE g.id = $1 OR g.name_key = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key.to_string())
-        .bind(name_key(key))
-        .fetch_optional(pool)
+    by_id_or_name(pool, sql, key, group_row).await
+}
+
+/// Every row of `sql` (whose `$1` is `id`), read by `read`.
+async fn by_one_id<T>(
+    pool: &AnyPool,
+    sql: &'static str,
+    id: &str,
+    read: fn(&AnyRow) -> Result<T, DbError>,
+) -> Result<Vec<T>, DbError> {
+    let rows = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_all(pool)
         .await
         .context(CTX)?;
-    row.as_ref().map(group_row).transpose()
+    rows.iter().map(read).collect()
+}
+
+/// A member row of `(type, id, name)` columns.
+fn member_row(row: &AnyRow) -> Result<MemberRow, DbError> {
+    Ok(MemberRow {
+        kind: row.try_get(0).context(CTX)?,
+        id: row.try_get(1).context(CTX)?,
+        name: row.try_get(2).context(CTX)?,
+    })
 }
 
 /// Direct members (users and groups) of a group, by name.
 pub async fn direct_members(pool: &AnyPool, group_id: &str) -> Result<Vec<MemberRow>, DbError> {
-    let rows = sqlx::query(
+    by_one_id(
+        pool,
         "SELECT DISTINCT m.member_kind, m.member_id, COALESCE(u.user_name, g.name, m.member_id) AS name \
          FROM memberships m \
          LEFT JOIN users u ON m.member_kind = 'user' AND u.id = m.member_id \
          LEFT JOIN groups g ON m.member_kind = 'group' AND g.id = m.member_id \
          WHERE m.group_id = $1 ORDER BY m.member_kind DESC, name",
+        group_id,
+        member_row,
     )
-    .bind(group_id.to_string())
-    .fetch_all(pool)
     .await
-    .context(CTX)?;
-    rows.iter()
-        .map(|r| {
-            Ok(MemberRow {
-                kind: r.try_get(0).context(CTX)?,
-                id: r.try_get(1).context(CTX)?,
-                name: r.try_get(2).context(CTX)?,
-            })
-        })
-        .collect()
 }
 
 /// Every user effectively in a group, nesting resolved.
 pub async fn effective_members(pool: &AnyPool, group_id: &str) -> Result<Vec<MemberRow>, DbError> {
-    let rows = sqlx::query(
-        "SELECT u.id, u.user_name FROM effective_memberships e JOIN users u ON u.id = e.user_id \
-         WHERE e.group_id = $1 ORDER BY u.user_name_key",
+    by_one_id(
+        pool,
+        "SELECT 'user', u.id, u.user_name FROM effective_memberships e \
+         JOIN users u ON u.id = e.user_id WHERE e.group_id = $1 ORDER BY u.user_name_key",
+        group_id,
+        member_row,
     )
-    .bind(group_id.to_string())
-    .fetch_all(pool)
     .await
-    .context(CTX)?;
-    rows.iter()
-        .map(|r| {
-            Ok(MemberRow {
-                kind: "user".to_string(),
-                id: r.try_get(0).context(CTX)?,
-                name: r.try_get(1).context(CTX)?,
-            })
-        })
-        .collect()
 }
 
 /// Row counts of the target tables: (users, groups, memberships, effective memberships).

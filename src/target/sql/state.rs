@@ -128,23 +128,29 @@ async fn foreign_names(
     connector: &str,
     keys: &[String],
 ) -> Result<ForeignNames, DbError> {
-    let mut found = HashMap::new();
-    let rows = select_in(
-        conn,
-        &format!("SELECT {key_column}, connector, external_id FROM {table}"),
-        Some(("connector <> ", connector)),
-        key_column,
-        keys,
-        "checking names against other connectors",
-    )
-    .await?;
+    let select = format!("SELECT {key_column}, connector, external_id FROM {table}");
+    let leading = Some(("connector <> ", connector));
+    let context = "checking names against other connectors";
+    let rows = select_in(conn, &select, leading, key_column, keys, context).await?;
+    let owners = name_owners(rows)?;
+    Ok(owners
+        .into_iter()
+        .map(|(key, owner, ext)| (key, format!("connector {owner:?} (external id {ext:?})")))
+        .collect())
+}
+
+/// Rows of (name key, owning connector, external id) as owned text.
+fn name_owners(rows: Vec<AnyRow>) -> Result<Vec<(String, String, String)>, DbError> {
+    const CTX: &str = "reading a name owner";
+    let mut owners = Vec::with_capacity(rows.len());
     for row in rows {
-        let key: String = row.try_get(0).context("reading a name owner")?;
-        let owner: String = row.try_get(1).context("reading a name owner")?;
-        let ext: String = row.try_get(2).context("reading a name owner")?;
-        found.insert(key, format!("connector {owner:?} (external id {ext:?})"));
+        owners.push((
+            row.try_get(0).context(CTX)?,
+            row.try_get(1).context(CTX)?,
+            row.try_get(2).context(CTX)?,
+        ));
     }
-    Ok(found)
+    Ok(owners)
 }
 
 /// Existing groups (of any owner) by name key, for the given keys.
@@ -208,7 +214,7 @@ pub async fn load_current_for_users(
     // dropped here. The group of each row comes along: the connector's own are kept.
     let rows = select_in(
         conn,
-        "SELECT m.group_id, m.member_id, m.origin, m.connector, g.external_id, g.name, \
+        "SELECT m.group_id AS id, m.member_id, m.origin, m.connector, g.external_id, g.name, \
          g.name_key, g.content_hash, g.connector FROM memberships m \
          LEFT JOIN groups g ON g.id = m.group_id",
         None,
@@ -224,15 +230,8 @@ pub async fn load_current_for_users(
         }
         let owner: Option<String> = row.try_get(8).context(CTX)?;
         if owner.as_deref() == Some(connector) {
-            current.groups.insert(
-                row.try_get(4).context(CTX)?,
-                CurrentGroup {
-                    id: row.try_get(0).context(CTX)?,
-                    name: row.try_get(5).context(CTX)?,
-                    name_key: row.try_get(6).context(CTX)?,
-                    content_hash: row.try_get(7).context(CTX)?,
-                },
-            );
+            // Its columns are named as `insert_group` reads them (`id` is m.group_id).
+            insert_group(&mut current, &row)?;
         }
     }
     if count_live {
@@ -292,20 +291,12 @@ pub async fn user_names_held_outside(
     scope: &HashSet<String>,
     keys: &[String],
 ) -> Result<ForeignNames, DbError> {
+    let select = "SELECT user_name_key, connector, external_id FROM users";
+    let context = "checking names against other users";
+    let rows = select_in(conn, select, None, "user_name_key", keys, context).await?;
+    let owners = name_owners(rows)?;
     let mut found = HashMap::new();
-    let rows = select_in(
-        conn,
-        "SELECT user_name_key, connector, external_id FROM users",
-        None,
-        "user_name_key",
-        keys,
-        "checking names against other users",
-    )
-    .await?;
-    for row in rows {
-        let key: String = row.try_get(0).context("reading a name owner")?;
-        let owner: String = row.try_get(1).context("reading a name owner")?;
-        let ext: String = row.try_get(2).context("reading a name owner")?;
+    for (key, owner, ext) in owners {
         if owner == connector && scope.contains(&ext) {
             continue;
         }
