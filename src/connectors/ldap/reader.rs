@@ -1,0 +1,372 @@
+//! A full read over any [`Directory`]: users by paged search, then groups in two paged
+//! passes (their DNs and ids first, so that a member DN naming a group on a later page is
+//! known), each group's member DNs collected through ranged retrieval and resolved against
+//! what was read. Records reach the sink through [`Batcher`]s as pages arrive.
+
+use std::collections::{HashMap, HashSet};
+
+use super::directory::{Directory, Entry, LdapReadError, Page, Scope, SearchRequest};
+use super::dn;
+use super::presets::{Inactive, Profile};
+use super::range::{self, RangeEnd};
+use super::records::{self, member_dn};
+use super::settings::{LdapSettings, SearchBase};
+use crate::connectors::batch::Batcher;
+use crate::connectors::{BatchSink, ConnectorError};
+use crate::model::MemberRef;
+
+/// A failed step of a read: what was being done, and why it failed.
+pub(super) fn failed(what: impl Into<String>) -> impl FnOnce(LdapReadError) -> ConnectorError {
+    let what = what.into();
+    move |source| ConnectorError::Ldap { what, source }
+}
+
+/// A paged search, one page at a time.
+pub(super) struct Paged {
+    request: SearchRequest,
+    size: u32,
+    cookie: Option<Vec<u8>>,
+    /// Continuation references seen (not followed).
+    pub references: usize,
+}
+
+impl Paged {
+    pub fn new(request: SearchRequest, size: u32) -> Paged {
+        Paged {
+            request,
+            size,
+            cookie: Some(Vec::new()),
+            references: 0,
+        }
+    }
+
+    /// The next page's entries; `None` after the last page.
+    pub async fn next(
+        &mut self,
+        directory: &mut dyn Directory,
+    ) -> Result<Option<Vec<Entry>>, LdapReadError> {
+        let Some(cookie) = self.cookie.take() else {
+            return Ok(None);
+        };
+        let Page {
+            entries,
+            references,
+            cookie,
+        } = directory
+            .page(&self.request, Some((self.size, cookie)))
+            .await?;
+        self.references += references;
+        self.cookie = cookie.filter(|c| !c.is_empty());
+        Ok(Some(entries))
+    }
+}
+
+/// What was read so far, to resolve member DNs and logins.
+#[derive(Default)]
+struct Index {
+    /// Normalised DN of each user read, with its id.
+    users: HashMap<String, String>,
+    /// Lower-cased user name of each user read, with its id (`memberUid`).
+    logins: HashMap<String, String>,
+    /// Normalised DN of each group read, with its id.
+    groups: HashMap<String, String>,
+}
+
+/// Reads a directory through one session.
+pub(super) struct Reader<'a> {
+    pub directory: &'a mut dyn Directory,
+    pub settings: &'a LdapSettings,
+}
+
+impl Reader<'_> {
+    fn profile(&self) -> &Profile {
+        &self.settings.profile
+    }
+
+    fn request(base: &SearchBase, filter: String, attrs: Vec<String>) -> SearchRequest {
+        SearchRequest {
+            base: base.base_dn.clone(),
+            scope: base.scope,
+            filter,
+            attrs,
+        }
+    }
+
+    /// Users, then groups, into `sink`.
+    pub async fn read(&mut self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
+        let mut index = Index::default();
+        self.read_users(&mut index, sink).await?;
+        if let Some(groups) = self.settings.groups.clone() {
+            self.index_groups(&groups, &mut index).await?;
+            self.read_groups(&groups, &index, sink).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `request` to its last page, giving each entry to `each`.
+    async fn each_entry(
+        &mut self,
+        request: SearchRequest,
+        what: &str,
+        mut each: impl FnMut(Entry),
+    ) -> Result<(), ConnectorError> {
+        let mut paged = Paged::new(request, self.settings.page_size);
+        while let Some(entries) = paged.next(self.directory).await.map_err(failed(what))? {
+            entries.into_iter().for_each(&mut each);
+        }
+        note_references(paged.references, what);
+        Ok(())
+    }
+
+    /// With `inactive_filter`: the normalised DNs of the users it matches.
+    async fn inactive_dns(&mut self) -> Result<HashSet<String>, ConnectorError> {
+        let Inactive::Filter(filter) = &self.profile().inactive else {
+            return Ok(HashSet::new());
+        };
+        let users = &self.settings.users;
+        let filter = format!("(&{}{filter})", users.filter);
+        let request = Self::request(users, filter, vec!["1.1".to_owned()]);
+        let what = format!("searching inactive users under {}", users.base_dn);
+        let mut dns = HashSet::new();
+        self.each_entry(request, &what, |entry| {
+            dns.extend(dn::normalize(&entry.dn));
+        })
+        .await?;
+        Ok(dns)
+    }
+
+    async fn read_users(
+        &mut self,
+        index: &mut Index,
+        sink: &mut dyn BatchSink,
+    ) -> Result<(), ConnectorError> {
+        let inactive = self.inactive_dns().await?;
+        let users = self.settings.users.clone();
+        let what = format!("searching users under {}", users.base_dn);
+        let request = Self::request(
+            &users,
+            users.filter.clone(),
+            self.profile().user_attributes(),
+        );
+        let mut paged = Paged::new(request, self.settings.page_size);
+        let mut batch = Batcher::users();
+        let mut skipped = 0usize;
+        while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
+            for entry in entries {
+                let key = dn::normalize(&entry.dn);
+                let matched = key.as_ref().is_some_and(|k| inactive.contains(k));
+                let Some(user) = records::to_user(&entry, self.profile(), matched) else {
+                    skipped += 1;
+                    continue;
+                };
+                let Some(key) = key else {
+                    skipped += 1;
+                    continue;
+                };
+                if index.users.insert(key, user.external_id.clone()).is_some() {
+                    continue;
+                }
+                index
+                    .logins
+                    .insert(user.user_name.to_lowercase(), user.external_id.clone());
+                batch.push(user, sink).await?;
+            }
+        }
+        batch.finish(sink).await?;
+        note_references(paged.references, &what);
+        if skipped > 0 {
+            tracing::warn!(
+                kind = super::KIND,
+                skipped,
+                "{skipped} user entries under {} have no `{}` or `{}`; they are not read",
+                users.base_dn,
+                self.profile().id,
+                self.profile().user_name
+            );
+        }
+        Ok(())
+    }
+
+    /// Every group's normalised DN and id.
+    async fn index_groups(
+        &mut self,
+        groups: &SearchBase,
+        index: &mut Index,
+    ) -> Result<(), ConnectorError> {
+        let what = format!("searching groups under {}", groups.base_dn);
+        let request = Self::request(
+            groups,
+            groups.filter.clone(),
+            vec![self.profile().id.clone()],
+        );
+        let profile = self.profile().clone();
+        self.each_entry(request, &what, |entry| {
+            if let (Some(key), Some(id)) = (
+                dn::normalize(&entry.dn),
+                records::external_id(&entry, &profile),
+            ) {
+                index.groups.insert(key, id);
+            }
+        })
+        .await
+    }
+
+    async fn read_groups(
+        &mut self,
+        groups: &SearchBase,
+        index: &Index,
+        sink: &mut dyn BatchSink,
+    ) -> Result<(), ConnectorError> {
+        let what = format!("searching groups under {}", groups.base_dn);
+        let request = Self::request(
+            groups,
+            groups.filter.clone(),
+            self.profile().group_attributes(),
+        );
+        let mut paged = Paged::new(request, self.settings.page_size);
+        let mut batch = Batcher::groups();
+        let mut seen = HashSet::new();
+        let mut outside = 0usize;
+        while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
+            for entry in entries {
+                let Some(id) = records::external_id(&entry, self.profile()) else {
+                    continue;
+                };
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                let members = self.members(&entry, index, &mut outside).await?;
+                batch
+                    .push(records::to_group(id, &entry, self.profile(), members), sink)
+                    .await?;
+            }
+        }
+        batch.finish(sink).await?;
+        note_references(paged.references, &what);
+        if outside > 0 {
+            tracing::info!(
+                kind = super::KIND,
+                outside,
+                "{outside} member values name entries that were not read (outside the \
+                 searched bases or filters); they are left out"
+            );
+        }
+        Ok(())
+    }
+
+    /// A group's direct members: member DNs (all ranges) resolved to users or groups
+    /// read, then `memberUid` logins resolved to users; what names nothing read is
+    /// counted in `outside`.
+    async fn members(
+        &mut self,
+        entry: &Entry,
+        index: &Index,
+        outside: &mut usize,
+    ) -> Result<Vec<MemberRef>, ConnectorError> {
+        let mut members = Vec::new();
+        let mut seen = HashSet::new();
+        for attribute in self.profile().member.clone() {
+            for value in self.all_values(entry, &attribute).await? {
+                let key = dn::normalize(member_dn(&value));
+                let found = key.and_then(|key| {
+                    if let Some(id) = index.users.get(&key) {
+                        Some(MemberRef::user(id))
+                    } else {
+                        index.groups.get(&key).map(MemberRef::group)
+                    }
+                });
+                match found {
+                    Some(member) if seen.insert(member.clone()) => members.push(member),
+                    Some(_) => {}
+                    None => *outside += 1,
+                }
+            }
+        }
+        if let Some(attribute) = &self.profile().member_uid {
+            for login in entry.values(attribute) {
+                match index.logins.get(&login.trim().to_lowercase()) {
+                    Some(id) => {
+                        let member = MemberRef::user(id);
+                        if seen.insert(member.clone()) {
+                            members.push(member);
+                        }
+                    }
+                    None => *outside += 1,
+                }
+            }
+        }
+        Ok(members)
+    }
+
+    /// Every value of `attribute` in `entry`: the plain attribute, or its ranges
+    /// (`member;range=0-1499`, then the next ranges read from the server until one ends
+    /// in `*`).
+    async fn all_values(
+        &mut self,
+        entry: &Entry,
+        attribute: &str,
+    ) -> Result<Vec<String>, ConnectorError> {
+        let mut values = entry.values(attribute).to_vec();
+        let mut next = ranged(entry, attribute, &mut values);
+        let what = format!("reading the `{attribute}` values of {}", entry.dn);
+        let mut rounds = 0u32;
+        while let Some(start) = next {
+            rounds += 1;
+            let request = SearchRequest {
+                base: entry.dn.clone(),
+                scope: Scope::Base,
+                filter: "(objectClass=*)".to_owned(),
+                attrs: vec![range::request(attribute, start)],
+            };
+            let page = self
+                .directory
+                .page(&request, None)
+                .await
+                .map_err(failed(&what))?;
+            let Some(more) = page.entries.first() else {
+                return Err(failed(&what)(LdapReadError::Protocol(
+                    "the entry disappeared during ranged retrieval".to_owned(),
+                )));
+            };
+            let before = values.len();
+            next = ranged(more, attribute, &mut values);
+            // A server that answers with no new values would loop forever.
+            if next.is_some() && (values.len() == before || rounds > 100_000) {
+                return Err(failed(&what)(LdapReadError::Protocol(format!(
+                    "ranged retrieval of `{attribute}` stopped making progress at {start}"
+                ))));
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// Adds the values of `attribute;range=...` in `entry` to `values`; where the next range
+/// starts, when there is one.
+fn ranged(entry: &Entry, attribute: &str, values: &mut Vec<String>) -> Option<u64> {
+    let mut next = None;
+    for (name, found) in &entry.text {
+        match range::parse(name, attribute) {
+            Some(RangeEnd::Last) => values.extend(found.iter().cloned()),
+            Some(RangeEnd::Next(start)) => {
+                values.extend(found.iter().cloned());
+                next = Some(start);
+            }
+            None => {}
+        }
+    }
+    next
+}
+
+/// Continuation references are other naming contexts (AD's `DomainDnsZones`,
+/// `ForestDnsZones`, `Configuration` under a domain root); they are not followed.
+fn note_references(references: usize, what: &str) {
+    if references > 0 {
+        tracing::info!(
+            kind = super::KIND,
+            references,
+            "{what}: {references} continuation references to other naming contexts were \
+             not followed"
+        );
+    }
+}
