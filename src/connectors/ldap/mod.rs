@@ -100,6 +100,7 @@ impl PullConnector for LdapConnector {
         let mut reader = reader::Reader {
             directory: &mut session,
             settings: &self.settings,
+            page_size: self.settings.page_size,
         };
         let read = reader.read(sink).await;
         session.close().await;

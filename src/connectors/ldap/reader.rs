@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::directory::{Directory, Entry, LdapReadError, Page, Scope, SearchRequest};
+use super::directory::{Directory, Entry, LdapReadError, Scope, SearchRequest};
 use super::dn;
 use super::presets::{Inactive, Profile};
 use super::range::{self, RangeEnd};
@@ -40,7 +40,15 @@ impl Paged {
         }
     }
 
-    /// The next page's entries; `None` after the last page.
+    /// The page size in use (smaller than asked when the server refused that).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The next page's entries; `None` after the last page. When the server refuses
+    /// the first page's size (OpenLDAP answers adminLimitExceeded, "illegal pagedResults
+    /// page size", to pages above its `size.pr` limit), the search starts again with
+    /// half the size: nothing was read yet, so nothing is lost or read twice.
     pub async fn next(
         &mut self,
         directory: &mut dyn Directory,
@@ -48,16 +56,30 @@ impl Paged {
         let Some(cookie) = self.cookie.take() else {
             return Ok(None);
         };
-        let Page {
-            entries,
-            references,
-            cookie,
-        } = directory
-            .page(&self.request, Some((self.size, cookie)))
-            .await?;
-        self.references += references;
-        self.cookie = cookie.filter(|c| !c.is_empty());
-        Ok(Some(entries))
+        let first = cookie.is_empty();
+        loop {
+            match directory
+                .page(&self.request, Some((self.size, cookie.clone())))
+                .await
+            {
+                Err(LdapReadError::Result { rc: 11, .. }) if first && self.size > 1 => {
+                    let smaller = self.size / 2;
+                    tracing::info!(
+                        kind = super::KIND,
+                        "the server refused pages of {} entries; asking for {smaller} \
+                         (set `page_size` to at most the server's limit)",
+                        self.size
+                    );
+                    self.size = smaller;
+                }
+                Err(err) => return Err(err),
+                Ok(page) => {
+                    self.references += page.references;
+                    self.cookie = page.cookie.filter(|c| !c.is_empty());
+                    return Ok(Some(page.entries));
+                }
+            }
+        }
     }
 }
 
@@ -76,6 +98,8 @@ struct Index {
 pub(super) struct Reader<'a> {
     pub directory: &'a mut dyn Directory,
     pub settings: &'a LdapSettings,
+    /// The page size: `page_size`, or less once the server refused that.
+    pub page_size: u32,
 }
 
 impl Reader<'_> {
@@ -110,10 +134,11 @@ impl Reader<'_> {
         what: &str,
         mut each: impl FnMut(Entry),
     ) -> Result<(), ConnectorError> {
-        let mut paged = Paged::new(request, self.settings.page_size);
+        let mut paged = Paged::new(request, self.page_size);
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(what))? {
             entries.into_iter().for_each(&mut each);
         }
+        self.page_size = paged.size();
         note_references(paged.references, what);
         Ok(())
     }
@@ -148,7 +173,7 @@ impl Reader<'_> {
             users.filter.clone(),
             self.profile().user_attributes(),
         );
-        let mut paged = Paged::new(request, self.settings.page_size);
+        let mut paged = Paged::new(request, self.page_size);
         let mut batch = Batcher::users();
         let mut skipped = 0usize;
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
@@ -173,6 +198,7 @@ impl Reader<'_> {
             }
         }
         batch.finish(sink).await?;
+        self.page_size = paged.size();
         note_references(paged.references, &what);
         if skipped > 0 {
             tracing::warn!(
@@ -223,7 +249,7 @@ impl Reader<'_> {
             groups.filter.clone(),
             self.profile().group_attributes(),
         );
-        let mut paged = Paged::new(request, self.settings.page_size);
+        let mut paged = Paged::new(request, self.page_size);
         let mut batch = Batcher::groups();
         let mut seen = HashSet::new();
         let mut outside = 0usize;

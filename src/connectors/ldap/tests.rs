@@ -254,6 +254,8 @@ struct Memory {
     max_range: usize,
     /// Fails the n-th paged request (0-based) with this error.
     fail: Option<(usize, LdapReadError)>,
+    /// Refuses pages above this size as OpenLDAP does (adminLimitExceeded).
+    refuse_above: Option<u32>,
     paged_requests: usize,
     range_requests: usize,
 }
@@ -266,6 +268,7 @@ impl Memory {
             max_page: 1000,
             max_range: 1500,
             fail: None,
+            refuse_above: None,
             paged_requests: 0,
             range_requests: 0,
         }
@@ -341,6 +344,12 @@ impl Directory for Memory {
             && *at == n
         {
             return Err(error.clone());
+        }
+        if self.refuse_above.is_some_and(|limit| size > limit) {
+            return Err(LdapReadError::Result {
+                rc: 11,
+                text: "illegal pagedResults page size".into(),
+            });
         }
         let source = if request.filter.contains("group") {
             &self.groups
@@ -420,6 +429,7 @@ async fn read(
     reader::Reader {
         directory: memory,
         settings,
+        page_size: settings.page_size,
     }
     .read(&mut sink)
     .await?;
@@ -589,6 +599,18 @@ async fn an_incomplete_search_fails_the_read() {
         "ldap connector: searching users under OU=Staff,DC=example,DC=com failed: the \
          connection failed: connection reset"
     );
+}
+
+#[tokio::test]
+async fn pages_shrink_when_the_server_refuses_their_size() {
+    let users = (0..250).map(|n| ad_user(n, "512")).collect();
+    let mut memory = Memory::new(users, Vec::new());
+    memory.refuse_above = Some(100);
+    let sink = read(&mut memory, &ad_settings(500)).await.expect("read");
+    assert_eq!(sink.users().len(), 250);
+    // 500 and 250 refused, then 125 is too many too, then pages of 62: 5 pages; the
+    // group passes start at 62.
+    assert_eq!(memory.paged_requests, 3 + 5 + 1 + 1);
 }
 
 #[tokio::test]
