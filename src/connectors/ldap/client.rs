@@ -68,10 +68,17 @@ impl Session {
     }
 
     pub async fn bind(&mut self, settings: &LdapSettings) -> Result<(), LdapReadError> {
+        let password = settings
+            .bind_password
+            .as_ref()
+            .map_err(|reason| LdapReadError::Bind {
+                dn: settings.bind_dn.clone(),
+                message: format!("the bind password is not available: {reason}"),
+            })?;
         let result = self
             .ldap
             .with_timeout(self.timeout)
-            .simple_bind(&settings.bind_dn, settings.bind_password.expose())
+            .simple_bind(&settings.bind_dn, password.expose())
             .await
             .map_err(transport_error)?;
         match result.rc {

@@ -83,7 +83,8 @@ pub struct Transport {
 pub struct LdapSettings {
     pub transport: Transport,
     pub bind_dn: String,
-    pub bind_password: SecretString,
+    /// The password, or why it could not be looked up (disabled connectors only).
+    pub bind_password: Result<SecretString, String>,
     /// The preset with the table's overrides.
     pub profile: Profile,
     pub users: SearchBase,
@@ -179,19 +180,17 @@ pub(super) fn check(
     if dn::normalize(raw.bind_dn.get_ref()).is_none() {
         source.report(problems, &raw.bind_dn, "ldap.bind_dn", "is not a DN");
     }
-    let bind_password = raw
-        .bind_password
-        .get_ref()
-        .resolve(context.base_dir)
-        .map_err(|err| {
-            source.report(
-                problems,
-                &raw.bind_password,
-                "ldap.bind_password",
-                err.to_string(),
-            )
-        })
-        .ok();
+    // A disabled connector is accepted with a password that cannot be looked up here
+    // (its environment variable is set only where it runs); starting it says why.
+    let bind_password = match raw.bind_password.get_ref().resolve(context.base_dir) {
+        Ok(password) => Some(Ok(password)),
+        Err(err) if !context.enabled => Some(Err(err.to_string())),
+        Err(err) => {
+            let key = "ldap.bind_password";
+            source.report(problems, &raw.bind_password, key, err.to_string());
+            None
+        }
+    };
     let preset = Preset::parse(raw.preset.get_ref().trim());
     if preset.is_none() {
         source.report(

@@ -161,7 +161,10 @@ fn a_minimal_active_directory_table() {
     assert_eq!(settings.users.scope, Scope::Sub);
     assert!(settings.groups.is_none());
     assert!(!settings.transport.plain && !settings.transport.starttls);
-    assert_eq!(settings.bind_password.expose(), "secret");
+    assert_eq!(
+        settings.bind_password.as_ref().map(|p| p.expose()),
+        Ok("secret")
+    );
 }
 
 #[test]
