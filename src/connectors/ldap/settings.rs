@@ -85,8 +85,8 @@ pub struct LdapSettings {
     pub bind_dn: String,
     /// The password, or why it could not be looked up (disabled connectors only).
     pub bind_password: Result<SecretString, String>,
-    /// The preset with the table's overrides.
-    pub profile: Profile,
+    /// The preset with the table's overrides (boxed: it is most of the settings' size).
+    pub profile: Box<Profile>,
     pub users: SearchBase,
     /// `None`: no groups are read.
     pub groups: Option<SearchBase>,
@@ -240,7 +240,7 @@ pub(super) fn check(
         transport: transport?,
         bind_dn: raw.bind_dn.get_ref().trim().to_owned(),
         bind_password: bind_password?,
-        profile,
+        profile: Box::new(profile),
         users: users?,
         groups: match groups {
             Some(groups) => Some(groups?),

@@ -153,7 +153,7 @@ const MINIMAL: &str = "url = \"ldaps://dc1.example.com\"\n\
 fn a_minimal_active_directory_table() {
     let settings = settings(MINIMAL).expect("valid");
     assert_eq!(settings.page_size, LDAP_DEFAULT_PAGE_SIZE);
-    assert_eq!(settings.profile, Profile::of(Preset::ActiveDirectory));
+    assert_eq!(*settings.profile, Profile::of(Preset::ActiveDirectory));
     assert_eq!(
         settings.users.filter,
         "(&(objectCategory=person)(objectClass=user))"
@@ -539,7 +539,7 @@ async fn openldap_nesting_with_a_cycle_posix_groups_and_locked_users() {
         ol_group("p", &[("memberUid", &["BOB", "carol"])]),
     ];
     let mut settings = ad_settings(1);
-    settings.profile = Profile::of(Preset::OpenLdap);
+    *settings.profile = Profile::of(Preset::OpenLdap);
     let mut memory = Memory::new(users, groups);
     let sink = read(&mut memory, &settings).await.expect("read");
     let users = sink.users();
