@@ -81,19 +81,24 @@ impl Session {
             .simple_bind(&settings.bind_dn, password.expose())
             .await
             .map_err(transport_error)?;
-        match result.rc {
-            0 => Ok(()),
-            STRONGER_AUTH_REQUIRED => Err(LdapReadError::StrongerAuthRequired),
-            rc => Err(LdapReadError::Bind {
-                dn: settings.bind_dn.clone(),
-                message: bind_message(rc, &result.text),
-            }),
-        }
+        bind_outcome(result.rc, &result.text, &settings.bind_dn)
     }
 
     /// Unbinds (best effort: the read is over either way).
     pub async fn close(mut self) {
         let _ = self.ldap.unbind().await;
+    }
+}
+
+/// A bind's result code as an outcome.
+pub(super) fn bind_outcome(rc: u32, text: &str, dn: &str) -> Result<(), LdapReadError> {
+    match rc {
+        0 => Ok(()),
+        STRONGER_AUTH_REQUIRED => Err(LdapReadError::StrongerAuthRequired),
+        rc => Err(LdapReadError::Bind {
+            dn: dn.to_owned(),
+            message: bind_message(rc, text),
+        }),
     }
 }
 

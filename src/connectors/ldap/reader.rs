@@ -175,6 +175,7 @@ impl Reader<'_> {
         );
         let mut paged = Paged::new(request, self.page_size);
         let mut batch = Batcher::users();
+        let mut ids = HashSet::new();
         let mut skipped = 0usize;
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
             for entry in entries {
@@ -188,9 +189,12 @@ impl Reader<'_> {
                     skipped += 1;
                     continue;
                 };
-                if index.users.insert(key, user.external_id.clone()).is_some() {
+                // The same entry twice, or two entries with one id (a copied
+                // entryUUID): the first one read is kept.
+                if index.users.contains_key(&key) || !ids.insert(user.external_id.clone()) {
                     continue;
                 }
+                index.users.insert(key, user.external_id.clone());
                 index
                     .logins
                     .insert(user.user_name.to_lowercase(), user.external_id.clone());

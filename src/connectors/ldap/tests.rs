@@ -106,6 +106,34 @@ fn paged_results_values_are_read_without_panicking() {
     assert_eq!(client::parse_paged_value(&[]), None);
 }
 
+#[test]
+fn refused_binds_say_what_to_do() {
+    assert!(client::bind_outcome(0, "", "cn=a").is_ok());
+    let message = |rc, text| {
+        client::bind_outcome(rc, text, "CN=svc,DC=example,DC=com")
+            .expect_err("refused")
+            .to_string()
+    };
+    assert_eq!(
+        message(
+            8,
+            "00002028: LdapErr: DSID-0C090259, comment: The server requires binds to turn on integrity checking"
+        ),
+        "the server requires a protected connection for a simple bind \
+         (strongerAuthRequired): use StartTLS (`starttls = true`) or an ldaps:// URL"
+    );
+    assert_eq!(
+        message(
+            49,
+            "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563"
+        ),
+        "bind as `CN=svc,DC=example,DC=com` refused: invalid credentials \
+         (invalidCredentials): check `bind_dn` and `bind_password`; server says: 80090308: \
+         LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563"
+    );
+    assert!(message(13, "").contains("use StartTLS"));
+}
+
 // --- settings -------------------------------------------------------------------------
 
 #[derive(Deserialize)]
