@@ -62,6 +62,12 @@ impl Slapd {
 
     /// Starts a server holding the base entries ([`base_ldif`]) and `ldif`.
     pub fn start(ldif: &str) -> Result<Slapd, String> {
+        Slapd::start_with_limit(ldif, READER_SIZE_LIMIT)
+    }
+
+    /// [`Slapd::start`] with another size and page limit for the reader (the bench's
+    /// reader pages 1,000 at a time, as Active Directory allows).
+    pub fn start_with_limit(ldif: &str, reader_limit: usize) -> Result<Slapd, String> {
         if let Some(why) = Slapd::unavailable() {
             return Err(why);
         }
@@ -75,7 +81,11 @@ impl Slapd {
             .into_iter()
             .filter(|m| Path::new(MODULE_DIR).join(format!("{m}.so")).exists())
             .collect();
-        write(root, "config.ldif", &config_ldif(root, &overlays))?;
+        write(
+            root,
+            "config.ldif",
+            &config_ldif(root, &overlays, reader_limit),
+        )?;
         run(Command::new(SLAPADD)
             .args(["-n", "0", "-F"])
             .arg(root.join("config"))
@@ -200,7 +210,7 @@ pub fn base_ldif() -> String {
     )
 }
 
-fn config_ldif(root: &Path, overlays: &[&str]) -> String {
+fn config_ldif(root: &Path, overlays: &[&str], reader_limit: usize) -> String {
     let r = root.display();
     let mut modules = String::from("olcModuleLoad: back_mdb\n");
     for overlay in overlays {
@@ -225,8 +235,8 @@ fn config_ldif(root: &Path, overlays: &[&str]) -> String {
          objectClass: olcMdbConfig\nolcDatabase: {{1}}mdb\nolcDbDirectory: {r}/data\n\
          olcSuffix: {SUFFIX}\nolcRootDN: {ROOT_DN}\nolcRootPW: {ROOT_PASSWORD}\n\
          olcDbMaxSize: 2147483648\n\
-         olcLimits: {{0}}dn.exact=\"{READER_DN}\" size.soft={READER_SIZE_LIMIT} \
-         size.hard={READER_SIZE_LIMIT} size.pr={READER_SIZE_LIMIT} size.prtotal=unlimited\n\
+         olcLimits: {{0}}dn.exact=\"{READER_DN}\" size.soft={reader_limit} \
+         size.hard={reader_limit} size.pr={reader_limit} size.prtotal=unlimited\n\
          olcLimits: {{1}}dn.exact=\"{STRICT_DN}\" size.soft={READER_SIZE_LIMIT} \
          size.hard={READER_SIZE_LIMIT} size.pr={READER_SIZE_LIMIT} \
          size.prtotal={READER_SIZE_LIMIT}\n\

@@ -23,6 +23,47 @@ const OID_NAMES: &[(&str, &str)] = &[
 /// The normal form of `dn`; `None` when it is not a DN (an AVA without `=`, an escape
 /// that ends the string).
 pub fn normalize(dn: &str) -> Option<String> {
+    // Most DNs have no escapes, multi-valued RDNs or special characters: one pass.
+    if !dn.contains(['\\', '+', '#', '"', '<', '>', ';']) {
+        return normalize_plain(dn);
+    }
+    normalize_escaped(dn)
+}
+
+/// [`normalize_escaped`] for a DN without escapes or special characters, without its
+/// intermediate strings (a read normalises every user's DN and every member DN).
+fn normalize_plain(dn: &str) -> Option<String> {
+    let mut out = String::with_capacity(dn.len());
+    for rdn in dn.trim().split(',') {
+        let (kind, value) = rdn.split_once('=')?;
+        let kind = kind.trim();
+        if kind.is_empty() || value.contains('=') {
+            return normalize_escaped(dn);
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match OID_NAMES
+            .iter()
+            .find(|(oid, _)| kind.eq_ignore_ascii_case(oid))
+        {
+            Some((_, name)) => out.push_str(name),
+            None if kind.contains('.') => return normalize_escaped(dn),
+            None => out.extend(kind.chars().map(|c| c.to_ascii_lowercase())),
+        }
+        out.push('=');
+        for (i, word) in value.split_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.extend(word.chars().flat_map(char::to_lowercase));
+        }
+    }
+    Some(out)
+}
+
+/// The general case: escapes, multi-valued RDNs, OIDs.
+pub(super) fn normalize_escaped(dn: &str) -> Option<String> {
     let mut rdns = Vec::new();
     for rdn in split_unescaped(dn.trim(), ',')? {
         if rdn.trim().is_empty() {

@@ -181,7 +181,7 @@ impl Reader<'_> {
             for entry in entries {
                 let key = dn::normalize(&entry.dn);
                 let matched = key.as_ref().is_some_and(|k| inactive.contains(k));
-                let Some(user) = records::to_user(&entry, self.profile(), matched) else {
+                let Some(user) = records::to_user(entry, self.profile(), matched) else {
                     skipped += 1;
                     continue;
                 };
@@ -266,9 +266,8 @@ impl Reader<'_> {
                     continue;
                 }
                 let members = self.members(&entry, index, &mut outside).await?;
-                batch
-                    .push(records::to_group(id, &entry, self.profile(), members), sink)
-                    .await?;
+                let group = records::to_group(id, entry, self.profile(), members);
+                batch.push(group, sink).await?;
             }
         }
         batch.finish(sink).await?;

@@ -54,13 +54,14 @@ pub(super) fn is_active(entry: &Entry, profile: &Profile, matched_inactive: bool
     }
 }
 
-/// Maps a user entry; `None` without an id or user name.
+/// Maps a user entry (its values move into the record); `None` without an id or user
+/// name.
 pub(super) fn to_user(
-    entry: &Entry,
+    entry: Entry,
     profile: &Profile,
     matched_inactive: bool,
 ) -> Option<SourceUser> {
-    let external_id = external_id(entry, profile)?;
+    let external_id = external_id(&entry, profile)?;
     let user_name = entry.first(&profile.user_name)?.to_owned();
     let emails = entry
         .values(&profile.email)
@@ -73,64 +74,71 @@ pub(super) fn to_user(
             primary: i == 0,
         })
         .collect();
+    let given_name = entry.first(&profile.given_name).map(str::to_owned);
+    let family_name = entry.first(&profile.family_name).map(str::to_owned);
+    let display_name = entry
+        .first(&profile.display_name)
+        .or_else(|| entry.first("cn"))
+        .map(str::to_owned);
+    let active = is_active(&entry, profile, matched_inactive);
+    let attributes = attributes(entry, profile, &external_id);
     Some(SourceUser {
         external_id,
         user_name,
-        given_name: entry.first(&profile.given_name).map(str::to_owned),
-        family_name: entry.first(&profile.family_name).map(str::to_owned),
-        display_name: entry
-            .first(&profile.display_name)
-            .or_else(|| entry.first("cn"))
-            .map(str::to_owned),
+        given_name,
+        family_name,
+        display_name,
         emails,
-        active: is_active(entry, profile, matched_inactive),
-        attributes: attributes(entry, profile),
+        active,
+        attributes,
     })
 }
 
 /// Maps a group entry with its resolved members.
 pub(super) fn to_group(
     external_id: String,
-    entry: &Entry,
+    mut entry: Entry,
     profile: &Profile,
     members: Vec<MemberRef>,
 ) -> SourceGroup {
-    let mut attributes = attributes(entry, profile);
     // Member lists (and their `;range=` parts) can be long and are in `members` already.
     for name in profile.member.iter().chain(&profile.member_uid) {
-        attributes.retain(|key, _| {
+        entry.text.retain(|key, _| {
             let base = key.split(';').next().unwrap_or(key);
             !base.eq_ignore_ascii_case(name)
         });
     }
+    let display_name = entry
+        .first(&profile.group_name)
+        .map_or_else(|| entry.dn.clone(), str::to_owned);
+    let description = entry.first(&profile.group_description).map(str::to_owned);
+    let attributes = attributes(entry, profile, &external_id);
     SourceGroup {
-        display_name: entry
-            .first(&profile.group_name)
-            .map_or_else(|| entry.dn.clone(), str::to_owned),
-        description: entry.first(&profile.group_description).map(str::to_owned),
+        display_name,
+        description,
         external_id,
         members,
         attributes,
     }
 }
 
-/// The entry's text attributes (one value: a string; several: an array), its `dn`, and
-/// the external id under the id attribute's name (an `objectGUID` as text). Other binary
-/// attributes (photos, SIDs) are left out.
-fn attributes(entry: &Entry, profile: &Profile) -> Map<String, Value> {
+/// The entry's text attributes, moved (one value: a string; several: an array), its
+/// `dn`, and the external id under the id attribute's name (an `objectGUID` as text).
+/// Other binary attributes (photos, SIDs) are left out.
+fn attributes(entry: Entry, profile: &Profile, external_id: &str) -> Map<String, Value> {
     let mut map = Map::new();
-    map.insert("dn".to_owned(), Value::String(entry.dn.clone()));
-    for (name, values) in &entry.text {
-        let value = match values.as_slice() {
-            [one] => Value::String(one.clone()),
-            many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+    map.insert("dn".to_owned(), Value::String(entry.dn));
+    for (name, mut values) in entry.text {
+        if name.eq_ignore_ascii_case(&profile.id) {
+            continue;
+        }
+        let value = match values.len() {
+            1 => Value::String(values.pop().unwrap_or_default()),
+            _ => Value::Array(values.into_iter().map(Value::String).collect()),
         };
-        map.insert(name.clone(), value);
+        map.insert(name, value);
     }
-    if let Some(id) = external_id(entry, profile) {
-        map.retain(|key, _| !key.eq_ignore_ascii_case(&profile.id));
-        map.insert(profile.id.clone(), Value::String(id));
-    }
+    map.insert(profile.id.clone(), Value::String(external_id.to_owned()));
     map
 }
 

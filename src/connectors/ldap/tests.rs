@@ -93,6 +93,19 @@ fn dns_are_normalised_for_matching() {
     assert_eq!(dn::normalize("no equals sign"), None);
     assert_eq!(dn::normalize("cn=a,,dc=x"), None);
     assert_eq!(records::member_dn("cn=a,dc=x#'0101'B"), "cn=a,dc=x");
+    // The one-pass form and the general one agree.
+    for dn in [
+        "CN=Ann Lee , OU=People,dc=Example,DC=com",
+        "uid=ÄNN,ou=Leute,dc=example,dc=de",
+        "cn=a  b\tc,dc=x",
+        "cn=,dc=x",
+        " cn = x ",
+        "oid.2.5.4.3=x,dc=y",
+        "2.5.4.11=x",
+        "1.2.3=x",
+    ] {
+        assert_eq!(dn::normalize(dn), dn::normalize_escaped(dn), "{dn}");
+    }
 }
 
 #[test]
