@@ -26,6 +26,9 @@ pub const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 /// unprotected connection with it.
 const STRONGER_AUTH_REQUIRED: u32 = 8;
 
+/// The smallest page whose successor is asked for in advance.
+const MIN_PREFETCH_PAGE: u32 = 10;
+
 /// A connected, bound session.
 pub struct Session {
     ldap: Ldap,
@@ -152,7 +155,11 @@ impl Directory for Session {
                 .await?
             }
         };
-        if let (Some((size, _)), Some(cookie)) = (paging, &page.cookie) {
+        // A tiny page is a probe (`diagnose` looks at one entry and moves on): asking for
+        // its next page would leave a paged search in flight beside the next one.
+        if let (Some((size, _)), Some(cookie)) = (paging, &page.cookie)
+            && size >= MIN_PREFETCH_PAGE
+        {
             self.prefetch = Some(Prefetch::start(self, request, size, cookie.clone()));
         }
         Ok(page)
