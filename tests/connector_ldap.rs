@@ -363,7 +363,11 @@ async fn starttls_and_ldaps_with_the_test_ca() {
 
 #[tokio::test]
 async fn check_connect_reports_every_step() {
-    let Some(server) = start(&person("ann", "title: only")) else {
+    let group = format!(
+        "dn: cn=staff,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: staff\n\
+         member: uid=ann,ou=people,{SUFFIX}\n\n"
+    );
+    let Some(server) = start(&(person("ann", "title: only") + &group)) else {
         return;
     };
     let connector = connector(
@@ -388,6 +392,7 @@ async fn check_connect_reports_every_step() {
             ("groups base DN", true),
             ("list users", true),
             ("list groups", true),
+            ("list group members", true),
             ("operational attributes", true),
         ],
         "{checks:?}"

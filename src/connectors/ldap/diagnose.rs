@@ -3,11 +3,15 @@
 //! user and one group, and the preset's operational attributes on that user. Stops at the
 //! first failure.
 
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
 use super::client::{PAGED_RESULTS_OID, Session};
 use super::directory::{Directory, Entry, Scope, SearchRequest};
 use super::presets::Preset;
 use super::settings::{LdapSettings, SearchBase};
 use crate::connectors::Diagnosis;
+use crate::connectors::probe::{ListingProbe, ProbeListing, probe_listings};
 
 /// Every step, through a new session.
 pub(super) async fn run(settings: &LdapSettings) -> Vec<Diagnosis> {
@@ -93,24 +97,19 @@ pub(super) async fn steps(
             }
         }
     }
+    if !listings(directory, settings, checks).await {
+        return false;
+    }
     let profile = &settings.profile;
     let mut user_attrs = vec![profile.user_name.clone()];
     user_attrs.extend(profile.operational().iter().map(|a| (*a).to_owned()));
     let user = match first_entry(directory, &settings.users, user_attrs).await {
         Ok(user) => user,
         Err(err) => {
-            checks.push(Diagnosis::failed("list users", err));
+            checks.push(Diagnosis::failed("operational attributes", err));
             return false;
         }
     };
-    checks.push(Diagnosis::ok("list users", "permitted"));
-    if let Some(groups) = &settings.groups {
-        if let Err(err) = first_entry(directory, groups, vec![profile.id.clone()]).await {
-            checks.push(Diagnosis::failed("list groups", err));
-            return false;
-        }
-        checks.push(Diagnosis::ok("list groups", "permitted"));
-    }
     let Some(user) = user else {
         checks.push(Diagnosis::ok(
             "operational attributes",
@@ -134,6 +133,75 @@ pub(super) async fn steps(
         format!("`{}` readable", profile.operational().join("`, `")),
     ));
     true
+}
+
+/// The listing steps every kind has (`connectors::probe`): one user, one group, that
+/// group's member attributes.
+async fn listings(
+    directory: &mut dyn Directory,
+    settings: &LdapSettings,
+    checks: &mut Vec<Diagnosis>,
+) -> bool {
+    let probe = Listings {
+        directory: Mutex::new(directory),
+        settings,
+    };
+    if settings.groups.is_some() {
+        return probe_listings(&probe, checks).await;
+    }
+    match probe.probe_listing(ProbeListing::Users).await {
+        Ok(_) => checks.push(Diagnosis::ok(ProbeListing::Users.check(), "permitted")),
+        Err(failed) => {
+            checks.push(failed);
+            return false;
+        }
+    }
+    checks.push(Diagnosis::ok(
+        ProbeListing::Groups.check(),
+        "not configured ([ldap.groups]): no groups are read",
+    ));
+    true
+}
+
+/// One session behind the probe's shared reference.
+struct Listings<'a> {
+    directory: Mutex<&'a mut dyn Directory>,
+    settings: &'a LdapSettings,
+}
+
+#[async_trait]
+impl ListingProbe for Listings<'_> {
+    /// Users and groups: one entry of the search (a group's DN is the id the members
+    /// step reads); members: the group's member attributes.
+    async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
+        let mut directory = self.directory.lock().await;
+        let one = vec!["1.1".to_owned()];
+        let read = match (listing, &self.settings.groups) {
+            (ProbeListing::Users, _) => first_entry(*directory, &self.settings.users, one).await,
+            (ProbeListing::Groups, Some(groups)) => first_entry(*directory, groups, one).await,
+            (ProbeListing::Groups, None) => Ok(None),
+            (ProbeListing::Members(dn), _) => {
+                let profile = &self.settings.profile;
+                let attrs: Vec<&str> = profile
+                    .member
+                    .iter()
+                    .chain(&profile.member_uid)
+                    .map(String::as_str)
+                    .collect();
+                read_base(*directory, dn, &attrs).await
+            }
+        };
+        read.map(|entry| entry.map(|e| e.dn)).map_err(|err| {
+            Diagnosis::failed(
+                listing.check(),
+                format!("{err}: give the bind account read access there"),
+            )
+        })
+    }
+
+    fn no_group_note(&self) -> Option<&'static str> {
+        Some("no group matched the filter, nothing to check")
+    }
 }
 
 const ROOT_DSE_ATTRIBUTES: &[&str] = &[

@@ -697,6 +697,7 @@ async fn diagnose_checks_paging_limits_and_operational_attributes() {
             "groups base DN",
             "list users",
             "list groups",
+            "list group members",
             "operational attributes"
         ]
     );
