@@ -107,13 +107,16 @@ impl Reader<'_> {
         &self.settings.profile
     }
 
-    fn request(base: &SearchBase, filter: String, attrs: Vec<String>) -> SearchRequest {
-        SearchRequest {
+    /// A paged search of `base` (its DN and scope) with `filter`, in pages of the size
+    /// that works so far.
+    fn paged(&self, base: &SearchBase, filter: String, attrs: Vec<String>) -> Paged {
+        let request = SearchRequest {
             base: base.base_dn.clone(),
             scope: base.scope,
             filter,
             attrs,
-        }
+        };
+        Paged::new(request, self.page_size)
     }
 
     /// Users, then groups, into `sink`.
@@ -130,11 +133,10 @@ impl Reader<'_> {
     /// Runs `request` to its last page, giving each entry to `each`.
     async fn each_entry(
         &mut self,
-        request: SearchRequest,
+        mut paged: Paged,
         what: &str,
         mut each: impl FnMut(Entry),
     ) -> Result<(), ConnectorError> {
-        let mut paged = Paged::new(request, self.page_size);
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(what))? {
             entries.into_iter().for_each(&mut each);
         }
@@ -150,10 +152,10 @@ impl Reader<'_> {
         };
         let users = &self.settings.users;
         let filter = format!("(&{}{filter})", users.filter);
-        let request = Self::request(users, filter, vec!["1.1".to_owned()]);
+        let paged = self.paged(users, filter, vec!["1.1".to_owned()]);
         let what = format!("searching inactive users under {}", users.base_dn);
         let mut dns = HashSet::new();
-        self.each_entry(request, &what, |entry| {
+        self.each_entry(paged, &what, |entry| {
             dns.extend(dn::normalize(&entry.dn));
         })
         .await?;
@@ -168,12 +170,8 @@ impl Reader<'_> {
         let inactive = self.inactive_dns().await?;
         let users = self.settings.users.clone();
         let what = format!("searching users under {}", users.base_dn);
-        let request = Self::request(
-            &users,
-            users.filter.clone(),
-            self.profile().user_attributes(),
-        );
-        let mut paged = Paged::new(request, self.page_size);
+        let attrs = self.profile().user_attributes();
+        let mut paged = self.paged(&users, users.filter.clone(), attrs);
         let mut batch = Batcher::users();
         let mut ids = HashSet::new();
         let mut skipped = 0usize;
@@ -224,13 +222,13 @@ impl Reader<'_> {
         index: &mut Index,
     ) -> Result<(), ConnectorError> {
         let what = format!("searching groups under {}", groups.base_dn);
-        let request = Self::request(
+        let paged = self.paged(
             groups,
             groups.filter.clone(),
             vec![self.profile().id.clone()],
         );
         let profile = self.profile().clone();
-        self.each_entry(request, &what, |entry| {
+        self.each_entry(paged, &what, |entry| {
             if let (Some(key), Some(id)) = (
                 dn::normalize(&entry.dn),
                 records::external_id(&entry, &profile),
@@ -248,12 +246,8 @@ impl Reader<'_> {
         sink: &mut dyn BatchSink,
     ) -> Result<(), ConnectorError> {
         let what = format!("searching groups under {}", groups.base_dn);
-        let request = Self::request(
-            groups,
-            groups.filter.clone(),
-            self.profile().group_attributes(),
-        );
-        let mut paged = Paged::new(request, self.page_size);
+        let attrs = self.profile().group_attributes();
+        let mut paged = self.paged(groups, groups.filter.clone(), attrs);
         let mut batch = Batcher::groups();
         let mut seen = HashSet::new();
         let mut outside = 0usize;
