@@ -2,7 +2,8 @@
 //! connector file and synced into SQLite: paging past the reader's size limit, nested
 //! groups with a cycle, groupOfUniqueNames and posixGroup members, a ppolicy-locked user,
 //! a refused bind, a paged total cut by the server's limit, a connection dropped mid-read
-//! (nothing changes), StartTLS and ldaps with the test CA, and `check --connect`.
+//! (nothing changes), StartTLS and ldaps with the test CA, overrides (`inactive_filter`, an
+//! attribute, a one-level scope), and `check --connect`.
 //!
 //! Each test skips (and says why) where slapd is not installed.
 
@@ -48,6 +49,17 @@ fn people(count: usize) -> String {
 /// A connector built from a connector file, as `idsync` builds it; `table` is the rest of
 /// its `[ldap]` table after the URL and account.
 fn connector(url: &str, dn: &str, password: &str, table: &str) -> Box<dyn PullConnector> {
+    connector_with_users(url, dn, password, table, "")
+}
+
+/// [`connector`] with more keys in `[ldap.users]`.
+fn connector_with_users(
+    url: &str,
+    dn: &str,
+    password: &str,
+    table: &str,
+    users: &str,
+) -> Box<dyn PullConnector> {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::create_dir_all(root.join("connectors")).expect("mkdir");
@@ -59,7 +71,7 @@ fn connector(url: &str, dn: &str, password: &str, table: &str) -> Box<dyn PullCo
         "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"{url}\"\n\
          bind_dn = \"{dn}\"\nbind_password = {{ file = \"password\" }}\n\
          preset = \"openldap\"\n{table}\n\
-         [ldap.users]\nbase_dn = \"ou=people,{SUFFIX}\"\n\
+         [ldap.users]\nbase_dn = \"ou=people,{SUFFIX}\"\n{users}\n\
          [ldap.groups]\nbase_dn = \"ou=groups,{SUFFIX}\"\n"
     );
     std::fs::write(root.join("connectors/dir.toml"), file).expect("write");
@@ -396,5 +408,42 @@ async fn check_connect_reports_every_step() {
             ("operational attributes", true),
         ],
         "{checks:?}"
+    );
+}
+
+#[tokio::test]
+async fn overrides_an_inactive_filter_and_a_one_level_scope() {
+    let ldif = person("ann", "title: staff")
+        + &person("bob", "title: former")
+        + &format!(
+            "dn: ou=contractors,ou=people,{SUFFIX}\nobjectClass: organizationalUnit\n\
+             ou: contractors\n\n\
+             dn: uid=cid,ou=contractors,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\n\
+             uid: cid\ncn: cid\nsn: Example\nmail: cid@example.com\n\n"
+        );
+    let Some(server) = start(&ldif) else { return };
+    let table = "allow_insecure_ldap = true\ninactive_filter = \"(title=former)\"\n\
+                 [ldap.attributes]\nuser_name = \"mail\"";
+    let db = crate::support::sqlite().await;
+    let url = server.url();
+    let deep = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "");
+    sync_with(&db, deep.as_ref()).await.expect("sync");
+    let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            ("ann@example.com".to_owned(), true),
+            ("bob@example.com".to_owned(), false),
+            ("cid@example.com".to_owned(), true),
+        ])
+    );
+
+    // One level: the contractor below ou=contractors is no longer read, so removed.
+    let one = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "scope = \"one\"");
+    sync_with(&db, one.as_ref()).await.expect("sync");
+    let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["ann@example.com".to_owned(), "bob@example.com".to_owned()])
     );
 }
