@@ -145,15 +145,7 @@ impl Directory for Session {
             {
                 prefetch.wait().await?
             }
-            _ => {
-                search(
-                    self.ldap.clone(),
-                    self.timeout,
-                    request.clone(),
-                    paging.clone(),
-                )
-                .await?
-            }
+            _ => joined(self.spawn_search(request, paging.clone())).await?,
         };
         // A tiny page is a probe (`diagnose` looks at one entry and moves on): asking for
         // its next page would leave a paged search in flight beside the next one.
@@ -167,8 +159,8 @@ impl Directory for Session {
 }
 
 /// The next page of a paged search, asked for as soon as the page before arrived: the
-/// server finds it, and ldap3 decodes it, while the reader maps the page before (the
-/// read is about twice as fast as one page after the other).
+/// server finds it, and ldap3 decodes it, while the reader maps the page before, where
+/// a core is free.
 struct Prefetch {
     request: SearchRequest,
     size: u32,
@@ -178,25 +170,16 @@ struct Prefetch {
 
 impl Prefetch {
     fn start(session: &Session, request: &SearchRequest, size: u32, cookie: Vec<u8>) -> Prefetch {
-        let paging = Some((size, cookie.clone()));
-        let task = tokio::spawn(search(
-            session.ldap.clone(),
-            session.timeout,
-            request.clone(),
-            paging,
-        ));
         Prefetch {
+            task: session.spawn_search(request, Some((size, cookie.clone()))),
             request: request.clone(),
             size,
             cookie,
-            task,
         }
     }
 
     async fn wait(mut self) -> Result<Page, LdapReadError> {
-        (&mut self.task)
-            .await
-            .map_err(|err| LdapReadError::Transport(format!("the page's task failed: {err}")))?
+        joined(&mut self.task).await
     }
 }
 
@@ -206,6 +189,33 @@ impl Drop for Prefetch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+impl Session {
+    /// Runs one search in a task of its own (also when nothing else runs beside it), so
+    /// that an answer ldap3 cannot decode (it panics on malformed BER) fails the read
+    /// instead of the process.
+    fn spawn_search(
+        &self,
+        request: &SearchRequest,
+        paging: Option<(u32, Vec<u8>)>,
+    ) -> tokio::task::JoinHandle<Result<Page, LdapReadError>> {
+        tokio::spawn(search(
+            self.ldap.clone(),
+            self.timeout,
+            request.clone(),
+            paging,
+        ))
+    }
+}
+
+/// A search task's page.
+async fn joined(
+    task: impl std::future::Future<Output = Result<Result<Page, LdapReadError>, tokio::task::JoinError>>,
+) -> Result<Page, LdapReadError> {
+    task.await.map_err(|err| {
+        LdapReadError::Protocol(format!("the server's answer could not be decoded: {err}"))
+    })?
 }
 
 /// One search (one page of it with `paging`), its entries decoded.
