@@ -447,3 +447,71 @@ async fn overrides_an_inactive_filter_and_a_one_level_scope() {
         BTreeSet::from(["ann@example.com".to_owned(), "bob@example.com".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn incremental_reads_take_changes_and_notice_deletions() {
+    let ldif = people(5)
+        + &format!(
+            "dn: cn=team,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: team\n\
+             member: uid=user0000,ou=people,{SUFFIX}\n\
+             member: uid=user0001,ou=people,{SUFFIX}\n\n"
+        );
+    let Some(server) = start(&ldif) else { return };
+    assert!(
+        server.overlays.contains(&"syncprov"),
+        "contextCSN needs syncprov"
+    );
+    let connector = plain(&server.url(), "incremental = true");
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, connector.as_ref())
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"), "{first:?}");
+    assert_eq!(first.counts.users_created, 5);
+
+    server
+        .modify(&format!(
+            "dn: uid=user0002,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+             mail: changed@example.com\n\n\
+             dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n\n\
+             dn: cn=team,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\n\
+             member: uid=user0004,ou=people,{SUFFIX}\n\n\
+             dn: uid=newcomer,ou=people,{SUFFIX}\nchangetype: add\n\
+             objectClass: inetOrgPerson\nuid: newcomer\ncn: New Comer\nsn: Comer\n\
+             mail: newcomer@example.com\n"
+        ))
+        .expect("modify");
+    let second = sync_with(&db, connector.as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("delta"), "{second:?}");
+    // The changed user, the new one and the changed group; not the 3 others.
+    assert_eq!(second.records_read, 3, "{second:?}");
+    let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+    assert_eq!(
+        names,
+        ["newcomer", "user0000", "user0001", "user0002", "user0004"]
+            .map(str::to_owned)
+            .into()
+    );
+    assert_eq!(
+        effective(&db, "team").await,
+        ["user0000", "user0001", "user0004"]
+            .map(str::to_owned)
+            .into()
+    );
+    let changed = query::list_users(db.pool(), None, 100, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.user_name == "user0002")
+        .expect("user0002");
+    assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
+
+    // Nothing changed: a delta with nothing in it.
+    let third = sync_with(&db, connector.as_ref())
+        .await
+        .expect("third sync");
+    assert_eq!(third.read_mode, Some("delta"));
+    assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+}

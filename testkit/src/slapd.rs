@@ -93,7 +93,8 @@ impl Slapd {
             .arg(root.join("config.ldif")))?;
         write(root, "data.ldif", &format!("{}\n{ldif}", base_ldif()))?;
         run(Command::new(SLAPADD)
-            .args(["-q", "-n", "1", "-F"])
+            // -w: the suffix gets its contextCSN (incremental reads start from it).
+            .args(["-q", "-w", "-n", "1", "-F"])
             .arg(root.join("config"))
             .arg("-l")
             .arg(root.join("data.ldif")))?;

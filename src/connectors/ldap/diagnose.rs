@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::client::{PAGED_RESULTS_OID, Session};
-use super::directory::{Directory, Entry, Scope, SearchRequest};
+use super::directory::{Directory, Entry, SearchRequest, read_entry};
 use super::presets::Preset;
 use super::settings::{LdapSettings, SearchBase};
 use crate::connectors::Diagnosis;
@@ -277,23 +277,15 @@ async fn server_limits(
     true
 }
 
-/// The entry at `dn` (base scope, no paging); `None` when it does not exist.
+/// The entry at `dn`; `None` when it does not exist.
 async fn read_base(
     directory: &mut dyn Directory,
     dn: &str,
     attrs: &[&str],
 ) -> Result<Option<Entry>, String> {
-    let request = SearchRequest {
-        base: dn.to_owned(),
-        scope: Scope::Base,
-        filter: "(objectClass=*)".to_owned(),
-        attrs: attrs.iter().map(|a| (*a).to_owned()).collect(),
-    };
-    match directory.page(&request, None).await {
-        Ok(page) => Ok(page.entries.into_iter().next()),
-        Err(super::LdapReadError::Result { rc: 32, .. }) => Ok(None),
-        Err(err) => Err(err.to_string()),
-    }
+    read_entry(directory, dn, attrs)
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// The first entry of a one-entry page of `base`'s search.

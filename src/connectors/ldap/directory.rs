@@ -145,3 +145,22 @@ pub trait Directory: Send {
         paging: Option<(u32, Vec<u8>)>,
     ) -> Result<Page, LdapReadError>;
 }
+
+/// The entry at `dn` (a base-scope search, not paged); `None` when it does not exist.
+pub async fn read_entry(
+    directory: &mut dyn Directory,
+    dn: &str,
+    attrs: &[&str],
+) -> Result<Option<Entry>, LdapReadError> {
+    let request = SearchRequest {
+        base: dn.to_owned(),
+        scope: Scope::Base,
+        filter: "(objectClass=*)".to_owned(),
+        attrs: attrs.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    match directory.page(&request, None).await {
+        Ok(page) => Ok(page.entries.into_iter().next()),
+        Err(LdapReadError::Result { rc: 32, .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}

@@ -12,8 +12,10 @@
 //! * Any failed operation (a size or time limit, a referral, a dropped connection) fails
 //!   the read: nothing is removed.
 //!
-//! Every read is full, with no checkpoint.
+//! Reads are full, or with `incremental` only the entries changed since the last read
+//! (`changes.rs`).
 
+mod changes;
 mod client;
 mod diagnose;
 mod directory;
@@ -84,10 +86,11 @@ impl PullConnector for LdapConnector {
         diagnose::run(&self.settings).await
     }
 
-    /// A full read; the checkpoint is ignored.
+    /// A full read, or with `incremental` (and a change marker on the server) the changes
+    /// since the checkpoint's marker, until `full_read_every` has passed.
     async fn read(
         &self,
-        _checkpoint: Option<&str>,
+        checkpoint: Option<&str>,
         sink: &mut dyn BatchSink,
     ) -> Result<ReadSummary, ConnectorError> {
         self.warn_insecure();
@@ -97,18 +100,46 @@ impl PullConnector for LdapConnector {
                 "binding to {}",
                 self.settings.transport.url
             )))?;
+        let marker = if self.settings.incremental {
+            let marker = changes::read_marker(&mut session, &self.settings)
+                .await
+                .map_err(reader::failed("reading the server's change marker"))?;
+            if marker.is_none() {
+                tracing::warn!(
+                    kind = KIND,
+                    "incremental: the server shows no change marker (OpenLDAP needs the \
+                     syncprov overlay for contextCSN; AD's root DSE highestCommittedUSN): \
+                     every read is full"
+                );
+            }
+            marker
+        } else {
+            None
+        };
+        let now = crate::clock::system_now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (changed_since, full_at) = match &marker {
+            Some(marker) => changes::plan(checkpoint, marker, &self.settings, now),
+            None => (None, now),
+        };
+        let mode = match changed_since {
+            Some(_) => ReadMode::Delta,
+            None => ReadMode::Full,
+        };
         let mut reader = reader::Reader {
             directory: &mut session,
             settings: &self.settings,
             page_size: self.settings.page_size,
+            changed_since,
         };
         let read = reader.read(sink).await;
         session.close().await;
         read?;
         Ok(ReadSummary {
-            mode: ReadMode::Full,
+            mode,
             complete: true,
-            next_checkpoint: None,
+            next_checkpoint: marker.map(|m| changes::checkpoint(&m, full_at)),
         })
     }
 }

@@ -12,8 +12,8 @@ use super::range::{self, RangeEnd};
 use super::records::{self, member_dn};
 use super::settings::{LdapSettings, SearchBase};
 use crate::connectors::batch::Batcher;
-use crate::connectors::{BatchSink, ConnectorError};
-use crate::model::MemberRef;
+use crate::connectors::{BatchSink, ConnectorError, SourceBatch};
+use crate::model::{MemberKind, MemberRef};
 
 /// A failed step of a read: what was being done, and why it failed.
 pub(super) fn failed(what: impl Into<String>) -> impl FnOnce(LdapReadError) -> ConnectorError {
@@ -100,6 +100,8 @@ pub(super) struct Reader<'a> {
     pub settings: &'a LdapSettings,
     /// The page size: `page_size`, or less once the server refused that.
     pub page_size: u32,
+    /// An incremental read: the filter clause of entries changed since the last read.
+    pub changed_since: Option<String>,
 }
 
 impl Reader<'_> {
@@ -120,14 +122,60 @@ impl Reader<'_> {
     }
 
     /// Users, then groups, into `sink`.
+    /// Incremental reads first list every user's DN, id and user name (to resolve
+    /// members and to report who is present), then read only the changed entries.
     pub async fn read(&mut self, sink: &mut dyn BatchSink) -> Result<(), ConnectorError> {
         let mut index = Index::default();
+        let delta = self.changed_since.is_some();
+        if delta {
+            self.index_users(&mut index).await?;
+            let ids = index.users.values().cloned().collect();
+            sink.accept(SourceBatch::Present {
+                kind: MemberKind::User,
+                ids,
+            })
+            .await?;
+        }
         self.read_users(&mut index, sink).await?;
         if let Some(groups) = self.settings.groups.clone() {
             self.index_groups(&groups, &mut index).await?;
+            if delta {
+                let ids = index.groups.values().cloned().collect();
+                sink.accept(SourceBatch::Present {
+                    kind: MemberKind::Group,
+                    ids,
+                })
+                .await?;
+            }
             self.read_groups(&groups, &index, sink).await?;
         }
         Ok(())
+    }
+
+    /// `filter`, narrowed to the changed entries in an incremental read.
+    fn changed(&self, filter: &str) -> String {
+        match &self.changed_since {
+            Some(clause) => format!("(&{filter}{clause})"),
+            None => filter.to_owned(),
+        }
+    }
+
+    /// Every user's normalised DN, id and user name (those a full read would map).
+    async fn index_users(&mut self, index: &mut Index) -> Result<(), ConnectorError> {
+        let users = self.settings.users.clone();
+        let what = format!("listing users under {}", users.base_dn);
+        let profile = self.profile().clone();
+        let attrs = vec![profile.id.clone(), profile.user_name.clone()];
+        let paged = self.paged(&users, users.filter.clone(), attrs);
+        self.each_entry(paged, &what, |entry| {
+            let id = records::external_id(&entry, &profile);
+            let login = entry.first(&profile.user_name).map(str::to_lowercase);
+            if let (Some(key), Some(id), Some(login)) = (dn::normalize(&entry.dn), id, login) {
+                index.logins.insert(login, id.clone());
+                index.users.insert(key, id);
+            }
+        })
+        .await
     }
 
     /// Runs `request` to its last page, giving each entry to `each`.
@@ -171,9 +219,10 @@ impl Reader<'_> {
         let users = self.settings.users.clone();
         let what = format!("searching users under {}", users.base_dn);
         let attrs = self.profile().user_attributes();
-        let mut paged = self.paged(&users, users.filter.clone(), attrs);
+        let mut paged = self.paged(&users, self.changed(&users.filter), attrs);
         let mut batch = Batcher::users();
         let mut ids = HashSet::new();
+        let mut dns = HashSet::new();
         let mut skipped = 0usize;
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
             for entry in entries {
@@ -189,7 +238,7 @@ impl Reader<'_> {
                 };
                 // The same entry twice, or two entries with one id (a copied
                 // entryUUID): the first one read is kept.
-                if index.users.contains_key(&key) || !ids.insert(user.external_id.clone()) {
+                if !dns.insert(key.clone()) || !ids.insert(user.external_id.clone()) {
                     continue;
                 }
                 index.users.insert(key, user.external_id.clone());
@@ -247,7 +296,7 @@ impl Reader<'_> {
     ) -> Result<(), ConnectorError> {
         let what = format!("searching groups under {}", groups.base_dn);
         let attrs = self.profile().group_attributes();
-        let mut paged = self.paged(groups, groups.filter.clone(), attrs);
+        let mut paged = self.paged(groups, self.changed(&groups.filter), attrs);
         let mut batch = Batcher::groups();
         let mut seen = HashSet::new();
         let mut outside = 0usize;

@@ -13,6 +13,8 @@
 //! # page_size = 500                           # 1-1000
 //! # timeout_seconds = 120
 //! # inactive_filter = "(nsAccountLock=TRUE)"  # replaces the preset's rule
+//! # incremental = true                        # changes only, a full read every
+//! # full_read_every = "1d"
 //! [ldap.users]
 //! base_dn = "OU=Staff,DC=example,DC=com"
 //! # scope = "sub"                             # or "one"
@@ -50,6 +52,8 @@ crate::connectors::kind::kind_table!(RawLdapSettings => LdapSettings {
 pub const LDAP_DEFAULT_PAGE_SIZE: u32 = 500;
 /// Largest `page_size`: Active Directory's default MaxPageSize.
 pub const LDAP_MAX_PAGE_SIZE: u32 = 1000;
+/// Default `full_read_every`.
+pub const LDAP_DEFAULT_FULL_READ_EVERY: Duration = Duration::from_secs(86_400);
 /// Default `timeout_seconds` of each operation.
 pub const LDAP_DEFAULT_TIMEOUT_SECONDS: u32 = 120;
 
@@ -94,6 +98,10 @@ pub struct LdapSettings {
     pub page_size: u32,
     /// Each operation's time limit.
     pub timeout: Duration,
+    /// Read only what changed since the last read, when the server has a change marker.
+    pub incremental: bool,
+    /// With `incremental`: a full read at least this often.
+    pub full_read_every: Duration,
 }
 
 /// The `[ldap]` table of a `kind = "ldap"` connector.
@@ -133,6 +141,13 @@ pub struct RawLdapSettings {
     /// Each operation's time limit in seconds, 1-3600. Default: 120.
     #[serde(default)]
     timeout_seconds: Option<Spanned<i64>>,
+    /// Read only what changed since the last read (OpenLDAP's contextCSN with syncprov,
+    /// AD's highestCommittedUSN). Default: false, every read is full.
+    #[serde(default)]
+    incremental: bool,
+    /// With `incremental`: a full read at least this often (`"1d"`, `"12h"`). Default: 1d.
+    #[serde(default)]
+    full_read_every: Option<Spanned<String>>,
     /// Users matching this filter are inactive (instead of the preset's rule).
     #[serde(default)]
     inactive_filter: Option<Spanned<String>>,
@@ -233,6 +248,21 @@ pub(super) fn check(
         "",
         problems,
     );
+    let full_read_every = match &raw.full_read_every {
+        None => Some(LDAP_DEFAULT_FULL_READ_EVERY),
+        Some(spanned) => match crate::spec::duration::parse_duration(spanned.get_ref()) {
+            Ok(every) if !every.is_zero() => Some(every),
+            Ok(_) => {
+                let key = "ldap.full_read_every";
+                source.report(problems, spanned, key, "must be longer than 0s");
+                None
+            }
+            Err(err) => {
+                source.report(problems, spanned, "ldap.full_read_every", err);
+                None
+            }
+        },
+    };
     if problems.len() > before {
         return None;
     }
@@ -248,6 +278,8 @@ pub(super) fn check(
         },
         page_size: page_size?,
         timeout: Duration::from_secs(u64::from(timeout?)),
+        incremental: raw.incremental,
+        full_read_every: full_read_every?,
     })
 }
 

@@ -281,6 +281,18 @@ fn settings_problems_name_their_key() {
             ),
         ]
     );
+    let found = problems(&(MINIMAL.to_owned() + "incremental = true\nfull_read_every = \"0s\"\n"));
+    assert_eq!(
+        found,
+        [format!(
+            "{at}:8: ldap.full_read_every: must be longer than 0s"
+        )]
+    );
+    let incremental =
+        settings(&(MINIMAL.to_owned() + "incremental = true\nfull_read_every = \"12h\"\n"))
+            .expect("valid");
+    assert!(incremental.incremental);
+    assert_eq!(incremental.full_read_every.as_secs(), 12 * 3600);
     let plain_loopback = MINIMAL.replace("ldaps://dc1.example.com", "ldap://127.0.0.1:3389")
         + "allow_insecure_ldap = true\n";
     assert!(settings(&plain_loopback).expect("valid").transport.plain);
@@ -474,6 +486,7 @@ async fn read(
         directory: memory,
         settings,
         page_size: settings.page_size,
+        changed_since: None,
     }
     .read(&mut sink)
     .await?;
@@ -720,4 +733,64 @@ fn the_bind_password_stays_out_of_debug_output() {
     let settings = ad_settings(10);
     assert!(!format!("{settings:?}").contains("secret"));
     let _ = Path::new(".");
+}
+
+#[tokio::test]
+async fn change_markers_and_the_incremental_plan() {
+    /// A root DSE and an NTDS Settings object, as a domain controller has them.
+    struct Dc;
+    #[async_trait]
+    impl Directory for Dc {
+        async fn page(
+            &mut self,
+            request: &SearchRequest,
+            _: Option<(u32, Vec<u8>)>,
+        ) -> Result<Page, LdapReadError> {
+            let mut e = entry(&request.base, &[]);
+            if request.base.is_empty() {
+                e = entry(
+                    "",
+                    &[
+                        ("highestCommittedUSN", &["12345"]),
+                        ("dsServiceName", &["CN=NTDS Settings,CN=DC1"]),
+                    ],
+                );
+            } else {
+                e.binary.insert("invocationId".into(), vec![guid_bytes(7)]);
+            }
+            Ok(Page {
+                entries: vec![e],
+                ..Page::default()
+            })
+        }
+    }
+    let mut settings = ad_settings(100);
+    settings.incremental = true;
+    let marker = changes::read_marker(&mut Dc, &settings)
+        .await
+        .expect("marker")
+        .expect("a DC has one");
+    assert_eq!(marker.value, "12345");
+    assert_eq!(marker.server, "00000007-0000-0000-0000-0000000000ff");
+    let stored = changes::checkpoint(&marker, 1_000);
+    // Within full_read_every: the changes since the stored USN.
+    assert_eq!(
+        changes::plan(Some(&stored), &marker, &settings, 2_000),
+        (Some("(uSNChanged>=12346)".to_owned()), 1_000)
+    );
+    // A day later, another DC, no checkpoint or a broken one: a full read.
+    assert_eq!(
+        changes::plan(Some(&stored), &marker, &settings, 1_000 + 86_400),
+        (None, 87_400)
+    );
+    let other = changes::Marker {
+        server: "another-dc".into(),
+        ..marker.clone()
+    };
+    assert_eq!(
+        changes::plan(Some(&stored), &other, &settings, 2_000).0,
+        None
+    );
+    assert_eq!(changes::plan(None, &marker, &settings, 2_000).0, None);
+    assert_eq!(changes::plan(Some("{"), &marker, &settings, 2_000).0, None);
 }
