@@ -13,7 +13,7 @@
 //! incremental read lists the DNs and ids of all users and groups (no other attributes)
 //! and reports them as present, and the mirror removes what was not listed. The same
 //! listing resolves member DNs of changed groups. A full read runs at least every
-//! `full_read_every`.
+//! `full_read_every`, and whenever the bases, filters or attribute names change.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,10 @@ pub struct Marker {
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
     server: String,
+    /// What was searched ([`searched`]): other bases, filters or attributes mean entries
+    /// that did not change may now be in or out, so the next read is full.
+    #[serde(default)]
+    searched: String,
     marker: String,
     /// When the last full read started (Unix seconds).
     full_at: u64,
@@ -112,6 +116,7 @@ pub fn plan(
     match stored {
         Some(stored)
             if stored.server == marker.server
+                && stored.searched == searched(settings)
                 && now.saturating_sub(stored.full_at) < settings.full_read_every.as_secs() =>
         {
             match changed_since(settings.profile.preset, &stored.marker) {
@@ -123,10 +128,20 @@ pub fn plan(
     }
 }
 
-/// The checkpoint to store after a complete read.
-pub fn checkpoint(marker: &Marker, full_at: u64) -> String {
+/// A fingerprint of what a read searches: bases, scopes, filters and the profile.
+fn searched(settings: &LdapSettings) -> String {
+    let what = format!(
+        "{:?}|{:?}|{:?}",
+        settings.users, settings.groups, settings.profile
+    );
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(what.as_bytes()))
+}
+
+/// The checkpoint to store after a complete read of `settings`.
+pub fn checkpoint(marker: &Marker, settings: &LdapSettings, full_at: u64) -> String {
     serde_json::json!({
         "server": marker.server,
+        "searched": searched(settings),
         "marker": marker.value,
         "full_at": full_at,
     })

@@ -139,7 +139,7 @@ impl PullConnector for LdapConnector {
         Ok(ReadSummary {
             mode,
             complete: true,
-            next_checkpoint: marker.map(|m| changes::checkpoint(&m, full_at)),
+            next_checkpoint: marker.map(|m| changes::checkpoint(&m, &self.settings, full_at)),
         })
     }
 }

@@ -772,7 +772,7 @@ async fn change_markers_and_the_incremental_plan() {
         .expect("a DC has one");
     assert_eq!(marker.value, "12345");
     assert_eq!(marker.server, "00000007-0000-0000-0000-0000000000ff");
-    let stored = changes::checkpoint(&marker, 1_000);
+    let stored = changes::checkpoint(&marker, &settings, 1_000);
     // Within full_read_every: the changes since the stored USN.
     assert_eq!(
         changes::plan(Some(&stored), &marker, &settings, 2_000),
@@ -793,4 +793,11 @@ async fn change_markers_and_the_incremental_plan() {
     );
     assert_eq!(changes::plan(None, &marker, &settings, 2_000).0, None);
     assert_eq!(changes::plan(Some("{"), &marker, &settings, 2_000).0, None);
+    // Another filter: entries that did not change may now match, so a full read.
+    let mut narrower = settings.clone();
+    narrower.users.filter = "(&(objectClass=user)(department=IT))".into();
+    assert_eq!(
+        changes::plan(Some(&stored), &marker, &narrower, 2_000).0,
+        None
+    );
 }
