@@ -11,6 +11,7 @@ mod conformance;
 mod connector_azure;
 mod connector_egress;
 mod connector_google;
+mod connector_ldap;
 mod connector_okta;
 mod daemon;
 mod golden;

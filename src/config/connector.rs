@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! kind = "file"                  # which kind of source: "file", "azure", "okta", "google",
-//!                                # "keycloak" or "scim" in this version
+//!                                # "keycloak", "ldap" or "scim"
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
@@ -44,9 +44,6 @@ macro_rules! connector_kinds {
         const KINDS: &[&str] = &[
             $(stringify!($name),)* $(stringify!($planned),)* "scim", stringify!($file)
         ];
-
-        /// The connector kinds this version can run.
-        const AVAILABLE_KINDS: &[&str] = &[$(stringify!($name),)* "scim", stringify!($file)];
 
         /// The settings of one kind of connector.
         #[derive(Debug, Clone)]
@@ -91,9 +88,8 @@ macro_rules! connector_kinds {
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
         struct RawConnector {
-            /// Which kind of source this connector reads (`KINDS`; `AVAILABLE_KINDS` in
-            /// this version). The kind's own settings go in a table named after it, such
-            /// as `[file]`.
+            /// Which kind of source this connector reads (`KINDS`). The kind's own
+            /// settings go in a table named after it, such as `[file]`.
             kind: Spanned<String>,
             /// Whether the connector runs; a disabled connector is still checked.
             /// Default: true.
@@ -192,8 +188,11 @@ connector_kinds! {
         google => Google(crate::connectors::google::RawGoogleSettings),
         /// `kind = "keycloak"`: users and groups of a Keycloak realm (Admin REST API).
         keycloak => Keycloak(crate::connectors::keycloak::RawKeycloakSettings),
+        /// `kind = "ldap"`: users and groups of an LDAP directory (Active Directory,
+        /// OpenLDAP, 389-ds).
+        ldap => Ldap(crate::connectors::ldap::RawLdapSettings),
     ],
-    planned: [ldap],
+    planned: [],
 }
 
 /// A resolved and checked connector.
@@ -324,16 +323,6 @@ pub(crate) fn load(
         let table = raw.scim.as_ref().map_or(&defaults, |t| t.get_ref());
         settings = super::scim_tenant::scim_settings(source, context.base_dir, table, problems)
             .map(ConnectorSettings::Scim);
-    } else if KINDS.contains(&kind) {
-        source.report(
-            problems,
-            &raw.kind,
-            "kind",
-            format!(
-                "connector kind `{kind}` is not available in this version (available: {})",
-                AVAILABLE_KINDS.join(", ")
-            ),
-        );
     } else {
         source.report(
             problems,

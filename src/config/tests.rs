@@ -361,7 +361,7 @@ fn several_problems_in_several_files_are_reported_together() {
         "connectors/Bad Name.toml: connector id `Bad Name` (the file name) must be 1-63 \
          lower-case letters, digits, `-` or `_`, starting with a letter or digit".to_owned(),
         "connectors/Bad Name.toml: mapping: missing field `mapping`".to_owned(),
-        "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: azure, okta, google, keycloak, scim, file)".to_owned(),
+        "connectors/a.toml:1: kind: kind = \"ldap\" needs an [ldap] table with `url`, `bind_dn`, `bind_password`, `preset` and [ldap.users] `base_dn`".to_owned(),
         "connectors/a.toml:2: mapping: mapping `nope` does not exist (known: broken, default)".to_owned(),
         "connectors/a.toml:3: schedule: `* * *` is not a valid cron schedule (3 fields); \
          expected 5 fields (minute hour day-of-month month day-of-week) or 6-7 fields with \

@@ -15,6 +15,7 @@ pub mod google;
 pub mod http;
 pub mod keycloak;
 pub mod kind;
+pub mod ldap;
 pub mod okta;
 pub mod probe;
 pub(crate) mod records;
@@ -198,6 +199,14 @@ pub enum ConnectorError {
         what: String,
         #[source]
         source: http::HttpError,
+    },
+    /// A directory (LDAP) operation failed; nothing of the read is kept.
+    #[error("ldap connector: {what} failed: {source}")]
+    Ldap {
+        /// What the connector was doing.
+        what: String,
+        #[source]
+        source: ldap::LdapReadError,
     },
 }
 

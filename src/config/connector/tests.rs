@@ -191,15 +191,11 @@ fn check(id: &str, text: &str, extra: &[&str]) -> (Option<ConnectorConfig>, Vec<
 
 #[test]
 fn kinds() {
-    let (_, problems) = check(
-        "a",
-        "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"ldap://x\"\n",
-        &[],
-    );
+    let (_, problems) = check("a", "kind = \"ldap\"\nmapping = \"default\"\n", &[]);
     assert_eq!(
         problems,
         [
-            "connectors/a.toml:1: kind: connector kind `ldap` is not available in this version (available: azure, okta, google, keycloak, scim, file)"
+            "connectors/a.toml:1: kind: kind = \"ldap\" needs an [ldap] table with `url`, `bind_dn`, `bind_password`, `preset` and [ldap.users] `base_dn`"
         ]
     );
     let (_, problems) = check("a", "kind = \"ftp\"\nmapping = \"default\"\n", &[]);
@@ -216,7 +212,9 @@ fn kinds() {
     );
     let (_, problems) = check(
         "a",
-        "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[ldap]\nurl = \"ldap://x\"\n",
+        "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"x.json\"\n[ldap]\nurl = \"ldap://x\"\n\
+         bind_dn = \"cn=a\"\nbind_password = { env = \"X\" }\npreset = \"openldap\"\n\
+         users = { base_dn = \"dc=x\" }\n",
         &["x.json"],
     );
     assert_eq!(

@@ -1,0 +1,149 @@
+//! Incremental reads (`incremental = true`): a change marker read from the server before
+//! each read, stored as the checkpoint, and the next read asking only for entries
+//! changed since it.
+//!
+//! * OpenLDAP: the `contextCSN` of the database's suffix (kept by the syncprov overlay)
+//!   and entries with `entryCSN` at or above it. With several providers the lowest
+//!   `contextCSN` is kept, so nothing is missed (some entries are read twice).
+//! * Active Directory: the root DSE's `highestCommittedUSN` and entries with `uSNChanged`
+//!   above it. USNs are per domain controller, so the marker holds the DC's
+//!   `invocationId`; another DC (or a restored one) means a full read.
+//!
+//! Deletions and moves out of the searched bases do not show as changes: every
+//! incremental read lists the DNs and ids of all users and groups (no other attributes)
+//! and reports them as present, and the mirror removes what was not listed. The same
+//! listing resolves member DNs of changed groups. A full read runs at least every
+//! `full_read_every`, and whenever the bases, filters or attribute names change.
+
+use serde::{Deserialize, Serialize};
+
+use super::directory::{Directory, LdapReadError, read_entry as read};
+use super::dn;
+use super::guid;
+use super::presets::Preset;
+use super::settings::LdapSettings;
+
+/// Where the server's changes stood before a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// What the marker is valid for: the suffix (OpenLDAP) or the DC's invocationId.
+    pub server: String,
+    /// The lowest contextCSN, or highestCommittedUSN.
+    pub value: String,
+}
+
+/// The stored checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    server: String,
+    /// What was searched ([`searched`]): other bases, filters or attributes mean entries
+    /// that did not change may now be in or out, so the next read is full.
+    #[serde(default)]
+    searched: String,
+    marker: String,
+    /// When the last full read started (Unix seconds).
+    full_at: u64,
+}
+
+/// The server's marker now; `None` when it offers none (no syncprov, no contextCSN).
+pub async fn read_marker(
+    directory: &mut dyn Directory,
+    settings: &LdapSettings,
+) -> Result<Option<Marker>, LdapReadError> {
+    match settings.profile.preset {
+        Preset::OpenLdap => {
+            let root = read(directory, "", &["namingContexts"]).await?;
+            let users = dn::normalize(&settings.users.base_dn).unwrap_or_default();
+            let suffix = root
+                .iter()
+                .flat_map(|r| r.values("namingContexts"))
+                .find(|s| {
+                    dn::normalize(s)
+                        .is_some_and(|s| users == s || users.ends_with(&format!(",{s}")))
+                });
+            let Some(suffix) = suffix.cloned() else {
+                return Ok(None);
+            };
+            let entry = read(directory, &suffix, &["contextCSN"]).await?;
+            let lowest = entry.and_then(|e| e.values("contextCSN").iter().min().cloned());
+            Ok(lowest.map(|value| Marker {
+                server: suffix,
+                value,
+            }))
+        }
+        Preset::ActiveDirectory => {
+            let root = read(directory, "", &["highestCommittedUSN", "dsServiceName"]).await?;
+            let Some(root) = root else { return Ok(None) };
+            let (Some(usn), Some(service)) = (
+                root.first("highestCommittedUSN"),
+                root.first("dsServiceName"),
+            ) else {
+                return Ok(None);
+            };
+            let ntds = read(directory, service, &["invocationId"]).await?;
+            let id = ntds.and_then(|e| e.first_bytes("invocationId").and_then(guid::render));
+            Ok(id.map(|server| Marker {
+                server,
+                value: usn.to_owned(),
+            }))
+        }
+    }
+}
+
+/// The filter clause of entries changed since `marker` (one from this server).
+fn changed_since(preset: Preset, marker: &str) -> Option<String> {
+    match preset {
+        // A CSN has no filter specials (`*`, `(`, `)`, `\`).
+        Preset::OpenLdap => {
+            (!marker.contains(['*', '(', ')', '\\'])).then(|| format!("(entryCSN>={marker})"))
+        }
+        Preset::ActiveDirectory => {
+            let usn = marker.trim().parse::<u64>().ok()?;
+            Some(format!("(uSNChanged>={})", usn.checked_add(1)?))
+        }
+    }
+}
+
+/// What this read is: the changed-since clause for an incremental read (`None`: a full
+/// read), and when the last full read started as of this one.
+pub fn plan(
+    checkpoint: Option<&str>,
+    marker: &Marker,
+    settings: &LdapSettings,
+    now: u64,
+) -> (Option<String>, u64) {
+    let stored = checkpoint.and_then(|c| serde_json::from_str::<Checkpoint>(c).ok());
+    match stored {
+        Some(stored)
+            if stored.server == marker.server
+                && stored.searched == searched(settings)
+                && now.saturating_sub(stored.full_at) < settings.full_read_every.as_secs() =>
+        {
+            match changed_since(settings.profile.preset, &stored.marker) {
+                Some(clause) => (Some(clause), stored.full_at),
+                None => (None, now),
+            }
+        }
+        _ => (None, now),
+    }
+}
+
+/// A fingerprint of what a read searches: bases, scopes, filters and the profile.
+fn searched(settings: &LdapSettings) -> String {
+    let what = format!(
+        "{:?}|{:?}|{:?}",
+        settings.users, settings.groups, settings.profile
+    );
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(what.as_bytes()))
+}
+
+/// The checkpoint to store after a complete read of `settings`.
+pub fn checkpoint(marker: &Marker, settings: &LdapSettings, full_at: u64) -> String {
+    serde_json::json!({
+        "server": marker.server,
+        "searched": searched(settings),
+        "marker": marker.value,
+        "full_at": full_at,
+    })
+    .to_string()
+}

@@ -1,0 +1,517 @@
+//! The ldap connector against a real OpenLDAP (testkit/src/slapd.rs), configured through a
+//! connector file and synced into SQLite: paging past the reader's size limit, nested
+//! groups with a cycle, groupOfUniqueNames and posixGroup members, a ppolicy-locked user,
+//! a refused bind, a paged total cut by the server's limit, a connection dropped mid-read
+//! (nothing changes), StartTLS and ldaps with the test CA, overrides (`inactive_filter`, an
+//! attribute, a one-level scope), and `check --connect`.
+//!
+//! Each test skips (and says why) where slapd is not installed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use idsync::config::{Config, MappingConfig, OnRemove};
+use idsync::connectors::PullConnector;
+use idsync::db::Db;
+use idsync::store::runs::Outcome;
+use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
+use idsync::target::query;
+use idsync_testkit::slapd::{
+    READER_DN, READER_PASSWORD, READER_SIZE_LIMIT, STRICT_DN, STRICT_PASSWORD, SUFFIX, Slapd,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The server with `ldif`, or `None` (the reason printed) where slapd cannot run.
+fn start(ldif: &str) -> Option<Slapd> {
+    if let Some(why) = Slapd::unavailable() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(Slapd::start(ldif).unwrap_or_else(|e| panic!("slapd: {e}")))
+}
+
+fn person(uid: &str, extra: &str) -> String {
+    format!(
+        "dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {uid}\n\
+         cn: {uid} Example\nsn: Example\ngivenName: {uid}\nmail: {uid}@example.com\n{extra}\n\n"
+    )
+}
+
+fn people(count: usize) -> String {
+    (0..count)
+        .map(|n| person(&format!("user{n:04}"), "description: generated"))
+        .collect()
+}
+
+/// A connector built from a connector file, as `idsync` builds it; `table` is the rest of
+/// its `[ldap]` table after the URL and account.
+fn connector(url: &str, dn: &str, password: &str, table: &str) -> Box<dyn PullConnector> {
+    connector_with_users(url, dn, password, table, "")
+}
+
+/// [`connector`] with more keys in `[ldap.users]`.
+fn connector_with_users(
+    url: &str,
+    dn: &str,
+    password: &str,
+    table: &str,
+    users: &str,
+) -> Box<dyn PullConnector> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("connectors")).expect("mkdir");
+    std::fs::create_dir_all(root.join("mappings")).expect("mkdir");
+    std::fs::write(root.join("idsync.toml"), "").expect("write");
+    std::fs::write(root.join("mappings/default.toml"), "").expect("write");
+    std::fs::write(root.join("password"), password).expect("write");
+    let file = format!(
+        "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"{url}\"\n\
+         bind_dn = \"{dn}\"\nbind_password = {{ file = \"password\" }}\n\
+         preset = \"openldap\"\n{table}\n\
+         [ldap.users]\nbase_dn = \"ou=people,{SUFFIX}\"\n{users}\n\
+         [ldap.groups]\nbase_dn = \"ou=groups,{SUFFIX}\"\n"
+    );
+    std::fs::write(root.join("connectors/dir.toml"), file).expect("write");
+    let config = Config::load(&root.join("idsync.toml")).unwrap_or_else(|e| panic!("{e}"));
+    config.connectors["dir"].build().expect("connector")
+}
+
+/// The reader over plain ldap:// on loopback.
+fn plain(server_url: &str, table: &str) -> Box<dyn PullConnector> {
+    connector(
+        server_url,
+        READER_DN,
+        READER_PASSWORD,
+        &format!("allow_insecure_ldap = true\n{table}"),
+    )
+}
+
+async fn sync_with(db: &Db, connector: &dyn PullConnector) -> Result<RunReport, SyncError> {
+    let mapping = MappingConfig::pass_through("default", OnRemove::Delete, 100_000, 100.0);
+    sync::sync(
+        db,
+        "dir",
+        &mapping,
+        connector,
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+}
+
+async fn target_users(db: &Db) -> Vec<(String, bool)> {
+    query::list_users(db.pool(), None, 100_000, 0)
+        .await
+        .expect("list users")
+        .into_iter()
+        .map(|u| (u.user_name, u.active))
+        .collect()
+}
+
+async fn effective(db: &Db, group: &str) -> BTreeSet<String> {
+    let found = query::find_group(db.pool(), group)
+        .await
+        .expect("find group")
+        .unwrap_or_else(|| panic!("group {group} in the target"));
+    query::effective_members(db.pool(), &found.id)
+        .await
+        .expect("effective members")
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_reads_past_the_size_limit_into_sqlite() {
+    let users = 250;
+    assert!(users > READER_SIZE_LIMIT);
+    let ldif = people(users)
+        + &format!(
+            "dn: cn=everyone,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: everyone\n{}\n",
+            (0..users)
+                .map(|n| format!("member: uid=user{n:04},ou=people,{SUFFIX}\n"))
+                .collect::<String>()
+        );
+    let Some(server) = start(&ldif) else { return };
+    let db = crate::support::sqlite().await;
+    let report = sync_with(&db, plain(&server.url(), "page_size = 50").as_ref())
+        .await
+        .expect("sync");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(report.read_mode, Some("full"));
+    assert_eq!(report.counts.users_created, users as u64, "{report:?}");
+    assert_eq!(report.counts.groups_created, 1);
+    let target = target_users(&db).await;
+    assert_eq!(target.len(), users);
+    assert!(target.iter().all(|(_, active)| *active));
+    assert_eq!(effective(&db, "everyone").await.len(), users);
+
+    // The default page (500) is more than the reader may have: slapd refuses it
+    // (adminLimitExceeded) and the connector asks for smaller pages until one is taken.
+    let again = sync_with(&db, plain(&server.url(), "").as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(again.outcome, Outcome::Unchanged, "{again:?}");
+    assert_eq!(target_users(&db).await.len(), users);
+}
+
+#[tokio::test]
+async fn a_paged_total_cut_by_the_server_is_an_incomplete_read() {
+    let Some(server) = start(&people(150)) else {
+        return;
+    };
+    let connector = connector(
+        &server.url(),
+        STRICT_DN,
+        STRICT_PASSWORD,
+        "allow_insecure_ldap = true\npage_size = 50",
+    );
+    let db = crate::support::sqlite().await;
+    let err = sync_with(&db, connector.as_ref())
+        .await
+        .expect_err("the size limit ends the read");
+    let message = err.to_string();
+    assert!(matches!(err, SyncError::Read { .. }), "{message}");
+    assert!(message.contains("sizeLimitExceeded"), "{message}");
+    assert!(target_users(&db).await.is_empty());
+}
+
+#[tokio::test]
+async fn nesting_with_a_cycle_member_kinds_and_a_locked_user() {
+    let ldif = person("ann", "title: first")
+        + &person("bob", "pwdAccountLockedTime: 000001010000Z")
+        + &person("carol", "title: third")
+        + &format!(
+            // a ⊃ b ⊃ a (a cycle), with member DNs in other cases and spacing.
+            "dn: cn=a,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: a\n\
+             member: UID=ann , OU=People,DC=example,DC=com\n\
+             member: cn=B,ou=GROUPS,{SUFFIX}\n\
+             member: uid=ghost,ou=elsewhere,{SUFFIX}\n\n\
+             dn: cn=b,ou=groups,{SUFFIX}\nobjectClass: groupOfUniqueNames\ncn: b\n\
+             uniqueMember: uid=bob,ou=people,{SUFFIX}\n\
+             uniqueMember: cn=a,ou=groups,{SUFFIX}\n\n\
+             dn: cn=posix,ou=groups,{SUFFIX}\nobjectClass: posixGroup\ncn: posix\n\
+             gidNumber: 5000\nmemberUid: CAROL\nmemberUid: nobody\n"
+        );
+    let Some(server) = start(&ldif) else { return };
+    assert!(
+        server.overlays.contains(&"ppolicy"),
+        "the ppolicy module defines pwdAccountLockedTime"
+    );
+    let db = crate::support::sqlite().await;
+    let report = sync_with(&db, plain(&server.url(), "").as_ref())
+        .await
+        .expect("sync");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            ("ann".to_owned(), true),
+            ("bob".to_owned(), false),
+            ("carol".to_owned(), true)
+        ])
+    );
+    let both = BTreeSet::from(["ann".to_owned(), "bob".to_owned()]);
+    assert_eq!(effective(&db, "a").await, both);
+    assert_eq!(effective(&db, "b").await, both);
+    assert_eq!(
+        effective(&db, "posix").await,
+        BTreeSet::from(["carol".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn a_refused_bind_is_a_clear_error() {
+    let Some(server) = start("") else { return };
+    let connector = connector(
+        &server.url(),
+        READER_DN,
+        "wrong",
+        "allow_insecure_ldap = true",
+    );
+    let db = crate::support::sqlite().await;
+    let message = sync_with(&db, connector.as_ref())
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        message.contains(&format!(
+            "ldap connector: binding to {} failed: bind as `{READER_DN}` refused: invalid \
+             credentials (invalidCredentials): check `bind_dn` and `bind_password`",
+            server.url()
+        )),
+        "{message}"
+    );
+    let checks = connector.diagnose().await;
+    let last = checks.last().expect("a step");
+    assert_eq!((last.check, last.ok), ("bind", false), "{checks:?}");
+}
+
+/// A loopback proxy to `upstream` that cuts every connection once `cut_after` bytes
+/// have come back from the server (no cut while it is `usize::MAX`).
+async fn cutting_proxy(upstream: u16, cut_after: Arc<AtomicUsize>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let cut_after = cut_after.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let up = tokio::io::copy(&mut client_read, &mut server_write);
+                let down = async {
+                    let mut sent = 0usize;
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let limit = cut_after.load(Ordering::SeqCst);
+                        let n = n.min(limit.saturating_sub(sent));
+                        if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                };
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_read_changes_nothing() {
+    let Some(server) = start(&people(300)) else {
+        return;
+    };
+    let cut_after = Arc::new(AtomicUsize::new(usize::MAX));
+    let port = cutting_proxy(server.port, cut_after.clone()).await;
+    let via_proxy = plain(&format!("ldap://127.0.0.1:{port}"), "page_size = 50");
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, via_proxy.as_ref())
+        .await
+        .expect("first sync");
+    assert_eq!(first.counts.users_created, 300);
+    let before = query::table_counts(db.pool()).await.expect("counts");
+
+    // The users change, but the connection drops after ~20 KB (a few pages in).
+    server
+        .modify(&format!(
+            "dn: uid=user0000,ou=people,{SUFFIX}\nchangetype: delete\n\n\
+             dn: uid=user0001,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+             mail: changed@example.com\n"
+        ))
+        .expect("modify");
+    cut_after.store(20_000, Ordering::SeqCst);
+    let err = sync_with(&db, via_proxy.as_ref())
+        .await
+        .expect_err("the read fails");
+    let message = err.to_string();
+    assert!(matches!(err, SyncError::Read { .. }), "{message}");
+    assert!(
+        message.contains("ldap connector: searching users"),
+        "{message}"
+    );
+    assert_eq!(
+        query::table_counts(db.pool()).await.expect("counts"),
+        before
+    );
+    assert_eq!(target_users(&db).await.len(), 300);
+}
+
+#[tokio::test]
+async fn starttls_and_ldaps_with_the_test_ca() {
+    let Some(server) = start(&person("ann", "title: only")) else {
+        return;
+    };
+    let ca = server.ca_file();
+    let ca = ca.display();
+    let cases = [
+        (
+            server.url(),
+            format!("starttls = true\nca_file = \"{ca}\"\npage_size = 100"),
+        ),
+        (
+            server.ldaps_url(),
+            format!("ca_file = \"{ca}\"\npage_size = 100"),
+        ),
+        // Loudly insecure, but it connects.
+        (
+            server.ldaps_url(),
+            "danger_skip_tls_verify = true".to_owned(),
+        ),
+    ];
+    for (url, table) in cases {
+        let connector = connector(&url, READER_DN, READER_PASSWORD, &table);
+        let db = crate::support::sqlite().await;
+        let report = sync_with(&db, connector.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{url} {table}: {e}"));
+        assert_eq!(report.counts.users_created, 1, "{url} {table}");
+    }
+    // Without the test CA the server's certificate is not trusted.
+    let untrusted = connector(&server.ldaps_url(), READER_DN, READER_PASSWORD, "");
+    let db = crate::support::sqlite().await;
+    let message = sync_with(&db, untrusted.as_ref())
+        .await
+        .expect_err("untrusted")
+        .to_string();
+    assert!(message.contains("cannot connect to"), "{message}");
+    assert!(Path::new(&server.ca_file()).exists());
+}
+
+#[tokio::test]
+async fn check_connect_reports_every_step() {
+    let group = format!(
+        "dn: cn=staff,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: staff\n\
+         member: uid=ann,ou=people,{SUFFIX}\n\n"
+    );
+    let Some(server) = start(&(person("ann", "title: only") + &group)) else {
+        return;
+    };
+    let connector = connector(
+        &server.url(),
+        READER_DN,
+        READER_PASSWORD,
+        &format!(
+            "starttls = true\nca_file = \"{}\"",
+            server.ca_file().display()
+        ),
+    );
+    let checks = connector.diagnose().await;
+    let steps: Vec<(&str, bool)> = checks.iter().map(|c| (c.check, c.ok)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("connect", true),
+            ("bind", true),
+            ("paged results", true),
+            ("server limits", true),
+            ("users base DN", true),
+            ("groups base DN", true),
+            ("list users", true),
+            ("list groups", true),
+            ("list group members", true),
+            ("operational attributes", true),
+        ],
+        "{checks:?}"
+    );
+}
+
+#[tokio::test]
+async fn overrides_an_inactive_filter_and_a_one_level_scope() {
+    let ldif = person("ann", "title: staff")
+        + &person("bob", "title: former")
+        + &format!(
+            "dn: ou=contractors,ou=people,{SUFFIX}\nobjectClass: organizationalUnit\n\
+             ou: contractors\n\n\
+             dn: uid=cid,ou=contractors,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\n\
+             uid: cid\ncn: cid\nsn: Example\nmail: cid@example.com\n\n"
+        );
+    let Some(server) = start(&ldif) else { return };
+    let table = "allow_insecure_ldap = true\ninactive_filter = \"(title=former)\"\n\
+                 [ldap.attributes]\nuser_name = \"mail\"";
+    let db = crate::support::sqlite().await;
+    let url = server.url();
+    let deep = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "");
+    sync_with(&db, deep.as_ref()).await.expect("sync");
+    let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            ("ann@example.com".to_owned(), true),
+            ("bob@example.com".to_owned(), false),
+            ("cid@example.com".to_owned(), true),
+        ])
+    );
+
+    // One level: the contractor below ou=contractors is no longer read, so removed.
+    let one = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "scope = \"one\"");
+    sync_with(&db, one.as_ref()).await.expect("sync");
+    let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["ann@example.com".to_owned(), "bob@example.com".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn incremental_reads_take_changes_and_notice_deletions() {
+    let ldif = people(5)
+        + &format!(
+            "dn: cn=team,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: team\n\
+             member: uid=user0000,ou=people,{SUFFIX}\n\
+             member: uid=user0001,ou=people,{SUFFIX}\n\n"
+        );
+    let Some(server) = start(&ldif) else { return };
+    assert!(
+        server.overlays.contains(&"syncprov"),
+        "contextCSN needs syncprov"
+    );
+    let connector = plain(&server.url(), "incremental = true");
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, connector.as_ref())
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"), "{first:?}");
+    assert_eq!(first.counts.users_created, 5);
+
+    server
+        .modify(&format!(
+            "dn: uid=user0002,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+             mail: changed@example.com\n\n\
+             dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n\n\
+             dn: cn=team,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\n\
+             member: uid=user0004,ou=people,{SUFFIX}\n\n\
+             dn: uid=newcomer,ou=people,{SUFFIX}\nchangetype: add\n\
+             objectClass: inetOrgPerson\nuid: newcomer\ncn: New Comer\nsn: Comer\n\
+             mail: newcomer@example.com\n"
+        ))
+        .expect("modify");
+    let second = sync_with(&db, connector.as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("delta"), "{second:?}");
+    // The changed user, the new one and the changed group; not the 3 others.
+    assert_eq!(second.records_read, 3, "{second:?}");
+    let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+    assert_eq!(
+        names,
+        ["newcomer", "user0000", "user0001", "user0002", "user0004"]
+            .map(str::to_owned)
+            .into()
+    );
+    assert_eq!(
+        effective(&db, "team").await,
+        ["user0000", "user0001", "user0004"]
+            .map(str::to_owned)
+            .into()
+    );
+    let changed = query::list_users(db.pool(), None, 100, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.user_name == "user0002")
+        .expect("user0002");
+    assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
+
+    // Nothing changed: a delta with nothing in it.
+    let third = sync_with(&db, connector.as_ref())
+        .await
+        .expect("third sync");
+    assert_eq!(third.read_mode, Some("delta"));
+    assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+}
