@@ -31,18 +31,17 @@ use crate::connectors::{ConnectorError, PullConnector};
 /// all come from this one list. A new pull kind is one line in `pull` (its name, its
 /// variant and its `[<kind>]` table type, which implements `KindTable`).
 ///
-/// Orders, as people see them: messages list the pull kinds, the planned ones, `scim`,
+/// Orders, as people see them: messages list the pull kinds, `scim`,
 /// then the built-in `file`; the "unknown field" message lists the connector file's keys
 /// with `file` first and `scim` last.
 macro_rules! connector_kinds {
     (
         built_in: $(#[$file_doc:meta])* $file:ident => $File:ident($file_raw:ty),
         pull: [$($(#[$doc:meta])* $name:ident => $Variant:ident($raw:ty),)*],
-        planned: [$($planned:ident),*],
     ) => {
         /// Every connector kind idsync knows of, in the order they are listed to people.
         const KINDS: &[&str] = &[
-            $(stringify!($name),)* $(stringify!($planned),)* "scim", stringify!($file)
+            $(stringify!($name),)* "scim", stringify!($file)
         ];
 
         /// The settings of one kind of connector.
@@ -121,12 +120,6 @@ macro_rules! connector_kinds {
                 #[serde(default)]
                 $name: Option<Spanned<$raw>>,
             )*
-            $(
-                #[doc = concat!("Settings for `kind = \"", stringify!($planned),
-                    "\"` (not available in this version).")]
-                #[serde(default)]
-                $planned: Option<Spanned<toml::Table>>,
-            )*
             /// Settings for `kind = "scim"` (all optional).
             #[serde(default)]
             scim: Option<Spanned<super::scim_tenant::RawScimSettings>>,
@@ -139,11 +132,6 @@ macro_rules! connector_kinds {
                 not_applicable(source, problems, kind, "scim", self.scim.as_ref());
                 not_applicable(source, problems, kind, stringify!($file), self.$file.as_ref());
                 $(not_applicable(source, problems, kind, stringify!($name), self.$name.as_ref());)*
-                $(
-                    not_applicable(
-                        source, problems, kind, stringify!($planned), self.$planned.as_ref(),
-                    );
-                )*
             }
 
             /// The settings of a pull kind from its table; `None` when `kind` names no
@@ -192,7 +180,6 @@ connector_kinds! {
         /// OpenLDAP, 389-ds).
         ldap => Ldap(crate::connectors::ldap::RawLdapSettings),
     ],
-    planned: [],
 }
 
 /// A resolved and checked connector.
