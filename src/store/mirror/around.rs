@@ -45,6 +45,25 @@ async fn in_one_statement(
     member_ids: &[String],
     also: &[String],
 ) -> Result<Vec<SourceGroup>, DbError> {
+    let Some((sql, binds)) = around_statement(conn, connector, member_ids, also) else {
+        return Ok(Vec::new());
+    };
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
+    rows.iter().map(decode).collect()
+}
+
+/// The recursive statement of [`in_one_statement`] and its values; `None` when there is
+/// nothing to start from.
+fn around_statement(
+    conn: &sqlx::AnyConnection,
+    connector: &str,
+    member_ids: &[String],
+    also: &[String],
+) -> Option<(String, Vec<String>)> {
     // Placeholders numbered in the order they appear, each bound once: the same text
     // serves SQLite's anonymous and PostgreSQL's numbered parameters.
     let mut binds: Vec<String> = Vec::new();
@@ -72,25 +91,25 @@ async fn in_one_statement(
         ));
     }
     if seeds.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let c1 = next(conn, connector);
     let c2 = next(conn, connector);
-    // UNION (not UNION ALL) drops ids already found, so a nesting cycle ends.
+    // UNION (not UNION ALL) drops ids already found, so a nesting cycle ends. The
+    // recursive step reads `around` first and looks each id up in the value index:
+    // SQLite honours a CROSS JOIN's order, and without it its planner walked every
+    // member row of the connector's groups once per id found (4.5 s instead of 12 ms
+    // for 200 changed users of 20,000 in `benches/sync_scale.rs`).
     let sql = format!(
         "WITH RECURSIVE around(id) AS ({seeds} \
-           UNION SELECT v.external_id FROM mirror_values v JOIN around ON v.value_key = around.id \
-           WHERE v.connector = {c1} AND v.resource = 'group' AND v.attr = 'members') \
+           UNION SELECT v.external_id FROM around CROSS JOIN mirror_values v \
+           WHERE v.value_key = around.id AND v.connector = {c1} AND v.resource = 'group' \
+           AND v.attr = 'members') \
          SELECT data FROM mirror_groups WHERE connector = {c2} \
          AND external_id IN (SELECT id FROM around)",
         seeds = seeds.join(" UNION "),
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for value in binds {
-        query = query.bind(value);
-    }
-    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
-    rows.iter().map(decode).collect()
+    Some((sql, binds))
 }
 
 async fn level_by_level(
@@ -139,4 +158,63 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<SourceGroup, DbError> {
         context: "decoding a mirror record",
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{AnyConnection, Connection, Row};
+
+    use super::*;
+
+    /// The query plan's lines for the statement over `member_ids` and `also`.
+    async fn plan(member_ids: &[String], also: &[String]) -> Vec<String> {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        let schema = include_str!("../../../migrations/sqlite/0009_mirror_values.sql");
+        sqlx::raw_sql(AssertSqlSafe(schema))
+            .execute(&mut conn)
+            .await
+            .expect("mirror_values");
+        sqlx::query(
+            "CREATE TABLE mirror_groups (connector TEXT NOT NULL, external_id TEXT NOT NULL, \
+             data TEXT NOT NULL, PRIMARY KEY (connector, external_id))",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("mirror_groups");
+        let (sql, binds) = around_statement(&conn, "hr", member_ids, also).expect("a statement");
+        let mut query = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&mut conn).await.expect("explain");
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(3).expect("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_recursive_step_looks_ids_up_in_the_value_index() {
+        let users: Vec<String> = (0..200).map(|i| format!("u{i}")).collect();
+        let groups: Vec<String> = (0..50).map(|i| format!("g{i}")).collect();
+        let lines = plan(&users, &groups).await;
+        let step = lines
+            .iter()
+            .position(|line| line == "RECURSIVE STEP")
+            .expect("a recursive step");
+        let after = &lines[step + 1..];
+        assert_eq!(
+            after.first().map(String::as_str),
+            Some("SCAN around"),
+            "{lines:#?}"
+        );
+        assert!(
+            after
+                .get(1)
+                .is_some_and(|line| line.starts_with("SEARCH v USING INDEX mirror_values_by_value")),
+            "{lines:#?}"
+        );
+    }
 }
