@@ -18,6 +18,8 @@ use idsync::db::Db;
 use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
+
+use crate::support::target_users;
 use idsync_testkit::slapd::{
     READER_DN, READER_PASSWORD, READER_SIZE_LIMIT, STRICT_DN, STRICT_PASSWORD, SUFFIX, Slapd,
 };
@@ -100,15 +102,6 @@ async fn sync_with(db: &Db, connector: &dyn PullConnector) -> Result<RunReport, 
         &NoProgress,
     )
     .await
-}
-
-async fn target_users(db: &Db) -> Vec<(String, bool)> {
-    query::list_users(db.pool(), None, 100_000, 0)
-        .await
-        .expect("list users")
-        .into_iter()
-        .map(|u| (u.user_name, u.active))
-        .collect()
 }
 
 async fn effective(db: &Db, group: &str) -> BTreeSet<String> {

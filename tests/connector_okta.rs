@@ -18,7 +18,7 @@ use crate::support::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, UserStatus,
 };
 use crate::support::fake_okta::{self, FakeAuth, FakeOkta, OktaOptions};
-use crate::support::sqlite;
+use crate::support::{sqlite, target_users};
 
 const CONNECTOR: &str = "okta";
 
@@ -44,16 +44,6 @@ async fn run_ok(db: &Db, connector: &dyn PullConnector) -> RunReport {
 
 async fn counts(db: &Db) -> (i64, i64, i64, i64) {
     query::table_counts(db.pool()).await.expect("counts")
-}
-
-/// (user name, active) of every target user, by name.
-async fn users(db: &Db) -> Vec<(String, bool)> {
-    query::list_users(db.pool(), None, 100_000, 0)
-        .await
-        .expect("list users")
-        .into_iter()
-        .map(|u| (u.user_name, u.active))
-        .collect()
 }
 
 async fn members(db: &Db, group: &str) -> Vec<String> {
@@ -208,7 +198,7 @@ async fn a_full_read_over_many_pages_lands_in_the_target() {
         "nested groups are not served"
     );
     assert_eq!(effective, memberships);
-    let listed = users(&db).await;
+    let listed = target_users(&db).await;
     assert_eq!(listed.iter().filter(|(_, a)| !a).count(), n_inactive);
     assert!(
         !listed.iter().any(|(n, _)| n == "user000003@example.com"),
@@ -379,7 +369,7 @@ async fn a_failing_last_page_changes_nothing() {
         let db = sqlite().await;
         let good = start(small(), Knobs::default()).await;
         run_ok(&db, &admin(&good)).await;
-        let before = (counts(&db).await, users(&db).await);
+        let before = (counts(&db).await, target_users(&db).await);
         let saved = checkpoint(&db).await;
 
         let mut changed = small();
@@ -399,7 +389,7 @@ async fn a_failing_last_page_changes_nothing() {
         let text = error.to_string();
         assert!(text.contains("HTTP 500"), "{listing:?}: {text}");
         assert_eq!(
-            (counts(&db).await, users(&db).await),
+            (counts(&db).await, target_users(&db).await),
             before,
             "{listing:?}: nothing changed"
         );
@@ -591,7 +581,7 @@ async fn skipped_statuses_stay_out_and_leave_when_they_change() {
     assert_eq!(report.read_mode, Some("delta"));
     assert_eq!(report.counts.users_disabled, 1);
     assert_eq!(
-        users(&db).await,
+        target_users(&db).await,
         vec![
             ("alice@example.com".to_string(), false),
             ("bob@example.com".to_string(), true),

@@ -185,3 +185,13 @@ fn database_name_is_replaced_in_urls() {
         "postgres://127.0.0.1/x"
     );
 }
+
+/// (user name, active) of every target user, by name.
+pub async fn target_users(db: &Db) -> Vec<(String, bool)> {
+    idsync::target::query::list_users(db.pool(), None, 100_000, 0)
+        .await
+        .expect("list users")
+        .into_iter()
+        .map(|u| (u.user_name, u.active))
+        .collect()
+}
