@@ -474,7 +474,7 @@ pub async fn select_in(
 ) -> Result<Vec<AnyRow>, DbError> {
     let mut rows = Vec::new();
     for chunk in keys.chunks(KEYS_PER_SELECT) {
-        let statement = Statement::where_in(conn, select, leading, key_column, chunk);
+        let statement = Statement::where_in(conn, select, leading.as_slice(), key_column, chunk);
         rows.extend(
             statement
                 .query()
@@ -486,12 +486,12 @@ pub async fn select_in(
     Ok(rows)
 }
 
-/// Runs `DELETE FROM <table> WHERE <filter_column> = <bind> AND <key_column> IN (...)` over
-/// `keys` in chunks; without a filter, just the `IN`.
+/// Runs `DELETE FROM <table> WHERE <column> = <bind> AND ... <key_column> IN (...)` over
+/// `keys` in chunks, one equality per `filter` entry; without a filter, just the `IN`.
 pub async fn delete_in(
     conn: &mut AnyConnection,
     table: &str,
-    filter: Option<(&str, &str)>,
+    filter: &[(&str, &str)],
     key_column: &str,
     keys: &[String],
     context: &'static str,

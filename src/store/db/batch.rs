@@ -54,13 +54,13 @@ impl Batch {
         self.statements.extend(statements);
     }
 
-    /// Adds `DELETE FROM <table> WHERE [<column> = <value> AND] <key_column> IN (...)` over
-    /// `keys`, chunked as [`delete_in`](super::delete_in) chunks them.
+    /// Adds `DELETE FROM <table> WHERE [<column> = <value> AND ...] <key_column> IN (...)`
+    /// over `keys`, chunked as [`delete_in`](super::delete_in) chunks them.
     pub fn delete_in(
         &mut self,
         conn: &AnyConnection,
         table: &str,
-        filter: Option<(&str, &str)>,
+        filter: &[(&str, &str)],
         key_column: &str,
         keys: &[String],
     ) {

@@ -46,49 +46,52 @@ impl Statement {
         })
     }
 
-    /// `<head> WHERE [<leading><param> AND] <key_column> IN (...)` over `keys` (one chunk).
-    /// `leading` is a condition ending in an operator, such as `("connector = ", id)`,
-    /// bound first.
+    /// `<head> WHERE [<leading><param> AND ...] <key_column> IN (...)` over `keys` (one
+    /// chunk). Each leading condition ends in an operator, such as `("connector = ", id)`,
+    /// and is bound before the keys.
     pub(super) fn where_in(
         conn: &AnyConnection,
         head: &str,
-        leading: Option<(&str, &str)>,
+        leading: &[(&str, &str)],
         key_column: &str,
         keys: &[String],
     ) -> Statement {
         let mut sql = format!("{head} WHERE ");
-        let mut values = Vec::with_capacity(keys.len() + 1);
-        let first_key = match leading {
-            Some((condition, value)) => {
-                sql.push_str(&format!("{condition}{} AND ", param(conn, 1)));
-                values.push(Val::Text(value.to_string()));
-                2
-            }
-            None => 1,
-        };
+        let mut values = Vec::with_capacity(keys.len() + leading.len());
+        for (condition, value) in leading {
+            values.push(Val::Text(value.to_string()));
+            sql.push_str(&format!("{condition}{} AND ", param(conn, values.len())));
+        }
         sql.push_str(&format!(
             "{key_column} IN ({})",
-            placeholders(conn, first_key, keys.len())
+            placeholders(conn, values.len() + 1, keys.len())
         ));
         values.extend(keys.iter().map(|k| Val::Text(k.clone())));
         Statement { sql, values }
     }
 
-    /// `DELETE FROM <table> WHERE [<column> = <value> AND] <key_column> IN (...)` over
+    /// `DELETE FROM <table> WHERE [<column> = <value> AND ...] <key_column> IN (...)` over
     /// `keys` (one chunk).
     pub(super) fn delete_in(
         conn: &AnyConnection,
         table: &str,
-        filter: Option<(&str, &str)>,
+        filter: &[(&str, &str)],
         key_column: &str,
         keys: &[String],
     ) -> Statement {
-        let condition = filter.map(|(column, value)| (format!("{column} = "), value));
-        let leading = condition.as_ref().map(|(c, value)| (c.as_str(), *value));
+        let conditions: Vec<String> = filter
+            .iter()
+            .map(|(column, _)| format!("{column} = "))
+            .collect();
+        let leading: Vec<(&str, &str)> = conditions
+            .iter()
+            .zip(filter)
+            .map(|(condition, (_, value))| (condition.as_str(), *value))
+            .collect();
         Statement::where_in(
             conn,
             &format!("DELETE FROM {table}"),
-            leading,
+            &leading,
             key_column,
             keys,
         )

@@ -315,9 +315,9 @@ async fn delete<T>(
     let mut batch = Batch::new("removing indexed values");
     values::delete(&mut batch, conn, layout.resource, connector, ids);
     batch.execute(conn).await?;
-    let filter = Some(("connector", connector));
     let table = layout.resource.table();
-    delete_in(conn, table, filter, "external_id", ids, layout.removing).await
+    let filter = [("connector", connector)];
+    delete_in(conn, table, &filter, "external_id", ids, layout.removing).await
 }
 
 /// A record from its stored JSON.

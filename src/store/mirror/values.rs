@@ -14,7 +14,7 @@
 use serde_json::{Map, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Batch, Context, Db, DbError, Val, param, placeholders};
+use crate::db::{Batch, Context, Db, DbError, Val, param};
 use crate::model::{MemberKind, SourceGroup, SourceUser};
 
 use super::query::Resource;
@@ -148,9 +148,6 @@ pub(crate) fn group_elements(group: &SourceGroup) -> Vec<Element> {
         .collect()
 }
 
-/// Rows bound per `DELETE … IN (…)` statement.
-const IDS_PER_DELETE: usize = 1_000;
-
 /// A record's external id and its indexed elements.
 pub(crate) type IndexedRecord = (String, Vec<Element>);
 
@@ -162,20 +159,11 @@ pub(crate) fn delete(
     connector: &str,
     ids: &[String],
 ) {
-    for chunk in ids.chunks(IDS_PER_DELETE) {
-        let sql = format!(
-            "DELETE FROM mirror_values WHERE connector = {} AND resource = {} \
-             AND external_id IN ({})",
-            param(conn, 1),
-            param(conn, 2),
-            placeholders(conn, 3, chunk.len())
-        );
-        let mut values = Vec::with_capacity(chunk.len() + 2);
-        values.push(Val::Text(connector.to_string()));
-        values.push(Val::Text(resource_key(resource).to_string()));
-        values.extend(chunk.iter().map(|id| Val::Text(id.clone())));
-        batch.push(sql, values);
-    }
+    let filter = [
+        ("connector", connector),
+        ("resource", resource_key(resource)),
+    ];
+    batch.delete_in(conn, "mirror_values", &filter, "external_id", ids);
 }
 
 /// Replaces the index rows of the given records: (external id, its elements), added to

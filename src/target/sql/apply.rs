@@ -162,9 +162,9 @@ pub async fn apply_plan(
     let removed_ids: Vec<String> = plan.user_removals.iter().map(|r| r.id.clone()).collect();
     match plan.on_remove.unwrap_or(OnRemove::Disable) {
         OnRemove::Delete => {
-            batch.delete_in(conn, "memberships", None, "member_id", &removed_ids);
-            batch.delete_in(conn, "effective_memberships", None, "user_id", &removed_ids);
-            batch.delete_in(conn, "users", None, "id", &removed_ids);
+            batch.delete_in(conn, "memberships", &[], "member_id", &removed_ids);
+            batch.delete_in(conn, "effective_memberships", &[], "user_id", &removed_ids);
+            batch.delete_in(conn, "users", &[], "id", &removed_ids);
         }
         OnRemove::Disable => {
             for chunk in removed_ids.chunks(500) {
@@ -188,16 +188,16 @@ pub async fn apply_plan(
 
     batch.flush_if_large(conn).await?;
     let deleted_groups: Vec<String> = plan.group_deletes.iter().map(|r| r.id.clone()).collect();
-    batch.delete_in(conn, "memberships", None, "group_id", &deleted_groups);
-    batch.delete_in(conn, "memberships", None, "member_id", &deleted_groups);
+    batch.delete_in(conn, "memberships", &[], "group_id", &deleted_groups);
+    batch.delete_in(conn, "memberships", &[], "member_id", &deleted_groups);
     batch.delete_in(
         conn,
         "effective_memberships",
-        None,
+        &[],
         "group_id",
         &deleted_groups,
     );
-    batch.delete_in(conn, "groups", None, "id", &deleted_groups);
+    batch.delete_in(conn, "groups", &[], "id", &deleted_groups);
 
     push_updates(
         &mut batch,
@@ -425,7 +425,7 @@ pub async fn sync_effective_for_users(
         delete_in(
             conn,
             "effective_memberships",
-            Some(("group_id", &group_id)),
+            &[("group_id", &group_id)],
             "user_id",
             &users,
             CTX,
