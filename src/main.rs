@@ -419,8 +419,17 @@ async fn run(cli: Cli) -> Result<u8> {
             run.record_override(&db, &connector, "sync").await?;
             let progress = ProgressDisplay::new(interactive, &connector);
             let options = run.options(false);
-            let result =
-                sync::sync(&db, &connector, mapping, pull.as_ref(), options, &progress).await;
+            let directory = config.engine.target.directory();
+            let result = sync::sync_to(
+                &db,
+                &*directory,
+                &connector,
+                mapping,
+                pull.as_ref(),
+                options,
+                &progress,
+            )
+            .await;
             progress.finish();
             db.close().await;
             report_run(result, run.format)
@@ -453,7 +462,9 @@ async fn run(cli: Cli) -> Result<u8> {
                     connector_config.settings,
                     idsync::config::ConnectorSettings::Scim(_)
                 ));
-                let result = sync::reconcile(&db, &id, mapping, options, &progress).await;
+                let directory = config.engine.target.directory();
+                let result =
+                    sync::reconcile_to(&db, &*directory, &id, mapping, options, &progress).await;
                 progress.finish();
                 let code = match report_run(result, run.format) {
                     Ok(code) => code,

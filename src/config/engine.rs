@@ -53,6 +53,8 @@ pub struct EngineConfig {
     /// a relative sqlite path is made absolute. May hold a password, hence
     /// secret.
     pub database_url: SecretString,
+    /// The directory runs write to (`[target] kind` and `[target.ldap]`).
+    pub target: crate::target::TargetKind,
     /// Address the SCIM server listens on (`[scim] listen`).
     pub scim_listen: SocketAddr,
     /// The SCIM server's limits (the rest of `[scim]`).
@@ -158,6 +160,11 @@ struct RawTarget {
     /// `{ file = "path" }` when it carries a password.
     /// Default: `sqlite://idsync.db`.
     database_url: Spanned<StringOrSecret>,
+    /// `sql` (the target tables of the database above) or `ldap` (an LDAP server, set in
+    /// `[target.ldap]`; the engine's state stays in the database). Default: sql.
+    kind: Option<Spanned<String>>,
+    /// `[target.ldap]`: the LDAP target.
+    ldap: Option<Spanned<crate::target::ldap::RawLdapTarget>>,
 }
 
 /// `[admin]` in `idsync.toml`.
@@ -244,6 +251,8 @@ impl Default for RawTarget {
     fn default() -> Self {
         RawTarget {
             database_url: defaulted(StringOrSecret::Plain("sqlite://idsync.db".to_owned())),
+            kind: None,
+            ldap: None,
         }
     }
 }
@@ -299,6 +308,43 @@ impl Default for RawSafety {
     }
 }
 
+/// `[target] kind` and its table.
+fn target_kind(
+    source: &Source<'_>,
+    base_dir: &Path,
+    raw: &RawTarget,
+    problems: &mut Problems,
+) -> crate::target::TargetKind {
+    use crate::target::TargetKind;
+    let kind = raw.kind.as_ref().map(|k| (k, k.get_ref().trim()));
+    match (kind, &raw.ldap) {
+        (None | Some((_, "sql")), None) => TargetKind::Sql,
+        (None | Some((_, "sql")), Some(table)) => {
+            let message = "[target.ldap] is set but `kind` is not \"ldap\": set kind = \"ldap\" \
+                           or remove the table";
+            source.report(problems, table, "target.ldap", message);
+            TargetKind::Sql
+        }
+        (Some((_, "ldap")), Some(table)) => {
+            match crate::target::ldap::settings::check(table, source, base_dir, problems) {
+                Some(settings) => TargetKind::Ldap(Box::new(settings)),
+                None => TargetKind::Sql,
+            }
+        }
+        (Some((spanned, "ldap")), None) => {
+            let message = "kind = \"ldap\" needs a [target.ldap] table with `url`, `bind_dn`, \
+                           `bind_password`, `users_dn` and `groups_dn`";
+            source.report(problems, spanned, "target.kind", message);
+            TargetKind::Sql
+        }
+        (Some((spanned, other)), _) => {
+            let message = format!("unknown target kind `{other}` (expected \"sql\" or \"ldap\")");
+            source.report(problems, spanned, "target.kind", message);
+            TargetKind::Sql
+        }
+    }
+}
+
 /// Reads and checks `idsync.toml`, recording problems.
 ///
 /// Always returns settings, so the rest of the tree can still be checked:
@@ -336,6 +382,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
             SecretString::default()
         }
     };
+    let target = target_kind(source, base_dir, &raw.target, problems);
     let scim_listen = listen_address(source, problems, &raw.scim.listen, "scim.listen");
     let scim_options = scim_options(source, problems, &raw.scim);
     let admin_listen = listen_address(source, problems, &raw.admin.listen, "admin.listen");
@@ -414,6 +461,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
     .map(|(value, key)| crate::pipeline::settings::checked_percent(source, problems, value, key));
     EngineConfig {
         database_url,
+        target,
         scim_listen,
         scim_options,
         admin_listen,

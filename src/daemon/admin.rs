@@ -362,7 +362,9 @@ async fn confirm(
             "applying the SCIM tenant's hold",
         )
         .await;
-        return match sync::reconcile(&state.db, &id, mapping, options, &NoProgress).await {
+        let directory = state.config.engine.target.directory();
+        let run = sync::reconcile_to(&state.db, &*directory, &id, mapping, options, &NoProgress);
+        return match run.await {
             Ok(report) => {
                 super::run_metrics::record_run(&id, &report);
                 axum::Json(json!({"connector": id, "report": report})).into_response()

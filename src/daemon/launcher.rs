@@ -122,8 +122,9 @@ impl Launcher {
         );
         let mapping = self.config.mapping_for(config);
         let started = Instant::now();
-        let result = sync::sync(
+        let result = sync::sync_to(
             &self.db,
+            &*self.config.engine.target.directory(),
             connector,
             mapping,
             pull.as_ref(),

@@ -56,6 +56,11 @@ pub(super) async fn apply(
             }
         }
     }
+    if !ctx.options.dry_run {
+        directory
+            .converge(conn, id, &plan, staged.scope.is_none())
+            .await?;
+    }
     let mut state = staged.state;
     // With conflicts left, the target has not fully caught up: the next run projects
     // again, so a name freed meanwhile (by another connector, or by a rename of this run)

@@ -25,7 +25,7 @@ mod read;
 pub mod sample;
 mod scope;
 
-pub use push::{PushedChange, apply_pushed};
+pub use push::{PushedChange, apply_pushed, apply_pushed_to};
 
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
@@ -35,7 +35,7 @@ use crate::connectors::{ConnectorError, PullConnector};
 use crate::db::{Db, DbError, WriteTx};
 use crate::pipeline::plan::{Conflict, PlanCounts};
 use crate::store::runs::{self, Outcome, RunEnd};
-use crate::target::{DirectoryError, SqlDirectory};
+use crate::target::{Directory, DirectoryError, SqlDirectory};
 use context::{RunContext, Staged};
 
 /// The target of every log line of a run, whichever phase writes it: log filters and the
@@ -131,9 +131,32 @@ impl From<DirectoryError> for SyncError {
     }
 }
 
-/// Reads `connector` and applies what changed.
+/// Reads `connector` and applies what changed, into the SQL target (what the tests and
+/// benches run; `idsync` itself runs [`sync_to`] with the configured target).
 pub async fn sync(
     db: &Db,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    connector: &dyn PullConnector,
+    options: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, SyncError> {
+    sync_to(
+        db,
+        &SqlDirectory,
+        connector_id,
+        mapping,
+        connector,
+        options,
+        progress,
+    )
+    .await
+}
+
+/// Reads `connector` and applies what changed to `directory`.
+pub async fn sync_to(
+    db: &Db,
+    directory: &dyn Directory,
     connector_id: &str,
     mapping: &MappingConfig,
     connector: &dyn PullConnector,
@@ -148,7 +171,7 @@ pub async fn sync(
     );
     async move {
         let run_id = start(db, connector_id, "sync", options).await?;
-        let ctx = RunContext::new(connector_id, mapping, options, &SqlDirectory);
+        let ctx = RunContext::new(connector_id, mapping, options, directory);
         let result = read_and_apply(db, &ctx, connector, progress, run_id).await;
         finish(db, run_id, connector_id, options, result).await
     }
@@ -156,9 +179,22 @@ pub async fn sync(
     .await
 }
 
-/// Re-projects the stored mirror of `connector_id` through its mapping, fetching nothing.
+/// Re-projects the stored mirror of `connector_id` through its mapping, fetching nothing,
+/// into the SQL target (see [`sync`]).
 pub async fn reconcile(
     db: &Db,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    options: RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, SyncError> {
+    reconcile_to(db, &SqlDirectory, connector_id, mapping, options, progress).await
+}
+
+/// Re-projects the stored mirror of `connector_id` into `directory`, fetching nothing.
+pub async fn reconcile_to(
+    db: &Db,
+    directory: &dyn Directory,
     connector_id: &str,
     mapping: &MappingConfig,
     options: RunOptions,
@@ -171,7 +207,7 @@ pub async fn reconcile(
     );
     async move {
         let run_id = start(db, connector_id, "reconcile", options).await?;
-        let ctx = RunContext::new(connector_id, mapping, options, &SqlDirectory);
+        let ctx = RunContext::new(connector_id, mapping, options, directory);
         let result = async {
             let mut tx = db.begin_write().await?;
             lock_connector(&mut tx, connector_id).await?;

@@ -45,11 +45,22 @@ pub async fn apply_pushed(
     mapping: &MappingConfig,
     change: PushedChange,
 ) -> Result<RunReport, SyncError> {
+    apply_pushed_to(tx, &SqlDirectory, connector_id, mapping, change).await
+}
+
+/// [`apply_pushed`] into `directory`.
+pub async fn apply_pushed_to(
+    tx: &mut WriteTx,
+    directory: &dyn crate::target::Directory,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    change: PushedChange,
+) -> Result<RunReport, SyncError> {
     let options = RunOptions {
         inactive_is_removal: true,
         ..RunOptions::default()
     };
-    let ctx = RunContext::new(connector_id, mapping, options, &SqlDirectory);
+    let ctx = RunContext::new(connector_id, mapping, options, directory);
     let staged = staged(&ctx, change);
     project_and_apply(tx, &ctx, &NoProgress, staged).await
 }

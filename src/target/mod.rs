@@ -1,13 +1,15 @@
 //! The target directory: the users, groups and memberships the mappings project into.
 //! The engine reaches it through [`Directory`] (what a run reads and writes) and
 //! [`query::DirectoryReads`] (what the CLI lists); [`sql`] is the first implementation,
-//! over the engine's own database. The record of runs ([`runs`]) is engine state, not part
+//! over the engine's own database, and [`ldap`] writes an LDAP server with those tables
+//! as its record. The record of runs ([`runs`]) is engine state, not part
 //! of the directory.
 //!
 //! Every call takes the run's transaction. The SQL directory writes in it, so that a run
-//! changes mirror and target together or not at all; a directory elsewhere (LDAP) would
-//! keep its own bookkeeping there and make its writes safe to repeat.
+//! changes mirror and target together or not at all; a directory elsewhere (LDAP) keeps
+//! its record there and makes its writes safe to repeat ([`Directory::converge`]).
 
+pub mod ldap;
 pub mod query;
 pub mod sql;
 
@@ -19,6 +21,7 @@ use sqlx::AnyConnection;
 use crate::db::DbError;
 use crate::pipeline::plan::{Current, Effective, ForeignNames, NamedGroup, NewIds, Plan};
 
+pub use ldap::LdapDirectory;
 pub use sql::SqlDirectory;
 
 /// Why the target directory could not be read or written.
@@ -131,6 +134,50 @@ pub trait Directory: NewIds {
         update: EffectiveUpdate<'_>,
         managed: &HashSet<String>,
     ) -> Result<(), DirectoryError>;
+
+    /// Brings a directory kept outside the engine's database in line with the target
+    /// tables, once a plan has been applied to them (`full`: a plan over the whole
+    /// connector, not only changed users). Never called on a dry run. The SQL directory
+    /// is the tables, so it has nothing to do.
+    async fn converge(
+        &self,
+        _tx: &mut AnyConnection,
+        _connector: &str,
+        _plan: &Plan,
+        _full: bool,
+    ) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+}
+
+/// Which directory the target is (`[target] kind`).
+#[derive(Debug, Clone, Default)]
+pub enum TargetKind {
+    /// The target tables of the engine's database.
+    #[default]
+    Sql,
+    /// An LDAP server, with the tables as its record.
+    Ldap(Box<ldap::LdapTargetSettings>),
+}
+
+impl TargetKind {
+    /// The directory runs write to.
+    pub fn directory(&self) -> std::sync::Arc<dyn Directory> {
+        match self {
+            TargetKind::Sql => std::sync::Arc::new(SqlDirectory),
+            TargetKind::Ldap(settings) => {
+                std::sync::Arc::new(LdapDirectory::new((**settings).clone()))
+            }
+        }
+    }
+
+    /// `sql` or `ldap`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetKind::Sql => "sql",
+            TargetKind::Ldap(_) => "ldap",
+        }
+    }
 }
 
 #[cfg(test)]

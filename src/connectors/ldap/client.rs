@@ -5,6 +5,7 @@
 //! followed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ldap3::asn1::{StructureTag, parse_tag, parse_uint};
@@ -17,6 +18,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use super::directory::{Directory, Entry, LdapReadError, Page, Scope, SearchRequest};
 use super::settings::{LdapSettings, Transport};
+use crate::spec::SecretString;
 
 /// The Simple Paged Results control's OID (RFC 2696; also in the root DSE's
 /// `supportedControl` of a server that offers it).
@@ -45,29 +47,19 @@ impl Session {
         Ok(session)
     }
 
+    /// A session over a connection made (and bound) elsewhere.
+    pub fn over(ldap: Ldap, timeout: Duration) -> Session {
+        Session {
+            ldap,
+            timeout,
+            prefetch: None,
+        }
+    }
+
     /// Connects (TCP, TLS or StartTLS) without binding.
     pub async fn connect(settings: &LdapSettings) -> Result<Session, LdapReadError> {
-        let transport = &settings.transport;
-        let connect_error = |message: String| LdapReadError::Connect {
-            url: transport.url.clone(),
-            message,
-        };
-        let mut conn_settings = LdapConnSettings::new()
-            .set_conn_timeout(settings.timeout)
-            .set_starttls(transport.starttls);
-        if !transport.plain {
-            conn_settings = conn_settings.set_config(tls_config(transport).map_err(connect_error)?);
-        }
-        let (conn, ldap) = LdapConnAsync::with_settings(conn_settings, &transport.url)
-            .await
-            .map_err(|err| connect_error(err.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(err) = conn.drive().await {
-                tracing::debug!(kind = super::KIND, "connection ended: {err}");
-            }
-        });
         Ok(Session {
-            ldap,
+            ldap: connect(&settings.transport, settings.timeout).await?,
             timeout: settings.timeout,
             prefetch: None,
         })
@@ -81,13 +73,7 @@ impl Session {
                 dn: settings.bind_dn.clone(),
                 message: format!("the bind password is not available: {reason}"),
             })?;
-        let result = self
-            .ldap
-            .with_timeout(self.timeout)
-            .simple_bind(&settings.bind_dn, password.expose())
-            .await
-            .map_err(transport_error)?;
-        bind_outcome(result.rc, &result.text, &settings.bind_dn)
+        simple_bind(&mut self.ldap, self.timeout, &settings.bind_dn, password).await
     }
 
     /// Unbinds (best effort: the read is over either way).
@@ -95,6 +81,45 @@ impl Session {
         self.prefetch = None;
         let _ = self.ldap.unbind().await;
     }
+}
+
+/// Connects to `transport` (TCP, TLS or StartTLS) without binding; the connection is
+/// driven by a task of its own until the handle is dropped or unbound.
+pub async fn connect(transport: &Transport, timeout: Duration) -> Result<Ldap, LdapReadError> {
+    let connect_error = |message: String| LdapReadError::Connect {
+        url: transport.url.clone(),
+        message,
+    };
+    let mut conn_settings = LdapConnSettings::new()
+        .set_conn_timeout(timeout)
+        .set_starttls(transport.starttls);
+    if !transport.plain {
+        conn_settings = conn_settings.set_config(tls_config(transport).map_err(connect_error)?);
+    }
+    let (conn, ldap) = LdapConnAsync::with_settings(conn_settings, &transport.url)
+        .await
+        .map_err(|err| connect_error(err.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(err) = conn.drive().await {
+            tracing::debug!(kind = super::KIND, "connection ended: {err}");
+        }
+    });
+    Ok(ldap)
+}
+
+/// A simple bind as `dn`.
+pub async fn simple_bind(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    dn: &str,
+    password: &SecretString,
+) -> Result<(), LdapReadError> {
+    let result = ldap
+        .with_timeout(timeout)
+        .simple_bind(dn, password.expose())
+        .await
+        .map_err(transport_error)?;
+    bind_outcome(result.rc, &result.text, dn)
 }
 
 /// A bind's result code as an outcome.
@@ -126,7 +151,7 @@ fn bind_message(rc: u32, text: &str) -> String {
 }
 
 /// A failure of the connection itself (dropped, timed out, TLS).
-fn transport_error(err: LdapError) -> LdapReadError {
+pub(crate) fn transport_error(err: LdapError) -> LdapReadError {
     LdapReadError::Transport(err.to_string())
 }
 

@@ -16,9 +16,9 @@
 //! (`changes.rs`).
 
 mod changes;
-mod client;
+pub(crate) mod client;
 mod diagnose;
-mod directory;
+pub(crate) mod directory;
 pub mod dn;
 pub mod guid;
 mod presets;
@@ -37,6 +37,7 @@ pub use settings::{
     LDAP_DEFAULT_PAGE_SIZE, LDAP_DEFAULT_TIMEOUT_SECONDS, LDAP_MAX_PAGE_SIZE, LdapSettings,
     RawLdapSettings,
 };
+pub use settings::{RawTransport, Transport, check_transport};
 
 const KIND: &str = "ldap";
 

@@ -191,7 +191,20 @@ pub(super) fn check(
 ) -> Option<LdapSettings> {
     let (source, raw) = (context.source, table.get_ref());
     let before = problems.len();
-    let transport = check_transport(raw, context, problems);
+    let transport = check_transport(
+        RawTransport {
+            table: "ldap",
+            dns_go_in: "the base DNs go in [ldap.users] and [ldap.groups]",
+            url: &raw.url,
+            starttls: raw.starttls.as_ref(),
+            ca_file: raw.ca_file.as_ref(),
+            danger_skip_tls_verify: raw.danger_skip_tls_verify,
+            allow_insecure_ldap: raw.allow_insecure_ldap,
+        },
+        source,
+        context.base_dir,
+        problems,
+    );
     if dn::normalize(raw.bind_dn.get_ref()).is_none() {
         source.report(problems, &raw.bind_dn, "ldap.bind_dn", "is not a DN");
     }
@@ -283,39 +296,51 @@ pub(super) fn check(
     })
 }
 
+/// The connection keys of an LDAP table (a connector's `[ldap]` or the LDAP target's
+/// `[target.ldap]`), as [`check_transport`] reads them.
+pub struct RawTransport<'a> {
+    /// The table's key path in messages: `ldap` or `target.ldap`.
+    pub table: &'a str,
+    /// Where the DNs go instead of the URL's path (the message of a URL that has one).
+    pub dns_go_in: &'a str,
+    pub url: &'a Spanned<String>,
+    pub starttls: Option<&'a Spanned<bool>>,
+    pub ca_file: Option<&'a Spanned<String>>,
+    pub danger_skip_tls_verify: bool,
+    pub allow_insecure_ldap: bool,
+}
+
 /// The URL, StartTLS, CA file and the two insecure options.
-fn check_transport(
-    raw: &RawLdapSettings,
-    context: &SettingsContext<'_>,
+pub fn check_transport(
+    raw: RawTransport<'_>,
+    source: &Source<'_>,
+    base_dir: &std::path::Path,
     problems: &mut Problems,
 ) -> Option<Transport> {
-    let source = context.source;
+    let key = |name: &str| format!("{}.{name}", raw.table);
     let text = raw.url.get_ref().trim();
-    let starttls = raw.starttls.as_ref().is_some_and(|s| *s.get_ref());
+    let starttls = raw.starttls.is_some_and(|s| *s.get_ref());
     let url = match url::Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "ldap" | "ldaps") && url.host_str().is_some() => url,
         Ok(_) => {
             let message = format!("`{text}` must be an ldaps:// or ldap:// URL with a host");
-            source.report(problems, &raw.url, "ldap.url", message);
+            source.report(problems, raw.url, &key("url"), message);
             return None;
         }
         Err(err) => {
             let message = format!("`{text}` is not a URL: {err}");
-            source.report(problems, &raw.url, "ldap.url", message);
+            source.report(problems, raw.url, &key("url"), message);
             return None;
         }
     };
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-        let message = format!(
-            "`{text}` must name only the server (the base DNs go in [ldap.users] and \
-             [ldap.groups])"
-        );
-        source.report(problems, &raw.url, "ldap.url", message);
+        let message = format!("`{text}` must name only the server ({})", raw.dns_go_in);
+        source.report(problems, raw.url, &key("url"), message);
     }
     let ldaps = url.scheme() == "ldaps";
-    if ldaps && let Some(flag) = raw.starttls.as_ref().filter(|s| *s.get_ref()) {
+    if ldaps && let Some(flag) = raw.starttls.filter(|s| *s.get_ref()) {
         let message = "StartTLS applies to ldap:// URLs; an ldaps:// URL is TLS from the start";
-        source.report(problems, flag, "ldap.starttls", message);
+        source.report(problems, flag, &key("starttls"), message);
     }
     let plain = !ldaps && !starttls;
     if plain {
@@ -326,25 +351,25 @@ fn check_transport(
                  `starttls = true` or use ldaps:// (plain ldap is allowed only for loopback \
                  hosts, with allow_insecure_ldap = true)"
             );
-            source.report(problems, &raw.url, "ldap.url", message);
+            source.report(problems, raw.url, &key("url"), message);
         }
     }
-    let ca_certs = match &raw.ca_file {
+    let ca_certs = match raw.ca_file {
         None => None,
         Some(file) => {
-            let path = crate::spec::path::resolve(context.base_dir, file.get_ref().trim().as_ref());
+            let path = crate::spec::path::resolve(base_dir, file.get_ref().trim().as_ref());
             let certs: Result<Vec<_>, _> =
                 CertificateDer::pem_file_iter(&path).and_then(|certs| certs.collect());
             match certs {
                 Ok(certs) if !certs.is_empty() => Some(certs),
                 Ok(_) => {
                     let message = format!("{} holds no PEM certificate", path.display());
-                    source.report(problems, file, "ldap.ca_file", message);
+                    source.report(problems, file, &key("ca_file"), message);
                     None
                 }
                 Err(err) => {
                     let message = format!("cannot read {}: {err}", path.display());
-                    source.report(problems, file, "ldap.ca_file", message);
+                    source.report(problems, file, &key("ca_file"), message);
                     None
                 }
             }

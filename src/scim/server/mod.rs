@@ -53,6 +53,8 @@ pub struct Tenant {
     pub max_removals: u64,
     /// Requests that recorded removals (to prune old records now and then).
     removal_writes: std::sync::atomic::AtomicU64,
+    /// The directory its writes are projected into (`[target]`).
+    pub target: crate::target::TargetKind,
 }
 
 impl Tenant {
@@ -64,6 +66,7 @@ impl Tenant {
             max_removals: settings.max_removals.unwrap_or(mapping.max_deletes),
             limiter: governor::RateLimiter::direct(quota),
             removal_writes: std::sync::atomic::AtomicU64::new(0),
+            target: crate::target::TargetKind::Sql,
             settings,
             mapping,
         }
@@ -109,11 +112,10 @@ impl ScimServer {
             .values()
             .filter(|c| c.enabled)
             .filter_map(|c| match &c.settings {
-                ConnectorSettings::Scim(settings) => Some(Tenant::new(
-                    &c.id,
-                    settings.clone(),
-                    config.mapping_for(c).clone(),
-                )),
+                ConnectorSettings::Scim(settings) => Some(Tenant {
+                    target: config.engine.target.clone(),
+                    ..Tenant::new(&c.id, settings.clone(), config.mapping_for(c).clone())
+                }),
                 _ => None,
             })
             .collect()

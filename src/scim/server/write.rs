@@ -137,8 +137,9 @@ pub(crate) async fn finish(
         call.defer_commit(tx, Batch::new(LAST_CONTEXT), None);
         return Ok(Applied::Held(reason));
     }
-    let mut report = sync::apply_pushed(
+    let mut report = sync::apply_pushed_to(
         &mut tx,
+        &*tenant.target.directory(),
         &tenant.id,
         &tenant.mapping,
         PushedChange {

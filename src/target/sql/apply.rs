@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
 
-use crate::config::OnRemove;
 use crate::db::{
     Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
 };
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Plan, Write};
+use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{TargetGroup, TargetUser};
 
 fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {

@@ -1,0 +1,286 @@
+//! The LDAP target (`[target] kind = "ldap"`): the target directory written into an LDAP
+//! server, for applications that read their users only from LDAP.
+//!
+//! The target tables of the engine's database stay the record of what the directory
+//! should hold: every run plans and applies against them in its transaction exactly as
+//! with the SQL target (so plans, safety limits, holds and dry runs behave the same), and
+//! then, still inside that transaction, the LDAP server is brought in line with them:
+//! the entries under the configured containers are read, compared with the tables, and
+//! only the difference is written ([`entry::diff`]). LDAP has no transactions: a run that
+//! fails halfway has written some entries and rolls its tables back, so the next run plans
+//! the same changes again and the comparison completes them. A run that changed nothing
+//! writes nothing; a full run also repairs entries changed behind idsync's back.
+//!
+//! Only entries the bind account created (`creatorsName`, RFC 4512 section 3.4.1) are
+//! written; another entry in the way of one of idsync's is left alone and reported.
+
+mod desired;
+mod entry;
+mod session;
+pub mod settings;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sqlx::{AnyConnection, Row};
+use tracing::{info, warn};
+
+use super::{Directory, DirectoryError, EffectiveUpdate, Owned, SqlDirectory};
+use crate::db::{Context, get_bool, select_in};
+use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
+use crate::pipeline::{TargetGroup, TargetUser};
+pub use session::LdapWriteError;
+pub use settings::{LdapTargetSettings, RawLdapTarget};
+
+/// The target tables as the record, an LDAP server as the directory.
+pub struct LdapDirectory {
+    settings: LdapTargetSettings,
+    tables: SqlDirectory,
+    /// Where records the current plan renames or moves were before it (target id -> old
+    /// DN), so that the move is a modrdn.
+    before: Mutex<HashMap<String, String>>,
+}
+
+impl LdapDirectory {
+    pub fn new(settings: LdapTargetSettings) -> LdapDirectory {
+        LdapDirectory {
+            settings,
+            tables: SqlDirectory,
+            before: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The attributes idsync writes and reads back.
+    fn managed_attributes(&self) -> Vec<String> {
+        let mut names: Vec<String> = [
+            "objectClass",
+            "uid",
+            "cn",
+            "sn",
+            "givenName",
+            "displayName",
+            "mail",
+            "description",
+            self.settings.group_class.member_attribute(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if let settings::Deactivate::Lock { attribute, .. } = &self.settings.deactivate {
+            names.push(attribute.clone());
+        }
+        names.extend(
+            self.settings
+                .attributes
+                .iter()
+                .map(|(ldap, _)| ldap.clone()),
+        );
+        names
+    }
+
+    /// The DNs the records a plan renames, moves or deactivates have now (before it).
+    async fn record_places(
+        &self,
+        tx: &mut AnyConnection,
+        plan: &Plan,
+    ) -> Result<(), DirectoryError> {
+        const CTX: &str = "reading the target for the LDAP directory";
+        let user_ids: Vec<String> = plan
+            .user_updates
+            .iter()
+            .map(|w| w.id.clone())
+            .chain(plan.user_removals.iter().map(|r| r.id.clone()))
+            .collect();
+        let group_ids: Vec<String> = plan.group_updates.iter().map(|w| w.id.clone()).collect();
+        let mut places = HashMap::new();
+        let rows = select_in(
+            tx,
+            "SELECT id, user_name, active, removed_at FROM users",
+            None,
+            "id",
+            &user_ids,
+            CTX,
+        )
+        .await?;
+        for row in rows {
+            let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+            let live = get_bool(&row, "active").context(CTX)? && removed.is_none();
+            let name: String = row.try_get("user_name").context(CTX)?;
+            if let Some(dn) = desired::user_place(&self.settings, &name, live) {
+                places.insert(row.try_get("id").context(CTX)?, dn);
+            }
+        }
+        let rows = select_in(
+            tx,
+            "SELECT id, name FROM groups",
+            None,
+            "id",
+            &group_ids,
+            CTX,
+        )
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("name").context(CTX)?;
+            let dn = desired::group_dn(&name, &self.settings.groups_dn);
+            places.insert(row.try_get("id").context(CTX)?, dn);
+        }
+        self.lock_before().extend(places);
+        Ok(())
+    }
+
+    fn lock_before(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // A panic while holding the map cannot leave it half-written: take it as it is.
+        self.before
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Brings the server in line with the target tables.
+    async fn write_through(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError> {
+        let before = std::mem::take(&mut *self.lock_before());
+        let desired = desired::load(tx, &self.settings).await?;
+        // The old DN of each record whose DN changed, keyed by its new DN.
+        let moved: HashMap<String, String> = before
+            .into_iter()
+            .filter_map(|(id, old)| {
+                let new = desired.dns.get(&id)?;
+                (entry::normalized(new) != entry::normalized(&old))
+                    .then(|| (entry::normalized(new), old))
+            })
+            .collect();
+        let target = session::Target::open(&self.settings)
+            .await
+            .map_err(backend)?;
+        let result = async {
+            let found = target.read(&self.managed_attributes()).await?;
+            let writes = entry::diff(&desired.users, &desired.groups, &found, &moved);
+            for dn in &writes.foreign {
+                warn!(
+                    target: "idsync::target",
+                    %dn,
+                    "LDAP target: an entry idsync did not create holds this DN; left alone"
+                );
+            }
+            let applied = target.apply(&writes).await?;
+            info!(
+                target: "idsync::target",
+                applied,
+                entries = desired.users.len() + desired.groups.len(),
+                "LDAP target in line"
+            );
+            Ok(())
+        }
+        .await;
+        target.close().await;
+        result.map_err(backend)
+    }
+}
+
+fn backend(error: LdapWriteError) -> DirectoryError {
+    DirectoryError::Backend {
+        context: "writing the LDAP target",
+        source: Box::new(error),
+    }
+}
+
+impl NewIds for LdapDirectory {
+    fn user_id(&self, user: &TargetUser) -> String {
+        self.tables.user_id(user)
+    }
+    fn group_id(&self, group: &TargetGroup) -> String {
+        self.tables.group_id(group)
+    }
+}
+
+#[async_trait]
+impl Directory for LdapDirectory {
+    async fn lock_writes(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError> {
+        self.tables.lock_writes(tx).await
+    }
+
+    async fn load_owned(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        which: Owned<'_>,
+    ) -> Result<Current, DirectoryError> {
+        self.tables.load_owned(tx, connector, which).await
+    }
+
+    async fn add_owned_groups(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        current: &mut Current,
+        external_ids: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.tables
+            .add_owned_groups(tx, connector, current, external_ids)
+            .await
+    }
+
+    async fn user_names_held(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        keys: &[String],
+        besides: Option<&HashSet<String>>,
+    ) -> Result<ForeignNames, DirectoryError> {
+        self.tables
+            .user_names_held(tx, connector, keys, besides)
+            .await
+    }
+
+    async fn group_names_held(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        keys: &[String],
+    ) -> Result<ForeignNames, DirectoryError> {
+        self.tables.group_names_held(tx, connector, keys).await
+    }
+
+    async fn groups_by_name(
+        &self,
+        tx: &mut AnyConnection,
+        keys: &[String],
+    ) -> Result<HashMap<String, NamedGroup>, DirectoryError> {
+        self.tables.groups_by_name(tx, keys).await
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        plan: &Plan,
+    ) -> Result<(), DirectoryError> {
+        self.record_places(tx, plan).await?;
+        self.tables.apply(tx, connector, plan).await
+    }
+
+    async fn update_effective(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        update: EffectiveUpdate<'_>,
+        managed: &HashSet<String>,
+    ) -> Result<(), DirectoryError> {
+        self.tables
+            .update_effective(tx, connector, update, managed)
+            .await
+    }
+
+    async fn converge(
+        &self,
+        tx: &mut AnyConnection,
+        _connector: &str,
+        plan: &Plan,
+        full: bool,
+    ) -> Result<(), DirectoryError> {
+        if plan.is_empty() && !full {
+            self.lock_before().clear();
+            return Ok(());
+        }
+        self.write_through(tx).await
+    }
+}
