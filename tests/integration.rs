@@ -28,3 +28,4 @@ mod scim_v1_conformance;
 mod scim_write_path;
 mod support;
 mod sync_flow;
+mod target_ldap;

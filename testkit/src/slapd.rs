@@ -29,6 +29,12 @@ pub const READER_PASSWORD: &str = "reader-secret";
 /// An account whose paged searches stop at the size limit too.
 pub const STRICT_DN: &str = "cn=strict,dc=example,dc=com";
 pub const STRICT_PASSWORD: &str = "strict-secret";
+/// The account the LDAP target writes as: write access below [`APPS_DN`] only, no size
+/// limits.
+pub const WRITER_DN: &str = "cn=writer,dc=example,dc=com";
+pub const WRITER_PASSWORD: &str = "writer-secret";
+/// The subtree the LDAP target's tests own ([`target_ldif`]).
+pub const APPS_DN: &str = "ou=apps,dc=example,dc=com";
 /// Entries a search (or a page) of the reader may return.
 pub const READER_SIZE_LIMIT: usize = 100;
 
@@ -211,6 +217,19 @@ pub fn base_ldif() -> String {
     )
 }
 
+/// The LDAP target's subtree: [`APPS_DN`] with `ou=people`, `ou=groups` and
+/// `ou=disabled` below it, and the writer account.
+pub fn target_ldif() -> String {
+    format!(
+        "dn: {APPS_DN}\nobjectClass: organizationalUnit\nou: apps\n\n\
+         dn: ou=people,{APPS_DN}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{APPS_DN}\nobjectClass: organizationalUnit\nou: groups\n\n\
+         dn: ou=disabled,{APPS_DN}\nobjectClass: organizationalUnit\nou: disabled\n\n\
+         dn: {WRITER_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n\
+         cn: writer\nuserPassword: {WRITER_PASSWORD}\n"
+    )
+}
+
 fn config_ldif(root: &Path, overlays: &[&str], reader_limit: usize) -> String {
     let r = root.display();
     let mut modules = String::from("olcModuleLoad: back_mdb\n");
@@ -241,8 +260,12 @@ fn config_ldif(root: &Path, overlays: &[&str], reader_limit: usize) -> String {
          olcLimits: {{1}}dn.exact=\"{STRICT_DN}\" size.soft={READER_SIZE_LIMIT} \
          size.hard={READER_SIZE_LIMIT} size.pr={READER_SIZE_LIMIT} \
          size.prtotal={READER_SIZE_LIMIT}\n\
+         olcLimits: {{2}}dn.exact=\"{WRITER_DN}\" size=unlimited size.pr=unlimited \
+         size.prtotal=unlimited\n\
          olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none\n\
-         olcAccess: {{1}}to * by users read by * none\n"
+         olcAccess: {{1}}to dn.subtree=\"{APPS_DN}\" by dn.exact=\"{WRITER_DN}\" write \
+         by users read by * none\n\
+         olcAccess: {{2}}to * by users read by * none\n"
     );
     for (index, overlay) in overlays.iter().enumerate() {
         let class = match *overlay {
