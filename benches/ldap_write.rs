@@ -149,9 +149,16 @@ async fn main() {
     // The engine's own share: the same run into the SQL target.
     let db = fresh_db(dir.path(), "sql.db").await;
     let started = Instant::now();
-    let report = sync::sync(&db, "hr", &mapping, &source, RunOptions::default(), &NoProgress)
-        .await
-        .unwrap();
+    let report = sync::sync(
+        &db,
+        "hr",
+        &mapping,
+        &source,
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
     let sql_seconds = started.elapsed().as_secs_f64();
     db.close().await;
@@ -182,7 +189,15 @@ async fn main() {
     let floor_slapd = Slapd::start(&target_ldif()).unwrap_or_else(|e| panic!("slapd: {e}"));
     let started = Instant::now();
     let status = Command::new("ldapadd")
-        .args(["-x", "-H", &floor_slapd.url(), "-D", WRITER_DN, "-w", WRITER_PASSWORD])
+        .args([
+            "-x",
+            "-H",
+            &floor_slapd.url(),
+            "-D",
+            WRITER_DN,
+            "-w",
+            WRITER_PASSWORD,
+        ])
         .arg("-f")
         .arg(&ldif)
         .stdout(Stdio::null())

@@ -24,7 +24,8 @@
 //!   expressions, default and application groups, nesting kept or flattened), effective
 //!   membership over nested groups with cycles, and the plan (diff against the target).
 //! - [`target`]: the target directory behind one narrow seam ([`target::Directory`] for
-//!   runs, [`target::query::DirectoryReads`] for the CLI) with its SQL implementation.
+//!   runs, [`target::query::DirectoryReads`] for the CLI) with its SQL implementation, and
+//!   the LDAP target that writes an LDAP server with those tables as its record.
 //! - [`scim`]: the inbound SCIM 2.0 and 1.1 receiver: the server and its limits, pushed
 //!   resources to and from the common model, PATCH, discovery.
 //! - [`scheduler`]: cron schedules of pull connectors for the daemon (no overlapping runs,

@@ -342,11 +342,18 @@ async fn run(cli: Cli) -> Result<u8> {
 
     match cli.command {
         Command::Check { connect } => {
+            let state = idsync::db::redact_url(config.engine.database_url.expose());
+            let target = match &config.engine.target {
+                idsync::target::TargetKind::Sql => state,
+                idsync::target::TargetKind::Ldap(ldap) => format!(
+                    "{} below {} and {} (state in {state})",
+                    ldap.transport.url, ldap.users_dn, ldap.groups_dn
+                ),
+            };
             println!(
-                "configuration ok: {} connector(s), {} mapping(s), target {}",
+                "configuration ok: {} connector(s), {} mapping(s), target {target}",
                 config.connectors.len(),
                 config.mappings.len(),
-                idsync::db::redact_url(config.engine.database_url.expose())
             );
             // Attribute names no record of the connector's kind has: warnings, since a
             // custom attribute may be missing from the lists; the skip limit guards runs.

@@ -528,3 +528,96 @@ fn problem_display_leaves_out_absent_parts() {
     problem.line = Some(1);
     assert_eq!(problem.to_string(), "connectors/okta.toml:1: bad");
 }
+
+/// `[target]` with `kind = "ldap"` and the given `[target.ldap]` keys after the required
+/// ones (the password from a file beside idsync.toml).
+fn ldap_target_tree(extra: &str) -> TempDir {
+    let toml = format!(
+        "[target]\nkind = \"ldap\"\n[target.ldap]\nurl = \"ldaps://ldap.example.com\"\n\
+         bind_dn = \"cn=idsync,dc=example,dc=com\"\nbind_password = {{ file = \"pw\" }}\n\
+         users_dn = \"ou=people,dc=example,dc=com\"\ngroups_dn = \"ou=groups,dc=example,dc=com\"\n\
+         {extra}\n"
+    );
+    tree(&[("idsync.toml", &toml), ("pw", "secret")])
+}
+
+#[test]
+fn an_ldap_target_loads_with_its_defaults() {
+    let config = ok(&ldap_target_tree(""));
+    let crate::target::TargetKind::Ldap(ldap) = &config.engine.target else {
+        panic!("an LDAP target, got {:?}", config.engine.target)
+    };
+    assert_eq!(ldap.users_dn, "ou=people,dc=example,dc=com");
+    assert_eq!(ldap.bind_password.expose(), "secret");
+    assert_eq!(
+        ldap.deactivate,
+        crate::target::ldap::settings::Deactivate::Lock {
+            attribute: "pwdAccountLockedTime".into(),
+            value: "000001010000Z".into()
+        }
+    );
+    assert_eq!(ldap.writes_in_flight, 8);
+    assert_eq!(config.engine.target.name(), "ldap");
+    assert_eq!(
+        ok(&tree(&[("idsync.toml", "")])).engine.target.name(),
+        "sql"
+    );
+}
+
+#[test]
+fn ldap_target_mistakes_are_reported_with_their_keys() {
+    let dir = ldap_target_tree(
+        "on_deactivate = \"move\"\ngroup_class = \"posixGroup\"\nwrites_in_flight = 0\n\
+         [target.ldap.attributes]\nmail = \"email\"\n\"bad name\" = \"x\"",
+    );
+    let found = problems(&dir);
+    let expect = [
+        "idsync.toml:10: target.ldap.group_class: unknown group class `posixGroup` (expected \
+         \"groupOfNames\" or \"groupOfUniqueNames\")",
+        "idsync.toml:9: target.ldap.on_deactivate: on_deactivate = \"move\" needs \
+         `disabled_dn`, the container inactive users are moved to",
+        "idsync.toml:11: target.ldap.writes_in_flight: 0 is out of range (1-64)",
+    ];
+    for line in expect {
+        assert!(found.iter().any(|p| p == line), "{line}\nnot in {found:#?}");
+    }
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("target.ldap.attributes.mail: `mail` is written by idsync")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("`bad name` is not an LDAP attribute name")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn an_ldap_target_needs_its_table_and_a_known_kind() {
+    let missing = tree(&[("idsync.toml", "[target]\nkind = \"ldap\"\n")]);
+    assert_eq!(
+        problems(&missing),
+        [
+            "idsync.toml:2: target.kind: kind = \"ldap\" needs a [target.ldap] table with `url`, \
+          `bind_dn`, `bind_password`, `users_dn` and `groups_dn`"
+        ]
+    );
+    let unknown = tree(&[("idsync.toml", "[target]\nkind = \"mysql\"\n")]);
+    assert_eq!(
+        problems(&unknown),
+        ["idsync.toml:2: target.kind: unknown target kind `mysql` (expected \"sql\" or \"ldap\")"]
+    );
+    let plain = ldap_target_tree("");
+    let text = fs::read_to_string(plain.path().join("idsync.toml"))
+        .expect("read")
+        .replace("ldaps://ldap.example.com", "ldap://ldap.example.com");
+    fs::write(plain.path().join("idsync.toml"), text).expect("write");
+    let found = problems(&plain);
+    assert!(
+        found[0].contains("target.ldap.url: `ldap://ldap.example.com`: plain ldap:// sends the bind password unencrypted"),
+        "{found:#?}"
+    );
+}
