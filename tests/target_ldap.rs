@@ -435,3 +435,98 @@ async fn a_refused_bind_fails_the_run_with_a_clear_message() {
         "nothing applied"
     );
 }
+
+/// SCIM writes into an LDAP target touch only their entries: an entry changed behind
+/// idsync's back stays as it is until a full run repairs it.
+#[tokio::test]
+async fn scim_writes_touch_only_their_entries_and_a_full_run_repairs_drift() {
+    use crate::support::scim::{ScimHarness, tenant};
+    use serde_json::json;
+
+    let Some(slapd) = start("") else { return };
+    let db = crate::support::sqlite().await;
+    let kind = target(&slapd, "");
+    let acme = tenant("acme", OnRemove::Disable).with_target(kind.clone());
+    let scim = ScimHarness::start(&db.db, vec![acme]).await;
+    let mut ids = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": name,
+            "name": {"givenName": name, "familyName": "Lee"},
+            "emails": [{"value": format!("{name}@example.com"), "primary": true}],
+            "active": true,
+        });
+        let answer = scim.call("acme", "POST", "/Users", Some(body)).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        ids.push(answer.body["id"].as_str().expect("id").to_owned());
+    }
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Staff",
+        "members": [{"value": ids[0]}, {"value": ids[1]}],
+    });
+    let answer = scim.call("acme", "POST", "/Groups", Some(body)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let group = answer.body["id"].as_str().expect("id").to_owned();
+    let people = read(&slapd, PEOPLE).await;
+    assert_eq!(people.len(), 3);
+    assert_eq!(
+        read(&slapd, GROUPS).await["cn=staff"].all("member"),
+        [format!("uid=ann,{PEOPLE}"), format!("uid=bob,{PEOPLE}")]
+    );
+
+    // cat's mail is changed behind idsync's back.
+    slapd
+        .modify(&format!(
+            "dn: uid=cat,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: drift@example.com\n"
+        ))
+        .expect("modify");
+    let drifted = read(&slapd, PEOPLE).await;
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "name.familyName", "value": "Smith"}],
+    });
+    let answer = scim
+        .call("acme", "PATCH", &format!("/Users/{}", ids[0]), Some(patch))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let after = read(&slapd, PEOPLE).await;
+    assert_eq!(written(&drifted, &after), ["uid=ann"]);
+    assert_eq!(after["uid=ann"].one("sn"), "Smith");
+    assert_eq!(after["uid=cat"].one("mail"), "drift@example.com");
+
+    let groups = read(&slapd, GROUPS).await;
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])}],
+    });
+    let answer = scim
+        .call("acme", "PATCH", &format!("/Groups/{group}"), Some(patch))
+        .await;
+    assert!(matches!(answer.status, 200 | 204), "{}", answer.body);
+    assert_eq!(
+        written(&after, &read(&slapd, PEOPLE).await),
+        Vec::<String>::new()
+    );
+    let groups_after = read(&slapd, GROUPS).await;
+    assert_eq!(written(&groups, &groups_after), ["cn=staff"]);
+    assert_eq!(
+        groups_after["cn=staff"].all("member"),
+        [format!("uid=ann,{PEOPLE}")]
+    );
+    scim.stop().await;
+
+    // A full run (a reconcile of the tenant) compares every entry and repairs cat's.
+    let directory = kind.directory();
+    let mapping = MappingConfig::pass_through("default", OnRemove::Disable, 1000, 100.0);
+    let options = RunOptions {
+        inactive_is_removal: true,
+        ..RunOptions::default()
+    };
+    sync::reconcile_to(&db.db, &*directory, "acme", &mapping, options, &NoProgress)
+        .await
+        .expect("reconcile");
+    let repaired = read(&slapd, PEOPLE).await;
+    assert_eq!(repaired["uid=cat"].one("mail"), "cat@example.com");
+}

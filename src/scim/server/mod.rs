@@ -58,6 +58,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// The tenant writing into `target` instead of the SQL target.
+    pub fn with_target(self, target: crate::target::TargetKind) -> Tenant {
+        Tenant { target, ..self }
+    }
+
     pub fn new(id: &str, settings: ScimTenantSettings, mapping: MappingConfig) -> Tenant {
         let quota =
             governor::Quota::per_second(settings.requests_per_second).allow_burst(settings.burst);
@@ -112,10 +117,10 @@ impl ScimServer {
             .values()
             .filter(|c| c.enabled)
             .filter_map(|c| match &c.settings {
-                ConnectorSettings::Scim(settings) => Some(Tenant {
-                    target: config.engine.target.clone(),
-                    ..Tenant::new(&c.id, settings.clone(), config.mapping_for(c).clone())
-                }),
+                ConnectorSettings::Scim(settings) => Some(
+                    Tenant::new(&c.id, settings.clone(), config.mapping_for(c).clone())
+                        .with_target(config.engine.target.clone()),
+                ),
                 _ => None,
             })
             .collect()

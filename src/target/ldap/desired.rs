@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::TryStreamExt;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::entry::Entry;
 use super::settings::{Deactivate, LdapTargetSettings};
-use crate::db::{Context, DbError, get_bool};
+use crate::db::{Context, DbError, get_bool, select_in};
 
 const CTX: &str = "reading the target for the LDAP directory";
 
@@ -44,47 +45,50 @@ pub fn user_place(settings: &LdapTargetSettings, user_name: &str, live: bool) ->
     }
 }
 
-/// Reads the whole target.
+/// Some records of the target, by target id: what a plan over changed users touched.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Reads the whole target, or with `only` just those records (groups with all their
+/// members' DNs).
 pub async fn load(
     conn: &mut AnyConnection,
     settings: &LdapTargetSettings,
+    only: Option<&Touched>,
 ) -> Result<Desired, DbError> {
     let mut desired = Desired::default();
-    let mut rows = sqlx::query(
-        "SELECT id, user_name, display_name, given_name, family_name, email, active, \
-         attributes, removed_at FROM users ORDER BY user_name_key",
-    )
-    .fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await.context(CTX)? {
-        let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-        let live = get_bool(&row, "active").context(CTX)? && removed.is_none();
-        let user_name: String = row.try_get("user_name").context(CTX)?;
-        let Some(dn) = user_place(settings, &user_name, live) else {
-            continue;
-        };
-        let text = |column: &str| -> Result<Option<String>, DbError> {
-            let value: Option<String> = row.try_get(column).context(CTX)?;
-            Ok(value.filter(|v| !v.trim().is_empty()))
-        };
-        let user = UserFields {
-            user_name: &user_name,
-            display_name: text("display_name")?,
-            given_name: text("given_name")?,
-            family_name: text("family_name")?,
-            email: text("email")?,
-            live,
-            attributes: row.try_get("attributes").context(CTX)?,
-        };
-        desired
-            .dns
-            .insert(row.try_get("id").context(CTX)?, dn.clone());
-        desired.users.push(user_entry(settings, dn, &user));
+    const USERS: &str = "SELECT id, user_name, display_name, given_name, family_name, email, \
+                         active, attributes, removed_at FROM users";
+    let rows = match only {
+        None => {
+            let sql = format!("{USERS} ORDER BY user_name_key");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await
+                .context(CTX)?
+        }
+        Some(only) => select_in(conn, USERS, None, "id", &only.users, CTX).await?,
+    };
+    for row in rows {
+        if let Some((id, entry)) = user_row(settings, &row)? {
+            desired.dns.insert(id, entry.dn.clone());
+            desired.users.push(entry);
+        }
     }
-    drop(rows);
-    let rows = sqlx::query("SELECT id, name, description FROM groups ORDER BY name_key")
-        .fetch_all(&mut *conn)
-        .await
-        .context(CTX)?;
+    const GROUPS: &str = "SELECT id, name, description FROM groups";
+    let rows = match only {
+        None => {
+            let sql = format!("{GROUPS} ORDER BY name_key");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await
+                .context(CTX)?
+        }
+        Some(only) => select_in(conn, GROUPS, None, "id", &only.groups, CTX).await?,
+    };
     let mut groups: Vec<(String, Entry)> = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("id").context(CTX)?;
@@ -106,22 +110,58 @@ pub async fn load(
         }
         groups.push((id, Entry { dn, attrs }));
     }
+    let pairs = match only {
+        None => {
+            let mut pairs = Vec::new();
+            let mut rows = sqlx::query(
+                "SELECT DISTINCT group_id, member_id FROM memberships ORDER BY group_id, member_id",
+            )
+            .fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await.context(CTX)? {
+                pairs.push((
+                    row.try_get::<String, _>("group_id").context(CTX)?,
+                    row.try_get::<String, _>("member_id").context(CTX)?,
+                ));
+            }
+            pairs
+        }
+        Some(only) => {
+            let rows = select_in(
+                conn,
+                "SELECT DISTINCT group_id, member_id FROM memberships",
+                None,
+                "group_id",
+                &only.groups,
+                CTX,
+            )
+            .await?;
+            let mut pairs = Vec::with_capacity(rows.len());
+            for row in rows {
+                pairs.push((
+                    row.try_get::<String, _>("group_id").context(CTX)?,
+                    row.try_get::<String, _>("member_id").context(CTX)?,
+                ));
+            }
+            pairs.sort();
+            // The members' DNs (of records not loaded above).
+            let unknown: Vec<String> = pairs
+                .iter()
+                .map(|(_, member)| member.clone())
+                .filter(|member| !desired.dns.contains_key(member))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            member_dns(conn, settings, &unknown, &mut desired.dns).await?;
+            pairs
+        }
+    };
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
-    let mut rows = sqlx::query(
-        "SELECT DISTINCT group_id, member_id FROM memberships ORDER BY group_id, member_id",
-    )
-    .fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await.context(CTX)? {
-        let member: String = row.try_get("member_id").context(CTX)?;
+    for (group, member) in pairs {
         // A member without an entry (a user deleted on deactivation) is left out.
         if let Some(dn) = desired.dns.get(&member) {
-            members
-                .entry(row.try_get("group_id").context(CTX)?)
-                .or_default()
-                .push(dn.clone());
+            members.entry(group).or_default().push(dn.clone());
         }
     }
-    drop(rows);
     let attribute = settings.group_class.member_attribute();
     for (id, mut entry) in groups {
         // groupOfNames and groupOfUniqueNames need a member: an empty group names the
@@ -131,6 +171,63 @@ pub async fn load(
         desired.groups.push(entry);
     }
     Ok(desired)
+}
+
+/// The user entry of a `users` row with its target id (none: deleted while inactive).
+fn user_row(
+    settings: &LdapTargetSettings,
+    row: &AnyRow,
+) -> Result<Option<(String, Entry)>, DbError> {
+    let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+    let live = get_bool(row, "active").context(CTX)? && removed.is_none();
+    let user_name: String = row.try_get("user_name").context(CTX)?;
+    let Some(dn) = user_place(settings, &user_name, live) else {
+        return Ok(None);
+    };
+    let text = |column: &str| -> Result<Option<String>, DbError> {
+        let value: Option<String> = row.try_get(column).context(CTX)?;
+        Ok(value.filter(|v| !v.trim().is_empty()))
+    };
+    let user = UserFields {
+        user_name: &user_name,
+        display_name: text("display_name")?,
+        given_name: text("given_name")?,
+        family_name: text("family_name")?,
+        email: text("email")?,
+        live,
+        attributes: row.try_get("attributes").context(CTX)?,
+    };
+    Ok(Some((
+        row.try_get("id").context(CTX)?,
+        user_entry(settings, dn, &user),
+    )))
+}
+
+/// The DNs of these users and groups, added to `dns`.
+async fn member_dns(
+    conn: &mut AnyConnection,
+    settings: &LdapTargetSettings,
+    ids: &[String],
+    dns: &mut HashMap<String, String>,
+) -> Result<(), DbError> {
+    let users = "SELECT id, user_name, active, removed_at FROM users";
+    for row in select_in(conn, users, None, "id", ids, CTX).await? {
+        let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+        let live = get_bool(&row, "active").context(CTX)? && removed.is_none();
+        let name: String = row.try_get("user_name").context(CTX)?;
+        if let Some(dn) = user_place(settings, &name, live) {
+            dns.insert(row.try_get("id").context(CTX)?, dn);
+        }
+    }
+    let groups = "SELECT id, name FROM groups";
+    for row in select_in(conn, groups, None, "id", ids, CTX).await? {
+        let name: String = row.try_get("name").context(CTX)?;
+        dns.insert(
+            row.try_get("id").context(CTX)?,
+            group_dn(&name, &settings.groups_dn),
+        );
+    }
+    Ok(())
 }
 
 /// A user's fields as the target tables hold them.

@@ -91,7 +91,12 @@ impl LdapDirectory {
             .map(|w| w.id.clone())
             .chain(plan.user_removals.iter().map(|r| r.id.clone()))
             .collect();
-        let group_ids: Vec<String> = plan.group_updates.iter().map(|w| w.id.clone()).collect();
+        let group_ids: Vec<String> = plan
+            .group_updates
+            .iter()
+            .map(|w| w.id.clone())
+            .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
+            .collect();
         let mut places = HashMap::new();
         let rows = select_in(
             tx,
@@ -135,24 +140,47 @@ impl LdapDirectory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Brings the server in line with the target tables.
-    async fn write_through(&self, tx: &mut AnyConnection) -> Result<(), DirectoryError> {
+    /// Brings the server in line with the target tables: all of it, or with `plan` only
+    /// the entries that plan touched.
+    async fn write_through(
+        &self,
+        tx: &mut AnyConnection,
+        plan: Option<&Plan>,
+    ) -> Result<(), DirectoryError> {
         let before = std::mem::take(&mut *self.lock_before());
-        let desired = desired::load(tx, &self.settings).await?;
+        let desired = match plan {
+            None => desired::load(tx, &self.settings, None).await?,
+            Some(plan) => self.load_touched(tx, plan, &before).await?,
+        };
         // The old DN of each record whose DN changed, keyed by its new DN.
         let moved: HashMap<String, String> = before
-            .into_iter()
+            .iter()
             .filter_map(|(id, old)| {
-                let new = desired.dns.get(&id)?;
-                (entry::normalized(new) != entry::normalized(&old))
-                    .then(|| (entry::normalized(new), old))
+                let new = desired.dns.get(id)?;
+                (entry::normalized(new) != entry::normalized(old))
+                    .then(|| (entry::normalized(new), old.clone()))
             })
             .collect();
         let target = session::Target::open(&self.settings)
             .await
             .map_err(backend)?;
         let result = async {
-            let found = target.read(&self.managed_attributes()).await?;
+            let managed = self.managed_attributes();
+            let found = match plan {
+                None => target.read(&managed).await?,
+                Some(_) => {
+                    let mut dns: Vec<String> = desired
+                        .users
+                        .iter()
+                        .chain(&desired.groups)
+                        .map(|e| e.dn.clone())
+                        .chain(before.values().cloned())
+                        .collect();
+                    dns.sort();
+                    dns.dedup();
+                    target.read_dns(&dns, &managed).await?
+                }
+            };
             let writes = entry::diff(&desired.users, &desired.groups, &found, &moved);
             for dn in &writes.foreign {
                 warn!(
@@ -165,7 +193,7 @@ impl LdapDirectory {
             info!(
                 target: "idsync::target",
                 applied,
-                entries = desired.users.len() + desired.groups.len(),
+                compared = desired.users.len() + desired.groups.len(),
                 "LDAP target in line"
             );
             Ok(())
@@ -174,6 +202,78 @@ impl LdapDirectory {
         target.close().await;
         result.map_err(backend)
     }
+
+    /// What a plan over changed users touched: its users and groups, and the groups that
+    /// name a user or group whose DN it changed (their member values follow).
+    async fn load_touched(
+        &self,
+        tx: &mut AnyConnection,
+        plan: &Plan,
+        before: &HashMap<String, String>,
+    ) -> Result<desired::Desired, DirectoryError> {
+        const CTX: &str = "reading the target for the LDAP directory";
+        let touched = touched(plan);
+        let mut desired = desired::load(tx, &self.settings, Some(&touched)).await?;
+        let renamed: Vec<String> = before
+            .iter()
+            .filter(|(id, old)| {
+                desired
+                    .dns
+                    .get(*id)
+                    .is_none_or(|new| entry::normalized(new) != entry::normalized(old))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let known: HashSet<&String> = touched.groups.iter().collect();
+        let mut naming: Vec<String> = Vec::new();
+        let sql = "SELECT DISTINCT group_id FROM memberships";
+        for row in select_in(tx, sql, None, "member_id", &renamed, CTX).await? {
+            let group: String = row.try_get("group_id").context(CTX)?;
+            if !known.contains(&group) {
+                naming.push(group);
+            }
+        }
+        if !naming.is_empty() {
+            let only = desired::Touched {
+                users: Vec::new(),
+                groups: naming,
+            };
+            let more = desired::load(tx, &self.settings, Some(&only)).await?;
+            desired.groups.extend(more.groups);
+            desired.dns.extend(more.dns);
+        }
+        Ok(desired)
+    }
+}
+
+/// The target ids a plan writes.
+fn touched(plan: &Plan) -> desired::Touched {
+    let mut users: Vec<String> = plan
+        .user_creates
+        .iter()
+        .chain(&plan.user_updates)
+        .map(|w| w.id.clone())
+        .chain(plan.user_removals.iter().map(|r| r.id.clone()))
+        .collect();
+    let mut groups: Vec<String> = plan
+        .group_creates
+        .iter()
+        .chain(&plan.group_updates)
+        .chain(&plan.managed_creates)
+        .map(|w| w.id.clone())
+        .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
+        .chain(plan.membership_adds.iter().map(|m| m.group_id.clone()))
+        .chain(
+            plan.membership_removes
+                .iter()
+                .map(|(group, _)| group.clone()),
+        )
+        .collect();
+    users.sort();
+    users.dedup();
+    groups.sort();
+    groups.dedup();
+    desired::Touched { users, groups }
 }
 
 fn backend(error: LdapWriteError) -> DirectoryError {
@@ -281,6 +381,8 @@ impl Directory for LdapDirectory {
             self.lock_before().clear();
             return Ok(());
         }
-        self.write_through(tx).await
+        // A plan over changed users writes only what it touched; a full one compares the
+        // whole directory (and repairs what was changed behind idsync's back).
+        self.write_through(tx, (!full).then_some(plan)).await
     }
 }

@@ -137,27 +137,53 @@ impl Target {
                         dn: container.clone(),
                         source,
                     })?;
-                for mut entry in page.entries {
-                    let creator = entry
-                        .text
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("creatorsName"))
-                        .map(|(k, _)| k.clone());
-                    let ours = creator
-                        .and_then(|k| entry.text.remove(&k))
-                        .and_then(|values| values.into_iter().next())
-                        .is_some_and(|creator| normalized(&creator) == me);
-                    let key = normalized(&entry.dn);
-                    let entry = Entry {
-                        dn: entry.dn,
-                        attrs: entry.text.into_iter().collect(),
-                    };
-                    found.insert(key, Found { entry, ours });
+                for entry in page.entries {
+                    let found_entry = found_of(entry, &me);
+                    found.insert(normalized(&found_entry.entry.dn), found_entry);
                 }
                 match page.cookie {
                     Some(next) => cookie = next,
                     None => break,
                 }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The entries at these DNs (those that exist), by normalised DN, as [`Target::read`]
+    /// reads them: what a plan over changed users needs, one base search per DN.
+    pub async fn read_dns(
+        &self,
+        dns: &[String],
+        managed: &[String],
+    ) -> Result<HashMap<String, Found>, LdapWriteError> {
+        let me = normalized(&self.settings.bind_dn);
+        let mut attrs = managed.to_vec();
+        attrs.push("creatorsName".to_owned());
+        let timeout = self.settings.timeout;
+        let mut answers = stream::iter(dns.iter().cloned())
+            .map(|dn| {
+                let mut session = Session::over(self.ldap.clone(), timeout);
+                let request = SearchRequest {
+                    base: dn.clone(),
+                    scope: Scope::Base,
+                    filter: "(objectClass=*)".to_owned(),
+                    attrs: attrs.clone(),
+                };
+                async move { (dn, session.page(&request, None).await) }
+            })
+            .buffer_unordered(self.settings.writes_in_flight.max(1));
+        let mut found = HashMap::new();
+        while let Some((dn, answer)) = answers.next().await {
+            match answer {
+                Ok(page) => {
+                    for entry in page.entries {
+                        let entry = found_of(entry, &me);
+                        found.insert(normalized(&entry.entry.dn), entry);
+                    }
+                }
+                Err(LdapReadError::Result { rc, .. }) if rc == NO_SUCH_OBJECT => {}
+                Err(source) => return Err(LdapWriteError::Read { dn, source }),
             }
         }
         Ok(found)
@@ -195,6 +221,26 @@ impl Target {
             }
         }
         Ok(applied)
+    }
+}
+
+/// An entry as read, with whether `me` (the bind DN, normalised) created it.
+fn found_of(mut entry: crate::connectors::ldap::directory::Entry, me: &str) -> Found {
+    let creator = entry
+        .text
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("creatorsName"))
+        .map(|(k, _)| k.clone());
+    let ours = creator
+        .and_then(|k| entry.text.remove(&k))
+        .and_then(|values| values.into_iter().next())
+        .is_some_and(|creator| normalized(&creator) == me);
+    Found {
+        entry: Entry {
+            dn: entry.dn,
+            attrs: entry.text.into_iter().collect(),
+        },
+        ours,
     }
 }
 
