@@ -398,6 +398,17 @@ async fn run(cli: Cli) -> Result<u8> {
                     );
                 }
             }
+            if let idsync::target::TargetKind::Ldap(ldap) = &config.engine.target {
+                for check in idsync::target::ldap::diagnose(ldap).await {
+                    failed |= !check.ok;
+                    println!(
+                        "target (ldap): {}: {} — {}",
+                        check.check,
+                        if check.ok { "ok" } else { "FAILED" },
+                        check.detail
+                    );
+                }
+            }
             Ok(if failed { 1 } else { 0 })
         }
         Command::Sync {

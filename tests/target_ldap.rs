@@ -530,3 +530,35 @@ async fn scim_writes_touch_only_their_entries_and_a_full_run_repairs_drift() {
     let repaired = read(&slapd, PEOPLE).await;
     assert_eq!(repaired["uid=cat"].one("mail"), "cat@example.com");
 }
+
+/// `check --connect` for the target: the bind and each container.
+#[tokio::test]
+async fn check_connect_reports_the_bind_and_each_container() {
+    let Some(slapd) = start("") else { return };
+    let TargetKind::Ldap(mut settings) = target(&slapd, "") else {
+        panic!("an LDAP target")
+    };
+    let checks = idsync::target::ldap::diagnose(&settings).await;
+    let lines: Vec<String> = checks
+        .iter()
+        .map(|c| format!("{}: {} — {}", c.check, c.ok, c.detail))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("bind: true — bound to {} as {WRITER_DN}", slapd.url()),
+            format!("users_dn: true — {PEOPLE} exists and is readable (no entries yet)"),
+            format!("groups_dn: true — {GROUPS} exists and is readable (no entries yet)"),
+        ]
+    );
+    settings.groups_dn = "ou=missing,ou=apps,dc=example,dc=com".into();
+    let checks = idsync::target::ldap::diagnose(&settings).await;
+    assert!(!checks[2].ok);
+    assert!(
+        checks[2]
+            .detail
+            .contains("the container `ou=missing,ou=apps,dc=example,dc=com` does not exist"),
+        "{}",
+        checks[2].detail
+    );
+}

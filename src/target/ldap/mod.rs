@@ -276,6 +276,39 @@ fn touched(plan: &Plan) -> desired::Touched {
     desired::Touched { users, groups }
 }
 
+/// `idsync check --connect` for the LDAP target: the bind, and each container (it exists
+/// and the bind account can read below it with a paged search). Write access shows at the
+/// first run: probing it would mean writing.
+pub async fn diagnose(settings: &LdapTargetSettings) -> Vec<crate::connectors::Diagnosis> {
+    use crate::connectors::Diagnosis;
+    let target = match session::Target::open(settings).await {
+        Ok(target) => target,
+        Err(error) => return vec![Diagnosis::failed("bind", error.to_string())],
+    };
+    let mut checks = vec![Diagnosis::ok(
+        "bind",
+        format!(
+            "bound to {} as {}",
+            settings.transport.url, settings.bind_dn
+        ),
+    )];
+    let mut containers = vec![
+        ("users_dn", &settings.users_dn),
+        ("groups_dn", &settings.groups_dn),
+    ];
+    if let settings::Deactivate::Move { container } = &settings.deactivate {
+        containers.push(("disabled_dn", container));
+    }
+    for (key, dn) in containers {
+        checks.push(match target.probe(dn).await {
+            Ok(count) => Diagnosis::ok(key, format!("{dn} exists and is readable ({count})")),
+            Err(error) => Diagnosis::failed(key, error.to_string()),
+        });
+    }
+    target.close().await;
+    checks
+}
+
 fn backend(error: LdapWriteError) -> DirectoryError {
     DirectoryError::Backend {
         context: "writing the LDAP target",

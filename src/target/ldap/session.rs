@@ -150,6 +150,38 @@ impl Target {
         Ok(found)
     }
 
+    /// Checks that `container` exists and that one page of its children can be read:
+    /// "no entries yet", or "entries below it".
+    pub async fn probe(&self, container: &str) -> Result<&'static str, LdapWriteError> {
+        let mut session = Session::over(self.ldap.clone(), self.settings.timeout);
+        let base = SearchRequest {
+            base: container.to_owned(),
+            scope: Scope::Base,
+            filter: "(objectClass=*)".to_owned(),
+            attrs: vec!["1.1".to_owned()],
+        };
+        let container_error = |source| LdapWriteError::Container {
+            dn: container.to_owned(),
+            source,
+        };
+        session.page(&base, None).await.map_err(container_error)?;
+        let children = SearchRequest {
+            scope: Scope::One,
+            ..base
+        };
+        let page = session
+            .page(&children, Some((1, Vec::new())))
+            .await
+            .map_err(|source| LdapWriteError::Read {
+                dn: container.to_owned(),
+                source,
+            })?;
+        Ok(match page.entries.is_empty() {
+            true => "no entries yet",
+            false => "entries below it",
+        })
+    }
+
     /// The entries at these DNs (those that exist), by normalised DN, as [`Target::read`]
     /// reads them: what a plan over changed users needs, one base search per DN.
     pub async fn read_dns(
