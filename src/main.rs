@@ -2,6 +2,8 @@
 //! usage, 3 run held by a safety limit.
 
 mod cli_admin;
+mod cli_check;
+mod cli_directory;
 mod cli_output;
 mod cli_scim;
 mod cli_serve;
@@ -13,11 +15,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use idsync::config::{Config, LogFormat};
-use idsync::connectors;
-use idsync::db::{Db, DbError};
+use idsync::db::Db;
 use idsync::store::runs;
 use idsync::sync::{self, RunOptions, RunReport};
-use idsync::target::query;
 
 use cli_output::{Format, ProgressDisplay};
 
@@ -80,12 +80,12 @@ enum Command {
     /// Users in the target directory.
     Users {
         #[command(subcommand)]
-        command: ListShow,
+        command: cli_directory::ListShow,
     },
     /// Groups in the target directory.
     Groups {
         #[command(subcommand)]
-        command: ListShow,
+        command: cli_directory::ListShow,
     },
     /// Run this node until SIGINT or SIGTERM: the SCIM server (every enabled connector of
     /// kind "scim" is a tenant), the scheduler of the pull connectors and the admin API.
@@ -136,6 +136,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = cli_scim::EventFormat::Table)]
         format: cli_scim::EventFormat,
     },
+    /// Bring the state database's schema up to this idsync's (what `idsync serve` also does
+    /// when it starts; the commands that only read never do).
+    Migrate,
     /// Recent sync runs.
     Runs {
         #[arg(long)]
@@ -192,54 +195,6 @@ impl RunFlags {
     }
 }
 
-#[derive(Subcommand)]
-enum ListShow {
-    /// List them.
-    List(ListFlags),
-    /// Show one, by id or name.
-    Show {
-        key: String,
-        /// For groups: list effective members (nesting resolved) instead of direct ones.
-        #[arg(long)]
-        effective: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-    },
-}
-
-// The flags of `users list` and `groups list`: one page of one table.
-#[derive(Args)]
-struct ListFlags {
-    #[arg(long)]
-    connector: Option<String>,
-    #[arg(long, default_value_t = 100)]
-    limit: i64,
-    #[arg(long, default_value_t = 0)]
-    offset: i64,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
-}
-
-impl ListFlags {
-    /// Reads this page with `list` and prints it with `print`.
-    async fn show<T>(
-        self,
-        db: &Db,
-        list: impl AsyncFnOnce(&sqlx::AnyPool, Option<&str>, i64, i64) -> Result<Vec<T>, DbError>,
-        print: fn(&[T], Format) -> Result<()>,
-    ) -> Result<u8> {
-        let rows = list(
-            db.pool(),
-            self.connector.as_deref(),
-            self.limit,
-            self.offset,
-        )
-        .await?;
-        print(&rows, self.format)?;
-        Ok(0)
-    }
-}
-
 /// An error that carries its exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -286,13 +241,36 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
-    Config::load(path).map_err(|errors| {
-        anyhow::Error::new(Exit::usage(format!(
-            "the configuration has {} problem(s):\n{errors}",
-            errors.0.len()
-        )))
-    })
+    Config::load(path).map_err(config_problems)
 }
+
+fn config_problems(errors: idsync::config::ConfigErrors) -> anyhow::Error {
+    anyhow::Error::new(Exit::usage(format!(
+        "the configuration has {} problem(s):\n{errors}",
+        errors.0.len()
+    )))
+}
+
+impl Command {
+    /// Commands that only read the state database: they load the configuration without
+    /// its secrets, never migrate, and give up on a database that does not answer soon.
+    fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Users { .. }
+                | Command::Groups { .. }
+                | Command::Runs { .. }
+                | Command::Events { .. }
+                | Command::Audit { .. }
+                | Command::Tenant {
+                    command: cli_scim::TenantCommand::List { .. }
+                }
+        )
+    }
+}
+
+/// How long a command that only reads waits for the database.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn init_logging(level: &str, format: LogFormat, ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -308,12 +286,17 @@ fn init_logging(level: &str, format: LogFormat, ansi: bool) {
 }
 
 async fn open_db(config: &Config) -> Result<Db> {
-    Db::open(config.engine.database_url.expose())
-        .await
-        .context("opening the target database")
+    let url = config.engine.database_url.expose();
+    Db::open(url).await.with_context(|| {
+        format!(
+            "opening the state database at {}",
+            idsync::db::redact_url(url)
+        )
+    })
 }
 
-/// Runs a command that needs only the database, closing it once the command is done.
+/// Runs a command that needs only the database, closing it once the command is done. A
+/// command that only reads opens it without migrating.
 async fn with_db(config: &Config, command: impl AsyncFnOnce(&Db) -> Result<u8>) -> Result<u8> {
     let db = open_db(config).await?;
     let code = command(&db).await?;
@@ -321,8 +304,28 @@ async fn with_db(config: &Config, command: impl AsyncFnOnce(&Db) -> Result<u8>) 
     Ok(code)
 }
 
+/// [`with_db`] for a command that only reads.
+async fn reading_db(config: &Config, command: impl AsyncFnOnce(&Db) -> Result<u8>) -> Result<u8> {
+    let url = config.engine.database_url.expose();
+    let db = Db::open_for_reading(url, READ_WAIT)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the state database at {}",
+                idsync::db::redact_url(url)
+            )
+        })?;
+    let code = command(&db).await?;
+    db.close().await;
+    Ok(code)
+}
+
 async fn run(cli: Cli) -> Result<u8> {
-    let config = load_config(&cli.config)?;
+    let reads_only = cli.command.reads_only();
+    let config = match reads_only {
+        true => Config::load_for_reading(&cli.config).map_err(config_problems)?,
+        false => load_config(&cli.config)?,
+    };
     let interactive = std::io::stderr().is_terminal();
     // A node logs at its configured level even when started from a terminal.
     let serving = matches!(cli.command, Command::Serve { .. });
@@ -341,76 +344,7 @@ async fn run(cli: Cli) -> Result<u8> {
     init_logging(&level, log_format, interactive);
 
     match cli.command {
-        Command::Check { connect } => {
-            let state = idsync::db::redact_url(config.engine.database_url.expose());
-            let target = match &config.engine.target {
-                idsync::target::TargetKind::Sql => state,
-                idsync::target::TargetKind::Ldap(ldap) => format!(
-                    "{} below {} and {} (state in {state})",
-                    ldap.transport.url, ldap.users_dn, ldap.groups_dn
-                ),
-            };
-            println!(
-                "configuration ok: {} connector(s), {} mapping(s), target {target}",
-                config.connectors.len(),
-                config.mappings.len(),
-            );
-            // Attribute names no record of the connector's kind has: warnings, since a
-            // custom attribute may be missing from the lists; the skip limit guards runs.
-            for warning in idsync::config::attributes::check(&config) {
-                eprintln!("warning: {warning}");
-            }
-            if !connect {
-                return Ok(0);
-            }
-            let mut failed = false;
-            for connector in config.connectors.values().filter(|c| c.enabled) {
-                let kind = connector.settings.kind();
-                if kind == "scim" {
-                    println!(
-                        "{} (scim): pushed to by the identity provider; nothing to connect to",
-                        connector.id
-                    );
-                    continue;
-                }
-                let checks = match connector.build() {
-                    Ok(pull) => {
-                        let mut checks = pull.diagnose().await;
-                        // Only a source that answered is worth sampling.
-                        if checks.iter().all(|c| c.ok) {
-                            let mapping = config.mapping_for(connector);
-                            checks.extend(
-                                idsync::sync::sample::check_mapping(pull.as_ref(), mapping).await,
-                            );
-                        }
-                        checks
-                    }
-                    Err(e) => vec![connectors::Diagnosis::failed("start", e.to_string())],
-                };
-                for check in checks {
-                    failed |= !check.ok;
-                    println!(
-                        "{} ({kind}): {}: {} — {}",
-                        connector.id,
-                        check.check,
-                        if check.ok { "ok" } else { "FAILED" },
-                        check.detail
-                    );
-                }
-            }
-            if let idsync::target::TargetKind::Ldap(ldap) = &config.engine.target {
-                for check in idsync::target::ldap::diagnose(ldap).await {
-                    failed |= !check.ok;
-                    println!(
-                        "target (ldap): {}: {} — {}",
-                        check.check,
-                        if check.ok { "ok" } else { "FAILED" },
-                        check.detail
-                    );
-                }
-            }
-            Ok(if failed { 1 } else { 0 })
-        }
+        Command::Check { connect } => cli_check::check(&config, connect).await,
         Command::Sync {
             connector,
             via: Some(via),
@@ -497,10 +431,16 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(worst)
         }
         Command::Users { command } => {
-            with_db(&config, async |db| users_command(db, command).await).await
+            reading_db(&config, async |db| {
+                cli_directory::users_command(db, command).await
+            })
+            .await
         }
         Command::Groups { command } => {
-            with_db(&config, async |db| groups_command(db, command).await).await
+            reading_db(&config, async |db| {
+                cli_directory::groups_command(db, command).await
+            })
+            .await
         }
         Command::Serve {
             scim_listen,
@@ -525,8 +465,14 @@ async fn run(cli: Cli) -> Result<u8> {
             limit,
             format,
         } => {
-            with_db(&config, async |db| {
+            reading_db(&config, async |db| {
                 cli_admin::audit(db, since, limit, format).await
+            })
+            .await
+        }
+        Command::Tenant { command } if reads_only => {
+            reading_db(&config, async |db| {
+                cli_scim::tenant(&config, db, command).await
             })
             .await
         }
@@ -543,8 +489,21 @@ async fn run(cli: Cli) -> Result<u8> {
             limit,
             format,
         } => {
-            with_db(&config, async |db| {
+            reading_db(&config, async |db| {
                 cli_scim::events(db, tenant, status, since, limit, format).await
+            })
+            .await
+        }
+        Command::Migrate => {
+            with_db(&config, async |db| {
+                println!(
+                    "{}: {}",
+                    idsync::db::redact_url(config.engine.database_url.expose()),
+                    db.ready()
+                        .await
+                        .map_or_else(|e| e, |()| "schema up to date".to_owned())
+                );
+                Ok(0)
             })
             .await
         }
@@ -553,7 +512,7 @@ async fn run(cli: Cli) -> Result<u8> {
             limit,
             format,
         } => {
-            with_db(&config, async |db| {
+            reading_db(&config, async |db| {
                 let records = runs::recent_runs(db.pool(), connector.as_deref(), limit).await?;
                 cli_output::print_runs(&records, format)?;
                 Ok(0)
@@ -571,46 +530,4 @@ fn report_run(result: Result<RunReport, sync::SyncError>, format: Format) -> Res
         runs::Outcome::Failed => 1,
         _ => 0,
     })
-}
-
-async fn users_command(db: &Db, command: ListShow) -> Result<u8> {
-    match command {
-        ListShow::List(page) => {
-            page.show(db, query::list_users, cli_output::print_users)
-                .await
-        }
-        ListShow::Show { key, format, .. } => {
-            let user = query::find_user(db.pool(), &key)
-                .await?
-                .ok_or_else(|| Exit::failed(format!("no user with id or user name `{key}`")))?;
-            let (direct, effective) = query::user_groups(db.pool(), &user.id).await?;
-            cli_output::print_user(&user, &direct, &effective, format)?;
-            Ok(0)
-        }
-    }
-}
-
-async fn groups_command(db: &Db, command: ListShow) -> Result<u8> {
-    match command {
-        ListShow::List(page) => {
-            page.show(db, query::list_groups, cli_output::print_groups)
-                .await
-        }
-        ListShow::Show {
-            key,
-            effective,
-            format,
-        } => {
-            let group = query::find_group(db.pool(), &key)
-                .await?
-                .ok_or_else(|| Exit::failed(format!("no group with id or name `{key}`")))?;
-            let members = if effective {
-                query::effective_members(db.pool(), &group.id).await?
-            } else {
-                query::direct_members(db.pool(), &group.id).await?
-            };
-            cli_output::print_group(&group, &members, effective, format)?;
-            Ok(0)
-        }
-    }
 }

@@ -390,7 +390,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         token
             .get_ref()
             .resolve(base_dir)
-            .map_err(|err| source.report(problems, token, "admin.token", err.to_string()))
+            .map_err(|err| source.report_secret(problems, token, "admin.token", err.to_string()))
             .ok()
     });
     let admin_public_url =

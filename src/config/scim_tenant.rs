@@ -244,7 +244,7 @@ pub(crate) fn scim_settings(
                     .get_ref()
                     .resolve(base_dir)
                     .map_err(|err| {
-                        source.report(problems, p, "scim.basic_password", err.to_string())
+                        source.report_secret(problems, p, "scim.basic_password", err.to_string())
                     })
                     .ok()?;
                 // A password is all that stands between the network and the tenant, and

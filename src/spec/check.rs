@@ -111,7 +111,11 @@ pub(crate) fn secret(
     base_dir: &Path,
     problems: &mut Problems,
 ) -> Option<SecretString> {
-    source.checked(problems, spanned, key, spanned.get_ref().resolve(base_dir))
+    spanned
+        .get_ref()
+        .resolve(base_dir)
+        .map_err(|err| source.report_secret(problems, spanned, key, err.to_string()))
+        .ok()
 }
 
 /// A duration setting (`"90m"`, `"7d"`): `default` when unset; with `positive`, zero is

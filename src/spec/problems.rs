@@ -60,6 +60,9 @@ pub struct Problems {
     base_dir: PathBuf,
     /// The problems, in the order found.
     list: Vec<Problem>,
+    /// Which of them say that a secret (an environment variable, a file) cannot be looked
+    /// up: commands that read only the database load the configuration without them.
+    secrets: Vec<usize>,
 }
 
 impl Problems {
@@ -67,6 +70,7 @@ impl Problems {
         Problems {
             base_dir: base_dir.to_path_buf(),
             list: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -106,6 +110,17 @@ impl Problems {
     pub(crate) fn into_vec(self) -> Vec<Problem> {
         self.list
     }
+
+    /// Forgets the problems of secrets that cannot be looked up (see `Source::report_secret`).
+    pub(crate) fn forget_unavailable_secrets(&mut self) {
+        let secrets = std::mem::take(&mut self.secrets);
+        let mut index = 0;
+        self.list.retain(|_| {
+            let keep = !secrets.contains(&index);
+            index += 1;
+            keep
+        });
+    }
 }
 
 /// One configuration file and its text.
@@ -136,6 +151,19 @@ impl Source<'_> {
     }
 
     /// Records a problem with the value `spanned`, found under `key`.
+    /// [`Source::report`] for a secret that cannot be looked up: a problem like any other,
+    /// which commands that need only the database leave out.
+    pub(crate) fn report_secret<T>(
+        &self,
+        problems: &mut Problems,
+        spanned: &Spanned<T>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
+        problems.secrets.push(problems.list.len());
+        self.report(problems, spanned, key, message);
+    }
+
     pub(crate) fn report<T>(
         &self,
         problems: &mut Problems,

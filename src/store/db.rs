@@ -47,6 +47,10 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database's schema is not the one this build reads (commands that only read
+    /// never migrate).
+    #[error("{0}")]
+    Schema(String),
     #[error("stored data is corrupt ({context}): {message}")]
     Corrupt {
         context: &'static str,
@@ -105,6 +109,47 @@ impl Db {
 
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
+        Db::connect_within(url, Duration::from_secs(30)).await
+    }
+
+    /// Connects for a command that only reads: a database that does not answer within
+    /// `wait` fails, nothing is migrated, and a schema this build does not read (none
+    /// yet, older, newer) is an error saying what to run.
+    pub async fn open_for_reading(url: &str, wait: Duration) -> Result<Db, DbError> {
+        let db = Db::connect_within(url, wait).await?;
+        let migrator = match db.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&db.pool)
+                .await
+                .ok()
+                .flatten();
+        let message = match applied {
+            Some(version) if version == latest => return Ok(db),
+            None => "holds no idsync schema yet: run `idsync migrate` (or a sync) first".to_owned(),
+            Some(version) if version < latest => format!(
+                "has schema version {version} and this idsync reads {latest}: run `idsync \
+                 migrate` (nodes running `idsync serve` migrate when they start)"
+            ),
+            Some(version) => format!(
+                "has schema version {version}, newer than this idsync ({latest}): use the \
+                 idsync that migrated it"
+            ),
+        };
+        db.close().await;
+        Err(DbError::Schema(format!(
+            "the database at {} {message}",
+            redact_url(url)
+        )))
+    }
+
+    /// Connects, waiting at most `wait` for a connection.
+    async fn connect_within(url: &str, wait: Duration) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite_url(url))
@@ -121,7 +166,7 @@ impl Db {
         if backend == Backend::Sqlite && !in_memory {
             restrict_sqlite_file(&url)?;
         }
-        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let mut pool = AnyPoolOptions::new().acquire_timeout(wait);
         pool = match backend {
             // An in-memory SQLite database exists per connection: keep exactly one.
             Backend::Sqlite if in_memory => pool.max_connections(1).min_connections(1),

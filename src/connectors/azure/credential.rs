@@ -53,7 +53,7 @@ pub(super) fn credential(
                 None
             }
             Err(err) => {
-                source.report(problems, spanned, key, err.to_string());
+                source.report_secret(problems, spanned, key, err.to_string());
                 None
             }
         };

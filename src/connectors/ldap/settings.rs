@@ -215,7 +215,7 @@ pub(super) fn check(
         Err(err) if !context.enabled => Some(Err(err.to_string())),
         Err(err) => {
             let key = "ldap.bind_password";
-            source.report(problems, &raw.bind_password, key, err.to_string());
+            source.report_secret(problems, &raw.bind_password, key, err.to_string());
             None
         }
     };
