@@ -234,10 +234,27 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             let code = error.downcast_ref::<Exit>().map_or(1, |e| e.code);
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text(&error));
             ExitCode::from(code)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: many of our errors already name
+/// their cause in their own text, and anyhow's `{:#}` would repeat it.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
@@ -273,8 +290,11 @@ impl Command {
 const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn init_logging(level: &str, format: LogFormat, ansi: bool) {
+    // PostgreSQL's notices (`relation "_sqlx_migrations" already exists, skipping` at every
+    // start) are the server talking to itself: shown only when asked for by name.
+    let quiet = ",sqlx::postgres::notice=warn";
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{level}{quiet}")))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

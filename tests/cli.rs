@@ -601,4 +601,12 @@ fn reading_commands_name_the_database_they_could_not_reach() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+    // Each cause is said once (the connect error names its cause already).
+    let parts: Vec<&str> = stderr.trim().split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "`{part}` repeats in {stderr}"
+        );
+    }
 }

@@ -14,6 +14,7 @@ use statement::Statement;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -162,6 +163,11 @@ impl Db {
             backend: backend.name(),
             source,
         })?;
+        // A 50,000-user run has statements that take over sqlx's 1 s "slow" mark as a matter
+        // of course: that is worth a debug line, not a WARN in every routine run.
+        let options = options
+            .log_statements(log::LevelFilter::Debug)
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let in_memory = url.contains(":memory:");
         if backend == Backend::Sqlite && !in_memory {
             restrict_sqlite_file(&url)?;
