@@ -71,6 +71,10 @@ enum Command {
     },
     /// Re-project stored mirrors through the current mappings, fetching nothing.
     Reconcile {
+        /// Only this connector or SCIM tenant (default: every enabled connector); the same
+        /// as `--connector`.
+        #[arg(conflicts_with = "connector", value_name = "CONNECTOR")]
+        named: Option<String>,
         /// Only this connector (default: every enabled connector).
         #[arg(long)]
         connector: Option<String>,
@@ -406,8 +410,12 @@ async fn run(cli: Cli) -> Result<u8> {
             db.close().await;
             report_run(result, run.format)
         }
-        Command::Reconcile { connector, run } => {
-            let ids: Vec<String> = match connector {
+        Command::Reconcile {
+            named,
+            connector,
+            run,
+        } => {
+            let ids: Vec<String> = match named.or(connector) {
                 Some(id) => {
                     if config.connector(&id).is_none() {
                         return Err(Exit::usage(format!("no connector `{id}`")).into());

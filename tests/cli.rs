@@ -610,3 +610,23 @@ fn reading_commands_name_the_database_they_could_not_reach() {
         );
     }
 }
+
+/// `idsync reconcile <connector>`, as the hold messages and docs write it, is the same as
+/// `--connector`.
+#[test]
+fn reconcile_takes_the_connector_by_position_or_flag() {
+    let tree = Tree::new();
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0, "{stderr}");
+    for args in [
+        &["reconcile", "hr"][..],
+        &["reconcile", "--connector", "hr"],
+    ] {
+        let (code, stdout, stderr) = tree.run(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stdout.contains("hr: "), "{args:?}: {stdout}");
+    }
+    let (code, _, stderr) = tree.run(&["reconcile", "nope"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no connector `nope`"), "{stderr}");
+}

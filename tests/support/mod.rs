@@ -132,6 +132,10 @@ macro_rules! on_both_backends {
             }
 
             #[tokio::test]
+            #[cfg_attr(
+                not(idsync_postgres_tests),
+                ignore = "IDSYNC_TEST_POSTGRES_URL is not set"
+            )]
             async fn postgres() {
                 if let Some(db) = $crate::support::postgres().await {
                     super::$name(db).await;
