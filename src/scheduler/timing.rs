@@ -4,22 +4,36 @@
 use std::hash::Hasher;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::config::Schedule;
+use crate::config::{Schedule, ScheduleZone};
 
 /// The next fire time of `schedule`, read in `timezone`, strictly after
-/// `after`.
+/// `after`; `None` when it never fires again.
+///
+/// The schedule is walked on the zone's wall clock (croner). Across a
+/// daylight-saving change a schedule at one fixed time of day (`30 2 * * *`)
+/// runs once: when its time is skipped (clocks go forward) it runs at the
+/// first instant after the gap, and when its time happens twice (clocks go
+/// back) it runs at the first of the two. Schedules that repeat within the
+/// day (`*/15 * * * *`) follow the clock: nothing in a skipped hour, both
+/// passes of a repeated one.
 pub fn next_fire(
     schedule: &Schedule,
-    timezone: FixedOffset,
+    timezone: ScheduleZone,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    schedule
-        .cron
-        .after(&after.with_timezone(&timezone))
-        .next()
-        .map(|fire| fire.with_timezone(&Utc))
+    let next = match timezone {
+        ScheduleZone::Fixed(offset) => schedule
+            .cron
+            .find_next_occurrence(&after.with_timezone(&offset), false)
+            .map(|fire| fire.with_timezone(&Utc)),
+        ScheduleZone::Named(zone) => schedule
+            .cron
+            .find_next_occurrence(&after.with_timezone(&zone), false)
+            .map(|fire| fire.with_timezone(&Utc)),
+    };
+    next.ok()
 }
 
 /// The delay in `[0, jitter)` added to `connector`'s fire at `fire`, in
