@@ -45,6 +45,11 @@ pub struct Schedule {
     pub text: String,
     /// The parsed schedule.
     pub cron: croner::Cron,
+    /// Whether it names times of day: neither its minute nor its hour field starts with
+    /// `*`. crontab runs such a schedule once across daylight-saving changes (a time
+    /// skipped runs when the clocks have gone forward, a time repeated runs the first
+    /// time only), while one that does start with `*` follows the clock.
+    pub fixed_times: bool,
 }
 
 impl Schedule {
@@ -71,6 +76,7 @@ impl Schedule {
                     .map(|cron| Schedule {
                         text: text.to_owned(),
                         cron,
+                        fixed_times: shorthand != "@hourly",
                     })
                     .map_err(|err| invalid(describe(&err, "")));
             }
@@ -94,10 +100,18 @@ impl Schedule {
             }
         }
         let parser = dialect.parser();
+        // The minute and hour fields, after the seconds of the 6/7-field form.
+        let offset = usize::from(dialect.seconds == Seconds::Required);
+        let fixed_times = fields
+            .iter()
+            .skip(offset)
+            .take(2)
+            .all(|field| !field.starts_with('*'));
         match parser.parse(&normalized.join(" ")) {
             Ok(cron) => Ok(Schedule {
                 text: text.to_owned(),
                 cron,
+                fixed_times,
             }),
             Err(err) => Err(invalid(locate(
                 &parser,

@@ -4,9 +4,9 @@
 //! - Every [`Job`] has an optional cron [`Schedule`] (without one, the
 //!   connector only runs when triggered), a time zone and an optional jitter.
 //! - Time zones are IANA names (`Europe/Berlin`, following daylight saving)
-//!   or fixed UTC offsets ([`ScheduleZone`]; UTC by default). A schedule at
-//!   one time of day runs once on the days the clocks change: at the end of
-//!   a skipped hour, at the first pass of a repeated one ([`next_fire`]).
+//!   or fixed UTC offsets ([`ScheduleZone`]; UTC by default). A schedule of
+//!   fixed times of day runs once on the days the clocks change: at the end
+//!   of a skipped hour, at the first pass of a repeated one ([`next_fire`]).
 //! - Jitter delays each fire by a pseudo-random amount in `[0, jitter)`,
 //!   derived from a hash of the connector id and the fire time, so the delay
 //!   is the same every time for the same connector and fire time

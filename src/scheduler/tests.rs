@@ -454,6 +454,50 @@ fn a_daily_run_in_a_repeated_hour_runs_once() {
 }
 
 #[test]
+fn several_fixed_times_run_once_across_changes_as_in_crontab() {
+    // 02:00 and 02:30 are both skipped on 2026-03-29: one run when the clocks
+    // have gone forward, then the next day's times.
+    assert_eq!(
+        fires_between(
+            "0,30 2 * * *",
+            BERLIN,
+            utc(2026, 3, 28, 12, 0),
+            utc(2026, 3, 30, 12, 0)
+        ),
+        [
+            utc(2026, 3, 29, 1, 0),  // 03:00 CEST, the end of the gap
+            utc(2026, 3, 30, 0, 0),  // 02:00 CEST
+            utc(2026, 3, 30, 0, 30), // 02:30 CEST
+        ]
+    );
+    // Both happen twice on 2026-10-25: each runs on its first pass only.
+    assert_eq!(
+        fires_between(
+            "0,30 2 * * *",
+            BERLIN,
+            utc(2026, 10, 24, 12, 0),
+            utc(2026, 10, 26, 12, 0)
+        ),
+        [
+            utc(2026, 10, 25, 0, 0),  // 02:00 CEST
+            utc(2026, 10, 25, 0, 30), // 02:30 CEST
+            utc(2026, 10, 26, 1, 0),  // 02:00 CET
+            utc(2026, 10, 26, 1, 30), // 02:30 CET
+        ]
+    );
+    // The form with seconds, a time in the gap: once, at its end.
+    assert_eq!(
+        fires_between(
+            "20 15 2 * * *",
+            BERLIN,
+            utc(2026, 3, 28, 12, 0),
+            utc(2026, 3, 29, 12, 0)
+        ),
+        [utc(2026, 3, 29, 1, 0)]
+    );
+}
+
+#[test]
 fn a_repeating_schedule_follows_the_clock_across_changes() {
     // Every 30 minutes: nothing in the skipped hour, both passes of the repeated one.
     assert_eq!(
