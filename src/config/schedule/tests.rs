@@ -125,3 +125,58 @@ fn zones_show_as_written_in_canonical_form() {
     );
     assert!(err.contains("`Europe/Berlin`"), "{err}");
 }
+
+#[test]
+fn schedules_the_cron_crate_took_still_parse() {
+    for text in [
+        "*/15 * * * *",
+        "0 */2 * * *",
+        "1-10/3 9-17 * * mon-fri",
+        "0 9 1,15 * *",
+        "0 9 ? * 1",
+        "0 0 1 jan-jun *",
+        "0 0 * * * *",
+        "* * * * * *",
+        "0 0 9 ? * MON-FRI",
+        "0 0 12 1/2 * *",
+        "0 15 10 * * * 2030",
+        "0 15 10 * * * 2030-2035",
+        "0 0 0 * * 1-7",
+        "0 30 9 * * Mon,Wed,Fri",
+        "0 0 0 1 January *",
+        "@yearly",
+        "@hourly",
+    ] {
+        assert!(
+            Schedule::parse(text).is_ok(),
+            "{text}: {:?}",
+            Schedule::parse(text)
+        );
+    }
+}
+
+#[test]
+fn croner_extras_parse() {
+    for text in ["0 0 L * *", "0 0 15W * *", "0 0 * * 5#2", "0 0 * * 5L"] {
+        assert!(
+            Schedule::parse(text).is_ok(),
+            "{text}: {:?}",
+            Schedule::parse(text)
+        );
+    }
+}
+
+#[test]
+fn which_schedules_name_fixed_times() {
+    let fixed = |text: &str| Schedule::parse(text).expect("schedule").fixed_times;
+    assert!(fixed("30 2 * * *"));
+    assert!(fixed("0,30 2 * * *"));
+    assert!(fixed("0 9-17 * * *"));
+    assert!(fixed("*/10 0 2 * * *"));
+    assert!(fixed("@daily"));
+    assert!(!fixed("*/15 * * * *"));
+    assert!(!fixed("0 * * * *"));
+    assert!(!fixed("0 */2 * * *"));
+    assert!(!fixed("0 0 * * * *"));
+    assert!(!fixed("@hourly"));
+}
