@@ -241,31 +241,24 @@ pub async fn tenant(config: &Config, db: &Db, command: TenantCommand) -> Result<
     }
 }
 
-/// A `--since` value: RFC 3339, or a duration back from now such as `15m`, `2h`, `7d`.
+/// A `--since` value: RFC 3339, or a duration back from now in the settings' syntax
+/// ([`idsync::spec::parse_duration`]) such as `15m`, `2h`, `7d` or `1h 30m`.
 pub(crate) fn parse_since(text: &str) -> Result<String> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at
             .with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
-    let (number, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
-    let n: i64 = number.parse().map_err(|_| {
+    let back = idsync::spec::parse_duration(text).map_err(|reason| {
         Exit::usage(format!(
-            "--since {text:?}: give an RFC 3339 time or a duration such as 30m, 2h, 7d"
+            "--since {text:?}: give an RFC 3339 time or a duration such as 30m, 2h, 7d ({reason})"
         ))
     })?;
-    let delta = match unit {
-        "s" => chrono::Duration::seconds(n),
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => {
-            return Err(
-                Exit::usage(format!("--since {text:?}: the unit must be s, m, h or d")).into(),
-            );
-        }
-    };
-    Ok((idsync::clock::now() - delta).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    let since = chrono::TimeDelta::from_std(back)
+        .ok()
+        .and_then(|back| idsync::clock::now().checked_sub_signed(back))
+        .ok_or_else(|| Exit::usage(format!("--since {text:?}: that is too far back")))?;
+    Ok(since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 pub async fn events(
@@ -315,4 +308,54 @@ pub async fn events(
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod since_tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::parse_since;
+    use crate::Exit;
+
+    #[test]
+    fn since_takes_an_rfc3339_time_or_the_settings_durations() {
+        assert_eq!(
+            parse_since("2026-01-02T03:04:05+01:00").expect("a time"),
+            "2026-01-02T02:04:05.000Z"
+        );
+        for (text, seconds) in [
+            ("30m", 1800),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("1d", 86_400),
+            ("2w", 1_209_600),
+            ("1h 30m", 5400),
+            ("1d12h", 129_600),
+        ] {
+            let back = TimeDelta::seconds(seconds);
+            let before = idsync::clock::now();
+            let since = parse_since(text).expect("a duration");
+            let after = idsync::clock::now();
+            let since = DateTime::parse_from_rfc3339(&since).expect("RFC 3339");
+            // The result keeps milliseconds, so it may be up to 1 ms earlier.
+            assert!(
+                since >= before - back - TimeDelta::milliseconds(1),
+                "{text}"
+            );
+            assert!(since <= after - back, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_since_is_a_usage_error_saying_why() {
+        let err = parse_since("5x").expect_err("not a duration");
+        assert_eq!(
+            err.to_string(),
+            "--since \"5x\": give an RFC 3339 time or a duration such as 30m, 2h, 7d (`5x` is \
+             not a duration (`x` is not a unit; use s, m, h, d or w, such as \"7d\" or \"12h\"))"
+        );
+        assert_eq!(err.downcast_ref::<Exit>().map(|exit| exit.code), Some(2));
+        assert!(parse_since("-1h").is_err());
+        assert!(parse_since("500ms").is_err());
+    }
 }

@@ -6,6 +6,7 @@
 //! enabled = true                 # default true
 //! mapping = "default"            # the stem of a file in mappings/
 //! schedule = "*/15 * * * *"      # optional cron schedule
+//! timezone = "Europe/Berlin"     # optional: the schedule's zone (IANA, UTC, +01:00); UTC
 //! [file]                         # the kind's own settings, in a table named after it
 //! path = "exports/users.json"    # relative to the directory of idsync.toml
 //! format = "json"                # optional: "json" or "csv"; default from the extension
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::problems::{Problems, Source};
-use super::schedule::{Schedule, parse_timezone};
+use super::schedule::{Schedule, ScheduleZone, parse_timezone};
 use crate::connectors::kind::{KindTable, SettingsContext, UserKeys};
 use crate::connectors::{ConnectorError, PullConnector};
 
@@ -99,12 +100,14 @@ macro_rules! connector_kinds {
             /// Required.
             mapping: Spanned<String>,
             /// When it runs by itself, as cron: 5 fields
-            /// (`minute hour day-of-month month day-of-week`, as in crontab) or
-            /// 6-7 fields with seconds first. Default: none, it runs only on demand.
+            /// (`minute hour day-of-month month day-of-week`, as in crontab, where a
+            /// day matching either day field runs) or 6-7 fields with seconds first.
+            /// Default: none, it runs only on demand.
             #[serde(default)]
             schedule: Option<Spanned<String>>,
-            /// The time zone `schedule` is read in: `UTC` or a fixed offset such as
-            /// `+01:00` (no daylight-saving changes). Default: UTC.
+            /// The time zone `schedule` is read in: an IANA name such as
+            /// `Europe/Berlin` (its daylight-saving changes followed), `UTC`, or a
+            /// fixed offset such as `+01:00`. Default: UTC.
             #[serde(default)]
             timezone: Option<Spanned<String>>,
             /// Each scheduled run starts up to this many seconds late (the same delay
@@ -197,7 +200,7 @@ pub struct ConnectorConfig {
     /// When it runs by itself; `None` when it only runs on demand.
     pub schedule: Option<Schedule>,
     /// The time zone the schedule is read in.
-    pub timezone: chrono::FixedOffset,
+    pub timezone: ScheduleZone,
     /// Most delay added to each scheduled run.
     pub jitter: std::time::Duration,
     /// The settings of the connector's kind.
@@ -350,21 +353,12 @@ pub(crate) fn load(
     };
 
     let timezone = match &raw.timezone {
-        None => chrono::FixedOffset::east_opt(0).expect("UTC"),
+        None => ScheduleZone::default(),
         Some(text) => match parse_timezone(text.get_ref()) {
-            Some(offset) => offset,
-            None => {
-                source.report(
-                    problems,
-                    text,
-                    "timezone",
-                    format!(
-                        "`{}` is not a time zone idsync understands: give `UTC` or a fixed \
-                         offset such as `+01:00` or `-05:30`",
-                        text.get_ref()
-                    ),
-                );
-                chrono::FixedOffset::east_opt(0).expect("UTC")
+            Ok(zone) => zone,
+            Err(message) => {
+                source.report(problems, text, "timezone", message);
+                ScheduleZone::default()
             }
         },
     };

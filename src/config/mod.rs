@@ -47,7 +47,7 @@ pub use crate::spec::{
 };
 pub use connector::{ConnectorConfig, ConnectorSettings};
 pub use engine::{EngineConfig, LogFormat};
-pub use schedule::{Schedule, ScheduleError};
+pub use schedule::{Schedule, ScheduleError, ScheduleZone};
 pub use scim_server::{ResourceLimits, ServerOptions};
 pub use scim_tenant::{ScimTenantSettings, TenantAuth};
 

@@ -1,33 +1,55 @@
-//! A connector's `schedule` and `timezone`: the 5-field crontab form and the `cron` crate's
-//! 6/7-field form with seconds, translated into the `cron` crate's dialect, with messages
-//! that name the field at fault; time zones as fixed offsets.
+//! A connector's `schedule` and `timezone`: crontab's 5 fields (either day rule matches) and
+//! 6/7 fields with seconds first, parsed by croner with messages that name the field at
+//! fault; time zones as IANA names (daylight saving followed) or fixed offsets.
 
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::Offset;
+use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds, Year};
+
 /// What the 5- and 6/7-field forms of a schedule look like, for messages.
 const SCHEDULE_FORMS: &str = "expected 5 fields (minute hour day-of-month month day-of-week) \
      or 6-7 fields with seconds first (second minute hour day-of-month month day-of-week [year])";
+
+/// The `@` shorthands, each the 5-field schedule croner expands it to.
+const SHORTHANDS: [&str; 6] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
 
 /// A cron schedule, as written and as parsed.
 ///
 /// Two forms are accepted:
 /// - 5 fields, as in crontab: `minute hour day-of-month month day-of-week`,
 ///   with day-of-week 0-7 (0 and 7 are Sunday) or `sun`-`sat`; it runs at
-///   second 0.
-/// - the `cron` crate's 6 or 7 fields, seconds first:
+///   second 0. When both day-of-month and day-of-week are restricted (neither
+///   is `*`), a day matching either runs, as crontab does: `0 0 1 * 1` runs on
+///   the 1st and on every Monday.
+/// - 6 or 7 fields, seconds first:
 ///   `second minute hour day-of-month month day-of-week [year]`, with
-///   day-of-week 1-7 (1 is Sunday) or `sun`-`sat`.
+///   day-of-week 1-7 (1 is Sunday) or `sun`-`sat`. When both day fields are
+///   restricted a day must match both (this form's rule before croner, kept so
+///   that no schedule written for it changes meaning).
 ///
-/// `@hourly`, `@daily`, `@weekly`, `@monthly` and `@yearly` work too. When
-/// both day-of-month and day-of-week are restricted, a time must match both
-/// (crontab would take either).
+/// `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` and `@annually` work
+/// too.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     /// The schedule as written in the configuration.
     pub text: String,
-    /// The parsed schedule (always in the 6/7-field form).
-    pub cron: cron::Schedule,
+    /// The parsed schedule.
+    pub cron: croner::Cron,
+    /// Whether it names times of day: neither its minute nor its hour field starts with
+    /// `*`. crontab runs such a schedule once across daylight-saving changes (a time
+    /// skipped runs when the clocks have gone forward, a time repeated runs the first
+    /// time only), while one that does start with `*` follows the clock.
+    pub fixed_times: bool,
 }
 
 impl Schedule {
@@ -38,32 +60,65 @@ impl Schedule {
             reason,
         };
         let fields: Vec<&str> = text.split_whitespace().collect();
-        let (expression, names, offset): (String, &[&str], usize) = match fields.len() {
-            1 if text.trim_start().starts_with('@') => (text.trim().to_owned(), &["shorthand"], 0),
-            5 => {
-                let day_of_week = crontab_day_of_week(fields[4]).map_err(invalid)?;
-                let expression = format!(
-                    "0 {} {} {} {} {day_of_week}",
-                    fields[0], fields[1], fields[2], fields[3]
-                );
-                (expression, &FIVE_FIELDS, 1)
+        let dialect = match fields.len() {
+            1 if fields[0].starts_with('@') => {
+                let shorthand = fields[0].to_ascii_lowercase();
+                if !SHORTHANDS.contains(&shorthand.as_str()) {
+                    return Err(invalid(format!(
+                        "shorthand field `{}`: not one of {}",
+                        fields[0],
+                        SHORTHANDS.join(", ")
+                    )));
+                }
+                return FIVE
+                    .parser()
+                    .parse(&shorthand)
+                    .map(|cron| Schedule {
+                        text: text.to_owned(),
+                        cron,
+                        fixed_times: shorthand != "@hourly",
+                    })
+                    .map_err(|err| invalid(describe(&err, "")));
             }
-            6 | 7 => (fields.join(" "), &SEVEN_FIELDS, 0),
+            5 => &FIVE,
+            6 | 7 => &SEVEN,
             0 => return Err(invalid("it is empty".to_owned())),
             1 => return Err(invalid("1 field".to_owned())),
             n => return Err(invalid(format!("{n} fields"))),
         };
-        match cron::Schedule::from_str(&expression) {
+        let normalized: Vec<String> = fields
+            .iter()
+            .zip(dialect.fields)
+            .map(|(field, spec)| {
+                spec.names
+                    .map_or((*field).to_owned(), |n| shorten(field, n))
+            })
+            .collect();
+        for ((field, normal), spec) in fields.iter().zip(&normalized).zip(dialect.fields) {
+            if let Err(detail) = check_field(normal, spec) {
+                return Err(invalid(format!("{} field `{field}`: {detail}", spec.name)));
+            }
+        }
+        let parser = dialect.parser();
+        // The minute and hour fields, after the seconds of the 6/7-field form.
+        let offset = usize::from(dialect.seconds == Seconds::Required);
+        let fixed_times = fields
+            .iter()
+            .skip(offset)
+            .take(2)
+            .all(|field| !field.starts_with('*'));
+        match parser.parse(&normalized.join(" ")) {
             Ok(cron) => Ok(Schedule {
                 text: text.to_owned(),
                 cron,
+                fixed_times,
             }),
-            Err(err) => Err(invalid(explain_cron_error(
-                &err.to_string(),
-                &expression,
+            Err(err) => Err(invalid(locate(
+                &parser,
                 &fields,
-                names,
-                offset,
+                &normalized,
+                dialect,
+                &err,
             ))),
         }
     }
@@ -94,136 +149,300 @@ pub struct ScheduleError {
     pub reason: String,
 }
 
-const FIVE_FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
-const SEVEN_FIELDS: [&str; 7] = [
-    "second",
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
-    "year",
+/// One field of a form: its name, the numbers it takes, what to tell the
+/// user it takes, and the names it knows (full names are shortened to the
+/// three letters croner reads).
+struct FieldSpec {
+    name: &'static str,
+    range: Option<(u16, u16)>,
+    allowed: &'static str,
+    names: Option<&'static [&'static str]>,
+}
+
+/// A form of schedule: its fields and how croner is set up to read it.
+struct Dialect {
+    fields: &'static [FieldSpec],
+    seconds: Seconds,
+    /// Quartz day numbers (1 is Sunday) and both day fields required to match.
+    quartz: bool,
+}
+
+impl Dialect {
+    fn parser(&self) -> CronParser {
+        CronParser::builder()
+            .seconds(self.seconds)
+            .year(if self.quartz {
+                Year::Optional
+            } else {
+                Year::Disallowed
+            })
+            .alternative_weekdays(self.quartz)
+            .dom_and_dow(self.quartz)
+            // `5/15` (from 5, every 15) was accepted before croner; croner 4 wants
+            // `5-59/15` unless told otherwise.
+            .sloppy_ranges(true)
+            .build()
+    }
+}
+
+const DAYS: &[&str] = &[
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
+const MONTHS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
-/// Turns the `cron` crate's error (the expression, a line with a `^` under
-/// the trouble, then sometimes a detail line) into a reason naming the
-/// field, as the user wrote it. `offset` is how many fields were put in front
-/// of the user's (the seconds of the 5-field form).
-fn explain_cron_error(
-    error: &str,
-    expression: &str,
-    fields: &[&str],
-    names: &[&str],
-    offset: usize,
-) -> String {
-    let mut lines = error.lines();
-    let _expression_line = lines.next();
-    let caret = lines.next().and_then(|line| line.find('^'));
-    let detail = lines
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    // Which field of `expression` the caret is under.
-    let field_index = caret.map(|column| {
-        let before = expression.get(..column).unwrap_or(expression);
-        let mut index = before.split_whitespace().count();
-        if before.ends_with(|c: char| !c.is_whitespace()) {
-            index -= 1;
+const SECOND: FieldSpec = FieldSpec {
+    name: "second",
+    range: Some((0, 59)),
+    allowed: "0-59",
+    names: None,
+};
+const MINUTE: FieldSpec = FieldSpec {
+    name: "minute",
+    range: Some((0, 59)),
+    allowed: "0-59",
+    names: None,
+};
+const HOUR: FieldSpec = FieldSpec {
+    name: "hour",
+    range: Some((0, 23)),
+    allowed: "0-23",
+    names: None,
+};
+const DAY_OF_MONTH: FieldSpec = FieldSpec {
+    name: "day-of-month",
+    range: Some((1, 31)),
+    allowed: "1-31, L or nW",
+    names: None,
+};
+const MONTH: FieldSpec = FieldSpec {
+    name: "month",
+    range: Some((1, 12)),
+    allowed: "1-12 or jan-dec",
+    names: Some(MONTHS),
+};
+const YEAR: FieldSpec = FieldSpec {
+    name: "year",
+    range: None,
+    allowed: "a year such as 2030",
+    names: None,
+};
+
+/// crontab's form: day-of-week 0-7, 0 and 7 being Sunday.
+const FIVE: Dialect = Dialect {
+    fields: &[
+        MINUTE,
+        HOUR,
+        DAY_OF_MONTH,
+        MONTH,
+        FieldSpec {
+            name: "day-of-week",
+            range: Some((0, 7)),
+            allowed: "0-7, 0 and 7 are Sunday, or sun-sat",
+            names: Some(DAYS),
+        },
+    ],
+    seconds: Seconds::Disallowed,
+    quartz: false,
+};
+
+/// The form with seconds: day-of-week 1-7, 1 being Sunday.
+const SEVEN: Dialect = Dialect {
+    fields: &[
+        SECOND,
+        MINUTE,
+        HOUR,
+        DAY_OF_MONTH,
+        MONTH,
+        FieldSpec {
+            name: "day-of-week",
+            range: Some((1, 7)),
+            allowed: "1-7, 1 is Sunday, or sun-sat",
+            names: Some(DAYS),
+        },
+        YEAR,
+    ],
+    seconds: Seconds::Required,
+    quartz: true,
+};
+
+/// `field` with every full name (`monday`, `January`) cut to its first three
+/// letters, which is what croner reads (it would read `MONDAY` as `1DAY`).
+fn shorten(field: &str, names: &[&str]) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let lower = word.to_ascii_lowercase();
+        match names.iter().find(|name| **name == lower) {
+            Some(name) => out.push_str(name.get(..3).unwrap_or(name)),
+            None => out.push_str(word),
         }
-        index
-    });
-    let user_field = field_index
-        .and_then(|index| index.checked_sub(offset))
-        .filter(|&index| index < fields.len() && index < names.len());
-    let detail = if detail.is_empty() {
-        "cannot be parsed".to_owned()
-    } else {
-        detail
+        word.clear();
     };
-    match user_field {
-        Some(index) => format!("{} field `{}`: {detail}", names[index], fields[index]),
-        None => detail,
-    }
-}
-
-/// Rewrites a crontab day-of-week field (0-7, 0 and 7 being Sunday) into the
-/// `cron` crate's numbering (1-7, 1 being Sunday), as an explicit list of
-/// days. Names (`mon`, `monday`) are accepted anywhere a number is.
-fn crontab_day_of_week(field: &str) -> Result<String, String> {
-    if field == "*" || field == "?" {
-        return Ok(field.to_owned());
-    }
-    let mut days = [false; 7];
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((range, step)) => match step.parse::<usize>() {
-                Ok(step) if step > 0 => (range, Some(step)),
-                _ => {
-                    return Err(format!(
-                        "day-of-week field `{field}`: `{step}` is not a step (a whole number from 1)"
-                    ));
-                }
-            },
-            None => (item, None),
-        };
-        let (first, last) = if range == "*" || range == "?" {
-            (0, 6)
-        } else if let Some((first, last)) = range.split_once('-') {
-            (day_number(field, first)?, day_number(field, last)?)
+    for c in field.chars() {
+        if c.is_ascii_alphabetic() {
+            word.push(c);
         } else {
-            let day = day_number(field, range)?;
-            // `day/step` runs from `day` to the end of the week.
-            match step {
-                Some(_) => (day, 6.max(day)),
-                None => (day, day),
-            }
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// What croner lets through or words poorly: empty list items (`1,,2`),
+/// numbers out of the field's range and ranges that run backwards.
+fn check_field(field: &str, spec: &FieldSpec) -> Result<(), String> {
+    for item in field.split(',') {
+        if item.is_empty() {
+            return Err(format!("an empty item in the list ({})", spec.allowed));
+        }
+        let Some((min, max)) = spec.range else {
+            continue;
         };
-        if first > last {
-            return Err(format!(
-                "day-of-week field `{field}`: range `{range}` runs backwards"
-            ));
+        let body = item.split(['/', '#']).next().unwrap_or(item);
+        let body = body.trim_end_matches(['L', 'l', 'W', 'w']);
+        let numbers: Vec<Option<u16>> = body.split('-').map(|n| n.parse().ok()).collect();
+        for number in numbers.iter().flatten() {
+            if !(min..=max).contains(number) {
+                return Err(format!("`{number}` is out of range ({})", spec.allowed));
+            }
         }
-        for day in (first..=last).step_by(step.unwrap_or(1)) {
-            days[day % 7] = true;
+        if let [Some(first), Some(last)] = numbers[..]
+            && first > last
+        {
+            return Err(format!("range `{body}` runs backwards"));
         }
     }
-    let list: Vec<String> = (0..7)
-        .filter(|&day| days[day])
-        .map(|day| (day + 1).to_string())
-        .collect();
-    Ok(list.join(","))
+    Ok(())
 }
 
-/// A crontab day of the week: 0-7 (0 and 7 are Sunday) or a name; 7 stays 7
-/// so ranges like `5-7` work.
-fn day_number(field: &str, text: &str) -> Result<usize, String> {
-    const NAMES: [(&str, &str); 7] = [
-        ("sun", "sunday"),
-        ("mon", "monday"),
-        ("tue", "tuesday"),
-        ("wed", "wednesday"),
-        ("thu", "thursday"),
-        ("fri", "friday"),
-        ("sat", "saturday"),
-    ];
-    if let Ok(number) = text.parse::<usize>()
-        && number <= 7
-    {
-        return Ok(number);
+/// Which field croner refused, found by parsing each field alone (the others
+/// `*`), with croner's reason.
+fn locate(
+    parser: &CronParser,
+    fields: &[&str],
+    normalized: &[String],
+    dialect: &Dialect,
+    err: &CronError,
+) -> String {
+    for (index, (field, spec)) in fields.iter().zip(dialect.fields).enumerate() {
+        let alone: Vec<&str> = normalized
+            .iter()
+            .enumerate()
+            .map(|(other, text)| if other == index { text.as_str() } else { "*" })
+            .collect();
+        if let Err(err) = parser.parse(&alone.join(" ")) {
+            return format!(
+                "{} field `{field}`: {} ({})",
+                spec.name,
+                describe(&err, field),
+                spec.allowed
+            );
+        }
     }
-    let lower = text.to_ascii_lowercase();
-    NAMES
-        .iter()
-        .position(|(short, long)| lower == *short || lower == *long)
-        .ok_or_else(|| {
-            format!("day-of-week field `{field}`: `{text}` is not a day (0-7, 0 and 7 are Sunday, or sun-sat)")
-        })
+    describe(err, "")
 }
 
-/// `UTC`, `Z` or a fixed offset `±HH:MM` (also `±HHMM`, `±HH`).
-pub(super) fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
+/// croner's reason, as a clause: the character the user wrote for an illegal
+/// one, the rest lower-cased and without the final full stop.
+fn describe(err: &CronError, field: &str) -> String {
+    if let CronError::IllegalCharacters(message) = err {
+        // "CronPattern contains illegal character 'X' in part '...'": croner has
+        // upper-cased the pattern, so find the character as written.
+        let reported = message.split('\'').nth(1).and_then(|c| c.chars().next());
+        if let Some(reported) = reported {
+            let written = field
+                .chars()
+                .find(|c| c.to_ascii_uppercase() == reported)
+                .unwrap_or(reported);
+            return format!("`{written}` is not allowed here");
+        }
+    }
+    let message = match err {
+        CronError::InvalidPattern(message)
+        | CronError::IllegalCharacters(message)
+        | CronError::ComponentError(message) => message.clone(),
+        other => other.to_string(),
+    };
+    let message = message.trim_end_matches('.');
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "cannot be parsed".to_owned(),
+    }
+}
+
+/// The time zone a schedule is read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleZone {
+    /// A fixed offset from UTC (`UTC`, `+01:00`): the same all year.
+    Fixed(chrono::FixedOffset),
+    /// An IANA zone (`Europe/Berlin`): its offset follows its daylight-saving
+    /// rules.
+    Named(chrono_tz::Tz),
+}
+
+/// UTC.
+impl Default for ScheduleZone {
+    fn default() -> Self {
+        ScheduleZone::Fixed(chrono::Utc.fix())
+    }
+}
+
+/// The IANA name, or the offset as `+01:00`.
+impl fmt::Display for ScheduleZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScheduleZone::Fixed(offset) => write!(f, "{offset}"),
+            ScheduleZone::Named(zone) => f.write_str(zone.name()),
+        }
+    }
+}
+
+/// `UTC`, `Z`, a fixed offset `±HH:MM` (also `±HHMM`, `±HH`) or an IANA time
+/// zone name such as `Europe/Berlin` (its case does not matter).
+pub fn parse_timezone(text: &str) -> Result<ScheduleZone, String> {
     let text = text.trim();
+    if let Some(offset) = parse_offset(text) {
+        return Ok(ScheduleZone::Fixed(offset));
+    }
+    if let Ok(zone) = text.parse::<chrono_tz::Tz>() {
+        return Ok(ScheduleZone::Named(zone));
+    }
+    if let Some(zone) = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|zone| zone.name().eq_ignore_ascii_case(text))
+    {
+        return Ok(ScheduleZone::Named(*zone));
+    }
+    Err(format!(
+        "`{text}` is not a time zone idsync understands: give an IANA name such as \
+         `Europe/Berlin`, `UTC`, or a fixed offset such as `+01:00` or `-05:30`"
+    ))
+}
+
+/// `UTC`, `Z`, `GMT` or `±HH:MM` (also `±HHMM`, `±HH`).
+fn parse_offset(text: &str) -> Option<chrono::FixedOffset> {
     if text.eq_ignore_ascii_case("utc") || text == "Z" || text.eq_ignore_ascii_case("gmt") {
         return chrono::FixedOffset::east_opt(0);
     }
@@ -247,3 +466,6 @@ pub(super) fn parse_timezone(text: &str) -> Option<chrono::FixedOffset> {
     }
     chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,9 +3,10 @@
 //!
 //! - Every [`Job`] has an optional cron [`Schedule`] (without one, the
 //!   connector only runs when triggered), a time zone and an optional jitter.
-//! - Time zones are fixed UTC offsets ([`chrono::FixedOffset`]; UTC is
-//!   offset 0). There is no daylight-saving handling: a schedule in
-//!   `+01:00` stays at `+01:00` all year.
+//! - Time zones are IANA names (`Europe/Berlin`, following daylight saving)
+//!   or fixed UTC offsets ([`ScheduleZone`]; UTC by default). A schedule of
+//!   fixed times of day runs once on the days the clocks change: at the end
+//!   of a skipped hour, at the first pass of a repeated one ([`next_fire`]).
 //! - Jitter delays each fire by a pseudo-random amount in `[0, jitter)`,
 //!   derived from a hash of the connector id and the fire time, so the delay
 //!   is the same every time for the same connector and fire time
@@ -34,13 +35,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::config::Schedule;
+use crate::config::{Schedule, ScheduleZone};
 
 mod timing;
 
@@ -123,8 +124,8 @@ pub struct Job {
     pub connector: String,
     /// When it runs by itself; `None` when it only runs on demand.
     pub schedule: Option<Schedule>,
-    /// The time zone the schedule is read in: a fixed offset from UTC.
-    pub timezone: FixedOffset,
+    /// The time zone the schedule is read in.
+    pub timezone: ScheduleZone,
     /// Each fire is delayed by a stable pseudo-random amount in
     /// `[0, jitter)`; zero for none.
     pub jitter: Duration,
@@ -136,13 +137,13 @@ impl Job {
         Job {
             connector: connector.into(),
             schedule,
-            timezone: Utc.fix(),
+            timezone: ScheduleZone::default(),
             jitter: Duration::ZERO,
         }
     }
 
     /// The same job with its schedule read in `timezone`.
-    pub fn with_timezone(mut self, timezone: FixedOffset) -> Job {
+    pub fn with_timezone(mut self, timezone: ScheduleZone) -> Job {
         self.timezone = timezone;
         self
     }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::TimeZone;
+use chrono::{FixedOffset, TimeZone};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -81,7 +81,17 @@ struct Harness {
 
 impl Harness {
     fn start(jobs: Vec<Job>, block: bool, max_concurrent: usize) -> Harness {
-        let clock = TokioClock::starting_at(base());
+        Harness::start_at(base(), jobs, block, max_concurrent)
+    }
+
+    /// Like [`Harness::start`], on a virtual clock starting at `start`.
+    fn start_at(
+        start: DateTime<Utc>,
+        jobs: Vec<Job>,
+        block: bool,
+        max_concurrent: usize,
+    ) -> Harness {
+        let clock = TokioClock::starting_at(start);
         let (events_tx, events) = mpsc::unbounded_channel();
         let launcher = Arc::new(TestLauncher {
             clock,
@@ -351,13 +361,202 @@ fn jitter_stays_within_bounds_and_is_stable() {
 #[test]
 fn schedules_are_read_in_their_fixed_offset() {
     let daily_at_three = Schedule::parse("0 0 3 * * *").expect("schedule");
-    let plus_two = FixedOffset::east_opt(2 * 3600).expect("offset");
+    let plus_two = ScheduleZone::Fixed(FixedOffset::east_opt(2 * 3600).expect("offset"));
     assert_eq!(
         next_fire(&daily_at_three, plus_two, at(0, 0, 30)),
         Some(at(1, 0, 0))
     );
     assert_eq!(
-        next_fire(&daily_at_three, Utc.fix(), at(0, 0, 30)),
+        next_fire(&daily_at_three, ScheduleZone::default(), at(0, 0, 30)),
         Some(at(3, 0, 0))
     );
+    // A fixed offset does not follow daylight saving: 03:00 at +01:00 is 02:00 UTC
+    // on both sides of Europe's change (2026-03-29).
+    let plus_one = ScheduleZone::Fixed(FixedOffset::east_opt(3600).expect("offset"));
+    let daily = Schedule::parse("0 3 * * *").expect("schedule");
+    assert_eq!(
+        next_fire(&daily, plus_one, utc(2026, 3, 28, 12, 0)),
+        Some(utc(2026, 3, 29, 2, 0))
+    );
+    assert_eq!(
+        next_fire(&daily, plus_one, utc(2026, 3, 29, 12, 0)),
+        Some(utc(2026, 3, 30, 2, 0))
+    );
+}
+
+fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
+        .single()
+        .expect("valid time")
+}
+
+const BERLIN: ScheduleZone = ScheduleZone::Named(chrono_tz::Europe::Berlin);
+
+/// Every fire of `schedule` in `zone` after `from`, up to `until`.
+fn fires_between(
+    schedule: &str,
+    zone: ScheduleZone,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let schedule = Schedule::parse(schedule).expect("schedule");
+    let mut out = Vec::new();
+    let mut after = from;
+    while let Some(fire) = next_fire(&schedule, zone, after).filter(|fire| *fire <= until) {
+        out.push(fire);
+        after = fire;
+    }
+    out
+}
+
+#[test]
+fn a_daily_run_in_a_skipped_hour_runs_once_after_the_gap() {
+    // 2026-03-29, the last Sunday of March: Berlin goes from 02:00 CET straight
+    // to 03:00 CEST (01:00 UTC), so 02:30 does not happen that day.
+    assert_eq!(
+        fires_between(
+            "30 2 * * *",
+            BERLIN,
+            utc(2026, 3, 27, 12, 0),
+            utc(2026, 3, 30, 12, 0)
+        ),
+        [
+            utc(2026, 3, 28, 1, 30), // 02:30 CET
+            utc(2026, 3, 29, 1, 0),  // 03:00 CEST, the end of the gap
+            utc(2026, 3, 30, 0, 30), // 02:30 CEST
+        ]
+    );
+}
+
+#[test]
+fn a_daily_run_in_a_repeated_hour_runs_once() {
+    // 2026-10-25, the last Sunday of October: Berlin goes from 03:00 CEST back to
+    // 02:00 CET (01:00 UTC), so 02:30 happens at 00:30 and again at 01:30 UTC.
+    assert_eq!(
+        fires_between(
+            "30 2 * * *",
+            BERLIN,
+            utc(2026, 10, 24, 12, 0),
+            utc(2026, 10, 26, 12, 0)
+        ),
+        [
+            utc(2026, 10, 25, 0, 30), // 02:30 CEST, the first pass
+            utc(2026, 10, 26, 1, 30), // 02:30 CET
+        ]
+    );
+    // Planned from inside the second pass (a restart at 02:45 CET), it waits
+    // for the next day rather than running 02:30 again.
+    let daily = Schedule::parse("30 2 * * *").expect("schedule");
+    assert_eq!(
+        next_fire(&daily, BERLIN, utc(2026, 10, 25, 1, 45)),
+        Some(utc(2026, 10, 26, 1, 30))
+    );
+}
+
+#[test]
+fn several_fixed_times_run_once_across_changes_as_in_crontab() {
+    // 02:00 and 02:30 are both skipped on 2026-03-29: one run when the clocks
+    // have gone forward, then the next day's times.
+    assert_eq!(
+        fires_between(
+            "0,30 2 * * *",
+            BERLIN,
+            utc(2026, 3, 28, 12, 0),
+            utc(2026, 3, 30, 12, 0)
+        ),
+        [
+            utc(2026, 3, 29, 1, 0),  // 03:00 CEST, the end of the gap
+            utc(2026, 3, 30, 0, 0),  // 02:00 CEST
+            utc(2026, 3, 30, 0, 30), // 02:30 CEST
+        ]
+    );
+    // Both happen twice on 2026-10-25: each runs on its first pass only.
+    assert_eq!(
+        fires_between(
+            "0,30 2 * * *",
+            BERLIN,
+            utc(2026, 10, 24, 12, 0),
+            utc(2026, 10, 26, 12, 0)
+        ),
+        [
+            utc(2026, 10, 25, 0, 0),  // 02:00 CEST
+            utc(2026, 10, 25, 0, 30), // 02:30 CEST
+            utc(2026, 10, 26, 1, 0),  // 02:00 CET
+            utc(2026, 10, 26, 1, 30), // 02:30 CET
+        ]
+    );
+    // The form with seconds, a time in the gap: once, at its end.
+    assert_eq!(
+        fires_between(
+            "20 15 2 * * *",
+            BERLIN,
+            utc(2026, 3, 28, 12, 0),
+            utc(2026, 3, 29, 12, 0)
+        ),
+        [utc(2026, 3, 29, 1, 0)]
+    );
+}
+
+#[test]
+fn a_repeating_schedule_follows_the_clock_across_changes() {
+    // Every 30 minutes: nothing in the skipped hour, both passes of the repeated one.
+    assert_eq!(
+        fires_between(
+            "*/30 * * * *",
+            BERLIN,
+            utc(2026, 3, 29, 0, 15),
+            utc(2026, 3, 29, 1, 45)
+        ),
+        [
+            utc(2026, 3, 29, 0, 30), // 01:30 CET
+            utc(2026, 3, 29, 1, 0),  // 03:00 CEST
+            utc(2026, 3, 29, 1, 30), // 03:30 CEST
+        ]
+    );
+    assert_eq!(
+        fires_between(
+            "*/30 * * * *",
+            BERLIN,
+            utc(2026, 10, 24, 23, 45),
+            utc(2026, 10, 25, 1, 45)
+        ),
+        [
+            utc(2026, 10, 25, 0, 0),  // 02:00 CEST
+            utc(2026, 10, 25, 0, 30), // 02:30 CEST
+            utc(2026, 10, 25, 1, 0),  // 02:00 CET
+            utc(2026, 10, 25, 1, 30), // 02:30 CET
+        ]
+    );
+}
+
+/// The runs the scheduler started, in order, draining the events.
+fn runs_started(h: &mut Harness) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    while let Ok(event) = h.events.try_recv() {
+        if let Event::Started(_, Trigger::Schedule, time) = event {
+            out.push(time);
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scheduler_runs_a_berlin_job_once_on_both_change_days() {
+    let job = || job("a", "30 2 * * *").with_timezone(BERLIN);
+
+    let mut h = Harness::start_at(utc(2026, 3, 28, 12, 0), vec![job()], false, 4);
+    h.sleep_until(utc(2026, 3, 30, 12, 0)).await;
+    assert_eq!(
+        runs_started(&mut h),
+        [utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)]
+    );
+    h.shutdown().await;
+
+    let mut h = Harness::start_at(utc(2026, 10, 24, 12, 0), vec![job()], false, 4);
+    h.sleep_until(utc(2026, 10, 26, 12, 0)).await;
+    assert_eq!(
+        runs_started(&mut h),
+        [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]
+    );
+    h.shutdown().await;
 }

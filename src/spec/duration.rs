@@ -1,46 +1,45 @@
-//! Durations as settings spell them: `90s`, `30m`, `12h`, `7d`, `1w`, or combinations
-//! such as `1d12h` (shared by every kind that has one).
+//! Durations as settings and `--since` spell them, in humantime's syntax: `90s`, `30m`,
+//! `12h`, `7d`, `2w`, combinations such as `1d12h` or `1h 30m`, and long unit names such as
+//! `7 days` (shared by every kind that has one).
 
 use std::time::Duration;
 
-/// Parses `"90s"`, `"30m"`, `"12h"`, `"7d"`, `"1w"` or combinations (`"1d12h"`).
+/// What to write instead, for messages.
+const USE: &str = "use s, m, h, d or w, such as \"7d\" or \"12h\"";
+
+/// Parses a duration in humantime's syntax
+/// (<https://docs.rs/humantime/latest/humantime/fn.parse_duration.html>): numbers each
+/// followed by a unit, `s`, `m`, `h`, `d`, `w` (or `sec`, `min`, `hours`, `days`,
+/// `weeks`, ...), `M` (months of 30.44 days) or `y` (years of 365.25 days), added up.
+/// Settings count whole seconds, so a duration with a fraction of a second left over
+/// (`500ms`) is refused rather than rounded.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("an empty duration".to_owned());
     }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
+    let duration = humantime::parse_duration(text).map_err(|err| explain(text, &err))?;
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("`{text}` is not a whole number of seconds"));
+    }
+    Ok(duration)
+}
+
+/// humantime's error, in the words idsync's messages use.
+fn explain(text: &str, err: &humantime::DurationError) -> String {
+    use humantime::DurationError as E;
+    match err {
+        E::Empty => "an empty duration".to_owned(),
+        E::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+            format!("`{text}` needs a unit after {value} (s, m, h, d or w)")
         }
-        let unit: u64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => {
-                return Err(format!(
-                    "`{text}` is not a duration (use s, m, h, d or w, such as \"7d\" or \"12h\")"
-                ));
-            }
-        };
-        let n: u64 = number.parse().map_err(|_| {
+        E::UnknownUnit { unit, .. } => {
+            format!("`{text}` is not a duration (`{unit}` is not a unit; {USE})")
+        }
+        E::NumberExpected(_) => {
             format!("`{text}` is not a duration (a number goes before each unit, such as \"7d\")")
-        })?;
-        number.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| format!("`{text}` is too long"))?;
+        }
+        E::InvalidCharacter(_) => format!("`{text}` is not a duration ({USE})"),
+        E::NumberOverflow => format!("`{text}` is too long"),
     }
-    if !number.is_empty() {
-        return Err(format!(
-            "`{text}` needs a unit after {number} (s, m, h, d or w)"
-        ));
-    }
-    Ok(Duration::from_secs(total))
 }

@@ -8,8 +8,6 @@ mod okta;
 use super::*;
 use crate::connectors::file::FileFormat;
 use crate::spec::SecretRef;
-use cron::TimeUnitSpec;
-
 fn schedule(text: &str) -> Result<Schedule, String> {
     Schedule::parse(text).map_err(|err| err.to_string())
 }
@@ -18,52 +16,67 @@ fn schedule_error(text: &str) -> String {
     Schedule::parse(text).expect_err("invalid").to_string()
 }
 
-fn days_of_week(text: &str) -> Vec<u32> {
-    let schedule = schedule(text).expect("valid");
-    (1..=7)
-        .filter(|&day| schedule.cron.days_of_week().includes(day))
-        .collect()
+/// The days of the week a schedule runs on, 0 being Sunday (croner's numbering
+/// whatever the form).
+fn days_of_week(text: &str) -> Vec<u16> {
+    schedule(text)
+        .expect("valid")
+        .cron
+        .pattern
+        .days_of_week
+        .values()
 }
 
 #[test]
-fn time_zones_are_fixed_offsets() {
-    assert_eq!(parse_timezone("UTC").unwrap().local_minus_utc(), 0);
-    assert_eq!(parse_timezone("+01:00").unwrap().local_minus_utc(), 3600);
-    assert_eq!(parse_timezone("-0530").unwrap().local_minus_utc(), -19800);
-    assert!(parse_timezone("Europe/Paris").is_none());
-    assert!(parse_timezone("+25:00").is_none());
+fn time_zones_are_iana_names_or_fixed_offsets() {
+    let offset = |text: &str| match parse_timezone(text) {
+        Ok(ScheduleZone::Fixed(offset)) => offset.local_minus_utc(),
+        other => panic!("{text}: {other:?}"),
+    };
+    assert_eq!(offset("UTC"), 0);
+    assert_eq!(offset("+01:00"), 3600);
+    assert_eq!(offset("-0530"), -19800);
+    assert_eq!(
+        parse_timezone("Europe/Paris"),
+        Ok(ScheduleZone::Named(chrono_tz::Europe::Paris))
+    );
+    assert_eq!(
+        parse_timezone("america/new_york"),
+        Ok(ScheduleZone::Named(chrono_tz::America::New_York))
+    );
+    assert!(parse_timezone("+25:00").is_err());
+    assert!(parse_timezone("Europe/Berln").is_err());
 }
 
 #[test]
 fn five_field_cron_is_accepted() {
     let parsed = schedule("*/15 * * * *").expect("valid");
     assert_eq!(parsed.text, "*/15 * * * *");
-    assert!(parsed.cron.seconds().includes(0));
-    assert!(!parsed.cron.seconds().includes(1));
-    assert!(parsed.cron.minutes().includes(45));
-    assert!(!parsed.cron.minutes().includes(10));
+    assert_eq!(parsed.cron.pattern.seconds.values(), [0]);
+    assert_eq!(parsed.cron.pattern.minutes.values(), [0, 15, 30, 45]);
 }
 
 #[test]
 fn six_and_seven_field_cron_is_accepted() {
     let parsed = schedule("30 0 9 * * Mon-Fri").expect("valid");
-    assert!(parsed.cron.seconds().includes(30));
-    assert_eq!(days_of_week("30 0 9 * * Mon-Fri"), [2, 3, 4, 5, 6]);
+    assert_eq!(parsed.cron.pattern.seconds.values(), [30]);
+    assert_eq!(days_of_week("30 0 9 * * Mon-Fri"), [1, 2, 3, 4, 5]);
+    assert_eq!(days_of_week("0 0 9 * * 2-6"), [1, 2, 3, 4, 5]);
     assert!(schedule("0 0 9 * * * 2030").is_ok());
     assert!(schedule("@daily").is_ok());
 }
 
 #[test]
 fn five_field_day_of_week_follows_crontab() {
-    // cron crate: 1 = Sunday ... 7 = Saturday.
-    assert_eq!(days_of_week("0 9 * * 1-5"), [2, 3, 4, 5, 6]);
-    assert_eq!(days_of_week("0 9 * * 0"), [1]);
-    assert_eq!(days_of_week("0 9 * * 7"), [1]);
-    assert_eq!(days_of_week("0 9 * * 5-7"), [1, 6, 7]);
-    assert_eq!(days_of_week("0 9 * * sat,sun"), [1, 7]);
-    assert_eq!(days_of_week("0 9 * * mon-fri/2"), [2, 4, 6]);
-    assert_eq!(days_of_week("0 9 * * */2"), [1, 3, 5, 7]);
-    assert_eq!(days_of_week("0 9 * * *"), [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(days_of_week("0 9 * * 1-5"), [1, 2, 3, 4, 5]);
+    assert_eq!(days_of_week("0 9 * * 0"), [0]);
+    assert_eq!(days_of_week("0 9 * * 7"), [0]);
+    assert_eq!(days_of_week("0 9 * * 5-7"), [0, 5, 6]);
+    assert_eq!(days_of_week("0 9 * * sat,sun"), [0, 6]);
+    assert_eq!(days_of_week("0 9 * * Saturday,sunday"), [0, 6]);
+    assert_eq!(days_of_week("0 9 * * mon-fri/2"), [1, 3, 5]);
+    assert_eq!(days_of_week("0 9 * * */2"), [0, 2, 4, 6]);
+    assert_eq!(days_of_week("0 9 * * *"), [0, 1, 2, 3, 4, 5, 6]);
 }
 
 #[test]
@@ -81,22 +94,22 @@ fn bad_cron_is_explained() {
     assert_eq!(
         schedule_error("0 25 * * *"),
         format!(
-            "`0 25 * * *` is not a valid cron schedule (hour field `25`: Hours must be less \
-             than 23. ('25' specified.)); {forms}"
+            "`0 25 * * *` is not a valid cron schedule (hour field `25`: `25` is out of range \
+             (0-23)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("0 0 * * * 0"),
         format!(
-            "`0 0 * * * 0` is not a valid cron schedule (day-of-week field `0`: Days of Week \
-             must be greater than or equal to 1. ('0' specified.)); {forms}"
+            "`0 0 * * * 0` is not a valid cron schedule (day-of-week field `0`: `0` is out of \
+             range (1-7, 1 is Sunday, or sun-sat)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("0 9 * * 8"),
         format!(
-            "`0 9 * * 8` is not a valid cron schedule (day-of-week field `8`: `8` is not a \
-             day (0-7, 0 and 7 are Sunday, or sun-sat)); {forms}"
+            "`0 9 * * 8` is not a valid cron schedule (day-of-week field `8`: `8` is out of \
+             range (0-7, 0 and 7 are Sunday, or sun-sat)); {forms}"
         )
     );
     assert_eq!(
@@ -109,34 +122,72 @@ fn bad_cron_is_explained() {
     assert_eq!(
         schedule_error("x 9 * * *"),
         format!(
-            "`x 9 * * *` is not a valid cron schedule (minute field `x`: The 'Minutes' field \
-             does not support using names. 'x' specified.); {forms}"
+            "`x 9 * * *` is not a valid cron schedule (minute field `x`: `x` is not allowed \
+             here (0-59)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("0 1-x * * * *"),
         format!(
-            "`0 1-x * * * *` is not a valid cron schedule (minute field `1-x`: cannot be parsed); {forms}"
+            "`0 1-x * * * *` is not a valid cron schedule (minute field `1-x`: `x` is not \
+             allowed here (0-59)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("0 0 9 1,,2 * *"),
         format!(
-            "`0 0 9 1,,2 * *` is not a valid cron schedule (day-of-month field `1,,2`: cannot be parsed); {forms}"
+            "`0 0 9 1,,2 * *` is not a valid cron schedule (day-of-month field `1,,2`: an empty \
+             item in the list (1-31, L or nW)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("0 0 9 * * * 20x"),
         format!(
-            "`0 0 9 * * * 20x` is not a valid cron schedule (year field `20x`: cannot be parsed); {forms}"
+            "`0 0 9 * * * 20x` is not a valid cron schedule (year field `20x`: `x` is not \
+             allowed here (a year such as 2030)); {forms}"
         )
     );
     assert_eq!(
         schedule_error("@sometimes"),
         format!(
-            "`@sometimes` is not a valid cron schedule (shorthand field `@sometimes`: cannot be parsed); {forms}"
+            "`@sometimes` is not a valid cron schedule (shorthand field `@sometimes`: not one \
+             of @yearly, @annually, @monthly, @weekly, @daily, @hourly); {forms}"
         )
     );
+}
+
+#[test]
+fn an_unknown_time_zone_is_a_problem_at_its_line() {
+    let (connector, problems) = check(
+        "a",
+        "kind = \"file\"\nmapping = \"default\"\nschedule = \"0 2 * * *\"\ntimezone = \"Europe/Berln\"\n[file]\npath = \"u.json\"\n",
+        &["u.json"],
+    );
+    assert!(connector.is_none());
+    assert_eq!(
+        problems,
+        [
+            "connectors/a.toml:4: timezone: `Europe/Berln` is not a time zone idsync understands: \
+             give an IANA name such as `Europe/Berlin`, `UTC`, or a fixed offset such as `+01:00` \
+             or `-05:30`"
+        ]
+    );
+}
+
+#[test]
+fn a_connector_reads_its_schedule_in_an_iana_zone() {
+    let (connector, problems) = check(
+        "a",
+        "kind = \"file\"\nmapping = \"default\"\nschedule = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\n[file]\npath = \"u.json\"\n",
+        &["u.json"],
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let connector = connector.expect("valid");
+    assert_eq!(
+        connector.timezone,
+        ScheduleZone::Named(chrono_tz::Europe::Berlin)
+    );
+    assert_eq!(connector.timezone.to_string(), "Europe/Berlin");
 }
 
 #[test]

@@ -20,8 +20,10 @@ fn durations() {
             .unwrap_err()
             .contains("a number goes before")
     );
+    // humantime's syntax: long unit names and spaces read as well.
+    assert_eq!(parse_duration("7 days"), Ok(Duration::from_secs(604_800)));
     assert!(
-        parse_duration("7 days")
+        parse_duration("7 fortnights")
             .unwrap_err()
             .contains("not a duration")
     );
@@ -229,7 +231,7 @@ fn mistakes_have_file_line_and_key() {
         "kind = \"azure\"\nmapping = \"default\"\n[azure]\ntenant_id = \"common\"\nclient_id = \" \"\n\
              client_secret = { env = \"PATH\" }\ngraph_url = \"https://graph.microsoft.com/v1.0\"\n\
              authority = \"ftp://login\"\npage_size = 1000\nrequests_per_second = 0\n\
-             full_sync_every = \"7 days\"\nmax_retry_time = \"0s\"\nuser_filter = \"userType eq 'Member'\"\n\
+             full_sync_every = \"7 dayz\"\nmax_retry_time = \"0s\"\nuser_filter = \"userType eq 'Member'\"\n\
              extra_user_attributes = [\"job title\", \"members\"]\n",
         &[],
     );
@@ -243,7 +245,7 @@ fn mistakes_have_file_line_and_key() {
             "connectors/graph.toml:7: azure.graph_url: `https://graph.microsoft.com/v1.0` must be the host only, without `/v1.0`, such as https://graph.microsoft.com",
             "connectors/graph.toml:9: azure.page_size: 1000 is out of range (1-999, Graph's largest $top)",
             "connectors/graph.toml:10: azure.requests_per_second: 0 is out of range (at least 1)",
-            "connectors/graph.toml:11: azure.full_sync_every: `7 days` is not a duration (use s, m, h, d or w, such as \"7d\" or \"12h\")",
+            "connectors/graph.toml:11: azure.full_sync_every: `7 dayz` is not a duration (`dayz` is not a unit; use s, m, h, d or w, such as \"7d\" or \"12h\")",
             "connectors/graph.toml:12: azure.max_retry_time: must be longer than 0s",
             "connectors/graph.toml:13: azure.user_filter: needs delta = false: Graph's delta query filters only by id, so a filtered connector reads with plain listings",
             "connectors/graph.toml:14: azure.extra_user_attributes: `job title` is not a Graph property name (letters, digits and `_`, such as jobTitle or extension_<appid>_costCenter)",

@@ -284,7 +284,7 @@ fn option_problems_are_all_reported() {
     let (settings, problems) = check(
         "domain = \"acme.okta.com\"\napi_token = { env = \"PATH\" }\n\
          group_types = [\"OKTA_GROUP\", \"okta_group\", \"SECURITY\"]\n\
-         page_size = 201\nrequests_per_second = 0\nfull_sync_every = \"1 day\"\n",
+         page_size = 201\nrequests_per_second = 0\nfull_sync_every = \"1 dya\"\n",
         &[],
     );
     assert!(settings.is_none());
@@ -297,8 +297,8 @@ fn option_problems_are_all_reported() {
             "connectors/okta.toml:7: okta.page_size: 201 is out of range (1-200: Okta returns \
              at most 200 users a page)",
             "connectors/okta.toml:8: okta.requests_per_second: 0 is out of range (at least 1)",
-            "connectors/okta.toml:9: okta.full_sync_every: `1 day` is not a duration (use s, \
-             m, h, d or w, such as \"7d\" or \"12h\")",
+            "connectors/okta.toml:9: okta.full_sync_every: `1 dya` is not a duration (`dya` is \
+             not a unit; use s, m, h, d or w, such as \"7d\" or \"12h\")",
         ]
     );
 
@@ -388,12 +388,14 @@ fn durations() {
         "h",
         "24",
         "24x",
-        "1.5h",
         "-1h",
-        "1h 30m",
+        "500ms",
         "99999999999999999999d",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // humantime's syntax: fractions that come to whole seconds, and spaces.
+    assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
     assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
 }
