@@ -1,0 +1,463 @@
+//! The ldap connector's `active_directory` preset against a real Samba AD DC
+//! (testkit/src/samba.rs), configured through a connector file and synced into SQLite:
+//! objectGUID ids equal to what Samba itself prints, a disabled account
+//! (userAccountControl ACCOUNTDISABLE) inactive, a computer left out by
+//! `objectCategory=person`, nested groups, 1,600 users paged past 1,000 and a group of
+//! 1,600 members read whole, a simple bind over plain ldap:// refused by Samba (`ldap
+//! server require strong auth`) with the StartTLS hint, StartTLS and ldaps with the test
+//! CA, an incremental run by highestCommittedUSN and invocationId, and `check --connect`
+//! reading the Default Query Policy.
+//!
+//! Samba returns all 1,600 `member` values of the big group in one attribute: it applies
+//! MaxValRange only when a client asks for `member;range=...` itself, so the connector's
+//! ranged retrieval (`member;range=0-1499`, then `member;range=1500-*`) is not exercised
+//! here; it is tested over an in-memory directory (src/connectors/ldap/tests.rs). Nor does
+//! Samba hold pages to MaxPageSize (1,000): pages of 1,000 come back as asked.
+//!
+//! One DC (provisioned and loaded in some 15 s) serves every test; each test reads its own
+//! organisational units, and the one that changes entries changes only its own. Each test
+//! skips (and says why) where the Samba packages are missing, the process is not root, or
+//! Samba's fixed ports (389, 636, 3268, 3269) are taken.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use idsync::config::{Config, MappingConfig, OnRemove};
+use idsync::connectors::PullConnector;
+use idsync::db::Db;
+use idsync::store::runs::Outcome;
+use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
+use idsync::target::query;
+
+use crate::support::target_users;
+use idsync_testkit::samba::{BASE_DN, DISABLED, ENABLED, READER_DN, READER_PASSWORD, SambaDc};
+
+/// Users in the bulk OU and members of its one group: more than a page of 1,000 and
+/// more than MaxValRange (1,500).
+const BULK: usize = 1_600;
+
+/// What the shared DC came to.
+enum Shared {
+    Running(SambaDc),
+    /// Samba cannot run here (the reason).
+    Skipped(String),
+    /// Samba should have started and did not.
+    Failed(String),
+}
+
+static DC: OnceLock<Shared> = OnceLock::new();
+
+/// The shared DC, or `None` (the reason printed) where Samba cannot run.
+fn dc() -> Option<&'static SambaDc> {
+    let shared = DC.get_or_init(|| {
+        if let Some(why) = SambaDc::unavailable() {
+            return Shared::Skipped(why);
+        }
+        match SambaDc::start(&directory_ldif()) {
+            Ok(dc) => {
+                eprintln!("samba DC ready: {:?}", dc.took);
+                Shared::Running(dc)
+            }
+            Err(why) => Shared::Failed(why),
+        }
+    });
+    match shared {
+        Shared::Running(dc) => Some(dc),
+        Shared::Skipped(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+        Shared::Failed(why) => panic!("samba: {why}"),
+    }
+}
+
+fn ou(name: &str) -> String {
+    format!("OU={name},{BASE_DN}")
+}
+
+fn ou_ldif(name: &str) -> String {
+    format!(
+        "dn: {}\nobjectClass: organizationalUnit\nou: {name}\n\n",
+        ou(name)
+    )
+}
+
+/// A user below `ou` with `userAccountControl` `uac`.
+fn user_ldif(name: &str, ou_name: &str, uac: u32) -> String {
+    format!(
+        "dn: CN={name},{}\nobjectClass: user\nsAMAccountName: {name}\n\
+         userAccountControl: {uac}\ngivenName: {name}\nsn: Example\n\
+         displayName: {name} Example\nmail: {name}@idsync.test\n\n",
+        ou(ou_name)
+    )
+}
+
+/// A global security group below `ou` with `members` (DNs).
+fn group_ldif(name: &str, ou_name: &str, members: &[String]) -> String {
+    let members: String = members.iter().map(|m| format!("member: {m}\n")).collect();
+    format!(
+        "dn: CN={name},{}\nobjectClass: group\nsAMAccountName: {name}\n\
+         description: the {name} group\n{members}\n",
+        ou(ou_name)
+    )
+}
+
+fn user_dn(name: &str, ou_name: &str) -> String {
+    format!("CN={name},{}", ou(ou_name))
+}
+
+/// Every test's entries, each test in its own OUs:
+/// * `staff`, `staff-groups`: ann, bob (disabled), carol, a computer; `platform` (carol)
+///   inside `engineering` (ann).
+/// * `bulk`, `bulk-groups`: [`BULK`] users, all in `everyone`.
+/// * `delta`, `delta-groups`: five users and `team`, changed by the incremental test.
+fn directory_ldif() -> String {
+    let mut ldif = String::new();
+    for name in [
+        "staff",
+        "staff-groups",
+        "bulk",
+        "bulk-groups",
+        "delta",
+        "delta-groups",
+    ] {
+        ldif.push_str(&ou_ldif(name));
+    }
+    ldif.push_str(&user_ldif("ann", "staff", ENABLED));
+    ldif.push_str(&user_ldif("bob", "staff", DISABLED));
+    ldif.push_str(&user_ldif("carol", "staff", ENABLED));
+    // objectClass user too, but objectCategory computer: not a person.
+    ldif.push_str(&format!(
+        "dn: CN=WS01,{}\nobjectClass: computer\nsAMAccountName: WS01$\n\
+         userAccountControl: 4096\n\n",
+        ou("staff")
+    ));
+    ldif.push_str(&group_ldif(
+        "platform",
+        "staff-groups",
+        &[user_dn("carol", "staff")],
+    ));
+    ldif.push_str(&group_ldif(
+        "engineering",
+        "staff-groups",
+        &[
+            user_dn("ann", "staff"),
+            format!("CN=platform,{}", ou("staff-groups")),
+        ],
+    ));
+    let bulk: Vec<String> = (0..BULK).map(|n| format!("user{n:04}")).collect();
+    for name in &bulk {
+        ldif.push_str(&user_ldif(name, "bulk", ENABLED));
+    }
+    let members: Vec<String> = bulk.iter().map(|n| user_dn(n, "bulk")).collect();
+    ldif.push_str(&group_ldif("everyone", "bulk-groups", &members));
+    for n in 0..5 {
+        ldif.push_str(&user_ldif(&format!("d{n}"), "delta", ENABLED));
+    }
+    ldif.push_str(&group_ldif(
+        "team",
+        "delta-groups",
+        &[user_dn("d0", "delta"), user_dn("d1", "delta")],
+    ));
+    ldif
+}
+
+/// A connector built from a connector file, as `idsync` builds it, reading users below
+/// `OU=<area>` and groups below `OU=<area>-groups`; `table` is the rest of its `[ldap]`
+/// table after the URL, account and preset.
+fn connector(url: &str, area: &str, table: &str) -> Box<dyn PullConnector> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("connectors")).expect("mkdir");
+    std::fs::create_dir_all(root.join("mappings")).expect("mkdir");
+    std::fs::write(root.join("idsync.toml"), "").expect("write");
+    std::fs::write(root.join("mappings/default.toml"), "").expect("write");
+    std::fs::write(root.join("password"), READER_PASSWORD).expect("write");
+    let file = format!(
+        "kind = \"ldap\"\nmapping = \"default\"\n[ldap]\nurl = \"{url}\"\n\
+         bind_dn = \"{READER_DN}\"\nbind_password = {{ file = \"password\" }}\n\
+         preset = \"active_directory\"\n{table}\n\
+         [ldap.users]\nbase_dn = \"{}\"\n\
+         [ldap.groups]\nbase_dn = \"{}\"\n",
+        ou(area),
+        ou(&format!("{area}-groups"))
+    );
+    std::fs::write(root.join("connectors/dir.toml"), file).expect("write");
+    let config = Config::load(&root.join("idsync.toml")).unwrap_or_else(|e| panic!("{e}"));
+    config.connectors["dir"].build().expect("connector")
+}
+
+/// Over ldaps with the test CA.
+fn ldaps(dc: &SambaDc, area: &str, table: &str) -> Box<dyn PullConnector> {
+    let ca = dc.ca_file();
+    connector(
+        &dc.ldaps_url(),
+        area,
+        &format!("ca_file = \"{}\"\n{table}", ca.display()),
+    )
+}
+
+async fn sync_with(db: &Db, connector: &dyn PullConnector) -> Result<RunReport, SyncError> {
+    let mapping = MappingConfig::pass_through("default", OnRemove::Delete, 100_000, 100.0);
+    sync::sync(
+        db,
+        "dir",
+        &mapping,
+        connector,
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+}
+
+async fn effective(db: &Db, group: &str) -> BTreeSet<String> {
+    let found = query::find_group(db.pool(), group)
+        .await
+        .expect("find group")
+        .unwrap_or_else(|| panic!("group {group} in the target"));
+    query::effective_members(db.pool(), &found.id)
+        .await
+        .expect("effective members")
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
+}
+
+/// Target user name -> external id.
+async fn user_ids(db: &Db) -> BTreeMap<String, String> {
+    query::list_users(db.pool(), None, 100_000, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| (u.user_name, u.external_id))
+        .collect()
+}
+
+/// Target group name -> external id.
+async fn group_ids(db: &Db) -> BTreeMap<String, String> {
+    query::list_groups(db.pool(), None, 100_000, 0)
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| (g.name, g.external_id))
+        .collect()
+}
+
+/// `sAMAccountName` -> objectGUID as Samba prints it, of every entry `filter` finds
+/// below `base`.
+fn samba_guids(dc: &SambaDc, base: &str, filter: &str) -> BTreeMap<String, String> {
+    let names: BTreeMap<String, String> = dc
+        .ldb_values(base, filter, "sAMAccountName")
+        .expect("ldbsearch")
+        .into_iter()
+        .collect();
+    dc.ldb_values(base, filter, "objectGUID")
+        .expect("ldbsearch")
+        .into_iter()
+        .map(|(dn, guid)| (names[&dn].clone(), guid))
+        .collect()
+}
+
+fn strings<const N: usize>(names: [&str; N]) -> BTreeSet<String> {
+    names.map(str::to_owned).into()
+}
+
+#[tokio::test]
+async fn guids_disabled_accounts_computers_and_nested_groups() {
+    let Some(dc) = dc() else { return };
+    let db = crate::support::sqlite().await;
+    let report = sync_with(&db, ldaps(dc, "staff", "").as_ref())
+        .await
+        .expect("sync");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+
+    // bob's userAccountControl has ACCOUNTDISABLE; the computer (objectClass user,
+    // objectCategory computer) is not read.
+    let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            ("ann".to_owned(), true),
+            ("bob".to_owned(), false),
+            ("carol".to_owned(), true)
+        ])
+    );
+
+    // The ids are the objectGUIDs as Samba renders them (lower case, no braces).
+    let samba_users = samba_guids(dc, &ou("staff"), "(objectCategory=person)");
+    assert_eq!(samba_users.len(), 3);
+    assert_eq!(user_ids(&db).await, samba_users);
+    let samba_groups = samba_guids(dc, &ou("staff-groups"), "(objectClass=group)");
+    assert_eq!(group_ids(&db).await, samba_groups);
+    assert!(
+        samba_groups
+            .values()
+            .all(|g| g.len() == 36 && *g == g.to_lowercase()),
+        "{samba_groups:?}"
+    );
+
+    // The user record keeps the entry's text attributes and the rendered objectGUID.
+    let ann = query::find_user(db.pool(), "ann")
+        .await
+        .expect("find")
+        .expect("ann");
+    assert_eq!(ann.email.as_deref(), Some("ann@idsync.test"));
+    assert_eq!(ann.display_name.as_deref(), Some("ann Example"));
+    assert_eq!(
+        ann.attributes["objectGUID"].as_str(),
+        Some(samba_users["ann"].as_str()),
+        "{}",
+        ann.attributes
+    );
+
+    assert_eq!(effective(&db, "platform").await, strings(["carol"]));
+    assert_eq!(
+        effective(&db, "engineering").await,
+        strings(["ann", "carol"])
+    );
+}
+
+#[tokio::test]
+async fn paging_past_a_thousand_users_and_a_group_of_1600_members() {
+    let Some(dc) = dc() else { return };
+    let db = crate::support::sqlite().await;
+    let report = sync_with(&db, ldaps(dc, "bulk", "page_size = 1000").as_ref())
+        .await
+        .expect("sync");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(report.counts.users_created, BULK as u64, "{report:?}");
+    assert_eq!(report.counts.groups_created, 1);
+    assert_eq!(
+        user_ids(&db).await,
+        samba_guids(dc, &ou("bulk"), "(objectClass=user)")
+    );
+    assert!(target_users(&db).await.iter().all(|(_, active)| *active));
+    assert_eq!(effective(&db, "everyone").await.len(), BULK);
+
+    // Smaller pages read the same directory: nothing changes.
+    let again = sync_with(&db, ldaps(dc, "bulk", "page_size = 300").as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(again.outcome, Outcome::Unchanged, "{again:?}");
+    assert_eq!(effective(&db, "everyone").await.len(), BULK);
+}
+
+#[tokio::test]
+async fn a_simple_bind_over_plain_ldap_is_refused_and_starttls_works() {
+    let Some(dc) = dc() else { return };
+    let plain = connector(&dc.url(), "staff", "allow_insecure_ldap = true");
+    let db = crate::support::sqlite().await;
+    let message = sync_with(&db, plain.as_ref())
+        .await
+        .expect_err("Samba requires strong auth")
+        .to_string();
+    assert!(
+        message.contains(&format!(
+            "ldap connector: binding to {} failed: the server requires a protected \
+             connection for a simple bind (strongerAuthRequired): use StartTLS \
+             (`starttls = true`) or an ldaps:// URL",
+            dc.url()
+        )),
+        "{message}"
+    );
+    assert!(target_users(&db).await.is_empty());
+    let checks = plain.diagnose().await;
+    let last = checks.last().expect("a step");
+    assert_eq!((last.check, last.ok), ("bind", false), "{checks:?}");
+
+    let ca = dc.ca_file();
+    let starttls = connector(
+        &dc.url(),
+        "staff",
+        &format!("starttls = true\nca_file = \"{}\"", ca.display()),
+    );
+    let report = sync_with(&db, starttls.as_ref()).await.expect("StartTLS");
+    assert_eq!(report.counts.users_created, 3, "{report:?}");
+}
+
+#[tokio::test]
+async fn an_incremental_run_reads_what_changed_since_the_usn() {
+    let Some(dc) = dc() else { return };
+    let connector = ldaps(dc, "delta", "incremental = true");
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, connector.as_ref())
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"), "{first:?}");
+    assert_eq!(first.counts.users_created, 5);
+
+    let delta = ou("delta");
+    dc.modify(&format!(
+        "dn: CN=d1,{delta}\nchangetype: modify\nreplace: userAccountControl\n\
+         userAccountControl: {DISABLED}\n\n\
+         dn: CN=d2,{delta}\nchangetype: modify\nreplace: mail\nmail: changed@idsync.test\n\n\
+         dn: CN=d3,{delta}\nchangetype: delete\n\n\
+         dn: CN=team,{}\nchangetype: modify\nadd: member\nmember: CN=d4,{delta}\n\n\
+         dn: CN=newcomer,{delta}\nchangetype: add\nobjectClass: user\n\
+         sAMAccountName: newcomer\nuserAccountControl: {ENABLED}\nmail: newcomer@idsync.test\n",
+        ou("delta-groups")
+    ))
+    .expect("modify");
+    let second = sync_with(&db, connector.as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("delta"), "{second:?}");
+    // d1, d2, the newcomer and team; not d0 or d4.
+    assert_eq!(second.records_read, 4, "{second:?}");
+    let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([
+            ("d0".to_owned(), true),
+            ("d1".to_owned(), false),
+            ("d2".to_owned(), true),
+            ("d4".to_owned(), true),
+            ("newcomer".to_owned(), true),
+        ])
+    );
+    assert_eq!(effective(&db, "team").await, strings(["d0", "d1", "d4"]));
+    let d2 = query::find_user(db.pool(), "d2")
+        .await
+        .expect("find")
+        .expect("d2");
+    assert_eq!(d2.email.as_deref(), Some("changed@idsync.test"));
+    assert_eq!(
+        user_ids(&db).await,
+        samba_guids(dc, &delta, "(objectCategory=person)")
+    );
+
+    // Nothing changed: a delta with nothing in it.
+    let third = sync_with(&db, connector.as_ref())
+        .await
+        .expect("third sync");
+    assert_eq!(third.read_mode, Some("delta"));
+    assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+}
+
+#[tokio::test]
+async fn check_connect_reads_the_query_policy() {
+    let Some(dc) = dc() else { return };
+    let checks = ldaps(dc, "staff", "page_size = 1000").diagnose().await;
+    let steps: Vec<(&str, bool, &str)> = checks
+        .iter()
+        .map(|c| (c.check, c.ok, c.detail.as_str()))
+        .collect();
+    let staff = ou("staff");
+    let groups = ou("staff-groups");
+    assert_eq!(
+        steps,
+        [
+            ("connect", true, "ldaps://127.0.0.1 (TLS)"),
+            ("bind", true, &format!("as {READER_DN}")[..]),
+            ("paged results", true, "supported; pages of 1000"),
+            ("server limits", true, "MaxPageSize 1000, MaxValRange 1500"),
+            ("users base DN", true, &staff[..]),
+            ("groups base DN", true, &groups[..]),
+            ("list users", true, "permitted"),
+            ("list groups", true, "permitted"),
+            ("list group members", true, "permitted"),
+            ("operational attributes", true, "`objectGUID` readable"),
+        ],
+        "{checks:?}"
+    );
+}
