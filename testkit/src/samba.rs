@@ -16,9 +16,9 @@
 //! process is killed, and a small reaper shell removes the temp directory after it.
 //!
 //! Samba (4.17) differs from Windows' Active Directory where the tests look: it returns
-//! every `member` value when asked for `member` (it applies MaxValRange only to an
-//! explicit `member;range=...` request), and it does not hold paged searches to the
-//! query policy's MaxPageSize.
+//! every `member` value when asked for `member` or `*` and serves `member;range=...` only
+//! when a client asks for it (never cutting at MaxValRange), and it holds neither paged
+//! searches to the query policy's MaxPageSize nor plain searches to a size limit.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
