@@ -1,9 +1,11 @@
 //! The ldap connector's `active_directory` preset against a real Samba AD DC
 //! (testkit/src/samba.rs), configured through a connector file and synced into SQLite:
-//! objectGUID ids equal to what Samba itself prints, a disabled account
-//! (userAccountControl ACCOUNTDISABLE) inactive, a computer left out by
+//! objectGUID ids equal to what Samba itself prints, disabled accounts
+//! (userAccountControl ACCOUNTDISABLE, set by the test or by Samba) inactive, a computer
+//! left out by
 //! `objectCategory=person`, nested groups, 1,600 users paged past 1,000 and a group of
-//! 1,600 members read whole, a simple bind over plain ldap:// refused by Samba (`ldap
+//! 1,600 members read whole, a wrong password refused with AD's reason (data 52e), a
+//! simple bind over plain ldap:// refused by Samba (`ldap
 //! server require strong auth`) with the StartTLS hint, StartTLS and ldaps with the test
 //! CA, an incremental run by highestCommittedUSN and invocationId, and the `idsync check
 //! --connect` lines (the Default Query Policy's limits read by an ordinary user).
@@ -86,12 +88,13 @@ fn ou_ldif(name: &str) -> String {
     )
 }
 
-/// A user below `ou` with `userAccountControl` `uac`.
-fn user_ldif(name: &str, ou_name: &str, uac: u32) -> String {
+/// A user below `ou` with `userAccountControl` `uac` (none: Samba sets it).
+fn user_ldif(name: &str, ou_name: &str, uac: Option<u32>) -> String {
+    let uac = uac.map_or(String::new(), |uac| format!("userAccountControl: {uac}\n"));
     format!(
-        "dn: CN={name},{}\nobjectClass: user\nsAMAccountName: {name}\n\
-         userAccountControl: {uac}\ngivenName: {name}\nsn: Example\n\
-         displayName: {name} Example\nmail: {name}@idsync.test\n\n",
+        "dn: CN={name},{}\nobjectClass: user\nsAMAccountName: {name}\n{uac}\
+         givenName: {name}\nsn: Example\ndisplayName: {name} Example\n\
+         mail: {name}@idsync.test\n\n",
         ou(ou_name)
     )
 }
@@ -111,8 +114,8 @@ fn user_dn(name: &str, ou_name: &str) -> String {
 }
 
 /// Every test's entries, each test in its own OUs:
-/// * `staff`, `staff-groups`: ann, bob (disabled), carol, a computer; `platform` (carol)
-///   inside `engineering` (ann).
+/// * `staff`, `staff-groups`: ann, bob (disabled), carol, erin (disabled by Samba), a
+///   computer; `platform` (carol) inside `engineering` (ann).
 /// * `bulk`, `bulk-groups`: [`BULK`] users, all in `everyone`.
 /// * `delta`, `delta-groups`: five users and `team`, changed by the incremental test.
 fn directory_ldif() -> String {
@@ -127,9 +130,11 @@ fn directory_ldif() -> String {
     ] {
         ldif.push_str(&ou_ldif(name));
     }
-    ldif.push_str(&user_ldif("ann", "staff", ENABLED));
-    ldif.push_str(&user_ldif("bob", "staff", DISABLED));
-    ldif.push_str(&user_ldif("carol", "staff", ENABLED));
+    ldif.push_str(&user_ldif("ann", "staff", Some(ENABLED)));
+    ldif.push_str(&user_ldif("bob", "staff", Some(DISABLED)));
+    ldif.push_str(&user_ldif("carol", "staff", Some(ENABLED)));
+    // Added without a password or userAccountControl: Samba disables the account.
+    ldif.push_str(&user_ldif("erin", "staff", None));
     // objectClass user too, but objectCategory computer: not a person.
     ldif.push_str(&format!(
         "dn: CN=WS01,{}\nobjectClass: computer\nsAMAccountName: WS01$\n\
@@ -151,12 +156,12 @@ fn directory_ldif() -> String {
     ));
     let bulk: Vec<String> = (0..BULK).map(|n| format!("user{n:04}")).collect();
     for name in &bulk {
-        ldif.push_str(&user_ldif(name, "bulk", ENABLED));
+        ldif.push_str(&user_ldif(name, "bulk", Some(ENABLED)));
     }
     let members: Vec<String> = bulk.iter().map(|n| user_dn(n, "bulk")).collect();
     ldif.push_str(&group_ldif("everyone", "bulk-groups", &members));
     for n in 0..5 {
-        ldif.push_str(&user_ldif(&format!("d{n}"), "delta", ENABLED));
+        ldif.push_str(&user_ldif(&format!("d{n}"), "delta", Some(ENABLED)));
     }
     ldif.push_str(&group_ldif(
         "team",
@@ -197,6 +202,19 @@ fn config_tree(url: &str, area: &str, table: &str) -> tempfile::TempDir {
 /// The connector of [`config_tree`], built as `idsync` builds it.
 fn connector(url: &str, area: &str, table: &str) -> Box<dyn PullConnector> {
     let tree = config_tree(url, area, table);
+    let config = Config::load(&tree.path().join("idsync.toml")).unwrap_or_else(|e| panic!("{e}"));
+    config.connectors["dir"].build().expect("connector")
+}
+
+/// [`connector`] binding with `password` instead of the reader's.
+fn connector_with_password(
+    url: &str,
+    area: &str,
+    table: &str,
+    password: &str,
+) -> Box<dyn PullConnector> {
+    let tree = config_tree(url, area, table);
+    std::fs::write(tree.path().join("password"), password).expect("write");
     let config = Config::load(&tree.path().join("idsync.toml")).unwrap_or_else(|e| panic!("{e}"));
     config.connectors["dir"].build().expect("connector")
 }
@@ -285,21 +303,34 @@ async fn guids_disabled_accounts_computers_and_nested_groups() {
         .expect("sync");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
 
-    // bob's userAccountControl has ACCOUNTDISABLE; the computer (objectClass user,
+    // bob's userAccountControl has ACCOUNTDISABLE, and so has erin's, set by Samba
+    // when the account was added without one; the computer (objectClass user,
     // objectCategory computer) is not read.
+    let uac: BTreeMap<String, String> = dc
+        .ldb_values(
+            &ou("staff"),
+            "(objectCategory=person)",
+            "userAccountControl",
+        )
+        .expect("ldbsearch")
+        .into_iter()
+        .collect();
+    let erin = uac[&user_dn("erin", "staff")].parse::<u32>().expect("uac");
+    assert_eq!(erin & 0x2, 0x2, "{uac:?}");
     let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
     assert_eq!(
         users,
         BTreeSet::from([
             ("ann".to_owned(), true),
             ("bob".to_owned(), false),
-            ("carol".to_owned(), true)
+            ("carol".to_owned(), true),
+            ("erin".to_owned(), false),
         ])
     );
 
     // The ids are the objectGUIDs as Samba renders them (lower case, no braces).
     let samba_users = samba_guids(dc, &ou("staff"), "(objectCategory=person)");
-    assert_eq!(samba_users.len(), 3);
+    assert_eq!(samba_users.len(), 4);
     assert_eq!(user_ids(&db).await, samba_users);
     let samba_groups = samba_guids(dc, &ou("staff-groups"), "(objectClass=group)");
     assert_eq!(group_ids(&db).await, samba_groups);
@@ -357,6 +388,30 @@ async fn paging_past_a_thousand_users_and_a_group_of_1600_members() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_is_refused_with_samba_s_ad_style_reason() {
+    let Some(dc) = dc() else { return };
+    let wrong =
+        connector_with_password(&dc.ldaps_url(), "staff", &with_ca(dc, ""), "Wrong-Secret-1");
+    let db = crate::support::sqlite().await;
+    let message = sync_with(&db, wrong.as_ref())
+        .await
+        .expect_err("refused")
+        .to_string();
+    // Samba answers as AD does: data 52e is "wrong password" (Microsoft's LDAP error
+    // codes for AcceptSecurityContext).
+    assert!(
+        message.contains(&format!(
+            "ldap connector: binding to {} failed: bind as `{READER_DN}` refused: invalid \
+             credentials (invalidCredentials): check `bind_dn` and `bind_password`; server \
+             says: 80090308: LdapErr: DSID-",
+            dc.ldaps_url()
+        )) && message.contains("AcceptSecurityContext error, data 52e"),
+        "{message}"
+    );
+    assert!(target_users(&db).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_simple_bind_over_plain_ldap_is_refused_and_starttls_works() {
     let Some(dc) = dc() else { return };
     let plain = connector(&dc.url(), "staff", "allow_insecure_ldap = true");
@@ -386,7 +441,7 @@ async fn a_simple_bind_over_plain_ldap_is_refused_and_starttls_works() {
         &format!("starttls = true\nca_file = \"{}\"", ca.display()),
     );
     let report = sync_with(&db, starttls.as_ref()).await.expect("StartTLS");
-    assert_eq!(report.counts.users_created, 3, "{report:?}");
+    assert_eq!(report.counts.users_created, 4, "{report:?}");
 }
 
 #[tokio::test]
@@ -476,7 +531,7 @@ fn check_connect_prints_each_step_for_the_ad_preset() {
         "dir (ldap): list group members: ok — permitted".to_owned(),
         "dir (ldap): operational attributes: ok — `objectGUID` readable".to_owned(),
         "dir (ldap): mapping sample: ok — every attribute the mapping reads is present in \
-         the 3 sampled user(s)"
+         the 4 sampled user(s)"
             .to_owned(),
     ];
     let lines: Vec<&str> = stdout
