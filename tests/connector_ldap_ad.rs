@@ -2,13 +2,12 @@
 //! (testkit/src/samba.rs), configured through a connector file and synced into SQLite:
 //! objectGUID ids equal to what Samba itself prints, disabled accounts
 //! (userAccountControl ACCOUNTDISABLE, set by the test or by Samba) inactive, a computer
-//! left out by
-//! `objectCategory=person`, nested groups, 1,600 users paged past 1,000 and a group of
-//! 1,600 members read whole, a wrong password refused with AD's reason (data 52e), a
-//! simple bind over plain ldap:// refused by Samba (`ldap
-//! server require strong auth`) with the StartTLS hint, StartTLS and ldaps with the test
-//! CA, an incremental run by highestCommittedUSN and invocationId, and the `idsync check
-//! --connect` lines (the Default Query Policy's limits read by an ordinary user).
+//! left out by `objectCategory=person`, nested groups, 1,600 users paged past 1,000 and a
+//! group of 1,600 members read whole, a wrong password refused with AD's reason (data
+//! 52e), a simple bind over plain ldap:// refused by Samba (`ldap server require strong
+//! auth`) with the StartTLS hint, StartTLS and ldaps with the test CA, an incremental run
+//! by highestCommittedUSN and invocationId, and the `idsync check --connect` lines (the
+//! Default Query Policy's limits read by an ordinary user).
 //!
 //! Samba (4.17) does not range `member`: asked for `member` (or `*`), it returns all 1,600
 //! values in one attribute, and it serves `member;range=<low>-<high>` only when a client
