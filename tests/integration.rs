@@ -12,6 +12,7 @@ mod connector_azure;
 mod connector_egress;
 mod connector_google;
 mod connector_ldap;
+mod connector_ldap_ad;
 mod connector_okta;
 mod daemon;
 mod golden;
