@@ -182,6 +182,8 @@ pub fn print_runs(runs: &[RunRecord], format: Format) -> Result<()> {
         "USERS",
         "GROUPS",
         "MEMBERS",
+        "CONFLICTS",
+        "WARNINGS",
         "MESSAGE",
     ];
     print_list(runs, format, &header, |r| {
@@ -204,6 +206,8 @@ pub fn print_runs(runs: &[RunRecord], format: Format) -> Result<()> {
                 c.groups_created, c.groups_updated, c.groups_deleted
             ),
             format!("+{} -{}", c.memberships_added, c.memberships_removed),
+            c.conflicts.to_string(),
+            c.warnings.to_string(),
             r.message.clone().unwrap_or_default(),
         ]
     })

@@ -142,6 +142,8 @@ pub struct NamedGroup {
     pub id: String,
     /// The owner: a connector id, or `mapping:<name>` for managed groups.
     pub owner: String,
+    /// Its name as written (for the plan's preview).
+    pub name: String,
 }
 
 /// What the plan is built from besides the desired and current slices.

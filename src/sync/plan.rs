@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use crate::config::OnRemove;
 use crate::model::name_key;
 use crate::pipeline::Desired;
-use crate::pipeline::plan::{self, Current, Plan};
+use crate::pipeline::plan::{self, Current, NamedGroup, Plan};
 use crate::target::Owned;
 
 use super::SyncError;
@@ -71,7 +71,7 @@ pub(super) async fn plan(
             ids: directory,
         },
     );
-    let preview = preview(&plan, &current);
+    let preview = preview(&plan, &current, &named_groups);
     let own_group_ids = current.groups.values().map(|g| g.id.clone()).collect();
     let scoped_user_ids = match &staged.scope {
         Some(_) => current
@@ -137,7 +137,11 @@ fn managed_names(desired: &Desired) -> Vec<String> {
 }
 
 /// The first changes of each kind, in words.
-fn preview(plan: &Plan, current: &Current) -> Vec<String> {
+fn preview(
+    plan: &Plan,
+    current: &Current,
+    named_groups: &HashMap<String, NamedGroup>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     let removal_verb = match plan.on_remove {
         Some(OnRemove::Delete) => "delete",
@@ -149,6 +153,10 @@ fn preview(plan: &Plan, current: &Current) -> Vec<String> {
         names.insert(&user.id, &user.user_name);
     }
     for group in current.groups.values() {
+        names.insert(&group.id, &group.name);
+    }
+    // Managed groups another owner holds (a default group every connector's users join).
+    for group in named_groups.values() {
         names.insert(&group.id, &group.name);
     }
     for write in plan.user_creates.iter().chain(&plan.user_updates) {
@@ -363,7 +371,22 @@ mod tests {
         });
         plan.membership_removes
             .push(("g1".into(), "unknown".into()));
-        let lines = preview(&plan, &current);
+        // A managed group another connector's mapping created: named, not its id.
+        plan.membership_adds.push(Membership {
+            group_id: "g-all".into(),
+            member_id: "u1".into(),
+            kind: MemberKind::User,
+            origin: Origin::Mapping,
+        });
+        let named = HashMap::from([(
+            name_key("All Staff"),
+            NamedGroup {
+                id: "g-all".into(),
+                owner: "mapping:other".into(),
+                name: "All Staff".into(),
+            },
+        )]);
+        let lines = preview(&plan, &current, &named);
         assert_eq!(lines[0], "create user user00");
         assert_eq!(lines[10], "  ... and 2 more");
         assert_eq!(
@@ -372,6 +395,7 @@ mod tests {
                 "delete user gone (left the source or its filter)",
                 "create group staff",
                 "add user ann to group staff",
+                "add user ann to group All Staff",
                 "remove unknown from group staff",
             ]
         );

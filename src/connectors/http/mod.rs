@@ -99,6 +99,23 @@ impl Default for HttpOptions {
 /// Everything that can go wrong talking to an identity provider over HTTP.
 ///
 /// `url` fields hold only scheme, host and path: query values may be secret.
+/// Why retrying ended: a provider throttling us (429) is advised differently from one
+/// failing on its side (5xx), where lowering our rate would not help.
+fn gave_up_message(url_path: &str, attempts: u32, last_status: u16) -> String {
+    match last_status {
+        429 => format!(
+            "{url_path} still throttled or failing after {attempts} attempt(s) (last HTTP \
+             429): the provider keeps throttling; lower requests_per_second or raise \
+             max_retry_time"
+        ),
+        status => format!(
+            "{url_path} still throttled or failing after {attempts} attempt(s) (last HTTP \
+             {status}): the provider is failing on its side; check its status page and try \
+             again later (raising max_retry_time waits longer)"
+        ),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The HTTP client could not be built.
@@ -131,7 +148,7 @@ pub enum HttpError {
     /// The request timed out (after retrying).
     #[error(
         "request to {url} timed out after {attempts} attempt(s); check network reachability \
-         or raise connect_timeout/read_timeout"
+         and the provider's status page, or raise max_retry_time"
     )]
     Timeout {
         /// Host and path.
@@ -153,11 +170,7 @@ pub enum HttpError {
         body_excerpt: String,
     },
     /// Retrying went on until `max_retry_time` would be exceeded.
-    #[error(
-        "{url_path} still throttled or failing after {attempts} attempt(s) (last HTTP \
-         {last_status}); lower requests_per_second, raise max_retry_time, or check the \
-         provider's status page"
-    )]
+    #[error("{}", gave_up_message(url_path, *attempts, *last_status))]
     Throttled {
         /// Host and path.
         url_path: String,

@@ -477,3 +477,28 @@ async fn odata_next_link_paging() {
     assert_eq!(second["value"][0]["id"], "b");
     assert_eq!(odata_next_link(&second), None);
 }
+
+/// A provider failing on its side gets advice about its health, one throttling us about
+/// our rate.
+#[test]
+fn giving_up_advises_by_the_last_status() {
+    let gave_up = |last_status| {
+        HttpError::Throttled {
+            url_path: "graph.example/v1.0/users".into(),
+            attempts: 7,
+            last_status,
+        }
+        .to_string()
+    };
+    let failing = gave_up(503);
+    assert!(
+        failing.contains("failing on its side; check its status page"),
+        "{failing}"
+    );
+    assert!(!failing.contains("requests_per_second"), "{failing}");
+    let throttled = gave_up(429);
+    assert!(
+        throttled.contains("lower requests_per_second"),
+        "{throttled}"
+    );
+}

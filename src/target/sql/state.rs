@@ -161,7 +161,7 @@ pub async fn groups_by_name(
     let mut found = HashMap::new();
     let rows = select_in(
         conn,
-        "SELECT name_key, id, connector FROM groups",
+        "SELECT name_key, id, connector, name FROM groups",
         None,
         "name_key",
         keys,
@@ -174,6 +174,7 @@ pub async fn groups_by_name(
             NamedGroup {
                 id: row.try_get(1).context("reading a group")?,
                 owner: row.try_get(2).context("reading a group")?,
+                name: row.try_get(3).context("reading a group")?,
             },
         );
     }
