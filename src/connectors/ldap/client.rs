@@ -16,6 +16,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::content_sync::{self, Refresh};
 use super::directory::{Directory, Entry, LdapReadError, Page, Scope, SearchRequest};
 use super::settings::{LdapSettings, Transport};
 use crate::spec::SecretString;
@@ -180,6 +181,23 @@ impl Directory for Session {
             self.prefetch = Some(Prefetch::start(self, request, size, cookie.clone()));
         }
         Ok(page)
+    }
+
+    async fn refresh(
+        &mut self,
+        request: &SearchRequest,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<Refresh, LdapReadError> {
+        self.prefetch = None;
+        let task = tokio::spawn(content_sync::poll(
+            self.ldap.clone(),
+            self.timeout,
+            request.clone(),
+            cookie,
+        ));
+        task.await.map_err(|err| {
+            LdapReadError::Protocol(format!("the server's answer could not be decoded: {err}"))
+        })?
     }
 }
 
