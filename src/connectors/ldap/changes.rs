@@ -14,6 +14,9 @@
 //! and reports them as present, and the mirror removes what was not listed. The same
 //! listing resolves member DNs of changed groups. A full read runs at least every
 //! `full_read_every`, and whenever the bases, filters or attribute names change.
+//!
+//! Where OpenLDAP offers content synchronisation (`sync_reader.rs`), the checkpoint also
+//! holds its cookies ([`Cookies`]) and those are used instead of the marker.
 
 use serde::{Deserialize, Serialize};
 
