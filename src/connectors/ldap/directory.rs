@@ -147,6 +147,16 @@ pub trait Directory: Send {
         paging: Option<(u32, Vec<u8>)>,
     ) -> Result<Page, LdapReadError>;
 
+    /// Runs each of `requests` as a plain search (not paged), their answers in the same
+    /// order; a server session may have several in flight at once.
+    async fn searches(&mut self, requests: Vec<SearchRequest>) -> Vec<Result<Page, LdapReadError>> {
+        let mut pages = Vec::with_capacity(requests.len());
+        for request in &requests {
+            pages.push(self.page(request, None).await);
+        }
+        pages
+    }
+
     /// Runs `request` as an RFC 4533 refreshOnly poll from `cookie` (`None`: the
     /// initial content). Directories that cannot synchronise refuse it as a server
     /// without the control would (unavailableCriticalExtension).
