@@ -247,11 +247,23 @@ async fn a_refused_bind_is_a_clear_error() {
 /// A loopback proxy to `upstream` that cuts every connection once `cut_after` bytes
 /// have come back from the server (no cut while it is `usize::MAX`).
 async fn cutting_proxy(upstream: u16, cut_after: Arc<AtomicUsize>) -> u16 {
+    proxy(upstream, cut_after, Arc::new(AtomicUsize::new(0))).await
+}
+
+/// A loopback proxy to `upstream` that adds the bytes coming back from the server to
+/// `received`.
+async fn counting_proxy(upstream: u16, received: Arc<AtomicUsize>) -> u16 {
+    proxy(upstream, Arc::new(AtomicUsize::new(usize::MAX)), received).await
+}
+
+/// [`cutting_proxy`] that also counts what it passes on in `received`.
+async fn proxy(upstream: u16, cut_after: Arc<AtomicUsize>, received: Arc<AtomicUsize>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
             let cut_after = cut_after.clone();
+            let received = received.clone();
             tokio::spawn(async move {
                 let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                     return;
@@ -273,6 +285,7 @@ async fn cutting_proxy(upstream: u16, cut_after: Arc<AtomicUsize>) -> u16 {
                             break;
                         }
                         sent += n;
+                        received.fetch_add(n, Ordering::SeqCst);
                     }
                 };
                 tokio::select! {
@@ -507,4 +520,191 @@ async fn incremental_reads_take_changes_and_notice_deletions() {
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"));
     assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+}
+
+/// What the content sync tests start from: 150 users (more than the reader may have in
+/// one search), a groupOfNames and a posixGroup.
+fn synced_directory() -> String {
+    people(150)
+        + &format!(
+            "dn: cn=team,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: team\n\
+             member: uid=user0000,ou=people,{SUFFIX}\n\
+             member: uid=user0001,ou=people,{SUFFIX}\n\n\
+             dn: cn=posix,ou=groups,{SUFFIX}\nobjectClass: posixGroup\ncn: posix\n\
+             gidNumber: 5000\nmemberUid: user0005\n\n"
+        )
+}
+
+/// A modified, a deleted and a new user; an unchanged user joins `team` (by DN) and
+/// another `posix` (by login).
+fn synced_changes() -> String {
+    format!(
+        "dn: uid=user0002,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+         mail: changed@example.com\n\n\
+         dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n\n\
+         dn: cn=team,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\n\
+         member: uid=user0004,ou=people,{SUFFIX}\n\n\
+         dn: cn=posix,ou=groups,{SUFFIX}\nchangetype: modify\nadd: memberUid\n\
+         memberUid: USER0006\n\n\
+         dn: uid=newcomer,ou=people,{SUFFIX}\nchangetype: add\n\
+         objectClass: inetOrgPerson\nuid: newcomer\ncn: New Comer\nsn: Comer\n\
+         mail: newcomer@example.com\n"
+    )
+}
+
+/// RFC 4533 refreshOnly polls, without a session log (syncprov answers with a present
+/// phase: the entryUUIDs of all unchanged entries) and with one (a delete phase: the
+/// deleted entryUUIDs only). Either way the second run reads the changed entries only,
+/// and far fewer bytes than the full read.
+#[tokio::test]
+async fn content_sync_reads_only_the_changes() {
+    for session_log in [None, Some(100)] {
+        if let Some(why) = Slapd::unavailable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let ldif = synced_directory();
+        let server = match session_log {
+            None => Slapd::start(&ldif),
+            Some(entries) => Slapd::start_with_session_log(&ldif, entries),
+        }
+        .unwrap_or_else(|e| panic!("slapd: {e}"));
+        assert!(
+            server.overlays.contains(&"syncprov"),
+            "content sync needs syncprov"
+        );
+        let received = Arc::new(AtomicUsize::new(0));
+        let port = counting_proxy(server.port, received.clone()).await;
+        let connector = plain(
+            &format!("ldap://127.0.0.1:{port}"),
+            "incremental = true\npage_size = 50",
+        );
+        let db = crate::support::sqlite().await;
+        let first = sync_with(&db, connector.as_ref())
+            .await
+            .expect("first sync");
+        assert_eq!(first.read_mode, Some("full"), "{first:?}");
+        assert_eq!(first.counts.users_created, 150);
+        let full_bytes = received.swap(0, Ordering::SeqCst);
+
+        server.modify(&synced_changes()).expect("modify");
+        let second = sync_with(&db, connector.as_ref())
+            .await
+            .expect("second sync");
+        let delta_bytes = received.swap(0, Ordering::SeqCst);
+        assert_eq!(second.read_mode, Some("delta"), "{second:?}");
+        // Two users and two groups; with a session log the deletion too (syncprov names
+        // it to both polls, so it counts twice).
+        let expected = match session_log {
+            None => 4,
+            Some(_) => 6,
+        };
+        assert_eq!(second.records_read, expected, "{session_log:?} {second:?}");
+        // The present phase still names every unchanged entry (16 octets each); the
+        // listing it replaces sent every DN and id.
+        let factor = if session_log.is_some() { 10 } else { 5 };
+        eprintln!(
+            "session log {session_log:?}: full read {full_bytes} bytes, changes {delta_bytes}"
+        );
+        assert!(
+            delta_bytes * factor < full_bytes,
+            "{session_log:?}: {delta_bytes} bytes read for the changes, {full_bytes} for \
+             the full read"
+        );
+        let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+        assert_eq!(names.len(), 150, "one deleted, one added");
+        assert!(names.contains("newcomer") && !names.contains("user0003"));
+        assert_eq!(
+            effective(&db, "team").await,
+            ["user0000", "user0001", "user0004"]
+                .map(str::to_owned)
+                .into()
+        );
+        assert_eq!(
+            effective(&db, "posix").await,
+            ["user0005", "user0006"].map(str::to_owned).into()
+        );
+        let changed = query::list_users(db.pool(), None, 1000, 0)
+            .await
+            .expect("users")
+            .into_iter()
+            .find(|u| u.user_name == "user0002")
+            .expect("user0002");
+        assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
+
+        // Nothing changed: a delta with nothing in it.
+        let third = sync_with(&db, connector.as_ref())
+            .await
+            .expect("third sync");
+        assert_eq!(third.read_mode, Some("delta"));
+        assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+        assert_eq!(third.records_read, 0, "{third:?}");
+    }
+}
+
+async fn stored_checkpoint(db: &Db) -> serde_json::Value {
+    let mut conn = db.pool().acquire().await.expect("connection");
+    let state = idsync::store::mirror::load_state(&mut conn, "dir")
+        .await
+        .expect("state");
+    serde_json::from_str(state.checkpoint.as_deref().expect("a checkpoint")).expect("json")
+}
+
+/// A cookie the server will not continue from (here one ahead of it, as after restoring
+/// the server from a backup: slapd answers "consumer state is newer than provider")
+/// makes the run a full read, and the next run is incremental again.
+#[tokio::test]
+async fn a_refused_cookie_means_a_full_read() {
+    let Some(server) = start(&synced_directory()) else {
+        return;
+    };
+    let connector = plain(&server.url(), "incremental = true\npage_size = 50");
+    let db = crate::support::sqlite().await;
+    sync_with(&db, connector.as_ref())
+        .await
+        .expect("first sync");
+    let mut checkpoint = stored_checkpoint(&db).await;
+    let ahead: String = b"rid=000,csn=20991231000000.000000Z#000000#000#000000"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(checkpoint["cookies"]["users"].is_string(), "{checkpoint}");
+    checkpoint["cookies"]["users"] = ahead.clone().into();
+    {
+        let mut conn = db.pool().acquire().await.expect("connection");
+        let mut state = idsync::store::mirror::load_state(&mut conn, "dir")
+            .await
+            .expect("state");
+        state.checkpoint = Some(checkpoint.to_string());
+        idsync::store::mirror::save_state(&mut conn, "dir", &state)
+            .await
+            .expect("save");
+    }
+    server
+        .modify(&format!(
+            "dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n"
+        ))
+        .expect("modify");
+    let second = sync_with(&db, connector.as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("full"), "{second:?}");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(target_users(&db).await.len(), 149);
+    assert_ne!(
+        stored_checkpoint(&db).await["cookies"]["users"],
+        ahead.as_str()
+    );
+
+    server
+        .modify(&format!(
+            "dn: uid=user0004,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+             mail: again@example.com\n"
+        ))
+        .expect("modify");
+    let third = sync_with(&db, connector.as_ref())
+        .await
+        .expect("third sync");
+    assert_eq!(third.read_mode, Some("delta"), "{third:?}");
+    assert_eq!(third.records_read, 1, "{third:?}");
 }

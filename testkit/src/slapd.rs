@@ -1,7 +1,8 @@
 //! A throwaway OpenLDAP server for the ldap connector's integration tests and bench: a
 //! `cn=config` generated into a temp directory with `slapadd`, an mdb database for
 //! `dc=example,dc=com` loaded from the test's LDIF, the `memberof`, `ppolicy` and
-//! `syncprov` overlays where the modules are installed, TLS with a CA and server
+//! `syncprov` overlays where the modules are installed (syncprov optionally with a session
+//! log), TLS with a CA and server
 //! certificate made by the `openssl` CLI, and `slapd` listening on free loopback ports
 //! (`ldap://` with StartTLS and `ldaps://`).
 //!
@@ -74,6 +75,21 @@ impl Slapd {
     /// [`Slapd::start`] with another size and page limit for the reader (the bench's
     /// reader pages 1,000 at a time, as Active Directory allows).
     pub fn start_with_limit(ldif: &str, reader_limit: usize) -> Result<Slapd, String> {
+        Slapd::start_with(ldif, reader_limit, None)
+    }
+
+    /// [`Slapd::start`] with syncprov keeping a session log of `entries` changes
+    /// (`olcSpSessionlog`): content sync polls then name deleted entries (a delete
+    /// phase) instead of listing every unchanged one (a present phase).
+    pub fn start_with_session_log(ldif: &str, entries: usize) -> Result<Slapd, String> {
+        Slapd::start_with(ldif, READER_SIZE_LIMIT, Some(entries))
+    }
+
+    fn start_with(
+        ldif: &str,
+        reader_limit: usize,
+        session_log: Option<usize>,
+    ) -> Result<Slapd, String> {
         if let Some(why) = Slapd::unavailable() {
             return Err(why);
         }
@@ -90,7 +106,7 @@ impl Slapd {
         write(
             root,
             "config.ldif",
-            &config_ldif(root, &overlays, reader_limit),
+            &config_ldif(root, &overlays, reader_limit, session_log),
         )?;
         run(Command::new(SLAPADD)
             .args(["-n", "0", "-F"])
@@ -230,7 +246,12 @@ pub fn target_ldif() -> String {
     )
 }
 
-fn config_ldif(root: &Path, overlays: &[&str], reader_limit: usize) -> String {
+fn config_ldif(
+    root: &Path,
+    overlays: &[&str],
+    reader_limit: usize,
+    session_log: Option<usize>,
+) -> String {
     let r = root.display();
     let mut modules = String::from("olcModuleLoad: back_mdb\n");
     for overlay in overlays {
@@ -278,6 +299,9 @@ fn config_ldif(root: &Path, overlays: &[&str], reader_limit: usize) -> String {
              objectClass: olcOverlayConfig\nobjectClass: {class}\n\
              olcOverlay: {{{index}}}{overlay}\n"
         ));
+        if let (&"syncprov", Some(entries)) = (overlay, session_log) {
+            ldif.push_str(&format!("olcSpSessionlog: {entries}\n"));
+        }
     }
     ldif
 }

@@ -14,6 +14,9 @@
 //! and reports them as present, and the mirror removes what was not listed. The same
 //! listing resolves member DNs of changed groups. A full read runs at least every
 //! `full_read_every`, and whenever the bases, filters or attribute names change.
+//!
+//! Where OpenLDAP offers content synchronisation (`sync_reader.rs`), the checkpoint also
+//! holds its cookies ([`Cookies`]) and those are used instead of the marker.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,17 @@ struct Checkpoint {
     marker: String,
     /// When the last full read started (Unix seconds).
     full_at: u64,
+    /// With content synchronisation (`sync_reader.rs`): the cookies to poll from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cookies: Option<Cookies>,
+}
+
+/// RFC 4533 cookies, one per search (users, groups), hex-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cookies {
+    pub users: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
 }
 
 /// The server's marker now; `None` when it offers none (no syncprov, no contextCSN).
@@ -126,6 +140,52 @@ pub fn plan(
         }
         _ => (None, now),
     }
+}
+
+/// The cookies to poll from when the stored checkpoint has them and is valid for this
+/// read (same server, same searches, last full read younger than `full_read_every`), and
+/// when the last full read started as of this one (`now` when this read is full).
+pub fn plan_sync(
+    checkpoint: Option<&str>,
+    marker: &Marker,
+    settings: &LdapSettings,
+    now: u64,
+) -> (Option<Cookies>, u64) {
+    let stored = checkpoint.and_then(|c| serde_json::from_str::<Checkpoint>(c).ok());
+    match stored {
+        Some(Checkpoint {
+            server,
+            searched: was,
+            full_at,
+            cookies: Some(cookies),
+            ..
+        }) if server == marker.server
+            && was == searched(settings)
+            && now.saturating_sub(full_at) < settings.full_read_every.as_secs() =>
+        {
+            (Some(cookies), full_at)
+        }
+        _ => (None, now),
+    }
+}
+
+/// The checkpoint to store after a complete read with content synchronisation: the
+/// marker as [`checkpoint`] has it (so a server that stops offering content sync falls
+/// back to change filters), and the cookies.
+pub fn checkpoint_with_cookies(
+    marker: &Marker,
+    settings: &LdapSettings,
+    full_at: u64,
+    cookies: &Cookies,
+) -> String {
+    serde_json::json!({
+        "server": marker.server,
+        "searched": searched(settings),
+        "marker": marker.value,
+        "full_at": full_at,
+        "cookies": cookies,
+    })
+    .to_string()
 }
 
 /// A fingerprint of what a read searches: bases, scopes, filters and the profile.

@@ -16,6 +16,7 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::content_sync::{self, Refresh};
 use super::directory::{Directory, Entry, LdapReadError, Page, Scope, SearchRequest};
 use super::settings::{LdapSettings, Transport};
 use crate::spec::SecretString;
@@ -27,6 +28,9 @@ pub const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 /// LDAP result code `strongerAuthRequired` (RFC 4511): AD refuses a simple bind on an
 /// unprotected connection with it.
 const STRONGER_AUTH_REQUIRED: u32 = 8;
+
+/// Plain searches [`Directory::searches`] keeps in flight on one connection.
+const SEARCHES_IN_FLIGHT: usize = 16;
 
 /// The smallest page whose successor is asked for in advance.
 const MIN_PREFETCH_PAGE: u32 = 10;
@@ -180,6 +184,41 @@ impl Directory for Session {
             self.prefetch = Some(Prefetch::start(self, request, size, cookie.clone()));
         }
         Ok(page)
+    }
+
+    /// At most [`SEARCHES_IN_FLIGHT`] at once: each is a round trip, which a base search
+    /// of one entry spends mostly waiting.
+    async fn searches(&mut self, requests: Vec<SearchRequest>) -> Vec<Result<Page, LdapReadError>> {
+        use futures_util::{StreamExt, stream};
+        self.prefetch = None;
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let (ldap, timeout) = (self.ldap.clone(), self.timeout);
+                async move { joined(tokio::spawn(search(ldap, timeout, request, None))).await }
+            })
+            .collect();
+        stream::iter(tasks)
+            .buffered(SEARCHES_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    async fn refresh(
+        &mut self,
+        request: &SearchRequest,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<Refresh, LdapReadError> {
+        self.prefetch = None;
+        let task = tokio::spawn(content_sync::poll(
+            self.ldap.clone(),
+            self.timeout,
+            request.clone(),
+            cookie,
+        ));
+        task.await.map_err(|err| {
+            LdapReadError::Protocol(format!("the server's answer could not be decoded: {err}"))
+        })?
     }
 }
 

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use super::content_sync::Refresh;
+
 /// How deep a search goes below its base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -144,6 +146,30 @@ pub trait Directory: Send {
         request: &SearchRequest,
         paging: Option<(u32, Vec<u8>)>,
     ) -> Result<Page, LdapReadError>;
+
+    /// Runs each of `requests` as a plain search (not paged), their answers in the same
+    /// order; a server session may have several in flight at once.
+    async fn searches(&mut self, requests: Vec<SearchRequest>) -> Vec<Result<Page, LdapReadError>> {
+        let mut pages = Vec::with_capacity(requests.len());
+        for request in &requests {
+            pages.push(self.page(request, None).await);
+        }
+        pages
+    }
+
+    /// Runs `request` as an RFC 4533 refreshOnly poll from `cookie` (`None`: the
+    /// initial content). Directories that cannot synchronise refuse it as a server
+    /// without the control would (unavailableCriticalExtension).
+    async fn refresh(
+        &mut self,
+        _request: &SearchRequest,
+        _cookie: Option<Vec<u8>>,
+    ) -> Result<Refresh, LdapReadError> {
+        Err(LdapReadError::Result {
+            rc: 12,
+            text: "content synchronisation is not offered".to_owned(),
+        })
+    }
 }
 
 /// The entry at `dn` (a base-scope search, not paged); `None` when it does not exist.

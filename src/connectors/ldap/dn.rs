@@ -83,6 +83,20 @@ pub(super) fn normalize_escaped(dn: &str) -> Option<String> {
 }
 
 /// Splits at each `separator` not escaped by a backslash; the escapes stay in the parts.
+/// Whether the entry named `dn` is `base` or below it (both in the normal form); with
+/// `one_level`, only a direct child of `base`: what a search of `base` with that scope
+/// can find.
+pub fn under(dn: &str, base: &str, one_level: bool) -> bool {
+    let (Some(dn), Some(base)) = (split_unescaped(dn, ','), split_unescaped(base, ',')) else {
+        return false;
+    };
+    // The empty DN (the root) is above everything.
+    let base: &[String] = if base == [""] { &[] } else { &base };
+    dn.len() >= base.len()
+        && dn[dn.len() - base.len()..] == *base
+        && (!one_level || dn.len() == base.len() + 1)
+}
+
 fn split_unescaped(text: &str, separator: char) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut current = String::new();

@@ -12,11 +12,13 @@
 //! * Any failed operation (a size or time limit, a referral, a dropped connection) fails
 //!   the read: nothing is removed.
 //!
-//! Reads are full, or with `incremental` only the entries changed since the last read
-//! (`changes.rs`).
+//! Reads are full, or with `incremental` only the entries changed since the last read:
+//! by RFC 4533 content synchronisation where an OpenLDAP server offers it
+//! (`sync_reader.rs`, `content_sync.rs`), otherwise by change markers (`changes.rs`).
 
 mod changes;
 pub(crate) mod client;
+mod content_sync;
 mod diagnose;
 pub(crate) mod directory;
 pub mod dn;
@@ -26,6 +28,7 @@ pub mod range;
 mod reader;
 mod records;
 mod settings;
+mod sync_reader;
 #[cfg(test)]
 mod tests;
 
@@ -120,7 +123,40 @@ impl PullConnector for LdapConnector {
         let now = crate::clock::system_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let synced = match &marker {
+            Some(marker) => {
+                self.read_synced(&mut session, checkpoint, marker, now)
+                    .await
+            }
+            None => Ok(Synced::default()),
+        };
+        let synced = match synced {
+            Ok(synced) => synced,
+            Err(err) => {
+                session.close().await;
+                return Err(err);
+            }
+        };
+        if let Some(polls) = synced.polls {
+            let mut reader = reader::Reader {
+                directory: &mut session,
+                settings: &self.settings,
+                page_size: self.settings.page_size,
+                changed_since: None,
+            };
+            let read = reader.apply(polls, sink).await;
+            session.close().await;
+            read?;
+            return Ok(ReadSummary {
+                mode: ReadMode::Delta,
+                complete: true,
+                next_checkpoint: marker.zip(synced.cookies).map(|(m, cookies)| {
+                    changes::checkpoint_with_cookies(&m, &self.settings, synced.full_at, &cookies)
+                }),
+            });
+        }
         let (changed_since, full_at) = match &marker {
+            Some(_) if synced.reload => (None, now),
             Some(marker) => changes::plan(checkpoint, marker, &self.settings, now),
             None => (None, now),
         };
@@ -140,7 +176,69 @@ impl PullConnector for LdapConnector {
         Ok(ReadSummary {
             mode,
             complete: true,
-            next_checkpoint: marker.map(|m| changes::checkpoint(&m, &self.settings, full_at)),
+            next_checkpoint: marker.map(|m| match &synced.cookies {
+                Some(cookies) => {
+                    changes::checkpoint_with_cookies(&m, &self.settings, full_at, cookies)
+                }
+                None => changes::checkpoint(&m, &self.settings, full_at),
+            }),
         })
+    }
+}
+
+/// Where content synchronisation left an incremental read.
+#[derive(Default)]
+struct Synced {
+    /// The changes polled from the stored cookies: this read is a delta of them.
+    polls: Option<sync_reader::Polls>,
+    /// The cookies to store after this read.
+    cookies: Option<changes::Cookies>,
+    /// When the last full read started, for a delta of `polls`.
+    full_at: u64,
+    /// The server refused the stored cookies: this read is full.
+    reload: bool,
+}
+
+impl LdapConnector {
+    /// Content synchronisation where the server offers it (`sync_reader.rs`): the
+    /// changes since the stored cookies, or, for a read by other means (full, or with
+    /// change filters from an older checkpoint), cookies taken before it for the next.
+    async fn read_synced(
+        &self,
+        session: &mut client::Session,
+        checkpoint: Option<&str>,
+        marker: &changes::Marker,
+        now: u64,
+    ) -> Result<Synced, ConnectorError> {
+        let offered = sync_reader::offered(session, &self.settings)
+            .await
+            .map_err(reader::failed("reading the server's root DSE"))?;
+        if !offered {
+            return Ok(Synced::default());
+        }
+        let mut synced = Synced::default();
+        let (stored, full_at) = changes::plan_sync(checkpoint, marker, &self.settings, now);
+        if let Some(stored) = stored {
+            match sync_reader::poll(session, &self.settings, &stored).await? {
+                sync_reader::Polled::Changes(polls) => {
+                    return Ok(Synced {
+                        cookies: Some(sync_reader::next_cookies(&stored, &polls)),
+                        polls: Some(polls),
+                        full_at,
+                        reload: false,
+                    });
+                }
+                sync_reader::Polled::Reload(why) => {
+                    tracing::info!(
+                        kind = KIND,
+                        "incremental: the server no longer accepts the stored content sync \
+                         cookie ({why}): this read is full"
+                    );
+                    synced.reload = true;
+                }
+            }
+        }
+        synced.cookies = sync_reader::initial_cookies(session, &self.settings).await?;
+        Ok(synced)
     }
 }

@@ -85,13 +85,13 @@ impl Paged {
 
 /// What was read so far, to resolve member DNs and logins.
 #[derive(Default)]
-struct Index {
+pub(super) struct Index {
     /// Normalised DN of each user read, with its id.
-    users: HashMap<String, String>,
+    pub users: HashMap<String, String>,
     /// Lower-cased user name of each user read, with its id (`memberUid`).
-    logins: HashMap<String, String>,
+    pub logins: HashMap<String, String>,
     /// Normalised DN of each group read, with its id.
-    groups: HashMap<String, String>,
+    pub groups: HashMap<String, String>,
 }
 
 /// Reads a directory through one session.
@@ -105,7 +105,7 @@ pub(super) struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn profile(&self) -> &Profile {
+    pub(super) fn profile(&self) -> &Profile {
         &self.settings.profile
     }
 
@@ -161,7 +161,7 @@ impl Reader<'_> {
     }
 
     /// Every user's normalised DN, id and user name (those a full read would map).
-    async fn index_users(&mut self, index: &mut Index) -> Result<(), ConnectorError> {
+    pub(super) async fn index_users(&mut self, index: &mut Index) -> Result<(), ConnectorError> {
         let users = self.settings.users.clone();
         let what = format!("listing users under {}", users.base_dn);
         let profile = self.profile().clone();
@@ -194,7 +194,7 @@ impl Reader<'_> {
     }
 
     /// With `inactive_filter`: the normalised DNs of the users it matches.
-    async fn inactive_dns(&mut self) -> Result<HashSet<String>, ConnectorError> {
+    pub(super) async fn inactive_dns(&mut self) -> Result<HashSet<String>, ConnectorError> {
         let Inactive::Filter(filter) = &self.profile().inactive else {
             return Ok(HashSet::new());
         };
@@ -265,7 +265,7 @@ impl Reader<'_> {
     }
 
     /// Every group's normalised DN and id.
-    async fn index_groups(
+    pub(super) async fn index_groups(
         &mut self,
         groups: &SearchBase,
         index: &mut Index,
@@ -315,21 +315,14 @@ impl Reader<'_> {
         }
         batch.finish(sink).await?;
         note_references(paged.references, &what);
-        if outside > 0 {
-            tracing::info!(
-                kind = super::KIND,
-                outside,
-                "{outside} member values name entries that were not read (outside the \
-                 searched bases or filters); they are left out"
-            );
-        }
+        note_outside(outside);
         Ok(())
     }
 
     /// A group's direct members: member DNs (all ranges) resolved to users or groups
     /// read, then `memberUid` logins resolved to users; what names nothing read is
     /// counted in `outside`.
-    async fn members(
+    pub(super) async fn members(
         &mut self,
         entry: &Entry,
         index: &Index,
@@ -430,9 +423,21 @@ fn ranged(entry: &Entry, attribute: &str, values: &mut Vec<String>) -> Option<u6
     next
 }
 
+/// Member values that named nothing read are left out of the groups.
+pub(super) fn note_outside(outside: usize) {
+    if outside > 0 {
+        tracing::info!(
+            kind = super::KIND,
+            outside,
+            "{outside} member values name entries that were not read (outside the \
+             searched bases or filters); they are left out"
+        );
+    }
+}
+
 /// Continuation references are other naming contexts (AD's `DomainDnsZones`,
 /// `ForestDnsZones`, `Configuration` under a domain root); they are not followed.
-fn note_references(references: usize, what: &str) {
+pub(super) fn note_references(references: usize, what: &str) {
     if references > 0 {
         tracing::info!(
             kind = super::KIND,

@@ -20,6 +20,8 @@ use crate::connectors::testing::CollectingSink;
 use crate::model::MemberRef;
 use crate::spec::problems::{Problems, Source};
 
+mod sync;
+
 #[test]
 fn object_guids_render_as_microsoft_does() {
     // The bytes of {2b1e4d0a-6c3f-4e1d-9a8b-0c1d2e3f4a5b} as AD stores them.
