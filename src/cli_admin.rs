@@ -25,6 +25,7 @@ pub enum AdminTokenCommand {
     },
     /// Admin tokens (never the tokens themselves).
     List {
+        /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

@@ -15,10 +15,12 @@ pub enum ListShow {
     List(ListFlags),
     /// Show one, by id or name.
     Show {
+        /// The id, or the (case-insensitive) name.
         key: String,
         /// For groups: list effective members (nesting resolved) instead of direct ones.
         #[arg(long)]
         effective: bool,
+        /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -27,12 +29,16 @@ pub enum ListShow {
 /// The flags of `users list` and `groups list`: one page of one table.
 #[derive(Args)]
 pub struct ListFlags {
+    /// Only this connector.
     #[arg(long)]
     connector: Option<String>,
+    /// Show at most this many.
     #[arg(long, default_value_t = 100)]
     limit: i64,
+    /// Skip this many first (the next page).
     #[arg(long, default_value_t = 0)]
     offset: i64,
+    /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }

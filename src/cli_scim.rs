@@ -29,15 +29,18 @@ pub enum TenantCommand {
     },
     /// Issue a new token; the tenant's other tokens keep working for the grace period.
     Rotate {
+        /// The tenant: a connector with kind = "scim".
         name: String,
         /// Hours the old tokens keep working (0: stop at once).
         #[arg(long, default_value_t = 24)]
         grace_hours: u64,
+        /// The token stops working after this many days (default: never).
         #[arg(long)]
         expires_in_days: Option<u64>,
     },
     /// Revoke one token (by id), or every token of a tenant with --all.
     Revoke {
+        /// The tenant: a connector with kind = "scim".
         name: String,
         /// The token's id (from `tenant list`).
         #[arg(long, conflicts_with = "all")]
@@ -48,6 +51,7 @@ pub enum TenantCommand {
     },
     /// SCIM tenants, their tokens (never the tokens themselves) and holds.
     List {
+        /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
         #[arg(long, value_enum, default_value_t = crate::cli_output::Format::Table)]
         format: crate::cli_output::Format,
     },

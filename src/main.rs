@@ -56,6 +56,9 @@ enum Command {
         /// read permissions.
         #[arg(long)]
         connect: bool,
+        /// How to print: text for people, or one JSON object (problems, warnings, checks).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Read one connector's source and apply what changed to the target.
     Sync {
@@ -115,8 +118,10 @@ enum Command {
         /// Only entries since: an RFC 3339 time or a duration back (30m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
+        /// Show at most this many.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -127,6 +132,7 @@ enum Command {
     },
     /// The SCIM request log, newest first.
     Events {
+        /// Only this tenant's requests.
         #[arg(long)]
         tenant: Option<String>,
         /// A status (404) or a class (4xx, 5xx).
@@ -135,8 +141,10 @@ enum Command {
         /// Only events since: an RFC 3339 time or a duration back (30m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
+        /// Show at most this many.
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// How to print: a table, JSON or CSV.
         #[arg(long, value_enum, default_value_t = cli_scim::EventFormat::Table)]
         format: cli_scim::EventFormat,
     },
@@ -145,10 +153,13 @@ enum Command {
     Migrate,
     /// Recent sync runs.
     Runs {
+        /// Only this connector.
         #[arg(long)]
         connector: Option<String>,
+        /// Show at most this many.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -168,6 +179,7 @@ struct RunFlags {
     /// Apply even when more would be removed than the mapping's limits allow.
     #[arg(long)]
     allow_mass_delete: bool,
+    /// How to print: as a table or as JSON (the shapes are stable, see docs/cli.md).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -208,6 +220,9 @@ pub(crate) struct Exit {
 }
 
 impl Exit {
+    /// The exit code of bad configuration or usage.
+    const USAGE: u8 = 2;
+
     /// Exit code 1: the command ran and failed.
     pub(crate) fn failed(message: impl Into<String>) -> Self {
         Exit {
@@ -219,7 +234,7 @@ impl Exit {
     /// Exit code 2: bad configuration or usage.
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Exit {
-            code: 2,
+            code: Exit::USAGE,
             message: message.into(),
         }
     }
@@ -259,10 +274,6 @@ fn error_text(error: &anyhow::Error) -> String {
         text.push_str(&cause);
     }
     text
-}
-
-fn load_config(path: &std::path::Path) -> Result<Config> {
-    Config::load(path).map_err(config_problems)
 }
 
 fn config_problems(errors: idsync::config::ConfigErrors) -> anyhow::Error {
@@ -348,7 +359,15 @@ async fn run(cli: Cli) -> Result<u8> {
     let reads_only = cli.command.reads_only();
     let config = match reads_only {
         true => Config::load_for_reading(&cli.config).map_err(config_problems)?,
-        false => load_config(&cli.config)?,
+        false => match (&cli.command, Config::load(&cli.config)) {
+            (_, Ok(config)) => config,
+            // `check --format json` reports the problems as JSON too.
+            (Command::Check { format, .. }, Err(errors)) if *format == Format::Json => {
+                cli_check::print_problems(&errors)?;
+                return Ok(Exit::USAGE);
+            }
+            (_, Err(errors)) => return Err(config_problems(errors)),
+        },
     };
     let interactive = std::io::stderr().is_terminal();
     // A node logs at its configured level even when started from a terminal.
@@ -368,7 +387,7 @@ async fn run(cli: Cli) -> Result<u8> {
     init_logging(&level, log_format, interactive);
 
     match cli.command {
-        Command::Check { connect } => cli_check::check(&config, connect).await,
+        Command::Check { connect, format } => cli_check::check(&config, connect, format).await,
         Command::Sync {
             connector,
             via: Some(via),
@@ -558,4 +577,34 @@ fn report_run(result: Result<RunReport, sync::SyncError>, format: Format) -> Res
         runs::Outcome::Failed => 1,
         _ => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand, argument and flag says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "idsync", &mut missing);
+        assert_eq!(missing, Vec::<String>::new());
+    }
 }

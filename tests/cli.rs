@@ -630,3 +630,35 @@ fn reconcile_takes_the_connector_by_position_or_flag() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no connector `nope`"), "{stderr}");
 }
+
+/// `check --format json`: one object with the summary and the probes, or the problems
+/// (file, line, key) of a configuration that does not load.
+#[test]
+fn check_prints_json_for_scripts() {
+    let tree = Tree::new();
+    let report = tree.json(&["check", "--connect", "--format", "json"]);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["connectors"], 1);
+    assert_eq!(report["problems"], serde_json::json!([]));
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(!checks.is_empty(), "{report}");
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["subject"] == "hr" && c["ok"] == true),
+        "{report}"
+    );
+
+    tree.write(
+        "connectors/hr.toml",
+        "kind = \"file\"\nmapping = \"default\"\nschedule = \"*/5 * *\"\n[file]\npath = \"snapshot.json\"\n",
+    );
+    let (code, stdout, stderr) = tree.run(&["check", "--format", "json"]);
+    assert_eq!(code, 2, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["ok"], false);
+    let problem = &report["problems"][0];
+    assert_eq!(problem["file"], "connectors/hr.toml", "{report}");
+    assert_eq!(problem["line"], 3, "{report}");
+    assert_eq!(problem["key"], "schedule", "{report}");
+}
