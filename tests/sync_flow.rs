@@ -327,6 +327,23 @@ async fn a_snapshot_failing_on_its_last_page_changes_nothing(db: TestDb) {
 }
 on_both_backends!(a_snapshot_failing_on_its_last_page_changes_nothing);
 
+/// A read that fails records how far it got: the run record of the failure counts the
+/// records the source had handed over.
+async fn a_failed_read_records_how_many_records_it_had_read(db: TestDb) {
+    let m = mapping(OnRemove::Disable);
+    // Six users in pages of two, then the read fails.
+    let source = Scripted::full(users(6), vec![]).failing_on_last_page();
+    run_with(&db, "hr", &source, &m, RunOptions::default())
+        .await
+        .unwrap_err();
+    let last = runs::recent_runs(db.pool(), Some("hr"), 1)
+        .await
+        .expect("runs");
+    assert_eq!(last[0].outcome, Outcome::Failed);
+    assert_eq!(last[0].records_read, 6);
+}
+on_both_backends!(a_failed_read_records_how_many_records_it_had_read);
+
 async fn duplicate_ids_fail_the_run(db: TestDb) {
     let m = mapping(OnRemove::Disable);
     let source = Scripted::full(vec![user("u1", "a@x"), user("u1", "b@x")], vec![]);

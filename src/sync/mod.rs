@@ -100,6 +100,8 @@ pub enum SyncError {
     #[error("reading the source of connector `{connector}` failed: {source}")]
     Read {
         connector: String,
+        /// Records the connector had handed over before it failed (the run records them).
+        records_read: u64,
         #[source]
         source: ConnectorError,
     },
@@ -362,7 +364,12 @@ async fn finish(
         }
         Err(error) => {
             warn!(run_id, %error, connector = connector_id, dry_run = options.dry_run, "run failed");
+            let records_read = match error {
+                SyncError::Read { records_read, .. } => *records_read,
+                _ => 0,
+            };
             let end = RunEnd {
+                records_read,
                 message: Some(error.to_string()),
                 ..RunEnd::default()
             };

@@ -50,8 +50,9 @@ pub(super) async fn read(
     checkpoint: Option<String>,
     progress: &dyn Progress,
 ) -> Result<Read, SyncError> {
-    let failed = |source: ConnectorError| SyncError::Read {
+    let failed = |source: ConnectorError, records_read: u64| SyncError::Read {
         connector: connector_id.to_string(),
+        records_read,
         source,
     };
     let mut buffer = ReadBuffer::new();
@@ -60,17 +61,15 @@ pub(super) async fn read(
             inner: &mut buffer,
             progress,
         };
-        connector
-            .read(checkpoint.as_deref(), &mut counting)
-            .await
-            .map_err(failed)?
+        connector.read(checkpoint.as_deref(), &mut counting).await
     };
+    let summary = summary.map_err(|e| failed(e, buffer.records_read))?;
     if !summary.complete {
         return Err(SyncError::Incomplete(connector_id.to_string()));
     }
     buffer
         .finish(summary.mode)
-        .map_err(|e| failed(ConnectorError::Sink(e)))?;
+        .map_err(|e| failed(ConnectorError::Sink(e), 0))?;
     info!(
         target: LOG,
         records = buffer.records_read,
