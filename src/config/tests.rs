@@ -621,3 +621,34 @@ fn an_ldap_target_needs_its_table_and_a_known_kind() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn every_unknown_key_and_bad_value_of_a_file_is_reported_at_once() {
+    let dir = tree(&[
+        ("idsync.toml", ""),
+        DEFAULT_MAPPING,
+        ("data.json", "[]"),
+        (
+            "connectors/hr.toml",
+            "kind = \"file\"\nmapping = \"default\"\nshcedule = \"@daily\"\nenabled = \"yes\"\n\
+             [file]\npath = \"data.json\"\nformatt = \"csv\"\n",
+        ),
+    ]);
+    let found = problems(&dir);
+    let lines: Vec<&str> = found
+        .iter()
+        .map(|p| p.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "connectors/hr.toml:3",
+            "connectors/hr.toml:4",
+            "connectors/hr.toml:7"
+        ],
+        "{found:#?}"
+    );
+    assert!(found[0].contains("unknown field `shcedule`"), "{found:#?}");
+    assert!(found[1].contains("enabled"), "{found:#?}");
+    assert!(found[2].contains("unknown field `formatt`"), "{found:#?}");
+}

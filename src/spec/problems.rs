@@ -209,15 +209,60 @@ impl Source<'_> {
         }
     }
 
-    /// Deserialises the whole file, or records why it cannot be.
+    /// Deserialises the whole file, or records why it cannot be. Deserialising stops at
+    /// the first unknown key or bad value, so the line holding it is blanked out (spaces,
+    /// so every other line and offset stays where it was) and the file read again, up to
+    /// [`MAX_PARSE_PROBLEMS`] times: `check` then names every such key and value of a file
+    /// at once (the file's other checks run once these are fixed).
     pub(crate) fn parse<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
-        match toml::from_str(self.text) {
-            Ok(value) => Some(value),
-            Err(err) => {
+        let before = problems.list.len();
+        let parsed = self.parse_blanking(problems);
+        // Found in serde's order; shown in the file's.
+        problems.list[before..].sort_by_key(|problem| problem.line);
+        parsed
+    }
+
+    fn parse_blanking<T: DeserializeOwned>(&self, problems: &mut Problems) -> Option<T> {
+        let mut text = std::borrow::Cow::Borrowed(self.text);
+        let mut blanked: Vec<usize> = Vec::new();
+        loop {
+            let err = match toml::from_str(&text) {
+                // With a line blanked the rest would be checked without it, and its absence
+                // reported again as a second problem: the file's own problems are enough.
+                Ok(value) => return blanked.is_empty().then_some(value),
+                Err(err) => err,
+            };
+            let line = err
+                .span()
+                .and_then(|span| self.blankable_line(&text, span.start));
+            let repeated = line.is_some_and(|line| blanked.contains(&line));
+            let missing = err.message().starts_with("missing field");
+            // A missing field after a blanked line is the blanked value itself: said already.
+            if !(missing && !blanked.is_empty()) && !repeated {
                 self.report_toml(problems, &err);
-                None
+            }
+            match line {
+                Some(line) if !missing && !repeated && blanked.len() < MAX_PARSE_PROBLEMS => {
+                    text = std::borrow::Cow::Owned(blank_line(&text, line));
+                    blanked.push(line);
+                }
+                _ => return None,
             }
         }
+    }
+
+    /// The 1-based line at `offset` when it is one `key = value` line (not a table header,
+    /// not part of a value spanning lines), which can be blanked out on its own.
+    fn blankable_line(&self, text: &str, offset: usize) -> Option<usize> {
+        let line = self.line(offset);
+        let content = text.lines().nth(line - 1)?.trim();
+        let single = content.contains('=')
+            && !content.starts_with('[')
+            && !content.ends_with('[')
+            && !content.ends_with('{')
+            && !content.contains("\"\"\"")
+            && !content.contains("'''");
+        single.then_some(line)
     }
 
     /// Records a TOML syntax or deserialisation error as a problem.
@@ -266,6 +311,24 @@ fn error_key_path(err: &toml::de::Error) -> Vec<String> {
         .filter(|keys| !keys.is_empty())
         .map(|keys| keys.split('.').map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+/// The most unknown keys and bad values one file's parse reports before it gives up.
+const MAX_PARSE_PROBLEMS: usize = 50;
+
+/// `text` with 1-based line `line` turned into spaces (byte for byte, newline kept).
+fn blank_line(text: &str, line: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (index, piece) in text.split_inclusive('\n').enumerate() {
+        if index + 1 == line {
+            let body = piece.trim_end_matches(['\n', '\r']);
+            out.extend(std::iter::repeat_n(' ', body.len()));
+            out.push_str(&piece[body.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
 }
 
 /// A default value, marked by an empty span: it appears on no line.
