@@ -489,6 +489,7 @@ async fn read(
         settings,
         page_size: settings.page_size,
         changed_since: None,
+        stamps: None,
     }
     .read(&mut sink)
     .await?;

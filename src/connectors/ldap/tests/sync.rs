@@ -179,6 +179,7 @@ async fn delta(directory: &mut Synced, settings: &LdapSettings) -> Vec<SourceBat
         settings,
         page_size: 100,
         changed_since: None,
+        stamps: None,
     }
     .apply(polls, &mut sink)
     .await
