@@ -3,7 +3,8 @@
 //! groups with a cycle, groupOfUniqueNames and posixGroup members, a ppolicy-locked user,
 //! a refused bind, a paged total cut by the server's limit, a connection dropped mid-read
 //! (nothing changes), StartTLS and ldaps with the test CA, overrides (`inactive_filter`, an
-//! attribute, a one-level scope), and `check --connect`.
+//! attribute, a one-level scope), incremental reads (content sync, change filters, and
+//! `modifyTimestamp` on a server without syncprov), and `check --connect`.
 //!
 //! Each test skips (and says why) where slapd is not installed.
 
@@ -707,4 +708,123 @@ async fn a_refused_cookie_means_a_full_read() {
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"), "{third:?}");
     assert_eq!(third.records_read, 1, "{third:?}");
+}
+
+/// An OpenLDAP without syncprov (no contextCSN, no content sync): incremental reads by
+/// `modifyTimestamp`. The users carry timestamps from long ago (user0004's the latest, so
+/// the marker), a change, a new user and a deletion are read, and a run after
+/// `full_read_every` is full. The 60 s margin makes it independent of timing: what falls
+/// within it is read again and changes nothing.
+#[tokio::test]
+async fn modify_timestamps_where_the_server_has_no_syncprov() {
+    if let Some(why) = Slapd::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let stamps = |at: &str| format!("createTimestamp: {at}\nmodifyTimestamp: {at}");
+    let ldif: String = (0..5)
+        .map(|n| {
+            let at = if n == 4 {
+                "20210101000000Z".to_owned()
+            } else {
+                format!("2020010{}000000Z", n + 1)
+            };
+            person(&format!("user{n:04}"), &stamps(&at))
+        })
+        .collect::<String>()
+        + &format!(
+            "dn: cn=team,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: team\n\
+             member: uid=user0000,ou=people,{SUFFIX}\n\
+             member: uid=user0001,ou=people,{SUFFIX}\n{}\n\n",
+            stamps("20200201000000Z")
+        );
+    let server =
+        Slapd::start_without(&["syncprov"], &ldif).unwrap_or_else(|e| panic!("slapd: {e}"));
+    assert!(!server.overlays.contains(&"syncprov"));
+    let connector = plain(&server.url(), "incremental = true");
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, connector.as_ref())
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"), "{first:?}");
+    assert_eq!(first.counts.users_created, 5);
+    let checkpoint = stored_checkpoint(&db).await;
+    assert_eq!(checkpoint["method"], "modifyTimestamp", "{checkpoint}");
+    assert_eq!(checkpoint["marker"], "20210101000000Z", "{checkpoint}");
+    assert_eq!(checkpoint["server"], SUFFIX, "{checkpoint}");
+
+    server
+        .modify(&format!(
+            "dn: uid=user0002,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n\
+             mail: changed@example.com\n\n\
+             dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n\n\
+             dn: uid=newcomer,ou=people,{SUFFIX}\nchangetype: add\n\
+             objectClass: inetOrgPerson\nuid: newcomer\ncn: New Comer\nsn: Comer\n\
+             mail: newcomer@example.com\n"
+        ))
+        .expect("modify");
+    let second = sync_with(&db, connector.as_ref())
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("delta"), "{second:?}");
+    // The changed user, the new one, and user0004 again (its timestamp is the marker);
+    // the deletion found by the listing.
+    assert_eq!(second.records_read, 3, "{second:?}");
+    assert_eq!(second.counts.users_created, 1, "{second:?}");
+    assert_eq!(second.counts.users_updated, 1, "{second:?}");
+    assert_eq!(second.counts.users_deleted, 1, "{second:?}");
+    let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
+    assert_eq!(
+        names,
+        ["newcomer", "user0000", "user0001", "user0002", "user0004"]
+            .map(str::to_owned)
+            .into()
+    );
+    let changed = query::list_users(db.pool(), None, 100, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.user_name == "user0002")
+        .expect("user0002");
+    assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
+    assert_eq!(
+        effective(&db, "team").await,
+        ["user0000", "user0001"].map(str::to_owned).into()
+    );
+    let checkpoint = stored_checkpoint(&db).await;
+    let marker = checkpoint["marker"].as_str().expect("a marker").to_owned();
+    assert!(
+        marker.as_str() > "2025",
+        "the changes' own time: {checkpoint}"
+    );
+
+    // Nothing changed: the two changed entries fall within the margin and are read
+    // again; nothing changes.
+    let third = sync_with(&db, connector.as_ref())
+        .await
+        .expect("third sync");
+    assert_eq!(third.read_mode, Some("delta"), "{third:?}");
+    assert_eq!(third.outcome, Outcome::Unchanged, "{third:?}");
+    assert_eq!(third.records_read, 2, "{third:?}");
+
+    // Past `full_read_every` (the stored full read a day and a second ago): full.
+    let mut checkpoint = stored_checkpoint(&db).await;
+    let full_at = checkpoint["full_at"].as_u64().expect("full_at");
+    checkpoint["full_at"] = (full_at - 86_401).into();
+    {
+        let mut conn = db.pool().acquire().await.expect("connection");
+        let mut state = idsync::store::mirror::load_state(&mut conn, "dir")
+            .await
+            .expect("state");
+        state.checkpoint = Some(checkpoint.to_string());
+        idsync::store::mirror::save_state(&mut conn, "dir", &state)
+            .await
+            .expect("save");
+    }
+    let fourth = sync_with(&db, connector.as_ref())
+        .await
+        .expect("fourth sync");
+    assert_eq!(fourth.read_mode, Some("full"), "{fourth:?}");
+    assert_eq!(fourth.outcome, Outcome::Unchanged, "{fourth:?}");
+    assert!(stored_checkpoint(&db).await["full_at"].as_u64() > Some(full_at - 86_401));
 }

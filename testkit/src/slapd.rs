@@ -2,7 +2,7 @@
 //! `cn=config` generated into a temp directory with `slapadd`, an mdb database for
 //! `dc=example,dc=com` loaded from the test's LDIF, the `memberof`, `ppolicy` and
 //! `syncprov` overlays where the modules are installed (syncprov optionally with a session
-//! log), TLS with a CA and server
+//! log, or left out: [`Slapd::start_without`]), TLS with a CA and server
 //! certificate made by the `openssl` CLI, and `slapd` listening on free loopback ports
 //! (`ldap://` with StartTLS and `ldaps://`).
 //!
@@ -75,20 +75,29 @@ impl Slapd {
     /// [`Slapd::start`] with another size and page limit for the reader (the bench's
     /// reader pages 1,000 at a time, as Active Directory allows).
     pub fn start_with_limit(ldif: &str, reader_limit: usize) -> Result<Slapd, String> {
-        Slapd::start_with(ldif, reader_limit, None)
+        Slapd::start_with(ldif, reader_limit, None, &[])
+    }
+
+    /// [`Slapd::start`] without the overlays named in `overlays` (`"syncprov"`: no
+    /// content sync and no `contextCSN`, as a server that never had the overlay; the
+    /// data is then loaded without `slapadd -w`, which would write a `contextCSN` that
+    /// nothing keeps up to date).
+    pub fn start_without(overlays: &[&str], ldif: &str) -> Result<Slapd, String> {
+        Slapd::start_with(ldif, READER_SIZE_LIMIT, None, overlays)
     }
 
     /// [`Slapd::start`] with syncprov keeping a session log of `entries` changes
     /// (`olcSpSessionlog`): content sync polls then name deleted entries (a delete
     /// phase) instead of listing every unchanged one (a present phase).
     pub fn start_with_session_log(ldif: &str, entries: usize) -> Result<Slapd, String> {
-        Slapd::start_with(ldif, READER_SIZE_LIMIT, Some(entries))
+        Slapd::start_with(ldif, READER_SIZE_LIMIT, Some(entries), &[])
     }
 
     fn start_with(
         ldif: &str,
         reader_limit: usize,
         session_log: Option<usize>,
+        without: &[&str],
     ) -> Result<Slapd, String> {
         if let Some(why) = Slapd::unavailable() {
             return Err(why);
@@ -102,6 +111,7 @@ impl Slapd {
         let overlays: Vec<&'static str> = ["memberof", "ppolicy", "syncprov"]
             .into_iter()
             .filter(|m| Path::new(MODULE_DIR).join(format!("{m}.so")).exists())
+            .filter(|m| !without.contains(m))
             .collect();
         write(
             root,
@@ -114,9 +124,15 @@ impl Slapd {
             .arg("-l")
             .arg(root.join("config.ldif")))?;
         write(root, "data.ldif", &format!("{}\n{ldif}", base_ldif()))?;
+        // -w: the suffix gets its contextCSN (incremental reads start from it), which
+        // only syncprov keeps up to date afterwards.
+        let load = if without.contains(&"syncprov") {
+            ["-q", "-n", "1", "-F"].as_slice()
+        } else {
+            ["-q", "-w", "-n", "1", "-F"].as_slice()
+        };
         run(Command::new(SLAPADD)
-            // -w: the suffix gets its contextCSN (incremental reads start from it).
-            .args(["-q", "-w", "-n", "1", "-F"])
+            .args(load)
             .arg(root.join("config"))
             .arg("-l")
             .arg(root.join("data.ldif")))?;

@@ -16,7 +16,9 @@
 //! `full_read_every`, and whenever the bases, filters or attribute names change.
 //!
 //! Where OpenLDAP offers content synchronisation (`sync_reader.rs`), the checkpoint also
-//! holds its cookies ([`Cookies`]) and those are used instead of the marker.
+//! holds its cookies ([`Cookies`]) and those are used instead of the marker. Where an
+//! OpenLDAP server (or 389-ds) shows no `contextCSN`, `timestamps.rs` reads by
+//! `modifyTimestamp` instead ([`method`] says which).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +37,38 @@ pub struct Marker {
     pub value: String,
 }
 
+/// How incremental reads go, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// RFC 4533 content sync from stored cookies (`sync_reader.rs`).
+    ContentSync,
+    /// `(entryCSN>=...)` or `(uSNChanged>=...)` from the server's marker.
+    ChangeFilter,
+    /// `(modifyTimestamp>=...)` from the highest timestamp read (`timestamps.rs`).
+    Timestamps,
+    /// None: every read is full.
+    Full,
+}
+
+/// Which method an incremental read uses: content sync where OpenLDAP has a marker
+/// (`contextCSN`, kept by syncprov) and offers the sync control, change filters where
+/// there is a marker (OpenLDAP's `contextCSN`, AD's USN), otherwise `modifyTimestamp`
+/// for OpenLDAP and 389-ds; Active Directory always shows its USN, so none there.
+pub fn method(preset: Preset, marker: bool, sync_offered: bool) -> Method {
+    match (preset, marker) {
+        (Preset::OpenLdap, true) if sync_offered => Method::ContentSync,
+        (_, true) => Method::ChangeFilter,
+        (Preset::OpenLdap, false) => Method::Timestamps,
+        (Preset::ActiveDirectory, false) => Method::Full,
+    }
+}
+
 /// The stored checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
 struct Checkpoint {
+    /// Set by other methods only (`timestamps.rs`): such a checkpoint means a full read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
     server: String,
     /// What was searched ([`searched`]): other bases, filters or attributes mean entries
     /// that did not change may now be in or out, so the next read is full.
@@ -66,16 +97,7 @@ pub async fn read_marker(
 ) -> Result<Option<Marker>, LdapReadError> {
     match settings.profile.preset {
         Preset::OpenLdap => {
-            let root = read(directory, "", &["namingContexts"]).await?;
-            let users = dn::normalize(&settings.users.base_dn).unwrap_or_default();
-            let suffix = root
-                .iter()
-                .flat_map(|r| r.values("namingContexts"))
-                .find(|s| {
-                    dn::normalize(s)
-                        .is_some_and(|s| users == s || users.ends_with(&format!(",{s}")))
-                });
-            let Some(suffix) = suffix.cloned() else {
+            let Some(suffix) = suffix(directory, settings).await? else {
                 return Ok(None);
             };
             let entry = read(directory, &suffix, &["contextCSN"]).await?;
@@ -104,6 +126,23 @@ pub async fn read_marker(
     }
 }
 
+/// The suffix of the database holding the users' base DN, from the root DSE's
+/// `namingContexts`; `None` when none holds it.
+pub async fn suffix(
+    directory: &mut dyn Directory,
+    settings: &LdapSettings,
+) -> Result<Option<String>, LdapReadError> {
+    let root = read(directory, "", &["namingContexts"]).await?;
+    let users = dn::normalize(&settings.users.base_dn).unwrap_or_default();
+    let suffix = root
+        .iter()
+        .flat_map(|r| r.values("namingContexts"))
+        .find(|s| {
+            dn::normalize(s).is_some_and(|s| users == s || users.ends_with(&format!(",{s}")))
+        });
+    Ok(suffix.cloned())
+}
+
 /// The filter clause of entries changed since `marker` (one from this server).
 fn changed_since(preset: Preset, marker: &str) -> Option<String> {
     match preset {
@@ -129,7 +168,8 @@ pub fn plan(
     let stored = checkpoint.and_then(|c| serde_json::from_str::<Checkpoint>(c).ok());
     match stored {
         Some(stored)
-            if stored.server == marker.server
+            if stored.method.is_none()
+                && stored.server == marker.server
                 && stored.searched == searched(settings)
                 && now.saturating_sub(stored.full_at) < settings.full_read_every.as_secs() =>
         {
@@ -154,6 +194,7 @@ pub fn plan_sync(
     let stored = checkpoint.and_then(|c| serde_json::from_str::<Checkpoint>(c).ok());
     match stored {
         Some(Checkpoint {
+            method: None,
             server,
             searched: was,
             full_at,
@@ -189,7 +230,7 @@ pub fn checkpoint_with_cookies(
 }
 
 /// A fingerprint of what a read searches: bases, scopes, filters and the profile.
-fn searched(settings: &LdapSettings) -> String {
+pub(super) fn searched(settings: &LdapSettings) -> String {
     let what = format!(
         "{:?}|{:?}|{:?}",
         settings.users, settings.groups, settings.profile

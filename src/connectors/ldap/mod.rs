@@ -14,7 +14,8 @@
 //!
 //! Reads are full, or with `incremental` only the entries changed since the last read:
 //! by RFC 4533 content synchronisation where an OpenLDAP server offers it
-//! (`sync_reader.rs`, `content_sync.rs`), otherwise by change markers (`changes.rs`).
+//! (`sync_reader.rs`, `content_sync.rs`), otherwise by change markers (`changes.rs`),
+//! and on OpenLDAP or 389-ds servers without one by `modifyTimestamp` (`timestamps.rs`).
 
 mod changes;
 pub(crate) mod client;
@@ -31,6 +32,7 @@ mod settings;
 mod sync_reader;
 #[cfg(test)]
 mod tests;
+mod timestamps;
 
 use async_trait::async_trait;
 
@@ -105,24 +107,38 @@ impl PullConnector for LdapConnector {
                 self.settings.transport.url
             )))?;
         let marker = if self.settings.incremental {
-            let marker = changes::read_marker(&mut session, &self.settings)
+            changes::read_marker(&mut session, &self.settings)
                 .await
-                .map_err(reader::failed("reading the server's change marker"))?;
-            if marker.is_none() {
-                tracing::warn!(
-                    kind = KIND,
-                    "incremental: the server shows no change marker (OpenLDAP needs the \
-                     syncprov overlay for contextCSN; AD's root DSE highestCommittedUSN): \
-                     every read is full"
-                );
-            }
-            marker
+                .map_err(reader::failed("reading the server's change marker"))?
         } else {
             None
         };
         let now = crate::clock::system_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        if self.settings.incremental && marker.is_none() {
+            // Without a marker there is no content sync either (it needs contextCSN).
+            match changes::method(self.settings.profile.preset, false, false) {
+                changes::Method::Timestamps => {
+                    tracing::info!(
+                        kind = KIND,
+                        "incremental: the server shows no contextCSN (no syncprov overlay): \
+                         incremental reads use modifyTimestamp filters"
+                    );
+                    let read = self
+                        .read_by_timestamps(&mut session, checkpoint, now, sink)
+                        .await;
+                    session.close().await;
+                    return read;
+                }
+                _ => tracing::warn!(
+                    kind = KIND,
+                    "incremental: the server shows no change marker (OpenLDAP needs the \
+                     syncprov overlay for contextCSN; AD's root DSE highestCommittedUSN): \
+                     every read is full"
+                ),
+            }
+        }
         let synced = match &marker {
             Some(marker) => {
                 self.read_synced(&mut session, checkpoint, marker, now)
@@ -143,6 +159,7 @@ impl PullConnector for LdapConnector {
                 settings: &self.settings,
                 page_size: self.settings.page_size,
                 changed_since: None,
+                stamps: None,
             };
             let read = reader.apply(polls, sink).await;
             session.close().await;
@@ -169,6 +186,7 @@ impl PullConnector for LdapConnector {
             settings: &self.settings,
             page_size: self.settings.page_size,
             changed_since,
+            stamps: None,
         };
         let read = reader.read(sink).await;
         session.close().await;
@@ -200,6 +218,31 @@ struct Synced {
 }
 
 impl LdapConnector {
+    /// An incremental read by `modifyTimestamp` (`timestamps.rs`), for servers that show
+    /// no change marker; the checkpoint names the database suffix holding the users.
+    async fn read_by_timestamps(
+        &self,
+        session: &mut client::Session,
+        checkpoint: Option<&str>,
+        now: u64,
+        sink: &mut dyn BatchSink,
+    ) -> Result<ReadSummary, ConnectorError> {
+        let suffix = changes::suffix(session, &self.settings)
+            .await
+            .map_err(reader::failed("reading the server's root DSE"))?;
+        let server = suffix.unwrap_or_else(|| self.settings.users.base_dn.clone());
+        let mut reader = reader::Reader {
+            directory: session,
+            settings: &self.settings,
+            page_size: self.settings.page_size,
+            changed_since: None,
+            stamps: None,
+        };
+        reader
+            .read_by_timestamps(checkpoint, &server, now, sink)
+            .await
+    }
+
     /// Content synchronisation where the server offers it (`sync_reader.rs`): the
     /// changes since the stored cookies, or, for a read by other means (full, or with
     /// change filters from an older checkpoint), cookies taken before it for the next.

@@ -11,6 +11,7 @@ use super::presets::{Inactive, Profile};
 use super::range::{self, RangeEnd};
 use super::records::{self, member_dn};
 use super::settings::{LdapSettings, SearchBase};
+use super::timestamps::{self, Highest};
 use crate::connectors::batch::Batcher;
 use crate::connectors::{BatchSink, ConnectorError, SourceBatch};
 use crate::model::{MemberKind, MemberRef};
@@ -102,6 +103,9 @@ pub(super) struct Reader<'a> {
     pub page_size: u32,
     /// An incremental read: the filter clause of entries changed since the last read.
     pub changed_since: Option<String>,
+    /// Reads by `modifyTimestamp` (`timestamps.rs`): the highest timestamp on the users
+    /// and groups read so far; their searches then ask for the timestamps by name.
+    pub stamps: Option<Highest>,
 }
 
 impl Reader<'_> {
@@ -150,6 +154,21 @@ impl Reader<'_> {
             self.read_groups(&groups, &index, sink).await?;
         }
         Ok(())
+    }
+
+    /// `attrs`, with the timestamps when this read looks for the highest one.
+    fn with_stamps(&self, mut attrs: Vec<String>) -> Vec<String> {
+        if self.stamps.is_some() {
+            attrs.extend(timestamps::ATTRIBUTES.map(str::to_owned));
+        }
+        attrs
+    }
+
+    /// Notes `entry`'s timestamps when this read looks for the highest one.
+    fn note_stamps(&mut self, entry: &Entry) {
+        if let Some(stamps) = self.stamps.as_mut() {
+            stamps.note(entry);
+        }
     }
 
     /// `filter`, narrowed to the changed entries in an incremental read.
@@ -218,7 +237,7 @@ impl Reader<'_> {
         let inactive = self.inactive_dns().await?;
         let users = self.settings.users.clone();
         let what = format!("searching users under {}", users.base_dn);
-        let attrs = self.profile().user_attributes();
+        let attrs = self.with_stamps(self.profile().user_attributes());
         let mut paged = self.paged(&users, self.changed(&users.filter), attrs);
         let mut batch = Batcher::users();
         let mut ids = HashSet::new();
@@ -226,6 +245,7 @@ impl Reader<'_> {
         let mut skipped = 0usize;
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
             for entry in entries {
+                self.note_stamps(&entry);
                 let key = dn::normalize(&entry.dn);
                 let matched = key.as_ref().is_some_and(|k| inactive.contains(k));
                 let Some(user) = records::to_user(entry, self.profile(), matched) else {
@@ -295,13 +315,14 @@ impl Reader<'_> {
         sink: &mut dyn BatchSink,
     ) -> Result<(), ConnectorError> {
         let what = format!("searching groups under {}", groups.base_dn);
-        let attrs = self.profile().group_attributes();
+        let attrs = self.with_stamps(self.profile().group_attributes());
         let mut paged = self.paged(groups, self.changed(&groups.filter), attrs);
         let mut batch = Batcher::groups();
         let mut seen = HashSet::new();
         let mut outside = 0usize;
         while let Some(entries) = paged.next(self.directory).await.map_err(failed(&what))? {
             for entry in entries {
+                self.note_stamps(&entry);
                 let Some(id) = records::external_id(&entry, self.profile()) else {
                     continue;
                 };

@@ -21,6 +21,7 @@ use crate::model::MemberRef;
 use crate::spec::problems::{Problems, Source};
 
 mod sync;
+mod timestamps;
 
 #[test]
 fn object_guids_render_as_microsoft_does() {
@@ -489,6 +490,7 @@ async fn read(
         settings,
         page_size: settings.page_size,
         changed_since: None,
+        stamps: None,
     }
     .read(&mut sink)
     .await?;

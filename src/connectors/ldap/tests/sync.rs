@@ -9,7 +9,7 @@ use changes::Cookies;
 use content_sync::Refresh;
 use sync_reader::{Polled, Polls};
 
-fn openldap() -> LdapSettings {
+pub(super) fn openldap() -> LdapSettings {
     let mut settings = ad_settings(100);
     *settings.profile = Profile::of(Preset::OpenLdap);
     settings.users.base_dn = "ou=people,dc=example,dc=com".into();
@@ -179,6 +179,7 @@ async fn delta(directory: &mut Synced, settings: &LdapSettings) -> Vec<SourceBat
         settings,
         page_size: 100,
         changed_since: None,
+        stamps: None,
     }
     .apply(polls, &mut sink)
     .await
