@@ -238,7 +238,8 @@ impl Source<'_> {
             let repeated = line.is_some_and(|line| blanked.contains(&line));
             let missing = err.message().starts_with("missing field");
             // A missing field after a blanked line is the blanked value itself: said already.
-            if !(missing && !blanked.is_empty()) && !repeated {
+            let said_already = missing && !blanked.is_empty();
+            if !said_already && !repeated {
                 self.report_toml(problems, &err);
             }
             match line {
