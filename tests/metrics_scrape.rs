@@ -41,7 +41,7 @@ fn sample_names(text: &str) -> BTreeSet<String> {
 }
 
 fn now_seconds() -> f64 {
-    Utc::now().timestamp_millis() as f64 / 1000.0
+    idsync::metrics::timestamp_seconds(idsync::clock::now())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +163,7 @@ async fn metrics_are_complete_from_the_first_scrape() {
         "idsync_next_run_timestamp_seconds{connector=\"kc\"}",
     );
     let new_year = Utc
-        .with_ymd_and_hms(Utc::now().year() + 1, 1, 1, 0, 0, 0)
+        .with_ymd_and_hms(idsync::clock::now().year() + 1, 1, 1, 0, 0, 0)
         .single()
         .expect("new year")
         .timestamp() as f64;
@@ -267,4 +267,46 @@ async fn metrics_are_complete_from_the_first_scrape() {
         );
     }
     assert_eq!(node.stop(libc::SIGTERM), Some(0));
+}
+
+/// What `idsync_last_success_timestamp_seconds` starts from: per connector, the end of its
+/// latest run that succeeded or was unchanged, on both backends.
+async fn last_successes_of(db: &idsync::db::Db) {
+    use idsync::store::runs::{self, Outcome, RunEnd};
+    let end = RunEnd::default();
+    let finish = async |connector: &str, outcome: Outcome| {
+        let id = runs::start_run(db, connector, "sync").await.expect("start");
+        runs::finish_run(db, id, outcome, &end)
+            .await
+            .expect("finish");
+    };
+    finish("a", Outcome::Succeeded).await;
+    finish("b", Outcome::Failed).await;
+    finish("c", Outcome::Unchanged).await;
+    finish("d", Outcome::Held).await;
+    // a's latest run failed: its last success stays the earlier one.
+    finish("a", Outcome::Failed).await;
+    let recorded = runs::recent_runs(db.pool(), None, 10).await.expect("runs");
+    let finished = |id: i64| recorded.iter().find(|r| r.id == id)?.finished_at.clone();
+    let found = runs::last_successes(db.pool())
+        .await
+        .expect("last successes");
+    let connectors: Vec<&str> = found.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(connectors, ["a", "c"], "{found:?}");
+    let first_of_a = recorded.iter().map(|r| r.id).min().expect("a run");
+    assert_eq!(Some(found[0].1.clone()), finished(first_of_a));
+}
+
+#[tokio::test]
+async fn last_successes_come_from_the_run_records_on_sqlite() {
+    let db = crate::support::sqlite().await;
+    last_successes_of(&db).await;
+}
+
+#[tokio::test]
+async fn last_successes_come_from_the_run_records_on_postgres() {
+    let Some(db) = crate::support::postgres().await else {
+        return;
+    };
+    last_successes_of(&db).await;
 }
