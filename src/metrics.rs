@@ -1,13 +1,15 @@
 //! Process-wide metrics, exposed by the admin API at `/metrics` in the Prometheus text
 //! format: sync runs by connector and outcome, their duration and what they changed, held
 //! runs, requests to identity providers (and how many were throttled), and SCIM requests by
-//! tenant and status with their latency.
+//! tenant and status with their latency; when each connector last succeeded and next runs;
+//! the build's version and the process's own figures (`process_*`, Linux only).
 
 use std::sync::LazyLock;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The registry every idsync metric lives in.
@@ -28,6 +30,10 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     registered(IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
+fn gauge_f64(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    registered(GaugeVec::new(Opts::new(name, help), labels))
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
@@ -105,9 +111,73 @@ pub static SCIM_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
+/// The outcomes `idsync_sync_runs_total` counts (`Outcome::as_str`): the daemon starts each
+/// connector's series of these at zero.
+pub const RUN_OUTCOMES: [&str; 4] = ["succeeded", "unchanged", "held", "failed"];
+
+/// The changes `idsync_sync_records_total` counts.
+pub const RECORD_CHANGES: [&str; 3] = ["created", "updated", "removed"];
+
+/// The outcomes `idsync_idp_requests_total` counts.
+pub const IDP_OUTCOMES: [&str; 4] = ["ok", "throttled", "error", "transport"];
+
+/// When each connector's latest successful run (succeeded or unchanged) finished, in
+/// seconds since the epoch; 0 while it has never succeeded.
+pub static LAST_SUCCESS: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_f64(
+        "idsync_last_success_timestamp_seconds",
+        "When the connector's latest successful run finished (0: never)",
+        &["connector"],
+    )
+});
+
+/// When each scheduled connector runs next (jitter included), in seconds since the epoch;
+/// absent for connectors that only run on demand.
+pub static NEXT_RUN: LazyLock<GaugeVec> = LazyLock::new(|| {
+    gauge_f64(
+        "idsync_next_run_timestamp_seconds",
+        "When the scheduler runs the connector next",
+        &["connector"],
+    )
+});
+
+/// `idsync_build_info{version} 1`: which build a node runs, to join on or to count versions
+/// during an upgrade.
+static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let info = gauge(
+        "idsync_build_info",
+        "The idsync build this process runs (always 1)",
+        &["version"],
+    );
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    info
+});
+
+/// The prometheus crate's process collector: `process_resident_memory_bytes`,
+/// `process_cpu_seconds_total` (whole seconds), `process_open_fds`, `process_max_fds`,
+/// `process_virtual_memory_bytes`, `process_start_time_seconds` and `process_threads`,
+/// read from /proc at each scrape.
+#[cfg(target_os = "linux")]
+static PROCESS: LazyLock<()> = LazyLock::new(|| {
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    if let Err(error) = REGISTRY.register(Box::new(collector)) {
+        tracing::warn!(%error, "process metrics are not available");
+    }
+});
+
+/// A time as a Prometheus timestamp: seconds since the epoch, with the milliseconds.
+pub fn timestamp_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
+}
+
 /// Everything registered, in the Prometheus text format.
 pub fn render() -> String {
     // Touch every metric so that each family is listed even before its first sample.
+    LazyLock::force(&BUILD_INFO);
+    #[cfg(target_os = "linux")]
+    LazyLock::force(&PROCESS);
+    LazyLock::force(&LAST_SUCCESS);
+    LazyLock::force(&NEXT_RUN);
     LazyLock::force(&RUNS);
     LazyLock::force(&RUN_SECONDS);
     LazyLock::force(&RECORDS);
@@ -145,5 +215,37 @@ mod tests {
                 "idsync_scim_request_duration_seconds_bucket{tenant=\"okta\",le=\"0.005\"}"
             )
         );
+    }
+
+    #[test]
+    fn build_info_and_process_metrics_are_there_from_the_first_render() {
+        let text = render();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!("idsync_build_info{{version=\"{version}\"}} 1")),
+            "{text}"
+        );
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} in {text}"));
+            let value: f64 = value.parse().expect("a number");
+            assert!(value >= 0.0, "{name} {value}");
+        }
+    }
+
+    #[test]
+    fn timestamps_keep_their_milliseconds() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00.250Z")
+            .expect("time")
+            .to_utc();
+        assert_eq!(timestamp_seconds(at), 1_772_366_400.25);
     }
 }

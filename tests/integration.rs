@@ -17,6 +17,7 @@ mod connector_okta;
 mod daemon;
 mod golden;
 mod mapping_flow;
+mod metrics_scrape;
 mod mirror_query;
 mod safety;
 mod scim_edge;

@@ -228,7 +228,8 @@ pub async fn serve(
         config.engine.max_concurrent_runs,
     );
     let handle = scheduler.handle();
-    run_metrics::refresh_held(&db).await;
+    // Every connector's series from the first scrape, not from its first run.
+    run_metrics::initialise(&config, &db).await;
 
     // One signal fans out to the three parts.
     let (stop_tx, stop_rx) = watch::channel(false);

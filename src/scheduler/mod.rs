@@ -267,7 +267,7 @@ struct JobState {
 }
 
 impl JobState {
-    /// Sets the next fire after `after`.
+    /// Sets the next fire after `after`, and shows it in `idsync_next_run_timestamp_seconds`.
     fn plan(&mut self, after: DateTime<Utc>) {
         let job = &self.job;
         self.next_fire = job
@@ -279,6 +279,16 @@ impl JobState {
                 .ok()
                 .and_then(|delay| fire.checked_add_signed(delay))
         });
+        let connector = [job.connector.as_str()];
+        match self.next_due {
+            Some(due) => crate::metrics::NEXT_RUN
+                .with_label_values(&connector)
+                .set(crate::metrics::timestamp_seconds(due)),
+            // On demand only (or a schedule with no fire left): no time to show.
+            None => {
+                let _ = crate::metrics::NEXT_RUN.remove_label_values(&connector);
+            }
+        }
     }
 }
 

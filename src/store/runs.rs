@@ -227,3 +227,24 @@ pub async fn discard(db: &Db, run_id: i64) -> Result<bool, DbError> {
     tx.commit().await?;
     Ok(done == 1)
 }
+
+/// When each connector's latest successful run (succeeded or unchanged, not a dry run)
+/// finished, as stored (RFC 3339): the daemon's `idsync_last_success_timestamp_seconds`
+/// starts from these, so a restart does not make every connector look fresh or stale.
+pub async fn last_successes(pool: &AnyPool) -> Result<Vec<(String, String)>, DbError> {
+    const CTX: &str = "reading the last successful runs";
+    // finished_at is always written by now_text (UTC, fixed width), so MAX is the latest.
+    let rows = sqlx::query(
+        "SELECT connector, MAX(finished_at) FROM sync_runs \
+         WHERE outcome IN ('succeeded', 'unchanged') AND dry_run = $1 \
+           AND finished_at IS NOT NULL \
+         GROUP BY connector ORDER BY connector",
+    )
+    .bind(false)
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0).context(CTX)?, row.try_get(1).context(CTX)?)))
+        .collect()
+}
