@@ -18,6 +18,7 @@ mod daemon;
 mod golden;
 mod mapping_flow;
 mod mirror_query;
+mod reload;
 mod safety;
 mod scim_edge;
 mod scim_events;
