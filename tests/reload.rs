@@ -38,6 +38,7 @@ async fn sighup_swaps_in_a_valid_configuration_and_refuses_an_invalid_one() {
     .await;
     let entra = node.scim.replace("/scim/okta/", "/scim/entra/");
     assert_eq!(status_of(&format!("{entra}/Users")).await, 404);
+    healthcheck_answers(&node.admin);
 
     // A new SCIM tenant with a mapping of its own, and another schedule for `kc`.
     tree.write(
@@ -133,4 +134,29 @@ async fn sighup_swaps_in_a_valid_configuration_and_refuses_an_invalid_one() {
 
     // Three hang-ups later the node is still the same process and stops cleanly.
     assert_eq!(node.stop(libc::SIGTERM), Some(0));
+}
+
+/// `idsync healthcheck` (the container image's probe): 0 for a ready node, 1 for a port
+/// nobody listens on; it reads no configuration (none exists at the path given).
+fn healthcheck_answers(admin: &str) {
+    let probe = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+            .args([
+                "--config",
+                "/nonexistent/idsync.toml",
+                "healthcheck",
+                "--url",
+                url,
+            ])
+            .env_remove("IDSYNC_CONFIG")
+            .output()
+            .expect("run idsync healthcheck")
+    };
+    let ready = probe(&format!("{admin}/readyz"));
+    assert_eq!(ready.status.code(), Some(0), "{ready:?}");
+    assert!(String::from_utf8_lossy(&ready.stdout).starts_with("ready"));
+    let closed = format!("http://127.0.0.1:{}/readyz", crate::daemon::free_port());
+    let down = probe(&closed);
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("not ready"));
 }
