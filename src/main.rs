@@ -108,8 +108,13 @@ enum Command {
     /// otherwise. For container health checks, where the image has no HTTP client; it
     /// reads no configuration.
     Healthcheck {
-        /// The node's readiness URL.
-        #[arg(long, default_value = "http://127.0.0.1:5502/readyz")]
+        /// The node's readiness URL (set the variable in an image whose node listens for
+        /// the admin API elsewhere).
+        #[arg(
+            long,
+            env = "IDSYNC_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:5502/readyz"
+        )]
         url: String,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 5)]
