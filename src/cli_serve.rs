@@ -62,6 +62,32 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
     Ok(0)
 }
 
+/// `idsync healthcheck`: 0 when `url` answers 200, else 1 with what it answered.
+pub async fn healthcheck(url: &str, timeout: Duration) -> Result<u8> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Exit::failed(format!("cannot build an HTTP client: {e}")))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| Exit::failed(format!("not ready: cannot reach {url}: {e}")))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::OK {
+        println!("ready: {}", body.trim());
+        Ok(0)
+    } else {
+        Err(Exit::failed(format!(
+            "not ready: {url} answered {status}: {}",
+            body.trim()
+        ))
+        .into())
+    }
+}
+
 /// Asks the node whose admin API is at `via` to run `connector` now, with the admin token
 /// from `IDSYNC_ADMIN_TOKEN`.
 pub async fn run_via(via: &str, connector: &str) -> Result<u8> {

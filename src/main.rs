@@ -107,6 +107,22 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait_for_db: u64,
     },
+    /// Ask a node's admin API whether it is ready (`GET /readyz`): exit 0 when it is, 1
+    /// otherwise. For container health checks, where the image has no HTTP client; it
+    /// reads no configuration.
+    Healthcheck {
+        /// The node's readiness URL (set the variable in an image whose node listens for
+        /// the admin API elsewhere).
+        #[arg(
+            long,
+            env = "IDSYNC_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:5502/readyz"
+        )]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Bearer tokens of the admin API of `idsync serve` (shown once, stored hashed).
     AdminToken {
         #[command(subcommand)]
@@ -356,6 +372,10 @@ async fn reading_db(config: &Config, command: impl AsyncFnOnce(&Db) -> Result<u8
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    // A probe runs every few seconds with neither the configuration nor its secrets.
+    if let Command::Healthcheck { url, timeout } = &cli.command {
+        return cli_serve::healthcheck(url, std::time::Duration::from_secs(*timeout)).await;
+    }
     let reads_only = cli.command.reads_only();
     let config = match reads_only {
         true => Config::load_for_reading(&cli.config).map_err(config_problems)?,
@@ -540,6 +560,10 @@ async fn run(cli: Cli) -> Result<u8> {
                 cli_scim::events(db, tenant, status, since, limit, format).await
             })
             .await
+        }
+        // Answered before the configuration is loaded (above); kept whole for the match.
+        Command::Healthcheck { url, timeout } => {
+            cli_serve::healthcheck(&url, std::time::Duration::from_secs(timeout)).await
         }
         Command::Migrate => {
             with_db(&config, async |db| {

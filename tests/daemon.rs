@@ -163,7 +163,7 @@ impl Node {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
     }
 

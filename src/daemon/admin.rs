@@ -32,7 +32,8 @@ use subtle::ConstantTimeEq;
 
 use super::Launcher;
 use super::origin::AllowedOrigins;
-use crate::config::{Config, ConnectorSettings, SecretString};
+use super::reload::LiveConfig;
+use crate::config::{ConnectorSettings, SecretString};
 use crate::db::Db;
 use crate::scheduler::{RunResult, SchedulerHandle, TriggerError};
 use crate::store::admin_tokens;
@@ -44,7 +45,8 @@ use crate::sync::{self, NoProgress, RunOptions};
 /// What the admin handlers share.
 #[derive(Clone)]
 pub struct AdminState {
-    pub config: Arc<Config>,
+    /// The configuration, as reloads leave it.
+    pub config: LiveConfig,
     pub db: Db,
     pub scheduler: SchedulerHandle,
     pub launcher: Arc<Launcher>,
@@ -207,7 +209,8 @@ async fn connectors(State(state): Shared) -> Response {
         .map(|s| (s.connector.clone(), s))
         .collect();
     let mut out = Vec::new();
-    for connector in state.config.connectors.values() {
+    let config = state.config.current();
+    for connector in config.connectors.values() {
         let last = match runs::recent_runs(state.db.pool(), Some(&connector.id), 1).await {
             Ok(mut runs) => runs.pop(),
             Err(e) => return internal(e),
@@ -334,6 +337,7 @@ async fn held(State(state): Shared) -> Response {
 fn is_tenant(state: &AdminState, id: &str) -> bool {
     state
         .config
+        .current()
         .connector(id)
         .is_some_and(|c| matches!(c.settings, ConnectorSettings::Scim(_)))
 }
@@ -343,7 +347,8 @@ async fn confirm(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(connector) = state.config.connector(&id) else {
+    let config = state.config.current();
+    let Some(connector) = config.connector(&id) else {
         return problem(StatusCode::NOT_FOUND, format!("no connector `{id}`"));
     };
     let options = RunOptions {
@@ -352,7 +357,7 @@ async fn confirm(
         ..RunOptions::default()
     };
     if is_tenant(&state, &id) {
-        let mapping = state.config.mapping_for(connector);
+        let mapping = config.mapping_for(connector);
         // Recorded before the reconcile: a failure or a crash must not lose who confirmed.
         audit(
             &state,
@@ -362,7 +367,7 @@ async fn confirm(
             "applying the SCIM tenant's hold",
         )
         .await;
-        let directory = state.config.engine.target.directory();
+        let directory = config.engine.target.directory();
         let run = sync::reconcile_to(&state.db, &*directory, &id, mapping, options, &NoProgress);
         return match run.await {
             Ok(report) => {

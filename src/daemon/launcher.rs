@@ -1,7 +1,8 @@
 //! Runs one connector for the scheduler (or the admin API): claims the schedule's due slot
 //! (so nodes whose clocks differ run it once between them), builds the connector, takes the
 //! connector's run lock so that exactly one node runs it at a time (PostgreSQL), runs the
-//! sync, and records metrics.
+//! sync, and records metrics. A run keeps the configuration it started with even when a
+//! reload replaces it meanwhile.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use tracing::{info, warn};
 
 use chrono::{DateTime, Utc};
 
+use super::reload::LiveConfig;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::scheduler::{RunLauncher, RunResult, Trigger};
@@ -22,7 +24,7 @@ use crate::sync::{self, NoProgress, RunOptions};
 
 /// Launches runs of the configured connectors.
 pub struct Launcher {
-    config: Arc<Config>,
+    config: LiveConfig,
     db: Db,
     /// This node's name in claimed slots: host name and process id.
     node: String,
@@ -56,6 +58,11 @@ impl RunLock {
 
 impl Launcher {
     pub fn new(config: Arc<Config>, db: Db) -> Launcher {
+        Launcher::live(LiveConfig::new(config), db)
+    }
+
+    /// A launcher that reads the configuration reloads swap into `config`.
+    pub fn live(config: LiveConfig, db: Db) -> Launcher {
         Launcher {
             config,
             db,
@@ -84,7 +91,9 @@ impl Launcher {
         if self.db.backend() != crate::db::Backend::Postgres {
             return Ok(Some(RunLock { conn: None }));
         }
-        let url = self.config.engine.database_url.expose();
+        // The database URL is restart-only: every snapshot has the one the node started with.
+        let current = self.config.current();
+        let url = current.engine.database_url.expose();
         let mut conn = sqlx::AnyConnection::connect(url)
             .await
             .map_err(|e| format!("connecting for the run lock: {e}"))?;
@@ -101,7 +110,8 @@ impl Launcher {
 
     /// Runs `connector` once with `options`; the result the scheduler records.
     pub async fn run_with(&self, connector: &str, options: RunOptions) -> RunResult {
-        let Some(config) = self.config.connector(connector) else {
+        let snapshot = self.config.current();
+        let Some(config) = snapshot.connector(connector) else {
             return RunResult::Failed(format!("no connector `{connector}`"));
         };
         let pull = match config.build() {
@@ -120,11 +130,11 @@ impl Launcher {
             connector,
             "run started (this node holds the connector's run lock)"
         );
-        let mapping = self.config.mapping_for(config);
+        let mapping = snapshot.mapping_for(config);
         let started = Instant::now();
         let result = sync::sync_to(
             &self.db,
-            &*self.config.engine.target.directory(),
+            &*snapshot.engine.target.directory(),
             connector,
             mapping,
             pull.as_ref(),

@@ -6,7 +6,7 @@
 //! SIGTERM) stops accepting on both listeners, lets SCIM requests in flight finish, lets
 //! runs in progress finish for up to the grace period and abandons the rest (an abandoned
 //! run's transaction is rolled back, so nothing is half-applied), writes the last events,
-//! and returns.
+//! and returns. SIGHUP reloads the connectors, mappings and SCIM tenants (`reload`).
 //!
 //! Several nodes may share one PostgreSQL target: SCIM requests are stateless, and a run
 //! of a connector first takes a session-level advisory lock on a connection of its own, so
@@ -17,6 +17,7 @@
 pub mod admin;
 mod launcher;
 mod origin;
+pub mod reload;
 mod run_metrics;
 
 use std::future::Future;
@@ -221,7 +222,8 @@ pub async fn serve(
         events.clone(),
     ));
 
-    let launcher = Arc::new(Launcher::new(config.clone(), db.clone()));
+    let live = reload::LiveConfig::new(config.clone());
+    let launcher = Arc::new(Launcher::live(live.clone(), db.clone()));
     let scheduler = Scheduler::new(
         jobs_of(&config),
         launcher.clone(),
@@ -236,8 +238,18 @@ pub async fn serve(
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    #[cfg(unix)]
+    let reload_task = reload::on_sighup(
+        reload::Reloader {
+            live: live.clone(),
+            scheduler: handle.clone(),
+            scim: scim.clone(),
+            events: events.clone(),
+        },
+        stopped(stop_rx.clone()),
+    )?;
     let admin = admin::AdminState {
-        config: config.clone(),
+        config: live,
         db: db.clone(),
         scheduler: handle,
         launcher: launcher.clone(),
@@ -279,6 +291,8 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(grace, scim_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
+    #[cfg(unix)]
+    let _ = tokio::time::timeout(Duration::from_secs(5), reload_task).await;
     events.flush().await;
     drop(events);
     let _ = tokio::time::timeout(Duration::from_secs(5), event_writer).await;

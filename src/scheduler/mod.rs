@@ -19,6 +19,9 @@
 //!   others wait for a slot (and say so in the log).
 //! - [`SchedulerHandle::run_now`] starts a run immediately (subject to the
 //!   same rules), and [`SchedulerHandle::status`] reports every job.
+//! - [`SchedulerHandle::replace_jobs`] swaps in another set of jobs (a
+//!   configuration reload): runs in progress go on, a connector whose
+//!   schedule did not change keeps its next fire time.
 //! - [`Scheduler::run`] goes until its shutdown future resolves, then starts
 //!   nothing more (runs still waiting for a slot are dropped) and waits for
 //!   the runs in progress.
@@ -248,6 +251,8 @@ struct Shared {
     launcher: Arc<dyn RunLauncher>,
     semaphore: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
+    /// Wakes the loop when the jobs were replaced (it may be asleep until an old due time).
+    replaced: tokio::sync::Notify,
 }
 
 struct State {
@@ -348,6 +353,7 @@ impl Scheduler {
                 launcher,
                 semaphore: Arc::new(Semaphore::new(max_concurrent.max(1))),
                 clock,
+                replaced: tokio::sync::Notify::new(),
             }),
             requests_tx,
             requests_rx,
@@ -388,6 +394,7 @@ impl Scheduler {
                     None => requests_open = false,
                 },
                 Some(joined) = runs.join_next(), if !runs.is_empty() => log_join(joined),
+                () = shared.replaced.notified() => {}
                 () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     start_due(&shared, &mut runs);
                 }
@@ -434,6 +441,53 @@ impl SchedulerHandle {
         job.running = true;
         info!(connector, "run requested");
         Ok(())
+    }
+
+    /// Replaces the jobs with `jobs`. A connector that stays keeps its state (running,
+    /// last result, skipped overlaps), and its next fire time when its schedule, time zone
+    /// and jitter are unchanged; a removed connector's run in progress finishes unrecorded.
+    pub fn replace_jobs(&self, jobs: Vec<Job>) {
+        let now = self.shared.clock.now();
+        {
+            let mut state = self.shared.lock();
+            let mut old = std::mem::take(&mut state.jobs);
+            for job in jobs {
+                let connector = job.connector.clone();
+                let next = match old.remove(&connector) {
+                    Some(mut kept) => {
+                        let same_plan = kept.job.schedule.as_ref().map(|s| &s.text)
+                            == job.schedule.as_ref().map(|s| &s.text)
+                            && kept.job.timezone == job.timezone
+                            && kept.job.jitter == job.jitter;
+                        kept.job = job;
+                        if !same_plan {
+                            kept.plan(now);
+                        }
+                        kept
+                    }
+                    None => {
+                        let mut fresh = JobState {
+                            job,
+                            next_fire: None,
+                            next_due: None,
+                            running: false,
+                            last_result: None,
+                            skipped_overlaps: 0,
+                        };
+                        fresh.plan(now);
+                        fresh
+                    }
+                };
+                state.jobs.insert(connector, next);
+            }
+            info!(
+                jobs = state.jobs.len(),
+                removed = ?old.keys().collect::<Vec<_>>(),
+                "scheduler jobs replaced"
+            );
+        }
+        // notify_one keeps the wake-up if the loop is not waiting right now.
+        self.shared.replaced.notify_one();
     }
 
     /// The status of every job, by connector id.

@@ -560,3 +560,38 @@ async fn the_scheduler_runs_a_berlin_job_once_on_both_change_days() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn replaced_jobs_keep_their_state_and_fire_on_the_new_schedules() {
+    let mut h = Harness::start(vec![job("a", HOURLY), job("b", HOURLY)], true, 4);
+    h.handle.run_now("a").expect("run a");
+    assert_eq!(h.next_event().await, started("a", Trigger::Manual, base()));
+
+    h.handle
+        .replace_jobs(vec![job("a", HOURLY), job("c", EVERY_MINUTE)]);
+    let a = h.status("a");
+    assert!(a.running, "a run in progress stays known");
+    assert_eq!(a.next_run, Some(at(1, 0, 0)));
+    assert!(h.handle.status().iter().all(|s| s.connector != "b"));
+    assert_eq!(
+        h.handle.run_now("a"),
+        Err(TriggerError::AlreadyRunning("a".to_owned()))
+    );
+    assert_eq!(
+        h.handle.run_now("b"),
+        Err(TriggerError::UnknownConnector("b".to_owned()))
+    );
+    // On time: the loop, asleep until 00:01:30 at most, was woken to plan `c`.
+    assert_eq!(
+        h.next_event().await,
+        started("c", Trigger::Schedule, at(0, 1, 0))
+    );
+
+    // A changed schedule is planned afresh.
+    h.handle
+        .replace_jobs(vec![job("a", EVERY_MINUTE), job("c", EVERY_MINUTE)]);
+    assert_eq!(h.status("a").next_run, Some(at(0, 2, 0)));
+    h.release("a");
+    h.release("c");
+    h.shutdown().await;
+}

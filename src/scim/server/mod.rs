@@ -81,7 +81,9 @@ impl Tenant {
 /// The server's shared state.
 pub struct ScimServer {
     db: Db,
-    tenants: HashMap<String, Arc<Tenant>>,
+    /// Replaced whole on a configuration reload; a request holds on to the tenant it
+    /// started with.
+    tenants: std::sync::RwLock<HashMap<String, Arc<Tenant>>>,
     options: ServerOptions,
     events: EventLog,
     access: layers::TokenTouches,
@@ -98,10 +100,7 @@ impl ScimServer {
     ) -> ScimServer {
         ScimServer {
             db,
-            tenants: tenants
-                .into_iter()
-                .map(|t| (t.id.clone(), Arc::new(t)))
-                .collect(),
+            tenants: std::sync::RwLock::new(by_id(tenants)),
             failures: failures::AuthFailures::new(options.auth_failures_per_minute),
             health: ScimHealth::new(options.max_connections),
             options,
@@ -134,8 +133,32 @@ impl ScimServer {
             .collect()
     }
 
+    /// The tenant `id`, as configured now.
+    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.tenants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Serves `tenants` from now on (a configuration reload). Requests in flight finish
+    /// with the tenant they started with; a tenant's rate limit starts afresh.
+    pub fn replace_tenants(&self, tenants: Vec<Tenant>) {
+        *self
+            .tenants
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = by_id(tenants);
+    }
+
     pub fn tenant_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.tenants.keys().cloned().collect();
+        let mut ids: Vec<String> = self
+            .tenants
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         ids.sort();
         ids
     }
@@ -165,6 +188,13 @@ impl ScimServer {
             .fallback(not_found)
             .with_state(self)
     }
+}
+
+fn by_id(tenants: Vec<Tenant>) -> HashMap<String, Arc<Tenant>> {
+    tenants
+        .into_iter()
+        .map(|t| (t.id.clone(), Arc::new(t)))
+        .collect()
 }
 
 /// Serves the SCIM router on `listener` until `shutdown` completes, then lets requests

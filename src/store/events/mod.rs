@@ -116,6 +116,8 @@ enum Message {
     /// A tenant's event was stored by its write's transaction: trim the tenant.
     Trim(String),
     Flush(oneshot::Sender<()>),
+    /// The tenants' retention after a configuration reload.
+    Retention(HashMap<String, Retention>),
 }
 
 /// The handle requests log through; cheap to clone.
@@ -173,6 +175,11 @@ impl EventLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Trims by `retention` from now on (a configuration reload changed the tenants).
+    pub async fn set_retention(&self, retention: HashMap<String, Retention>) {
+        let _ = self.sender.send(Message::Retention(retention)).await;
+    }
+
     /// Waits until every event queued before this call is written.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -185,17 +192,17 @@ impl EventLog {
 async fn write_loop(
     db: Db,
     mut receiver: mpsc::Receiver<Message>,
-    retention: HashMap<String, Retention>,
+    mut retention_of: HashMap<String, Retention>,
     default_retention: u64,
 ) {
     let mut schedule = TrimSchedule::new(TRIM_INTERVAL);
-    let retention = |tenant: &str| {
-        retention
-            .get(tenant)
-            .copied()
-            .unwrap_or_else(|| Retention::keeping(default_retention))
-    };
     loop {
+        let retention = |tenant: &str| {
+            retention_of
+                .get(tenant)
+                .copied()
+                .unwrap_or_else(|| Retention::keeping(default_retention))
+        };
         let received = match schedule.next_due() {
             None => receiver.recv().await,
             Some(due) => {
@@ -216,12 +223,14 @@ async fn write_loop(
         let Some(first) = received else { break };
         let mut events = Vec::new();
         let mut flushes = Vec::new();
+        let mut replaced = None;
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Event(event) => events.push(*event),
                 Message::Trim(tenant) => schedule.touch(&tenant),
                 Message::Flush(done) => flushes.push(done),
+                Message::Retention(map) => replaced = Some(map),
             }
             next = if events.len() < BATCH {
                 receiver.try_recv().ok()
@@ -242,8 +251,17 @@ async fn write_loop(
         for done in flushes {
             let _ = done.send(());
         }
+        if let Some(map) = replaced {
+            retention_of = map;
+        }
     }
     // Closing: leave every tenant within its retention.
+    let retention = |tenant: &str| {
+        retention_of
+            .get(tenant)
+            .copied()
+            .unwrap_or_else(|| Retention::keeping(default_retention))
+    };
     let tenants = schedule.take_due(Instant::now(), true);
     if !tenants.is_empty()
         && let Err(error) = write_batch(&db, &[], &tenants, &retention).await

@@ -39,7 +39,7 @@ pub(super) async fn resolve(
             .into_response();
         }
     };
-    let Some(tenant) = server.tenants.get(tenant_id).cloned() else {
+    let Some(tenant) = server.tenant(tenant_id) else {
         return ScimError::not_found(format!("no SCIM tenant `{tenant_id}`")).to_response(version);
     };
     // Secrets in the path or query (`?access_token=...`) reach neither traces nor the log.
