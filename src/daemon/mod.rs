@@ -245,6 +245,7 @@ pub async fn serve(
             scheduler: handle.clone(),
             scim: scim.clone(),
             events: events.clone(),
+            db: db.clone(),
         },
         stopped(stop_rx.clone()),
     )?;

@@ -69,6 +69,8 @@ pub struct Reloader {
     pub scheduler: SchedulerHandle,
     pub scim: Arc<ScimServer>,
     pub events: EventLog,
+    /// For the metric series of connectors and tenants a reload adds.
+    pub db: crate::db::Db,
 }
 
 impl Reloader {
@@ -118,6 +120,8 @@ impl Reloader {
             .await;
         self.scim.replace_tenants(tenants);
         self.scheduler.replace_jobs(super::jobs_of(&config));
+        // Added connectors and tenants get their series at zero, as at start-up.
+        super::run_metrics::initialise(&config, &self.db).await;
         self.live.replace(config);
         Ok(changes)
     }
