@@ -394,7 +394,8 @@ async fn run(cli: Cli) -> Result<u8> {
     let serving = matches!(cli.command, Command::Serve { .. });
     let level = cli.log_level.clone().unwrap_or_else(|| {
         if interactive && !serving {
-            "warn".to_string()
+            // The command prints a failed run's error as its result: not a second time.
+            format!("warn,{}=off", sync::FAILED_LOG)
         } else {
             config.engine.log_level.clone()
         }

@@ -662,3 +662,18 @@ fn check_prints_json_for_scripts() {
     assert_eq!(problem["line"], 3, "{report}");
     assert_eq!(problem["key"], "schedule", "{report}");
 }
+
+/// Columns in error positions count from 1, as docs/file-formats.md says, also where the
+/// JSON parser reports the end of the input after a newline as column 0.
+#[test]
+fn error_columns_count_from_one() {
+    let tree = Tree::new();
+    tree.write("snapshot.json", "{\"users\": [\n\n");
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("snapshot.json:3:1: EOF while parsing"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":3:0:"), "{stderr}");
+}

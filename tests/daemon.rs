@@ -463,7 +463,8 @@ async fn two_nodes_share_postgres_and_survive_a_killed_node() {
         let started = log.matches("holds the connector's run lock").count();
         let ended = log
             .lines()
-            .filter(|l| l.contains("\"target\":\"idsync::sync\""))
+            // `idsync::sync` and `idsync::sync::failed`.
+            .filter(|l| l.contains("\"target\":\"idsync::sync"))
             .filter(|l| l.contains("\"run finished\"") || l.contains("\"run failed\""))
             .count();
         started > ended

@@ -42,6 +42,10 @@ use context::{RunContext, Staged};
 /// daemon's tests name `idsync::sync`.
 const LOG: &str = "idsync::sync";
 
+/// The target of the "run failed" line: `idsync sync` on a terminal prints the error as
+/// its result and filters this line out, so the error is said once.
+pub const FAILED_LOG: &str = "idsync::sync::failed";
+
 /// How a run is to behave.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -363,7 +367,9 @@ async fn finish(
             info!(run_id, outcome = report.outcome.as_str(), counts = ?report.counts, "run finished");
         }
         Err(error) => {
-            warn!(run_id, %error, connector = connector_id, dry_run = options.dry_run, "run failed");
+            // Its own target, so that the command line (which prints the error itself) can
+            // leave it out while a node's log keeps it.
+            warn!(target: FAILED_LOG, run_id, %error, connector = connector_id, dry_run = options.dry_run, "run failed");
             let records_read = match error {
                 SyncError::Read { records_read, .. } => *records_read,
                 _ => 0,

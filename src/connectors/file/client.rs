@@ -36,7 +36,9 @@ impl Outbox {
         Stop::Failed(ConnectorError::Malformed {
             path: self.path.clone(),
             line,
-            column,
+            // Columns count from 1, as docs/file-formats.md says; serde_json reports 0 for
+            // the end of the input after a newline.
+            column: column.max(1),
             message: message.into(),
         })
     }
