@@ -95,6 +95,7 @@ pub fn print_problems(errors: &ConfigErrors) -> Result<()> {
 /// output is text.
 async fn probe(config: &Config, format: Format) -> Vec<Probe> {
     let mut probes = Vec::new();
+    let state = state_database(config).await;
     let mut record = |subject: &str, kind: &str, diagnosis: Diagnosis| {
         if format == Format::Table {
             println!(
@@ -110,6 +111,7 @@ async fn probe(config: &Config, format: Format) -> Vec<Probe> {
             diagnosis,
         });
     };
+    record("state", "database", state);
     for connector in config.connectors.values().filter(|c| c.enabled) {
         let kind = connector.settings.kind();
         if kind == "scim" {
@@ -144,4 +146,41 @@ async fn probe(config: &Config, format: Format) -> Vec<Probe> {
         }
     }
     probes
+}
+
+/// The state database: it answers within a few seconds, and its schema is one this idsync
+/// can use (none yet is fine: the first sync or `idsync migrate` creates it). Nothing is
+/// migrated.
+async fn state_database(config: &Config) -> Diagnosis {
+    let url = config.engine.database_url.expose();
+    let shown = idsync::db::redact_url(url);
+    let wait = std::time::Duration::from_secs(5);
+    let db = match idsync::db::Db::connect_within(url, wait).await {
+        Ok(db) => db,
+        Err(error) => return Diagnosis::failed("connect", format!("{shown}: {error}")),
+    };
+    let (applied, latest) = db.schema_versions().await;
+    db.close().await;
+    match applied {
+        None => Diagnosis::ok(
+            "connect",
+            format!(
+                "{shown} answers; no schema yet (the first sync or `idsync migrate` creates it)"
+            ),
+        ),
+        Some(version) if version == latest => Diagnosis::ok(
+            "connect",
+            format!("{shown} answers; schema up to date ({version})"),
+        ),
+        Some(version) if version < latest => Diagnosis::ok(
+            "connect",
+            format!("{shown} answers; schema {version}, `idsync migrate` brings it to {latest}"),
+        ),
+        Some(version) => Diagnosis::failed(
+            "connect",
+            format!(
+                "{shown}: schema {version} is newer than this idsync ({latest}): use the idsync that migrated it"
+            ),
+        ),
+    }
 }

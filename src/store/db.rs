@@ -118,18 +118,7 @@ impl Db {
     /// yet, older, newer) is an error saying what to run.
     pub async fn open_for_reading(url: &str, wait: Duration) -> Result<Db, DbError> {
         let db = Db::connect_within(url, wait).await?;
-        let migrator = match db.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&db.pool)
-                .await
-                .ok()
-                .flatten();
+        let (applied, latest) = db.schema_versions().await;
         let message = match applied {
             Some(version) if version == latest => return Ok(db),
             None => "holds no idsync schema yet: run `idsync migrate` (or a sync) first".to_owned(),
@@ -149,8 +138,26 @@ impl Db {
         )))
     }
 
-    /// Connects, waiting at most `wait` for a connection.
-    async fn connect_within(url: &str, wait: Duration) -> Result<Db, DbError> {
+    /// The schema version the database is at (`None`: no idsync schema yet) and the one
+    /// this build writes.
+    pub async fn schema_versions(&self) -> (Option<i64>, i64) {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.pool)
+                .await
+                .ok()
+                .flatten();
+        (applied, latest)
+    }
+
+    /// Connects without migrating, waiting at most `wait` for a connection.
+    pub async fn connect_within(url: &str, wait: Duration) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite_url(url))
