@@ -544,6 +544,36 @@ async fn diagnose_checks_token_listings_members_and_delta() {
     );
 }
 
+/// `check --connect` asks Graph for what a sync asks for: the same `$select` (and
+/// `$filter`), one entry each, so a property Graph refuses fails the check, not the sync.
+#[tokio::test]
+async fn diagnose_lists_with_the_select_a_sync_sends() {
+    let fake = fake(Directory::generated(5, 2, 2), Knobs::default()).await;
+    let checks = fake.connector().diagnose().await;
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    let requests = fake.requests();
+    let users = requests
+        .iter()
+        .find(|r| r.path.ends_with("/users"))
+        .expect("a users listing");
+    let select = users.param("$select").unwrap_or_default();
+    for property in ["id", "userPrincipalName", "accountEnabled"] {
+        assert!(select.split(',').any(|p| p == property), "{select}");
+    }
+    let groups = requests
+        .iter()
+        .find(|r| r.path.ends_with("/groups"))
+        .expect("a groups listing");
+    assert!(
+        groups
+            .param("$select")
+            .unwrap_or_default()
+            .contains("displayName"),
+        "{:?}",
+        groups.param("$select")
+    );
+}
+
 #[tokio::test]
 async fn a_delta_run_after_100_changes_touches_only_those_users() {
     let dir = Directory::generated(1000, 20, 30);

@@ -457,16 +457,35 @@ impl AzureConnector {
 #[async_trait::async_trait]
 impl ListingProbe for AzureConnector {
     async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
-        let top = [("$top", "1"), ("$select", "id")];
-        let (url, permission) = match listing {
-            ProbeListing::Users => (format!("{}/users", self.api), USERS_PERMISSION),
-            ProbeListing::Groups => (format!("{}/groups", self.api), GROUPS_PERMISSION),
+        // One page of what a sync asks for (its `$select` and `$filter`), so that a
+        // property or filter Graph refuses shows here and not at the first sync.
+        let (url, permission, select, filter) = match listing {
+            ProbeListing::Users => (
+                format!("{}/users", self.api),
+                USERS_PERMISSION,
+                self.user_select.as_str(),
+                self.user_filter.as_deref(),
+            ),
+            ProbeListing::Groups => (
+                format!("{}/groups", self.api),
+                GROUPS_PERMISSION,
+                self.group_select.as_str(),
+                self.group_filter.as_deref(),
+            ),
             ProbeListing::Members(id) => (
                 format!("{}/groups/{}/members", self.api, segment(id)),
                 GROUPS_PERMISSION,
+                "id",
+                None,
             ),
         };
-        let body = self.probe(listing.check(), &url, &top, permission).await?;
+        let mut query = vec![("$top", "1"), ("$select", select)];
+        if let Some(filter) = filter {
+            query.push(("$filter", filter));
+        }
+        let body = self
+            .probe(listing.check(), &url, &query, permission)
+            .await?;
         Ok(body.get("value").and_then(|v| v.get(0)).and_then(id_of))
     }
 }
