@@ -349,6 +349,7 @@ async fn the_token_endpoint_checks_key_and_scopes() {
     assert_eq!(counts(&db).await, (0, 0, 0, 0));
 
     // A good key: every check passes.
+    fake.clear_log();
     let checks = admin(&fake).diagnose().await;
     let names: Vec<(&str, bool)> = checks.iter().map(|c| (c.check, c.ok)).collect();
     assert_eq!(
@@ -360,6 +361,13 @@ async fn the_token_endpoint_checks_key_and_scopes() {
             ("list group members", true)
         ],
         "{checks:?}"
+    );
+    // The groups probe lists what a sync lists: groups by type.
+    let log = fake.log();
+    assert!(
+        log.iter()
+            .any(|r| r.starts_with("/api/v1/groups?") && r.contains("type eq \"OKTA_GROUP\"")),
+        "{log:?}"
     );
 }
 

@@ -196,22 +196,23 @@ impl ListingProbe for KeycloakConnector {
         listing: ProbeListing<'_>,
     ) -> Result<Option<String>, super::Diagnosis> {
         use super::Diagnosis;
-        let (url, role) = match listing {
-            ProbeListing::Users => (format!("{}/users", self.admin), "view-users"),
+        // One entry of what a sync asks for, with its representation.
+        let (url, role, brief) = match listing {
+            ProbeListing::Users => (format!("{}/users", self.admin), "view-users", "false"),
             ProbeListing::Groups => (
                 format!("{}/groups", self.admin),
                 "query-groups (or view-users)",
+                "false",
             ),
-            ProbeListing::Members(id) => {
-                (format!("{}/groups/{id}/members", self.admin), "view-users")
-            }
+            ProbeListing::Members(id) => (
+                format!("{}/groups/{id}/members", self.admin),
+                "view-users",
+                "true",
+            ),
         };
         let check = listing.check();
-        match self
-            .http
-            .get_json(&url, &[("first", "0"), ("max", "1")])
-            .await
-        {
+        let query = [("first", "0"), ("max", "1"), ("briefRepresentation", brief)];
+        match self.http.get_json(&url, &query).await {
             Ok((body, _)) => Ok(body
                 .get(0)
                 .and_then(|g| g.get("id"))

@@ -206,9 +206,14 @@ impl OktaConnector {
         path: &str,
         check: &'static str,
         need: Need,
+        filter: Option<&str>,
     ) -> Result<Value, Diagnosis> {
         let url = format!("{}{path}", self.api);
-        match self.http.get_json(&url, &[("limit", "1")]).await {
+        let mut query = vec![("limit", "1")];
+        if let Some(filter) = filter {
+            query.push(("filter", filter));
+        }
+        match self.http.get_json(&url, &query).await {
             Ok((body, _)) => Ok(body),
             Err(error) => Err(match &error {
                 HttpError::Auth { code, .. } => Diagnosis::failed(
@@ -234,12 +239,19 @@ impl OktaConnector {
 #[async_trait::async_trait]
 impl ListingProbe for OktaConnector {
     async fn probe_listing(&self, listing: ProbeListing<'_>) -> Result<Option<String>, Diagnosis> {
-        let (path, need) = match listing {
-            ProbeListing::Users => ("/users".to_string(), Need::Users),
-            ProbeListing::Groups => ("/groups".to_string(), Need::Groups),
-            ProbeListing::Members(id) => (format!("/groups/{id}/users"), Need::Groups),
+        // One entry of what a sync lists: its groups come by type (`group_types`).
+        let group_filter = self
+            .group_types
+            .first()
+            .map(|group_type| format!("type eq \"{group_type}\""));
+        let (path, need, filter) = match listing {
+            ProbeListing::Users => ("/users".to_string(), Need::Users, None),
+            ProbeListing::Groups => ("/groups".to_string(), Need::Groups, group_filter),
+            ProbeListing::Members(id) => (format!("/groups/{id}/users"), Need::Groups, None),
         };
-        let body = self.probe(&path, listing.check(), need).await?;
+        let body = self
+            .probe(&path, listing.check(), need, filter.as_deref())
+            .await?;
         // Only an id that is safe in a path is tried.
         Ok(body
             .get(0)
