@@ -562,3 +562,80 @@ async fn check_connect_reports_the_bind_and_each_container() {
         checks[2].detail
     );
 }
+
+/// `group_class = "groupOfUniqueNames"`, `on_deactivate = "delete"` and
+/// `[target.ldap.attributes]`: the entry of an inactive user is deleted (and its member
+/// value with it) and comes back when the user is active again; a mapped attribute is
+/// written from the target user's attributes.
+#[tokio::test]
+async fn unique_names_delete_on_deactivation_and_mapped_attributes() {
+    let Some(slapd) = start("") else { return };
+    let db = crate::support::sqlite().await;
+    let extra = "group_class = \"groupOfUniqueNames\"\non_deactivate = \"delete\"\n\
+                 [target.ldap.attributes]\nemployeeNumber = \"employee_id\"";
+    let target = target(&slapd, extra);
+    let mut users = people(USERS);
+    for (n, user) in users.iter_mut().enumerate() {
+        user.attributes
+            .insert("employee_id".into(), serde_json::json!(1000 + n));
+    }
+    run(
+        &db.db,
+        &target,
+        &source_of(users.clone(), &["u1", "u3"]),
+        RunOptions::default(),
+    )
+    .await
+    .expect("first run");
+    let entries = read(&slapd, PEOPLE).await;
+    assert_eq!(entries["uid=ann"].one("employeeNumber"), "1000");
+    assert_eq!(entries["uid=cat"].one("employeeNumber"), "1002");
+    let groups = read(&slapd, GROUPS).await;
+    assert!(
+        groups["cn=staff"]
+            .all("objectClass")
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("groupOfUniqueNames")),
+        "{:?}",
+        groups["cn=staff"].all("objectClass")
+    );
+    assert_eq!(
+        groups["cn=staff"].all("uniqueMember"),
+        [format!("uid=ann,{PEOPLE}"), format!("uid=cat,{PEOPLE}")]
+    );
+
+    users[2].active = false;
+    run(
+        &db.db,
+        &target,
+        &source_of(users.clone(), &["u1", "u3"]),
+        RunOptions::default(),
+    )
+    .await
+    .expect("second run");
+    assert!(!read(&slapd, PEOPLE).await.contains_key("uid=cat"));
+    assert_eq!(
+        read(&slapd, GROUPS).await["cn=staff"].all("uniqueMember"),
+        [format!("uid=ann,{PEOPLE}")]
+    );
+
+    users[2].active = true;
+    run(
+        &db.db,
+        &target,
+        &source_of(users, &["u1", "u3"]),
+        RunOptions::default(),
+    )
+    .await
+    .expect("third run");
+    assert_eq!(
+        read(&slapd, PEOPLE).await["uid=cat"].one("employeeNumber"),
+        "1002"
+    );
+    // cat is a member again: the group follows the user's entry coming back (a run over
+    // changed users only, which reads the groups naming a record whose DN it changed).
+    assert_eq!(
+        read(&slapd, GROUPS).await["cn=staff"].all("uniqueMember"),
+        [format!("uid=ann,{PEOPLE}"), format!("uid=cat,{PEOPLE}")]
+    );
+}

@@ -214,15 +214,18 @@ impl LdapDirectory {
         const CTX: &str = "reading the target for the LDAP directory";
         let touched = touched(plan);
         let mut desired = desired::load(tx, &self.settings, Some(&touched)).await?;
-        let renamed: Vec<String> = before
+        // Records whose DN this plan changed — renamed, moved, or (with `delete`) gone
+        // or back — are named by groups whose member values must follow.
+        let renamed: Vec<String> = touched
+            .users
             .iter()
-            .filter(|(id, old)| {
-                desired
-                    .dns
-                    .get(*id)
-                    .is_none_or(|new| entry::normalized(new) != entry::normalized(old))
+            .chain(&touched.groups)
+            .filter(|id| {
+                let old = before.get(*id).map(|dn| entry::normalized(dn));
+                let new = desired.dns.get(*id).map(|dn| entry::normalized(dn));
+                old != new
             })
-            .map(|(id, _)| id.clone())
+            .cloned()
             .collect();
         let known: HashSet<&String> = touched.groups.iter().collect();
         let mut naming: Vec<String> = Vec::new();
