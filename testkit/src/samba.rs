@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+// The test CA and server certificate, and the setup helpers, are slapd's.
+use crate::slapd::{make_certificates, run, write};
+
 /// The DNS realm and the domain's base DN.
 pub const REALM: &str = "IDSYNC.TEST";
 pub const BASE_DN: &str = "DC=idsync,DC=test";
@@ -372,84 +375,6 @@ fn parse_ldif_pairs(ldif: &str, attribute: &str) -> Vec<(String, String)> {
         }
     }
     pairs
-}
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, by the openssl CLI.
-fn make_certificates(root: &Path) -> Result<(), String> {
-    let openssl = |args: &[&str]| run(Command::new(OPENSSL).current_dir(root).args(args));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=idsync test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ])?;
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ])?;
-    write(
-        root,
-        "server.ext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n\
-         basicConstraints=CA:FALSE\n",
-    )?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ])
-}
-
-fn write(root: &Path, name: &str, text: &str) -> Result<(), String> {
-    std::fs::write(root.join(name), text).map_err(|e| format!("write {name}: {e}"))
-}
-
-/// Runs a setup command; its output in the error when it fails.
-fn run(command: &mut Command) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{command:?} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
 }
 
 #[cfg(test)]

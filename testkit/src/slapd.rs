@@ -322,8 +322,9 @@ fn config_ldif(
     ldif
 }
 
-/// A CA and a server certificate for 127.0.0.1 and localhost, by the openssl CLI.
-fn make_certificates(root: &Path) -> Result<(), String> {
+/// A CA and a server certificate for 127.0.0.1 and localhost, by the openssl CLI (the
+/// Samba DC's too).
+pub(crate) fn make_certificates(root: &Path) -> Result<(), String> {
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(root).args(args));
     openssl(&[
         "req",
@@ -381,12 +382,12 @@ fn make_certificates(root: &Path) -> Result<(), String> {
     ])
 }
 
-fn write(root: &Path, name: &str, text: &str) -> Result<(), String> {
+pub(crate) fn write(root: &Path, name: &str, text: &str) -> Result<(), String> {
     std::fs::write(root.join(name), text).map_err(|e| format!("write {name}: {e}"))
 }
 
 /// Runs a setup command; its output in the error when it fails.
-fn run(command: &mut Command) -> Result<(), String> {
+pub(crate) fn run(command: &mut Command) -> Result<(), String> {
     let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
     if output.status.success() {
         Ok(())
