@@ -141,19 +141,29 @@ impl Db {
     /// The schema version the database is at (`None`: no idsync schema yet) and the one
     /// this build writes.
     pub async fn schema_versions(&self) -> (Option<i64>, i64) {
-        let migrator = match self.backend {
+        let applied = self.applied_version().await.ok().flatten();
+        (applied, self.latest_version())
+    }
+
+    /// This backend's migrations.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&self.pool)
-                .await
-                .ok()
-                .flatten();
-        (applied, latest)
+        }
+    }
+
+    /// The newest migration this build knows.
+    fn latest_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied (`Ok(None)`: none recorded).
+    async fn applied_version(&self) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+            .bind(true)
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Connects without migrating, waiting at most `wait` for a connection.
@@ -215,11 +225,7 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await?;
+        self.migrator().run(&self.pool).await?;
         // Rows written before migration 0009 get their multi-valued index once, here.
         crate::store::mirror::values::backfill(self).await
     }
@@ -227,17 +233,11 @@ impl Db {
     /// Whether the database answers and every migration this build knows is applied
     /// (`Err` says which is not so).
     pub async fn ready(&self) -> Result<(), String> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| format!("the database does not answer: {e}"))?;
+        let latest = self.latest_version();
+        let applied = self
+            .applied_version()
+            .await
+            .map_err(|e| format!("the database does not answer: {e}"))?;
         match applied {
             Some(v) if v >= latest => Ok(()),
             other => Err(format!(
