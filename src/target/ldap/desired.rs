@@ -151,7 +151,7 @@ pub async fn load(
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            member_dns(conn, settings, &unknown, &mut desired.dns).await?;
+            dns_of(conn, settings, &unknown, &mut desired.dns).await?;
             pairs
         }
     };
@@ -178,8 +178,7 @@ fn user_row(
     settings: &LdapTargetSettings,
     row: &AnyRow,
 ) -> Result<Option<(String, Entry)>, DbError> {
-    let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-    let live = get_bool(row, "active").context(CTX)? && removed.is_none();
+    let live = is_live(row)?;
     let user_name: String = row.try_get("user_name").context(CTX)?;
     let Some(dn) = user_place(settings, &user_name, live) else {
         return Ok(None);
@@ -203,8 +202,15 @@ fn user_row(
     )))
 }
 
-/// The DNs of these users and groups, added to `dns`.
-async fn member_dns(
+/// Whether a `users` row is an active user still in the source.
+fn is_live(row: &AnyRow) -> Result<bool, DbError> {
+    let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
+    Ok(get_bool(row, "active").context(CTX)? && removed.is_none())
+}
+
+/// The DNs the users and groups with these target ids have now, added to `dns` (a user
+/// deleted on deactivation has none).
+pub async fn dns_of(
     conn: &mut AnyConnection,
     settings: &LdapTargetSettings,
     ids: &[String],
@@ -212,10 +218,8 @@ async fn member_dns(
 ) -> Result<(), DbError> {
     let users = "SELECT id, user_name, active, removed_at FROM users";
     for row in select_in(conn, users, None, "id", ids, CTX).await? {
-        let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-        let live = get_bool(&row, "active").context(CTX)? && removed.is_none();
         let name: String = row.try_get("user_name").context(CTX)?;
-        if let Some(dn) = user_place(settings, &name, live) {
+        if let Some(dn) = user_place(settings, &name, is_live(&row)?) {
             dns.insert(row.try_get("id").context(CTX)?, dn);
         }
     }

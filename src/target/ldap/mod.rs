@@ -27,7 +27,7 @@ use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned, SqlDirectory};
-use crate::db::{Context, get_bool, select_in};
+use crate::db::{Context, select_in};
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
 use crate::pipeline::{TargetGroup, TargetUser};
 pub use session::LdapWriteError;
@@ -84,51 +84,17 @@ impl LdapDirectory {
         tx: &mut AnyConnection,
         plan: &Plan,
     ) -> Result<(), DirectoryError> {
-        const CTX: &str = "reading the target for the LDAP directory";
-        let user_ids: Vec<String> = plan
+        // Target ids are unique across users and groups: one list serves both tables.
+        let ids: Vec<String> = plan
             .user_updates
             .iter()
             .map(|w| w.id.clone())
             .chain(plan.user_removals.iter().map(|r| r.id.clone()))
-            .collect();
-        let group_ids: Vec<String> = plan
-            .group_updates
-            .iter()
-            .map(|w| w.id.clone())
+            .chain(plan.group_updates.iter().map(|w| w.id.clone()))
             .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
             .collect();
         let mut places = HashMap::new();
-        let rows = select_in(
-            tx,
-            "SELECT id, user_name, active, removed_at FROM users",
-            None,
-            "id",
-            &user_ids,
-            CTX,
-        )
-        .await?;
-        for row in rows {
-            let removed: Option<String> = row.try_get("removed_at").context(CTX)?;
-            let live = get_bool(&row, "active").context(CTX)? && removed.is_none();
-            let name: String = row.try_get("user_name").context(CTX)?;
-            if let Some(dn) = desired::user_place(&self.settings, &name, live) {
-                places.insert(row.try_get("id").context(CTX)?, dn);
-            }
-        }
-        let rows = select_in(
-            tx,
-            "SELECT id, name FROM groups",
-            None,
-            "id",
-            &group_ids,
-            CTX,
-        )
-        .await?;
-        for row in rows {
-            let name: String = row.try_get("name").context(CTX)?;
-            let dn = desired::group_dn(&name, &self.settings.groups_dn);
-            places.insert(row.try_get("id").context(CTX)?, dn);
-        }
+        desired::dns_of(tx, &self.settings, &ids, &mut places).await?;
         self.lock_before().extend(places);
         Ok(())
     }
