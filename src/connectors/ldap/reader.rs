@@ -95,6 +95,15 @@ pub(super) struct Index {
     pub groups: HashMap<String, String>,
 }
 
+impl Index {
+    /// Records a user read at normalised DN `key`: by DN and by login.
+    pub fn add_user(&mut self, key: String, user: &crate::model::SourceUser) {
+        self.users.insert(key, user.external_id.clone());
+        self.logins
+            .insert(user.user_name.to_lowercase(), user.external_id.clone());
+    }
+}
+
 /// Reads a directory through one session.
 pub(super) struct Reader<'a> {
     pub directory: &'a mut dyn Directory,
@@ -261,10 +270,7 @@ impl Reader<'_> {
                 if !dns.insert(key.clone()) || !ids.insert(user.external_id.clone()) {
                     continue;
                 }
-                index.users.insert(key, user.external_id.clone());
-                index
-                    .logins
-                    .insert(user.user_name.to_lowercase(), user.external_id.clone());
+                index.add_user(key, &user);
                 batch.push(user, sink).await?;
             }
         }

@@ -293,10 +293,7 @@ impl Reader<'_> {
                     if !ids.insert(user.external_id.clone()) {
                         continue;
                     }
-                    index.users.insert(key, user.external_id.clone());
-                    index
-                        .logins
-                        .insert(user.user_name.to_lowercase(), user.external_id.clone());
+                    index.add_user(key, &user);
                     batch.push(user, sink).await?;
                 }
                 _ => unmapped.extend(id),
