@@ -1,6 +1,7 @@
 //! `idsync serve` (the node: SCIM server, scheduler, admin API) and `idsync sync --via`
 //! (asking a running node to start a run).
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +50,13 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
             ))
         })?;
     let config = Arc::new(config);
-    daemon::serve(config, db.clone(), options, shutdown_signal(), |bound| {
+    // The banner is for a person at a terminal; under a supervisor the "idsync serving"
+    // log line says the same, and a plain line would break a JSON log stream.
+    let at_terminal = std::io::stderr().is_terminal();
+    daemon::serve(config, db.clone(), options, shutdown_signal(), move |bound| {
+        if !at_terminal {
+            return;
+        }
         eprintln!(
             "idsync serving: SCIM on http://{} (/scim/<tenant>/v2; plain HTTP, put it behind a \
              TLS-terminating gateway), admin API on http://{}",

@@ -364,7 +364,7 @@ async fn finish(
                 details: run_details(report),
             };
             runs::finish_run(db, run_id, report.outcome, &end).await?;
-            info!(run_id, outcome = report.outcome.as_str(), counts = ?report.counts, "run finished");
+            info!(run_id, outcome = report.outcome.as_str(), counts = %report.counts, "run finished");
         }
         Err(error) => {
             // Its own target, so that the command line (which prints the error itself) can

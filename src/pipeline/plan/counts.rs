@@ -63,6 +63,18 @@ impl PlanCounts {
     }
 }
 
+/// `users_created=12 users_updated=0 ...`: the counts as one log field, readable in text
+/// logs and splittable in JSON ones (a `Debug` dump names the Rust type).
+impl std::fmt::Display for PlanCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, value)) in Self::NAMES.iter().zip(self.values()).enumerate() {
+            let gap = if i == 0 { "" } else { " " };
+            write!(f, "{gap}{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let removals = self.user_removals.len() as u64;
@@ -148,5 +160,25 @@ impl Plan {
             && self.group_deletes.is_empty()
             && self.membership_adds.is_empty()
             && self.membership_removes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlanCounts;
+
+    #[test]
+    fn counts_show_as_name_value_pairs_for_logs() {
+        let counts = PlanCounts {
+            users_created: 12,
+            memberships_added: 18,
+            ..PlanCounts::default()
+        };
+        assert_eq!(
+            counts.to_string(),
+            "users_created=12 users_updated=0 users_disabled=0 users_deleted=0 \
+             groups_created=0 groups_updated=0 groups_deleted=0 memberships_added=18 \
+             memberships_removed=0 conflicts=0 warnings=0"
+        );
     }
 }
