@@ -5,7 +5,8 @@
 //! per request), list with paging, deactivate, delete; then one PATCH adding every user
 //! (10,000 by default) to a group. Per phase it prints requests/s, p50 and p99 latency, and
 //! the server's CPU time per request, read from /proc/<pid>/stat, which stays comparable
-//! on a noisy shared box where wall times do not.
+//! on a noisy shared box where wall times do not, and the server's context switches per
+//! request (thread hand-offs, steadier still).
 //!
 //! `cargo bench --bench scim_load` (sizes: IDSYNC_BENCH_SCIM_USERS, _GROUPS, _CONCURRENCY;
 //! IDSYNC_BENCH_SCIM_BACKENDS=sqlite or postgres runs one only).
@@ -45,6 +46,26 @@ fn cpu_time(pid: u32) -> Duration {
     let total = ticks(11) + ticks(12);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_nanos(total * 1_000_000_000 / hz)
+}
+
+/// Context switches of all the process's threads so far (voluntary and not), from
+/// /proc/<pid>/task/*/status: each statement handed to sqlx's SQLite worker thread and
+/// back costs some, and the count varies far less between runs than CPU time does here.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 struct Server {
@@ -161,6 +182,7 @@ struct PhaseResult {
     p50: Duration,
     p99: Duration,
     cpu_per_request: Duration,
+    switches_per_request: f64,
     bodies: Vec<Value>,
 }
 
@@ -174,6 +196,7 @@ async fn phase(
 ) -> PhaseResult {
     let pid = server.child.id();
     let cpu_before = cpu_time(pid);
+    let switches_before = context_switches(pid);
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(requests.len());
@@ -211,6 +234,7 @@ async fn phase(
     }
     let wall = started.elapsed();
     let cpu = cpu_time(pid).saturating_sub(cpu_before);
+    let switches = context_switches(pid).saturating_sub(switches_before);
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     PhaseResult {
@@ -220,24 +244,26 @@ async fn phase(
         p50: pick(0.50),
         p99: pick(0.99),
         cpu_per_request: cpu / requests.len().max(1) as u32,
+        switches_per_request: switches as f64 / requests.len().max(1) as f64,
         bodies,
     }
 }
 
 fn print(results: &[PhaseResult]) {
     println!(
-        "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>12}",
-        "phase", "requests", "req/s", "p50 ms", "p99 ms", "CPU ms/req"
+        "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>12} {:>13}",
+        "phase", "requests", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "switches/req"
     );
     for r in results {
         println!(
-            "  {:<28} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>12.3}",
+            "  {:<28} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>12.3} {:>13.1}",
             r.name,
             r.requests,
             r.requests as f64 / r.wall.as_secs_f64(),
             r.p50.as_secs_f64() * 1000.0,
             r.p99.as_secs_f64() * 1000.0,
-            r.cpu_per_request.as_secs_f64() * 1000.0
+            r.cpu_per_request.as_secs_f64() * 1000.0,
+            r.switches_per_request
         );
     }
 }

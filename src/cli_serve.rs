@@ -53,16 +53,22 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<u8> {
     // The banner is for a person at a terminal; under a supervisor the "idsync serving"
     // log line says the same, and a plain line would break a JSON log stream.
     let at_terminal = std::io::stderr().is_terminal();
-    daemon::serve(config, db.clone(), options, shutdown_signal(), move |bound| {
-        if !at_terminal {
-            return;
-        }
-        eprintln!(
-            "idsync serving: SCIM on http://{} (/scim/<tenant>/v2; plain HTTP, put it behind a \
+    daemon::serve(
+        config,
+        db.clone(),
+        options,
+        shutdown_signal(),
+        move |bound| {
+            if !at_terminal {
+                return;
+            }
+            eprintln!(
+                "idsync serving: SCIM on http://{} (/scim/<tenant>/v2; plain HTTP, put it behind a \
              TLS-terminating gateway), admin API on http://{}",
-            bound.scim, bound.admin
-        );
-    })
+                bound.scim, bound.admin
+            );
+        },
+    )
     .await
     .map_err(|e| Exit::failed(e.to_string()))?;
     db.close().await;

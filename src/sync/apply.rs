@@ -1,14 +1,17 @@
 //! The apply phase: the directory writes the plan, then brings effective memberships in
 //! line (for a plan over changed users, just theirs), and the mirror state is stored as
-//! applied (by the caller, for a pushed change: see `Staged::defer_state`).
+//! applied. For a pushed change (`Staged::defer_state`) the state, and the plan's writes
+//! when nothing reads them back, are handed to the caller to send with its last
+//! statements: on SQLite each round trip is a large part of a SCIM write's cost.
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
 use crate::config::OnRemove;
+use crate::db::Batch;
 use crate::pipeline::plan::{self, Plan};
-use crate::store::mirror::{self, MirrorState};
+use crate::store::mirror;
 use crate::store::runs::Outcome;
 use crate::target::EffectiveUpdate;
 
@@ -22,7 +25,7 @@ pub(super) async fn apply(
     staged: Staged,
     planned: Planned,
     progress: &dyn Progress,
-) -> Result<(Outcome, Option<MirrorState>), SyncError> {
+) -> Result<(Outcome, Option<Batch>), SyncError> {
     let id = ctx.connector_id;
     let directory = ctx.directory;
     let Planned {
@@ -31,8 +34,18 @@ pub(super) async fn apply(
         scoped_user_ids,
         ..
     } = planned;
-    directory.apply(conn, id, &plan).await?;
-    if membership_changed(&plan) {
+    let mut deferred = staged
+        .defer_state
+        .then(|| Batch::new("writing a request's change, the mirror state and the event"));
+    let effective_follows = membership_changed(&plan);
+    match deferred.as_mut() {
+        // The effective step reads the memberships just written: they go now.
+        Some(writes) if !effective_follows => {
+            directory.apply_into(conn, id, &plan, writes).await?;
+        }
+        _ => directory.apply(conn, id, &plan).await?,
+    }
+    if effective_follows {
         progress.phase("effective memberships");
         match staged.scope {
             Some(_) => {
@@ -73,19 +86,22 @@ pub(super) async fn apply(
         true => Outcome::Unchanged,
         false => Outcome::Succeeded,
     };
-    if staged.defer_state {
-        return Ok((outcome, Some(state)));
+    if let Some(mut writes) = deferred {
+        mirror::save_state_into(&mut writes, conn, id, &state);
+        return Ok((outcome, Some(writes)));
     }
     mirror::save_state(conn, id, &state).await?;
     Ok((outcome, None))
 }
 
-/// Whether effective memberships can have changed.
+/// Whether effective memberships can have changed: they follow the direct memberships
+/// alone. A user's removal is not a reason of its own: its direct memberships leave
+/// through `membership_removes` (or stay, and so do their effective rows), and a deleted
+/// user's effective rows go with it in `apply_plan`.
 fn membership_changed(plan: &Plan) -> bool {
     !plan.membership_adds.is_empty()
         || !plan.membership_removes.is_empty()
         || !plan.group_deletes.is_empty()
-        || !plan.user_removals.is_empty()
 }
 
 /// For a plan over changed users: each of those users still in the target (target id),
@@ -157,5 +173,13 @@ mod tests {
         );
         assert!(membership_changed(&plan));
         assert!(!membership_changed(&Plan::default()));
+        let removal_only = Plan {
+            user_removals: plan.user_removals.clone(),
+            ..Plan::default()
+        };
+        assert!(
+            !membership_changed(&removal_only),
+            "a removed user without memberships leaves the effective rows as they are"
+        );
     }
 }

@@ -62,6 +62,9 @@ pub(super) struct Scope {
     pub known_users: Option<Vec<SourceUser>>,
     /// Groups written or deleted (by a SCIM request), planned too.
     pub groups: Vec<String>,
+    /// The users were created by this change (ids just minted): the target holds nothing
+    /// of theirs and no group lists them, so neither is read.
+    pub new_users: bool,
 }
 
 /// What the phases before the projection hand on.
@@ -81,8 +84,9 @@ pub(super) struct Staged {
     /// For pushed changes: how many more removals the tenant's window allows; the plan is
     /// held when it would remove more. None: the mapping's per-run limits apply.
     pub removal_allowance: Option<u64>,
-    /// A pushed change: the applied state is handed back in the report
-    /// (`state_to_store`) for the caller to store with its last statements.
+    /// A pushed change: the applied state, and the plan's writes nothing reads back, are
+    /// handed back in the report (`deferred_writes`) for the caller to send with its last
+    /// statements.
     pub defer_state: bool,
 }
 
@@ -125,7 +129,7 @@ impl Staged {
             excluded_groups: 0,
             removals: 0,
             message: None,
-            state_to_store: None,
+            deferred_writes: None,
         }
     }
 }

@@ -93,10 +93,11 @@ pub struct RunReport {
     /// Live users disabled or deleted plus groups deleted: what deletion limits count.
     pub removals: u64,
     pub message: Option<String>,
-    /// For a pushed change: the mirror state the caller stores in its transaction, with
-    /// the request's event (one round trip fewer).
+    /// For a pushed change: writes the caller sends in its transaction with the request's
+    /// event (one or two round trips fewer): the mirror state, and the plan's writes when
+    /// nothing in the run read them back.
     #[serde(skip)]
-    pub(crate) state_to_store: Option<crate::store::mirror::MirrorState>,
+    pub(crate) deferred_writes: Option<crate::db::Batch>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,9 +308,9 @@ async fn project_and_apply(
     }
 
     progress.phase("applying");
-    let (outcome, state_to_store) = apply::apply(conn, ctx, staged, planned, progress).await?;
+    let (outcome, deferred_writes) = apply::apply(conn, ctx, staged, planned, progress).await?;
     report.outcome = outcome;
-    report.state_to_store = state_to_store;
+    report.deferred_writes = deferred_writes;
     Ok(report)
 }
 

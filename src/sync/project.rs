@@ -38,17 +38,31 @@ pub(super) async fn project(
             scoped_current: None,
         });
     };
-    let which = Owned::Users {
-        external_ids: &scope.user_ids,
-        count_live: staged.removal_allowance.is_none(),
+    let count_live = staged.removal_allowance.is_none();
+    // New users (a SCIM create) have no target rows and sit in no group yet: two reads
+    // that could only come back empty are skipped (the create's cost is mostly round trips).
+    let fresh = scope.new_users && scope.groups.is_empty() && !count_live;
+    let mut current = match fresh {
+        true => Current::default(),
+        false => {
+            let which = Owned::Users {
+                external_ids: &scope.user_ids,
+                count_live,
+            };
+            ctx.directory.load_owned(conn, id, which).await?
+        }
     };
-    let mut current = ctx.directory.load_owned(conn, id, which).await?;
     let users = match scope.known_users.take() {
         Some(users) => users,
         None => mirror::load_users_by_ids(conn, id, &scope.user_ids).await?,
     };
-    let held_now = groups_held(&current, &scope.groups);
-    let groups = mirror::load_groups_around(conn, id, &scope.user_ids, &held_now).await?;
+    let groups = match fresh {
+        true => Vec::new(),
+        false => {
+            let held_now = groups_held(&current, &scope.groups);
+            mirror::load_groups_around(conn, id, &scope.user_ids, &held_now).await?
+        }
+    };
     let loaded: HashSet<String> = groups.iter().map(|g| g.external_id.clone()).collect();
     let mut desired = project_mapping(ctx.mapping, active_only(ctx, users), groups);
     // Groups did not change, so neither did the groups nested in them; the plan covers

@@ -30,13 +30,17 @@ pub struct PushedChange {
     pub groups_changed: bool,
     /// How many more removals the tenant's burst window allows.
     pub removal_allowance: u64,
+    /// `user_ids` were created by this request (ids it minted): nothing refers to them yet.
+    pub new_users: bool,
 }
 
 /// Projects what one SCIM request wrote to a tenant's mirror into the target, inside the
 /// request's transaction (which already holds the tenant's lock). Only the changed users
 /// are planned when nothing else is pending; otherwise the whole tenant. The mirror's
-/// generation is stored bumped past `before` with the applied generation (the caller does
-/// not store the bump itself unless the report says `Held`). A plan removing
+/// generation, bumped past `before`, and the applied generation are left for the caller to
+/// store: it sends the report's `deferred_writes` (that state, and the plan's writes that
+/// nothing read back) in the same transaction before committing, and stores the bump
+/// itself when the report says `Held`. A plan removing
 /// more than the allowance is not applied: the report says `Held` and the caller commits
 /// the mirror write alone, leaving the target behind until an admin reconciles.
 pub async fn apply_pushed(
@@ -77,6 +81,7 @@ fn staged(ctx: &RunContext<'_>, change: PushedChange) -> Staged {
         user_ids: change.user_ids,
         known_users: change.users,
         groups: change.group_ids,
+        new_users: change.new_users,
     });
     Staged {
         run_id: None,
@@ -109,6 +114,7 @@ mod tests {
             group_ids: vec!["g1".into()],
             groups_changed,
             removal_allowance: 7,
+            new_users: false,
         }
     }
 

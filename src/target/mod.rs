@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 
-use crate::db::DbError;
+use crate::db::{Batch, DbError};
 use crate::pipeline::plan::{Current, Effective, ForeignNames, NamedGroup, NewIds, Plan};
 
 pub use ldap::LdapDirectory;
@@ -124,6 +124,21 @@ pub trait Directory: NewIds {
         connector: &str,
         plan: &Plan,
     ) -> Result<(), DirectoryError>;
+
+    /// As [`Directory::apply`], but writes that nothing in this transaction reads back
+    /// may be left in `writes`, which the caller sends with its own last statements (a
+    /// SCIM request then pays one round trip fewer). A directory that must see its
+    /// writes at once (the LDAP target reads them to converge) applies them now.
+    async fn apply_into(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        plan: &Plan,
+        writes: &mut Batch,
+    ) -> Result<(), DirectoryError> {
+        let _ = writes;
+        self.apply(tx, connector, plan).await
+    }
 
     /// Brings effective memberships in line with the direct ones after `apply`, and those
     /// of the mapping-managed groups in `managed` (their direct users, from any connector).

@@ -137,7 +137,7 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let id = uuid::Uuid::new_v4().to_string();
     let (mut group, pushed) = parse(call, &id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    resources::check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group, None).await?;
     group.members = resolve_members(&mut tx, call, &id, pushed, &HashMap::new()).await?;
     let change = member_change(&group.external_id, &[], &group.members);
     let words = format!(
@@ -174,7 +174,7 @@ async fn store_change(
 pub(super) async fn replace(call: &Call<'_>, id: &str) -> Result<Reply, ScimError> {
     let (mut group, pushed) = parse(call, id, call.json_body()?)?;
     let (mut tx, existing) = resources::begin_on::<SourceGroup>(call, id).await?;
-    resources::check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group, Some(&existing.record)).await?;
     let known = kinds_of(&existing.record.members);
     group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
     store_change(call, tx, existing, group, "replace").await
@@ -195,7 +195,7 @@ pub(super) async fn patch(call: &Call<'_>, id: &str) -> Result<Reply, ScimError>
     // group is a value the client sent (`invalidValue`), never the body's syntax.
     let (mut group, pushed) = group_from_scim(id, &resource)
         .map_err(|e| ScimError::bad_request(ScimType::InvalidValue, e.to_string()))?;
-    resources::check_unique(&mut tx, call, &group).await?;
+    resources::check_unique(&mut tx, call, &group, Some(&existing.record)).await?;
     let known = kinds_of(&existing.record.members);
     group.members = resolve_members(&mut tx, call, id, pushed, &known).await?;
     store_change(call, tx, existing, group, "patch").await

@@ -13,7 +13,7 @@ use super::params::{Shape, shape};
 use super::write::{self, Change};
 use super::{Call, Reply, v1};
 use crate::db::{DbError, WriteTx};
-use crate::model::{SourceGroup, SourceUser, content_hash};
+use crate::model::{SourceGroup, SourceUser, content_hash, name_key};
 use crate::scim::discovery;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch;
@@ -286,12 +286,19 @@ pub(super) async fn get<T: Pushed>(call: &Call<'_>, id: &str) -> Result<Reply, S
     Ok(answer(call, StatusCode::OK, &stored, operation))
 }
 
-/// 409 `uniqueness` when another resource of the tenant holds the record's name.
+/// 409 `uniqueness` when another resource of the tenant holds the record's name. A write
+/// that keeps the name of the resource it replaces (`existing`; compared as the stored key,
+/// so a change of case alone too) needs no look: no other resource can hold it, as this
+/// check stood when the name was taken, under the same tenant lock.
 pub(super) async fn check_unique<T: Pushed>(
     tx: &mut WriteTx,
     call: &Call<'_>,
     record: &T,
+    existing: Option<&T>,
 ) -> Result<(), ScimError> {
+    if existing.is_some_and(|old| name_key(old.name()) == name_key(record.name())) {
+        return Ok(());
+    }
     let holder = store::name_holder(
         tx.conn(),
         T::RESOURCE,

@@ -42,10 +42,13 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, ScimError> {
     let id = uuid::Uuid::new_v4().to_string();
     let user = parse(call, &id, call.json_body()?)?;
     let mut tx = write::begin(call).await?;
-    resources::check_unique(&mut tx, call, &user).await?;
+    resources::check_unique(&mut tx, call, &user, None).await?;
     let name = user.user_name.clone();
     let stored = store::put_user(tx.conn(), &call.tenant.id, user, Put::New).await?;
-    let change = user_change(&stored.record);
+    let change = Change {
+        new_users: true,
+        ..user_change(&stored.record)
+    };
     let words = format!("create user {name}");
     resources::finish(call, tx, change, StatusCode::CREATED, &stored, &words).await
 }
@@ -87,7 +90,7 @@ async fn store_user(
     user: SourceUser,
     words: String,
 ) -> Result<Reply, ScimError> {
-    resources::check_unique(&mut tx, call, &user).await?;
+    resources::check_unique(&mut tx, call, &user, Some(&existing.record)).await?;
     let change = user_change(&user);
     resources::store_replacement(call, tx, existing, user, change, &words, store::put_user).await
 }
@@ -119,6 +122,7 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
             users: Some(Vec::new()),
             group_ids,
             groups_changed: false,
+            new_users: false,
         },
     )
     .await?;

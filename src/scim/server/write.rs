@@ -42,6 +42,8 @@ pub(crate) struct Change {
     /// Groups themselves changed in a way that needs the whole tenant re-projected
     /// (nesting changed).
     pub groups_changed: bool,
+    /// `user_ids` were created by this request: nothing refers to them yet.
+    pub new_users: bool,
 }
 
 /// How the target took the change.
@@ -149,6 +151,7 @@ pub(crate) async fn finish(
             group_ids: change.group_ids,
             groups_changed: change.groups_changed,
             removal_allowance: tenant.max_removals.saturating_sub(recent),
+            new_users: change.new_users,
         },
     )
     .await?;
@@ -167,10 +170,10 @@ pub(crate) async fn finish(
         call.defer_commit(tx, Batch::new(LAST_CONTEXT), Some((reason.clone(), report)));
         return Ok(Applied::Held(reason));
     }
-    let mut last = Batch::new(LAST_CONTEXT);
-    if let Some(state) = report.state_to_store.take() {
-        crate::store::mirror::save_state_into(&mut last, tx.conn(), &tenant.id, &state);
-    }
+    let mut last = report
+        .deferred_writes
+        .take()
+        .unwrap_or_else(|| Batch::new(LAST_CONTEXT));
     if report.removals > 0 {
         // Old rows only cost space (the count looks at the window alone): forget them now
         // and then rather than on every removal.

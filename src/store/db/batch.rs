@@ -17,9 +17,20 @@ use super::{DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params};
 const JOIN_UP_TO_BINDS: usize = 2_000;
 
 /// Write statements to run in order, in as few round trips as the backend allows.
+#[derive(Clone)]
 pub struct Batch {
     statements: Vec<Statement>,
     context: &'static str,
+}
+
+/// Says what the batch is for and how big it is; never the values it binds (user data).
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("context", &self.context)
+            .field("statements", &self.statements.len())
+            .finish()
+    }
 }
 
 impl Batch {

@@ -14,6 +14,7 @@ use super::{
 };
 
 /// One statement and its values, in placeholder order.
+#[derive(Clone)]
 pub(super) struct Statement {
     pub(super) sql: String,
     pub(super) values: Vec<Val>,

@@ -157,8 +157,20 @@ pub async fn apply_plan(
     connector: &str,
     plan: &Plan,
 ) -> Result<(), DbError> {
-    let now = now_text();
     let mut batch = Batch::new("applying the plan to the target");
+    add_plan(&mut batch, conn, connector, plan).await?;
+    batch.execute(conn).await
+}
+
+/// Adds the direct part of a plan to `batch`, to go with the caller's statements after
+/// it; only a bulk plan's sections are run on the way (see `Batch::flush_if_large`).
+pub async fn add_plan(
+    batch: &mut Batch,
+    conn: &mut AnyConnection,
+    connector: &str,
+    plan: &Plan,
+) -> Result<(), DbError> {
+    let now = now_text();
     let removed_ids: Vec<String> = plan.user_removals.iter().map(|r| r.id.clone()).collect();
     match plan.on_remove.unwrap_or(OnRemove::Disable) {
         OnRemove::Delete => {
@@ -199,17 +211,11 @@ pub async fn apply_plan(
     );
     batch.delete_in(conn, "groups", &[], "id", &deleted_groups);
 
-    push_updates(
-        &mut batch,
-        conn,
-        &plan.user_updates,
-        "removed_at = NULL",
-        &now,
-    );
-    push_updates(&mut batch, conn, &plan.group_updates, "", &now);
+    push_updates(batch, conn, &plan.user_updates, "removed_at = NULL", &now);
+    push_updates(batch, conn, &plan.group_updates, "", &now);
 
     let owned_users = plan.user_creates.iter().map(|w| (w, connector));
-    push_creates(&mut batch, conn, owned_users, &now);
+    push_creates(batch, conn, owned_users, &now);
     batch.flush_if_large(conn).await?;
 
     let owned = plan.group_creates.iter().map(|w| (w, connector));
@@ -217,7 +223,7 @@ pub async fn apply_plan(
         .managed_creates
         .iter()
         .map(|w| (w, plan.managed_owner.as_str()));
-    push_creates(&mut batch, conn, owned.chain(managed), &now);
+    push_creates(batch, conn, owned.chain(managed), &now);
     batch.flush_if_large(conn).await?;
 
     for (group_id, member_id) in &plan.membership_removes {
@@ -252,8 +258,7 @@ pub async fn apply_plan(
         5,
         values,
     );
-    batch.flush_if_large(conn).await?;
-    batch.execute(conn).await
+    batch.flush_if_large(conn).await
 }
 
 /// Brings the effective memberships of the connector's groups to `wanted`, streaming what

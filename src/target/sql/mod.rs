@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, AnyPool};
 
 use super::query::{DirectoryReads, GroupRow, MemberRow, UserRow};
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned};
+use crate::db::Batch;
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
 use crate::pipeline::{TargetGroup, TargetUser};
 
@@ -106,6 +107,16 @@ impl Directory for SqlDirectory {
         plan: &Plan,
     ) -> Result<(), DirectoryError> {
         Ok(apply::apply_plan(tx, connector, plan).await?)
+    }
+
+    async fn apply_into(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        plan: &Plan,
+        writes: &mut Batch,
+    ) -> Result<(), DirectoryError> {
+        Ok(apply::add_plan(writes, tx, connector, plan).await?)
     }
 
     async fn update_effective(

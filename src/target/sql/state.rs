@@ -95,12 +95,17 @@ fn file_membership(current: &mut Current, row: &AnyRow) -> Result<(), DbError> {
         row.try_get::<String, _>(1).context(CTX)?,
     );
     let origin: &str = row.try_get(2).context(CTX)?;
+    file_pair(current, pair, origin);
+    Ok(())
+}
+
+/// Files a membership (group id, member id) by its origin: default memberships are sticky.
+fn file_pair(current: &mut Current, pair: (String, String), origin: &str) {
     if origin == Origin::Default.as_str() {
         current.sticky.insert(pair);
     } else {
         current.memberships.insert(pair);
     }
-    Ok(())
 }
 
 /// Of `keys`, the user names held by users of other connectors.
@@ -196,44 +201,48 @@ pub async fn load_current_for_users(
 ) -> Result<Current, DbError> {
     const CTX: &str = "reading the target";
     let mut current = Current::default();
+    // The users with their memberships (one row each, or one with no membership), and the
+    // group of each membership: one statement, as a SCIM write pays per round trip. The
+    // users are found by the connector's external-id key, their memberships through the
+    // member index; other connectors' grants are dropped here, and the connector's own
+    // groups are kept.
     let rows = select_in(
         conn,
-        "SELECT id, external_id, user_name, user_name_key, content_hash, removed_at FROM users",
-        Some(("connector = ", connector)),
-        "external_id",
+        "SELECT u.id, u.external_id, u.user_name, u.user_name_key, u.content_hash, \
+         u.removed_at, m.group_id, m.origin, m.connector AS granted_by, \
+         g.external_id AS group_external_id, g.name, g.name_key, \
+         g.content_hash AS group_hash, g.connector AS owner FROM users u \
+         LEFT JOIN memberships m ON m.member_id = u.id \
+         LEFT JOIN groups g ON g.id = m.group_id",
+        Some(("u.connector = ", connector)),
+        "u.external_id",
         user_ext_ids,
         CTX,
     )
     .await?;
     for row in rows {
         let (ext, user) = current_user(&row)?;
+        let group_id: Option<String> = row.try_get("group_id").context(CTX)?;
+        if let Some(group_id) = group_id {
+            let granted_by: String = row.try_get("granted_by").context(CTX)?;
+            if granted_by == connector {
+                let origin: &str = row.try_get("origin").context(CTX)?;
+                file_pair(&mut current, (group_id.clone(), user.id.clone()), origin);
+            }
+            let owner: Option<String> = row.try_get("owner").context(CTX)?;
+            if owner.as_deref() == Some(connector) {
+                current.groups.insert(
+                    row.try_get("group_external_id").context(CTX)?,
+                    CurrentGroup {
+                        id: group_id,
+                        name: row.try_get("name").context(CTX)?,
+                        name_key: row.try_get("name_key").context(CTX)?,
+                        content_hash: row.try_get("group_hash").context(CTX)?,
+                    },
+                );
+            }
+        }
         current.users.insert(ext, user);
-    }
-    let user_ids: Vec<String> = current.users.values().map(|u| u.id.clone()).collect();
-    // By member only, so that the member index is used (SQLite, without statistics, would
-    // otherwise walk every membership of the connector); other connectors' grants are
-    // dropped here. The group of each row comes along: the connector's own are kept.
-    let rows = select_in(
-        conn,
-        "SELECT m.group_id AS id, m.member_id, m.origin, m.connector, g.external_id, g.name, \
-         g.name_key, g.content_hash, g.connector FROM memberships m \
-         LEFT JOIN groups g ON g.id = m.group_id",
-        None,
-        "m.member_id",
-        &user_ids,
-        CTX,
-    )
-    .await?;
-    for row in rows {
-        let granted_by: String = row.try_get(3).context(CTX)?;
-        if granted_by == connector {
-            file_membership(&mut current, &row)?;
-        }
-        let owner: Option<String> = row.try_get(8).context(CTX)?;
-        if owner.as_deref() == Some(connector) {
-            // Its columns are named as `insert_group` reads them (`id` is m.group_id).
-            insert_group(&mut current, &row)?;
-        }
     }
     if count_live {
         let row =
