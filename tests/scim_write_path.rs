@@ -156,3 +156,53 @@ async fn a_user_write_reads_only_the_groups_around_the_user(db: TestDb) {
     scim.stop().await;
 }
 crate::on_both_backends!(a_user_write_reads_only_the_groups_around_the_user);
+
+/// `sync::apply_pushed`, called as a library, leaves nothing for the caller to send: the
+/// plan's writes and the caught-up mirror state are stored by the time it returns (the
+/// SCIM server's own path sends them with its event instead).
+async fn apply_pushed_as_a_library_writes_the_target_itself(db: TestDb) {
+    use idsync::config::MappingConfig;
+    use idsync::store::pushed::Put;
+    use idsync::sync::{self, PushedChange};
+
+    let mapping = MappingConfig::pass_through("default", OnRemove::Disable, 100, 100.0);
+    let mut tx = db.begin_write().await.expect("begin");
+    let before = store::write_state(tx.conn(), "acme", 60)
+        .await
+        .expect("state")
+        .0;
+    let ada = crate::support::scripted::user("u-ada", "ada@example.com");
+    store::put_user(tx.conn(), "acme", ada.clone(), Put::New)
+        .await
+        .expect("mirror write");
+    let report = sync::apply_pushed(
+        &mut tx,
+        "acme",
+        &mapping,
+        PushedChange {
+            before,
+            user_ids: vec!["u-ada".into()],
+            users: Some(vec![ada]),
+            group_ids: Vec::new(),
+            groups_changed: false,
+            removal_allowance: 10,
+            new_users: true,
+        },
+    )
+    .await
+    .expect("apply");
+    assert_eq!(report.counts.users_created, 1);
+    tx.commit().await.expect("commit");
+
+    let row = query::find_user(db.pool(), "ada@example.com")
+        .await
+        .expect("find")
+        .expect("the target has the user");
+    assert_eq!(row.connector, "acme");
+    assert_eq!(
+        state(&db).await,
+        (1, 1, None, 0),
+        "the state is stored caught up"
+    );
+}
+crate::on_both_backends!(apply_pushed_as_a_library_writes_the_target_itself);

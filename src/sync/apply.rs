@@ -34,13 +34,14 @@ pub(super) async fn apply(
         scoped_user_ids,
         ..
     } = planned;
-    let mut deferred = staged
-        .defer_state
-        .then(|| Batch::new("writing a request's change, the mirror state and the event"));
-    let effective_follows = membership_changed(&plan);
+    let scoped = staged.scope.is_some();
+    let mut deferred = staged.defer_state.then(|| Batch::new(REQUEST_WRITES));
+    let effective_follows = effective_changed(&plan, scoped);
     match deferred.as_mut() {
-        // The effective step reads the memberships just written: they go now.
-        Some(writes) if !effective_follows => {
+        // Not when the effective step reads the memberships just written, nor for a plan
+        // over the whole tenant, which may be large and is written within the request's
+        // time limit.
+        Some(writes) if scoped && !effective_follows => {
             directory.apply_into(conn, id, &plan, writes).await?;
         }
         _ => directory.apply(conn, id, &plan).await?,
@@ -94,14 +95,21 @@ pub(super) async fn apply(
     Ok((outcome, None))
 }
 
-/// Whether effective memberships can have changed: they follow the direct memberships
-/// alone. A user's removal is not a reason of its own: its direct memberships leave
-/// through `membership_removes` (or stay, and so do their effective rows), and a deleted
-/// user's effective rows go with it in `apply_plan`.
-fn membership_changed(plan: &Plan) -> bool {
+/// What the statements a pushed change sends with its event do, for a failure's message.
+pub(crate) const REQUEST_WRITES: &str =
+    "writing a request's target changes, mirror state, removal count and event";
+
+/// Whether effective memberships are to be brought in line. They follow the direct
+/// memberships alone, so for a plan over changed users a user's removal is not a reason of
+/// its own: its direct memberships leave through `membership_removes` (or stay, and so do
+/// their effective rows), and a deleted user's effective rows go with it in `apply_plan`.
+/// A plan over the whole connector recomputes on removals too, which also repairs rows
+/// that drifted.
+fn effective_changed(plan: &Plan, scoped: bool) -> bool {
     !plan.membership_adds.is_empty()
         || !plan.membership_removes.is_empty()
         || !plan.group_deletes.is_empty()
+        || (!scoped && !plan.user_removals.is_empty())
 }
 
 /// For a plan over changed users: each of those users still in the target (target id),
@@ -171,15 +179,19 @@ mod tests {
                 ("u2".to_string(), vec![]),
             ]
         );
-        assert!(membership_changed(&plan));
-        assert!(!membership_changed(&Plan::default()));
+        assert!(effective_changed(&plan, true));
+        assert!(!effective_changed(&Plan::default(), false));
         let removal_only = Plan {
             user_removals: plan.user_removals.clone(),
             ..Plan::default()
         };
         assert!(
-            !membership_changed(&removal_only),
+            !effective_changed(&removal_only, true),
             "a removed user without memberships leaves the effective rows as they are"
+        );
+        assert!(
+            effective_changed(&removal_only, false),
+            "a whole-connector run recomputes on removals, repairing drifted rows"
         );
     }
 }

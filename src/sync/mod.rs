@@ -25,6 +25,8 @@ mod read;
 pub mod sample;
 mod scope;
 
+pub(crate) use apply::REQUEST_WRITES;
+pub(crate) use push::apply_pushed_deferred;
 pub use push::{PushedChange, apply_pushed, apply_pushed_to};
 
 use serde::Serialize;

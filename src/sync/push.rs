@@ -37,10 +37,8 @@ pub struct PushedChange {
 /// Projects what one SCIM request wrote to a tenant's mirror into the target, inside the
 /// request's transaction (which already holds the tenant's lock). Only the changed users
 /// are planned when nothing else is pending; otherwise the whole tenant. The mirror's
-/// generation, bumped past `before`, and the applied generation are left for the caller to
-/// store: it sends the report's `deferred_writes` (that state, and the plan's writes that
-/// nothing read back) in the same transaction before committing, and stores the bump
-/// itself when the report says `Held`. A plan removing
+/// generation is stored bumped past `before` with the applied generation (the caller
+/// stores the bump itself when the report says `Held`). A plan removing
 /// more than the allowance is not applied: the report says `Held` and the caller commits
 /// the mirror write alone, leaving the target behind until an admin reconciles.
 pub async fn apply_pushed(
@@ -54,6 +52,23 @@ pub async fn apply_pushed(
 
 /// [`apply_pushed`] into `directory`.
 pub async fn apply_pushed_to(
+    tx: &mut WriteTx,
+    directory: &dyn crate::target::Directory,
+    connector_id: &str,
+    mapping: &MappingConfig,
+    change: PushedChange,
+) -> Result<RunReport, SyncError> {
+    let mut report = apply_pushed_deferred(tx, directory, connector_id, mapping, change).await?;
+    if let Some(writes) = report.deferred_writes.take() {
+        writes.execute(tx.conn()).await?;
+    }
+    Ok(report)
+}
+
+/// [`apply_pushed_to`], leaving the report's `deferred_writes` (the mirror state, and the
+/// plan's writes that nothing read back) for the caller to send in the same transaction
+/// before it commits: the SCIM write path sends them with the request's event.
+pub(crate) async fn apply_pushed_deferred(
     tx: &mut WriteTx,
     directory: &dyn crate::target::Directory,
     connector_id: &str,

@@ -125,10 +125,12 @@ pub trait Directory: NewIds {
         plan: &Plan,
     ) -> Result<(), DirectoryError>;
 
-    /// As [`Directory::apply`], but writes that nothing in this transaction reads back
-    /// may be left in `writes`, which the caller sends with its own last statements (a
-    /// SCIM request then pays one round trip fewer). A directory that must see its
-    /// writes at once (the LDAP target reads them to converge) applies them now.
+    /// As [`Directory::apply`], but the writes may be left in `writes`. The caller
+    /// guarantees that nothing in the transaction reads the target back before it sends
+    /// `writes` (with its own last statements, before committing): a SCIM request then pays
+    /// one round trip to SQLite's worker thread fewer (on PostgreSQL the statements only
+    /// move). A directory that must see its writes at once (the LDAP target reads them to
+    /// converge) applies them now, which the default does.
     async fn apply_into(
         &self,
         tx: &mut AnyConnection,

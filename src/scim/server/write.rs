@@ -24,7 +24,7 @@ use crate::store::runs::{self, Outcome, RunEnd};
 use crate::sync::{self, PushedChange};
 
 /// What the statements sent with the event do, for a failure's message.
-const LAST_CONTEXT: &str = "storing the mirror state, removal count and event of a request";
+const LAST_CONTEXT: &str = sync::REQUEST_WRITES;
 
 /// Removal records are pruned on one write in this many.
 const PRUNE_EVERY: u64 = 64;
@@ -74,8 +74,9 @@ pub(crate) async fn begin(call: &Call<'_>) -> Result<WriteTx, ScimError> {
 /// A write's transaction, done but not yet committed: it waits for the request's event.
 pub(crate) struct Pending {
     tx: WriteTx,
-    /// Statements still to run before the commit (removal counts), sent with the event in
-    /// one round trip.
+    /// Statements still to run before the commit (the mirror state, the plan's writes
+    /// that nothing read back, removal counts), sent with the event: on SQLite in one
+    /// round trip.
     last: Batch,
     /// A hold this write started, reported as a run once committed.
     held_run: Option<(String, sync::RunReport)>,
@@ -139,7 +140,7 @@ pub(crate) async fn finish(
         call.defer_commit(tx, Batch::new(LAST_CONTEXT), None);
         return Ok(Applied::Held(reason));
     }
-    let mut report = sync::apply_pushed_to(
+    let mut report = sync::apply_pushed_deferred(
         &mut tx,
         &*tenant.target.directory(),
         &tenant.id,
