@@ -37,15 +37,11 @@ pub(super) async fn apply(
     let scoped = staged.scope.is_some();
     let mut deferred = staged.defer_state.then(|| Batch::new(REQUEST_WRITES));
     let effective_follows = effective_changed(&plan, scoped);
-    match deferred.as_mut() {
-        // Not when the effective step reads the memberships just written, nor for a plan
-        // over the whole tenant, which may be large and is written within the request's
-        // time limit.
-        Some(writes) if scoped && !effective_follows => {
-            directory.apply_into(conn, id, &plan, writes).await?;
-        }
-        _ => directory.apply(conn, id, &plan).await?,
-    }
+    // Not deferred when the effective step reads the memberships just written, nor for a
+    // plan over the whole tenant, which may be large and is written within the request's
+    // time limit.
+    let defer = deferred.as_mut().filter(|_| scoped && !effective_follows);
+    directory.apply(conn, id, &plan, defer).await?;
     if effective_follows {
         progress.phase("effective memberships");
         match staged.scope {

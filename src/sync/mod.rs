@@ -27,7 +27,7 @@ mod scope;
 
 pub(crate) use apply::REQUEST_WRITES;
 pub(crate) use push::apply_pushed_deferred;
-pub use push::{PushedChange, apply_pushed, apply_pushed_to};
+pub use push::{PushedChange, apply_pushed};
 
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};

@@ -47,27 +47,17 @@ pub async fn apply_pushed(
     mapping: &MappingConfig,
     change: PushedChange,
 ) -> Result<RunReport, SyncError> {
-    apply_pushed_to(tx, &SqlDirectory, connector_id, mapping, change).await
-}
-
-/// [`apply_pushed`] into `directory`.
-pub async fn apply_pushed_to(
-    tx: &mut WriteTx,
-    directory: &dyn crate::target::Directory,
-    connector_id: &str,
-    mapping: &MappingConfig,
-    change: PushedChange,
-) -> Result<RunReport, SyncError> {
-    let mut report = apply_pushed_deferred(tx, directory, connector_id, mapping, change).await?;
+    let mut report =
+        apply_pushed_deferred(tx, &SqlDirectory, connector_id, mapping, change).await?;
     if let Some(writes) = report.deferred_writes.take() {
         writes.execute(tx.conn()).await?;
     }
     Ok(report)
 }
 
-/// [`apply_pushed_to`], leaving the report's `deferred_writes` (the mirror state, and the
-/// plan's writes that nothing read back) for the caller to send in the same transaction
-/// before it commits: the SCIM write path sends them with the request's event.
+/// [`apply_pushed`] into `directory`, leaving the report's `deferred_writes` (the mirror
+/// state, and the plan's writes that nothing read back) for the caller to send in the same
+/// transaction before it commits: the SCIM write path sends them with the request's event.
 pub(crate) async fn apply_pushed_deferred(
     tx: &mut WriteTx,
     directory: &dyn crate::target::Directory,

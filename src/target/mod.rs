@@ -117,30 +117,19 @@ pub trait Directory: NewIds {
     ) -> Result<HashMap<String, NamedGroup>, DirectoryError>;
 
     /// Writes the direct part of a plan: removals first (freeing names), then updates,
-    /// creates and membership changes.
+    /// creates and membership changes. With `defer`, the writes may be left in that batch
+    /// instead: the caller guarantees that nothing in the transaction reads the target back
+    /// before it sends them (with its own last statements, before committing), and a SCIM
+    /// request then pays one round trip to SQLite's worker thread fewer (on PostgreSQL the
+    /// statements only move). A directory that must see its writes at once (the LDAP target
+    /// reads them to converge) writes them now all the same.
     async fn apply(
         &self,
         tx: &mut AnyConnection,
         connector: &str,
         plan: &Plan,
+        defer: Option<&mut Batch>,
     ) -> Result<(), DirectoryError>;
-
-    /// As [`Directory::apply`], but the writes may be left in `writes`. The caller
-    /// guarantees that nothing in the transaction reads the target back before it sends
-    /// `writes` (with its own last statements, before committing): a SCIM request then pays
-    /// one round trip to SQLite's worker thread fewer (on PostgreSQL the statements only
-    /// move). A directory that must see its writes at once (the LDAP target reads them to
-    /// converge) applies them now, which the default does.
-    async fn apply_into(
-        &self,
-        tx: &mut AnyConnection,
-        connector: &str,
-        plan: &Plan,
-        writes: &mut Batch,
-    ) -> Result<(), DirectoryError> {
-        let _ = writes;
-        self.apply(tx, connector, plan).await
-    }
 
     /// Brings effective memberships in line with the direct ones after `apply`, and those
     /// of the mapping-managed groups in `managed` (their direct users, from any connector).

@@ -27,7 +27,7 @@ use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned, SqlDirectory};
-use crate::db::{Context, select_in};
+use crate::db::{Batch, Context, select_in};
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
 use crate::pipeline::{TargetGroup, TargetUser};
 pub use session::LdapWriteError;
@@ -350,14 +350,16 @@ impl Directory for LdapDirectory {
         self.tables.groups_by_name(tx, keys).await
     }
 
+    /// The tables are written at once, `defer` or not: `converge` reads them.
     async fn apply(
         &self,
         tx: &mut AnyConnection,
         connector: &str,
         plan: &Plan,
+        _defer: Option<&mut Batch>,
     ) -> Result<(), DirectoryError> {
         self.record_places(tx, plan).await?;
-        self.tables.apply(tx, connector, plan).await
+        self.tables.apply(tx, connector, plan, None).await
     }
 
     async fn update_effective(

@@ -105,18 +105,13 @@ impl Directory for SqlDirectory {
         tx: &mut AnyConnection,
         connector: &str,
         plan: &Plan,
+        defer: Option<&mut Batch>,
     ) -> Result<(), DirectoryError> {
-        Ok(apply::apply_plan(tx, connector, plan).await?)
-    }
-
-    async fn apply_into(
-        &self,
-        tx: &mut AnyConnection,
-        connector: &str,
-        plan: &Plan,
-        writes: &mut Batch,
-    ) -> Result<(), DirectoryError> {
-        Ok(apply::add_plan(writes, tx, connector, plan).await?)
+        match defer {
+            Some(writes) => apply::add_plan(writes, tx, connector, plan).await?,
+            None => apply::apply_plan(tx, connector, plan).await?,
+        }
+        Ok(())
     }
 
     async fn update_effective(
