@@ -272,6 +272,20 @@ struct JobState {
 }
 
 impl JobState {
+    /// A job that has not run here yet, its next fire planned after `now`.
+    fn planned(job: Job, now: DateTime<Utc>) -> JobState {
+        let mut state = JobState {
+            job,
+            next_fire: None,
+            next_due: None,
+            running: false,
+            last_result: None,
+            skipped_overlaps: 0,
+        };
+        state.plan(now);
+        state
+    }
+
     /// Sets the next fire after `after`, and shows it in `idsync_next_run_timestamp_seconds`.
     fn plan(&mut self, after: DateTime<Utc>) {
         let job = &self.job;
@@ -329,15 +343,7 @@ impl Scheduler {
         let now = clock.now();
         let mut states = BTreeMap::new();
         for job in jobs {
-            let mut state = JobState {
-                job,
-                next_fire: None,
-                next_due: None,
-                running: false,
-                last_result: None,
-                skipped_overlaps: 0,
-            };
-            state.plan(now);
+            let state = JobState::planned(job, now);
             let connector = state.job.connector.clone();
             if states.insert(connector.clone(), state).is_some() {
                 warn!(%connector, "connector scheduled twice; keeping the last job");
@@ -465,18 +471,7 @@ impl SchedulerHandle {
                         }
                         kept
                     }
-                    None => {
-                        let mut fresh = JobState {
-                            job,
-                            next_fire: None,
-                            next_due: None,
-                            running: false,
-                            last_result: None,
-                            skipped_overlaps: 0,
-                        };
-                        fresh.plan(now);
-                        fresh
-                    }
+                    None => JobState::planned(job, now),
                 };
                 state.jobs.insert(connector, next);
             }

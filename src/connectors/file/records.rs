@@ -54,21 +54,16 @@ fn optional_bool(record: &Map<String, Value>, field: &str, default: bool) -> Res
 }
 
 pub(super) fn user_from_json(attributes: Map<String, Value>) -> Result<SourceUser, String> {
-    let external_id = required_string(&attributes, "id")?;
-    let user_name = required_string(&attributes, "userName")?;
-    let given_name = optional_string(&attributes, "givenName")?;
-    let family_name = optional_string(&attributes, "familyName")?;
-    let display_name = optional_string(&attributes, "displayName")?;
-    let emails = emails_from_json(&attributes)?;
-    let active = optional_bool(&attributes, "active", true)?;
+    // Fields are read in this order (the first missing one is the error), and the
+    // attributes move in last.
     Ok(SourceUser {
-        external_id,
-        user_name,
-        given_name,
-        family_name,
-        display_name,
-        emails,
-        active,
+        external_id: required_string(&attributes, "id")?,
+        user_name: required_string(&attributes, "userName")?,
+        given_name: optional_string(&attributes, "givenName")?,
+        family_name: optional_string(&attributes, "familyName")?,
+        display_name: optional_string(&attributes, "displayName")?,
+        emails: emails_from_json(&attributes)?,
+        active: optional_bool(&attributes, "active", true)?,
         attributes,
     })
 }

@@ -99,8 +99,6 @@ pub(super) fn to_user(
     let name = value.get("name").cloned().unwrap_or(Value::Null);
     let given_name = str_field(&name, "givenName");
     let family_name = str_field(&name, "familyName");
-    let display_name =
-        str_field(&name, "fullName").or_else(|| given_and_family(&given_name, &family_name));
     let mut emails = vec![Email {
         value: user_name.clone(),
         kind: None,
@@ -130,11 +128,12 @@ pub(super) fn to_user(
     }
     let attributes = object_members(value);
     Ok(Some(SourceUser {
+        display_name: str_field(&name, "fullName")
+            .or_else(|| given_and_family(&given_name, &family_name)),
         external_id,
         user_name,
         given_name,
         family_name,
-        display_name,
         emails,
         active: !suspended && !archived,
         attributes,

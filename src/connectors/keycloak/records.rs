@@ -69,19 +69,15 @@ pub(super) fn to_user(value: Value) -> Option<SourceUser> {
     let user_name = str_field(&value, "username")?;
     let given_name = str_field(&value, "firstName");
     let family_name = str_field(&value, "lastName");
-    let display_name = given_and_family(&given_name, &family_name);
-    let emails = primary_only(str_field(&value, "email"), None);
-    let active = flag_or(&value, "enabled", true);
-    let attributes = object_members(value);
     Some(SourceUser {
         external_id,
         user_name,
+        display_name: given_and_family(&given_name, &family_name),
         given_name,
         family_name,
-        display_name,
-        emails,
-        active,
-        attributes,
+        emails: primary_only(str_field(&value, "email"), None),
+        active: flag_or(&value, "enabled", true),
+        attributes: object_members(value),
     })
 }
 
