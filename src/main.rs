@@ -4,6 +4,7 @@
 mod cli_admin;
 mod cli_check;
 mod cli_directory;
+mod cli_exit;
 mod cli_output;
 mod cli_scim;
 mod cli_serve;
@@ -19,6 +20,7 @@ use idsync::db::Db;
 use idsync::store::runs;
 use idsync::sync::{self, RunOptions, RunReport};
 
+use cli_exit::{Exit, config_problems, error_text};
 use cli_output::{Format, ProgressDisplay};
 
 #[derive(Parser)]
@@ -227,35 +229,6 @@ impl RunFlags {
     }
 }
 
-/// An error that carries its exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub(crate) struct Exit {
-    code: u8,
-    message: String,
-}
-
-impl Exit {
-    /// The exit code of bad configuration or usage.
-    const USAGE: u8 = 2;
-
-    /// Exit code 1: the command ran and failed.
-    pub(crate) fn failed(message: impl Into<String>) -> Self {
-        Exit {
-            code: 1,
-            message: message.into(),
-        }
-    }
-
-    /// Exit code 2: bad configuration or usage.
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Exit {
-            code: Exit::USAGE,
-            message: message.into(),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -273,30 +246,6 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-/// An error and its causes on one line, each said once: many of our errors already name
-/// their cause in their own text, and anyhow's `{:#}` would repeat it.
-fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let cause = cause.to_string();
-        if text.contains(&cause) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause);
-    }
-    text
-}
-
-fn config_problems(errors: idsync::config::ConfigErrors) -> anyhow::Error {
-    anyhow::Error::new(Exit::usage(format!(
-        "the configuration has {} problem(s):\n{errors}",
-        errors.0.len()
-    )))
 }
 
 impl Command {
