@@ -40,6 +40,7 @@ RUN_ARGS+=("${RUNTIME_ARGS[@]}")
 ensure_debian_base() {
   podman image exists "$DEBIAN_BASE_IMAGE" && return 0
   if ! command -v debootstrap >/dev/null 2>&1; then
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   local root
