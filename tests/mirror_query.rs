@@ -173,6 +173,24 @@ async fn filters_agree_with_in_memory_evaluation(db: TestDb) {
     let ids: Vec<&str> = page.iter().map(|u| u.external_id.as_str()).collect();
     assert_eq!(ids, ["id-2", "id-3"]);
 
+    // A filtered page carries its total along; a page past the last match, or a request
+    // for the total alone, still says how many match.
+    let all = parse_filter(r#"meta.lastModified ge "2000-01-01T00:00:00Z""#).unwrap();
+    for (start, count, expected_ids) in [
+        (3, 2, vec!["id-2", "id-3"]),
+        (7, 5, vec!["id-6"]),
+        (8, 5, vec![]),
+        (50, 5, vec![]),
+        (1, 0, vec![]),
+    ] {
+        let (total, page) = query::find_users(&mut conn, "acme", Some(&all), start, count)
+            .await
+            .unwrap();
+        assert_eq!(total, 7, "start {start}, count {count}");
+        let ids: Vec<&str> = page.iter().map(|u| u.external_id.as_str()).collect();
+        assert_eq!(ids, expected_ids, "start {start}, count {count}");
+    }
+
     // Time filters compare instants whatever the offset written.
     let future = parse_filter(r#"meta.lastModified gt "2999-01-01T01:00:00+01:00""#).unwrap();
     let (total, _) = query::find_users(&mut conn, "acme", Some(&future), 1, 10)
