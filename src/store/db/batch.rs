@@ -51,7 +51,29 @@ impl Batch {
         self.statements.push(Statement { sql, values });
     }
 
-    /// Adds multi-row `INSERT`s, chunked as [`insert_rows`](super::insert_rows) chunks them.
+    /// Adds multi-row `INSERT`s of rows that may be many (a plan's creates, a merge's mirror
+    /// rows), chunked as [`insert_rows`](super::insert_rows) chunks them. Each full chunk
+    /// runs as soon as the batch holds more than `MAX_BINDS` values, so a bulk insert
+    /// holds one chunk at a time, never all of them; a few rows wait for the statements
+    /// after them as usual.
+    pub async fn insert_many(
+        &mut self,
+        conn: &mut AnyConnection,
+        head: &str,
+        tail: &str,
+        columns: usize,
+        values: Vec<Val>,
+    ) -> Result<(), DbError> {
+        let anonymous = anonymous_params(conn);
+        for statement in Statement::inserts(anonymous, head, tail, columns, values) {
+            self.statements.push(statement);
+            self.flush_if_large(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds multi-row `INSERT`s of a few rows (an event), chunked as
+    /// [`insert_rows`](super::insert_rows) chunks them; see [`Batch::insert_many`] for many.
     pub fn insert_rows(
         &mut self,
         conn: &AnyConnection,
@@ -191,6 +213,54 @@ mod tests {
         }
         let error = batch.execute(&mut conn).await.expect_err("duplicate key");
         assert!(error.to_string().contains("writing twice"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn many_rows_are_inserted_a_chunk_at_a_time_and_a_few_wait() {
+        let mut conn = sqlite().await;
+        let mut batch = Batch::new("many");
+        let rows = MAX_BINDS; // two values a row: about two statements' worth
+        let values: Vec<Val> = (0..rows)
+            .flat_map(|i| [Val::Text(format!("k{i}")), Val::Int(i as i64)])
+            .collect();
+        batch
+            .insert_many(&mut conn, "t (k, n)", "", 2, values)
+            .await
+            .expect("insert many");
+        assert!(
+            batch.bound() <= MAX_BINDS,
+            "the batch holds at most one chunk, not all of them ({} values)",
+            batch.bound()
+        );
+        let written: i64 = sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+            .get(0);
+        assert!(written > 0, "full chunks ran as they were added");
+        batch.execute(&mut conn).await.expect("the rest");
+        let written: i64 = sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(written as usize, rows);
+
+        let mut few = Batch::new("few");
+        few.insert_many(
+            &mut conn,
+            "t (k, n)",
+            "",
+            2,
+            vec![Val::Text("x".into()), Val::Int(0)],
+        )
+        .await
+        .expect("insert few");
+        assert_eq!(
+            few.bound(),
+            2,
+            "a few rows wait for the statements after them"
+        );
     }
 
     #[tokio::test]

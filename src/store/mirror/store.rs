@@ -225,23 +225,24 @@ async fn upsert<T: Serialize>(
     }
     // The record rows and their index rows go in one round trip (see `db::Batch`).
     let mut batch = Batch::new("writing the mirror");
-    batch.insert_rows(
-        conn,
-        &format!(
-            "{table} (connector, external_id, data, content_hash, updated_at, {name_column}, \
+    batch
+        .insert_many(
+            conn,
+            &format!(
+                "{table} (connector, external_id, data, content_hash, updated_at, {name_column}, \
              client_external_id, created_at)"
-        ),
-        &format!(
-            "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
+            ),
+            &format!(
+                "ON CONFLICT (connector, external_id) DO UPDATE SET data = excluded.data, \
              content_hash = excluded.content_hash, updated_at = excluded.updated_at, \
              {name_column} = excluded.{name_column}, \
              client_external_id = excluded.client_external_id"
-        ),
-        8,
-        values,
-    );
-    batch.flush_if_large(conn).await?;
-    values::replace(&mut batch, conn, resource, connector, indexed, fresh);
+            ),
+            8,
+            values,
+        )
+        .await?;
+    values::replace(&mut batch, conn, resource, connector, indexed, fresh).await?;
     batch.execute(conn).await
 }
 

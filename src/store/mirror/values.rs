@@ -168,14 +168,14 @@ pub(crate) fn delete(
 
 /// Replaces the index rows of the given records: (external id, its elements), added to
 /// `batch`. `fresh` records (ids just minted) have no rows to remove first.
-pub(crate) fn replace(
+pub(crate) async fn replace(
     batch: &mut Batch,
-    conn: &AnyConnection,
+    conn: &mut AnyConnection,
     resource: Resource,
     connector: &str,
     records: Vec<IndexedRecord>,
     fresh: bool,
-) {
+) -> Result<(), DbError> {
     if !fresh {
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         delete(batch, conn, resource, connector, &ids);
@@ -195,14 +195,16 @@ pub(crate) fn replace(
             values.push(Val::Int(i64::from(element.present)));
         }
     }
-    batch.insert_rows(
-        conn,
-        "mirror_values (connector, resource, external_id, attr, position, value_key, \
-         type_key, is_primary, present)",
-        "",
-        COLUMNS,
-        values,
-    );
+    batch
+        .insert_many(
+            conn,
+            "mirror_values (connector, resource, external_id, attr, position, value_key, \
+             type_key, is_primary, present)",
+            "",
+            COLUMNS,
+            values,
+        )
+        .await
 }
 
 /// Records read per step of the backfill.
@@ -271,7 +273,7 @@ async fn backfill_table(conn: &mut AnyConnection, resource: Resource) -> Result<
         }
         let mut batch = Batch::new("indexing existing mirror values");
         for (connector, records) in by_connector {
-            replace(&mut batch, conn, resource, &connector, records, false);
+            replace(&mut batch, conn, resource, &connector, records, false).await?;
         }
         batch.execute(conn).await?;
     }

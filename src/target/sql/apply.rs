@@ -120,12 +120,12 @@ fn push_updates<R: Stored>(
 }
 
 /// Multi-row `INSERT`s of new records, each with the owner (connector) it is paired with.
-fn push_creates<'w, R: Stored + 'w>(
+async fn push_creates<'w, R: Stored + 'w>(
     batch: &mut Batch,
-    conn: &AnyConnection,
+    conn: &mut AnyConnection,
     writes: impl Iterator<Item = (&'w Write<R>, &'w str)>,
     now: &str,
-) {
+) -> Result<(), DbError> {
     let width = R::FIELDS.len() + 6;
     let mut values = Vec::with_capacity(writes.size_hint().0 * width);
     for (write, owner) in writes {
@@ -146,7 +146,7 @@ fn push_creates<'w, R: Stored + 'w>(
         R::TABLE,
         R::FIELDS.join(", ")
     );
-    batch.insert_rows(conn, &head, "", width, values);
+    batch.insert_many(conn, &head, "", width, values).await
 }
 
 /// Applies the direct part of a plan (users, groups, direct memberships). Every statement
@@ -215,7 +215,7 @@ pub async fn add_plan(
     push_updates(batch, conn, &plan.group_updates, "", &now);
 
     let owned_users = plan.user_creates.iter().map(|w| (w, connector));
-    push_creates(batch, conn, owned_users, &now);
+    push_creates(batch, conn, owned_users, &now).await?;
     batch.flush_if_large(conn).await?;
 
     let owned = plan.group_creates.iter().map(|w| (w, connector));
@@ -223,7 +223,7 @@ pub async fn add_plan(
         .managed_creates
         .iter()
         .map(|w| (w, plan.managed_owner.as_str()));
-    push_creates(batch, conn, owned.chain(managed), &now);
+    push_creates(batch, conn, owned.chain(managed), &now).await?;
     batch.flush_if_large(conn).await?;
 
     for (group_id, member_id) in &plan.membership_removes {
@@ -251,14 +251,15 @@ pub async fn add_plan(
             Val::Text(m.origin.as_str().to_string()),
         ]);
     }
-    batch.insert_rows(
-        conn,
-        "memberships (group_id, member_id, member_kind, connector, origin)",
-        "",
-        5,
-        values,
-    );
-    batch.flush_if_large(conn).await
+    batch
+        .insert_many(
+            conn,
+            "memberships (group_id, member_id, member_kind, connector, origin)",
+            "",
+            5,
+            values,
+        )
+        .await
 }
 
 /// Brings the effective memberships of the connector's groups to `wanted`, streaming what
