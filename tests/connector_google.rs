@@ -22,6 +22,7 @@ use crate::support::conformance::{
 use crate::support::fake_google::{
     ADMIN, CLIENT_ID, DenyForm, FakeGoogle, GoogleExtras, NOT_ADMIN, SCOPE_GROUP_RO, SCOPE_USER_RO,
 };
+use crate::support::{effective_names, target_users};
 
 fn mapping(on_remove: OnRemove) -> MappingConfig {
     MappingConfig::pass_through("default", on_remove, 500, 50.0)
@@ -174,28 +175,6 @@ fn expected_effective(dir: &Directory, group_id: &str) -> BTreeSet<String> {
     out
 }
 
-async fn effective(db: &Db, group_name: &str) -> BTreeSet<String> {
-    let group = query::find_group(db.pool(), group_name)
-        .await
-        .expect("find group")
-        .unwrap_or_else(|| panic!("group {group_name} in the target"));
-    query::effective_members(db.pool(), &group.id)
-        .await
-        .expect("effective members")
-        .into_iter()
-        .map(|m| m.name)
-        .collect()
-}
-
-async fn target_users(db: &Db) -> Vec<(String, bool)> {
-    query::list_users(db.pool(), None, 10_000, 0)
-        .await
-        .expect("list users")
-        .into_iter()
-        .map(|u| (u.user_name, u.active))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_full_read_over_many_pages_lands_in_sqlite() {
     // 60 users (one service account, one deleted, every 10th suspended, user 24 a guest),
@@ -240,7 +219,7 @@ async fn a_full_read_over_many_pages_lands_in_sqlite() {
     );
     for (index, group) in dir.groups.iter().enumerate() {
         assert_eq!(
-            effective(&db, &group.name).await,
+            effective_names(&db, &group.name).await,
             expected_effective(&dir, &group.id),
             "group {index}"
         );
@@ -337,7 +316,7 @@ async fn deleted_users_are_removed_by_the_next_full_read() {
         .expect("sync");
     assert_eq!(first.counts.users_created, 5);
     assert!(
-        effective(&db, "Engineering")
+        effective_names(&db, "Engineering")
             .await
             .contains("bob@example.com")
     );
@@ -361,7 +340,7 @@ async fn deleted_users_are_removed_by_the_next_full_read() {
         ]
     );
     assert_eq!(
-        effective(&db, "Engineering").await,
+        effective_names(&db, "Engineering").await,
         BTreeSet::from([
             "alice@example.com".to_string(),
             "carol@example.com".to_string()

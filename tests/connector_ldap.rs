@@ -13,14 +13,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use idsync::config::{Config, MappingConfig, OnRemove};
+use idsync::config::Config;
 use idsync::connectors::PullConnector;
 use idsync::db::Db;
 use idsync::store::runs::Outcome;
-use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
+use idsync::sync::SyncError;
 use idsync::target::query;
 
-use crate::support::target_users;
+use crate::support::{effective_names, sync_directory, target_users};
 use idsync_testkit::slapd::{
     READER_DN, READER_PASSWORD, READER_SIZE_LIMIT, STRICT_DN, STRICT_PASSWORD, SUFFIX, Slapd,
 };
@@ -92,32 +92,6 @@ fn plain(server_url: &str, table: &str) -> Box<dyn PullConnector> {
     )
 }
 
-async fn sync_with(db: &Db, connector: &dyn PullConnector) -> Result<RunReport, SyncError> {
-    let mapping = MappingConfig::pass_through("default", OnRemove::Delete, 100_000, 100.0);
-    sync::sync(
-        db,
-        "dir",
-        &mapping,
-        connector,
-        RunOptions::default(),
-        &NoProgress,
-    )
-    .await
-}
-
-async fn effective(db: &Db, group: &str) -> BTreeSet<String> {
-    let found = query::find_group(db.pool(), group)
-        .await
-        .expect("find group")
-        .unwrap_or_else(|| panic!("group {group} in the target"));
-    query::effective_members(db.pool(), &found.id)
-        .await
-        .expect("effective members")
-        .into_iter()
-        .map(|m| m.name)
-        .collect()
-}
-
 #[tokio::test]
 async fn paging_reads_past_the_size_limit_into_sqlite() {
     let users = 250;
@@ -131,7 +105,7 @@ async fn paging_reads_past_the_size_limit_into_sqlite() {
         );
     let Some(server) = start(&ldif) else { return };
     let db = crate::support::sqlite().await;
-    let report = sync_with(&db, plain(&server.url(), "page_size = 50").as_ref())
+    let report = sync_directory(&db, plain(&server.url(), "page_size = 50").as_ref())
         .await
         .expect("sync");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -141,11 +115,11 @@ async fn paging_reads_past_the_size_limit_into_sqlite() {
     let target = target_users(&db).await;
     assert_eq!(target.len(), users);
     assert!(target.iter().all(|(_, active)| *active));
-    assert_eq!(effective(&db, "everyone").await.len(), users);
+    assert_eq!(effective_names(&db, "everyone").await.len(), users);
 
     // The default page (500) is more than the reader may have: slapd refuses it
     // (adminLimitExceeded) and the connector asks for smaller pages until one is taken.
-    let again = sync_with(&db, plain(&server.url(), "").as_ref())
+    let again = sync_directory(&db, plain(&server.url(), "").as_ref())
         .await
         .expect("second sync");
     assert_eq!(again.outcome, Outcome::Unchanged, "{again:?}");
@@ -164,7 +138,7 @@ async fn a_paged_total_cut_by_the_server_is_an_incomplete_read() {
         "allow_insecure_ldap = true\npage_size = 50",
     );
     let db = crate::support::sqlite().await;
-    let err = sync_with(&db, connector.as_ref())
+    let err = sync_directory(&db, connector.as_ref())
         .await
         .expect_err("the size limit ends the read");
     let message = err.to_string();
@@ -196,7 +170,7 @@ async fn nesting_with_a_cycle_member_kinds_and_a_locked_user() {
         "the ppolicy module defines pwdAccountLockedTime"
     );
     let db = crate::support::sqlite().await;
-    let report = sync_with(&db, plain(&server.url(), "").as_ref())
+    let report = sync_directory(&db, plain(&server.url(), "").as_ref())
         .await
         .expect("sync");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -210,10 +184,10 @@ async fn nesting_with_a_cycle_member_kinds_and_a_locked_user() {
         ])
     );
     let both = BTreeSet::from(["ann".to_owned(), "bob".to_owned()]);
-    assert_eq!(effective(&db, "a").await, both);
-    assert_eq!(effective(&db, "b").await, both);
+    assert_eq!(effective_names(&db, "a").await, both);
+    assert_eq!(effective_names(&db, "b").await, both);
     assert_eq!(
-        effective(&db, "posix").await,
+        effective_names(&db, "posix").await,
         BTreeSet::from(["carol".to_owned()])
     );
 }
@@ -228,7 +202,7 @@ async fn a_refused_bind_is_a_clear_error() {
         "allow_insecure_ldap = true",
     );
     let db = crate::support::sqlite().await;
-    let message = sync_with(&db, connector.as_ref())
+    let message = sync_directory(&db, connector.as_ref())
         .await
         .expect_err("refused")
         .to_string();
@@ -308,7 +282,7 @@ async fn a_connection_dropped_mid_read_changes_nothing() {
     let port = cutting_proxy(server.port, cut_after.clone()).await;
     let via_proxy = plain(&format!("ldap://127.0.0.1:{port}"), "page_size = 50");
     let db = crate::support::sqlite().await;
-    let first = sync_with(&db, via_proxy.as_ref())
+    let first = sync_directory(&db, via_proxy.as_ref())
         .await
         .expect("first sync");
     assert_eq!(first.counts.users_created, 300);
@@ -323,7 +297,7 @@ async fn a_connection_dropped_mid_read_changes_nothing() {
         ))
         .expect("modify");
     cut_after.store(20_000, Ordering::SeqCst);
-    let err = sync_with(&db, via_proxy.as_ref())
+    let err = sync_directory(&db, via_proxy.as_ref())
         .await
         .expect_err("the read fails");
     let message = err.to_string();
@@ -364,7 +338,7 @@ async fn starttls_and_ldaps_with_the_test_ca() {
     for (url, table) in cases {
         let connector = connector(&url, READER_DN, READER_PASSWORD, &table);
         let db = crate::support::sqlite().await;
-        let report = sync_with(&db, connector.as_ref())
+        let report = sync_directory(&db, connector.as_ref())
             .await
             .unwrap_or_else(|e| panic!("{url} {table}: {e}"));
         assert_eq!(report.counts.users_created, 1, "{url} {table}");
@@ -372,7 +346,7 @@ async fn starttls_and_ldaps_with_the_test_ca() {
     // Without the test CA the server's certificate is not trusted.
     let untrusted = connector(&server.ldaps_url(), READER_DN, READER_PASSWORD, "");
     let db = crate::support::sqlite().await;
-    let message = sync_with(&db, untrusted.as_ref())
+    let message = sync_directory(&db, untrusted.as_ref())
         .await
         .expect_err("untrusted")
         .to_string();
@@ -434,7 +408,7 @@ async fn overrides_an_inactive_filter_and_a_one_level_scope() {
     let db = crate::support::sqlite().await;
     let url = server.url();
     let deep = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "");
-    sync_with(&db, deep.as_ref()).await.expect("sync");
+    sync_directory(&db, deep.as_ref()).await.expect("sync");
     let users: BTreeSet<(String, bool)> = target_users(&db).await.into_iter().collect();
     assert_eq!(
         users,
@@ -447,7 +421,7 @@ async fn overrides_an_inactive_filter_and_a_one_level_scope() {
 
     // One level: the contractor below ou=contractors is no longer read, so removed.
     let one = connector_with_users(&url, READER_DN, READER_PASSWORD, table, "scope = \"one\"");
-    sync_with(&db, one.as_ref()).await.expect("sync");
+    sync_directory(&db, one.as_ref()).await.expect("sync");
     let names: BTreeSet<String> = target_users(&db).await.into_iter().map(|u| u.0).collect();
     assert_eq!(
         names,
@@ -470,7 +444,7 @@ async fn incremental_reads_take_changes_and_notice_deletions() {
     );
     let connector = plain(&server.url(), "incremental = true");
     let db = crate::support::sqlite().await;
-    let first = sync_with(&db, connector.as_ref())
+    let first = sync_directory(&db, connector.as_ref())
         .await
         .expect("first sync");
     assert_eq!(first.read_mode, Some("full"), "{first:?}");
@@ -488,7 +462,7 @@ async fn incremental_reads_take_changes_and_notice_deletions() {
              mail: newcomer@example.com\n"
         ))
         .expect("modify");
-    let second = sync_with(&db, connector.as_ref())
+    let second = sync_directory(&db, connector.as_ref())
         .await
         .expect("second sync");
     assert_eq!(second.read_mode, Some("delta"), "{second:?}");
@@ -502,7 +476,7 @@ async fn incremental_reads_take_changes_and_notice_deletions() {
             .into()
     );
     assert_eq!(
-        effective(&db, "team").await,
+        effective_names(&db, "team").await,
         ["user0000", "user0001", "user0004"]
             .map(str::to_owned)
             .into()
@@ -516,7 +490,7 @@ async fn incremental_reads_take_changes_and_notice_deletions() {
     assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
 
     // Nothing changed: a delta with nothing in it.
-    let third = sync_with(&db, connector.as_ref())
+    let third = sync_directory(&db, connector.as_ref())
         .await
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"));
@@ -581,7 +555,7 @@ async fn content_sync_reads_only_the_changes() {
             "incremental = true\npage_size = 50",
         );
         let db = crate::support::sqlite().await;
-        let first = sync_with(&db, connector.as_ref())
+        let first = sync_directory(&db, connector.as_ref())
             .await
             .expect("first sync");
         assert_eq!(first.read_mode, Some("full"), "{first:?}");
@@ -589,7 +563,7 @@ async fn content_sync_reads_only_the_changes() {
         let full_bytes = received.swap(0, Ordering::SeqCst);
 
         server.modify(&synced_changes()).expect("modify");
-        let second = sync_with(&db, connector.as_ref())
+        let second = sync_directory(&db, connector.as_ref())
             .await
             .expect("second sync");
         let delta_bytes = received.swap(0, Ordering::SeqCst);
@@ -616,13 +590,13 @@ async fn content_sync_reads_only_the_changes() {
         assert_eq!(names.len(), 150, "one deleted, one added");
         assert!(names.contains("newcomer") && !names.contains("user0003"));
         assert_eq!(
-            effective(&db, "team").await,
+            effective_names(&db, "team").await,
             ["user0000", "user0001", "user0004"]
                 .map(str::to_owned)
                 .into()
         );
         assert_eq!(
-            effective(&db, "posix").await,
+            effective_names(&db, "posix").await,
             ["user0005", "user0006"].map(str::to_owned).into()
         );
         let changed = query::list_users(db.pool(), None, 1000, 0)
@@ -634,7 +608,7 @@ async fn content_sync_reads_only_the_changes() {
         assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
 
         // Nothing changed: a delta with nothing in it.
-        let third = sync_with(&db, connector.as_ref())
+        let third = sync_directory(&db, connector.as_ref())
             .await
             .expect("third sync");
         assert_eq!(third.read_mode, Some("delta"));
@@ -661,7 +635,7 @@ async fn a_refused_cookie_means_a_full_read() {
     };
     let connector = plain(&server.url(), "incremental = true\npage_size = 50");
     let db = crate::support::sqlite().await;
-    sync_with(&db, connector.as_ref())
+    sync_directory(&db, connector.as_ref())
         .await
         .expect("first sync");
     let mut checkpoint = stored_checkpoint(&db).await;
@@ -686,7 +660,7 @@ async fn a_refused_cookie_means_a_full_read() {
             "dn: uid=user0003,ou=people,{SUFFIX}\nchangetype: delete\n"
         ))
         .expect("modify");
-    let second = sync_with(&db, connector.as_ref())
+    let second = sync_directory(&db, connector.as_ref())
         .await
         .expect("second sync");
     assert_eq!(second.read_mode, Some("full"), "{second:?}");
@@ -703,7 +677,7 @@ async fn a_refused_cookie_means_a_full_read() {
              mail: again@example.com\n"
         ))
         .expect("modify");
-    let third = sync_with(&db, connector.as_ref())
+    let third = sync_directory(&db, connector.as_ref())
         .await
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"), "{third:?}");
@@ -743,7 +717,7 @@ async fn modify_timestamps_where_the_server_has_no_syncprov() {
     assert!(!server.overlays.contains(&"syncprov"));
     let connector = plain(&server.url(), "incremental = true");
     let db = crate::support::sqlite().await;
-    let first = sync_with(&db, connector.as_ref())
+    let first = sync_directory(&db, connector.as_ref())
         .await
         .expect("first sync");
     assert_eq!(first.read_mode, Some("full"), "{first:?}");
@@ -763,7 +737,7 @@ async fn modify_timestamps_where_the_server_has_no_syncprov() {
              mail: newcomer@example.com\n"
         ))
         .expect("modify");
-    let second = sync_with(&db, connector.as_ref())
+    let second = sync_directory(&db, connector.as_ref())
         .await
         .expect("second sync");
     assert_eq!(second.read_mode, Some("delta"), "{second:?}");
@@ -788,7 +762,7 @@ async fn modify_timestamps_where_the_server_has_no_syncprov() {
         .expect("user0002");
     assert_eq!(changed.email.as_deref(), Some("changed@example.com"));
     assert_eq!(
-        effective(&db, "team").await,
+        effective_names(&db, "team").await,
         ["user0000", "user0001"].map(str::to_owned).into()
     );
     let checkpoint = stored_checkpoint(&db).await;
@@ -800,7 +774,7 @@ async fn modify_timestamps_where_the_server_has_no_syncprov() {
 
     // Nothing changed: the two changed entries fall within the margin and are read
     // again; nothing changes.
-    let third = sync_with(&db, connector.as_ref())
+    let third = sync_directory(&db, connector.as_ref())
         .await
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"), "{third:?}");
@@ -821,7 +795,7 @@ async fn modify_timestamps_where_the_server_has_no_syncprov() {
             .await
             .expect("save");
     }
-    let fourth = sync_with(&db, connector.as_ref())
+    let fourth = sync_directory(&db, connector.as_ref())
         .await
         .expect("fourth sync");
     assert_eq!(fourth.read_mode, Some("full"), "{fourth:?}");

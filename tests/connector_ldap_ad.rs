@@ -27,14 +27,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use idsync::config::{Config, MappingConfig, OnRemove};
+use idsync::config::Config;
 use idsync::connectors::PullConnector;
 use idsync::db::Db;
 use idsync::store::runs::Outcome;
-use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
 use idsync::target::query;
 
-use crate::support::target_users;
+use crate::support::{effective_names, sync_directory, target_users};
 use idsync_testkit::samba::{BASE_DN, DISABLED, ENABLED, READER_DN, READER_PASSWORD, SambaDc};
 
 /// Users in the bulk OU and members of its one group: more than a page of 1,000 and
@@ -228,32 +227,6 @@ fn with_ca(dc: &SambaDc, table: &str) -> String {
     format!("ca_file = \"{}\"\n{table}", dc.ca_file().display())
 }
 
-async fn sync_with(db: &Db, connector: &dyn PullConnector) -> Result<RunReport, SyncError> {
-    let mapping = MappingConfig::pass_through("default", OnRemove::Delete, 100_000, 100.0);
-    sync::sync(
-        db,
-        "dir",
-        &mapping,
-        connector,
-        RunOptions::default(),
-        &NoProgress,
-    )
-    .await
-}
-
-async fn effective(db: &Db, group: &str) -> BTreeSet<String> {
-    let found = query::find_group(db.pool(), group)
-        .await
-        .expect("find group")
-        .unwrap_or_else(|| panic!("group {group} in the target"));
-    query::effective_members(db.pool(), &found.id)
-        .await
-        .expect("effective members")
-        .into_iter()
-        .map(|m| m.name)
-        .collect()
-}
-
 /// Target user name -> external id.
 async fn user_ids(db: &Db) -> BTreeMap<String, String> {
     query::list_users(db.pool(), None, 100_000, 0)
@@ -297,7 +270,7 @@ fn strings<const N: usize>(names: [&str; N]) -> BTreeSet<String> {
 async fn guids_disabled_accounts_computers_and_nested_groups() {
     let Some(dc) = dc() else { return };
     let db = crate::support::sqlite().await;
-    let report = sync_with(&db, ldaps(dc, "staff", "").as_ref())
+    let report = sync_directory(&db, ldaps(dc, "staff", "").as_ref())
         .await
         .expect("sync");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -354,9 +327,9 @@ async fn guids_disabled_accounts_computers_and_nested_groups() {
         ann.attributes
     );
 
-    assert_eq!(effective(&db, "platform").await, strings(["carol"]));
+    assert_eq!(effective_names(&db, "platform").await, strings(["carol"]));
     assert_eq!(
-        effective(&db, "engineering").await,
+        effective_names(&db, "engineering").await,
         strings(["ann", "carol"])
     );
 }
@@ -365,7 +338,7 @@ async fn guids_disabled_accounts_computers_and_nested_groups() {
 async fn paging_past_a_thousand_users_and_a_group_of_1600_members() {
     let Some(dc) = dc() else { return };
     let db = crate::support::sqlite().await;
-    let report = sync_with(&db, ldaps(dc, "bulk", "page_size = 1000").as_ref())
+    let report = sync_directory(&db, ldaps(dc, "bulk", "page_size = 1000").as_ref())
         .await
         .expect("sync");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -376,14 +349,14 @@ async fn paging_past_a_thousand_users_and_a_group_of_1600_members() {
         samba_guids(dc, &ou("bulk"), "(objectClass=user)")
     );
     assert!(target_users(&db).await.iter().all(|(_, active)| *active));
-    assert_eq!(effective(&db, "everyone").await.len(), BULK);
+    assert_eq!(effective_names(&db, "everyone").await.len(), BULK);
 
     // Smaller pages read the same directory: nothing changes.
-    let again = sync_with(&db, ldaps(dc, "bulk", "page_size = 300").as_ref())
+    let again = sync_directory(&db, ldaps(dc, "bulk", "page_size = 300").as_ref())
         .await
         .expect("second sync");
     assert_eq!(again.outcome, Outcome::Unchanged, "{again:?}");
-    assert_eq!(effective(&db, "everyone").await.len(), BULK);
+    assert_eq!(effective_names(&db, "everyone").await.len(), BULK);
 }
 
 #[tokio::test]
@@ -392,7 +365,7 @@ async fn a_wrong_password_is_refused_with_samba_s_ad_style_reason() {
     let wrong =
         connector_with_password(&dc.ldaps_url(), "staff", &with_ca(dc, ""), "Wrong-Secret-1");
     let db = crate::support::sqlite().await;
-    let message = sync_with(&db, wrong.as_ref())
+    let message = sync_directory(&db, wrong.as_ref())
         .await
         .expect_err("refused")
         .to_string();
@@ -415,7 +388,7 @@ async fn a_simple_bind_over_plain_ldap_is_refused_and_starttls_works() {
     let Some(dc) = dc() else { return };
     let plain = connector(&dc.url(), "staff", "allow_insecure_ldap = true");
     let db = crate::support::sqlite().await;
-    let message = sync_with(&db, plain.as_ref())
+    let message = sync_directory(&db, plain.as_ref())
         .await
         .expect_err("Samba requires strong auth")
         .to_string();
@@ -439,7 +412,9 @@ async fn a_simple_bind_over_plain_ldap_is_refused_and_starttls_works() {
         "staff",
         &format!("starttls = true\nca_file = \"{}\"", ca.display()),
     );
-    let report = sync_with(&db, starttls.as_ref()).await.expect("StartTLS");
+    let report = sync_directory(&db, starttls.as_ref())
+        .await
+        .expect("StartTLS");
     assert_eq!(report.counts.users_created, 4, "{report:?}");
 }
 
@@ -448,7 +423,7 @@ async fn an_incremental_run_reads_what_changed_since_the_usn() {
     let Some(dc) = dc() else { return };
     let connector = ldaps(dc, "delta", "incremental = true");
     let db = crate::support::sqlite().await;
-    let first = sync_with(&db, connector.as_ref())
+    let first = sync_directory(&db, connector.as_ref())
         .await
         .expect("first sync");
     assert_eq!(first.read_mode, Some("full"), "{first:?}");
@@ -466,7 +441,7 @@ async fn an_incremental_run_reads_what_changed_since_the_usn() {
         ou("delta-groups")
     ))
     .expect("modify");
-    let second = sync_with(&db, connector.as_ref())
+    let second = sync_directory(&db, connector.as_ref())
         .await
         .expect("second sync");
     assert_eq!(second.read_mode, Some("delta"), "{second:?}");
@@ -483,7 +458,10 @@ async fn an_incremental_run_reads_what_changed_since_the_usn() {
             ("newcomer".to_owned(), true),
         ])
     );
-    assert_eq!(effective(&db, "team").await, strings(["d0", "d1", "d4"]));
+    assert_eq!(
+        effective_names(&db, "team").await,
+        strings(["d0", "d1", "d4"])
+    );
     let d2 = query::find_user(db.pool(), "d2")
         .await
         .expect("find")
@@ -495,7 +473,7 @@ async fn an_incremental_run_reads_what_changed_since_the_usn() {
     );
 
     // Nothing changed: a delta with nothing in it.
-    let third = sync_with(&db, connector.as_ref())
+    let third = sync_directory(&db, connector.as_ref())
         .await
         .expect("third sync");
     assert_eq!(third.read_mode, Some("delta"));

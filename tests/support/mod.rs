@@ -199,3 +199,41 @@ pub async fn target_users(db: &Db) -> Vec<(String, bool)> {
         .map(|u| (u.user_name, u.active))
         .collect()
 }
+
+/// The names of the users effectively in target group `group` (directly or through
+/// nesting).
+pub async fn effective_names(db: &Db, group: &str) -> std::collections::BTreeSet<String> {
+    let found = idsync::target::query::find_group(db.pool(), group)
+        .await
+        .expect("find group")
+        .unwrap_or_else(|| panic!("group {group} in the target"));
+    idsync::target::query::effective_members(db.pool(), &found.id)
+        .await
+        .expect("effective members")
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
+}
+
+/// Syncs `connector` as connector `dir` through a pass-through mapping that deletes
+/// removed users (the directory connectors' tests).
+pub async fn sync_directory(
+    db: &Db,
+    connector: &dyn idsync::connectors::PullConnector,
+) -> Result<idsync::sync::RunReport, idsync::sync::SyncError> {
+    let mapping = idsync::config::MappingConfig::pass_through(
+        "default",
+        idsync::config::OnRemove::Delete,
+        100_000,
+        100.0,
+    );
+    idsync::sync::sync(
+        db,
+        "dir",
+        &mapping,
+        connector,
+        idsync::sync::RunOptions::default(),
+        &idsync::sync::NoProgress,
+    )
+    .await
+}
