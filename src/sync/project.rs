@@ -40,7 +40,7 @@ pub(super) async fn project(
     };
     let count_live = staged.removal_allowance.is_none();
     // New users (a SCIM create) have no target rows and sit in no group yet: two reads
-    // that could only come back empty are skipped (the create's cost is mostly round trips).
+    // that could only come back empty are skipped (two round trips of a create's eight).
     let fresh = scope.new_users && scope.groups.is_empty() && !count_live;
     let mut current = match fresh {
         true => Current::default(),

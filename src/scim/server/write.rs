@@ -23,9 +23,6 @@ use crate::store::pushed as store;
 use crate::store::runs::{self, Outcome, RunEnd};
 use crate::sync::{self, PushedChange};
 
-/// What the statements sent with the event do, for a failure's message.
-const LAST_CONTEXT: &str = sync::REQUEST_WRITES;
-
 /// Removal records are pruned on one write in this many.
 const PRUNE_EVERY: u64 = 64;
 
@@ -111,7 +108,7 @@ pub(crate) async fn commit(
         mut last,
         held_run,
     } = pending;
-    events::insert(&mut last, tx.conn(), event);
+    events::insert(&mut last, tx.conn(), event).await?;
     last.execute(tx.conn()).await?;
     tx.commit().await?;
     if let Some((reason, report)) = held_run {
@@ -137,7 +134,7 @@ pub(crate) async fn finish(
     };
     if let Some(reason) = held {
         save_state(&mut tx, &tenant.id, &bumped).await?;
-        call.defer_commit(tx, Batch::new(LAST_CONTEXT), None);
+        call.defer_commit(tx, Batch::new(sync::REQUEST_WRITES), None);
         return Ok(Applied::Held(reason));
     }
     let mut report = sync::apply_pushed_deferred(
@@ -168,13 +165,17 @@ pub(crate) async fn finish(
         save_state(&mut tx, &tenant.id, &bumped).await?;
         holds::hold(tx.conn(), &tenant.id, &reason).await?;
         warn!(tenant = %tenant.id, %reason, "SCIM tenant held by its removal limit");
-        call.defer_commit(tx, Batch::new(LAST_CONTEXT), Some((reason.clone(), report)));
+        call.defer_commit(
+            tx,
+            Batch::new(sync::REQUEST_WRITES),
+            Some((reason.clone(), report)),
+        );
         return Ok(Applied::Held(reason));
     }
     let mut last = report
         .deferred_writes
         .take()
-        .unwrap_or_else(|| Batch::new(LAST_CONTEXT));
+        .unwrap_or_else(|| Batch::new(sync::REQUEST_WRITES));
     if report.removals > 0 {
         // Old rows only cost space (the count looks at the window alone): forget them now
         // and then rather than on every removal.

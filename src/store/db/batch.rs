@@ -51,11 +51,10 @@ impl Batch {
         self.statements.push(Statement { sql, values });
     }
 
-    /// Adds multi-row `INSERT`s of rows that may be many (a plan's creates, a merge's mirror
-    /// rows), chunked as [`insert_rows`](super::insert_rows) chunks them. Each full chunk
-    /// runs as soon as the batch holds more than `MAX_BINDS` values, so a bulk insert
-    /// holds one chunk at a time, never all of them; a few rows wait for the statements
-    /// after them as usual.
+    /// Adds multi-row `INSERT`s, chunked as [`insert_rows`](super::insert_rows) chunks
+    /// them. Each full chunk runs as soon as the batch holds more than `MAX_BINDS` values,
+    /// so a bulk insert (a plan's creates, a merge's mirror rows) holds one chunk at a
+    /// time, never all of them; a few rows (an event) wait for the statements after them.
     pub async fn insert_many(
         &mut self,
         conn: &mut AnyConnection,
@@ -70,21 +69,6 @@ impl Batch {
             self.flush_if_large(conn).await?;
         }
         Ok(())
-    }
-
-    /// Adds multi-row `INSERT`s of a few rows (an event), chunked as
-    /// [`insert_rows`](super::insert_rows) chunks them; see [`Batch::insert_many`] for many.
-    pub fn insert_rows(
-        &mut self,
-        conn: &AnyConnection,
-        head: &str,
-        tail: &str,
-        columns: usize,
-        values: Vec<Val>,
-    ) {
-        let anonymous = anonymous_params(conn);
-        let statements = Statement::inserts(anonymous, head, tail, columns, values);
-        self.statements.extend(statements);
     }
 
     /// Adds `DELETE FROM <table> WHERE [<column> = <value> AND ...] <key_column> IN (...)`

@@ -272,8 +272,14 @@ async fn write_loop(
 
 /// Adds one event to a write's last batch of statements: how a write's event is stored
 /// with the write, in its transaction. The writer trims later ([`EventLog::trim_later`]).
-pub fn insert(batch: &mut Batch, conn: &AnyConnection, event: &Event) {
-    batch.insert_rows(conn, INSERT_HEAD, "", COLUMNS, values_of(event));
+pub async fn insert(
+    batch: &mut Batch,
+    conn: &mut AnyConnection,
+    event: &Event,
+) -> Result<(), DbError> {
+    batch
+        .insert_many(conn, INSERT_HEAD, "", COLUMNS, values_of(event))
+        .await
 }
 
 fn values_of(e: &Event) -> Vec<Val> {
