@@ -329,14 +329,14 @@ pub async fn find_page(
     // total along (`COUNT(*) OVER ()`: the matches are counted anyway, from the index):
     // one round trip instead of two. An unfiltered list keeps its separate count, which
     // reads the index alone rather than every record before the page.
-    let windowed = request.known_total.is_none() && request.filter.is_some();
+    // None: counted with the page.
     let total = match request.known_total {
         Some(total) => Some(total),
-        None if windowed && request.count > 0 => None,
+        None if request.filter.is_some() && request.count > 0 => None,
         None => Some(count_matches(conn).await?),
     };
-    if request.count == 0 {
-        return Ok((total.unwrap_or(0), Vec::new()));
+    if let (Some(total), 0) = (total, request.count) {
+        return Ok((total, Vec::new()));
     }
     let offset = request.start_index.max(1) - 1;
     let matched = if total.is_none() {
