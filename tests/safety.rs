@@ -133,8 +133,8 @@ on_both_backends!(a_few_skipped_users_do_not_hold);
 /// limit) is applied, and so are 2 of 8; 5 of 20 leaving (25%) is held.
 async fn one_of_four_users_leaving_is_not_held_by_the_percentage(db: TestDb) {
     let mapping = load_mapping("small", "");
-    assert_eq!(mapping.min_deletes, 3);
-    assert_eq!(mapping.max_delete_percent, 20.0);
+    assert_eq!(mapping.limits.min_deletes, 3);
+    assert_eq!(mapping.limits.max_delete_percent, 20.0);
     run(&db, &graph_directory(4), &mapping).await;
     let report = run(&db, &graph_directory(3), &mapping).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.message);
@@ -207,8 +207,8 @@ on_both_backends!(membership_removals_over_the_limit_are_held);
 /// Memberships of users who leave are counted by the user limit, not a second time.
 async fn memberships_of_leaving_users_do_not_count_twice(db: TestDb) {
     let mut mapping = app_mapping("userPrincipalName | lower");
-    mapping.max_delete_percent = 100.0;
-    mapping.max_membership_removals = 0;
+    mapping.limits.max_delete_percent = 100.0;
+    mapping.limits.max_membership_removals = 0;
     run(&db, &graph_directory(10), &mapping).await;
     let report = run(&db, &graph_directory(4), &mapping).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.message);

@@ -132,7 +132,7 @@ async fn changes_updates_and_removals_apply(db: TestDb) {
         ],
     );
     let mut lenient = m.clone();
-    lenient.max_delete_percent = 50.0;
+    lenient.limits.max_delete_percent = 50.0;
     let report = run(&db, "hr", &source, &lenient).await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(report.counts.users_updated, 1);
@@ -173,7 +173,7 @@ on_both_backends!(changes_updates_and_removals_apply);
 
 async fn delete_mode_removes_rows(db: TestDb) {
     let mut m = mapping(OnRemove::Delete);
-    m.max_delete_percent = 100.0;
+    m.limits.max_delete_percent = 100.0;
     run(&db, "hr", &directory(), &m).await;
     let source = Scripted::full(
         users(2),
@@ -220,8 +220,8 @@ on_both_backends!(mass_removal_is_held_until_allowed);
 
 async fn absolute_limit_holds_too(db: TestDb) {
     let mut m = mapping(OnRemove::Disable);
-    m.max_deletes = 2;
-    m.max_delete_percent = 100.0;
+    m.limits.max_deletes = 2;
+    m.limits.max_delete_percent = 100.0;
     run(&db, "hr", &Scripted::full(users(10), vec![]), &m).await;
     let report = run(&db, "hr", &Scripted::full(users(7), vec![]), &m).await;
     assert_eq!(report.outcome, Outcome::Held);
@@ -230,8 +230,8 @@ on_both_backends!(absolute_limit_holds_too);
 
 async fn empty_snapshot_is_always_held(db: TestDb) {
     let mut m = mapping(OnRemove::Disable);
-    m.max_delete_percent = 100.0;
-    m.max_deletes = 1_000_000;
+    m.limits.max_delete_percent = 100.0;
+    m.limits.max_deletes = 1_000_000;
     run(&db, "hr", &directory(), &m).await;
     let report = run(&db, "hr", &Scripted::full(vec![], vec![]), &m).await;
     assert_eq!(report.outcome, Outcome::Held);
@@ -435,7 +435,7 @@ async fn delta_reads_apply_changes_and_keep_the_checkpoint(db: TestDb) {
         "cursor-2",
     );
     let mut lenient = m.clone();
-    lenient.max_delete_percent = 50.0;
+    lenient.limits.max_delete_percent = 50.0;
     let report = run(&db, "graph", &delta, &lenient).await;
     assert_eq!(report.read_mode, Some(ReadMode::Delta.as_str()));
     assert_eq!(
@@ -469,7 +469,7 @@ async fn reconcile_reprojects_without_reading(db: TestDb) {
     assert_eq!(report.counts, Default::default());
     // Switching the mapping to delete mode changes the fingerprint: a full re-projection.
     let mut deleting = mapping(OnRemove::Delete);
-    deleting.max_delete_percent = 100.0;
+    deleting.limits.max_delete_percent = 100.0;
     let report = sync::reconcile(&db, "hr", &deleting, RunOptions::default(), &NoProgress)
         .await
         .unwrap();
@@ -481,12 +481,12 @@ on_both_backends!(reconcile_reprojects_without_reading);
 
 async fn switching_to_delete_removes_users_disabled_earlier(db: TestDb) {
     let mut m = mapping(OnRemove::Disable);
-    m.max_delete_percent = 100.0;
+    m.limits.max_delete_percent = 100.0;
     run(&db, "hr", &Scripted::full(users(3), vec![]), &m).await;
     run(&db, "hr", &Scripted::full(users(2), vec![]), &m).await; // user2 disabled
     // The admin switches to delete, and a new person takes the freed name.
     let mut deleting = mapping(OnRemove::Delete);
-    deleting.max_delete_percent = 100.0;
+    deleting.limits.max_delete_percent = 100.0;
     let mut next = users(2);
     next.push(user("new", "user2@example.com"));
     let report = run(&db, "hr", &Scripted::full(next, vec![]), &deleting).await;
@@ -534,7 +534,7 @@ async fn a_rename_conflict_still_applies_other_changes_and_is_retried(db: TestDb
     );
     // okta lets the name go; the next run of hr (same source) takes it.
     let mut lenient = m.clone();
-    lenient.max_delete_percent = 100.0;
+    lenient.limits.max_delete_percent = 100.0;
     run(
         &db,
         "okta",

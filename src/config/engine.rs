@@ -78,29 +78,8 @@ pub struct EngineConfig {
     pub log_level: String,
     /// Log output format (`[log] format`).
     pub log_format: LogFormat,
-    /// Default most users one run may delete, for mappings that do not set
-    /// their own (`[safety] max_deletes`).
-    pub max_deletes: u64,
-    /// Default most users one run may delete, as a percentage of the users
-    /// in the target, for mappings that do not set their own
-    /// (`[safety] max_delete_percent`).
-    pub max_delete_percent: f64,
-    /// Default floor of the percentage limits: a run removing (or skipping) fewer than
-    /// this many is never held by a percentage (`[safety] min_deletes`).
-    pub min_deletes: u64,
-    /// Default most memberships one run may remove from users and groups that stay
-    /// (`[safety] max_membership_removals`).
-    pub max_membership_removals: u64,
-    /// The same as a percentage of the connector's memberships
-    /// (`[safety] max_membership_removal_percent`).
-    pub max_membership_removal_percent: f64,
-    /// Default floor of the membership percentage
-    /// (`[safety] min_membership_removals`).
-    pub min_membership_removals: u64,
-    /// Default most users the mapping may newly skip (a required field came out
-    /// empty), as a percentage of the users it projected before
-    /// (`[safety] max_skipped_percent`).
-    pub max_skipped_percent: f64,
+    /// `[safety]`: the limits of every mapping that does not set its own.
+    pub safety: crate::pipeline::settings::SafetyLimits,
 }
 
 /// How log lines are written.
@@ -473,13 +452,15 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         mappings_dir: super::resolve(base_dir, &raw.paths.mappings),
         log_level: raw.log.level.into_inner(),
         log_format: raw.log.format,
-        max_deletes: raw.safety.max_deletes,
-        max_delete_percent,
-        min_deletes: raw.safety.min_deletes,
-        max_membership_removals: raw.safety.max_membership_removals,
-        max_membership_removal_percent,
-        min_membership_removals: raw.safety.min_membership_removals,
-        max_skipped_percent,
+        safety: crate::pipeline::settings::SafetyLimits {
+            max_deletes: raw.safety.max_deletes,
+            max_delete_percent,
+            min_deletes: raw.safety.min_deletes,
+            max_membership_removals: raw.safety.max_membership_removals,
+            max_membership_removal_percent,
+            min_membership_removals: raw.safety.min_membership_removals,
+            max_skipped_percent,
+        },
     }
 }
 
@@ -527,21 +508,6 @@ fn listen_address(
                 ),
             );
             SocketAddr::from(([0, 0, 0, 0], 0))
-        }
-    }
-}
-
-impl EngineConfig {
-    /// The safety limits every mapping falls back to.
-    pub fn safety_defaults(&self) -> crate::pipeline::settings::SafetyDefaults {
-        crate::pipeline::settings::SafetyDefaults {
-            max_deletes: self.max_deletes,
-            max_delete_percent: self.max_delete_percent,
-            min_deletes: self.min_deletes,
-            max_membership_removals: self.max_membership_removals,
-            max_membership_removal_percent: self.max_membership_removal_percent,
-            min_membership_removals: self.min_membership_removals,
-            max_skipped_percent: self.max_skipped_percent,
         }
     }
 }

@@ -138,12 +138,9 @@ impl Config {
                 continue;
             };
             let source = Source { file, text: &text };
-            if let Some(mapping) = crate::pipeline::settings::load(
-                name,
-                &source,
-                &engine.safety_defaults(),
-                &mut problems,
-            ) {
+            if let Some(mapping) =
+                crate::pipeline::settings::load(name, &source, &engine.safety, &mut problems)
+            {
                 mappings.insert(name.clone(), mapping);
             }
         }

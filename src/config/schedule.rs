@@ -159,6 +159,22 @@ struct FieldSpec {
     names: Option<&'static [&'static str]>,
 }
 
+impl FieldSpec {
+    const fn new(
+        name: &'static str,
+        range: Option<(u16, u16)>,
+        allowed: &'static str,
+        names: Option<&'static [&'static str]>,
+    ) -> Self {
+        FieldSpec {
+            name,
+            range,
+            allowed,
+            names,
+        }
+    }
+}
+
 /// A form of schedule: its fields and how croner is set up to read it.
 struct Dialect {
     fields: &'static [FieldSpec],
@@ -209,42 +225,13 @@ const MONTHS: &[&str] = &[
     "december",
 ];
 
-const SECOND: FieldSpec = FieldSpec {
-    name: "second",
-    range: Some((0, 59)),
-    allowed: "0-59",
-    names: None,
-};
-const MINUTE: FieldSpec = FieldSpec {
-    name: "minute",
-    range: Some((0, 59)),
-    allowed: "0-59",
-    names: None,
-};
-const HOUR: FieldSpec = FieldSpec {
-    name: "hour",
-    range: Some((0, 23)),
-    allowed: "0-23",
-    names: None,
-};
-const DAY_OF_MONTH: FieldSpec = FieldSpec {
-    name: "day-of-month",
-    range: Some((1, 31)),
-    allowed: "1-31, L or nW",
-    names: None,
-};
-const MONTH: FieldSpec = FieldSpec {
-    name: "month",
-    range: Some((1, 12)),
-    allowed: "1-12 or jan-dec",
-    names: Some(MONTHS),
-};
-const YEAR: FieldSpec = FieldSpec {
-    name: "year",
-    range: None,
-    allowed: "a year such as 2030",
-    names: None,
-};
+const SECOND: FieldSpec = FieldSpec::new("second", Some((0, 59)), "0-59", None);
+const MINUTE: FieldSpec = FieldSpec::new("minute", Some((0, 59)), "0-59", None);
+const HOUR: FieldSpec = FieldSpec::new("hour", Some((0, 23)), "0-23", None);
+const DAY_OF_MONTH: FieldSpec =
+    FieldSpec::new("day-of-month", Some((1, 31)), "1-31, L or nW", None);
+const MONTH: FieldSpec = FieldSpec::new("month", Some((1, 12)), "1-12 or jan-dec", Some(MONTHS));
+const YEAR: FieldSpec = FieldSpec::new("year", None, "a year such as 2030", None);
 
 /// crontab's form: day-of-week 0-7, 0 and 7 being Sunday.
 const FIVE: Dialect = Dialect {
@@ -253,12 +240,12 @@ const FIVE: Dialect = Dialect {
         HOUR,
         DAY_OF_MONTH,
         MONTH,
-        FieldSpec {
-            name: "day-of-week",
-            range: Some((0, 7)),
-            allowed: "0-7, 0 and 7 are Sunday, or sun-sat",
-            names: Some(DAYS),
-        },
+        FieldSpec::new(
+            "day-of-week",
+            Some((0, 7)),
+            "0-7, 0 and 7 are Sunday, or sun-sat",
+            Some(DAYS),
+        ),
     ],
     seconds: Seconds::Disallowed,
     quartz: false,
@@ -272,12 +259,12 @@ const SEVEN: Dialect = Dialect {
         HOUR,
         DAY_OF_MONTH,
         MONTH,
-        FieldSpec {
-            name: "day-of-week",
-            range: Some((1, 7)),
-            allowed: "1-7, 1 is Sunday, or sun-sat",
-            names: Some(DAYS),
-        },
+        FieldSpec::new(
+            "day-of-week",
+            Some((1, 7)),
+            "1-7, 1 is Sunday, or sun-sat",
+            Some(DAYS),
+        ),
         YEAR,
     ],
     seconds: Seconds::Required,

@@ -63,8 +63,8 @@ fn empty_idsync_toml_loads_with_all_defaults() {
     assert_eq!(engine.mappings_dir, root.join("mappings"));
     assert_eq!(engine.log_level, "info");
     assert_eq!(engine.log_format, LogFormat::Text);
-    assert_eq!(engine.max_deletes, 500);
-    assert_eq!(engine.max_delete_percent, 20.0);
+    assert_eq!(engine.safety.max_deletes, 500);
+    assert_eq!(engine.safety.max_delete_percent, 20.0);
     assert!(config.connectors.is_empty());
     assert!(config.mappings.is_empty());
 }
@@ -132,8 +132,8 @@ format = "json"
     assert_eq!(engine.mappings_dir, root.join("conf/mappings"));
     assert_eq!(engine.log_level, "idsync=debug,info");
     assert_eq!(engine.log_format, LogFormat::Json);
-    assert_eq!(engine.max_deletes, 50);
-    assert_eq!(engine.max_delete_percent, 5.0);
+    assert_eq!(engine.safety.max_deletes, 50);
+    assert_eq!(engine.safety.max_delete_percent, 5.0);
 
     assert_eq!(
         config.mappings.keys().collect::<Vec<_>>(),
@@ -143,12 +143,12 @@ format = "json"
     assert_eq!(staff.name, "staff");
     assert_eq!(staff.file, root.join("conf/mappings/staff.toml"));
     assert_eq!(staff.on_remove, OnRemove::Delete);
-    assert_eq!(staff.max_deletes, 10);
-    assert_eq!(staff.max_delete_percent, 2.5);
+    assert_eq!(staff.limits.max_deletes, 10);
+    assert_eq!(staff.limits.max_delete_percent, 2.5);
     let default = &config.mappings["default"];
     assert_eq!(default.on_remove, OnRemove::Disable);
-    assert_eq!(default.max_deletes, 50);
-    assert_eq!(default.max_delete_percent, 5.0);
+    assert_eq!(default.limits.max_deletes, 50);
+    assert_eq!(default.limits.max_delete_percent, 5.0);
 
     assert_eq!(
         config.connectors.keys().collect::<Vec<_>>(),

@@ -69,18 +69,21 @@ fn deletions(mapping: &MappingConfig, what: &str, removing: u64, before: u64) ->
         _ => "delete",
     };
     let share = percent(removing, before);
-    (removing > mapping.max_deletes
+    (removing > mapping.limits.max_deletes
         || over_percent(
             removing,
             before,
-            mapping.max_delete_percent,
-            mapping.min_deletes,
+            mapping.limits.max_delete_percent,
+            mapping.limits.min_deletes,
         ))
     .then(|| {
         format!(
             "the plan would {verb} {removing} of {before} {what} ({share:.1}%), above the \
              limits of mapping `{}` (max_deletes = {}, max_delete_percent = {}, min_deletes = {})",
-            mapping.name, mapping.max_deletes, mapping.max_delete_percent, mapping.min_deletes
+            mapping.name,
+            mapping.limits.max_deletes,
+            mapping.limits.max_delete_percent,
+            mapping.limits.min_deletes
         )
     })
 }
@@ -88,12 +91,12 @@ fn deletions(mapping: &MappingConfig, what: &str, removing: u64, before: u64) ->
 fn memberships(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
     let before = plan.memberships_before;
     let over = |removing: u64| {
-        removing > mapping.max_membership_removals
+        removing > mapping.limits.max_membership_removals
             || over_percent(
                 removing,
                 before,
-                mapping.max_membership_removal_percent,
-                mapping.min_membership_removals,
+                mapping.limits.max_membership_removal_percent,
+                mapping.limits.min_membership_removals,
             )
     };
     let candidates = plan.staying_membership_removals();
@@ -111,9 +114,9 @@ fn memberships(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
              (max_membership_removals = {}, max_membership_removal_percent = {}, \
              min_membership_removals = {})",
             mapping.name,
-            mapping.max_membership_removals,
-            mapping.max_membership_removal_percent,
-            mapping.min_membership_removals
+            mapping.limits.max_membership_removals,
+            mapping.limits.max_membership_removal_percent,
+            mapping.limits.min_membership_removals
         )
     })
 }
@@ -126,8 +129,8 @@ fn skipped(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
     if !over_percent(
         skipping,
         before,
-        mapping.max_skipped_percent,
-        mapping.min_deletes,
+        mapping.limits.max_skipped_percent,
+        mapping.limits.min_deletes,
     ) {
         return None;
     }
@@ -146,8 +149,8 @@ fn skipped(plan: &Plan, mapping: &MappingConfig) -> Option<String> {
          names in the expression",
         percent(skipping, before),
         mapping.name,
-        mapping.max_skipped_percent,
-        mapping.min_deletes,
+        mapping.limits.max_skipped_percent,
+        mapping.limits.min_deletes,
         example.describe_field(),
         example.user_name,
         example.external_id,
@@ -164,8 +167,8 @@ mod tests {
 
     fn mapping() -> MappingConfig {
         let mut mapping = MappingConfig::pass_through("staff", OnRemove::Disable, 500, 20.0);
-        mapping.min_deletes = 5;
-        mapping.min_membership_removals = 5;
+        mapping.limits.min_deletes = 5;
+        mapping.limits.min_membership_removals = 5;
         mapping
     }
 
@@ -204,7 +207,7 @@ mod tests {
     #[test]
     fn the_absolute_limit_holds_below_the_floor() {
         let mut mapping = mapping();
-        mapping.max_deletes = 1;
+        mapping.limits.max_deletes = 1;
         let plan = Plan {
             user_removals: removals(2),
             live_users_before: 1000,
@@ -244,10 +247,10 @@ mod tests {
             "{reason}"
         );
         let mut lenient = mapping();
-        lenient.max_membership_removal_percent = 100.0;
-        lenient.max_membership_removals = 5;
+        lenient.limits.max_membership_removal_percent = 100.0;
+        lenient.limits.max_membership_removals = 5;
         assert!(hold_reason(&plan, &lenient, false).is_some(), "absolute");
-        lenient.max_membership_removals = 6;
+        lenient.limits.max_membership_removals = 6;
         assert_eq!(hold_reason(&plan, &lenient, false), None);
     }
 

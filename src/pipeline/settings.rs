@@ -28,22 +28,8 @@ pub struct MappingConfig {
     pub file: PathBuf,
     /// What happens in the target to a user who left the source.
     pub on_remove: OnRemove,
-    /// The most users one run may delete (or disable) before it stops.
-    pub max_deletes: u64,
-    /// The most users one run may delete (or disable), as a percentage
-    /// (0 to 100) of the users in the target.
-    pub max_delete_percent: f64,
-    /// Below this many removals (or skipped users) no percentage limit holds a run.
-    pub min_deletes: u64,
-    /// The most memberships one run may remove from users and groups that stay.
-    pub max_membership_removals: u64,
-    /// The same as a percentage (0 to 100) of the memberships the connector granted.
-    pub max_membership_removal_percent: f64,
-    /// Below this many membership removals the membership percentage never holds.
-    pub min_membership_removals: u64,
-    /// The most users the mapping may skip among those it projected before, as a
-    /// percentage (0 to 100).
-    pub max_skipped_percent: f64,
+    /// When a run stops and is held instead of applied.
+    pub limits: SafetyLimits,
     /// Whether nested groups are kept or flattened in the target.
     pub nesting: Nesting,
     /// Which users and groups reach the target.
@@ -73,13 +59,15 @@ impl MappingConfig {
             name: name.to_string(),
             file: PathBuf::from(format!("mappings/{name}.toml")),
             on_remove,
-            max_deletes,
-            max_delete_percent,
-            min_deletes: 0,
-            max_membership_removals: 1000,
-            max_membership_removal_percent: 20.0,
-            min_membership_removals: 0,
-            max_skipped_percent: 10.0,
+            limits: SafetyLimits {
+                max_deletes,
+                max_delete_percent,
+                min_deletes: 0,
+                max_membership_removals: 1000,
+                max_membership_removal_percent: 20.0,
+                min_membership_removals: 0,
+                max_skipped_percent: 10.0,
+            },
             nesting: Nesting::Keep,
             filter: Filters::default(),
             attributes: Attributes::default(),
@@ -338,15 +326,25 @@ fn custom_name_ok(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The engine-wide safety limits (`[safety]` in `idsync.toml`) a mapping falls back to.
+/// The safety limits of a run: past any of them the run is held, not applied. `[safety]`
+/// in `idsync.toml` gives the defaults; a mapping may set each of its own.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SafetyDefaults {
+pub struct SafetyLimits {
+    /// The most users one run may delete (or disable) before it stops.
     pub max_deletes: u64,
+    /// The most users one run may delete (or disable), as a percentage
+    /// (0 to 100) of the users in the target.
     pub max_delete_percent: f64,
+    /// Below this many removals (or skipped users) no percentage limit holds a run.
     pub min_deletes: u64,
+    /// The most memberships one run may remove from users and groups that stay.
     pub max_membership_removals: u64,
+    /// The same as a percentage (0 to 100) of the memberships the connector granted.
     pub max_membership_removal_percent: f64,
+    /// Below this many membership removals the membership percentage never holds.
     pub min_membership_removals: u64,
+    /// The most users the mapping may skip among those it projected before, as a
+    /// percentage (0 to 100).
     pub max_skipped_percent: f64,
 }
 
@@ -369,7 +367,7 @@ pub(crate) fn checked_percent(
 pub(crate) fn load(
     name: &str,
     source: &Source<'_>,
-    engine: &SafetyDefaults,
+    engine: &SafetyLimits,
     problems: &mut Problems,
 ) -> Option<MappingConfig> {
     let raw = source.parse::<RawMapping>(problems)?;
@@ -536,17 +534,19 @@ pub(crate) fn load(
         name: name.to_owned(),
         file: source.file.to_path_buf(),
         on_remove: raw.on_remove,
-        max_deletes: raw.max_deletes.unwrap_or(engine.max_deletes),
-        max_delete_percent,
-        min_deletes: raw.min_deletes.unwrap_or(engine.min_deletes),
-        max_membership_removals: raw
-            .max_membership_removals
-            .unwrap_or(engine.max_membership_removals),
-        max_membership_removal_percent,
-        min_membership_removals: raw
-            .min_membership_removals
-            .unwrap_or(engine.min_membership_removals),
-        max_skipped_percent,
+        limits: SafetyLimits {
+            max_deletes: raw.max_deletes.unwrap_or(engine.max_deletes),
+            max_delete_percent,
+            min_deletes: raw.min_deletes.unwrap_or(engine.min_deletes),
+            max_membership_removals: raw
+                .max_membership_removals
+                .unwrap_or(engine.max_membership_removals),
+            max_membership_removal_percent,
+            min_membership_removals: raw
+                .min_membership_removals
+                .unwrap_or(engine.min_membership_removals),
+            max_skipped_percent,
+        },
         nesting: raw.nesting,
         filter,
         attributes,

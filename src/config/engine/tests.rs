@@ -109,8 +109,8 @@ fn log_settings() {
 fn safety_limits() {
     let (engine, problems) = load_text("[safety]\nmax_deletes = 0\nmax_delete_percent = 100\n");
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(engine.max_deletes, 0);
-    assert_eq!(engine.max_delete_percent, 100.0);
+    assert_eq!(engine.safety.max_deletes, 0);
+    assert_eq!(engine.safety.max_delete_percent, 100.0);
     let (_, problems) = load_text("[safety]\nmax_deletes = -1\n");
     assert_eq!(
         problems,
@@ -132,21 +132,21 @@ fn safety_limits() {
 fn membership_skip_and_floor_limits_have_defaults_and_are_checked() {
     let (engine, problems) = load_text("");
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(engine.min_deletes, 3);
-    assert_eq!(engine.max_membership_removals, 1000);
-    assert_eq!(engine.max_membership_removal_percent, 20.0);
-    assert_eq!(engine.min_membership_removals, 10);
-    assert_eq!(engine.max_skipped_percent, 10.0);
+    assert_eq!(engine.safety.min_deletes, 3);
+    assert_eq!(engine.safety.max_membership_removals, 1000);
+    assert_eq!(engine.safety.max_membership_removal_percent, 20.0);
+    assert_eq!(engine.safety.min_membership_removals, 10);
+    assert_eq!(engine.safety.max_skipped_percent, 10.0);
     let (engine, problems) = load_text(
         "[safety]\nmin_deletes = 0\nmax_membership_removals = 3\n\
          max_membership_removal_percent = 50\nmin_membership_removals = 1\nmax_skipped_percent = 0\n",
     );
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(engine.min_deletes, 0);
-    assert_eq!(engine.max_membership_removals, 3);
-    assert_eq!(engine.max_membership_removal_percent, 50.0);
-    assert_eq!(engine.min_membership_removals, 1);
-    assert_eq!(engine.max_skipped_percent, 0.0);
+    assert_eq!(engine.safety.min_deletes, 0);
+    assert_eq!(engine.safety.max_membership_removals, 3);
+    assert_eq!(engine.safety.max_membership_removal_percent, 50.0);
+    assert_eq!(engine.safety.min_membership_removals, 1);
+    assert_eq!(engine.safety.max_skipped_percent, 0.0);
     let (_, problems) =
         load_text("[safety]\nmax_membership_removal_percent = 101\nmax_skipped_percent = -1\n");
     assert_eq!(

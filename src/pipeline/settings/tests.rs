@@ -1,8 +1,8 @@
 use super::*;
 use std::path::Path;
 
-fn engine() -> SafetyDefaults {
-    SafetyDefaults {
+fn engine() -> SafetyLimits {
+    SafetyLimits {
         max_deletes: 7,
         max_delete_percent: 3.5,
         min_deletes: 4,
@@ -37,13 +37,13 @@ fn an_empty_mapping_takes_the_engine_defaults() {
     assert_eq!(mapping.file, Path::new("/etc/idsync/mappings/staff.toml"));
     assert_eq!(mapping.on_remove, OnRemove::Disable);
     assert_eq!(mapping.on_remove.as_str(), "disable");
-    assert_eq!(mapping.max_deletes, 7);
-    assert_eq!(mapping.max_delete_percent, 3.5);
-    assert_eq!(mapping.min_deletes, 4);
-    assert_eq!(mapping.max_membership_removals, 9);
-    assert_eq!(mapping.max_membership_removal_percent, 6.5);
-    assert_eq!(mapping.min_membership_removals, 8);
-    assert_eq!(mapping.max_skipped_percent, 2.5);
+    assert_eq!(mapping.limits.max_deletes, 7);
+    assert_eq!(mapping.limits.max_delete_percent, 3.5);
+    assert_eq!(mapping.limits.min_deletes, 4);
+    assert_eq!(mapping.limits.max_membership_removals, 9);
+    assert_eq!(mapping.limits.max_membership_removal_percent, 6.5);
+    assert_eq!(mapping.limits.min_membership_removals, 8);
+    assert_eq!(mapping.limits.max_skipped_percent, 2.5);
 }
 
 #[test]
@@ -55,15 +55,15 @@ fn a_mapping_overrides_the_defaults() {
     );
     assert!(problems.is_empty(), "{problems:?}");
     let mapping = mapping.expect("valid");
-    assert_eq!(mapping.min_deletes, 1);
-    assert_eq!(mapping.max_membership_removals, 2);
-    assert_eq!(mapping.max_membership_removal_percent, 3.0);
-    assert_eq!(mapping.min_membership_removals, 4);
-    assert_eq!(mapping.max_skipped_percent, 100.0);
+    assert_eq!(mapping.limits.min_deletes, 1);
+    assert_eq!(mapping.limits.max_membership_removals, 2);
+    assert_eq!(mapping.limits.max_membership_removal_percent, 3.0);
+    assert_eq!(mapping.limits.min_membership_removals, 4);
+    assert_eq!(mapping.limits.max_skipped_percent, 100.0);
     assert_eq!(mapping.on_remove, OnRemove::Delete);
     assert_eq!(mapping.on_remove.as_str(), "delete");
-    assert_eq!(mapping.max_deletes, 0);
-    assert_eq!(mapping.max_delete_percent, 0.0);
+    assert_eq!(mapping.limits.max_deletes, 0);
+    assert_eq!(mapping.limits.max_delete_percent, 0.0);
 }
 
 #[test]

@@ -68,7 +68,7 @@ impl Tenant {
             governor::Quota::per_second(settings.requests_per_second).allow_burst(settings.burst);
         Tenant {
             id: id.to_string(),
-            max_removals: settings.max_removals.unwrap_or(mapping.max_deletes),
+            max_removals: settings.max_removals.unwrap_or(mapping.limits.max_deletes),
             limiter: governor::RateLimiter::direct(quota),
             removal_writes: std::sync::atomic::AtomicU64::new(0),
             target: crate::target::TargetKind::Sql,
