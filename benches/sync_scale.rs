@@ -4,6 +4,10 @@
 //! run it times the floor: a plain bulk insert of the same rows into an empty SQLite
 //! database through sqlx. Peak memory is the process's VmHWM, reset before each phase.
 //!
+//! With IDSYNC_TEST_POSTGRES_URL set, the initial sync also runs into fresh PostgreSQL
+//! databases, over TCP (that URL) and over the Unix socket (IDSYNC_BENCH_POSTGRES_SOCKET_URL,
+//! default: the same user and database through /var/run/postgresql), alternated twice.
+//!
 //! `cargo bench --bench sync_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS).
 
 // Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
@@ -19,6 +23,7 @@ use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, Progress, RunOptions, RunReport};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
+use sqlx::Executor;
 
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -105,6 +110,103 @@ fn write_snapshot(path: &Path, users: usize, members: &[Vec<usize>], changed_eve
 async fn fresh_db(dir: &Path, name: &str) -> Db {
     let url = format!("sqlite://{}/{name}.db", dir.display());
     Db::open(&url).await.expect("open sqlite")
+}
+
+/// A fresh, migrated PostgreSQL database beside the one `admin_url` names; the caller
+/// drops it with [`drop_postgres`].
+async fn fresh_postgres(admin_url: &str, name: &str) -> Db {
+    let admin = Db::connect(admin_url).await.expect("connect to PostgreSQL");
+    admin
+        .pool()
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+    admin
+        .pool()
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create bench database");
+    admin.close().await;
+    Db::open(&with_database(admin_url, name))
+        .await
+        .expect("open postgres")
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    let admin = Db::connect(admin_url).await.expect("connect to PostgreSQL");
+    let _ = admin
+        .pool()
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await;
+    admin.close().await;
+}
+
+/// `url` with its database replaced by `name` (query parameters kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = base[scheme_end..]
+        .find('/')
+        .map_or(base, |slash| &base[..scheme_end + slash]);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The Unix-socket twin of a TCP URL: the same user and database through
+/// /var/run/postgresql (Debian's socket directory).
+fn socket_url(tcp_url: &str) -> String {
+    let rest = tcp_url.split_once("://").map_or(tcp_url, |(_, rest)| rest);
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, "postgres"));
+    let user = authority
+        .split_once('@')
+        .map_or("postgres", |(user, _)| user);
+    format!("postgres://{user}@%2Fvar%2Frun%2Fpostgresql/{path}")
+}
+
+/// The initial sync into fresh PostgreSQL databases over TCP and over the Unix socket,
+/// alternated: the figure of TCP_NODELAY on sqlx's connections.
+async fn postgres_transports(snapshot: &Path, mapping: &MappingConfig) {
+    let Ok(tcp) = std::env::var("IDSYNC_TEST_POSTGRES_URL") else {
+        println!("PostgreSQL skipped: IDSYNC_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let socket =
+        std::env::var("IDSYNC_BENCH_POSTGRES_SOCKET_URL").unwrap_or_else(|_| socket_url(&tcp));
+    let mut times: Vec<(&str, f64)> = Vec::new();
+    for round in 0..2 {
+        for (transport, url) in [("TCP", &tcp), ("socket", &socket)] {
+            let name = format!("idsync_bench_scale_{round}_{}", transport.to_lowercase());
+            let db = fresh_postgres(url, &name).await;
+            let (secs, _, report) = timed_sync(&db, snapshot, mapping).await;
+            println!(
+                "initial sync, PostgreSQL over {transport:<6}     {secs:>7.2} s  ({} users, {} memberships created)",
+                report.counts.users_created, report.counts.memberships_added
+            );
+            db.close().await;
+            drop_postgres(url, &name).await;
+            times.push((transport, secs));
+        }
+    }
+    let mean = |which: &str| {
+        let of: Vec<f64> = times
+            .iter()
+            .filter(|(t, _)| *t == which)
+            .map(|(_, s)| *s)
+            .collect();
+        of.iter().sum::<f64>() / of.len().max(1) as f64
+    };
+    println!(
+        "PostgreSQL initial sync, TCP / socket: {:.2}x (mean of 2 alternated runs each)",
+        mean("TCP") / mean("socket")
+    );
 }
 
 /// The floor: the same users, groups and memberships bulk-inserted, nothing else.
@@ -304,5 +406,6 @@ fn main() {
             report.outcome.as_str()
         );
         db.close().await;
+        postgres_transports(&snapshot, &mapping).await;
     });
 }

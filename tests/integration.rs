@@ -19,6 +19,7 @@ mod golden;
 mod mapping_flow;
 mod metrics_scrape;
 mod mirror_query;
+mod postgres_transport;
 mod reload;
 mod safety;
 mod scim_edge;

@@ -7,6 +7,7 @@
 //! Booleans are BOOLEAN on PostgreSQL and INTEGER on SQLite; read them with [`get_bool`].
 
 mod batch;
+mod nodelay;
 mod statement;
 pub use batch::Batch;
 use statement::Statement;
@@ -206,6 +207,19 @@ impl Db {
                     // 32 MiB of page cache per connection: bulk writes into indexes larger
                     // than SQLite's 2 MiB default otherwise go to the OS for every page.
                     conn.execute("PRAGMA cache_size = -32768").await?;
+                    Ok(())
+                })
+            });
+        }
+        if backend == Backend::Postgres
+            && let Some(port) = postgres_tcp_port(&url)
+        {
+            pool = pool.after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    match nodelay::set_on_connections_to(port) {
+                        Ok(found) => tracing::trace!(port, found, "TCP_NODELAY set"),
+                        Err(e) => tracing::debug!(port, "TCP_NODELAY not set: {e}"),
+                    }
                     Ok(())
                 })
             });
@@ -560,6 +574,14 @@ pub async fn delete_in(
         affected += statement.run(conn, context).await?;
     }
     Ok(affected)
+}
+
+/// The port of a PostgreSQL URL that connects over TCP; None for a Unix socket (a `host`
+/// or `socket` that is a path), where there is no Nagle to turn off.
+fn postgres_tcp_port(url: &str) -> Option<u16> {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
+    let socket = options.get_socket().is_some() || options.get_host().starts_with('/');
+    (!socket).then(|| options.get_port())
 }
 
 #[cfg(test)]

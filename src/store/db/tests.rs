@@ -72,3 +72,24 @@ fn sqlite_urls_create_missing_files() {
     assert_eq!(sqlite_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
     assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
 }
+
+#[test]
+fn nodelay_is_set_for_tcp_urls_only() {
+    assert_eq!(
+        postgres_tcp_port("postgres://idsync@db.example.com/idsync"),
+        Some(5432)
+    );
+    assert_eq!(
+        postgres_tcp_port("postgres://idsync:pw@10.0.0.5:6432/idsync?sslmode=require"),
+        Some(6432)
+    );
+    // A Unix socket, as a path in the host or in `host=`: no TCP, nothing to set.
+    assert_eq!(
+        postgres_tcp_port("postgres://idsync@%2Fvar%2Frun%2Fpostgresql/idsync"),
+        None
+    );
+    assert_eq!(
+        postgres_tcp_port("postgres:///idsync?host=/var/run/postgresql"),
+        None
+    );
+}
