@@ -17,6 +17,7 @@
 //! max_page_bytes = 1048576            # a list page stops growing past this
 //! [admin]
 //! listen = "127.0.0.1:5502"
+//! session_idle = "30m"                # an admin page session ends after this without a request
 //! [paths]
 //! connectors = "connectors"
 //! mappings = "mappings"
@@ -65,6 +66,8 @@ pub struct EngineConfig {
     pub admin_token: Option<SecretString>,
     /// Where browsers reach the admin listener through a proxy (`[admin] public_url`).
     pub admin_public_url: Option<url::Url>,
+    /// How long an admin page session lives without a request (`[admin] session_idle`).
+    pub admin_session_idle: std::time::Duration,
     /// Most sync runs at once (`[scheduler] max_concurrent_runs`).
     pub max_concurrent_runs: usize,
     /// How long `serve` waits for runs in progress at shutdown
@@ -158,6 +161,9 @@ struct RawAdmin {
     /// The URL browsers reach the admin listener at through a proxy (its origin is
     /// accepted besides the listener's own). Default: none.
     public_url: Option<Spanned<String>>,
+    /// How long an admin page session lives without a request, such as `"30m"` or `"8h"`.
+    /// Default: `"30m"`.
+    session_idle: Option<Spanned<String>>,
 }
 
 /// `[scheduler]` in `idsync.toml`.
@@ -236,12 +242,16 @@ impl Default for RawTarget {
     }
 }
 
+/// `[admin] session_idle` when unset.
+const DEFAULT_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
             listen: defaulted("127.0.0.1:5502".to_owned()),
             token: None,
             public_url: None,
+            session_idle: None,
         }
     }
 }
@@ -372,6 +382,14 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
             .map_err(|err| source.report_secret(problems, token, "admin.token", err.to_string()))
             .ok()
     });
+    let admin_session_idle = crate::spec::check::duration(
+        source,
+        raw.admin.session_idle.as_ref(),
+        "admin.session_idle",
+        (DEFAULT_SESSION_IDLE, true),
+        problems,
+    )
+    .unwrap_or(DEFAULT_SESSION_IDLE);
     let admin_public_url =
         raw.admin
             .public_url
@@ -446,6 +464,7 @@ pub(crate) fn load(source: &Source<'_>, base_dir: &Path, problems: &mut Problems
         admin_listen,
         admin_token,
         admin_public_url,
+        admin_session_idle,
         max_concurrent_runs: max_concurrent_runs as usize,
         shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
         connectors_dir: super::resolve(base_dir, &raw.paths.connectors),

@@ -31,16 +31,16 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::Launcher;
+use super::actions::{self, ActionError, Confirmed};
 use super::origin::AllowedOrigins;
 use super::reload::LiveConfig;
-use crate::config::{ConnectorSettings, SecretString};
+use crate::config::SecretString;
 use crate::db::Db;
-use crate::scheduler::{RunResult, SchedulerHandle, TriggerError};
+use crate::scheduler::SchedulerHandle;
 use crate::store::admin_tokens;
-use crate::store::audit::{self, Action};
+use crate::store::audit;
 use crate::store::events::{self, EventQuery};
 use crate::store::runs;
-use crate::sync::{self, NoProgress, RunOptions};
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -159,7 +159,7 @@ async fn require_token(State(state): Shared, mut request: Request, next: Next) -
         Some(CONFIG_TOKEN_ACTOR.to_string())
     } else {
         match admin_tokens::verify(&state.db, &presented).await {
-            Ok(found) => found,
+            Ok(found) => found.map(|token| token.name),
             Err(e) => return internal(e),
         }
     };
@@ -232,62 +232,23 @@ async fn connectors(State(state): Shared) -> Response {
     axum::Json(Value::Array(out)).into_response()
 }
 
-/// Audits an admin action; a failure to record it is logged, the action stands.
-async fn audit(state: &AdminState, actor: &Actor, action: Action, target: &str, detail: &str) {
-    if let Err(error) = audit::record(&state.db, &actor.0, action, target, Some(detail)).await {
-        tracing::error!(%error, action = action.as_str(), target, "could not record an audit entry");
-    }
-}
-
 async fn run_now(
     State(state): Shared,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    let here = state
-        .scheduler
-        .status()
-        .into_iter()
-        .any(|job| job.connector == id && job.running);
-    if here {
-        return problem(
-            StatusCode::CONFLICT,
-            format!("connector `{id}` is already running"),
-        );
+    match actions::run_now(&state, &actor, &id).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"connector": id, "started": true})),
+        )
+            .into_response(),
+        Err(e) => action_problem(e),
     }
-    // Another node holding the run lock would skip the run: say so now instead of 202.
-    match state.launcher.running_elsewhere(&id).await {
-        Ok(true) => {
-            return problem(
-                StatusCode::CONFLICT,
-                format!("connector `{id}` is already running on another node"),
-            );
-        }
-        Ok(false) => {}
-        Err(e) => return internal(e),
-    }
-    match state.scheduler.run_now(&id) {
-        Ok(()) => {
-            audit(&state, &actor, Action::RunNow, &id, "started on request").await;
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(json!({"connector": id, "started": true})),
-            )
-                .into_response()
-        }
-        Err(TriggerError::UnknownConnector(_)) => problem(
-            StatusCode::NOT_FOUND,
-            format!("no enabled pull connector `{id}` (SCIM tenants are pushed to, not run)"),
-        ),
-        Err(TriggerError::AlreadyRunning(_)) => problem(
-            StatusCode::CONFLICT,
-            format!("connector `{id}` is already running"),
-        ),
-        Err(TriggerError::Stopped) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the scheduler is shutting down",
-        ),
-    }
+}
+
+fn action_problem(error: ActionError) -> Response {
+    problem(error.status(), error.to_string())
 }
 
 async fn recent_runs(State(state): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -334,77 +295,17 @@ async fn held(State(state): Shared) -> Response {
     axum::Json(json!({"runs": pulled, "tenants": tenants})).into_response()
 }
 
-fn is_tenant(state: &AdminState, id: &str) -> bool {
-    state
-        .config
-        .current()
-        .connector(id)
-        .is_some_and(|c| matches!(c.settings, ConnectorSettings::Scim(_)))
-}
-
 async fn confirm(
     State(state): Shared,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    let config = state.config.current();
-    let Some(connector) = config.connector(&id) else {
-        return problem(StatusCode::NOT_FOUND, format!("no connector `{id}`"));
-    };
-    let options = RunOptions {
-        allow_mass_delete: true,
-        inactive_is_removal: is_tenant(&state, &id),
-        ..RunOptions::default()
-    };
-    if is_tenant(&state, &id) {
-        let mapping = config.mapping_for(connector);
-        // Recorded before the reconcile: a failure or a crash must not lose who confirmed.
-        audit(
-            &state,
-            &actor,
-            Action::ConfirmHeld,
-            &id,
-            "applying the SCIM tenant's hold",
-        )
-        .await;
-        let directory = config.engine.target.directory();
-        let run = sync::reconcile_to(&state.db, &*directory, &id, mapping, options, &NoProgress);
-        return match run.await {
-            Ok(report) => {
-                super::run_metrics::record_run(&id, &report);
-                axum::Json(json!({"connector": id, "report": report})).into_response()
-            }
-            Err(e) => internal(e),
-        };
-    }
-    match runs::held_runs(state.db.pool()).await {
-        Ok(held) if held.iter().any(|r| r.connector == id) => {}
-        Ok(_) => {
-            return problem(
-                StatusCode::CONFLICT,
-                format!("connector `{id}` has no held run"),
-            );
+    match actions::confirm(&state, &actor, &id).await {
+        Ok(Confirmed::Tenant(report)) => {
+            axum::Json(json!({"connector": id, "report": report})).into_response()
         }
-        Err(e) => return internal(e),
-    }
-    audit(
-        &state,
-        &actor,
-        Action::ConfirmHeld,
-        &id,
-        "running the connector with the deletion limits lifted",
-    )
-    .await;
-    match state.launcher.run_with(&id, options).await {
-        RunResult::Finished => {
-            let last = runs::recent_runs(state.db.pool(), Some(&id), 1)
-                .await
-                .ok()
-                .and_then(|mut r| r.pop());
-            axum::Json(json!({"connector": id, "run": last})).into_response()
-        }
-        RunResult::Skipped(why) => problem(StatusCode::CONFLICT, why),
-        RunResult::Failed(why) => problem(StatusCode::BAD_GATEWAY, why),
+        Ok(Confirmed::Run(run)) => axum::Json(json!({"connector": id, "run": run})).into_response(),
+        Err(e) => action_problem(e),
     }
 }
 
@@ -413,36 +314,9 @@ async fn discard(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    if is_tenant(&state, &id) {
-        return problem(
-            StatusCode::CONFLICT,
-            format!(
-                "tenant `{id}`'s mirror already holds what its identity provider pushed; a hold \
-                 cannot be discarded. Fix the assignments in the identity provider (it pushes \
-                 the users again), then confirm"
-            ),
-        );
-    }
-    let held = match runs::held_runs(state.db.pool()).await {
-        Ok(held) => held.into_iter().find(|r| r.connector == id),
-        Err(e) => return internal(e),
-    };
-    let Some(run) = held else {
-        return problem(
-            StatusCode::CONFLICT,
-            format!("connector `{id}` has no held run"),
-        );
-    };
-    match runs::discard(&state.db, run.id).await {
-        Ok(_) => {
-            let detail = format!("discarded held run {}", run.id);
-            audit(&state, &actor, Action::DiscardHeld, &id, &detail).await;
-            crate::metrics::HELD
-                .with_label_values(&[id.as_str()])
-                .set(0);
-            axum::Json(json!({"connector": id, "discarded_run": run.id})).into_response()
-        }
-        Err(e) => internal(e),
+    match actions::discard(&state, &actor, &id).await {
+        Ok(run) => axum::Json(json!({"connector": id, "discarded_run": run})).into_response(),
+        Err(e) => action_problem(e),
     }
 }
 

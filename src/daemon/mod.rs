@@ -14,6 +14,7 @@
 //! holding it dies, its connection closes, the lock goes with it, and the run's
 //! transaction never committed.
 
+mod actions;
 pub mod admin;
 mod launcher;
 mod origin;

@@ -155,8 +155,15 @@ pub async fn revoke(db: &Db, name: &str, actor: &str) -> Result<(), AdminTokenEr
     Ok(())
 }
 
-/// The name of the active token `presented` is, if any.
-pub async fn verify(db: &Db, presented: &str) -> Result<Option<String>, DbError> {
+/// The active token `presented` is: its id and its name (the actor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub id: String,
+    pub name: String,
+}
+
+/// The active token `presented` is, if any.
+pub async fn verify(db: &Db, presented: &str) -> Result<Option<VerifiedToken>, DbError> {
     const CTX: &str = "checking an admin token";
     let presented_hash = hash(presented);
     let rows = sqlx::query(
@@ -181,13 +188,13 @@ pub async fn verify(db: &Db, presented: &str) -> Result<Option<String>, DbError>
         let mut tx = db.begin_write().await?;
         sqlx::query("UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now_text())
-            .bind(id)
+            .bind(id.clone())
             .execute(tx.conn())
             .await
             .context("recording an admin token's use")?;
         tx.commit().await?;
     }
-    Ok(Some(name))
+    Ok(Some(VerifiedToken { id, name }))
 }
 
 /// Whether any admin token is active (a node must not expose an open admin API).
@@ -229,7 +236,10 @@ mod tests {
         let issued = create(&db, "ops", None, "cli:root").await.expect("create");
         assert!(issued.token.expose().starts_with(TOKEN_PREFIX));
         assert_eq!(
-            verify(&db, issued.token.expose()).await.expect("verify"),
+            verify(&db, issued.token.expose())
+                .await
+                .expect("verify")
+                .map(|token| token.name),
             Some("ops".to_string())
         );
         assert_eq!(

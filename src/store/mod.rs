@@ -12,6 +12,8 @@
 //! - [`holds`]: SCIM tenants held by their removal window (`scim_holds`, `scim_removals`).
 //! - [`events`]: the SCIM event log (`scim_events`), written by one task.
 //! - [`admin_tokens`]: admin API tokens (`admin_tokens`), stored hashed.
+//! - [`admin_sessions`]: browser sessions of the admin pages (`admin_sessions`), stored
+//!   hashed.
 //! - [`audit`]: the audit trail (`audit_log`).
 //! - [`slots`]: scheduled due slots claimed once across nodes (`schedule_slots`).
 //! - [`locks`]: the PostgreSQL advisory locks, one enum of lock spaces.
@@ -19,6 +21,7 @@
 //! The target directory's tables (`users`, `groups`, memberships) are not engine state:
 //! they are written through `crate::target::Directory`.
 
+pub mod admin_sessions;
 pub mod admin_tokens;
 pub mod audit;
 pub mod db;
