@@ -27,7 +27,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::Launcher;
@@ -35,7 +35,7 @@ use super::actions::{self, ActionError, Confirmed};
 use super::origin::AllowedOrigins;
 use super::reload::LiveConfig;
 use crate::config::SecretString;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::scheduler::SchedulerHandle;
 use crate::store::admin_tokens;
 use crate::store::audit;
@@ -56,6 +56,21 @@ pub struct AdminState {
     pub origins: AllowedOrigins,
     /// The SCIM listener's health, for `/readyz` (None when not serving SCIM).
     pub scim_health: Option<crate::scim::server::ScimHealth>,
+    /// Failed sign-ins on the admin pages allowed per minute (then 429).
+    pub sign_in_failures: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+/// Failed sign-ins the admin pages take per minute before answering 429: a guessed token
+/// cannot succeed (244 random bits), but each guess costs a database read.
+pub const SIGN_IN_FAILURES_PER_MINUTE: u32 = 20;
+
+/// The limiter of failed sign-ins for [`AdminState::sign_in_failures`].
+pub fn sign_in_limiter() -> Arc<governor::DefaultDirectRateLimiter> {
+    let per_minute =
+        std::num::NonZeroU32::new(SIGN_IN_FAILURES_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
+    Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(
+        per_minute,
+    )))
 }
 
 /// Who made an authenticated admin request: the admin token's name.
@@ -107,6 +122,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(protected)
+        .merge(super::pages::router(state.clone()))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -151,17 +167,9 @@ async fn require_token(State(state): Shared, mut request: Request, next: Next) -
              `idsync admin-token create <name>`",
         );
     }
-    let config_match = state
-        .token
-        .as_ref()
-        .is_some_and(|t| bool::from(presented.as_bytes().ct_eq(t.expose().as_bytes())));
-    let actor = if config_match {
-        Some(CONFIG_TOKEN_ACTOR.to_string())
-    } else {
-        match admin_tokens::verify(&state.db, &presented).await {
-            Ok(found) => found.map(|token| token.name),
-            Err(e) => return internal(e),
-        }
+    let actor = match identify(&state, &presented).await {
+        Ok(found) => found.map(|who| who.actor),
+        Err(e) => return internal(e),
     };
     match actor {
         Some(name) => {
@@ -170,6 +178,36 @@ async fn require_token(State(state): Shared, mut request: Request, next: Next) -
         }
         None => unauthorized("the admin token is not valid (unknown, revoked or expired)"),
     }
+}
+
+/// Who presented an admin token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's name, the actor in the audit trail.
+    pub actor: String,
+    /// The created token's id; None for the `[admin] token` of idsync.toml.
+    pub token_id: Option<String>,
+}
+
+/// Whose admin token `presented` is: the `[admin] token` of idsync.toml (compared in
+/// constant time) or an active created token.
+pub async fn identify(state: &AdminState, presented: &str) -> Result<Option<Identity>, DbError> {
+    let config_match = state
+        .token
+        .as_ref()
+        .is_some_and(|t| bool::from(presented.as_bytes().ct_eq(t.expose().as_bytes())));
+    if config_match {
+        return Ok(Some(Identity {
+            actor: CONFIG_TOKEN_ACTOR.to_string(),
+            token_id: None,
+        }));
+    }
+    Ok(admin_tokens::verify(&state.db, presented)
+        .await?
+        .map(|token| Identity {
+            actor: token.name,
+            token_id: Some(token.id),
+        }))
 }
 
 async fn ready(State(state): Shared) -> Response {
@@ -201,7 +239,23 @@ async fn metrics(State(state): Shared) -> Response {
         .into_response()
 }
 
-async fn connectors(State(state): Shared) -> Response {
+/// A connector as the overview shows it (the JSON of `GET /api/connectors`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectorStatus {
+    pub id: String,
+    pub kind: &'static str,
+    pub enabled: bool,
+    pub mapping: String,
+    pub schedule: Option<String>,
+    pub next_run: Option<String>,
+    pub running: bool,
+    pub last_result: Option<String>,
+    pub skipped_overlaps: u64,
+    pub last_run: Option<runs::RunRecord>,
+}
+
+/// Every configured connector with its schedule, whether it runs and its last run.
+pub async fn connector_statuses(state: &AdminState) -> Result<Vec<ConnectorStatus>, DbError> {
     let status: HashMap<String, crate::scheduler::JobStatus> = state
         .scheduler
         .status()
@@ -211,25 +265,31 @@ async fn connectors(State(state): Shared) -> Response {
     let mut out = Vec::new();
     let config = state.config.current();
     for connector in config.connectors.values() {
-        let last = match runs::recent_runs(state.db.pool(), Some(&connector.id), 1).await {
-            Ok(mut runs) => runs.pop(),
-            Err(e) => return internal(e),
-        };
+        let last = runs::recent_runs(state.db.pool(), Some(&connector.id), 1)
+            .await?
+            .pop();
         let job = status.get(&connector.id);
-        out.push(json!({
-            "id": connector.id,
-            "kind": connector.settings.kind(),
-            "enabled": connector.enabled,
-            "mapping": connector.mapping,
-            "schedule": connector.schedule.as_ref().map(|s| s.text.clone()),
-            "next_run": job.and_then(|j| j.next_run).map(|t| t.to_rfc3339()),
-            "running": job.is_some_and(|j| j.running),
-            "last_result": job.and_then(|j| j.last_result.clone()),
-            "skipped_overlaps": job.map_or(0, |j| j.skipped_overlaps),
-            "last_run": last,
-        }));
+        out.push(ConnectorStatus {
+            id: connector.id.clone(),
+            kind: connector.settings.kind(),
+            enabled: connector.enabled,
+            mapping: connector.mapping.clone(),
+            schedule: connector.schedule.as_ref().map(|s| s.text.clone()),
+            next_run: job.and_then(|j| j.next_run).map(|t| t.to_rfc3339()),
+            running: job.is_some_and(|j| j.running),
+            last_result: job.and_then(|j| j.last_result.clone()),
+            skipped_overlaps: job.map_or(0, |j| j.skipped_overlaps),
+            last_run: last,
+        });
     }
-    axum::Json(Value::Array(out)).into_response()
+    Ok(out)
+}
+
+async fn connectors(State(state): Shared) -> Response {
+    match connector_statuses(&state).await {
+        Ok(list) => axum::Json(list).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 async fn run_now(

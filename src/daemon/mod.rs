@@ -18,6 +18,7 @@ mod actions;
 pub mod admin;
 mod launcher;
 mod origin;
+mod pages;
 pub mod reload;
 mod run_metrics;
 
@@ -258,6 +259,7 @@ pub async fn serve(
         token: config.engine.admin_token.clone(),
         origins: origin::AllowedOrigins::new(bound.admin, config.engine.admin_public_url.as_ref()),
         scim_health: Some(scim.health()),
+        sign_in_failures: admin::sign_in_limiter(),
     };
     info!(scim = %bound.scim, admin = %bound.admin, tenants = ?scim.tenant_ids(), "idsync serving");
     on_bound(bound);

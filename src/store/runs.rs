@@ -1,6 +1,7 @@
 //! Sync run records: one row per run with what it read, what it changed and how it ended.
 
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::db::{Context, Db, DbError, get_bool, now_text};
@@ -140,6 +141,37 @@ pub async fn finish_run(db: &Db, id: i64, outcome: Outcome, end: &RunEnd) -> Res
     tx.commit().await
 }
 
+/// The columns of a [`RunRecord`], in [`decode`]'s order.
+fn run_columns() -> String {
+    format!(
+        "id, connector, operation, dry_run, started_at, finished_at, outcome, read_mode, \
+         records_read, {}, message, details",
+        PlanCounts::NAMES.join(", ")
+    )
+}
+
+fn decode(row: &AnyRow, context: &'static str) -> Result<RunRecord, DbError> {
+    let mut counts = PlanCounts::default();
+    for (count, name) in counts.fields_mut().into_iter().zip(PlanCounts::NAMES) {
+        *count = row.try_get::<i64, _>(name).context(context)? as u64;
+    }
+    let details: Option<String> = row.try_get("details").context(context)?;
+    Ok(RunRecord {
+        id: row.try_get("id").context(context)?,
+        connector: row.try_get("connector").context(context)?,
+        operation: row.try_get("operation").context(context)?,
+        dry_run: get_bool(row, "dry_run").context(context)?,
+        started_at: row.try_get("started_at").context(context)?,
+        finished_at: row.try_get("finished_at").context(context)?,
+        outcome: Outcome::parse(&row.try_get::<String, _>("outcome").context(context)?),
+        read_mode: row.try_get("read_mode").context(context)?,
+        records_read: row.try_get("records_read").context(context)?,
+        counts,
+        message: row.try_get("message").context(context)?,
+        details: details.and_then(|d| serde_json::from_str(&d).ok()),
+    })
+}
+
 /// The most recent runs, newest first.
 pub async fn recent_runs(
     pool: &AnyPool,
@@ -148,10 +180,8 @@ pub async fn recent_runs(
 ) -> Result<Vec<RunRecord>, DbError> {
     const CTX: &str = "reading sync runs";
     let sql = format!(
-        "SELECT id, connector, operation, dry_run, started_at, finished_at, outcome, read_mode, \
-         records_read, {}, message, details \
-         FROM sync_runs WHERE ($1 IS NULL OR connector = $1) ORDER BY id DESC LIMIT $2",
-        PlanCounts::NAMES.join(", ")
+        "SELECT {} FROM sync_runs WHERE ($1 IS NULL OR connector = $1) ORDER BY id DESC LIMIT $2",
+        run_columns()
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(connector.map(str::to_string))
@@ -159,57 +189,37 @@ pub async fn recent_runs(
         .fetch_all(pool)
         .await
         .context(CTX)?;
-    rows.iter()
-        .map(|row| {
-            let mut counts = PlanCounts::default();
-            for (count, name) in counts.fields_mut().into_iter().zip(PlanCounts::NAMES) {
-                *count = row.try_get::<i64, _>(name).context(CTX)? as u64;
-            }
-            let details: Option<String> = row.try_get("details").context(CTX)?;
-            Ok(RunRecord {
-                id: row.try_get("id").context(CTX)?,
-                connector: row.try_get("connector").context(CTX)?,
-                operation: row.try_get("operation").context(CTX)?,
-                dry_run: get_bool(row, "dry_run").context(CTX)?,
-                started_at: row.try_get("started_at").context(CTX)?,
-                finished_at: row.try_get("finished_at").context(CTX)?,
-                outcome: Outcome::parse(&row.try_get::<String, _>("outcome").context(CTX)?),
-                read_mode: row.try_get("read_mode").context(CTX)?,
-                records_read: row.try_get("records_read").context(CTX)?,
-                counts,
-                message: row.try_get("message").context(CTX)?,
-                details: details.and_then(|d| serde_json::from_str(&d).ok()),
-            })
-        })
-        .collect()
+    rows.iter().map(|row| decode(row, CTX)).collect()
+}
+
+/// The run with id `id`, if there is one.
+pub async fn find(pool: &AnyPool, id: i64) -> Result<Option<RunRecord>, DbError> {
+    const CTX: &str = "reading a sync run";
+    let sql = format!("SELECT {} FROM sync_runs WHERE id = $1", run_columns());
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .context(CTX)?;
+    row.map(|row| decode(&row, CTX)).transpose()
 }
 
 /// The latest run of each connector that is held (not followed by any other run).
 pub async fn held_runs(pool: &AnyPool) -> Result<Vec<RunRecord>, DbError> {
     const CTX: &str = "reading held runs";
-    let rows = sqlx::query(
-        "SELECT r.id, r.connector FROM sync_runs r \
+    let sql = format!(
+        "SELECT {} FROM sync_runs r \
          WHERE r.outcome = 'held' AND r.dry_run = $1 AND r.id = \
            (SELECT MAX(l.id) FROM sync_runs l WHERE l.connector = r.connector AND l.dry_run = $1) \
          ORDER BY r.connector",
-    )
-    .bind(false)
-    .fetch_all(pool)
-    .await
-    .context(CTX)?;
-    let mut held = Vec::new();
-    for row in rows {
-        let connector: String = row.try_get(1).context(CTX)?;
-        let id: i64 = row.try_get(0).context(CTX)?;
-        if let Some(run) = recent_runs(pool, Some(&connector), 20)
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-        {
-            held.push(run);
-        }
-    }
-    Ok(held)
+        run_columns()
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(false)
+        .fetch_all(pool)
+        .await
+        .context(CTX)?;
+    rows.iter().map(|row| decode(row, CTX)).collect()
 }
 
 /// Marks a held run as discarded: it is no longer reported as waiting.

@@ -388,9 +388,13 @@ async fn finish(
     result
 }
 
-/// The conflicts and warnings a run record keeps, capped.
+/// The changes (the first of each kind, in words), conflicts and warnings a run record
+/// keeps, capped: what the admin pages show of a run and of a held run.
 fn run_details(report: &RunReport) -> Option<serde_json::Value> {
     let mut details = serde_json::Map::new();
+    if !report.preview.is_empty() {
+        details.insert("changes".into(), serde_json::json!(report.preview));
+    }
     if !report.conflicts.is_empty() {
         let capped: Vec<_> = report.conflicts.iter().take(DETAILS_CAP).collect();
         details.insert("conflicts".into(), serde_json::json!(capped));
