@@ -452,3 +452,58 @@ async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
         assert_eq!(user["active"], false, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_forms_and_repeated_failed_sign_ins_are_refused() {
+    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let token = tree.admin_token().to_string();
+    let node = ready_node(&tree, "limits").await;
+    let mut browser = Browser::new(&node.admin);
+
+    // A form over 16 KiB is refused before it is read further, signed in or not.
+    let form = browser.get("/ui/login").await;
+    let nonce = hidden(&form.body, "csrf");
+    let padding = "x".repeat(20 * 1024);
+    let answer = browser
+        .post(
+            "/ui/login",
+            &[("csrf", &nonce), ("token", &token), ("pad", &padding)],
+        )
+        .await;
+    assert_eq!(answer.status, 413);
+    assert!(!browser.cookies.contains_key("idsync_session"));
+    assert_eq!(browser.sign_in(&token).await.status, 303);
+    let csrf = hidden(&browser.get("/ui/").await.body, "csrf");
+    let answer = browser
+        .post(
+            "/ui/connectors/kc/run",
+            &[("csrf", &csrf), ("pad", &padding)],
+        )
+        .await;
+    assert_eq!(answer.status, 413);
+
+    // Failed sign-ins: 20 a minute on the listener, then 429 (even for the right token's
+    // neighbours: the limit counts failures, a success is not held back by it).
+    let mut statuses = Vec::new();
+    for _ in 0..21 {
+        let form = browser.get("/ui/login").await;
+        let nonce = hidden(&form.body, "csrf");
+        let answer = browser
+            .post(
+                "/ui/login",
+                &[("csrf", &nonce), ("token", "idsync_admin_guess")],
+            )
+            .await;
+        statuses.push(answer.status);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    assert_eq!(
+        browser.sign_in(&token).await.status,
+        303,
+        "a valid token still signs in"
+    );
+}

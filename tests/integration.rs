@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod admin_access;
+mod admin_browser;
 mod admin_pages;
 mod cli;
 mod conformance;

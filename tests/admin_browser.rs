@@ -1,0 +1,284 @@
+//! The admin pages in a real browser (issue 16): Debian's headless chromium, driven through
+//! chromedriver (WebDriver), against a real `idsync serve`. An admin signs in, runs a
+//! connector and watches the run appear, opens the run, discards one held run and confirms
+//! another, and a form stripped of its CSRF token is refused. Each page is saved as a
+//! screenshot under the test's output directory (`CARGO_TARGET_TMPDIR/admin-pages`).
+//!
+//! Without chromium and chromedriver the test is skipped with a reason, unless
+//! `IDSYNC_REQUIRE_BROWSER` is set (as `.ci/run` does), where it fails instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::daemon::{Node, Tree, eventually, free_port, get_json};
+use crate::support::conformance::{Directory, FakeProvider, Knobs};
+use crate::support::fake_keycloak::FakeKeycloak;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver and a headless chromium session, or None (with the reason printed) when
+/// they are not installed and not required.
+async fn browser() -> Option<(Driver, Client)> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        let reason = format!(
+            "skipping the browser test: {CHROMIUM} or {CHROMEDRIVER} is missing (Debian packages chromium and chromium-driver)"
+        );
+        if std::env::var_os("IDSYNC_REQUIRE_BROWSER").is_some() {
+            panic!("{reason}, and IDSYNC_REQUIRE_BROWSER is set");
+        }
+        eprintln!("{reason}");
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let status = reqwest::Client::new();
+    eventually(Duration::from_secs(20), "chromedriver", async || {
+        get_json(&status, &format!("{}/status", driver.url))
+            .await
+            .filter(|s| s["value"]["ready"] == true)
+    })
+    .await;
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_string(),
+        json!({
+            "binary": CHROMIUM,
+            // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session");
+    Some((driver, client))
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-pages");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("write png");
+}
+
+/// The page's text once it contains `needle`: a click that submits a form returns before
+/// the next page has loaded, so the test waits for what it expects to see.
+async fn text_with(client: &Client, needle: &str) -> String {
+    eventually(Duration::from_secs(20), needle, async || {
+        let text = client
+            .find(Locator::Css("body"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(needle).then_some(text)
+    })
+    .await
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_works_through_the_pages_in_chromium() {
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let dir = Directory::generated(30, 3, 6);
+    let fake = FakeKeycloak::start_concrete(dir.clone(), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "30 2 * * *");
+    tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
+    );
+    let token = tree.admin_token().to_string();
+    let node = Node::start(&tree, "browser");
+    let api = tree.client();
+    eventually(Duration::from_secs(20), "/readyz", async || {
+        get_json(&api, &format!("{}/readyz", node.admin)).await
+    })
+    .await;
+
+    // Signing in: the pages send the browser to the form and back.
+    client
+        .goto(&format!("{}/ui/", node.admin))
+        .await
+        .expect("goto");
+    assert!(
+        client
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/ui/login")
+    );
+    screenshot(&client, "login").await;
+    client
+        .find(Locator::Css("input#token"))
+        .await
+        .expect("token field")
+        .send_keys(&token)
+        .await
+        .expect("type");
+    click(&client, "form button[type=submit]").await;
+    let overview = text_with(&client, "Signed in as tests").await;
+    assert!(overview.contains("never run"), "{overview}");
+
+    // Run now, and the overview shows the run when it ends (it reloads itself meanwhile).
+    click(&client, "form[action='/ui/connectors/kc/run'] button").await;
+    text_with(&client, "A run of kc started").await;
+    let link = eventually(
+        Duration::from_secs(30),
+        "the run on the overview",
+        async || {
+            client.goto(&format!("{}/ui/", node.admin)).await.ok()?;
+            let run = client
+                .find(Locator::Css("a[href^='/ui/runs/'] .badge.succeeded"))
+                .await
+                .ok()?;
+            run.text().await.ok()?;
+            client
+                .find(Locator::Css("a[href^='/ui/runs/']"))
+                .await
+                .ok()?
+                .attr("href")
+                .await
+                .ok()?
+        },
+    )
+    .await;
+    screenshot(&client, "overview").await;
+    client
+        .goto(&format!("{}{link}", node.admin))
+        .await
+        .expect("goto run");
+    let run = text_with(&client, "Run 1 of kc").await;
+    assert!(run.contains("create user"), "{run}");
+    screenshot(&client, "run").await;
+
+    // Two held runs in turn: the first discarded, the second confirmed.
+    let mut shrunk = dir.clone();
+    shrunk.users.truncate(5);
+    fake.set_directory(shrunk);
+    for (step, action) in [(1, "discard"), (2, "confirm")] {
+        let (code, _, _) = tree.run(&["sync", "kc"]);
+        assert_eq!(code, 3, "held ({step})");
+        client
+            .goto(&format!("{}/ui/held", node.admin))
+            .await
+            .expect("held");
+        text_with(&client, "users would be disabled or deleted").await;
+        if step == 1 {
+            screenshot(&client, "held").await;
+        }
+        click(&client, &format!("a[href='/ui/held/kc/{action}']")).await;
+        // The first click only asked; the page asks again.
+        text_with(&client, "Yes,").await;
+        if step == 2 {
+            screenshot(&client, "held-confirm").await;
+        }
+        click(&client, "button.danger").await;
+        if step == 1 {
+            // Discarded: back on the held runs, with nothing left.
+            text_with(&client, "Nothing is held.").await;
+        }
+    }
+    // Confirmed: the page of the run that applied it.
+    text_with(&client, "succeeded").await;
+    client
+        .goto(&format!("{}/ui/held", node.admin))
+        .await
+        .expect("held");
+    text_with(&client, "Nothing is held.").await;
+    let trail = get_json(&api, &format!("{}/api/audit", node.admin))
+        .await
+        .expect("audit");
+    for action in ["held.discard", "held.confirm", "run.start"] {
+        assert!(
+            trail
+                .as_array()
+                .expect("array")
+                .iter()
+                .any(|e| e["action"] == action && e["actor"] == "tests"),
+            "{action} by the signed-in admin: {trail}"
+        );
+    }
+
+    // A form without its CSRF token is refused, and nothing runs.
+    client
+        .goto(&format!("{}/ui/", node.admin))
+        .await
+        .expect("overview");
+    let runs_before = runs_of(&tree);
+    client
+        .execute(
+            "document.querySelectorAll(\"form[action='/ui/connectors/kc/run'] input[name=csrf]\").forEach(e => e.remove());",
+            vec![],
+        )
+        .await
+        .expect("strip the token");
+    click(&client, "form[action='/ui/connectors/kc/run'] button").await;
+    text_with(&client, "security token is missing or stale").await;
+    assert_eq!(runs_of(&tree), runs_before, "nothing ran");
+
+    // The overview on a phone's screen.
+    client.set_window_size(390, 844).await.expect("resize");
+    client
+        .goto(&format!("{}/ui/", node.admin))
+        .await
+        .expect("overview");
+    screenshot(&client, "overview-phone").await;
+
+    client.close().await.expect("close the browser");
+}
+
+fn runs_of(tree: &Tree) -> usize {
+    let (_, runs, _) = tree.run(&["runs", "--connector", "kc", "--format", "json"]);
+    serde_json::from_str::<Value>(&runs)
+        .expect("json")
+        .as_array()
+        .map_or(0, Vec::len)
+}
