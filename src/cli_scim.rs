@@ -285,6 +285,7 @@ pub async fn events(
             status,
             since,
             limit,
+            ..EventQuery::default()
         },
     )
     .await?;

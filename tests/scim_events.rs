@@ -350,3 +350,122 @@ async fn acknowledged_writes_keep_their_events_through_sigkill_on_postgres() {
     let url = db.postgres_url().expect("url");
     acknowledged_writes_keep_their_events_through_sigkill(&url).await;
 }
+
+fn logged(id: u32, method: &str, path: &str, status: u16, body: Option<&str>) -> Event {
+    Event {
+        id: None,
+        tenant: "acme".into(),
+        at: format!("2026-12-06T10:{id:02}:00.000Z"),
+        method: method.into(),
+        path: path.into(),
+        status,
+        duration_ms: 1.5,
+        operation: format!("op {id}"),
+        client: Some("10.0.0.1".into()),
+        request_body: body.map(str::to_string),
+        response_body: None,
+        rejected: false,
+    }
+}
+
+/// The admin page's filters: method, a time window, text in any case (LIKE's wildcards
+/// taken literally) and the next page by id, answered alike by both backends.
+async fn events_are_searched_by_method_time_and_text(db: TestDb) {
+    let (log, _writer) = events::EventLog::start(db.db.clone(), Default::default(), 1000);
+    log.record(logged(
+        1,
+        "POST",
+        "/Users",
+        201,
+        Some(r#"{"userName":"Ada.Lovelace"}"#),
+    ));
+    log.record(logged(
+        2,
+        "PATCH",
+        "/Users/1",
+        200,
+        Some(r#"{"Operations":[]}"#),
+    ));
+    log.record(logged(
+        3,
+        "GET",
+        "/Users?filter=userName%20eq%20%22x_y%22",
+        200,
+        None,
+    ));
+    log.record(logged(4, "DELETE", "/Users/1", 204, None));
+    log.flush().await;
+    let search = |query: EventQuery| {
+        let db = db.db.clone();
+        async move {
+            events::query(
+                &db,
+                &EventQuery {
+                    tenant: Some("acme".into()),
+                    limit: 100,
+                    ..query
+                },
+            )
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.operation)
+            .collect::<Vec<_>>()
+        }
+    };
+    let by_method = search(EventQuery {
+        method: Some("patch".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(by_method, ["op 2"]);
+    let window = search(EventQuery {
+        since: Some("2026-12-06T10:02:00.000Z".into()),
+        until: Some("2026-12-06T10:04:00.000Z".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(window, ["op 3", "op 2"]);
+    let any_case = search(EventQuery {
+        text: Some("ada.LOVELACE".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(any_case, ["op 1"]);
+    // `_` and `%` are literal: "x_y" matches, "x%y" and "a_a" do not.
+    let literal = search(EventQuery {
+        text: Some("x_y".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(literal, ["op 3"]);
+    let wildcard = search(EventQuery {
+        text: Some("x%y".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(wildcard.is_empty(), "{wildcard:?}");
+    let underscore = search(EventQuery {
+        text: Some("a_a".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(underscore.is_empty(), "{underscore:?}");
+    let all = events::query(
+        &db,
+        &EventQuery {
+            tenant: Some("acme".into()),
+            limit: 2,
+            ..EventQuery::default()
+        },
+    )
+    .await
+    .expect("events");
+    let older = search(EventQuery {
+        before_id: all.last().and_then(|e| e.id),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!(older, ["op 2", "op 1"]);
+}
+crate::on_both_backends!(events_are_searched_by_method_time_and_text);

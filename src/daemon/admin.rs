@@ -336,6 +336,7 @@ async fn event_log(State(state): Shared, Query(q): Query<HashMap<String, String>
         status,
         since: q.get("since").cloned(),
         limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100),
+        ..EventQuery::default()
     };
     match events::query(&state.db, &query).await {
         Ok(found) => axum::Json(found).into_response(),

@@ -336,8 +336,19 @@ pub struct EventQuery {
     pub status: Option<StatusMatch>,
     /// RFC 3339 UTC: only events at or after it.
     pub since: Option<String>,
+    /// RFC 3339 UTC: only events before it.
+    pub until: Option<String>,
+    /// Only requests of this method (`PATCH`).
+    pub method: Option<String>,
+    /// Only events with this text in their path, operation, client or bodies (any case).
+    pub text: Option<String>,
+    /// Only events older than this id (the next page of a listing, newest first).
+    pub before_id: Option<i64>,
     pub limit: u64,
 }
+
+/// The longest text an event search takes.
+pub const MAX_SEARCH_TEXT: usize = 200;
 
 /// A status to match: exact, or a whole class such as 4xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +375,18 @@ impl std::str::FromStr for StatusMatch {
             }
         }
     }
+}
+
+/// `text` with LIKE's wildcards (and the escape character) taken literally.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The newest events matching `query`, newest first.
@@ -395,6 +418,39 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
     if let Some(since) = &query.since {
         let p = next(&conn, &mut binds, Val::Text(since.clone()));
         clauses.push(format!("at >= {p}"));
+    }
+    if let Some(until) = &query.until {
+        let p = next(&conn, &mut binds, Val::Text(until.clone()));
+        clauses.push(format!("at < {p}"));
+    }
+    if let Some(method) = &query.method {
+        let p = next(&conn, &mut binds, Val::Text(method.to_ascii_uppercase()));
+        clauses.push(format!("method = {p}"));
+    }
+    if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
+        // LOWER on both sides: SQLite's LIKE ignores ASCII case and PostgreSQL's does not,
+        // and both backends must answer one search the same way.
+        // (SQLite's placeholders are anonymous: the pattern is bound once per column.)
+        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
+        let columns = [
+            "path",
+            "operation",
+            "client",
+            "request_body",
+            "response_body",
+        ];
+        let any: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let p = next(&conn, &mut binds, Val::Text(pattern.clone()));
+                format!("LOWER(COALESCE({c}, '')) LIKE {p} ESCAPE '\\'")
+            })
+            .collect();
+        clauses.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(before) = query.before_id {
+        let p = next(&conn, &mut binds, Val::Int(before));
+        clauses.push(format!("id < {p}"));
     }
     let filter = if clauses.is_empty() {
         String::new()
