@@ -1,7 +1,8 @@
 //! The admin pages in a real browser (issue 16): Debian's headless chromium, driven through
 //! chromedriver (WebDriver), against a real `idsync serve`. An admin signs in, runs a
 //! connector and watches the run appear, opens the run, discards one held run and confirms
-//! another, and a form stripped of its CSRF token is refused. Each page is saved as a
+//! another, filters the SCIM event log and downloads it as CSV, and a form stripped of its
+//! CSRF token is refused. Each page is saved as a
 //! screenshot under the test's output directory (`CARGO_TARGET_TMPDIR/admin-pages`).
 //!
 //! Without chromium and chromedriver the test is skipped with a reason, unless
@@ -36,7 +37,7 @@ impl Drop for Driver {
 
 /// chromedriver and a headless chromium session, or None (with the reason printed) when
 /// they are not installed and not required.
-async fn browser() -> Option<(Driver, Client)> {
+async fn browser(downloads: &Path) -> Option<(Driver, Client)> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
         let reason = format!(
             "skipping the browser test: {CHROMIUM} or {CHROMEDRIVER} is missing (Debian packages chromium and chromium-driver)"
@@ -73,6 +74,10 @@ async fn browser() -> Option<(Driver, Client)> {
             // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", "--window-size=1280,900"],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            },
         }),
     );
     let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -122,7 +127,8 @@ async fn click(client: &Client, css: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_works_through_the_pages_in_chromium() {
-    let Some((_driver, client)) = browser().await else {
+    let downloads = tempfile::tempdir().expect("downloads dir");
+    let Some((_driver, client)) = browser(downloads.path()).await else {
         return;
     };
     let dir = Directory::generated(30, 3, 6);
@@ -135,6 +141,14 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
     );
     let token = tree.admin_token().to_string();
+    let (code, stdout, stderr) = tree.run(&["tenant", "create", "okta"]);
+    assert_eq!(code, 0, "{stderr}");
+    let scim_token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .expect("tenant token")
+        .trim()
+        .to_string();
     let node = Node::start(&tree, "browser");
     let api = tree.client();
     eventually(Duration::from_secs(20), "/readyz", async || {
@@ -263,6 +277,69 @@ async fn an_admin_works_through_the_pages_in_chromium() {
     click(&client, "form[action='/ui/connectors/kc/run'] button").await;
     text_with(&client, "security token is missing or stale").await;
     assert_eq!(runs_of(&tree), runs_before, "nothing ran");
+
+    // The SCIM event log: an IdP's requests, filtered in the form, exported as CSV.
+    let scim = reqwest::Client::new();
+    for (user, status) in [("ada@example.com", 201), ("grace@example.com", 201)] {
+        let created = scim
+            .post(format!("{}/Users", node.scim))
+            .bearer_auth(&scim_token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user}).to_string())
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status().as_u16(), status);
+    }
+    let lookup = scim
+        .get(format!("{}/Users", node.scim))
+        .query(&[("filter", "userName eq \"nobody@example.com\"")])
+        .bearer_auth(&scim_token)
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(lookup.status().as_u16(), 200);
+    eventually(Duration::from_secs(20), "three events", async || {
+        let events = get_json(&api, &format!("{}/api/events?tenant=okta", node.admin)).await?;
+        (events.as_array()?.len() >= 3).then_some(())
+    })
+    .await;
+    client
+        .goto(&format!("{}/ui/events", node.admin))
+        .await
+        .expect("events");
+    text_with(&client, "3 requests, newest first").await;
+    client
+        .find(Locator::Css("select#method option[value='POST']"))
+        .await
+        .expect("POST")
+        .click()
+        .await
+        .expect("choose POST");
+    client
+        .find(Locator::Css("input#q"))
+        .await
+        .expect("text field")
+        .send_keys("GRACE")
+        .await
+        .expect("type");
+    click(&client, "form.filters button[type=submit]").await;
+    let filtered = text_with(&client, "1 request, newest first").await;
+    assert!(filtered.contains("POST /Users"), "{filtered}");
+    screenshot(&client, "events").await;
+    click(&client, "a[href^='/ui/events.csv']").await;
+    let csv_path = downloads.path().join("idsync-scim-events.csv");
+    let csv_text = eventually(Duration::from_secs(20), "the downloaded CSV", async || {
+        std::fs::read_to_string(&csv_path)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    })
+    .await;
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 1, "{csv_text}");
+    assert_eq!(&rows[0][3], "POST");
+    assert!(rows[0][10].contains("grace@example.com"), "{csv_text}");
 
     // The overview on a phone's screen.
     client.set_window_size(390, 844).await.expect("resize");

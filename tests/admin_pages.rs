@@ -507,3 +507,130 @@ async fn oversized_forms_and_repeated_failed_sign_ins_are_refused() {
         "a valid token still signs in"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_is_filtered_and_exported_as_csv() {
+    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let (code, stdout, stderr) = tree.run(&["tenant", "create", "okta"]);
+    assert_eq!(code, 0, "{stderr}");
+    let scim_token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .expect("token")
+        .trim()
+        .to_string();
+    let admin_token = tree.admin_token().to_string();
+    let node = ready_node(&tree, "events").await;
+
+    // An IdP's requests: a create, a lookup that finds nothing, a bad filter, a password
+    // (masked in the log) and a user name a spreadsheet would run as a formula.
+    let scim = reqwest::Client::new();
+    let post = |body: Value| {
+        scim.post(format!("{}/Users", node.scim))
+            .bearer_auth(&scim_token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let created = post(serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ada@example.com", "password": "hunter2-secret"
+    }))
+    .await
+    .expect("create");
+    assert_eq!(created.status(), 201);
+    let formula = post(serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "=HYPERLINK(\"http://evil.example\")"
+    }))
+    .await
+    .expect("create");
+    assert_eq!(formula.status(), 201);
+    for filter in ["userName eq \"nobody@example.com\"", "userName zz \"x\""] {
+        scim.get(format!("{}/Users", node.scim))
+            .query(&[("filter", filter)])
+            .bearer_auth(&scim_token)
+            .send()
+            .await
+            .expect("get");
+    }
+    // The events reach the log in the background; wait until all four are there.
+    let api = tree.client();
+    eventually(Duration::from_secs(20), "four events", async || {
+        let events = get_json(&api, &format!("{}/api/events?tenant=okta", node.admin)).await?;
+        (events.as_array()?.len() >= 4).then_some(())
+    })
+    .await;
+
+    let mut browser = Browser::new(&node.admin);
+    assert_eq!(browser.sign_in(&admin_token).await.status, 303);
+    let all = browser.get("/ui/events").await;
+    assert_eq!(all.status, 200);
+    assert!(
+        all.body.contains("4 requests, newest first"),
+        "{}",
+        all.body
+    );
+    assert!(all.body.contains("ada@example.com"));
+    assert!(
+        !all.body.contains("hunter2-secret"),
+        "the password is masked"
+    );
+    // Filters: a status class, a method, text in another case.
+    let bad = browser.get("/ui/events?status=4xx").await;
+    assert!(bad.body.contains("1 request, newest first"), "{}", bad.body);
+    assert!(bad.body.contains("zz"), "{}", bad.body);
+    let posts = browser.get("/ui/events?method=POST&q=ADA%40EXAMPLE").await;
+    assert!(
+        posts.body.contains("1 request, newest first"),
+        "{}",
+        posts.body
+    );
+    let none = browser
+        .get("/ui/events?tenant=okta&since=2099-01-01T00%3A00")
+        .await;
+    assert!(none.body.contains("No requests match."), "{}", none.body);
+    // A filter it cannot read is said plainly, with 400.
+    let wrong = browser.get("/ui/events?status=9xx").await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("is not a status"), "{}", wrong.body);
+
+    // The CSV of the current filter: a header and one row per event, formulas made inert.
+    assert!(
+        posts
+            .body
+            .contains("href=\"/ui/events.csv?method=POST&amp;q=ADA%40EXAMPLE\""),
+        "{}",
+        posts.body
+    );
+    let csv = browser.get("/ui/events.csv?method=POST").await;
+    assert_eq!(csv.status, 200);
+    let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    assert_eq!(&headers[0], "id");
+    assert_eq!(&headers[4], "path");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| &r[3] == "POST" && &r[5] == "201"));
+    let bodies: Vec<&str> = rows.iter().map(|r| &r[10]).collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("ada@example.com")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.iter().all(|b| !b.contains("hunter2-secret")),
+        "{bodies:?}"
+    );
+    assert!(
+        !csv.body.contains(",=HYPERLINK"),
+        "no cell starts a formula: {}",
+        csv.body
+    );
+
+    // Not signed in: the export is a page that needs a session like the others.
+    let mut stranger = Browser::new(&node.admin);
+    assert_eq!(stranger.get("/ui/events.csv").await.status, 303);
+}

@@ -7,7 +7,11 @@ use super::PageSession;
 use crate::store::runs::{Outcome, RunRecord};
 
 /// The sections of the navigation, by path.
-const SECTIONS: [(&str, &str); 2] = [("/ui/", "Overview"), ("/ui/held", "Held runs")];
+const SECTIONS: [(&str, &str); 3] = [
+    ("/ui/", "Overview"),
+    ("/ui/held", "Held runs"),
+    ("/ui/events", "SCIM event log"),
+];
 
 /// A whole page: `title` in the tab and as the heading, `current` the navigation entry
 /// it belongs to.

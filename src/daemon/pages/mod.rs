@@ -13,7 +13,10 @@
 //! | `GET /ui/` | every connector and tenant: kind, schedule, next run, last run, run now |
 //! | `GET /ui/runs/{id}` | one run: outcome, read mode, counts, the changes, conflicts, warnings |
 //! | `GET /ui/held` | held runs and held tenants, what they would remove, confirm or discard |
+//! | `GET /ui/events` | the SCIM event log, filtered by tenant, status, method, time and text |
+//! | `GET /ui/events.csv` | the same filter as CSV |
 
+mod events;
 mod held;
 mod layout;
 mod login;
@@ -56,6 +59,8 @@ pub fn router(state: Arc<AdminState>) -> Router<Arc<AdminState>> {
         .route("/ui/connectors/{id}/run", post(overview::run_now))
         .route("/ui/runs/{id}", get(runs::show))
         .route("/ui/held", get(held::list))
+        .route("/ui/events", get(events::list))
+        .route("/ui/events.csv", get(events::export))
         .route(
             "/ui/held/{id}/confirm",
             get(held::ask_confirm).post(held::confirm),
