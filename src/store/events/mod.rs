@@ -428,10 +428,16 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
         clauses.push(format!("method = {p}"));
     }
     if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
-        // LOWER on both sides: SQLite's LIKE ignores ASCII case and PostgreSQL's does not,
-        // and both backends must answer one search the same way.
+        // Both backends must answer one search the same way: letters are folded to lower
+        // case in ASCII only, on both sides (SQLite's LOWER folds only ASCII; PostgreSQL's
+        // does so under the "C" collation, and folds every letter under others).
         // (SQLite's placeholders are anonymous: the pattern is bound once per column.)
-        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
+        let pattern = format!("%{}%", like_escape(&text.to_ascii_lowercase()));
+        let collate = if crate::db::is_postgres(&conn) {
+            " COLLATE \"C\""
+        } else {
+            ""
+        };
         let columns = [
             "path",
             "operation",
@@ -443,7 +449,7 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
             .iter()
             .map(|c| {
                 let p = next(&conn, &mut binds, Val::Text(pattern.clone()));
-                format!("LOWER(COALESCE({c}, '')) LIKE {p} ESCAPE '\\'")
+                format!("LOWER(COALESCE({c}, ''){collate}) LIKE {p} ESCAPE '\\'")
             })
             .collect();
         clauses.push(format!("({})", any.join(" OR ")));
