@@ -140,6 +140,17 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         "mappings/default.toml",
         "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
     );
+    // The example HR snapshot, with nested groups, for the directory browser.
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
+    tree.write(
+        "connectors/hr.toml",
+        &format!(
+            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
+            snapshot.display()
+        ),
+    );
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0, "{stderr}");
     let token = tree.admin_token().to_string();
     let (code, stdout, stderr) = tree.run(&["tenant", "create", "okta"]);
     assert_eq!(code, 0, "{stderr}");
@@ -190,12 +201,12 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         async || {
             client.goto(&format!("{}/ui/", node.admin)).await.ok()?;
             let run = client
-                .find(Locator::Css("a[href^='/ui/runs/'] .badge.succeeded"))
+                .find(Locator::Css("#connector-kc a[href^='/ui/runs/'] .badge.succeeded"))
                 .await
                 .ok()?;
             run.text().await.ok()?;
             client
-                .find(Locator::Css("a[href^='/ui/runs/']"))
+                .find(Locator::Css("#connector-kc a[href^='/ui/runs/']"))
                 .await
                 .ok()?
                 .attr("href")
@@ -209,7 +220,7 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         .goto(&format!("{}{link}", node.admin))
         .await
         .expect("goto run");
-    let run = text_with(&client, "Run 1 of kc").await;
+    let run = text_with(&client, " of kc").await;
     assert!(run.contains("create user"), "{run}");
     screenshot(&client, "run").await;
 
@@ -340,6 +351,44 @@ async fn an_admin_works_through_the_pages_in_chromium() {
     assert_eq!(rows.len(), 1, "{csv_text}");
     assert_eq!(&rows[0][3], "POST");
     assert!(rows[0][10].contains("grace@example.com"), "{csv_text}");
+
+    // The directory: a search with a SCIM filter, a user's nested groups, a group's tree.
+    client
+        .goto(&format!("{}/ui/directory", node.admin))
+        .await
+        .expect("directory");
+    client
+        .find(Locator::Css("input#filter"))
+        .await
+        .expect("filter field")
+        .send_keys(r#"emails co "example.com" and name.familyName sw "M""#)
+        .await
+        .expect("type");
+    click(&client, "form.filters button[type=submit]").await;
+    let found = text_with(&client, "users on this page").await;
+    assert!(found.contains("bob.martin@example.com"), "{found}");
+    assert!(found.contains("kofi.mensah@example.com"), "{found}");
+    screenshot(&client, "directory").await;
+    click(&client, "a[href^='/ui/directory/users/'][href]").await;
+    let user = text_with(&client, "Effective groups").await;
+    screenshot(&client, "user").await;
+    if user.contains("bob.martin") {
+        assert!(
+            user.contains("Platform Team → Engineering → All Departments"),
+            "{user}"
+        );
+    }
+    client
+        .goto(&format!(
+            "{}/ui/directory?kind=groups&filter=displayName+eq+%22All+Departments%22",
+            node.admin
+        ))
+        .await
+        .expect("groups");
+    click(&client, "a[href^='/ui/directory/groups/']").await;
+    let group = text_with(&client, "Members").await;
+    assert!(group.contains("Platform Team"), "{group}");
+    screenshot(&client, "group").await;
 
     // The overview on a phone's screen.
     client.set_window_size(390, 844).await.expect("resize");

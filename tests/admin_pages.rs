@@ -634,3 +634,94 @@ async fn the_event_log_is_filtered_and_exported_as_csv() {
     let mut stranger = Browser::new(&node.admin);
     assert_eq!(stranger.get("/ui/events.csv").await.status, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_is_searched_and_shows_nesting() {
+    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
+    tree.write(
+        "connectors/hr.toml",
+        &format!(
+            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
+            snapshot.display()
+        ),
+    );
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0, "{stderr}");
+    let token = tree.admin_token().to_string();
+    let node = ready_node(&tree, "directory").await;
+    let mut browser = Browser::new(&node.admin);
+    assert_eq!(browser.sign_in(&token).await.status, 303);
+
+    let found = browser
+        .get("/ui/directory?kind=users&filter=userName+sw+%22BOB%22&connector=hr")
+        .await;
+    assert_eq!(found.status, 200);
+    assert!(
+        found.body.contains("1 users on this page"),
+        "{}",
+        found.body
+    );
+    let start = found
+        .body
+        .find("/ui/directory/users/")
+        .expect("a user link");
+    let user_link = found.body[start..]
+        .split('"')
+        .next()
+        .expect("href")
+        .to_string();
+    let bob = browser.get(&user_link).await;
+    assert_eq!(bob.status, 200);
+    assert!(bob.body.contains("bob.martin@example.com"));
+    assert!(
+        bob.body.contains(">hr "),
+        "the owning connector: {}",
+        bob.body
+    );
+    assert!(
+        bob.body
+            .contains("Platform Team → Engineering → All Departments → Company Announcements"),
+        "the path of a nested group: {}",
+        bob.body
+    );
+    assert!(bob.body.contains("direct membership"));
+
+    let groups = browser
+        .get("/ui/directory?kind=groups&filter=displayName+eq+%22all+departments%22")
+        .await;
+    let start = groups
+        .body
+        .find("/ui/directory/groups/")
+        .expect("a group link");
+    let group_link = groups.body[start..]
+        .split('"')
+        .next()
+        .expect("href")
+        .to_string();
+    let departments = browser.get(&group_link).await;
+    assert_eq!(departments.status, 200);
+    // The tree: All Departments > Engineering > Platform Team > bob.
+    let body = &departments.body;
+    let (engineering, platform, bob_at) = (
+        body.find(">Engineering<").expect("Engineering"),
+        body.find(">Platform Team<").expect("Platform Team"),
+        body.find(">bob.martin@example.com<").expect("bob"),
+    );
+    assert!(engineering < platform && platform < bob_at, "{body}");
+    assert!(body.contains("Effective users</dt><dd>11 "), "{body}");
+
+    let wrong = browser.get("/ui/directory?filter=userName+eq").await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("does not parse"), "{}", wrong.body);
+    let unsupported = browser.get("/ui/directory?filter=title+eq+%22x%22").await;
+    assert_eq!(unsupported.status, 400);
+    assert!(
+        unsupported.body.contains("not supported"),
+        "{}",
+        unsupported.body
+    );
+}

@@ -17,6 +17,7 @@ mod connector_ldap;
 mod connector_ldap_ad;
 mod connector_okta;
 mod daemon;
+mod directory_search;
 mod golden;
 mod mapping_flow;
 mod metrics_scrape;

@@ -9,9 +9,10 @@ use serde::Serialize;
 use super::DirectoryError;
 
 pub use super::sql::query::{
-    direct_members, effective_members, find_group, find_user, list_groups, list_users,
-    table_counts, user_groups,
+    GroupRef, direct_members, effective_members, find_group, find_user, list_groups, list_users,
+    nesting_edges, search_groups, search_users, table_counts, user_group_refs, user_groups,
 };
+pub use super::sql::search::SearchError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserRow {

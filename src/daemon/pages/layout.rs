@@ -7,9 +7,10 @@ use super::PageSession;
 use crate::store::runs::{Outcome, RunRecord};
 
 /// The sections of the navigation, by path.
-const SECTIONS: [(&str, &str); 3] = [
+const SECTIONS: [(&str, &str); 4] = [
     ("/ui/", "Overview"),
     ("/ui/held", "Held runs"),
+    ("/ui/directory", "Directory"),
     ("/ui/events", "SCIM event log"),
 ];
 

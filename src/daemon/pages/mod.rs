@@ -13,9 +13,13 @@
 //! | `GET /ui/` | every connector and tenant: kind, schedule, next run, last run, run now |
 //! | `GET /ui/runs/{id}` | one run: outcome, read mode, counts, the changes, conflicts, warnings |
 //! | `GET /ui/held` | held runs and held tenants, what they would remove, confirm or discard |
+//! | `GET /ui/directory` | users or groups searched with a SCIM filter, by connector |
+//! | `GET /ui/directory/users/{id}` | a user: direct groups, effective groups and the nesting path of each |
+//! | `GET /ui/directory/groups/{id}` | a group: its members, nested groups as a tree |
 //! | `GET /ui/events` | the SCIM event log, filtered by tenant, status, method, time and text |
 //! | `GET /ui/events.csv` | the same filter as CSV |
 
+mod directory;
 mod events;
 mod held;
 mod layout;
@@ -60,6 +64,9 @@ pub fn router(state: Arc<AdminState>) -> Router<Arc<AdminState>> {
         .route("/ui/runs/{id}", get(runs::show))
         .route("/ui/held", get(held::list))
         .route("/ui/events", get(events::list))
+        .route("/ui/directory", get(directory::search))
+        .route("/ui/directory/users/{id}", get(directory::user))
+        .route("/ui/directory/groups/{id}", get(directory::group))
         .route("/ui/events.csv", get(events::export))
         .route(
             "/ui/held/{id}/confirm",

@@ -63,7 +63,7 @@ pub(super) async fn show(
                         } else {
                             ""
                         };
-                        tr class=(class) {
+                        tr class=(class) id={ "connector-" (status.id) } {
                             th scope="row" {
                                 (status.id)
                                 @if !status.enabled { " " span.muted { "(disabled)" } }

@@ -4,6 +4,7 @@
 
 mod apply;
 pub(crate) mod query;
+pub(crate) mod search;
 mod state;
 
 use std::collections::{HashMap, HashSet};

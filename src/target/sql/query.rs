@@ -2,6 +2,7 @@
 //! [`crate::target::query::DirectoryReads`], and the pool-taking functions the CLI and the
 //! tests call directly.
 
+use super::search::{SearchError, Searched, search};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -215,4 +216,97 @@ pub async fn table_counts(pool: &AnyPool) -> Result<(i64, i64, i64, i64), DbErro
         row.try_get(2).context(CTX)?,
         row.try_get(3).context(CTX)?,
     ))
+}
+
+/// One page of the users `filter` matches (all without one), optionally of one connector,
+/// ordered by user name.
+pub async fn search_users(
+    pool: &AnyPool,
+    filter: Option<&crate::filter::Filter>,
+    connector: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<UserRow>, SearchError> {
+    let select = format!("SELECT {USER_COLUMNS} FROM users");
+    search(
+        pool,
+        Searched::Users,
+        &select,
+        filter,
+        connector,
+        (limit, offset),
+        user_row,
+    )
+    .await
+}
+
+/// One page of the groups `filter` matches (all without one), optionally of one
+/// connector, ordered by name.
+pub async fn search_groups(
+    pool: &AnyPool,
+    filter: Option<&crate::filter::Filter>,
+    connector: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<GroupRow>, SearchError> {
+    search(
+        pool,
+        Searched::Groups,
+        GROUP_SELECT,
+        filter,
+        connector,
+        (limit, offset),
+        group_row,
+    )
+    .await
+}
+
+/// A group a user is in, by id and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// The groups a user is in, by id and name: (direct, effective).
+pub async fn user_group_refs(
+    pool: &AnyPool,
+    user_id: &str,
+) -> Result<(Vec<GroupRef>, Vec<GroupRef>), DbError> {
+    let read = |r: &AnyRow| -> Result<GroupRef, DbError> {
+        Ok(GroupRef {
+            id: r.try_get(0).context(CTX)?,
+            name: r.try_get(1).context(CTX)?,
+        })
+    };
+    let direct = by_one_id(
+        pool,
+        "SELECT DISTINCT g.id, g.name, g.name_key FROM memberships m JOIN groups g ON g.id = m.group_id \
+         WHERE m.member_id = $1 AND m.member_kind = 'user' ORDER BY g.name_key",
+        user_id,
+        read,
+    )
+    .await?;
+    let effective = by_one_id(
+        pool,
+        "SELECT g.id, g.name FROM effective_memberships e JOIN groups g ON g.id = e.group_id \
+         WHERE e.user_id = $1 ORDER BY g.name_key",
+        user_id,
+        read,
+    )
+    .await?;
+    Ok((direct, effective))
+}
+
+/// Every nesting edge of the target: (parent group id, member group id).
+pub async fn nesting_edges(pool: &AnyPool) -> Result<Vec<(String, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT group_id, member_id FROM memberships WHERE member_kind = 'group'",
+    )
+    .fetch_all(pool)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0).context(CTX)?, r.try_get(1).context(CTX)?)))
+        .collect()
 }
