@@ -201,7 +201,9 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         async || {
             client.goto(&format!("{}/ui/", node.admin)).await.ok()?;
             let run = client
-                .find(Locator::Css("#connector-kc a[href^='/ui/runs/'] .badge.succeeded"))
+                .find(Locator::Css(
+                    "#connector-kc a[href^='/ui/runs/'] .badge.succeeded",
+                ))
                 .await
                 .ok()?;
             run.text().await.ok()?;
@@ -389,6 +391,20 @@ async fn an_admin_works_through_the_pages_in_chromium() {
     let group = text_with(&client, "Members").await;
     assert!(group.contains("Platform Team"), "{group}");
     screenshot(&client, "group").await;
+
+    // A connector's page with its charts.
+    client
+        .goto(&format!("{}/ui/connectors/kc", node.admin))
+        .await
+        .expect("connector");
+    text_with(&client, "Duration of each run").await;
+    assert!(
+        client
+            .find(Locator::Css("figure.chart svg rect"))
+            .await
+            .is_ok()
+    );
+    screenshot(&client, "connector").await;
 
     // The overview on a phone's screen.
     client.set_window_size(390, 844).await.expect("resize");

@@ -439,6 +439,29 @@ async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
         actions.contains(&("held.confirm".to_string(), "tests".to_string())),
         "{actions:?}"
     );
+    // The connector's page: a bar per run in each chart, held runs in amber.
+    let connector = browser.get("/ui/connectors/kc").await;
+    assert_eq!(connector.status, 200);
+    let (_, runs, _) = tree.run(&["runs", "--connector", "kc", "--format", "json"]);
+    let runs = serde_json::from_str::<Value>(&runs).expect("json");
+    let run_count = runs.as_array().expect("array").len();
+    assert_eq!(connector.body.matches("<svg").count(), 2);
+    assert_eq!(
+        connector.body.matches("<rect").count(),
+        2 * run_count,
+        "{}",
+        connector.body
+    );
+    assert!(
+        connector.body.contains("fill=\"#9a6700\""),
+        "a held run: {}",
+        connector.body
+    );
+    assert!(
+        connector
+            .body
+            .contains("role=\"img\" aria-label=\"Duration of each run:")
+    );
     // The users the page named are disabled now.
     let (_, users, _) = tree.run(&["users", "list", "--format", "json", "--limit", "1000"]);
     let users: Value = serde_json::from_str(&users).expect("json");

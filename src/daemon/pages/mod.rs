@@ -11,6 +11,7 @@
 //! | page | what |
 //! | --- | --- |
 //! | `GET /ui/` | every connector and tenant: kind, schedule, next run, last run, run now |
+//! | `GET /ui/connectors/{id}` | one connector: its run durations and changes over time (SVG charts), its recent runs |
 //! | `GET /ui/runs/{id}` | one run: outcome, read mode, counts, the changes, conflicts, warnings |
 //! | `GET /ui/held` | held runs and held tenants, what they would remove, confirm or discard |
 //! | `GET /ui/directory` | users or groups searched with a SCIM filter, by connector |
@@ -19,6 +20,7 @@
 //! | `GET /ui/events` | the SCIM event log, filtered by tenant, status, method, time and text |
 //! | `GET /ui/events.csv` | the same filter as CSV |
 
+mod chart;
 mod directory;
 mod events;
 mod held;
@@ -62,6 +64,7 @@ pub fn router(state: Arc<AdminState>) -> Router<Arc<AdminState>> {
         .route("/ui/", get(overview::show))
         .route("/ui/connectors/{id}/run", post(overview::run_now))
         .route("/ui/runs/{id}", get(runs::show))
+        .route("/ui/connectors/{id}", get(overview::connector))
         .route("/ui/held", get(held::list))
         .route("/ui/events", get(events::list))
         .route("/ui/directory", get(directory::search))

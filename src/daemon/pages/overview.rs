@@ -9,7 +9,10 @@ use axum::response::{Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{counts_summary, csrf_field, duration, outcome_badge, refreshing_page, time};
+use super::chart::{Bar, bars};
+use super::layout::{
+    counts_summary, csrf_field, duration, outcome_badge, page, refreshing_page, time,
+};
 use super::{PageSession, Shared, error_page, html_page};
 use crate::daemon::actions;
 use crate::daemon::admin::{Actor, connector_statuses};
@@ -65,7 +68,7 @@ pub(super) async fn show(
                         };
                         tr class=(class) id={ "connector-" (status.id) } {
                             th scope="row" {
-                                (status.id)
+                                a href={ "/ui/connectors/" (status.id) } { (status.id) }
                                 @if !status.enabled { " " span.muted { "(disabled)" } }
                             }
                             td { (status.kind) }
@@ -141,4 +144,129 @@ pub(super) async fn run_now(
         }
         Err(e) => error_page(e.status(), &e.to_string()),
     }
+}
+
+/// Runs a connector's page charts and lists.
+const CONNECTOR_RUNS: i64 = 50;
+
+/// Seconds a run took, when it has finished.
+fn seconds(run: &crate::store::runs::RunRecord) -> Option<f64> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let (start, end) = (parse(&run.started_at)?, parse(run.finished_at.as_deref()?)?);
+    Some((end - start).num_milliseconds().max(0) as f64 / 1000.0)
+}
+
+/// `GET /ui/connectors/{id}`: the connector's settings at a glance, its run durations and
+/// changes over time as charts, and its recent runs.
+pub(super) async fn connector(
+    State(state): Shared,
+    Extension(session): Extension<PageSession>,
+    Path(id): Path<String>,
+) -> Response {
+    let statuses = match connector_statuses(&state).await {
+        Ok(list) => list,
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let Some(status) = statuses.into_iter().find(|s| s.id == id) else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            &format!("there is no connector `{id}`"),
+        );
+    };
+    let mut runs =
+        match crate::store::runs::recent_runs(state.db.pool(), Some(&id), CONNECTOR_RUNS).await {
+            Ok(runs) => runs,
+            Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+    runs.reverse();
+    let tone = |outcome: Outcome| match outcome {
+        Outcome::Held => "held",
+        Outcome::Failed | Outcome::Interrupted => "failed",
+        _ => "ok",
+    };
+    let label = |run: &crate::store::runs::RunRecord| {
+        format!(
+            "run {} at {} ({})",
+            run.id,
+            run.started_at
+                .get(..16)
+                .unwrap_or(&run.started_at)
+                .replace('T', " "),
+            run.outcome.as_str()
+        )
+    };
+    let durations: Vec<Bar> = runs
+        .iter()
+        .filter_map(|run| {
+            Some(Bar {
+                label: label(run),
+                value: seconds(run)?,
+                tone: tone(run.outcome),
+            })
+        })
+        .collect();
+    let changes: Vec<Bar> = runs
+        .iter()
+        .map(|run| {
+            let c = &run.counts;
+            let total = c.users_created
+                + c.users_updated
+                + c.users_disabled
+                + c.users_deleted
+                + c.groups_created
+                + c.groups_updated
+                + c.groups_deleted
+                + c.memberships_added
+                + c.memberships_removed;
+            Bar {
+                label: label(run),
+                value: total as f64,
+                tone: tone(run.outcome),
+            }
+        })
+        .collect();
+    let body = html! {
+        section.panel aria-labelledby="facts" {
+            h2 #facts { "Summary" }
+            dl.facts {
+                dt { "Kind" } dd { (status.kind) @if !status.enabled { " (disabled)" } }
+                dt { "Mapping" } dd { (status.mapping) }
+                dt { "Schedule" } dd {
+                    @match &status.schedule { Some(s) => code { (s) }, None => span.muted { "none" } }
+                }
+                dt { "Next run" } dd {
+                    @match &status.next_run { Some(next) => (time(next)), None => "—" }
+                }
+                dt { "Running" } dd { @if status.running { span.badge.running { "running" } } @else { "no" } }
+            }
+        }
+        h2 { "Over time" }
+        p.muted { "The last " (runs.len()) " runs, oldest on the left; held runs in amber, failed in red." }
+        div.charts {
+            (bars("Duration of each run", " s", &durations))
+            (bars("Changes of each run (a held run's were not applied)", "", &changes))
+        }
+        h2 { "Recent runs" }
+        div.scroll {
+            table {
+                thead { tr {
+                    th scope="col" { "Run" } th scope="col" { "Started" } th scope="col" { "Outcome" }
+                    th scope="col" { "Read" } th scope="col" { "Changes" } th scope="col" class="num" { "Took" }
+                } }
+                tbody {
+                    @for run in runs.iter().rev() {
+                        tr {
+                            th scope="row" { a href={ "/ui/runs/" (run.id) } { (run.id) } }
+                            td { (time(&run.started_at)) }
+                            td { (outcome_badge(run.outcome)) }
+                            td { (run.read_mode.as_deref().unwrap_or("—")) }
+                            td { (counts_summary(run)) }
+                            td.num { (duration(run)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html_page(page(&session, &format!("Connector {id}"), "/ui/", body))
 }
