@@ -392,6 +392,20 @@ async fn an_admin_works_through_the_pages_in_chromium() {
     assert!(group.contains("Platform Team"), "{group}");
     screenshot(&client, "group").await;
 
+    // A mapping edited on disk, previewed.
+    tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n\
+         [groups]\nrename = { \"Engineering\" = \"eng\" }\n",
+    );
+    client
+        .goto(&format!("{}/ui/mappings/default", node.admin))
+        .await
+        .expect("mapping");
+    let preview = text_with(&client, "differs from the running configuration").await;
+    assert!(preview.contains("eng"), "{preview}");
+    screenshot(&client, "mapping").await;
+
     // A connector's page with its charts.
     client
         .goto(&format!("{}/ui/connectors/kc", node.admin))

@@ -748,3 +748,105 @@ async fn the_directory_is_searched_and_shows_nesting() {
         unsupported.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_edited_on_disk_is_previewed_then_applied() {
+    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", db_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
+    tree.write(
+        "connectors/hr.toml",
+        &format!(
+            "kind = \"file\"\nmapping = \"hr\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
+            snapshot.display()
+        ),
+    );
+    let mapping = "on_remove = \"disable\"\nmax_deletes = 100\nmax_delete_percent = 100.0\n";
+    tree.write("mappings/hr.toml", mapping);
+    let (code, _, stderr) = tree.run(&["sync", "hr"]);
+    assert_eq!(code, 0, "{stderr}");
+    let token = tree.admin_token().to_string();
+    let node = ready_node(&tree, "mappings").await;
+    let mut browser = Browser::new(&node.admin);
+    assert_eq!(browser.sign_in(&token).await.status, 303);
+
+    let list = browser.get("/ui/mappings").await;
+    assert!(
+        list.body.contains("href=\"/ui/mappings/hr\""),
+        "{}",
+        list.body
+    );
+    let unchanged = browser.get("/ui/mappings/hr").await;
+    assert_eq!(unchanged.status, 200);
+    assert!(
+        unchanged.body.contains("is the one running"),
+        "{}",
+        unchanged.body
+    );
+    assert!(
+        unchanged.body.contains("Nothing would change."),
+        "{}",
+        unchanged.body
+    );
+    assert!(!unchanged.body.contains("/apply"), "nothing to apply");
+
+    // Edited on disk: the page shows what applying would change, and changes nothing yet.
+    tree.write(
+        "mappings/hr.toml",
+        &format!("{mapping}[groups]\nrename = {{ \"Sales\" = \"sales-team\" }}\n"),
+    );
+    let edited = browser.get("/ui/mappings/hr").await;
+    assert!(
+        edited
+            .body
+            .contains("differs from the running configuration"),
+        "{}",
+        edited.body
+    );
+    assert!(
+        edited.body.contains("sales-team"),
+        "the rename in the preview: {}",
+        edited.body
+    );
+    let (_, groups, _) = tree.run(&["groups", "list", "--format", "json"]);
+    assert!(!groups.contains("sales-team"), "a preview writes nothing");
+    let csrf = hidden(&edited.body, "csrf");
+
+    // A broken file is said, not previewed.
+    tree.write("mappings/hr.toml", "on_remove = \"vanish\"\n");
+    let broken = browser.get("/ui/mappings/hr").await;
+    assert_eq!(broken.status, 422);
+    assert!(broken.body.contains("hr.toml"), "{}", broken.body);
+    tree.write(
+        "mappings/hr.toml",
+        &format!("{mapping}[groups]\nrename = {{ \"Sales\" = \"sales-team\" }}\n"),
+    );
+
+    // Apply: reloaded and reconciled, recorded under the admin's name.
+    let without_token = browser.post("/ui/mappings/hr/apply", &[]).await;
+    assert_eq!(without_token.status, 403);
+    let applied = browser
+        .post("/ui/mappings/hr/apply", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert!(applied.body.contains("Applied"), "{}", applied.body);
+    let (_, groups, _) = tree.run(&["groups", "list", "--format", "json"]);
+    assert!(groups.contains("sales-team"), "{groups}");
+    let trail = get_json(&tree.client(), &format!("{}/api/audit", node.admin))
+        .await
+        .expect("audit");
+    assert!(
+        trail
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["action"] == "mapping.apply"
+                && e["actor"] == "tests"
+                && e["target"] == "hr"),
+        "{trail}"
+    );
+    let after = browser.get("/ui/mappings/hr").await;
+    assert!(after.body.contains("is the one running"), "{}", after.body);
+}

@@ -58,6 +58,8 @@ pub struct AdminState {
     pub scim_health: Option<crate::scim::server::ScimHealth>,
     /// Failed sign-ins on the admin pages allowed per minute (then 429).
     pub sign_in_failures: Arc<governor::DefaultDirectRateLimiter>,
+    /// Reloads the configuration from disk, as SIGHUP does (the mapping preview's apply).
+    pub reloader: super::reload::Reloader,
 }
 
 /// Failed sign-ins the admin pages take per minute before answering 429: a guessed token

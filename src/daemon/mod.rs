@@ -240,17 +240,15 @@ pub async fn serve(
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let reloader = reload::Reloader {
+        live: live.clone(),
+        scheduler: handle.clone(),
+        scim: scim.clone(),
+        events: events.clone(),
+        db: db.clone(),
+    };
     #[cfg(unix)]
-    let reload_task = reload::on_sighup(
-        reload::Reloader {
-            live: live.clone(),
-            scheduler: handle.clone(),
-            scim: scim.clone(),
-            events: events.clone(),
-            db: db.clone(),
-        },
-        stopped(stop_rx.clone()),
-    )?;
+    let reload_task = reload::on_sighup(reloader.clone(), stopped(stop_rx.clone()))?;
     let admin = admin::AdminState {
         config: live,
         db: db.clone(),
@@ -260,6 +258,7 @@ pub async fn serve(
         origins: origin::AllowedOrigins::new(bound.admin, config.engine.admin_public_url.as_ref()),
         scim_health: Some(scim.health()),
         sign_in_failures: admin::sign_in_limiter(),
+        reloader,
     };
     info!(scim = %bound.scim, admin = %bound.admin, tenants = ?scim.tenant_ids(), "idsync serving");
     on_bound(bound);

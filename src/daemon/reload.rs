@@ -64,6 +64,7 @@ pub struct Reloaded {
 }
 
 /// The parts of a serving node a reload swaps configuration into.
+#[derive(Clone)]
 pub struct Reloader {
     pub live: LiveConfig,
     pub scheduler: SchedulerHandle,

@@ -25,6 +25,8 @@ pub enum Action {
     AllowMassDelete,
     /// A run was started by hand.
     RunNow,
+    /// A mapping edited on disk was applied from the admin pages (reload and reconcile).
+    MappingApply,
     /// An admin token was created.
     AdminTokenCreate,
     /// An admin token was revoked.
@@ -45,6 +47,7 @@ impl Action {
             Action::DiscardHeld => "held.discard",
             Action::AllowMassDelete => "run.allow_mass_delete",
             Action::RunNow => "run.start",
+            Action::MappingApply => "mapping.apply",
             Action::AdminTokenCreate => "admin_token.create",
             Action::AdminTokenRevoke => "admin_token.revoke",
             Action::TenantTokenCreate => "tenant_token.create",

@@ -7,10 +7,11 @@ use super::PageSession;
 use crate::store::runs::{Outcome, RunRecord};
 
 /// The sections of the navigation, by path.
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 5] = [
     ("/ui/", "Overview"),
     ("/ui/held", "Held runs"),
     ("/ui/directory", "Directory"),
+    ("/ui/mappings", "Mappings"),
     ("/ui/events", "SCIM event log"),
 ];
 
@@ -139,7 +140,11 @@ pub fn duration(run: &RunRecord) -> String {
 
 /// A run's counts that are not zero, as `12 users created, 3 memberships added`.
 pub fn counts_summary(run: &RunRecord) -> String {
-    let c = &run.counts;
+    counts_summary_of(&run.counts)
+}
+
+/// Counts that are not zero, in words ("no changes" when all are).
+pub fn counts_summary_of(c: &crate::pipeline::plan::PlanCounts) -> String {
     let parts: Vec<String> = [
         (c.users_created, "users created"),
         (c.users_updated, "users updated"),

@@ -17,6 +17,7 @@
 //! | `GET /ui/directory` | users or groups searched with a SCIM filter, by connector |
 //! | `GET /ui/directory/users/{id}` | a user: direct groups, effective groups and the nesting path of each |
 //! | `GET /ui/directory/groups/{id}` | a group: its members, nested groups as a tree |
+//! | `GET /ui/mappings/{name}` | a mapping edited on disk: what a reconcile would change, per connector; apply (reload and reconcile) |
 //! | `GET /ui/events` | the SCIM event log, filtered by tenant, status, method, time and text |
 //! | `GET /ui/events.csv` | the same filter as CSV |
 
@@ -26,6 +27,7 @@ mod events;
 mod held;
 mod layout;
 mod login;
+mod mappings;
 mod overview;
 mod runs;
 
@@ -67,6 +69,9 @@ pub fn router(state: Arc<AdminState>) -> Router<Arc<AdminState>> {
         .route("/ui/connectors/{id}", get(overview::connector))
         .route("/ui/held", get(held::list))
         .route("/ui/events", get(events::list))
+        .route("/ui/mappings", get(mappings::list))
+        .route("/ui/mappings/{name}", get(mappings::show))
+        .route("/ui/mappings/{name}/apply", post(mappings::apply))
         .route("/ui/directory", get(directory::search))
         .route("/ui/directory/users/{id}", get(directory::user))
         .route("/ui/directory/groups/{id}", get(directory::group))
