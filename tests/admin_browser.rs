@@ -399,11 +399,16 @@ async fn an_admin_works_through_the_pages_in_chromium() {
          [groups]\nrename = { \"Engineering\" = \"eng\" }\n",
     );
     client
-        .goto(&format!("{}/ui/mappings/default", node.admin))
+        .goto(&format!("{}/ui/mappings", node.admin))
         .await
-        .expect("mapping");
+        .expect("mappings");
+    text_with(&client, "Edit a mapping file on disk").await;
+    click(&client, "a[href='/ui/mappings/default']").await;
     let preview = text_with(&client, "differs from the running configuration").await;
-    assert!(preview.contains("eng"), "{preview}");
+    assert!(
+        preview.contains("rename group Engineering → eng"),
+        "{preview}"
+    );
     screenshot(&client, "mapping").await;
 
     // A connector's page with its charts.

@@ -806,7 +806,7 @@ async fn a_mapping_edited_on_disk_is_previewed_then_applied() {
         edited.body
     );
     assert!(
-        edited.body.contains("sales-team"),
+        edited.body.contains("rename group Sales → sales-team"),
         "the rename in the preview: {}",
         edited.body
     );

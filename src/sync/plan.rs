@@ -147,6 +147,22 @@ fn preview(
         Some(OnRemove::Delete) => "delete",
         _ => "disable",
     };
+    // The names records have in the target now, for renames.
+    let before: HashMap<&str, &str> = current
+        .users
+        .values()
+        .map(|u| (u.id.as_str(), u.user_name.as_str()))
+        .chain(
+            current
+                .groups
+                .values()
+                .map(|g| (g.id.as_str(), g.name.as_str())),
+        )
+        .collect();
+    let update = |kind: &str, id: &str, now: &str| match before.get(id) {
+        Some(old) if *old != now => format!("rename {kind} {old} → {now}"),
+        _ => format!("update {kind} {now}"),
+    };
     // Target ids to names, for the membership lines.
     let mut names: HashMap<&str, &str> = HashMap::new();
     for user in current.users.values() {
@@ -189,7 +205,7 @@ fn preview(
         &mut lines,
         plan.user_updates
             .iter()
-            .map(|w| format!("update user {}", w.record.user_name))
+            .map(|w| update("user", &w.id, &w.record.user_name))
             .collect(),
     );
     add(
@@ -222,7 +238,7 @@ fn preview(
         &mut lines,
         plan.group_updates
             .iter()
-            .map(|w| format!("update group {}", w.record.name))
+            .map(|w| update("group", &w.id, &w.record.name))
             .collect(),
     );
     add(
@@ -399,5 +415,29 @@ mod tests {
                 "remove unknown from group staff",
             ]
         );
+    }
+
+    #[test]
+    fn a_renamed_record_shows_its_old_and_new_name() {
+        let mut current = Current::default();
+        current.users.insert("1".into(), current_user("u1", "ann"));
+        current.users.insert("2".into(), current_user("u2", "bob"));
+        let plan = Plan {
+            user_updates: vec![
+                Write {
+                    id: "u1".into(),
+                    record: target_user("1", "ann.lee"),
+                    hash: String::new(),
+                },
+                Write {
+                    id: "u2".into(),
+                    record: target_user("2", "bob"),
+                    hash: String::new(),
+                },
+            ],
+            ..Plan::default()
+        };
+        let lines = preview(&plan, &current, &HashMap::new());
+        assert_eq!(lines, ["rename user ann → ann.lee", "update user bob"]);
     }
 }
