@@ -259,20 +259,6 @@ async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64,
     (start.elapsed().as_secs_f64(), peak_memory_mib(), report)
 }
 
-/// Target rows a run wrote (created, updated or removed users, groups and memberships).
-fn target_rows_written(report: &RunReport) -> u64 {
-    let c = report.counts;
-    c.users_created
-        + c.users_updated
-        + c.users_disabled
-        + c.users_deleted
-        + c.groups_created
-        + c.groups_updated
-        + c.groups_deleted
-        + c.memberships_added
-        + c.memberships_removed
-}
-
 fn main() {
     let users = size("IDSYNC_BENCH_USERS", 100_000);
     let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
@@ -308,7 +294,7 @@ fn main() {
             report.counts.memberships_added
         );
         let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
-        let rows_written = target_rows_written(&report);
+        let rows_written = report.counts.writes();
         println!(
             "unchanged re-sync:                    {secs:>7.2} s  peak {mem:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             report.outcome.as_str()
@@ -323,7 +309,7 @@ fn main() {
         let report = sync::reconcile(&db, "bench", &mapping, RunOptions::default(), &sync::NoProgress)
             .await
             .expect("reconcile");
-        let rows_written = target_rows_written(&report);
+        let rows_written = report.counts.writes();
         println!(
             "reconcile, mapping unchanged:         {:>7.2} s  peak {:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             start.elapsed().as_secs_f64(),

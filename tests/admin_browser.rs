@@ -15,9 +15,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::daemon::{Node, Tree, eventually, free_port, get_json};
-use crate::support::conformance::{Directory, FakeProvider, Knobs};
-use crate::support::fake_keycloak::FakeKeycloak;
+use crate::daemon::{Node, Tree, eventually, free_port, get_json, keycloak_tree};
+use crate::support::conformance::{Directory, FakeProvider};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -132,35 +131,19 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         return;
     };
     let dir = Directory::generated(30, 3, 6);
-    let fake = FakeKeycloak::start_concrete(dir.clone(), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "30 2 * * *");
+    let site = keycloak_tree(dir.clone(), "30 2 * * *").await;
+    let (fake, tree) = (&site.fake, &site.tree);
     tree.write(
         "mappings/default.toml",
         "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
     );
     // The example HR snapshot, with nested groups, for the directory browser.
-    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
-    tree.write(
-        "connectors/hr.toml",
-        &format!(
-            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
-            snapshot.display()
-        ),
-    );
+    tree.add_example_snapshot("hr", "default");
     let (code, _, stderr) = tree.run(&["sync", "hr"]);
     assert_eq!(code, 0, "{stderr}");
     let token = tree.admin_token().to_string();
-    let (code, stdout, stderr) = tree.run(&["tenant", "create", "okta"]);
-    assert_eq!(code, 0, "{stderr}");
-    let scim_token = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("token:"))
-        .expect("tenant token")
-        .trim()
-        .to_string();
-    let node = Node::start(&tree, "browser");
+    let scim_token = tree.tenant_token("okta");
+    let node = Node::start(tree, "browser");
     let api = tree.client();
     eventually(Duration::from_secs(20), "/readyz", async || {
         get_json(&api, &format!("{}/readyz", node.admin)).await
@@ -279,7 +262,7 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         .goto(&format!("{}/ui/", node.admin))
         .await
         .expect("overview");
-    let runs_before = runs_of(&tree);
+    let runs_before = runs_of(tree);
     client
         .execute(
             "document.querySelectorAll(\"form[action='/ui/connectors/kc/run'] input[name=csrf]\").forEach(e => e.remove());",
@@ -289,7 +272,7 @@ async fn an_admin_works_through_the_pages_in_chromium() {
         .expect("strip the token");
     click(&client, "form[action='/ui/connectors/kc/run'] button").await;
     text_with(&client, "security token is missing or stale").await;
-    assert_eq!(runs_of(&tree), runs_before, "nothing ran");
+    assert_eq!(runs_of(tree), runs_before, "nothing ran");
 
     // The SCIM event log: an IdP's requests, filtered in the form, exported as CSV.
     let scim = reqwest::Client::new();

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Node, Tree, eventually, get_json};
-use crate::support::conformance::{Directory, FakeProvider, Knobs};
-use crate::support::fake_keycloak::FakeKeycloak;
+use crate::daemon::{Node, Tree, eventually, get_json, keycloak_tree};
+use crate::support::conformance::{Directory, FakeProvider};
 
 /// A client that keeps cookies by hand (so the test sees their flags) and does not follow
 /// redirects (so it sees where they point).
@@ -132,12 +131,10 @@ async fn ready_node(tree: &Tree, name: &str) -> Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_opens_the_pages_and_every_post_needs_the_csrf_token() {
-    let fake = FakeKeycloak::start_concrete(Directory::generated(12, 3, 4), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let site = keycloak_tree(Directory::generated(12, 3, 4), "0 0 1 1 *").await;
+    let tree = &site.tree;
     let token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "pages").await;
+    let node = ready_node(tree, "pages").await;
     let mut browser = Browser::new(&node.admin);
 
     // Not signed in: pages send the browser to the sign-in form, which comes back after.
@@ -325,10 +322,8 @@ async fn signing_in_opens_the_pages_and_every_post_needs_the_csrf_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
     let dir = Directory::generated(30, 2, 5);
-    let fake = FakeKeycloak::start_concrete(dir.clone(), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let site = keycloak_tree(dir.clone(), "0 0 1 1 *").await;
+    let (fake, tree) = (&site.fake, &site.tree);
     tree.write(
         "mappings/default.toml",
         "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
@@ -341,7 +336,7 @@ async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
     let (code, _, _) = tree.run(&["sync", "kc"]);
     assert_eq!(code, 3, "held");
     let token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "held-pages").await;
+    let node = ready_node(tree, "held-pages").await;
     let mut browser = Browser::new(&node.admin);
     assert_eq!(browser.sign_in(&token).await.status, 303);
 
@@ -478,12 +473,10 @@ async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_forms_and_repeated_failed_sign_ins_are_refused() {
-    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
+    let site = keycloak_tree(Directory::generated(3, 1, 1), "0 0 1 1 *").await;
+    let tree = &site.tree;
     let token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "limits").await;
+    let node = ready_node(tree, "limits").await;
     let mut browser = Browser::new(&node.admin);
 
     // A form over 16 KiB is refused before it is read further, signed in or not.
@@ -533,20 +526,11 @@ async fn oversized_forms_and_repeated_failed_sign_ins_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_log_is_filtered_and_exported_as_csv() {
-    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
-    let (code, stdout, stderr) = tree.run(&["tenant", "create", "okta"]);
-    assert_eq!(code, 0, "{stderr}");
-    let scim_token = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("token:"))
-        .expect("token")
-        .trim()
-        .to_string();
+    let site = keycloak_tree(Directory::generated(3, 1, 1), "0 0 1 1 *").await;
+    let tree = &site.tree;
+    let scim_token = tree.tenant_token("okta");
     let admin_token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "events").await;
+    let node = ready_node(tree, "events").await;
 
     // An IdP's requests: a create, a lookup that finds nothing, a bad filter, a password
     // (masked in the log) and a user name a spreadsheet would run as a formula.
@@ -660,22 +644,13 @@ async fn the_event_log_is_filtered_and_exported_as_csv() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_is_searched_and_shows_nesting() {
-    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
-    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
-    tree.write(
-        "connectors/hr.toml",
-        &format!(
-            "kind = \"file\"\nmapping = \"default\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
-            snapshot.display()
-        ),
-    );
+    let site = keycloak_tree(Directory::generated(3, 1, 1), "0 0 1 1 *").await;
+    let tree = &site.tree;
+    tree.add_example_snapshot("hr", "default");
     let (code, _, stderr) = tree.run(&["sync", "hr"]);
     assert_eq!(code, 0, "{stderr}");
     let token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "directory").await;
+    let node = ready_node(tree, "directory").await;
     let mut browser = Browser::new(&node.admin);
     assert_eq!(browser.sign_in(&token).await.status, 303);
 
@@ -751,24 +726,15 @@ async fn the_directory_is_searched_and_shows_nesting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapping_edited_on_disk_is_previewed_then_applied() {
-    let fake = FakeKeycloak::start_concrete(Directory::generated(3, 1, 1), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
-    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
-    tree.write(
-        "connectors/hr.toml",
-        &format!(
-            "kind = \"file\"\nmapping = \"hr\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
-            snapshot.display()
-        ),
-    );
+    let site = keycloak_tree(Directory::generated(3, 1, 1), "0 0 1 1 *").await;
+    let tree = &site.tree;
+    tree.add_example_snapshot("hr", "hr");
     let mapping = "on_remove = \"disable\"\nmax_deletes = 100\nmax_delete_percent = 100.0\n";
     tree.write("mappings/hr.toml", mapping);
     let (code, _, stderr) = tree.run(&["sync", "hr"]);
     assert_eq!(code, 0, "{stderr}");
     let token = tree.admin_token().to_string();
-    let node = ready_node(&tree, "mappings").await;
+    let node = ready_node(tree, "mappings").await;
     let mut browser = Browser::new(&node.admin);
     assert_eq!(browser.sign_in(&token).await.status, 303);
 

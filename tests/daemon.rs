@@ -115,6 +115,54 @@ impl Tree {
     }
 }
 
+/// A [`Tree`] whose `kc` connector reads a fake Keycloak serving a directory, on a SQLite
+/// target in a temporary directory that lives as long as it.
+pub(crate) struct KeycloakTree {
+    pub(crate) fake: std::sync::Arc<FakeKeycloak>,
+    pub(crate) tree: Tree,
+    _database_dir: tempfile::TempDir,
+}
+
+pub(crate) async fn keycloak_tree(directory: Directory, schedule: &str) -> KeycloakTree {
+    let fake = FakeKeycloak::start_concrete(directory, Knobs::default()).await;
+    let database_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/target.db", database_dir.path().display());
+    let tree = Tree::new(&url, fake.base_url(), schedule);
+    KeycloakTree {
+        fake,
+        tree,
+        _database_dir: database_dir,
+    }
+}
+
+impl Tree {
+    /// A file connector `id` over the repository's example HR snapshot (nested groups),
+    /// through mapping `mapping`.
+    pub(crate) fn add_example_snapshot(&self, id: &str, mapping: &str) {
+        let snapshot =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snapshot.json");
+        self.write(
+            &format!("connectors/{id}.toml"),
+            &format!(
+                "kind = \"file\"\nmapping = \"{mapping}\"\n[file]\npath = \"{}\"\nformat = \"json\"\n",
+                snapshot.display()
+            ),
+        );
+    }
+
+    /// A new token of SCIM tenant `tenant`, issued through the CLI.
+    pub(crate) fn tenant_token(&self, tenant: &str) -> String {
+        let (code, stdout, stderr) = self.run(&["tenant", "create", tenant]);
+        assert_eq!(code, 0, "tenant create: {stderr}");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token:"))
+            .expect("token line")
+            .trim()
+            .to_string()
+    }
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

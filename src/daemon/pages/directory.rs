@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{page, time};
-use super::{PageSession, Shared, error_page, html_page};
+use super::{PageSession, Shared, error_page, html_page, present};
 use crate::filter::parse_filter;
 use crate::target::query::{self, GroupRef, GroupRow, MemberRow, UserRow};
 
@@ -35,10 +35,6 @@ pub(super) struct Search {
     filter: Option<String>,
     connector: Option<String>,
     page: Option<i64>,
-}
-
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl Search {

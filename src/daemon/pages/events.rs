@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{page, time};
-use super::{PageSession, Shared, error_page, html_page};
+use super::{PageSession, Shared, error_page, html_page, present};
 use crate::config::ConnectorSettings;
 use crate::daemon::admin::AdminState;
 use crate::store::events::{self, Event, EventQuery, MAX_SEARCH_TEXT, StatusMatch};
@@ -33,10 +33,6 @@ pub(super) struct Filter {
     until: Option<String>,
     q: Option<String>,
     before: Option<i64>,
-}
-
-fn present(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// A `datetime-local` value (or RFC 3339) as RFC 3339 UTC.

@@ -70,15 +70,22 @@ struct Preview {
     outcome: Result<RunReport, String>,
 }
 
-async fn preview(state: &AdminState, on_disk: &Config, name: &str) -> Vec<Preview> {
-    let Some(mapping) = on_disk.mappings.get(name) else {
+/// Reconciles each enabled connector of `config` that uses mapping `name` (as a dry run:
+/// nothing written), with that mapping as `config` has it.
+async fn reconcile_users_of(
+    state: &AdminState,
+    config: &Config,
+    name: &str,
+    dry_run: bool,
+) -> Vec<Preview> {
+    let Some(mapping) = config.mappings.get(name) else {
         return Vec::new();
     };
     let directory = state.config.current().engine.target.directory();
     let mut out = Vec::new();
-    for (connector, tenant) in users_of(on_disk, name) {
+    for (connector, tenant) in users_of(config, name) {
         let options = RunOptions {
-            dry_run: true,
+            dry_run,
             inactive_is_removal: tenant,
             ..RunOptions::default()
         };
@@ -92,6 +99,9 @@ async fn preview(state: &AdminState, on_disk: &Config, name: &str) -> Vec<Previe
         )
         .await
         .map_err(|e| e.to_string());
+        if let (false, Ok(report)) = (dry_run, &outcome) {
+            crate::daemon::run_metrics::record_run(&connector, report);
+        }
         out.push(Preview { connector, outcome });
     }
     out
@@ -162,7 +172,7 @@ pub(super) async fn show(
         .get(&name)
         .is_none_or(|live| live.fingerprint != mapping.fingerprint);
     let text = std::fs::read_to_string(&mapping.file).unwrap_or_default();
-    let previews = preview(&state, &on_disk, &name).await;
+    let previews = reconcile_users_of(&state, &on_disk, &name, true).await;
     let body = html! {
         @if edited {
             p.notice.warning role="status" { "The file on disk differs from the running configuration. Below is what applying it would change." }
@@ -203,12 +213,12 @@ pub(super) async fn apply(
         return error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
     }
     let config = state.config.current();
-    let Some(mapping) = config.mappings.get(&name) else {
+    if !config.mappings.contains_key(&name) {
         return error_page(
             StatusCode::NOT_FOUND,
             &format!("there is no mapping `{name}`"),
         );
-    };
+    }
     audit(
         &state,
         &actor,
@@ -217,28 +227,7 @@ pub(super) async fn apply(
         "reloaded and reconciled from the admin pages",
     )
     .await;
-    let directory = config.engine.target.directory();
-    let mut previews = Vec::new();
-    for (connector, tenant) in users_of(&config, &name) {
-        let options = RunOptions {
-            inactive_is_removal: tenant,
-            ..RunOptions::default()
-        };
-        let outcome = sync::reconcile_to(
-            &state.db,
-            &*directory,
-            &connector,
-            mapping,
-            options,
-            &NoProgress,
-        )
-        .await
-        .map_err(|e| e.to_string());
-        if let Ok(report) = &outcome {
-            crate::daemon::run_metrics::record_run(&connector, report);
-        }
-        previews.push(Preview { connector, outcome });
-    }
+    let previews = reconcile_users_of(&state, &config, &name, false).await;
     if previews.is_empty() {
         return Redirect::to(&format!("/ui/mappings/{name}")).into_response();
     }

@@ -247,6 +247,11 @@ async fn with_checked_csrf(request: Request, expected: &str) -> Result<Request, 
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
+/// A query field that holds something other than white space, trimmed.
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// One field of a url-encoded form.
 fn form_field(body: &[u8], name: &str) -> Option<String> {
     url::form_urlencoded::parse(body)

@@ -208,16 +208,7 @@ pub(super) async fn connector(
     let changes: Vec<Bar> = runs
         .iter()
         .map(|run| {
-            let c = &run.counts;
-            let total = c.users_created
-                + c.users_updated
-                + c.users_disabled
-                + c.users_deleted
-                + c.groups_created
-                + c.groups_updated
-                + c.groups_deleted
-                + c.memberships_added
-                + c.memberships_removed;
+            let total = run.counts.writes();
             Bar {
                 label: label(run),
                 value: total as f64,

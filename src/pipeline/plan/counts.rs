@@ -61,6 +61,12 @@ impl PlanCounts {
     pub fn values(mut self) -> [u64; 11] {
         self.fields_mut().map(|count| *count)
     }
+
+    /// Target rows the plan writes: users, groups and memberships created, updated or
+    /// removed (conflicts and warnings are not writes).
+    pub fn writes(self) -> u64 {
+        self.values().iter().take(9).sum()
+    }
 }
 
 /// `users_created=12 users_updated=0 ...`: the counts as one log field, readable in text

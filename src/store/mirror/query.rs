@@ -103,7 +103,9 @@ impl Compiled {
     }
 }
 
-pub(super) fn like_pattern(value: &str, op: CompareOp) -> String {
+/// `value` as a LIKE pattern for `op` (`co`, `sw`, `ew`), its wildcards taken literally
+/// (escaped with `\\`).
+pub(crate) fn like_pattern(value: &str, op: CompareOp) -> String {
     let escaped = value
         .replace('\\', "\\\\")
         .replace('%', "\\%")

@@ -22,6 +22,7 @@ use sqlx::{AnyPool, AssertSqlSafe};
 use crate::db::{Context, DbError};
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::model::name_key;
+use crate::store::mirror::query::like_pattern;
 
 /// What a search reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,18 +94,6 @@ impl Clause {
             (Folding::AsciiCase, false) => format!("LOWER(COALESCE({column}, ''))"),
             _ => format!("COALESCE({column}, '')"),
         }
-    }
-}
-
-fn like(value: &str, op: CompareOp) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    match op {
-        CompareOp::Sw => format!("{escaped}%"),
-        CompareOp::Ew => format!("%{escaped}"),
-        _ => format!("%{escaped}%"),
     }
 }
 
@@ -181,7 +170,7 @@ fn compile(filter: &Filter, searched: Searched, out: &mut Clause) -> Result<Stri
                 CompareOp::Lt => ("<", value),
                 CompareOp::Le => ("<=", value),
                 CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
-                    let p = out.bind(like(&value, *op));
+                    let p = out.bind(like_pattern(&value, *op));
                     return Ok(format!("{operand} LIKE {p} ESCAPE '\\'"));
                 }
             };
