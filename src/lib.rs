@@ -32,7 +32,8 @@
 //!   a limit on concurrent runs, run-now).
 //! - [`sync`]: one run as named phases: read, merge (the cursor contract), scope, project,
 //!   plan, hold (safety limits), apply; push for what a SCIM request wrote.
-//! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API.
+//! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API and
+//!   the admin pages.
 //! - [`clock`]: the wall clock, read in this one place.
 //! - [`metrics`]: the Prometheus registry of runs, IdP requests and SCIM requests.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
