@@ -30,6 +30,46 @@ pub fn refreshing_page(
     refresh: Option<(u32, &str)>,
     body: Markup,
 ) -> Markup {
+    let header = html! {
+        header.top {
+            a.brand href="/ui/" { "idsync" }
+            nav aria-label="Sections" {
+                ul {
+                    @for (path, name) in SECTIONS {
+                        li {
+                            @if path == current {
+                                a href=(path) aria-current="page" { (name) }
+                            } @else {
+                                a href=(path) { (name) }
+                            }
+                        }
+                    }
+                }
+            }
+            div.who {
+                span { "Signed in as " strong { (session.actor) } }
+                form.inline method="post" action="/ui/logout" {
+                    (csrf_field(session))
+                    button type="submit" { "Sign out" }
+                }
+            }
+        }
+    };
+    document(title, refresh, header, body)
+}
+
+/// A page for someone not signed in (the sign-in form, its errors).
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    document(
+        title,
+        None,
+        html! { header.top { span.brand { "idsync" } } },
+        body,
+    )
+}
+
+/// The HTML document around a page's header and body.
+fn document(title: &str, refresh: Option<(u32, &str)>, header: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -43,51 +83,7 @@ pub fn refreshing_page(
                 link rel="stylesheet" href="/ui/style.css";
             }
             body {
-                header.top {
-                    a.brand href="/ui/" { "idsync" }
-                    nav aria-label="Sections" {
-                        ul {
-                            @for (path, name) in SECTIONS {
-                                li {
-                                    @if path == current {
-                                        a href=(path) aria-current="page" { (name) }
-                                    } @else {
-                                        a href=(path) { (name) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    div.who {
-                        span { "Signed in as " strong { (session.actor) } }
-                        form.inline method="post" action="/ui/logout" {
-                            (csrf_field(session))
-                            button type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main {
-                    h1 { (title) }
-                    (body)
-                }
-            }
-        }
-    }
-}
-
-/// A page for someone not signed in (the sign-in form, its errors).
-pub fn bare_page(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · idsync" }
-                link rel="stylesheet" href="/ui/style.css";
-            }
-            body {
-                header.top { span.brand { "idsync" } }
+                (header)
                 main {
                     h1 { (title) }
                     (body)
