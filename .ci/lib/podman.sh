@@ -14,7 +14,7 @@ DEBIAN_BASE_IMAGE=localhost/idsync-ci/debian:bookworm
 # reason printed, when podman cannot run here.
 ensure_podman() {
   if ! command -v podman >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1 \
-      || [ ! -x /usr/lib/podman/aardvark-dns ]; then
+      || ! command -v runc >/dev/null 2>&1 || [ ! -x /usr/lib/podman/aardvark-dns ]; then
     export DEBIAN_FRONTEND=noninteractive
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends podman crun \
         fuse-overlayfs uidmap slirp4netns netavark aardvark-dns iptables runc >/dev/null; } \
@@ -24,17 +24,24 @@ ensure_podman() {
     skip "podman is installed but cannot run here: $(podman info 2>&1 | tail -n 1)"
     return 1
   fi
+  choose_run_args
 }
 
-# Options every `podman run` here needs. Inside a restricted container (a CI runner):
-# podman's default rlimits are above what the runner allows (EPERM), so they are set
-# explicitly; crun 1.8 refuses hybrid cgroup v1/v2 hosts, where runc works.
-RUN_ARGS=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
+# Options every `podman run` here needs, set by ensure_podman once the packages are
+# installed (runc is one of them: chosen before the install, a fresh machine got crun).
+# Inside a restricted container (a CI runner): podman's default rlimits are above what the
+# runner allows (EPERM), so they are set explicitly; crun 1.8 refuses hybrid cgroup v1/v2
+# hosts, where runc works.
+RUN_ARGS=()
 RUNTIME_ARGS=()
-if [ -d /sys/fs/cgroup/unified ] && command -v runc >/dev/null 2>&1; then
-  RUNTIME_ARGS=(--runtime runc)
-fi
-RUN_ARGS+=("${RUNTIME_ARGS[@]}")
+choose_run_args() {
+  RUN_ARGS=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
+  RUNTIME_ARGS=()
+  if [ -d /sys/fs/cgroup/unified ] && command -v runc >/dev/null 2>&1; then
+    RUNTIME_ARGS=(--runtime runc)
+  fi
+  RUN_ARGS+=("${RUNTIME_ARGS[@]}")
+}
 
 # Builds $DEBIAN_BASE_IMAGE when podman's storage lacks it (about a minute).
 ensure_debian_base() {
