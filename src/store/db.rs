@@ -452,6 +452,17 @@ pub fn is_postgres(conn: &AnyConnection) -> bool {
         || conn.backend_name().eq_ignore_ascii_case("postgres")
 }
 
+/// `expr` with its letters folded to lower case in ASCII only, so that both backends answer
+/// one case-insensitive comparison alike: SQLite's LOWER folds only ASCII; PostgreSQL's
+/// does so under the "C" collation (and every letter under others).
+pub fn ascii_lower(postgres: bool, expr: &str) -> String {
+    if postgres {
+        format!("LOWER({expr} COLLATE \"C\")")
+    } else {
+        format!("LOWER({expr})")
+    }
+}
+
 /// The placeholder for parameter `n` (1-based) of a statement built for `conn`.
 pub fn param(conn: &AnyConnection, n: usize) -> String {
     if anonymous_params(conn) {

@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::db::{Batch, Context, Db, DbError, Val, insert_rows, param};
+use crate::filter::CompareOp;
+use crate::store::mirror::query::like_pattern;
 
 mod mask;
 mod retention;
@@ -377,18 +379,6 @@ impl std::str::FromStr for StatusMatch {
     }
 }
 
-/// `text` with LIKE's wildcards (and the escape character) taken literally.
-fn like_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The newest events matching `query`, newest first.
 pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
     const CTX: &str = "reading SCIM events";
@@ -428,16 +418,10 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
         clauses.push(format!("method = {p}"));
     }
     if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
-        // Both backends must answer one search the same way: letters are folded to lower
-        // case in ASCII only, on both sides (SQLite's LOWER folds only ASCII; PostgreSQL's
-        // does so under the "C" collation, and folds every letter under others).
-        // (SQLite's placeholders are anonymous: the pattern is bound once per column.)
-        let pattern = format!("%{}%", like_escape(&text.to_ascii_lowercase()));
-        let collate = if crate::db::is_postgres(&conn) {
-            " COLLATE \"C\""
-        } else {
-            ""
-        };
+        // Letters fold in ASCII only, alike on both backends (`ascii_lower`). SQLite's
+        // placeholders are anonymous: the pattern is bound once per column.
+        let pattern = like_pattern(&text.to_ascii_lowercase(), CompareOp::Co);
+        let postgres = crate::db::is_postgres(&conn);
         let columns = [
             "path",
             "operation",
@@ -449,7 +433,8 @@ pub async fn query(db: &Db, query: &EventQuery) -> Result<Vec<Event>, DbError> {
             .iter()
             .map(|c| {
                 let p = next(&conn, &mut binds, Val::Text(pattern.clone()));
-                format!("LOWER(COALESCE({c}, ''){collate}) LIKE {p} ESCAPE '\\'")
+                let folded = crate::db::ascii_lower(postgres, &format!("COALESCE({c}, '')"));
+                format!("{folded} LIKE {p} ESCAPE '\\'")
             })
             .collect();
         clauses.push(format!("({})", any.join(" OR ")));

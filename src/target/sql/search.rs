@@ -89,10 +89,10 @@ impl Clause {
 
     /// `column` as it is compared: folded in ASCII where the comparison ignores case.
     fn operand(&self, column: &str, folding: Folding) -> String {
-        match (folding, self.postgres) {
-            (Folding::AsciiCase, true) => format!("LOWER(COALESCE({column}, '') COLLATE \"C\")"),
-            (Folding::AsciiCase, false) => format!("LOWER(COALESCE({column}, ''))"),
-            _ => format!("COALESCE({column}, '')"),
+        let operand = format!("COALESCE({column}, '')");
+        match folding {
+            Folding::AsciiCase => crate::db::ascii_lower(self.postgres, &operand),
+            _ => operand,
         }
     }
 }
@@ -192,13 +192,9 @@ pub async fn search<T>(
     read: fn(&AnyRow) -> Result<T, DbError>,
 ) -> Result<Vec<T>, SearchError> {
     const CTX: &str = "searching the target directory";
-    let postgres = pool
-        .connect_options()
-        .database_url
-        .scheme()
-        .starts_with("postgres");
+    let mut conn = pool.acquire().await.context(CTX)?;
     let mut clause = Clause {
-        postgres,
+        postgres: crate::db::is_postgres(&conn),
         binds: Vec::new(),
     };
     let mut conditions = Vec::new();
@@ -223,7 +219,7 @@ pub async fn search<T>(
     for value in clause.binds {
         query = query.bind(value);
     }
-    let rows = query.fetch_all(pool).await.context(CTX)?;
+    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
     Ok(rows.iter().map(read).collect::<Result<Vec<_>, _>>()?)
 }
 
