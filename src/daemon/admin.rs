@@ -256,8 +256,12 @@ pub struct ConnectorStatus {
     pub last_run: Option<runs::RunRecord>,
 }
 
-/// Every configured connector with its schedule, whether it runs and its last run.
-pub async fn connector_statuses(state: &AdminState) -> Result<Vec<ConnectorStatus>, DbError> {
+/// Every configured connector (or only connector `only`) with its schedule, whether it
+/// runs and its last run.
+pub async fn connector_statuses(
+    state: &AdminState,
+    only: Option<&str>,
+) -> Result<Vec<ConnectorStatus>, DbError> {
     let status: HashMap<String, crate::scheduler::JobStatus> = state
         .scheduler
         .status()
@@ -266,7 +270,11 @@ pub async fn connector_statuses(state: &AdminState) -> Result<Vec<ConnectorStatu
         .collect();
     let mut out = Vec::new();
     let config = state.config.current();
-    for connector in config.connectors.values() {
+    let chosen = config
+        .connectors
+        .values()
+        .filter(|c| only.is_none_or(|id| c.id == id));
+    for connector in chosen {
         let last = runs::recent_runs(state.db.pool(), Some(&connector.id), 1)
             .await?
             .pop();
@@ -288,7 +296,7 @@ pub async fn connector_statuses(state: &AdminState) -> Result<Vec<ConnectorStatu
 }
 
 async fn connectors(State(state): Shared) -> Response {
-    match connector_statuses(&state).await {
+    match connector_statuses(&state, None).await {
         Ok(list) => axum::Json(list).into_response(),
         Err(e) => internal(e),
     }

@@ -113,24 +113,20 @@ pub fn time(rfc3339: &str) -> Markup {
     html! { time datetime=(rfc3339) { (shown) } }
 }
 
+/// How long a run took in seconds, once it has finished.
+pub fn run_seconds(run: &RunRecord) -> Option<f64> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let (start, end) = (parse(&run.started_at)?, parse(run.finished_at.as_deref()?)?);
+    Some((end - start).num_milliseconds().max(0) as f64 / 1000.0)
+}
+
 /// How long a run took, or `—` while it runs.
 pub fn duration(run: &RunRecord) -> String {
-    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
-    match (
-        parse(&run.started_at),
-        run.finished_at.as_deref().and_then(parse),
-    ) {
-        (Some(start), Some(end)) => {
-            let ms = (end - start).num_milliseconds().max(0);
-            if ms < 10_000 {
-                format!("{:.1} s", ms as f64 / 1000.0)
-            } else if ms < 600_000 {
-                format!("{} s", ms / 1000)
-            } else {
-                format!("{} min", ms / 60_000)
-            }
-        }
-        _ => "—".to_string(),
+    match run_seconds(run) {
+        Some(seconds) if seconds < 10.0 => format!("{seconds:.1} s"),
+        Some(seconds) if seconds < 600.0 => format!("{} s", seconds as u64),
+        Some(seconds) => format!("{} min", seconds as u64 / 60),
+        None => "—".to_string(),
     }
 }
 

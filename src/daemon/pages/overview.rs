@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::chart::{Bar, bars};
 use super::layout::{
-    counts_summary, csrf_field, duration, outcome_badge, page, refreshing_page, time,
+    counts_summary, csrf_field, duration, outcome_badge, page, refreshing_page, run_seconds, time,
 };
 use super::{PageSession, Shared, error_page, html_page};
 use crate::daemon::actions;
@@ -29,7 +29,7 @@ pub(super) async fn show(
     Extension(session): Extension<PageSession>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let statuses = match connector_statuses(&state).await {
+    let statuses = match connector_statuses(&state, None).await {
         Ok(list) => list,
         Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -149,13 +149,6 @@ pub(super) async fn run_now(
 /// Runs a connector's page charts and lists.
 const CONNECTOR_RUNS: i64 = 50;
 
-/// Seconds a run took, when it has finished.
-fn seconds(run: &crate::store::runs::RunRecord) -> Option<f64> {
-    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
-    let (start, end) = (parse(&run.started_at)?, parse(run.finished_at.as_deref()?)?);
-    Some((end - start).num_milliseconds().max(0) as f64 / 1000.0)
-}
-
 /// `GET /ui/connectors/{id}`: the connector's settings at a glance, its run durations and
 /// changes over time as charts, and its recent runs.
 pub(super) async fn connector(
@@ -163,7 +156,7 @@ pub(super) async fn connector(
     Extension(session): Extension<PageSession>,
     Path(id): Path<String>,
 ) -> Response {
-    let statuses = match connector_statuses(&state).await {
+    let statuses = match connector_statuses(&state, Some(&id)).await {
         Ok(list) => list,
         Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -200,7 +193,7 @@ pub(super) async fn connector(
         .filter_map(|run| {
             Some(Bar {
                 label: label(run),
-                value: seconds(run)?,
+                value: run_seconds(run)?,
                 tone: tone(run.outcome),
             })
         })
