@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Node, Tree, eventually, get_json, keycloak_tree};
-use crate::support::conformance::{Directory, FakeProvider};
+use crate::daemon::{Node, Tree, eventually, get_json, held_keycloak_tree, keycloak_tree};
+use crate::support::conformance::Directory;
 
 /// A client that keeps cookies by hand (so the test sees their flags) and does not follow
 /// redirects (so it sees where they point).
@@ -107,6 +107,14 @@ impl Browser {
         )
         .await
     }
+}
+
+/// The first link in `html` whose address starts with `prefix`.
+fn first_link(html: &str, prefix: &str) -> String {
+    let start = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no link to {prefix} in {html}"));
+    html[start..].split('"').next().expect("href").to_string()
 }
 
 /// The value of the hidden input `name` in `html` (the first one).
@@ -247,14 +255,7 @@ async fn signing_in_opens_the_pages_and_every_post_needs_the_csrf_token() {
         "the run on the overview",
         async || {
             let page = browser.get("/ui/").await;
-            (page.body.contains("badge succeeded")).then(|| {
-                let start = page.body.find("/ui/runs/").expect("link");
-                page.body[start..]
-                    .split('"')
-                    .next()
-                    .expect("href")
-                    .to_string()
-            })
+            (page.body.contains("badge succeeded")).then(|| first_link(&page.body, "/ui/runs/"))
         },
     )
     .await;
@@ -321,20 +322,8 @@ async fn signing_in_opens_the_pages_and_every_post_needs_the_csrf_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_runs_are_confirmed_and_discarded_behind_a_second_page() {
-    let dir = Directory::generated(30, 2, 5);
-    let site = keycloak_tree(dir.clone(), "0 0 1 1 *").await;
-    let (fake, tree) = (&site.fake, &site.tree);
-    tree.write(
-        "mappings/default.toml",
-        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
-    );
-    let (code, _, stderr) = tree.run(&["sync", "kc"]);
-    assert_eq!(code, 0, "{stderr}");
-    let mut shrunk = dir.clone();
-    shrunk.users.truncate(5);
-    fake.set_directory(shrunk);
-    let (code, _, _) = tree.run(&["sync", "kc"]);
-    assert_eq!(code, 3, "held");
+    let site = held_keycloak_tree().await;
+    let tree = &site.tree;
     let token = tree.admin_token().to_string();
     let node = ready_node(tree, "held-pages").await;
     let mut browser = Browser::new(&node.admin);
@@ -663,15 +652,7 @@ async fn the_directory_is_searched_and_shows_nesting() {
         "{}",
         found.body
     );
-    let start = found
-        .body
-        .find("/ui/directory/users/")
-        .expect("a user link");
-    let user_link = found.body[start..]
-        .split('"')
-        .next()
-        .expect("href")
-        .to_string();
+    let user_link = first_link(&found.body, "/ui/directory/users/");
     let bob = browser.get(&user_link).await;
     assert_eq!(bob.status, 200);
     assert!(bob.body.contains("bob.martin@example.com"));
@@ -691,15 +672,7 @@ async fn the_directory_is_searched_and_shows_nesting() {
     let groups = browser
         .get("/ui/directory?kind=groups&filter=displayName+eq+%22all+departments%22")
         .await;
-    let start = groups
-        .body
-        .find("/ui/directory/groups/")
-        .expect("a group link");
-    let group_link = groups.body[start..]
-        .split('"')
-        .next()
-        .expect("href")
-        .to_string();
+    let group_link = first_link(&groups.body, "/ui/directory/groups/");
     let departments = browser.get(&group_link).await;
     assert_eq!(departments.status, 200);
     // The tree: All Departments > Engineering > Platform Team > bob.

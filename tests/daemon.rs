@@ -135,6 +135,26 @@ pub(crate) async fn keycloak_tree(directory: Directory, schedule: &str) -> Keycl
     }
 }
 
+/// A [`keycloak_tree`] whose `kc` connector has a held run: 30 users synced, then the
+/// source shrunk to 5 against `max_deletes = 3`.
+pub(crate) async fn held_keycloak_tree() -> KeycloakTree {
+    use crate::support::conformance::FakeProvider;
+    let dir = Directory::generated(30, 2, 5);
+    let site = keycloak_tree(dir.clone(), "0 0 1 1 *").await;
+    site.tree.write(
+        "mappings/default.toml",
+        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
+    );
+    let (code, _, stderr) = site.tree.run(&["sync", "kc"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut shrunk = dir;
+    shrunk.users.truncate(5);
+    site.fake.set_directory(shrunk);
+    let (code, _, _) = site.tree.run(&["sync", "kc"]);
+    assert_eq!(code, 3, "held");
+    site
+}
+
 impl Tree {
     /// A file connector `id` over the repository's example HR snapshot (nested groups),
     /// through mapping `mapping`.
@@ -671,25 +691,10 @@ async fn an_unreachable_database_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_run_can_be_discarded() {
-    let dir = Directory::generated(30, 2, 5);
-    let fake = FakeKeycloak::start_concrete(dir.clone(), Knobs::default()).await;
-    let db_dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/target.db", db_dir.path().display());
-    let tree = Tree::new(&url, fake.base_url(), "0 0 1 1 *");
-    tree.write(
-        "mappings/default.toml",
-        "on_remove = \"disable\"\nmax_deletes = 3\nmax_delete_percent = 100.0\n",
-    );
-    let (code, _, stderr) = tree.run(&["sync", "kc"]);
-    assert_eq!(code, 0, "{stderr}");
-    let mut shrunk = dir.clone();
-    shrunk.users.truncate(5);
-    use crate::support::conformance::FakeProvider;
-    fake.set_directory(shrunk);
-    let (code, _, _) = tree.run(&["sync", "kc"]);
-    assert_eq!(code, 3, "held");
+    let site = held_keycloak_tree().await;
+    let tree = &site.tree;
     let client = tree.client();
-    let node = Node::start(&tree, "discard");
+    let node = Node::start(tree, "discard");
     let held = eventually(Duration::from_secs(20), "/api/held", async || {
         get_json(&client, &format!("{}/api/held", node.admin)).await
     })
