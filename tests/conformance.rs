@@ -335,3 +335,146 @@ async fn deletions_are_seen_at_the_next_run_with_default_settings() {
         assert_eq!(groups.len(), groups_before.len() - 1, "{kind}");
     }
 }
+
+/// Each group's nested groups, by name.
+async fn nesting(db: &Db) -> BTreeMap<String, BTreeSet<String>> {
+    let pool = db.pool();
+    let mut nesting = BTreeMap::new();
+    for group in query::list_groups(pool, Some("idp"), 1_000_000, 0)
+        .await
+        .expect("groups")
+    {
+        let children = query::direct_members(pool, &group.id)
+            .await
+            .expect("members")
+            .into_iter()
+            .filter(|m| m.kind == "group")
+            .map(|m| m.name)
+            .collect();
+        nesting.insert(group.name, children);
+    }
+    nesting
+}
+
+/// Every kind of change a directory sees between two runs: a user changed, suspended,
+/// created into a group, deleted; members added and removed; a group renamed, created
+/// with members, deleted; a top-level group nested into another.
+fn changed(dir: &Directory) -> Directory {
+    let mut changed = dir.clone();
+    let id = |i: usize| format!("00u{i:06}");
+    let position = |d: &Directory, i: usize| d.users.iter().position(|u| u.id == id(i)).unwrap();
+    let at = position(&changed, 10);
+    changed.users[at].given_name = "Renamed".into();
+    let at = position(&changed, 11);
+    changed.users[at].status = UserStatus::Suspended;
+    let mut newcomer = changed.users[at].clone();
+    newcomer.id = "00u900000".into();
+    newcomer.user_name = "newcomer@example.com".into();
+    newcomer.email = newcomer.user_name.clone();
+    newcomer.status = UserStatus::Active;
+    changed.users.push(newcomer);
+    changed.groups[1]
+        .members
+        .push(FakeMember::User("00u900000".into()));
+    let at = position(&changed, 12);
+    changed.users.remove(at);
+    for group in &mut changed.groups {
+        group.members.retain(|m| *m != FakeMember::User(id(12)));
+    }
+    if !changed.groups[4]
+        .members
+        .contains(&FakeMember::User(id(100)))
+    {
+        changed.groups[4].members.push(FakeMember::User(id(100)));
+    }
+    let first_user = changed.groups[5]
+        .members
+        .iter()
+        .position(|m| matches!(m, FakeMember::User(_)))
+        .unwrap();
+    changed.groups[5].members.remove(first_user);
+    changed.groups[6].name = "Group six".into();
+    let nested = changed.groups[3].id.clone();
+    changed.groups[7].members.push(FakeMember::Group(nested));
+    changed.groups.pop();
+    changed.groups.push(crate::support::conformance::FakeGroup {
+        id: "00g90000".into(),
+        name: "Group new".into(),
+        members: vec![FakeMember::User(id(20)), FakeMember::User(id(21))],
+    });
+    changed
+}
+
+#[tokio::test]
+async fn incremental_reads_end_where_a_full_read_does() {
+    // Default settings read changes only (Okta's filters, Graph's delta links, Keycloak's
+    // admin events) after a first full read. After every kind of change, the target must
+    // be what a full read of the changed directory gives.
+    for (kind, start) in providers() {
+        let dir = directory();
+        let fake = start(
+            dir.clone(),
+            Knobs {
+                page_size: 10,
+                ..Knobs::default()
+            },
+        )
+        .await;
+        let db = sqlite().await;
+        let run_default = async || {
+            let connector = fake.default_connector();
+            sync::sync(
+                &db,
+                "idp",
+                &mapping(),
+                connector.as_ref(),
+                RunOptions::default(),
+                &NoProgress,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"))
+        };
+        run_default().await;
+        let changed = changed(&dir);
+        fake.set_directory(changed.clone());
+        let second = run_default().await;
+        // The same settings, from no checkpoint: a full read.
+        let fresh = sqlite().await;
+        let full = sync::sync(
+            &fresh,
+            "idp",
+            &mapping(),
+            fake.default_connector().as_ref(),
+            RunOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(full.read_mode, Some("full"), "{kind}");
+        // A user deleted in the source stays in the target disabled (on_remove); a fresh
+        // target never had it. Everything else must match.
+        let (users, groups) = snapshot(&db).await;
+        let (fresh_users, fresh_groups) = snapshot(&fresh).await;
+        let kept = |users: &BTreeMap<String, bool>| -> BTreeMap<String, bool> {
+            users
+                .iter()
+                .filter(|(name, active)| **active || fresh_users.contains_key(*name))
+                .map(|(name, active)| (name.clone(), *active))
+                .collect()
+        };
+        assert_eq!(kept(&users), fresh_users, "{kind}");
+        assert_eq!(users.get("user000012@example.com"), Some(&false), "{kind}");
+        assert_eq!(groups, fresh_groups, "{kind}");
+        assert_eq!(nesting(&db).await, nesting(&fresh).await, "{kind}");
+        assert_eq!(users.get("newcomer@example.com"), Some(&true), "{kind}");
+        assert!(
+            groups["Group 1"].contains("newcomer@example.com"),
+            "{kind}: a user created into a group is its member"
+        );
+        assert!(groups.contains_key("Group six"), "{kind}");
+        assert!(groups.contains_key("Group new"), "{kind}");
+        if kind != "google" {
+            assert_eq!(second.read_mode, Some("delta"), "{kind}");
+        }
+    }
+}

@@ -215,6 +215,8 @@ fn keycloak_settings(base: &str) -> KeycloakSettings {
         token_url: format!("{base}/realms/acme/protocol/openid-connect/token"),
         page_size: 100,
         requests_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        admin_events: false,
+        full_sync_every: std::time::Duration::ZERO,
         allow_insecure_http: true,
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod azure;
 pub mod batch;
+pub mod checkpoint;
 pub mod file;
 pub mod google;
 pub mod http;

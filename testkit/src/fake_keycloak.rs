@@ -5,10 +5,17 @@
 //!
 //! Keycloak groups form a tree: a group nested in another becomes its child (its first
 //! parent wins; nesting that would close a cycle is left out, as Keycloak cannot hold it).
+//!
+//! Admin events (Keycloak 26.2+: `dateFrom` in epoch milliseconds, `direction`): every
+//! [`FakeProvider::set_directory`] records the events Keycloak would for the difference,
+//! in Keycloak's shapes: user create/update/delete, membership create/delete (none for
+//! the groups a user is created with, nor for a deleted user or group), a subgroup made or
+//! moved as `groups/{parent}/children`, a move to the top as `groups`, a group deletion
+//! as one event (its subgroups go silently).
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -89,6 +96,14 @@ struct Inner {
     tokens: AtomicUsize,
     /// API requests made with the current token.
     used: AtomicUsize,
+    /// Admin events recorded so far, oldest first.
+    events: Mutex<Vec<Value>>,
+    /// "Save admin events" of the realm.
+    admin_events: AtomicBool,
+    /// The server takes only `yyyy-MM-dd` in `dateFrom` (Keycloak before 26.2).
+    legacy_dates: AtomicBool,
+    /// The time (epoch ms) of the last event, so that events are strictly ordered.
+    last_event: AtomicU64,
 }
 
 pub struct FakeKeycloak {
@@ -102,6 +117,136 @@ impl FakeKeycloak {
     pub fn base_url(&self) -> &str {
         &self.base
     }
+
+    /// Turns the realm's "Save admin events" on or off (on by default).
+    pub fn set_admin_events(&self, on: bool) {
+        self.inner.admin_events.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes the server answer `dateFrom` in epoch milliseconds with 400, as Keycloak
+    /// before 26.2 does.
+    pub fn set_legacy_dates(&self, on: bool) {
+        self.inner.legacy_dates.store(on, Ordering::SeqCst);
+    }
+
+    /// The connector's settings against this fake, reading admin events or not.
+    pub fn settings(&self, admin_events: bool) -> KeycloakSettings {
+        KeycloakSettings {
+            base_url: self.base.clone(),
+            realm: REALM.to_string(),
+            client_id: "idsync".to_string(),
+            client_secret: Some(SecretString::new("s3cret")),
+            password_grant: None,
+            token_url: format!("{}/realms/{REALM}/protocol/openid-connect/token", self.base),
+            // Keycloak returns as many as `max` asks, so many pages come from a small `max`.
+            page_size: match self.inner.knobs.page_size {
+                0 => 100,
+                n => n as u32,
+            },
+            requests_per_second: NonZeroU32::new(10_000).expect("non-zero"),
+            admin_events,
+            full_sync_every: idsync::connectors::keycloak::KEYCLOAK_DEFAULT_FULL_SYNC_EVERY,
+            // The fake serves plain http on loopback.
+            allow_insecure_http: true,
+        }
+    }
+
+    /// How many admin events the fake has recorded.
+    pub fn admin_event_count(&self) -> usize {
+        self.inner.events.lock().expect("lock").len()
+    }
+}
+
+/// The admin events (resource type, operation, path) Keycloak records when the realm
+/// goes from `old` to `new`.
+fn admin_events(old: &Indexed, new: &Indexed) -> Vec<(&'static str, &'static str, String)> {
+    let mut events = Vec::new();
+    let listed = |index: &Indexed, id: &str| {
+        index
+            .user(id)
+            .filter(|u| u.status != UserStatus::Deleted)
+            .cloned()
+    };
+    let mut created = HashSet::new();
+    for user in &new.dir.users {
+        let now = listed(new, &user.id);
+        match (listed(old, &user.id), now) {
+            (None, Some(_)) => {
+                created.insert(user.id.clone());
+                events.push(("USER", "CREATE", format!("users/{}", user.id)));
+            }
+            (Some(before), Some(after)) if before != after => {
+                events.push(("USER", "UPDATE", format!("users/{}", user.id)));
+            }
+            _ => {}
+        }
+    }
+    for user in &old.dir.users {
+        if listed(old, &user.id).is_some() && listed(new, &user.id).is_none() {
+            events.push(("USER", "DELETE", format!("users/{}", user.id)));
+        }
+    }
+    for group in &old.dir.groups {
+        if !new.groups.contains_key(&group.id) {
+            events.push(("GROUP", "DELETE", format!("groups/{}", group.id)));
+        }
+    }
+    let user_members = |index: &Indexed, id: &str| -> HashSet<String> {
+        index.groups.get(id).map_or_else(HashSet::new, |&i| {
+            index.dir.groups[i]
+                .members
+                .iter()
+                .filter_map(|m| match m {
+                    FakeMember::User(u) => Some(u.clone()),
+                    FakeMember::Group(_) => None,
+                })
+                .collect()
+        })
+    };
+    for group in &new.dir.groups {
+        let parent = new.parents.get(&group.id);
+        let Some(&before) = old.groups.get(&group.id) else {
+            events.push(match parent {
+                Some(p) => ("GROUP", "CREATE", format!("groups/{p}/children")),
+                None => ("GROUP", "CREATE", format!("groups/{}", group.id)),
+            });
+            continue;
+        };
+        if old.dir.groups[before].name != group.name {
+            events.push(("GROUP", "UPDATE", format!("groups/{}", group.id)));
+        }
+        if old.parents.get(&group.id) != parent {
+            events.push(match parent {
+                Some(p) => ("GROUP", "UPDATE", format!("groups/{p}/children")),
+                None => ("GROUP", "UPDATE", "groups".to_string()),
+            });
+        }
+        let (was, is) = (user_members(old, &group.id), user_members(new, &group.id));
+        for user in is.difference(&was) {
+            if !created.contains(user) && listed(new, user).is_some() {
+                let path = format!("users/{user}/groups/{}", group.id);
+                events.push(("GROUP_MEMBERSHIP", "CREATE", path));
+            }
+        }
+        for user in was.difference(&is) {
+            if listed(new, user).is_some() {
+                let path = format!("users/{user}/groups/{}", group.id);
+                events.push(("GROUP_MEMBERSHIP", "DELETE", path));
+            }
+        }
+    }
+    // A new group's members are added after it is made.
+    for group in &new.dir.groups {
+        if !old.groups.contains_key(&group.id) {
+            for user in user_members(new, &group.id) {
+                if !created.contains(&user) && listed(new, &user).is_some() {
+                    let path = format!("users/{user}/groups/{}", group.id);
+                    events.push(("GROUP_MEMBERSHIP", "CREATE", path));
+                }
+            }
+        }
+    }
+    events
 }
 
 type Shared = Arc<Inner>;
@@ -155,6 +300,24 @@ fn user_json(user: &crate::conformance::FakeUser) -> Value {
 }
 
 impl Inner {
+    /// The time of a new event: now in epoch ms, later than every earlier event.
+    fn event_time(&self) -> u64 {
+        let now = idsync::clock::system_now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut last = self.last_event.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .last_event
+                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
     /// Counts the request, and answers for the knobs (401, 429) when they apply.
     fn gate(&self, headers: &HeaderMap) -> Option<Response> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -351,6 +514,131 @@ async fn members(
     )
 }
 
+async fn events_config(State(inner): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(r) = inner.gate(&headers) {
+        return r;
+    }
+    axum::Json(
+        json!({"eventsEnabled": false, "eventsListeners": ["jboss-logging"],
+        "enabledEventTypes": [],
+        "adminEventsEnabled": inner.admin_events.load(Ordering::SeqCst),
+        "adminEventsDetailsEnabled": false}),
+    )
+    .into_response()
+}
+
+async fn admin_events_listing(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(r) = inner.gate(&headers) {
+        return r;
+    }
+    let one = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let from = match one("dateFrom") {
+        None => 0,
+        Some(text) => match text.parse::<u64>() {
+            Ok(ms) if !inner.legacy_dates.load(Ordering::SeqCst) => ms,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid value for 'Date(From)', expected format is yyyy-MM-dd",
+                );
+            }
+        },
+    };
+    let types: Vec<&str> = query
+        .iter()
+        .filter(|(k, _)| k == "resourceTypes")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut events: Vec<Value> = inner
+        .events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| e["time"].as_u64().unwrap_or(0) >= from)
+        .filter(|e| types.is_empty() || types.contains(&e["resourceType"].as_str().unwrap_or("")))
+        .cloned()
+        .collect();
+    // Newest first unless asked otherwise, as Keycloak.
+    if one("direction").as_deref() != Some("asc") {
+        events.reverse();
+    }
+    let map: HashMap<String, String> = query.into_iter().collect();
+    inner.page(
+        Listing::Users,
+        events.len(),
+        |i| events[i].clone(),
+        &map,
+        false,
+    )
+}
+
+async fn one_user(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = inner.gate(&headers) {
+        return r;
+    }
+    let index = inner.directory.lock().expect("lock").clone();
+    match index.user(&id).filter(|u| u.status != UserStatus::Deleted) {
+        Some(user) => axum::Json(user_json(user)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "User not found"),
+    }
+}
+
+async fn one_group(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = inner.gate(&headers) {
+        return r;
+    }
+    let index = inner.directory.lock().expect("lock").clone();
+    if !index.groups.contains_key(&id) {
+        return error(StatusCode::NOT_FOUND, "Could not find group by id");
+    }
+    axum::Json(index.group_json(&id)).into_response()
+}
+
+async fn groups_of_user(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = inner.gate(&headers) {
+        return r;
+    }
+    let index = inner.directory.lock().expect("lock").clone();
+    if index
+        .user(&id)
+        .is_none_or(|u| u.status == UserStatus::Deleted)
+    {
+        return error(StatusCode::NOT_FOUND, "User not found");
+    }
+    let member = FakeMember::User(id);
+    let of: Vec<&str> = index
+        .dir
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&member))
+        .map(|g| g.id.as_str())
+        .collect();
+    inner.page(
+        Listing::Groups,
+        of.len(),
+        |i| index.group_json(of[i]),
+        &query,
+        false,
+    )
+}
+
 impl FakeKeycloak {
     pub async fn start(directory: Directory, knobs: Knobs) -> Arc<dyn FakeProvider> {
         Self::start_concrete(directory, knobs).await
@@ -365,6 +653,10 @@ impl FakeKeycloak {
             throttled: AtomicUsize::new(0),
             tokens: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
+            events: Mutex::new(Vec::new()),
+            admin_events: AtomicBool::new(true),
+            legacy_dates: AtomicBool::new(false),
+            last_event: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/realms/{realm}/protocol/openid-connect/token", post(token))
@@ -372,6 +664,17 @@ impl FakeKeycloak {
             .route("/admin/realms/{realm}/groups", get(groups))
             .route("/admin/realms/{realm}/groups/{id}/children", get(children))
             .route("/admin/realms/{realm}/groups/{id}/members", get(members))
+            .route("/admin/realms/{realm}/groups/{id}", get(one_group))
+            .route("/admin/realms/{realm}/users/{id}", get(one_user))
+            .route(
+                "/admin/realms/{realm}/users/{id}/groups",
+                get(groups_of_user),
+            )
+            .route("/admin/realms/{realm}/events/config", get(events_config))
+            .route(
+                "/admin/realms/{realm}/admin-events",
+                get(admin_events_listing),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -397,24 +700,14 @@ impl FakeProvider for FakeKeycloak {
         "keycloak"
     }
 
+    /// Every read full (the suite compares full reads).
     fn connector(&self) -> Box<dyn PullConnector> {
-        let settings = KeycloakSettings {
-            base_url: self.base.clone(),
-            realm: REALM.to_string(),
-            client_id: "idsync".to_string(),
-            client_secret: Some(SecretString::new("s3cret")),
-            password_grant: None,
-            token_url: format!("{}/realms/{REALM}/protocol/openid-connect/token", self.base),
-            // Keycloak returns as many as `max` asks, so many pages come from a small `max`.
-            page_size: match self.inner.knobs.page_size {
-                0 => 100,
-                n => n as u32,
-            },
-            requests_per_second: NonZeroU32::new(10_000).expect("non-zero"),
-            // The fake serves plain http on loopback.
-            allow_insecure_http: true,
-        };
-        Box::new(KeycloakConnector::new(&settings).expect("connector"))
+        Box::new(KeycloakConnector::new(&self.settings(false)).expect("connector"))
+    }
+
+    /// Reads from admin events between full reads, as an admin gets by default.
+    fn default_connector(&self) -> Box<dyn PullConnector> {
+        Box::new(KeycloakConnector::new(&self.settings(true)).expect("connector"))
     }
 
     fn stats(&self) -> Stats {
@@ -426,7 +719,20 @@ impl FakeProvider for FakeKeycloak {
     }
 
     fn set_directory(&self, directory: Directory) {
-        *self.inner.directory.lock().expect("lock") = Arc::new(Indexed::new(directory));
+        let new = Arc::new(Indexed::new(directory));
+        let mut current = self.inner.directory.lock().expect("lock");
+        if self.inner.admin_events.load(Ordering::SeqCst) {
+            let mut log = self.inner.events.lock().expect("lock");
+            for (resource, operation, path) in admin_events(&current, &new) {
+                let time = self.inner.event_time();
+                log.push(json!({"time": time, "realmId": "acme-realm-id",
+                    "authDetails": {"realmId": "master-realm-id", "clientId": "admin-cli-id",
+                        "userId": "admin-id", "ipAddress": "127.0.0.1"},
+                    "operationType": operation, "resourceType": resource,
+                    "resourcePath": path}));
+            }
+        }
+        *current = new;
     }
 
     fn missing_permission_hint(&self) -> &'static str {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::{KIND, KeycloakConnector, KeycloakSettings};
@@ -11,7 +12,7 @@ use crate::connectors::http::{
     AuthScheme, ClientAuth, Cursor, HttpClient, HttpError, HttpOptions, OAuthClientCredentials,
     Pages,
 };
-use crate::model::json_kind;
+use crate::model::{content_hash, json_kind};
 
 impl KeycloakConnector {
     /// Builds the connector (HTTP client and token source) from its settings.
@@ -48,11 +49,35 @@ impl KeycloakConnector {
         }
         let http = http.with_auth(Arc::new(token), AuthScheme::Bearer);
         let base = settings.base_url.trim_end_matches('/');
+        let admin = format!("{base}/admin/realms/{}", settings.realm);
         Ok(KeycloakConnector {
             http,
-            admin: format!("{base}/admin/realms/{}", settings.realm),
+            // A checkpoint continues only on the realm it was made on.
+            fingerprint: content_hash(&serde_json::json!({ "admin": admin })),
+            admin,
             page_size: settings.page_size.max(1),
+            admin_events: settings.admin_events,
+            full_sync_every: settings.full_sync_every,
         })
+    }
+
+    /// GETs one record (`/users/{id}`, `/groups/{id}`, or the events config) with its
+    /// answer's headers; `None` when the server answers 404 (the record is gone).
+    pub(super) async fn fetch_one(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Option<(Value, HeaderMap)>, ConnectorError> {
+        let url = format!("{}{path}", self.admin);
+        match self.http.get_json(&url, &[]).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(HttpError::Status { status: 404, .. }) => Ok(None),
+            Err(source) => Err(ConnectorError::Http {
+                kind: KIND,
+                what: what.to_string(),
+                source,
+            }),
+        }
     }
 
     /// GETs one page of `path` (relative to the admin root) at offset `first`, with an

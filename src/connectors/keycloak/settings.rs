@@ -14,15 +14,18 @@
 //! # token_url = "https://sso.example.com/realms/acme/protocol/openid-connect/token"
 //! # page_size = 100                        # 1-1000
 //! # requests_per_second = 10
+//! # admin_events = true                    # read changes from the realm's admin events
+//! # full_sync_every = "24h"
 //! ```
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::connectors::kind::SettingsContext;
-use crate::spec::check::{endpoint_url, non_empty, range, rate, secret};
+use crate::spec::check::{duration, endpoint_url, non_empty, range, rate, secret};
 use crate::spec::problems::Problems;
 use crate::spec::{SecretRef, SecretString};
 
@@ -54,10 +57,19 @@ pub struct KeycloakSettings {
     pub page_size: u32,
     /// Client-side request rate.
     pub requests_per_second: NonZeroU32,
+    /// Reads between full reads come from the realm's admin events, where the realm
+    /// records them (else every read is full).
+    pub admin_events: bool,
+    /// A checkpoint whose full read is older than this makes the next read a full one
+    /// (zero: every read).
+    pub full_sync_every: Duration,
     /// Plain `http` URLs are accepted (loopback hosts only; labs and tests). Default
     /// false; every run logs a warning when set.
     pub allow_insecure_http: bool,
 }
+
+/// Default `full_sync_every` of a Keycloak connector.
+pub const KEYCLOAK_DEFAULT_FULL_SYNC_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Default `page_size` of a Keycloak connector.
 pub const KEYCLOAK_DEFAULT_PAGE_SIZE: u32 = 100;
@@ -99,9 +111,20 @@ pub struct RawKeycloakSettings {
     /// Requests per second, at least 1. Default: 10.
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
+    /// Read what changed since the last run from the realm's admin events, where the realm
+    /// saves them ("Save admin events" on; the client needs `view-events`). Default: true.
+    #[serde(default = "yes")]
+    admin_events: bool,
+    /// How often a full read runs even when admin events are available. Default: `24h`.
+    #[serde(default)]
+    full_sync_every: Option<Spanned<String>>,
     /// Accept plain `http` URLs for loopback hosts (labs, tests). Default: false.
     #[serde(default)]
     allow_insecure_http: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Checks a `[keycloak]` table and resolves its secret.
@@ -168,6 +191,14 @@ pub(super) fn check(
         problems,
     );
     ok &= requests_per_second.is_some();
+    let full_sync_every = duration(
+        source,
+        raw.full_sync_every.as_ref(),
+        "keycloak.full_sync_every",
+        (KEYCLOAK_DEFAULT_FULL_SYNC_EVERY, false),
+        problems,
+    );
+    ok &= full_sync_every.is_some();
     let resolve = |spanned: &Spanned<SecretRef>, key: &str, problems: &mut Problems| {
         secret(source, spanned, key, context.base_dir, problems)
     };
@@ -226,6 +257,8 @@ pub(super) fn check(
         token_url,
         page_size: page_size?,
         requests_per_second: requests_per_second?,
+        admin_events: raw.admin_events,
+        full_sync_every: full_sync_every?,
         allow_insecure_http: raw.allow_insecure_http,
     })
 }

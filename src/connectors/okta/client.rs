@@ -322,8 +322,9 @@ impl Pager<'_> {
             .get_json(&url, &query)
             .await
             .map_err(|e| self.okta.fail(&self.what, self.need, e))?;
-        self.started
-            .get_or_insert_with(|| pacing::server_time(&headers).unwrap_or(asked));
+        self.started.get_or_insert_with(|| {
+            crate::connectors::checkpoint::server_time(&headers).unwrap_or(asked)
+        });
         let items = match body {
             Value::Array(items) => items,
             other => {

@@ -20,7 +20,6 @@
 //! * Any failed page, 401 or 403 fails the whole read; nothing of it is kept.
 
 mod assertion;
-mod checkpoint;
 mod client;
 mod pacing;
 mod records;
@@ -33,9 +32,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use self::checkpoint::{Checkpoint, Plan};
 use self::records::{Disposition, Policies};
 use super::batch::Batcher;
+use super::checkpoint::{self, Checkpoint, Plan};
 use super::http::{HttpClient, HttpError, TokenSource};
 use super::probe::token_then_listings;
 use super::{
@@ -45,7 +44,7 @@ use crate::model::{MemberKind, MemberRef, content_hash};
 use client::*;
 pub use settings::*;
 
-pub use self::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
+pub use super::checkpoint::OVERLAP as CHECKPOINT_OVERLAP;
 
 const KIND: &str = "okta";
 

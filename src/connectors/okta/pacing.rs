@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{DATE, HeaderMap};
+use reqwest::header::HeaderMap;
 
 /// The longest pause before one request.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -17,11 +17,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// The server's clock, from `Date`.
-pub fn server_time(headers: &HeaderMap) -> Option<SystemTime> {
-    let value = headers.get(DATE)?.to_str().ok()?;
-    httpdate::parse_http_date(value).ok()
-}
+use crate::connectors::checkpoint::server_time;
 
 /// How long to wait before the next request, given the last answer's headers; `None`
 /// when plenty of the bucket is left (or the headers are missing).
@@ -42,7 +38,7 @@ pub fn pause(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use reqwest::header::{DATE, HeaderValue};
 
     fn headers(limit: u64, remaining: u64, reset: u64, date: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();

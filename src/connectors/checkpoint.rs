@@ -1,11 +1,13 @@
-//! The Okta connector's checkpoint: when the next incremental read starts, when the last
-//! full read happened, and a fingerprint of the settings that shape a read.
+//! The checkpoint of the connectors that read a change feed by time (Okta's `lastUpdated`
+//! filters, Keycloak's admin events, Google's Reports API): when the next incremental read
+//! starts, when the last full read happened, and a fingerprint of the settings that shape a
+//! read. Each connector decides with [`plan`] between a full and an incremental read.
 //!
 //! Stored as JSON, for example
 //! `{"v":1,"since":"2026-05-01T09:59:00.000Z","full_read_at":"2026-05-01T02:00:00.000Z","settings":"3f0c…"}`.
-//! `since` is the server time (`Date`) of the first answer of the last complete read,
-//! less [`OVERLAP`]: everything changed after the last read began has a later `lastUpdated`
-//! (or `lastMembershipUpdated`), whatever the order the pages were read in.
+//! `since` is the server time of the start of the last complete read, less the connector's
+//! overlap ([`OVERLAP`] for Okta and Keycloak): everything changed after the last read
+//! began is dated later, whatever the order the pages were read in.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,9 +17,10 @@ use serde::{Deserialize, Serialize};
 /// Version of the checkpoint format.
 const VERSION: u32 = 1;
 
-/// How far before the last read's start the next incremental read looks: absorbs the
-/// one-second resolution of `Date`, clock differences between Okta's servers and writes
-/// committed while the last read ran. Records seen twice are merged idempotently.
+/// How far before the last read's start the next incremental read looks, by default:
+/// absorbs the one-second resolution of `Date`, clock differences between the provider's
+/// servers and writes committed while the last read ran. Records seen twice are merged
+/// idempotently. A feed that lags (Google's Reports API) passes a longer overlap.
 pub const OVERLAP: Duration = Duration::from_secs(60);
 
 /// A checkpoint's own clock reading may be this far in the future (local clock skew)
@@ -32,7 +35,7 @@ pub struct Checkpoint {
     pub since: String,
     /// When the last full read started (local clock, RFC 3339).
     pub full_read_at: String,
-    /// [`super::OktaConnector`]'s settings fingerprint when the checkpoint was made.
+    /// The connector's settings fingerprint when the checkpoint was made.
     pub settings: String,
 }
 
@@ -47,12 +50,23 @@ pub enum Plan {
 
 impl Checkpoint {
     /// The checkpoint of a read that started at `server_start` (server clock) and whose
-    /// last full read started at `full_read_at` (local clock).
+    /// last full read started at `full_read_at` (local clock); the next read looks back
+    /// [`OVERLAP`] before `server_start`.
     pub fn new(server_start: SystemTime, full_read_at: SystemTime, settings: &str) -> Checkpoint {
+        Checkpoint::with_overlap(server_start, full_read_at, settings, OVERLAP)
+    }
+
+    /// As [`Checkpoint::new`], looking back `overlap` instead.
+    pub fn with_overlap(
+        server_start: SystemTime,
+        full_read_at: SystemTime,
+        settings: &str,
+        overlap: Duration,
+    ) -> Checkpoint {
         Checkpoint {
             v: VERSION,
-            since: okta_time(server_start.checked_sub(OVERLAP).unwrap_or(server_start)),
-            full_read_at: okta_time(full_read_at),
+            since: rfc3339_millis(server_start.checked_sub(overlap).unwrap_or(server_start)),
+            full_read_at: rfc3339_millis(full_read_at),
             settings: settings.to_string(),
         }
     }
@@ -95,7 +109,7 @@ pub fn plan(
     }
     if checkpoint.settings != settings {
         return Plan::Full {
-            reason: "the base URL, group types or status policies changed",
+            reason: "the settings that shape a read changed",
         };
     }
     let future = now + FUTURE_TOLERANCE;
@@ -110,13 +124,21 @@ pub fn plan(
         };
     }
     Plan::Delta {
-        since: okta_time(since),
+        since: rfc3339_millis(since),
         full_read_at: checkpoint.full_read_at,
     }
 }
 
-/// A time as Okta writes and filters it: RFC 3339 UTC with milliseconds and `Z`.
-pub fn okta_time(time: SystemTime) -> String {
+/// The server's clock, from an answer's `Date` header: a checkpoint's `since` is taken on
+/// the clock that dates the changes.
+pub fn server_time(headers: &reqwest::header::HeaderMap) -> Option<SystemTime> {
+    let value = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    httpdate::parse_http_date(value).ok()
+}
+
+/// A time as the checkpoint (and Okta's filters, and Google's `startTime`) write it:
+/// RFC 3339 UTC with milliseconds and `Z`.
+pub fn rfc3339_millis(time: SystemTime) -> String {
     DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -140,7 +162,7 @@ mod tests {
     #[test]
     fn times_are_written_the_way_okta_filters_want_them() {
         assert_eq!(
-            okta_time(at("2026-05-01T10:00:00.5+02:00")),
+            rfc3339_millis(at("2026-05-01T10:00:00.5+02:00")),
             "2026-05-01T08:00:00.500Z"
         );
         let checkpoint = Checkpoint::new(
@@ -216,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             reason(Some(&stored), "xyz", "2026-05-01T11:00:00Z"),
-            "the base URL, group types or status policies changed"
+            "the settings that shape a read changed"
         );
         assert_eq!(
             reason(Some(&stored), "abc", "2026-05-02T02:00:00Z"),
