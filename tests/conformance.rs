@@ -8,7 +8,9 @@
 //! - a failing last page of users, groups or members: the run fails and the target is
 //!   exactly as before (removals need a complete read);
 //! - a missing permission: the run fails with an error naming what to grant, and the
-//!   target is as before.
+//!   target is as before;
+//! - with default settings, an incremental read after every kind of change ends where a
+//!   full read of the changed directory does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

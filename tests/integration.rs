@@ -13,6 +13,7 @@ mod conformance;
 mod connector_azure;
 mod connector_egress;
 mod connector_google;
+mod connector_keycloak;
 mod connector_ldap;
 mod connector_ldap_ad;
 mod connector_okta;

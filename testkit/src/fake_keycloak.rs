@@ -186,8 +186,16 @@ fn admin_events(old: &Indexed, new: &Indexed) -> Vec<(&'static str, &'static str
             events.push(("USER", "DELETE", format!("users/{}", user.id)));
         }
     }
+    // One event per deleted group whose parent stays: subgroups go with their parent.
+    let gone = |id: &String| !new.groups.contains_key(id);
     for group in &old.dir.groups {
-        if !new.groups.contains_key(&group.id) {
+        let mut ancestor = old.parents.get(&group.id);
+        let mut parent_gone = false;
+        while let Some(id) = ancestor {
+            parent_gone |= gone(id);
+            ancestor = old.parents.get(id);
+        }
+        if gone(&group.id) && !parent_gone {
             events.push(("GROUP", "DELETE", format!("groups/{}", group.id)));
         }
     }

@@ -182,6 +182,30 @@ impl KeycloakConnector {
         Ok(groups)
     }
 
+    /// `check --connect`'s admin-events step: not saving them is no failure (every run
+    /// is then full), so the step passes and says what makes runs incremental.
+    async fn diagnose_admin_events(&self) -> super::Diagnosis {
+        const STEP: &str = "admin events";
+        match self.feed().await {
+            Ok(Feed { unusable: None, .. }) => super::Diagnosis::ok(
+                STEP,
+                "the realm saves admin events: runs between full reads are incremental",
+            ),
+            Ok(Feed {
+                unusable: Some(reason),
+                ..
+            }) => super::Diagnosis::ok(
+                STEP,
+                format!(
+                    "{reason}: every run reads in full (turn on Save events under Realm \
+                     settings › Events › Admin events settings, and give the service account \
+                     the realm-management role view-events)"
+                ),
+            ),
+            Err(error) => super::Diagnosis::failed(STEP, error.to_string()),
+        }
+    }
+
     /// Whether the realm saves admin events (`GET /events/config`, role `view-events`),
     /// and the server's time.
     async fn feed(&self) -> Result<Feed, ConnectorError> {
@@ -218,11 +242,15 @@ impl KeycloakConnector {
         })
     }
 
-    /// The admin events from `since` (server clock) on, oldest first; `None` when the
-    /// server refuses the query (400: servers before 26.2 take only days in `dateFrom`).
+    /// The admin events from `since` (server clock) on, oldest first; `Err(reason)` when
+    /// the server refuses the query (400: servers before 26.2 take only days in
+    /// `dateFrom`; 403: no view-events).
     /// No `dateTo`: Keycloak 26.2.0 answers nothing to it (keycloak/keycloak#38911), and
     /// events dated after the read began are read again next time anyway.
-    async fn changes(&self, since: SystemTime) -> Result<Option<Changes>, ConnectorError> {
+    async fn changes(
+        &self,
+        since: SystemTime,
+    ) -> Result<Result<Changes, &'static str>, ConnectorError> {
         let from = since
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
@@ -240,14 +268,28 @@ impl KeycloakConnector {
                 Err(ConnectorError::Http {
                     source: HttpError::Status { status: 400, .. },
                     ..
-                }) => return Ok(None),
+                }) => {
+                    return Ok(Err(
+                        "the server does not take times in dateFrom (Keycloak before 26.2)",
+                    ));
+                }
+                Err(ConnectorError::Http {
+                    source: HttpError::Status { status: 403, .. },
+                    ..
+                }) => {
+                    tracing::warn!(
+                        "keycloak: listing admin events is forbidden: give the client's service \
+                         account the realm-management role view-events; reading in full"
+                    );
+                    return Ok(Err("listing admin events is forbidden (view-events)"));
+                }
                 Err(error) => return Err(error),
             };
             let len = page.len();
             page.iter().for_each(|event| changes.note(event));
             pages.follow_offset(first, self.page_size, len);
         }
-        Ok(Some(changes))
+        Ok(Ok(changes))
     }
 
     /// Reads again what `changes` names: users by id, then groups by id (or every group
@@ -318,21 +360,20 @@ impl KeycloakConnector {
     /// An incremental read from `since`, or `Err(reason)` when the events cannot be used.
     async fn read_delta(
         &self,
+        feed: &Feed,
         since: &str,
         full_read_at: &str,
         sink: &mut dyn BatchSink,
     ) -> Result<Result<ReadSummary, &'static str>, ConnectorError> {
-        let feed = self.feed().await?;
         if let Some(reason) = feed.unusable {
             return Ok(Err(reason));
         }
         let Some(since) = checkpoint::parse_time(since) else {
             return Ok(Err("the checkpoint is unusable"));
         };
-        let Some(changes) = self.changes(since).await? else {
-            return Ok(Err(
-                "the server does not take times in dateFrom (Keycloak before 26.2)",
-            ));
+        let changes = match self.changes(since).await? {
+            Ok(changes) => changes,
+            Err(reason) => return Ok(Err(reason)),
         };
         tracing::info!(
             events = changes.events,
@@ -409,9 +450,14 @@ impl PullConnector for KeycloakConnector {
         KIND
     }
 
-    /// Token, then one item of each listing a run needs; a 403 names the role to grant.
+    /// Token, then one item of each listing a run needs (a 403 names the role to grant),
+    /// then whether runs between full reads can be incremental.
     async fn diagnose(&self) -> Vec<super::Diagnosis> {
-        token_then_listings(self, None).await.0
+        let (mut checks, passed) = token_then_listings(self, None).await;
+        if passed && self.admin_events {
+            checks.push(self.diagnose_admin_events().await);
+        }
+        checks
     }
 
     /// An incremental read from the admin events where the checkpoint and the realm allow
@@ -428,21 +474,21 @@ impl PullConnector for KeycloakConnector {
             return Ok(ReadSummary::complete(ReadMode::Full, None));
         }
         let now = crate::clock::system_now();
+        // Taken before any listing: a change made while they run is dated later, and so
+        // read again next time.
+        let feed = self.feed().await?;
         let reason =
             match checkpoint::plan(checkpoint, &self.fingerprint, now, self.full_sync_every) {
                 Plan::Full { reason } => reason,
                 Plan::Delta {
                     since,
                     full_read_at,
-                } => match self.read_delta(&since, &full_read_at, sink).await? {
+                } => match self.read_delta(&feed, &since, &full_read_at, sink).await? {
                     Ok(summary) => return Ok(summary),
                     Err(reason) => reason,
                 },
             };
         tracing::info!(reason, "keycloak: full read");
-        // Taken before the listings: a change made while they run is dated later, and so
-        // read again next time.
-        let feed = self.feed().await?;
         self.read_users(sink).await?;
         self.read_groups(sink).await?;
         let checkpoint = feed
