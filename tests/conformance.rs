@@ -280,8 +280,8 @@ async fn removals_arrive_once_the_read_is_complete() {
 
 #[tokio::test]
 async fn deletions_are_seen_at_the_next_run_with_default_settings() {
-    // Default settings: Okta reads incrementally, Graph through delta links, Google and
-    // Keycloak in full. A user and a group deleted between two runs must be gone after the
+    // Default settings: Okta reads incrementally, Graph through delta links, Keycloak from
+    // admin events, Google from its admin log. A user and a group deleted between two runs must be gone after the
     // second one, not only after the next periodic full read.
     for (kind, start) in providers() {
         let db = sqlite().await;
@@ -410,7 +410,7 @@ fn changed(dir: &Directory) -> Directory {
 #[tokio::test]
 async fn incremental_reads_end_where_a_full_read_does() {
     // Default settings read changes only (Okta's filters, Graph's delta links, Keycloak's
-    // admin events) after a first full read. After every kind of change, the target must
+    // admin events, Google's admin log) after a first full read. After every kind of change, the target must
     // be what a full read of the changed directory gives.
     for (kind, start) in providers() {
         let dir = directory();
@@ -475,8 +475,6 @@ async fn incremental_reads_end_where_a_full_read_does() {
         );
         assert!(groups.contains_key("Group six"), "{kind}");
         assert!(groups.contains_key("Group new"), "{kind}");
-        if kind != "google" {
-            assert_eq!(second.read_mode, Some("delta"), "{kind}");
-        }
+        assert_eq!(second.read_mode, Some("delta"), "{kind}");
     }
 }

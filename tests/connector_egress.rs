@@ -201,6 +201,8 @@ fn google_settings(base: &str) -> GoogleSettings {
         include_archived: true,
         page_size: 100,
         requests_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        activity_reports: false,
+        full_sync_every: std::time::Duration::ZERO,
         allow_insecure_http: true,
     }
 }

@@ -24,10 +24,22 @@
 //!   expired token gets 401 `authError`; a failing last page 503 `backendError`; a denied
 //!   listing 403 `forbidden` or `insufficientPermissions` ([`DenyForm`]).
 //!
+//! * `GET /admin/directory/v1/users/{userKey}`, `/groups/{groupKey}`: one record by id,
+//!   primary address or alias; 404 `notFound` when there is none (deleted users too).
+//! * `GET /admin/reports/v1/activity/users/all/applications/admin`: the admin log (needs
+//!   the `admin.reports.audit.readonly` scope), newest first, `startTime` inclusive,
+//!   `maxResults` ≤ 1000, page tokens. Every [`FakeProvider::set_directory`] records the
+//!   activities Google would for the difference: `CREATE_USER`, `DELETE_USER`,
+//!   `RENAME_USER`, `SUSPEND_USER`/`UNSUSPEND_USER`, `CHANGE_FIRST_NAME`/`CHANGE_LAST_NAME`
+//!   (`USER_SETTINGS`, by `USER_EMAIL`), `CREATE_GROUP`, `DELETE_GROUP`,
+//!   `CHANGE_GROUP_NAME` (this fake's group address follows its name, so a rename is also
+//!   `CHANGE_GROUP_EMAIL`), `ADD_GROUP_MEMBER`/`REMOVE_GROUP_MEMBER` (`GROUP_SETTINGS`, by
+//!   `GROUP_EMAIL` and the member's `USER_EMAIL`). No event carries an id, as in Google's.
+//!
 //! Directory mapping: `Service` users are not Workspace users (Google service accounts are
 //! not listed by `users.list`); as group members they appear as `type: USER` accounts
-//! outside the directory. `Deleted` users are listed only with `showDeleted=true` and are
-//! no group's members. `Guest` users carry `isGuestUser: true`.
+//! outside the directory. `Deleted` users, and users taken out of the directory by
+//! `set_directory`, are listed only with `showDeleted=true` and are no group's members. `Guest` users carry `isGuestUser: true`.
 
 // Handlers answer early with a whole `Response` as the error: its size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -82,6 +94,7 @@ pub const SCOPE_GROUP: &str = "https://www.googleapis.com/auth/admin.directory.g
 pub const SCOPE_GROUP_RO: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
 pub const SCOPE_MEMBER_RO: &str =
     "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+pub const SCOPE_REPORTS: &str = "https://www.googleapis.com/auth/admin.reports.audit.readonly";
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const USERS_MAX: usize = 500;
@@ -127,6 +140,7 @@ impl Default for GoogleExtras {
                 SCOPE_MEMBER_RO,
                 SCOPE_USER,
                 SCOPE_GROUP,
+                SCOPE_REPORTS,
             ]
             .map(String::from)
             .to_vec(),
@@ -163,6 +177,11 @@ struct Shared {
     max_results: Mutex<HashMap<&'static str, usize>>,
     /// Failed token requests, with the OAuth error code.
     token_errors: Mutex<Vec<String>>,
+    /// The admin log, oldest first.
+    activities: Mutex<Vec<Value>>,
+    /// Users taken out of the directory by `set_directory`: Google lists deleted users
+    /// with `showDeleted=true` for about 20 days.
+    deleted: Mutex<Vec<FakeUser>>,
 }
 
 /// A running fake Google Workspace.
@@ -205,12 +224,20 @@ impl FakeGoogle {
             token_requests: AtomicUsize::new(0),
             max_results: Mutex::new(HashMap::new()),
             token_errors: Mutex::new(Vec::new()),
+            activities: Mutex::new(Vec::new()),
+            deleted: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/token", post(token))
             .route("/admin/directory/v1/users", get(users))
             .route("/admin/directory/v1/groups", get(groups))
             .route("/admin/directory/v1/groups/{key}/members", get(members))
+            .route("/admin/directory/v1/users/{key}", get(one_user))
+            .route("/admin/directory/v1/groups/{key}", get(one_group))
+            .route(
+                "/admin/reports/v1/activity/users/all/applications/admin",
+                get(admin_activities),
+            )
             .with_state(shared.clone());
         let served = crate::conformance::ServedLog::default();
         let app = crate::conformance::recording(app, format!("http://{addr}"), served.clone());
@@ -242,9 +269,16 @@ impl FakeGoogle {
             include_archived: true,
             page_size: USERS_MAX as u32,
             requests_per_second: NonZeroU32::new(1000).expect("non-zero"),
+            activity_reports: true,
+            full_sync_every: idsync::connectors::google::GOOGLE_DEFAULT_FULL_SYNC_EVERY,
             // The fake serves plain http on loopback.
             allow_insecure_http: true,
         }
+    }
+
+    /// How many admin activities the fake has recorded.
+    pub fn activity_count(&self) -> usize {
+        self.shared.activities.lock().unwrap().len()
     }
 
     /// A connector for `settings`, with short retry waits (the fake asks for none).
@@ -299,7 +333,15 @@ impl FakeProvider for FakeGoogle {
         "google"
     }
 
+    /// Every read full (the suite compares full reads).
     fn connector(&self) -> Box<dyn PullConnector> {
+        let mut settings = self.settings();
+        settings.activity_reports = false;
+        Box::new(FakeGoogle::connector_for(&settings))
+    }
+
+    /// Reads from the admin log between full reads, as an admin gets by default.
+    fn default_connector(&self) -> Box<dyn PullConnector> {
         Box::new(FakeGoogle::connector_for(&self.settings()))
     }
 
@@ -312,7 +354,32 @@ impl FakeProvider for FakeGoogle {
     }
 
     fn set_directory(&self, directory: Directory) {
-        *self.shared.directory.lock().unwrap() = Arc::new(IndexedDirectory::new(directory));
+        let new = Arc::new(IndexedDirectory::new(directory));
+        let mut current = self.shared.directory.lock().unwrap();
+        let mut log = self.shared.activities.lock().unwrap();
+        for (kind, name, parameters) in activities(&current, &new) {
+            let n = log.len();
+            let time = idsync::clock::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let parameters: Vec<Value> = parameters
+                .into_iter()
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect();
+            log.push(json!({"kind": "admin#reports#activity",
+                "id": {"time": time, "uniqueQualifier": format!("{}", 1000 + n),
+                    "applicationName": "admin", "customerId": CUSTOMER_ID},
+                "etag": format!("\"a-{n}\""),
+                "actor": {"email": ADMIN, "profileId": "100000000000000000001",
+                    "callerType": "USER"},
+                "ipAddress": "192.0.2.10",
+                "events": [{"type": kind, "name": name, "parameters": parameters}]}));
+        }
+        let mut deleted = self.shared.deleted.lock().unwrap();
+        for user in &current.users {
+            if workspace_user(&current, &user.id).is_some() && new.user(&user.id).is_none() {
+                deleted.push(user.clone());
+            }
+        }
+        *current = new;
     }
 
     fn missing_permission_hint(&self) -> &'static str {
@@ -501,6 +568,22 @@ async fn token(
 /// Counts the request, then throttles, authenticates and authorises it: `Err` is the
 /// answer to send instead of the listing.
 fn admit(shared: &Shared, headers: &HeaderMap, listing: Listing) -> Result<(), Response> {
+    let needed: &[&str] = match listing {
+        Listing::Users => &[SCOPE_USER, SCOPE_USER_RO],
+        Listing::Groups => &[SCOPE_GROUP, SCOPE_GROUP_RO],
+        Listing::Members => &[SCOPE_GROUP, SCOPE_GROUP_RO, SCOPE_MEMBER_RO],
+    };
+    admit_with(shared, headers, needed, Some(listing))
+}
+
+/// [`admit`] for a call that needs one of `needed`; `listing` is what [`Knobs::deny`]
+/// may refuse.
+fn admit_with(
+    shared: &Shared,
+    headers: &HeaderMap,
+    needed: &[&str],
+    listing: Option<Listing>,
+) -> Result<(), Response> {
     let n = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let knobs = shared.knobs.lock().unwrap().clone();
     if let Some(every) = knobs.throttle_every
@@ -561,11 +644,6 @@ fn admit(shared: &Shared, headers: &HeaderMap, listing: Listing) -> Result<(), R
         issued.uses += 1;
         issued.clone()
     };
-    let needed: &[&str] = match listing {
-        Listing::Users => &[SCOPE_USER, SCOPE_USER_RO],
-        Listing::Groups => &[SCOPE_GROUP, SCOPE_GROUP_RO],
-        Listing::Members => &[SCOPE_GROUP, SCOPE_GROUP_RO, SCOPE_MEMBER_RO],
-    };
     if !issued.scopes.iter().any(|s| needed.contains(&s.as_str())) {
         return Err(insufficient_scope(needed));
     }
@@ -577,7 +655,7 @@ fn admit(shared: &Shared, headers: &HeaderMap, listing: Listing) -> Result<(), R
     if !is_admin {
         return Err(forbidden());
     }
-    if knobs.deny == Some(listing) {
+    if listing.is_some() && knobs.deny == listing {
         return Err(match extras.deny_form {
             DenyForm::Forbidden => forbidden(),
             DenyForm::InsufficientScope => insufficient_scope(needed),
@@ -909,11 +987,13 @@ async fn users(
     let show_deleted = query.get("showDeleted").is_some_and(|v| v == "true");
     let dir = shared.directory.lock().unwrap().clone();
     let extras = shared.extras.lock().unwrap().clone();
+    let deleted = shared.deleted.lock().unwrap().clone();
     let listed: Vec<&FakeUser> = dir
         .users
         .iter()
         .filter(|u| u.status != UserStatus::Service)
         .filter(|u| (u.status == UserStatus::Deleted) == show_deleted)
+        .chain(deleted.iter().filter(|_| show_deleted))
         .collect();
     let render = |i: usize| {
         let u = listed[i];
@@ -1016,4 +1096,236 @@ async fn members(
         size,
         fail_last,
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Single records and the admin log
+
+fn not_found(key: &str) -> Response {
+    google_error(
+        StatusCode::NOT_FOUND,
+        &format!("Resource Not Found: {key}"),
+        "global",
+        "notFound",
+    )
+}
+
+/// The users `users.list` shows (not deleted, not service accounts).
+fn workspace_user<'a>(dir: &'a IndexedDirectory, id: &str) -> Option<&'a FakeUser> {
+    dir.user(id)
+        .filter(|u| !matches!(u.status, UserStatus::Deleted | UserStatus::Service))
+}
+
+async fn one_user(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, Listing::Users) {
+        return response;
+    }
+    let dir = shared.directory.lock().unwrap().clone();
+    let extras = shared.extras.lock().unwrap().clone();
+    let key = key.to_ascii_lowercase();
+    let found = dir.users.iter().find(|u| {
+        workspace_user(&dir, &u.id).is_some()
+            && (u.id == key
+                || u.user_name.eq_ignore_ascii_case(&key)
+                || format!("{}.alias@{DOMAIN}", u.id) == key)
+    });
+    let full = query.get("projection").is_some_and(|p| p == "full");
+    match found {
+        Some(u) => {
+            axum::Json(user_json(u, extras.archived.contains(&u.id), full, false)).into_response()
+        }
+        None => not_found("userKey"),
+    }
+}
+
+async fn one_group(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, Listing::Groups) {
+        return response;
+    }
+    let dir = shared.directory.lock().unwrap().clone();
+    let key = key.to_ascii_lowercase();
+    match dir
+        .groups
+        .iter()
+        .find(|g| g.id == key || group_email(g) == key || group_alias(g) == key)
+    {
+        Some(group) => axum::Json(group_json(group)).into_response(),
+        None => not_found("groupKey"),
+    }
+}
+
+async fn admin_activities(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = admit_with(&shared, &headers, &[SCOPE_REPORTS], None) {
+        return response;
+    }
+    let since = match query.get("startTime") {
+        None => None,
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(time) => Some(time),
+            Err(_) => return bad_request(&format!("Invalid value '{text}'")),
+        },
+    };
+    let size = match page_size(&shared, &query, "activities", 1000, 1000) {
+        Ok(size) => size,
+        Err(response) => return response,
+    };
+    let log = shared.activities.lock().unwrap().clone();
+    // Newest first.
+    let listed: Vec<Value> = log
+        .into_iter()
+        .rev()
+        .filter(|a| {
+            let time = a["id"]["time"].as_str().unwrap_or_default();
+            match (since, chrono::DateTime::parse_from_rfc3339(time)) {
+                (Some(since), Ok(time)) => time >= since,
+                _ => true,
+            }
+        })
+        .collect();
+    let binding = format!("activities?{}", query.get("startTime").map_or("", |v| v));
+    page_of(
+        &query,
+        "admin#reports#activities",
+        "items",
+        &binding,
+        listed.len(),
+        |i| listed[i].clone(),
+        size,
+        false,
+    )
+}
+
+/// An admin log event: its `type`, `name` and parameters.
+type Activity = (&'static str, &'static str, Vec<(&'static str, String)>);
+
+/// The admin log events Google records when the account goes from `old` to `new`.
+fn activities(old: &IndexedDirectory, new: &IndexedDirectory) -> Vec<Activity> {
+    let mut out: Vec<Activity> = Vec::new();
+    let user_event = |name, email: &str, more: Vec<(&'static str, String)>| -> Activity {
+        let mut parameters = vec![("USER_EMAIL", email.to_string())];
+        parameters.extend(more);
+        ("USER_SETTINGS", name, parameters)
+    };
+    for user in &new.users {
+        let Some(after) = workspace_user(new, &user.id) else {
+            continue;
+        };
+        let Some(before) = workspace_user(old, &user.id) else {
+            out.push(user_event("CREATE_USER", &after.user_name, vec![]));
+            continue;
+        };
+        if before.user_name != after.user_name {
+            out.push(user_event(
+                "RENAME_USER",
+                &before.user_name,
+                vec![("NEW_VALUE", after.user_name.clone())],
+            ));
+        }
+        for (name, was, is) in [
+            ("CHANGE_FIRST_NAME", &before.given_name, &after.given_name),
+            ("CHANGE_LAST_NAME", &before.family_name, &after.family_name),
+        ] {
+            if was != is {
+                out.push(user_event(
+                    name,
+                    &after.user_name,
+                    vec![("OLD_VALUE", was.clone()), ("NEW_VALUE", is.clone())],
+                ));
+            }
+        }
+        let suspended = |u: &FakeUser| u.status == UserStatus::Suspended;
+        if suspended(before) != suspended(after) {
+            let name = if suspended(after) {
+                "SUSPEND_USER"
+            } else {
+                "UNSUSPEND_USER"
+            };
+            out.push(user_event(name, &after.user_name, vec![]));
+        }
+    }
+    for user in &old.users {
+        if let Some(before) = workspace_user(old, &user.id)
+            && workspace_user(new, &user.id).is_none()
+        {
+            out.push(user_event("DELETE_USER", &before.user_name, vec![]));
+        }
+    }
+    let group_event = |name, group: &str, more: Vec<(&'static str, String)>| -> Activity {
+        let mut parameters = more;
+        parameters.push(("GROUP_EMAIL", group.to_string()));
+        ("GROUP_SETTINGS", name, parameters)
+    };
+    for group in &old.groups {
+        if new.group(&group.id).is_none() {
+            out.push(group_event("DELETE_GROUP", &group_email(group), vec![]));
+        }
+    }
+    // A member's address as `members.list` shows it; deleted users are in no group.
+    let member_email = |dir: &IndexedDirectory, member: &FakeMember| match member {
+        FakeMember::User(id) => match dir.user(id) {
+            Some(u) if u.status == UserStatus::Deleted => None,
+            Some(u) => Some(u.email.clone()),
+            None => Some(format!("{id}@external.example.org")),
+        },
+        FakeMember::Group(id) => dir.group(id).map(group_email),
+    };
+    for group in &new.groups {
+        let email = group_email(group);
+        let before = old.group(&group.id);
+        match before {
+            None => out.push(group_event("CREATE_GROUP", &email, vec![])),
+            Some(before) if before.name != group.name => {
+                out.push(group_event(
+                    "CHANGE_GROUP_EMAIL",
+                    &group_email(before),
+                    vec![("NEW_VALUE", email.clone())],
+                ));
+                out.push(group_event(
+                    "CHANGE_GROUP_NAME",
+                    &email,
+                    vec![("NEW_VALUE", group.name.clone())],
+                ));
+            }
+            Some(_) => {}
+        }
+        let was: Vec<&FakeMember> = before
+            .map(|b| b.members.iter().collect())
+            .unwrap_or_default();
+        for member in &group.members {
+            if !was.contains(&member)
+                && let Some(address) = member_email(new, member)
+            {
+                out.push(group_event(
+                    "ADD_GROUP_MEMBER",
+                    &email,
+                    vec![("USER_EMAIL", address)],
+                ));
+            }
+        }
+        for member in was {
+            if !group.members.contains(member)
+                && let Some(address) = member_email(new, member)
+            {
+                out.push(group_event(
+                    "REMOVE_GROUP_MEMBER",
+                    &email,
+                    vec![("USER_EMAIL", address)],
+                ));
+            }
+        }
+    }
+    out
 }

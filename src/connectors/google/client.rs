@@ -13,7 +13,7 @@ use crate::connectors::ConnectorError;
 use crate::connectors::http::{
     AuthScheme, Cursor, HttpClient, HttpError, HttpOptions, JwtBearerGrant, Pages, next_page_token,
 };
-use crate::model::json_kind;
+use crate::model::{content_hash, json_kind};
 
 /// Which listing a request belongs to, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub(super) enum Listing<'a> {
     Users,
     Groups,
     Members(&'a str),
+    /// The Reports API's admin activities (incremental reads).
+    Activities,
 }
 
 impl Listing<'_> {
@@ -29,6 +31,7 @@ impl Listing<'_> {
             Listing::Users => "listing users".to_string(),
             Listing::Groups => "listing groups".to_string(),
             Listing::Members(group) => format!("listing the members of group {group}"),
+            Listing::Activities => "listing admin activities (Reports API)".to_string(),
         }
     }
 
@@ -37,6 +40,7 @@ impl Listing<'_> {
         match self {
             Listing::Users => super::settings::GOOGLE_SCOPE_USERS,
             Listing::Groups | Listing::Members(_) => super::settings::GOOGLE_SCOPE_GROUPS,
+            Listing::Activities => super::settings::GOOGLE_SCOPE_REPORTS,
         }
     }
 
@@ -45,6 +49,7 @@ impl Listing<'_> {
         match self {
             Listing::Users => "Users › Read",
             Listing::Groups | Listing::Members(_) => "Groups › Read",
+            Listing::Activities => "Reports",
         }
     }
 
@@ -54,6 +59,7 @@ impl Listing<'_> {
             Listing::Users => "users",
             Listing::Groups => "groups",
             Listing::Members(_) => "members",
+            Listing::Activities => "items",
         }
     }
 }
@@ -103,10 +109,47 @@ impl GoogleConnector {
             assertion.into_fn(),
         )
         .map_err(&fail)?;
+        // The Reports API's scope on a token of its own: a delegation that lacks it must
+        // not stop the directory token (and full reads) from working.
+        let reports_assertion = ServiceAccountAssertion::new(
+            &settings.token_url,
+            JwtBearerClaims {
+                issuer: settings.key.client_email.clone(),
+                subject: Some(settings.subject.clone()),
+                scopes: vec![GOOGLE_SCOPE_REPORTS.to_string()],
+                audience: None,
+            },
+            &settings.key.private_key,
+            settings.key.private_key_id.clone(),
+        )
+        .map_err(&fail)?;
+        let reports_token = JwtBearerGrant::new(
+            http.reqwest_client(),
+            &settings.token_url,
+            reports_assertion.into_fn(),
+        )
+        .map_err(&fail)?;
+        let reports = http
+            .clone()
+            .with_auth(Arc::new(reports_token), AuthScheme::Bearer);
         let token = Arc::new(token);
         let http = http.with_auth(token.clone(), AuthScheme::Bearer);
+        let base = settings.api_base_url.trim_end_matches('/');
+        let fingerprint = content_hash(&serde_json::json!({
+            "api": base,
+            "directory": settings.directory.query(),
+            "include_suspended": settings.include_suspended,
+            "include_archived": settings.include_archived,
+        }));
         Ok(GoogleConnector {
             http,
+            reports,
+            activities_url: format!(
+                "{base}/admin/reports/v1/activity/users/all/applications/admin"
+            ),
+            activity_reports: settings.activity_reports,
+            full_sync_every: settings.full_sync_every,
+            fingerprint,
             token,
             api: format!(
                 "{}/admin/directory/v1",
@@ -156,8 +199,12 @@ impl GoogleConnector {
         if let Some(token) = page_token {
             query.push(("pageToken", token));
         }
+        let http = match listing {
+            Listing::Activities => &self.reports,
+            _ => &self.http,
+        };
         let body = self
-            .get(url, &query)
+            .get_with(http, url, &query)
             .await
             .map_err(|source| self.fail(listing, source))?;
         let decode = |reason: String| {
@@ -194,11 +241,21 @@ impl GoogleConnector {
     /// `get_json`, plus retries of the 403s Google uses for quotas (`userRateLimitExceeded`,
     /// `quotaExceeded`), which the shared client does not retry: a 403 is usually final.
     pub(super) async fn get(&self, url: &str, query: &[(&str, &str)]) -> Result<Value, HttpError> {
+        self.get_with(&self.http, url, query).await
+    }
+
+    /// [`GoogleConnector::get`] on `http` (the directory's client or the Reports API's).
+    pub(super) async fn get_with(
+        &self,
+        http: &HttpClient,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Value, HttpError> {
         let started = Instant::now();
         let mut attempts: u32 = 0;
         loop {
             attempts += 1;
-            match self.http.get_json(url, query).await {
+            match http.get_json(url, query).await {
                 Ok((body, _)) => return Ok(body),
                 Err(HttpError::Status {
                     status: 403,

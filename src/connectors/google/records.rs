@@ -170,6 +170,17 @@ pub(super) fn to_member(
     }
 }
 
+/// A member entry of type USER or GROUP as a member reference, whoever it is (incremental
+/// reads: the mirror drops members it does not hold).
+pub(super) fn any_member(item: &Value) -> Option<MemberRef> {
+    let id = str_field(item, "id")?;
+    match str_field(item, "type").as_deref() {
+        Some("USER") => Some(MemberRef::user(id)),
+        Some("GROUP") => Some(MemberRef::group(id)),
+        _ => None,
+    }
+}
+
 pub(super) fn to_group(id: String, value: Value, members: Vec<MemberRef>) -> SourceGroup {
     let display_name = str_field(&value, "name")
         .or_else(|| str_field(&value, "email"))
