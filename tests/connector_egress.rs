@@ -166,7 +166,7 @@ fn okta_settings(base: &str, service_app: bool) -> OktaSettings {
         deprovisioned: StatusPolicy::Inactive,
         suspended: StatusPolicy::Inactive,
         page_size: 200,
-        requests_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        requests_per_second: std::num::NonZeroU32::new(1000),
         full_sync_every: Duration::from_secs(24 * 3600),
         allow_insecure_http: true,
     }
@@ -180,7 +180,7 @@ fn azure_settings(base: &str) -> AzureSettings {
     );
     s.token_url = format!("{base}/t/oauth2/v2.0/token");
     s.graph_url = base.to_string();
-    s.requests_per_second = std::num::NonZeroU32::new(1000).unwrap();
+    s.requests_per_second = std::num::NonZeroU32::new(1000);
     s.max_retry_time = Duration::from_secs(2);
     s.allow_insecure_http = true;
     s
@@ -200,7 +200,7 @@ fn google_settings(base: &str) -> GoogleSettings {
         include_suspended: true,
         include_archived: true,
         page_size: 100,
-        requests_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        requests_per_second: std::num::NonZeroU32::new(1000),
         activity_reports: false,
         full_sync_every: std::time::Duration::ZERO,
         allow_insecure_http: true,
@@ -216,7 +216,7 @@ fn keycloak_settings(base: &str) -> KeycloakSettings {
         password_grant: None,
         token_url: format!("{base}/realms/acme/protocol/openid-connect/token"),
         page_size: 100,
-        requests_per_second: std::num::NonZeroU32::new(1000).unwrap(),
+        requests_per_second: std::num::NonZeroU32::new(1000),
         admin_events: false,
         full_sync_every: std::time::Duration::ZERO,
         allow_insecure_http: true,

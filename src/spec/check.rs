@@ -66,20 +66,21 @@ pub fn endpoint_url(text: &str, allow_insecure_http: bool) -> Result<url::Url, S
     }
 }
 
-/// A kind's `requests_per_second`: `default` (a zero default counts as 1) when unset,
-/// otherwise at least 1 (a problem, and None, when not).
+/// A kind's `requests_per_second` ceiling: `default` when unset (`None`: no ceiling, the
+/// provider's headers pace the requests), otherwise at least 1 (a problem, and None, when
+/// not).
 pub(crate) fn rate(
     source: &Source<'_>,
     value: Option<&Spanned<i64>>,
     key: &str,
-    default: u32,
+    default: Option<NonZeroU32>,
     problems: &mut Problems,
-) -> Option<NonZeroU32> {
-    let default = NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN);
+) -> Option<Option<NonZeroU32>> {
     source.checked_or(problems, value, key, default, |&n| {
         u32::try_from(n)
             .ok()
             .and_then(NonZeroU32::new)
+            .map(Some)
             .ok_or_else(|| format!("{n} is out of range (at least 1)"))
     })
 }

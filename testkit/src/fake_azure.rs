@@ -335,7 +335,8 @@ impl FakeAzure {
         );
         s.token_url = self.token_url();
         s.graph_url = self.inner.base.clone();
-        s.requests_per_second = std::num::NonZeroU32::new(1000).expect("non-zero");
+        // The default: no client-side ceiling (Graph paces with 429 and Retry-After).
+        s.requests_per_second = None;
         s.max_retry_time = std::time::Duration::from_secs(3);
         // The fake serves plain http on loopback.
         s.allow_insecure_http = true;

@@ -268,7 +268,8 @@ impl FakeGoogle {
             include_suspended: true,
             include_archived: true,
             page_size: USERS_MAX as u32,
-            requests_per_second: NonZeroU32::new(1000).expect("non-zero"),
+            // Above Google's documented quota (the default, 40): the fake has none.
+            requests_per_second: NonZeroU32::new(1000),
             activity_reports: true,
             full_sync_every: idsync::connectors::google::GOOGLE_DEFAULT_FULL_SYNC_EVERY,
             // The fake serves plain http on loopback.

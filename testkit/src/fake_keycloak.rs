@@ -14,7 +14,6 @@
 //! as one event (its subgroups go silently).
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -143,7 +142,7 @@ impl FakeKeycloak {
                 0 => 100,
                 n => n as u32,
             },
-            requests_per_second: NonZeroU32::new(10_000).expect("non-zero"),
+            requests_per_second: idsync::connectors::keycloak::KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND,
             admin_events,
             full_sync_every: idsync::connectors::keycloak::KEYCLOAK_DEFAULT_FULL_SYNC_EVERY,
             // The fake serves plain http on loopback.

@@ -246,7 +246,7 @@ impl FakeOkta {
             deprovisioned: StatusPolicy::Inactive,
             suspended: StatusPolicy::Inactive,
             page_size: 200,
-            requests_per_second: std::num::NonZeroU32::new(1000).expect("non-zero"),
+            requests_per_second: idsync::connectors::okta::OKTA_DEFAULT_REQUESTS_PER_SECOND,
             full_sync_every: Duration::from_secs(24 * 3600),
             // The fake serves plain http on loopback.
             allow_insecure_http: true,

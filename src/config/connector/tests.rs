@@ -340,7 +340,7 @@ fn a_valid_keycloak_connector() {
         "https://sso.example.com/realms/acme/protocol/openid-connect/token"
     );
     assert_eq!(k.page_size, 100);
-    assert_eq!(k.requests_per_second.get(), 10);
+    assert_eq!(k.requests_per_second.map(|r| r.get()), None);
     assert!(
         !k.client_secret
             .as_ref()
@@ -365,7 +365,7 @@ fn a_valid_keycloak_connector() {
         "http://localhost:8080/auth/realms/master/protocol/openid-connect/token"
     );
     assert_eq!(k.page_size, 1000);
-    assert_eq!(k.requests_per_second.get(), 2);
+    assert_eq!(k.requests_per_second.map(|r| r.get()), Some(2));
     assert!(k.allow_insecure_http);
 
     // Plain http without the option, or to a host that is not loopback, is refused.

@@ -16,7 +16,7 @@
 //! delta = true                                     # delta query; false: plain listing
 //! full_sync_every = "7d"                           # a full read at least this often
 //! page_size = 999                                  # $top of plain listings, 1-999
-//! requests_per_second = 20
+//! requests_per_second = 20                         # a ceiling; default: none
 //! extra_user_attributes = ["jobTitle", "department"]
 //! # user_filter = "accountEnabled eq true"          # OData $filter; needs delta = false
 //! # group_filter = "securityEnabled eq true"
@@ -57,9 +57,12 @@ pub const AZURE_DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const AZURE_DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
 /// Largest `$top` Graph accepts on users, groups and members.
 pub const AZURE_MAX_PAGE_SIZE: u32 = 999;
-/// Default client-side request rate: well below Graph's identity read limits (a small
-/// tenant allows 3,500 resource units per 10 s per app; a `$select`ed list costs 1-2).
-pub const AZURE_DEFAULT_REQUESTS_PER_SECOND: u32 = 20;
+/// Default client-side ceiling: none. Graph's identity read limits (a small tenant allows
+/// 3,500 resource units per 10 s per app; a `$select`ed list page costs 1-2) are far above
+/// what one request at a time reaches, and a throttled request is answered 429 with
+/// `Retry-After`, which the client waits for
+/// (<https://learn.microsoft.com/graph/throttling-limits>).
+pub const AZURE_DEFAULT_REQUESTS_PER_SECOND: Option<NonZeroU32> = None;
 /// Default longest time between two full reads (delta tokens expire after 7 days anyway).
 pub const AZURE_DEFAULT_FULL_SYNC_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default cap on the time one request is retried (429, 5xx, connection errors).
@@ -173,7 +176,7 @@ pub struct AzureSettings {
     pub group_filter: Option<String>,
     /// `$top` of plain listings (1-999).
     pub page_size: u32,
-    pub requests_per_second: NonZeroU32,
+    pub requests_per_second: Option<NonZeroU32>,
     /// Incremental reads through delta query.
     pub delta: bool,
     /// A delta run becomes a full read when the last full read is older than this.
@@ -203,8 +206,7 @@ impl AzureSettings {
             user_filter: None,
             group_filter: None,
             page_size: AZURE_MAX_PAGE_SIZE,
-            requests_per_second: NonZeroU32::new(AZURE_DEFAULT_REQUESTS_PER_SECOND)
-                .unwrap_or(NonZeroU32::MIN),
+            requests_per_second: AZURE_DEFAULT_REQUESTS_PER_SECOND,
             delta: true,
             full_sync_every: AZURE_DEFAULT_FULL_SYNC_EVERY,
             user_properties: AZURE_USER_PROPERTIES
@@ -269,7 +271,8 @@ pub struct RawAzureSettings {
     /// `$top` of plain listings, 1-999. Default 999.
     #[serde(default)]
     page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default 20.
+    /// Requests per second at most, at least 1. Default: no ceiling (Graph answers 429
+    /// with `Retry-After` when throttled).
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// Incremental reads with delta query. Default true.

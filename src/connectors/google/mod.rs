@@ -212,7 +212,11 @@ impl PullConnector for GoogleConnector {
                 ))
             },
         );
-        token_then_listings(self, Some(("token", token))).await.0
+        let (mut checks, passed) = token_then_listings(self, Some(("token", token))).await;
+        if passed && self.activity_reports {
+            checks.push(self.diagnose_admin_log().await);
+        }
+        checks
     }
 
     /// An incremental read from the admin activities where the checkpoint and the
@@ -284,6 +288,32 @@ impl GoogleConnector {
             ReadMode::Delta,
             Some(self.checkpoint(now, full_read_at)),
         )))
+    }
+
+    /// `check --connect`'s admin-log step: a closed Reports API is no failure (every run
+    /// is then full), so the step passes and says what makes runs incremental.
+    async fn diagnose_admin_log(&self) -> Diagnosis {
+        const STEP: &str = "admin log";
+        let query = [("maxResults", "1")];
+        match self
+            .page(Listing::Activities, &self.activities_url, &query, None)
+            .await
+        {
+            Ok(_) => Diagnosis::ok(
+                STEP,
+                "the Reports API answers: runs between full reads are incremental",
+            ),
+            Err(ConnectorError::Http { source, .. }) if refuses_reports(&source) => Diagnosis::ok(
+                STEP,
+                format!(
+                    "the Reports API is not open to this connector: every run reads in full \
+                     (authorise client ID {} for {GOOGLE_SCOPE_REPORTS} in the domain-wide \
+                     delegation, and give `subject` the Reports privilege)",
+                    self.client_id
+                ),
+            ),
+            Err(error) => Diagnosis::failed(STEP, error.to_string()),
+        }
     }
 
     /// The admin activities from `since` on, every page.

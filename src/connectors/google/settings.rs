@@ -15,7 +15,7 @@
 //! # include_suspended = true             # suspended users synced as inactive (false: left out)
 //! # include_archived = true              # archived users synced as inactive (false: left out)
 //! # page_size = 500                      # users per page (1-500); groups and members cap at 200
-//! # requests_per_second = 20
+//! # requests_per_second = 40
 //! # activity_reports = true              # incremental reads from the Reports API (admin log)
 //! # full_sync_every = "24h"
 //! ```
@@ -58,10 +58,12 @@ pub const GOOGLE_MAX_USERS_PAGE_SIZE: u32 = 500;
 /// (<https://developers.google.com/admin-sdk/directory/reference/rest/v1/groups/list> and
 /// <https://developers.google.com/admin-sdk/directory/reference/rest/v1/members/list>).
 pub const GOOGLE_MAX_GROUPS_PAGE_SIZE: u32 = 200;
-/// Default request rate: half of the documented default quota of 2,400 queries per
-/// minute per user per project (40 per second;
-/// <https://developers.google.com/admin-sdk/directory/v1/limits>).
-pub const GOOGLE_DEFAULT_REQUESTS_PER_SECOND: u32 = 20;
+/// Default request rate: the documented default quota of 2,400 queries per minute per
+/// user per project (40 per second;
+/// <https://developers.google.com/admin-sdk/directory/v1/limits>). Google sends no
+/// rate-limit headers; a quota answer (429, or 403 `userRateLimitExceeded`) is retried
+/// with backoff.
+pub const GOOGLE_DEFAULT_REQUESTS_PER_SECOND: Option<NonZeroU32> = NonZeroU32::new(40);
 
 /// Scopes that allow `users.list` (its "Authorization scopes":
 /// <https://developers.google.com/admin-sdk/directory/reference/rest/v1/users/list>).
@@ -129,7 +131,7 @@ pub struct GoogleSettings {
     pub include_archived: bool,
     /// `maxResults` of `users.list` (1-500); groups and members use at most 200.
     pub page_size: u32,
-    pub requests_per_second: NonZeroU32,
+    pub requests_per_second: Option<NonZeroU32>,
     /// Reads between full reads come from the Reports API's admin activities, where
     /// the delegation grants [`GOOGLE_SCOPE_REPORTS`] (else every read is full).
     pub activity_reports: bool,
@@ -190,7 +192,7 @@ pub struct RawGoogleSettings {
     /// Users per page, 1-500 (groups and members: at most 200). Default 500.
     #[serde(default)]
     page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default 20.
+    /// Requests per second at most, at least 1. Default 40.
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// Read what changed since the last run from the Reports API (the admin log) where

@@ -49,7 +49,11 @@ impl AuthScheme {
 pub struct HttpClient {
     inner: reqwest::Client,
     options: HttpOptions,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    /// The ceiling of [`HttpOptions::requests_per_second`], if any.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// No request before this: the provider's rate-limit headers asked for a pause
+    /// ([`super::pacing`]). Shared by clones.
+    paced_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     auth: Option<(Arc<dyn TokenSource>, AuthScheme)>,
     /// Where requests may go; empty until [`HttpClient::pinned_to`].
     origins: Vec<Origin>,
@@ -93,13 +97,14 @@ impl HttpClient {
         let inner = builder.build().map_err(|e| HttpError::Build {
             reason: e.to_string(),
         })?;
-        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(
-            options.requests_per_second,
-        )));
+        let limiter = options
+            .requests_per_second
+            .map(|rate| Arc::new(RateLimiter::direct(Quota::per_second(rate))));
         Ok(HttpClient {
             inner,
             options,
             limiter,
+            paced_until: Arc::new(std::sync::Mutex::new(None)),
             auth: None,
             origins: Vec::new(),
             first_origin: Arc::new(OnceLock::new()),
@@ -237,7 +242,10 @@ impl HttpClient {
                 .with_label_values(&[self.options.metrics_label, counted])
                 .inc();
             let (delay, last_status, transport) = match outcome {
-                Attempt::Done(value, headers) => return Ok((value, headers)),
+                Attempt::Done(value, headers) => {
+                    self.pace(&headers);
+                    return Ok((value, headers));
+                }
                 Attempt::Answer(status, _, _)
                     if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.is_some() =>
                 {
@@ -358,13 +366,42 @@ impl HttpClient {
         Ok(Attempt::Done(value, headers))
     }
 
-    /// Waits (on the tokio clock) until the rate limiter admits one request.
+    /// Waits (on the tokio clock) until the provider's pacing has passed and the rate
+    /// limiter, if any, admits one request.
     async fn wait_for_rate_limit(&self) {
+        let paced = *self
+            .paced_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = paced {
+            tokio::time::sleep_until(until).await;
+        }
+        let Some(limiter) = &self.limiter else {
+            return;
+        };
         let clock = DefaultClock::default();
-        while let Err(not_until) = self.limiter.check() {
+        while let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(clock.now());
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
+    }
+
+    /// Reads an answer's rate-limit headers: when the provider's bucket runs low, the
+    /// next request waits ([`super::pacing::pause`]).
+    fn pace(&self, headers: &HeaderMap) {
+        let pause = super::pacing::pause(headers, crate::clock::system_now());
+        if let Some(pause) = pause {
+            tracing::info!(
+                kind = self.options.metrics_label,
+                pause_ms = pause.as_millis() as u64,
+                "the provider's rate-limit bucket is low; pacing requests until it resets"
+            );
+        }
+        *self
+            .paced_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            pause.map(|p| tokio::time::Instant::now() + p);
     }
 }
 

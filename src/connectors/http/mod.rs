@@ -23,6 +23,7 @@ mod body;
 mod client;
 mod jwt_bearer;
 pub mod origin;
+mod pacing;
 mod paging;
 mod retry;
 mod token;
@@ -67,8 +68,10 @@ pub struct HttpOptions {
     /// Cap on the attempts at one request (the first included): a server that keeps
     /// failing while asking to retry at once is given up on, too.
     pub max_attempts: u32,
-    /// Client-side request rate (each connector sets its own default).
-    pub requests_per_second: NonZeroU32,
+    /// Client-side ceiling on the request rate; `None`: no ceiling (requests go one at a
+    /// time, paced by the provider's rate-limit headers and `Retry-After`). Each kind sets
+    /// its default from its provider's documented limits.
+    pub requests_per_second: Option<NonZeroU32>,
     /// `User-Agent` header value.
     pub user_agent: String,
     /// Backoff shape used between retries.
@@ -87,7 +90,7 @@ impl Default for HttpOptions {
             read_timeout: Some(Duration::from_secs(60)),
             max_retry_time: Duration::from_secs(300),
             max_attempts: 10,
-            requests_per_second: NonZeroU32::MIN.saturating_add(9),
+            requests_per_second: None,
             user_agent: concat!("idsync/", env!("CARGO_PKG_VERSION")).to_string(),
             retry: RetryPolicy::default(),
             metrics_label: "http",

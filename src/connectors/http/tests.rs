@@ -32,7 +32,7 @@ fn options() -> HttpOptions {
     HttpOptions {
         connect_timeout: None,
         read_timeout: None,
-        requests_per_second: NonZeroU32::new(1000).unwrap(),
+        requests_per_second: NonZeroU32::new(1000),
         ..HttpOptions::default()
     }
 }
@@ -70,6 +70,49 @@ async fn retry_after_429_waits_virtual_time() {
         started.elapsed() >= Duration::from_secs(2),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_low_bucket_paces_the_next_request_without_a_429() {
+    // The first answer says 1 of 100 is left until the reset in 10 s: the second request
+    // waits half of that (the rest spread evenly), and none is throttled.
+    let (base, hits) = scripted(|n| {
+        (n == 1).then(|| {
+            (
+                [
+                    ("ratelimit-limit", "100"),
+                    ("ratelimit-remaining", "1"),
+                    ("ratelimit-reset", "10"),
+                ],
+                axum::Json(json!({"hit": 1})),
+            )
+                .into_response()
+        })
+    })
+    .await;
+    let mut options = options();
+    // No client-side ceiling, as the kinds without documented limits default to.
+    options.requests_per_second = None;
+    let client = HttpClient::new(options).unwrap();
+    let url = format!("{base}/r");
+    client.get_json(&url, &[]).await.unwrap();
+    let after_first = tokio::time::Instant::now();
+    let (body, _) = client.get_json(&url, &[]).await.unwrap();
+    assert_eq!(body["hit"], 2);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert!(
+        after_first.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        after_first.elapsed()
+    );
+    // Plenty left (no headers): the next request goes at once.
+    let after_second = tokio::time::Instant::now();
+    client.get_json(&url, &[]).await.unwrap();
+    assert!(
+        after_second.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        after_second.elapsed()
     );
 }
 

@@ -13,7 +13,7 @@
 //! # password = { file = "/run/secrets/keycloak-password" }
 //! # token_url = "https://sso.example.com/realms/acme/protocol/openid-connect/token"
 //! # page_size = 100                        # 1-1000
-//! # requests_per_second = 10
+//! # requests_per_second = 10            # a ceiling; default: none (see below)
 //! # admin_events = true                    # read changes from the realm's admin events
 //! # full_sync_every = "24h"
 //! ```
@@ -55,8 +55,8 @@ pub struct KeycloakSettings {
     pub token_url: String,
     /// `max` of every paged request (1-1000).
     pub page_size: u32,
-    /// Client-side request rate.
-    pub requests_per_second: NonZeroU32,
+    /// Client-side ceiling on the request rate (`None`: none).
+    pub requests_per_second: Option<NonZeroU32>,
     /// Reads between full reads come from the realm's admin events, where the realm
     /// records them (else every read is full).
     pub admin_events: bool,
@@ -75,8 +75,10 @@ pub const KEYCLOAK_DEFAULT_FULL_SYNC_EVERY: Duration = Duration::from_secs(24 * 
 pub const KEYCLOAK_DEFAULT_PAGE_SIZE: u32 = 100;
 /// Largest `page_size` of a Keycloak connector.
 pub const KEYCLOAK_MAX_PAGE_SIZE: u32 = 1000;
-/// Default `requests_per_second` of a Keycloak connector.
-pub const KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
+/// Default `requests_per_second` of a Keycloak connector: no ceiling. Keycloak documents
+/// no rate limit for its Admin REST API; requests go one at a time, and a gateway's
+/// `RateLimit-*` headers or a 429's `Retry-After` slow them.
+pub const KEYCLOAK_DEFAULT_REQUESTS_PER_SECOND: Option<NonZeroU32> = None;
 
 /// The `[keycloak]` table of a `kind = "keycloak"` connector.
 #[derive(Debug, Deserialize)]
@@ -108,7 +110,7 @@ pub struct RawKeycloakSettings {
     /// Users, groups or members per request, 1-1000. Default: 100.
     #[serde(default)]
     page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default: 10.
+    /// Requests per second at most, at least 1. Default: no ceiling.
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// Read what changed since the last run from the realm's admin events, where the realm

@@ -221,7 +221,7 @@ fn settings(base_url: &str, page_size: u32) -> KeycloakSettings {
         password_grant: None,
         token_url: format!("{base_url}/realms/{REALM}/protocol/openid-connect/token"),
         page_size,
-        requests_per_second: NonZeroU32::new(1000).unwrap(),
+        requests_per_second: NonZeroU32::new(1000),
         admin_events: false,
         full_sync_every: std::time::Duration::ZERO,
         allow_insecure_http: true,

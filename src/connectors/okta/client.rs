@@ -350,13 +350,6 @@ impl Pager<'_> {
                 },
             ));
         }
-        if let Some(pause) = pacing::pause(&headers, crate::clock::system_now()) {
-            tracing::info!(
-                pause_ms = pause.as_millis() as u64,
-                "Okta rate-limit bucket low; pacing requests until it resets"
-            );
-            tokio::time::sleep(pause).await;
-        }
         Ok(Some(items))
     }
 }

@@ -21,7 +21,6 @@
 
 mod assertion;
 mod client;
-mod pacing;
 mod records;
 mod settings;
 

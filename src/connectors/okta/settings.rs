@@ -16,7 +16,7 @@
 //! # deprovisioned = "inactive"             # or "skip"
 //! # suspended = "inactive"                 # or "skip"
 //! # page_size = 200                        # 1-200
-//! # requests_per_second = 4
+//! # requests_per_second = 10            # a ceiling; default: none (paced by Okta's headers)
 //! # full_sync_every = "24h"
 //! ```
 
@@ -46,10 +46,12 @@ crate::connectors::kind::kind_table!(RawOktaSettings => OktaSettings {
 /// Default and largest `page_size`: Okta's maximum `limit` for users (and the value it
 /// recommends for groups and group members).
 pub const OKTA_MAX_PAGE_SIZE: u32 = 200;
-/// Default `requests_per_second`: 240 a minute, under half of the smallest bucket a run
-/// uses (`/api/v1/groups`, 500 a minute in Okta's published table), which is the share a
-/// new service app gets by default.
-pub const OKTA_DEFAULT_REQUESTS_PER_SECOND: u32 = 4;
+/// Default `requests_per_second`: no ceiling. Okta states its limits per endpoint and org
+/// (and an app's share of them) in `X-Rate-Limit-*` on every answer; the client paces
+/// itself on them when less than a tenth of a bucket is left, and waits for
+/// `X-Rate-Limit-Reset` after a 429
+/// (<https://developer.okta.com/docs/reference/rl-best-practices/>).
+pub const OKTA_DEFAULT_REQUESTS_PER_SECOND: Option<NonZeroU32> = None;
 /// Default `full_sync_every`.
 pub const OKTA_DEFAULT_FULL_SYNC_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Default `scopes` of an OAuth service app.
@@ -75,7 +77,7 @@ pub struct OktaSettings {
     /// `limit` of every listing (1-200).
     pub page_size: u32,
     /// Client-side request rate.
-    pub requests_per_second: NonZeroU32,
+    pub requests_per_second: Option<NonZeroU32>,
     /// A checkpoint older than this makes the next read a full one (zero: every read).
     pub full_sync_every: Duration,
     /// Plain `http` base and token URLs are accepted (loopback hosts only; labs and
@@ -182,7 +184,8 @@ pub struct RawOktaSettings {
     /// `limit` of every listing, 1-200. Default: 200.
     #[serde(default)]
     page_size: Option<Spanned<i64>>,
-    /// Requests per second, at least 1. Default: 4.
+    /// Requests per second at most, at least 1. Default: no ceiling (paced by Okta's
+    /// rate-limit headers).
     #[serde(default)]
     requests_per_second: Option<Spanned<i64>>,
     /// How old the last full read may get before a run reads everything again instead

@@ -142,7 +142,7 @@ fn a_valid_connector_with_a_secret_and_defaults() {
     assert!(matches!(s.credential, AzureCredential::Secret(_)));
     assert!(s.include_guests && s.delta);
     assert_eq!(s.page_size, 999);
-    assert_eq!(s.requests_per_second.get(), 20);
+    assert_eq!(s.requests_per_second.map(|r| r.get()), None);
     assert_eq!(s.full_sync_every, Duration::from_secs(7 * 86_400));
     assert_eq!(s.max_retry_time, Duration::from_secs(300));
     for p in [
@@ -198,7 +198,7 @@ fn every_setting() {
     assert_eq!(s.user_filter.as_deref(), Some("accountEnabled eq true"));
     assert_eq!(s.group_filter.as_deref(), Some("securityEnabled eq true"));
     assert_eq!(s.page_size, 500);
-    assert_eq!(s.requests_per_second.get(), 5);
+    assert_eq!(s.requests_per_second.map(|r| r.get()), Some(5));
     assert_eq!(s.full_sync_every, Duration::from_secs(129_600));
     assert_eq!(s.max_retry_time, Duration::from_secs(30));
     assert_eq!(

@@ -75,7 +75,7 @@ fn defaults() {
     assert_eq!(g.api_base_url, "https://admin.googleapis.com");
     assert!(g.include_suspended && g.include_archived);
     assert_eq!((g.page_size, g.groups_page_size()), (500, 200));
-    assert_eq!(g.requests_per_second.get(), 20);
+    assert_eq!(g.requests_per_second.map(|r| r.get()), Some(40));
     assert!(format!("{g:?}").contains("private_key: ********"));
 }
 
@@ -102,7 +102,7 @@ fn everything_set() {
     assert_eq!(g.api_base_url, "http://127.0.0.1:9");
     assert!(!g.include_suspended && !g.include_archived);
     assert_eq!((g.page_size, g.groups_page_size()), (100, 100));
-    assert_eq!(g.requests_per_second.get(), 5);
+    assert_eq!(g.requests_per_second.map(|r| r.get()), Some(5));
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn a_service_app_with_defaults() {
     assert_eq!(settings.deprovisioned, StatusPolicy::Inactive);
     assert_eq!(settings.suspended, StatusPolicy::Inactive);
     assert_eq!(settings.page_size, 200);
-    assert_eq!(settings.requests_per_second.get(), 4);
+    assert_eq!(settings.requests_per_second.map(|r| r.get()), None);
     assert_eq!(settings.full_sync_every, Duration::from_secs(86_400));
 }
 
@@ -101,7 +101,7 @@ fn a_service_app_with_every_option() {
     assert_eq!(settings.deprovisioned, StatusPolicy::Skip);
     assert_eq!(settings.suspended, StatusPolicy::Skip);
     assert_eq!(settings.page_size, 50);
-    assert_eq!(settings.requests_per_second.get(), 9);
+    assert_eq!(settings.requests_per_second.map(|r| r.get()), Some(9));
     assert_eq!(settings.full_sync_every, Duration::from_secs(5400));
 }
 

@@ -1,36 +1,56 @@
-//! Slowing down before Okta says 429: every answer carries `X-Rate-Limit-Limit`,
-//! `-Remaining` and `-Reset` (UTC epoch seconds) for the endpoint's bucket, which other
-//! integrations of the org share (the headers:
-//! <https://developer.okta.com/docs/reference/rl-best-practices/>; the sharing is observed,
-//! not documented). When less than a tenth of the bucket is left, the remaining requests are
-//! spread evenly until the reset. (A 429 itself is retried by the shared HTTP client, which
-//! waits until `X-Rate-Limit-Reset`.)
+//! Slowing down before a provider says 429, from the rate-limit headers of its answers.
+//!
+//! Two header families say how much of a bucket is left and when it refills:
+//!
+//! * `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (UTC epoch seconds), as Okta sends on
+//!   every answer for the endpoint's bucket, which other integrations of the org share
+//!   (<https://developer.okta.com/docs/reference/rl-best-practices/>; the sharing is
+//!   observed, not documented);
+//! * `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until the reset), the IETF
+//!   HTTPAPI draft's fields that gateways in front of self-hosted providers send
+//!   (<https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/>).
+//!
+//! When less than a tenth of the bucket is left, the remaining requests are spread evenly
+//! until the reset. (A 429 itself is retried by the client, which waits for `Retry-After`
+//! or `X-Rate-Limit-Reset`.)
 
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
+use crate::connectors::checkpoint::server_time;
+
 /// The longest pause before one request.
-const MAX_PAUSE: Duration = Duration::from_secs(60);
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-use crate::connectors::checkpoint::server_time;
+/// The bucket an answer reports: (limit, remaining, time until the reset).
+fn bucket(headers: &HeaderMap, now: SystemTime) -> Option<(u64, u64, Duration)> {
+    if let (Some(limit), Some(remaining), Some(reset)) = (
+        header_u64(headers, "x-rate-limit-limit"),
+        header_u64(headers, "x-rate-limit-remaining"),
+        header_u64(headers, "x-rate-limit-reset"),
+    ) {
+        let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+        let server_now = server_time(headers).unwrap_or(now);
+        return Some((limit, remaining, reset.duration_since(server_now).ok()?));
+    }
+    let limit = header_u64(headers, "ratelimit-limit")?;
+    let remaining = header_u64(headers, "ratelimit-remaining")?;
+    let reset = Duration::from_secs(header_u64(headers, "ratelimit-reset")?);
+    Some((limit, remaining, reset))
+}
 
 /// How long to wait before the next request, given the last answer's headers; `None`
 /// when plenty of the bucket is left (or the headers are missing).
 pub fn pause(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let limit = header_u64(headers, "x-rate-limit-limit")?;
-    let remaining = header_u64(headers, "x-rate-limit-remaining")?;
-    let reset =
-        SystemTime::UNIX_EPOCH + Duration::from_secs(header_u64(headers, "x-rate-limit-reset")?);
+    let (limit, remaining, window) = bucket(headers, now)?;
     if limit == 0 || remaining.saturating_mul(10) >= limit {
         return None;
     }
-    let server_now = server_time(headers).unwrap_or(now);
-    let window = reset.duration_since(server_now).ok()?;
     let pause = window / u32::try_from(remaining + 1).unwrap_or(u32::MAX);
     (!pause.is_zero()).then_some(pause.min(MAX_PAUSE))
 }
@@ -87,5 +107,17 @@ mod tests {
             Some(MAX_PAUSE)
         );
         assert_eq!(pause(&headers(600, 0, 999_000, None), at(1_000_000)), None);
+    }
+
+    #[test]
+    fn the_draft_standard_fields_count_the_reset_in_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-limit", HeaderValue::from(100u64));
+        h.insert("ratelimit-remaining", HeaderValue::from(4u64));
+        h.insert("ratelimit-reset", HeaderValue::from(10u64));
+        // 4 left, reset in 10 s: one request every 2 s.
+        assert_eq!(pause(&h, at(1_000_000)), Some(Duration::from_secs(2)));
+        h.insert("ratelimit-remaining", HeaderValue::from(50u64));
+        assert_eq!(pause(&h, at(1_000_000)), None);
     }
 }
