@@ -3,24 +3,34 @@
 //! groups, suspended/archived/deleted users, throttling in both of Google's forms, tokens
 //! expiring mid-run, and failures (a failing last page, a 403, a delegation refusal) that
 //! change nothing and say what to fix.
+//!
+//! Reads between full ones come from the admin log (Reports API `activities.list`): they
+//! re-read only the users and groups its activities name, with a bounded number of
+//! requests and no listing, yet end where a full read does; a delegation without the
+//! Reports scope (the token refused) makes every read full; deleted users (disabled,
+//! their memberships gone, found by `showDeleted=true`) and deleted groups (found by
+//! listing every group's id) go; renamed users and groups keep their target rows under
+//! the new names; and a user suspended while `include_suspended = false` is removed by
+//! the next incremental read, as a full read would leave them out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use idsync::config::{GoogleDirectoryScope, MappingConfig, OnRemove};
+use idsync::config::{GoogleDirectoryScope, GoogleSettings, MappingConfig, OnRemove};
 use idsync::connectors::{BatchSink, PullConnector, ReadMode, ReadSummary, SinkError, SourceBatch};
 use idsync::db::Db;
 use idsync::model::{MemberRef, SourceGroup, SourceUser};
 use idsync::store::runs::Outcome;
 use idsync::sync::{self, NoProgress, RunOptions, RunReport, SyncError};
-use idsync::target::query;
+use idsync::target::query::{self, UserRow};
 
 use crate::support::conformance::{
     Directory, FakeGroup, FakeMember, FakeProvider, FakeUser, Knobs, Listing, UserStatus,
 };
 use crate::support::fake_google::{
-    ADMIN, CLIENT_ID, DenyForm, FakeGoogle, GoogleExtras, NOT_ADMIN, SCOPE_GROUP_RO, SCOPE_USER_RO,
+    ADMIN, CLIENT_ID, DenyForm, FakeGoogle, GoogleExtras, NOT_ADMIN, SCOPE_GROUP_RO, SCOPE_REPORTS,
+    SCOPE_USER_RO,
 };
 use crate::support::{effective_names, target_users};
 
@@ -690,4 +700,518 @@ async fn a_configured_google_connector_reads_the_fake() {
     assert!(summary.expect("read").complete);
     assert_eq!(read.users.len(), 5);
     assert_eq!(read.groups.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Incremental reads from the admin log (Reports API `activities.list`, application admin)
+
+/// Where the fake serves the Directory API; [`served_since`] strips it from the paths.
+const DIRECTORY_API: &str = "/admin/directory/v1";
+
+/// Where the fake serves the admin log (the Reports API's `activities.list`).
+const ADMIN_LOG: &str = "/admin/reports/v1/activity/users/all/applications/admin";
+
+/// A user of the target: active (and not removed), given name.
+type TargetUser = (bool, Option<String>);
+
+/// The target as (user name -> state) and (group name -> direct members, users as
+/// `user:name` and groups as `group:name`).
+type Snapshot = (
+    BTreeMap<String, TargetUser>,
+    BTreeMap<String, BTreeSet<String>>,
+);
+
+async fn snapshot(db: &Db) -> Snapshot {
+    let pool = db.pool();
+    let users = query::list_users(pool, Some("gws"), 1_000_000, 0)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| {
+            (
+                u.user_name,
+                (u.active && u.removed_at.is_none(), u.given_name),
+            )
+        })
+        .collect();
+    let mut groups = BTreeMap::new();
+    for group in query::list_groups(pool, Some("gws"), 1_000_000, 0)
+        .await
+        .expect("groups")
+    {
+        let members = query::direct_members(pool, &group.id)
+            .await
+            .expect("members")
+            .into_iter()
+            .map(|m| format!("{}:{}", m.kind, m.name))
+            .collect();
+        groups.insert(group.name, members);
+    }
+    (users, groups)
+}
+
+/// What a full read (`activity_reports = false`, otherwise `settings`) of the fake's
+/// present directory puts into a fresh target.
+async fn full_read(settings: &GoogleSettings) -> Snapshot {
+    let mut settings = settings.clone();
+    settings.activity_reports = false;
+    let fresh = crate::support::sqlite().await;
+    let report = sync_with(
+        &fresh,
+        &FakeGoogle::connector_for(&settings),
+        OnRemove::Disable,
+    )
+    .await
+    .expect("full read");
+    assert_eq!(report.read_mode, Some("full"));
+    snapshot(&fresh).await
+}
+
+/// `target` without the users a fresh full read never saw and the target holds only
+/// disabled (removed from the source, kept inactive by `OnRemove::Disable`).
+fn without_disabled_leftovers(target: &Snapshot, fresh: &Snapshot) -> Snapshot {
+    let users = target
+        .0
+        .iter()
+        .filter(|(name, (active, _))| *active || fresh.0.contains_key(*name))
+        .map(|(name, state)| (name.clone(), state.clone()))
+        .collect();
+    (users, target.1.clone())
+}
+
+/// The paths (with their query) the fake served from position `from` of its log on:
+/// Directory API paths without their `/admin/directory/v1` root (`/users?...`,
+/// `/groups/{key}/members?...`), the admin log under [`ADMIN_LOG`].
+fn served_since(fake: &FakeGoogle, from: usize) -> Vec<String> {
+    let root = fake.base_url();
+    fake.served()[from..]
+        .iter()
+        .map(|(url, _)| {
+            let path = url.strip_prefix(&root).unwrap_or(url);
+            path.strip_prefix(DIRECTORY_API).unwrap_or(path).to_string()
+        })
+        .collect()
+}
+
+fn count(paths: &[String], prefix: &str) -> usize {
+    paths.iter().filter(|p| p.starts_with(prefix)).count()
+}
+
+/// `groups.get` requests: `/groups/{key}` without `/members`.
+fn group_gets(paths: &[String]) -> usize {
+    paths
+        .iter()
+        .filter(|p| p.starts_with("/groups/") && !p.contains("/members"))
+        .count()
+}
+
+/// The target row of `user_name`.
+async fn target_user(db: &Db, user_name: &str) -> UserRow {
+    query::find_user(db.pool(), user_name)
+        .await
+        .expect("find user")
+        .unwrap_or_else(|| panic!("{user_name} in the target"))
+}
+
+#[tokio::test]
+async fn the_admin_log_reads_only_what_changed() {
+    let dir = Directory::generated(5000, 500, 20);
+    let fake = start(dir.clone(), Knobs::default()).await;
+    let settings = fake.settings();
+    assert!(settings.activity_reports, "on by default");
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert_eq!(first.outcome, Outcome::Succeeded, "{first:?}");
+    assert_eq!(first.read_mode, Some("full"));
+    let first_requests = fake.stats().requests;
+
+    // 100 changes: 50 users get a new given name, and 50 groups (none nested) each gain
+    // one existing active user who was not their member.
+    let mut changed = dir.clone();
+    let renamed: Vec<(String, String)> = changed
+        .users
+        .iter_mut()
+        .filter(|u| u.status == UserStatus::Active)
+        .skip(1000)
+        .take(50)
+        .map(|u| {
+            u.given_name = format!("Renamed {}", u.id);
+            (u.user_name.clone(), u.given_name.clone())
+        })
+        .collect();
+    let joining: Vec<String> = dir
+        .users
+        .iter()
+        .filter(|u| u.status == UserStatus::Active)
+        .skip(3500)
+        .take(50)
+        .map(|u| u.id.clone())
+        .collect();
+    assert_eq!((renamed.len(), joining.len()), (50, 50));
+    let joined_groups: Vec<String> = (10..60).map(|g| changed.groups[g].id.clone()).collect();
+    for (g, user) in (10..60).zip(&joining) {
+        let member = FakeMember::User(user.clone());
+        assert!(
+            !changed.groups[g].members.contains(&member),
+            "{user} is new"
+        );
+        changed.groups[g].members.push(member);
+    }
+    fake.set_directory(changed);
+    assert_eq!(
+        fake.activity_count(),
+        100,
+        "one CHANGE_FIRST_NAME or ADD_GROUP_MEMBER per change"
+    );
+
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(second.read_mode, Some("delta"));
+    let second_requests = fake.stats().requests - first_requests;
+    // What the delta needs (token requests are not counted by the fake's stats): the
+    // activities, `maxResults=1000` a page, so the 100 fit one page with no next token
+    // (100 / 1000 + 1 = 1); each renamed user again by address (50 users.get, its
+    // CHANGE_FIRST_NAME names only the user); each group with a new member again by
+    // address (ADD_GROUP_MEMBER names the group; the member's USER_EMAIL is not re-read):
+    // its record and one page of members (50 x (groups.get + members.list), 21 members
+    // fit one page of 200). 151 in all, against 513 for the full read (10 pages of
+    // users, 3 of groups, 500 member pages).
+    let activity_pages = fake.activity_count() / 1000 + 1;
+    let bound = activity_pages + 50 + 50 * 2;
+    assert!(
+        second_requests <= bound,
+        "{second_requests} requests, at most {bound} expected"
+    );
+    assert!(
+        second_requests * 3 < first_requests,
+        "{second_requests} requests, fewer than a third of the full read's {first_requests}"
+    );
+    let paths = served_since(&fake, log_at);
+    assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
+    assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
+    assert_eq!(count(&paths, ADMIN_LOG), 1, "{paths:#?}");
+    assert_eq!(count(&paths, "/users/"), 50, "users.get: {paths:#?}");
+    assert_eq!(group_gets(&paths), 50, "groups.get: {paths:#?}");
+    for id in &joined_groups {
+        assert_eq!(count(&paths, &format!("/groups/{id}/members?")), 1, "{id}");
+    }
+    assert_eq!(
+        count(&paths, "/groups/00g00000/members?"),
+        0,
+        "an unchanged group is not read again"
+    );
+
+    // The target is what a full read of the changed account gives.
+    let target = snapshot(&db).await;
+    assert_eq!(target, full_read(&settings).await);
+    for (name, given) in &renamed {
+        assert_eq!(
+            target_user(&db, name).await.given_name.as_deref(),
+            Some(given.as_str()),
+            "{name}"
+        );
+    }
+    for (g, user) in (10..60).zip(&joining) {
+        let name = &dir.user(user).expect("user").user_name;
+        assert!(
+            target.1[&format!("Group {g}")].contains(&format!("user:{name}")),
+            "{name} joined Group {g}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_the_reports_scope_every_read_is_full() {
+    let fake = start(small(), Knobs::default()).await;
+    // The domain-wide delegation does not authorise the Reports API's scope.
+    let mut extras = GoogleExtras::default();
+    extras.allowed_scopes.retain(|s| s != SCOPE_REPORTS);
+    fake.set_extras(extras);
+    let settings = fake.settings();
+    assert!(settings.activity_reports, "on by default");
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync: the directory token is enough");
+    assert_eq!(first.read_mode, Some("full"));
+    assert!(
+        fake.token_errors().is_empty(),
+        "a read without a checkpoint asks for no Reports token: {:?}",
+        fake.token_errors()
+    );
+
+    let mut dir = small();
+    dir.users[0].given_name = "Alicia".into(); // alice
+    fake.set_directory(dir);
+    assert_eq!(fake.activity_count(), 1, "the admin log has the change");
+
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync falls back to a full read");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(second.read_mode, Some("full"));
+    assert_eq!(
+        fake.token_errors(),
+        ["unauthorized_client"],
+        "the Reports token was asked for and refused"
+    );
+    let paths = served_since(&fake, log_at);
+    assert_eq!(
+        count(&paths, ADMIN_LOG),
+        0,
+        "no token, no activities: {paths:#?}"
+    );
+    assert_eq!(
+        count(&paths, "/users?"),
+        1,
+        "users listed in full: {paths:#?}"
+    );
+    assert_eq!(
+        count(&paths, "/groups?"),
+        1,
+        "groups listed in full: {paths:#?}"
+    );
+    assert_eq!(
+        target_user(&db, "alice@example.com")
+            .await
+            .given_name
+            .as_deref(),
+        Some("Alicia")
+    );
+    assert_eq!(snapshot(&db).await, full_read(&settings).await);
+}
+
+#[tokio::test]
+async fn deleted_users_and_groups_go() {
+    let fake = start(small(), Knobs::default()).await;
+    let settings = fake.settings();
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"));
+    let (users, groups) = snapshot(&db).await;
+    assert!(users["alice@example.com"].0);
+    assert!(groups["Engineering"].contains("user:alice@example.com"));
+    assert!(groups["Everyone"].contains("user:alice@example.com"));
+
+    // alice (a member of Engineering and Everyone) is deleted, and so is Everyone. Google
+    // logs DELETE_USER and DELETE_GROUP, nothing for the memberships that go with them,
+    // and neither can be read by its address any more.
+    let mut dir = small();
+    dir.users.retain(|u| u.id != "101");
+    dir.groups.retain(|g| g.id != "g-all");
+    let logged = fake.activity_count();
+    fake.set_directory(dir);
+    assert_eq!(
+        fake.activity_count() - logged,
+        2,
+        "DELETE_USER, DELETE_GROUP"
+    );
+
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(second.read_mode, Some("delta"));
+    let paths = served_since(&fake, log_at);
+    assert_eq!(
+        count(&paths, "/users?"),
+        1,
+        "one user listing, of the deleted users: {paths:#?}"
+    );
+    assert_eq!(
+        paths
+            .iter()
+            .filter(|p| p.starts_with("/users?") && p.contains("showDeleted=true"))
+            .count(),
+        1,
+        "{paths:#?}"
+    );
+    assert_eq!(
+        count(&paths, "/groups?"),
+        1,
+        "one listing of every group's id: {paths:#?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| p.contains("/members")).count(),
+        0,
+        "no group's members read again: {paths:#?}"
+    );
+
+    let target = snapshot(&db).await;
+    let (users, groups) = &target;
+    assert!(
+        !users["alice@example.com"].0,
+        "alice is disabled (OnRemove::Disable)"
+    );
+    assert!(
+        groups
+            .values()
+            .all(|members| !members.contains("user:alice@example.com")),
+        "no group lists alice: {groups:?}"
+    );
+    assert!(
+        !effective_names(&db, "Engineering")
+            .await
+            .contains("alice@example.com")
+    );
+    assert_eq!(
+        groups.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["Backend", "Engineering"],
+        "Everyone is gone"
+    );
+    let fresh = full_read(&settings).await;
+    assert_eq!(without_disabled_leftovers(&target, &fresh), fresh);
+}
+
+#[tokio::test]
+async fn a_renamed_user_and_a_renamed_group_are_followed() {
+    let fake = start(small(), Knobs::default()).await;
+    let settings = fake.settings();
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"));
+    let users_before = target_users(&db).await.len();
+    let bob = target_user(&db, "bob@example.com").await;
+    let backend = query::find_group(db.pool(), "Backend")
+        .await
+        .expect("find group")
+        .expect("Backend in the target");
+
+    // bob's primary address changes (RENAME_USER), and Backend becomes Platform (its
+    // address follows the name: CHANGE_GROUP_EMAIL, then CHANGE_GROUP_NAME).
+    let mut dir = small();
+    dir.users[1].user_name = "robert@example.com".into(); // bob
+    dir.users[1].email = "robert@example.com".into();
+    dir.groups[1].name = "Platform".into(); // Backend
+    let logged = fake.activity_count();
+    fake.set_directory(dir);
+    assert_eq!(
+        fake.activity_count() - logged,
+        3,
+        "RENAME_USER, CHANGE_GROUP_EMAIL, CHANGE_GROUP_NAME"
+    );
+
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(second.read_mode, Some("delta"));
+    let paths = served_since(&fake, log_at);
+    assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
+    assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
+
+    // The same rows, renamed.
+    assert_eq!(
+        target_users(&db).await.len(),
+        users_before,
+        "no new user for the new address"
+    );
+    let robert = target_user(&db, "robert@example.com").await;
+    assert_eq!(robert.id, bob.id, "the same user row");
+    assert!(robert.active);
+    assert!(
+        query::find_user(db.pool(), "bob@example.com")
+            .await
+            .expect("find user")
+            .is_none(),
+        "the old address is gone"
+    );
+    let platform = query::find_group(db.pool(), "Platform")
+        .await
+        .expect("find group")
+        .expect("Platform in the target");
+    assert_eq!(platform.id, backend.id, "the same group row");
+    let target = snapshot(&db).await;
+    let (_, groups) = &target;
+    assert!(!groups.contains_key("Backend"), "{groups:?}");
+    assert!(
+        groups["Engineering"].contains("group:Platform"),
+        "{groups:?}"
+    );
+    assert!(
+        groups["Platform"].contains("user:robert@example.com"),
+        "{groups:?}"
+    );
+    assert!(
+        groups["Everyone"].contains("user:robert@example.com"),
+        "{groups:?}"
+    );
+    assert!(
+        effective_names(&db, "Engineering")
+            .await
+            .contains("robert@example.com")
+    );
+    assert_eq!(target, full_read(&settings).await);
+}
+
+#[tokio::test]
+async fn suspended_users_left_out_by_setting_are_removed_incrementally() {
+    let fake = start(small(), Knobs::default()).await;
+    let mut settings = fake.settings();
+    settings.include_suspended = false;
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"));
+    let (users, groups) = snapshot(&db).await;
+    assert!(
+        !users.contains_key("carol@example.com"),
+        "suspended: left out"
+    );
+    assert!(users["alice@example.com"].0);
+    assert!(groups["Everyone"].contains("user:alice@example.com"));
+
+    let mut dir = small();
+    dir.users[0].status = UserStatus::Suspended; // alice
+    let logged = fake.activity_count();
+    fake.set_directory(dir);
+    assert_eq!(fake.activity_count() - logged, 1, "SUSPEND_USER");
+
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync");
+    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
+    assert_eq!(second.read_mode, Some("delta"));
+    let paths = served_since(&fake, log_at);
+    assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
+    assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
+
+    let target = snapshot(&db).await;
+    assert!(
+        !target.0["alice@example.com"].0,
+        "alice is no longer active"
+    );
+    assert!(
+        target
+            .1
+            .values()
+            .all(|members| !members.contains("user:alice@example.com")),
+        "no group lists alice: {:?}",
+        target.1
+    );
+    // A full read with the same settings leaves alice out; the target keeps her disabled.
+    let fresh = full_read(&settings).await;
+    assert!(!fresh.0.contains_key("alice@example.com"));
+    assert_eq!(without_disabled_leftovers(&target, &fresh), fresh);
 }

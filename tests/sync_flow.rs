@@ -631,8 +631,12 @@ async fn changed_users_only_planning_agrees_with_a_full_projection(db: TestDb) {
         step(&mut people);
         let report = run(&db, "hr", &Scripted::full(people.clone(), groups()), &m).await;
         // Step 2 removes a user that groups listed: their member lists changed too, so
-        // that run re-projects everything.
-        let expected = if i == 2 { "full" } else { "changed users" };
+        // that run plans the groups that changed as well (their nesting did not change).
+        let expected = if i == 2 {
+            "changed users and groups"
+        } else {
+            "changed users"
+        };
         assert_eq!(report.projection, Some(expected), "step {i}");
         let check = sync::reconcile(&db, "hr", &m, RunOptions::default(), &NoProgress)
             .await
@@ -672,6 +676,118 @@ async fn changed_users_only_planning_agrees_with_a_full_projection(db: TestDb) {
     );
 }
 on_both_backends!(changed_users_only_planning_agrees_with_a_full_projection);
+
+/// The source's groups of [`group_changes_plan_only_what_they_affect`]: Engineering holds
+/// Platform, and each of them, Ops and Everyone hold users.
+type Groups = Vec<idsync::model::SourceGroup>;
+/// One change to the groups of a scenario, and the projection the run must choose.
+type GroupStep = (Box<dyn Fn(&mut Groups)>, &'static str);
+
+/// Runs that change groups plan only the users and groups the change affects (members
+/// moved, a group renamed, a group of users created), unless the nesting changed or a
+/// group went; after each, a full re-projection (reconcile) must find nothing to change.
+async fn group_changes_plan_only_what_they_affect(db: TestDb) {
+    let toml = "max_delete_percent = 100.0\nmax_deletes = 1000\n\
+        max_membership_removals = 100000\nmax_membership_removal_percent = 100.0\n\
+        [[applications]]\nname = \"jira\"\ngroups = [\"jira-users\"]\nwhen = 'groups eq \"Platform\"'\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("idsync.toml"), "").unwrap();
+    std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
+    std::fs::write(dir.path().join("mappings/staff.toml"), toml).unwrap();
+    let config = idsync::config::Config::load(&dir.path().join("idsync.toml")).unwrap();
+    let m = config.mappings["staff"].clone();
+    let people = users(200);
+    let range = |from: usize, to: usize| -> Vec<MemberRef> {
+        (from..to)
+            .map(|i| MemberRef::user(format!("u{i}")))
+            .collect()
+    };
+    let mut groups: Groups = vec![
+        group("g-eng", "Engineering", {
+            let mut members = range(0, 100);
+            members.push(MemberRef::group("g-plat"));
+            members
+        }),
+        group("g-plat", "Platform", range(100, 150)),
+        group("g-ops", "Ops", range(150, 200)),
+        group("g-all", "Everyone", range(0, 200)),
+    ];
+    run(
+        &db,
+        "hr",
+        &Scripted::full(people.clone(), groups.clone()),
+        &m,
+    )
+    .await;
+    assert_eq!(effective(&db, "jira-users").await.len(), 50);
+
+    let steps: Vec<GroupStep> = vec![
+        // 100 users move: 50 from Engineering to Ops, 50 from Ops to Engineering.
+        (
+            Box::new(move |g: &mut Groups| {
+                g[0].members.retain(|m| !range(0, 50).contains(m));
+                g[0].members.extend(range(150, 200));
+                g[2].members = range(0, 50);
+            }),
+            "changed users and groups",
+        ),
+        // A rename: the application rule reads the name, so Platform's users leave jira.
+        (
+            Box::new(|g: &mut Groups| g[1].display_name = "Platform Team".into()),
+            "changed users and groups",
+        ),
+        // A new group of users.
+        (
+            Box::new(move |g: &mut Groups| {
+                g.push(group("g-sales", "Sales", range(10, 12)));
+            }),
+            "changed users and groups",
+        ),
+        // A nesting edge: Ops joins Engineering.
+        (
+            Box::new(|g: &mut Groups| g[0].members.push(MemberRef::group("g-ops"))),
+            "full",
+        ),
+        // A group goes.
+        (
+            Box::new(|g: &mut Groups| {
+                g.retain(|g| g.external_id != "g-sales");
+            }),
+            "full",
+        ),
+    ];
+    for (i, (step, expected)) in steps.iter().enumerate() {
+        step(&mut groups);
+        let report = run(
+            &db,
+            "hr",
+            &Scripted::full(people.clone(), groups.clone()),
+            &m,
+        )
+        .await;
+        assert_eq!(report.projection, Some(*expected), "step {i}");
+        let check = sync::reconcile(&db, "hr", &m, RunOptions::default(), &NoProgress)
+            .await
+            .unwrap();
+        let mut left = check.counts.clone();
+        left.warnings = 0;
+        assert_eq!(
+            left,
+            idsync::pipeline::plan::PlanCounts::default(),
+            "step {i}: {:?}",
+            check.preview
+        );
+    }
+    let engineering = effective(&db, "Engineering").await;
+    assert_eq!(
+        engineering.len(),
+        200,
+        "its own 100 (50 stayed, 50 came from Ops) + Platform's 50 + Ops' 50 (nested)"
+    );
+    assert!(effective(&db, "jira-users").await.is_empty());
+    assert_eq!(effective(&db, "Platform Team").await.len(), 50);
+}
+on_both_backends!(group_changes_plan_only_what_they_affect);
 
 /// Two runs of one connector at once (two nodes, or a schedule and a manual run) take
 /// turns: one applies, the other finds nothing left to do, and nothing is applied twice.

@@ -4,6 +4,8 @@
 //! run has since replaced is refused (its changes are older than the mirror's). The
 //! mirror state is read here once; the rest of the run keeps it in memory.
 
+use std::collections::BTreeSet;
+
 use sqlx::AnyConnection;
 use tracing::info;
 
@@ -43,13 +45,15 @@ pub(super) async fn merge(
         "mirror merged"
     );
     warnings.append(&mut merged.warnings);
+    let (user_ids, groups_changed) = affected(conn, ctx, &mut merged).await?;
     let change = scope::Change {
-        users: merged.changed_user_ids.len(),
-        groups_changed: merged.groups_upserted > 0 || merged.groups_removed > 0,
+        users: user_ids.len(),
+        groups_changed,
         empty_full_read,
     };
     let scope = scope::changed_users_only(ctx, &before, &change).then(|| Scope {
-        user_ids: std::mem::take(&mut merged.changed_user_ids),
+        user_ids,
+        groups: std::mem::take(&mut merged.group_changes.groups),
         ..Scope::default()
     });
     Ok(Staged {
@@ -64,6 +68,33 @@ pub(super) async fn merge(
         removal_allowance: None,
         defer_state: false,
     })
+}
+
+/// The users a plan over what changed must cover: those written or removed, those who
+/// joined or left a group, and those below a group whose own record changed (rules may
+/// read group names); and whether the groups changed beyond that (the nesting, a group
+/// removed, or too many users below renamed groups), which plans every group.
+async fn affected(
+    conn: &mut AnyConnection,
+    ctx: &RunContext<'_>,
+    merged: &mut mirror::MergeOutcome,
+) -> Result<(Vec<String>, bool), SyncError> {
+    let groups = &merged.group_changes;
+    let mut users: BTreeSet<String> = std::mem::take(&mut merged.changed_user_ids)
+        .into_iter()
+        .collect();
+    if groups.nesting {
+        return Ok((users.into_iter().collect(), true));
+    }
+    users.extend(groups.users.iter().cloned());
+    if !groups.records.is_empty() {
+        let cap = scope::INCREMENTAL_MAX_USERS;
+        match mirror::users_below(conn, ctx.connector_id, &groups.records, cap).await? {
+            Some(below) => users.extend(below),
+            None => return Ok((users.into_iter().collect(), true)),
+        }
+    }
+    Ok((users.into_iter().collect(), false))
 }
 
 /// The cursor contract: the read must have begun from the checkpoint stored now.

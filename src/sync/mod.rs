@@ -279,8 +279,9 @@ async fn project_and_apply(
     }
 
     progress.phase("projecting");
-    report.projection = Some(match staged.scope {
-        Some(_) => "changed users",
+    report.projection = Some(match &staged.scope {
+        Some(scope) if scope.groups.is_empty() => "changed users",
+        Some(_) => "changed users and groups",
         None => "full",
     });
     let projected = project::project(conn, ctx, &mut staged).await?;

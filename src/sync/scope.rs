@@ -1,28 +1,31 @@
 //! The scope phase: one rule, shared by pull runs and SCIM writes, for when a plan may
-//! cover only the users that changed instead of re-projecting the whole mirror.
+//! cover only the users and groups that changed instead of re-projecting the whole
+//! mirror.
 
 use crate::store::mirror::MirrorState;
 
 use super::context::RunContext;
 
-/// Runs that changed at most this many users (and nothing else) plan just those users.
+/// Runs that affect at most this many users (and change no nesting) plan just those.
 pub(super) const INCREMENTAL_MAX_USERS: usize = 20_000;
 
 /// What changed in the mirror, as far as the scope rule cares.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Change {
-    /// Users written or removed (for a SCIM request: also users who joined or left a group).
+    /// Users affected: written or removed, joined or left a group, below a renamed group.
     pub users: usize,
-    /// A group was written or removed (for a SCIM request: created, renamed, deleted, or
-    /// had groups join or leave it).
+    /// The groups changed beyond member users and their own records: the nesting changed
+    /// or a group went (for a SCIM request: a group was created, renamed, deleted, or had
+    /// groups join or leave it).
     pub groups_changed: bool,
     /// A complete full read that found nothing.
     pub empty_full_read: bool,
 }
 
-/// Whether the plan covers only the changed users: the target had caught up with the
-/// mirror as it was `before` under the same mapping, only users changed (and not too
-/// many), and the mapping does not promise every user a default group on every run
+/// Whether the plan covers only the affected users (and the groups written): the target
+/// had caught up with the mirror as it was `before` under the same mapping, the groups
+/// changed only in their member users or their own records (no nesting, none removed),
+/// not too many users are affected, and the mapping does not promise every user a default group on every run
 /// (such mappings always re-project, which also repairs memberships removed by hand).
 /// An empty full read is planned whole, for the safety limits to judge.
 ///

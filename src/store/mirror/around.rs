@@ -3,6 +3,8 @@
 //! any of those users, the groups named by the caller (the target groups the users are in
 //! now), and every group above those (groups that list them as members, up the nesting),
 //! so that the users' effective groups are complete. O(the users' groups), not O(groups).
+//! And the other way: the users below some groups ([`users_below`]), for a plan over the
+//! members of renamed groups.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +14,42 @@ use crate::db::{Context, DbError, param, select_in};
 use crate::model::SourceGroup;
 
 const CTX: &str = "reading the changed users' groups";
+
+/// The users of `connector` below `groups` (their members, and the members of the groups
+/// nested in them, down the nesting), or `None` as soon as there are more than `cap`.
+/// Reads a level of groups per statement: O(the groups below).
+pub async fn users_below(
+    conn: &mut sqlx::AnyConnection,
+    connector: &str,
+    groups: &[String],
+    cap: usize,
+) -> Result<Option<BTreeSet<String>>, DbError> {
+    let mut users = BTreeSet::new();
+    let mut seen: BTreeSet<String> = groups.iter().cloned().collect();
+    let mut level: Vec<String> = groups.to_vec();
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for group in super::store::load_by_ids::<SourceGroup>(conn, connector, &level).await? {
+            for member in group.members {
+                match member.kind {
+                    crate::model::MemberKind::User => {
+                        users.insert(member.id);
+                    }
+                    crate::model::MemberKind::Group => {
+                        if seen.insert(member.id.clone()) {
+                            next.push(member.id);
+                        }
+                    }
+                }
+            }
+            if users.len() > cap {
+                return Ok(None);
+            }
+        }
+        level = next;
+    }
+    Ok(Some(users))
+}
 
 /// The mirrored groups of `connector` around `member_ids` (see the module doc), plus
 /// `also` and their ancestors, in external id order (as `load_all` gives them).

@@ -9,13 +9,15 @@
 
 mod around;
 mod buffer;
+mod group_changes;
 pub mod query;
 mod query_values;
 mod store;
 pub mod values;
 
-pub use around::load_groups_around;
+pub use around::{load_groups_around, users_below};
 pub use buffer::ReadBuffer;
+pub use group_changes::GroupChanges;
 /// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
 /// and of those the mirror holds (`known`), what a complete full read did not send or
 /// what a complete delta's id listing (`present`) left out; records read in this run
@@ -70,6 +72,8 @@ pub struct MergeOutcome {
     pub users_removed: u64,
     pub groups_upserted: u64,
     pub groups_removed: u64,
+    /// What changed in the groups (for the scope phase).
+    pub group_changes: GroupChanges,
 }
 
 impl MergeOutcome {
@@ -177,6 +181,23 @@ pub async fn merge(
         changed_groups.retain(|(g, h)| known_groups.get(&g.external_id) != Some(h));
     }
     outcome.groups_upserted = changed_groups.len() as u64;
+    // The versions being replaced, to tell what changed in them.
+    let replaced: Vec<String> = changed_groups
+        .iter()
+        .map(|(g, _)| g.external_id.clone())
+        .filter(|id| known_groups.contains_key(id))
+        .collect();
+    let before: HashMap<String, SourceGroup> =
+        store::load_by_ids::<SourceGroup>(conn, connector, &replaced)
+            .await?
+            .into_iter()
+            .map(|g| (g.external_id.clone(), g))
+            .collect();
+    for (group, _) in &changed_groups {
+        outcome
+            .group_changes
+            .written(before.get(&group.external_id), group);
+    }
     upsert_groups(conn, connector, changed_groups).await?;
 
     let complete_full = summary.complete && summary.mode == ReadMode::Full;
@@ -195,6 +216,9 @@ pub async fn merge(
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
         outcome.changed_user_ids.extend(gone_users);
         outcome.groups_removed = delete_groups(conn, connector, &gone_groups).await?;
+        for id in &gone_groups {
+            outcome.group_changes.removed(id);
+        }
     }
 
     if outcome.changed() {

@@ -354,9 +354,23 @@ pub async fn load_users_by_ids(
     connector: &str,
     ids: &[String],
 ) -> Result<Vec<SourceUser>, DbError> {
+    load_by_ids(conn, connector, ids).await
+}
+
+/// The mirrored records of the kind of the connector with the given external ids (those
+/// that exist), in no particular order.
+pub(crate) async fn load_by_ids<T: Mirrored>(
+    conn: &mut AnyConnection,
+    connector: &str,
+    ids: &[String],
+) -> Result<Vec<T>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let select = format!("SELECT data FROM {}", T::LAYOUT.resource.table());
     let rows = select_in(
         conn,
-        "SELECT data FROM mirror_users",
+        &select,
         Some(("connector = ", connector)),
         "external_id",
         ids,

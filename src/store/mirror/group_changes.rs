@@ -1,0 +1,146 @@
+//! What a merge changed in a connector's groups, for the scope phase: which groups were
+//! written or removed, which users joined or left them, which groups changed their own
+//! record (a rename), and whether the nesting changed. A plan then covers the affected
+//! users and groups only, unless the nesting changed (or a group went), which makes it
+//! re-project every group.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::model::{MemberKind, MemberRef, SourceGroup};
+
+/// The group side of a merge (see the module doc).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GroupChanges {
+    /// External ids of the groups written (created or changed) or removed.
+    pub groups: Vec<String>,
+    /// Users who joined or left one of them directly.
+    pub users: BTreeSet<String>,
+    /// Groups whose own record changed (name, description, attributes): rules that read
+    /// group names may now judge every user below them differently.
+    pub records: Vec<String>,
+    /// A group joined or left another, a new group holds groups, or a group was removed:
+    /// effective memberships may change anywhere below, so every group is planned.
+    pub nesting: bool,
+}
+
+impl GroupChanges {
+    /// Takes in one group written by the merge, as it was (`None`: new) and as it is.
+    pub fn written(&mut self, before: Option<&SourceGroup>, after: &SourceGroup) {
+        self.groups.push(after.external_id.clone());
+        let members_after = members(after);
+        let Some(before) = before else {
+            self.nesting |= !members_after.1.is_empty();
+            self.users.extend(members_after.0.into_iter().cloned());
+            return;
+        };
+        let members_before = members(before);
+        self.nesting |= members_before.1 != members_after.1;
+        self.users.extend(
+            members_before
+                .0
+                .symmetric_difference(&members_after.0)
+                .map(|id| (*id).clone()),
+        );
+        if !same_record(before, after) {
+            self.records.push(after.external_id.clone());
+        }
+    }
+
+    /// Takes in one group the merge removed.
+    pub fn removed(&mut self, id: &str) {
+        self.groups.push(id.to_string());
+        self.nesting = true;
+    }
+
+    /// Whether any group was written or removed.
+    pub fn any(&self) -> bool {
+        !self.groups.is_empty()
+    }
+}
+
+/// A group's user members and group members, by id.
+fn members(group: &SourceGroup) -> (HashSet<&String>, HashSet<&String>) {
+    let ids = |kind: MemberKind| {
+        group
+            .members
+            .iter()
+            .filter(move |m: &&MemberRef| m.kind == kind)
+            .map(|m| &m.id)
+            .collect()
+    };
+    (ids(MemberKind::User), ids(MemberKind::Group))
+}
+
+/// Whether two versions of a group differ in nothing but their members.
+fn same_record(a: &SourceGroup, b: &SourceGroup) -> bool {
+    a.display_name == b.display_name
+        && a.description == b.description
+        && a.attributes == b.attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn group(id: &str, name: &str, members: Vec<MemberRef>) -> SourceGroup {
+        SourceGroup {
+            external_id: id.into(),
+            display_name: name.into(),
+            description: None,
+            members,
+            attributes: Map::new(),
+        }
+    }
+
+    #[test]
+    fn members_moving_names_the_users_that_moved() {
+        let mut changes = GroupChanges::default();
+        let before = group(
+            "g1",
+            "Eng",
+            vec![MemberRef::user("u1"), MemberRef::user("u2")],
+        );
+        let after = group(
+            "g1",
+            "Eng",
+            vec![MemberRef::user("u2"), MemberRef::user("u3")],
+        );
+        changes.written(Some(&before), &after);
+        assert_eq!(changes.groups, ["g1"]);
+        assert_eq!(changes.users.iter().collect::<Vec<_>>(), ["u1", "u3"]);
+        assert!(changes.records.is_empty());
+        assert!(!changes.nesting);
+    }
+
+    #[test]
+    fn a_rename_is_a_record_change_without_users() {
+        let mut changes = GroupChanges::default();
+        let before = group("g1", "Eng", vec![MemberRef::user("u1")]);
+        let after = group("g1", "Engineering", vec![MemberRef::user("u1")]);
+        changes.written(Some(&before), &after);
+        assert_eq!(changes.records, ["g1"]);
+        assert!(changes.users.is_empty() && !changes.nesting);
+    }
+
+    #[test]
+    fn a_new_group_of_users_names_them_and_nesting_is_structural() {
+        let mut changes = GroupChanges::default();
+        changes.written(None, &group("g1", "New", vec![MemberRef::user("u1")]));
+        assert_eq!(changes.users.iter().collect::<Vec<_>>(), ["u1"]);
+        assert!(!changes.nesting);
+
+        changes.written(None, &group("g2", "Parent", vec![MemberRef::group("g1")]));
+        assert!(changes.nesting);
+
+        let mut moved = GroupChanges::default();
+        let before = group("g3", "P", vec![MemberRef::group("g1")]);
+        let after = group("g3", "P", vec![MemberRef::group("g2")]);
+        moved.written(Some(&before), &after);
+        assert!(moved.nesting);
+
+        let mut gone = GroupChanges::default();
+        gone.removed("g9");
+        assert!(gone.nesting && gone.any());
+    }
+}
