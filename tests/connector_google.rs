@@ -1215,3 +1215,41 @@ async fn suspended_users_left_out_by_setting_are_removed_incrementally() {
     assert!(!fresh.0.contains_key("alice@example.com"));
     assert_eq!(without_disabled_leftovers(&target, &fresh), fresh);
 }
+
+/// A user left out while suspended (`include_suspended = false`) is in no group of the
+/// mirror; unsuspended, the incremental read brings them back into their groups too, as
+/// a full read would (UNSUSPEND_USER names only the user, so their groups are listed).
+#[tokio::test]
+async fn users_brought_back_rejoin_their_groups_incrementally() {
+    let fake = start(small(), Knobs::default()).await;
+    let mut settings = fake.settings();
+    settings.include_suspended = false;
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+    sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert!(!snapshot(&db).await.0.contains_key("carol@example.com"));
+
+    let mut dir = small();
+    dir.users[2].status = UserStatus::Active; // carol
+    fake.set_directory(dir);
+    let log_at = fake.served().len();
+    let second = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("second sync");
+    assert_eq!(second.read_mode, Some("delta"));
+    let paths = served_since(&fake, log_at);
+    assert_eq!(count(&paths, "/groups?userKey=103"), 1, "{paths:#?}");
+
+    let target = snapshot(&db).await;
+    assert!(target.0["carol@example.com"].0, "carol is active");
+    for group in ["Backend", "Everyone"] {
+        assert!(
+            target.1[group].contains("user:carol@example.com"),
+            "{group}: {:?}",
+            target.1[group]
+        );
+    }
+    assert_eq!(target, full_read(&settings).await);
+}

@@ -24,6 +24,7 @@
 //!   expired token gets 401 `authError`; a failing last page 503 `backendError`; a denied
 //!   listing 403 `forbidden` or `insufficientPermissions` ([`DenyForm`]).
 //!
+//! * `GET /admin/directory/v1/groups?userKey=`: the groups a user is a direct member of.
 //! * `GET /admin/directory/v1/users/{userKey}`, `/groups/{groupKey}`: one record by id,
 //!   primary address or alias; 404 `notFound` when there is none (deleted users too).
 //! * `GET /admin/reports/v1/activity/users/all/applications/admin`: the admin log (needs
@@ -1022,15 +1023,43 @@ async fn groups(
     if let Err(response) = admit(&shared, &headers, Listing::Groups) {
         return response;
     }
-    let scope = match directory_scope(&query) {
-        Ok(scope) => scope,
-        Err(response) => return response,
-    };
     let size = match page_size(&shared, &query, "groups", GROUPS_DEFAULT, GROUPS_MAX) {
         Ok(size) => size,
         Err(response) => return response,
     };
     let dir = shared.directory.lock().unwrap().clone();
+    // `userKey`: the groups the user is a direct member of (no customer or domain then).
+    if let Some(key) = query.get("userKey") {
+        let key = key.to_ascii_lowercase();
+        let Some(user) = dir
+            .users
+            .iter()
+            .find(|u| u.id == key || u.user_name.eq_ignore_ascii_case(&key))
+        else {
+            return not_found("userKey");
+        };
+        let member = FakeMember::User(user.id.clone());
+        let of: Vec<&FakeGroup> = dir
+            .groups
+            .iter()
+            .filter(|g| g.members.contains(&member))
+            .collect();
+        let binding = format!("groups?userKey={}", user.id);
+        return page_of(
+            &query,
+            "admin#directory#groups",
+            "groups",
+            &binding,
+            of.len(),
+            |i| group_json(of[i]),
+            size,
+            false,
+        );
+    }
+    let scope = match directory_scope(&query) {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
     let render = |i: usize| group_json(&dir.groups[i]);
     let fail_last = shared.knobs.lock().unwrap().fail_last_page == Some(Listing::Groups);
     let binding = format!("groups?{scope}");

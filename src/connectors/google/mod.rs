@@ -357,6 +357,7 @@ impl GoogleConnector {
         let mut removed_users = Vec::new();
         let mut batch = Batcher::users();
         let mut seen = HashSet::new();
+        let mut joined: Vec<(String, String)> = Vec::new();
         for address in &changes.users {
             let url = self.endpoint(&["users", address]);
             let Some(item) = self
@@ -370,6 +371,11 @@ impl GoogleConnector {
                 .map_err(|reason| self.malformed(Listing::Users, &url, reason))?;
             match (user, id) {
                 (Some(user), _) => {
+                    if changes.rejoined.contains(address) {
+                        for group in self.groups_of(&user.external_id).await? {
+                            joined.push((group, user.external_id.clone()));
+                        }
+                    }
                     if seen.insert(user.external_id.clone()) {
                         batch.push(user, sink).await?;
                     }
@@ -380,6 +386,14 @@ impl GoogleConnector {
             }
         }
         batch.finish(sink).await?;
+        for (group, user) in joined {
+            sink.accept(SourceBatch::MemberChanges {
+                group,
+                added: vec![MemberRef::user(user)],
+                removed: Vec::new(),
+            })
+            .await?;
+        }
         if changes.users_deleted {
             removed_users.extend(self.deleted_user_ids().await?);
         }
@@ -452,6 +466,20 @@ impl GoogleConnector {
         )
         .await?;
         Ok(members)
+    }
+
+    /// The ids of the groups user `id` is a direct member of (`groups.list?userKey=`).
+    async fn groups_of(&self, id: &str) -> Result<Vec<String>, ConnectorError> {
+        let url = self.endpoint(&["groups"]);
+        let max = self.groups_page_size.to_string();
+        let query = [("userKey", id), ("maxResults", max.as_str())];
+        let mut ids = Vec::new();
+        self.for_each_page(Listing::Groups, &url, &query, |items| {
+            ids.extend(items.iter().filter_map(|g| str_field(g, "id")));
+            Ok(())
+        })
+        .await?;
+        Ok(ids)
     }
 
     /// The ids of the users deleted lately (`users.list?showDeleted=true`).

@@ -12,6 +12,7 @@
 //! | `USER_SETTINGS` | any (`CREATE_USER`, `SUSPEND_USER`, `CHANGE_FIRST_NAME`, ...) | `USER_EMAIL` | the user (`users.get`) |
 //! | `USER_SETTINGS` | `RENAME_USER` | `USER_EMAIL`, `NEW_VALUE` | the user, by both addresses |
 //! | `USER_SETTINGS` | `DELETE_USER` | `USER_EMAIL` | the users deleted lately (`users.list?showDeleted=true`) |
+//! | `USER_SETTINGS` | `CREATE_USER`, `UNSUSPEND_USER`, `UNARCHIVE_USER`, `UNDELETE_USER` | `USER_EMAIL` | also the user's groups (`groups.list?userKey=`): a user left out until now is in no group of the mirror |
 //! | `GROUP_SETTINGS` | any (`CREATE_GROUP`, `ADD_GROUP_MEMBER`, `CHANGE_GROUP_NAME`, ...) | `GROUP_EMAIL` | the group and its members |
 //! | `GROUP_SETTINGS` | `CHANGE_GROUP_EMAIL` | `GROUP_EMAIL`, `NEW_VALUE` | the group, by both addresses |
 //! | `GROUP_SETTINGS` | `DELETE_GROUP` | `GROUP_EMAIL` | the ids of every group (so deleted ones go) |
@@ -32,6 +33,9 @@ pub(super) struct Changes {
     pub users: BTreeSet<String>,
     /// A user was deleted.
     pub users_deleted: bool,
+    /// Addresses of users created or brought back (unsuspended, unarchived, restored):
+    /// their groups are read too.
+    pub rejoined: BTreeSet<String>,
     /// Addresses of groups created or changed, or whose members changed.
     pub groups: BTreeSet<String>,
     /// A group was deleted.
@@ -59,6 +63,9 @@ impl Changes {
                         self.users.extend(address("NEW_VALUE"));
                     }
                     self.users_deleted |= name == "DELETE_USER";
+                    if REJOINING.contains(&name) {
+                        self.rejoined.extend(address("USER_EMAIL"));
+                    }
                 }
                 "GROUP_SETTINGS" => {
                     self.groups.extend(address("GROUP_EMAIL"));
@@ -72,6 +79,15 @@ impl Changes {
         }
     }
 }
+
+/// User events after which the user may be synced while the mirror's groups do not list
+/// them (a full read leaves users it does not sync out of every group).
+const REJOINING: [&str; 4] = [
+    "CREATE_USER",
+    "UNSUSPEND_USER",
+    "UNARCHIVE_USER",
+    "UNDELETE_USER",
+];
 
 /// The value of `parameters[name = ...]`, lowercased (addresses are case-insensitive).
 fn parameter(event: &Value, name: &str) -> Option<String> {
@@ -182,6 +198,31 @@ mod tests {
             ),
         ]);
         assert!(seen.users_deleted && seen.groups_deleted);
+    }
+
+    #[test]
+    fn users_brought_back_have_their_groups_read() {
+        let seen = changes(&[
+            activity(
+                "USER_SETTINGS",
+                "UNSUSPEND_USER",
+                &[("USER_EMAIL", "a@example.com")],
+            ),
+            activity(
+                "USER_SETTINGS",
+                "CREATE_USER",
+                &[("USER_EMAIL", "b@example.com")],
+            ),
+            activity(
+                "USER_SETTINGS",
+                "SUSPEND_USER",
+                &[("USER_EMAIL", "c@example.com")],
+            ),
+        ]);
+        assert_eq!(
+            seen.rejoined.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["a@example.com", "b@example.com"]
+        );
     }
 
     #[test]
