@@ -1,6 +1,7 @@
 //! Scale benchmark of the foundation (prints figures; not a test):
 //! a file snapshot of USERS users, GROUPS groups and MEMBERSHIPS memberships is synced into
-//! an empty SQLite target, then again unchanged, then with 1% of users changed. In the same
+//! an empty SQLite target, then again unchanged, then with 1% of users changed, then with
+//! 100 users moved between groups, then with one group renamed. In the same
 //! run it times the floor: a plain bulk insert of the same rows into an empty SQLite
 //! database through sqlx. Peak memory is the process's VmHWM, reset before each phase.
 //!
@@ -22,7 +23,7 @@ use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, Progress, RunOptions, RunReport};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
-use idsync_testkit::snapshot::{memberships, write_snapshot};
+use idsync_testkit::snapshot::{memberships, write_snapshot, write_snapshot_renaming};
 use sqlx::Executor;
 
 fn size(name: &str, default: usize) -> usize {
@@ -270,6 +271,18 @@ fn main() {
     let changed = dir.path().join("changed.json");
     write_snapshot(&snapshot, users, &members, None);
     write_snapshot(&changed, users, &members, Some(100));
+    // 100 users move from group 1 to group 3 (neither holds groups; group 0 holds 1).
+    let mut moved_members = members.clone();
+    let moving: Vec<usize> = moved_members[1].drain(..100.min(members[1].len())).collect();
+    for user in moving {
+        if !moved_members[3].contains(&user) {
+            moved_members[3].push(user);
+        }
+    }
+    let moved = dir.path().join("moved.json");
+    write_snapshot(&moved, users, &moved_members, Some(100));
+    let renamed = dir.path().join("renamed.json");
+    write_snapshot_renaming(&renamed, users, &moved_members, Some(100), Some(5));
     let mapping = MappingConfig::pass_through("bench", OnRemove::Disable, 500, 20.0);
     println!(
         "sync_scale: {users} users, {groups} groups, {memberships_count} memberships \
@@ -304,6 +317,19 @@ fn main() {
             "re-sync, 1% of users changed:         {secs:>7.2} s  peak {mem:>6.0} MiB  ({} users updated)",
             report.counts.users_updated
         );
+        for (what, path) in [
+            ("re-sync, 100 users moved:            ", &moved),
+            ("re-sync, one group renamed:          ", &renamed),
+        ] {
+            let (secs, mem, report) = timed_sync(&db, path, &mapping).await;
+            println!(
+                "{what}{secs:>7.2} s  peak {mem:>6.0} MiB  (projection {}, {} memberships added, {} removed, {} groups updated)",
+                report.projection.unwrap_or("-"),
+                report.counts.memberships_added,
+                report.counts.memberships_removed,
+                report.counts.groups_updated
+            );
+        }
         reset_peak_memory();
         let start = Instant::now();
         let report = sync::reconcile(&db, "bench", &mapping, RunOptions::default(), &sync::NoProgress)

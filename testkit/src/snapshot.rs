@@ -44,6 +44,17 @@ pub fn write_snapshot(
     members: &[Vec<usize>],
     changed_every: Option<usize>,
 ) {
+    write_snapshot_renaming(path, users, members, changed_every, None);
+}
+
+/// [`write_snapshot`], with group `renamed` (an index) under another name.
+pub fn write_snapshot_renaming(
+    path: &Path,
+    users: usize,
+    members: &[Vec<usize>],
+    changed_every: Option<usize>,
+    renamed: Option<usize>,
+) {
     let file = std::fs::File::create(path).expect("create snapshot");
     let mut out = BufWriter::new(file);
     write!(out, "{{\"users\":[").unwrap();
@@ -79,9 +90,13 @@ pub fn write_snapshot(
         if g % 10 == 0 && g + 1 < members.len() {
             list.push(serde_json::json!({"type": "group", "id": format!("g{:06}", g + 1)}));
         }
+        let name = match renamed {
+            Some(r) if r == g => format!("Group {g} (renamed)"),
+            _ => format!("Group {g}"),
+        };
         let record = serde_json::json!({
             "id": format!("g{g:06}"),
-            "displayName": format!("Group {g}"),
+            "displayName": name,
             "description": "generated",
             "members": list,
         });
