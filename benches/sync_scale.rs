@@ -271,12 +271,16 @@ fn main() {
     let changed = dir.path().join("changed.json");
     write_snapshot(&snapshot, users, &members, None);
     write_snapshot(&changed, users, &members, Some(100));
-    // 100 users move from group 1 to group 3 (neither holds groups; group 0 holds 1).
+    // 100 users move: 50 from group 1 to group 3, 50 from group 2 to group 4 (none of
+    // them holds groups; group 0 holds group 1).
     let mut moved_members = members.clone();
-    let moving: Vec<usize> = moved_members[1].drain(..100.min(members[1].len())).collect();
-    for user in moving {
-        if !moved_members[3].contains(&user) {
-            moved_members[3].push(user);
+    for (from, to) in [(1, 3), (2, 4)] {
+        let take = 50.min(moved_members[from].len());
+        let moving: Vec<usize> = moved_members[from].drain(..take).collect();
+        for user in moving {
+            if !moved_members[to].contains(&user) {
+                moved_members[to].push(user);
+            }
         }
     }
     let moved = dir.path().join("moved.json");
