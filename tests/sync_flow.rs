@@ -683,9 +683,25 @@ type Groups = Vec<idsync::model::SourceGroup>;
 /// One change to the groups of a scenario, and the projection the run must choose.
 type GroupStep = (Box<dyn Fn(&mut Groups)>, &'static str);
 
+/// Every effective membership of the target, as (group name, user name).
+async fn effective_pairs(db: &Db) -> std::collections::BTreeSet<(String, String)> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT g.name, u.user_name FROM effective_memberships e \
+         JOIN groups g ON g.id = e.group_id JOIN users u ON u.id = e.user_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .expect("effective memberships")
+    .iter()
+    .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))
+    .collect()
+}
+
 /// Runs that change groups plan only the users and groups the change affects (members
-/// moved, a group renamed, a group of users created), unless the nesting changed or a
-/// group went; after each, a full re-projection (reconcile) must find nothing to change.
+/// moved, a group renamed, a group of users created, a nesting edge added, a group moved
+/// to another parent), unless a group went; after each, a full re-projection (reconcile)
+/// must find nothing to change.
 async fn group_changes_plan_only_what_they_affect(db: TestDb) {
     let toml = "max_delete_percent = 100.0\nmax_deletes = 1000\n\
         max_membership_removals = 100000\nmax_membership_removal_percent = 100.0\n\
@@ -746,7 +762,15 @@ async fn group_changes_plan_only_what_they_affect(db: TestDb) {
         // A nesting edge: Ops joins Engineering.
         (
             Box::new(|g: &mut Groups| g[0].members.push(MemberRef::group("g-ops"))),
-            "full",
+            "changed users and groups",
+        ),
+        // A group moves: Platform leaves Engineering for Ops.
+        (
+            Box::new(|g: &mut Groups| {
+                g[0].members.retain(|m| *m != MemberRef::group("g-plat"));
+                g[2].members.push(MemberRef::group("g-plat"));
+            }),
+            "changed users and groups",
         ),
         // A group goes.
         (
@@ -777,13 +801,25 @@ async fn group_changes_plan_only_what_they_affect(db: TestDb) {
             "step {i}: {:?}",
             check.preview
         );
+        // The effective memberships too: as a first full sync of the same source gives.
+        let fresh = crate::support::sqlite().await;
+        run(
+            &fresh,
+            "hr",
+            &Scripted::full(people.clone(), groups.clone()),
+            &m,
+        )
+        .await;
+        assert_eq!(
+            effective_pairs(&db).await,
+            effective_pairs(&fresh).await,
+            "step {i}"
+        );
     }
-    let engineering = effective(&db, "Engineering").await;
-    assert_eq!(
-        engineering.len(),
-        200,
-        "its own 100 (50 stayed, 50 came from Ops) + Platform's 50 + Ops' 50 (nested)"
-    );
+    // Engineering: its own 100 (50 stayed, 50 came from Ops) and, through Ops, Ops' 50
+    // and Platform's 50 (Platform moved under Ops).
+    assert_eq!(effective(&db, "Engineering").await.len(), 200);
+    assert_eq!(effective(&db, "Ops").await.len(), 100);
     assert!(effective(&db, "jira-users").await.is_empty());
     assert_eq!(effective(&db, "Platform Team").await.len(), 50);
 }

@@ -60,8 +60,11 @@ pub(super) struct Scope {
     pub user_ids: Vec<String>,
     /// Their records as now stored, when the caller has them (not re-read).
     pub known_users: Option<Vec<SourceUser>>,
-    /// Groups written or deleted (by a SCIM request), planned too.
+    /// Groups written or deleted, planned too (and, for a nesting change, the groups
+    /// around it).
     pub groups: Vec<String>,
+    /// Groups whose group members (nesting rows) the plan covers too.
+    pub nesting: Vec<String>,
     /// The users were created by this change (ids just minted): the target holds nothing
     /// of theirs and no group lists them, so neither is read.
     pub new_users: bool,

@@ -45,15 +45,16 @@ pub(super) async fn merge(
         "mirror merged"
     );
     warnings.append(&mut merged.warnings);
-    let (user_ids, groups_changed) = affected(conn, ctx, &mut merged).await?;
+    let affected = affected(conn, ctx, &mut merged).await?;
     let change = scope::Change {
-        users: user_ids.len(),
-        groups_changed,
+        users: affected.users.len(),
+        groups_changed: affected.whole,
         empty_full_read,
     };
     let scope = scope::changed_users_only(ctx, &before, &change).then(|| Scope {
-        user_ids,
-        groups: std::mem::take(&mut merged.group_changes.groups),
+        user_ids: affected.users,
+        groups: affected.groups,
+        nesting: affected.nesting,
         ..Scope::default()
     });
     Ok(Staged {
@@ -70,31 +71,77 @@ pub(super) async fn merge(
     })
 }
 
-/// The users a plan over what changed must cover: those written or removed, those who
-/// joined or left a group, and those below a group whose own record changed (rules may
-/// read group names); and whether the groups changed beyond that (the nesting, a group
-/// removed, or too many users below renamed groups), which plans every group.
+/// What a plan over the change must cover (see [`affected`]).
+struct Affected {
+    /// External ids of the users.
+    users: Vec<String>,
+    /// External ids of the groups written, and of the groups whose place in the nesting
+    /// the plan may change.
+    groups: Vec<String>,
+    /// Groups whose group members the plan covers.
+    nesting: Vec<String>,
+    /// The change needs a plan over everything.
+    whole: bool,
+}
+
+/// The users and groups a plan over what changed must cover: users written or removed,
+/// users who joined or left a group, users below a group whose own record changed (rules
+/// may read group names) or that joined or left another group (their effective groups
+/// change), the groups written, and the groups that gained or lost groups with all their
+/// group members (so that the plan sees every nesting row of theirs). A removed group, a
+/// mapping that filters groups (members bridge through excluded groups), or too many
+/// users below the change plans everything.
 async fn affected(
     conn: &mut AnyConnection,
     ctx: &RunContext<'_>,
     merged: &mut mirror::MergeOutcome,
-) -> Result<(Vec<String>, bool), SyncError> {
-    let groups = &merged.group_changes;
+) -> Result<Affected, SyncError> {
+    let changes = std::mem::take(&mut merged.group_changes);
     let mut users: BTreeSet<String> = std::mem::take(&mut merged.changed_user_ids)
         .into_iter()
         .collect();
-    if groups.nesting {
-        return Ok((users.into_iter().collect(), true));
+    let filters_groups =
+        ctx.mapping.filter.include_groups.is_some() || ctx.mapping.filter.exclude_groups.is_some();
+    let whole = |users: BTreeSet<String>| Affected {
+        users: users.into_iter().collect(),
+        groups: Vec::new(),
+        nesting: Vec::new(),
+        whole: true,
+    };
+    if changes.removed || (!changes.parents.is_empty() && filters_groups) {
+        return Ok(whole(users));
     }
-    users.extend(groups.users.iter().cloned());
-    if !groups.records.is_empty() {
+    users.extend(changes.users);
+    let mut groups: BTreeSet<String> = changes.groups.into_iter().collect();
+    let below: Vec<String> = changes
+        .records
+        .iter()
+        .chain(&changes.children)
+        .cloned()
+        .collect();
+    if !below.is_empty() {
         let cap = scope::INCREMENTAL_MAX_USERS;
-        match mirror::users_below(conn, ctx.connector_id, &groups.records, cap).await? {
-            Some(below) => users.extend(below),
-            None => return Ok((users.into_iter().collect(), true)),
+        match mirror::users_below(conn, ctx.connector_id, &below, cap).await? {
+            Some(found) => users.extend(found),
+            None => return Ok(whole(users)),
         }
     }
-    Ok((users.into_iter().collect(), false))
+    groups.extend(changes.children);
+    for parent in mirror::load_groups_by_ids(conn, ctx.connector_id, &changes.parents).await? {
+        groups.extend(
+            parent
+                .members
+                .into_iter()
+                .filter(|m| m.kind == crate::model::MemberKind::Group)
+                .map(|m| m.id),
+        );
+    }
+    Ok(Affected {
+        users: users.into_iter().collect(),
+        groups: groups.into_iter().collect(),
+        nesting: changes.parents,
+        whole: false,
+    })
 }
 
 /// The cursor contract: the read must have begun from the checkpoint stored now.

@@ -72,7 +72,13 @@ pub(super) async fn plan(
         },
     );
     let preview = preview(&plan, &current, &named_groups);
-    let own_group_ids = current.groups.values().map(|g| g.id.clone()).collect();
+    // The connector's groups after the plan: those it held and those it creates.
+    let own_group_ids = current
+        .groups
+        .values()
+        .map(|g| g.id.clone())
+        .chain(plan.group_creates.iter().map(|w| w.id.clone()))
+        .collect();
     let scoped_user_ids = match &staged.scope {
         Some(_) => current
             .users

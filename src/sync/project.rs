@@ -65,9 +65,18 @@ pub(super) async fn project(
     };
     let loaded: HashSet<String> = groups.iter().map(|g| g.external_id.clone()).collect();
     let mut desired = project_mapping(ctx.mapping, active_only(ctx, users), groups);
-    // Groups did not change, so neither did the groups nested in them; the plan covers
-    // the changed users' memberships only.
-    desired.memberships.retain(|m| m.kind == MemberKind::User);
+    // The plan covers the users' memberships, and the nesting rows of the groups whose
+    // group members changed (all of their group members were loaded); other groups'
+    // nesting did not change.
+    let nesting: HashSet<&String> = scope.nesting.iter().collect();
+    desired
+        .memberships
+        .retain(|m| m.kind == MemberKind::User || nesting.contains(&m.group));
+    if !scope.nesting.is_empty() {
+        ctx.directory
+            .add_nesting(conn, id, &mut current, &scope.nesting)
+            .await?;
+    }
     // The target groups read with the users' memberships are theirs; the others the plan
     // works with (named by the mirror, or written by the change) are read now.
     let planned: Vec<String> = loaded.iter().chain(&scope.groups).cloned().collect();

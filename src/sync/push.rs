@@ -86,6 +86,7 @@ fn staged(ctx: &RunContext<'_>, change: PushedChange) -> Staged {
         user_ids: change.user_ids,
         known_users: change.users,
         groups: change.group_ids,
+        nesting: Vec::new(),
         new_users: change.new_users,
     });
     Staged {

@@ -91,6 +91,17 @@ pub trait Directory: NewIds {
         external_ids: &[String],
     ) -> Result<(), DirectoryError>;
 
+    /// Adds to `current` the connector's groups of `parents`, their rows that nest groups
+    /// in them, and the records of those groups: a plan over a nesting change sees every
+    /// nesting row of the groups it covers, O(their group members).
+    async fn add_nesting(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        current: &mut Current,
+        parents: &[String],
+    ) -> Result<(), DirectoryError>;
+
     /// Of `keys`, the user names held by users of other connectors, and with `besides`
     /// also by this connector's users whose external id is not in it.
     async fn user_names_held(

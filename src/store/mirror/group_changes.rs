@@ -1,7 +1,7 @@
 //! What a merge changed in a connector's groups, for the scope phase: which groups were
 //! written or removed, which users joined or left them, which groups changed their own
-//! record (a rename), and whether the nesting changed. A plan then covers the affected
-//! users and groups only, unless the nesting changed (or a group went), which makes it
+//! record (a rename), and which groups gained or lost groups (the nesting). A plan then
+//! covers the affected users and groups only, unless a group went, which makes it
 //! re-project every group.
 
 use std::collections::{BTreeSet, HashSet};
@@ -18,9 +18,13 @@ pub struct GroupChanges {
     /// Groups whose own record changed (name, description, attributes): rules that read
     /// group names may now judge every user below them differently.
     pub records: Vec<String>,
-    /// A group joined or left another, a new group holds groups, or a group was removed:
-    /// effective memberships may change anywhere below, so every group is planned.
-    pub nesting: bool,
+    /// Groups that gained or lost groups (new groups holding groups included).
+    pub parents: Vec<String>,
+    /// The groups they gained or lost: every user below them may hold other groups now.
+    pub children: BTreeSet<String>,
+    /// A group was removed: its members, and the groups above it, are not known without
+    /// reading every group, so every group is planned.
+    pub removed: bool,
 }
 
 impl GroupChanges {
@@ -29,12 +33,23 @@ impl GroupChanges {
         self.groups.push(after.external_id.clone());
         let members_after = members(after);
         let Some(before) = before else {
-            self.nesting |= !members_after.1.is_empty();
+            if !members_after.1.is_empty() {
+                self.parents.push(after.external_id.clone());
+                self.children.extend(members_after.1.into_iter().cloned());
+            }
             self.users.extend(members_after.0.into_iter().cloned());
             return;
         };
         let members_before = members(before);
-        self.nesting |= members_before.1 != members_after.1;
+        if members_before.1 != members_after.1 {
+            self.parents.push(after.external_id.clone());
+            self.children.extend(
+                members_before
+                    .1
+                    .symmetric_difference(&members_after.1)
+                    .map(|id| (*id).clone()),
+            );
+        }
         self.users.extend(
             members_before
                 .0
@@ -49,7 +64,7 @@ impl GroupChanges {
     /// Takes in one group the merge removed.
     pub fn removed(&mut self, id: &str) {
         self.groups.push(id.to_string());
-        self.nesting = true;
+        self.removed = true;
     }
 
     /// Whether any group was written or removed.
@@ -110,7 +125,7 @@ mod tests {
         assert_eq!(changes.groups, ["g1"]);
         assert_eq!(changes.users.iter().collect::<Vec<_>>(), ["u1", "u3"]);
         assert!(changes.records.is_empty());
-        assert!(!changes.nesting);
+        assert!(changes.parents.is_empty() && !changes.removed);
     }
 
     #[test]
@@ -120,27 +135,38 @@ mod tests {
         let after = group("g1", "Engineering", vec![MemberRef::user("u1")]);
         changes.written(Some(&before), &after);
         assert_eq!(changes.records, ["g1"]);
-        assert!(changes.users.is_empty() && !changes.nesting);
+        assert!(changes.users.is_empty() && changes.parents.is_empty());
     }
 
     #[test]
-    fn a_new_group_of_users_names_them_and_nesting_is_structural() {
+    fn nesting_names_the_parents_and_the_children_that_moved() {
         let mut changes = GroupChanges::default();
         changes.written(None, &group("g1", "New", vec![MemberRef::user("u1")]));
         assert_eq!(changes.users.iter().collect::<Vec<_>>(), ["u1"]);
-        assert!(!changes.nesting);
+        assert!(changes.parents.is_empty());
 
         changes.written(None, &group("g2", "Parent", vec![MemberRef::group("g1")]));
-        assert!(changes.nesting);
+        assert_eq!(changes.parents, ["g2"]);
+        assert_eq!(changes.children.iter().collect::<Vec<_>>(), ["g1"]);
 
         let mut moved = GroupChanges::default();
-        let before = group("g3", "P", vec![MemberRef::group("g1")]);
-        let after = group("g3", "P", vec![MemberRef::group("g2")]);
+        let before = group(
+            "g3",
+            "P",
+            vec![MemberRef::group("g1"), MemberRef::group("g4")],
+        );
+        let after = group(
+            "g3",
+            "P",
+            vec![MemberRef::group("g2"), MemberRef::group("g4")],
+        );
         moved.written(Some(&before), &after);
-        assert!(moved.nesting);
+        assert_eq!(moved.parents, ["g3"]);
+        assert_eq!(moved.children.iter().collect::<Vec<_>>(), ["g1", "g2"]);
+        assert!(!moved.removed);
 
         let mut gone = GroupChanges::default();
         gone.removed("g9");
-        assert!(gone.nesting && gone.any());
+        assert!(gone.removed && gone.any());
     }
 }

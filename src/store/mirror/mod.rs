@@ -48,8 +48,8 @@ fn gone_ids(
 #[cfg(test)]
 pub(crate) use buffer::tests::user as test_user;
 pub use store::{
-    MirrorState, delete_groups, delete_users, load_state, load_users_by_ids, save_state,
-    save_state_into, upsert_groups, upsert_users,
+    MirrorState, delete_groups, delete_users, load_groups_by_ids, load_state, load_users_by_ids,
+    save_state, save_state_into, upsert_groups, upsert_users,
 };
 pub(crate) use store::{Mirrored, hashes, insert_new_at, load_all, upsert_at};
 

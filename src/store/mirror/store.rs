@@ -357,6 +357,15 @@ pub async fn load_users_by_ids(
     load_by_ids(conn, connector, ids).await
 }
 
+/// The mirrored groups of the connector with the given external ids (those that exist).
+pub async fn load_groups_by_ids(
+    conn: &mut AnyConnection,
+    connector: &str,
+    ids: &[String],
+) -> Result<Vec<SourceGroup>, DbError> {
+    load_by_ids(conn, connector, ids).await
+}
+
 /// The mirrored records of the kind of the connector with the given external ids (those
 /// that exist), in no particular order.
 pub(crate) async fn load_by_ids<T: Mirrored>(

@@ -321,6 +321,18 @@ impl Directory for LdapDirectory {
             .await
     }
 
+    async fn add_nesting(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        current: &mut Current,
+        parents: &[String],
+    ) -> Result<(), DirectoryError> {
+        self.tables
+            .add_nesting(tx, connector, current, parents)
+            .await
+    }
+
     async fn user_names_held(
         &self,
         tx: &mut AnyConnection,

@@ -71,6 +71,16 @@ impl Directory for SqlDirectory {
         Ok(state::add_groups_by_external_id(tx, connector, current, external_ids).await?)
     }
 
+    async fn add_nesting(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        current: &mut Current,
+        parents: &[String],
+    ) -> Result<(), DirectoryError> {
+        Ok(state::add_nesting(tx, connector, current, parents).await?)
+    }
+
     async fn user_names_held(
         &self,
         tx: &mut AnyConnection,

@@ -294,6 +294,47 @@ pub async fn add_groups_by_external_id(
     Ok(())
 }
 
+/// Adds the connector's groups `parents`, the rows nesting groups in them that the
+/// connector granted, and the connector's groups so nested (see
+/// [`crate::target::Directory::add_nesting`]).
+pub async fn add_nesting(
+    conn: &mut AnyConnection,
+    connector: &str,
+    current: &mut Current,
+    parents: &[String],
+) -> Result<(), DbError> {
+    const CTX: &str = "reading the target's nested groups";
+    add_groups_by_external_id(conn, connector, current, parents).await?;
+    let rows = select_in(
+        conn,
+        "SELECT m.group_id, m.member_id, m.origin, m.connector AS granted_by, \
+         c.id, c.external_id, c.name, c.name_key, c.content_hash, c.connector AS owner \
+         FROM groups g JOIN memberships m ON m.group_id = g.id AND m.member_kind = 'group' \
+         JOIN groups c ON c.id = m.member_id",
+        Some(("g.connector = ", connector)),
+        "g.external_id",
+        parents,
+        CTX,
+    )
+    .await?;
+    for row in rows {
+        let granted_by: String = row.try_get("granted_by").context(CTX)?;
+        if granted_by == connector {
+            let origin: &str = row.try_get("origin").context(CTX)?;
+            let pair = (
+                row.try_get("group_id").context(CTX)?,
+                row.try_get("member_id").context(CTX)?,
+            );
+            file_pair(current, pair, origin);
+        }
+        let owner: String = row.try_get("owner").context(CTX)?;
+        if owner == connector {
+            insert_group(current, &row)?;
+        }
+    }
+    Ok(())
+}
+
 /// Of `keys`, the user names held by any user except the connector's users in `scope`.
 pub async fn user_names_held_outside(
     conn: &mut AnyConnection,
