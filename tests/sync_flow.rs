@@ -700,8 +700,9 @@ async fn effective_pairs(db: &Db) -> std::collections::BTreeSet<(String, String)
 
 /// Runs that change groups plan only the users and groups the change affects (members
 /// moved, a group renamed, a group of users created, a nesting edge added, a group moved
-/// to another parent), unless a group went; after each, a full re-projection (reconcile)
-/// must find nothing to change.
+/// to another parent, a group removed, a nested group removed); after each, a full
+/// re-projection (reconcile) must find nothing to change, and the effective memberships
+/// are what a first full sync of the same source gives.
 async fn group_changes_plan_only_what_they_affect(db: TestDb) {
     let toml = "max_delete_percent = 100.0\nmax_deletes = 1000\n\
         max_membership_removals = 100000\nmax_membership_removal_percent = 100.0\n\
@@ -777,7 +778,14 @@ async fn group_changes_plan_only_what_they_affect(db: TestDb) {
             Box::new(|g: &mut Groups| {
                 g.retain(|g| g.external_id != "g-sales");
             }),
-            "full",
+            "changed users and groups",
+        ),
+        // A nested group goes: Platform, held by Ops (its users leave Ops and Engineering).
+        (
+            Box::new(|g: &mut Groups| {
+                g.retain(|g| g.external_id != "g-plat");
+            }),
+            "changed users and groups",
         ),
     ];
     for (i, (step, expected)) in steps.iter().enumerate() {
@@ -817,11 +825,16 @@ async fn group_changes_plan_only_what_they_affect(db: TestDb) {
         );
     }
     // Engineering: its own 100 (50 stayed, 50 came from Ops) and, through Ops, Ops' 50
-    // and Platform's 50 (Platform moved under Ops).
-    assert_eq!(effective(&db, "Engineering").await.len(), 200);
-    assert_eq!(effective(&db, "Ops").await.len(), 100);
+    // (Platform, which was under Ops, is gone).
+    assert_eq!(effective(&db, "Engineering").await.len(), 150);
+    assert_eq!(effective(&db, "Ops").await.len(), 50);
     assert!(effective(&db, "jira-users").await.is_empty());
-    assert_eq!(effective(&db, "Platform Team").await.len(), 50);
+    assert!(
+        query::find_group(db.pool(), "Platform Team")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 on_both_backends!(group_changes_plan_only_what_they_affect);
 

@@ -88,9 +88,10 @@ struct Affected {
 /// users who joined or left a group, users below a group whose own record changed (rules
 /// may read group names) or that joined or left another group (their effective groups
 /// change), the groups written, and the groups that gained or lost groups with all their
-/// group members (so that the plan sees every nesting row of theirs). A removed group, a
-/// mapping that filters groups (members bridge through excluded groups), or too many
-/// users below the change plans everything.
+/// group members (so that the plan sees every nesting row of theirs); a removed group
+/// counts as leaving the groups that held it. A mapping that filters groups (members
+/// bridge through excluded groups) with a nesting change, or too many users below the
+/// change, plans everything.
 async fn affected(
     conn: &mut AnyConnection,
     ctx: &RunContext<'_>,
@@ -108,7 +109,21 @@ async fn affected(
         nesting: Vec::new(),
         whole: true,
     };
-    if changes.removed || (!changes.parents.is_empty() && filters_groups) {
+    let mut parents = changes.parents;
+    // The groups that held a removed group lose that nesting row.
+    if !changes.gone.is_empty() {
+        let gone: BTreeSet<&String> = changes.gone.iter().collect();
+        for holder in mirror::load_groups_around(conn, ctx.connector_id, &changes.gone, &[]).await? {
+            let holds_gone = holder
+                .members
+                .iter()
+                .any(|m| m.kind == crate::model::MemberKind::Group && gone.contains(&m.id));
+            if holds_gone && !parents.contains(&holder.external_id) {
+                parents.push(holder.external_id);
+            }
+        }
+    }
+    if (!parents.is_empty() || !changes.children.is_empty()) && filters_groups {
         return Ok(whole(users));
     }
     users.extend(changes.users);
@@ -127,7 +142,7 @@ async fn affected(
         }
     }
     groups.extend(changes.children);
-    for parent in mirror::load_groups_by_ids(conn, ctx.connector_id, &changes.parents).await? {
+    for parent in mirror::load_groups_by_ids(conn, ctx.connector_id, &parents).await? {
         groups.extend(
             parent
                 .members
@@ -139,7 +154,7 @@ async fn affected(
     Ok(Affected {
         users: users.into_iter().collect(),
         groups: groups.into_iter().collect(),
-        nesting: changes.parents,
+        nesting: parents,
         whole: false,
     })
 }

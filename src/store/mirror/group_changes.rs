@@ -1,8 +1,7 @@
 //! What a merge changed in a connector's groups, for the scope phase: which groups were
 //! written or removed, which users joined or left them, which groups changed their own
-//! record (a rename), and which groups gained or lost groups (the nesting). A plan then
-//! covers the affected users and groups only, unless a group went, which makes it
-//! re-project every group.
+//! record (a rename), which groups gained or lost groups (the nesting), and which went.
+//! A plan then covers the affected users and groups only.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -22,9 +21,8 @@ pub struct GroupChanges {
     pub parents: Vec<String>,
     /// The groups they gained or lost: every user below them may hold other groups now.
     pub children: BTreeSet<String>,
-    /// A group was removed: its members, and the groups above it, are not known without
-    /// reading every group, so every group is planned.
-    pub removed: bool,
+    /// Groups removed: the groups that held them lose a nesting row.
+    pub gone: Vec<String>,
 }
 
 impl GroupChanges {
@@ -61,10 +59,14 @@ impl GroupChanges {
         }
     }
 
-    /// Takes in one group the merge removed.
-    pub fn removed(&mut self, id: &str) {
-        self.groups.push(id.to_string());
-        self.removed = true;
+    /// Takes in one group the merge removed, as it was: its users and the users below
+    /// its groups lose it.
+    pub fn removed(&mut self, before: &SourceGroup) {
+        self.groups.push(before.external_id.clone());
+        self.gone.push(before.external_id.clone());
+        let (users, groups) = members(before);
+        self.users.extend(users.into_iter().cloned());
+        self.children.extend(groups.into_iter().cloned());
     }
 
     /// Whether any group was written or removed.
@@ -125,7 +127,7 @@ mod tests {
         assert_eq!(changes.groups, ["g1"]);
         assert_eq!(changes.users.iter().collect::<Vec<_>>(), ["u1", "u3"]);
         assert!(changes.records.is_empty());
-        assert!(changes.parents.is_empty() && !changes.removed);
+        assert!(changes.parents.is_empty() && changes.gone.is_empty());
     }
 
     #[test]
@@ -163,10 +165,13 @@ mod tests {
         moved.written(Some(&before), &after);
         assert_eq!(moved.parents, ["g3"]);
         assert_eq!(moved.children.iter().collect::<Vec<_>>(), ["g1", "g2"]);
-        assert!(!moved.removed);
+        assert!(moved.gone.is_empty());
 
         let mut gone = GroupChanges::default();
-        gone.removed("g9");
-        assert!(gone.removed && gone.any());
+        gone.removed(&group("g9", "Old", vec![MemberRef::user("u7"), MemberRef::group("g8")]));
+        assert_eq!(gone.gone, ["g9"]);
+        assert_eq!(gone.users.iter().collect::<Vec<_>>(), ["u7"]);
+        assert_eq!(gone.children.iter().collect::<Vec<_>>(), ["g8"]);
+        assert!(gone.any());
     }
 }

@@ -215,10 +215,10 @@ pub async fn merge(
     if summary.complete {
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
         outcome.changed_user_ids.extend(gone_users);
-        outcome.groups_removed = delete_groups(conn, connector, &gone_groups).await?;
-        for id in &gone_groups {
-            outcome.group_changes.removed(id);
+        for group in store::load_by_ids::<SourceGroup>(conn, connector, &gone_groups).await? {
+            outcome.group_changes.removed(&group);
         }
+        outcome.groups_removed = delete_groups(conn, connector, &gone_groups).await?;
     }
 
     if outcome.changed() {
