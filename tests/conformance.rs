@@ -82,6 +82,22 @@ async fn run(fake: &Arc<dyn FakeProvider>, db: &Db) -> Result<sync::RunReport, s
     .await
 }
 
+/// A run of the connector with the settings an admin gets by default (incremental or
+/// delta reads where the provider has them).
+async fn run_default(fake: &Arc<dyn FakeProvider>, db: &Db, kind: &str) -> sync::RunReport {
+    let connector = fake.default_connector();
+    sync::sync(
+        db,
+        "idp",
+        &mapping(),
+        connector.as_ref(),
+        RunOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
 /// What every provider must deliver from [`directory`]: synced users (service accounts and
 /// deleted users left out; suspended ones inactive, or left out where the provider lists
 /// them not), and each group's direct user members among them.
@@ -281,26 +297,13 @@ async fn removals_arrive_once_the_read_is_complete() {
 #[tokio::test]
 async fn deletions_are_seen_at_the_next_run_with_default_settings() {
     // Default settings: Okta reads incrementally, Graph through delta links, Keycloak from
-    // admin events, Google from its admin log. A user and a group deleted between two runs must be gone after the
-    // second one, not only after the next periodic full read.
+    // admin events, Google from its admin log. A user and a group deleted between two
+    // runs must be gone after the second one, not only after the next periodic full read.
     for (kind, start) in providers() {
         let db = sqlite().await;
         let dir = directory();
         let fake = start(dir.clone(), Knobs::default()).await;
-        let run_default = async || {
-            let connector = fake.default_connector();
-            sync::sync(
-                &db,
-                "idp",
-                &mapping(),
-                connector.as_ref(),
-                RunOptions::default(),
-                &NoProgress,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{kind}: {e}"))
-        };
-        run_default().await;
+        run_default(&fake, &db, kind).await;
         let (_, groups_before) = snapshot(&db).await;
         let mut changed = dir.clone();
         let gone_user = changed
@@ -319,7 +322,7 @@ async fn deletions_are_seen_at_the_next_run_with_default_settings() {
         }
         let gone_group = changed.groups.pop().expect("a group");
         fake.set_directory(changed.clone());
-        run_default().await;
+        run_default(&fake, &db, kind).await;
         let (users, groups) = snapshot(&db).await;
         assert_eq!(
             users.get(&gone_user.user_name),
@@ -423,35 +426,13 @@ async fn incremental_reads_end_where_a_full_read_does() {
         )
         .await;
         let db = sqlite().await;
-        let run_default = async || {
-            let connector = fake.default_connector();
-            sync::sync(
-                &db,
-                "idp",
-                &mapping(),
-                connector.as_ref(),
-                RunOptions::default(),
-                &NoProgress,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{kind}: {e}"))
-        };
-        run_default().await;
+        run_default(&fake, &db, kind).await;
         let changed = changed(&dir);
         fake.set_directory(changed.clone());
-        let second = run_default().await;
+        let second = run_default(&fake, &db, kind).await;
         // The same settings, from no checkpoint: a full read.
         let fresh = sqlite().await;
-        let full = sync::sync(
-            &fresh,
-            "idp",
-            &mapping(),
-            fake.default_connector().as_ref(),
-            RunOptions::default(),
-            &NoProgress,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let full = run_default(&fake, &fresh, kind).await;
         assert_eq!(full.read_mode, Some("full"), "{kind}");
         // A user deleted in the source stays in the target disabled (on_remove); a fresh
         // target never had it. Everything else must match.

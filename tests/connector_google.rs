@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use idsync::config::{GoogleDirectoryScope, GoogleSettings, MappingConfig, OnRemove};
+use idsync::connectors::google::GoogleConnector;
 use idsync::connectors::{BatchSink, PullConnector, ReadMode, ReadSummary, SinkError, SourceBatch};
 use idsync::db::Db;
 use idsync::model::{MemberRef, SourceGroup, SourceUser};
@@ -793,6 +794,29 @@ fn served_since(fake: &FakeGoogle, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// Serves `dir` (the fake logs `activities` admin-log entries for the change, named by
+/// `what`) and runs `connector` again, which must read incrementally: its report, and
+/// the paths it asked for.
+async fn read_change(
+    fake: &FakeGoogle,
+    db: &Db,
+    connector: &GoogleConnector,
+    dir: Directory,
+    activities: usize,
+    what: &str,
+) -> (RunReport, Vec<String>) {
+    let logged = fake.activity_count();
+    fake.set_directory(dir);
+    assert_eq!(fake.activity_count() - logged, activities, "{what}");
+    let log_at = fake.served().len();
+    let report = sync_with(db, connector, OnRemove::Disable)
+        .await
+        .expect("the run after the change");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(report.read_mode, Some("delta"));
+    (report, served_since(fake, log_at))
+}
+
 fn count(paths: &[String], prefix: &str) -> usize {
     paths.iter().filter(|p| p.starts_with(prefix)).count()
 }
@@ -829,38 +853,10 @@ async fn the_admin_log_reads_only_what_changed() {
     assert_eq!(first.read_mode, Some("full"));
     let first_requests = fake.stats().requests;
 
-    // 100 changes: 50 users get a new given name, and 50 groups (none nested) each gain
-    // one existing active user who was not their member.
-    let mut changed = dir.clone();
-    let renamed: Vec<(String, String)> = changed
-        .users
-        .iter_mut()
-        .filter(|u| u.status == UserStatus::Active)
-        .skip(1000)
-        .take(50)
-        .map(|u| {
-            u.given_name = format!("Renamed {}", u.id);
-            (u.user_name.clone(), u.given_name.clone())
-        })
-        .collect();
-    let joining: Vec<String> = dir
-        .users
-        .iter()
-        .filter(|u| u.status == UserStatus::Active)
-        .skip(3500)
-        .take(50)
-        .map(|u| u.id.clone())
-        .collect();
-    assert_eq!((renamed.len(), joining.len()), (50, 50));
-    let joined_groups: Vec<String> = (10..60).map(|g| changed.groups[g].id.clone()).collect();
-    for (g, user) in (10..60).zip(&joining) {
-        let member = FakeMember::User(user.clone());
-        assert!(
-            !changed.groups[g].members.contains(&member),
-            "{user} is new"
-        );
-        changed.groups[g].members.push(member);
-    }
+    // 100 changes: 50 users get a new given name, and 50 groups (none holding groups)
+    // each gain one existing active user who was not their member.
+    let changes = dir.with_hundred_changes();
+    let changed = changes.directory.clone();
     fake.set_directory(changed);
     assert_eq!(
         fake.activity_count(),
@@ -899,7 +895,7 @@ async fn the_admin_log_reads_only_what_changed() {
     assert_eq!(count(&paths, ADMIN_LOG), 1, "{paths:#?}");
     assert_eq!(count(&paths, "/users/"), 50, "users.get: {paths:#?}");
     assert_eq!(group_gets(&paths), 50, "groups.get: {paths:#?}");
-    for id in &joined_groups {
+    for (id, _, _) in &changes.joined {
         assert_eq!(count(&paths, &format!("/groups/{id}/members?")), 1, "{id}");
     }
     assert_eq!(
@@ -911,18 +907,18 @@ async fn the_admin_log_reads_only_what_changed() {
     // The target is what a full read of the changed account gives.
     let target = snapshot(&db).await;
     assert_eq!(target, full_read(&settings).await);
-    for (name, given) in &renamed {
+    for (name, given) in &changes.renamed {
         assert_eq!(
             target_user(&db, name).await.given_name.as_deref(),
             Some(given.as_str()),
             "{name}"
         );
     }
-    for (g, user) in (10..60).zip(&joining) {
+    for (_, group, user) in &changes.joined {
         let name = &dir.user(user).expect("user").user_name;
         assert!(
-            target.1[&format!("Group {g}")].contains(&format!("user:{name}")),
-            "{name} joined Group {g}"
+            target.1[group].contains(&format!("user:{name}")),
+            "{name} joined {group}"
         );
     }
 }
@@ -1012,21 +1008,7 @@ async fn deleted_users_and_groups_go() {
     let mut dir = small();
     dir.users.retain(|u| u.id != "101");
     dir.groups.retain(|g| g.id != "g-all");
-    let logged = fake.activity_count();
-    fake.set_directory(dir);
-    assert_eq!(
-        fake.activity_count() - logged,
-        2,
-        "DELETE_USER, DELETE_GROUP"
-    );
-
-    let log_at = fake.served().len();
-    let second = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("second sync");
-    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
-    assert_eq!(second.read_mode, Some("delta"));
-    let paths = served_since(&fake, log_at);
+    let (_, paths) = read_change(&fake, &db, &connector, dir, 2, "DELETE_USER, DELETE_GROUP").await;
     assert_eq!(
         count(&paths, "/users?"),
         1,
@@ -1100,21 +1082,15 @@ async fn a_renamed_user_and_a_renamed_group_are_followed() {
     dir.users[1].user_name = "robert@example.com".into(); // bob
     dir.users[1].email = "robert@example.com".into();
     dir.groups[1].name = "Platform".into(); // Backend
-    let logged = fake.activity_count();
-    fake.set_directory(dir);
-    assert_eq!(
-        fake.activity_count() - logged,
+    let (_, paths) = read_change(
+        &fake,
+        &db,
+        &connector,
+        dir,
         3,
-        "RENAME_USER, CHANGE_GROUP_EMAIL, CHANGE_GROUP_NAME"
-    );
-
-    let log_at = fake.served().len();
-    let second = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("second sync");
-    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
-    assert_eq!(second.read_mode, Some("delta"));
-    let paths = served_since(&fake, log_at);
+        "RENAME_USER, CHANGE_GROUP_EMAIL, CHANGE_GROUP_NAME",
+    )
+    .await;
     assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
     assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
 
@@ -1183,17 +1159,7 @@ async fn suspended_users_left_out_by_setting_are_removed_incrementally() {
 
     let mut dir = small();
     dir.users[0].status = UserStatus::Suspended; // alice
-    let logged = fake.activity_count();
-    fake.set_directory(dir);
-    assert_eq!(fake.activity_count() - logged, 1, "SUSPEND_USER");
-
-    let log_at = fake.served().len();
-    let second = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("second sync");
-    assert_eq!(second.outcome, Outcome::Succeeded, "{second:?}");
-    assert_eq!(second.read_mode, Some("delta"));
-    let paths = served_since(&fake, log_at);
+    let (_, paths) = read_change(&fake, &db, &connector, dir, 1, "SUSPEND_USER").await;
     assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
     assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
 
@@ -1233,13 +1199,7 @@ async fn users_brought_back_rejoin_their_groups_incrementally() {
 
     let mut dir = small();
     dir.users[2].status = UserStatus::Active; // carol
-    fake.set_directory(dir);
-    let log_at = fake.served().len();
-    let second = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("second sync");
-    assert_eq!(second.read_mode, Some("delta"));
-    let paths = served_since(&fake, log_at);
+    let (_, paths) = read_change(&fake, &db, &connector, dir, 1, "UNSUSPEND_USER").await;
     assert_eq!(count(&paths, "/groups?userKey=103"), 1, "{paths:#?}");
 
     let target = snapshot(&db).await;

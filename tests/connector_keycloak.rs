@@ -182,39 +182,10 @@ async fn admin_events_read_only_what_changed() {
     assert_eq!(first.read_mode, Some("full"));
     let first_requests = fake.stats().requests;
 
-    // 100 changes: 50 users get a new given name, and 50 groups (none with subgroups)
-    // each gain one existing user who was not their member.
-    let mut changed = dir.clone();
-    let renamed: Vec<String> = changed
-        .users
-        .iter_mut()
-        .filter(|u| u.status == UserStatus::Active)
-        .skip(1000)
-        .take(50)
-        .map(|u| {
-            u.given_name = format!("Renamed {}", u.id);
-            u.user_name.clone()
-        })
-        .collect();
-    let joining: Vec<String> = dir
-        .users
-        .iter()
-        .filter(|u| u.status == UserStatus::Active)
-        .skip(3500)
-        .take(50)
-        .map(|u| u.id.clone())
-        .collect();
-    let joined_groups: Vec<String> = (10..60).map(|g| changed.groups[g].id.clone()).collect();
-    for (g, user) in (10..60).zip(&joining) {
-        let member = FakeMember::User(user.clone());
-        assert!(
-            !changed.groups[g].members.contains(&member),
-            "{user} is new"
-        );
-        changed.groups[g].members.push(member);
-    }
-    assert_eq!(renamed.len(), 50);
-    assert_eq!(joining.len(), 50);
+    // 100 changes: 50 users get a new given name, and 50 groups (none holding groups)
+    // each gain one existing active user who was not their member.
+    let changes = dir.with_hundred_changes();
+    let changed = changes.directory.clone();
     fake.set_directory(changed);
     assert_eq!(fake.admin_event_count(), 100, "one event per change");
 
@@ -240,7 +211,7 @@ async fn admin_events_read_only_what_changed() {
     assert_eq!(count(&paths, "/users?"), 0, "no user listing: {paths:#?}");
     assert_eq!(count(&paths, "/groups?"), 0, "no group listing: {paths:#?}");
     assert_eq!(count(&paths, "/admin-events?"), 100 / page + 1);
-    for id in &joined_groups {
+    for (id, _, _) in &changes.joined {
         assert_eq!(count(&paths, &format!("/groups/{id}/members?")), 1, "{id}");
     }
     assert_eq!(
@@ -252,22 +223,18 @@ async fn admin_events_read_only_what_changed() {
     // The target is what a full read of the changed realm gives.
     let target = snapshot(&db).await;
     assert_eq!(target, full_read(&fake).await);
-    for name in &renamed {
-        let id = name
-            .strip_prefix("user")
-            .and_then(|rest| rest.strip_suffix("@example.com"))
-            .expect("a generated user name");
+    for (name, given) in &changes.renamed {
         assert_eq!(
             given_name(&db, name).await.as_deref(),
-            Some(format!("Renamed 00u{id}").as_str()),
+            Some(given.as_str()),
             "{name}"
         );
     }
-    for (g, user) in (10..60).zip(&joining) {
+    for (_, group, user) in &changes.joined {
         let name = &dir.user(user).expect("user").user_name;
         assert!(
-            target.1[&format!("Group {g}")].contains(&format!("user:{name}")),
-            "{name} joined Group {g}"
+            target.1[group].contains(&format!("user:{name}")),
+            "{name} joined {group}"
         );
     }
 }

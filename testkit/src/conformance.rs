@@ -121,6 +121,65 @@ impl Directory {
     pub fn user(&self, id: &str) -> Option<&FakeUser> {
         self.users.iter().find(|u| u.id == id)
     }
+
+    /// A hundred changes, as the incremental-read tests make them: 50 active users get a
+    /// new given name (`Renamed {id}`), and groups 10 to 59 each gain one active user who
+    /// was not their member. Needs a generated directory of at least 3,550 active users
+    /// and 60 groups.
+    pub fn with_hundred_changes(&self) -> HundredChanges {
+        let mut directory = self.clone();
+        let renamed: Vec<(String, String)> = directory
+            .users
+            .iter_mut()
+            .filter(|u| u.status == UserStatus::Active)
+            .skip(1000)
+            .take(50)
+            .map(|u| {
+                u.given_name = format!("Renamed {}", u.id);
+                (u.user_name.clone(), u.given_name.clone())
+            })
+            .collect();
+        let joining: Vec<String> = self
+            .users
+            .iter()
+            .filter(|u| u.status == UserStatus::Active)
+            .skip(3500)
+            .take(50)
+            .map(|u| u.id.clone())
+            .collect();
+        assert_eq!(
+            (renamed.len(), joining.len()),
+            (50, 50),
+            "directory too small"
+        );
+        let mut joined = Vec::new();
+        for (g, user) in (10..60).zip(&joining) {
+            let member = FakeMember::User(user.clone());
+            let group = &mut directory.groups[g];
+            assert!(
+                !group.members.contains(&member),
+                "{user} is new to {}",
+                group.id
+            );
+            group.members.push(member);
+            joined.push((group.id.clone(), group.name.clone(), user.clone()));
+        }
+        HundredChanges {
+            directory,
+            renamed,
+            joined,
+        }
+    }
+}
+
+/// What [`Directory::with_hundred_changes`] changed.
+pub struct HundredChanges {
+    /// The directory after the changes.
+    pub directory: Directory,
+    /// The renamed users: user name and new given name.
+    pub renamed: Vec<(String, String)>,
+    /// The new memberships: group id, group name, user id.
+    pub joined: Vec<(String, String, String)>,
 }
 
 /// Which listing a knob applies to.

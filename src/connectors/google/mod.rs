@@ -470,21 +470,13 @@ impl GoogleConnector {
 
     /// The ids of the groups user `id` is a direct member of (`groups.list?userKey=`).
     async fn groups_of(&self, id: &str) -> Result<Vec<String>, ConnectorError> {
-        let url = self.endpoint(&["groups"]);
         let max = self.groups_page_size.to_string();
         let query = [("userKey", id), ("maxResults", max.as_str())];
-        let mut ids = Vec::new();
-        self.for_each_page(Listing::Groups, &url, &query, |items| {
-            ids.extend(items.iter().filter_map(|g| str_field(g, "id")));
-            Ok(())
-        })
-        .await?;
-        Ok(ids)
+        self.ids(Listing::Groups, &query).await
     }
 
     /// The ids of the users deleted lately (`users.list?showDeleted=true`).
     async fn deleted_user_ids(&self) -> Result<Vec<String>, ConnectorError> {
-        let url = self.endpoint(&["users"]);
         let (scope_key, scope_value) = self.directory.query();
         let max = self.users_page_size.to_string();
         let query = [
@@ -492,24 +484,27 @@ impl GoogleConnector {
             ("maxResults", max.as_str()),
             ("showDeleted", "true"),
         ];
-        let mut ids = Vec::new();
-        self.for_each_page(Listing::Users, &url, &query, |items| {
-            ids.extend(items.iter().filter_map(|u| str_field(u, "id")));
-            Ok(())
-        })
-        .await?;
-        Ok(ids)
+        self.ids(Listing::Users, &query).await
     }
 
     /// The id of every group (`groups.list`), so that the mirror drops deleted ones.
     async fn group_ids(&self) -> Result<Vec<String>, ConnectorError> {
-        let url = self.endpoint(&["groups"]);
         let (scope_key, scope_value) = self.directory.query();
         let max = self.groups_page_size.to_string();
         let query = [(scope_key, scope_value), ("maxResults", max.as_str())];
+        self.ids(Listing::Groups, &query).await
+    }
+
+    /// The `id` of every item of the users or groups listing asked with `query`.
+    async fn ids(
+        &self,
+        listing: Listing<'_>,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<String>, ConnectorError> {
+        let url = self.endpoint(&[listing.items_key()]);
         let mut ids = Vec::new();
-        self.for_each_page(Listing::Groups, &url, &query, |items| {
-            ids.extend(items.iter().filter_map(|g| str_field(g, "id")));
+        self.for_each_page(listing, &url, query, |items| {
+            ids.extend(items.iter().filter_map(|item| str_field(item, "id")));
             Ok(())
         })
         .await?;
