@@ -113,7 +113,8 @@ async fn affected(
     // The groups that held a removed group lose that nesting row.
     if !changes.gone.is_empty() {
         let gone: BTreeSet<&String> = changes.gone.iter().collect();
-        for holder in mirror::load_groups_around(conn, ctx.connector_id, &changes.gone, &[]).await? {
+        for holder in mirror::load_groups_around(conn, ctx.connector_id, &changes.gone, &[]).await?
+        {
             let holds_gone = holder
                 .members
                 .iter()

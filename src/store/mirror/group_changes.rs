@@ -168,7 +168,11 @@ mod tests {
         assert!(moved.gone.is_empty());
 
         let mut gone = GroupChanges::default();
-        gone.removed(&group("g9", "Old", vec![MemberRef::user("u7"), MemberRef::group("g8")]));
+        gone.removed(&group(
+            "g9",
+            "Old",
+            vec![MemberRef::user("u7"), MemberRef::group("g8")],
+        ));
         assert_eq!(gone.gone, ["g9"]);
         assert_eq!(gone.users.iter().collect::<Vec<_>>(), ["u7"]);
         assert_eq!(gone.children.iter().collect::<Vec<_>>(), ["g8"]);
