@@ -47,7 +47,8 @@ pub use listener::ScimHealth;
 pub struct Tenant {
     pub id: String,
     pub settings: ScimTenantSettings,
-    pub mapping: MappingConfig,
+    /// Shared by the tenants of one mapping (hundreds of tenants often share one).
+    pub mapping: Arc<MappingConfig>,
     limiter: governor::DefaultDirectRateLimiter,
     /// Removals within the window before the tenant is held.
     pub max_removals: u64,
@@ -63,7 +64,12 @@ impl Tenant {
         Tenant { target, ..self }
     }
 
-    pub fn new(id: &str, settings: ScimTenantSettings, mapping: MappingConfig) -> Tenant {
+    pub fn new(
+        id: &str,
+        settings: ScimTenantSettings,
+        mapping: impl Into<Arc<MappingConfig>>,
+    ) -> Tenant {
+        let mapping = mapping.into();
         let quota =
             governor::Quota::per_second(settings.requests_per_second).allow_burst(settings.burst);
         Tenant {
@@ -111,15 +117,23 @@ impl ScimServer {
 
     /// The tenants of a configuration: its enabled `kind = "scim"` connectors.
     pub fn tenants_of(config: &Config) -> Vec<Tenant> {
+        let mut mappings: HashMap<String, Arc<MappingConfig>> = HashMap::new();
         config
             .connectors
             .values()
             .filter(|c| c.enabled)
             .filter_map(|c| match &c.settings {
-                ConnectorSettings::Scim(settings) => Some(
-                    Tenant::new(&c.id, settings.clone(), config.mapping_for(c).clone())
-                        .with_target(config.engine.target.clone()),
-                ),
+                ConnectorSettings::Scim(settings) => {
+                    let mapping = config.mapping_for(c);
+                    let shared = mappings
+                        .entry(mapping.name.clone())
+                        .or_insert_with(|| Arc::new(mapping.clone()))
+                        .clone();
+                    Some(
+                        Tenant::new(&c.id, settings.clone(), shared)
+                            .with_target(config.engine.target.clone()),
+                    )
+                }
                 _ => None,
             })
             .collect()
