@@ -701,6 +701,9 @@ async fn default_groups_always_are_re_added(db: TestDb) {
 
     admin_removes_membership(&db, "All Staff", "bob").await;
     let report = run(&db, "hr", &staff_source("Ann Lee", &[]), &m).await;
+    // Only Ann changed: the plan covers her and bob, who is outside the default group,
+    // not every user.
+    assert_eq!(report.projection, Some("changed users"));
     assert_eq!(
         report.counts,
         PlanCounts {

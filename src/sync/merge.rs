@@ -50,6 +50,7 @@ pub(super) async fn merge(
         users: affected.users.len(),
         groups_changed: affected.whole,
         empty_full_read,
+        defaults_checked: affected.defaults_checked,
     };
     let scope = scope::changed_users_only(ctx, &before, &change).then(|| Scope {
         user_ids: affected.users,
@@ -82,6 +83,8 @@ struct Affected {
     nesting: Vec<String>,
     /// The change needs a plan over everything.
     whole: bool,
+    /// The users outside a default group applied `always` are among `users`.
+    defaults_checked: bool,
 }
 
 /// The users and groups a plan over what changed must cover: users written or removed,
@@ -108,6 +111,7 @@ async fn affected(
         groups: Vec::new(),
         nesting: Vec::new(),
         whole: true,
+        defaults_checked: false,
     };
     let mut parents = changes.parents;
     // The groups that held a removed group lose that nesting row.
@@ -152,11 +156,24 @@ async fn affected(
                 .map(|m| m.id),
         );
     }
+    // Default groups applied `always` are granted again to whoever lost one.
+    let defaults_checked = ctx.always_defaults();
+    if defaults_checked {
+        let owner = format!("mapping:{}", ctx.mapping.name);
+        for group in &ctx.mapping.groups.default {
+            let outside = ctx
+                .directory
+                .users_outside(conn, ctx.connector_id, &owner, group)
+                .await?;
+            users.extend(outside);
+        }
+    }
     Ok(Affected {
         users: users.into_iter().collect(),
         groups: groups.into_iter().collect(),
         nesting: parents,
         whole: false,
+        defaults_checked,
     })
 }
 

@@ -81,6 +81,7 @@ fn staged(ctx: &RunContext<'_>, change: PushedChange) -> Staged {
         users: change.user_ids.len(),
         groups_changed: change.groups_changed,
         empty_full_read: false,
+        defaults_checked: false,
     };
     let scope = scope::changed_users_only(ctx, &change.before, &facts).then_some(Scope {
         user_ids: change.user_ids,

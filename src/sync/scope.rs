@@ -20,13 +20,17 @@ pub(super) struct Change {
     pub groups_changed: bool,
     /// A complete full read that found nothing.
     pub empty_full_read: bool,
+    /// For a mapping that applies default groups `always`: the users who are outside one
+    /// of them (an admin took it away) are among the affected users.
+    pub defaults_checked: bool,
 }
 
 /// Whether the plan covers only the affected users (and the groups written): the target
 /// had caught up with the mirror as it was `before` under the same mapping, the groups
-/// changed only in their member users or their own records (no nesting, none removed),
-/// not too many users are affected, and the mapping does not promise every user a default group on every run
-/// (such mappings always re-project, which also repairs memberships removed by hand).
+/// changed in ways such a plan covers (`merge::affected` says which), not too many users
+/// are affected, and, where the mapping promises every user a default
+/// group on every run, the users outside one are among them (a SCIM request does not
+/// look for them, and re-projects such a tenant).
 /// An empty full read is planned whole, for the safety limits to judge.
 ///
 /// A run that changed nothing needs no case here: the mirror's generation did not move,
@@ -37,7 +41,7 @@ pub(super) fn changed_users_only(
     change: &Change,
 ) -> bool {
     ctx.caught_up(before)
-        && !ctx.always_defaults()
+        && (!ctx.always_defaults() || change.defaults_checked)
         && !change.groups_changed
         && !change.empty_full_read
         && change.users <= INCREMENTAL_MAX_USERS
@@ -55,6 +59,7 @@ mod tests {
         users: 3,
         groups_changed: false,
         empty_full_read: false,
+        defaults_checked: false,
     };
 
     #[test]
@@ -92,13 +97,18 @@ mod tests {
     }
 
     #[test]
-    fn default_groups_given_on_every_run_always_re_project() {
+    fn default_groups_given_on_every_run_need_the_users_outside_them() {
         let mut mapping = mapping();
         mapping.groups.default = vec!["staff".into()];
         mapping.groups.default_apply = DefaultApply::Always;
         let ctx = RunContext::new("hr", &mapping, RunOptions::default(), &SqlDirectory);
         let caught_up = state(5, 5, Some(&ctx.fingerprint));
         assert!(!changed_users_only(&ctx, &caught_up, &USERS));
+        let checked = Change {
+            defaults_checked: true,
+            ..USERS
+        };
+        assert!(changed_users_only(&ctx, &caught_up, &checked));
 
         mapping.groups.default_apply = DefaultApply::OnCreate;
         let ctx = RunContext::new("hr", &mapping, RunOptions::default(), &SqlDirectory);

@@ -102,6 +102,17 @@ pub trait Directory: NewIds {
         parents: &[String],
     ) -> Result<(), DirectoryError>;
 
+    /// The external ids of the connector's live users who are not direct members of the
+    /// group named `group` that `owner` (a mapping's managed groups) holds: a default
+    /// group applied `always` that an admin took from them, or that does not exist yet.
+    async fn users_outside(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        owner: &str,
+        group: &str,
+    ) -> Result<Vec<String>, DirectoryError>;
+
     /// Of `keys`, the user names held by users of other connectors, and with `besides`
     /// also by this connector's users whose external id is not in it.
     async fn user_names_held(

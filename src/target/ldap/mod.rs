@@ -333,6 +333,18 @@ impl Directory for LdapDirectory {
             .await
     }
 
+    async fn users_outside(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        owner: &str,
+        group: &str,
+    ) -> Result<Vec<String>, DirectoryError> {
+        self.tables
+            .users_outside(tx, connector, owner, group)
+            .await
+    }
+
     async fn user_names_held(
         &self,
         tx: &mut AnyConnection,

@@ -81,6 +81,16 @@ impl Directory for SqlDirectory {
         Ok(state::add_nesting(tx, connector, current, parents).await?)
     }
 
+    async fn users_outside(
+        &self,
+        tx: &mut AnyConnection,
+        connector: &str,
+        owner: &str,
+        group: &str,
+    ) -> Result<Vec<String>, DirectoryError> {
+        Ok(state::users_outside(tx, connector, owner, group).await?)
+    }
+
     async fn user_names_held(
         &self,
         tx: &mut AnyConnection,

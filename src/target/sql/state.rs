@@ -335,6 +335,31 @@ pub async fn add_nesting(
     Ok(())
 }
 
+/// See [`crate::target::Directory::users_outside`]: one anti-join over the connector's
+/// live users.
+pub async fn users_outside(
+    conn: &mut AnyConnection,
+    connector: &str,
+    owner: &str,
+    group: &str,
+) -> Result<Vec<String>, DbError> {
+    const CTX: &str = "reading the users outside a default group";
+    let rows = sqlx::query(
+        "SELECT u.external_id FROM users u WHERE u.connector = $1 AND u.removed_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM memberships m JOIN groups g ON g.id = m.group_id \
+         WHERE m.member_id = u.id AND g.connector = $2 AND g.name_key = $3)",
+    )
+    .bind(connector.to_string())
+    .bind(owner.to_string())
+    .bind(crate::model::name_key(group))
+    .fetch_all(&mut *conn)
+    .await
+    .context(CTX)?;
+    rows.iter()
+        .map(|row| row.try_get(0).context(CTX))
+        .collect()
+}
+
 /// Of `keys`, the user names held by any user except the connector's users in `scope`.
 pub async fn user_names_held_outside(
     conn: &mut AnyConnection,
