@@ -340,9 +340,7 @@ impl Directory for LdapDirectory {
         owner: &str,
         group: &str,
     ) -> Result<Vec<String>, DirectoryError> {
-        self.tables
-            .users_outside(tx, connector, owner, group)
-            .await
+        self.tables.users_outside(tx, connector, owner, group).await
     }
 
     async fn user_names_held(

@@ -355,9 +355,7 @@ pub async fn users_outside(
     .fetch_all(&mut *conn)
     .await
     .context(CTX)?;
-    rows.iter()
-        .map(|row| row.try_get(0).context(CTX))
-        .collect()
+    rows.iter().map(|row| row.try_get(0).context(CTX)).collect()
 }
 
 /// Of `keys`, the user names held by any user except the connector's users in `scope`.
