@@ -801,7 +801,7 @@ async fn group_changes_plan_only_what_they_affect(db: TestDb) {
         let check = sync::reconcile(&db, "hr", &m, RunOptions::default(), &NoProgress)
             .await
             .unwrap();
-        let mut left = check.counts.clone();
+        let mut left = check.counts;
         left.warnings = 0;
         assert_eq!(
             left,
