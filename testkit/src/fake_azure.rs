@@ -32,6 +32,14 @@
 //!   round; Members: the last group's `/members` and the groups delta round, which carries
 //!   the members); 403 `Authorization_RequestDenied` for a listing (same mapping).
 //!
+//! Scale: every version (each `set_directory`, `set_user_properties`, expiry) keeps its
+//! directory indexed by id, shared with the versions it did not change, and a change log:
+//! the users and groups whose Graph shape may differ from the version before. A page walks
+//! from a cursor in its skiptoken and renders only what it returns: an initial round and a
+//! plain listing walk the current directory; an incremental round walks the ids the log
+//! names between the token's version and the current one (compared in both versions, so
+//! a change undone lists nothing), not a diff of whole snapshots.
+//!
 //! Not emulated: `/transitiveMembers`, `$count`/`$search`/`ConsistencyLevel`, `$orderby`,
 //! `$batch`, 410 with `Location`, throttling scopes and resource units.
 
@@ -147,12 +155,132 @@ const GROUP_PROPERTIES: [&str; 17] = [
     "uniqueName",
 ];
 
-/// One version of what the fake serves.
+/// A directory as the fake serves it, indexed once (per [`FakeProvider::set_directory`]).
+#[derive(Debug, Default)]
+struct Dir {
+    directory: Directory,
+    /// The first position of each user id (as [`Directory::user`] finds it).
+    users: HashMap<String, usize>,
+    /// The first position of each group id.
+    groups: HashMap<String, usize>,
+    /// The positions of the users Graph lists, in order.
+    listed: Vec<usize>,
+}
+
+impl Dir {
+    fn new(directory: Directory) -> Dir {
+        let mut users = HashMap::new();
+        for (i, user) in directory.users.iter().enumerate() {
+            users.entry(user.id.clone()).or_insert(i);
+        }
+        let mut groups = HashMap::new();
+        for (i, group) in directory.groups.iter().enumerate() {
+            groups.entry(group.id.clone()).or_insert(i);
+        }
+        let listed = (0..directory.users.len())
+            .filter(|&i| listed(&directory.users[i]))
+            .collect();
+        Dir {
+            directory,
+            users,
+            groups,
+            listed,
+        }
+    }
+
+    fn user(&self, id: &str) -> Option<&FakeUser> {
+        self.users.get(id).map(|&i| &self.directory.users[i])
+    }
+
+    /// The position of the user with this id, if Graph lists it.
+    fn listed_position(&self, id: &str) -> Option<usize> {
+        self.users
+            .get(id)
+            .copied()
+            .filter(|&i| listed(&self.directory.users[i]))
+    }
+
+    fn group(&self, id: &str) -> Option<&FakeGroup> {
+        self.groups.get(id).map(|&i| &self.directory.groups[i])
+    }
+
+    /// Whether this group holds the device (the directory's first group does).
+    fn is_first_group(&self, id: &str) -> bool {
+        self.directory.groups.first().is_some_and(|g| g.id == id)
+    }
+}
+
+/// Extra user properties by user id (merged over the built-in ones).
+type Extra = HashMap<String, Map<String, Value>>;
+
+/// One version of what the fake serves (versions share what did not change).
 #[derive(Debug, Clone, Default)]
 struct Snapshot {
-    directory: Directory,
-    /// Extra user properties by user id (merged over the built-in ones).
-    extra: HashMap<String, Map<String, Value>>,
+    dir: Arc<Dir>,
+    extra: Arc<Extra>,
+}
+
+/// What a version changed from the one before: the ids whose delta entries may differ
+/// (a delta round from version `f` to `t` looks only at the ids changed in between).
+#[derive(Debug, Clone, Default)]
+struct Changes {
+    users: HashSet<String>,
+    groups: HashSet<String>,
+}
+
+impl Changes {
+    /// The users and groups whose Graph shape may differ between `old` and `new`: users
+    /// that changed, appeared or left; groups that changed, appeared or left, whose
+    /// members resolve differently (a member user deleted, suspended into a service
+    /// principal, gone; a member group gone or back), or that gained or lost the device.
+    fn between(old: &Dir, new: &Dir) -> Changes {
+        let mut changes = Changes::default();
+        for user in new.directory.users.iter().chain(&old.directory.users) {
+            if old.user(&user.id) != new.user(&user.id) {
+                changes.users.insert(user.id.clone());
+            }
+        }
+        // How a member user resolves: not at all, as a service principal, or as a user.
+        let class = |dir: &Dir, id: &str| match dir.user(id).map(|u| u.status) {
+            None | Some(UserStatus::Deleted) => 0,
+            Some(UserStatus::Service) => 1,
+            Some(_) => 2,
+        };
+        let reclassed: HashSet<&str> = changes
+            .users
+            .iter()
+            .map(String::as_str)
+            .filter(|id| class(old, id) != class(new, id))
+            .collect();
+        let appeared_or_left: HashSet<&str> = new
+            .directory
+            .groups
+            .iter()
+            .chain(&old.directory.groups)
+            .map(|g| g.id.as_str())
+            .filter(|id| old.group(id).is_some() != new.group(id).is_some())
+            .collect();
+        for group in new.directory.groups.iter().chain(&old.directory.groups) {
+            let id = group.id.as_str();
+            let changed = match (old.group(id), new.group(id)) {
+                (Some(o), Some(n)) => {
+                    o.name != n.name
+                        || o.members != n.members
+                        || old.is_first_group(id) != new.is_first_group(id)
+                        || ((!reclassed.is_empty() || !appeared_or_left.is_empty())
+                            && n.members.iter().any(|m| match m {
+                                FakeMember::User(u) => reclassed.contains(u.as_str()),
+                                FakeMember::Group(g) => appeared_or_left.contains(g.as_str()),
+                            }))
+                }
+                _ => true,
+            };
+            if changed {
+                changes.groups.insert(id.to_string());
+            }
+        }
+        changes
+    }
 }
 
 /// A request the fake answered (API requests only).
@@ -184,6 +312,10 @@ pub enum TokenGrant {
 struct FakeState {
     knobs: Knobs,
     versions: Vec<Snapshot>,
+    /// What each version changed from the one before (none for the first).
+    changes: Vec<Changes>,
+    /// The units of recent incremental delta rounds, by (kind, from, to).
+    rounds: HashMap<(String, usize, usize), Arc<Vec<Unit>>>,
     /// Delta tokens of versions below this are expired.
     expired_before: usize,
     expired_status: u16,
@@ -195,6 +327,13 @@ struct FakeState {
     jtis: HashSet<String>,
     /// The last page of a delta round carries no deltaLink (a truncated round).
     truncate_delta_rounds: bool,
+}
+
+impl FakeState {
+    fn push_version(&mut self, snapshot: Snapshot, changes: Changes) {
+        self.versions.push(snapshot);
+        self.changes.push(changes);
+    }
 }
 
 struct Inner {
@@ -228,9 +367,11 @@ pub async fn start(directory: Directory, knobs: Knobs) -> Arc<FakeAzure> {
         state: Mutex::new(FakeState {
             knobs,
             versions: vec![Snapshot {
-                directory,
-                extra: HashMap::new(),
+                dir: Arc::new(Dir::new(directory)),
+                extra: Arc::default(),
             }],
+            changes: vec![Changes::default()],
+            rounds: HashMap::new(),
             expired_before: 0,
             expired_status: 410,
             stats: Stats::default(),
@@ -259,6 +400,10 @@ pub async fn start(directory: Directory, knobs: Knobs) -> Arc<FakeAzure> {
         .with_state(inner.clone());
     let served = crate::conformance::ServedLog::default();
     let app = crate::conformance::recording(app, inner.base.clone(), served.clone());
+    // Replies go out at once (no Nagle delay on the tail of a large page).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -357,8 +502,12 @@ impl FakeAzure {
     pub fn set_user_properties(&self, id: &str, properties: Map<String, Value>) {
         let mut state = self.inner.state.lock().unwrap();
         let mut next = state.versions.last().cloned().unwrap_or_default();
-        next.extra.insert(id.to_string(), properties);
-        state.versions.push(next);
+        Arc::make_mut(&mut next.extra).insert(id.to_string(), properties);
+        let changes = Changes {
+            users: HashSet::from([id.to_string()]),
+            groups: HashSet::new(),
+        };
+        state.push_version(next, changes);
     }
 
     /// Every delta token issued so far expires: using one gets 410 `syncStateNotFound`.
@@ -370,7 +519,7 @@ impl FakeAzure {
     pub fn expire_delta_tokens_with(&self, status: u16) {
         let mut state = self.inner.state.lock().unwrap();
         let current = state.versions.last().cloned().unwrap_or_default();
-        state.versions.push(current);
+        state.push_version(current, Changes::default());
         state.expired_before = state.versions.len() - 1;
         state.expired_status = status;
     }
@@ -401,7 +550,7 @@ impl FakeAzure {
         state
             .versions
             .last()
-            .map(|s| s.directory.clone())
+            .map(|s| s.dir.directory.clone())
             .unwrap_or_default()
     }
 }
@@ -421,13 +570,15 @@ impl FakeProvider for FakeAzure {
     }
 
     fn set_directory(&self, directory: Directory) {
+        let dir = Dir::new(directory);
         let mut state = self.inner.state.lock().unwrap();
-        let extra = state
-            .versions
-            .last()
-            .map(|s| s.extra.clone())
-            .unwrap_or_default();
-        state.versions.push(Snapshot { directory, extra });
+        let last = state.versions.last().cloned().unwrap_or_default();
+        let changes = Changes::between(&last.dir, &dir);
+        let next = Snapshot {
+            dir: Arc::new(dir),
+            extra: last.extra,
+        };
+        state.push_version(next, changes);
     }
 
     fn missing_permission_hint(&self) -> &'static str {
@@ -628,7 +779,7 @@ fn listed(user: &FakeUser) -> bool {
 }
 
 /// Every property of a user, nulls included (as a listing shows them).
-fn user_json(user: &FakeUser, snapshot: &Snapshot) -> Map<String, Value> {
+fn user_json(user: &FakeUser, extra: &Extra) -> Map<String, Value> {
     let guest = user.status == UserStatus::Guest;
     let mut m = Map::new();
     m.insert("id".into(), json!(user.id));
@@ -692,7 +843,7 @@ fn user_json(user: &FakeUser, snapshot: &Snapshot) -> Map<String, Value> {
         "onPremisesExtensionAttributes".into(),
         json!({"extensionAttribute1": null}),
     );
-    if let Some(extra) = snapshot.extra.get(&user.id) {
+    if let Some(extra) = extra.get(&user.id) {
         for (k, v) in extra {
             m.insert(k.clone(), v.clone());
         }
@@ -765,11 +916,11 @@ fn select(
 fn check_selection(
     select: Option<&[String]>,
     known: &[&str],
-    snapshot: &Snapshot,
+    extra: &Extra,
     type_name: &str,
 ) -> Result<(), Response> {
     for name in select.unwrap_or(&[]) {
-        let extra = snapshot.extra.values().any(|m| m.contains_key(name));
+        let extra = extra.values().any(|m| m.contains_key(name));
         if !known.contains(&name.as_str())
             && !name.starts_with("extension_")
             && !extra
@@ -784,12 +935,12 @@ fn check_selection(
 }
 
 /// The members of a group as Graph shows them: (`@odata.type`, id).
-fn resolved_members(group: &FakeGroup, directory: &Directory) -> Vec<(String, String)> {
+fn resolved_members(group: &FakeGroup, dir: &Dir) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for member in &group.members {
         let entry = match member {
-            FakeMember::User(id) => match directory.user(id) {
+            FakeMember::User(id) => match dir.user(id) {
                 Some(u) if u.status == UserStatus::Deleted => None,
                 Some(u) if u.status == UserStatus::Service => {
                     Some(("#microsoft.graph.servicePrincipal", id.clone()))
@@ -797,10 +948,9 @@ fn resolved_members(group: &FakeGroup, directory: &Directory) -> Vec<(String, St
                 Some(_) => Some(("#microsoft.graph.user", id.clone())),
                 None => None,
             },
-            FakeMember::Group(id) => directory
-                .groups
-                .iter()
-                .any(|g| &g.id == id)
+            FakeMember::Group(id) => dir
+                .group(id)
+                .is_some()
                 .then(|| ("#microsoft.graph.group", id.clone())),
         };
         if let Some((t, id)) = entry
@@ -809,7 +959,7 @@ fn resolved_members(group: &FakeGroup, directory: &Directory) -> Vec<(String, St
             out.push((t.to_string(), id));
         }
     }
-    if directory.groups.first().is_some_and(|g| g.id == group.id) {
+    if dir.is_first_group(&group.id) {
         out.push(("#microsoft.graph.device".to_string(), DEVICE_ID.to_string()));
     }
     out
@@ -825,23 +975,63 @@ fn context(base: &str, entity_set: &str, select: Option<&[String]>) -> String {
 }
 
 /// A simple `$filter`: one `property eq value` clause (string in quotes, or a boolean).
-fn filter_matches(filter: &str, object: &Map<String, Value>) -> Result<bool, Response> {
-    let Some((property, value)) = filter.split_once(" eq ") else {
-        return Err(graph_error(
-            StatusCode::BAD_REQUEST,
-            "Request_UnsupportedQuery",
-            "Unsupported or invalid query filter clause specified.",
-        ));
-    };
-    let value = value.trim();
-    let expected = if let Some(s) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-        json!(s)
-    } else if value == "true" || value == "false" {
-        json!(value == "true")
-    } else {
-        return Err(bad_request("Invalid filter clause"));
-    };
-    Ok(object.get(property.trim()) == Some(&expected))
+struct Filter {
+    property: String,
+    expected: Value,
+}
+
+impl Filter {
+    fn parse(filter: &str) -> Result<Filter, Response> {
+        let Some((property, value)) = filter.split_once(" eq ") else {
+            return Err(graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "Unsupported or invalid query filter clause specified.",
+            ));
+        };
+        let value = value.trim();
+        let expected = if let Some(s) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\''))
+        {
+            json!(s)
+        } else if value == "true" || value == "false" {
+            json!(value == "true")
+        } else {
+            return Err(bad_request("Invalid filter clause"));
+        };
+        Ok(Filter {
+            property: property.trim().to_string(),
+            expected,
+        })
+    }
+
+    fn matches(&self, object: &Map<String, Value>) -> bool {
+        object.get(&self.property) == Some(&self.expected)
+    }
+}
+
+/// One page of at most `size` items of units `cursor.0..len` (the first `cursor.1` items
+/// of the first unit already listed), and where the next page starts: `None` when no item
+/// follows (the last page). `items` gives a unit's items, maybe none; only the units of
+/// this page and those up to the next item are looked at.
+fn page_of(
+    len: usize,
+    cursor: (usize, usize),
+    size: usize,
+    mut items: impl FnMut(usize) -> Vec<Value>,
+) -> (Vec<Value>, Option<(usize, usize)>) {
+    let (mut unit, mut skip) = cursor;
+    let mut page = Vec::new();
+    while unit < len {
+        for (i, item) in items(unit).into_iter().enumerate().skip(skip) {
+            if page.len() >= size {
+                return (page, Some((unit, i)));
+            }
+            page.push(item);
+        }
+        unit += 1;
+        skip = 0;
+    }
+    (page, None)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -851,7 +1041,7 @@ fn filter_matches(filter: &str, object: &Map<String, Value>) -> Result<bool, Res
 struct ListToken {
     /// The request path this token pages.
     p: String,
-    /// Offset of the next page.
+    /// The candidate (a listed user, a group, a member) the next page starts at.
     o: usize,
     /// Page size.
     t: usize,
@@ -860,17 +1050,30 @@ struct ListToken {
     f: Option<String>,
 }
 
-/// One page of `items` for a listing request; the options come from the skiptoken, or
-/// from the query of a first request.
+/// What a plain listing is.
+struct ListSpec<'a> {
+    path: &'a str,
+    entity_set: &'a str,
+    /// The knob listings it belongs to.
+    listings: &'a [Listing],
+    /// Whether its last page is one a [`Knobs::fail_last_page`] fails.
+    last_group: bool,
+    /// Whether `$filter` applies.
+    filters: bool,
+}
+
+/// One page of a listing of `len` candidates; the options come from the skiptoken, or
+/// from the query of a first request. `check` vets the `$select`; `item` gives a
+/// candidate as listed, or `None` when the `$filter` leaves it out.
 fn list_page(
     app: &Inner,
-    path: &str,
     query: &[(String, String)],
-    entity_set: &str,
-    listings: &[Listing],
-    last_group: bool,
-    items: impl FnOnce(Option<&[String]>, Option<&str>) -> Result<Vec<Value>, Response>,
+    spec: ListSpec<'_>,
+    len: usize,
+    check: impl FnOnce(Option<&[String]>) -> Result<(), Response>,
+    item: impl Fn(usize, Option<&[String]>, Option<&Filter>) -> Option<Value>,
 ) -> Response {
+    let path = spec.path;
     let token = match param(query, "$skiptoken") {
         Some(text) => match decode_token::<ListToken>(text) {
             Some(t) if t.p == path => t,
@@ -895,22 +1098,31 @@ fn list_page(
     };
     let cap = page_cap(app);
     let size = if cap > 0 { token.t.min(cap) } else { token.t };
-    let all = match items(token.s.as_deref(), token.f.as_deref()) {
-        Ok(items) => items,
-        Err(response) => return response,
+    let sel = token.s.as_deref();
+    if let Err(response) = check(sel) {
+        return response;
+    }
+    // A bad filter fails on the first candidate it is applied to.
+    let filter = match token.f.as_deref() {
+        Some(text) if spec.filters && len > 0 => match Filter::parse(text) {
+            Ok(filter) => Some(filter),
+            Err(response) => return response,
+        },
+        _ => None,
     };
-    let end = (token.o + size).min(all.len());
-    let last = end >= all.len();
-    if last && last_group && fails_last_page(app, listings) {
+    let (value, next) = page_of(len, (token.o, 0), size, |i| {
+        item(i, sel, filter.as_ref()).into_iter().collect()
+    });
+    if next.is_none() && spec.last_group && fails_last_page(app, spec.listings) {
         return server_error();
     }
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(context(&app.base, entity_set, token.s.as_deref())),
+        json!(context(&app.base, spec.entity_set, sel)),
     );
-    if !last {
-        let next = ListToken { o: end, ..token };
+    if let Some((o, _)) = next {
+        let next = ListToken { o, ..token };
         body.insert(
             "@odata.nextLink".into(),
             json!(format!(
@@ -920,10 +1132,7 @@ fn list_page(
             )),
         );
     }
-    body.insert(
-        "value".into(),
-        Value::Array(all[token.o.min(end)..end].to_vec()),
-    );
+    body.insert("value".into(), Value::Array(value));
     axum::Json(Value::Object(body)).into_response()
 }
 
@@ -934,26 +1143,26 @@ async fn users(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQue
         return r;
     }
     let (_, snapshot) = current(&app);
+    let dir = &snapshot.dir;
+    let spec = ListSpec {
+        path,
+        entity_set: "users",
+        listings: &[Listing::Users],
+        last_group: true,
+        filters: true,
+    };
     list_page(
         &app,
-        path,
         &query,
-        "users",
-        &[Listing::Users],
-        true,
-        |sel, filter| {
-            check_selection(sel, &USER_PROPERTIES, &snapshot, "user")?;
-            let mut out = Vec::new();
-            for user in snapshot.directory.users.iter().filter(|u| listed(u)) {
-                let full = user_json(user, &snapshot);
-                if let Some(f) = filter
-                    && !filter_matches(f, &full)?
-                {
-                    continue;
-                }
-                out.push(Value::Object(select(&full, sel, &USER_DEFAULT_SELECT)));
+        spec,
+        dir.listed.len(),
+        |sel| check_selection(sel, &USER_PROPERTIES, &snapshot.extra, "user"),
+        |i, sel, filter| {
+            let full = user_json(&dir.directory.users[dir.listed[i]], &snapshot.extra);
+            if filter.is_some_and(|f| !f.matches(&full)) {
+                return None;
             }
-            Ok(out)
+            Some(Value::Object(select(&full, sel, &USER_DEFAULT_SELECT)))
         },
     )
 }
@@ -965,26 +1174,26 @@ async fn groups(State(app): State<App>, headers: HeaderMap, RawQuery(raw): RawQu
         return r;
     }
     let (_, snapshot) = current(&app);
+    let dir = &snapshot.dir;
+    let spec = ListSpec {
+        path,
+        entity_set: "groups",
+        listings: &[Listing::Groups],
+        last_group: true,
+        filters: true,
+    };
     list_page(
         &app,
-        path,
         &query,
-        "groups",
-        &[Listing::Groups],
-        true,
-        |sel, filter| {
-            check_selection(sel, &GROUP_PROPERTIES, &snapshot, "group")?;
-            let mut out = Vec::new();
-            for group in &snapshot.directory.groups {
-                let full = group_json(group);
-                if let Some(f) = filter
-                    && !filter_matches(f, &full)?
-                {
-                    continue;
-                }
-                out.push(Value::Object(select(&full, sel, &GROUP_PROPERTIES)));
+        spec,
+        dir.directory.groups.len(),
+        |sel| check_selection(sel, &GROUP_PROPERTIES, &snapshot.extra, "group"),
+        |i, sel, filter| {
+            let full = group_json(&dir.directory.groups[i]);
+            if filter.is_some_and(|f| !f.matches(&full)) {
+                return None;
             }
-            Ok(out)
+            Some(Value::Object(select(&full, sel, &GROUP_PROPERTIES)))
         },
     )
 }
@@ -1002,10 +1211,10 @@ async fn group(
     }
     let (_, snapshot) = current(&app);
     let sel = selection(&query);
-    if let Err(r) = check_selection(sel.as_deref(), &GROUP_PROPERTIES, &snapshot, "group") {
+    if let Err(r) = check_selection(sel.as_deref(), &GROUP_PROPERTIES, &snapshot.extra, "group") {
         return r;
     }
-    match snapshot.directory.groups.iter().find(|g| g.id == id) {
+    match snapshot.dir.group(&id) {
         Some(g) => {
             let mut body = select(&group_json(g), sel.as_deref(), &GROUP_PROPERTIES);
             body.insert(
@@ -1036,13 +1245,8 @@ async fn members(
         return r;
     }
     let (_, snapshot) = current(&app);
-    let Some(group) = snapshot
-        .directory
-        .groups
-        .iter()
-        .find(|g| g.id == id)
-        .cloned()
-    else {
+    let dir = &snapshot.dir;
+    let Some(group) = dir.group(&id) else {
         return graph_error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
@@ -1051,43 +1255,42 @@ async fn members(
             ),
         );
     };
-    let is_last_group = snapshot.directory.groups.last().is_some_and(|g| g.id == id);
+    let is_last_group = dir.directory.groups.last().is_some_and(|g| g.id == id);
+    let resolved = resolved_members(group, dir);
+    let spec = ListSpec {
+        path: &path,
+        entity_set: "directoryObjects",
+        listings: &[Listing::Members],
+        last_group: is_last_group,
+        filters: false,
+    };
     list_page(
         &app,
-        &path,
         &query,
-        "directoryObjects",
-        &[Listing::Members],
-        is_last_group,
-        |sel, _| {
-            let mut out = Vec::new();
-            for (odata_type, member_id) in resolved_members(&group, &snapshot.directory) {
-                let full = match odata_type.as_str() {
-                    "#microsoft.graph.user" => snapshot
-                        .directory
-                        .user(&member_id)
-                        .map(|u| user_json(u, &snapshot))
-                        .unwrap_or_default(),
-                    "#microsoft.graph.group" => snapshot
-                        .directory
-                        .groups
-                        .iter()
-                        .find(|g| g.id == member_id)
-                        .map(group_json)
-                        .unwrap_or_default(),
-                    _ => {
-                        let mut m = Map::new();
-                        m.insert("id".into(), json!(member_id));
-                        m.insert("displayName".into(), json!(format!("object {member_id}")));
-                        m
-                    }
-                };
-                let mut item = Map::new();
-                item.insert("@odata.type".into(), json!(odata_type));
-                item.extend(select(&full, sel, &["id", "displayName"]));
-                out.push(Value::Object(item));
-            }
-            Ok(out)
+        spec,
+        resolved.len(),
+        |_| Ok(()),
+        |i, sel, _| {
+            let (odata_type, member_id) = &resolved[i];
+            let full = match odata_type.as_str() {
+                "#microsoft.graph.user" => dir
+                    .user(member_id)
+                    .map(|u| user_json(u, &snapshot.extra))
+                    .unwrap_or_default(),
+                "#microsoft.graph.group" => {
+                    dir.group(member_id).map(group_json).unwrap_or_default()
+                }
+                _ => {
+                    let mut m = Map::new();
+                    m.insert("id".into(), json!(member_id));
+                    m.insert("displayName".into(), json!(format!("object {member_id}")));
+                    m
+                }
+            };
+            let mut item = Map::new();
+            item.insert("@odata.type".into(), json!(odata_type));
+            item.extend(select(&full, sel, &["id", "displayName"]));
+            Some(Value::Object(item))
         },
     )
 }
@@ -1103,9 +1306,74 @@ struct DeltaToken {
     from: Option<usize>,
     /// The version the round reads up to.
     to: usize,
-    /// Offset (skiptokens only).
+    /// Where the next page starts (skiptokens only): a unit of the round, and how many of
+    /// its items earlier pages listed.
     o: usize,
+    #[serde(default)]
+    c: usize,
     s: Option<Vec<String>>,
+}
+
+/// A user or group of a delta round; its items are none (unchanged after all), one, or
+/// (a group with `members@delta`) one per slice of member entries.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// At this position of the version the round reads up to.
+    Current(usize),
+    /// At this position of the version the round started from, and gone since.
+    Gone(usize),
+}
+
+/// The units of an incremental round from version `from` to `to`: the users (or groups)
+/// the change log names in between, those present at `to` in its order, then those gone
+/// in the order of `from` (as Graph lists changes, then removals). Cached: every page of
+/// the round reads them.
+fn round_units(state: &mut FakeState, kind: &str, from: usize, to: usize) -> Arc<Vec<Unit>> {
+    let key = (kind.to_string(), from, to);
+    if let Some(units) = state.rounds.get(&key) {
+        return units.clone();
+    }
+    let users = kind == "users";
+    let (old, new) = (&state.versions[from].dir, &state.versions[to].dir);
+    let mut ids: HashSet<&str> = HashSet::new();
+    for changes in state.changes.iter().take(to + 1).skip(from + 1) {
+        let changed = if users {
+            &changes.users
+        } else {
+            &changes.groups
+        };
+        ids.extend(changed.iter().map(String::as_str));
+    }
+    let position = |dir: &Dir, id: &str| {
+        if users {
+            dir.listed_position(id)
+        } else {
+            dir.groups.get(id).copied()
+        }
+    };
+    let mut current = Vec::new();
+    let mut gone = Vec::new();
+    for id in ids {
+        if let Some(at) = position(new, id) {
+            current.push(at);
+        } else if let Some(at) = position(old, id) {
+            gone.push(at);
+        }
+    }
+    current.sort_unstable();
+    gone.sort_unstable();
+    let units: Arc<Vec<Unit>> = Arc::new(
+        current
+            .into_iter()
+            .map(Unit::Current)
+            .chain(gone.into_iter().map(Unit::Gone))
+            .collect(),
+    );
+    if state.rounds.len() >= 16 {
+        state.rounds.clear();
+    }
+    state.rounds.insert(key, units.clone());
+    units
 }
 
 fn without_nulls(map: Map<String, Value>) -> Map<String, Value> {
@@ -1128,132 +1396,152 @@ fn changed(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Va
     out
 }
 
-fn user_delta_items(
+/// The items of a user unit of a round from `from` (`None`: initial round) to `to`: the
+/// user when new or changed (only the changed properties when `minimal`), `@removed`
+/// when gone (`changed` for a user marked deleted, `deleted` when gone for good).
+fn user_items(
+    unit: Unit,
     from: Option<&Snapshot>,
     to: &Snapshot,
     sel: Option<&[String]>,
     minimal: bool,
 ) -> Vec<Value> {
     let render = |snap: &Snapshot, u: &FakeUser| {
-        without_nulls(select(&user_json(u, snap), sel, &USER_DEFAULT_SELECT))
+        without_nulls(select(
+            &user_json(u, &snap.extra),
+            sel,
+            &USER_DEFAULT_SELECT,
+        ))
     };
-    let mut out = Vec::new();
-    for user in to.directory.users.iter().filter(|u| listed(u)) {
-        let new = render(to, user);
-        let old = from.and_then(|f| {
-            f.directory
-                .users
-                .iter()
-                .find(|u| u.id == user.id && listed(u))
-                .map(|u| render(f, u))
-        });
-        match old {
-            None => out.push(Value::Object(new)),
-            Some(old) if old != new => out.push(Value::Object(if minimal {
-                changed(&old, &new)
-            } else {
-                new
-            })),
-            Some(_) => {}
-        }
-    }
-    if let Some(from) = from {
-        for user in from.directory.users.iter().filter(|u| listed(u)) {
-            let now = to.directory.user(&user.id);
-            if now.is_some_and(listed) {
-                continue;
+    match unit {
+        Unit::Current(at) => {
+            let user = &to.dir.directory.users[at];
+            let new = render(to, user);
+            let old = from.and_then(|f| {
+                f.dir
+                    .listed_position(&user.id)
+                    .map(|at| render(f, &f.dir.directory.users[at]))
+            });
+            match old {
+                None => vec![Value::Object(new)],
+                Some(old) if old != new => vec![Value::Object(if minimal {
+                    changed(&old, &new)
+                } else {
+                    new
+                })],
+                Some(_) => Vec::new(),
             }
-            let reason = if now.is_some_and(|u| u.status == UserStatus::Deleted) {
+        }
+        Unit::Gone(at) => {
+            let Some(from) = from else {
+                return Vec::new();
+            };
+            let user = &from.dir.directory.users[at];
+            let reason = if to
+                .dir
+                .user(&user.id)
+                .is_some_and(|u| u.status == UserStatus::Deleted)
+            {
                 "changed"
             } else {
                 "deleted"
             };
-            out.push(json!({"id": user.id, "@removed": {"reason": reason}}));
+            vec![json!({"id": user.id, "@removed": {"reason": reason}})]
         }
     }
-    out
 }
 
-fn group_delta_items(
+/// The items of a group unit: the group when new or changed, with its `members@delta`
+/// entries (all members on the initial round, else additions and `@removed` removals)
+/// split over consecutive items of at most `slice` entries; `@removed` when gone.
+fn group_items(
+    unit: Unit,
     from: Option<&Snapshot>,
     to: &Snapshot,
     sel: Option<&[String]>,
     minimal: bool,
     slice: usize,
 ) -> Vec<Value> {
+    let group = match unit {
+        Unit::Current(at) => &to.dir.directory.groups[at],
+        Unit::Gone(at) => {
+            return match from {
+                Some(from) => vec![json!({
+                    "id": from.dir.directory.groups[at].id,
+                    "@removed": {"reason": "deleted"}
+                })],
+                None => Vec::new(),
+            };
+        }
+    };
     let with_members = sel.is_some_and(|s| s.iter().any(|p| p == "members"));
     let render = |g: &FakeGroup| without_nulls(select(&group_json(g), sel, &GROUP_PROPERTIES));
-    let mut out = Vec::new();
-    for group in &to.directory.groups {
-        let new = render(group);
-        let now = resolved_members(group, &to.directory);
-        let old = from.and_then(|f| {
-            f.directory
-                .groups
-                .iter()
-                .find(|g| g.id == group.id)
-                .map(|g| (render(g), resolved_members(g, &f.directory)))
-        });
-        let (properties, entries): (Map<String, Value>, Vec<Value>) = match &old {
-            None => (
-                new.clone(),
-                now.iter()
-                    .map(|(t, id)| json!({"@odata.type": t, "id": id}))
-                    .collect(),
-            ),
-            Some((old_props, old_members)) => {
-                let mut entries = Vec::new();
-                for (t, id) in &now {
-                    if !old_members.iter().any(|(_, o)| o == id) {
-                        entries.push(json!({"@odata.type": t, "id": id}));
-                    }
-                }
-                for (t, id) in old_members {
-                    if !now.iter().any(|(_, n)| n == id) {
-                        entries.push(
-                            json!({"@odata.type": t, "id": id, "@removed": {"reason": "deleted"}}),
-                        );
-                    }
-                }
-                let props_changed = *old_props != new;
-                let entries = if with_members { entries } else { Vec::new() };
-                if !props_changed && entries.is_empty() {
-                    continue;
-                }
-                let properties = if minimal {
-                    changed(old_props, &new)
-                } else {
-                    new.clone()
-                };
-                (properties, entries)
-            }
-        };
-        let entries = if with_members { entries } else { Vec::new() };
-        let chunks: Vec<Vec<Value>> = if entries.is_empty() {
-            vec![Vec::new()]
+    let members = |g: &FakeGroup, dir: &Dir| {
+        if with_members {
+            resolved_members(g, dir)
         } else {
-            entries.chunks(slice.max(1)).map(|c| c.to_vec()).collect()
-        };
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let mut item = if i == 0 || !minimal {
-                properties.clone()
+            Vec::new()
+        }
+    };
+    let new = render(group);
+    let now = members(group, &to.dir);
+    let old = from.and_then(|f| {
+        f.dir
+            .group(&group.id)
+            .map(|g| (render(g), members(g, &f.dir)))
+    });
+    let (properties, entries): (Map<String, Value>, Vec<Value>) = match &old {
+        None => (
+            new.clone(),
+            now.iter()
+                .map(|(t, id)| json!({"@odata.type": t, "id": id}))
+                .collect(),
+        ),
+        Some((old_props, old_members)) => {
+            let old_ids: HashSet<&str> = old_members.iter().map(|(_, id)| id.as_str()).collect();
+            let now_ids: HashSet<&str> = now.iter().map(|(_, id)| id.as_str()).collect();
+            let mut entries = Vec::new();
+            for (t, id) in &now {
+                if !old_ids.contains(id.as_str()) {
+                    entries.push(json!({"@odata.type": t, "id": id}));
+                }
+            }
+            for (t, id) in old_members {
+                if !now_ids.contains(id.as_str()) {
+                    entries.push(
+                        json!({"@odata.type": t, "id": id, "@removed": {"reason": "deleted"}}),
+                    );
+                }
+            }
+            if *old_props == new && entries.is_empty() {
+                return Vec::new();
+            }
+            let properties = if minimal {
+                changed(old_props, &new)
             } else {
-                let mut m = Map::new();
-                m.insert("id".into(), json!(group.id));
-                m
+                new.clone()
             };
-            if with_members {
-                item.insert("members@delta".into(), Value::Array(chunk));
-            }
-            out.push(Value::Object(item));
+            (properties, entries)
         }
-    }
-    if let Some(from) = from {
-        for group in &from.directory.groups {
-            if !to.directory.groups.iter().any(|g| g.id == group.id) {
-                out.push(json!({"id": group.id, "@removed": {"reason": "deleted"}}));
-            }
+    };
+    let chunks: Vec<&[Value]> = if entries.is_empty() {
+        vec![&[]]
+    } else {
+        entries.chunks(slice.max(1)).collect()
+    };
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut item = if i == 0 || !minimal {
+            properties.clone()
+        } else {
+            let mut m = Map::new();
+            m.insert("id".into(), json!(group.id));
+            m
+        };
+        if with_members {
+            item.insert("members@delta".into(), Value::Array(chunk.to_vec()));
         }
+        out.push(Value::Object(item));
     }
     out
 }
@@ -1307,6 +1595,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
                 from: None,
                 to: version,
                 o: 0,
+                c: 0,
                 s: selection(&query),
             };
             return axum::Json(json!({
@@ -1326,6 +1615,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
                     from: Some(t.to),
                     to: version,
                     o: 0,
+                    c: 0,
                     s: t.s,
                 }
             }
@@ -1337,18 +1627,24 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
             from: None,
             to: version,
             o: 0,
+            c: 0,
             s: selection(&query),
         }
     };
-    let (from, to) = {
-        let state = app.state.lock().unwrap();
-        if token.from.is_some_and(|f| f < state.expired_before) {
+    let (from, to, units) = {
+        let mut state = app.state.lock().unwrap();
+        let unknown = token.to >= state.versions.len() || token.from.is_some_and(|f| f > token.to);
+        if unknown || token.from.is_some_and(|f| f < state.expired_before) {
             drop(state);
             return expired(app);
         }
+        let units = token
+            .from
+            .map(|f| round_units(&mut state, kind, f, token.to));
         (
             token.from.map(|f| state.versions[f].clone()),
             state.versions[token.to].clone(),
+            units,
         )
     };
     if let Err(r) = check_selection(
@@ -1358,7 +1654,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
         } else {
             &GROUP_PROPERTIES
         },
-        &to,
+        &to.extra,
         if kind == "users" { "user" } else { "group" },
     ) {
         return r;
@@ -1370,14 +1666,28 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
             .is_some_and(|v| v.contains("return=minimal"));
     let cap = page_cap(app);
     let size = if cap > 0 { cap } else { DELTA_PAGE };
-    let items = if kind == "users" {
-        user_delta_items(from.as_ref(), &to, token.s.as_deref(), minimal)
-    } else {
-        group_delta_items(from.as_ref(), &to, token.s.as_deref(), minimal, size)
+    let users = kind == "users";
+    // The initial round lists every user Graph lists (every group), in order; an
+    // incremental one the units the change log names.
+    let len = match &units {
+        Some(units) => units.len(),
+        None if users => to.dir.listed.len(),
+        None => to.dir.directory.groups.len(),
     };
-    let end = (token.o + size).min(items.len());
-    let last = end >= items.len();
-    if last && fails_last_page(app, listings) {
+    let unit = |i: usize| match &units {
+        Some(units) => units[i],
+        None if users => Unit::Current(to.dir.listed[i]),
+        None => Unit::Current(i),
+    };
+    let sel = token.s.as_deref();
+    let (value, next) = page_of(len, (token.o, token.c), size, |i| {
+        if users {
+            user_items(unit(i), from.as_ref(), &to, sel, minimal)
+        } else {
+            group_items(unit(i), from.as_ref(), &to, sel, minimal, size)
+        }
+    });
+    if next.is_none() && fails_last_page(app, listings) {
         return server_error();
     }
     let mut body = Map::new();
@@ -1386,40 +1696,42 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
         json!(context(&app.base, kind, None)),
     );
     let truncated = app.state.lock().unwrap().truncate_delta_rounds;
-    if last && truncated {
+    match next {
         // Neither link: the client cannot know whether the round is complete.
-    } else if last {
-        let link = DeltaToken {
-            o: 0,
-            from: None,
-            ..token.clone()
-        };
-        body.insert(
-            "@odata.deltaLink".into(),
-            json!(format!(
-                "{}{path}?$deltatoken={}",
-                app.base,
-                encode_token(&link)
-            )),
-        );
-    } else {
-        let next = DeltaToken {
-            o: end,
-            ..token.clone()
-        };
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(format!(
-                "{}{path}?$skiptoken={}",
-                app.base,
-                encode_token(&next)
-            )),
-        );
+        None if truncated => {}
+        None => {
+            let link = DeltaToken {
+                o: 0,
+                c: 0,
+                from: None,
+                ..token.clone()
+            };
+            body.insert(
+                "@odata.deltaLink".into(),
+                json!(format!(
+                    "{}{path}?$deltatoken={}",
+                    app.base,
+                    encode_token(&link)
+                )),
+            );
+        }
+        Some((o, c)) => {
+            let next = DeltaToken {
+                o,
+                c,
+                ..token.clone()
+            };
+            body.insert(
+                "@odata.nextLink".into(),
+                json!(format!(
+                    "{}{path}?$skiptoken={}",
+                    app.base,
+                    encode_token(&next)
+                )),
+            );
+        }
     }
-    body.insert(
-        "value".into(),
-        Value::Array(items[token.o.min(end)..end].to_vec()),
-    );
+    body.insert("value".into(), Value::Array(value));
     axum::Json(Value::Object(body)).into_response()
 }
 

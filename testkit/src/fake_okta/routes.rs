@@ -14,6 +14,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Waits [`Knobs::request_delay`] (not at all without one: even a zero-length timer
+/// waits for the next tick of tokio's millisecond clock).
+async fn delay(shared: &Shared) {
+    if !shared.knobs.request_delay.is_zero() {
+        tokio::time::sleep(shared.knobs.request_delay).await;
+    }
+}
+
 /// An Okta error body.
 fn error(status: StatusCode, code: &str, summary: &str) -> Response {
     let id = format!("oae{}", uuid::Uuid::new_v4().simple());
@@ -273,34 +281,43 @@ struct Paging<'a> {
     fail_last: bool,
 }
 
-/// One page of `items` (sorted by id) after the `after` cursor, with its `Link` headers.
+impl Paging<'_> {
+    /// The page size: `limit` within Okta's bounds, capped by [`Knobs::page_size`].
+    fn limit(&self, shared: &Shared) -> usize {
+        let mut limit = self
+            .query
+            .get("limit")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(self.default)
+            .clamp(1, self.max);
+        if shared.knobs.page_size > 0 {
+            limit = limit.min(shared.knobs.page_size);
+        }
+        limit
+    }
+
+    /// The `after` cursor of the request.
+    fn after(&self) -> Option<&str> {
+        self.query.get("after").map(String::as_str)
+    }
+}
+
+/// The answer carrying one page of `items` (by id), with its `Link` headers: `more` says
+/// whether items follow (a `next` link after the last id of this page).
 fn page(
     shared: &Shared,
     paging: Paging<'_>,
     items: Vec<(String, Value)>,
+    more: bool,
     rate: &[(&'static str, String)],
 ) -> Response {
+    let limit = paging.limit(shared);
     let Paging {
         path,
         query,
-        max,
-        default,
         fail_last,
+        ..
     } = paging;
-    let mut limit = query
-        .get("limit")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(default)
-        .clamp(1, max);
-    if shared.knobs.page_size > 0 {
-        limit = limit.min(shared.knobs.page_size);
-    }
-    let start = match query.get("after") {
-        Some(after) => items.partition_point(|(id, _)| id.as_str() <= after.as_str()),
-        None => 0,
-    };
-    let end = (start + limit).min(items.len());
-    let more = end < items.len();
     if fail_last && !more {
         return with_headers(
             error(
@@ -311,7 +328,8 @@ fn page(
             rate,
         );
     }
-    let body: Vec<Value> = items[start..end].iter().map(|(_, v)| v.clone()).collect();
+    let next_after = items.last().map(|(id, _)| id.clone());
+    let body: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
     let base = shared.base.get().expect("base");
     let link = |after: Option<&str>| {
         let mut url = url::Url::parse(&format!("{base}{path}")).expect("url");
@@ -337,8 +355,8 @@ fn page(
     response
         .headers_mut()
         .append("link", HeaderValue::from_str(&self_link).expect("link"));
-    if more && end > 0 {
-        let next = format!("<{}>; rel=\"next\"", link(Some(&items[end - 1].0)));
+    if more && let Some(after) = next_after {
+        let next = format!("<{}>; rel=\"next\"", link(Some(&after)));
         response
             .headers_mut()
             .append("link", HeaderValue::from_str(&next).expect("link"));
@@ -364,7 +382,7 @@ async fn users_listing(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    tokio::time::sleep(shared.knobs.request_delay).await;
+    delay(&shared).await;
     let path = "/api/v1/users";
     let rate = match gate(&shared, &headers, path, &query, Listing::Users) {
         Ok(rate) => rate,
@@ -377,76 +395,43 @@ async fn users_listing(
         },
         None => None,
     };
+    // `DEPROVISIONED` users only when a filter or search is present.
     let filtered = expr.is_some() || query.contains_key("search");
     let base = shared.base.get().expect("base").clone();
-    let mut items: Vec<(String, Value)> = {
-        let served = shared.served.lock().expect("lock");
-        served
-            .directory
-            .users
-            .iter()
-            .filter_map(|u| {
-                let value = user_json(&base, u, served.users.get(&u.id)?)?;
-                Some((u.id.clone(), value))
-            })
-            .filter(|(_, v)| filtered || v["status"] != "DEPROVISIONED")
-            .filter(|(_, v)| {
-                expr.as_ref().is_none_or(|e| {
-                    e.matches(&|attr| {
-                        let pointer = format!("/{}", attr.replace('.', "/"));
-                        v.pointer(&pointer)
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-                })
-            })
-            .collect()
-    };
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    let fail = shared.knobs.fail_last_page == Some(Listing::Users);
     let paging = Paging {
         path,
         query: &query,
         max: 200,
         default: 200,
-        fail_last: fail,
+        fail_last: shared.knobs.fail_last_page == Some(Listing::Users),
     };
-    page(&shared, paging, items, &rate)
-}
-
-/// The groups Okta would list: the directory's, typed, plus `Everyone`.
-fn all_groups(shared: &Shared, served: &Served) -> Vec<(String, Value)> {
-    let base = shared.base.get().expect("base");
-    let mut items: Vec<(String, Value)> = served
-        .directory
-        .groups
-        .iter()
-        .filter_map(|g| {
-            let kind = if shared.options.app_groups.contains(&g.id) {
-                "APP_GROUP"
-            } else {
-                "OKTA_GROUP"
-            };
-            Some((
-                g.id.clone(),
-                group_json(base, &g.id, &g.name, kind, served.groups.get(&g.id)?),
-            ))
-        })
-        .collect();
-    let latest_user = served
-        .users
-        .values()
-        .map(|t| t.created.clone())
-        .max()
-        .unwrap_or_else(|| INITIAL_TIME.to_string());
-    let mut everyone = Times::at(INITIAL_TIME);
-    everyone.last_membership_updated = latest_user;
-    items.push((
-        EVERYONE_ID.to_string(),
-        group_json(base, EVERYONE_ID, "Everyone", "BUILT_IN", &everyone),
-    ));
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    items
+    let (items, more) = {
+        let served = shared.served.lock().expect("lock");
+        let candidates = match &expr {
+            Some(expr) => served.users.plan(expr),
+            None => index::Candidates::All,
+        };
+        let keep = |rank: usize| {
+            (filtered || served.user_at(rank).0.status != UserStatus::Deleted)
+                && expr
+                    .as_ref()
+                    .is_none_or(|e| e.matches(&|attr| served.user_attribute(rank, attr)))
+        };
+        let (ranks, more) =
+            served
+                .users
+                .page(&candidates, paging.after(), paging.limit(&shared), keep);
+        let last_login = now_text();
+        let items = ranks
+            .into_iter()
+            .filter_map(|rank| {
+                let (user, times) = served.user_at(rank);
+                Some((user.id.clone(), user_json(&base, user, times, &last_login)?))
+            })
+            .collect();
+        (items, more)
+    };
+    page(&shared, paging, items, more, &rate)
 }
 
 async fn groups_listing(
@@ -454,7 +439,7 @@ async fn groups_listing(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    tokio::time::sleep(shared.knobs.request_delay).await;
+    delay(&shared).await;
     let path = "/api/v1/groups";
     let rate = match gate(&shared, &headers, path, &query, Listing::Groups) {
         Ok(rate) => rate,
@@ -467,26 +452,38 @@ async fn groups_listing(
         },
         None => None,
     };
-    let items: Vec<(String, Value)> = {
-        let served = shared.served.lock().expect("lock");
-        all_groups(&shared, &served)
-            .into_iter()
-            .filter(|(_, v)| {
-                expr.as_ref().is_none_or(|e| {
-                    e.matches(&|attr| v.get(attr).and_then(Value::as_str).map(str::to_string))
-                })
-            })
-            .collect()
-    };
-    let fail = shared.knobs.fail_last_page == Some(Listing::Groups);
+    let base = shared.base.get().expect("base").clone();
     let paging = Paging {
         path,
         query: &query,
         max: 10_000,
         default: 10_000,
-        fail_last: fail,
+        fail_last: shared.knobs.fail_last_page == Some(Listing::Groups),
     };
-    page(&shared, paging, items, &rate)
+    let (items, more) = {
+        let served = shared.served.lock().expect("lock");
+        let candidates = match &expr {
+            Some(expr) => served.groups.plan(expr),
+            None => index::Candidates::All,
+        };
+        let keep = |rank: usize| {
+            expr.as_ref()
+                .is_none_or(|e| e.matches(&|attr| served.group_attribute(rank, attr)))
+        };
+        let (ranks, more) =
+            served
+                .groups
+                .page(&candidates, paging.after(), paging.limit(&shared), keep);
+        let items = ranks
+            .into_iter()
+            .map(|rank| {
+                let (id, name, kind, times) = served.group_at(rank);
+                (id.to_string(), group_json(&base, id, name, kind, times))
+            })
+            .collect();
+        (items, more)
+    };
+    page(&shared, paging, items, more, &rate)
 }
 
 async fn members_listing(
@@ -495,32 +492,24 @@ async fn members_listing(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    tokio::time::sleep(shared.knobs.request_delay).await;
+    delay(&shared).await;
     let path = format!("/api/v1/groups/{id}/users");
     let rate = match gate(&shared, &headers, &path, &query, Listing::Members) {
         Ok(rate) => rate,
         Err(response) => return *response,
     };
     let base = shared.base.get().expect("base").clone();
-    let (items, last_group) = {
+    let mut paging = Paging {
+        path: &path,
+        query: &query,
+        max: 1000,
+        default: 1000,
+        fail_last: false,
+    };
+    let limit = paging.limit(&shared);
+    let (items, more) = {
         let served = shared.served.lock().expect("lock");
-        let users: HashMap<&str, &FakeUser> = served
-            .directory
-            .users
-            .iter()
-            .map(|u| (u.id.as_str(), u))
-            .collect();
-        let member_ids: Option<Vec<&str>> = if id == EVERYONE_ID {
-            Some(users.keys().copied().collect())
-        } else {
-            served
-                .directory
-                .groups
-                .iter()
-                .find(|g| g.id == id)
-                .map(served_members)
-        };
-        let Some(member_ids) = member_ids else {
+        let Some(members) = served.members_of(&id) else {
             return with_headers(
                 error(
                     StatusCode::NOT_FOUND,
@@ -530,27 +519,22 @@ async fn members_listing(
                 &rate,
             );
         };
-        let mut items: Vec<(String, Value)> = member_ids
-            .into_iter()
-            .filter_map(|uid| {
-                let user = users.get(uid)?;
-                let value = user_json(&base, user, served.users.get(uid)?)?;
-                Some((uid.to_string(), value))
+        paging.fail_last = shared.knobs.fail_last_page == Some(Listing::Members)
+            && served.last_group.as_deref() == Some(id.as_str());
+        let start = match paging.after() {
+            Some(after) => members.partition_point(|&i| served.user(i).0.id.as_str() <= after),
+            None => 0,
+        };
+        let end = (start + limit).min(members.len());
+        let last_login = now_text();
+        let items = members[start..end]
+            .iter()
+            .filter_map(|&i| {
+                let (user, times) = served.user(i);
+                Some((user.id.clone(), user_json(&base, user, times, &last_login)?))
             })
             .collect();
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        items.dedup_by(|a, b| a.0 == b.0);
-        let last_group = served.directory.groups.iter().map(|g| g.id.clone()).max();
-        (items, last_group)
+        (items, end < members.len())
     };
-    let fail = shared.knobs.fail_last_page == Some(Listing::Members)
-        && last_group.as_deref() == Some(id.as_str());
-    let paging = Paging {
-        path: &path,
-        query: &query,
-        max: 1000,
-        default: 1000,
-        fail_last: fail,
-    };
-    page(&shared, paging, items, &rate)
+    page(&shared, paging, items, more, &rate)
 }
