@@ -794,6 +794,33 @@ fn served_since(fake: &FakeGoogle, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The small account, a connector with the default settings as `adjust` leaves them, and
+/// a target after the connector's first read (a full one).
+struct Synced {
+    fake: Arc<FakeGoogle>,
+    settings: GoogleSettings,
+    connector: GoogleConnector,
+    db: crate::support::TestDb,
+}
+
+async fn synced_small(adjust: impl FnOnce(&mut GoogleSettings)) -> Synced {
+    let fake = start(small(), Knobs::default()).await;
+    let mut settings = fake.settings();
+    adjust(&mut settings);
+    let connector = FakeGoogle::connector_for(&settings);
+    let db = crate::support::sqlite().await;
+    let first = sync_with(&db, &connector, OnRemove::Disable)
+        .await
+        .expect("first sync");
+    assert_eq!(first.read_mode, Some("full"));
+    Synced {
+        fake,
+        settings,
+        connector,
+        db,
+    }
+}
+
 /// Serves `dir` (the fake logs `activities` admin-log entries for the change, named by
 /// `what`) and runs `connector` again, which must read incrementally: its report, and
 /// the paths it asked for.
@@ -989,14 +1016,12 @@ async fn without_the_reports_scope_every_read_is_full() {
 
 #[tokio::test]
 async fn deleted_users_and_groups_go() {
-    let fake = start(small(), Knobs::default()).await;
-    let settings = fake.settings();
-    let connector = FakeGoogle::connector_for(&settings);
-    let db = crate::support::sqlite().await;
-    let first = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("first sync");
-    assert_eq!(first.read_mode, Some("full"));
+    let Synced {
+        fake,
+        settings,
+        connector,
+        db,
+    } = synced_small(|_| {}).await;
     let (users, groups) = snapshot(&db).await;
     assert!(users["alice@example.com"].0);
     assert!(groups["Engineering"].contains("user:alice@example.com"));
@@ -1061,14 +1086,12 @@ async fn deleted_users_and_groups_go() {
 
 #[tokio::test]
 async fn a_renamed_user_and_a_renamed_group_are_followed() {
-    let fake = start(small(), Knobs::default()).await;
-    let settings = fake.settings();
-    let connector = FakeGoogle::connector_for(&settings);
-    let db = crate::support::sqlite().await;
-    let first = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("first sync");
-    assert_eq!(first.read_mode, Some("full"));
+    let Synced {
+        fake,
+        settings,
+        connector,
+        db,
+    } = synced_small(|_| {}).await;
     let users_before = target_users(&db).await.len();
     let bob = target_user(&db, "bob@example.com").await;
     let backend = query::find_group(db.pool(), "Backend")
@@ -1140,15 +1163,12 @@ async fn a_renamed_user_and_a_renamed_group_are_followed() {
 
 #[tokio::test]
 async fn suspended_users_left_out_by_setting_are_removed_incrementally() {
-    let fake = start(small(), Knobs::default()).await;
-    let mut settings = fake.settings();
-    settings.include_suspended = false;
-    let connector = FakeGoogle::connector_for(&settings);
-    let db = crate::support::sqlite().await;
-    let first = sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("first sync");
-    assert_eq!(first.read_mode, Some("full"));
+    let Synced {
+        fake,
+        settings,
+        connector,
+        db,
+    } = synced_small(|s| s.include_suspended = false).await;
     let (users, groups) = snapshot(&db).await;
     assert!(
         !users.contains_key("carol@example.com"),
@@ -1187,14 +1207,12 @@ async fn suspended_users_left_out_by_setting_are_removed_incrementally() {
 /// a full read would (UNSUSPEND_USER names only the user, so their groups are listed).
 #[tokio::test]
 async fn users_brought_back_rejoin_their_groups_incrementally() {
-    let fake = start(small(), Knobs::default()).await;
-    let mut settings = fake.settings();
-    settings.include_suspended = false;
-    let connector = FakeGoogle::connector_for(&settings);
-    let db = crate::support::sqlite().await;
-    sync_with(&db, &connector, OnRemove::Disable)
-        .await
-        .expect("first sync");
+    let Synced {
+        fake,
+        settings,
+        connector,
+        db,
+    } = synced_small(|s| s.include_suspended = false).await;
     assert!(!snapshot(&db).await.0.contains_key("carol@example.com"));
 
     let mut dir = small();
