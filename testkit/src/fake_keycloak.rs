@@ -325,6 +325,17 @@ impl Inner {
         }
     }
 
+    /// [`Inner::gate`], then the directory as it is now.
+    // The early answer is a whole `Response` (as in fake_google.rs): its size does not
+    // matter in a test fake.
+    #[allow(clippy::result_large_err)]
+    fn admit(&self, headers: &HeaderMap) -> Result<Arc<Indexed>, Response> {
+        match self.gate(headers) {
+            Some(refused) => Err(refused),
+            None => Ok(self.directory.lock().expect("lock").clone()),
+        }
+    }
+
     /// Counts the request, and answers for the knobs (401, 429) when they apply.
     fn gate(&self, headers: &HeaderMap) -> Option<Response> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -417,10 +428,10 @@ async fn users(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     tokio::time::sleep(inner.knobs.request_delay).await;
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     let listed: Vec<&crate::conformance::FakeUser> = index
         .dir
         .users
@@ -442,10 +453,10 @@ async fn groups(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     tokio::time::sleep(inner.knobs.request_delay).await;
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     let top: Vec<&str> = index
         .dir
         .groups
@@ -469,10 +480,10 @@ async fn children(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     tokio::time::sleep(inner.knobs.request_delay).await;
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     let kids: Vec<String> = index.children.get(&id).cloned().unwrap_or_default();
     inner.page(
         Listing::Groups,
@@ -490,10 +501,10 @@ async fn members(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     tokio::time::sleep(inner.knobs.request_delay).await;
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     let Some(&position) = index.groups.get(&id) else {
         return error(StatusCode::NOT_FOUND, "Could not find group by id");
     };
@@ -588,10 +599,10 @@ async fn one_user(
     headers: HeaderMap,
     Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     match index.user(&id).filter(|u| u.status != UserStatus::Deleted) {
         Some(user) => axum::Json(user_json(user)).into_response(),
         None => error(StatusCode::NOT_FOUND, "User not found"),
@@ -603,10 +614,10 @@ async fn one_group(
     headers: HeaderMap,
     Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     if !index.groups.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, "Could not find group by id");
     }
@@ -619,10 +630,10 @@ async fn groups_of_user(
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = inner.gate(&headers) {
-        return r;
-    }
-    let index = inner.directory.lock().expect("lock").clone();
+    let index = match inner.admit(&headers) {
+        Ok(index) => index,
+        Err(refused) => return refused,
+    };
     if index
         .user(&id)
         .is_none_or(|u| u.status == UserStatus::Deleted)
