@@ -48,9 +48,7 @@ pub(super) async fn apply(
             Some(_) => {
                 let direct = direct_groups(&plan, &scoped_user_ids, &own_group_ids);
                 let update = EffectiveUpdate::Users { direct: &direct };
-                directory
-                    .update_effective(conn, id, update, &plan.managed_group_ids)
-                    .await?;
+                directory.update_effective(conn, id, update).await?;
             }
             None => {
                 let own_groups = plan
@@ -60,9 +58,7 @@ pub(super) async fn apply(
                     .filter(|m| !plan.managed_group_ids.contains(&m.group_id));
                 let wanted = plan::effective_pairs(own_groups);
                 let update = EffectiveUpdate::Whole { wanted: &wanted };
-                directory
-                    .update_effective(conn, id, update, &plan.managed_group_ids)
-                    .await?;
+                directory.update_effective(conn, id, update).await?;
             }
         }
     }

@@ -153,14 +153,14 @@ pub trait Directory: NewIds {
         defer: Option<&mut Batch>,
     ) -> Result<(), DirectoryError>;
 
-    /// Brings effective memberships in line with the direct ones after `apply`, and those
-    /// of the mapping-managed groups in `managed` (their direct users, from any connector).
+    /// Brings the connector's groups' effective memberships in line with the direct ones
+    /// after `apply`. Mapping-managed groups hold users only, so their effective members
+    /// are their direct users and need nothing here.
     async fn update_effective(
         &self,
         tx: &mut AnyConnection,
         connector: &str,
         update: EffectiveUpdate<'_>,
-        managed: &HashSet<String>,
     ) -> Result<(), DirectoryError>;
 
     /// Brings a directory kept outside the engine's database in line with the target

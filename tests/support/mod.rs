@@ -145,18 +145,19 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Makes every insert into `effective_memberships` fail, which is the last table a run
-/// writes: a failure there proves earlier writes of the same run are rolled back.
+/// Makes every insert of an effective membership that nesting gives (`effective_nested`)
+/// fail, the last table a run writes: a failure there proves earlier writes of the same
+/// run are rolled back.
 pub async fn inject_failure_on_effective_insert(db: &Db) {
     let sql = match db.backend() {
         Backend::Sqlite => {
-            "CREATE TRIGGER inject_failure BEFORE INSERT ON effective_memberships \
+            "CREATE TRIGGER inject_failure BEFORE INSERT ON effective_nested \
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
         }
         Backend::Postgres => {
             "CREATE FUNCTION inject_failure() RETURNS trigger AS $$ \
              BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER inject_failure BEFORE INSERT ON effective_memberships \
+             CREATE TRIGGER inject_failure BEFORE INSERT ON effective_nested \
              FOR EACH ROW EXECUTE FUNCTION inject_failure()"
         }
     };
@@ -169,7 +170,7 @@ pub async fn inject_failure_on_effective_insert(db: &Db) {
 pub async fn remove_injected_failure(db: &Db) {
     let sql = match db.backend() {
         Backend::Sqlite => "DROP TRIGGER inject_failure",
-        Backend::Postgres => "DROP TRIGGER inject_failure ON effective_memberships",
+        Backend::Postgres => "DROP TRIGGER inject_failure ON effective_nested",
     };
     db.pool().execute(sql).await.expect("drop failure trigger");
 }

@@ -9,13 +9,27 @@ use crate::model::MemberKind;
 use crate::pipeline::flatten::{Graph, effective_users};
 
 /// Effective membership as dense indices over borrowed ids: `pairs` holds
-/// (index into `groups`, index into `users`), sorted, without duplicates.
+/// (index into `groups`, index into `users`), sorted, without duplicates; `direct[i]` says
+/// whether `pairs[i]` is also a direct membership (a target stores only the others, see
+/// [`Effective::through_nesting_only`]).
 pub struct Effective<'a> {
     pub groups: Vec<&'a str>,
     pub users: Vec<&'a str>,
     pub group_index: HashMap<&'a str, u32>,
     pub user_index: HashMap<&'a str, u32>,
     pub pairs: Vec<(u32, u32)>,
+    pub direct: Vec<bool>,
+}
+
+impl<'a> Effective<'a> {
+    /// The pairs that only nesting gives, by id: where groups are flat, none.
+    pub fn through_nesting_only(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.pairs
+            .iter()
+            .zip(&self.direct)
+            .filter(|(_, direct)| !**direct)
+            .map(|(&(g, u), _)| (self.groups[g as usize], self.users[u as usize]))
+    }
 }
 
 /// The effective (group, user) pairs implied by a set of direct memberships.
@@ -56,9 +70,17 @@ pub fn effective_pairs<'a>(
         direct_users: &direct_users,
     });
     // Groups in index order and each group's users sorted: the pairs come out sorted.
-    let mut pairs = Vec::with_capacity(effective.iter().map(Vec::len).sum());
-    for (g, members) in effective.iter().enumerate() {
+    let total = effective.iter().map(Vec::len).sum();
+    let mut pairs = Vec::with_capacity(total);
+    let mut direct = Vec::with_capacity(total);
+    for (g, (members, direct_of_g)) in effective.iter().zip(&mut direct_users).enumerate() {
+        direct_of_g.sort_unstable();
         pairs.extend(members.iter().map(|&u| (g as u32, u)));
+        direct.extend(
+            members
+                .iter()
+                .map(|u| direct_of_g.binary_search(u).is_ok()),
+        );
     }
     Effective {
         groups,
@@ -66,5 +88,45 @@ pub fn effective_pairs<'a>(
         group_index,
         user_index,
         pairs,
+        direct,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Origin;
+
+    fn member(group: &str, id: &str, kind: MemberKind) -> Membership {
+        Membership {
+            group_id: group.to_string(),
+            member_id: id.to_string(),
+            kind,
+            origin: Origin::Source,
+        }
+    }
+
+    #[test]
+    fn only_pairs_that_nesting_gives_are_marked_indirect() {
+        // staff > eng > (ann); staff also holds ann directly; eng holds bob.
+        let memberships = [
+            member("staff", "eng", MemberKind::Group),
+            member("eng", "ann", MemberKind::User),
+            member("eng", "bob", MemberKind::User),
+            member("staff", "ann", MemberKind::User),
+        ];
+        let effective = effective_pairs(memberships.iter());
+        let mut all: Vec<(&str, &str)> = effective
+            .pairs
+            .iter()
+            .map(|&(g, u)| (effective.groups[g as usize], effective.users[u as usize]))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            [("eng", "ann"), ("eng", "bob"), ("staff", "ann"), ("staff", "bob")]
+        );
+        let nested: Vec<_> = effective.through_nesting_only().collect();
+        assert_eq!(nested, [("staff", "bob")]);
     }
 }

@@ -389,11 +389,8 @@ impl Directory for LdapDirectory {
         tx: &mut AnyConnection,
         connector: &str,
         update: EffectiveUpdate<'_>,
-        managed: &HashSet<String>,
     ) -> Result<(), DirectoryError> {
-        self.tables
-            .update_effective(tx, connector, update, managed)
-            .await
+        self.tables.update_effective(tx, connector, update).await
     }
 
     async fn converge(

@@ -15,8 +15,11 @@ use crate::pipeline::plan::{Effective, Plan, Write};
 use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{TargetGroup, TargetUser};
 
+/// The attributes as stored: the same text as `Value::Object(..).to_string()`, without
+/// copying the map first (one copy per written record was a visible share of a bulk apply).
+/// Serialising a map with string keys cannot fail, so the fallback is never taken.
 fn json(value: &serde_json::Map<String, serde_json::Value>) -> String {
-    serde_json::Value::Object(value.clone()).to_string()
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// `UPDATE <table> SET <column> = <param>, ...[, <also>] WHERE id = <param>`: the columns'
@@ -175,7 +178,7 @@ pub async fn add_plan(
     match plan.on_remove.unwrap_or(OnRemove::Disable) {
         OnRemove::Delete => {
             batch.delete_in(conn, "memberships", &[], "member_id", &removed_ids);
-            batch.delete_in(conn, "effective_memberships", &[], "user_id", &removed_ids);
+            batch.delete_in(conn, "effective_nested", &[], "user_id", &removed_ids);
             batch.delete_in(conn, "users", &[], "id", &removed_ids);
         }
         OnRemove::Disable => {
@@ -202,13 +205,7 @@ pub async fn add_plan(
     let deleted_groups: Vec<String> = plan.group_deletes.iter().map(|r| r.id.clone()).collect();
     batch.delete_in(conn, "memberships", &[], "group_id", &deleted_groups);
     batch.delete_in(conn, "memberships", &[], "member_id", &deleted_groups);
-    batch.delete_in(
-        conn,
-        "effective_memberships",
-        &[],
-        "group_id",
-        &deleted_groups,
-    );
+    batch.delete_in(conn, "effective_nested", &[], "group_id", &deleted_groups);
     batch.delete_in(conn, "groups", &[], "id", &deleted_groups);
 
     push_updates(batch, conn, &plan.user_updates, "removed_at = NULL", &now);
@@ -262,19 +259,23 @@ pub async fn add_plan(
         .await
 }
 
-/// Brings the effective memberships of the connector's groups to `wanted`, streaming what
-/// the target holds now. Returns (added, removed).
+/// Brings the stored effective memberships of the connector's groups to `wanted`: only
+/// the pairs nesting gives are stored (`effective_nested`; the `effective_memberships`
+/// view adds the direct ones), streaming what the target holds now. Returns (added,
+/// removed).
 pub async fn sync_effective(
     conn: &mut AnyConnection,
     connector: &str,
     wanted: &Effective<'_>,
 ) -> Result<(u64, u64), DbError> {
     const CTX: &str = "reading effective memberships";
-    let mut present = vec![false; wanted.pairs.len()];
+    let mut nested: Vec<(&str, &str)> = wanted.through_nesting_only().collect();
+    nested.sort_unstable();
+    let mut present = vec![false; nested.len()];
     let mut stale: Vec<(String, String)> = Vec::new();
     {
         let mut rows = sqlx::query(
-            "SELECT e.group_id, e.user_id FROM effective_memberships e \
+            "SELECT e.group_id, e.user_id FROM effective_nested e \
              JOIN groups g ON g.id = e.group_id WHERE g.connector = $1",
         )
         .bind(connector.to_string())
@@ -282,45 +283,31 @@ pub async fn sync_effective(
         while let Some(row) = rows.try_next().await.context(CTX)? {
             let group_id: &str = row.try_get(0).context(CTX)?;
             let user_id: &str = row.try_get(1).context(CTX)?;
-            let pair = wanted
-                .group_index
-                .get(group_id)
-                .zip(wanted.user_index.get(user_id))
-                .map(|(g, u)| (*g, *u));
-            match pair.and_then(|pair| wanted.pairs.binary_search(&pair).ok()) {
-                Some(i) => present[i] = true,
-                None => stale.push((group_id.to_string(), user_id.to_string())),
+            match nested.binary_search(&(group_id, user_id)) {
+                Ok(i) => present[i] = true,
+                Err(_) => stale.push((group_id.to_string(), user_id.to_string())),
             }
         }
     }
     let mut removed = 0;
     for (group_id, user_id) in stale {
-        removed +=
-            sqlx::query("DELETE FROM effective_memberships WHERE group_id = $1 AND user_id = $2")
-                .bind(group_id)
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .context("removing an effective membership")?
-                .rows_affected();
+        removed += sqlx::query("DELETE FROM effective_nested WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .context("removing an effective membership")?
+            .rows_affected();
     }
     // In key order, so that the inserts walk the primary key instead of jumping around it.
-    let mut adds: Vec<(&str, &str)> = wanted
-        .pairs
-        .iter()
-        .zip(&present)
-        .filter(|(_, present)| !**present)
-        .map(|(&(g, u), _)| (wanted.groups[g as usize], wanted.users[u as usize]))
-        .collect();
-    adds.sort_unstable();
-    let mut values = Vec::with_capacity(adds.len() * 2);
-    for (group_id, user_id) in adds {
+    let mut values = Vec::new();
+    for ((group_id, user_id), _) in nested.iter().zip(&present).filter(|(_, p)| !**p) {
         values.push(Val::Text(group_id.to_string()));
         values.push(Val::Text(user_id.to_string()));
     }
     let added = insert_rows(
         conn,
-        "effective_memberships (group_id, user_id)",
+        "effective_nested (group_id, user_id)",
         "",
         2,
         values,
@@ -330,39 +317,11 @@ pub async fn sync_effective(
     Ok((added, removed))
 }
 
-/// Recomputes the effective members of mapping-managed groups: they hold users only
-/// (from any connector), so their effective members are their direct users.
-pub async fn sync_managed_effective(
-    conn: &mut AnyConnection,
-    group_ids: &HashSet<String>,
-) -> Result<(), DbError> {
-    for group_id in group_ids {
-        sqlx::query(
-            "DELETE FROM effective_memberships WHERE group_id = $1 AND user_id NOT IN \
-             (SELECT member_id FROM memberships WHERE group_id = $1 AND member_kind = 'user')",
-        )
-        .bind(group_id.clone())
-        .execute(&mut *conn)
-        .await
-        .context("updating effective members of a managed group")?;
-        sqlx::query(
-            "INSERT INTO effective_memberships (group_id, user_id) \
-             SELECT DISTINCT m.group_id, m.member_id FROM memberships m \
-             WHERE m.group_id = $1 AND m.member_kind = 'user' AND NOT EXISTS \
-             (SELECT 1 FROM effective_memberships e WHERE e.group_id = m.group_id AND e.user_id = m.member_id)",
-        )
-        .bind(group_id.clone())
-        .execute(&mut *conn)
-        .await
-        .context("updating effective members of a managed group")?;
-    }
-    Ok(())
-}
-
 /// Brings the effective memberships of some users in the connector's groups to what their
 /// final direct memberships imply (`direct`: user id -> the connector's groups it is
-/// directly in), walking up the connector's nested groups. Used by plans over changed
-/// users only; gives the same rows as a full recomputation for those users.
+/// directly in), walking up the connector's nested groups: only the groups reached through
+/// nesting are stored, as in [`sync_effective`]. Used by plans over changed users only;
+/// gives the same rows as a full recomputation for those users.
 pub async fn sync_effective_for_users(
     conn: &mut AnyConnection,
     connector: &str,
@@ -387,7 +346,7 @@ pub async fn sync_effective_for_users(
     let user_ids: Vec<String> = direct.keys().cloned().collect();
     let rows = select_in(
         conn,
-        "SELECT e.group_id, e.user_id FROM effective_memberships e \
+        "SELECT e.group_id, e.user_id FROM effective_nested e \
          JOIN groups g ON g.id = e.group_id",
         Some(("g.connector = ", connector)),
         "e.user_id",
@@ -404,15 +363,19 @@ pub async fn sync_effective_for_users(
     let mut removals: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut values = Vec::new();
     for (user_id, groups) in direct {
-        let mut wanted: HashSet<&str> = HashSet::new();
+        let mut reached: HashSet<&str> = HashSet::new();
         let mut pending: Vec<&str> = groups.iter().map(String::as_str).collect();
         while let Some(group) = pending.pop() {
-            if wanted.insert(group) {
+            if reached.insert(group) {
                 for parent in parents.get(group).into_iter().flatten() {
                     pending.push(parent);
                 }
             }
         }
+        for group in groups {
+            reached.remove(group.as_str());
+        }
+        let wanted = reached;
         let had = existing.remove(user_id).unwrap_or_default();
         for group_id in had.iter().filter(|g| !wanted.contains(g.as_str())) {
             removals
@@ -430,7 +393,7 @@ pub async fn sync_effective_for_users(
     for (group_id, users) in removals {
         delete_in(
             conn,
-            "effective_memberships",
+            "effective_nested",
             &[("group_id", &group_id)],
             "user_id",
             &users,
@@ -440,7 +403,7 @@ pub async fn sync_effective_for_users(
     }
     insert_rows(
         conn,
-        "effective_memberships (group_id, user_id)",
+        "effective_nested (group_id, user_id)",
         "",
         2,
         values,

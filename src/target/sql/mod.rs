@@ -1,6 +1,7 @@
 //! The target directory as tables of the engine's own database (`users`, `groups`,
-//! `memberships`, `effective_memberships`): the first implementation of
-//! [`Directory`] and [`DirectoryReads`]. Writes happen only inside the run's transaction.
+//! `memberships`, `effective_nested` behind the `effective_memberships` view): the first
+//! implementation of [`Directory`] and [`DirectoryReads`]. Writes happen only inside the
+//! run's transaction.
 
 mod apply;
 pub(crate) mod query;
@@ -140,7 +141,6 @@ impl Directory for SqlDirectory {
         tx: &mut AnyConnection,
         connector: &str,
         update: EffectiveUpdate<'_>,
-        managed: &HashSet<String>,
     ) -> Result<(), DirectoryError> {
         match update {
             EffectiveUpdate::Whole { wanted } => {
@@ -150,7 +150,6 @@ impl Directory for SqlDirectory {
                 apply::sync_effective_for_users(tx, connector, direct).await?;
             }
         }
-        apply::sync_managed_effective(tx, managed).await?;
         Ok(())
     }
 }
