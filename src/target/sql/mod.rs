@@ -4,6 +4,8 @@
 //! run's transaction.
 
 mod apply;
+#[cfg(test)]
+mod migration_tests;
 pub(crate) mod query;
 pub(crate) mod search;
 mod state;
