@@ -453,3 +453,135 @@ async fn existing_rows_are_indexed_once(db: TestDb) {
     assert_eq!(again, indexed, "a second run changes nothing");
 }
 on_both_backends!(existing_rows_are_indexed_once);
+
+/// Every `mirror_values` row of groups, in key order.
+async fn group_value_rows(db: &TestDb) -> Vec<(String, i64, Option<String>, Option<String>)> {
+    let rows = sqlx::query(
+        "SELECT external_id, position, value_key, type_key, is_primary, present \
+         FROM mirror_values WHERE resource = 'group' ORDER BY external_id, position",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|row| {
+            use sqlx::Row;
+            let is_primary: Option<String> = row.try_get(4).unwrap();
+            let present: i64 = row.try_get(5).unwrap();
+            assert_eq!(
+                (is_primary, present),
+                (None, 1),
+                "members are present, no primary"
+            );
+            (
+                row.try_get(0).unwrap(),
+                row.try_get(1).unwrap(),
+                row.try_get(2).unwrap(),
+                row.try_get(3).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Group members' index rows are derived in SQL from the mirror row; they must be the rows
+/// the element-by-element path (the backfill's) gives, ids byte for byte, on both backends,
+/// and a rewritten group must leave only its new members.
+async fn derived_member_rows_equal_the_bound_ones(db: TestDb) {
+    use idsync::model::{MemberRef, SourceGroup};
+    let group = |id: &str, members: Vec<MemberRef>| SourceGroup {
+        external_id: id.to_string(),
+        display_name: format!("Group {id}"),
+        description: None,
+        members,
+        attributes: Default::default(),
+    };
+    let odd_ids = [
+        "AbC",
+        "ümlaut-Ä",
+        "quote\"d",
+        "back\\slash",
+        "x,y",
+        "  spaced ",
+    ];
+    let groups = vec![
+        group(
+            "g1",
+            odd_ids
+                .iter()
+                .map(|id| MemberRef::user(*id))
+                .chain([MemberRef::group("g2")])
+                .collect(),
+        ),
+        group("g2", vec![MemberRef::user("AbC")]),
+        group("g3", vec![]),
+    ];
+    let mut tx = db.begin_write().await.unwrap();
+    let rows = groups
+        .iter()
+        .map(|g| (g.clone(), content_hash(g)))
+        .collect();
+    mirror::upsert_groups(tx.conn(), "acme", rows)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let derived = group_value_rows(&db).await;
+    assert_eq!(derived.len(), 8, "{derived:?}");
+    assert_eq!(
+        derived[2],
+        (
+            "g1".to_string(),
+            2,
+            Some("quote\"d".to_string()),
+            Some("user".to_string())
+        )
+    );
+    assert_eq!(
+        derived[6],
+        (
+            "g1".to_string(),
+            6,
+            Some("g2".to_string()),
+            Some("group".to_string())
+        )
+    );
+
+    // The element-by-element path: what the backfill writes from the same mirror rows.
+    sqlx::query("DELETE FROM mirror_values WHERE resource = 'group'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO mirror_values_backfill (pending) VALUES (1)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    idsync::store::mirror::values::backfill(&db).await.unwrap();
+    assert_eq!(group_value_rows(&db).await, derived);
+
+    // A rewrite replaces the group's rows.
+    let mut tx = db.begin_write().await.unwrap();
+    let changed = group("g1", vec![MemberRef::user("new")]);
+    let hash = content_hash(&changed);
+    mirror::upsert_groups(tx.conn(), "acme", vec![(changed, hash)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let after = group_value_rows(&db).await;
+    assert_eq!(
+        after,
+        [
+            (
+                "g1".to_string(),
+                0,
+                Some("new".to_string()),
+                Some("user".to_string())
+            ),
+            (
+                "g2".to_string(),
+                0,
+                Some("AbC".to_string()),
+                Some("user".to_string())
+            ),
+        ]
+    );
+}
+on_both_backends!(derived_member_rows_equal_the_bound_ones);

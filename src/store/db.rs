@@ -486,7 +486,7 @@ pub fn placeholders(conn: &AnyConnection, first: usize, count: usize) -> String 
 
 /// Bound variables per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_BINDS: usize = 30_000;
-const MAX_ROWS_PER_STATEMENT: usize = 1_000;
+pub(crate) const MAX_ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Inserts rows with multi-row `INSERT` statements. `head` is `table (col, col, ...)`,
 /// `tail` is appended to each statement (e.g. `ON CONFLICT DO NOTHING`), `values` holds

@@ -149,7 +149,17 @@ pub(crate) struct Layout<T> {
     name_column: &'static str,
     id_of: fn(&T) -> &str,
     filter_columns: fn(&T) -> FilterColumns,
-    elements: fn(&T) -> Vec<Element>,
+    index: Index<T>,
+}
+
+/// How a kind's multi-valued attributes reach `mirror_values`.
+enum Index<T> {
+    /// Elements computed here and bound (users: e-mails fold case as Unicode does, which
+    /// SQL's `LOWER` does not on every backend).
+    Bound(fn(&T) -> Vec<Element>),
+    /// Rows derived in SQL from the mirror rows just written (groups' members, see
+    /// `values::derive_members`).
+    Derived,
 }
 
 const USERS: Layout<SourceUser> = Layout {
@@ -158,7 +168,7 @@ const USERS: Layout<SourceUser> = Layout {
     name_column: "user_name_key",
     id_of: |u| &u.external_id,
     filter_columns: |u| (name_key(&u.user_name), client_external_id(&u.attributes)),
-    elements: values::user_elements,
+    index: Index::Bound(values::user_elements),
 };
 
 const GROUPS: Layout<SourceGroup> = Layout {
@@ -167,7 +177,7 @@ const GROUPS: Layout<SourceGroup> = Layout {
     name_column: "name_key",
     id_of: |g| &g.external_id,
     filter_columns: |g| (name_key(&g.display_name), client_external_id(&g.attributes)),
-    elements: values::group_elements,
+    index: Index::Derived,
 };
 
 /// A kind of record the mirror stores (users, groups), with how it is stored.
@@ -200,15 +210,19 @@ async fn upsert<T: Serialize>(
         name_column,
         id_of,
         filter_columns,
-        elements,
+        ref index,
         removing: _,
     } = *layout;
     let table = resource.table();
     let now = now.to_string();
     let mut values = Vec::with_capacity(records.len() * 8);
     let mut indexed = Vec::with_capacity(records.len());
+    let mut ids = Vec::with_capacity(records.len());
     for (record, hash) in records {
-        indexed.push((id_of(&record).to_string(), elements(&record)));
+        match index {
+            Index::Bound(elements) => indexed.push((id_of(&record).to_string(), elements(&record))),
+            Index::Derived => ids.push(id_of(&record).to_string()),
+        }
         let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
             context: "encoding a mirror record",
             message: e.to_string(),
@@ -242,7 +256,17 @@ async fn upsert<T: Serialize>(
             values,
         )
         .await?;
-    values::replace(&mut batch, conn, resource, connector, indexed, fresh).await?;
+    match index {
+        Index::Bound(_) => {
+            values::replace(&mut batch, conn, resource, connector, indexed, fresh).await?;
+        }
+        Index::Derived => {
+            if !fresh {
+                values::delete(&mut batch, conn, resource, connector, &ids);
+            }
+            values::derive_members(&mut batch, conn, connector, &ids);
+        }
+    }
     batch.execute(conn).await
 }
 
