@@ -15,7 +15,7 @@ mod counts;
 mod effective;
 
 pub use counts::PlanCounts;
-pub use effective::{Effective, effective_pairs};
+pub use effective::{Effective, effective_pairs, nesting_pairs};
 
 /// A user the connector already owns in the target.
 #[derive(Debug, Clone)]

@@ -56,7 +56,7 @@ pub(super) async fn apply(
                     .iter()
                     .chain(&plan.membership_kept)
                     .filter(|m| !plan.managed_group_ids.contains(&m.group_id));
-                let wanted = plan::effective_pairs(own_groups);
+                let wanted = plan::nesting_pairs(own_groups);
                 let update = EffectiveUpdate::Whole { wanted: &wanted };
                 directory.update_effective(conn, id, update).await?;
             }

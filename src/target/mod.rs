@@ -54,7 +54,9 @@ pub enum Owned<'a> {
 
 /// The effective memberships to bring in line after a plan was applied.
 pub enum EffectiveUpdate<'a> {
-    /// The connector's groups hold exactly `wanted`.
+    /// The connector's groups hold exactly their direct users and the pairs of `wanted`
+    /// that nesting gives ([`Effective::through_nesting_only`]); `wanted` covers every
+    /// group nesting involves ([`crate::pipeline::plan::nesting_pairs`]).
     Whole { wanted: &'a Effective<'a> },
     /// These users (target id -> the connector's groups they are directly in) hold what
     /// their direct groups and the groups above them imply.

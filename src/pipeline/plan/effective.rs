@@ -2,7 +2,7 @@
 //! groups, as dense indices over borrowed ids (what the target's effective-membership
 //! table is brought in line with).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Membership;
 use crate::model::MemberKind;
@@ -76,11 +76,7 @@ pub fn effective_pairs<'a>(
     for (g, (members, direct_of_g)) in effective.iter().zip(&mut direct_users).enumerate() {
         direct_of_g.sort_unstable();
         pairs.extend(members.iter().map(|&u| (g as u32, u)));
-        direct.extend(
-            members
-                .iter()
-                .map(|u| direct_of_g.binary_search(u).is_ok()),
-        );
+        direct.extend(members.iter().map(|u| direct_of_g.binary_search(u).is_ok()));
     }
     Effective {
         groups,
@@ -90,6 +86,32 @@ pub fn effective_pairs<'a>(
         pairs,
         direct,
     }
+}
+
+/// [`effective_pairs`] over only the groups nesting involves: those holding other groups
+/// and every group below them. Any other group's effective members are its direct users,
+/// so its pairs are all direct and a target that stores only the pairs nesting gives
+/// ([`Effective::through_nesting_only`]) needs nothing of them. Where groups are flat this
+/// skips the closure over every membership.
+pub fn nesting_pairs<'a>(
+    memberships: impl Iterator<Item = &'a Membership> + Clone,
+) -> Effective<'a> {
+    let mut child_groups: HashMap<&str, Vec<&str>> = HashMap::new();
+    for m in memberships.clone().filter(|m| m.kind == MemberKind::Group) {
+        child_groups
+            .entry(m.group_id.as_str())
+            .or_default()
+            .push(m.member_id.as_str());
+    }
+    let mut involved: HashSet<&str> = HashSet::new();
+    let mut pending: Vec<&str> = child_groups.keys().copied().collect();
+    while let Some(group) = pending.pop() {
+        if involved.insert(group) {
+            pending.extend(child_groups.get(group).into_iter().flatten());
+        }
+    }
+    let involved = &involved;
+    effective_pairs(memberships.filter(move |m| involved.contains(m.group_id.as_str())))
 }
 
 #[cfg(test)]
@@ -124,9 +146,41 @@ mod tests {
         all.sort_unstable();
         assert_eq!(
             all,
-            [("eng", "ann"), ("eng", "bob"), ("staff", "ann"), ("staff", "bob")]
+            [
+                ("eng", "ann"),
+                ("eng", "bob"),
+                ("staff", "ann"),
+                ("staff", "bob")
+            ]
         );
         let nested: Vec<_> = effective.through_nesting_only().collect();
         assert_eq!(nested, [("staff", "bob")]);
+    }
+
+    #[test]
+    fn nesting_pairs_leave_out_groups_nesting_does_not_touch_and_lose_nothing() {
+        // top > mid > leaf (cy); a cycle a <-> b holding dan; flat holds eve only.
+        let memberships = [
+            member("top", "mid", MemberKind::Group),
+            member("mid", "leaf", MemberKind::Group),
+            member("leaf", "cy", MemberKind::User),
+            member("mid", "ann", MemberKind::User),
+            member("a", "b", MemberKind::Group),
+            member("b", "a", MemberKind::Group),
+            member("b", "dan", MemberKind::User),
+            member("flat", "eve", MemberKind::User),
+        ];
+        let all = effective_pairs(memberships.iter());
+        let nesting = nesting_pairs(memberships.iter());
+        assert!(!nesting.group_index.contains_key("flat"));
+        let mut expected: Vec<_> = all.through_nesting_only().collect();
+        let mut got: Vec<_> = nesting.through_nesting_only().collect();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected);
+        assert_eq!(
+            got,
+            [("a", "dan"), ("mid", "cy"), ("top", "ann"), ("top", "cy")]
+        );
     }
 }

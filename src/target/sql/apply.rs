@@ -11,7 +11,7 @@ use crate::db::{
     Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
 };
 use crate::model::name_key;
-use crate::pipeline::plan::{Effective, Plan, Write};
+use crate::pipeline::plan::{Effective, Membership, Plan, Write};
 use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{TargetGroup, TargetUser};
 
@@ -238,8 +238,12 @@ pub async fn add_plan(
             ],
         );
     }
-    let mut values = Vec::with_capacity(plan.membership_adds.len() * 5);
-    for m in &plan.membership_adds {
+    // In primary-key order, so that the inserts append to the key's b-tree instead of
+    // splitting pages all over it (a group's members come in the source's order).
+    let mut adds: Vec<&Membership> = plan.membership_adds.iter().collect();
+    adds.sort_unstable_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
+    let mut values = Vec::with_capacity(adds.len() * 5);
+    for m in adds {
         values.extend([
             Val::Text(m.group_id.clone()),
             Val::Text(m.member_id.clone()),
