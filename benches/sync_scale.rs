@@ -2,12 +2,15 @@
 //! a file snapshot of USERS users, GROUPS groups and MEMBERSHIPS memberships is synced into
 //! an empty SQLite target, then again unchanged, then with 1% of users changed, then with
 //! 100 users moved between groups, then with one group renamed. In the same
-//! run it times the floor: a plain bulk insert of the same rows into an empty SQLite
-//! database through sqlx. Peak memory is the process's VmHWM, reset before each phase.
+//! run it times the floor: a plain bulk insert through sqlx, into an empty database, of
+//! the very rows the initial sync wrote into users, groups and memberships (and, for the
+//! figures recorded before that floor, of synthetic rows of the same shape). Peak memory
+//! is the process's VmHWM, reset before each phase.
 //!
 //! With IDSYNC_TEST_POSTGRES_URL set, the initial sync also runs into fresh PostgreSQL
 //! databases, over TCP (that URL) and over the Unix socket (IDSYNC_BENCH_POSTGRES_SOCKET_URL,
-//! default: the same user and database through /var/run/postgresql), alternated twice.
+//! default: the same user and database through /var/run/postgresql), alternated twice;
+//! after each run over TCP, the same-rows floor on PostgreSQL.
 //!
 //! `cargo bench --bench sync_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS).
 
@@ -116,6 +119,18 @@ async fn postgres_transports(snapshot: &Path, mapping: &MappingConfig) {
                 "initial sync, PostgreSQL over {transport:<6}     {secs:>7.2} s  ({} users, {} memberships created)",
                 report.counts.users_created, report.counts.memberships_added
             );
+            if transport == "TCP" {
+                let floor_name = format!("idsync_bench_floor_{round}");
+                let floor_db = fresh_postgres(url, &floor_name).await;
+                let floor_secs = same_rows_floor(&db, &floor_db).await;
+                println!(
+                    "floor, PostgreSQL over TCP (the same rows): {floor_secs:>7.2} s  \
+                     (initial sync {:.2}x floor)",
+                    secs / floor_secs
+                );
+                floor_db.close().await;
+                drop_postgres(url, &floor_name).await;
+            }
             db.close().await;
             drop_postgres(url, &name).await;
             times.push((transport, secs));
@@ -135,7 +150,101 @@ async fn postgres_transports(snapshot: &Path, mapping: &MappingConfig) {
     );
 }
 
-/// The floor: the same users, groups and memberships bulk-inserted, nothing else.
+/// The columns of each target table a sync writes: `active` is a boolean (INTEGER on
+/// SQLite), every other column (nullable) text.
+const TARGET_TABLES: [(&str, &[&str]); 3] = [
+    (
+        "users",
+        &[
+            "id",
+            "connector",
+            "external_id",
+            "user_name",
+            "user_name_key",
+            "display_name",
+            "given_name",
+            "family_name",
+            "email",
+            "active",
+            "attributes",
+            "content_hash",
+            "created_at",
+            "updated_at",
+            "removed_at",
+        ],
+    ),
+    (
+        "groups",
+        &[
+            "id",
+            "connector",
+            "external_id",
+            "name",
+            "name_key",
+            "description",
+            "attributes",
+            "content_hash",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "memberships",
+        &[
+            "group_id",
+            "member_id",
+            "member_kind",
+            "connector",
+            "origin",
+        ],
+    ),
+];
+
+/// The floor as the issue defines it: the very rows the initial sync wrote into `synced`
+/// (users, groups, memberships; every column, in primary-key order), read back and then
+/// inserted plainly into the empty `fresh` database in one transaction. Returns the
+/// insert's seconds (the read is not timed).
+async fn same_rows_floor(synced: &Db, fresh: &Db) -> f64 {
+    let mut tables = Vec::new();
+    for (table, columns) in TARGET_TABLES {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM {table} ORDER BY 1, 2",
+            columns.join(", ")
+        )))
+        .fetch_all(synced.pool())
+        .await
+        .unwrap();
+        let mut values = Vec::with_capacity(rows.len() * columns.len());
+        for row in &rows {
+            for column in columns.iter() {
+                values.push(match *column {
+                    "active" => Val::Bool(idsync::db::get_bool(row, column).unwrap()),
+                    _ => Val::OptText(sqlx::Row::try_get(row, *column).unwrap()),
+                });
+            }
+        }
+        tables.push((table, columns, values));
+    }
+    let start = Instant::now();
+    let mut tx = fresh.begin_write().await.unwrap();
+    for (table, columns, values) in tables {
+        insert_rows(
+            tx.conn(),
+            &format!("{table} ({})", columns.join(", ")),
+            "",
+            columns.len(),
+            values,
+            "floor rows",
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+/// The earlier floor (kept to compare with figures recorded before the same-rows floor):
+/// rows of the same shape and count with short synthetic values.
 async fn floor(db: &Db, users: usize, members: &[Vec<usize>]) -> f64 {
     let start = Instant::now();
     let mut tx = db.begin_write().await.unwrap();
@@ -299,12 +408,17 @@ fn main() {
         let floor_secs = floor(&floor_db, users, &members).await;
         let floor_mem = peak_memory_mib();
         floor_db.close().await;
-        println!("floor (bulk insert of the same rows): {floor_secs:>7.2} s  peak {floor_mem:>6.0} MiB");
+        println!("floor (synthetic rows, same shape):   {floor_secs:>7.2} s  peak {floor_mem:>6.0} MiB");
 
         let db = fresh_db(dir.path(), "target").await;
         let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
+        let same_db = fresh_db(dir.path(), "floor-same-rows").await;
+        let same_secs = same_rows_floor(&db, &same_db).await;
+        same_db.close().await;
+        println!("floor (the same rows the sync wrote): {same_secs:>7.2} s");
         println!(
-            "initial sync:                         {secs:>7.2} s  peak {mem:>6.0} MiB  ({:.2}x floor; {} users, {} groups, {} memberships created)",
+            "initial sync:                         {secs:>7.2} s  peak {mem:>6.0} MiB  ({:.2}x floor of the same rows, {:.2}x synthetic; {} users, {} groups, {} memberships created)",
+            secs / same_secs,
             secs / floor_secs,
             report.counts.users_created,
             report.counts.groups_created,
