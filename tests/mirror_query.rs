@@ -310,15 +310,7 @@ async fn member_filters_agree_with_in_memory_evaluation(db: TestDb) {
             group
         })
         .collect();
-    let mut tx = db.begin_write().await.unwrap();
-    let rows = groups
-        .iter()
-        .map(|g| (g.clone(), content_hash(g)))
-        .collect();
-    mirror::upsert_groups(tx.conn(), "acme", rows)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    store_groups(&db, &groups).await;
 
     let meta = Meta {
         resource_type: "Group",
@@ -454,6 +446,19 @@ async fn existing_rows_are_indexed_once(db: TestDb) {
 }
 on_both_backends!(existing_rows_are_indexed_once);
 
+/// Writes groups into tenant "acme"'s mirror in a transaction of their own.
+async fn store_groups(db: &TestDb, groups: &[idsync::model::SourceGroup]) {
+    let mut tx = db.begin_write().await.unwrap();
+    let rows = groups
+        .iter()
+        .map(|g| (g.clone(), content_hash(g)))
+        .collect();
+    mirror::upsert_groups(tx.conn(), "acme", rows)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// Every `mirror_values` row of groups, in key order.
 async fn group_value_rows(db: &TestDb) -> Vec<(String, i64, Option<String>, Option<String>)> {
     let rows = sqlx::query(
@@ -515,15 +520,7 @@ async fn derived_member_rows_equal_the_bound_ones(db: TestDb) {
         group("g2", vec![MemberRef::user("AbC")]),
         group("g3", vec![]),
     ];
-    let mut tx = db.begin_write().await.unwrap();
-    let rows = groups
-        .iter()
-        .map(|g| (g.clone(), content_hash(g)))
-        .collect();
-    mirror::upsert_groups(tx.conn(), "acme", rows)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    store_groups(&db, &groups).await;
     let derived = group_value_rows(&db).await;
     assert_eq!(derived.len(), 8, "{derived:?}");
     assert_eq!(
@@ -558,13 +555,7 @@ async fn derived_member_rows_equal_the_bound_ones(db: TestDb) {
     assert_eq!(group_value_rows(&db).await, derived);
 
     // A rewrite replaces the group's rows.
-    let mut tx = db.begin_write().await.unwrap();
-    let changed = group("g1", vec![MemberRef::user("new")]);
-    let hash = content_hash(&changed);
-    mirror::upsert_groups(tx.conn(), "acme", vec![(changed, hash)])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    store_groups(&db, &[group("g1", vec![MemberRef::user("new")])]).await;
     let after = group_value_rows(&db).await;
     assert_eq!(
         after,
