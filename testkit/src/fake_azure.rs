@@ -651,6 +651,12 @@ fn encode_token<T: Serialize>(token: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(token).expect("token json"))
 }
 
+/// A paging or delta link back to `path` on this fake, carrying `token` in the query
+/// parameter `param` (`$skiptoken` or `$deltatoken`).
+fn link_with<T: Serialize>(base: &str, path: &str, param: &str, token: &T) -> Value {
+    json!(format!("{base}{path}?{param}={}", encode_token(token)))
+}
+
 fn decode_token<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -1125,11 +1131,7 @@ fn list_page(
         let next = ListToken { o, ..token };
         body.insert(
             "@odata.nextLink".into(),
-            json!(format!(
-                "{}{path}?$skiptoken={}",
-                app.base,
-                encode_token(&next)
-            )),
+            link_with(&app.base, path, "$skiptoken", &next),
         );
     }
     body.insert("value".into(), Value::Array(value));
@@ -1600,7 +1602,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
             };
             return axum::Json(json!({
                 "@odata.context": context(&app.base, kind, None),
-                "@odata.deltaLink": format!("{}{path}?$deltatoken={}", app.base, encode_token(&link)),
+                "@odata.deltaLink": link_with(&app.base, &path, "$deltatoken", &link),
                 "value": [],
             }))
             .into_response();
@@ -1708,11 +1710,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
             };
             body.insert(
                 "@odata.deltaLink".into(),
-                json!(format!(
-                    "{}{path}?$deltatoken={}",
-                    app.base,
-                    encode_token(&link)
-                )),
+                link_with(&app.base, &path, "$deltatoken", &link),
             );
         }
         Some((o, c)) => {
@@ -1723,11 +1721,7 @@ async fn delta(app: &Inner, headers: &HeaderMap, raw: Option<String>, kind: &str
             };
             body.insert(
                 "@odata.nextLink".into(),
-                json!(format!(
-                    "{}{path}?$skiptoken={}",
-                    app.base,
-                    encode_token(&next)
-                )),
+                link_with(&app.base, &path, "$skiptoken", &next),
             );
         }
     }
