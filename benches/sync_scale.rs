@@ -330,27 +330,54 @@ async fn floor(db: &Db, users: usize, members: &[Vec<usize>]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Records when each phase of a run starts, to print where the time goes.
-struct PhaseTimer(std::sync::Mutex<Vec<(String, Instant)>>);
+/// Records when each phase of a run starts and the peak memory of each, to print where
+/// the time and the memory go. The peak is reset at each phase boundary without returning
+/// freed heap to the OS (that would change what it measures), so a phase's peak includes
+/// what the phases before it still hold.
+struct PhaseTimer(std::sync::Mutex<Vec<(String, Instant, f64)>>);
 
 impl Progress for PhaseTimer {
     fn phase(&self, name: &str) {
         if let Ok(mut phases) = self.0.lock() {
-            phases.push((name.to_string(), Instant::now()));
+            if let Some(last) = phases.last_mut() {
+                last.2 = peak_memory_mib();
+            }
+            reset_peak_without_trim();
+            phases.push((name.to_string(), Instant::now(), 0.0));
         }
     }
 }
 
 impl PhaseTimer {
     fn summary(&self, end: Instant) -> String {
-        let phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
+        if let Some(last) = phases.last_mut() {
+            last.2 = peak_memory_mib();
+        }
         let mut parts = Vec::new();
-        for (i, (name, start)) in phases.iter().enumerate() {
+        for (i, (name, start, peak)) in phases.iter().enumerate() {
             let stop = phases.get(i + 1).map_or(end, |next| next.1);
-            parts.push(format!("{name} {:.2}s", (stop - *start).as_secs_f64()));
+            parts.push(format!(
+                "{name} {:.2}s/{peak:.0}MiB",
+                (stop - *start).as_secs_f64()
+            ));
         }
         parts.join(", ")
     }
+
+    /// The peak over all phases: the run's peak.
+    fn peak(&self) -> f64 {
+        let phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
+        phases
+            .iter()
+            .map(|p| p.2)
+            .fold(peak_memory_mib(), f64::max)
+    }
+}
+
+/// Resets the process's peak resident memory to what it holds now.
+fn reset_peak_without_trim() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64, RunReport) {
@@ -361,12 +388,17 @@ async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64,
         allow_mass_delete: true,
         ..RunOptions::default()
     };
-    let timer = PhaseTimer(std::sync::Mutex::new(Vec::new()));
+    let timer = PhaseTimer(std::sync::Mutex::new(vec![(
+        "starting".to_string(),
+        Instant::now(),
+        0.0,
+    )]));
     let report = sync::sync(db, "bench", mapping, &connector, options, &timer)
         .await
         .expect("sync");
+    let secs = start.elapsed().as_secs_f64();
     println!("    phases: {}", timer.summary(Instant::now()));
-    (start.elapsed().as_secs_f64(), peak_memory_mib(), report)
+    (secs, timer.peak(), report)
 }
 
 fn main() {
