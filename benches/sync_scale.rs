@@ -368,10 +368,7 @@ impl PhaseTimer {
     /// The peak over all phases: the run's peak.
     fn peak(&self) -> f64 {
         let phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
-        phases
-            .iter()
-            .map(|p| p.2)
-            .fold(peak_memory_mib(), f64::max)
+        phases.iter().map(|p| p.2).fold(peak_memory_mib(), f64::max)
     }
 }
 

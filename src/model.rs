@@ -113,8 +113,13 @@ pub struct SourceGroup {
 /// A stable 128-bit content hash, hex encoded, of anything serialisable. serde_json's map
 /// is ordered (no `preserve_order`), so equal values hash equal.
 pub fn content_hash<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    hash_bytes(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The content hash of a record already serialised (`content_hash` of the record is this
+/// of its JSON).
+pub fn hash_bytes(json: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(json))
 }
 
 /// "a string", "an array", … : the JSON type of a value, for error messages.

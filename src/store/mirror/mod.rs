@@ -16,7 +16,7 @@ mod store;
 pub mod values;
 
 pub use around::{load_groups_around, users_below};
-pub use buffer::ReadBuffer;
+pub use buffer::{BufferedUser, ReadBuffer};
 pub use group_changes::GroupChanges;
 /// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
 /// and of those the mirror holds (`known`), what a complete full read did not send or
@@ -51,7 +51,7 @@ pub use store::{
     MirrorState, delete_groups, delete_users, load_groups_by_ids, load_state, load_users_by_ids,
     save_state, save_state_into, upsert_groups, upsert_users,
 };
-pub(crate) use store::{Mirrored, hashes, insert_new_at, load_all, upsert_at};
+pub(crate) use store::{Mirrored, ToWrite, hashes, insert_new_at, load_all, upsert_at};
 
 use std::collections::{HashMap, HashSet};
 
@@ -82,6 +82,9 @@ impl MergeOutcome {
     }
 }
 
+/// Users parsed and written at a time by [`merge`].
+const USER_CHUNK: usize = 2_000;
+
 /// Merges a finished read into the mirror of `connector` and stores the next checkpoint.
 /// Bumps the mirror generation when anything changed.
 pub async fn merge(
@@ -104,21 +107,35 @@ pub async fn merge(
     } = buffer;
 
     let known_users = hashes::<SourceUser>(conn, connector).await?;
-    let mut changed_users = Vec::new();
     let mut seen_users = HashSet::with_capacity(users.len());
+    // Changed users are parsed back a chunk at a time, so that the buffer's serialised
+    // users are never all held parsed.
+    let mut changed_users = Vec::with_capacity(USER_CHUNK);
+    let now = crate::db::now_text();
     for user in users {
-        let hash = content_hash(&user);
-        seen_users.insert(user.external_id.clone());
+        let hash = user.hash();
         if known_users.get(&user.external_id) != Some(&hash) {
-            changed_users.push((user, hash));
+            let record = user.record().map_err(|e| DbError::Corrupt {
+                context: "reading back a buffered user",
+                message: e.to_string(),
+            })?;
+            outcome.changed_user_ids.push(user.external_id.clone());
+            seen_users.insert(user.external_id);
+            changed_users.push(ToWrite {
+                record,
+                hash,
+                data: Some(user.data),
+            });
+            if changed_users.len() == USER_CHUNK {
+                let chunk = std::mem::take(&mut changed_users);
+                store::upsert_buffered_users(conn, connector, chunk, &now).await?;
+            }
+        } else {
+            seen_users.insert(user.external_id);
         }
     }
-    outcome.users_upserted = changed_users.len() as u64;
-    outcome.changed_user_ids = changed_users
-        .iter()
-        .map(|(u, _)| u.external_id.clone())
-        .collect();
-    upsert_users(conn, connector, changed_users).await?;
+    outcome.users_upserted = outcome.changed_user_ids.len() as u64;
+    store::upsert_buffered_users(conn, connector, changed_users, &now).await?;
 
     let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());

@@ -193,13 +193,32 @@ impl Mirrored for SourceGroup {
     const LAYOUT: &'static Layout<SourceGroup> = &GROUPS;
 }
 
+/// A record to write, its content hash and, where the caller holds it already, its JSON
+/// (what the `data` column stores).
+pub(crate) struct ToWrite<T> {
+    pub record: T,
+    pub hash: String,
+    pub data: Option<Box<str>>,
+}
+
+fn to_write<T>(records: Vec<(T, String)>) -> Vec<ToWrite<T>> {
+    records
+        .into_iter()
+        .map(|(record, hash)| ToWrite {
+            record,
+            hash,
+            data: None,
+        })
+        .collect()
+}
+
 /// Writes records and, in the same transaction, their indexed values.
 async fn upsert<T: Serialize>(
     conn: &mut AnyConnection,
     now: &str,
     layout: &Layout<T>,
     connector: &str,
-    records: Vec<(T, String)>,
+    records: Vec<ToWrite<T>>,
     fresh: bool,
 ) -> Result<(), DbError> {
     if records.is_empty() {
@@ -218,15 +237,18 @@ async fn upsert<T: Serialize>(
     let mut values = Vec::with_capacity(records.len() * 8);
     let mut indexed = Vec::with_capacity(records.len());
     let mut ids = Vec::with_capacity(records.len());
-    for (record, hash) in records {
+    for ToWrite { record, hash, data } in records {
         match index {
             Index::Bound(elements) => indexed.push((id_of(&record).to_string(), elements(&record))),
             Index::Derived => ids.push(id_of(&record).to_string()),
         }
-        let data = serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
-            context: "encoding a mirror record",
-            message: e.to_string(),
-        })?;
+        let data = match data {
+            Some(data) => data.into_string(),
+            None => serde_json::to_string(&record).map_err(|e| DbError::Corrupt {
+                context: "encoding a mirror record",
+                message: e.to_string(),
+            })?,
+        };
         let (name_key, client_external_id) = filter_columns(&record);
         values.push(Val::Text(connector.to_string()));
         values.push(Val::Text(id_of(&record).to_string()));
@@ -300,7 +322,17 @@ pub(crate) async fn upsert_at<T: Mirrored>(
     records: Vec<(T, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, T::LAYOUT, connector, records, false).await
+    upsert(conn, now, T::LAYOUT, connector, to_write(records), false).await
+}
+
+/// Upserts users read into the buffer, with the JSON the buffer holds, stamped with `now`.
+pub(crate) async fn upsert_buffered_users(
+    conn: &mut AnyConnection,
+    connector: &str,
+    users: Vec<ToWrite<SourceUser>>,
+    now: &str,
+) -> Result<(), DbError> {
+    upsert(conn, now, &USERS, connector, users, false).await
 }
 
 /// Writes records whose ids were just minted (a SCIM create), stamped with `now`: nothing
@@ -311,7 +343,7 @@ pub(crate) async fn insert_new_at<T: Mirrored>(
     records: Vec<(T, String)>,
     now: &str,
 ) -> Result<(), DbError> {
-    upsert(conn, now, T::LAYOUT, connector, records, true).await
+    upsert(conn, now, T::LAYOUT, connector, to_write(records), true).await
 }
 
 pub async fn delete_users(
