@@ -13,11 +13,12 @@ pub mod plan;
 mod project;
 pub mod settings;
 
-pub use project::project;
+pub use project::{Projector, project};
 
 use std::collections::HashSet;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::model::{MemberKind, content_hash};
@@ -36,7 +37,44 @@ pub struct TargetUser {
     pub family_name: Option<String>,
     pub email: Option<String>,
     pub active: bool,
-    pub attributes: Map<String, Value>,
+    pub attributes: Attributes,
+}
+
+/// A target user's attributes as the compact JSON text the target stores. Held as text
+/// because the projection holds every user of a full run at once, and a parsed map takes
+/// several times the memory of its text. It serialises as the JSON it holds, so a
+/// record's content hash is the same as with the map.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Attributes(Box<RawValue>);
+
+impl Attributes {
+    /// The map as JSON text.
+    pub fn new(map: &Map<String, Value>) -> Attributes {
+        match serde_json::value::to_raw_value(map) {
+            Ok(raw) => Attributes(raw),
+            // Serialising a map with string keys cannot fail.
+            Err(_) => Attributes(RawValue::NULL.to_owned()),
+        }
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Default for Attributes {
+    /// No attributes: `{}`.
+    fn default() -> Attributes {
+        Attributes::new(&Map::new())
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Attributes) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// A group as the target should hold it.
@@ -210,6 +248,102 @@ mod tests {
                 .iter()
                 .all(|m| m.kind == MemberKind::User)
         );
+    }
+
+    #[test]
+    fn attributes_as_text_hash_as_the_map_did() {
+        // A target row's content hash must not change with how the attributes are held,
+        // or every user would be rewritten once after an upgrade.
+        #[derive(Serialize)]
+        struct WithMap {
+            external_id: String,
+            user_name: String,
+            display_name: Option<String>,
+            given_name: Option<String>,
+            family_name: Option<String>,
+            email: Option<String>,
+            active: bool,
+            attributes: Map<String, Value>,
+        }
+        let map = serde_json::json!({"z": 1.5, "a": ["x", null], "é": {"k": "\"q\""}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let held = TargetUser {
+            external_id: "u1".into(),
+            user_name: "ada".into(),
+            display_name: Some("Ada".into()),
+            given_name: None,
+            family_name: None,
+            email: Some("ada@example.com".into()),
+            active: true,
+            attributes: Attributes::new(&map),
+        };
+        let before = WithMap {
+            external_id: "u1".into(),
+            user_name: "ada".into(),
+            display_name: Some("Ada".into()),
+            given_name: None,
+            family_name: None,
+            email: Some("ada@example.com".into()),
+            active: true,
+            attributes: map.clone(),
+        };
+        assert_eq!(content_hash(&held), content_hash(&before));
+        assert_eq!(held.attributes.as_str(), Value::Object(map).to_string());
+        assert_eq!(Attributes::default().as_str(), "{}");
+    }
+
+    #[test]
+    fn users_fed_one_at_a_time_in_any_order_project_as_a_whole() {
+        let users = vec![user("u1", "ada"), user("u2", "bob"), user("u3", "cy")];
+        let groups = vec![
+            SourceGroup {
+                external_id: "g1".into(),
+                display_name: "Eng".into(),
+                description: None,
+                members: vec![MemberRef::user("u3"), MemberRef::group("g2")],
+                attributes: Map::new(),
+            },
+            SourceGroup {
+                external_id: "g2".into(),
+                display_name: "Ops".into(),
+                description: None,
+                members: vec![MemberRef::user("u1"), MemberRef::user("u2")],
+                attributes: Map::new(),
+            },
+        ];
+        let mut flatten = mapping();
+        flatten.nesting = crate::pipeline::settings::Nesting::Flatten;
+        for mapping in [mapping(), flatten] {
+            let whole = project(&mapping, users.clone(), groups.clone());
+            let ids = vec!["u3".to_string(), "u1".into(), "u2".into()];
+            let mut projector = Projector::new(&mapping, ids, groups.clone());
+            for user in users.iter().rev() {
+                projector.user(user.clone());
+            }
+            let mut fed = projector.finish();
+            fed.users.reverse();
+            assert_eq!(fed.users, whole.users);
+            assert_eq!(fed.memberships, whole.memberships);
+            assert_eq!(fed.groups, whole.groups);
+
+            // A user left out (a SCIM tenant's inactive one) is in no group, as if the
+            // source had not listed it.
+            let ids = vec!["u1".to_string(), "u2".into(), "u3".into()];
+            let mut projector = Projector::new(&mapping, ids, groups.clone());
+            projector.user(users[0].clone());
+            projector.user(users[2].clone());
+            let without_bob = projector.finish();
+            let expected = project(
+                &mapping,
+                vec![users[0].clone(), users[2].clone()],
+                groups.clone(),
+            );
+            assert_eq!(without_bob.users, expected.users);
+            assert_eq!(without_bob.memberships, expected.memberships);
+            assert!(without_bob.memberships.iter().all(|m| m.member != "u2"));
+        }
     }
 
     #[test]

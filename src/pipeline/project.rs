@@ -18,7 +18,7 @@ use crate::pipeline::expr::Expr;
 use crate::pipeline::flatten::{Graph, effective_users};
 use crate::pipeline::settings::{DefaultApply, MappingConfig, Nesting};
 use crate::pipeline::{
-    Desired, DesiredMembership, ManagedGrant, SkippedUser, TargetGroup, TargetUser,
+    Attributes, Desired, DesiredMembership, ManagedGrant, SkippedUser, TargetGroup, TargetUser,
 };
 
 /// The source's membership graph over dense indices.
@@ -28,12 +28,8 @@ struct SourceGraph {
 }
 
 impl SourceGraph {
-    fn new(users: &[SourceUser], groups: &[SourceGroup]) -> SourceGraph {
-        let user_index: HashMap<&str, u32> = users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.external_id.as_str(), i as u32))
-            .collect();
+    /// The graph over users `user_ids` (sorted) and `groups`.
+    fn new(user_ids: &[String], groups: &[SourceGroup]) -> SourceGraph {
         let group_index: HashMap<&str, u32> = groups
             .iter()
             .enumerate()
@@ -46,7 +42,7 @@ impl SourceGraph {
                 // References to records not in the mirror were reported when read.
                 match member.kind {
                     MemberKind::User => {
-                        if let Some(&u) = user_index.get(member.id.as_str()) {
+                        if let Some(u) = position(user_ids, &member.id) {
                             direct_users[g].push(u);
                         }
                     }
@@ -72,6 +68,13 @@ impl SourceGraph {
             direct_users: &self.direct_users,
         })
     }
+}
+
+/// The index of `id` in the sorted `ids`.
+fn position(ids: &[String], id: &str) -> Option<u32> {
+    ids.binary_search_by(|probe| probe.as_str().cmp(id))
+        .ok()
+        .map(|i| i as u32)
 }
 
 fn needs_user_groups(mapping: &MappingConfig) -> bool {
@@ -110,34 +113,88 @@ pub fn project(
     users: Vec<SourceUser>,
     groups: Vec<SourceGroup>,
 ) -> Desired {
-    let mut desired = Desired::default();
-    let graph = SourceGraph::new(&users, &groups);
-    let effective = (needs_user_groups(mapping) || mapping.nesting == Nesting::Flatten)
-        .then(|| graph.effective());
-    let mut user_groups: Vec<Vec<u32>> = Vec::new();
-    if needs_user_groups(mapping)
-        && let Some(effective) = &effective
-    {
-        user_groups = vec![Vec::new(); users.len()];
-        for (g, members) in effective.iter().enumerate() {
-            for &u in members {
-                user_groups[u as usize].push(g as u32);
+    let user_ids: Vec<String> = users.iter().map(|u| u.external_id.clone()).collect();
+    let mut projector = Projector::new(mapping, user_ids, groups);
+    for user in users {
+        projector.user(user);
+    }
+    projector.finish()
+}
+
+/// The projection fed one user at a time, so that a full run never holds every source
+/// user parsed at once: [`Projector::new`] takes the ids of every user the projection
+/// covers (membership is decided on the whole graph) and the groups, [`Projector::user`]
+/// each of those users in any order, [`Projector::finish`] the memberships and groups.
+/// Users not handed in (a SCIM tenant's inactive ones) are left out like excluded ones.
+pub struct Projector<'a> {
+    mapping: &'a MappingConfig,
+    /// Every user's external id, sorted: the user indices of the graph.
+    user_ids: Vec<String>,
+    groups: Vec<SourceGroup>,
+    graph: SourceGraph,
+    effective: Option<Vec<Vec<u32>>>,
+    /// Per user, the groups it is effectively in (only when rules read them).
+    user_groups: Vec<Vec<u32>>,
+    with_context: bool,
+    included_user: Vec<bool>,
+    desired: Desired,
+}
+
+impl<'a> Projector<'a> {
+    pub fn new(
+        mapping: &'a MappingConfig,
+        mut user_ids: Vec<String>,
+        groups: Vec<SourceGroup>,
+    ) -> Projector<'a> {
+        if !user_ids.is_sorted() {
+            user_ids.sort();
+        }
+        user_ids.dedup();
+        let graph = SourceGraph::new(&user_ids, &groups);
+        let effective = (needs_user_groups(mapping) || mapping.nesting == Nesting::Flatten)
+            .then(|| graph.effective());
+        let mut user_groups: Vec<Vec<u32>> = Vec::new();
+        if needs_user_groups(mapping)
+            && let Some(effective) = &effective
+        {
+            user_groups = vec![Vec::new(); user_ids.len()];
+            for (g, members) in effective.iter().enumerate() {
+                for &u in members {
+                    user_groups[u as usize].push(g as u32);
+                }
             }
+        }
+        let mut desired = Desired::default();
+        if mapping.groups.default_apply == DefaultApply::OnCreate {
+            desired.default_on_create = mapping.groups.default.clone();
+        }
+        Projector {
+            mapping,
+            included_user: vec![false; user_ids.len()],
+            user_ids,
+            groups,
+            graph,
+            effective,
+            user_groups,
+            with_context: needs_user_context(mapping),
+            desired,
         }
     }
 
-    // Users.
-    let with_context = needs_user_context(mapping);
-    let mut included_user = vec![false; users.len()];
-    let mut user_ids: Vec<String> = Vec::with_capacity(users.len());
-    for (u, user) in users.into_iter().enumerate() {
-        user_ids.push(user.external_id.clone());
-        let context = with_context.then(|| {
-            let names: Vec<&str> = user_groups
+    /// Projects one user; a user whose id was not given to [`Projector::new`] is ignored.
+    pub fn user(&mut self, user: SourceUser) {
+        let Some(u) = position(&self.user_ids, &user.external_id) else {
+            return;
+        };
+        let u = u as usize;
+        let (mapping, desired) = (self.mapping, &mut self.desired);
+        let context = self.with_context.then(|| {
+            let names: Vec<&str> = self
+                .user_groups
                 .get(u)
                 .map(|gs| {
                     gs.iter()
-                        .map(|&g| groups[g as usize].display_name.as_str())
+                        .map(|&g| self.groups[g as usize].display_name.as_str())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -156,7 +213,7 @@ pub fn project(
                     .is_some_and(|f| f.matches(context));
             if !included {
                 desired.excluded_users += 1;
-                continue;
+                return;
             }
         }
         let source_user_name = user.user_name.clone();
@@ -185,119 +242,130 @@ pub fn project(
                         });
                     }
                 }
-                included_user[u] = true;
+                self.included_user[u] = true;
                 desired.users.push(target);
             }
             Err(skip) => {
                 // The record stays as the target has it (if it has it): a field that
                 // went empty is a data problem to report, not a reason to deprovision.
+                let id = &self.user_ids[u];
                 desired
                     .skipped
-                    .push(format!("user {:?} skipped: {}", user_ids[u], skip.message));
-                desired.held_back.insert(user_ids[u].clone());
+                    .push(format!("user {id:?} skipped: {}", skip.message));
+                desired.held_back.insert(id.clone());
                 desired.skipped_users.push(SkippedUser {
-                    external_id: user_ids[u].clone(),
+                    external_id: id.clone(),
                     user_name: source_user_name,
                     field: skip.field,
                     expression: skip.expression,
                 });
-                included_user[u] = true;
+                self.included_user[u] = true;
             }
         }
     }
-    if mapping.groups.default_apply == DefaultApply::OnCreate {
-        desired.default_on_create = mapping.groups.default.clone();
-    }
 
-    // Groups.
-    let group_filters =
-        mapping.filter.include_groups.is_some() || mapping.filter.exclude_groups.is_some();
-    let mut included_group = vec![false; groups.len()];
-    for (g, group) in groups.iter().enumerate() {
-        if group.display_name.trim().is_empty() {
-            desired.skipped.push(format!(
-                "group {:?} skipped: its name is empty",
-                group.external_id
-            ));
-            continue;
-        }
-        if group_filters {
-            let context = group_context(group);
-            let included = mapping
-                .filter
-                .include_groups
-                .as_ref()
-                .is_none_or(|f| f.matches(&context))
-                && !mapping
-                    .filter
-                    .exclude_groups
-                    .as_ref()
-                    .is_some_and(|f| f.matches(&context));
-            if !included {
-                desired.excluded_groups += 1;
+    /// The groups and memberships, once every user is in.
+    pub fn finish(self) -> Desired {
+        let Projector {
+            mapping,
+            user_ids,
+            groups,
+            graph,
+            effective,
+            included_user,
+            mut desired,
+            ..
+        } = self;
+        // Groups.
+        let group_filters =
+            mapping.filter.include_groups.is_some() || mapping.filter.exclude_groups.is_some();
+        let mut included_group = vec![false; groups.len()];
+        for (g, group) in groups.iter().enumerate() {
+            if group.display_name.trim().is_empty() {
+                desired.skipped.push(format!(
+                    "group {:?} skipped: its name is empty",
+                    group.external_id
+                ));
                 continue;
             }
-        }
-        included_group[g] = true;
-    }
-
-    // Memberships.
-    for (g, group) in groups.iter().enumerate() {
-        if !included_group[g] {
-            continue;
-        }
-        let mut add = |kind: MemberKind, member: &str| {
-            desired.memberships.push(DesiredMembership {
-                group: group.external_id.clone(),
-                kind,
-                member: member.to_string(),
-            });
-        };
-        match (&mapping.nesting, &effective) {
-            (Nesting::Flatten, Some(effective)) => {
-                for &u in &effective[g] {
-                    if included_user[u as usize] {
-                        add(MemberKind::User, &user_ids[u as usize]);
-                    }
+            if group_filters {
+                let context = group_context(group);
+                let included = mapping
+                    .filter
+                    .include_groups
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&context))
+                    && !mapping
+                        .filter
+                        .exclude_groups
+                        .as_ref()
+                        .is_some_and(|f| f.matches(&context));
+                if !included {
+                    desired.excluded_groups += 1;
+                    continue;
                 }
             }
-            _ => {
-                // Direct members, bridging through excluded groups.
-                let mut visited = vec![g as u32];
-                let mut pending = vec![g as u32];
-                while let Some(current) = pending.pop() {
-                    for &u in &graph.direct_users[current as usize] {
+            included_group[g] = true;
+        }
+
+        // Memberships.
+        for (g, group) in groups.iter().enumerate() {
+            if !included_group[g] {
+                continue;
+            }
+            let mut add = |kind: MemberKind, member: &str| {
+                desired.memberships.push(DesiredMembership {
+                    group: group.external_id.clone(),
+                    kind,
+                    member: member.to_string(),
+                });
+            };
+            match (&mapping.nesting, &effective) {
+                (Nesting::Flatten, Some(effective)) => {
+                    for &u in &effective[g] {
                         if included_user[u as usize] {
                             add(MemberKind::User, &user_ids[u as usize]);
                         }
                     }
-                    for &c in &graph.child_groups[current as usize] {
-                        if c as usize == g {
-                            // A cycle through excluded groups back to this group.
-                            continue;
+                }
+                _ => {
+                    // Direct members, bridging through excluded groups.
+                    let mut visited = vec![g as u32];
+                    let mut pending = vec![g as u32];
+                    while let Some(current) = pending.pop() {
+                        for &u in &graph.direct_users[current as usize] {
+                            if included_user[u as usize] {
+                                add(MemberKind::User, &user_ids[u as usize]);
+                            }
                         }
-                        if included_group[c as usize] {
-                            add(MemberKind::Group, &groups[c as usize].external_id);
-                        } else if !visited.contains(&c) {
-                            visited.push(c);
-                            pending.push(c);
+                        for &c in &graph.child_groups[current as usize] {
+                            if c as usize == g {
+                                // A cycle through excluded groups back to this group.
+                                continue;
+                            }
+                            if included_group[c as usize] {
+                                add(MemberKind::Group, &groups[c as usize].external_id);
+                            } else if !visited.contains(&c) {
+                                visited.push(c);
+                                pending.push(c);
+                            }
                         }
                     }
                 }
             }
         }
-    }
-    for (g, group) in groups.into_iter().enumerate() {
-        if included_group[g] {
-            desired.groups.push(TargetGroup {
-                name: group_name(mapping, &group.display_name),
-                external_id: group.external_id,
-                description: group.description,
-                attributes: group.attributes,
-            });
+        for (g, group) in groups.into_iter().enumerate() {
+            if included_group[g] {
+                desired.groups.push(TargetGroup {
+                    name: group_name(mapping, &group.display_name),
+                    external_id: group.external_id,
+                    description: group.description,
+                    attributes: group.attributes,
+                });
+            }
         }
+        desired
     }
-    desired
 }
 
 /// Why a user was skipped: the required field that came out empty.
@@ -374,7 +442,7 @@ fn map_user(
         ));
     };
     let attributes = if a.custom.is_empty() {
-        user.attributes
+        Attributes::new(&user.attributes)
     } else {
         let mut custom = Map::new();
         if let Some(context) = context {
@@ -384,7 +452,7 @@ fn map_user(
                 }
             }
         }
-        custom
+        Attributes::new(&custom)
     };
     Ok(TargetUser {
         external_id: user.external_id,

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
-use crate::model::{MemberKind, SourceUser};
+use crate::model::{MemberKind, SourceGroup, SourceUser};
 use crate::pipeline::plan::Current;
-use crate::pipeline::{Desired, project as project_mapping};
+use crate::pipeline::{Desired, Projector, project as project_mapping};
 use crate::store::mirror;
 use crate::target::Owned;
 
@@ -30,9 +30,19 @@ pub(super) async fn project(
 ) -> Result<Projected, SyncError> {
     let id = ctx.connector_id;
     let Some(scope) = &mut staged.scope else {
-        let users = mirror::load_all(conn, id).await?;
-        let groups = mirror::load_all(conn, id).await?;
-        let desired = project_mapping(ctx.mapping, active_only(ctx, users), groups);
+        // Users stream through the projection one at a time: a full run never holds
+        // every source user parsed (the largest share of its memory before).
+        let groups = mirror::load_all::<SourceGroup>(conn, id).await?;
+        let user_ids = mirror::ids::<SourceUser>(conn, id).await?;
+        let mut projector = Projector::new(ctx.mapping, user_ids, groups);
+        let inactive_out = ctx.options.inactive_is_removal;
+        mirror::for_each(conn, id, |user: SourceUser| {
+            if user.active || !inactive_out {
+                projector.user(user);
+            }
+        })
+        .await?;
+        let desired = projector.finish();
         return Ok(Projected {
             desired,
             scoped_current: None,

@@ -51,7 +51,9 @@ pub use store::{
     MirrorState, delete_groups, delete_users, load_groups_by_ids, load_state, load_users_by_ids,
     save_state, save_state_into, upsert_groups, upsert_users,
 };
-pub(crate) use store::{Mirrored, ToWrite, hashes, insert_new_at, load_all, upsert_at};
+pub(crate) use store::{
+    Mirrored, ToWrite, for_each, hashes, ids, insert_new_at, load_all, upsert_at,
+};
 
 use std::collections::{HashMap, HashSet};
 

@@ -391,17 +391,46 @@ pub(crate) async fn load_all<T: Mirrored>(
     conn: &mut AnyConnection,
     connector: &str,
 ) -> Result<Vec<T>, DbError> {
+    let mut records = Vec::new();
+    for_each(conn, connector, |record| records.push(record)).await?;
+    Ok(records)
+}
+
+/// Hands every mirrored record of the kind of the connector to `each`, one at a time in
+/// external id order, parsed as it streams in: a caller that keeps less than the record
+/// never holds them all parsed.
+pub(crate) async fn for_each<T: Mirrored>(
+    conn: &mut AnyConnection,
+    connector: &str,
+    mut each: impl FnMut(T),
+) -> Result<(), DbError> {
     let sql = format!(
         "SELECT data FROM {} WHERE connector = $1 ORDER BY external_id",
         T::LAYOUT.resource.table()
     );
-    let mut records = Vec::new();
     each_row(conn, sql, connector, "reading the mirror", |row| {
-        records.push(decode(row)?);
+        each(decode(row)?);
+        Ok(())
+    })
+    .await
+}
+
+/// The external ids of every mirrored record of the kind of the connector.
+pub(crate) async fn ids<T: Mirrored>(
+    conn: &mut AnyConnection,
+    connector: &str,
+) -> Result<Vec<String>, DbError> {
+    let sql = format!(
+        "SELECT external_id FROM {} WHERE connector = $1",
+        T::LAYOUT.resource.table()
+    );
+    let mut ids = Vec::new();
+    each_row(conn, sql, connector, "reading mirror ids", |row| {
+        ids.push(row.try_get(0).context("reading mirror ids")?);
         Ok(())
     })
     .await?;
-    Ok(records)
+    Ok(ids)
 }
 
 /// The mirrored users of the connector with the given external ids (those that exist).

@@ -74,7 +74,7 @@ impl Stored for TargetUser {
             Val::OptText(self.family_name.clone()),
             Val::OptText(self.email.clone()),
             Val::Bool(self.active),
-            Val::Text(json(&self.attributes)),
+            Val::Text(self.attributes.as_str().to_string()),
         ]);
     }
 }
