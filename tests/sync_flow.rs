@@ -1,7 +1,7 @@
 //! Runs of the sync engine against a real database (SQLite always, PostgreSQL when
 //! configured): creates, updates, removals, conflicts, safety limits, atomicity.
 
-use idsync::config::{MappingConfig, OnRemove};
+use idsync::config::{MappingConfig, Nesting, OnRemove};
 use idsync::connectors::{ReadMode, SourceBatch};
 use idsync::db::Db;
 use idsync::model::MemberRef;
@@ -412,6 +412,110 @@ async fn nested_groups_with_a_cycle_resolve(db: TestDb) {
     }
 }
 on_both_backends!(nested_groups_with_a_cycle_resolve);
+
+async fn inactive_users_are_left_out_of_a_full_projection_when_they_count_as_removed(db: TestDb) {
+    // SCIM tenants see `active: false` as a removal. A full projection streams users from
+    // the mirror and leaves such a user out of the target and of every group, nested or
+    // flattened, as if the source had not listed it.
+    let mut people = users(4);
+    people[2].active = false;
+    let mut source = directory();
+    source
+        .batches
+        .retain(|b| !matches!(b, SourceBatch::Users(_)));
+    source.batches.insert(0, SourceBatch::Users(people));
+    let options = RunOptions {
+        inactive_is_removal: true,
+        ..RunOptions::default()
+    };
+    let mut m = mapping(OnRemove::Disable);
+    let report = run_with(&db, "hr", &source, &m, options).await.unwrap();
+    assert_eq!(report.projection, Some("full"));
+    // The flattened mapping is a new fingerprint: the reconcile projects the whole mirror.
+    m.nesting = Nesting::Flatten;
+    let flattened = sync::reconcile(&db, "hr", &m, options, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(flattened.projection, Some("full"));
+    for report in [&report, &flattened] {
+        assert_eq!(report.excluded_users, 0, "not counted as excluded");
+    }
+    assert_eq!(report.counts.users_created, 3);
+    let names: Vec<String> = user_names(&db).await.into_iter().map(|u| u.0).collect();
+    assert!(!names.contains(&"user2@example.com".to_string()));
+    assert_eq!(
+        effective(&db, "Engineering").await,
+        vec!["user0@example.com"]
+    );
+    assert_eq!(
+        effective(&db, "Everyone").await,
+        vec![
+            "user0@example.com",
+            "user1@example.com",
+            "user3@example.com"
+        ]
+    );
+    // Platform's only member is the inactive user.
+    assert!(effective(&db, "Platform").await.is_empty());
+}
+on_both_backends!(inactive_users_are_left_out_of_a_full_projection_when_they_count_as_removed);
+
+async fn a_merge_larger_than_its_chunk_writes_every_changed_user(db: TestDb) {
+    // The merge parses back and writes changed users 2,000 at a time.
+    let m = mapping(OnRemove::Disable);
+    // The mirror's e-mail index reads the source attributes' `emails` (as SCIM pushes
+    // them): each user carries its address there too.
+    let with_address = |person: &mut idsync::model::SourceUser, address: String| {
+        person.emails[0].value = address.clone();
+        person.attributes.insert(
+            "emails".into(),
+            serde_json::json!([{"value": address, "type": "work"}]),
+        );
+    };
+    let mut people = users(2_500);
+    for person in &mut people {
+        let address = person.emails[0].value.clone();
+        with_address(person, address);
+    }
+    let report = run(&db, "hr", &Scripted::full(people.clone(), vec![]), &m).await;
+    assert_eq!(report.counts.users_created, 2_500);
+    // 2,001 users get a new address; 499 stay as they were.
+    for person in people.iter_mut().take(2_001) {
+        let address = format!("new-{}", person.emails[0].value);
+        with_address(person, address);
+    }
+    let report = run(&db, "hr", &Scripted::full(people, vec![]), &m).await;
+    assert_eq!(report.counts.users_updated, 2_001);
+    assert_eq!(
+        report.counts.users_created + report.counts.users_disabled,
+        0
+    );
+    // The mirror's e-mail index follows on both sides of the chunk boundary.
+    let mut conn = db.pool().acquire().await.unwrap();
+    for (filter, expected) in [
+        (r#"emails.value eq "new-user1999@example.com""#, 1),
+        (r#"emails.value eq "new-user2000@example.com""#, 1),
+        (r#"emails.value eq "user2000@example.com""#, 0),
+        (r#"emails.value eq "user2001@example.com""#, 1),
+        (r#"emails.value sw "new-""#, 2_001),
+    ] {
+        let parsed = idsync::filter::parse_filter(filter).unwrap();
+        let (total, _) =
+            idsync::store::mirror::query::find_users(&mut conn, "hr", Some(&parsed), 1, 1)
+                .await
+                .unwrap();
+        assert_eq!(total, expected, "{filter}");
+    }
+    // The target took every new address.
+    let renamed = query::list_users(db.pool(), None, 3_000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.email.as_deref().is_some_and(|e| e.starts_with("new-")))
+        .count();
+    assert_eq!(renamed, 2_001);
+}
+on_both_backends!(a_merge_larger_than_its_chunk_writes_every_changed_user);
 
 async fn delta_reads_apply_changes_and_keep_the_checkpoint(db: TestDb) {
     let m = mapping(OnRemove::Disable);

@@ -53,8 +53,12 @@ impl Attributes {
     pub fn new(map: &Map<String, Value>) -> Attributes {
         match serde_json::value::to_raw_value(map) {
             Ok(raw) => Attributes(raw),
-            // Serialising a map with string keys cannot fail.
-            Err(_) => Attributes(RawValue::NULL.to_owned()),
+            // Serialising a map with string keys cannot fail; were it to, the text is
+            // what the target stored for no attributes before (`{}`), not `null`.
+            Err(_) => Attributes(
+                RawValue::from_string("{}".to_string())
+                    .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+            ),
         }
     }
 

@@ -106,8 +106,9 @@ fn group_name(mapping: &MappingConfig, source_name: &str) -> String {
     }
 }
 
-/// Projects a connector's mirrored source through its mapping. Takes the records by value
-/// so that their attributes move into the target records instead of being copied.
+/// Projects a connector's mirrored source through its mapping. Takes the users by value
+/// so that each is dropped once projected (its attributes become the target user's JSON
+/// text) and the groups' attributes move into the target groups.
 pub fn project(
     mapping: &MappingConfig,
     users: Vec<SourceUser>,
@@ -125,7 +126,8 @@ pub fn project(
 /// user parsed at once: [`Projector::new`] takes the ids of every user the projection
 /// covers (membership is decided on the whole graph) and the groups, [`Projector::user`]
 /// each of those users in any order, [`Projector::finish`] the memberships and groups.
-/// Users not handed in (a SCIM tenant's inactive ones) are left out like excluded ones.
+/// A user not handed in (a SCIM tenant's inactive one) is in no group and not in the
+/// target, as if the source had not listed it; it does not count as excluded.
 pub struct Projector<'a> {
     mapping: &'a MappingConfig,
     /// Every user's external id, sorted: the user indices of the graph.
