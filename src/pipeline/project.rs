@@ -148,9 +148,7 @@ impl<'a> Projector<'a> {
         mut user_ids: Vec<String>,
         groups: Vec<SourceGroup>,
     ) -> Projector<'a> {
-        if !user_ids.is_sorted() {
-            user_ids.sort();
-        }
+        user_ids.sort();
         user_ids.dedup();
         let graph = SourceGraph::new(&user_ids, &groups);
         let effective = (needs_user_groups(mapping) || mapping.nesting == Nesting::Flatten)

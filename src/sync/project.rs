@@ -35,9 +35,8 @@ pub(super) async fn project(
         let groups = mirror::load_all::<SourceGroup>(conn, id).await?;
         let user_ids = mirror::ids::<SourceUser>(conn, id).await?;
         let mut projector = Projector::new(ctx.mapping, user_ids, groups);
-        let inactive_out = ctx.options.inactive_is_removal;
         mirror::for_each(conn, id, |user: SourceUser| {
-            if user.active || !inactive_out {
+            if projected(ctx, &user) {
                 projector.user(user);
             }
         })
@@ -100,10 +99,15 @@ pub(super) async fn project(
     })
 }
 
-/// SCIM tenants see inactive users as removed.
+/// Whether `user` is projected: SCIM tenants see inactive users as removed.
+fn projected(ctx: &RunContext<'_>, user: &SourceUser) -> bool {
+    user.active || !ctx.options.inactive_is_removal
+}
+
+/// The users of `users` that are projected.
 fn active_only(ctx: &RunContext<'_>, users: Vec<SourceUser>) -> Vec<SourceUser> {
     match ctx.options.inactive_is_removal {
-        true => users.into_iter().filter(|u| u.active).collect(),
+        true => users.into_iter().filter(|u| projected(ctx, u)).collect(),
         false => users,
     }
 }

@@ -122,7 +122,6 @@ pub async fn merge(
                 message: e.to_string(),
             })?;
             outcome.changed_user_ids.push(user.external_id.clone());
-            seen_users.insert(user.external_id);
             changed_users.push(ToWrite {
                 record,
                 hash,
@@ -132,9 +131,8 @@ pub async fn merge(
                 let chunk = std::mem::take(&mut changed_users);
                 store::upsert_buffered_users(conn, connector, chunk, &now).await?;
             }
-        } else {
-            seen_users.insert(user.external_id);
         }
+        seen_users.insert(user.external_id);
     }
     outcome.users_upserted = outcome.changed_user_ids.len() as u64;
     store::upsert_buffered_users(conn, connector, changed_users, &now).await?;
