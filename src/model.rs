@@ -119,7 +119,12 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
 /// The content hash of a record already serialised (`content_hash` of the record is this
 /// of its JSON).
 pub fn hash_bytes(json: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(json))
+    hash_text(xxhash_rust::xxh3::xxh3_128(json))
+}
+
+/// A content hash as the mirror and the target store it: 32 hex digits.
+pub fn hash_text(hash: u128) -> String {
+    format!("{hash:032x}")
 }
 
 /// "a string", "an array", … : the JSON type of a value, for error messages.

@@ -53,6 +53,15 @@ pub enum DbError {
     /// never migrate).
     #[error("{0}")]
     Schema(String),
+    /// The temporary file a large read is set aside in (see `store::mirror`'s spool).
+    #[error(
+        "the temporary file holding the read (in TMPDIR, or /tmp) failed while {context}: {source}"
+    )]
+    Spool {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("stored data is corrupt ({context}): {message}")]
     Corrupt {
         context: &'static str,

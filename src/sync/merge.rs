@@ -29,11 +29,8 @@ pub(super) async fn merge(
     }
     let empty_full_read = read.empty_full();
     let Read {
-        mut buffer,
-        summary,
-        ..
+        buffer, summary, ..
     } = read;
-    let mut warnings = std::mem::take(&mut buffer.warnings);
     let records_read = buffer.records_read;
     let mut merged = mirror::merge(conn, ctx.connector_id, buffer, &summary).await?;
     info!(
@@ -44,7 +41,7 @@ pub(super) async fn merge(
         groups_removed = merged.groups_removed,
         "mirror merged"
     );
-    warnings.append(&mut merged.warnings);
+    let warnings = std::mem::take(&mut merged.warnings);
     let affected = affected(conn, ctx, &mut merged).await?;
     let change = scope::Change {
         users: affected.users.len(),

@@ -24,8 +24,8 @@ impl Read {
     /// A complete full read that found no record at all.
     pub fn empty_full(&self) -> bool {
         self.summary.mode == ReadMode::Full
-            && self.buffer.users.is_empty()
-            && self.buffer.groups.is_empty()
+            && self.buffer.user_count() == 0
+            && self.buffer.group_count() == 0
     }
 }
 
@@ -165,7 +165,7 @@ pub(super) mod tests {
             Some(Some("before".to_string()))
         );
         assert_eq!(read.from.as_deref(), Some("before"));
-        assert_eq!(read.buffer.users.len(), 2);
+        assert_eq!(read.buffer.user_count(), 2);
         assert_eq!(*counted.0.lock().unwrap(), vec![2]);
         assert!(!read.empty_full());
     }

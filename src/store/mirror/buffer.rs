@@ -2,76 +2,72 @@
 //! duplicate external ids in one full snapshot are an error (in a delta, where an API may
 //! send an object twice, the last occurrence wins, and a removal after an update removes);
 //! a group listing itself, and members that reference records the read never produced, are
-//! warnings.
+//! warnings (given as the merge reads the groups back).
 //!
-//! Users are held serialised ([`BufferedUser`]): the mirror stores and hashes exactly
-//! those bytes, and a parsed user with its source attributes takes several times the
-//! memory of its JSON (at 100,000 users the buffer went from about 320 MiB to a third of
-//! that; see docs/PERFORMANCE.md).
+//! Records are held serialised, the way the mirror stores them, in a [`Spool`] (memory up
+//! to a limit, then a temporary file); the buffer itself keeps each record's id, where its
+//! bytes are and, for users, their content hash. A parsed record takes several times the
+//! memory of its JSON, and a million users' JSON alone is about 400 MB (see
+//! docs/PERFORMANCE.md).
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
 use crate::connectors::{BatchSink, ReadMode, SinkError, SourceBatch};
-use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, hash_bytes};
+use crate::db::DbError;
+use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser};
 
-/// A user as read, serialised the way the mirror stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BufferedUser {
-    pub external_id: String,
-    /// The user as JSON: what the mirror's `data` column holds.
-    pub data: Box<str>,
+use super::spool::{MEMORY_LIMIT, Spool, SpoolReader, Spot};
+
+/// A record as read: its id, where its JSON is in the spool, and the content hash of that
+/// JSON (for a user, what the mirror compares; a group's is taken again after the member
+/// checks).
+#[derive(Debug, Clone)]
+pub struct Buffered {
+    pub external_id: Box<str>,
+    spot: Spot,
+    hash: u128,
 }
 
-impl BufferedUser {
-    /// Serialises `user`, through `scratch` so that the text is allocated once, at its
-    /// size (serialising straight into a `String` grows it several times, then shrinks it).
-    pub fn new(user: &SourceUser, scratch: &mut Vec<u8>) -> Result<BufferedUser, SinkError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            SinkError(format!(
-                "user {:?} could not be serialised: {e}",
-                user.external_id
-            ))
-        };
-        scratch.clear();
-        serde_json::to_writer(&mut *scratch, user).map_err(|e| failed(&e))?;
-        let data = std::str::from_utf8(scratch).map_err(|e| failed(&e))?;
-        Ok(BufferedUser {
-            external_id: user.external_id.clone(),
-            data: Box::from(data),
-        })
-    }
-
-    /// The user's content hash: `model::content_hash` of the user.
+impl Buffered {
+    /// The content hash, as the mirror stores it (`model::content_hash` of the record).
     pub fn hash(&self) -> String {
-        hash_bytes(self.data.as_bytes())
+        crate::model::hash_text(self.hash)
     }
+}
 
-    /// The user again.
-    pub fn record(&self) -> Result<SourceUser, serde_json::Error> {
-        serde_json::from_str(&self.data)
-    }
+/// The records of one kind: in the order read, their positions by id, and the ids a
+/// delta reported removed.
+#[derive(Default)]
+struct Records {
+    read: Vec<Buffered>,
+    positions: HashMap<Box<str>, usize>,
+    removed: Vec<String>,
 }
 
 /// The records of one read, held until the read is known to be complete.
-#[derive(Default)]
 pub struct ReadBuffer {
-    pub users: Vec<BufferedUser>,
-    pub groups: Vec<SourceGroup>,
-    pub removed_users: Vec<String>,
-    pub removed_groups: Vec<String>,
+    spool: Spool,
+    /// Serialisation scratch, so that a record's JSON is not allocated per record.
+    scratch: Vec<u8>,
+    users: Records,
+    groups: Records,
     pub member_changes: Vec<(String, Vec<MemberRef>, Vec<MemberRef>)>,
     /// Delta reads that listed every id of a kind ([`SourceBatch::Present`]): those ids.
     pub present_users: Option<HashSet<String>>,
     pub present_groups: Option<HashSet<String>>,
-    /// external id -> position in `users` / `groups`.
-    user_ids: HashMap<String, usize>,
-    group_ids: HashMap<String, usize>,
     /// The first id sent twice, if any.
     duplicate: Option<String>,
+    /// How the read ended ([`ReadBuffer::finish`]).
+    mode: Option<ReadMode>,
     pub records_read: u64,
-    pub warnings: Vec<String>,
+}
+
+impl Default for ReadBuffer {
+    fn default() -> Self {
+        Self::with_memory_limit(MEMORY_LIMIT)
+    }
 }
 
 impl ReadBuffer {
@@ -79,65 +75,190 @@ impl ReadBuffer {
         Self::default()
     }
 
-    /// Checks the read once it is complete. For a full read, an id sent twice fails the
-    /// read and every member must be a record of this read; for a delta, references are
-    /// checked against the mirror when it is merged. Dangling members and self-membership
-    /// are dropped with a warning.
+    /// A buffer that moves its records to a temporary file past `limit` bytes.
+    pub fn with_memory_limit(limit: usize) -> Self {
+        ReadBuffer {
+            spool: Spool::new(limit),
+            scratch: Vec::with_capacity(1024),
+            users: Records::default(),
+            groups: Records::default(),
+            member_changes: Vec::new(),
+            present_users: None,
+            present_groups: None,
+            duplicate: None,
+            mode: None,
+            records_read: 0,
+        }
+    }
+
+    /// Users and groups held (after [`ReadBuffer::finish`], those not removed later in
+    /// the read).
+    pub fn user_count(&self) -> usize {
+        self.users.read.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.read.len()
+    }
+
+    /// Whether the records went to a temporary file.
+    pub fn spilled(&self) -> bool {
+        self.spool.spilled()
+    }
+
+    /// Checks the read once it is complete: for a full read, an id sent twice fails the
+    /// read. Records removed later in a delta than they were sent are dropped. Members
+    /// are checked as the merge reads the groups back ([`Drain::group`]).
     pub fn finish(&mut self, mode: ReadMode) -> Result<(), SinkError> {
         if mode == ReadMode::Full
             && let Some(id) = &self.duplicate
         {
             return Err(SinkError(format!("duplicate id {id:?} in one snapshot")));
         }
-        // Records removed later in a delta than they were sent are not upserted.
-        let removed_users: HashSet<&String> = self.removed_users.iter().collect();
-        self.users
-            .retain(|u| !removed_users.contains(&u.external_id));
-        let removed_groups: HashSet<&String> = self.removed_groups.iter().collect();
-        self.groups
-            .retain(|g| !removed_groups.contains(&g.external_id));
-        let mut warnings = Vec::new();
-        for group in &mut self.groups {
-            let group_id = group.external_id.clone();
-            let user_ids = &self.user_ids;
-            let group_ids = &self.group_ids;
-            group.members.retain(|member| {
-                if member.kind == MemberKind::Group && member.id == group_id {
-                    warnings.push(format!(
-                        "group {group_id:?} lists itself as a member; the self-membership is ignored"
-                    ));
-                    return false;
-                }
-                if mode == ReadMode::Delta {
-                    return true;
-                }
-                let known = match member.kind {
-                    MemberKind::User => user_ids.contains_key(&member.id),
-                    MemberKind::Group => group_ids.contains_key(&member.id),
-                };
-                if !known {
-                    warnings.push(format!(
-                        "group {group_id:?} has member {} {:?} that is not in the source; the member is ignored",
-                        member.kind.as_str(),
-                        member.id
-                    ));
-                }
-                known
-            });
-            let mut seen = HashSet::with_capacity(group.members.len());
-            group.members.retain(|m| seen.insert(m.clone()));
+        for records in [&mut self.users, &mut self.groups] {
+            let removed: HashSet<&str> = records.removed.iter().map(String::as_str).collect();
+            if !removed.is_empty() {
+                records
+                    .read
+                    .retain(|r| !removed.contains(r.external_id.as_ref()));
+            }
         }
-        self.warnings.extend(warnings);
+        self.mode = Some(mode);
         Ok(())
+    }
+
+    /// The read, for the merge to take apart.
+    pub(super) fn drain(self) -> Result<Drain, DbError> {
+        let reader = self.spool.reader().map_err(|source| DbError::Spool {
+            context: "opening it for the merge",
+            source,
+        })?;
+        Ok(Drain {
+            users: self.users.read,
+            groups: self.groups.read,
+            removed_users: self.users.removed,
+            removed_groups: self.groups.removed,
+            member_changes: self.member_changes,
+            present_users: self.present_users,
+            present_groups: self.present_groups,
+            reader,
+            user_ids: self.users.positions,
+            group_ids: self.groups.positions,
+            mode: self.mode.unwrap_or(ReadMode::Delta),
+        })
+    }
+
+    /// Serialises `record` into the spool.
+    fn spool<T: serde::Serialize>(
+        &mut self,
+        record: &T,
+        external_id: &str,
+        noun: &str,
+    ) -> Result<Buffered, SinkError> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, record).map_err(|e| {
+            SinkError(format!(
+                "{noun} {external_id:?} could not be serialised: {e}"
+            ))
+        })?;
+        let spot = self.spool.push(&self.scratch).map_err(|e| {
+            SinkError(format!(
+                "{noun} {external_id:?} could not be set aside in a temporary file \
+                 (in TMPDIR, or /tmp): {e}"
+            ))
+        })?;
+        Ok(Buffered {
+            external_id: external_id.into(),
+            spot,
+            hash: xxhash_rust::xxh3::xxh3_128(&self.scratch),
+        })
     }
 }
 
-/// One kind's records, their positions by external id, and the ids reported removed.
-type Kind<'a, T> = (
-    &'a mut Vec<T>,
-    &'a mut HashMap<String, usize>,
-    &'a mut Vec<String>,
-);
+/// A finished read, taken apart by the merge: the records in the order read, read back
+/// one at a time.
+pub(super) struct Drain {
+    pub users: Vec<Buffered>,
+    pub groups: Vec<Buffered>,
+    pub removed_users: Vec<String>,
+    pub removed_groups: Vec<String>,
+    pub member_changes: Vec<(String, Vec<MemberRef>, Vec<MemberRef>)>,
+    pub present_users: Option<HashSet<String>>,
+    pub present_groups: Option<HashSet<String>>,
+    reader: SpoolReader,
+    user_ids: HashMap<Box<str>, usize>,
+    group_ids: HashMap<Box<str>, usize>,
+    mode: ReadMode,
+}
+
+impl Drain {
+    /// The user at `buffered`, and its JSON as read.
+    pub fn user(&mut self, buffered: &Buffered) -> Result<(SourceUser, Box<str>), DbError> {
+        let bytes = self.bytes(buffered)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let user = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        Ok((user, Box::from(text)))
+    }
+
+    /// The group at `buffered`, its members checked: a self-membership is dropped, and so
+    /// is, in a full read, a member that is not a record of the read (each with a warning
+    /// in `warnings`); a member listed twice is kept once. For a delta, references are
+    /// checked against the mirror when it is merged.
+    pub fn group(
+        &mut self,
+        buffered: &Buffered,
+        warnings: &mut Vec<String>,
+    ) -> Result<SourceGroup, DbError> {
+        let bytes = self.bytes(buffered)?;
+        let mut group: SourceGroup =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let group_id = &group.external_id;
+        let full = self.mode == ReadMode::Full;
+        let (user_ids, group_ids) = (&self.user_ids, &self.group_ids);
+        group.members.retain(|member| {
+            if member.kind == MemberKind::Group && &member.id == group_id {
+                warnings.push(format!(
+                    "group {group_id:?} lists itself as a member; the self-membership is ignored"
+                ));
+                return false;
+            }
+            if !full {
+                return true;
+            }
+            let known = match member.kind {
+                MemberKind::User => user_ids.contains_key(member.id.as_str()),
+                MemberKind::Group => group_ids.contains_key(member.id.as_str()),
+            };
+            if !known {
+                warnings.push(format!(
+                    "group {group_id:?} has member {} {:?} that is not in the source; the member is ignored",
+                    member.kind.as_str(),
+                    member.id
+                ));
+            }
+            known
+        });
+        let mut seen = HashSet::with_capacity(group.members.len());
+        group.members.retain(|m| seen.insert(m.clone()));
+        Ok(group)
+    }
+
+    fn bytes(&mut self, buffered: &Buffered) -> Result<&[u8], DbError> {
+        self.reader
+            .get(buffered.spot)
+            .map_err(|source| DbError::Spool {
+                context: "reading a record back",
+                source,
+            })
+    }
+}
+
+fn corrupt(message: String) -> DbError {
+    DbError::Corrupt {
+        context: "reading back a buffered record",
+        message,
+    }
+}
 
 /// Fails the read when a record of `batch` (`noun`; external id and name by
 /// `id_and_name`) has an empty id.
@@ -152,28 +273,23 @@ fn check_ids<T>(
     }
 }
 
-/// Buffers `records` of one kind (external id by `id_of`): each replaces one read before
-/// under its id (noting the first id sent twice), and its id is no longer removed when a
-/// removal came earlier in the read.
-fn keep<T>(
-    (records, positions, removed): Kind<'_, T>,
-    duplicate: &mut Option<String>,
-    batch: impl IntoIterator<Item = T>,
-    id_of: fn(&T) -> &str,
-) {
-    for record in batch {
-        let id = id_of(&record);
-        if !removed.is_empty() {
-            removed.retain(|r| r != id);
+impl Records {
+    /// Keeps `record`: it replaces one read before under its id (noting the first id sent
+    /// twice in `duplicate`), and its id is no longer removed when a removal came earlier
+    /// in the read.
+    fn keep(&mut self, duplicate: &mut Option<String>, record: Buffered) {
+        let id = &record.external_id;
+        if !self.removed.is_empty() {
+            self.removed.retain(|r| r.as_str() != id.as_ref());
         }
-        match positions.get(id) {
+        match self.positions.get(id) {
             Some(&pos) => {
                 duplicate.get_or_insert_with(|| id.to_string());
-                records[pos] = record;
+                self.read[pos] = record;
             }
             None => {
-                positions.insert(id.to_string(), records.len());
-                records.push(record);
+                self.positions.insert(id.clone(), self.read.len());
+                self.read.push(record);
             }
         }
     }
@@ -186,26 +302,21 @@ impl BatchSink for ReadBuffer {
         match batch {
             SourceBatch::Users(users) => {
                 check_ids(&users, "user", |u| (&u.external_id, &u.user_name))?;
-                let mut scratch = Vec::with_capacity(1024);
-                let users = users
-                    .iter()
-                    .map(|u| BufferedUser::new(u, &mut scratch))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let kind = (&mut self.users, &mut self.user_ids, &mut self.removed_users);
-                keep(kind, &mut self.duplicate, users, |u| &u.external_id);
+                for user in &users {
+                    let buffered = self.spool(user, &user.external_id, "user")?;
+                    self.users.keep(&mut self.duplicate, buffered);
+                }
             }
             SourceBatch::Groups(groups) => {
-                let kind = (
-                    &mut self.groups,
-                    &mut self.group_ids,
-                    &mut self.removed_groups,
-                );
                 check_ids(&groups, "group", |g| (&g.external_id, &g.display_name))?;
-                keep(kind, &mut self.duplicate, groups, |g| &g.external_id);
+                for group in &groups {
+                    let buffered = self.spool(group, &group.external_id, "group")?;
+                    self.groups.keep(&mut self.duplicate, buffered);
+                }
             }
             SourceBatch::Removed { users, groups } => {
-                self.removed_users.extend(users);
-                self.removed_groups.extend(groups);
+                self.users.removed.extend(users);
+                self.groups.removed.extend(groups);
             }
             SourceBatch::MemberChanges {
                 group,
@@ -256,8 +367,20 @@ pub(super) mod tests {
         }
     }
 
-    #[test]
-    fn a_buffered_user_hashes_and_reads_back_as_the_user_itself() {
+    /// Reads `batches` as one read of `mode` into a buffer that keeps `limit` bytes in
+    /// memory, and takes it apart as the merge does.
+    async fn drained(batches: Vec<SourceBatch>, mode: ReadMode, limit: usize) -> Drain {
+        let mut buffer = ReadBuffer::with_memory_limit(limit);
+        for batch in batches {
+            buffer.accept(batch).await.unwrap();
+        }
+        buffer.finish(mode).unwrap();
+        assert_eq!(buffer.spilled(), limit != usize::MAX);
+        buffer.drain().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_buffered_user_hashes_and_reads_back_as_the_user_itself() {
         let mut u = user("u1");
         u.display_name = Some("Zoë \"Z\" Ångström\u{1F600}".into());
         u.attributes = serde_json::json!({
@@ -267,12 +390,59 @@ pub(super) mod tests {
         .as_object()
         .unwrap()
         .clone();
-        let buffered = BufferedUser::new(&u, &mut Vec::new()).unwrap();
-        assert_eq!(buffered.external_id, "u1");
-        assert_eq!(buffered.hash(), crate::model::content_hash(&u));
-        let back = buffered.record().unwrap();
-        assert_eq!(back, u);
-        assert_eq!(crate::model::content_hash(&back), buffered.hash());
+        // Held in memory, and set aside in a file.
+        for limit in [usize::MAX, 0] {
+            let batches = vec![SourceBatch::Users(vec![u.clone()])];
+            let mut read = drained(batches, ReadMode::Full, limit).await;
+            let buffered = read.users[0].clone();
+            assert_eq!(buffered.external_id.as_ref(), "u1");
+            assert_eq!(buffered.hash(), crate::model::content_hash(&u));
+            let (back, data) = read.user(&buffered).unwrap();
+            assert_eq!(back, u);
+            assert_eq!(data.as_ref(), serde_json::to_string(&u).unwrap());
+            assert_eq!(crate::model::content_hash(&back), buffered.hash());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_set_aside_in_a_file_reads_back_as_one_held_in_memory() {
+        let batches = || {
+            vec![
+                SourceBatch::Users((0..300).map(|i| user(&format!("u{i}"))).collect()),
+                SourceBatch::Groups(
+                    (0..30)
+                        .map(|g| {
+                            let members = (0..10)
+                                .map(|m| MemberRef::user(format!("u{}", g * 10 + m)))
+                                .collect();
+                            group(&format!("g{g}"), members)
+                        })
+                        .collect(),
+                ),
+            ]
+        };
+        // All in memory; all in a file; the first records in memory, then moved.
+        let mut reads = Vec::new();
+        for limit in [usize::MAX, 0, 2_000] {
+            let mut read = drained(batches(), ReadMode::Full, limit).await;
+            let users = std::mem::take(&mut read.users);
+            let groups = std::mem::take(&mut read.groups);
+            let mut warnings = Vec::new();
+            let users: Vec<(SourceUser, String)> = users
+                .iter()
+                .map(|b| (read.user(b).unwrap().0, b.hash()))
+                .collect();
+            let groups: Vec<SourceGroup> = groups
+                .iter()
+                .map(|b| read.group(b, &mut warnings).unwrap())
+                .collect();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            reads.push((users, groups));
+        }
+        assert_eq!(reads[0].0.len(), 300);
+        assert_eq!(reads[0].1[29].members.len(), 10);
+        assert_eq!(reads[0], reads[1]);
+        assert_eq!(reads[0], reads[2]);
     }
 
     #[tokio::test]
@@ -307,7 +477,6 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn in_a_delta_the_last_event_wins() {
-        let mut buffer = ReadBuffer::new();
         let mut renamed = user("u1");
         renamed.user_name = "second@example.com".into();
         let batches = vec![
@@ -319,47 +488,64 @@ pub(super) mod tests {
             },
             SourceBatch::Users(vec![user("u3")]),
         ];
-        for batch in batches {
-            buffer.accept(batch).await.unwrap();
-        }
-        buffer.finish(ReadMode::Delta).unwrap();
-        let names: Vec<String> = buffer
-            .users
+        let mut read = drained(batches, ReadMode::Delta, usize::MAX).await;
+        let names: Vec<String> = std::mem::take(&mut read.users)
             .iter()
-            .map(|u| u.record().unwrap().user_name)
+            .map(|u| read.user(u).unwrap().0.user_name)
             .collect();
         assert_eq!(names, vec!["second@example.com", "u3@example.com"]);
-        assert_eq!(buffer.removed_users, vec!["u2".to_string()]);
+        assert_eq!(read.removed_users, vec!["u2".to_string()]);
     }
 
     #[tokio::test]
     async fn self_membership_and_dangling_members_are_dropped_with_warnings() {
-        let mut buffer = ReadBuffer::new();
-        buffer
-            .accept(SourceBatch::Users(vec![user("u1")]))
-            .await
-            .unwrap();
-        buffer
-            .accept(SourceBatch::Groups(vec![group(
-                "g1",
-                vec![
-                    MemberRef::user("u1"),
-                    MemberRef::user("u1"),
-                    MemberRef::group("g1"),
-                    MemberRef::user("ghost"),
-                ],
-            )]))
-            .await
-            .unwrap();
-        buffer.finish(ReadMode::Full).unwrap();
-        assert_eq!(buffer.groups[0].members, vec![MemberRef::user("u1")]);
+        let members = vec![
+            MemberRef::user("u1"),
+            MemberRef::user("u1"),
+            MemberRef::group("g1"),
+            MemberRef::user("ghost"),
+        ];
+        let batches = || {
+            vec![
+                SourceBatch::Users(vec![user("u1")]),
+                SourceBatch::Groups(vec![group("g1", members.clone())]),
+            ]
+        };
+        let mut read = drained(batches(), ReadMode::Full, usize::MAX).await;
+        let mut warnings = Vec::new();
+        let g1 = read.groups[0].clone();
         assert_eq!(
-            buffer.warnings,
+            read.group(&g1, &mut warnings).unwrap().members,
+            vec![MemberRef::user("u1")]
+        );
+        assert_eq!(
+            warnings,
             vec![
                 "group \"g1\" lists itself as a member; the self-membership is ignored",
                 "group \"g1\" has member user \"ghost\" that is not in the source; the member is ignored",
             ]
         );
+        // A delta's references are checked against the mirror, not the read.
+        let mut read = drained(batches(), ReadMode::Delta, usize::MAX).await;
+        let mut warnings = Vec::new();
+        let g1 = read.groups[0].clone();
+        assert_eq!(
+            read.group(&g1, &mut warnings).unwrap().members,
+            vec![MemberRef::user("u1"), MemberRef::user("ghost")]
+        );
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn records_read_counts_users_and_groups_not_removals() {
+        let mut buffer = ReadBuffer::new();
+        let batches = vec![
+            SourceBatch::Users(vec![user("u1")]),
+            SourceBatch::Groups(vec![group("g1", vec![])]),
+        ];
+        for batch in batches {
+            buffer.accept(batch).await.unwrap();
+        }
         assert_eq!(buffer.records_read, 2);
     }
 }

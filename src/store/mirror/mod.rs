@@ -12,41 +12,16 @@ mod buffer;
 mod group_changes;
 pub mod query;
 mod query_values;
+mod spool;
 mod store;
 pub mod values;
 
 pub use around::{load_groups_around, users_below};
-pub use buffer::{BufferedUser, ReadBuffer};
-pub use group_changes::GroupChanges;
-/// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
-/// and of those the mirror holds (`known`), what a complete full read did not send or
-/// what a complete delta's id listing (`present`) left out; records read in this run
-/// (`seen`) are kept even if the id listing missed them.
-fn gone_ids(
-    removed: Vec<String>,
-    known: &HashMap<String, String>,
-    seen: &HashSet<String>,
-    complete_full: bool,
-    present: Option<&HashSet<String>>,
-) -> Vec<String> {
-    let mut gone = removed;
-    if complete_full {
-        gone.extend(known.keys().filter(|id| !seen.contains(*id)).cloned());
-    } else if let Some(present) = present {
-        gone.extend(
-            known
-                .keys()
-                .filter(|id| !present.contains(*id) && !seen.contains(*id))
-                .cloned(),
-        );
-    }
-    gone.sort();
-    gone.dedup();
-    gone
-}
-
+use buffer::Drain;
+pub use buffer::ReadBuffer;
 #[cfg(test)]
 pub(crate) use buffer::tests::user as test_user;
+pub use group_changes::GroupChanges;
 pub use store::{
     MirrorState, delete_groups, delete_users, load_groups_by_ids, load_state, load_users_by_ids,
     save_state, save_state_into, upsert_groups, upsert_users,
@@ -66,7 +41,8 @@ use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser, content_hash}
 /// What a merge changed in the mirror.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MergeOutcome {
-    /// What was dropped while merging a delta (unknown groups, self-membership).
+    /// What was dropped while merging: self-memberships, members that are not records
+    /// of a full read, member changes for groups never seen.
     pub warnings: Vec<String>,
     /// External ids of the users upserted or removed.
     pub changed_user_ids: Vec<String>,
@@ -97,42 +73,32 @@ pub async fn merge(
 ) -> Result<MergeOutcome, DbError> {
     let mut state = load_state(conn, connector).await?;
     let mut outcome = MergeOutcome::default();
-    let ReadBuffer {
-        users,
-        groups,
-        removed_users,
-        removed_groups,
-        member_changes,
-        present_users,
-        present_groups,
-        ..
-    } = buffer;
+    let mut read = buffer.drain()?;
+    let users = std::mem::take(&mut read.users);
+    let groups = std::mem::take(&mut read.groups);
 
-    let known_users = hashes::<SourceUser>(conn, connector).await?;
-    let mut seen_users = HashSet::with_capacity(users.len());
-    // Changed users are parsed back a chunk at a time, so that the buffer's serialised
-    // users are never all held parsed.
+    // The users the mirror holds that this read has not sent (yet): each one read is
+    // taken out, so that what remains is what a complete read removes.
+    let mut unseen_users = hashes::<SourceUser>(conn, connector).await?;
+    // Changed users are read back a chunk at a time, so that the read's users are never
+    // all held parsed.
     let mut changed_users = Vec::with_capacity(USER_CHUNK);
     let now = crate::db::now_text();
     for user in users {
         let hash = user.hash();
-        if known_users.get(&user.external_id) != Some(&hash) {
-            let record = user.record().map_err(|e| DbError::Corrupt {
-                context: "reading back a buffered user",
-                message: e.to_string(),
-            })?;
-            outcome.changed_user_ids.push(user.external_id.clone());
+        if unseen_users.remove(user.external_id.as_ref()).as_ref() != Some(&hash) {
+            let (record, data) = read.user(&user)?;
+            outcome.changed_user_ids.push(user.external_id.to_string());
             changed_users.push(ToWrite {
                 record,
                 hash,
-                data: Some(user.data),
+                data: Some(data),
             });
             if changed_users.len() == USER_CHUNK {
                 let chunk = std::mem::take(&mut changed_users);
                 store::upsert_buffered_users(conn, connector, chunk, &now).await?;
             }
         }
-        seen_users.insert(user.external_id);
     }
     outcome.users_upserted = outcome.changed_user_ids.len() as u64;
     store::upsert_buffered_users(conn, connector, changed_users, &now).await?;
@@ -140,13 +106,23 @@ pub async fn merge(
     let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());
     let mut changed_groups = Vec::new();
-    for group in groups {
+    for buffered in &groups {
+        let group = read.group(buffered, &mut outcome.warnings)?;
         let hash = content_hash(&group);
         seen_groups.insert(group.external_id.clone());
         if known_groups.get(&group.external_id) != Some(&hash) {
             changed_groups.push((group, hash));
         }
     }
+    drop(groups);
+    let Drain {
+        removed_users,
+        removed_groups,
+        member_changes,
+        present_users,
+        present_groups,
+        ..
+    } = read;
 
     // Graph-style member deltas apply to groups already in the mirror (or just read).
     if !member_changes.is_empty() {
@@ -221,14 +197,14 @@ pub async fn merge(
     // A complete delta that listed every id of a kind (`present`) says the rest is gone.
     let listing = summary.complete && !complete_full;
     let gone = |removed: Vec<String>,
-                known: &HashMap<String, String>,
-                seen: &HashSet<String>,
+                unseen: &mut dyn Iterator<Item = &String>,
                 present: &Option<HashSet<String>>| {
         let present = present.as_ref().filter(|_| listing);
-        gone_ids(removed, known, seen, complete_full, present)
+        gone_ids(removed, unseen, complete_full, present)
     };
-    let gone_users = gone(removed_users, &known_users, &seen_users, &present_users);
-    let gone_groups = gone(removed_groups, &known_groups, &seen_groups, &present_groups);
+    let gone_users = gone(removed_users, &mut unseen_users.keys(), &present_users);
+    let mut unseen_groups = known_groups.keys().filter(|id| !seen_groups.contains(*id));
+    let gone_groups = gone(removed_groups, &mut unseen_groups, &present_groups);
     if summary.complete {
         outcome.users_removed = delete_users(conn, connector, &gone_users).await?;
         outcome.changed_user_ids.extend(gone_users);
@@ -246,4 +222,25 @@ pub async fn merge(
     }
     save_state(conn, connector, &state).await?;
     Ok(outcome)
+}
+
+/// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
+/// and of those the mirror holds that the read did not send (`unseen`), all after a
+/// complete full read, or those a complete delta's id listing (`present`) left out
+/// (records read in this run are kept even if the id listing missed them).
+fn gone_ids(
+    removed: Vec<String>,
+    unseen: &mut dyn Iterator<Item = &String>,
+    complete_full: bool,
+    present: Option<&HashSet<String>>,
+) -> Vec<String> {
+    let mut gone = removed;
+    if complete_full {
+        gone.extend(unseen.cloned());
+    } else if let Some(present) = present {
+        gone.extend(unseen.filter(|id| !present.contains(*id)).cloned());
+    }
+    gone.sort();
+    gone.dedup();
+    gone
 }
