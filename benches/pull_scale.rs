@@ -6,8 +6,10 @@
 //! of the same rows into SQLite (the foundation's write floor). Then it changes 100 users
 //! and syncs again: a delta-capable connector reads only what changed.
 //!
-//! `cargo bench --bench pull_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS;
-//! IDSYNC_BENCH_PROVIDERS=keycloak,... to pick providers).
+//! `cargo bench --bench pull_scale` at 100,000 users; `-- --quick` and `-- --million` as
+//! in `sync_scale` (`idsync_testkit::sizes`; the fakes' groups are not nested, so the
+//! nesting depth does not apply here); IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS override
+//! each figure, IDSYNC_BENCH_PROVIDERS=keycloak,... picks providers.
 
 // Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
 // denies both in production code).
@@ -21,14 +23,8 @@ use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, NoProgress, RunOptions};
 use idsync_testkit::conformance::{Directory, FakeProvider, Knobs, StartFake};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
+use idsync_testkit::sizes::Sizes;
 use idsync_testkit::{fake_azure, fake_google, fake_keycloak, fake_okta};
-
-fn size(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn providers() -> Vec<(&'static str, StartFake)> {
     let all: Vec<(&'static str, StartFake)> = vec![
@@ -198,13 +194,13 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
 }
 
 fn main() {
-    let users = size("IDSYNC_BENCH_USERS", 100_000);
-    let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
-    let memberships = size("IDSYNC_BENCH_MEMBERSHIPS", 500_000);
+    let sizes = Sizes::from_args_and_env();
+    let (users, groups, memberships) = (sizes.users, sizes.groups, sizes.memberships);
     let per_group = (memberships / groups.max(1)).max(1);
     let dir = Directory::generated(users, groups, per_group);
     println!(
-        "pull_scale: {users} users, {groups} groups, {} memberships",
+        "pull_scale {}: {users} users, {groups} groups, {} memberships",
+        sizes.preset,
         groups * per_group
     );
     let tmp = tempfile::tempdir().expect("temp dir");

@@ -12,7 +12,10 @@
 //! default: the same user and database through /var/run/postgresql), alternated twice;
 //! after each run over TCP, the same-rows floor on PostgreSQL.
 //!
-//! `cargo bench --bench sync_scale` (sizes: IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS).
+//! `cargo bench --bench sync_scale` at 100,000 users; `-- --quick` at 2,000 (what CI runs,
+//! to keep the bench working), `-- --million` at a million users, 100,000 groups and
+//! 5,000,000 memberships nested 20 deep with cycles; IDSYNC_BENCH_USERS, _GROUPS,
+//! _MEMBERSHIPS and _NESTING_DEPTH override each figure (`idsync_testkit::sizes`).
 
 // Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
 // denies both in production code).
@@ -26,15 +29,9 @@ use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, Progress, RunOptions, RunReport};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
-use idsync_testkit::snapshot::{memberships, write_snapshot, write_snapshot_renaming};
+use idsync_testkit::sizes::Sizes;
+use idsync_testkit::snapshot::{memberships, nesting, write_snapshot_renaming};
 use sqlx::Executor;
-
-fn size(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn fresh_db(dir: &Path, name: &str) -> Db {
     let url = format!("sqlite://{}/{name}.db", dir.display());
@@ -399,18 +396,19 @@ async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64,
 }
 
 fn main() {
-    let users = size("IDSYNC_BENCH_USERS", 100_000);
-    let groups = size("IDSYNC_BENCH_GROUPS", 10_000);
-    let memberships_count = size("IDSYNC_BENCH_MEMBERSHIPS", 500_000);
+    let sizes = Sizes::from_args_and_env();
+    let (users, groups) = (sizes.users, sizes.groups);
+    let nested = nesting(groups, sizes.nesting_depth);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let members = memberships(users, groups, memberships_count);
+    let members = memberships(users, groups, sizes.memberships);
     let snapshot = dir.path().join("snapshot.json");
     let changed = dir.path().join("changed.json");
-    write_snapshot(&snapshot, users, &members, None);
-    write_snapshot(&changed, users, &members, Some(100));
-    // 100 users move: 50 from group 1 to group 3, 50 from group 2 to group 4 (none of
-    // them holds groups; group 0 holds group 1).
+    write_snapshot_renaming(&snapshot, users, &members, &nested, None, None);
+    write_snapshot_renaming(&changed, users, &members, &nested, Some(100), None);
+    // 100 users move: 50 from group 1 to group 3, 50 from group 2 to group 4 (at the
+    // default sizes none of them holds groups and group 0 holds group 1; nested deeply,
+    // all four are in the first chain, a cycle).
     let mut moved_members = members.clone();
     for (from, to) in [(1, 3), (2, 4)] {
         let take = 50.min(moved_members[from].len());
@@ -422,13 +420,13 @@ fn main() {
         }
     }
     let moved = dir.path().join("moved.json");
-    write_snapshot(&moved, users, &moved_members, Some(100));
+    write_snapshot_renaming(&moved, users, &moved_members, &nested, Some(100), None);
     let renamed = dir.path().join("renamed.json");
-    write_snapshot_renaming(&renamed, users, &moved_members, Some(100), Some(5));
+    write_snapshot_renaming(&renamed, users, &moved_members, &nested, Some(100), Some(5));
     let mapping = MappingConfig::pass_through("bench", OnRemove::Disable, 500, 20.0);
     println!(
-        "sync_scale: {users} users, {groups} groups, {memberships_count} memberships \
-         (snapshot {:.1} MiB)",
+        "sync_scale {} (snapshot {:.1} MiB)",
+        sizes.describe(),
         std::fs::metadata(&snapshot).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
     );
     rt.block_on(async {
@@ -455,6 +453,10 @@ fn main() {
         );
         let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
         let rows_written = report.counts.writes();
+        // A bench that drifted from a correct sync would measure the wrong thing: the
+        // unchanged re-sync and the reconcile below must find nothing to write (CI runs
+        // this at the quick size, nested deeply with cycles).
+        assert_eq!(rows_written, 0, "an unchanged re-sync wrote rows: {report:?}");
         println!(
             "unchanged re-sync:                    {secs:>7.2} s  peak {mem:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             report.outcome.as_str()
@@ -483,6 +485,7 @@ fn main() {
             .await
             .expect("reconcile");
         let rows_written = report.counts.writes();
+        assert_eq!(rows_written, 0, "a reconcile after the re-syncs wrote rows: {report:?}");
         println!(
             "reconcile, mapping unchanged:         {:>7.2} s  peak {:>6.0} MiB  (outcome {}, target rows written: {rows_written})",
             start.elapsed().as_secs_f64(),

@@ -1,6 +1,6 @@
 //! A generated directory as a file connector's JSON snapshot, for the benches: USERS users,
-//! GROUPS groups, MEMBERSHIPS random memberships and one nested group per ten groups; the
-//! same data every run.
+//! GROUPS groups, MEMBERSHIPS random memberships and nested groups ([`nesting`]: one per
+//! ten groups, or chains of a given depth with cycles); the same data every run.
 
 // Test code may unwrap: a failure is the bench's answer ([lints] in Cargo.toml denies it
 // in production code).
@@ -36,22 +36,57 @@ pub fn memberships(users: usize, groups: usize, count: usize) -> Vec<Vec<usize>>
     members
 }
 
-/// Writes the snapshot of `users` users and the groups of `members` to `path`; with
-/// `changed_every`, every n-th user has another title (a re-sync with changes).
+/// The groups each group holds, by index. Without a depth, one nested group per ten
+/// groups: group g holds g + 1 when g is a multiple of ten. With `depth`, one chain of
+/// `depth` groups per 1,000 groups, from the block's first group down (group b + i holds
+/// b + i + 1), and every second chain, the first included, closed into a cycle (its last
+/// group holds its first): every user in such a chain is in all of its groups.
+pub fn nesting(groups: usize, depth: Option<usize>) -> Vec<Vec<usize>> {
+    let mut nested = vec![Vec::new(); groups];
+    match depth {
+        None => {
+            for (g, holds) in nested.iter_mut().enumerate() {
+                if g % 10 == 0 && g + 1 < groups {
+                    holds.push(g + 1);
+                }
+            }
+        }
+        Some(depth) => {
+            for (chain, start) in (0..groups).step_by(1_000).enumerate() {
+                let end = (start + depth).min(groups);
+                let last = end.saturating_sub(1).max(start);
+                for (offset, holds) in nested[start..last].iter_mut().enumerate() {
+                    holds.push(start + offset + 1);
+                }
+                if chain % 2 == 0 && end - start > 1 {
+                    nested[end - 1].push(start);
+                }
+            }
+        }
+    }
+    nested
+}
+
+/// Writes the snapshot of `users` users and the groups of `members` to `path`, one nested
+/// group per ten groups; with `changed_every`, every n-th user has another title (a
+/// re-sync with changes).
 pub fn write_snapshot(
     path: &Path,
     users: usize,
     members: &[Vec<usize>],
     changed_every: Option<usize>,
 ) {
-    write_snapshot_renaming(path, users, members, changed_every, None);
+    let nested = nesting(members.len(), None);
+    write_snapshot_renaming(path, users, members, &nested, changed_every, None);
 }
 
-/// [`write_snapshot`], with group `renamed` (an index) under another name.
+/// [`write_snapshot`] with the groups each group holds (`nested`, by index) and group
+/// `renamed` (an index) under another name.
 pub fn write_snapshot_renaming(
     path: &Path,
     users: usize,
     members: &[Vec<usize>],
+    nested: &[Vec<usize>],
     changed_every: Option<usize>,
     renamed: Option<usize>,
 ) {
@@ -87,8 +122,8 @@ pub fn write_snapshot_renaming(
             .iter()
             .map(|u| serde_json::json!({"type": "user", "id": format!("u{u:07}")}))
             .collect();
-        if g % 10 == 0 && g + 1 < members.len() {
-            list.push(serde_json::json!({"type": "group", "id": format!("g{:06}", g + 1)}));
+        for child in nested.get(g).into_iter().flatten() {
+            list.push(serde_json::json!({"type": "group", "id": format!("g{child:06}")}));
         }
         let name = match renamed {
             Some(r) if r == g => format!("Group {g} (renamed)"),
@@ -104,4 +139,33 @@ pub fn write_snapshot_renaming(
     }
     write!(out, "]}}").unwrap();
     out.flush().unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_group_in_ten_holds_the_next_by_default() {
+        let nested = nesting(21, None);
+        assert_eq!(nested[0], vec![1]);
+        assert_eq!(nested[10], vec![11]);
+        assert_eq!(nested[20], Vec::<usize>::new());
+        assert_eq!(nested.iter().map(Vec::len).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn deep_nesting_is_a_chain_per_thousand_groups_every_second_one_a_cycle() {
+        let nested = nesting(2_500, Some(20));
+        // The first chain: 0 holds 1, ..., 18 holds 19, and 19 holds 0 (a cycle).
+        assert_eq!(nested[0], vec![1]);
+        assert_eq!(nested[18], vec![19]);
+        assert_eq!(nested[19], vec![0]);
+        // The second chain ends without a cycle.
+        assert_eq!(nested[1_000], vec![1_001]);
+        assert_eq!(nested[1_019], Vec::<usize>::new());
+        // The third is a cycle again; nothing outside the chains is nested.
+        assert_eq!(nested[2_019], vec![2_000]);
+        assert_eq!(nested.iter().map(Vec::len).sum::<usize>(), 20 + 19 + 20);
+    }
 }
