@@ -517,6 +517,64 @@ async fn a_merge_larger_than_its_chunk_writes_every_changed_user(db: TestDb) {
 }
 on_both_backends!(a_merge_larger_than_its_chunk_writes_every_changed_user);
 
+async fn a_merge_past_its_group_chunk_writes_every_changed_group(db: TestDb) {
+    // The merge writes changed groups 500 at a time: 1,201 groups span three chunks.
+    let m = mapping(OnRemove::Disable);
+    let people = users(1_201);
+    let teams = |renamed: usize, last_member: &str| -> Vec<idsync::model::SourceGroup> {
+        (0..1_201)
+            .map(|i| {
+                let name = match i < renamed {
+                    true => format!("Team {i} (renamed)"),
+                    false => format!("Team {i}"),
+                };
+                let member = match i {
+                    1_200 => last_member.to_string(),
+                    _ => format!("u{i}"),
+                };
+                group(&format!("g{i}"), &name, vec![MemberRef::user(member)])
+            })
+            .collect()
+    };
+    let report = run(
+        &db,
+        "hr",
+        &Scripted::full(people.clone(), teams(0, "u1200")),
+        &m,
+    )
+    .await;
+    assert_eq!(report.counts.groups_created, 1_201);
+    assert_eq!(report.counts.memberships_added, 1_201);
+    // 501 groups renamed, on both sides of the first chunk's end; the last group, in the
+    // third chunk, changes its member.
+    let report = run(&db, "hr", &Scripted::full(people, teams(501, "u0")), &m).await;
+    assert_eq!(report.counts.groups_updated, 501);
+    assert_eq!(
+        (
+            report.counts.memberships_added,
+            report.counts.memberships_removed
+        ),
+        (1, 1)
+    );
+    for (name, member) in [
+        ("Team 0 (renamed)", "user0@example.com"),
+        ("Team 499 (renamed)", "user499@example.com"),
+        ("Team 500 (renamed)", "user500@example.com"),
+        ("Team 501", "user501@example.com"),
+        ("Team 1200", "user0@example.com"),
+    ] {
+        assert_eq!(effective(&db, name).await, vec![member], "{name}");
+    }
+    let renamed = query::list_groups(db.pool(), None, 2_000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| g.name.ends_with("(renamed)"))
+        .count();
+    assert_eq!(renamed, 501);
+}
+on_both_backends!(a_merge_past_its_group_chunk_writes_every_changed_group);
+
 async fn delta_reads_apply_changes_and_keep_the_checkpoint(db: TestDb) {
     let m = mapping(OnRemove::Disable);
     let mut first = directory();

@@ -63,6 +63,10 @@ impl MergeOutcome {
 /// Users parsed and written at a time by [`merge`].
 const USER_CHUNK: usize = 2_000;
 
+/// Groups parsed and written at a time by [`merge`] (each with its member list), unless
+/// the read carries member changes, which may touch any group of the read.
+const GROUP_CHUNK: usize = 500;
+
 /// Merges a finished read into the mirror of `connector` and stores the next checkpoint.
 /// Bumps the mirror generation when anything changed.
 pub async fn merge(
@@ -106,12 +110,17 @@ pub async fn merge(
     let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());
     let mut changed_groups = Vec::new();
+    let chunked = read.member_changes.is_empty();
     for buffered in &groups {
         let group = read.group(buffered, &mut outcome.warnings)?;
         let hash = content_hash(&group);
         seen_groups.insert(group.external_id.clone());
         if known_groups.get(&group.external_id) != Some(&hash) {
             changed_groups.push((group, hash));
+            if chunked && changed_groups.len() == GROUP_CHUNK {
+                let chunk = std::mem::take(&mut changed_groups);
+                write_groups(conn, connector, &known_groups, chunk, &now, &mut outcome).await?;
+            }
         }
     }
     drop(groups);
@@ -173,25 +182,15 @@ pub async fn merge(
         }
         changed_groups.retain(|(g, h)| known_groups.get(&g.external_id) != Some(h));
     }
-    outcome.groups_upserted = changed_groups.len() as u64;
-    // The versions being replaced, to tell what changed in them.
-    let replaced: Vec<String> = changed_groups
-        .iter()
-        .map(|(g, _)| g.external_id.clone())
-        .filter(|id| known_groups.contains_key(id))
-        .collect();
-    let before: HashMap<String, SourceGroup> =
-        store::load_by_ids::<SourceGroup>(conn, connector, &replaced)
-            .await?
-            .into_iter()
-            .map(|g| (g.external_id.clone(), g))
-            .collect();
-    for (group, _) in &changed_groups {
-        outcome
-            .group_changes
-            .written(before.get(&group.external_id), group);
-    }
-    upsert_groups(conn, connector, changed_groups).await?;
+    write_groups(
+        conn,
+        connector,
+        &known_groups,
+        changed_groups,
+        &now,
+        &mut outcome,
+    )
+    .await?;
 
     let complete_full = summary.complete && summary.mode == ReadMode::Full;
     // A complete delta that listed every id of a kind (`present`) says the rest is gone.
@@ -222,6 +221,41 @@ pub async fn merge(
     }
     save_state(conn, connector, &state).await?;
     Ok(outcome)
+}
+
+/// Writes changed groups to the mirror (their hashes beside them), stamped `now`, noting
+/// in `outcome` what changed in each against the version it replaces (`known`: the
+/// groups the mirror held before the merge).
+async fn write_groups(
+    conn: &mut AnyConnection,
+    connector: &str,
+    known: &HashMap<String, String>,
+    groups: Vec<(SourceGroup, String)>,
+    now: &str,
+    outcome: &mut MergeOutcome,
+) -> Result<(), DbError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    outcome.groups_upserted += groups.len() as u64;
+    // The versions being replaced, to tell what changed in them.
+    let replaced: Vec<String> = groups
+        .iter()
+        .map(|(g, _)| g.external_id.clone())
+        .filter(|id| known.contains_key(id))
+        .collect();
+    let before: HashMap<String, SourceGroup> =
+        store::load_by_ids::<SourceGroup>(conn, connector, &replaced)
+            .await?
+            .into_iter()
+            .map(|g| (g.external_id.clone(), g))
+            .collect();
+    for (group, _) in &groups {
+        outcome
+            .group_changes
+            .written(before.get(&group.external_id), group);
+    }
+    upsert_at(conn, connector, groups, now).await
 }
 
 /// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
