@@ -53,12 +53,15 @@ pub enum DbError {
     /// never migrate).
     #[error("{0}")]
     Schema(String),
-    /// The temporary file a large read is set aside in (see `store::mirror`'s spool).
+    /// Where a read is set aside until the merge (see `store::mirror`'s spool): memory,
+    /// then a temporary file in `dir`.
     #[error(
-        "the temporary file holding the read (in TMPDIR, or /tmp) failed while {context}: {source}"
+        "setting the read aside (in memory, past 32 MiB in a temporary file in {dir}) \
+         failed while {context}: {source}"
     )]
     Spool {
         context: &'static str,
+        dir: String,
         #[source]
         source: std::io::Error,
     },

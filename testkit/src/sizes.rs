@@ -3,6 +3,10 @@
 //! figure overridable by its environment variable (`IDSYNC_BENCH_USERS`, `_GROUPS`,
 //! `_MEMBERSHIPS`, `_NESTING_DEPTH`).
 
+// A bench given a wrong argument stops: that is its answer ([lints] in Cargo.toml denies
+// panics in production code).
+#![allow(clippy::panic)]
+
 /// How large a generated directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
@@ -52,6 +56,12 @@ impl Sizes {
 
     /// [`Sizes::from_args_and_env`] over given arguments and environment.
     pub fn from(args: &[String], env: impl Fn(&str) -> Option<String>) -> Sizes {
+        // `cargo bench` passes `--bench`; anything else unknown is a typo that would
+        // otherwise run the 100,000-user default (minutes in CI's test profile).
+        let known = ["--bench", "--quick", "--million"];
+        if let Some(unknown) = args.iter().find(|a| !known.contains(&a.as_str())) {
+            panic!("unknown argument {unknown:?}: the sizes are --quick and --million");
+        }
         let mut sizes = match () {
             _ if args.iter().any(|a| a == "--quick") => Sizes::QUICK,
             _ if args.iter().any(|a| a == "--million") => Sizes::MILLION,
@@ -111,5 +121,11 @@ mod tests {
         let sizes = Sizes::from(&args(&["--million"]), env);
         assert_eq!((sizes.users, sizes.groups), (300_000, 100_000));
         assert_eq!(sizes.nesting_depth, None);
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown argument \"--quik\"")]
+    fn a_mistyped_preset_stops_the_bench() {
+        Sizes::from(&args(&["--quik"]), |_| None);
     }
 }

@@ -18,7 +18,7 @@ use crate::connectors::{BatchSink, ReadMode, SinkError, SourceBatch};
 use crate::db::DbError;
 use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser};
 
-use super::spool::{MEMORY_LIMIT, Spool, SpoolReader, Spot};
+use super::spool::{self, MEMORY_LIMIT, Spool, SpoolReader, Spot};
 
 /// A record as read: its id, where its JSON is in the spool, and the content hash of that
 /// JSON (for a user, what the mirror compares; a group's is taken again after the member
@@ -59,8 +59,6 @@ pub struct ReadBuffer {
     pub present_groups: Option<HashSet<String>>,
     /// The first id sent twice, if any.
     duplicate: Option<String>,
-    /// How the read ended ([`ReadBuffer::finish`]).
-    mode: Option<ReadMode>,
     pub records_read: u64,
 }
 
@@ -86,7 +84,6 @@ impl ReadBuffer {
             present_users: None,
             present_groups: None,
             duplicate: None,
-            mode: None,
             records_read: 0,
         }
     }
@@ -123,16 +120,15 @@ impl ReadBuffer {
                     .retain(|r| !removed.contains(r.external_id.as_ref()));
             }
         }
-        self.mode = Some(mode);
         Ok(())
     }
 
-    /// The read, for the merge to take apart.
-    pub(super) fn drain(self) -> Result<Drain, DbError> {
-        let reader = self.spool.reader().map_err(|source| DbError::Spool {
-            context: "opening it for the merge",
-            source,
-        })?;
+    /// The read, finished as a read of `mode`, for the merge to take apart.
+    pub(super) fn drain(self, mode: ReadMode) -> Result<Drain, DbError> {
+        let reader = self
+            .spool
+            .reader()
+            .map_err(|source| spool_error("opening it for the merge", source))?;
         Ok(Drain {
             users: self.users.read,
             groups: self.groups.read,
@@ -144,7 +140,7 @@ impl ReadBuffer {
             reader,
             user_ids: self.users.positions,
             group_ids: self.groups.positions,
-            mode: self.mode.unwrap_or(ReadMode::Delta),
+            mode,
         })
     }
 
@@ -163,8 +159,8 @@ impl ReadBuffer {
         })?;
         let spot = self.spool.push(&self.scratch).map_err(|e| {
             SinkError(format!(
-                "{noun} {external_id:?} could not be set aside in a temporary file \
-                 (in TMPDIR, or /tmp): {e}"
+                "{noun} {external_id:?} could not be set aside in a temporary file in {}: {e}",
+                spool::directory()
             ))
         })?;
         Ok(Buffered {
@@ -195,8 +191,9 @@ impl Drain {
     /// The user at `buffered`, and its JSON as read.
     pub fn user(&mut self, buffered: &Buffered) -> Result<(SourceUser, Box<str>), DbError> {
         let bytes = self.bytes(buffered)?;
-        let text = std::str::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
-        let user = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        let unreadable = |e: &dyn std::fmt::Display| unreadable(buffered, e);
+        let text = std::str::from_utf8(bytes).map_err(|e| unreadable(&e))?;
+        let user = serde_json::from_str(text).map_err(|e| unreadable(&e))?;
         Ok((user, Box::from(text)))
     }
 
@@ -211,7 +208,7 @@ impl Drain {
     ) -> Result<SourceGroup, DbError> {
         let bytes = self.bytes(buffered)?;
         let mut group: SourceGroup =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| unreadable(buffered, &e))?;
         let group_id = &group.external_id;
         let full = self.mode == ReadMode::Full;
         let (user_ids, group_ids) = (&self.user_ids, &self.group_ids);
@@ -246,18 +243,23 @@ impl Drain {
     fn bytes(&mut self, buffered: &Buffered) -> Result<&[u8], DbError> {
         self.reader
             .get(buffered.spot)
-            .map_err(|source| DbError::Spool {
-                context: "reading a record back",
-                source,
-            })
+            .map_err(|source| spool_error("reading a record back", source))
     }
 }
 
-fn corrupt(message: String) -> DbError {
-    DbError::Corrupt {
-        context: "reading back a buffered record",
-        message,
+fn spool_error(context: &'static str, source: std::io::Error) -> DbError {
+    DbError::Spool {
+        context,
+        dir: spool::directory(),
+        source,
     }
+}
+
+/// A record set aside that does not read back as one: the spool's bytes changed.
+fn unreadable(buffered: &Buffered, error: &dyn std::fmt::Display) -> DbError {
+    let message = format!("record {:?}: {error}", buffered.external_id);
+    let source = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    spool_error("reading a record back", source)
 }
 
 /// Fails the read when a record of `batch` (`noun`; external id and name by
@@ -376,7 +378,7 @@ pub(super) mod tests {
         }
         buffer.finish(mode).unwrap();
         assert_eq!(buffer.spilled(), limit != usize::MAX);
-        buffer.drain().unwrap()
+        buffer.drain(mode).unwrap()
     }
 
     #[tokio::test]
@@ -537,15 +539,23 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
-    async fn records_read_counts_users_and_groups_not_removals() {
+    async fn records_read_counts_records_and_removals_not_id_listings() {
         let mut buffer = ReadBuffer::new();
         let batches = vec![
             SourceBatch::Users(vec![user("u1")]),
             SourceBatch::Groups(vec![group("g1", vec![])]),
+            SourceBatch::Removed {
+                users: vec!["u9".into()],
+                groups: vec![],
+            },
+            SourceBatch::Present {
+                kind: MemberKind::User,
+                ids: vec!["u1".into(), "u2".into()],
+            },
         ];
         for batch in batches {
             buffer.accept(batch).await.unwrap();
         }
-        assert_eq!(buffer.records_read, 2);
+        assert_eq!(buffer.records_read, 3);
     }
 }

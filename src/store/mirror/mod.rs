@@ -77,7 +77,7 @@ pub async fn merge(
 ) -> Result<MergeOutcome, DbError> {
     let mut state = load_state(conn, connector).await?;
     let mut outcome = MergeOutcome::default();
-    let mut read = buffer.drain()?;
+    let mut read = buffer.drain(summary.mode)?;
     let users = std::mem::take(&mut read.users);
     let groups = std::mem::take(&mut read.groups);
 
@@ -277,4 +277,132 @@ fn gone_ids(
     gone.sort();
     gone.dedup();
     gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::{BatchSink, SourceBatch};
+    use crate::db::Db;
+
+    /// Users with float attributes, groups with a dangling member and a self-membership.
+    fn batches() -> Vec<SourceBatch> {
+        let users = (0..50)
+            .map(|i| {
+                let mut user = test_user(&format!("u{i}"));
+                user.attributes.insert(
+                    "score".into(),
+                    serde_json::json!(914.4446394025773 + f64::from(i)),
+                );
+                user
+            })
+            .collect();
+        let groups = (0..5)
+            .map(|g| SourceGroup {
+                external_id: format!("g{g}"),
+                display_name: format!("Group {g}"),
+                description: None,
+                members: vec![
+                    MemberRef::user(format!("u{g}")),
+                    MemberRef::user("ghost"),
+                    MemberRef::group(format!("g{g}")),
+                ],
+                attributes: serde_json::json!({"weight": 0.1 + f64::from(g) / 3.0})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        vec![SourceBatch::Users(users), SourceBatch::Groups(groups)]
+    }
+
+    async fn merged(
+        db: &Db,
+        batches: Vec<SourceBatch>,
+        limit: usize,
+        summary: &ReadSummary,
+    ) -> MergeOutcome {
+        let mut buffer = ReadBuffer::with_memory_limit(limit);
+        for batch in batches {
+            buffer.accept(batch).await.unwrap();
+        }
+        buffer.finish(summary.mode).unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        let outcome = merge(tx.conn(), "hr", buffer, summary).await.unwrap();
+        tx.commit().await.unwrap();
+        outcome
+    }
+
+    async fn mirrored(db: &Db) -> (Vec<SourceUser>, Vec<SourceGroup>, Vec<(String, String)>) {
+        let mut tx = db.begin_write().await.unwrap();
+        let users = load_all::<SourceUser>(tx.conn(), "hr").await.unwrap();
+        let groups = load_all::<SourceGroup>(tx.conn(), "hr").await.unwrap();
+        let mut hashes: Vec<_> = hashes::<SourceUser>(tx.conn(), "hr")
+            .await
+            .unwrap()
+            .into_iter()
+            .chain(hashes::<SourceGroup>(tx.conn(), "hr").await.unwrap())
+            .collect();
+        hashes.sort();
+        (users, groups, hashes)
+    }
+
+    #[tokio::test]
+    async fn a_read_set_aside_in_a_file_merges_as_one_held_in_memory() {
+        let full = ReadSummary::complete(ReadMode::Full, None);
+        let in_memory = Db::open("sqlite::memory:").await.unwrap();
+        let spilled = Db::open("sqlite::memory:").await.unwrap();
+        let a = merged(&in_memory, batches(), usize::MAX, &full).await;
+        let b = merged(&spilled, batches(), 0, &full).await;
+        assert_eq!(a, b);
+        assert_eq!((a.users_upserted, a.groups_upserted), (50, 5));
+        assert_eq!(a.warnings.len(), 10, "{:?}", a.warnings);
+        let (users, groups, hashes) = mirrored(&in_memory).await;
+        assert_eq!((users.len(), groups.len()), (50, 5));
+        assert_eq!(groups[0].members, vec![MemberRef::user("u0")]);
+        // The hashes are those of the records as the source sent them.
+        let sent = match &batches()[0] {
+            SourceBatch::Users(users) => users[7].clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(users.iter().find(|u| u.external_id == "u7"), Some(&sent));
+        assert!(hashes.contains(&("u7".to_string(), content_hash(&sent))));
+        assert_eq!(mirrored(&spilled).await, (users, groups, hashes));
+        // Read again, unchanged: nothing is written, from memory or from the file.
+        assert!(
+            !merged(&in_memory, batches(), usize::MAX, &full)
+                .await
+                .changed()
+        );
+        assert!(!merged(&spilled, batches(), 0, &full).await.changed());
+    }
+
+    #[tokio::test]
+    async fn a_delta_listing_removes_what_it_left_out_but_not_what_it_sent() {
+        let db = Db::open("sqlite::memory:").await.unwrap();
+        let full = ReadSummary::complete(ReadMode::Full, None);
+        let three = vec!["u1", "u2", "u3"].into_iter().map(test_user).collect();
+        merged(&db, vec![SourceBatch::Users(three)], usize::MAX, &full).await;
+        // u3 changed and was sent; the id listing names u1 only.
+        let mut u3 = test_user("u3");
+        u3.display_name = Some("Changed".into());
+        let delta = ReadSummary {
+            mode: ReadMode::Delta,
+            complete: true,
+            next_checkpoint: Some("c2".into()),
+        };
+        let batches = vec![
+            SourceBatch::Users(vec![u3]),
+            SourceBatch::Present {
+                kind: MemberKind::User,
+                ids: vec!["u1".into()],
+            },
+        ];
+        let outcome = merged(&db, batches, 0, &delta).await;
+        assert_eq!((outcome.users_upserted, outcome.users_removed), (1, 1));
+        let (users, _, _) = mirrored(&db).await;
+        let mut ids: Vec<&str> = users.iter().map(|u| u.external_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["u1", "u3"]);
+    }
 }

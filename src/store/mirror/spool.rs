@@ -16,6 +16,11 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 /// Bytes a read keeps in memory before it moves them to a file.
 pub const MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// The directory the file goes to, for messages.
+pub fn directory() -> String {
+    std::env::temp_dir().display().to_string()
+}
+
 /// Where one record's bytes are in the spool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spot {
@@ -57,7 +62,12 @@ impl Spool {
             )
         })?;
         if self.file.is_none() && self.memory.len() + bytes.len() > self.limit {
-            let mut file = BufWriter::with_capacity(1 << 16, tempfile::tempfile()?);
+            let file = tempfile::tempfile()?;
+            // An unnamed file cannot be opened by path, but `O_TMPFILE` creates it with
+            // the umask's mode: owner-only as well, should it ever be linked or reached
+            // through /proc.
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            let mut file = BufWriter::with_capacity(1 << 16, file);
             file.write_all(&self.memory)?;
             self.memory = Vec::new();
             self.file = Some(file);
@@ -92,7 +102,8 @@ impl Spool {
     }
 }
 
-/// Reads records back from a [`Spool`], in any order (cheapest in the order written).
+/// Reads records back from a [`Spool`], in any order (cheapest in the order written:
+/// the merge skips unchanged records forward, within the read-ahead).
 pub struct SpoolReader {
     memory: Vec<u8>,
     /// The file and the offset its reader stands at.
@@ -117,8 +128,14 @@ impl SpoolReader {
                 });
         };
         if *at != spot.offset {
-            // A seek drops the read-ahead; records read in the order written never seek.
-            file.seek(SeekFrom::Start(spot.offset))?;
+            // Forward within the read-ahead (records skipped because they did not change)
+            // keeps it; a seek elsewhere drops it.
+            match spot.offset.checked_sub(*at).map(i64::try_from) {
+                Some(Ok(gap)) => file.seek_relative(gap)?,
+                _ => {
+                    file.seek(SeekFrom::Start(spot.offset))?;
+                }
+            }
         }
         self.scratch.resize(len, 0);
         file.read_exact(&mut self.scratch)?;
@@ -169,6 +186,17 @@ mod tests {
     fn records_held_in_memory_move_to_the_file_with_the_rest() {
         // Past the limit after a few records: the first ones were in memory.
         assert!(round_trip(100));
+    }
+
+    #[test]
+    fn the_file_has_no_name_and_only_its_owner_could_read_it() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mut spool = Spool::new(0);
+        spool.push(b"a user's record").unwrap();
+        let file = spool.file.as_ref().unwrap().get_ref().metadata().unwrap();
+        // No directory entry: no other process can open it, and a crash leaves nothing.
+        assert_eq!(file.nlink(), 0);
+        assert_eq!(file.permissions().mode() & 0o077, 0);
     }
 
     #[test]
