@@ -94,16 +94,16 @@ fn measure(directory: &Directory) -> (f64, usize, f64, f64, f64) {
     for (g, children) in directory.child_groups.iter().enumerate() {
         for c in children {
             memberships.push(Membership {
-                group_id: format!("g{g:07}"),
-                member_id: format!("g{c:07}"),
+                group_id: format!("g{g:07}").into(),
+                member_id: format!("g{c:07}").into(),
                 kind: MemberKind::Group,
                 origin: Origin::Source,
             });
         }
         for u in &directory.direct_users[g] {
             memberships.push(Membership {
-                group_id: format!("g{g:07}"),
-                member_id: format!("u{u:07}"),
+                group_id: format!("g{g:07}").into(),
+                member_id: format!("u{u:07}").into(),
                 kind: MemberKind::User,
                 origin: Origin::Source,
             });

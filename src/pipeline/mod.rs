@@ -93,9 +93,10 @@ pub struct TargetGroup {
 /// A direct membership, by external ids of the connector's source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DesiredMembership {
-    pub group: String,
+    /// External ids, shared with the other memberships of the same group or member.
+    pub group: std::sync::Arc<str>,
     pub kind: MemberKind,
-    pub member: String,
+    pub member: std::sync::Arc<str>,
 }
 
 /// Why a membership exists; stored with it.
@@ -240,11 +241,7 @@ mod tests {
                 expression: None,
             }]
         );
-        let members: Vec<&str> = desired
-            .memberships
-            .iter()
-            .map(|m| m.member.as_str())
-            .collect();
+        let members: Vec<&str> = desired.memberships.iter().map(|m| &*m.member).collect();
         assert_eq!(members, vec!["u1", "u2"]);
         assert!(
             desired
@@ -334,8 +331,58 @@ mod tests {
             );
             assert_eq!(without_bob.users, expected.users);
             assert_eq!(without_bob.memberships, expected.memberships);
-            assert!(without_bob.memberships.iter().all(|m| m.member != "u2"));
+            assert!(without_bob.memberships.iter().all(|m| &*m.member != "u2"));
         }
+    }
+
+    #[test]
+    fn memberships_share_their_ids_from_the_projection_to_the_plan() {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+        let group = |id: &str, members: &[&str]| SourceGroup {
+            external_id: id.into(),
+            display_name: id.into(),
+            description: None,
+            members: members.iter().map(|m| MemberRef::user(*m)).collect(),
+            attributes: Map::new(),
+        };
+        let users = vec![user("u1", "ada"), user("u2", "bob")];
+        let groups = vec![group("g1", &["u1", "u2"]), group("g2", &["u1"])];
+        let desired = project(&mapping(), users, groups);
+        let m = &desired.memberships;
+        assert_eq!(m.len(), 3);
+        // g1's two memberships hold one g1; u1's two hold one u1.
+        assert!(Arc::ptr_eq(&m[0].group, &m[1].group));
+        let u1: Vec<&DesiredMembership> = m.iter().filter(|m| &*m.member == "u1").collect();
+        assert!(Arc::ptr_eq(&u1[0].member, &u1[1].member));
+
+        struct Ids;
+        impl plan::NewIds for Ids {
+            fn user_id(&self, user: &TargetUser) -> String {
+                format!("id-{}", user.external_id)
+            }
+            fn group_id(&self, group: &TargetGroup) -> String {
+                format!("id-{}", group.external_id)
+            }
+        }
+        let none = HashMap::new();
+        let ctx = plan::Context {
+            mapping_name: "m",
+            on_remove: OnRemove::Disable,
+            foreign_users: &none,
+            foreign_groups: &none,
+            named_groups: &HashMap::new(),
+            ids: &Ids,
+        };
+        let plan = plan::build(desired, &plan::Current::default(), &ctx);
+        let adds = &plan.membership_adds;
+        assert_eq!(adds.len(), 3);
+        assert_eq!(
+            (&*adds[0].group_id, &*adds[0].member_id),
+            ("id-g1", "id-u1")
+        );
+        assert!(Arc::ptr_eq(&adds[0].group_id, &adds[1].group_id));
+        assert!(Arc::ptr_eq(&adds[0].member_id, &adds[2].member_id));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! conflicts. Nothing here touches the database.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -85,13 +86,22 @@ pub struct Removal {
     pub name: String,
 }
 
-/// A direct membership in target ids.
+/// A direct membership in target ids. The ids are shared with every other membership of
+/// the same group or member (a plan of five million memberships held two strings each,
+/// about 100 bytes, before; see docs/PERFORMANCE.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Membership {
-    pub group_id: String,
-    pub member_id: String,
+    pub group_id: Arc<str>,
+    pub member_id: Arc<str>,
     pub kind: MemberKind,
     pub origin: Origin,
+}
+
+impl Membership {
+    /// (group id, member id), as the target's current memberships are keyed.
+    pub fn pair(&self) -> (String, String) {
+        (self.group_id.to_string(), self.member_id.to_string())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -231,7 +241,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         }
     }
     change_name.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
-    let mut user_ids: HashMap<String, String> = HashMap::new();
+    let mut user_ids: HashMap<String, Arc<str>> = HashMap::new();
     for (key, mut user) in keep_name.into_iter().chain(change_name) {
         let existing = current.users.get(&user.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
@@ -257,13 +267,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         let writes = (&mut plan.user_updates, &mut plan.user_creates);
         let external_id = user.external_id.clone();
         let id = place(writes, held, user, hash, |u| ctx.ids.user_id(u));
-        user_ids.insert(external_id, id);
+        user_ids.insert(external_id, Arc::from(id));
     }
     // Under delete, users disabled by earlier runs (under disable) are deleted too; they
     // do not count against the safety limits, which guard the users still active.
     for ext in &desired.held_back {
         if let Some(c) = current.users.get(ext) {
-            user_ids.insert(ext.clone(), c.id.clone());
+            user_ids.insert(ext.clone(), Arc::from(c.id.as_str()));
         }
     }
     let mut removals: Vec<Removal> = current
@@ -310,7 +320,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                 .or_insert_with(|| group.external_id.clone());
         }
     }
-    let mut group_ids: HashMap<String, String> = HashMap::new();
+    let mut group_ids: HashMap<String, Arc<str>> = HashMap::new();
     for mut group in groups {
         let key = name_key(&group.name);
         let existing = current.groups.get(&group.external_id);
@@ -340,7 +350,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         let writes = (&mut plan.group_updates, &mut plan.group_creates);
         let external_id = group.external_id.clone();
         let id = place(writes, held, group, hash, |g| ctx.ids.group_id(g));
-        group_ids.insert(external_id, id);
+        group_ids.insert(external_id, Arc::from(id));
     }
     let mut deletes: Vec<Removal> = current
         .groups
@@ -367,10 +377,10 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         .memberships
         .into_iter()
         .filter_map(|m| {
-            let group_id = group_ids.get(&m.group)?.clone();
+            let group_id = group_ids.get(&*m.group)?.clone();
             let member_id = match m.kind {
-                MemberKind::User => user_ids.get(&m.member)?,
-                MemberKind::Group => group_ids.get(&m.member)?,
+                MemberKind::User => user_ids.get(&*m.member)?,
+                MemberKind::Group => group_ids.get(&*m.member)?,
             }
             .clone();
             Some(Membership {
@@ -399,7 +409,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             grants.push((group.clone(), user, Origin::Default));
         }
     }
-    let mut managed_ids: HashMap<String, Option<String>> = HashMap::new();
+    let mut managed_ids: HashMap<String, Option<Arc<str>>> = HashMap::new();
     for (group, user, origin) in grants {
         let key = name_key(&group);
         let id = managed_ids
@@ -417,7 +427,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                 Some(named)
                     if named.owner == plan.managed_owner || named.owner.starts_with("mapping:") =>
                 {
-                    Some(named.id.clone())
+                    Some(Arc::from(named.id.as_str()))
                 }
                 Some(named) => {
                     plan.conflicts.push(Conflict {
@@ -444,14 +454,14 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                         hash: content_hash(&group),
                         record,
                     });
-                    Some(id)
+                    Some(Arc::from(id))
                 }
             })
             .clone();
         let (Some(group_id), Some(member_id)) = (id, user_ids.get(user)) else {
             continue;
         };
-        plan.managed_group_ids.insert(group_id.clone());
+        plan.managed_group_ids.insert(group_id.to_string());
         wanted.push(Membership {
             group_id,
             member_id: member_id.clone(),
@@ -460,17 +470,17 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         });
     }
     // Sticky default memberships stay as they are.
-    wanted.retain(|m| {
-        !current
-            .sticky
-            .contains(&(m.group_id.clone(), m.member_id.clone()))
-    });
+    // (Each check allocates its pair, as a set of borrowed pairs over the whole target
+    // would hold millions of entries at once.)
+    if !current.sticky.is_empty() {
+        wanted.retain(|m| !current.sticky.contains(&m.pair()));
+    }
     wanted.sort_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
     wanted.dedup_by(|a, b| a.group_id == b.group_id && a.member_id == b.member_id);
     let mut removes: Vec<(String, String)> = {
         let wanted_pairs: HashSet<(&str, &str)> = wanted
             .iter()
-            .map(|m| (m.group_id.as_str(), m.member_id.as_str()))
+            .map(|m| (&*m.group_id, &*m.member_id))
             .collect();
         current
             .memberships
@@ -513,11 +523,9 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             plan.managed_group_ids.insert(group_id.clone());
         }
     }
-    let (kept, adds): (Vec<Membership>, Vec<Membership>) = wanted.into_iter().partition(|m| {
-        current
-            .memberships
-            .contains(&(m.group_id.clone(), m.member_id.clone()))
-    });
+    let (kept, adds): (Vec<Membership>, Vec<Membership>) = wanted
+        .into_iter()
+        .partition(|m| current.memberships.contains(&m.pair()));
     plan.membership_removes = removes;
     // `wanted` is sorted, so the adds are in primary-key order for the inserts.
     plan.membership_adds = adds;

@@ -9,6 +9,7 @@
 //! through any path. Effective membership is therefore the same in both modes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -308,16 +309,21 @@ impl<'a> Projector<'a> {
             included_group[g] = true;
         }
 
-        // Memberships.
-        for (g, group) in groups.iter().enumerate() {
+        // Memberships: each id shared by all its memberships, not copied into each.
+        let user_ids: Vec<Arc<str>> = user_ids.into_iter().map(Arc::from).collect();
+        let group_ids: Vec<Arc<str>> = groups
+            .iter()
+            .map(|g| Arc::from(g.external_id.as_str()))
+            .collect();
+        for (g, group_id) in group_ids.iter().enumerate() {
             if !included_group[g] {
                 continue;
             }
-            let mut add = |kind: MemberKind, member: &str| {
+            let mut add = |kind: MemberKind, member: &Arc<str>| {
                 desired.memberships.push(DesiredMembership {
-                    group: group.external_id.clone(),
+                    group: group_id.clone(),
                     kind,
-                    member: member.to_string(),
+                    member: member.clone(),
                 });
             };
             match (&mapping.nesting, &effective) {
@@ -344,7 +350,7 @@ impl<'a> Projector<'a> {
                                 continue;
                             }
                             if included_group[c as usize] {
-                                add(MemberKind::Group, &groups[c as usize].external_id);
+                                add(MemberKind::Group, &group_ids[c as usize]);
                             } else if !visited.contains(&c) {
                                 visited.push(c);
                                 pending.push(c);

@@ -55,7 +55,7 @@ pub(super) async fn apply(
                     .membership_adds
                     .iter()
                     .chain(&plan.membership_kept)
-                    .filter(|m| !plan.managed_group_ids.contains(&m.group_id));
+                    .filter(|m| !plan.managed_group_ids.contains(&*m.group_id));
                 let wanted = plan::nesting_pairs(own_groups);
                 let update = EffectiveUpdate::Whole { wanted: &wanted };
                 directory.update_effective(conn, id, update).await?;
@@ -121,10 +121,10 @@ fn direct_groups(
         .map(|id| (id.clone(), Vec::new()))
         .collect();
     for m in plan.membership_adds.iter().chain(&plan.membership_kept) {
-        if own_group_ids.contains(&m.group_id)
-            && let Some(groups) = direct.get_mut(&m.member_id)
+        if own_group_ids.contains(&*m.group_id)
+            && let Some(groups) = direct.get_mut(&*m.member_id)
         {
-            groups.push(m.group_id.clone());
+            groups.push(m.group_id.to_string());
         }
     }
     direct

@@ -77,10 +77,10 @@ pub(super) async fn project(
     // The plan covers the users' memberships, and the nesting rows of the groups whose
     // group members changed (all of their group members were loaded); other groups'
     // nesting did not change.
-    let nesting: HashSet<&String> = scope.nesting.iter().collect();
+    let nesting: HashSet<&str> = scope.nesting.iter().map(String::as_str).collect();
     desired
         .memberships
-        .retain(|m| m.kind == MemberKind::User || nesting.contains(&m.group));
+        .retain(|m| m.kind == MemberKind::User || nesting.contains(&*m.group));
     if !scope.nesting.is_empty() {
         ctx.directory
             .add_nesting(conn, id, &mut current, &scope.nesting)

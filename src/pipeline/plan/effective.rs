@@ -39,8 +39,8 @@ pub fn effective_pairs<'a>(
     let mut group_index: HashMap<&str, u32> = HashMap::new();
     let mut groups: Vec<&str> = Vec::new();
     for m in memberships.clone() {
-        for id in std::iter::once(m.group_id.as_str())
-            .chain((m.kind == MemberKind::Group).then_some(m.member_id.as_str()))
+        for id in std::iter::once(&*m.group_id)
+            .chain((m.kind == MemberKind::Group).then_some(&*m.member_id))
         {
             group_index.entry(id).or_insert_with(|| {
                 groups.push(id);
@@ -53,12 +53,12 @@ pub fn effective_pairs<'a>(
     let mut child_groups = vec![Vec::new(); groups.len()];
     let mut direct_users = vec![Vec::new(); groups.len()];
     for m in memberships {
-        let g = group_index[m.group_id.as_str()] as usize;
+        let g = group_index[&*m.group_id] as usize;
         match m.kind {
-            MemberKind::Group => child_groups[g].push(group_index[m.member_id.as_str()]),
+            MemberKind::Group => child_groups[g].push(group_index[&*m.member_id]),
             MemberKind::User => {
-                let u = *user_index.entry(m.member_id.as_str()).or_insert_with(|| {
-                    users.push(m.member_id.as_str());
+                let u = *user_index.entry(&*m.member_id).or_insert_with(|| {
+                    users.push(&*m.member_id);
                     users.len() as u32 - 1
                 });
                 direct_users[g].push(u);
@@ -99,9 +99,9 @@ pub fn nesting_pairs<'a>(
     let mut child_groups: HashMap<&str, Vec<&str>> = HashMap::new();
     for m in memberships.clone().filter(|m| m.kind == MemberKind::Group) {
         child_groups
-            .entry(m.group_id.as_str())
+            .entry(&*m.group_id)
             .or_default()
-            .push(m.member_id.as_str());
+            .push(&*m.member_id);
     }
     let mut involved: HashSet<&str> = HashSet::new();
     let mut pending: Vec<&str> = child_groups.keys().copied().collect();
@@ -111,7 +111,7 @@ pub fn nesting_pairs<'a>(
         }
     }
     let involved = &involved;
-    effective_pairs(memberships.filter(move |m| involved.contains(m.group_id.as_str())))
+    effective_pairs(memberships.filter(move |m| involved.contains(&*m.group_id)))
 }
 
 #[cfg(test)]
@@ -121,8 +121,8 @@ mod tests {
 
     fn member(group: &str, id: &str, kind: MemberKind) -> Membership {
         Membership {
-            group_id: group.to_string(),
-            member_id: id.to_string(),
+            group_id: group.into(),
+            member_id: id.into(),
             kind,
             origin: Origin::Source,
         }

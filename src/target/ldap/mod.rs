@@ -231,7 +231,7 @@ fn touched(plan: &Plan) -> desired::Touched {
         .chain(&plan.managed_creates)
         .map(|w| w.id.clone())
         .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
-        .chain(plan.membership_adds.iter().map(|m| m.group_id.clone()))
+        .chain(plan.membership_adds.iter().map(|m| m.group_id.to_string()))
         .chain(
             plan.membership_removes
                 .iter()

@@ -245,8 +245,8 @@ pub async fn add_plan(
     let mut values = Vec::with_capacity(adds.len() * 5);
     for m in adds {
         values.extend([
-            Val::Text(m.group_id.clone()),
-            Val::Text(m.member_id.clone()),
+            Val::Text(m.group_id.to_string()),
+            Val::Text(m.member_id.to_string()),
             Val::Text(m.kind.as_str().to_string()),
             Val::Text(connector.to_string()),
             Val::Text(m.origin.as_str().to_string()),
