@@ -119,7 +119,13 @@ pub fn content_hash<T: Serialize>(value: &T) -> String {
 /// The content hash of a record already serialised (`content_hash` of the record is this
 /// of its JSON).
 pub fn hash_bytes(json: &[u8]) -> String {
-    hash_text(xxhash_rust::xxh3::xxh3_128(json))
+    hash_text(hash_value(json))
+}
+
+/// The content hash of a record already serialised, as a number (what [`hash_text`]
+/// writes out): for holding many of them compactly.
+pub fn hash_value(json: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(json)
 }
 
 /// A content hash as the mirror and the target store it: 32 hex digits.

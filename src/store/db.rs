@@ -56,7 +56,7 @@ pub enum DbError {
     /// Where a read is set aside until the merge (see `store::mirror`'s spool): memory,
     /// then a temporary file in `dir`.
     #[error(
-        "setting the read aside (in memory, past 32 MiB in a temporary file in {dir}) \
+        "setting the read aside (in memory, then in a temporary file in {dir}) \
          failed while {context}: {source}"
     )]
     Spool {

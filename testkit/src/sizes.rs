@@ -62,10 +62,13 @@ impl Sizes {
         if let Some(unknown) = args.iter().find(|a| !known.contains(&a.as_str())) {
             panic!("unknown argument {unknown:?}: the sizes are --quick and --million");
         }
-        let mut sizes = match () {
-            _ if args.iter().any(|a| a == "--quick") => Sizes::QUICK,
-            _ if args.iter().any(|a| a == "--million") => Sizes::MILLION,
-            _ => Sizes::DEFAULT,
+        let named = |preset: &str| args.iter().any(|a| a == preset);
+        let mut sizes = if named("--quick") {
+            Sizes::QUICK
+        } else if named("--million") {
+            Sizes::MILLION
+        } else {
+            Sizes::DEFAULT
         };
         let number = |name: &str| env(name).and_then(|v| v.trim().parse::<usize>().ok());
         if let Some(n) = number("IDSYNC_BENCH_USERS") {

@@ -166,7 +166,7 @@ impl ReadBuffer {
         Ok(Buffered {
             external_id: external_id.into(),
             spot,
-            hash: xxhash_rust::xxh3::xxh3_128(&self.scratch),
+            hash: crate::model::hash_value(&self.scratch),
         })
     }
 }
