@@ -46,6 +46,11 @@ impl Batch {
         self.statements.is_empty()
     }
 
+    /// How many statements the batch holds.
+    pub fn len(&self) -> usize {
+        self.statements.len()
+    }
+
     /// Adds a statement whose placeholders (see the module doc) take `values`.
     pub fn push(&mut self, sql: String, values: Vec<Val>) {
         self.statements.push(Statement { sql, values });

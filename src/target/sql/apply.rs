@@ -8,7 +8,8 @@ use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
 
 use crate::db::{
-    Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
+    Batch, Context, DbError, MAX_ROWS_PER_STATEMENT, Val, delete_in, insert_rows, now_text, param,
+    placeholders, select_in,
 };
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Membership, Plan, Write};
@@ -95,15 +96,20 @@ impl Stored for TargetGroup {
     }
 }
 
+/// Statements between two checks of a batch's size (a check sums what it holds).
+const CHECK_EVERY: usize = 500;
+
 /// One `UPDATE ... WHERE id = ...` per write: the record's fields, its hash and `now`
-/// (plus `also`, a fixed assignment).
-fn push_updates<R: Stored>(
+/// (plus `also`, a fixed assignment). A bulk plan's updates run as they fill the batch
+/// (`Batch::flush_if_large`), so a re-projection that updates every user never holds all
+/// their statements.
+async fn push_updates<R: Stored + Sync>(
     batch: &mut Batch,
-    conn: &AnyConnection,
+    conn: &mut AnyConnection,
     writes: &[Write<R>],
     also: &str,
     now: &str,
-) {
+) -> Result<(), DbError> {
     let columns: Vec<&str> = R::FIELDS
         .iter()
         .copied()
@@ -119,37 +125,47 @@ fn push_updates<R: Stored>(
             Val::Text(write.id.clone()),
         ]);
         batch.push(sql.clone(), values);
+        if batch.len().is_multiple_of(CHECK_EVERY) {
+            batch.flush_if_large(conn).await?;
+        }
     }
+    Ok(())
 }
 
-/// Multi-row `INSERT`s of new records, each with the owner (connector) it is paired with.
-async fn push_creates<'w, R: Stored + 'w>(
+/// Multi-row `INSERT`s of new records with their owner (a connector, or the mapping for
+/// managed groups). The values are made a statement's rows at a time: made for every
+/// record first, a million users' were a large share of an initial sync's peak.
+async fn push_creates<R: Stored + Sync>(
     batch: &mut Batch,
     conn: &mut AnyConnection,
-    writes: impl Iterator<Item = (&'w Write<R>, &'w str)>,
+    writes: &[Write<R>],
+    owner: &str,
     now: &str,
 ) -> Result<(), DbError> {
     let width = R::FIELDS.len() + 6;
-    let mut values = Vec::with_capacity(writes.size_hint().0 * width);
-    for (write, owner) in writes {
-        values.extend([
-            Val::Text(write.id.clone()),
-            Val::Text(owner.to_string()),
-            Val::Text(write.record.external_id().to_string()),
-        ]);
-        write.record.push_fields(&mut values);
-        values.extend([
-            Val::Text(write.hash.clone()),
-            Val::Text(now.to_string()),
-            Val::Text(now.to_string()),
-        ]);
-    }
     let head = format!(
         "{} (id, connector, external_id, {}, content_hash, created_at, updated_at)",
         R::TABLE,
         R::FIELDS.join(", ")
     );
-    batch.insert_many(conn, &head, "", width, values).await
+    for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * width);
+        for write in chunk {
+            values.extend([
+                Val::Text(write.id.clone()),
+                Val::Text(owner.to_string()),
+                Val::Text(write.record.external_id().to_string()),
+            ]);
+            write.record.push_fields(&mut values);
+            values.extend([
+                Val::Text(write.hash.clone()),
+                Val::Text(now.to_string()),
+                Val::Text(now.to_string()),
+            ]);
+        }
+        batch.insert_many(conn, &head, "", width, values).await?;
+    }
+    Ok(())
 }
 
 /// Applies the direct part of a plan (users, groups, direct memberships). Every statement
@@ -208,19 +224,15 @@ pub async fn add_plan(
     batch.delete_in(conn, "effective_nested", &[], "group_id", &deleted_groups);
     batch.delete_in(conn, "groups", &[], "id", &deleted_groups);
 
-    push_updates(batch, conn, &plan.user_updates, "removed_at = NULL", &now);
-    push_updates(batch, conn, &plan.group_updates, "", &now);
+    push_updates(batch, conn, &plan.user_updates, "removed_at = NULL", &now).await?;
+    push_updates(batch, conn, &plan.group_updates, "", &now).await?;
 
-    let owned_users = plan.user_creates.iter().map(|w| (w, connector));
-    push_creates(batch, conn, owned_users, &now).await?;
+    push_creates(batch, conn, &plan.user_creates, connector, &now).await?;
     batch.flush_if_large(conn).await?;
 
-    let owned = plan.group_creates.iter().map(|w| (w, connector));
-    let managed = plan
-        .managed_creates
-        .iter()
-        .map(|w| (w, plan.managed_owner.as_str()));
-    push_creates(batch, conn, owned.chain(managed), &now).await?;
+    push_creates(batch, conn, &plan.group_creates, connector, &now).await?;
+    let managed_owner = plan.managed_owner.as_str();
+    push_creates(batch, conn, &plan.managed_creates, managed_owner, &now).await?;
     batch.flush_if_large(conn).await?;
 
     for (group_id, member_id) in &plan.membership_removes {
@@ -237,30 +249,37 @@ pub async fn add_plan(
                 Val::Text(connector.to_string()),
             ],
         );
+        if batch.len().is_multiple_of(CHECK_EVERY) {
+            batch.flush_if_large(conn).await?;
+        }
     }
     // In primary-key order, so that the inserts append to the key's b-tree instead of
     // splitting pages all over it (a group's members come in the source's order).
     let mut adds: Vec<&Membership> = plan.membership_adds.iter().collect();
     adds.sort_unstable_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
-    let mut values = Vec::with_capacity(adds.len() * 5);
-    for m in adds {
-        values.extend([
-            Val::Text(m.group_id.to_string()),
-            Val::Text(m.member_id.to_string()),
-            Val::Text(m.kind.as_str().to_string()),
-            Val::Text(connector.to_string()),
-            Val::Text(m.origin.as_str().to_string()),
-        ]);
+    // A statement's rows at a time, as `push_creates` does.
+    for chunk in adds.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * 5);
+        for m in chunk {
+            values.extend([
+                Val::Text(m.group_id.to_string()),
+                Val::Text(m.member_id.to_string()),
+                Val::Text(m.kind.as_str().to_string()),
+                Val::Text(connector.to_string()),
+                Val::Text(m.origin.as_str().to_string()),
+            ]);
+        }
+        batch
+            .insert_many(
+                conn,
+                "memberships (group_id, member_id, member_kind, connector, origin)",
+                "",
+                5,
+                values,
+            )
+            .await?;
     }
-    batch
-        .insert_many(
-            conn,
-            "memberships (group_id, member_id, member_kind, connector, origin)",
-            "",
-            5,
-            values,
-        )
-        .await
+    Ok(())
 }
 
 /// Brings the stored effective memberships of the connector's groups to `wanted`: only
@@ -303,21 +322,31 @@ pub async fn sync_effective(
             .context("removing an effective membership")?
             .rows_affected();
     }
-    // In key order, so that the inserts walk the primary key instead of jumping around it.
-    let mut values = Vec::new();
-    for ((group_id, user_id), _) in nested.iter().zip(&present).filter(|(_, p)| !**p) {
-        values.push(Val::Text(group_id.to_string()));
-        values.push(Val::Text(user_id.to_string()));
+    // In key order, so that the inserts walk the primary key instead of jumping around
+    // it; a statement's rows at a time, as `push_creates` does.
+    let missing: Vec<&(&str, &str)> = nested
+        .iter()
+        .zip(&present)
+        .filter(|(_, present)| !**present)
+        .map(|(pair, _)| pair)
+        .collect();
+    let mut added = 0;
+    for chunk in missing.chunks(MAX_ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * 2);
+        for (group_id, user_id) in chunk {
+            values.push(Val::Text(group_id.to_string()));
+            values.push(Val::Text(user_id.to_string()));
+        }
+        added += insert_rows(
+            conn,
+            "effective_nested (group_id, user_id)",
+            "",
+            2,
+            values,
+            "adding effective memberships",
+        )
+        .await?;
     }
-    let added = insert_rows(
-        conn,
-        "effective_nested (group_id, user_id)",
-        "",
-        2,
-        values,
-        "adding effective memberships",
-    )
-    .await?;
     Ok((added, removed))
 }
 
