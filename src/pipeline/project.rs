@@ -147,11 +147,17 @@ impl<'a> Projector<'a> {
     pub fn new(
         mapping: &'a MappingConfig,
         mut user_ids: Vec<String>,
-        groups: Vec<SourceGroup>,
+        mut groups: Vec<SourceGroup>,
     ) -> Projector<'a> {
         user_ids.sort();
         user_ids.dedup();
         let graph = SourceGraph::new(&user_ids, &groups);
+        // The member lists are in the graph now, as indices. Kept, their ids (five million
+        // strings at a million users) would sit beside every user the projection collects;
+        // nothing after this reads them (a group's filter context leaves members out).
+        for group in &mut groups {
+            group.members = Vec::new();
+        }
         let effective = (needs_user_groups(mapping) || mapping.nesting == Nesting::Flatten)
             .then(|| graph.effective());
         let mut user_groups: Vec<Vec<u32>> = Vec::new();
