@@ -477,18 +477,20 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     }
     wanted.sort_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
     wanted.dedup_by(|a, b| a.group_id == b.group_id && a.member_id == b.member_id);
-    let mut removes: Vec<(String, String)> = {
-        let wanted_pairs: HashSet<(&str, &str)> = wanted
-            .iter()
-            .map(|m| (&*m.group_id, &*m.member_id))
-            .collect();
-        current
-            .memberships
-            .iter()
-            .filter(|(g, m)| !wanted_pairs.contains(&(g.as_str(), m.as_str())))
-            .cloned()
-            .collect()
+    // `wanted` is sorted by (group, member): a lookup in it needs no set of its pairs
+    // beside it (five million borrowed pairs and their table were a large share of a
+    // full plan's peak).
+    let is_wanted = |group_id: &str, member_id: &str| {
+        wanted
+            .binary_search_by(|m| (&*m.group_id, &*m.member_id).cmp(&(group_id, member_id)))
+            .is_ok()
     };
+    let mut removes: Vec<(String, String)> = current
+        .memberships
+        .iter()
+        .filter(|(g, m)| !is_wanted(g, m))
+        .cloned()
+        .collect();
     removes.sort();
     // With default groups given on creation only, memberships in them are never taken
     // away, even those granted while they were applied on every run.
@@ -523,9 +525,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
             plan.managed_group_ids.insert(group_id.clone());
         }
     }
-    let (kept, adds): (Vec<Membership>, Vec<Membership>) = wanted
-        .into_iter()
-        .partition(|m| current.memberships.contains(&m.pair()));
+    let (kept, adds): (Vec<Membership>, Vec<Membership>) = match current.memberships.is_empty() {
+        // A first run: every membership is new (no pair to allocate for each lookup).
+        true => (Vec::new(), wanted),
+        false => wanted
+            .into_iter()
+            .partition(|m| current.memberships.contains(&m.pair())),
+    };
     plan.membership_removes = removes;
     // `wanted` is sorted, so the adds are in primary-key order for the inserts.
     plan.membership_adds = adds;
