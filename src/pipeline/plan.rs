@@ -201,11 +201,24 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     };
 
     // Users.
-    let desired_user_ids: HashSet<String> = desired
-        .users
-        .iter()
-        .map(|u| u.external_id.clone())
-        .collect();
+    // The connector's users the desired slice no longer holds, borrowed from `current`
+    // (a first run has none, and builds no set of the desired ids to find that out).
+    let leaving: HashSet<&str> = match current.users.is_empty() {
+        true => HashSet::new(),
+        false => {
+            let desired_ids: HashSet<&str> = desired
+                .users
+                .iter()
+                .map(|u| u.external_id.as_str())
+                .collect();
+            current
+                .users
+                .keys()
+                .map(String::as_str)
+                .filter(|ext| !desired_ids.contains(ext))
+                .collect()
+        }
+    };
     let mut taken: HashMap<String, String> = HashMap::new();
     // Users that leave keep their name when they are only disabled.
     for (ext, user) in &current.users {
@@ -215,34 +228,53 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     }
     if on_remove == OnRemove::Disable {
         for (ext, user) in &current.users {
-            if !desired_user_ids.contains(ext) {
+            if leaving.contains(ext.as_str()) {
                 taken.insert(user.user_name_key.clone(), ext.clone());
             }
         }
     }
-    let keyed: Vec<(String, TargetUser)> = desired
+    // Users that keep their name first, in the slice's order, then the others by external
+    // id. They are taken out of the slice by index rather than moved into lists of their
+    // own: at a million users each such list was a few hundred MiB.
+    let mut keys: Vec<String> = desired
         .users
-        .into_iter()
-        .map(|u| (name_key(&u.user_name), u))
+        .iter()
+        .map(|u| name_key(&u.user_name))
         .collect();
-    let (keep_name, mut change_name): (Vec<_>, Vec<_>) = keyed.into_iter().partition(|(key, u)| {
-        current
-            .users
-            .get(&u.external_id)
-            .is_some_and(|c| &c.user_name_key == key)
-    });
-    for (key, user) in &keep_name {
-        taken.insert(key.clone(), user.external_id.clone());
-    }
-    // A user being renamed keeps its old name until the rename is known to succeed.
-    for (_, user) in &change_name {
-        if let Some(c) = current.users.get(&user.external_id) {
-            taken.insert(c.user_name_key.clone(), user.external_id.clone());
+    let (mut keep_name, mut change_name) = (Vec::new(), Vec::new());
+    let mut creates = 0;
+    for (i, (user, key)) in desired.users.iter().zip(&keys).enumerate() {
+        match current.users.get(&user.external_id) {
+            Some(c) if &c.user_name_key == key => keep_name.push(i),
+            Some(_) => change_name.push(i),
+            None => {
+                change_name.push(i);
+                creates += 1;
+            }
         }
     }
-    change_name.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
+    for &i in &keep_name {
+        taken.insert(keys[i].clone(), desired.users[i].external_id.clone());
+    }
+    // A user being renamed keeps its old name until the rename is known to succeed.
+    for &i in &change_name {
+        let ext = &desired.users[i].external_id;
+        if let Some(c) = current.users.get(ext) {
+            taken.insert(c.user_name_key.clone(), ext.clone());
+        }
+    }
+    change_name.sort_by(|&a, &b| {
+        desired.users[a]
+            .external_id
+            .cmp(&desired.users[b].external_id)
+    });
+    plan.user_creates.reserve_exact(creates);
+    let mut users: Vec<Option<TargetUser>> = desired.users.into_iter().map(Some).collect();
     let mut user_ids: HashMap<String, Arc<str>> = HashMap::new();
-    for (key, mut user) in keep_name.into_iter().chain(change_name) {
+    for i in keep_name.into_iter().chain(change_name) {
+        let (Some(mut user), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {
+            continue;
+        };
         let existing = current.users.get(&user.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
         if existing.is_none() || renamed {
@@ -280,7 +312,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         .users
         .iter()
         .filter(|(ext, u)| {
-            !desired_user_ids.contains(*ext)
+            leaving.contains(ext.as_str())
                 && !desired.held_back.contains(*ext)
                 && (!u.removed || on_remove == OnRemove::Delete)
         })
