@@ -376,6 +376,10 @@ impl<'a> Projector<'a> {
                 });
             }
         }
+        // Grown by doubling, the lists would keep up to as much again unused until the
+        // plan is applied (five million memberships in a capacity of eight).
+        desired.users.shrink_to_fit();
+        desired.memberships.shrink_to_fit();
         desired
     }
 }
