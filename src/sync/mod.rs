@@ -288,6 +288,7 @@ async fn project_and_apply(
     report.excluded_users = projected.desired.excluded_users;
     report.excluded_groups = projected.desired.excluded_groups;
 
+    progress.phase("planning");
     let mut planned = plan::plan(conn, ctx, &staged, projected).await?;
     report.counts = planned.plan.counts();
     report.preview = std::mem::take(&mut planned.preview);
