@@ -21,6 +21,10 @@ use idsync::store::events::{Event, EventLog};
 use idsync::sync::{self, NoProgress, RunOptions};
 use idsync_testkit::snapshot::{memberships, write_snapshot};
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 const AIM_MS: f64 = 200.0;
 const RUNS: usize = 9;
 

@@ -19,6 +19,10 @@ use idsync::pipeline::flatten::{Graph, effective_users};
 use idsync::pipeline::plan::{Membership, effective_pairs};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 const DEPTH: usize = 20;
 
 struct Lcg(u64);

@@ -22,6 +22,10 @@ use idsync::connectors::{BatchSink, SinkError, SourceBatch};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 use idsync_testkit::slapd::{READER_DN, READER_PASSWORD, SUFFIX, Slapd};
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 const PAGE: usize = 1000;
 
 fn size(name: &str, default: usize) -> usize {

@@ -25,6 +25,10 @@ use idsync::sync::{self, NoProgress, RunOptions};
 use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 use idsync_testkit::slapd::{APPS_DN, Slapd, WRITER_DN, WRITER_PASSWORD, target_ldif};
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

@@ -26,6 +26,10 @@ use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
 use idsync_testkit::sizes::Sizes;
 use idsync_testkit::{fake_azure, fake_google, fake_keycloak, fake_okta};
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 fn providers() -> Vec<(&'static str, StartFake)> {
     let all: Vec<(&'static str, StartFake)> = vec![
         ("keycloak", fake_keycloak::start),

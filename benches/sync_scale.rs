@@ -33,6 +33,10 @@ use idsync_testkit::sizes::Sizes;
 use idsync_testkit::snapshot::{memberships, nesting, write_snapshot_renaming};
 use sqlx::Executor;
 
+/// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 async fn fresh_db(dir: &Path, name: &str) -> Db {
     let url = format!("sqlite://{}/{name}.db", dir.display());
     Db::open(&url).await.expect("open sqlite")

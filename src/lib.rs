@@ -56,6 +56,12 @@ pub mod target;
 // The database layer belongs to the store; it is used everywhere, so it keeps its short path.
 pub use store::db;
 
+/// The allocator `idsync` runs with: each binary declares it as its `#[global_allocator]`
+/// (the command line, and the benches and examples, so that they measure what ships).
+/// mimalloc rather than glibc's malloc, which took about a sixth of an initial sync's CPU
+/// in a profile; docs/PERFORMANCE.md has the figures.
+pub use mimalloc::MiMalloc as Allocator;
+
 #[cfg(test)]
 mod layout_tests {
     /// The `# Layout` list above names every top-level module, and only those.

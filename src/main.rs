@@ -23,6 +23,10 @@ use idsync::sync::{self, RunOptions, RunReport};
 use cli_exit::{Exit, config_problems, error_text};
 use cli_output::{Format, ProgressDisplay};
 
+/// The allocator (see `idsync::Allocator`).
+#[global_allocator]
+static ALLOCATOR: idsync::Allocator = idsync::Allocator;
+
 #[derive(Parser)]
 #[command(
     name = "idsync",
