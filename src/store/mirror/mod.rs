@@ -85,27 +85,35 @@ pub async fn merge(
     // taken out, so that what remains is what a complete read removes.
     let mut unseen_users = hashes::<SourceUser>(conn, connector).await?;
     // Changed users are read back a chunk at a time, so that the read's users are never
-    // all held parsed.
+    // all held parsed; those new to the mirror apart (`upsert_read` says why).
     let mut changed_users = Vec::with_capacity(USER_CHUNK);
+    let mut new_users = Vec::new();
     let now = crate::db::now_text();
     for user in users {
         let hash = user.hash();
-        if unseen_users.remove(user.external_id.as_ref()).as_ref() != Some(&hash) {
+        let held = unseen_users.remove(user.external_id.as_ref());
+        if held.as_ref() != Some(&hash) {
             let (record, data) = read.user(&user)?;
             outcome.changed_user_ids.push(user.external_id.to_string());
-            changed_users.push(ToWrite {
+            let new = held.is_none();
+            let chunk = match new {
+                true => &mut new_users,
+                false => &mut changed_users,
+            };
+            chunk.push(ToWrite {
                 record,
                 hash,
                 data: Some(data),
             });
-            if changed_users.len() == USER_CHUNK {
-                let chunk = std::mem::take(&mut changed_users);
-                store::upsert_buffered_users(conn, connector, chunk, &now).await?;
+            if chunk.len() == USER_CHUNK {
+                let chunk = std::mem::take(chunk);
+                store::upsert_buffered_users(conn, connector, chunk, &now, new).await?;
             }
         }
     }
     outcome.users_upserted = outcome.changed_user_ids.len() as u64;
-    store::upsert_buffered_users(conn, connector, changed_users, &now).await?;
+    store::upsert_buffered_users(conn, connector, changed_users, &now, false).await?;
+    store::upsert_buffered_users(conn, connector, new_users, &now, true).await?;
 
     let known_groups = hashes::<SourceGroup>(conn, connector).await?;
     let mut seen_groups = HashSet::with_capacity(groups.len());
@@ -255,7 +263,11 @@ async fn write_groups(
             .group_changes
             .written(before.get(&group.external_id), group);
     }
-    upsert_at(conn, connector, groups, now).await
+    let (replacing, new): (Vec<_>, Vec<_>) = groups
+        .into_iter()
+        .partition(|(g, _)| known.contains_key(&g.external_id));
+    store::upsert_read(conn, connector, replacing, now, false).await?;
+    store::upsert_read(conn, connector, new, now, true).await
 }
 
 /// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,
