@@ -1,5 +1,7 @@
 //! Peak-memory measurement shared by the benchmarks: the process's VmHWM, reset after
-//! returning freed heap to the OS, so that each phase's peak is its own.
+//! returning glibc's freed heap to the OS, so that each phase's peak is its own. The
+//! benches allocate with mimalloc (`idsync::Allocator`), which glibc's trim does not
+//! reach: there a phase's peak can include what mimalloc kept from the phase before.
 
 /// Returns freed heap to the OS, then resets the peak, so that each phase's peak is its own
 /// and not what the allocator kept from the phase before.
