@@ -517,6 +517,70 @@ async fn a_merge_larger_than_its_chunk_writes_every_changed_user(db: TestDb) {
 }
 on_both_backends!(a_merge_larger_than_its_chunk_writes_every_changed_user);
 
+async fn a_plan_larger_than_a_batch_writes_every_update_and_removal(db: TestDb) {
+    // 3,200 user updates bind about 35,000 values, more than a batch holds (30,000): the
+    // apply runs the batch part way through its updates, then goes on.
+    let m = mapping(OnRemove::Disable);
+    let mut people = users(3_200);
+    let team = |members: &[idsync::model::SourceUser]| {
+        let refs = members
+            .iter()
+            .map(|u| MemberRef::user(u.external_id.clone()))
+            .collect();
+        vec![group("g1", "Team", refs)]
+    };
+    let report = run(
+        &db,
+        "hr",
+        &Scripted::full(people.clone(), team(&people)),
+        &m,
+    )
+    .await;
+    assert_eq!(report.counts.users_created, 3_200);
+    assert_eq!(report.counts.memberships_added, 3_200);
+    for person in &mut people {
+        person.given_name = Some(format!("Renamed {}", person.external_id));
+    }
+    // A user new to the mirror beside the changed ones: its index rows are written
+    // without removing any first, theirs are replaced.
+    let mut newcomer = user("u-new", "newcomer@example.com");
+    newcomer.attributes.insert(
+        "emails".into(),
+        serde_json::json!([{"value": "newcomer@example.com", "type": "work"}]),
+    );
+    people.push(newcomer);
+    // Emptying the team is past the deletion limits; it is meant.
+    let options = RunOptions {
+        allow_mass_delete: true,
+        ..RunOptions::default()
+    };
+    let source = Scripted::full(people, team(&[]));
+    let report = run_with(&db, "hr", &source, &m, options).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.counts.users_updated, 3_200);
+    assert_eq!(report.counts.users_created, 1);
+    assert_eq!(report.counts.memberships_removed, 3_200);
+    let renamed = query::list_users(db.pool(), None, 4_000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| {
+            u.given_name
+                .as_deref()
+                .is_some_and(|g| g.starts_with("Renamed "))
+        })
+        .count();
+    assert_eq!(renamed, 3_200);
+    assert!(effective(&db, "Team").await.is_empty());
+    let mut conn = db.pool().acquire().await.unwrap();
+    let parsed = idsync::filter::parse_filter(r#"emails.value eq "newcomer@example.com""#).unwrap();
+    let (total, _) = idsync::store::mirror::query::find_users(&mut conn, "hr", Some(&parsed), 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+}
+on_both_backends!(a_plan_larger_than_a_batch_writes_every_update_and_removal);
+
 async fn a_merge_past_its_group_chunk_writes_every_changed_group(db: TestDb) {
     // The merge writes changed groups 500 at a time: 1,201 groups span three chunks.
     let m = mapping(OnRemove::Disable);
