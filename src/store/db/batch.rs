@@ -11,7 +11,7 @@
 use sqlx::AnyConnection;
 
 use super::statement::Statement;
-use super::{DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params};
+use super::{DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params, insert_sql};
 
 /// Batches binding more values than this run statement by statement.
 const JOIN_UP_TO_BINDS: usize = 2_000;
@@ -20,6 +20,9 @@ const JOIN_UP_TO_BINDS: usize = 2_000;
 #[derive(Clone)]
 pub struct Batch {
     statements: Vec<Statement>,
+    /// The values the statements bind, kept as they are added so that checking the
+    /// batch's size after every statement costs nothing.
+    bound: usize,
     context: &'static str,
 }
 
@@ -38,6 +41,7 @@ impl Batch {
     pub fn new(context: &'static str) -> Batch {
         Batch {
             statements: Vec::new(),
+            bound: 0,
             context,
         }
     }
@@ -46,14 +50,14 @@ impl Batch {
         self.statements.is_empty()
     }
 
-    /// How many statements the batch holds.
-    pub fn len(&self) -> usize {
-        self.statements.len()
-    }
-
     /// Adds a statement whose placeholders (see the module doc) take `values`.
     pub fn push(&mut self, sql: String, values: Vec<Val>) {
-        self.statements.push(Statement { sql, values });
+        self.add(Statement { sql, values });
+    }
+
+    fn add(&mut self, statement: Statement) {
+        self.bound += statement.values.len();
+        self.statements.push(statement);
     }
 
     /// Adds multi-row `INSERT`s, chunked as [`insert_rows`](super::insert_rows) chunks
@@ -70,7 +74,35 @@ impl Batch {
     ) -> Result<(), DbError> {
         let anonymous = anonymous_params(conn);
         for statement in Statement::inserts(anonymous, head, tail, columns, values) {
-            self.statements.push(statement);
+            self.add(statement);
+            self.flush_if_large(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds multi-row `INSERT`s of `rows`, each made into `columns` values by `row`, a
+    /// statement's rows at a time: made for every row first, a million users' values were
+    /// a large share of an initial sync's peak. Runs as [`insert_many`](Self::insert_many).
+    pub async fn insert_each<T>(
+        &mut self,
+        conn: &mut AnyConnection,
+        head: &str,
+        columns: usize,
+        rows: &[T],
+        mut row: impl FnMut(&T, &mut Vec<Val>),
+    ) -> Result<(), DbError> {
+        let anonymous = anonymous_params(conn);
+        let rows_per_statement = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
+        for chunk in rows.chunks(rows_per_statement) {
+            let mut values = Vec::with_capacity(chunk.len() * columns);
+            for item in chunk {
+                row(item, &mut values);
+            }
+            debug_assert_eq!(values.len(), chunk.len() * columns);
+            self.add(Statement {
+                sql: insert_sql(anonymous, head, "", columns, chunk.len()),
+                values,
+            });
             self.flush_if_large(conn).await?;
         }
         Ok(())
@@ -88,19 +120,20 @@ impl Batch {
     ) {
         for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
             let statement = Statement::delete_in(conn, table, filter, key_column, chunk);
-            self.statements.push(statement);
+            self.add(statement);
         }
     }
 
     /// How many values the statements held now bind.
     fn bound(&self) -> usize {
-        self.statements.iter().map(|s| s.values.len()).sum()
+        self.bound
     }
 
     /// Runs what the batch holds now if it binds more than `MAX_BINDS` values, and starts
     /// afresh: a bulk write (a pull run's plan, a large merge) then holds one section's
     /// values at a time, as unbatched chunks did, while a small one (a SCIM request's)
-    /// still waits to go with the statements after it.
+    /// still waits to go with the statements after it. Costs nothing when it does not
+    /// run, so callers check after every statement they add.
     pub async fn flush_if_large(&mut self, conn: &mut AnyConnection) -> Result<(), DbError> {
         if self.bound() > MAX_BINDS {
             let full = std::mem::replace(self, Batch::new(self.context));
@@ -250,6 +283,33 @@ mod tests {
             2,
             "a few rows wait for the statements after them"
         );
+    }
+
+    #[tokio::test]
+    async fn rows_made_one_by_one_are_inserted_a_statement_at_a_time() {
+        let mut conn = sqlite().await;
+        let mut batch = Batch::new("built");
+        let rows: Vec<usize> = (0..MAX_BINDS).collect(); // two values a row
+        batch
+            .insert_each(&mut conn, "t (k, n)", 2, &rows, |i, values| {
+                values.extend([Val::Text(format!("k{i}")), Val::Int(*i as i64)])
+            })
+            .await
+            .expect("insert each");
+        assert!(
+            batch.bound() <= MAX_BINDS,
+            "the batch holds at most one statement's rows ({} values)",
+            batch.bound()
+        );
+        batch.execute(&mut conn).await.expect("the rest");
+        let rows = sqlx::query("SELECT k, n FROM t ORDER BY n")
+            .fetch_all(&mut conn)
+            .await
+            .expect("select");
+        assert_eq!(rows.len(), MAX_BINDS);
+        let last = &rows[MAX_BINDS - 1];
+        assert_eq!(last.get::<String, _>(0), format!("k{}", MAX_BINDS - 1));
+        assert_eq!(last.get::<i64, _>(1), (MAX_BINDS - 1) as i64);
     }
 
     #[tokio::test]

@@ -8,8 +8,7 @@ use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
 
 use crate::db::{
-    Batch, Context, DbError, MAX_ROWS_PER_STATEMENT, Val, delete_in, insert_rows, now_text, param,
-    placeholders, select_in,
+    Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
 };
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Membership, Plan, Write};
@@ -96,9 +95,6 @@ impl Stored for TargetGroup {
     }
 }
 
-/// Statements between two checks of a batch's size (a check sums what it holds).
-const CHECK_EVERY: usize = 500;
-
 /// One `UPDATE ... WHERE id = ...` per write: the record's fields, its hash and `now`
 /// (plus `also`, a fixed assignment). A bulk plan's updates run as they fill the batch
 /// (`Batch::flush_if_large`), so a re-projection that updates every user never holds all
@@ -125,16 +121,13 @@ async fn push_updates<R: Stored + Sync>(
             Val::Text(write.id.clone()),
         ]);
         batch.push(sql.clone(), values);
-        if batch.len().is_multiple_of(CHECK_EVERY) {
-            batch.flush_if_large(conn).await?;
-        }
+        batch.flush_if_large(conn).await?;
     }
     Ok(())
 }
 
 /// Multi-row `INSERT`s of new records with their owner (a connector, or the mapping for
-/// managed groups). The values are made a statement's rows at a time: made for every
-/// record first, a million users' were a large share of an initial sync's peak.
+/// managed groups), a statement's rows at a time (see `Batch::insert_each`).
 async fn push_creates<R: Stored + Sync>(
     batch: &mut Batch,
     conn: &mut AnyConnection,
@@ -142,30 +135,26 @@ async fn push_creates<R: Stored + Sync>(
     owner: &str,
     now: &str,
 ) -> Result<(), DbError> {
-    let width = R::FIELDS.len() + 6;
     let head = format!(
         "{} (id, connector, external_id, {}, content_hash, created_at, updated_at)",
         R::TABLE,
         R::FIELDS.join(", ")
     );
-    for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len() * width);
-        for write in chunk {
+    batch
+        .insert_each(conn, &head, R::FIELDS.len() + 6, writes, |write, values| {
             values.extend([
                 Val::Text(write.id.clone()),
                 Val::Text(owner.to_string()),
                 Val::Text(write.record.external_id().to_string()),
             ]);
-            write.record.push_fields(&mut values);
+            write.record.push_fields(values);
             values.extend([
                 Val::Text(write.hash.clone()),
                 Val::Text(now.to_string()),
                 Val::Text(now.to_string()),
             ]);
-        }
-        batch.insert_many(conn, &head, "", width, values).await?;
-    }
-    Ok(())
+        })
+        .await
 }
 
 /// Applies the direct part of a plan (users, groups, direct memberships). Every statement
@@ -249,36 +238,29 @@ pub async fn add_plan(
                 Val::Text(connector.to_string()),
             ],
         );
-        if batch.len().is_multiple_of(CHECK_EVERY) {
-            batch.flush_if_large(conn).await?;
-        }
+        batch.flush_if_large(conn).await?;
     }
     // In primary-key order, so that the inserts append to the key's b-tree instead of
     // splitting pages all over it (a group's members come in the source's order).
     let mut adds: Vec<&Membership> = plan.membership_adds.iter().collect();
     adds.sort_unstable_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
-    // A statement's rows at a time, as `push_creates` does.
-    for chunk in adds.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len() * 5);
-        for m in chunk {
-            values.extend([
-                Val::Text(m.group_id.to_string()),
-                Val::Text(m.member_id.to_string()),
-                Val::Text(m.kind.as_str().to_string()),
-                Val::Text(connector.to_string()),
-                Val::Text(m.origin.as_str().to_string()),
-            ]);
-        }
-        batch
-            .insert_many(
-                conn,
-                "memberships (group_id, member_id, member_kind, connector, origin)",
-                "",
-                5,
-                values,
-            )
-            .await?;
-    }
+    batch
+        .insert_each(
+            conn,
+            "memberships (group_id, member_id, member_kind, connector, origin)",
+            5,
+            &adds,
+            |m, values| {
+                values.extend([
+                    Val::Text(m.group_id.to_string()),
+                    Val::Text(m.member_id.to_string()),
+                    Val::Text(m.kind.as_str().to_string()),
+                    Val::Text(connector.to_string()),
+                    Val::Text(m.origin.as_str().to_string()),
+                ])
+            },
+        )
+        .await?;
     Ok(())
 }
 
@@ -323,30 +305,32 @@ pub async fn sync_effective(
             .rows_affected();
     }
     // In key order, so that the inserts walk the primary key instead of jumping around
-    // it; a statement's rows at a time, as `push_creates` does.
+    // it.
     let missing: Vec<&(&str, &str)> = nested
         .iter()
         .zip(&present)
         .filter(|(_, present)| !**present)
         .map(|(pair, _)| pair)
         .collect();
-    let mut added = 0;
-    for chunk in missing.chunks(MAX_ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len() * 2);
-        for (group_id, user_id) in chunk {
-            values.push(Val::Text(group_id.to_string()));
-            values.push(Val::Text(user_id.to_string()));
-        }
-        added += insert_rows(
+    let mut batch = Batch::new("adding effective memberships");
+    batch
+        .insert_each(
             conn,
             "effective_nested (group_id, user_id)",
-            "",
             2,
-            values,
-            "adding effective memberships",
+            &missing,
+            |(group_id, user_id), values| {
+                values.extend([
+                    Val::Text(group_id.to_string()),
+                    Val::Text(user_id.to_string()),
+                ])
+            },
         )
         .await?;
-    }
+    batch.execute(conn).await?;
+    // Each missing pair is absent from the table (read in this transaction), so each
+    // insert adds one row or fails the run.
+    let added = missing.len() as u64;
     Ok((added, removed))
 }
 
