@@ -109,7 +109,12 @@ fn start_server(database_url: &str) -> Server {
             "--admin-listen",
             "127.0.0.1:0",
         ])
-        .stderr(Stdio::null())
+        // IDSYNC_BENCH_SERVER_STDERR=1 shows the server's log (with RUST_LOG, e.g.
+        // `sqlx::query=debug` for each statement a request runs).
+        .stderr(match std::env::var_os("IDSYNC_BENCH_SERVER_STDERR") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
         .spawn()
         .expect("start idsync serve");
     for _ in 0..1000 {
