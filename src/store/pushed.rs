@@ -191,6 +191,25 @@ async fn put_record<T: Mirrored + Clone>(
     })
 }
 
+/// Removes resource `id` (of kind `T`) from the tenant's mirror, and from the groups that
+/// listed it (`listing`, as [`groups_with_member`] found them), in one round trip.
+pub(crate) async fn remove<T: Mirrored>(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    listing: Vec<SourceGroup>,
+) -> Result<(), DbError> {
+    let groups = listing
+        .into_iter()
+        .map(|mut group| {
+            group.members.retain(|m| m.id != id);
+            let version = content_hash(&group);
+            (group, version)
+        })
+        .collect();
+    mirror::rewrite_groups_and_delete::<T>(conn, tenant, groups, &[id.to_string()]).await
+}
+
 /// Groups of the tenant that list `member_id` as a member, found through the mirror's
 /// member index (`mirror_values`): O(the member's groups), not O(the tenant's groups).
 /// Each candidate is still checked exactly.

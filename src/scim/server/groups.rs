@@ -206,12 +206,8 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     let mut change = member_change(id, &existing.record.members, &[]);
     // Groups that list this one lose it as a member: nesting changes.
     let parents = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;
-    for mut parent in parents {
-        parent.members.retain(|m| m.id != id);
-        change.groups_changed = true;
-        store::put_group(tx.conn(), &call.tenant.id, parent, Put::Update).await?;
-    }
-    crate::store::mirror::delete_groups(tx.conn(), &call.tenant.id, &[id.to_string()]).await?;
+    change.groups_changed |= !parents.is_empty();
+    store::remove::<SourceGroup>(tx.conn(), &call.tenant.id, id, parents).await?;
     let applied = write::finish(call, tx, change).await?;
     Ok(Reply::empty(
         StatusCode::NO_CONTENT,

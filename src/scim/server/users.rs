@@ -107,13 +107,8 @@ pub(super) async fn delete(call: &Call<'_>, id: &str) -> Result<Reply, ScimError
     let (mut tx, existing) = resources::begin_on::<SourceUser>(call, id).await?;
     // The user leaves every group that lists it, as RFC 7644 §3.6 expects of a deletion.
     let groups = store::groups_with_member(tx.conn(), &call.tenant.id, id).await?;
-    let mut group_ids = Vec::with_capacity(groups.len());
-    for mut group in groups {
-        group_ids.push(group.external_id.clone());
-        group.members.retain(|m| m.id != id);
-        store::put_group(tx.conn(), &call.tenant.id, group, Put::Update).await?;
-    }
-    crate::store::mirror::delete_users(tx.conn(), &call.tenant.id, &[id.to_string()]).await?;
+    let group_ids = groups.iter().map(|g| g.external_id.clone()).collect();
+    store::remove::<SourceUser>(tx.conn(), &call.tenant.id, id, groups).await?;
     let applied = write::finish(
         call,
         tx,

@@ -27,7 +27,8 @@ pub use store::{
     save_state, save_state_into, upsert_groups, upsert_users,
 };
 pub(crate) use store::{
-    Mirrored, ToWrite, for_each, hashes, ids, insert_new_at, load_all, upsert_at,
+    Mirrored, ToWrite, for_each, hashes, ids, insert_new_at, load_all, rewrite_groups_and_delete,
+    upsert_at,
 };
 
 use std::collections::{HashMap, HashSet};

@@ -221,6 +221,22 @@ async fn upsert<T: Serialize>(
     records: Vec<ToWrite<T>>,
     fresh: bool,
 ) -> Result<(), DbError> {
+    // The record rows and their index rows go in one round trip (see `db::Batch`).
+    let mut batch = Batch::new("writing the mirror");
+    upsert_into(&mut batch, conn, now, layout, connector, records, fresh).await?;
+    batch.execute(conn).await
+}
+
+/// Adds to `batch` the writes of [`upsert`].
+async fn upsert_into<T: Serialize>(
+    batch: &mut Batch,
+    conn: &mut AnyConnection,
+    now: &str,
+    layout: &Layout<T>,
+    connector: &str,
+    records: Vec<ToWrite<T>>,
+    fresh: bool,
+) -> Result<(), DbError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -259,8 +275,6 @@ async fn upsert<T: Serialize>(
         values.push(Val::OptText(client_external_id));
         values.push(Val::Text(now.clone()));
     }
-    // The record rows and their index rows go in one round trip (see `db::Batch`).
-    let mut batch = Batch::new("writing the mirror");
     batch
         .insert_many(
             conn,
@@ -280,16 +294,16 @@ async fn upsert<T: Serialize>(
         .await?;
     match index {
         Index::Bound(_) => {
-            values::replace(&mut batch, conn, resource, connector, indexed, fresh).await?;
+            values::replace(batch, conn, resource, connector, indexed, fresh).await?;
         }
         Index::Derived => {
             if !fresh {
-                values::delete(&mut batch, conn, resource, connector, &ids);
+                values::delete(batch, conn, resource, connector, &ids);
             }
-            values::derive_members(&mut batch, conn, connector, &ids);
+            values::derive_members(batch, conn, connector, &ids);
         }
     }
-    batch.execute(conn).await
+    Ok(())
 }
 
 /// The client's `externalId` among a record's source attributes (SCIM pushes it).
@@ -377,6 +391,34 @@ pub async fn delete_groups(
     ids: &[String],
 ) -> Result<u64, DbError> {
     delete(conn, &GROUPS, connector, ids).await
+}
+
+/// Rewrites `groups` (each with its hash) and removes the records `ids` of kind `T` with
+/// their indexed values, in one round trip: a SCIM deletion takes its resource out of the
+/// groups that listed it and removes it (three round trips and more before).
+pub(crate) async fn rewrite_groups_and_delete<T: Mirrored>(
+    conn: &mut AnyConnection,
+    connector: &str,
+    groups: Vec<(SourceGroup, String)>,
+    ids: &[String],
+) -> Result<(), DbError> {
+    let layout = T::LAYOUT;
+    let mut batch = Batch::new(layout.removing);
+    let now = now_text();
+    upsert_into(
+        &mut batch,
+        conn,
+        &now,
+        &GROUPS,
+        connector,
+        to_write(groups),
+        false,
+    )
+    .await?;
+    values::delete(&mut batch, conn, layout.resource, connector, ids);
+    let filter = [("connector", connector)];
+    batch.delete_in(conn, layout.resource.table(), &filter, "external_id", ids);
+    batch.execute(conn).await
 }
 
 /// Removes records and their indexed values; how many records were removed.

@@ -5,11 +5,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::TryStreamExt;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{
-    Batch, Context, DbError, Val, delete_in, insert_rows, now_text, param, placeholders, select_in,
-};
+use crate::db::{Batch, Context, DbError, Val, now_text, param, placeholders, select_in};
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Membership, Plan, Write};
 use crate::pipeline::settings::OnRemove;
@@ -334,6 +332,10 @@ pub async fn sync_effective(
     Ok((added, removed))
 }
 
+/// Users whose effective rows are read with the nesting edges, in the same statement;
+/// under SQLite's limit on bound values with room to spare.
+const USERS_WITH_EDGES: usize = 1_000;
+
 /// Brings the effective memberships of some users in the connector's groups to what their
 /// final direct memberships imply (`direct`: user id -> the connector's groups it is
 /// directly in), walking up the connector's nested groups: only the groups reached through
@@ -345,33 +347,54 @@ pub async fn sync_effective_for_users(
     direct: &HashMap<String, Vec<String>>,
 ) -> Result<(), DbError> {
     const CTX: &str = "updating effective memberships";
-    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-    let rows = sqlx::query(
-        "SELECT group_id, member_id FROM memberships WHERE connector = $1 AND member_kind = 'group'",
-    )
-    .bind(connector.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .context(CTX)?;
-    for row in rows {
-        let parent: String = row.try_get(0).context(CTX)?;
-        let child: String = row.try_get(1).context(CTX)?;
-        parents.entry(child).or_default().push(parent);
+    if direct.is_empty() {
+        return Ok(());
     }
-    // What the users have now in the connector's groups, in chunks rather than a query
-    // per user (a PATCH may add thousands of members at once).
     let user_ids: Vec<String> = direct.keys().cloned().collect();
+    let (first, rest) = user_ids.split_at(user_ids.len().min(USERS_WITH_EDGES));
+    // The connector's nesting edges and the first users' effective rows in one round trip
+    // (a SCIM write, of one user, paid two).
+    let sql = format!(
+        "SELECT 'edge', group_id, member_id FROM memberships \
+         WHERE connector = {} AND member_kind = 'group' \
+         UNION ALL SELECT 'had', e.group_id, e.user_id FROM effective_nested e \
+         JOIN groups g ON g.id = e.group_id WHERE g.connector = {} AND e.user_id IN ({})",
+        param(conn, 1),
+        param(conn, 2),
+        placeholders(conn, 3, first.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(connector.to_string())
+        .bind(connector.to_string());
+    for id in first {
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(&mut *conn).await.context(CTX)?;
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    let mut existing: HashMap<String, HashSet<String>> = HashMap::new();
+    for row in rows {
+        let what: &str = row.try_get(0).context(CTX)?;
+        let group: String = row.try_get(1).context(CTX)?;
+        let member: String = row.try_get(2).context(CTX)?;
+        match what {
+            "edge" => parents.entry(member).or_default().push(group),
+            _ => {
+                existing.entry(member).or_default().insert(group);
+            }
+        }
+    }
+    // The rest of a large write (a PATCH may add thousands of members at once), in
+    // chunks rather than a query per user.
     let rows = select_in(
         conn,
         "SELECT e.group_id, e.user_id FROM effective_nested e \
          JOIN groups g ON g.id = e.group_id",
         Some(("g.connector = ", connector)),
         "e.user_id",
-        &user_ids,
+        rest,
         CTX,
     )
     .await?;
-    let mut existing: HashMap<String, HashSet<String>> = HashMap::new();
     for row in rows {
         let group: String = row.try_get(0).context(CTX)?;
         let user: String = row.try_get(1).context(CTX)?;
@@ -407,25 +430,21 @@ pub async fn sync_effective_for_users(
             values.push(Val::Text(user_id.clone()));
         }
     }
+    // Small writes go in one round trip (see `Batch`).
+    let mut batch = Batch::new(CTX);
     for (group_id, users) in removals {
-        delete_in(
+        batch.delete_in(
             conn,
             "effective_nested",
             &[("group_id", &group_id)],
             "user_id",
             &users,
-            CTX,
-        )
-        .await?;
+        );
+        batch.flush_if_large(conn).await?;
     }
-    insert_rows(
-        conn,
-        "effective_nested (group_id, user_id)",
-        "",
-        2,
-        values,
-        CTX,
-    )
-    .await?;
+    batch
+        .insert_many(conn, "effective_nested (group_id, user_id)", "", 2, values)
+        .await?;
+    batch.execute(conn).await?;
     Ok(())
 }
