@@ -377,6 +377,22 @@ async fn groups_members_and_nesting(db: TestDb) {
         .call("acme", "GET", &format!("/Groups/{solo_id}"), None)
         .await;
     assert_eq!(solo_now.body["members"], json!([]));
+    // The member index was rewritten with the group, in the deletion's one batch.
+    let listing = scim
+        .call(
+            "acme",
+            "GET",
+            &format!("/Groups?filter=members.value%20eq%20%22{}%22", ids[2]),
+            None,
+        )
+        .await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    assert_eq!(listing.body["totalResults"], 0, "{}", listing.body);
+    assert_eq!(
+        mirror_count(&db, "mirror_users").await,
+        (ids.len() - 1) as i64,
+        "the user left the mirror"
+    );
     scim.stop().await;
 }
 on_both_backends!(groups_members_and_nesting);
