@@ -167,7 +167,7 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
     );
     println!(
         "           resident before the sync (the fake and its directory): {before:.0} MiB; \
-         the sync's own at most {:.0} MiB",
+         peak above that {:.0} MiB",
         mem - before
     );
     println!(

@@ -109,7 +109,7 @@ fn start_server(database_url: &str) -> Server {
             "--admin-listen",
             "127.0.0.1:0",
         ])
-        // IDSYNC_BENCH_SERVER_STDERR=1 shows the server's log (with RUST_LOG, e.g.
+        // IDSYNC_BENCH_SERVER_STDERR set (to anything) shows the server's log (with RUST_LOG, e.g.
         // `sqlx::query=debug` for each statement a request runs).
         .stderr(match std::env::var_os("IDSYNC_BENCH_SERVER_STDERR") {
             Some(_) => Stdio::inherit(),

@@ -192,7 +192,8 @@ async fn put_record<T: Mirrored + Clone>(
 }
 
 /// Removes resource `id` (of kind `T`) from the tenant's mirror, and from the groups that
-/// listed it (`listing`, as [`groups_with_member`] found them), in one round trip.
+/// listed it (`listing`, as [`groups_with_member`] found them), as one batch (one round
+/// trip on SQLite, see `db::Batch`).
 pub(crate) async fn remove<T: Mirrored>(
     conn: &mut AnyConnection,
     tenant: &str,

@@ -394,8 +394,9 @@ pub async fn delete_groups(
 }
 
 /// Rewrites `groups` (each with its hash) and removes the records `ids` of kind `T` with
-/// their indexed values, in one round trip: a SCIM deletion takes its resource out of the
-/// groups that listed it and removes it (three round trips and more before).
+/// their indexed values, as one batch (one round trip on SQLite): a SCIM deletion takes
+/// its resource out of the groups that listed it and removes it (two round trips more,
+/// and one more per group, before).
 pub(crate) async fn rewrite_groups_and_delete<T: Mirrored>(
     conn: &mut AnyConnection,
     connector: &str,
@@ -403,7 +404,7 @@ pub(crate) async fn rewrite_groups_and_delete<T: Mirrored>(
     ids: &[String],
 ) -> Result<(), DbError> {
     let layout = T::LAYOUT;
-    let mut batch = Batch::new(layout.removing);
+    let mut batch = Batch::new("removing a resource from the mirror and from its groups");
     let now = now_text();
     upsert_into(
         &mut batch,

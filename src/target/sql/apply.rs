@@ -430,7 +430,7 @@ pub async fn sync_effective_for_users(
             values.push(Val::Text(user_id.clone()));
         }
     }
-    // Small writes go in one round trip (see `Batch`).
+    // Small writes go as one batch (one round trip on SQLite, see `Batch`).
     let mut batch = Batch::new(CTX);
     for (group_id, users) in removals {
         batch.delete_in(
