@@ -15,7 +15,9 @@
 //! `cargo bench --bench sync_scale` at 100,000 users; `-- --quick` at 2,000 (what CI runs,
 //! to keep the bench working), `-- --million` at a million users, 100,000 groups and
 //! 5,000,000 memberships nested 20 deep with cycles; IDSYNC_BENCH_USERS, _GROUPS,
-//! _MEMBERSHIPS and _NESTING_DEPTH override each figure (`idsync_testkit::sizes`).
+//! _MEMBERSHIPS and _NESTING_DEPTH override each figure (`idsync_testkit::sizes`);
+//! IDSYNC_BENCH_INITIAL_ROUNDS=N runs the initial sync and its same-rows floor N times,
+//! alternated, and prints the median ratio (the upper one for an even N).
 
 // Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
 // denies both in production code).
@@ -441,20 +443,48 @@ fn main() {
         floor_db.close().await;
         println!("floor (synthetic rows, same shape):   {floor_secs:>7.2} s  peak {floor_mem:>6.0} MiB");
 
-        let db = fresh_db(dir.path(), "target").await;
-        let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
-        let same_db = fresh_db(dir.path(), "floor-same-rows").await;
-        let same_secs = same_rows_floor(&db, &same_db).await;
-        same_db.close().await;
-        println!("floor (the same rows the sync wrote): {same_secs:>7.2} s");
-        println!(
-            "initial sync:                         {secs:>7.2} s  peak {mem:>6.0} MiB  ({:.2}x floor of the same rows, {:.2}x synthetic; {} users, {} groups, {} memberships created)",
-            secs / same_secs,
-            secs / floor_secs,
-            report.counts.users_created,
-            report.counts.groups_created,
-            report.counts.memberships_added
-        );
+        // IDSYNC_BENCH_INITIAL_ROUNDS=N alternates N initial syncs with their floors (each
+        // into fresh databases) and prints the median ratio: on a shared box the floor
+        // moves by a sixth between runs, so one ratio says little. The last round's
+        // target goes on to the re-syncs.
+        let rounds: usize = std::env::var("IDSYNC_BENCH_INITIAL_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let mut ratios = Vec::with_capacity(rounds);
+        let mut target: Option<Db> = None;
+        for round in 0..rounds {
+            if let Some(previous) = target.take() {
+                previous.close().await;
+            }
+            let db = fresh_db(dir.path(), &format!("target-{round}")).await;
+            let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
+            let same_db = fresh_db(dir.path(), &format!("floor-same-rows-{round}")).await;
+            let same_secs = same_rows_floor(&db, &same_db).await;
+            same_db.close().await;
+            println!("floor (the same rows the sync wrote): {same_secs:>7.2} s");
+            println!(
+                "initial sync:                         {secs:>7.2} s  peak {mem:>6.0} MiB  ({:.2}x floor of the same rows, {:.2}x synthetic; {} users, {} groups, {} memberships created)",
+                secs / same_secs,
+                secs / floor_secs,
+                report.counts.users_created,
+                report.counts.groups_created,
+                report.counts.memberships_added
+            );
+            ratios.push(secs / same_secs);
+            target = Some(db);
+        }
+        if rounds > 1 {
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "initial sync / same-rows floor over {rounds} rounds: median {:.2}x (from {:.2}x to {:.2}x)",
+                ratios[rounds / 2],
+                ratios[0],
+                ratios[rounds - 1]
+            );
+        }
+        let db = target.expect("at least one round");
         let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
         let rows_written = report.counts.writes();
         // A bench that drifted from a correct sync would measure the wrong thing: the
