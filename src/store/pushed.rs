@@ -179,10 +179,9 @@ async fn put_record<T: Mirrored + Clone>(
     let now = now_text();
     let version = content_hash(&record);
     let records = vec![(record.clone(), version.clone())];
-    match put {
-        Put::New => mirror::insert_new_at(conn, tenant, records, &now).await?,
-        Put::Replace(_) | Put::Update => mirror::upsert_at(conn, tenant, records, &now).await?,
-    }
+    // A create's id was just minted: nothing of it is in the value index yet.
+    let new = matches!(put, Put::New);
+    mirror::upsert_at(conn, tenant, records, &now, new).await?;
     Ok(Stored {
         record,
         created: put.created().map_or_else(|| now.clone(), str::to_string),

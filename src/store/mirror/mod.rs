@@ -27,8 +27,7 @@ pub use store::{
     save_state, save_state_into, upsert_groups, upsert_users,
 };
 pub(crate) use store::{
-    Mirrored, ToWrite, for_each, hashes, ids, insert_new_at, load_all, rewrite_groups_and_delete,
-    upsert_at,
+    Mirrored, ToWrite, for_each, hashes, ids, load_all, rewrite_groups_and_delete, upsert_at,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -86,7 +85,7 @@ pub async fn merge(
     // taken out, so that what remains is what a complete read removes.
     let mut unseen_users = hashes::<SourceUser>(conn, connector).await?;
     // Changed users are read back a chunk at a time, so that the read's users are never
-    // all held parsed; those new to the mirror apart (`upsert_read` says why).
+    // all held parsed; those new to the mirror apart (`upsert_at` says why).
     let mut changed_users = Vec::with_capacity(USER_CHUNK);
     let mut new_users = Vec::new();
     let now = crate::db::now_text();
@@ -267,8 +266,8 @@ async fn write_groups(
     let (replacing, new): (Vec<_>, Vec<_>) = groups
         .into_iter()
         .partition(|(g, _)| known.contains_key(&g.external_id));
-    store::upsert_read(conn, connector, replacing, now, false).await?;
-    store::upsert_read(conn, connector, new, now, true).await
+    upsert_at(conn, connector, replacing, now, false).await?;
+    upsert_at(conn, connector, new, now, true).await
 }
 
 /// The ids a read removes from the mirror, sorted, once each: those it reported `removed`,

@@ -318,7 +318,7 @@ pub async fn upsert_users(
     connector: &str,
     users: Vec<(SourceUser, String)>,
 ) -> Result<(), DbError> {
-    upsert_at(conn, connector, users, &now_text()).await
+    upsert_at(conn, connector, users, &now_text(), false).await
 }
 
 pub async fn upsert_groups(
@@ -326,25 +326,17 @@ pub async fn upsert_groups(
     connector: &str,
     groups: Vec<(SourceGroup, String)>,
 ) -> Result<(), DbError> {
-    upsert_at(conn, connector, groups, &now_text()).await
+    upsert_at(conn, connector, groups, &now_text(), false).await
 }
 
-/// Upserts records stamping the rows with `now` (which the caller then knows).
+/// Upserts records stamped with `now` (which the caller then knows). `new`: the mirror
+/// holds none of them (ids just minted by a SCIM create, or records a merge read for the
+/// first time), so none has index rows to remove first. That matters beyond the
+/// statements saved: PostgreSQL plans those removals against a value index it has no
+/// statistics for while a first read fills it in one transaction, and scanned the whole
+/// table for each chunk (a 100,000-user first sync spent 196 s merging, see
+/// docs/PERFORMANCE.md).
 pub(crate) async fn upsert_at<T: Mirrored>(
-    conn: &mut AnyConnection,
-    connector: &str,
-    records: Vec<(T, String)>,
-    now: &str,
-) -> Result<(), DbError> {
-    upsert(conn, now, T::LAYOUT, connector, to_write(records), false).await
-}
-
-/// Upserts records a merge read, stamped with `now`. `new`: the mirror holds none of
-/// them, so none has index rows to remove first. That matters beyond the statements
-/// saved: PostgreSQL plans those removals against a value index it has no statistics
-/// for while a first read fills it in one transaction, and scanned the whole table for
-/// each chunk (a 100,000-user first sync spent 196 s merging, see docs/PERFORMANCE.md).
-pub(crate) async fn upsert_read<T: Mirrored>(
     conn: &mut AnyConnection,
     connector: &str,
     records: Vec<(T, String)>,
@@ -355,7 +347,7 @@ pub(crate) async fn upsert_read<T: Mirrored>(
 }
 
 /// Upserts users read into the buffer, with the JSON the buffer holds, stamped with `now`;
-/// `new` as for [`upsert_read`].
+/// `new` as for [`upsert_at`].
 pub(crate) async fn upsert_buffered_users(
     conn: &mut AnyConnection,
     connector: &str,
@@ -364,17 +356,6 @@ pub(crate) async fn upsert_buffered_users(
     new: bool,
 ) -> Result<(), DbError> {
     upsert(conn, now, &USERS, connector, users, new).await
-}
-
-/// Writes records whose ids were just minted (a SCIM create), stamped with `now`: nothing
-/// of theirs is in the value index yet, so no delete goes before the insert.
-pub(crate) async fn insert_new_at<T: Mirrored>(
-    conn: &mut AnyConnection,
-    connector: &str,
-    records: Vec<(T, String)>,
-    now: &str,
-) -> Result<(), DbError> {
-    upsert(conn, now, T::LAYOUT, connector, to_write(records), true).await
 }
 
 pub async fn delete_users(
