@@ -22,7 +22,7 @@ use idsync::config::{MappingConfig, OnRemove};
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, NoProgress, RunOptions};
 use idsync_testkit::conformance::{Directory, FakeProvider, Knobs, StartFake};
-use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory, resident_memory_mib};
+use idsync_testkit::memory::{PhaseTimer, reset_peak_memory, resident_memory_mib};
 use idsync_testkit::sizes::Sizes;
 use idsync_testkit::{fake_azure, fake_google, fake_keycloak, fake_okta};
 
@@ -141,18 +141,20 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
     let before = resident_memory_mib();
     let connector = fake.default_connector();
     let started = Instant::now();
+    let timer = PhaseTimer::starting();
     let report = sync::sync(
         &db,
         "idp",
         &mapping,
         connector.as_ref(),
         RunOptions::default(),
-        &NoProgress,
+        &timer,
     )
     .await
     .expect("sync");
     let secs = started.elapsed().as_secs_f64();
-    let mem = peak_memory_mib();
+    let mem = timer.peak();
+    let phases = timer.summary(Instant::now());
     let requests = fake.stats().requests;
     let served = fake.served();
     let fetch = fetch_floor(&served).await;
@@ -170,6 +172,7 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
          peak above that {:.0} MiB",
         mem - before
     );
+    println!("           phases: {phases}");
     println!(
         "           created {} users, {} groups, {} memberships",
         report.counts.users_created, report.counts.groups_created, report.counts.memberships_added

@@ -29,8 +29,8 @@ use std::time::Instant;
 use idsync::config::{FileFormat, MappingConfig, OnRemove};
 use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
-use idsync::sync::{self, Progress, RunOptions, RunReport};
-use idsync_testkit::memory::{peak_memory_mib, reset_peak_memory};
+use idsync::sync::{self, RunOptions, RunReport};
+use idsync_testkit::memory::{PhaseTimer, peak_memory_mib, reset_peak_memory};
 use idsync_testkit::sizes::Sizes;
 use idsync_testkit::snapshot::{memberships, nesting, write_snapshot_renaming};
 use sqlx::Executor;
@@ -333,53 +333,6 @@ async fn floor(db: &Db, users: usize, members: &[Vec<usize>]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Records when each phase of a run starts and the peak memory of each, to print where
-/// the time and the memory go. The peak is reset at each phase boundary without returning
-/// freed heap to the OS (that would change what it measures), so a phase's peak includes
-/// what the phases before it still hold.
-struct PhaseTimer(std::sync::Mutex<Vec<(String, Instant, f64)>>);
-
-impl Progress for PhaseTimer {
-    fn phase(&self, name: &str) {
-        if let Ok(mut phases) = self.0.lock() {
-            if let Some(last) = phases.last_mut() {
-                last.2 = peak_memory_mib();
-            }
-            reset_peak_without_trim();
-            phases.push((name.to_string(), Instant::now(), 0.0));
-        }
-    }
-}
-
-impl PhaseTimer {
-    fn summary(&self, end: Instant) -> String {
-        let mut phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
-        if let Some(last) = phases.last_mut() {
-            last.2 = peak_memory_mib();
-        }
-        let mut parts = Vec::new();
-        for (i, (name, start, peak)) in phases.iter().enumerate() {
-            let stop = phases.get(i + 1).map_or(end, |next| next.1);
-            parts.push(format!(
-                "{name} {:.2}s/{peak:.0}MiB",
-                (stop - *start).as_secs_f64()
-            ));
-        }
-        parts.join(", ")
-    }
-
-    /// The peak over all phases: the run's peak.
-    fn peak(&self) -> f64 {
-        let phases = self.0.lock().map(|p| p.clone()).unwrap_or_default();
-        phases.iter().map(|p| p.2).fold(peak_memory_mib(), f64::max)
-    }
-}
-
-/// Resets the process's peak resident memory to what it holds now.
-fn reset_peak_without_trim() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64, RunReport) {
     reset_peak_memory();
     let connector = FileConnector::new(path.to_path_buf(), FileFormat::Json);
@@ -388,11 +341,7 @@ async fn timed_sync(db: &Db, path: &Path, mapping: &MappingConfig) -> (f64, f64,
         allow_mass_delete: true,
         ..RunOptions::default()
     };
-    let timer = PhaseTimer(std::sync::Mutex::new(vec![(
-        "starting".to_string(),
-        Instant::now(),
-        0.0,
-    )]));
+    let timer = PhaseTimer::starting();
     let report = sync::sync(db, "bench", mapping, &connector, options, &timer)
         .await
         .expect("sync");
