@@ -35,6 +35,9 @@
 //! - [`daemon`]: `idsync serve`: the listeners, the scheduler's launcher, the admin API and
 //!   the admin pages.
 //! - [`clock`]: the wall clock, read in this one place.
+//! - [`spool`]: where a run sets records aside as bytes (memory up to a limit, then an
+//!   unnamed temporary file): what a connector read, until the merge; the projected users,
+//!   until the plan and the apply.
 //! - [`metrics`]: the Prometheus registry of runs, IdP requests and SCIM requests.
 //! - `main.rs` (the `idsync` binary): the command line over all of the above.
 
@@ -49,6 +52,7 @@ pub mod pipeline;
 pub mod scheduler;
 pub mod scim;
 pub mod spec;
+pub mod spool;
 pub mod store;
 pub mod sync;
 pub mod target;

@@ -12,12 +12,14 @@ pub mod limits;
 pub mod plan;
 mod project;
 pub mod settings;
+mod users;
 
 pub use project::{Projector, project};
+pub use users::{DesiredUsers, PlannedUser, UserHead, UserRecords};
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -27,8 +29,9 @@ use crate::pipeline::settings::MappingConfig;
 /// Bump when the projection's logic changes, so that every connector re-projects once.
 const PROJECTION_VERSION: u32 = 1;
 
-/// A user as the target should hold it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A user as the target should hold it. Read back from its JSON (see [`DesiredUsers`]),
+/// it serialises to the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetUser {
     pub external_id: String,
     pub user_name: String,
@@ -44,7 +47,7 @@ pub struct TargetUser {
 /// because the projection holds every user of a full run at once, and a parsed map takes
 /// several times the memory of its text. It serialises as the JSON it holds, so a
 /// record's content hash is the same as with the map.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Attributes(Box<RawValue>);
 
@@ -155,7 +158,8 @@ impl SkippedUser {
 /// The slice of the target that one connector should own.
 #[derive(Debug, Default)]
 pub struct Desired {
-    pub users: Vec<TargetUser>,
+    /// Held as heads in memory, records in a spool (see [`DesiredUsers`]).
+    pub users: DesiredUsers,
     pub groups: Vec<TargetGroup>,
     pub memberships: Vec<DesiredMembership>,
     /// Memberships in mapping-managed groups, granted on every run.
@@ -219,10 +223,10 @@ mod tests {
             members: vec![MemberRef::user("u1"), MemberRef::user("u2")],
             attributes: Map::new(),
         }];
-        let desired = project(&mapping(), users, groups);
+        let desired = project(&mapping(), users, groups).unwrap();
         assert_eq!(desired.users.len(), 1);
         assert_eq!(
-            desired.users[0].display_name.as_deref(),
+            desired.users.records().unwrap()[0].display_name.as_deref(),
             Some("Ada Lovelace")
         );
         assert_eq!(
@@ -305,15 +309,16 @@ mod tests {
         let mut flatten = mapping();
         flatten.nesting = crate::pipeline::settings::Nesting::Flatten;
         for mapping in [mapping(), flatten] {
-            let whole = project(&mapping, users.clone(), groups.clone());
+            let whole = project(&mapping, users.clone(), groups.clone()).unwrap();
             let ids = vec!["u3".to_string(), "u1".into(), "u2".into()];
             let mut projector = Projector::new(&mapping, ids, groups.clone());
             for user in users.iter().rev() {
-                projector.user(user.clone());
+                projector.user(user.clone()).unwrap();
             }
-            let mut fed = projector.finish();
-            fed.users.reverse();
-            assert_eq!(fed.users, whole.users);
+            let fed = projector.finish();
+            let mut fed_users = fed.users.records().unwrap();
+            fed_users.reverse();
+            assert_eq!(fed_users, whole.users.records().unwrap());
             assert_eq!(fed.memberships, whole.memberships);
             assert_eq!(fed.groups, whole.groups);
 
@@ -321,15 +326,19 @@ mod tests {
             // source had not listed it.
             let ids = vec!["u1".to_string(), "u2".into(), "u3".into()];
             let mut projector = Projector::new(&mapping, ids, groups.clone());
-            projector.user(users[0].clone());
-            projector.user(users[2].clone());
+            projector.user(users[0].clone()).unwrap();
+            projector.user(users[2].clone()).unwrap();
             let without_bob = projector.finish();
             let expected = project(
                 &mapping,
                 vec![users[0].clone(), users[2].clone()],
                 groups.clone(),
+            )
+            .unwrap();
+            assert_eq!(
+                without_bob.users.records().unwrap(),
+                expected.users.records().unwrap()
             );
-            assert_eq!(without_bob.users, expected.users);
             assert_eq!(without_bob.memberships, expected.memberships);
             assert!(without_bob.memberships.iter().all(|m| &*m.member != "u2"));
         }
@@ -348,7 +357,7 @@ mod tests {
         };
         let users = vec![user("u1", "ada"), user("u2", "bob")];
         let groups = vec![group("g1", &["u1", "u2"]), group("g2", &["u1"])];
-        let desired = project(&mapping(), users, groups);
+        let desired = project(&mapping(), users, groups).unwrap();
         let m = &desired.memberships;
         assert_eq!(m.len(), 3);
         // g1's two memberships hold one g1; u1's two hold one u1.
@@ -358,7 +367,7 @@ mod tests {
 
         struct Ids;
         impl plan::NewIds for Ids {
-            fn user_id(&self, user: &TargetUser) -> String {
+            fn user_id(&self, user: &PlannedUser) -> String {
                 format!("id-{}", user.external_id)
             }
             fn group_id(&self, group: &TargetGroup) -> String {
@@ -374,7 +383,7 @@ mod tests {
             named_groups: &HashMap::new(),
             ids: &Ids,
         };
-        let plan = plan::build(desired, &plan::Current::default(), &ctx);
+        let plan = plan::build(desired, &plan::Current::default(), &ctx).unwrap();
         let adds = &plan.membership_adds;
         assert_eq!(adds.len(), 3);
         assert_eq!(

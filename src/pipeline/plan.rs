@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::{MemberKind, content_hash, name_key};
+use crate::model::{MemberKind, content_hash, hash_text, name_key};
 use crate::pipeline::settings::OnRemove;
-use crate::pipeline::{Desired, Origin, SkippedUser, TargetGroup, TargetUser};
+use crate::pipeline::{Desired, Origin, PlannedUser, SkippedUser, TargetGroup, UserRecords};
 
 mod counts;
 mod effective;
@@ -107,8 +107,12 @@ impl Membership {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub on_remove: Option<OnRemove>,
-    pub user_creates: Vec<Write<TargetUser>>,
-    pub user_updates: Vec<Write<TargetUser>>,
+    /// Users to create and to update; their records are in `users` (see
+    /// [`UserRecords::load_writes`]).
+    pub user_creates: Vec<Write<PlannedUser>>,
+    pub user_updates: Vec<Write<PlannedUser>>,
+    /// The projected users' records the user writes point into.
+    pub users: UserRecords,
     pub user_removals: Vec<Removal>,
     pub group_creates: Vec<Write<TargetGroup>>,
     pub group_updates: Vec<Write<TargetGroup>>,
@@ -142,7 +146,7 @@ pub struct Plan {
 /// asks when it decides on the create, so that its memberships, preview and the effective
 /// memberships can name the new record within the same run.
 pub trait NewIds: Send + Sync {
-    fn user_id(&self, user: &TargetUser) -> String;
+    fn user_id(&self, user: &PlannedUser) -> String;
     fn group_id(&self, group: &TargetGroup) -> String;
 }
 
@@ -170,8 +174,10 @@ pub struct Context<'a> {
     pub ids: &'a dyn NewIds,
 }
 
-/// Compares the desired slice with the current one.
-pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
+/// Compares the desired slice with the current one. Fails only when a projected user's
+/// record cannot be read back from where the projection set it aside.
+pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io::Result<Plan> {
+    let (heads, records) = desired.users.into_parts();
     let foreign_users = ctx.foreign_users;
     let foreign_groups = ctx.foreign_groups;
     let on_remove = ctx.on_remove;
@@ -206,11 +212,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     let leaving: HashSet<&str> = match current.users.is_empty() {
         true => HashSet::new(),
         false => {
-            let desired_ids: HashSet<&str> = desired
-                .users
-                .iter()
-                .map(|u| u.external_id.as_str())
-                .collect();
+            let desired_ids: HashSet<&str> = heads.iter().map(|u| u.external_id.as_str()).collect();
             current
                 .users
                 .keys()
@@ -236,14 +238,10 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     // Users that keep their name first, in the slice's order, then the others by external
     // id. They are taken out of the slice by index rather than moved into lists of their
     // own: at a million users each such list was a few hundred MiB.
-    let mut keys: Vec<String> = desired
-        .users
-        .iter()
-        .map(|u| name_key(&u.user_name))
-        .collect();
+    let mut keys: Vec<String> = heads.iter().map(|u| name_key(&u.user_name)).collect();
     let (mut keep_name, mut change_name) = (Vec::new(), Vec::new());
     let mut creates = 0;
-    for (i, (user, key)) in desired.users.iter().zip(&keys).enumerate() {
+    for (i, (user, key)) in heads.iter().zip(&keys).enumerate() {
         match current.users.get(&user.external_id) {
             Some(c) if &c.user_name_key == key => keep_name.push(i),
             Some(_) => change_name.push(i),
@@ -254,29 +252,27 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
         }
     }
     for &i in &keep_name {
-        taken.insert(keys[i].clone(), desired.users[i].external_id.clone());
+        taken.insert(keys[i].clone(), heads[i].external_id.clone());
     }
     // A user being renamed keeps its old name until the rename is known to succeed.
     for &i in &change_name {
-        let ext = &desired.users[i].external_id;
+        let ext = &heads[i].external_id;
         if let Some(c) = current.users.get(ext) {
             taken.insert(c.user_name_key.clone(), ext.clone());
         }
     }
-    change_name.sort_by(|&a, &b| {
-        desired.users[a]
-            .external_id
-            .cmp(&desired.users[b].external_id)
-    });
+    change_name.sort_by(|&a, &b| heads[a].external_id.cmp(&heads[b].external_id));
     plan.user_creates.reserve_exact(creates);
-    let mut users: Vec<Option<TargetUser>> = desired.users.into_iter().map(Some).collect();
+    let mut users: Vec<Option<crate::pipeline::UserHead>> = heads.into_iter().map(Some).collect();
     let mut user_ids: HashMap<String, Arc<str>> = HashMap::new();
     for i in keep_name.into_iter().chain(change_name) {
-        let (Some(mut user), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {
+        let (Some(head), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {
             continue;
         };
-        let existing = current.users.get(&user.external_id);
+        let existing = current.users.get(&head.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
+        let mut hash = hash_text(head.hash);
+        let mut user = PlannedUser::spooled(head);
         if existing.is_none() || renamed {
             let holder = name_holder(foreign_users, &taken, "user", &key, &user.external_id);
             if let Some(held_by) = holder {
@@ -289,12 +285,14 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
                 let Some(c) = existing else { continue };
                 // The rename waits, every other change (a deactivation above all) goes
                 // through under the name the user already has.
-                user.user_name = c.user_name.clone();
+                let mut record = records.record(&user)?;
+                record.user_name = c.user_name.clone();
+                hash = content_hash(&record);
+                user = PlannedUser::held(record);
             } else {
                 taken.insert(key, user.external_id.clone());
             }
         }
-        let hash = content_hash(&user);
         let held = existing.map(|c| (c.id.as_str(), c.content_hash != hash || c.removed));
         let writes = (&mut plan.user_updates, &mut plan.user_creates);
         let external_id = user.external_id.clone();
@@ -568,7 +566,8 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> Plan {
     // `wanted` is sorted, so the adds are in primary-key order for the inserts.
     plan.membership_adds = adds;
     plan.membership_kept = kept;
-    plan
+    plan.users = records;
+    Ok(plan)
 }
 
 /// Who holds the name `key` that the record `external_id` of `kind` wants, if anyone

@@ -114,13 +114,13 @@ pub fn project(
     mapping: &MappingConfig,
     users: Vec<SourceUser>,
     groups: Vec<SourceGroup>,
-) -> Desired {
+) -> std::io::Result<Desired> {
     let user_ids: Vec<String> = users.iter().map(|u| u.external_id.clone()).collect();
     let mut projector = Projector::new(mapping, user_ids, groups);
     for user in users {
-        projector.user(user);
+        projector.user(user)?;
     }
-    projector.finish()
+    Ok(projector.finish())
 }
 
 /// The projection fed one user at a time, so that a full run never holds every source
@@ -189,9 +189,12 @@ impl<'a> Projector<'a> {
     }
 
     /// Projects one user; a user whose id was not given to [`Projector::new`] is ignored.
-    pub fn user(&mut self, user: SourceUser) {
+    /// Fails only when the projected user cannot be set aside (see [`DesiredUsers`]).
+    ///
+    /// [`DesiredUsers`]: super::DesiredUsers
+    pub fn user(&mut self, user: SourceUser) -> std::io::Result<()> {
         let Some(u) = position(&self.user_ids, &user.external_id) else {
-            return;
+            return Ok(());
         };
         let u = u as usize;
         let (mapping, desired) = (self.mapping, &mut self.desired);
@@ -220,7 +223,7 @@ impl<'a> Projector<'a> {
                     .is_some_and(|f| f.matches(context));
             if !included {
                 desired.excluded_users += 1;
-                return;
+                return Ok(());
             }
         }
         let source_user_name = user.user_name.clone();
@@ -250,7 +253,7 @@ impl<'a> Projector<'a> {
                     }
                 }
                 self.included_user[u] = true;
-                desired.users.push(target);
+                desired.users.push(&target)?;
             }
             Err(skip) => {
                 // The record stays as the target has it (if it has it): a field that
@@ -269,6 +272,7 @@ impl<'a> Projector<'a> {
                 self.included_user[u] = true;
             }
         }
+        Ok(())
     }
 
     /// The groups and memberships, once every user is in.

@@ -53,10 +53,10 @@ pub enum DbError {
     /// never migrate).
     #[error("{0}")]
     Schema(String),
-    /// Where a read is set aside until the merge (see `store::mirror`'s spool): memory,
-    /// then a temporary file in `dir`.
+    /// Where a run sets records aside (see `crate::spool`: the read until the merge, the
+    /// projected users until the apply): memory, then a temporary file in `dir`.
     #[error(
-        "setting the read aside (in memory, then in a temporary file in {dir}) \
+        "setting records aside (in memory, then in a temporary file in {dir}) \
          failed while {context}: {source}"
     )]
     Spool {
@@ -70,6 +70,17 @@ pub enum DbError {
         context: &'static str,
         message: String,
     },
+}
+
+impl DbError {
+    /// Setting records aside in a spool failed while `context` (see [`DbError::Spool`]).
+    pub fn spool(context: &'static str, source: std::io::Error) -> DbError {
+        DbError::Spool {
+            context,
+            dir: crate::spool::directory(),
+            source,
+        }
+    }
 }
 
 /// Attaches what was being done to a sqlx error.
@@ -499,6 +510,11 @@ pub fn placeholders(conn: &AnyConnection, first: usize, count: usize) -> String 
 /// Bound variables per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_BINDS: usize = 30_000;
 pub(crate) const MAX_ROWS_PER_STATEMENT: usize = 1_000;
+
+/// The rows a multi-row `INSERT` of `columns` columns takes at the most.
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
+    (MAX_BINDS / columns.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT)
+}
 
 /// Inserts rows with multi-row `INSERT` statements. `head` is `table (col, col, ...)`,
 /// `tail` is appended to each statement (e.g. `ON CONFLICT DO NOTHING`), `values` holds

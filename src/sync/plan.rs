@@ -70,7 +70,8 @@ pub(super) async fn plan(
             named_groups: &named_groups,
             ids: directory,
         },
-    );
+    )
+    .map_err(|e| crate::db::DbError::spool("reading a projected user back for the plan", e))?;
     let preview = preview(&plan, &current, &named_groups);
     // The connector's groups after the plan: those it held and those it creates.
     let own_group_ids = current
@@ -100,7 +101,7 @@ pub(super) async fn plan(
 /// (new, or renamed): whoever else holds them is a conflict.
 fn claimed_names(desired: &Desired, current: &Current) -> (Vec<String>, Vec<String>) {
     let users = claimed(
-        &desired.users,
+        desired.users.heads(),
         |u| (&u.external_id, &u.user_name),
         |ext| current.users.get(ext).map(|c| c.user_name_key.as_str()),
     );
@@ -283,7 +284,7 @@ mod tests {
     use super::*;
     use crate::model::MemberKind;
     use crate::pipeline::plan::{CurrentUser, Membership, Removal, Write};
-    use crate::pipeline::{Origin, TargetGroup, TargetUser};
+    use crate::pipeline::{DesiredUsers, Origin, PlannedUser, TargetGroup, TargetUser};
 
     fn target_user(ext: &str, name: &str) -> TargetUser {
         TargetUser {
@@ -314,11 +315,12 @@ mod tests {
         current.users.insert("1".into(), current_user("u1", "Ann"));
         current.users.insert("2".into(), current_user("u2", "Bob"));
         let desired = Desired {
-            users: vec![
+            users: DesiredUsers::from_records(&[
                 target_user("1", "ANN"),
                 target_user("2", "Robert"),
                 target_user("3", "Cy"),
-            ],
+            ])
+            .unwrap(),
             groups: vec![TargetGroup {
                 external_id: "g".into(),
                 name: "Staff".into(),
@@ -365,7 +367,7 @@ mod tests {
         for i in 0..12 {
             plan.user_creates.push(Write {
                 id: format!("new{i}"),
-                record: target_user(&format!("n{i}"), &format!("user{i:02}")),
+                record: PlannedUser::held(target_user(&format!("n{i}"), &format!("user{i:02}"))),
                 hash: String::new(),
             });
         }
@@ -432,12 +434,12 @@ mod tests {
             user_updates: vec![
                 Write {
                     id: "u1".into(),
-                    record: target_user("1", "ann.lee"),
+                    record: PlannedUser::held(target_user("1", "ann.lee")),
                     hash: String::new(),
                 },
                 Write {
                     id: "u2".into(),
-                    record: target_user("2", "bob"),
+                    record: PlannedUser::held(target_user("2", "bob")),
                     hash: String::new(),
                 },
             ],

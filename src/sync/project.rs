@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
+use crate::db::DbError;
 use crate::model::{MemberKind, SourceGroup, SourceUser};
 use crate::pipeline::plan::Current;
 use crate::pipeline::{Desired, Projector, project as project_mapping};
@@ -23,6 +24,9 @@ pub(super) struct Projected {
     pub scoped_current: Option<Current>,
 }
 
+/// What a failed spool was doing, in the error.
+const SETTING_ASIDE: &str = "setting a projected user aside";
+
 pub(super) async fn project(
     conn: &mut AnyConnection,
     ctx: &RunContext<'_>,
@@ -35,12 +39,14 @@ pub(super) async fn project(
         let groups = mirror::load_all::<SourceGroup>(conn, id).await?;
         let user_ids = mirror::ids::<SourceUser>(conn, id).await?;
         let mut projector = Projector::new(ctx.mapping, user_ids, groups);
+        let mut set_aside = Ok(());
         mirror::for_each(conn, id, |user: SourceUser| {
-            if projected(ctx, &user) {
-                projector.user(user);
+            if set_aside.is_ok() && projected(ctx, &user) {
+                set_aside = projector.user(user);
             }
         })
         .await?;
+        set_aside.map_err(|e| DbError::spool(SETTING_ASIDE, e))?;
         let desired = projector.finish();
         return Ok(Projected {
             desired,
@@ -73,7 +79,8 @@ pub(super) async fn project(
         }
     };
     let loaded: HashSet<String> = groups.iter().map(|g| g.external_id.clone()).collect();
-    let mut desired = project_mapping(ctx.mapping, active_only(ctx, users), groups);
+    let mut desired = project_mapping(ctx.mapping, active_only(ctx, users), groups)
+        .map_err(|e| DbError::spool(SETTING_ASIDE, e))?;
     // The plan covers the users' memberships, and the nesting rows of the groups whose
     // group members changed (all of their group members were loaded); other groups'
     // nesting did not change.

@@ -11,7 +11,10 @@
 use sqlx::AnyConnection;
 
 use super::statement::Statement;
-use super::{DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params, insert_sql};
+use super::{
+    DbError, MAX_BINDS, MAX_ROWS_PER_STATEMENT, Val, anonymous_params, insert_sql,
+    rows_per_statement,
+};
 
 /// Batches binding more values than this run statement by statement.
 const JOIN_UP_TO_BINDS: usize = 2_000;
@@ -92,8 +95,7 @@ impl Batch {
         mut row: impl FnMut(&T, &mut Vec<Val>),
     ) -> Result<(), DbError> {
         let anonymous = anonymous_params(conn);
-        let rows_per_statement = (MAX_BINDS / columns).clamp(1, MAX_ROWS_PER_STATEMENT);
-        for chunk in rows.chunks(rows_per_statement) {
+        for chunk in rows.chunks(rows_per_statement(columns)) {
             let mut values = Vec::with_capacity(chunk.len() * columns);
             for item in chunk {
                 row(item, &mut values);

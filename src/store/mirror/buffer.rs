@@ -18,7 +18,7 @@ use crate::connectors::{BatchSink, ReadMode, SinkError, SourceBatch};
 use crate::db::DbError;
 use crate::model::{MemberKind, MemberRef, SourceGroup, SourceUser};
 
-use super::spool::{self, MEMORY_LIMIT, Spool, SpoolReader, Spot};
+use crate::spool::{self, MEMORY_LIMIT, Spool, SpoolReader, Spot};
 
 /// A record as read: its id, where its JSON is in the spool, and the content hash of that
 /// JSON (for a user, what the mirror compares; a group's is taken again after the member
@@ -128,7 +128,7 @@ impl ReadBuffer {
         let reader = self
             .spool
             .reader()
-            .map_err(|source| spool_error("opening it for the merge", source))?;
+            .map_err(|source| spool_error("opening the read for the merge", source))?;
         Ok(Drain {
             users: self.users.read,
             groups: self.groups.read,
@@ -243,23 +243,19 @@ impl Drain {
     fn bytes(&mut self, buffered: &Buffered) -> Result<&[u8], DbError> {
         self.reader
             .get(buffered.spot)
-            .map_err(|source| spool_error("reading a record back", source))
+            .map_err(|source| spool_error("reading a record of the read back", source))
     }
 }
 
 fn spool_error(context: &'static str, source: std::io::Error) -> DbError {
-    DbError::Spool {
-        context,
-        dir: spool::directory(),
-        source,
-    }
+    DbError::spool(context, source)
 }
 
 /// A record set aside that does not read back as one: the spool's bytes changed.
 fn unreadable(buffered: &Buffered, error: &dyn std::fmt::Display) -> DbError {
     let message = format!("record {:?}: {error}", buffered.external_id);
     let source = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    spool_error("reading a record back", source)
+    spool_error("reading a record of the read back", source)
 }
 
 /// Fails the read when a record of `batch` (`noun`; external id and name by

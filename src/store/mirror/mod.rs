@@ -12,7 +12,6 @@ mod buffer;
 mod group_changes;
 pub mod query;
 mod query_values;
-mod spool;
 mod store;
 pub mod values;
 

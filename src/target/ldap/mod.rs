@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned, SqlDirectory};
 use crate::db::{Batch, Context, select_in};
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
-use crate::pipeline::{TargetGroup, TargetUser};
+use crate::pipeline::{PlannedUser, TargetGroup};
 pub use session::LdapWriteError;
 pub use settings::{LdapTargetSettings, RawLdapTarget};
 
@@ -286,7 +286,7 @@ fn backend(error: LdapWriteError) -> DirectoryError {
 }
 
 impl NewIds for LdapDirectory {
-    fn user_id(&self, user: &TargetUser) -> String {
+    fn user_id(&self, user: &PlannedUser) -> String {
         self.tables.user_id(user)
     }
     fn group_id(&self, group: &TargetGroup) -> String {

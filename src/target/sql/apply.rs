@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::{Batch, Context, DbError, Val, now_text, param, placeholders, select_in};
+use crate::db::{
+    Batch, Context, DbError, Val, now_text, param, placeholders, rows_per_statement, select_in,
+};
 use crate::model::name_key;
 use crate::pipeline::plan::{Effective, Membership, Plan, Write};
 use crate::pipeline::settings::OnRemove;
@@ -124,6 +126,13 @@ async fn push_updates<R: Stored + Sync>(
     Ok(())
 }
 
+/// The columns of a user's `INSERT` (see [`push_creates`]).
+const USER_CREATE_COLUMNS: usize = <TargetUser as Stored>::FIELDS.len() + 6;
+
+fn read_back(source: std::io::Error) -> DbError {
+    DbError::spool("reading projected users back for the apply", source)
+}
+
 /// Multi-row `INSERT`s of new records with their owner (a connector, or the mapping for
 /// managed groups), a statement's rows at a time (see `Batch::insert_each`).
 async fn push_creates<R: Stored + Sync>(
@@ -211,10 +220,19 @@ pub async fn add_plan(
     batch.delete_in(conn, "effective_nested", &[], "group_id", &deleted_groups);
     batch.delete_in(conn, "groups", &[], "id", &deleted_groups);
 
-    push_updates(batch, conn, &plan.user_updates, "removed_at = NULL", &now).await?;
+    // Users' records come back from the projection's spool a few statements' worth at a
+    // time, so that the apply never holds them all (see `pipeline::DesiredUsers`).
+    let users_at_once = 4 * rows_per_statement(USER_CREATE_COLUMNS);
+    for writes in plan.user_updates.chunks(users_at_once) {
+        let writes = plan.users.load_writes(writes).map_err(read_back)?;
+        push_updates(batch, conn, &writes, "removed_at = NULL", &now).await?;
+    }
     push_updates(batch, conn, &plan.group_updates, "", &now).await?;
 
-    push_creates(batch, conn, &plan.user_creates, connector, &now).await?;
+    for writes in plan.user_creates.chunks(users_at_once) {
+        let writes = plan.users.load_writes(writes).map_err(read_back)?;
+        push_creates(batch, conn, &writes, connector, &now).await?;
+    }
     batch.flush_if_large(conn).await?;
 
     push_creates(batch, conn, &plan.group_creates, connector, &now).await?;

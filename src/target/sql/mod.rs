@@ -19,7 +19,7 @@ use super::query::{DirectoryReads, GroupRow, MemberRow, UserRow};
 use super::{Directory, DirectoryError, EffectiveUpdate, Owned};
 use crate::db::Batch;
 use crate::pipeline::plan::{Current, ForeignNames, NamedGroup, NewIds, Plan};
-use crate::pipeline::{TargetGroup, TargetUser};
+use crate::pipeline::{PlannedUser, TargetGroup};
 
 /// The target tables of the engine's database, written in the run's transaction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,7 +32,7 @@ fn new_id() -> String {
 }
 
 impl NewIds for SqlDirectory {
-    fn user_id(&self, _user: &TargetUser) -> String {
+    fn user_id(&self, _user: &PlannedUser) -> String {
         new_id()
     }
     fn group_id(&self, _group: &TargetGroup) -> String {

@@ -1,6 +1,8 @@
-//! Where a read keeps the records' serialised bytes until the merge: in memory up to a
-//! limit, then in a temporary file, so that the memory of a run stops growing with the
-//! size of the directory (a million users are about 400 MB of JSON).
+//! Where a run sets records aside as their serialised bytes: in memory up to a limit, then
+//! in a temporary file, so that the memory of a run stops growing with the size of the
+//! directory (a million users are about 400 MB of JSON). The read buffer keeps what a
+//! connector read here until the merge (`store::mirror`); the projection keeps the target
+//! users it projected here until the plan and the apply (`pipeline::DesiredUsers`).
 //!
 //! The file is created unnamed (`O_TMPFILE` where the system has it; otherwise it is
 //! unlinked at once) in the system's temporary directory (`TMPDIR`), readable only by
@@ -13,7 +15,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-/// Bytes a read keeps in memory before it moves them to a file.
+/// Bytes a spool keeps in memory before it moves them to a file.
 pub const MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The directory the file goes to, for messages.
