@@ -68,10 +68,11 @@ pub struct Conflict {
     pub held_by: String,
 }
 
-/// A record to write, with its target id and content hash.
+/// A record to write, with its target id (shared with the plan's memberships) and
+/// content hash.
 #[derive(Debug, Clone)]
 pub struct Write<T> {
-    pub id: String,
+    pub id: Arc<str>,
     pub record: T,
     pub hash: String,
 }
@@ -212,7 +213,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     let leaving: HashSet<&str> = match current.users.is_empty() {
         true => HashSet::new(),
         false => {
-            let desired_ids: HashSet<&str> = heads.iter().map(|u| u.external_id.as_str()).collect();
+            let desired_ids: HashSet<&str> = heads.iter().map(|u| &*u.external_id).collect();
             current
                 .users
                 .keys()
@@ -221,17 +222,19 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                 .collect()
         }
     };
-    let mut taken: HashMap<String, String> = HashMap::new();
+    // Name key -> the external id holding it. The ids are shared with the users' heads
+    // and writes (at a million users, copies here and in `user_ids` were about 100 MiB).
+    let mut taken: HashMap<String, Arc<str>> = HashMap::new();
     // Users that leave keep their name when they are only disabled.
     for (ext, user) in &current.users {
         if desired.held_back.contains(ext) {
-            taken.insert(user.user_name_key.clone(), ext.clone());
+            taken.insert(user.user_name_key.clone(), Arc::from(ext.as_str()));
         }
     }
     if on_remove == OnRemove::Disable {
         for (ext, user) in &current.users {
             if leaving.contains(ext.as_str()) {
-                taken.insert(user.user_name_key.clone(), ext.clone());
+                taken.insert(user.user_name_key.clone(), Arc::from(ext.as_str()));
             }
         }
     }
@@ -242,7 +245,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     let (mut keep_name, mut change_name) = (Vec::new(), Vec::new());
     let mut creates = 0;
     for (i, (user, key)) in heads.iter().zip(&keys).enumerate() {
-        match current.users.get(&user.external_id) {
+        match current.users.get(&*user.external_id) {
             Some(c) if &c.user_name_key == key => keep_name.push(i),
             Some(_) => change_name.push(i),
             None => {
@@ -257,19 +260,19 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     // A user being renamed keeps its old name until the rename is known to succeed.
     for &i in &change_name {
         let ext = &heads[i].external_id;
-        if let Some(c) = current.users.get(ext) {
+        if let Some(c) = current.users.get(&**ext) {
             taken.insert(c.user_name_key.clone(), ext.clone());
         }
     }
     change_name.sort_by(|&a, &b| heads[a].external_id.cmp(&heads[b].external_id));
     plan.user_creates.reserve_exact(creates);
     let mut users: Vec<Option<crate::pipeline::UserHead>> = heads.into_iter().map(Some).collect();
-    let mut user_ids: HashMap<String, Arc<str>> = HashMap::new();
+    let mut user_ids: HashMap<Arc<str>, Arc<str>> = HashMap::new();
     for i in keep_name.into_iter().chain(change_name) {
         let (Some(head), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {
             continue;
         };
-        let existing = current.users.get(&head.external_id);
+        let existing = current.users.get(&*head.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
         let mut hash = hash_text(head.hash);
         let mut user = PlannedUser::spooled(head);
@@ -279,7 +282,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                 plan.conflicts.push(Conflict {
                     kind: "user",
                     name: user.user_name.clone(),
-                    external_id: user.external_id.clone(),
+                    external_id: user.external_id.to_string(),
                     held_by,
                 });
                 let Some(c) = existing else { continue };
@@ -297,13 +300,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         let writes = (&mut plan.user_updates, &mut plan.user_creates);
         let external_id = user.external_id.clone();
         let id = place(writes, held, user, hash, |u| ctx.ids.user_id(u));
-        user_ids.insert(external_id, Arc::from(id));
+        user_ids.insert(external_id, id);
     }
     // Under delete, users disabled by earlier runs (under disable) are deleted too; they
     // do not count against the safety limits, which guard the users still active.
     for ext in &desired.held_back {
         if let Some(c) = current.users.get(ext) {
-            user_ids.insert(ext.clone(), Arc::from(c.id.as_str()));
+            user_ids.insert(Arc::from(ext.as_str()), Arc::from(c.id.as_str()));
         }
     }
     let mut removals: Vec<Removal> = current
@@ -380,7 +383,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         let writes = (&mut plan.group_updates, &mut plan.group_creates);
         let external_id = group.external_id.clone();
         let id = place(writes, held, group, hash, |g| ctx.ids.group_id(g));
-        group_ids.insert(external_id, Arc::from(id));
+        group_ids.insert(external_id, id);
     }
     let mut deletes: Vec<Removal> = current
         .groups
@@ -399,7 +402,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         .groups
         .values()
         .map(|g| g.id.clone())
-        .chain(plan.group_creates.iter().map(|w| w.id.clone()))
+        .chain(plan.group_creates.iter().map(|w| w.id.to_string()))
         .collect();
 
     // Direct memberships from the source.
@@ -427,7 +430,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     let created: HashSet<&str> = plan
         .user_creates
         .iter()
-        .map(|w| w.record.external_id.as_str())
+        .map(|w| &*w.record.external_id)
         .collect();
     let mut grants: Vec<(String, &str, Origin)> = desired
         .managed
@@ -478,13 +481,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                         )),
                         attributes: serde_json::Map::new(),
                     };
-                    let id = ctx.ids.group_id(&record);
+                    let id: Arc<str> = Arc::from(ctx.ids.group_id(&record));
                     plan.managed_creates.push(Write {
                         id: id.clone(),
                         hash: content_hash(&group),
                         record,
                     });
-                    Some(Arc::from(id))
+                    Some(id)
                 }
             })
             .clone();
@@ -572,44 +575,47 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
 
 /// Who holds the name `key` that the record `external_id` of `kind` wants, if anyone
 /// else: a record of another connector, or another record of this one (`taken`).
-fn name_holder(
+fn name_holder<Id: std::ops::Deref<Target = str>>(
     foreign: &ForeignNames,
-    taken: &HashMap<String, String>,
+    taken: &HashMap<String, Id>,
     kind: &str,
     key: &str,
     external_id: &str,
 ) -> Option<String> {
     foreign.get(key).cloned().or_else(|| match taken.get(key) {
-        Some(ext) if ext != external_id => {
-            Some(format!("{kind} with external id {ext:?} of this connector"))
-        }
+        Some(ext) if &**ext != external_id => Some(format!(
+            "{kind} with external id {:?} of this connector",
+            &**ext
+        )),
         _ => None,
     })
 }
 
 /// Puts a desired record into the plan: an update of the target's record when `held`
 /// (its id, and whether it must be written) says one must be written, a create under a
-/// new id when the target holds none. Returns the record's target id.
+/// new id when the target holds none. Returns the record's target id (shared with the
+/// write).
 fn place<T>(
     (updates, creates): (&mut Vec<Write<T>>, &mut Vec<Write<T>>),
     held: Option<(&str, bool)>,
     record: T,
     hash: String,
     new_id: impl FnOnce(&T) -> String,
-) -> String {
+) -> Arc<str> {
     match held {
         Some((id, changed)) => {
+            let id: Arc<str> = Arc::from(id);
             if changed {
                 updates.push(Write {
-                    id: id.to_string(),
+                    id: id.clone(),
                     record,
                     hash,
                 });
             }
-            id.to_string()
+            id
         }
         None => {
-            let id = new_id(&record);
+            let id: Arc<str> = Arc::from(new_id(&record));
             creates.push(Write {
                 id: id.clone(),
                 record,

@@ -7,7 +7,7 @@
 //! peak at a million users (docs/PERFORMANCE.md).
 
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::model::hash_value;
 use crate::spool::{MEMORY_LIMIT, Spool, SpoolReader, Spot};
@@ -26,7 +26,8 @@ pub struct DesiredUsers {
 /// What the plan decides a user's fate on, without its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserHead {
-    pub external_id: String,
+    /// Shared with the plan's maps and writes, not copied into each.
+    pub external_id: Arc<str>,
     pub user_name: String,
     /// The record's content hash (`model::hash_value` of its JSON, which `content_hash`
     /// writes out): what the target's stored hash is compared with.
@@ -41,7 +42,7 @@ impl DesiredUsers {
         serde_json::to_writer(&mut self.scratch, user).map_err(io::Error::other)?;
         let spot = self.records.push(&self.scratch)?;
         self.heads.push(UserHead {
-            external_id: user.external_id.clone(),
+            external_id: Arc::from(user.external_id.as_str()),
             user_name: user.user_name.clone(),
             hash: hash_value(&self.scratch),
             spot,
@@ -95,7 +96,7 @@ impl DesiredUsers {
 /// record is.
 #[derive(Debug, Clone)]
 pub struct PlannedUser {
-    pub external_id: String,
+    pub external_id: Arc<str>,
     pub user_name: String,
     record: Record,
 }
@@ -121,7 +122,7 @@ impl PlannedUser {
     /// A user whose record the plan holds itself.
     pub fn held(user: TargetUser) -> PlannedUser {
         PlannedUser {
-            external_id: user.external_id.clone(),
+            external_id: Arc::from(user.external_id.as_str()),
             user_name: user.user_name.clone(),
             record: Record::Held(Box::new(user)),
         }
@@ -240,7 +241,7 @@ mod tests {
         let desired = DesiredUsers::from_records(&users).unwrap();
         assert_eq!(desired.len(), 5);
         for (head, user) in desired.heads().iter().zip(&users) {
-            assert_eq!(head.external_id, user.external_id);
+            assert_eq!(&*head.external_id, user.external_id);
             // The hash the target stores for the record: a projection set aside must not
             // read as changed to a target written before.
             assert_eq!(crate::model::hash_text(head.hash), content_hash(user));
@@ -269,10 +270,7 @@ mod tests {
         ];
         let loaded = records.load_writes(&writes).unwrap();
         assert_eq!(loaded[0].record, renamed);
-        assert_eq!(
-            (loaded[1].id.as_str(), loaded[1].hash.as_str()),
-            ("t1", "h1")
-        );
+        assert_eq!((&*loaded[1].id, loaded[1].hash.as_str()), ("t1", "h1"));
         assert_eq!(loaded[1].record, users[0]);
     }
 

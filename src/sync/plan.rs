@@ -56,6 +56,9 @@ pub(super) async fn plan(
         .user_names_held(conn, id, &user_keys, besides.as_ref())
         .await?;
     let foreign_groups = directory.group_names_held(conn, id, &group_keys).await?;
+    // A first run claims every user's name: a million keys, not to be held beside the
+    // plan's own.
+    drop((user_keys, group_keys, besides));
     let named_groups = directory
         .groups_by_name(conn, &managed_names(&desired))
         .await?;
@@ -78,14 +81,14 @@ pub(super) async fn plan(
         .groups
         .values()
         .map(|g| g.id.clone())
-        .chain(plan.group_creates.iter().map(|w| w.id.clone()))
+        .chain(plan.group_creates.iter().map(|w| w.id.to_string()))
         .collect();
     let scoped_user_ids = match &staged.scope {
         Some(_) => current
             .users
             .values()
             .map(|u| u.id.clone())
-            .chain(plan.user_creates.iter().map(|w| w.id.clone()))
+            .chain(plan.user_creates.iter().map(|w| w.id.to_string()))
             .collect(),
         None => Vec::new(),
     };
@@ -366,7 +369,7 @@ mod tests {
         };
         for i in 0..12 {
             plan.user_creates.push(Write {
-                id: format!("new{i}"),
+                id: format!("new{i}").into(),
                 record: PlannedUser::held(target_user(&format!("n{i}"), &format!("user{i:02}"))),
                 hash: String::new(),
             });

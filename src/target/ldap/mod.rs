@@ -88,9 +88,9 @@ impl LdapDirectory {
         let ids: Vec<String> = plan
             .user_updates
             .iter()
-            .map(|w| w.id.clone())
+            .map(|w| w.id.to_string())
             .chain(plan.user_removals.iter().map(|r| r.id.clone()))
-            .chain(plan.group_updates.iter().map(|w| w.id.clone()))
+            .chain(plan.group_updates.iter().map(|w| w.id.to_string()))
             .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
             .collect();
         let mut places = HashMap::new();
@@ -221,7 +221,7 @@ fn touched(plan: &Plan) -> desired::Touched {
         .user_creates
         .iter()
         .chain(&plan.user_updates)
-        .map(|w| w.id.clone())
+        .map(|w| w.id.to_string())
         .chain(plan.user_removals.iter().map(|r| r.id.clone()))
         .collect();
     let mut groups: Vec<String> = plan
@@ -229,7 +229,7 @@ fn touched(plan: &Plan) -> desired::Touched {
         .iter()
         .chain(&plan.group_updates)
         .chain(&plan.managed_creates)
-        .map(|w| w.id.clone())
+        .map(|w| w.id.to_string())
         .chain(plan.group_deletes.iter().map(|r| r.id.clone()))
         .chain(plan.membership_adds.iter().map(|m| m.group_id.to_string()))
         .chain(

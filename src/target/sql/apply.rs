@@ -118,7 +118,7 @@ async fn push_updates<R: Stored + Sync>(
         values.extend([
             Val::Text(write.hash.clone()),
             Val::Text(now.to_string()),
-            Val::Text(write.id.clone()),
+            Val::Text(write.id.to_string()),
         ]);
         batch.push(sql.clone(), values);
         batch.flush_if_large(conn).await?;
@@ -150,7 +150,7 @@ async fn push_creates<R: Stored + Sync>(
     batch
         .insert_each(conn, &head, R::FIELDS.len() + 6, writes, |write, values| {
             values.extend([
-                Val::Text(write.id.clone()),
+                Val::Text(write.id.to_string()),
                 Val::Text(owner.to_string()),
                 Val::Text(write.record.external_id().to_string()),
             ]);
