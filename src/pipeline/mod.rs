@@ -395,6 +395,67 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_granted_twice_keeps_the_first_origin_of_source_mapping_default() {
+        use std::collections::HashMap;
+        struct Ids;
+        impl plan::NewIds for Ids {
+            fn user_id(&self, user: &PlannedUser) -> String {
+                format!("id-{}", user.external_id)
+            }
+            fn group_id(&self, group: &TargetGroup) -> String {
+                format!("id-{}", group.external_id)
+            }
+        }
+        // "Staff" is a default group given on creation and an application group for
+        // everyone: a new user gets it once, as the application's (removable) grant, not
+        // as a sticky default one.
+        let mut mapping = mapping();
+        mapping.groups.default = vec!["Staff".into()];
+        mapping.groups.applications = vec![settings::Application {
+            name: "wiki".into(),
+            groups: vec!["Staff".into(), "Wiki".into()],
+            when: None,
+        }];
+        let users = vec![user("u2", "bob"), user("u1", "ada")];
+        let desired = project(&mapping, users, Vec::new()).unwrap();
+        let none = HashMap::new();
+        let ctx = plan::Context {
+            mapping_name: "m",
+            on_remove: OnRemove::Disable,
+            foreign_users: &none,
+            foreign_groups: &none,
+            named_groups: &HashMap::new(),
+            ids: &Ids,
+        };
+        let plan = plan::build(desired, &plan::Current::default(), &ctx).unwrap();
+        let adds: Vec<(&str, &str, Origin)> = plan
+            .membership_adds
+            .iter()
+            .map(|m| (&*m.group_id, &*m.member_id, m.origin))
+            .collect();
+        let staff = &*plan
+            .managed_creates
+            .iter()
+            .find(|w| w.record.name == "Staff")
+            .unwrap()
+            .id;
+        let wiki = &*plan
+            .managed_creates
+            .iter()
+            .find(|w| w.record.name == "Wiki")
+            .unwrap()
+            .id;
+        let mut expected = vec![
+            (staff, "id-u1", Origin::Mapping),
+            (staff, "id-u2", Origin::Mapping),
+            (wiki, "id-u1", Origin::Mapping),
+            (wiki, "id-u2", Origin::Mapping),
+        ];
+        expected.sort();
+        assert_eq!(adds, expected);
+    }
+
+    #[test]
     fn fingerprint_follows_on_remove() {
         let mut other = mapping();
         other.on_remove = OnRemove::Delete;

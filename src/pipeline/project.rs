@@ -30,7 +30,7 @@ struct SourceGraph {
 
 impl SourceGraph {
     /// The graph over users `user_ids` (sorted) and `groups`.
-    fn new(user_ids: &[String], groups: &[SourceGroup]) -> SourceGraph {
+    fn new(user_ids: &[Arc<str>], groups: &[SourceGroup]) -> SourceGraph {
         let group_index: HashMap<&str, u32> = groups
             .iter()
             .enumerate()
@@ -72,8 +72,8 @@ impl SourceGraph {
 }
 
 /// The index of `id` in the sorted `ids`.
-fn position(ids: &[String], id: &str) -> Option<u32> {
-    ids.binary_search_by(|probe| probe.as_str().cmp(id))
+fn position(ids: &[Arc<str>], id: &str) -> Option<u32> {
+    ids.binary_search_by(|probe| (**probe).cmp(id))
         .ok()
         .map(|i| i as u32)
 }
@@ -131,8 +131,9 @@ pub fn project(
 /// target, as if the source had not listed it; it does not count as excluded.
 pub struct Projector<'a> {
     mapping: &'a MappingConfig,
-    /// Every user's external id, sorted: the user indices of the graph.
-    user_ids: Vec<String>,
+    /// Every user's external id, sorted: the user indices of the graph. Shared with the
+    /// projected users' heads and their memberships.
+    user_ids: Vec<Arc<str>>,
     groups: Vec<SourceGroup>,
     graph: SourceGraph,
     effective: Option<Vec<Vec<u32>>>,
@@ -149,8 +150,11 @@ impl<'a> Projector<'a> {
         mut user_ids: Vec<String>,
         mut groups: Vec<SourceGroup>,
     ) -> Projector<'a> {
-        user_ids.sort();
+        // Unstable: equal ids are the same text, and a stable sort would allocate half the
+        // list again.
+        user_ids.sort_unstable();
         user_ids.dedup();
+        let user_ids: Vec<Arc<str>> = user_ids.into_iter().map(Arc::from).collect();
         let graph = SourceGraph::new(&user_ids, &groups);
         // The member lists are in the graph now, as indices. Kept, their ids (five million
         // strings at a million users) would sit beside every user the projection collects;
@@ -253,7 +257,9 @@ impl<'a> Projector<'a> {
                     }
                 }
                 self.included_user[u] = true;
-                desired.users.push(&target)?;
+                desired
+                    .users
+                    .push_shared(&target, self.user_ids[u].clone())?;
             }
             Err(skip) => {
                 // The record stays as the target has it (if it has it): a field that
@@ -262,9 +268,9 @@ impl<'a> Projector<'a> {
                 desired
                     .skipped
                     .push(format!("user {id:?} skipped: {}", skip.message));
-                desired.held_back.insert(id.clone());
+                desired.held_back.insert(id.to_string());
                 desired.skipped_users.push(SkippedUser {
-                    external_id: id.clone(),
+                    external_id: id.to_string(),
                     user_name: source_user_name,
                     field: skip.field,
                     expression: skip.expression,
@@ -320,11 +326,21 @@ impl<'a> Projector<'a> {
         }
 
         // Memberships: each id shared by all its memberships, not copied into each.
-        let user_ids: Vec<Arc<str>> = user_ids.into_iter().map(Arc::from).collect();
         let group_ids: Vec<Arc<str>> = groups
             .iter()
             .map(|g| Arc::from(g.external_id.as_str()))
             .collect();
+        // Reserved at about the size they come to: grown by doubling, five million
+        // memberships took a capacity of eight, and giving the slack back below copied
+        // them (both copies at once, the projection's peak).
+        let expected: usize = (0..groups.len())
+            .filter(|&g| included_group[g])
+            .map(|g| match (&mapping.nesting, &effective) {
+                (Nesting::Flatten, Some(effective)) => effective[g].len(),
+                _ => graph.direct_users[g].len() + graph.child_groups[g].len(),
+            })
+            .sum();
+        desired.memberships.reserve_exact(expected);
         for (g, group_id) in group_ids.iter().enumerate() {
             if !included_group[g] {
                 continue;

@@ -38,11 +38,18 @@ pub struct UserHead {
 impl DesiredUsers {
     /// Sets `user` aside after the others.
     pub fn push(&mut self, user: &TargetUser) -> io::Result<()> {
+        self.push_shared(user, Arc::from(user.external_id.as_str()))
+    }
+
+    /// [`push`](Self::push) with the user's external id as a handle the caller shares
+    /// (the projection's, which its memberships hold too).
+    pub fn push_shared(&mut self, user: &TargetUser, external_id: Arc<str>) -> io::Result<()> {
+        debug_assert_eq!(&*external_id, user.external_id);
         self.scratch.clear();
         serde_json::to_writer(&mut self.scratch, user).map_err(io::Error::other)?;
         let spot = self.records.push(&self.scratch)?;
         self.heads.push(UserHead {
-            external_id: Arc::from(user.external_id.as_str()),
+            external_id,
             user_name: user.user_name.clone(),
             hash: hash_value(&self.scratch),
             spot,
