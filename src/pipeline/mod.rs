@@ -198,6 +198,30 @@ mod tests {
         MappingConfig::pass_through("m", OnRemove::Disable, 500, 20.0)
     }
 
+    /// The plan of `desired` against an empty target, target ids `id-<external id>`.
+    fn first_plan(desired: Desired) -> plan::Plan {
+        use std::collections::HashMap;
+        struct Ids;
+        impl plan::NewIds for Ids {
+            fn user_id(&self, user: &PlannedUser) -> String {
+                format!("id-{}", user.external_id)
+            }
+            fn group_id(&self, group: &TargetGroup) -> String {
+                format!("id-{}", group.external_id)
+            }
+        }
+        let none = HashMap::new();
+        let ctx = plan::Context {
+            mapping_name: "m",
+            on_remove: OnRemove::Disable,
+            foreign_users: &none,
+            foreign_groups: &none,
+            named_groups: &HashMap::new(),
+            ids: &Ids,
+        };
+        plan::build(desired, &plan::Current::default(), &ctx).unwrap()
+    }
+
     fn user(id: &str, name: &str) -> SourceUser {
         SourceUser {
             external_id: id.into(),
@@ -346,7 +370,6 @@ mod tests {
 
     #[test]
     fn memberships_share_their_ids_from_the_projection_to_the_plan() {
-        use std::collections::HashMap;
         use std::sync::Arc;
         let group = |id: &str, members: &[&str]| SourceGroup {
             external_id: id.into(),
@@ -365,25 +388,7 @@ mod tests {
         let u1: Vec<&DesiredMembership> = m.iter().filter(|m| &*m.member == "u1").collect();
         assert!(Arc::ptr_eq(&u1[0].member, &u1[1].member));
 
-        struct Ids;
-        impl plan::NewIds for Ids {
-            fn user_id(&self, user: &PlannedUser) -> String {
-                format!("id-{}", user.external_id)
-            }
-            fn group_id(&self, group: &TargetGroup) -> String {
-                format!("id-{}", group.external_id)
-            }
-        }
-        let none = HashMap::new();
-        let ctx = plan::Context {
-            mapping_name: "m",
-            on_remove: OnRemove::Disable,
-            foreign_users: &none,
-            foreign_groups: &none,
-            named_groups: &HashMap::new(),
-            ids: &Ids,
-        };
-        let plan = plan::build(desired, &plan::Current::default(), &ctx).unwrap();
+        let plan = first_plan(desired);
         let adds = &plan.membership_adds;
         assert_eq!(adds.len(), 3);
         assert_eq!(
@@ -396,16 +401,6 @@ mod tests {
 
     #[test]
     fn a_pair_granted_twice_keeps_the_first_origin_of_source_mapping_default() {
-        use std::collections::HashMap;
-        struct Ids;
-        impl plan::NewIds for Ids {
-            fn user_id(&self, user: &PlannedUser) -> String {
-                format!("id-{}", user.external_id)
-            }
-            fn group_id(&self, group: &TargetGroup) -> String {
-                format!("id-{}", group.external_id)
-            }
-        }
         // "Staff" is a default group given on creation and an application group for
         // everyone: a new user gets it once, as the application's (removable) grant, not
         // as a sticky default one.
@@ -418,33 +413,17 @@ mod tests {
         }];
         let users = vec![user("u2", "bob"), user("u1", "ada")];
         let desired = project(&mapping, users, Vec::new()).unwrap();
-        let none = HashMap::new();
-        let ctx = plan::Context {
-            mapping_name: "m",
-            on_remove: OnRemove::Disable,
-            foreign_users: &none,
-            foreign_groups: &none,
-            named_groups: &HashMap::new(),
-            ids: &Ids,
-        };
-        let plan = plan::build(desired, &plan::Current::default(), &ctx).unwrap();
+        let plan = first_plan(desired);
         let adds: Vec<(&str, &str, Origin)> = plan
             .membership_adds
             .iter()
             .map(|m| (&*m.group_id, &*m.member_id, m.origin))
             .collect();
-        let staff = &*plan
-            .managed_creates
-            .iter()
-            .find(|w| w.record.name == "Staff")
-            .unwrap()
-            .id;
-        let wiki = &*plan
-            .managed_creates
-            .iter()
-            .find(|w| w.record.name == "Wiki")
-            .unwrap()
-            .id;
+        let created = |name: &str| {
+            let write = plan.managed_creates.iter().find(|w| w.record.name == name);
+            &*write.unwrap().id
+        };
+        let (staff, wiki) = (created("Staff"), created("Wiki"));
         let mut expected = vec![
             (staff, "id-u1", Origin::Mapping),
             (staff, "id-u2", Origin::Mapping),
