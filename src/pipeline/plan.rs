@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::model::{MemberKind, content_hash, hash_text, name_key};
 use crate::pipeline::settings::OnRemove;
-use crate::pipeline::{Desired, Origin, PlannedUser, SkippedUser, TargetGroup, UserRecords};
+use crate::pipeline::{
+    Desired, Origin, PlannedUser, SkippedUser, TargetGroup, UserHead, UserRecords,
+};
 
 mod counts;
 mod effective;
@@ -267,7 +269,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     // External ids are unique: unstable sorts the same, without a scratch half the size.
     change_name.sort_unstable_by(|&a, &b| heads[a].external_id.cmp(&heads[b].external_id));
     plan.user_creates.reserve_exact(creates);
-    let mut users: Vec<Option<crate::pipeline::UserHead>> = heads.into_iter().map(Some).collect();
+    let mut users: Vec<Option<UserHead>> = heads.into_iter().map(Some).collect();
     let mut user_ids: HashMap<Arc<str>, Arc<str>> = HashMap::new();
     for i in keep_name.into_iter().chain(change_name) {
         let (Some(head), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {

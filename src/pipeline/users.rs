@@ -173,10 +173,9 @@ impl UserRecords {
     /// The record at `spot`.
     pub fn load(&self, spot: Spot) -> io::Result<TargetUser> {
         let mut records = self.0.lock().map_err(|_| poisoned())?;
-        if let Records::Writing(_) = &*records {
-            let Records::Writing(spool) = std::mem::replace(&mut *records, Records::Broken) else {
-                unreachable!("matched just above")
-            };
+        if matches!(*records, Records::Writing(_))
+            && let Records::Writing(spool) = std::mem::replace(&mut *records, Records::Broken)
+        {
             *records = Records::Reading(spool.reader()?);
         }
         let Records::Reading(reader) = &mut *records else {

@@ -128,7 +128,7 @@ impl ReadBuffer {
         let reader = self
             .spool
             .reader()
-            .map_err(|source| spool_error("opening the read for the merge", source))?;
+            .map_err(|source| DbError::spool("opening the read for the merge", source))?;
         Ok(Drain {
             users: self.users.read,
             groups: self.groups.read,
@@ -243,19 +243,15 @@ impl Drain {
     fn bytes(&mut self, buffered: &Buffered) -> Result<&[u8], DbError> {
         self.reader
             .get(buffered.spot)
-            .map_err(|source| spool_error("reading a record of the read back", source))
+            .map_err(|source| DbError::spool("reading a record of the read back", source))
     }
-}
-
-fn spool_error(context: &'static str, source: std::io::Error) -> DbError {
-    DbError::spool(context, source)
 }
 
 /// A record set aside that does not read back as one: the spool's bytes changed.
 fn unreadable(buffered: &Buffered, error: &dyn std::fmt::Display) -> DbError {
     let message = format!("record {:?}: {error}", buffered.external_id);
     let source = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    spool_error("reading a record of the read back", source)
+    DbError::spool("reading a record of the read back", source)
 }
 
 /// Fails the read when a record of `batch` (`noun`; external id and name by

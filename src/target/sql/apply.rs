@@ -46,6 +46,8 @@ trait Stored {
     const TABLE: &'static str;
     /// In the order [`Stored::push_fields`] gives their values.
     const FIELDS: &'static [&'static str];
+    /// The columns of its `INSERT` (see [`push_creates`]): the fields and those six.
+    const INSERT_COLUMNS: usize = Self::FIELDS.len() + 6;
     fn external_id(&self) -> &str;
     fn push_fields(&self, values: &mut Vec<Val>);
 }
@@ -126,9 +128,6 @@ async fn push_updates<R: Stored + Sync>(
     Ok(())
 }
 
-/// The columns of a user's `INSERT` (see [`push_creates`]).
-const USER_CREATE_COLUMNS: usize = <TargetUser as Stored>::FIELDS.len() + 6;
-
 fn read_back(source: std::io::Error) -> DbError {
     DbError::spool("reading projected users back for the apply", source)
 }
@@ -148,7 +147,7 @@ async fn push_creates<R: Stored + Sync>(
         R::FIELDS.join(", ")
     );
     batch
-        .insert_each(conn, &head, R::FIELDS.len() + 6, writes, |write, values| {
+        .insert_each(conn, &head, R::INSERT_COLUMNS, writes, |write, values| {
             values.extend([
                 Val::Text(write.id.to_string()),
                 Val::Text(owner.to_string()),
@@ -222,7 +221,7 @@ pub async fn add_plan(
 
     // Users' records come back from the projection's spool a few statements' worth at a
     // time, so that the apply never holds them all (see `pipeline::DesiredUsers`).
-    let users_at_once = 4 * rows_per_statement(USER_CREATE_COLUMNS);
+    let users_at_once = 4 * rows_per_statement(TargetUser::INSERT_COLUMNS);
     for writes in plan.user_updates.chunks(users_at_once) {
         let writes = plan.users.load_writes(writes).map_err(read_back)?;
         push_updates(batch, conn, &writes, "removed_at = NULL", &now).await?;
