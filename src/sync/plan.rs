@@ -146,7 +146,10 @@ fn managed_names(desired: &Desired) -> Vec<String> {
         .collect()
 }
 
-/// The first changes of each kind, in words.
+/// The first changes of each kind, in words. Only the lines shown are drawn, and only
+/// the names they show are looked up: a first run at a million users drew all five
+/// million membership lines (and a map of every record's name) to show ten, about 500 MiB
+/// at the run's peak (docs/PERFORMANCE.md).
 fn preview(
     plan: &Plan,
     current: &Current,
@@ -157,6 +160,22 @@ fn preview(
         Some(OnRemove::Delete) => "delete",
         _ => "disable",
     };
+    let shown = |len: usize| len.min(PREVIEW_PER_KIND);
+    // The target ids the lines name.
+    let mut shown_ids: HashSet<&str> = HashSet::new();
+    for write in &plan.user_updates[..shown(plan.user_updates.len())] {
+        shown_ids.insert(&write.id);
+    }
+    for write in &plan.group_updates[..shown(plan.group_updates.len())] {
+        shown_ids.insert(&write.id);
+    }
+    for m in &plan.membership_adds[..shown(plan.membership_adds.len())] {
+        shown_ids.extend([&*m.group_id, &*m.member_id]);
+    }
+    for (g, m) in &plan.membership_removes[..shown(plan.membership_removes.len())] {
+        shown_ids.extend([g.as_str(), m.as_str()]);
+    }
+    let shown_id = |id: &str| shown_ids.contains(id);
     // The names records have in the target now, for renames.
     let before: HashMap<&str, &str> = current
         .users
@@ -168,118 +187,107 @@ fn preview(
                 .values()
                 .map(|g| (g.id.as_str(), g.name.as_str())),
         )
+        .filter(|(id, _)| shown_id(id))
         .collect();
     let update = |kind: &str, id: &str, now: &str| match before.get(id) {
         Some(old) if *old != now => format!("rename {kind} {old} → {now}"),
         _ => format!("update {kind} {now}"),
     };
-    // Target ids to names, for the membership lines.
-    let mut names: HashMap<&str, &str> = HashMap::new();
-    for user in current.users.values() {
-        names.insert(&user.id, &user.user_name);
-    }
-    for group in current.groups.values() {
-        names.insert(&group.id, &group.name);
-    }
-    // Managed groups another owner holds (a default group every connector's users join).
-    for group in named_groups.values() {
-        names.insert(&group.id, &group.name);
-    }
-    for write in plan.user_creates.iter().chain(&plan.user_updates) {
-        names.insert(&write.id, &write.record.user_name);
-    }
-    for write in plan
+    // Target ids to names, for the membership lines: as the target holds them, managed
+    // groups another owner holds (a default group every connector's users join), then as
+    // the plan writes them.
+    let user_writes = plan.user_creates.iter().chain(&plan.user_updates);
+    let group_writes = plan
         .group_creates
         .iter()
         .chain(&plan.group_updates)
-        .chain(&plan.managed_creates)
-    {
-        names.insert(&write.id, &write.record.name);
-    }
+        .chain(&plan.managed_creates);
+    let names: HashMap<&str, &str> = before
+        .iter()
+        .map(|(id, name)| (*id, *name))
+        .chain(
+            named_groups
+                .values()
+                .map(|g| (g.id.as_str(), g.name.as_str())),
+        )
+        .chain(user_writes.map(|w| (&*w.id, w.record.user_name.as_str())))
+        .chain(group_writes.map(|w| (&*w.id, w.record.name.as_str())))
+        .filter(|(id, _)| shown_id(id))
+        .collect();
     let name = |id: &str| -> String { names.get(id).map_or(id, |n| *n).to_string() };
-    let add = |lines: &mut Vec<String>, items: Vec<String>| {
-        let total = items.len();
-        lines.extend(items.into_iter().take(PREVIEW_PER_KIND));
-        if total > PREVIEW_PER_KIND {
-            lines.push(format!("  ... and {} more", total - PREVIEW_PER_KIND));
-        }
-    };
-    add(
+    push_first(
         &mut lines,
         plan.user_creates
             .iter()
-            .map(|w| format!("create user {}", w.record.user_name))
-            .collect(),
+            .map(|w| format!("create user {}", w.record.user_name)),
     );
-    add(
+    push_first(
         &mut lines,
         plan.user_updates
             .iter()
-            .map(|w| update("user", &w.id, &w.record.user_name))
-            .collect(),
+            .map(|w| update("user", &w.id, &w.record.user_name)),
     );
-    add(
+    push_first(
         &mut lines,
-        plan.user_removals
-            .iter()
-            .map(|r| {
-                format!(
-                    "{removal_verb} user {} (left the source or its filter)",
-                    r.name
-                )
-            })
-            .collect(),
+        plan.user_removals.iter().map(|r| {
+            format!(
+                "{removal_verb} user {} (left the source or its filter)",
+                r.name
+            )
+        }),
     );
-    add(
+    push_first(
         &mut lines,
         plan.group_creates
             .iter()
-            .map(|w| format!("create group {}", w.record.name))
-            .collect(),
+            .map(|w| format!("create group {}", w.record.name)),
     );
-    add(
+    push_first(
         &mut lines,
         plan.managed_creates
             .iter()
-            .map(|w| format!("create group {} (managed by the mapping)", w.record.name))
-            .collect(),
+            .map(|w| format!("create group {} (managed by the mapping)", w.record.name)),
     );
-    add(
+    push_first(
         &mut lines,
         plan.group_updates
             .iter()
-            .map(|w| update("group", &w.id, &w.record.name))
-            .collect(),
+            .map(|w| update("group", &w.id, &w.record.name)),
     );
-    add(
+    push_first(
         &mut lines,
         plan.group_deletes
             .iter()
-            .map(|r| format!("delete group {} (left the source or its filter)", r.name))
-            .collect(),
+            .map(|r| format!("delete group {} (left the source or its filter)", r.name)),
     );
-    add(
+    push_first(
         &mut lines,
-        plan.membership_adds
-            .iter()
-            .map(|m| {
-                format!(
-                    "add {} {} to group {}",
-                    m.kind.as_str(),
-                    name(&m.member_id),
-                    name(&m.group_id)
-                )
-            })
-            .collect(),
+        plan.membership_adds.iter().map(|m| {
+            format!(
+                "add {} {} to group {}",
+                m.kind.as_str(),
+                name(&m.member_id),
+                name(&m.group_id)
+            )
+        }),
     );
-    add(
+    push_first(
         &mut lines,
         plan.membership_removes
             .iter()
-            .map(|(g, m)| format!("remove {} from group {}", name(m), name(g)))
-            .collect(),
+            .map(|(g, m)| format!("remove {} from group {}", name(m), name(g))),
     );
     lines
+}
+
+/// Adds the first [`PREVIEW_PER_KIND`] of `items` to `lines`, and a line counting the
+/// rest. Only those are drawn: `items` maps each change to its line lazily.
+fn push_first(lines: &mut Vec<String>, items: impl ExactSizeIterator<Item = String>) {
+    let total = items.len();
+    lines.extend(items.take(PREVIEW_PER_KIND));
+    if total > PREVIEW_PER_KIND {
+        lines.push(format!("  ... and {} more", total - PREVIEW_PER_KIND));
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +434,22 @@ mod tests {
                 "remove unknown from group staff",
             ]
         );
+    }
+
+    #[test]
+    fn a_preview_draws_only_the_lines_it_shows() {
+        let drawn = std::cell::Cell::new(0);
+        let mut lines = Vec::new();
+        push_first(
+            &mut lines,
+            (0..1000).map(|i| {
+                drawn.set(drawn.get() + 1);
+                format!("line {i}")
+            }),
+        );
+        assert_eq!(drawn.get(), PREVIEW_PER_KIND);
+        assert_eq!(lines.len(), PREVIEW_PER_KIND + 1);
+        assert_eq!(lines[PREVIEW_PER_KIND], "  ... and 990 more");
     }
 
     #[test]
