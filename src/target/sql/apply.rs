@@ -256,15 +256,24 @@ pub async fn add_plan(
         batch.flush_if_large(conn).await?;
     }
     // In primary-key order, so that the inserts append to the key's b-tree instead of
-    // splitting pages all over it (a group's members come in the source's order).
-    let mut adds: Vec<&Membership> = plan.membership_adds.iter().collect();
-    adds.sort_unstable_by(|a, b| (&a.group_id, &a.member_id).cmp(&(&b.group_id, &b.member_id)));
+    // splitting pages all over it. The plan gives them so (`plan::build`); a list of
+    // references to sort was 40 MiB at five million memberships.
+    let sorted_copy: Vec<Membership>;
+    let adds = match plan.membership_adds.is_sorted_by(|a, b| primary_key(a) <= primary_key(b)) {
+        true => &plan.membership_adds,
+        false => {
+            let mut adds = plan.membership_adds.clone();
+            adds.sort_unstable_by(|a, b| primary_key(a).cmp(&primary_key(b)));
+            sorted_copy = adds;
+            &sorted_copy
+        }
+    };
     batch
         .insert_each(
             conn,
             "memberships (group_id, member_id, member_kind, connector, origin)",
             5,
-            &adds,
+            adds,
             |m, values| {
                 values.extend([
                     Val::Text(m.group_id.to_string()),
@@ -277,6 +286,11 @@ pub async fn add_plan(
         )
         .await?;
     Ok(())
+}
+
+/// A membership's primary key in the target.
+fn primary_key(m: &Membership) -> (&str, &str) {
+    (&m.group_id, &m.member_id)
 }
 
 /// Brings the stored effective memberships of the connector's groups to `wanted`: only
