@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::{MemberKind, content_hash, hash_text, name_key};
+use crate::model::{MemberKind, content_hash_value, hash_is, name_key};
 use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{
     Desired, Origin, PlannedUser, SkippedUser, TargetGroup, UserHead, UserRecords,
@@ -71,12 +71,13 @@ pub struct Conflict {
 }
 
 /// A record to write, with its target id (shared with the plan's memberships) and
-/// content hash.
+/// content hash (a number: as text, 32 bytes more a write at a million users; the target
+/// stores it as `model::hash_text` writes it).
 #[derive(Debug, Clone)]
 pub struct Write<T> {
     pub id: Arc<str>,
     pub record: T,
-    pub hash: String,
+    pub hash: u128,
 }
 
 /// A record that leaves the target (or is disabled).
@@ -277,7 +278,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         };
         let existing = current.users.get(&*head.external_id);
         let renamed = existing.is_some_and(|c| c.user_name_key != key);
-        let mut hash = hash_text(head.hash);
+        let mut hash = head.hash;
         let mut user = PlannedUser::spooled(head);
         if existing.is_none() || renamed {
             let holder = name_holder(foreign_users, &taken, "user", &key, &user.external_id);
@@ -293,13 +294,13 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                 // through under the name the user already has.
                 let mut record = records.record(&user)?;
                 record.user_name = c.user_name.clone();
-                hash = content_hash(&record);
+                hash = content_hash_value(&record);
                 user = PlannedUser::held(record);
             } else {
                 taken.insert(key, user.external_id.clone());
             }
         }
-        let held = existing.map(|c| (c.id.as_str(), c.content_hash != hash || c.removed));
+        let held = existing.map(|c| (c.id.as_str(), !hash_is(&c.content_hash, hash) || c.removed));
         let writes = (&mut plan.user_updates, &mut plan.user_creates);
         let external_id = user.external_id.clone();
         let id = place(writes, held, user, hash, |u| ctx.ids.user_id(u));
@@ -329,6 +330,9 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         .collect();
     removals.sort_by(|a, b| a.name.cmp(&b.name));
     plan.user_removals = removals;
+    // The users' names and heads are decided: their maps (a few hundred bytes a user at a
+    // million) are not held beside the memberships below.
+    drop((taken, keys, users, leaving));
 
     // Groups.
     let desired_group_ids: HashSet<String> = desired
@@ -381,8 +385,8 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                 group_taken.insert(key, group.external_id.clone());
             }
         }
-        let hash = content_hash(&group);
-        let held = existing.map(|c| (c.id.as_str(), c.content_hash != hash));
+        let hash = content_hash_value(&group);
+        let held = existing.map(|c| (c.id.as_str(), !hash_is(&c.content_hash, hash)));
         let writes = (&mut plan.group_updates, &mut plan.group_creates);
         let external_id = group.external_id.clone();
         let id = place(writes, held, group, hash, |g| ctx.ids.group_id(g));
@@ -430,19 +434,21 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
 
     // Mapping-managed groups: resolved by name to a managed group, or created. A name held
     // by a connector's group is a conflict: the mapping never writes into such a group.
-    let created: HashSet<&str> = plan
-        .user_creates
-        .iter()
-        .map(|w| &*w.record.external_id)
-        .collect();
     let mut grants: Vec<(String, &str, Origin)> = desired
         .managed
         .iter()
         .map(|g| (g.group.clone(), g.user.as_str(), Origin::Mapping))
         .collect();
-    for user in &created {
-        for group in &desired.default_on_create {
-            grants.push((group.clone(), user, Origin::Default));
+    if !desired.default_on_create.is_empty() {
+        let created: HashSet<&str> = plan
+            .user_creates
+            .iter()
+            .map(|w| &*w.record.external_id)
+            .collect();
+        for user in created {
+            for group in &desired.default_on_create {
+                grants.push((group.clone(), user, Origin::Default));
+            }
         }
     }
     let mut managed_ids: HashMap<String, Option<Arc<str>>> = HashMap::new();
@@ -487,7 +493,7 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
                     let id: Arc<str> = Arc::from(ctx.ids.group_id(&record));
                     plan.managed_creates.push(Write {
                         id: id.clone(),
-                        hash: content_hash(&group),
+                        hash: content_hash_value(&group),
                         record,
                     });
                     Some(id)
@@ -608,7 +614,7 @@ fn place<T>(
     (updates, creates): (&mut Vec<Write<T>>, &mut Vec<Write<T>>),
     held: Option<(&str, bool)>,
     record: T,
-    hash: String,
+    hash: u128,
     new_id: impl FnOnce(&T) -> String,
 ) -> Arc<str> {
     match held {

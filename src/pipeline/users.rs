@@ -209,7 +209,7 @@ impl UserRecords {
                 Ok(Write {
                     id: write.id.clone(),
                     record: self.record(&write.record)?,
-                    hash: write.hash.clone(),
+                    hash: write.hash,
                 })
             })
             .collect()
@@ -266,17 +266,17 @@ mod tests {
             Write {
                 id: "t2".into(),
                 record: PlannedUser::held(renamed.clone()),
-                hash: "h2".into(),
+                hash: 2,
             },
             Write {
                 id: "t1".into(),
                 record: PlannedUser::spooled(heads.remove(0)),
-                hash: "h1".into(),
+                hash: 1,
             },
         ];
         let loaded = records.load_writes(&writes).unwrap();
         assert_eq!(loaded[0].record, renamed);
-        assert_eq!((&*loaded[1].id, loaded[1].hash.as_str()), ("t1", "h1"));
+        assert_eq!((&*loaded[1].id, loaded[1].hash), ("t1", 1));
         assert_eq!(loaded[1].record, users[0]);
     }
 

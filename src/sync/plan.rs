@@ -379,7 +379,7 @@ mod tests {
             plan.user_creates.push(Write {
                 id: format!("new{i}").into(),
                 record: PlannedUser::held(target_user(&format!("n{i}"), &format!("user{i:02}"))),
-                hash: String::new(),
+                hash: 0,
             });
         }
         plan.group_creates.push(Write {
@@ -390,7 +390,7 @@ mod tests {
                 description: None,
                 attributes: Default::default(),
             },
-            hash: String::new(),
+            hash: 0,
         });
         plan.user_removals.push(Removal {
             already_disabled: false,
@@ -462,12 +462,12 @@ mod tests {
                 Write {
                     id: "u1".into(),
                     record: PlannedUser::held(target_user("1", "ann.lee")),
-                    hash: String::new(),
+                    hash: 0,
                 },
                 Write {
                     id: "u2".into(),
                     record: PlannedUser::held(target_user("2", "bob")),
-                    hash: String::new(),
+                    hash: 0,
                 },
             ],
             ..Plan::default()

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use crate::db::{
     Batch, Context, DbError, Val, now_text, param, placeholders, rows_per_statement, select_in,
 };
-use crate::model::name_key;
+use crate::model::{hash_text, name_key};
 use crate::pipeline::plan::{Effective, Membership, Plan, Write};
 use crate::pipeline::settings::OnRemove;
 use crate::pipeline::{TargetGroup, TargetUser};
@@ -118,7 +118,7 @@ async fn push_updates<R: Stored + Sync>(
         let mut values = Vec::with_capacity(columns.len() + 1);
         write.record.push_fields(&mut values);
         values.extend([
-            Val::Text(write.hash.clone()),
+            Val::Text(hash_text(write.hash)),
             Val::Text(now.to_string()),
             Val::Text(write.id.to_string()),
         ]);
@@ -155,7 +155,7 @@ async fn push_creates<R: Stored + Sync>(
             ]);
             write.record.push_fields(values);
             values.extend([
-                Val::Text(write.hash.clone()),
+                Val::Text(hash_text(write.hash)),
                 Val::Text(now.to_string()),
                 Val::Text(now.to_string()),
             ]);
@@ -259,7 +259,10 @@ pub async fn add_plan(
     // splitting pages all over it. The plan gives them so (`plan::build`); a list of
     // references to sort was 40 MiB at five million memberships.
     let sorted_copy: Vec<Membership>;
-    let adds = match plan.membership_adds.is_sorted_by(|a, b| primary_key(a) <= primary_key(b)) {
+    let adds = match plan
+        .membership_adds
+        .is_sorted_by(|a, b| primary_key(a) <= primary_key(b))
+    {
         true => &plan.membership_adds,
         false => {
             let mut adds = plan.membership_adds.clone();
