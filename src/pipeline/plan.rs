@@ -227,7 +227,10 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     };
     // Name key -> the external id holding it. The ids are shared with the users' heads
     // and writes (at a million users, copies here and in `user_ids` were about 100 MiB).
-    let mut taken: HashMap<String, Arc<str>> = HashMap::new();
+    // Both maps are sized for the desired users up front: grown by doubling, each held its
+    // old table beside the new one at its last growth, late in the loop below (at a
+    // million users, where a full run's memory peaks).
+    let mut taken: HashMap<String, Arc<str>> = HashMap::with_capacity(heads.len());
     // Users that leave keep their name when they are only disabled.
     for (ext, user) in &current.users {
         if desired.held_back.contains(ext) {
@@ -271,7 +274,8 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
     change_name.sort_unstable_by(|&a, &b| heads[a].external_id.cmp(&heads[b].external_id));
     plan.user_creates.reserve_exact(creates);
     let mut users: Vec<Option<UserHead>> = heads.into_iter().map(Some).collect();
-    let mut user_ids: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+    let mut user_ids: HashMap<Arc<str>, Arc<str>> =
+        HashMap::with_capacity(users.len() + desired.held_back.len());
     for i in keep_name.into_iter().chain(change_name) {
         let (Some(head), key) = (users[i].take(), std::mem::take(&mut keys[i])) else {
             continue;
