@@ -71,8 +71,8 @@ pub struct Conflict {
 }
 
 /// A record to write, with its target id (shared with the plan's memberships) and
-/// content hash (a number: as text, 32 bytes more a write at a million users; the target
-/// stores it as `model::hash_text` writes it).
+/// content hash (a number: as text it was an allocation per write; the target stores it
+/// as `model::hash_text` writes it).
 #[derive(Debug, Clone)]
 pub struct Write<T> {
     pub id: Arc<str>,
@@ -334,8 +334,8 @@ pub fn build(desired: Desired, current: &Current, ctx: &Context<'_>) -> std::io:
         .collect();
     removals.sort_by(|a, b| a.name.cmp(&b.name));
     plan.user_removals = removals;
-    // The users' names and heads are decided: their maps (a few hundred bytes a user at a
-    // million) are not held beside the memberships below.
+    // The users' names and heads are decided: their maps and lists are not held beside
+    // the memberships below.
     drop((taken, keys, users, leaving));
 
     // Groups.

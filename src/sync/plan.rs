@@ -147,9 +147,9 @@ fn managed_names(desired: &Desired) -> Vec<String> {
 }
 
 /// The first changes of each kind, in words. Only the lines shown are drawn, and only
-/// the names they show are looked up: a first run at a million users drew all five
-/// million membership lines (and a map of every record's name) to show ten, about 500 MiB
-/// at the run's peak (docs/PERFORMANCE.md).
+/// the names they show are looked up: drawing every line (five million membership lines
+/// at a million users) and mapping every record's name was a third of an initial sync's
+/// heap at its peak in a profile at 100,000 users (docs/PERFORMANCE.md).
 fn preview(
     plan: &Plan,
     current: &Current,
