@@ -126,12 +126,6 @@ pub fn hash_is(stored: &str, hash: u128) -> bool {
     stored.len() == 32 && u128::from_str_radix(stored, 16) == Ok(hash)
 }
 
-/// The content hash of a record already serialised (`content_hash` of the record is this
-/// of its JSON).
-pub fn hash_bytes(json: &[u8]) -> String {
-    hash_text(hash_value(json))
-}
-
 /// The content hash of a record already serialised, as a number (what [`hash_text`]
 /// writes out): for holding many of them compactly.
 pub fn hash_value(json: &[u8]) -> u128 {

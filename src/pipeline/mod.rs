@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&held).unwrap(), with_map);
         assert_eq!(
             content_hash(&held),
-            crate::model::hash_bytes(with_map.as_bytes())
+            crate::model::hash_text(crate::model::hash_value(with_map.as_bytes()))
         );
         assert_eq!(held.attributes.as_str(), Value::Object(map).to_string());
         assert_eq!(Attributes::default().as_str(), "{}");

@@ -160,19 +160,18 @@ fn preview(
         Some(OnRemove::Delete) => "delete",
         _ => "disable",
     };
-    let shown = |len: usize| len.min(PREVIEW_PER_KIND);
     // The target ids the lines name.
     let mut shown_ids: HashSet<&str> = HashSet::new();
-    for write in &plan.user_updates[..shown(plan.user_updates.len())] {
+    for write in plan.user_updates.iter().take(PREVIEW_PER_KIND) {
         shown_ids.insert(&write.id);
     }
-    for write in &plan.group_updates[..shown(plan.group_updates.len())] {
+    for write in plan.group_updates.iter().take(PREVIEW_PER_KIND) {
         shown_ids.insert(&write.id);
     }
-    for m in &plan.membership_adds[..shown(plan.membership_adds.len())] {
+    for m in plan.membership_adds.iter().take(PREVIEW_PER_KIND) {
         shown_ids.extend([&*m.group_id, &*m.member_id]);
     }
-    for (g, m) in &plan.membership_removes[..shown(plan.membership_removes.len())] {
+    for (g, m) in plan.membership_removes.iter().take(PREVIEW_PER_KIND) {
         shown_ids.extend([g.as_str(), m.as_str()]);
     }
     let shown_id = |id: &str| shown_ids.contains(id);
