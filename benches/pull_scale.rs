@@ -7,9 +7,13 @@
 //! and syncs again: a delta-capable connector reads only what changed.
 //!
 //! `cargo bench --bench pull_scale` at 100,000 users; `-- --quick` and `-- --million` as
-//! in `sync_scale` (`idsync_testkit::sizes`; the fakes' groups are not nested, so the
-//! nesting depth does not apply here); IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS override
-//! each figure, IDSYNC_BENCH_PROVIDERS=keycloak,... picks providers.
+//! in `sync_scale` (`idsync_testkit::sizes`): with a nesting depth (both presets, or
+//! IDSYNC_BENCH_NESTING_DEPTH) the fakes serve the same chains of nested groups with
+//! cycles as the file snapshot (`snapshot::nesting`), each in its provider's form (Google
+//! holds groups as members, cycles included; Keycloak's subgroups are a tree, so its fake
+//! leaves out each chain's closing edge); without one, the generated directory's single
+//! three-group cycle. IDSYNC_BENCH_USERS, _GROUPS, _MEMBERSHIPS override each figure,
+//! IDSYNC_BENCH_PROVIDERS=keycloak,... picks providers.
 
 // Test code may unwrap and panic: a failure is the test's answer ([lints] in Cargo.toml
 // denies both in production code).
@@ -21,9 +25,10 @@ use std::time::Instant;
 use idsync::config::{MappingConfig, OnRemove};
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, NoProgress, RunOptions};
-use idsync_testkit::conformance::{Directory, FakeProvider, Knobs, StartFake};
+use idsync_testkit::conformance::{Directory, FakeMember, FakeProvider, Knobs, StartFake};
 use idsync_testkit::memory::{PhaseTimer, reset_peak_memory, resident_memory_mib};
 use idsync_testkit::sizes::Sizes;
+use idsync_testkit::snapshot::nesting;
 use idsync_testkit::{fake_azure, fake_google, fake_keycloak, fake_okta};
 
 /// Measures what ships: the allocator of the `idsync` binary (see `idsync::Allocator`).
@@ -212,11 +217,24 @@ fn main() {
     let sizes = Sizes::from_args_and_env();
     let (users, groups, memberships) = (sizes.users, sizes.groups, sizes.memberships);
     let per_group = (memberships / groups.max(1)).max(1);
-    let dir = Directory::generated(users, groups, per_group);
+    let mut dir = Directory::generated(users, groups, per_group);
+    if sizes.nesting_depth.is_some() {
+        dir.nest(&nesting(groups, sizes.nesting_depth));
+    }
+    let nested = dir
+        .groups
+        .iter()
+        .flat_map(|g| &g.members)
+        .filter(|m| matches!(m, FakeMember::Group(_)))
+        .count();
     println!(
-        "pull_scale {}: {users} users, {groups} groups, {} memberships",
+        "pull_scale {}: {users} users, {groups} groups, {} memberships, {nested} nested groups \
+         (chains {} deep)",
         sizes.preset,
-        groups * per_group
+        groups * per_group,
+        sizes
+            .nesting_depth
+            .map_or_else(|| "3".to_string(), |d| d.to_string())
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread()

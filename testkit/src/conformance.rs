@@ -122,6 +122,24 @@ impl Directory {
         self.users.iter().find(|u| u.id == id)
     }
 
+    /// Adds the nesting `nested` describes (group index -> indexes of the groups it holds,
+    /// as [`crate::snapshot::nesting`] draws it), leaving out what a group already holds:
+    /// the benches' deep chains with cycles, served in each provider's form (a fake whose
+    /// provider cannot hold a cycle, Keycloak's tree, drops the closing edge itself).
+    pub fn nest(&mut self, nested: &[Vec<usize>]) {
+        for (g, children) in nested.iter().enumerate() {
+            for &child in children {
+                let (Some(_), Some(held)) = (self.groups.get(g), self.groups.get(child)) else {
+                    continue;
+                };
+                let member = FakeMember::Group(held.id.clone());
+                if !self.groups[g].members.contains(&member) {
+                    self.groups[g].members.push(member);
+                }
+            }
+        }
+    }
+
     /// A hundred changes, as the incremental-read tests make them: 50 active users get a
     /// new given name (`Renamed {id}`), and groups 10 to 59 each gain one active user who
     /// was not their member. Needs a generated directory of at least 3,550 active users
@@ -330,5 +348,32 @@ impl std::ops::Deref for IndexedDirectory {
     type Target = Directory;
     fn deref(&self) -> &Directory {
         &self.directory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(dir: &Directory, g: usize) -> Vec<&str> {
+        dir.groups[g]
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                FakeMember::Group(id) => Some(id.as_str()),
+                FakeMember::User(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nesting_adds_each_edge_once_and_skips_groups_that_do_not_exist() {
+        // The generated directory already nests 0 -> 1 -> 2 -> 0.
+        let mut dir = Directory::generated(10, 4, 2);
+        dir.nest(&[vec![1], vec![2, 3], vec![], vec![0, 9]]);
+        assert_eq!(held(&dir, 0), vec!["00g00001"]);
+        assert_eq!(held(&dir, 1), vec!["00g00002", "00g00003"]);
+        assert_eq!(held(&dir, 2), vec!["00g00000"]);
+        assert_eq!(held(&dir, 3), vec!["00g00000"]);
     }
 }
