@@ -228,13 +228,14 @@ fn main() {
         .filter(|m| matches!(m, FakeMember::Group(_)))
         .count();
     println!(
-        "pull_scale {}: {users} users, {groups} groups, {} memberships, {nested} nested groups \
-         (chains {} deep)",
+        "pull_scale {}: {users} users, {groups} groups, {} memberships, {nested} group-in-group \
+         memberships ({})",
         sizes.preset,
         groups * per_group,
-        sizes
-            .nesting_depth
-            .map_or_else(|| "3".to_string(), |d| d.to_string())
+        sizes.nesting_depth.map_or_else(
+            || "one three-group cycle".to_string(),
+            |d| format!("chains {d} deep, every second one a cycle")
+        )
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread()
