@@ -30,6 +30,7 @@ use idsync::config::{FileFormat, MappingConfig, OnRemove};
 use idsync::connectors::file::FileConnector;
 use idsync::db::{Db, Val, insert_rows};
 use idsync::sync::{self, RunOptions, RunReport};
+use idsync_testkit::floor;
 use idsync_testkit::memory::{PhaseTimer, peak_memory_mib, reset_peak_memory};
 use idsync_testkit::sizes::Sizes;
 use idsync_testkit::snapshot::{memberships, nesting, write_snapshot_renaming};
@@ -125,7 +126,7 @@ async fn postgres_transports(snapshot: &Path, mapping: &MappingConfig) {
             if transport == "TCP" {
                 let floor_name = format!("idsync_bench_floor_{round}");
                 let floor_db = fresh_postgres(url, &floor_name).await;
-                let floor_secs = same_rows_floor(&db, &floor_db).await;
+                let floor_secs = floor::same_rows(&db, &floor_db).await;
                 println!(
                     "floor, PostgreSQL over TCP (the same rows): {floor_secs:>7.2} s  \
                      (initial sync {:.2}x floor)",
@@ -151,99 +152,6 @@ async fn postgres_transports(snapshot: &Path, mapping: &MappingConfig) {
         "PostgreSQL initial sync, TCP / socket: {:.2}x (mean of 2 alternated runs each)",
         mean("TCP") / mean("socket")
     );
-}
-
-/// The columns of each target table a sync writes: `active` is a boolean (INTEGER on
-/// SQLite), every other column (nullable) text.
-const TARGET_TABLES: [(&str, &[&str]); 3] = [
-    (
-        "users",
-        &[
-            "id",
-            "connector",
-            "external_id",
-            "user_name",
-            "user_name_key",
-            "display_name",
-            "given_name",
-            "family_name",
-            "email",
-            "active",
-            "attributes",
-            "content_hash",
-            "created_at",
-            "updated_at",
-            "removed_at",
-        ],
-    ),
-    (
-        "groups",
-        &[
-            "id",
-            "connector",
-            "external_id",
-            "name",
-            "name_key",
-            "description",
-            "attributes",
-            "content_hash",
-            "created_at",
-            "updated_at",
-        ],
-    ),
-    (
-        "memberships",
-        &[
-            "group_id",
-            "member_id",
-            "member_kind",
-            "connector",
-            "origin",
-        ],
-    ),
-];
-
-/// The floor as the issue defines it: the very rows the initial sync wrote into `synced`
-/// (users, groups, memberships; every column, in primary-key order), read back and then
-/// inserted plainly into the empty `fresh` database in one transaction. Returns the
-/// insert's seconds (the read is not timed).
-async fn same_rows_floor(synced: &Db, fresh: &Db) -> f64 {
-    let mut tables = Vec::new();
-    for (table, columns) in TARGET_TABLES {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM {table} ORDER BY 1, 2",
-            columns.join(", ")
-        )))
-        .fetch_all(synced.pool())
-        .await
-        .unwrap();
-        let mut values = Vec::with_capacity(rows.len() * columns.len());
-        for row in &rows {
-            for column in columns.iter() {
-                values.push(match *column {
-                    "active" => Val::Bool(idsync::db::get_bool(row, column).unwrap()),
-                    _ => Val::OptText(sqlx::Row::try_get(row, *column).unwrap()),
-                });
-            }
-        }
-        tables.push((table, columns, values));
-    }
-    let start = Instant::now();
-    let mut tx = fresh.begin_write().await.unwrap();
-    for (table, columns, values) in tables {
-        insert_rows(
-            tx.conn(),
-            &format!("{table} ({})", columns.join(", ")),
-            "",
-            columns.len(),
-            values,
-            "floor rows",
-        )
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
-    start.elapsed().as_secs_f64()
 }
 
 /// The earlier floor (kept to compare with figures recorded before the same-rows floor):
@@ -414,7 +322,7 @@ fn main() {
             let db = fresh_db(dir.path(), &format!("target-{round}")).await;
             let (secs, mem, report) = timed_sync(&db, &snapshot, &mapping).await;
             let same_db = fresh_db(dir.path(), &format!("floor-same-rows-{round}")).await;
-            let same_secs = same_rows_floor(&db, &same_db).await;
+            let same_secs = floor::same_rows(&db, &same_db).await;
             same_db.close().await;
             println!("floor (the same rows the sync wrote): {same_secs:>7.2} s");
             println!(

@@ -129,12 +129,15 @@ impl Directory {
     pub fn nest(&mut self, nested: &[Vec<usize>]) {
         for (g, children) in nested.iter().enumerate() {
             for &child in children {
-                let (Some(_), Some(held)) = (self.groups.get(g), self.groups.get(child)) else {
+                let Some(member) = self.groups.get(child).map(|c| FakeMember::Group(c.id.clone()))
+                else {
                     continue;
                 };
-                let member = FakeMember::Group(held.id.clone());
-                if !self.groups[g].members.contains(&member) {
-                    self.groups[g].members.push(member);
+                let Some(holder) = self.groups.get_mut(g) else {
+                    continue;
+                };
+                if !holder.members.contains(&member) {
+                    holder.members.push(member);
                 }
             }
         }
@@ -269,6 +272,11 @@ pub trait FakeProvider: Send + Sync {
     /// `Authorization` header it carried, so a benchmark can replay them as a plain fetch.
     fn served(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// The request rate [`FakeProvider::default_connector`] holds itself to, where its
+    /// settings set one (a benchmark's plain fetch is paced the same).
+    fn requests_per_second(&self) -> Option<std::num::NonZeroU32> {
+        None
     }
 }
 

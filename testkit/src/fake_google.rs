@@ -347,6 +347,10 @@ impl FakeProvider for FakeGoogle {
         Box::new(FakeGoogle::connector_for(&self.settings()))
     }
 
+    fn requests_per_second(&self) -> Option<NonZeroU32> {
+        self.settings().requests_per_second
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             requests: self.shared.requests.load(Ordering::SeqCst),
