@@ -129,7 +129,10 @@ impl Directory {
     pub fn nest(&mut self, nested: &[Vec<usize>]) {
         for (g, children) in nested.iter().enumerate() {
             for &child in children {
-                let Some(member) = self.groups.get(child).map(|c| FakeMember::Group(c.id.clone()))
+                let Some(member) = self
+                    .groups
+                    .get(child)
+                    .map(|c| FakeMember::Group(c.id.clone()))
                 else {
                     continue;
                 };
