@@ -176,12 +176,6 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
     let served = fake.served();
     let rate = fake.requests_per_second();
     let fetch = fetch_floor(&served, rate).await;
-    if let Some(rate) = rate {
-        println!(
-            "           the connector is held to {rate} requests/s (the fake's settings); the \
-             fetch floor is paced the same"
-        );
-    }
     let floor_db = fresh_db(tmp, &format!("{kind}-floor")).await;
     let write = floor::same_rows(&db, &floor_db).await;
     let synthetic_db = fresh_db(tmp, &format!("{kind}-synthetic")).await;
@@ -194,6 +188,12 @@ async fn bench(kind: &str, start: StartFake, dir: &Directory, tmp: &std::path::P
         secs / (fetch + write),
         2.0 * (fetch + write)
     );
+    if let Some(rate) = rate {
+        println!(
+            "           the connector is held to {rate} requests/s (the fake's settings); the \
+             fetch floor is paced the same"
+        );
+    }
     println!(
         "           against the earlier synthetic write floor ({synthetic:.2} s, short rows, \
          no attributes): ratio {:.2}x",
