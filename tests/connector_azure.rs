@@ -911,3 +911,87 @@ async fn a_disabled_connector_without_its_secret_refuses_to_start() {
         "cannot read azure.client_secret: environment variable `X` is not set"
     );
 }
+
+/// A Graph that answers one scripted initial delta round: the users round sends `ada`
+/// twice (renamed in between) and removes `bob`, whom it sent on the first page, as a
+/// round may when the directory changes while it is read ("the same resource may appear
+/// more than once"; <https://learn.microsoft.com/graph/delta-query-overview>). Serves
+/// the token, two users pages and one groups page on loopback.
+async fn graph_repeating_in_its_initial_round() -> String {
+    use axum::extract::{Query, State};
+    use axum::routing::{get, post};
+
+    async fn users(
+        State(base): State<String>,
+        Query(query): Query<std::collections::HashMap<String, String>>,
+    ) -> axum::Json<serde_json::Value> {
+        let user = |id: &str, name: &str| {
+            json!({"id": id, "userPrincipalName": format!("{id}@example.com"),
+                   "displayName": name, "accountEnabled": true})
+        };
+        axum::Json(match query.get("$skiptoken").map(String::as_str) {
+            None => json!({
+                "value": [user("ada", "Ada Lovelace"), user("bob", "Bob"), user("cy", "Cy")],
+                "@odata.nextLink": format!("{base}/v1.0/users/delta?$skiptoken=2"),
+            }),
+            Some(_) => json!({
+                "value": [user("ada", "Ada King"),
+                          {"id": "bob", "@removed": {"reason": "changed"}}],
+                "@odata.deltaLink": format!("{base}/v1.0/users/delta?$deltatoken=u1"),
+            }),
+        })
+    }
+    async fn groups(State(base): State<String>) -> axum::Json<serde_json::Value> {
+        let member = |id: &str| json!({"@odata.type": "#microsoft.graph.user", "id": id});
+        axum::Json(json!({
+            "value": [{"id": "g1", "displayName": "Staff",
+                       "members@delta": [member("ada"), member("bob"), member("cy")]}],
+            "@odata.deltaLink": format!("{base}/v1.0/groups/delta?$deltatoken=g1"),
+        }))
+    }
+    async fn token() -> axum::Json<serde_json::Value> {
+        axum::Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": "t"}))
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/tenant/oauth2/v2.0/token", post(token))
+        .route("/v1.0/users/delta", get(users))
+        .route("/v1.0/groups/delta", get(groups))
+        .with_state(base.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn an_initial_round_that_repeats_a_user_and_removes_one_syncs_the_last_state() {
+    let base = graph_repeating_in_its_initial_round().await;
+    let mut settings = AzureSettings::new(
+        "tenant",
+        "client",
+        idsync::config::AzureCredential::Secret(idsync::config::SecretString::new("secret")),
+    );
+    settings.token_url = format!("{base}/tenant/oauth2/v2.0/token");
+    settings.graph_url = base;
+    settings.allow_insecure_http = true;
+    let connector = AzureConnector::new(&settings).unwrap();
+    let db = sqlite().await;
+
+    let report = run(&db, &connector).await;
+
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.read_mode, Some("full"));
+    let (users, groups) = target(&db).await;
+    assert_eq!(
+        users,
+        vec![
+            ("ada@example.com".into(), true, Some("Ada King".into())),
+            ("cy@example.com".into(), true, Some("Cy".into())),
+        ]
+    );
+    assert_eq!(
+        groups["Staff"],
+        vec!["user:ada@example.com", "user:cy@example.com"]
+    );
+}

@@ -57,12 +57,19 @@ impl<T> Batcher<T> {
         Ok(())
     }
 
-    /// Hands what is left (if anything) to `sink`.
-    pub async fn finish(self, sink: &mut dyn BatchSink) -> Result<(), SinkError> {
+    /// Hands what is held (if anything) to `sink` now: before a batch of another kind
+    /// that must come after these records (a removal of one of them).
+    pub async fn flush(&mut self, sink: &mut dyn BatchSink) -> Result<(), SinkError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        sink.accept((self.wrap)(self.buffer)).await
+        sink.accept((self.wrap)(std::mem::take(&mut self.buffer)))
+            .await
+    }
+
+    /// Hands what is left (if anything) to `sink`.
+    pub async fn finish(mut self, sink: &mut dyn BatchSink) -> Result<(), SinkError> {
+        self.flush(sink).await
     }
 }
 

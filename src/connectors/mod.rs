@@ -113,6 +113,12 @@ impl ReadSummary {
 #[async_trait]
 pub trait BatchSink: Send {
     async fn accept(&mut self, batch: SourceBatch) -> Result<(), SinkError>;
+
+    /// Says, before the first batch, that this read may send a record more than once even
+    /// when it is a full read (Graph's initial delta round may: the last occurrence wins,
+    /// and a removal sent after a record removes it, as in any delta). Without it an id
+    /// sent twice fails a full read. A sink that forwards batches forwards this too.
+    fn allow_repeats(&mut self) {}
 }
 
 /// The sink refused a batch (for example a duplicate external id in one snapshot).

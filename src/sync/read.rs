@@ -91,6 +91,10 @@ struct CountingSink<'a> {
 
 #[async_trait::async_trait]
 impl BatchSink for CountingSink<'_> {
+    fn allow_repeats(&mut self) {
+        self.inner.allow_repeats();
+    }
+
     async fn accept(&mut self, batch: SourceBatch) -> Result<(), SinkError> {
         self.inner.accept(batch).await?;
         self.progress.records_read(self.inner.records_read);

@@ -345,18 +345,28 @@ impl AzureConnector {
         self.pager(format!("{}/{path}", self.api), query, (false, false), step)
     }
 
-    /// One delta round from `url` (a stored deltaLink, or a delta function with its
-    /// `query`): each object with an id goes to `each`, in order; the round's new
-    /// deltaLink. `minimal` asks for changed properties only.
-    pub(super) async fn delta_round(
+    /// The pages of one delta round from `url` (a stored deltaLink, or a delta function
+    /// with its `query`); [`Pager::delta_link`] is the round's new deltaLink after the
+    /// last page. `minimal` asks for changed properties only.
+    pub(super) fn delta_pager(
         &self,
         (url, query): (String, Vec<(&'static str, String)>),
         minimal: bool,
         step: (&str, &'static str),
+    ) -> Pager<'_> {
+        self.pager(url, query, (true, minimal), (step.0.to_string(), step.1))
+    }
+
+    /// One delta round (see [`AzureConnector::delta_pager`]): each object with an id goes
+    /// to `each`, in order; the round's new deltaLink.
+    pub(super) async fn delta_round(
+        &self,
+        start: (String, Vec<(&'static str, String)>),
+        minimal: bool,
+        step: (&str, &'static str),
         mut each: impl FnMut(String, Value),
     ) -> Result<String, ConnectorError> {
-        let step = (step.0.to_string(), step.1);
-        let mut pager = self.pager(url, query, (true, minimal), step);
+        let mut pager = self.delta_pager(start, minimal, step);
         while let Some(items) = pager.next_page().await? {
             for item in items {
                 let Some(id) = id_of(&item) else { continue };

@@ -49,8 +49,10 @@ pub use assertion::{AssertionSigner, thumbprint_sha1, thumbprint_sha256};
 use super::batch::Batcher;
 use super::http::{HttpClient, OAuthClientCredentials, TokenSource};
 use super::probe::token_then_listings;
-use super::{BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary};
-use crate::model::{MemberKind, MemberRef, SourceUser};
+use super::{
+    BatchSink, ConnectorError, Diagnosis, PullConnector, ReadMode, ReadSummary, SourceBatch,
+};
+use crate::model::{MemberKind, MemberRef};
 use client::*;
 use delta::*;
 use records::{attributes, has_properties, id_of, is_guest, is_removed, member_ref, to_group};
@@ -163,29 +165,44 @@ impl AzureConnector {
         sink: &mut dyn BatchSink,
         started: DateTime<Utc>,
     ) -> Result<ReadSummary, ConnectorError> {
-        let mut users: Ordered<String, SourceUser> = Ordered::default();
-        let users_link = self
-            .delta_round(
-                (
-                    format!("{}/users/delta", self.api),
-                    vec![("$select", self.user_select.clone())],
-                ),
-                false,
-                ("reading users (initial delta round)", USERS_PERMISSION),
-                |id, item| {
-                    if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
-                        users.remove(&id);
-                    } else if let Some(user) = records::to_user(item) {
-                        users.set(id, user);
-                    }
-                },
-            )
-            .await?;
-        let user_ids: HashSet<String> = users.index.keys().cloned().collect();
+        // Users go to the sink as they come, not held until the round ends (at 100,000
+        // users that held about 400 MiB): the round may send a user again (the last
+        // occurrence wins) or remove one it sent, which the sink resolves in order.
+        sink.allow_repeats();
+        let mut user_ids: HashSet<String> = HashSet::new();
         let mut batch = Batcher::users();
-        for (_, user) in users.into_iter() {
-            batch.push(user, sink).await?;
+        let mut pager = self.delta_pager(
+            (
+                format!("{}/users/delta", self.api),
+                vec![("$select", self.user_select.clone())],
+            ),
+            false,
+            ("reading users (initial delta round)", USERS_PERMISSION),
+        );
+        while let Some(items) = pager.next_page().await? {
+            let mut gone = Vec::new();
+            for item in items {
+                let Some(id) = id_of(&item) else { continue };
+                if is_removed(&item) || (!self.include_guests && is_guest(&item)) {
+                    if user_ids.remove(&id) {
+                        gone.push(id);
+                    }
+                } else if let Some(user) = records::to_user(item) {
+                    user_ids.insert(id);
+                    batch.push(user, sink).await?;
+                }
+            }
+            if !gone.is_empty() {
+                // The removal follows the records it removes.
+                batch.flush(sink).await?;
+                sink.accept(SourceBatch::Removed {
+                    users: gone,
+                    groups: Vec::new(),
+                })
+                .await?;
+            }
         }
+        let users_link = pager.delta_link()?;
         batch.finish(sink).await?;
 
         let mut groups: Ordered<String, PendingGroup> = Ordered::default();

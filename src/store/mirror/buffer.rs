@@ -1,6 +1,7 @@
 //! Collects what a connector read during one run, checking the batches as they arrive:
-//! duplicate external ids in one full snapshot are an error (in a delta, where an API may
-//! send an object twice, the last occurrence wins, and a removal after an update removes);
+//! duplicate external ids in one full snapshot are an error (in a delta, or a full read
+//! whose connector allows repeats, where an API may send an object twice, the last
+//! occurrence wins, and a removal after an update removes);
 //! a group listing itself, and members that reference records the read never produced, are
 //! warnings (given as the merge reads the groups back).
 //!
@@ -59,6 +60,8 @@ pub struct ReadBuffer {
     pub present_groups: Option<HashSet<String>>,
     /// The first id sent twice, if any.
     duplicate: Option<String>,
+    /// The connector said its read may repeat records ([`BatchSink::allow_repeats`]).
+    repeats_allowed: bool,
     pub records_read: u64,
 }
 
@@ -84,6 +87,7 @@ impl ReadBuffer {
             present_users: None,
             present_groups: None,
             duplicate: None,
+            repeats_allowed: false,
             records_read: 0,
         }
     }
@@ -104,10 +108,12 @@ impl ReadBuffer {
     }
 
     /// Checks the read once it is complete: for a full read, an id sent twice fails the
-    /// read. Records removed later in a delta than they were sent are dropped. Members
-    /// are checked as the merge reads the groups back ([`Drain::group`]).
+    /// read, unless the connector allowed repeats. Records removed later in the read than
+    /// they were sent are dropped, and no longer count as records of the read. Members are
+    /// checked as the merge reads the groups back ([`Drain::group`]).
     pub fn finish(&mut self, mode: ReadMode) -> Result<(), SinkError> {
         if mode == ReadMode::Full
+            && !self.repeats_allowed
             && let Some(id) = &self.duplicate
         {
             return Err(SinkError(format!("duplicate id {id:?} in one snapshot")));
@@ -118,6 +124,11 @@ impl ReadBuffer {
                 records
                     .read
                     .retain(|r| !removed.contains(r.external_id.as_ref()));
+                // What is left of `positions` only says which ids the read holds (a
+                // group's members are checked against it).
+                records
+                    .positions
+                    .retain(|id, _| !removed.contains(id.as_ref()));
             }
         }
         Ok(())
@@ -291,6 +302,10 @@ impl Records {
 
 #[async_trait]
 impl BatchSink for ReadBuffer {
+    fn allow_repeats(&mut self) {
+        self.repeats_allowed = true;
+    }
+
     async fn accept(&mut self, batch: SourceBatch) -> Result<(), SinkError> {
         let n = batch.len();
         match batch {
@@ -489,6 +504,44 @@ pub(super) mod tests {
             .collect();
         assert_eq!(names, vec!["second@example.com", "u3@example.com"]);
         assert_eq!(read.removed_users, vec!["u2".to_string()]);
+    }
+
+    /// Graph's initial delta round is a full read that may repeat a record: allowed, the
+    /// last occurrence wins and a later removal removes, and a removed user is no longer
+    /// a member any group may name.
+    #[tokio::test]
+    async fn a_full_read_that_allows_repeats_keeps_the_last_occurrence() {
+        let mut renamed = user("u1");
+        renamed.user_name = "second@example.com".into();
+        let mut buffer = ReadBuffer::new();
+        buffer.allow_repeats();
+        for batch in [
+            SourceBatch::Users(vec![user("u1"), user("u2")]),
+            SourceBatch::Users(vec![renamed]),
+            SourceBatch::Removed {
+                users: vec!["u2".into()],
+                groups: vec![],
+            },
+            SourceBatch::Groups(vec![group(
+                "g1",
+                vec![MemberRef::user("u1"), MemberRef::user("u2")],
+            )]),
+        ] {
+            buffer.accept(batch).await.unwrap();
+        }
+        buffer.finish(ReadMode::Full).unwrap();
+        let mut read = buffer.drain(ReadMode::Full).unwrap();
+        let names: Vec<String> = std::mem::take(&mut read.users)
+            .iter()
+            .map(|u| read.user(u).unwrap().0.user_name)
+            .collect();
+        assert_eq!(names, vec!["second@example.com"]);
+        assert_eq!(read.removed_users, vec!["u2".to_string()]);
+        let groups = std::mem::take(&mut read.groups);
+        let mut warnings = Vec::new();
+        let g1 = read.group(&groups[0], &mut warnings).unwrap();
+        assert_eq!(g1.members, vec![MemberRef::user("u1")]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[tokio::test]
